@@ -1,0 +1,32 @@
+# The two commands the README opens with: `make run` and `make test`.
+.PHONY: run test check lint typecheck unit setup setup-test clean
+
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+## Set everything up and start chinwag.
+run: setup
+	@$(BIN)/chinwag $(ARGS)
+
+## Set everything up and run the whole suite: lint, format check, types, tests.
+test: setup-test
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup-test
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: setup-test
+	@$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) tests/interop/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,4 @@
+"""Persistence: SQLCipher profile databases and archive backends.
+
+Imports nothing from chat/ or ui/.
+"""

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chat.config import (
+    DEFAULT_CLUSTER_ID,
+    DEFAULT_SHARDS,
+    load_config,
+    parse_config_text,
+    validate_profile_name,
+)
+from chat.errors import ConfigError
+
+
+def test_defaults_follow_platformdirs(isolated_dirs: Path) -> None:
+    cfg = load_config()
+    assert cfg.config_file == isolated_dirs / "config" / "chinwag" / "config.toml"
+    assert cfg.data_dir == isolated_dirs / "data" / "chinwag"
+    assert cfg.profile == "default"
+    assert cfg.profile_dir == cfg.data_dir / "profiles" / "default"
+    assert cfg.network.cluster_id == DEFAULT_CLUSTER_ID
+    assert cfg.network.shards == DEFAULT_SHARDS
+
+
+def test_file_values_are_used_and_cli_values_win(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(
+        'profile = "alice"\nlog_level = "debug"\ndata_dir = "%s"\n'
+        "[network]\ncluster_id = 7\nshards = [3, 4]\npeers = ['/ip4/127.0.0.1/tcp/1']\n"
+        "[notifications]\nbell = false\n" % (tmp_path / "d")
+    )
+    cfg = load_config(config_file=cfg_file)
+    assert (cfg.profile, cfg.log_level, cfg.data_dir) == ("alice", "DEBUG", tmp_path / "d")
+    assert cfg.network.cluster_id == 7 and cfg.network.shards == (3, 4)
+    assert cfg.network.peers == ("/ip4/127.0.0.1/tcp/1",)
+    assert cfg.notify_bell is False
+    override = load_config(
+        config_file=cfg_file, data_dir=tmp_path / "x", profile="bob", log_level="error"
+    )
+    assert (override.profile, override.log_level, override.data_dir) == (
+        "bob",
+        "ERROR",
+        tmp_path / "x",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("log_levl = 'INFO'", "unknown setting"),
+        ("[network]\ncluster_id = 70000", "between 0 and 65535"),
+        ("[network]\ncluster_id = true", "whole number"),
+        ("[network]\nshards = [1024]", "0-1023"),
+        ("[network]\npeers = [1]", "multiaddr strings"),
+        ("log_level = 'LOUD'", "log level must be"),
+        ("profile = '../etc'", "not a valid profile name"),
+        ("this is = not toml =", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_a_plain_error(text: str, fragment: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        parse_config_text(text, config_file=tmp_path / "c.toml", data_dir=tmp_path)
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(config_file=tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "-x", "x" * 65, "a b"])
+def test_profile_names_that_are_not_portable_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError):
+        validate_profile_name(name)
+
+
+@pytest.mark.parametrize("name", ["default", "alice", "Bob_2", "work.laptop", "a" * 64])
+def test_profile_names_accepted(name: str) -> None:
+    assert validate_profile_name(name) == name

@@ -1,5 +1,5 @@
 # The two commands the README opens with: `make run` and `make test`.
-.PHONY: run test check lint typecheck unit setup setup-test clean
+.PHONY: run test lint typecheck setup setup-test clean proto
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -30,3 +30,7 @@ typecheck: setup-test
 
 clean:
 	rm -rf $(VENV) tests/interop/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+## Regenerate the protobuf modules after editing a .proto file.
+proto: setup-test
+	@scripts/gen_proto.sh

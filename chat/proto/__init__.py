@@ -1,0 +1,1 @@
+"""chinwag's own payload formats (protobuf). Generated *_pb2 modules sit beside the .proto files."""

@@ -76,17 +76,24 @@ if [ "$installed" != "$stamp test" ] && { [ $want_test -eq 1 ] || [ "$installed"
   fi
 fi
 
-# 4. The Node.js interop harness (tests only), exactly as the lockfile says.
-if [ $want_test -eq 1 ] && [ -f tests/interop/package-lock.json ]; then
-  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
-    die "the interop tests need Node.js >= 20 and npm. On Debian/Ubuntu: sudo apt-get install nodejs npm; on macOS: brew install node"
-  node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' ||
-    die "the interop tests need Node.js >= 20 (found $(node --version))"
-  lock_hash=$(sha256sum tests/interop/package-lock.json 2>/dev/null | cut -d' ' -f1 || shasum -a 256 tests/interop/package-lock.json | cut -d' ' -f1)
-  if [ "$(cat tests/interop/node_modules/.chinwag-stamp 2>/dev/null)" != "$lock_hash" ]; then
-    say "installing the Node.js interop harness from its lockfile"
-    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$lock_hash" > tests/interop/node_modules/.chinwag-stamp
+# 4. The Node.js interop harnesses (tests only), exactly as their lockfiles say. Each folder
+#    under tests/interop with a package-lock.json is one harness.
+if [ $want_test -eq 1 ]; then
+  mapfile -t locks < <(find tests/interop -name package-lock.json -not -path '*/node_modules/*' 2>/dev/null | sort)
+  if [ ${#locks[@]} -gt 0 ]; then
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+      die "the interop tests need Node.js >= 20 and npm. On Debian/Ubuntu: sudo apt-get install nodejs npm; on macOS: brew install node"
+    node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' ||
+      die "the interop tests need Node.js >= 20 (found $(node --version))"
   fi
+  for lock in "${locks[@]}"; do
+    dir=$(dirname "$lock")
+    lock_hash=$("$PY" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$lock")
+    if [ "$(cat "$dir/node_modules/.chinwag-stamp" 2>/dev/null)" != "$lock_hash" ]; then
+      say "installing the Node.js harness in $dir from its lockfile"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      echo "$lock_hash" > "$dir/node_modules/.chinwag-stamp"
+    fi
+  done
 fi
 say "ready"

@@ -91,7 +91,9 @@ class Node:
             self.proc.wait()
 
 
-def _wait_delivery(far: Node, expected: int, idle_s: float = 3.0, cap_s: float = 120.0) -> dict[str, Any]:
+def _wait_delivery(
+    far: Node, expected: int, idle_s: float = 3.0, cap_s: float = 120.0
+) -> dict[str, Any]:
     """Poll the far end until everything arrived or nothing new came for `idle_s`."""
     deadline = time.monotonic() + cap_s
     last_count, last_change = -1, time.monotonic()
@@ -173,7 +175,13 @@ def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if not theirs:
             continue
         ratios = {}
-        for key in ("throughput_msgs_per_s", "p50_ms", "p99_ms", "cpu_ms_per_received", "cpu_ms_per_relayed"):
+        for key in (
+            "throughput_msgs_per_s",
+            "p50_ms",
+            "p99_ms",
+            "cpu_ms_per_received",
+            "cpu_ms_per_relayed",
+        ):
             mine, their = ours.get(key), theirs.get(key)
             ratios[key] = round(mine / their, 3) if mine and their else None
         summary[f"ours/{other}"] = ratios

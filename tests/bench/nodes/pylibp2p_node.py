@@ -29,7 +29,8 @@ from libp2p.tools.anyio_service.context import background_trio_service
 from multiaddr import Multiaddr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from lineproto import (  # noqa: E402
+import trio.lowlevel
+from lineproto import (
     CONTENT_TOPIC,
     Receiver,
     answer,
@@ -39,7 +40,7 @@ from lineproto import (  # noqa: E402
     peak_rss_mb,
 )
 
-from chat.waku.message import WakuMessage, now_ns  # noqa: E402
+from chat.waku.message import WakuMessage, now_ns
 
 
 def message_id(msg: Any) -> bytes:
@@ -68,9 +69,12 @@ async def main() -> None:
     )
     pubsub = Pubsub(host, router, strict_signing=False, msg_id_constructor=message_id)
     receiver = Receiver()
-    async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]), background_trio_service(
-        pubsub
-    ), background_trio_service(router), trio.open_nursery() as nursery:
+    async with (
+        host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+        background_trio_service(pubsub),
+        background_trio_service(router),
+        trio.open_nursery() as nursery,
+    ):
         await pubsub.wait_until_ready()
         peer = host.get_id().to_string()
         addrs = [str(a) if "/p2p/" in str(a) else f"{a}/p2p/{peer}" for a in host.get_addrs()]
@@ -111,7 +115,7 @@ async def main() -> None:
                     ).encode()
                     await pubsub.publish(cmd["topic"], data)
                     if not interval:
-                        await trio.sleep(0)  # let the router drain between publishes
+                        await trio.lowlevel.checkpoint()  # let the router drain between publishes
                 answer(ok=True, sent=cmd["count"], reached=None)
             elif op == "stats":
                 answer(

@@ -99,7 +99,8 @@ async def main() -> None:
                 answer(ok=True)
             elif op == "wait_mesh":
                 with trio.move_on_after(cmd.get("timeout", 20)):
-                    while len(router.mesh.get(cmd["topic"], ())) < cmd["min"]:
+                    # py-libp2p exposes no mesh event, so poll.
+                    while len(router.mesh.get(cmd["topic"], ())) < cmd["min"]:  # noqa: ASYNC110
                         await trio.sleep(0.05)
                 answer(ok=True, mesh=len(router.mesh.get(cmd["topic"], ())))
             elif op == "publish":

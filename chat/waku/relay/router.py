@@ -130,6 +130,10 @@ class Router:
     def peer_score(self, peer: PeerId, now: float) -> float:
         return self.score.score(peer, now)
 
+    def penalise(self, peer: PeerId) -> None:
+        """Stream-level misbehaviour seen by the driver (bad framing, stalls): one P7 unit."""
+        self.score.add_penalty(peer)
+
     # ---- peers ---------------------------------------------------------------------------
 
     def add_peer(self, peer: PeerId, now: float, *, outbound: bool, ip: str | None = None) -> None:

@@ -1,0 +1,279 @@
+"""Store-based reliability: prove what we sent is stored, find what we missed.
+
+Sans-IO: the driver asks `due(now)` for queries, runs them against a store node and reports
+the answers; this core decides what to ask and turns answers into events. Times are wall-
+clock seconds (`now`); Waku time ranges are derived in nanoseconds.
+
+- Sent → stored: every published envelope's hash is checked with a presence query (hash
+  lookup, no data) `first_check_after` seconds after publishing, then every `check_every`,
+  up to 50 hashes per query, until found or `give_up_after`. A found hash is the evidence
+  for the outbox's `stored` state. (A re-send carries a new timestamp and so a new hash;
+  each is tracked on its own and any of them proves the message stored.)
+- Missed messages: every `scan_every` seconds, a hash-only range query per watched topic
+  group (a pubsub topic and at most 10 content topics) over the time since the last
+  successful scan, ending `settle` seconds ago so in-flight messages are not counted as
+  missing. Hashes we have not received are fetched by hash lookup with data.
+- Catch-up: on start, reconnect and wake, every group scans at once from its persisted
+  cursor (minus `overlap`), capped at `max_catch_up` back. A failed scan keeps its start,
+  so the next one covers everything since the last success.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+NS = 1_000_000_000
+MAX_HASHES_PER_QUERY = 50
+MAX_CONTENT_TOPICS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCheckParams:
+    first_check_after: float = 3.0
+    check_every: float = 3.0
+    give_up_after: float = 120.0
+    scan_every: float = 60.0
+    settle: float = 20.0
+    overlap: float = 60.0
+    max_catch_up: float = 30 * 24 * 3600.0
+    received_cache_for: float = 3600.0
+    retry_failed_after: float = 5.0
+
+
+# ---- queries the driver runs -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PresenceQuery:
+    query_id: int
+    hashes: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeQuery:
+    """Hash-only content query; the driver pages through it and reports every hash."""
+
+    query_id: int
+    pubsub_topic: str
+    content_topics: tuple[str, ...]
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchQuery:
+    """Hash lookup with data for messages we missed."""
+
+    query_id: int
+    hashes: tuple[bytes, ...]
+
+
+Query = PresenceQuery | RangeQuery | FetchQuery
+
+
+# ---- events for the messenger ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Stored:
+    msg_hash: bytes
+    store_peer: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotStored:
+    """We stopped checking: no store node had it within give_up_after."""
+
+    msg_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CursorAdvanced:
+    pubsub_topic: str
+    content_topics: tuple[str, ...]
+    cursor: float
+    """Everything before this wall-clock time (seconds) has been scanned."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissingFound:
+    count: int
+
+
+StoreCheckEvent = Stored | NotStored | CursorAdvanced | MissingFound
+
+
+@dataclass
+class _Tracked:
+    published_at: float
+    next_check: float
+    in_flight: bool = False
+
+
+@dataclass
+class _Group:
+    pubsub_topic: str
+    content_topics: tuple[str, ...]
+    cursor: float  # scanned up to here
+    next_scan: float
+    in_flight: int | None = None
+
+
+@dataclass
+class StoreChecks:
+    params: StoreCheckParams = field(default_factory=StoreCheckParams)
+
+    def __post_init__(self) -> None:
+        self._tracked: dict[bytes, _Tracked] = {}
+        self._groups: dict[tuple[str, tuple[str, ...]], _Group] = {}
+        self._received: OrderedDict[bytes, float] = OrderedDict()
+        self._to_fetch: dict[bytes, None] = {}
+        self._ids = itertools.count(1)
+        self._open: dict[int, Query] = {}
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def track(self, msg_hash: bytes, now: float) -> None:
+        """We published an envelope with this hash; prove it reached a store."""
+        if msg_hash not in self._tracked:
+            self._tracked[msg_hash] = _Tracked(now, now + self.params.first_check_after)
+
+    def watch(
+        self, pubsub_topic: str, content_topics: tuple[str, ...], cursor: float | None, now: float
+    ) -> None:
+        """Scan these topics for missed messages, starting from a persisted cursor."""
+        if not 0 < len(content_topics) <= MAX_CONTENT_TOPICS:
+            raise ValueError(f"a topic group has 1 to {MAX_CONTENT_TOPICS} content topics")
+        key = (pubsub_topic, tuple(sorted(content_topics)))
+        start = cursor if cursor is not None else now - self.params.settle
+        self._groups.setdefault(key, _Group(key[0], key[1], start, now))
+
+    def unwatch(self, pubsub_topic: str, content_topics: tuple[str, ...]) -> None:
+        self._groups.pop((pubsub_topic, tuple(sorted(content_topics))), None)
+
+    def received(self, msg_hash: bytes, now: float) -> None:
+        """A message arrived (relay, filter or store): it is not missing."""
+        self._received[msg_hash] = now
+        self._received.move_to_end(msg_hash)
+        self._to_fetch.pop(msg_hash, None)
+        horizon = now - self.params.received_cache_for
+        while self._received and next(iter(self._received.values())) < horizon:
+            self._received.popitem(last=False)
+
+    def catch_up(self, now: float) -> None:
+        """Start, reconnect or wake: scan every group now."""
+        for group in self._groups.values():
+            group.next_scan = min(group.next_scan, now)
+
+    # ---- what to ask -----------------------------------------------------------------------
+    def due(self, now: float) -> list[Query]:
+        queries: list[Query] = []
+        checking = [h for h, t in self._tracked.items() if not t.in_flight and t.next_check <= now]
+        for batch in _batches(checking, MAX_HASHES_PER_QUERY):
+            for h in batch:
+                self._tracked[h].in_flight = True
+            queries.append(self._open_query(PresenceQuery(next(self._ids), tuple(batch))))
+        for group in self._groups.values():
+            if group.in_flight is None and group.next_scan <= now:
+                start = max(group.cursor - self.params.overlap, now - self.params.max_catch_up)
+                end = now - self.params.settle
+                if end <= start:
+                    group.next_scan = now + self.params.scan_every
+                    continue
+                query = RangeQuery(
+                    next(self._ids),
+                    group.pubsub_topic,
+                    group.content_topics,
+                    int(start * NS),
+                    int(end * NS),
+                )
+                group.in_flight = query.query_id
+                queries.append(self._open_query(query))
+        fetching = list(self._to_fetch)
+        self._to_fetch.clear()
+        for batch in _batches(fetching, MAX_HASHES_PER_QUERY):
+            queries.append(self._open_query(FetchQuery(next(self._ids), tuple(batch))))
+        return queries
+
+    def next_wakeup(self) -> float | None:
+        times = [t.next_check for t in self._tracked.values() if not t.in_flight]
+        times += [g.next_scan for g in self._groups.values() if g.in_flight is None]
+        return min(times) if times else None
+
+    # ---- answers ---------------------------------------------------------------------------
+    def presence_answer(
+        self, query: PresenceQuery, present: set[bytes], store_peer: str, now: float
+    ) -> list[StoreCheckEvent]:
+        self._close(query)
+        events: list[StoreCheckEvent] = []
+        for h in query.hashes:
+            tracked = self._tracked.get(h)
+            if tracked is None:
+                continue
+            if h in present:
+                del self._tracked[h]
+                events.append(Stored(h, store_peer))
+            elif now - tracked.published_at >= self.params.give_up_after:
+                del self._tracked[h]
+                events.append(NotStored(h))
+            else:
+                tracked.in_flight = False
+                tracked.next_check = now + self.params.check_every
+        return events
+
+    def range_answer(
+        self, query: RangeQuery, hashes: list[bytes], now: float
+    ) -> list[StoreCheckEvent]:
+        self._close(query)
+        events: list[StoreCheckEvent] = []
+        missing = [h for h in hashes if h not in self._received and h not in self._tracked]
+        for h in missing:
+            self._to_fetch[h] = None
+        if missing:
+            events.append(MissingFound(len(missing)))
+        group = self._groups.get((query.pubsub_topic, query.content_topics))
+        if group is not None and group.in_flight == query.query_id:
+            group.in_flight = None
+            group.cursor = query.end_ns / NS
+            group.next_scan = now + self.params.scan_every
+            events.append(CursorAdvanced(group.pubsub_topic, group.content_topics, group.cursor))
+        return events
+
+    def fetch_answer(self, query: FetchQuery, found: set[bytes], now: float) -> None:
+        """Found messages go through the receive path (which calls `received`); the rest
+        are asked for again with the next scan's findings."""
+        self._close(query)
+        for h in query.hashes:
+            if h not in found and h not in self._received:
+                self._to_fetch[h] = None
+
+    def query_failed(self, query: Query, now: float) -> None:
+        """No store answered: try again soon. A range keeps its start, so nothing is lost."""
+        self._close(query)
+        retry_at = now + self.params.retry_failed_after
+        if isinstance(query, PresenceQuery):
+            for h in query.hashes:
+                if h in self._tracked:
+                    self._tracked[h].in_flight = False
+                    self._tracked[h].next_check = retry_at
+        elif isinstance(query, RangeQuery):
+            group = self._groups.get((query.pubsub_topic, query.content_topics))
+            if group is not None and group.in_flight == query.query_id:
+                group.in_flight = None
+                group.next_scan = retry_at
+        else:
+            for h in query.hashes:
+                if h not in self._received:
+                    self._to_fetch[h] = None
+
+    @property
+    def tracked_count(self) -> int:
+        return len(self._tracked)
+
+    def _open_query(self, query: Query) -> Query:
+        self._open[query.query_id] = query
+        return query
+
+    def _close(self, query: Query) -> None:
+        self._open.pop(query.query_id, None)
+
+
+def _batches(items: list[bytes], size: int) -> list[list[bytes]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -97,6 +97,9 @@ class Profiles:
         return key
 
     def directory(self, name: str) -> Path:
+        # The CLI validates names for people; this guard keeps any caller inside profiles_dir.
+        if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+            raise ValueError(f"{name!r} is not a profile name")
         return self.profiles_dir / name
 
     def names(self) -> list[str]:

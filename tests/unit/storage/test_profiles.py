@@ -167,3 +167,13 @@ def test_leftovers_of_an_interrupted_change_are_removed_on_unlock(
     profiles.unlock("alice", "pw").close()
     assert not leftover.exists() and not Path(f"{leftover}-journal").exists()
     assert db.exists()
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../escape", "a/b", "a\\b"])
+def test_a_profile_name_cannot_leave_the_profiles_dir(profiles: Profiles, name: str) -> None:
+    with pytest.raises(ValueError):
+        profiles.create(
+            name, "pw", display_name="x", now=1, kdf=KdfParams.fresh(opslimit=1, memlimit=8192)
+        )
+    with pytest.raises(ValueError):
+        profiles.unlock(name, "pw")

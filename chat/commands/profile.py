@@ -157,9 +157,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if not names:
             print(f"no profiles in {config.profiles_dir}")
         for name in names:
-            with _plain_errors():
-                size = profiles.files(name).database_bytes()
-            print(f"{name}\t{_size(size)}")
+            try:
+                detail = _size(profiles.files(name).database_bytes())
+            except StorageError as exc:  # one damaged profile must not hide the others
+                detail = f"unusable: {exc}"
+            print(f"{name}\t{detail}")
         return 0
     name = validate_profile_name(args.name or config.profile)
     handlers: dict[str, Callable[[], int]] = {

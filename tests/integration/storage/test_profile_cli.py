@@ -150,3 +150,16 @@ def test_passwd_then_delete(
     assert _cli(tmp_path, "delete", "alice") == 0
     assert not profiles.exists("alice")
     assert "deleted profile 'alice'" in capsys.readouterr().out
+
+
+def test_list_shows_a_damaged_profile_without_hiding_the_others(
+    tmp_path: Path, cheap_kdf: Callable[[], KdfParams], capsys: pytest.CaptureFixture[str]
+) -> None:
+    profiles = Profiles(tmp_path / "profiles")
+    for name in ("alice", "bob"):
+        profiles.create(name, "pw", display_name=name, now=1, kdf=cheap_kdf()).close()
+    (profiles.directory("alice") / "key.json").write_text("{not json")
+    assert _cli(tmp_path, "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("alice\tunusable: the key file") and "damaged" in lines[0]
+    assert lines[1].startswith("bob\t") and "KiB" in lines[1]

@@ -1,0 +1,1 @@
+"""One repository per aggregate; plain synchronous classes over one Database."""

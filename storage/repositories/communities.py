@@ -1,0 +1,79 @@
+"""Communities we own or joined, and their content and shard keys per epoch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.db import Database
+
+
+@dataclass(frozen=True)
+class Community:
+    id: str
+    name: str
+    owner_key: str
+    description: bytes
+    """The owner-signed description, as received."""
+    shard: int | None
+    role: str
+    joined_at: int
+
+
+@dataclass(frozen=True)
+class CommunityKey:
+    kind: str
+    epoch: int
+    key: bytes
+    created_at: int
+
+
+_COLUMNS = "id, name, owner_key, description, shard, role, joined_at"
+
+
+class CommunityRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert(self, c: Community) -> None:
+        self._db.execute(
+            f"INSERT INTO communities ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+            "description = excluded.description, shard = excluded.shard, role = excluded.role",
+            (c.id, c.name, c.owner_key, c.description, c.shard, c.role, c.joined_at),
+        )
+
+    def get(self, community_id: str) -> Community | None:
+        row = self._db.fetchone(f"SELECT {_COLUMNS} FROM communities WHERE id = ?", (community_id,))
+        if row is None:
+            return None
+        return Community(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], row[6])
+
+    def all(self) -> list[Community]:
+        rows = self._db.fetchall(f"SELECT {_COLUMNS} FROM communities ORDER BY name")
+        return [Community(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def remove(self, community_id: str) -> None:
+        self._db.execute("DELETE FROM communities WHERE id = ?", (community_id,))
+
+    def add_key(self, community_id: str, key: CommunityKey) -> None:
+        self._db.execute(
+            "INSERT INTO community_keys (community_id, kind, epoch, key, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (community_id, key.kind, key.epoch, key.key, key.created_at),
+        )
+
+    def current_key(self, community_id: str, kind: str) -> CommunityKey | None:
+        row = self._db.fetchone(
+            "SELECT kind, epoch, key, created_at FROM community_keys "
+            "WHERE community_id = ? AND kind = ? ORDER BY epoch DESC LIMIT 1",
+            (community_id, kind),
+        )
+        return None if row is None else CommunityKey(row[0], row[1], bytes(row[2]), row[3])
+
+    def keys(self, community_id: str) -> list[CommunityKey]:
+        rows = self._db.fetchall(
+            "SELECT kind, epoch, key, created_at FROM community_keys WHERE community_id = ? "
+            "ORDER BY kind, epoch",
+            (community_id,),
+        )
+        return [CommunityKey(r[0], r[1], bytes(r[2]), r[3]) for r in rows]

@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from chat.config import PASSPHRASE_ENV, Config, passphrase_from_env, validate_profile_name
+from chat.config import PASSPHRASE_ENV, Config, validate_profile_name
 from chat.errors import UserError
+from chat.identity_store import ensure_identity
 from chat.logs import register_secret
+from chat.unlock import ask_passphrase
 from storage.errors import StorageError
 from storage.profiles import Profiles
 
@@ -48,15 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("name", nargs="?", help="profile name (default: --profile)")
         if action == "delete":
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-
-
-def _ask(prompt: str) -> str:
-    value = passphrase_from_env() or ""
-    if not value:
-        value = getpass.getpass(prompt)
-    if value:
-        register_secret(value)
-    return value
 
 
 def _ask_new(prompt: str, env: str) -> str:
@@ -98,18 +91,19 @@ def _create(profiles: Profiles, name: str, args: argparse.Namespace) -> int:
     if profiles.exists(name):
         raise UserError(f"a profile named '{name}' already exists.")
     passphrase = _ask_new(f"New passphrase for '{name}': ", PASSPHRASE_ENV)
-    store = profiles.create(
-        name, passphrase, display_name=args.display_name, now=int(time.time() * 1000)
-    )
-    store.close()
+    now = time.time()
+    store = profiles.create(name, passphrase, display_name=args.display_name, now=int(now * 1000))
+    with store:
+        identity = ensure_identity(store, now)
     print(f"created profile '{name}' ({profiles.directory(name)})")
+    print(f"your chat key: {identity.chat_key_text}")
     print("There is no way to recover a lost passphrase: keep it somewhere safe.")
     return 0
 
 
 def _show(profiles: Profiles, name: str) -> int:
     files = profiles.files(name)
-    key = profiles.derive_key(name, _ask(f"Passphrase for '{name}': "))
+    key = profiles.derive_key(name, ask_passphrase(f"Passphrase for '{name}': "))
     store = profiles.open(name, key)
     try:
         display, created, schema = (
@@ -128,7 +122,7 @@ def _show(profiles: Profiles, name: str) -> int:
 
 def _passwd(profiles: Profiles, name: str) -> int:
     profiles.files(name)  # fail early, before any prompt, if the profile does not exist
-    old = _ask(f"Current passphrase for '{name}': ")
+    old = ask_passphrase(f"Current passphrase for '{name}': ")
     profiles.derive_key(name, old)  # a wrong passphrase fails before we ask for the new one
     new = _ask_new(f"New passphrase for '{name}': ", NEW_PASSPHRASE_ENV)
     profiles.change_passphrase(name, old, new)

@@ -1,0 +1,58 @@
+"""`chinwag link`: the profile's identity is created with the profile and its link verifies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chat.cli import main
+from chat.identity import ContactLink
+from chat.identity_store import load_identity
+from chat.logs import forget_secrets
+from storage.profiles import Profiles
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_secrets() -> Iterator[None]:
+    yield
+    forget_secrets()
+
+
+def test_profile_create_makes_an_identity_and_link_prints_a_verifiable_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CHINWAG_PASSPHRASE", "correct horse")
+    base = ["--data-dir", str(tmp_path), "--profile", "alice"]
+    assert main([*base, "profile", "create", "--display-name", "Alice"]) == 0
+    created = capsys.readouterr().out
+    assert main([*base, "link"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    link = ContactLink.parse(out[-1])
+    assert out[-2] == f"Alice  ({link.chat_key_text})"
+    assert f"your chat key: {link.chat_key_text}" in created
+    assert any("█" in line for line in out)  # the QR code came first
+
+    profiles = Profiles(tmp_path / "profiles")
+    with profiles.unlock("alice", "correct horse") as store:
+        identity = load_identity(store)
+    assert identity.chat_key == link.chat_key
+    assert identity.fallback_key == link.fallback_key
+
+    assert main([*base, "link", "--no-qr"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == out[-1]  # stable until rotation
+
+
+def test_link_with_a_wrong_passphrase_is_a_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CHINWAG_PASSPHRASE", "right one")
+    base = ["--data-dir", str(tmp_path), "--profile", "bob"]
+    assert main([*base, "profile", "create", "--display-name", "Bob"]) == 0
+    monkeypatch.setenv("CHINWAG_PASSPHRASE", "wrong one")
+    assert main([*base, "link"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chinwag: ") and "passphrase" in err and "Traceback" not in err
+    monkeypatch.delenv("CHINWAG_PASSPHRASE")
+    assert main(["--data-dir", str(tmp_path), "--profile", "nobody", "link"]) == 2

@@ -63,8 +63,6 @@ class StoreClient:
                 return StoreQueryResponse.decode(raw)
             except (FramingError, StoreWireError) as exc:
                 raise StoreClientError(f"bad store response: {exc}") from exc
-            except StoreClientError:
-                raise
             except Exception as exc:
                 raise StoreClientError(f"store stream failed: {exc}") from exc
             finally:

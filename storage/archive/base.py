@@ -101,6 +101,10 @@ class Archive(ABC):
     def insert(self, record: ArchiveRecord) -> bool:
         """Store one message. False if its hash is already stored. Raises ArchiveFull."""
 
+    def insert_many(self, records: Sequence[ArchiveRecord]) -> int:
+        """Store many messages (bulk loads); returns how many were new. Backends may batch."""
+        return sum(self.insert(r) for r in records)
+
     @abstractmethod
     def query(self, query: ArchiveQuery) -> list[ArchiveRow]:
         """At most `query.limit` rows in walking order. Raises CursorNotFound, ArchiveError."""

@@ -313,10 +313,28 @@ class SqliteArchive(Archive):
                     target = policy.max_bytes * BYTES_LOW_WATER
                     while self._count and self._used_bytes(db) > target:
                         deleted += self._delete_oldest(db, max(1, self._count // 20))
+                    self._shrink_to_cap(db, policy.max_bytes)
+                if deleted:
+                    # Topics no message refers to any more (bounded by what is stored).
+                    db.execute(
+                        "DELETE FROM topics WHERE NOT EXISTS"
+                        " (SELECT 1 FROM messages WHERE pubsub_id = topics.id)"
+                        " AND NOT EXISTS (SELECT 1 FROM messages WHERE content_id = topics.id)"
+                    )
+                    self._forget_topic_cache()
                 db.execute("PRAGMA optimize")
             except sqlite3.Error as exc:
                 raise ArchiveError(f"retention failed: {exc}") from exc
         return deleted
+
+    def _shrink_to_cap(self, db: sqlite3.Connection, max_bytes: int) -> None:
+        # A file that is over the cap (the cap was lowered) hands free pages back, and the
+        # page limit follows it down to the cap.
+        cap_pages = max(1, max_bytes // self._page_size)
+        if int(db.execute("PRAGMA page_count").fetchone()[0]) > cap_pages:
+            # executescript steps the pragma to completion (execute frees a single page).
+            db.executescript("PRAGMA incremental_vacuum;")
+        db.execute(f"PRAGMA max_page_count = {cap_pages}")
 
     def message_count(self) -> int:
         with self._lock:

@@ -224,3 +224,29 @@ def test_closed_archive_is_unavailable(tmp_path: Path) -> None:
 def test_retention_policy_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         RetentionPolicy(max_bytes=0)
+
+
+def test_lowering_the_byte_cap_shrinks_the_file_on_the_next_retention_pass(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "a.db")
+    a.insert_many([record(i, size=2000) for i in range(500)])
+    assert a.size_bytes() > 1024 * 1024
+    a.close()
+    cap = 256 * 1024
+    b = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_bytes=cap))
+    assert b.apply_retention(T0) > 0
+    assert b.size_bytes() <= cap
+    assert b.insert(record(1000, size=2000)) is True
+    assert b.size_bytes() <= cap
+    b.close()
+
+
+def test_retention_forgets_topics_nothing_refers_to(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_messages=1))
+    a.insert_many([record(i, topic=f"/app/1/t{i}/proto") for i in range(5)])
+    a.apply_retention(T0)
+    assert a.query(ArchiveQuery(content_topics=("/app/1/t0/proto",))) == []
+    assert len(a.query(ArchiveQuery(content_topics=("/app/1/t4/proto",)))) == 1
+    # A forgotten topic comes back with the next message that uses it.
+    a.insert(record(10, topic="/app/1/t0/proto"))
+    assert len(a.query(ArchiveQuery(content_topics=("/app/1/t0/proto",)))) == 1
+    a.close()

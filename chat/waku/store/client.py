@@ -14,9 +14,9 @@ from typing import Any
 import trio
 
 from chat.waku.framing import FramingError, read_frame, write_frame
+from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
 from chat.waku.store.query import MAX_PAGE_SIZE
 from chat.waku.store.wire import (
-    MAX_RESPONSE_SIZE,
     PROTOCOL_ID,
     MessageKeyValue,
     StoreQueryRequest,
@@ -45,9 +45,18 @@ def new_request_id() -> str:
 
 
 class StoreClient:
-    def __init__(self, host: Any, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        host: Any,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
         self.host = host
         self.timeout = timeout
+        self.max_message_size = max_message_size
+        # A full page of the largest messages, plus protobuf overhead.
+        self.max_response_size = MAX_PAGE_SIZE * (max_message_size + 1024) + 64 * 1024
 
     async def query(self, peer_id: Any, request: StoreQueryRequest) -> StoreQueryResponse:
         """Send one request and return the node's response, whatever its status."""
@@ -59,8 +68,8 @@ class StoreClient:
             try:
                 await write_frame(stream, request.encode())
                 await stream.close_write()
-                raw = await read_frame(stream, MAX_RESPONSE_SIZE)
-                return StoreQueryResponse.decode(raw)
+                raw = await read_frame(stream, self.max_response_size)
+                return StoreQueryResponse.decode(raw, max_message_size=self.max_message_size)
             except (FramingError, StoreWireError) as exc:
                 raise StoreClientError(f"bad store response: {exc}") from exc
             except Exception as exc:

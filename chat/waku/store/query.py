@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from enum import IntEnum
 
-from chat.waku.message import MessageError, WakuMessage
+from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE, MessageError, WakuMessage
 from chat.waku.store.wire import (
     MessageKeyValue,
     StoreQueryRequest,
@@ -146,11 +146,11 @@ def plan_request(request: StoreQueryRequest) -> QueryPlan | StoreQueryResponse:
     return QueryPlan(request=request, archive_query=query, page_size=page)
 
 
-def _key_value(row: ArchiveRow) -> MessageKeyValue:
+def _key_value(row: ArchiveRow, max_message_size: int) -> MessageKeyValue:
     if row.message is None:
         return MessageKeyValue(message_hash=row.message_hash)
     try:
-        message = WakuMessage.decode(row.message)
+        message = WakuMessage.decode(row.message, max_size=max_message_size)
     except MessageError as exc:
         # A stored message that no longer decodes is still evidence the hash is stored.
         log.warning("archived message %s does not decode: %s", row.message_hash.hex(), exc)
@@ -160,7 +160,12 @@ def _key_value(row: ArchiveRow) -> MessageKeyValue:
     )
 
 
-def answer(plan: QueryPlan, rows: list[ArchiveRow]) -> StoreQueryResponse:
+def answer(
+    plan: QueryPlan,
+    rows: list[ArchiveRow],
+    *,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> StoreQueryResponse:
     """The success response for the rows the archive returned (in walking order)."""
     page = rows[: plan.page_size]
     cursor = page[-1].message_hash if len(rows) > plan.page_size and page else None
@@ -170,7 +175,7 @@ def answer(plan: QueryPlan, rows: list[ArchiveRow]) -> StoreQueryResponse:
         request_id=plan.request.request_id,
         status_code=StatusCode.SUCCESS,
         status_desc="OK",
-        messages=tuple(_key_value(row) for row in page),
+        messages=tuple(_key_value(row, max_message_size) for row in page),
         pagination_cursor=cursor,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from chat.waku.framing import FramingError, read_frame, write_frame
+from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
 from chat.waku.ratelimit import RequestLimiter
 from chat.waku.store.query import (
     QueryPlan,
@@ -43,12 +44,14 @@ class StoreServer:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
         concurrent_queries: int = DEFAULT_CONCURRENT_QUERIES,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.archive = archive
         self.limiter = limiter or RequestLimiter(None)
         self.clock = clock
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
+        self.max_message_size = max_message_size
         # Queries wait their turn for a database thread instead of piling up threads.
         self._db_slots = trio.CapacityLimiter(concurrent_queries)
         self.status_counts: Counter[int] = Counter()
@@ -99,7 +102,7 @@ class StoreServer:
             )
         except ArchiveError as exc:
             return archive_failure(plan, exc)
-        return answer(plan, rows)
+        return answer(plan, rows, max_message_size=self.max_message_size)
 
     async def _send(self, stream: Any, payload: bytes) -> None:
         with trio.move_on_after(self.write_timeout):

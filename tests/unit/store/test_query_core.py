@@ -224,3 +224,20 @@ def test_unavailable_archive_is_503() -> None:
 
 def _as_dict(req: StoreQueryRequest) -> dict[str, object]:
     return {name: getattr(req, name) for name in StoreQueryRequest.__dataclass_fields__}
+
+
+def test_large_messages_follow_the_configured_size_limit(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "big.db")
+    big = WakuMessage(payload=b"x" * 200_000, content_topic="/app/1/big/proto", timestamp=T0)
+    a.insert(
+        ArchiveRecord(big.hash(PUBSUB), PUBSUB, big.content_topic, big.timestamp, big.encode())
+    )
+    plan = plan_request(StoreQueryRequest(request_id="r", include_data=True))
+    assert isinstance(plan, QueryPlan)
+    rows = a.query(plan.archive_query)
+    # Over the default 150 KiB: still reported as stored, without the body.
+    (default,) = answer(plan, rows).messages
+    assert default.message_hash == big.hash(PUBSUB) and default.message is None
+    (status_sized,) = answer(plan, rows, max_message_size=1024 * 1024).messages
+    assert status_sized.message == big
+    a.close()

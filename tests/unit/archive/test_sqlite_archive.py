@@ -1,0 +1,252 @@
+"""SQLite archive: ordering, every query form, cursors, retention, byte cap, full disk."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storage.archive import (
+    ArchiveFull,
+    ArchiveQuery,
+    ArchiveRecord,
+    ArchiveUnavailable,
+    CursorNotFound,
+    RetentionPolicy,
+    SqliteArchive,
+)
+
+T0 = 1_700_000_000 * 10**9
+SECOND = 10**9
+PUBSUB = "/waku/2/rs/42/0"
+OTHER_PUBSUB = "/waku/2/rs/42/1"
+
+
+def record(
+    i: int,
+    *,
+    topic: str = "/app/1/a/proto",
+    pubsub: str = PUBSUB,
+    ts: int | None = None,
+    size: int = 50,
+) -> ArchiveRecord:
+    h = hashlib.sha256(b"msg" + i.to_bytes(8, "big")).digest()
+    return ArchiveRecord(
+        h, pubsub, topic, T0 + i * SECOND if ts is None else ts, bytes([i % 256]) * size
+    )
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[SqliteArchive]:
+    a = SqliteArchive(tmp_path / "archive.db")
+    yield a
+    a.close()
+
+
+def test_insert_dedupes_by_hash(archive: SqliteArchive) -> None:
+    assert archive.insert(record(1)) is True
+    assert archive.insert(record(1)) is False
+    assert archive.message_count() == 1
+
+
+def test_forward_and_backward_walk_in_timestamp_then_hash_order(archive: SqliteArchive) -> None:
+    # Three messages share a timestamp: the hash breaks the tie.
+    recs = [record(i, ts=T0 + (i // 3) * SECOND) for i in range(9)]
+    archive.insert_many(recs)
+    expected = sorted(recs, key=lambda r: (r.timestamp, r.message_hash))
+    fwd = archive.query(ArchiveQuery(limit=100, forward=True))
+    assert [r.message_hash for r in fwd] == [r.message_hash for r in expected]
+    back = archive.query(ArchiveQuery(limit=100, forward=False))
+    assert [r.message_hash for r in back] == [r.message_hash for r in reversed(expected)]
+
+
+def test_cursor_is_exclusive_in_both_directions(archive: SqliteArchive) -> None:
+    recs = [record(i) for i in range(10)]
+    archive.insert_many(recs)
+    after = archive.query(ArchiveQuery(cursor=recs[4].message_hash, forward=True, limit=3))
+    assert [r.message_hash for r in after] == [r.message_hash for r in recs[5:8]]
+    before = archive.query(ArchiveQuery(cursor=recs[4].message_hash, forward=False, limit=3))
+    assert [r.message_hash for r in before] == [r.message_hash for r in recs[3:0:-1]]
+
+
+def test_unknown_cursor_is_an_error(archive: SqliteArchive) -> None:
+    archive.insert(record(1))
+    with pytest.raises(CursorNotFound):
+        archive.query(ArchiveQuery(cursor=b"\x01" * 32))
+
+
+def test_filters_are_anded(archive: SqliteArchive) -> None:
+    recs = [
+        record(0, topic="/app/1/a/proto"),
+        record(1, topic="/app/1/b/proto"),
+        record(2, topic="/app/1/a/proto", pubsub=OTHER_PUBSUB),
+        record(3, topic="/app/1/c/proto"),
+        record(4, topic="/app/1/a/proto"),
+    ]
+    archive.insert_many(recs)
+
+    def hashes(q: ArchiveQuery) -> list[bytes]:
+        return [r.message_hash for r in archive.query(q)]
+
+    ab = ("/app/1/a/proto", "/app/1/b/proto")
+    assert hashes(ArchiveQuery(pubsub_topic=PUBSUB, content_topics=ab)) == [
+        recs[i].message_hash for i in (0, 1, 4)
+    ]
+    assert hashes(ArchiveQuery(content_topics=("/app/1/a/proto",))) == [
+        recs[i].message_hash for i in (0, 2, 4)
+    ]
+    assert hashes(ArchiveQuery(pubsub_topic=OTHER_PUBSUB)) == [recs[2].message_hash]
+    # Time range is inclusive at both ends, as nwaku's SQL.
+    assert hashes(ArchiveQuery(time_start=T0 + SECOND, time_end=T0 + 3 * SECOND)) == [
+        recs[i].message_hash for i in (1, 2, 3)
+    ]
+    assert hashes(ArchiveQuery(time_start=T0 + 3 * SECOND, time_end=T0 + SECOND)) == []
+    assert hashes(ArchiveQuery(pubsub_topic="/waku/2/rs/42/7")) == []
+    assert hashes(ArchiveQuery(content_topics=("/never/1/seen/proto",))) == []
+    wanted = (recs[3].message_hash, recs[0].message_hash, b"\x09" * 32)
+    assert hashes(ArchiveQuery(message_hashes=wanted)) == [
+        recs[0].message_hash,
+        recs[3].message_hash,
+    ]
+
+
+def test_include_data_returns_topic_and_verbatim_bytes(archive: SqliteArchive) -> None:
+    rec = record(7, pubsub=OTHER_PUBSUB)
+    archive.insert(rec)
+    (row,) = archive.query(ArchiveQuery(include_data=True))
+    assert (row.pubsub_topic, row.message, row.timestamp) == (
+        OTHER_PUBSUB,
+        rec.message,
+        rec.timestamp,
+    )
+    (bare,) = archive.query(ArchiveQuery())
+    assert bare.message is None and bare.pubsub_topic is None
+
+
+def test_present_reports_only_stored_hashes(archive: SqliteArchive) -> None:
+    recs = [record(i) for i in range(600)]
+    archive.insert_many(recs)
+    asked = [r.message_hash for r in recs[::2]] + [b"\x07" * 32]
+    assert archive.present(asked) == {r.message_hash for r in recs[::2]}
+    assert archive.present([]) == set()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        ArchiveQuery(
+            pubsub_topic=PUBSUB,
+            content_topics=("/app/1/a/proto", "/app/1/b/proto"),
+            time_start=T0,
+            time_end=T0 + 3600 * SECOND,
+        ),
+        ArchiveQuery(pubsub_topic=PUBSUB, forward=False),
+        ArchiveQuery(content_topics=("/app/1/a/proto",)),
+        ArchiveQuery(time_start=T0, time_end=T0 + 60 * SECOND),
+        ArchiveQuery(forward=False),
+        ArchiveQuery(message_hashes=(b"\x01" * 32, b"\x02" * 32)),
+    ],
+)
+def test_every_query_form_is_served_by_an_index(
+    archive: SqliteArchive, query: ArchiveQuery
+) -> None:
+    archive.insert_many([record(i, topic=f"/app/1/{'ab'[i % 2]}/proto") for i in range(200)])
+    cursor = record(100).message_hash
+    for q in (query, ArchiveQuery(**{**_fields(query), "cursor": cursor})):
+        plan = " | ".join(archive.explain(q))
+        assert "INDEX" in plan, plan
+        assert "SCAN messages " not in plan.replace("SCAN messages USING COVERING INDEX", ""), plan
+
+
+def _fields(q: ArchiveQuery) -> dict[str, object]:
+    return {name: getattr(q, name) for name in ArchiveQuery.__dataclass_fields__}
+
+
+def test_retention_by_age_and_by_count(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_age_ns=50 * SECOND, max_messages=30))
+    a.insert_many([record(i) for i in range(100)])
+    # Age drops timestamps older than now - 50 s (i < 49), count keeps the newest 30.
+    deleted = a.apply_retention(T0 + 99 * SECOND)
+    assert deleted == 70
+    left = a.query(ArchiveQuery(limit=100))
+    assert [r.message_hash for r in left] == [record(i).message_hash for i in range(70, 100)]
+    assert a.message_count() == 30
+    a.close()
+
+
+def test_byte_cap_keeps_the_file_bounded_and_the_newest_messages(tmp_path: Path) -> None:
+    cap = 512 * 1024
+    a = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_bytes=cap))
+    for i in range(400):  # ~1.6 MB of payload into a 512 KiB cap
+        a.insert(record(i, size=4000))
+        assert a.size_bytes() <= cap
+    assert 0 < a.message_count() < 400
+    newest = a.query(ArchiveQuery(forward=False, limit=1))
+    assert newest[0].message_hash == record(399).message_hash
+    a.apply_retention(T0)
+    assert a.size_bytes() <= cap
+    a.close()
+
+
+def test_a_write_that_cannot_fit_is_archive_full_and_the_archive_survives(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_bytes=128 * 1024))
+    a.insert(record(1))
+    with pytest.raises(ArchiveFull):
+        a.insert(record(2, size=300 * 1024))
+    assert a.insert(record(3)) is True
+    # Nothing was evicted for a write that could never fit.
+    assert a.present([record(1).message_hash, record(3).message_hash]) == {
+        record(1).message_hash,
+        record(3).message_hash,
+    }
+    a.close()
+
+
+def test_reopen_keeps_messages_and_count(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "a.db")
+    a.insert_many([record(i) for i in range(5)])
+    a.close()
+    b = SqliteArchive(tmp_path / "a.db")
+    assert b.message_count() == 5
+    assert len(b.query(ArchiveQuery(include_data=True))) == 5
+    b.close()
+
+
+def test_closed_archive_is_unavailable(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "a.db")
+    a.close()
+    with pytest.raises(ArchiveUnavailable):
+        a.query(ArchiveQuery())
+
+
+def test_retention_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        RetentionPolicy(max_bytes=0)
+
+
+def test_lowering_the_byte_cap_shrinks_the_file_on_the_next_retention_pass(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "a.db")
+    a.insert_many([record(i, size=2000) for i in range(500)])
+    assert a.size_bytes() > 1024 * 1024
+    a.close()
+    cap = 256 * 1024
+    b = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_bytes=cap))
+    assert b.apply_retention(T0) > 0
+    assert b.size_bytes() <= cap
+    assert b.insert(record(1000, size=2000)) is True
+    assert b.size_bytes() <= cap
+    b.close()
+
+
+def test_retention_forgets_topics_nothing_refers_to(tmp_path: Path) -> None:
+    a = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_messages=1))
+    a.insert_many([record(i, topic=f"/app/1/t{i}/proto") for i in range(5)])
+    a.apply_retention(T0)
+    assert a.query(ArchiveQuery(content_topics=("/app/1/t0/proto",))) == []
+    assert len(a.query(ArchiveQuery(content_topics=("/app/1/t4/proto",)))) == 1
+    # A forgotten topic comes back with the next message that uses it.
+    a.insert(record(10, topic="/app/1/t0/proto"))
+    assert len(a.query(ArchiveQuery(content_topics=("/app/1/t0/proto",)))) == 1
+    a.close()

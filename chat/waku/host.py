@@ -68,6 +68,15 @@ class HostError(Exception):
     """A dial or address problem; the message names the peer or address."""
 
 
+class _BindFailed(Exception):
+    pass
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 def generate_node_key() -> KeyPair:
     return create_new_key_pair()
 
@@ -259,15 +268,33 @@ class WakuHost:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[WakuHost]:
-        """Listen on every address until the block exits; then close every connection."""
-        async with self.libp2p.run(self.listen_addrs):
-            # The swarm's auto-connector redials any peer left in the peerstore every 30 s,
-            # including peers we dropped on purpose; who to dial is the node's decision.
-            network = self.libp2p.get_network()
-            if isinstance(network, Swarm):
-                await network.auto_connector.stop()
-            log.info("host %s listening on %s", self.peer_id, self.listen_multiaddrs())
-            yield self
+        """Listen on every address until the block exits; then close every connection.
+
+        Raises HostError (not wrapped in an exception group) when an address cannot be bound.
+        """
+        try:
+            async with self.libp2p.run(self.listen_addrs):
+                # py-libp2p logs a failed bind and carries on; a node that cannot listen stops.
+                bound = self.listen_multiaddrs()
+                if len(bound) < len(self.listen_addrs):
+                    wanted = ", ".join(str(a) for a in self.listen_addrs)
+                    raise _BindFailed(
+                        f"cannot listen on all of {wanted} (bound: {bound or 'none'})"
+                    )
+                # The swarm's auto-connector redials any peer left in the peerstore every 30 s,
+                # including peers we dropped on purpose; who to dial is the node's decision.
+                network = self.libp2p.get_network()
+                if isinstance(network, Swarm):
+                    await network.auto_connector.stop()
+                log.info("host %s listening on %s", self.peer_id, bound)
+                yield self
+        except BaseExceptionGroup as group:
+            failed, rest = group.split(_BindFailed)
+            if failed is None or rest is not None:
+                raise
+            raise HostError(str(_first_leaf(failed))) from None
+        except _BindFailed as exc:
+            raise HostError(str(exc)) from None
 
     def listen_multiaddrs(self) -> list[Multiaddr]:
         """The bound addresses (real ports after binding port 0), without /p2p."""

@@ -17,10 +17,10 @@ from chat.waku.node import Node, NodeConfig
 DEADLINE = 30
 
 
-async def read_until_addresses(proc: trio.Process) -> list[str]:
+async def read_until_addresses(proc: trio.Process, count: int = 1) -> list[str]:
     assert proc.stdout is not None
     buf = b""
-    while b"/p2p/" not in buf or not buf.endswith(b"\n"):
+    while buf.count(b"/p2p/") < count or not buf.endswith(b"\n"):
         chunk = await proc.stdout.receive_some(4096)
         assert chunk, f"node exited early: {buf!r}"
         buf += chunk
@@ -47,7 +47,7 @@ async def test_node_prints_addresses_serves_and_stops_on_signal(
     with trio.fail_after(DEADLINE):
         proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE)
         try:
-            lines = await read_until_addresses(proc)
+            lines = await read_until_addresses(proc, count=2)
             header, addrs = lines[0], lines[1:]
             assert header.startswith("chinwag node 16Uiu2") and "cluster 42 shards 0,7" in header
             assert any("/ws/p2p/" in a for a in addrs)

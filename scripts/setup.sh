@@ -76,17 +76,22 @@ if [ "$installed" != "$stamp test" ] && { [ $want_test -eq 1 ] || [ "$installed"
   fi
 fi
 
-# 4. The Node.js interop harness (tests only), exactly as the lockfile says.
-if [ $want_test -eq 1 ] && [ -f tests/interop/package-lock.json ]; then
+# 4. The Node.js interop harness (tests only): one folder per JS stack under tests/interop, each
+#    installed exactly as its own lockfile says (the stacks need different libp2p majors).
+interop_locks=(tests/interop/*/package-lock.json)
+if [ $want_test -eq 1 ] && [ -f "${interop_locks[0]}" ]; then
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
     die "the interop tests need Node.js >= 20 and npm. On Debian/Ubuntu: sudo apt-get install nodejs npm; on macOS: brew install node"
   node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' ||
     die "the interop tests need Node.js >= 20 (found $(node --version))"
-  lock_hash=$(sha256sum tests/interop/package-lock.json 2>/dev/null | cut -d' ' -f1 || shasum -a 256 tests/interop/package-lock.json | cut -d' ' -f1)
-  if [ "$(cat tests/interop/node_modules/.chinwag-stamp 2>/dev/null)" != "$lock_hash" ]; then
-    say "installing the Node.js interop harness from its lockfile"
-    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$lock_hash" > tests/interop/node_modules/.chinwag-stamp
-  fi
+  for lock in "${interop_locks[@]}"; do
+    dir=$(dirname "$lock")
+    lock_hash=$(sha256sum "$lock" 2>/dev/null | cut -d' ' -f1 || shasum -a 256 "$lock" | cut -d' ' -f1)
+    if [ "$(cat "$dir/node_modules/.chinwag-stamp" 2>/dev/null)" != "$lock_hash" ]; then
+      say "installing the Node.js interop harness in $dir from its lockfile"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      echo "$lock_hash" > "$dir/node_modules/.chinwag-stamp"
+    fi
+  done
 fi
 say "ready"

@@ -124,3 +124,36 @@ async def test_static_peer_is_dialled_on_start() -> None:
             async with b.run():
                 outcome = await outcome_for(outcomes, b.host.peer_id)
                 assert outcome.verdict is Verdict.ACCEPTED
+
+
+async def test_silent_metadata_streams_are_reset_and_capped_without_dropping_the_peer() -> None:
+    ours, other = make_node(), make_node()
+    ours.metadata.idle_stream_timeout = 0.3
+    ours.metadata.book.max_inbound_per_peer = 2
+    outcomes = ours.metadata.subscribe()
+    with trio.fail_after(DEADLINE):
+        async with running(ours, other):
+            await other.host.dial(ours.full_multiaddrs()[0])
+            assert (await outcome_for(outcomes, other.host.peer_id)).verdict is Verdict.ACCEPTED
+            # Like js-waku: open streams eagerly and never write on them. Over the cap, a stream
+            # is reset as soon as it is negotiated (the open or the first read fails).
+            streams, failures = [], []
+            for _ in range(3):
+                try:
+                    streams.append(
+                        await other.host.libp2p.new_stream(ours.host.peer_id, [METADATA_PROTOCOL])
+                    )
+                except Exception as exc:
+                    failures.append(type(exc).__name__)
+            for stream in streams:
+                try:
+                    failures.append(f"read {await stream.read(1)!r}")
+                except Exception as exc:
+                    failures.append(type(exc).__name__)
+            # Nothing was ever answered on a silent stream: each ended in a reset or EOF.
+            assert len(failures) == 3
+            assert all(f == "read b''" or not f.startswith("read") for f in failures), failures
+            assert ours.metadata.streams_refused == 1
+            assert ours.metadata.idle_streams_timed_out == 2
+            assert ours.metadata.book.inbound_streams(other.host.peer_id) == 0
+            assert ours.host.is_connected(other.host.peer_id)

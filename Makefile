@@ -29,7 +29,7 @@ typecheck: setup-test
 	@$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) tests/interop/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/interop/*/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 ## Regenerate the protobuf modules after editing a .proto file.
 proto: setup-test

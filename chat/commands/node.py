@@ -1,4 +1,5 @@
-"""`chinwag node`: a headless Waku service node (relay role; today identify, ping, metadata).
+"""`chinwag node`: a headless Waku service node: relay on its shards, plus metadata,
+identify and ping.
 
 It prints its full multiaddrs (with /p2p/) on start, one per line after a header line, and
 stops cleanly on SIGINT or SIGTERM.
@@ -18,7 +19,12 @@ from multiaddr import Multiaddr
 from chat.config import Config
 from chat.errors import UserError
 from chat.waku.host import HostError, listen_addrs_for, load_or_create_node_key
+from chat.waku.message import now_ns
 from chat.waku.node import Node, NodeConfig
+from chat.waku.protected import ProtectedShardError, ShardPublicKey
+from chat.waku.relay.service import RelayService
+from chat.waku.topics import RelayShard
+from chat.waku.validation import RelayValidator
 
 NAME = "node"
 HELP = "run a headless Waku service node"
@@ -84,6 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="peer to keep connected (full multiaddr with /p2p/), repeatable",
     )
     parser.add_argument(
+        "--protected-shard",
+        action="append",
+        metavar="SHARD:PUBKEY",
+        help="only relay messages on SHARD signed by this secp256k1 key (hex), repeatable",
+    )
+    parser.add_argument(
         "--node-key",
         type=Path,
         metavar="FILE",
@@ -112,8 +124,37 @@ def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
     )
 
 
-async def serve(node_config: NodeConfig) -> None:
+def protected_shards_from(args: argparse.Namespace, cluster_id: int) -> dict[str, ShardPublicKey]:
+    protected: dict[str, ShardPublicKey] = {}
+    for item in args.protected_shard or []:
+        shard_text, sep, key_text = item.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            shard = _shard(shard_text)
+            key = ShardPublicKey.from_hex(key_text)
+        except (ValueError, argparse.ArgumentTypeError, ProtectedShardError):
+            raise UserError(
+                f"--protected-shard {item} must be SHARD:PUBKEY, a shard number and a hex "
+                "secp256k1 public key"
+            ) from None
+        protected[RelayShard(cluster_id, shard).pubsub_topic] = key
+    return protected
+
+
+def relay_service_for(
+    node_config: NodeConfig, protected: dict[str, ShardPublicKey] | None = None
+) -> RelayService:
+    topics = [RelayShard(node_config.cluster_id, s).pubsub_topic for s in node_config.shards]
+    validator = RelayValidator(clock=now_ns, protected=protected or {})
+    return RelayService(topics, validator=validator)
+
+
+async def serve(
+    node_config: NodeConfig, protected: dict[str, ShardPublicKey] | None = None
+) -> None:
     node = Node(node_config)
+    await node.mount(relay_service_for(node_config, protected))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with node.run():
@@ -138,6 +179,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)
     node_config = node_config_from(args, config)
-    trio.run(serve, node_config)
+    protected = protected_shards_from(args, node_config.cluster_id)
+    trio.run(serve, node_config, protected)
     sys.stdout.flush()
     return 0

@@ -106,6 +106,11 @@ class FilterClientCore:
     def active_peers(self) -> list[str]:
         return list(self._nodes)
 
+    @property
+    def busy_peers(self) -> list[str]:
+        """Nodes with a request in flight."""
+        return [peer for peer, node in self._nodes.items() if node.phase is _Phase.BUSY]
+
     def held_by(self, peer: str) -> frozenset[Criterion]:
         node = self._nodes.get(peer)
         return frozenset(node.held) if node else frozenset()

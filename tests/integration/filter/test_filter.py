@@ -79,7 +79,10 @@ async def test_pushes_flow_over_one_stream_and_pings_refresh(hosts, clock: MockC
         # 61 s later the client pings; the subscription stays alive past its first TTL.
         for pings in range(1, 7):
             clock.jump(61)
-            await hosts.wait_until(lambda n=pings: server.stats.requests[200] == 1 + n)
+            # Jump only once the answer is in: a jump would also expire the request in flight.
+            await hosts.wait_until(
+                lambda n=pings: server.stats.requests[200] == 1 + n and not client.core.busy_peers
+            )
         server.on_message(PUBSUB, message(100))
         assert (await client.messages.receive()).message.payload == b"m100"
         assert server._pushers[str(light.get_id())].stream is opened[0]  # same stream reused
@@ -216,6 +219,8 @@ async def test_disappeared_subscriber_does_not_disturb_others(hosts, clock: Mock
         for i in range(10):
             server.on_message(PUBSUB, message(i))
             assert (await clients[0].messages.receive()).message.payload == b"m%d" % i
+        # The push to the vanished peer fails (refused or timed out), and is counted.
+        clock.jump(21)
         await hosts.wait_until(lambda: sum(server.stats.pushes_dropped.values()) >= 1)
         clock.jump(301 + 60)  # the lapsed subscription is swept by maintenance
         await hosts.wait_until(lambda: server.subscriptions.peer_count <= 1)
@@ -234,7 +239,12 @@ async def test_client_dedupes_two_nodes_and_fails_over_when_one_dies(hosts, cloc
         client = FilterClient(light, [node.get_id() for node in nodes])
         client.subscribe(PUBSUB, [TOPIC])
         await nursery.start(client.run)
-        await hosts.wait_until(lambda: [s.subscriptions.peer_count for s in servers] == [1, 1, 0])
+        await hosts.wait_until(
+            lambda: (
+                [s.subscriptions.peer_count for s in servers] == [1, 1, 0]
+                and not client.core.busy_peers
+            )
+        )
         # Both nodes push the same message; the application sees it once.
         servers[0].on_message(PUBSUB, message(1))
         servers[1].on_message(PUBSUB, message(1))

@@ -1,0 +1,227 @@
+"""Filter v2 service node driver: answers subscribe requests and pushes matching messages.
+
+The subscription state lives in the sans-IO FilterSubscriptions; this module only moves bytes.
+Whoever receives relay traffic calls `on_message(pubsub_topic, message)`; it never blocks.
+Each subscriber gets its own pusher task with a bounded queue and one long-lived push stream
+(nwaku writes many frames on one stream), so a stalled subscriber only loses its own frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+
+from chat.waku.filter.streams import STREAM_ERRORS, close_quietly, remote_peer
+from chat.waku.filter.subscriptions import (
+    FilterSubscriptions,
+    bad_request_response,
+    rate_limited_response,
+)
+from chat.waku.filter.wire import (
+    MAX_FRAME_SIZE,
+    PUSH_PROTOCOL,
+    SUBSCRIBE_PROTOCOL,
+    FilterWireError,
+    MessagePush,
+    SubscribeRequest,
+    SubscribeResponse,
+)
+from chat.waku.framing import FramingError, encode_frame, read_frame, write_frame
+from chat.waku.message import WakuMessage
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 10.0
+"""A subscribe stream that has not delivered its request by then is closed (js-waku opens
+streams eagerly on identify and may never use them)."""
+PUSH_TIMEOUT = 20.0
+"""nwaku gives up on a push round after 20 s."""
+PUSH_QUEUE_FRAMES = 64
+MAINTENANCE_INTERVAL = 60.0
+
+_PUSH_ERRORS: tuple[type[BaseException], ...] = (trio.TooSlowError, *STREAM_ERRORS)
+
+
+class RequestLimiter(Protocol):
+    """A per-peer rate limiter (chat.waku.ratelimit provides the nwaku-style token bucket)."""
+
+    def allow(self, peer_id: str, now: float) -> bool: ...
+
+
+@dataclass(slots=True)
+class FilterServerStats:
+    requests: Counter[int] = field(default_factory=Counter)
+    """Responses sent, by status code."""
+    idle_streams_closed: int = 0
+    broken_requests: int = 0
+    """Streams that ended, broke or sent an oversized frame before a request arrived."""
+    pushes_sent: int = 0
+    pushes_dropped: Counter[str] = field(default_factory=Counter)
+    """Frames not delivered, by reason: queue_full, not_connected, stream_failed."""
+
+
+class _Pusher:
+    """One subscriber's outbound queue and push stream."""
+
+    def __init__(self, peer: str, queue_frames: int) -> None:
+        self.peer = peer
+        self.send, self.receive = trio.open_memory_channel[bytes](queue_frames)
+        self.stream: INetStream | None = None
+        self.cancel_scope = trio.CancelScope()
+
+
+class FilterServer:
+    def __init__(
+        self,
+        host: IHost,
+        subscriptions: FilterSubscriptions | None = None,
+        *,
+        rate_limiter: RequestLimiter | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
+        push_timeout: float = PUSH_TIMEOUT,
+        push_queue_frames: int = PUSH_QUEUE_FRAMES,
+        maintenance_interval: float = MAINTENANCE_INTERVAL,
+    ) -> None:
+        self.host = host
+        self.subscriptions = subscriptions or FilterSubscriptions()
+        self.rate_limiter = rate_limiter
+        self.request_timeout = request_timeout
+        self.push_timeout = push_timeout
+        self.push_queue_frames = push_queue_frames
+        self.maintenance_interval = maintenance_interval
+        self.stats = FilterServerStats()
+        self._pushers: dict[str, _Pusher] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled. Start it with `await nursery.start(server.run)`."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self.host.set_stream_handler(TProtocol(SUBSCRIBE_PROTOCOL), self._handle_subscribe)
+                nursery.start_soon(self._maintain)
+                task_status.started()
+        finally:
+            self._nursery = None
+            self.host.remove_stream_handler(TProtocol(SUBSCRIBE_PROTOCOL))
+
+    # -- subscribe requests ----------------------------------------------------------------
+
+    async def _handle_subscribe(self, stream: INetStream) -> None:
+        peer = remote_peer(stream)
+        try:
+            response = await self._answer(stream, peer)
+            if response is not None:
+                await write_frame(stream, response.encode())
+                self.stats.requests[response.status_code] += 1
+        except STREAM_ERRORS as exc:
+            log.debug("filter subscribe stream from %s failed: %r", peer, exc)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                await close_quietly(stream)
+        if not self.subscriptions.is_subscribed(peer, trio.current_time()):
+            self._stop_pusher(peer)
+
+    async def _answer(self, stream: INetStream, peer: str) -> SubscribeResponse | None:
+        if self.rate_limiter is not None and not self.rate_limiter.allow(peer, trio.current_time()):
+            return rate_limited_response()  # nwaku does not read the body of a rejected request
+        with trio.move_on_after(self.request_timeout):
+            try:
+                frame = await read_frame(stream, MAX_FRAME_SIZE)
+            except FramingError as exc:
+                self.stats.broken_requests += 1
+                log.debug("bad filter subscribe frame from %s: %s", peer, exc)
+                return None
+            try:
+                request = SubscribeRequest.decode(frame)
+            except FilterWireError as exc:
+                return bad_request_response(str(exc))
+            return self.subscriptions.handle(peer, request, trio.current_time())
+        self.stats.idle_streams_closed += 1
+        return None
+
+    # -- pushes ----------------------------------------------------------------------------
+
+    def on_message(self, pubsub_topic: str, message: WakuMessage) -> int:
+        """Queue a relayed message for its subscribers; returns how many it was queued for."""
+        if self._nursery is None:
+            raise RuntimeError("FilterServer.on_message called while the server is not running")
+        peers = self.subscriptions.subscribers_for(pubsub_topic, message, trio.current_time())
+        if not peers:
+            return 0
+        frame = encode_frame(MessagePush(message, pubsub_topic).encode())
+        queued = 0
+        for peer in peers:
+            pusher = self._pushers.get(peer)
+            if pusher is None:
+                pusher = self._pushers[peer] = _Pusher(peer, self.push_queue_frames)
+                self._nursery.start_soon(self._push_loop, pusher)
+            try:
+                pusher.send.send_nowait(frame)
+                queued += 1
+            except trio.WouldBlock:
+                self.stats.pushes_dropped["queue_full"] += 1
+        return queued
+
+    def queued_frames(self, peer: str) -> int:
+        pusher = self._pushers.get(peer)
+        return pusher.receive.statistics().current_buffer_used if pusher else 0
+
+    async def _push_loop(self, pusher: _Pusher) -> None:
+        try:
+            with pusher.cancel_scope:
+                async for frame in pusher.receive:
+                    await self._push(pusher, frame)
+        finally:
+            if pusher.stream is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    await close_quietly(pusher.stream)
+            if self._pushers.get(pusher.peer) is pusher:
+                del self._pushers[pusher.peer]
+
+    async def _push(self, pusher: _Pusher, frame: bytes) -> None:
+        peer_id = ID.from_base58(pusher.peer)
+        if pusher.stream is None and not self.host.get_network().get_connections(peer_id):
+            # Like nwaku, push only over an existing connection; never dial a subscriber.
+            self.stats.pushes_dropped["not_connected"] += 1
+            return
+        try:
+            with trio.fail_after(self.push_timeout):
+                if pusher.stream is None:
+                    pusher.stream = await self.host.new_stream(peer_id, [TProtocol(PUSH_PROTOCOL)])
+                await pusher.stream.write(frame)
+            self.stats.pushes_sent += 1
+        except _PUSH_ERRORS as exc:
+            log.debug("filter push to %s failed: %r", pusher.peer, exc)
+            self.stats.pushes_dropped["stream_failed"] += 1
+            if pusher.stream is not None:
+                stream, pusher.stream = pusher.stream, None
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    try:
+                        await stream.reset()
+                    except STREAM_ERRORS:
+                        pass
+
+    def _stop_pusher(self, peer: str) -> None:
+        pusher = self._pushers.pop(peer, None)
+        if pusher is not None:
+            pusher.send.close()
+            pusher.cancel_scope.cancel()  # frames still queued are for a lapsed subscription
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        while True:
+            await trio.sleep(self.maintenance_interval)
+            for peer in self.subscriptions.expire(trio.current_time()):
+                self._stop_pusher(peer)

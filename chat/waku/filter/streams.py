@@ -1,0 +1,73 @@
+"""One-request-one-response exchanges over py-libp2p streams, shared by filter and light push.
+
+The client pattern that works with nwaku, go-waku and js-waku servers: open a stream, write one
+length-prefixed request, half-close, read one length-prefixed response, close.
+"""
+
+from __future__ import annotations
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.network.stream.net_stream import NetStream
+from libp2p.peer.id import ID
+
+from chat.waku.framing import FramingError, read_frame, write_frame
+
+STREAM_ERRORS: tuple[type[BaseException], ...] = (
+    BaseLibp2pError,
+    FramingError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
+"""What a peer or the network can make a stream operation raise."""
+
+
+class ExchangeFailed(Exception):
+    """No response: the peer could not be reached, timed out, or broke the stream."""
+
+
+def remote_peer(stream: INetStream) -> str:
+    """The base58 peer id at the other end of a py-libp2p stream."""
+    return str(stream.muxed_conn.peer_id)
+
+
+async def close_quietly(stream: INetStream) -> None:
+    """Close a stream whose peer may already be gone; resets it if a clean close fails."""
+    try:
+        await stream.close()
+    except STREAM_ERRORS:
+        try:
+            await stream.reset()
+        except STREAM_ERRORS:
+            pass
+
+
+async def exchange(
+    host: IHost,
+    peer_id: ID,
+    protocol: str,
+    request: bytes,
+    *,
+    max_response_size: int,
+    time_limit: float,
+) -> bytes:
+    """Send one request frame and return the one response frame (raises ExchangeFailed)."""
+    stream: INetStream | None = None
+    try:
+        with trio.fail_after(time_limit):
+            stream = await host.new_stream(peer_id, [TProtocol(protocol)])
+            await write_frame(stream, request)
+            if isinstance(stream, NetStream):
+                await stream.close_write()  # half-close: the request is complete
+            return await read_frame(stream, max_response_size)
+    except trio.TooSlowError:
+        raise ExchangeFailed(f"{protocol} to {peer_id} timed out after {time_limit} s") from None
+    except STREAM_ERRORS as exc:
+        raise ExchangeFailed(f"{protocol} to {peer_id} failed: {exc!r}") from None
+    finally:
+        if stream is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                await close_quietly(stream)

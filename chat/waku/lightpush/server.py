@@ -1,0 +1,151 @@
+"""Light push service node driver: v3 and legacy v2 handlers over one publish callable.
+
+One request and one response per stream. Rate-limited requests are answered nwaku's way
+without reading the body; a request that never arrives is dropped after a time limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Protocol
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+
+from chat.waku.filter.streams import STREAM_ERRORS, close_quietly, remote_peer
+from chat.waku.framing import FramingError, read_frame, write_frame
+from chat.waku.lightpush.service import (
+    TOO_MANY_REQUESTS_DESC,
+    Publish,
+    ShardFor,
+    push,
+)
+from chat.waku.lightpush.wire import (
+    MAX_FRAME_SIZE,
+    PROTOCOL_V2,
+    PROTOCOL_V3,
+    UNKNOWN_REQUEST_ID,
+    LegacyPushRequest,
+    LegacyPushResponse,
+    LightPushStatus,
+    LightPushWireError,
+    OversizedMessage,
+    PushRequest,
+    PushResponse,
+)
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 10.0
+DECODE_FAILURE = "decode_rpc_failure"
+
+
+class RequestLimiter(Protocol):
+    """A per-peer rate limiter (chat.waku.ratelimit provides the nwaku-style token bucket)."""
+
+    def allow(self, peer_id: str, now: float) -> bool: ...
+
+
+class LightPushServer:
+    def __init__(
+        self,
+        host: IHost,
+        publish: Publish,
+        *,
+        shard_for: ShardFor | None = None,
+        rate_limiter: RequestLimiter | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
+        serve_v2: bool = True,
+    ) -> None:
+        self.host = host
+        self.publish = publish
+        self.shard_for = shard_for
+        self.rate_limiter = rate_limiter
+        self.request_timeout = request_timeout
+        self.serve_v2 = serve_v2
+        self.responses: Counter[tuple[str, int]] = Counter()
+        """(protocol version, status) -> count; v2 counts 200 for success and 0 for failure."""
+
+    def start(self) -> None:
+        self.host.set_stream_handler(TProtocol(PROTOCOL_V3), self._handle_v3)
+        if self.serve_v2:
+            self.host.set_stream_handler(TProtocol(PROTOCOL_V2), self._handle_v2)
+
+    def stop(self) -> None:
+        self.host.remove_stream_handler(TProtocol(PROTOCOL_V3))
+        if self.serve_v2:
+            self.host.remove_stream_handler(TProtocol(PROTOCOL_V2))
+
+    def _allowed(self, stream: INetStream) -> bool:
+        limiter = self.rate_limiter
+        return limiter is None or limiter.allow(remote_peer(stream), trio.current_time())
+
+    async def _read_request(self, stream: INetStream) -> bytes | None:
+        with trio.move_on_after(self.request_timeout):
+            try:
+                return await read_frame(stream, MAX_FRAME_SIZE)
+            except FramingError as exc:
+                log.debug("bad light push frame: %s", exc)
+        return None
+
+    async def _handle_v3(self, stream: INetStream) -> None:
+        try:
+            response = await self._answer_v3(stream)
+            if response is not None:
+                await write_frame(stream, response.encode())
+                self.responses[("v3", response.status_code)] += 1
+        except STREAM_ERRORS as exc:
+            log.debug("light push v3 stream failed: %r", exc)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                await close_quietly(stream)
+
+    async def _answer_v3(self, stream: INetStream) -> PushResponse | None:
+        if not self._allowed(stream):
+            return PushResponse(
+                UNKNOWN_REQUEST_ID, LightPushStatus.TOO_MANY_REQUESTS, TOO_MANY_REQUESTS_DESC
+            )
+        frame = await self._read_request(stream)
+        if frame is None:
+            return None
+        try:
+            request = PushRequest.decode(frame)
+        except OversizedMessage as exc:
+            return PushResponse(UNKNOWN_REQUEST_ID, LightPushStatus.INVALID_MESSAGE, str(exc))
+        except LightPushWireError as exc:
+            return PushResponse(
+                UNKNOWN_REQUEST_ID, LightPushStatus.BAD_REQUEST, f"{DECODE_FAILURE}: {exc}"
+            )
+        outcome = push(self.publish, self.shard_for, request.pubsub_topic, request.message)
+        return PushResponse(
+            request.request_id, outcome.status, outcome.desc, outcome.relay_peer_count
+        )
+
+    async def _handle_v2(self, stream: INetStream) -> None:
+        try:
+            response = await self._answer_v2(stream)
+            if response is not None:
+                await write_frame(stream, response.encode())
+                self.responses[("v2", 200 if response.is_success else 0)] += 1
+        except STREAM_ERRORS as exc:
+            log.debug("light push v2 stream failed: %r", exc)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                await close_quietly(stream)
+
+    async def _answer_v2(self, stream: INetStream) -> LegacyPushResponse | None:
+        if not self._allowed(stream):
+            return LegacyPushResponse(UNKNOWN_REQUEST_ID, False, TOO_MANY_REQUESTS_DESC)
+        frame = await self._read_request(stream)
+        if frame is None:
+            return None
+        try:
+            request = LegacyPushRequest.decode(frame)
+        except LightPushWireError as exc:
+            return LegacyPushResponse(UNKNOWN_REQUEST_ID, False, f"{DECODE_FAILURE}: {exc}")
+        outcome = push(self.publish, None, request.pubsub_topic, request.message)
+        if outcome.succeeded:
+            return LegacyPushResponse(request.request_id, True, "OK")
+        return LegacyPushResponse(request.request_id, False, outcome.desc)

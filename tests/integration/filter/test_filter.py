@@ -1,0 +1,260 @@
+"""Filter v2 over real py-libp2p hosts: subscribe, many pushes per stream, TTL, limits, failover."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from libp2p.custom_types import TProtocol
+from trio.testing import MockClock
+
+from chat.waku.filter.client import FilterClient
+from chat.waku.filter.server import FilterServer
+from chat.waku.filter.streams import exchange
+from chat.waku.filter.wire import (
+    MAX_RESPONSE_SIZE,
+    PUSH_PROTOCOL,
+    SUBSCRIBE_PROTOCOL,
+    SubscribeRequest,
+    SubscribeResponse,
+)
+from chat.waku.framing import encode_frame, encode_uvarint
+from chat.waku.message import WakuMessage
+
+PUBSUB = "/waku/2/rs/42/0"
+TOPIC = "/app/1/chat/proto"
+
+
+def message(i: int, topic: str = TOPIC, size: int = 0) -> WakuMessage:
+    return WakuMessage(payload=b"m%d" % i + b"x" * size, content_topic=topic, timestamp=i + 1)
+
+
+async def ask(hosts, light, service, request: SubscribeRequest) -> SubscribeResponse:
+    frame = await exchange(
+        light,
+        service.get_id(),
+        SUBSCRIBE_PROTOCOL,
+        request.encode(),
+        max_response_size=MAX_RESPONSE_SIZE,
+        time_limit=10,
+    )
+    return SubscribeResponse.decode(frame)
+
+
+class CountingLimiter:
+    """Allows the first `budget` requests of each peer."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used: dict[str, int] = {}
+
+    def allow(self, peer_id: str, now: float) -> bool:
+        self.used[peer_id] = self.used.get(peer_id, 0) + 1
+        return self.used[peer_id] <= self.budget
+
+
+@pytest.mark.parametrize("muxer", ["yamux", "mplex"])
+async def test_pushes_flow_over_one_stream_and_pings_refresh(hosts, clock: MockClock, muxer):
+    service = await hosts.start(muxer)
+    light = await hosts.start(muxer)
+    await hosts.connect(light, service)
+    opened: list[object] = []
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service)
+        await nursery.start(server.run)
+        client = FilterClient(light, [service.get_id()])
+        client.subscribe(PUBSUB, [TOPIC])
+        await nursery.start(client.run)
+        await hosts.wait_until(lambda: server.subscriptions.peer_count == 1)
+        for i in range(20):
+            server.on_message(PUBSUB, message(i))
+        server.on_message(PUBSUB, message(3))  # duplicate within 2 min: not pushed
+        server.on_message(PUBSUB, message(99, topic="/app/1/other/proto"))  # not subscribed
+        got = [await client.messages.receive() for _ in range(20)]
+        assert [p.message.payload for p in got] == [b"m%d" % i for i in range(20)]
+        assert {p.pubsub_topic for p in got} == {PUBSUB}
+        assert server.stats.pushes_sent == 20
+        assert server.subscriptions.duplicates_skipped == 1
+        pusher = server._pushers[str(light.get_id())]
+        opened.append(pusher.stream)
+        # 61 s later the client pings; the subscription stays alive past its first TTL.
+        for pings in range(1, 7):
+            clock.jump(61)
+            # Jump only once the answer is in: a jump would also expire the request in flight.
+            await hosts.wait_until(
+                lambda n=pings: server.stats.requests[200] == 1 + n and not client.core.busy_peers
+            )
+        server.on_message(PUBSUB, message(100))
+        assert (await client.messages.receive()).message.payload == b"m100"
+        assert server._pushers[str(light.get_id())].stream is opened[0]  # same stream reused
+        nursery.cancel_scope.cancel()
+
+
+async def test_subscription_lapses_after_ttl_then_ping_is_404(hosts, clock: MockClock):
+    service = await hosts.start()
+    light = await hosts.start()
+    await hosts.connect(light, service)
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service)
+        await nursery.start(server.run)
+        answer = await ask(hosts, light, service, SubscribeRequest("s", 1, PUBSUB, (TOPIC,)))
+        assert (answer.request_id, answer.status_code) == ("s", 200)
+        clock.jump(301)
+        assert server.on_message(PUBSUB, message(1)) == 0
+        answer = await ask(hosts, light, service, SubscribeRequest("p", 0))
+        assert (answer.status_code, answer.status_desc) == (
+            404,
+            "NOT_FOUND: peer has no subscriptions",
+        )
+        nursery.cancel_scope.cancel()
+
+
+async def test_bad_requests_get_nwaku_codes_and_nothing_breaks(hosts, clock: MockClock):
+    service = await hosts.start()
+    light = await hosts.start()
+    await hosts.connect(light, service)
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service, rate_limiter=CountingLimiter(6))
+        await nursery.start(server.run)
+        thousand = tuple(f"/app/1/t{i}/proto" for i in range(1000))
+        cases = [
+            (SubscribeRequest("a", 1, None, (TOPIC,)), 400),
+            (SubscribeRequest("b", 1, PUBSUB, ()), 400),
+            (SubscribeRequest("c", 1, PUBSUB, thousand), 400),
+            (SubscribeRequest("d", 2, PUBSUB, (TOPIC,)), 404),
+        ]
+        for request, status in cases:
+            answer = await ask(hosts, light, service, request)
+            assert (answer.request_id, answer.status_code) == (request.request_id, status)
+        # Garbage that is not a FilterSubscribeRequest: 400 with an unknown request id.
+        stream = await light.new_stream(service.get_id(), [TProtocol(SUBSCRIBE_PROTOCOL)])
+        await stream.write(encode_frame(b"\xff\xff\xff"))
+        answer = SubscribeResponse.decode(await _read_one(stream))
+        assert (answer.request_id, answer.status_code) == ("N/A", 400)
+        # A length prefix over the limit is refused without reading the body.
+        stream = await light.new_stream(service.get_id(), [TProtocol(SUBSCRIBE_PROTOCOL)])
+        await stream.write(encode_uvarint(50_000_000))
+        await hosts.wait_until(lambda: server.stats.broken_requests == 1)
+        # Over the rate limit: nwaku's 429 without reading the body.
+        answer = await ask(hosts, light, service, SubscribeRequest("e", 0))
+        assert (answer.request_id, answer.status_code) == ("N/A", 429)
+        assert answer.status_desc == "filter request rejected due rate limit exceeded"
+        assert server.subscriptions.peer_count == 0
+        nursery.cancel_scope.cancel()
+
+
+async def _read_one(stream) -> bytes:
+    from chat.waku.framing import read_frame
+
+    return await read_frame(stream, MAX_RESPONSE_SIZE)
+
+
+async def test_idle_eager_stream_is_closed_and_others_are_served(hosts, clock: MockClock):
+    service = await hosts.start("mplex")
+    light = await hosts.start("mplex")
+    await hosts.connect(light, service)
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service, request_timeout=10)
+        await nursery.start(server.run)
+        idle = await light.new_stream(service.get_id(), [TProtocol(SUBSCRIBE_PROTOCOL)])
+        answer = await ask(hosts, light, service, SubscribeRequest("x", 1, PUBSUB, (TOPIC,)))
+        assert answer.ok
+        clock.jump(11)
+        await hosts.wait_until(lambda: server.stats.idle_streams_closed == 1)
+        assert await _read_eof(idle)
+        nursery.cancel_scope.cancel()
+
+
+async def _read_eof(stream) -> bool:
+    from chat.waku.framing import FrameReader
+
+    return await FrameReader(stream, 10).next_frame() is None
+
+
+async def test_stalled_subscriber_loses_only_its_own_frames(hosts, clock: MockClock):
+    service = await hosts.start("yamux")
+    healthy = await hosts.start("yamux")
+    stalled = await hosts.start("yamux")
+    stalled_streams: list[object] = []
+
+    async def never_read(stream) -> None:
+        stalled_streams.append(stream)
+        await trio.sleep_forever()
+
+    stalled.set_stream_handler(TProtocol(PUSH_PROTOCOL), never_read)
+    for light in (healthy, stalled):
+        await hosts.connect(light, service)
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service, push_queue_frames=8)
+        await nursery.start(server.run)
+        client = FilterClient(healthy, [service.get_id()])
+        client.subscribe(PUBSUB, [TOPIC])
+        await nursery.start(client.run)
+        answer = await ask(hosts, stalled, service, SubscribeRequest("s", 1, PUBSUB, (TOPIC,)))
+        assert answer.ok
+        await hosts.wait_until(lambda: server.subscriptions.peer_count == 2)
+        for i in range(60):  # 60 × 100 KiB: past what the stalled side accepts unread
+            assert server.on_message(PUBSUB, message(i, size=100 * 1024)) in (1, 2)
+            got = await client.messages.receive()
+            assert got.message.payload.startswith(b"m%d" % i)
+        assert server.stats.pushes_dropped["queue_full"] > 0, (server.stats, stalled_streams)
+        assert server.queued_frames(str(stalled.get_id())) <= 8
+        nursery.cancel_scope.cancel()
+
+
+async def test_disappeared_subscriber_does_not_disturb_others(hosts, clock: MockClock):
+    service = await hosts.start()
+    staying = await hosts.start()
+    leaving = await hosts.start()
+    for light in (staying, leaving):
+        await hosts.connect(light, service)
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service)
+        await nursery.start(server.run)
+        clients = [FilterClient(h, [service.get_id()]) for h in (staying, leaving)]
+        for client in clients:
+            client.subscribe(PUBSUB, [TOPIC])
+            await nursery.start(client.run)
+        await hosts.wait_until(lambda: server.subscriptions.peer_count == 2)
+        hosts.stop(leaving)
+        for i in range(10):
+            server.on_message(PUBSUB, message(i))
+            assert (await clients[0].messages.receive()).message.payload == b"m%d" % i
+        # The push to the vanished peer fails (refused or timed out), and is counted.
+        clock.jump(21)
+        await hosts.wait_until(lambda: sum(server.stats.pushes_dropped.values()) >= 1)
+        clock.jump(301 + 60)  # the lapsed subscription is swept by maintenance
+        await hosts.wait_until(lambda: server.subscriptions.peer_count <= 1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_client_dedupes_two_nodes_and_fails_over_when_one_dies(hosts, clock: MockClock):
+    nodes = [await hosts.start() for _ in range(3)]
+    light = await hosts.start()
+    for node in nodes:
+        await hosts.connect(light, node)
+    async with trio.open_nursery() as nursery:
+        servers = [FilterServer(node) for node in nodes]
+        for server in servers:
+            await nursery.start(server.run)
+        client = FilterClient(light, [node.get_id() for node in nodes])
+        client.subscribe(PUBSUB, [TOPIC])
+        await nursery.start(client.run)
+        await hosts.wait_until(
+            lambda: (
+                [s.subscriptions.peer_count for s in servers] == [1, 1, 0]
+                and not client.core.busy_peers
+            )
+        )
+        # Both nodes push the same message; the application sees it once.
+        servers[0].on_message(PUBSUB, message(1))
+        servers[1].on_message(PUBSUB, message(1))
+        assert (await client.messages.receive()).message.payload == b"m1"
+        await hosts.wait_until(lambda: client.core.duplicates_dropped == 1)
+        # Node 0 dies; the next ping fails, re-subscribing fails, node 2 takes its place.
+        hosts.stop(nodes[0])
+        clock.jump(61)
+        await hosts.wait_until(lambda: servers[2].subscriptions.peer_count == 1)
+        assert client.core.active_peers == [str(nodes[1].get_id()), str(nodes[2].get_id())]
+        servers[2].on_message(PUBSUB, message(2))
+        assert (await client.messages.receive()).message.payload == b"m2"
+        nursery.cancel_scope.cancel()

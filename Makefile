@@ -3,7 +3,8 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-ARGS ?=
+# Until the TUI lands, the most useful thing chinwag does is run a relay node on its network.
+ARGS ?= node
 
 setup:
 	@scripts/setup.sh

@@ -1,10 +1,18 @@
-"""Shared fixtures: every test gets its own config and data directories, never the user's."""
+"""Shared fixtures: every test gets its own config and data directories, never the user's;
+storage tests get real SQLCipher files with a cheap KDF (helpers are fixtures, not imports,
+because pytest runs in importlib mode)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from storage.kdf import KdfParams
+from storage.profiles import Profiles
+from storage.repositories.conversations import Conversation
+from storage.store import Store
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +28,50 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.delenv("CHINWAG_PASSPHRASE", raising=False)
     return home
+
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def _cheap_kdf() -> KdfParams:
+    """Argon2id's minimum cost: parameters are stored per profile, so only speed changes."""
+    return KdfParams.fresh(opslimit=1, memlimit=8192)
+
+
+def _conversation(cid: str = "c1", now: int = 1_000) -> Conversation:
+    return Conversation(
+        id=cid,
+        kind="direct",
+        title=f"chat {cid}",
+        pubsub_topic="/waku/2/rs/42/0",
+        content_topic=f"/chinwag/1/{cid}/proto",
+        created_at=now,
+        last_activity_at=now,
+    )
+
+
+@pytest.fixture
+def passphrase() -> str:
+    return PASSPHRASE
+
+
+@pytest.fixture
+def cheap_kdf() -> Callable[[], KdfParams]:
+    return _cheap_kdf
+
+
+@pytest.fixture
+def make_conversation() -> Callable[..., Conversation]:
+    return _conversation
+
+
+@pytest.fixture
+def profiles(tmp_path: Path) -> Profiles:
+    return Profiles(tmp_path / "profiles")
+
+
+@pytest.fixture
+def store(profiles: Profiles) -> Iterator[Store]:
+    s = profiles.create("alice", PASSPHRASE, display_name="Alice", now=1_000, kdf=_cheap_kdf())
+    yield s
+    s.close()

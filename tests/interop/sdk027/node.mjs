@@ -52,11 +52,17 @@ serveCommands({
     return { clusterId: shardInfo.clusterId, shards: shardInfo.shards };
   },
   // What js stored about the peer after the peer's own metadata request (js as the server).
-  async storedShardInfo({ peer }) {
+  // js-waku stores it after answering, so wait (bounded) for it to land in the peer store.
+  async storedShardInfo({ peer, waitMs = 5000 }) {
     const [conn] = connectionsTo(node.libp2p, peer);
     if (!conn) throw new Error(`not connected to ${peer}`);
-    const stored = await node.libp2p.peerStore.get(conn.remotePeer);
-    const bytes = stored.metadata.get("shardInfo");
+    let bytes;
+    for (const deadline = Date.now() + waitMs; ; ) {
+      const stored = await node.libp2p.peerStore.get(conn.remotePeer);
+      bytes = stored.metadata.get("shardInfo");
+      if (bytes || Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
     if (!bytes) return { stored: null };
     const info = utils.decodeRelayShard(bytes);
     return { stored: { clusterId: info.clusterId, shards: info.shards } };

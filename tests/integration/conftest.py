@@ -1,4 +1,4 @@
-"""Real py-libp2p hosts on 127.0.0.1 (Noise only; yamux and/or mplex) for filter tests."""
+"""Real py-libp2p hosts on 127.0.0.1 (Noise only; yamux and/or mplex) for req-res protocol tests."""
 
 from __future__ import annotations
 

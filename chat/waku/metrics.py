@@ -27,6 +27,8 @@ MAX_REQUEST_HEAD = 8192
 READ_TIMEOUT = 10.0
 WRITE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 16
+LINGER_TIMEOUT = 2.0
+LINGER_BYTES = 64 * 1024
 
 MetricKind = Literal["counter", "gauge"]
 
@@ -226,6 +228,12 @@ class MetricsServer:
             self._listeners = list(listeners)
         return self.bound
 
+    async def close(self) -> None:
+        """Close a socket that `bind` opened and `serve` never took over."""
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            await listener.aclose()
+
     @property
     def bound(self) -> tuple[str, int]:
         if not self._listeners:
@@ -255,6 +263,7 @@ class MetricsServer:
             self._active += 1
             try:
                 await self._answer(stream)
+                await _linger(stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 log.debug("metrics connection failed: %r", exc)
             finally:
@@ -296,6 +305,19 @@ async def _read_head(stream: trio.SocketStream) -> bytes | None:
             raise trio.BrokenResourceError("connection closed before the request was complete")
         buf += chunk
     return buf.split(b"\r\n\r\n", 1)[0]
+
+
+async def _linger(stream: trio.SocketStream) -> None:
+    """Half-close, then read what the client still sends (bounded) until it closes: closing
+    with unread bytes would reset the connection and could destroy our response in flight."""
+    with trio.move_on_after(LINGER_TIMEOUT):
+        await stream.send_eof()
+        drained = 0
+        while drained < LINGER_BYTES:
+            chunk = await stream.receive_some(LINGER_BYTES)
+            if not chunk:
+                return
+            drained += len(chunk)
 
 
 async def _send(stream: trio.SocketStream, data: bytes) -> None:

@@ -228,6 +228,8 @@ class ServiceNode:
             async with self.node.run():
                 yield self
         finally:
+            if self.metrics is not None:
+                await self.metrics.close()  # bound but never served if the node failed to start
             if self.archive is not None:
                 self.archive.close()
 

@@ -315,8 +315,10 @@ RELAY_GOSSIP = (
     "disconnects_requested",
     "stream_errors",
 )
-# Validator verdicts come from the validator itself, with reasons (its counters() keys).
+# Validator verdicts come from the validator itself, with reasons (its counters() keys),
+# so the router's reason-less totals of the same verdicts are not exported again.
 VALIDATION_OUTCOMES = {"rejected": "reject", "ignored": "ignore"}
+RELAY_FROM_VALIDATOR = ("validator_rejected", "validator_ignored", "validator_errors")
 
 
 def relay_metrics(relay: RelayService) -> list[Metric]:

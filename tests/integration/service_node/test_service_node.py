@@ -17,12 +17,22 @@ from chat.waku.filter.client import FilterClient
 from chat.waku.lightpush.client import LightPushClient, push_once
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
-from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions
-from chat.waku.store.archiver import ArchiveOutcome
+from chat.waku.relay.metrics import RelayCounters
+from chat.waku.service_node import (
+    RELAY_DROPS,
+    RELAY_FROM_VALIDATOR,
+    RELAY_GOSSIP,
+    RELAY_TRAFFIC,
+    ArchiveWriter,
+    ServiceNode,
+    ServiceNodeConfig,
+    StoreOptions,
+)
+from chat.waku.store.archiver import ArchiveOutcome, MessageArchiver
 from chat.waku.store.client import StoreClient
 from chat.waku.store.wire import StoreQueryRequest
 from chat.waku.topics import RelayShard, autoshard
-from storage.archive import RetentionPolicy
+from storage.archive import RetentionPolicy, SqliteArchive
 
 Scrape = Callable[[str], Awaitable[dict[str, float]]]
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
@@ -249,3 +259,17 @@ async def test_retention_runs_every_interval(tmp_path: Path, clock: MockClock) -
         clock.jump(600)
         await eventually(lambda: archiver.retention_passes == 2)
         assert service.archive.message_count() == 1
+
+
+def test_every_relay_counter_is_exported() -> None:
+    exported = [*RELAY_TRAFFIC, *RELAY_DROPS, *RELAY_GOSSIP, *RELAY_FROM_VALIDATOR]
+    assert sorted(exported) == sorted(RelayCounters().as_dict())
+
+
+def test_the_archive_queue_is_bounded_and_counts_what_it_drops(tmp_path: Path) -> None:
+    archive = SqliteArchive(tmp_path / "a.sqlite")
+    writer = ArchiveWriter(MessageArchiver(archive), queue=2)
+    for text in ("a", "b", "c", "d"):
+        writer.offer(SHARD0, message(text), message(text).encode())
+    assert (writer.pending, writer.dropped) == (2, 2)
+    archive.close()

@@ -1,14 +1,16 @@
 """`chinwag node`: a headless Waku service node: relay on its shards, plus metadata,
-identify and ping.
+identify and ping; store (`--store`), filter (`--filter`), light push (`--lightpush`) and a
+Prometheus endpoint (`--metrics`) on request. The composition is chat.waku.service_node.
 
-It prints its full multiaddrs (with /p2p/) on start, one per line after a header line, and
-stops cleanly on SIGINT or SIGTERM.
+It prints its full multiaddrs (with /p2p/) on start, one per line after a header line, then
+the metrics URL if any, and stops cleanly on SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -19,12 +21,17 @@ from multiaddr import Multiaddr
 from chat.config import Config
 from chat.errors import UserError
 from chat.waku.host import HostError, listen_addrs_for, load_or_create_node_key
-from chat.waku.message import now_ns
-from chat.waku.node import Node, NodeConfig
+from chat.waku.metrics import MetricsBindError
+from chat.waku.node import NodeConfig
 from chat.waku.protected import ProtectedShardError, ShardPublicKey
-from chat.waku.relay.service import RelayService
+from chat.waku.ratelimit import RateLimitError, rate_limits_from_flags
+from chat.waku.service_node import (
+    ServiceNode,
+    ServiceNodeConfig,
+    StoreOptions,
+)
 from chat.waku.topics import RelayShard
-from chat.waku.validation import RelayValidator
+from storage.archive import ArchiveError, RetentionPolicy
 
 NAME = "node"
 HELP = "run a headless Waku service node"
@@ -33,6 +40,14 @@ USES_PROFILE = False
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/60000"
 NODE_DIR = "node"
 NODE_KEY_FILE = "nodekey"
+ARCHIVE_FILE = "archive.sqlite"
+DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+
+_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_SIZE = re.compile(r"^(\d+)\s*([kmgt]i?b|b)?$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +55,10 @@ log = logging.getLogger(__name__)
 def default_node_key(config: Config) -> Path:
     """Node identity lives in the data dir, apart from chat profiles: one per machine/data dir."""
     return config.data_dir / NODE_DIR / NODE_KEY_FILE
+
+
+def default_archive(config: Config) -> Path:
+    return config.data_dir / NODE_DIR / ARCHIVE_FILE
 
 
 def _port(text: str) -> int:
@@ -101,6 +120,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="node identity key file, created if missing (default: DATA_DIR/node/nodekey)",
     )
+    store = parser.add_argument_group("store (history for clients that were offline)")
+    store.add_argument(
+        "--store", action="store_true", help="archive relay messages and serve store v3"
+    )
+    store.add_argument(
+        "--archive", type=Path, metavar="PATH",
+        help="SQLite archive file (default: DATA_DIR/node/archive.sqlite)",
+    )  # fmt: skip
+    store.add_argument(
+        "--retention-age", metavar="AGE",
+        help="drop messages older than AGE: a number with s, m, h, d or w (e.g. 7d, 12h)",
+    )  # fmt: skip
+    store.add_argument("--retention-messages", metavar="N", help="keep only the newest N messages")
+    store.add_argument(
+        "--retention-bytes", metavar="SIZE",
+        help="hard cap on the archive file: bytes, or with a unit (500MB, 2GiB)",
+    )  # fmt: skip
+    services = parser.add_argument_group("light client services")
+    services.add_argument("--filter", action="store_true", help="serve filter v2 subscriptions")
+    services.add_argument(
+        "--lightpush", action="store_true", help="serve light push v3 (and legacy v2)"
+    )
+    services.add_argument(
+        "--rate-limit", action="append", metavar="[PROTO:]N/PERIOD",
+        help="nwaku-style rate limit, e.g. store:20/1s or lightpush:10/1m; repeatable "
+        "(default: unlimited, filter 30/1m per peer)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics", metavar="[HOST:]PORT",
+        help=f"serve Prometheus metrics at http://HOST:PORT/metrics (host default "
+        f"{DEFAULT_METRICS_ADDRESS}; port 0 picks a free one)",
+    )  # fmt: skip
 
 
 def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
@@ -142,35 +193,138 @@ def protected_shards_from(args: argparse.Namespace, cluster_id: int) -> dict[str
     return protected
 
 
-def relay_service_for(
-    node_config: NodeConfig, protected: dict[str, ShardPublicKey] | None = None
-) -> RelayService:
-    topics = [RelayShard(node_config.cluster_id, s).pubsub_topic for s in node_config.shards]
-    validator = RelayValidator(clock=now_ns, protected=protected or {})
-    return RelayService(topics, validator=validator)
+def parse_duration(text: str, option: str) -> int:
+    """Seconds in `7d`, `12h`, `30m`, `90s` or `2w`."""
+    match = _DURATION.match(text.strip().lower())
+    if not match or int(match[1]) == 0:
+        raise UserError(
+            f"{option} {text} must be a positive number with a unit, s, m, h, d or w "
+            "(for example 7d or 12h)"
+        )
+    return int(match[1]) * _DURATION_UNITS[match[2]]
 
 
-async def serve(
-    node_config: NodeConfig, protected: dict[str, ShardPublicKey] | None = None
-) -> None:
-    node = Node(node_config)
-    await node.mount(relay_service_for(node_config, protected))
+def parse_size(text: str, option: str) -> int:
+    """Bytes in `1000000`, `500MB`, `2GiB` (decimal KB/MB/GB/TB, binary KiB/MiB/GiB/TiB)."""
+    match = _SIZE.match(text.strip())
+    if not match or int(match[1]) == 0:
+        raise UserError(
+            f"{option} {text} must be a positive size in bytes, optionally with a unit "
+            "(KB, MB, GB, TB, KiB, MiB, GiB, TiB; for example 500MB)"
+        )
+    return int(match[1]) * _SIZE_UNITS[(match[2] or "b").lower()]
+
+
+def parse_count(text: str, option: str) -> int:
+    if not text.strip().isdigit() or int(text) == 0:
+        raise UserError(f"{option} {text} must be a positive whole number")
+    return int(text)
+
+
+def parse_metrics_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[IPV6]:PORT` or just `PORT` (on 127.0.0.1)."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep:
+        host = DEFAULT_METRICS_ADDRESS
+    host = host.removeprefix("[").removesuffix("]") or DEFAULT_METRICS_ADDRESS
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise UserError(
+            f"--metrics {text} must be HOST:PORT or PORT, with a port number 0-65535 "
+            "(for example 127.0.0.1:8008)"
+        )
+    return host, int(port_text)
+
+
+def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions | None:
+    retention_flags = {
+        "--archive": args.archive,
+        "--retention-age": args.retention_age,
+        "--retention-messages": args.retention_messages,
+        "--retention-bytes": args.retention_bytes,
+    }
+    if not args.store:
+        given = [flag for flag, value in retention_flags.items() if value is not None]
+        if given:
+            raise UserError(f"{given[0]} only makes sense with --store")
+        return None
+    retention = RetentionPolicy(
+        max_age_ns=(
+            parse_duration(args.retention_age, "--retention-age") * 10**9
+            if args.retention_age is not None
+            else None
+        ),
+        max_messages=(
+            parse_count(args.retention_messages, "--retention-messages")
+            if args.retention_messages is not None
+            else None
+        ),
+        max_bytes=(
+            parse_size(args.retention_bytes, "--retention-bytes")
+            if args.retention_bytes is not None
+            else None
+        ),
+    )
+    return StoreOptions(archive_path=args.archive or default_archive(config), retention=retention)
+
+
+def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNodeConfig:
+    """Everything `chinwag node` runs, from its options; bad options are UserErrors."""
+    store = store_options_from(args, config)
+    try:
+        limits = rate_limits_from_flags(args.rate_limit or [])
+    except RateLimitError as exc:
+        raise UserError(f"a --rate-limit value is not valid: {exc}") from None
+    metrics = parse_metrics_address(args.metrics) if args.metrics is not None else None
+    node_config = node_config_from(args, config)
+    return ServiceNodeConfig(
+        node=node_config,
+        protected=protected_shards_from(args, node_config.cluster_id),
+        store=store,
+        filter=args.filter,
+        lightpush=args.lightpush,
+        rate_limits=limits,
+        metrics=metrics,
+    )
+
+
+def _services_line(config: ServiceNodeConfig) -> str:
+    names = ["relay"]
+    if config.store is not None:
+        names.append("store")
+    if config.filter:
+        names.append("filter")
+    if config.lightpush:
+        names.append("lightpush")
+    return ",".join(names)
+
+
+async def serve(service_config: ServiceNodeConfig) -> None:
+    try:
+        service_node = ServiceNode(service_config)
+    except ArchiveError as exc:
+        raise UserError(f"the archive cannot be opened: {exc}") from None
+    node_config = service_config.node
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
-            async with node.run():
+            async with service_node.run():
                 shards = ",".join(str(s) for s in node_config.shards)
                 print(
-                    f"chinwag node {node.host.peer_id} "
-                    f"cluster {node_config.cluster_id} shards {shards}",
+                    f"chinwag node {service_node.node.host.peer_id} "
+                    f"cluster {node_config.cluster_id} shards {shards} "
+                    f"services {_services_line(service_config)}",
                     flush=True,
                 )
-                for addr in node.full_multiaddrs():
+                for addr in service_node.node.full_multiaddrs():
                     print(addr, flush=True)
+                if service_node.metrics is not None:
+                    print(f"metrics {service_node.metrics.url}", flush=True)
                 async for signum in signals:
                     log.info("stopping on %s", signal.Signals(signum).name)
                     break
         except HostError as exc:
             raise UserError(f"the node cannot start: {exc}. Is the port already in use?") from None
+        except MetricsBindError as exc:
+            raise UserError(f"{exc}. Is the port already in use?") from None
     print("chinwag node stopped", flush=True)
 
 
@@ -178,8 +332,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if config.log_level != "DEBUG":
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)
-    node_config = node_config_from(args, config)
-    protected = protected_shards_from(args, node_config.cluster_id)
-    trio.run(serve, node_config, protected)
+    trio.run(serve, service_config_from(args, config))
     sys.stdout.flush()
     return 0

@@ -22,6 +22,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 PROTOCOLS = ("store", "lightpush", "filter", "px")
 # nwaku accepts these names too; they configure the same services here.
@@ -31,6 +32,14 @@ MAX_TRACKED_PEERS = 10_000
 
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _FLAG = re.compile(r"^(?:(?P<proto>[a-z0-9]+):)?(?P<volume>\d+)/(?P<num>\d+)(?P<unit>ms|h|m|s)$")
+
+
+class RateLimiter(Protocol):
+    """What every request/response server asks before it serves a request: may `peer` (any
+    hashable key naming the remote peer; servers pass its base58 peer id) be served at `now`
+    (monotonic seconds)? A True answer consumes the request's share of the budget."""
+
+    def allow(self, peer: Hashable, now: float, /) -> bool: ...
 
 
 class RateLimitError(ValueError):

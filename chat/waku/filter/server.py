@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -35,6 +35,7 @@ from chat.waku.filter.wire import (
 )
 from chat.waku.framing import FramingError, encode_frame, read_frame, write_frame
 from chat.waku.message import WakuMessage
+from chat.waku.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -50,12 +51,6 @@ PUSH_QUEUE_FRAMES = 64
 MAINTENANCE_INTERVAL = 60.0
 
 _PUSH_ERRORS: tuple[type[BaseException], ...] = (trio.TooSlowError, *STREAM_ERRORS)
-
-
-class RequestLimiter(Protocol):
-    """A per-peer rate limiter (chat.waku.ratelimit provides the nwaku-style token bucket)."""
-
-    def allow(self, peer_id: str, now: float) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -81,12 +76,14 @@ class _Pusher:
 
 
 class FilterServer:
+    name = "filter"
+
     def __init__(
         self,
         host: IHost,
         subscriptions: FilterSubscriptions | None = None,
         *,
-        rate_limiter: RequestLimiter | None = None,
+        rate_limiter: RateLimiter | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         push_timeout: float = PUSH_TIMEOUT,
         push_queue_frames: int = PUSH_QUEUE_FRAMES,
@@ -114,6 +111,10 @@ class FilterServer:
         finally:
             self._nursery = None
             self.host.remove_stream_handler(TProtocol(SUBSCRIBE_PROTOCOL))
+
+    async def serve(self, host: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Node service entry point; the server already holds its host (`host.libp2p`)."""
+        await self.run(task_status=task_status)
 
     # -- subscribe requests ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Protocol
+from typing import Any
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -35,6 +35,7 @@ from chat.waku.lightpush.wire import (
     PushRequest,
     PushResponse,
 )
+from chat.waku.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +43,16 @@ REQUEST_TIMEOUT = 10.0
 DECODE_FAILURE = "decode_rpc_failure"
 
 
-class RequestLimiter(Protocol):
-    """A per-peer rate limiter (chat.waku.ratelimit provides the nwaku-style token bucket)."""
-
-    def allow(self, peer_id: str, now: float) -> bool: ...
-
-
 class LightPushServer:
+    name = "lightpush"
+
     def __init__(
         self,
         host: IHost,
         publish: Publish,
         *,
         shard_for: ShardFor | None = None,
-        rate_limiter: RequestLimiter | None = None,
+        rate_limiter: RateLimiter | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         serve_v2: bool = True,
     ) -> None:
@@ -77,6 +74,15 @@ class LightPushServer:
         self.host.remove_stream_handler(TProtocol(PROTOCOL_V3))
         if self.serve_v2:
             self.host.remove_stream_handler(TProtocol(PROTOCOL_V2))
+
+    async def serve(self, host: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Node service entry point: serve until cancelled (the server holds its host)."""
+        self.start()
+        try:
+            task_status.started()
+            await trio.sleep_forever()
+        finally:
+            self.stop()
 
     def _allowed(self, stream: INetStream) -> bool:
         limiter = self.rate_limiter

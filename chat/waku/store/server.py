@@ -15,7 +15,7 @@ import trio
 
 from chat.waku.framing import FramingError, read_frame, write_frame
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
-from chat.waku.ratelimit import RequestLimiter
+from chat.waku.ratelimit import RateLimiter, RequestLimiter
 from chat.waku.store.query import (
     QueryPlan,
     answer,
@@ -35,11 +35,13 @@ DEFAULT_CONCURRENT_QUERIES = 4
 
 
 class StoreServer:
+    name = "store"
+
     def __init__(
         self,
         archive: Archive,
         *,
-        limiter: RequestLimiter | None = None,
+        limiter: RateLimiter | None = None,
         clock: Callable[[], float] = trio.current_time,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
@@ -47,7 +49,7 @@ class StoreServer:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.archive = archive
-        self.limiter = limiter or RequestLimiter(None)
+        self.limiter: RateLimiter = limiter or RequestLimiter(None)
         self.clock = clock
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
@@ -61,9 +63,18 @@ class StoreServer:
     def mount(self, host: Any) -> None:
         host.set_stream_handler(PROTOCOL_ID, self.handle_stream)
 
+    async def serve(self, host: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Node service entry point: `host` is a WakuHost; serve until cancelled."""
+        self.mount(host.libp2p)
+        try:
+            task_status.started()
+            await trio.sleep_forever()
+        finally:
+            host.libp2p.remove_stream_handler(PROTOCOL_ID)
+
     async def handle_stream(self, stream: Any) -> None:
         try:
-            peer = stream.muxed_conn.peer_id
+            peer = str(stream.muxed_conn.peer_id)
             if not self.limiter.allow(peer, self.clock()):
                 self.status_counts[429] += 1
                 await self._send(stream, self._rejection)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import pytest
 import trio
 from libp2p.custom_types import TProtocol
@@ -45,9 +47,9 @@ class CountingLimiter:
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.used: dict[str, int] = {}
+        self.used: dict[Hashable, int] = {}
 
-    def allow(self, peer_id: str, now: float) -> bool:
+    def allow(self, peer_id: Hashable, now: float) -> bool:
         self.used[peer_id] = self.used.get(peer_id, 0) + 1
         return self.used[peer_id] <= self.budget
 

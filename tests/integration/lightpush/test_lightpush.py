@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import pytest
 import trio
 from libp2p.custom_types import TProtocol
@@ -40,7 +42,7 @@ class CountingLimiter:
         self.budget = budget
         self.used = 0
 
-    def allow(self, peer_id: str, now: float) -> bool:
+    def allow(self, peer_id: Hashable, now: float) -> bool:
         self.used += 1
         return self.used <= self.budget
 

@@ -242,9 +242,8 @@ async def test_light_push_from_js_is_relayed_and_archived(
         for version, legacy in (("v3", False), ("v2", True)):
             payload = f"pushed over {version}"
             reply = await js.call(
-                "lightPushSend", contentTopic=topic, shard=SHARD, payload=payload,
-                useLegacy=legacy,
-            )  # fmt: skip
+                "lightPushSend", contentTopic=topic, shard=SHARD, payload=payload, useLegacy=legacy
+            )
             assert reply == {**reply, "successes": [service.peer_id], "failures": []}
             assert service.lightpush.responses[(version, 200)] == 1
             # Relayed: the second node gets it, byte for byte what js built.

@@ -20,8 +20,9 @@ import pytest
 import trio
 
 HERE = Path(__file__).parent
-STACKS = ("sdk027", "gossipsub14")
-"""sdk027: @waku/sdk 0.0.27 createRelayNode (libp2p 1.x). gossipsub14: libp2p 2.x + gossipsub 14."""
+STACKS = ("sdk027", "gossipsub14", "sdk036")
+"""sdk027: @waku/sdk 0.0.27 createRelayNode (libp2p 1.x). gossipsub14: libp2p 2.x + gossipsub 14.
+sdk036: @waku/sdk 0.0.36 createLightNode (libp2p 2.8): light push, filter and store."""
 START_TIMEOUT = 30
 CALL_TIMEOUT = 30
 

@@ -18,7 +18,12 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from chat.waku.filter.streams import STREAM_ERRORS, close_quietly, remote_peer
+from chat.waku.filter.streams import (
+    STREAM_ERRORS,
+    close_quietly,
+    end_served_stream,
+    remote_peer,
+)
 from chat.waku.filter.subscriptions import (
     FilterSubscriptions,
     bad_request_response,
@@ -120,6 +125,7 @@ class FilterServer:
 
     async def _handle_subscribe(self, stream: INetStream) -> None:
         peer = remote_peer(stream)
+        response = None
         try:
             response = await self._answer(stream, peer)
             if response is not None:
@@ -129,7 +135,7 @@ class FilterServer:
             log.debug("filter subscribe stream from %s failed: %r", peer, exc)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                await close_quietly(stream)
+                await end_served_stream(stream, answered=response is not None)
         if not self.subscriptions.is_subscribed(peer, trio.current_time()):
             self._stop_pusher(peer)
 

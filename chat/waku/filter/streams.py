@@ -45,6 +45,19 @@ async def close_quietly(stream: INetStream) -> None:
             pass
 
 
+async def end_served_stream(stream: INetStream, *, answered: bool) -> None:
+    """End a server's stream: close it after an answer, reset it when no request came.
+    js-waku opens streams eagerly and later writes its request on any it still sees as
+    writable; a half-closed one would leave it waiting for an answer that never comes."""
+    if answered:
+        await close_quietly(stream)
+        return
+    try:
+        await stream.reset()
+    except STREAM_ERRORS:
+        pass
+
+
 async def exchange(
     host: IHost,
     peer_id: ID,

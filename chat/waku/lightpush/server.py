@@ -14,7 +14,7 @@ import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 
-from chat.waku.filter.streams import STREAM_ERRORS, close_quietly, remote_peer
+from chat.waku.filter.streams import STREAM_ERRORS, end_served_stream, remote_peer
 from chat.waku.framing import FramingError, read_frame, write_frame
 from chat.waku.lightpush.service import (
     TOO_MANY_REQUESTS_DESC,
@@ -97,6 +97,7 @@ class LightPushServer:
         return None
 
     async def _handle_v3(self, stream: INetStream) -> None:
+        response = None
         try:
             response = await self._answer_v3(stream)
             if response is not None:
@@ -106,7 +107,7 @@ class LightPushServer:
             log.debug("light push v3 stream failed: %r", exc)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                await close_quietly(stream)
+                await end_served_stream(stream, answered=response is not None)
 
     async def _answer_v3(self, stream: INetStream) -> PushResponse | None:
         if not self._allowed(stream):
@@ -130,6 +131,7 @@ class LightPushServer:
         )
 
     async def _handle_v2(self, stream: INetStream) -> None:
+        response = None
         try:
             response = await self._answer_v2(stream)
             if response is not None:
@@ -139,7 +141,7 @@ class LightPushServer:
             log.debug("light push v2 stream failed: %r", exc)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                await close_quietly(stream)
+                await end_served_stream(stream, answered=response is not None)
 
     async def _answer_v2(self, stream: INetStream) -> LegacyPushResponse | None:
         if not self._allowed(stream):

@@ -11,8 +11,10 @@ The rules (waku-wire.md §6, nwaku `waku_archive/archive.nim` and `waku_store/pr
   300 "BAD_RESPONSE: archive error: ..." for invalid queries and archive failures,
   429 for rate limiting (request_id "N/A"), 503 when the archive is unavailable.
 
-One rule is the spec's rather than nwaku's: hash lookups combined with a content filter are
-refused with 400 (nwaku silently ANDs them; go-waku and js-waku clients never send them).
+One rule is the spec's rather than nwaku's: hash lookups combined with content topics or a
+time range are refused with 400 (nwaku silently ANDs them). A pubsub topic alone is accepted
+and narrows the lookup, as in nwaku: js-waku (sdk 0.0.36) sends its decoders' pubsub topic with
+every hash lookup; an empty one counts as absent.
 """
 
 from __future__ import annotations
@@ -120,20 +122,22 @@ def plan_request(request: StoreQueryRequest) -> QueryPlan | StoreQueryResponse:
         if len(h) != HASH_SIZE:
             return _invalid_query(rid, f"invalid message hash length: {len(h)}")
     has_content_filter = (
-        request.pubsub_topic is not None
-        or bool(request.content_topics)
+        bool(request.content_topics)
         or request.time_start is not None
         or request.time_end is not None
     )
-    if request.message_hashes and has_content_filter:
-        return StoreQueryResponse(
-            request_id=rid,
-            status_code=StatusCode.BAD_REQUEST,
-            status_desc="BAD_REQUEST: message hashes cannot be combined with a content filter",
-        )
+    pubsub_topic = request.pubsub_topic
+    if request.message_hashes:
+        if has_content_filter:
+            return StoreQueryResponse(
+                request_id=rid,
+                status_code=StatusCode.BAD_REQUEST,
+                status_desc="BAD_REQUEST: message hashes cannot be combined with a content filter",
+            )
+        pubsub_topic = pubsub_topic or None
     page = page_size_for(request.pagination_limit)
     query = ArchiveQuery(
-        pubsub_topic=request.pubsub_topic,
+        pubsub_topic=pubsub_topic,
         content_topics=tuple(dict.fromkeys(request.content_topics)),
         time_start=request.time_start,
         time_end=request.time_end,

@@ -1,7 +1,7 @@
 """Store v3 server driver: moves bytes between py-libp2p streams, the query core and the
 archive. One request per stream; a rate-limited peer gets nwaku's 429 answer before a byte of
 its request is read; a stream that never sends a request (js-waku opens them eagerly on
-identify) is dropped after `read_timeout`.
+identify) is reset after `read_timeout`.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class StoreServer:
             host.libp2p.remove_stream_handler(PROTOCOL_ID)
 
     async def handle_stream(self, stream: Any) -> None:
+        idle = False
         try:
             peer = str(stream.muxed_conn.peer_id)
             if not self.limiter.allow(peer, self.clock()):
@@ -88,7 +89,8 @@ class StoreServer:
                     await self._send(stream, response.encode())
                     return
             if scope.cancelled_caught:
-                log.debug("store stream from %s sent no request; dropping it", peer)
+                log.debug("store stream from %s sent no request; resetting it", peer)
+                idle = True
                 return
             response = await self.respond(raw)
             self.status_counts[response.status_code] += 1
@@ -98,7 +100,9 @@ class StoreServer:
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(1.0):
                 try:
-                    await stream.close()
+                    # Reset, not close: js-waku would write its next request on a stream it
+                    # opened eagerly and we half-closed, then wait for an answer forever.
+                    await (stream.reset() if idle else stream.close())
                 except Exception:
                     pass
 

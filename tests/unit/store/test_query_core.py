@@ -144,6 +144,23 @@ def test_presence_query_returns_only_stored_hashes(archive: SqliteArchive) -> No
     assert all(kv.message is None for kv in resp.messages)
 
 
+@pytest.mark.parametrize(
+    ("pubsub_topic", "found"),
+    [(PUBSUB, range(3)), ("", range(3)), ("/waku/2/rs/42/9", range(0))],
+)
+def test_hash_lookup_with_only_a_pubsub_topic_narrows_to_it(
+    archive: SqliteArchive, pubsub_topic: str, found: range
+) -> None:
+    # js-waku 0.0.36 sends its decoders' pubsub topic (or "") along with every hash lookup.
+    lookup = hashes(range(3))
+    req = StoreQueryRequest(
+        request_id="r", include_data=True, pubsub_topic=pubsub_topic, message_hashes=lookup
+    )
+    resp = run(archive, req)
+    assert (resp.status_code, resp.status_desc) == (200, "OK")
+    assert [m.message_hash for m in resp.messages] == hashes(found)
+
+
 def test_inverted_time_range_is_an_empty_success(archive: SqliteArchive) -> None:
     resp = run(archive, StoreQueryRequest(request_id="r", time_start=T0 + 100 * 10**9, time_end=T0))
     assert resp.status_code == 200 and resp.messages == () and resp.pagination_cursor is None
@@ -180,7 +197,9 @@ def test_inverted_time_range_is_an_empty_success(archive: SqliteArchive) -> None
             "BAD_RESPONSE: archive error: INVALID_QUERY: invalid message hash length: 31",
         ),
         (
-            StoreQueryRequest(request_id="r", message_hashes=(b"\x01" * 32,), pubsub_topic=PUBSUB),
+            StoreQueryRequest(
+                request_id="r", message_hashes=(b"\x01" * 32,), content_topics=("/a/1/b/proto",)
+            ),
             400,
             "BAD_REQUEST: message hashes cannot be combined with a content filter",
         ),

@@ -114,22 +114,22 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def reads(store: Store, seed: int, runs: int) -> dict[str, list[float]]:
+def reads(store: Store, seed: int, runs: int, pages_back: int) -> dict[str, list[float]]:
     rng = random.Random(seed)
     conversations = [f"c{rng.randrange(CONVERSATIONS)}" for _ in range(runs)]
     it = iter(conversations)
     newest = timings(lambda: store.messages.page(next(it), limit=PAGE), runs)
-    # The cursor 100 pages back in the busy conversation (finding it is not timed).
+    # The cursor `pages_back` pages back in the busy conversation (finding it is not timed).
     row = store.db.fetchone(
         "SELECT sent_at, id FROM messages WHERE conversation_id = 'c0' "
         "ORDER BY sent_at DESC, id DESC LIMIT 1 OFFSET ?",
-        (100 * PAGE - 1,),
+        (pages_back * PAGE - 1,),
     )
-    assert row is not None, "the busy conversation has fewer than 100 pages"
+    assert row is not None, f"the busy conversation has fewer than {pages_back} pages"
     cursor = PageCursor(row[0], row[1])
     back = timings(lambda: store.messages.page("c0", limit=PAGE, before=cursor), runs)
     rare = timings(lambda: store.messages.search("zebracrossing", limit=PAGE), runs)
-    return {"newest_50": newest, "page_100_back": back, "search_rare_word": rare}
+    return {"newest_50": newest, f"page_{pages_back}_back": back, "search_rare_word": rare}
 
 
 def insert_burst(store: Store, count: int, offset: int) -> float:
@@ -155,6 +155,9 @@ def main() -> None:
     parser.add_argument("--inserts", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=200, help="repetitions per read")
     parser.add_argument("--dir", type=Path, help="work directory (default: a temp dir)")
+    parser.add_argument(
+        "--pages-back", type=int, default=100, help="depth of the keyset-page read (in pages)"
+    )
     args = parser.parse_args()
     total = args.messages or (100_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -191,9 +194,16 @@ def main() -> None:
             memlimit=params.memlimit,
         )
         # First pass right after opening: every page is read (and decrypted) for the first time.
-        cold = {"encrypted": reads(enc, 2, args.runs), "plain": reads(plain, 2, args.runs)}
+        depth = args.pages_back
+        cold = {
+            "encrypted": reads(enc, 2, args.runs, depth),
+            "plain": reads(plain, 2, args.runs, depth),
+        }
         # Same queries again: the working set is now in the page cache (the steady state).
-        warm = {"encrypted": reads(enc, 2, args.runs), "plain": reads(plain, 2, args.runs)}
+        warm = {
+            "encrypted": reads(enc, 2, args.runs, depth),
+            "plain": reads(plain, 2, args.runs, depth),
+        }
         for cache, results in (("cold", cold), ("warm", warm)):
             for metric in results["encrypted"]:
                 e, p = results["encrypted"][metric], results["plain"][metric]

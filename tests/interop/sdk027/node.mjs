@@ -9,7 +9,14 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { bytesToUtf8, createDecoder, createEncoder, utf8ToBytes, utils } from "@waku/sdk";
 import { createRelayNode } from "@waku/sdk/relay";
 
-import { config, connectionsTo, emit, reportConnections, serveCommands } from "../common/lines.mjs";
+import {
+  config,
+  connectionsTo,
+  emit,
+  reportConnections,
+  serveCommands,
+  waitMesh,
+} from "../common/lines.mjs";
 
 const cfg = config();
 const clusterId = cfg.clusterId ?? 42;
@@ -52,14 +59,28 @@ serveCommands({
     return { clusterId: shardInfo.clusterId, shards: shardInfo.shards };
   },
   // What js stored about the peer after the peer's own metadata request (js as the server).
+  // js-waku saves it only once the requester has closed its stream, which can be after the
+  // requester has read the answer: so wait for the peer store update instead of racing it.
   async storedShardInfo({ peer }) {
     const [conn] = connectionsTo(node.libp2p, peer);
     if (!conn) throw new Error(`not connected to ${peer}`);
-    const stored = await node.libp2p.peerStore.get(conn.remotePeer);
-    const bytes = stored.metadata.get("shardInfo");
-    if (!bytes) return { stored: null };
-    const info = utils.decodeRelayShard(bytes);
-    return { stored: { clusterId: info.clusterId, shards: info.shards } };
+    let onUpdate;
+    const updated = new Promise((resolve) => {
+      onUpdate = (evt) => {
+        const { id, metadata } = evt.detail.peer;
+        if (id.equals(conn.remotePeer) && metadata.has("shardInfo")) {
+          resolve(metadata.get("shardInfo"));
+        }
+      };
+      node.libp2p.addEventListener("peer:update", onUpdate);
+    });
+    try {
+      const stored = await node.libp2p.peerStore.get(conn.remotePeer);
+      const info = utils.decodeRelayShard(stored.metadata.get("shardInfo") ?? (await updated));
+      return { stored: { clusterId: info.clusterId, shards: info.shards } };
+    } finally {
+      node.libp2p.removeEventListener("peer:update", onUpdate);
+    }
   },
   async subscribe({ contentTopic, shard }) {
     const decoder = createDecoder(contentTopic, shardInfo(shard));
@@ -78,6 +99,9 @@ serveCommands({
   async meshPeers({ pubsubTopic }) {
     return { peers: node.relay.getMeshPeers(pubsubTopic).map(String) };
   },
+  async waitMesh(args) {
+    return waitMesh(node.libp2p.services.pubsub, args);
+  },
   async publish({ contentTopic, shard, count = 1, prefix = "js" }) {
     const encoder = createEncoder({ contentTopic, pubsubTopicShardInfo: shardInfo(shard) });
     let sent = 0;
@@ -88,6 +112,12 @@ serveCommands({
       else failures.push(String(res.failures?.[0]?.error ?? "no peers"));
     }
     return { sent, failures: failures.slice(0, 5) };
+  },
+  // Publish `hex` verbatim through js-waku's own gossipsub (no js-waku encoder on the way).
+  async publishRaw({ shard, hex }) {
+    const topic = `/waku/2/rs/${clusterId}/${shard}`;
+    const res = await node.libp2p.services.pubsub.publish(topic, Buffer.from(hex, "hex"));
+    return { recipients: res.recipients.length };
   },
   async received() {
     return { received: Object.fromEntries(received) };

@@ -133,7 +133,7 @@ async def send_to_js(ours: PyRelay, js: Any, count: int, prefix: str = "py") -> 
         assert ours.relay.publish(TOPIC, message(f"{prefix}-{i}")) >= 1
 
 
-def js_payloads(js: Any, topic: str = TOPIC) -> Counter[tuple[str, str, str]]:
+def js_payloads(js: Any) -> Counter[tuple[str, str, str]]:
     return Counter((m["pubsubTopic"], m["contentTopic"], m["payload"]) for m in js.messages)
 
 

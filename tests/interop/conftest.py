@@ -36,6 +36,9 @@ class JsPeer:
         self.proc = proc
         self.stack = stack
         self.events: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        """Relay deliveries ("message" events), kept apart so waiting on other events stays
+        cheap when thousands of messages arrive."""
         self.peer_id = ""
         self.addrs: list[str] = []
         self._replies: dict[int, dict[str, Any]] = {}
@@ -56,6 +59,8 @@ class JsPeer:
                     continue  # libraries occasionally print to stdout
                 if "reply" in obj:
                     self._replies[obj["reply"]] = obj
+                elif obj.get("event") == "message":
+                    self.messages.append(obj)
                 else:
                     self.events.append(obj)
                 self._changed.set()
@@ -70,6 +75,14 @@ class JsPeer:
                 for event in self.events:
                     if predicate(event):
                         return event
+                if self.proc.returncode is not None:
+                    raise JsError(f"{self.stack} exited: {self.stderr_tail[-20:]}")
+                await self._changed.wait()
+
+    async def wait_messages(self, count: int, within: float = CALL_TIMEOUT) -> None:
+        """Returns once at least `count` relay messages have been delivered to this peer."""
+        with trio.fail_after(within):
+            while len(self.messages) < count:
                 if self.proc.returncode is not None:
                     raise JsError(f"{self.stack} exited: {self.stderr_tail[-20:]}")
                 await self._changed.wait()

@@ -67,3 +67,19 @@ export function reportConnections(libp2p) {
 export function connectionsTo(libp2p, peer) {
   return libp2p.getConnections().filter((c) => c.remotePeer.toString() === peer);
 }
+
+// Answers once `peer` is in (present=true) or out of (present=false) our mesh for `pubsubTopic`,
+// rechecked after every heartbeat, GRAFT and PRUNE: event-driven, so tests need no polling.
+const MESH_EVENTS = ["gossipsub:heartbeat", "gossipsub:graft", "gossipsub:prune"];
+export function waitMesh(pubsub, { pubsubTopic, peer, present = true }) {
+  const settled = () => pubsub.getMeshPeers(pubsubTopic).map(String).includes(peer) === present;
+  if (settled()) return Promise.resolve({});
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!settled()) return;
+      for (const name of MESH_EVENTS) pubsub.removeEventListener(name, check);
+      resolve({});
+    };
+    for (const name of MESH_EVENTS) pubsub.addEventListener(name, check);
+  });
+}

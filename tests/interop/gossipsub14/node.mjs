@@ -14,7 +14,14 @@ import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 
-import { config, connectionsTo, emit, reportConnections, serveCommands } from "../common/lines.mjs";
+import {
+  config,
+  connectionsTo,
+  emit,
+  reportConnections,
+  serveCommands,
+  waitMesh,
+} from "../common/lines.mjs";
 import {
   decodeMetadata,
   decodeWakuMessage,
@@ -124,6 +131,9 @@ serveCommands({
   async meshPeers({ pubsubTopic }) {
     return { peers: node.services.pubsub.getMeshPeers(pubsubTopic).map(String) };
   },
+  async waitMesh(args) {
+    return waitMesh(node.services.pubsub, args);
+  },
   async publish({ contentTopic, shard, count = 1, prefix = "js" }) {
     const topic = topicOf(shard);
     let sent = 0;
@@ -143,6 +153,11 @@ serveCommands({
       }
     }
     return { sent, failures: failures.slice(0, 5) };
+  },
+  // Publish `hex` verbatim as the message data (e.g. a WakuMessage signed in Python).
+  async publishRaw({ shard, hex }) {
+    const res = await node.services.pubsub.publish(topicOf(shard), Buffer.from(hex, "hex"));
+    return { recipients: res.recipients.length };
   },
   async received() {
     return { received: Object.fromEntries(received) };

@@ -9,7 +9,14 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { bytesToUtf8, createDecoder, createEncoder, utf8ToBytes, utils } from "@waku/sdk";
 import { createRelayNode } from "@waku/sdk/relay";
 
-import { config, connectionsTo, emit, reportConnections, serveCommands } from "../common/lines.mjs";
+import {
+  config,
+  connectionsTo,
+  emit,
+  reportConnections,
+  serveCommands,
+  waitMesh,
+} from "../common/lines.mjs";
 
 const cfg = config();
 const clusterId = cfg.clusterId ?? 42;
@@ -51,22 +58,6 @@ serveCommands({
     if (error) throw new Error(`metadata query failed: ${error}`);
     return { clusterId: shardInfo.clusterId, shards: shardInfo.shards };
   },
-  // What js stored about the peer after the peer's own metadata request (js as the server).
-  // js-waku stores it after answering, so wait (bounded) for it to land in the peer store.
-  async storedShardInfo({ peer, waitMs = 5000 }) {
-    const [conn] = connectionsTo(node.libp2p, peer);
-    if (!conn) throw new Error(`not connected to ${peer}`);
-    let bytes;
-    for (const deadline = Date.now() + waitMs; ; ) {
-      const stored = await node.libp2p.peerStore.get(conn.remotePeer);
-      bytes = stored.metadata.get("shardInfo");
-      if (bytes || Date.now() >= deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    if (!bytes) return { stored: null };
-    const info = utils.decodeRelayShard(bytes);
-    return { stored: { clusterId: info.clusterId, shards: info.shards } };
-  },
   async subscribe({ contentTopic, shard }) {
     const decoder = createDecoder(contentTopic, shardInfo(shard));
     await node.relay.subscribe([decoder], (msg) => {
@@ -84,6 +75,9 @@ serveCommands({
   async meshPeers({ pubsubTopic }) {
     return { peers: node.relay.getMeshPeers(pubsubTopic).map(String) };
   },
+  async waitMesh(args) {
+    return waitMesh(node.libp2p.services.pubsub, args);
+  },
   async publish({ contentTopic, shard, count = 1, prefix = "js" }) {
     const encoder = createEncoder({ contentTopic, pubsubTopicShardInfo: shardInfo(shard) });
     let sent = 0;
@@ -94,6 +88,12 @@ serveCommands({
       else failures.push(String(res.failures?.[0]?.error ?? "no peers"));
     }
     return { sent, failures: failures.slice(0, 5) };
+  },
+  // Publish `hex` verbatim through js-waku's own gossipsub (no js-waku encoder on the way).
+  async publishRaw({ shard, hex }) {
+    const topic = `/waku/2/rs/${clusterId}/${shard}`;
+    const res = await node.libp2p.services.pubsub.publish(topic, Buffer.from(hex, "hex"));
+    return { recipients: res.recipients.length };
   },
   async received() {
     return { received: Object.fromEntries(received) };

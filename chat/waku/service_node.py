@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,9 +114,13 @@ def relay_publisher(relay: RelayService) -> Publish:
     return publish
 
 
+ArchiveSink = Callable[[str, WakuMessage, ArchiveOutcome], None]
+
+
 class ArchiveWriter:
     """A node service that feeds relay messages to the archiver from a bounded queue, and
-    runs retention. `offer` is the relay sink: it never blocks."""
+    runs retention. `offer` is the relay sink: it never blocks. Sinks added with `add_sink`
+    hear every message's archive outcome once it is written (or refused)."""
 
     name = "archive"
 
@@ -132,6 +136,11 @@ class ArchiveWriter:
         self._send, self._receive = trio.open_memory_channel[tuple[str, WakuMessage, bytes]](queue)
         self.dropped = 0
         self.written = 0
+        self._sinks: list[ArchiveSink] = []
+
+    def add_sink(self, sink: ArchiveSink) -> None:
+        """`sink(pubsub_topic, message, outcome)` after each message the archiver handled."""
+        self._sinks.append(sink)
 
     def offer(self, pubsub_topic: str, message: WakuMessage, data: bytes) -> None:
         try:
@@ -150,8 +159,10 @@ class ArchiveWriter:
             nursery.start_soon(self.archiver.run_retention, self.retention_interval)
             task_status.started()
             async for pubsub_topic, message, data in self._receive:
-                await self.archiver.archive_message(pubsub_topic, message, data)
+                outcome = await self.archiver.archive_message(pubsub_topic, message, data)
                 self.written += 1
+                for sink in self._sinks:
+                    sink(pubsub_topic, message, outcome)
 
 
 class ServiceNode:

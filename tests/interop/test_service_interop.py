@@ -19,8 +19,11 @@ import trio
 import trio.testing
 from multiaddr import Multiaddr
 
+from chat.cli import build_parser
+from chat.commands.node import service_config_from
+from chat.config import load_config
 from chat.waku.filter.server import FilterServer
-from chat.waku.filter.subscriptions import SUBSCRIPTION_TTL, FilterSubscriptions
+from chat.waku.filter.subscriptions import SUBSCRIPTION_TTL
 from chat.waku.filter.wire import (
     PUSH_PROTOCOL,
     SUBSCRIBE_PROTOCOL,
@@ -29,19 +32,18 @@ from chat.waku.filter.wire import (
     SubscribeType,
 )
 from chat.waku.lightpush.server import LightPushServer
-from chat.waku.lightpush.service import PublishRejected
 from chat.waku.lightpush.wire import PROTOCOL_V3 as LIGHTPUSH_V3
 from chat.waku.lightpush.wire import LightPushStatus
 from chat.waku.message import WakuMessage, message_hash, now_ns
 from chat.waku.metadata import Verdict
 from chat.waku.node import Node, NodeConfig
-from chat.waku.relay.router import NoPeersReached
 from chat.waku.relay.service import RelayService
-from chat.waku.store.archiver import ArchiveOutcome, MessageArchiver
+from chat.waku.service_node import ServiceNode, ServiceNodeConfig
+from chat.waku.store.archiver import ArchiveOutcome
 from chat.waku.store.server import StoreServer
 from chat.waku.store.wire import PROTOCOL_ID as STORE_PROTOCOL
 from chat.waku.topics import RelayShard
-from storage.archive import SqliteArchive
+from storage.archive import Archive
 
 pytestmark = pytest.mark.interop
 
@@ -50,7 +52,6 @@ CLUSTER = 42
 SHARD = 0
 TOPIC = RelayShard(CLUSTER, SHARD).pubsub_topic
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
-LOOPBACK_WS = Multiaddr("/ip4/127.0.0.1/tcp/0/ws")
 SETUP_TIMEOUT = 30
 WAIT = 20
 MS = 1_000_000
@@ -80,35 +81,32 @@ class Seen(Generic[T]):
                 await self._changed.wait()
 
 
-# -- the service node (the lead will switch this to chat/waku/service_node.py) ---------------
-
-
-class WatchedSubscriptions(FilterSubscriptions):
-    """The real subscription table, also telling the test which requests it answered (js
-    sends unsubscribe requests without waiting for the answer)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.answered: Seen[tuple[str, int, int]] = Seen()
-        """(peer, request type, status code)"""
-
-    def handle(self, peer: str, request: SubscribeRequest, now: float) -> SubscribeResponse:
-        response = super().handle(peer, request, now)
-        self.answered.add((peer, request.kind, response.status_code))
-        return response
+# -- the service node: what `chinwag node` builds ----------------------------------------
 
 
 @dataclass
-class ServiceNode:
-    node: Node
-    relay: RelayService
-    archive: SqliteArchive
+class Service:
+    """A ServiceNode built from `chinwag node`'s own options, and what the tests watch on it
+    through its public parts."""
+
+    composed: ServiceNode
+    archive: Archive
     store: StoreServer
     filter: FilterServer
-    subscriptions: WatchedSubscriptions
     lightpush: LightPushServer
     archived: Seen[bytes] = field(default_factory=Seen)
-    """Hashes of the messages the archiver stored, in order."""
+    """Hashes of the messages the archive writer stored, in order."""
+    answered: Seen[tuple[str, int, int]] = field(default_factory=Seen)
+    """(peer, request type, status code) of each filter request the subscription table
+    answered (js sends unsubscribe requests without waiting for the answer)."""
+
+    @property
+    def node(self) -> Node:
+        return self.composed.node
+
+    @property
+    def relay(self) -> RelayService:
+        return self.composed.relay
 
     @property
     def peer_id(self) -> str:
@@ -118,64 +116,48 @@ class ServiceNode:
         return next(str(a) for a in self.node.full_multiaddrs() if ("/ws/" in str(a)) == ws)
 
 
-def relay_publisher(relay: RelayService) -> Callable[[str, WakuMessage], int]:
-    """Light push's publish callable: relay peers reached, or the status for a refusal."""
-
-    def publish(pubsub_topic: str, message: WakuMessage) -> int:
-        try:
-            return relay.publish(pubsub_topic, message)
-        except NoPeersReached:
-            return 0
-        except ValueError as exc:
-            raise PublishRejected(LightPushStatus.INVALID_MESSAGE, str(exc)) from exc
-
-    return publish
+def node_options(data_dir: Path) -> ServiceNodeConfig:
+    """`chinwag node --store --filter --lightpush` on shard 0, with a /ws listener, parsed
+    by the command's own parser."""
+    argv = ["--data-dir", str(data_dir), "node", "--listen", str(LOOPBACK), "--ws-port", "0"]
+    argv += ["--cluster", str(CLUSTER), "--shard", str(SHARD), "--store", "--filter"]
+    args = build_parser().parse_args([*argv, "--lightpush"])
+    return service_config_from(args, load_config(data_dir=data_dir))
 
 
 @asynccontextmanager
-async def service_node(archive_path: Path) -> AsyncIterator[ServiceNode]:
-    """`chinwag node --store --filter --lightpush` on shard 0, composed from the servers."""
-    node = Node(NodeConfig([LOOPBACK, LOOPBACK_WS], cluster_id=CLUSTER, shards=(SHARD,)))
-    relay = RelayService([TOPIC])
-    await node.mount(relay)
-    archive = SqliteArchive(archive_path)
-    archiver = MessageArchiver(archive)
-    to_archive, archive_queue = trio.open_memory_channel[tuple[str, WakuMessage, bytes]](10_000)
-    try:
-        async with node.run(), trio.open_nursery() as nursery:
-            host = node.host.libp2p
-            store = StoreServer(archive)
-            store.mount(host)
-            subscriptions = WatchedSubscriptions()
-            filter_server = FilterServer(host, subscriptions)
-            await nursery.start(filter_server.run)
-            lightpush = LightPushServer(host, relay_publisher(relay))
-            lightpush.start()
-            service = ServiceNode(
-                node, relay, archive, store, filter_server, subscriptions, lightpush
-            )
-            relay.add_sink(lambda topic, msg, data: to_archive.send_nowait((topic, msg, data)))
-            relay.add_sink(lambda topic, msg, data: filter_server.on_message(topic, msg))
+async def service_node(data_dir: Path) -> AsyncIterator[Service]:
+    composed = ServiceNode(node_options(data_dir))
+    assert composed.archive is not None and composed.archive_writer is not None
+    assert composed.store is not None and composed.filter is not None
+    assert composed.lightpush is not None
+    service = Service(
+        composed, composed.archive, composed.store, composed.filter, composed.lightpush
+    )
 
-            async def archive_loop() -> None:
-                async for topic, msg, data in archive_queue:
-                    if await archiver.archive_message(topic, msg, data) is ArchiveOutcome.STORED:
-                        service.archived.add(message_hash(topic, msg))
+    def on_archived(topic: str, msg: WakuMessage, outcome: ArchiveOutcome) -> None:
+        if outcome is ArchiveOutcome.STORED:
+            service.archived.add(message_hash(topic, msg))
 
-            nursery.start_soon(archive_loop)
-            yield service
-            nursery.cancel_scope.cancel()
-    finally:
-        archive.close()
+    def on_answered(peer: str, request: SubscribeRequest, response: SubscribeResponse) -> None:
+        service.answered.add((peer, request.kind, response.status_code))
+
+    composed.archive_writer.add_sink(on_archived)
+    composed.filter.add_answer_sink(on_answered)
+    async with composed.run():
+        yield service
 
 
 @dataclass
 class RelayPeer:
     """The second chinwag node: relay only, meshed with the service node."""
 
-    node: Node
-    relay: RelayService
+    composed: ServiceNode
     received: Seen[WakuMessage] = field(default_factory=Seen)
+
+    @property
+    def relay(self) -> RelayService:
+        return self.composed.relay
 
     def publish(self, message: WakuMessage) -> bytes:
         assert self.relay.publish(TOPIC, message) >= 1
@@ -183,20 +165,19 @@ class RelayPeer:
 
 
 @asynccontextmanager
-async def meshed_pair(archive_path: Path) -> AsyncIterator[tuple[ServiceNode, RelayPeer]]:
-    peer_node = Node(NodeConfig([LOOPBACK], cluster_id=CLUSTER, shards=(SHARD,)))
-    peer = RelayPeer(peer_node, RelayService([TOPIC]))
+async def meshed_pair(data_dir: Path) -> AsyncIterator[tuple[Service, RelayPeer]]:
+    node = NodeConfig([LOOPBACK], cluster_id=CLUSTER, shards=(SHARD,))
+    peer = RelayPeer(ServiceNode(ServiceNodeConfig(node)))
     peer.relay.add_sink(lambda topic, msg, data: peer.received.add(msg))
-    await peer_node.mount(peer.relay)
-    async with service_node(archive_path) as service, peer_node.run():
+    async with service_node(data_dir) as service, peer.composed.run():
         with trio.fail_after(SETUP_TIMEOUT):
-            await peer_node.host.dial(service.addr())
+            await peer.composed.node.host.dial(service.addr())
             for relay in (service.relay, peer.relay):
                 await relay.driver.wait_until(lambda r: len(r.mesh.get(TOPIC, ())) >= 1)
         yield service, peer
 
 
-async def connect_js(js: Any, service: ServiceNode, ws: bool = False) -> None:
+async def connect_js(js: Any, service: Service, ws: bool = False) -> None:
     """js dials the service node and waits until its sdk would use it for every protocol, and
     until our node has js-waku's answer to its own metadata request."""
     outcomes = service.node.metadata.subscribe()
@@ -235,7 +216,7 @@ async def test_light_push_from_js_is_relayed_and_archived(
 ) -> None:
     topic = "/chinwag/1/lightpush/proto"
     async with (
-        meshed_pair(tmp_path / "archive.db") as (service, peer),
+        meshed_pair(tmp_path) as (service, peer),
         start_js("sdk036", muxer=muxer, clusterId=CLUSTER) as js,
     ):
         await connect_js(js, service)
@@ -260,7 +241,7 @@ async def test_light_push_without_relay_peers_reports_failure_to_js(
     start_js: Any, tmp_path: Path
 ) -> None:
     async with (
-        service_node(tmp_path / "archive.db") as service,
+        service_node(tmp_path) as service,
         start_js("sdk036", muxer="mplex", clusterId=CLUSTER) as js,
     ):
         await connect_js(js, service)
@@ -285,12 +266,12 @@ async def test_filter_pushes_to_js_until_it_unsubscribes_or_lapses(
 ) -> None:
     a, b, c = (f"/chinwag/1/filter-{x}/proto" for x in "abc")
     async with (
-        meshed_pair(tmp_path / "archive.db") as (service, peer),
+        meshed_pair(tmp_path) as (service, peer),
         start_js("sdk036", muxer="yamux", clusterId=CLUSTER) as js,
     ):
         await connect_js(js, service)
         assert (await js.call("filterSubscribe", contentTopics=[a, b], shard=SHARD))["subscribed"]
-        subs = service.subscriptions
+        subs = service.filter.subscriptions
         assert subs.criteria_of(js.peer_id) == {(TOPIC, a), (TOPIC, b)}
 
         # Messages published on the other node, one at a time, all reach js in order.
@@ -314,7 +295,7 @@ async def test_filter_pushes_to_js_until_it_unsubscribes_or_lapses(
         # order on that one stream, so once the a message after it arrives, b would have.
         assert (await js.call("filterUnsubscribe", contentTopics=[b]))["unsubscribed"]
         unsubscribed = (js.peer_id, SubscribeType.UNSUBSCRIBE, 200)
-        await subs.answered.wait_for(lambda answered: unsubscribed in answered)
+        await service.answered.wait_for(lambda answered: unsubscribed in answered)
         assert subs.criteria_of(js.peer_id) == {(TOPIC, a)}
         peer.publish(message("b after unsubscribe", b))
         peer.publish(message("a after unsubscribe", a))
@@ -349,7 +330,7 @@ class Published:
 
 
 async def publish_history(
-    service: ServiceNode, peer: RelayPeer, topic: str, other: str, count: int
+    service: Service, peer: RelayPeer, topic: str, other: str, count: int
 ) -> tuple[list[Published], list[Published], int]:
     """`count` messages on `topic` 100 ms apart (ending ~2 s ago, inside the ±20 s archive
     window) and every fifth moment one on `other`; waits until the service node archived all.
@@ -387,7 +368,7 @@ async def test_store_queries_through_js_return_exactly_what_was_published(
     start_js: Any, tmp_path: Path
 ) -> None:
     topic, other = "/chinwag/1/history/proto", "/chinwag/1/noise/proto"
-    async with meshed_pair(tmp_path / "archive.db") as (service, peer):
+    async with meshed_pair(tmp_path) as (service, peer):
         ours, others, base_ms = await publish_history(service, peer, topic, other, 75)
         async with start_js("sdk036", muxer="mplex", clusterId=CLUSTER) as js:
             await connect_js(js, service)
@@ -445,7 +426,7 @@ async def test_idle_streams_js_opens_on_identify_do_not_break_later_requests(
     start_js: Any, tmp_path: Path, clock: trio.testing.MockClock, muxer: str
 ) -> None:
     topic = "/chinwag/1/idle/proto"
-    async with meshed_pair(tmp_path / "archive.db") as (service, peer):
+    async with meshed_pair(tmp_path) as (service, peer):
         stored = peer.publish(message("before js came", topic))
         await service.archived.wait_for(lambda hashes: stored in hashes)
         async with start_js("sdk036", muxer=muxer, clusterId=CLUSTER) as js:
@@ -481,7 +462,7 @@ async def test_idle_streams_js_opens_on_identify_do_not_break_later_requests(
 async def test_all_three_over_websocket(start_js: Any, tmp_path: Path) -> None:
     topic = "/chinwag/1/ws/proto"
     async with (
-        meshed_pair(tmp_path / "archive.db") as (service, peer),
+        meshed_pair(tmp_path) as (service, peer),
         start_js("sdk036", muxer="mplex", clusterId=CLUSTER) as js,
     ):
         await connect_js(js, service, ws=True)

@@ -20,13 +20,6 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from chat.waku.filter.client_core import Action, FilterClientCore, PingResult
-from chat.waku.filter.streams import (
-    STREAM_ERRORS,
-    ExchangeFailed,
-    close_quietly,
-    exchange,
-    remote_peer,
-)
 from chat.waku.filter.wire import (
     MAX_FRAME_SIZE,
     MAX_RESPONSE_SIZE,
@@ -40,6 +33,13 @@ from chat.waku.filter.wire import (
     SubscribeType,
 )
 from chat.waku.framing import FrameReader
+from chat.waku.reqres import (
+    STREAM_ERRORS,
+    ExchangeFailed,
+    close_quietly,
+    exchange,
+    remote_peer,
+)
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus

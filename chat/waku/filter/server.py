@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +19,6 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from chat.waku.filter.streams import (
-    STREAM_ERRORS,
-    close_quietly,
-    end_served_stream,
-    remote_peer,
-)
 from chat.waku.filter.subscriptions import (
     FilterSubscriptions,
     bad_request_response,
@@ -41,6 +36,12 @@ from chat.waku.filter.wire import (
 from chat.waku.framing import FramingError, encode_frame, read_frame, write_frame
 from chat.waku.message import WakuMessage
 from chat.waku.ratelimit import RateLimiter
+from chat.waku.reqres import (
+    STREAM_ERRORS,
+    close_quietly,
+    end_served_stream,
+    remote_peer,
+)
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -54,6 +55,8 @@ PUSH_TIMEOUT = 20.0
 """nwaku gives up on a push round after 20 s."""
 PUSH_QUEUE_FRAMES = 64
 MAINTENANCE_INTERVAL = 60.0
+
+AnswerSink = Callable[[str, SubscribeRequest, SubscribeResponse], None]
 
 _PUSH_ERRORS: tuple[type[BaseException], ...] = (trio.TooSlowError, *STREAM_ERRORS)
 
@@ -104,6 +107,12 @@ class FilterServer:
         self.stats = FilterServerStats()
         self._pushers: dict[str, _Pusher] = {}
         self._nursery: trio.Nursery | None = None
+        self._answer_sinks: list[AnswerSink] = []
+
+    def add_answer_sink(self, sink: AnswerSink) -> None:
+        """`sink(peer, request, response)` for every request the subscription table answered,
+        once its state reflects it (before the response is written)."""
+        self._answer_sinks.append(sink)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled. Start it with `await nursery.start(server.run)`."""
@@ -134,8 +143,7 @@ class FilterServer:
         except STREAM_ERRORS as exc:
             log.debug("filter subscribe stream from %s failed: %r", peer, exc)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                await end_served_stream(stream, answered=response is not None)
+            await end_served_stream(stream, answered=response is not None)
         if not self.subscriptions.is_subscribed(peer, trio.current_time()):
             self._stop_pusher(peer)
 
@@ -153,7 +161,10 @@ class FilterServer:
                 request = SubscribeRequest.decode(frame)
             except FilterWireError as exc:
                 return bad_request_response(str(exc))
-            return self.subscriptions.handle(peer, request, trio.current_time())
+            response = self.subscriptions.handle(peer, request, trio.current_time())
+            for sink in self._answer_sinks:
+                sink(peer, request, response)
+            return response
         self.stats.idle_streams_closed += 1
         return None
 

@@ -15,7 +15,6 @@ import trio
 from libp2p.abc import IHost
 from libp2p.peer.id import ID
 
-from chat.waku.filter.streams import ExchangeFailed, exchange
 from chat.waku.lightpush.pool import MAX_ATTEMPTS, ServicePool, Verdict, retry_delay, verdict
 from chat.waku.lightpush.wire import (
     MAX_FRAME_SIZE,
@@ -25,6 +24,7 @@ from chat.waku.lightpush.wire import (
     PushResponse,
 )
 from chat.waku.message import WakuMessage
+from chat.waku.reqres import ExchangeFailed, exchange
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 
-from chat.waku.filter.streams import STREAM_ERRORS, end_served_stream, remote_peer
 from chat.waku.framing import FramingError, read_frame, write_frame
 from chat.waku.lightpush.service import (
     TOO_MANY_REQUESTS_DESC,
@@ -36,6 +35,7 @@ from chat.waku.lightpush.wire import (
     PushResponse,
 )
 from chat.waku.ratelimit import RateLimiter
+from chat.waku.reqres import STREAM_ERRORS, end_served_stream, remote_peer
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,7 @@ class LightPushServer:
         except STREAM_ERRORS as exc:
             log.debug("light push v3 stream failed: %r", exc)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                await end_served_stream(stream, answered=response is not None)
+            await end_served_stream(stream, answered=response is not None)
 
     async def _answer_v3(self, stream: INetStream) -> PushResponse | None:
         if not self._allowed(stream):
@@ -140,8 +139,7 @@ class LightPushServer:
         except STREAM_ERRORS as exc:
             log.debug("light push v2 stream failed: %r", exc)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                await end_served_stream(stream, answered=response is not None)
+            await end_served_stream(stream, answered=response is not None)
 
     async def _answer_v2(self, stream: INetStream) -> LegacyPushResponse | None:
         if not self._allowed(stream):

@@ -1,8 +1,5 @@
-"""Store v3 client: one query per stream, pagination in either direction, presence checks.
-
-Stream pattern that works with nwaku, go-waku, js-waku and ours: open, write the request,
-close the write side, read one response, close.
-"""
+"""Store v3 client: one query per stream (reqres.exchange), pagination in either direction,
+presence checks."""
 
 from __future__ import annotations
 
@@ -11,10 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-import trio
-
-from chat.waku.framing import FramingError, read_frame, write_frame
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
+from chat.waku.reqres import ExchangeFailed, ExchangeTimedOut, exchange
 from chat.waku.store.query import MAX_PAGE_SIZE
 from chat.waku.store.wire import (
     PROTOCOL_ID,
@@ -60,28 +55,23 @@ class StoreClient:
 
     async def query(self, peer_id: Any, request: StoreQueryRequest) -> StoreQueryResponse:
         """Send one request and return the node's response, whatever its status."""
-        with trio.move_on_after(self.timeout) as scope:
-            try:
-                stream = await self.host.new_stream(peer_id, [PROTOCOL_ID])
-            except Exception as exc:
-                raise StoreClientError(f"cannot open a store stream: {exc}") from exc
-            try:
-                await write_frame(stream, request.encode())
-                await stream.close_write()
-                raw = await read_frame(stream, self.max_response_size)
-                return StoreQueryResponse.decode(raw, max_message_size=self.max_message_size)
-            except (FramingError, StoreWireError) as exc:
-                raise StoreClientError(f"bad store response: {exc}") from exc
-            except Exception as exc:
-                raise StoreClientError(f"store stream failed: {exc}") from exc
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                    try:
-                        await stream.close()
-                    except Exception:
-                        pass
-        assert scope.cancelled_caught
-        raise StoreClientError(f"no store response within {self.timeout:g} s")
+        try:
+            raw = await exchange(
+                self.host,
+                peer_id,
+                PROTOCOL_ID,
+                request.encode(),
+                max_response_size=self.max_response_size,
+                time_limit=self.timeout,
+            )
+        except ExchangeTimedOut:
+            raise StoreClientError(f"no store response within {self.timeout:g} s") from None
+        except ExchangeFailed as exc:
+            raise StoreClientError(f"store stream failed: {exc}") from exc
+        try:
+            return StoreQueryResponse.decode(raw, max_message_size=self.max_message_size)
+        except StoreWireError as exc:
+            raise StoreClientError(f"bad store response: {exc}") from exc
 
     async def pages(
         self, peer_id: Any, request: StoreQueryRequest, *, max_pages: int = DEFAULT_MAX_PAGES

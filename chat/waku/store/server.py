@@ -16,6 +16,7 @@ import trio
 from chat.waku.framing import FramingError, read_frame, write_frame
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
 from chat.waku.ratelimit import RateLimiter, RequestLimiter
+from chat.waku.reqres import end_served_stream, remote_peer
 from chat.waku.store.query import (
     QueryPlan,
     answer,
@@ -75,7 +76,7 @@ class StoreServer:
     async def handle_stream(self, stream: Any) -> None:
         idle = False
         try:
-            peer = str(stream.muxed_conn.peer_id)
+            peer = remote_peer(stream)
             if not self.limiter.allow(peer, self.clock()):
                 self.status_counts[429] += 1
                 await self._send(stream, self._rejection)
@@ -98,13 +99,7 @@ class StoreServer:
         except Exception as exc:  # a broken stream must never take the node down
             log.debug("store stream failed: %s", exc)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                try:
-                    # Reset, not close: js-waku would write its next request on a stream it
-                    # opened eagerly and we half-closed, then wait for an answer forever.
-                    await (stream.reset() if idle else stream.close())
-                except Exception:
-                    pass
+            await end_served_stream(stream, answered=not idle)
 
     async def respond(self, raw: bytes) -> StoreQueryResponse:
         """The response to one request's bytes (decoding, validation, the archive query)."""

@@ -12,7 +12,6 @@ from trio.testing import MockClock
 
 from chat.waku.filter.client import FilterClient
 from chat.waku.filter.server import FilterServer
-from chat.waku.filter.streams import exchange
 from chat.waku.filter.wire import (
     MAX_RESPONSE_SIZE,
     PUSH_PROTOCOL,
@@ -22,6 +21,7 @@ from chat.waku.filter.wire import (
 )
 from chat.waku.framing import encode_frame, encode_uvarint
 from chat.waku.message import WakuMessage
+from chat.waku.reqres import exchange
 
 PUBSUB = "/waku/2/rs/42/0"
 TOPIC = "/app/1/chat/proto"

@@ -10,7 +10,6 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
 from trio.testing import MockClock
 
-from chat.waku.filter.streams import exchange
 from chat.waku.framing import read_frame
 from chat.waku.lightpush.client import LightPushClient, push_once
 from chat.waku.lightpush.server import LightPushServer
@@ -23,6 +22,7 @@ from chat.waku.lightpush.wire import (
     PushResponse,
 )
 from chat.waku.message import WakuMessage
+from chat.waku.reqres import exchange
 
 PUBSUB = "/waku/2/rs/42/0"
 MSG = WakuMessage(payload=b"hello", content_topic="/app/1/chat/proto", timestamp=1_700_000_000)

@@ -1,4 +1,5 @@
-"""One-request-one-response exchanges over py-libp2p streams, shared by filter and light push.
+"""One-request-one-response exchanges over py-libp2p streams: the client side (`exchange`) and
+the server side's stream handling, shared by store, filter and light push.
 
 The client pattern that works with nwaku, go-waku and js-waku servers: open a stream, write one
 length-prefixed request, half-close, read one length-prefixed response, close.
@@ -25,8 +26,16 @@ STREAM_ERRORS: tuple[type[BaseException], ...] = (
 """What a peer or the network can make a stream operation raise."""
 
 
+CLOSE_TIME_LIMIT = 1.0
+"""Seconds to spend closing a stream whose peer may never acknowledge it."""
+
+
 class ExchangeFailed(Exception):
     """No response: the peer could not be reached, timed out, or broke the stream."""
+
+
+class ExchangeTimedOut(ExchangeFailed):
+    """No response within the exchange's time limit."""
 
 
 def remote_peer(stream: INetStream) -> str:
@@ -48,14 +57,16 @@ async def close_quietly(stream: INetStream) -> None:
 async def end_served_stream(stream: INetStream, *, answered: bool) -> None:
     """End a server's stream: close it after an answer, reset it when no request came.
     js-waku opens streams eagerly and later writes its request on any it still sees as
-    writable; a half-closed one would leave it waiting for an answer that never comes."""
-    if answered:
-        await close_quietly(stream)
-        return
-    try:
-        await stream.reset()
-    except STREAM_ERRORS:
-        pass
+    writable; a half-closed one would leave it waiting for an answer that never comes.
+    Shielded and bounded, so it can run in a handler's `finally` even when cancelled."""
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIME_LIMIT):
+        if answered:
+            await close_quietly(stream)
+            return
+        try:
+            await stream.reset()
+        except STREAM_ERRORS:
+            pass
 
 
 async def exchange(
@@ -77,10 +88,10 @@ async def exchange(
                 await stream.close_write()  # half-close: the request is complete
             return await read_frame(stream, max_response_size)
     except trio.TooSlowError:
-        raise ExchangeFailed(f"{protocol} to {peer_id} timed out after {time_limit} s") from None
+        raise ExchangeTimedOut(f"{protocol} to {peer_id} timed out after {time_limit} s") from None
     except STREAM_ERRORS as exc:
         raise ExchangeFailed(f"{protocol} to {peer_id} failed: {exc!r}") from None
     finally:
         if stream is not None:
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIME_LIMIT):
                 await close_quietly(stream)

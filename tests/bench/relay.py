@@ -37,13 +37,14 @@ def _impl_commands() -> dict[str, list[str]]:
         "chinwag": [py, str(HERE / "nodes" / "chinwag_node.py")],
         "py-libp2p": [py, str(HERE / "nodes" / "pylibp2p_node.py")],
     }
-    js_dir = REPO / "tests" / "interop" / "relay"
+    interop = REPO / "tests" / "interop"
+    js_dir = interop / "gossipsub14"
     node = shutil.which("node")
     if node and (js_dir / "node_modules").is_dir():
         commands["js-libp2p"] = [
             node,
             "--import",
-            str(js_dir / "polyfill.mjs"),
+            (interop / "common" / "polyfill.mjs").as_uri(),
             str(js_dir / "bench_node.mjs"),
         ]
     return {name: cmd for name, cmd in commands.items() if Path(cmd[-1]).exists()}

@@ -104,11 +104,23 @@ class RelayService:
     async def _pump(self, topic: str, channel: trio.MemoryReceiveChannel[Deliver]) -> None:
         async with channel:
             async for delivery in channel:
-                try:
-                    message = WakuMessage.decode(delivery.data)
-                except MessageError:  # the validator already refused these; belt and braces
-                    continue
-                self._fan_out(topic, message, delivery.data)
+                self._accept(topic, delivery)
+                # Take everything else already waiting in this same turn: the reader queues a
+                # whole chunk's messages per turn, so one message per turn would let a burst
+                # overflow the bounded channel (counted drops) while the CPU sits idle.
+                while True:
+                    try:
+                        delivery = channel.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    self._accept(topic, delivery)
+
+    def _accept(self, topic: str, delivery: Deliver) -> None:
+        try:
+            message = WakuMessage.decode(delivery.data)
+        except MessageError:  # the validator already refused these; belt and braces
+            return
+        self._fan_out(topic, message, delivery.data)
 
     def _fan_out(self, topic: str, message: WakuMessage, data: bytes) -> None:
         for sink in self._sinks:

@@ -6,7 +6,7 @@ gossipsub router and its trio driver on /vac/waku/relay/2.0.0, the real `RelayVa
 through `RelayService.publish`, the path the app uses, and received through a relay sink.
 
 `drops` is every message our stack counted as dropped: frames refused by a full per-peer send
-queue, messages refused by a full delivery channel, and publishes that reached no peer.
+queue, messages refused by a full delivery channel, and publishes that found no relay peer.
 """
 
 from __future__ import annotations
@@ -81,10 +81,13 @@ async def main() -> None:
                         CONTENT_TOPIC,
                         timestamp=now_ns(),
                     )
+                    queue_drops = counters.send_queue_drops
                     try:
                         reached += relay.publish(cmd["topic"], message)
                     except NoPeersReached:
-                        unreached += 1
+                        # Full send queues are counted by the driver already; count the rest.
+                        if counters.send_queue_drops == queue_drops:
+                            unreached += 1
                     if not interval:
                         await trio.lowlevel.checkpoint()  # let the writers drain
                 answer(ok=True, sent=cmd["count"], reached=reached)
@@ -104,6 +107,7 @@ async def main() -> None:
                     rss_mb=peak_rss_mb(),
                     drops=drops,
                     relayed=now["forwarded"] - base["forwarded"],
+                    counters={k: v - base[k] for k, v in now.items() if v != base[k]},
                 )
             elif op == "reset":
                 receiver = Receiver()

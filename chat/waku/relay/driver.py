@@ -40,6 +40,8 @@ class DriverLimits:
     """A frame must arrive whole within this after its first byte, or the stream is reset."""
     inbound_wait: float = 15.0
     """How long an inbound stream may wait for our own stream to that peer to open."""
+    publish_wait: float = 1.0
+    """How long `wait_for_room` waits for full send queues to drain before giving up."""
 
 
 @dataclass(slots=True)
@@ -153,6 +155,24 @@ class RelayDriver:
         if reached == 0:
             raise NoPeersReached(topic)
         return reached
+
+    async def wait_for_room(self, topic: str) -> bool:
+        """Waits until the send queue of every relay peer subscribed to `topic` is at most half
+        full, so a publisher with many messages goes at the network's pace instead of having
+        them dropped. Gives up after `limits.publish_wait` (a stalled peer must not stall the
+        publisher: what does not fit is then dropped and counted as usual). True if there
+        was room."""
+        with trio.move_on_after(self.limits.publish_wait):
+            while True:
+                full = [
+                    state.queue
+                    for peer in self.router.topic_peers.get(topic, ())
+                    if (state := self._peers.get(peer)) is not None and not state.queue.has_room()
+                ]
+                if not full:
+                    return True
+                await full[0].wait_for_room()
+        return False
 
     async def wait_until(self, condition: Callable[[Router], bool]) -> None:
         """Returns once `condition(router)` holds, e.g. enough peers in a topic's mesh;

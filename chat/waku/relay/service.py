@@ -129,6 +129,11 @@ class RelayService:
             except Exception:  # one broken consumer must not stop relay for the others
                 log.exception("relay message sink %r failed", sink)
 
+    async def wait_for_room(self, pubsub_topic: str) -> bool:
+        """For publishers of many messages: wait (boundedly) until our send queues to the
+        shard's relay peers are at most half full. See `RelayDriver.wait_for_room`."""
+        return await self.driver.wait_for_room(pubsub_topic)
+
     def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
         """Sign (on protected shards), validate like a received message, publish, and hand
         it to our own sinks. Returns the number of peers reached; raises the router's

@@ -7,6 +7,10 @@ through `RelayService.publish`, the path the app uses, and received through a re
 
 `drops` is every message our stack counted as dropped: frames refused by a full per-peer send
 queue, messages refused by a full delivery channel, and publishes that found no relay peer.
+
+A burst (rate 0) publishes as fast as the network takes it: before each message the publisher
+waits, boundedly, while a send queue is over half full (`RelayService.wait_for_room`), the
+flow control an app publishing many messages uses. A paced run never waits.
 """
 
 from __future__ import annotations
@@ -72,10 +76,14 @@ async def main() -> None:
             elif op == "publish":
                 interval = 1 / cmd["rate"] if cmd["rate"] else 0
                 start = trio.current_time()
-                reached = 0
+                reached = waits_given_up = 0
                 for seq in range(cmd["count"]):
                     if interval:
                         await trio.sleep_until(start + seq * interval)
+                    else:
+                        # As fast as the network takes them: wait while our send queue to a
+                        # peer is over half full (bounded; past that, drops are counted).
+                        waits_given_up += not await relay.wait_for_room(cmd["topic"])
                     message = WakuMessage(
                         make_payload(cmd.get("seq_base", 0) + seq, cmd["size"]),
                         CONTENT_TOPIC,
@@ -90,7 +98,7 @@ async def main() -> None:
                             unreached += 1
                     if not interval:
                         await trio.lowlevel.checkpoint()  # let the writers drain
-                answer(ok=True, sent=cmd["count"], reached=reached)
+                answer(ok=True, sent=cmd["count"], reached=reached, waits_given_up=waits_given_up)
             elif op == "stats":
                 now = counters.as_dict()
                 drops = (

@@ -18,7 +18,7 @@ from chat.waku.host import WakuHost
 from chat.waku.message import MessageError, WakuMessage, now_ns
 from chat.waku.relay.driver import DriverLimits, RelayDriver
 from chat.waku.relay.router import Deliver, Router
-from chat.waku.relay.verdict import ACCEPT, Ignore, Reject, ValidationResult
+from chat.waku.relay.verdict import Accept, Ignore, Reject, ValidationResult
 from chat.waku.validation import Outcome, RelayValidator, ShardSigner
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def router_validator(validator: RelayValidator) -> Callable[[str, bytes, Any], V
     def check(topic: str, data: bytes, peer: Any) -> ValidationResult:
         verdict = validator(topic, data, peer)
         if verdict.outcome is Outcome.ACCEPT:
-            return ACCEPT
+            return Accept(verdict.message)
         if verdict.outcome is Outcome.REJECT:
             return Reject(verdict.reason)
         return Ignore(verdict.reason)
@@ -116,10 +116,12 @@ class RelayService:
                     self._accept(topic, delivery)
 
     def _accept(self, topic: str, delivery: Deliver) -> None:
-        try:
-            message = WakuMessage.decode(delivery.data)
-        except MessageError:  # the validator already refused these; belt and braces
-            return
+        message = delivery.decoded
+        if not isinstance(message, WakuMessage):  # a validator that did not decode it
+            try:
+                message = WakuMessage.decode(delivery.data)
+            except MessageError:  # the validator already refused these; belt and braces
+                return
         self._fan_out(topic, message, delivery.data)
 
     def _fan_out(self, topic: str, message: WakuMessage, data: bytes) -> None:

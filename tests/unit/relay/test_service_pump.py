@@ -51,3 +51,18 @@ async def test_the_pump_ends_when_the_channel_closes_with_messages_still_queued(
     with trio.fail_after(1):
         await service._pump(TOPIC, receive)
     assert got == [b"m0", b"m1", b"m2"]
+
+
+async def test_a_message_the_validator_decoded_is_not_decoded_again() -> None:
+    service = RelayService([TOPIC])
+    got: list[tuple[WakuMessage, bytes]] = []
+    service.add_sink(lambda topic, msg, data: got.append((msg, data)))
+    decoded = WakuMessage(b"from the validator", "/t/1/x/proto", timestamp=1)
+    send, receive = trio.open_memory_channel[Deliver](8)
+    # The data is not even a WakuMessage: only the validator's decoded form can reach the sink.
+    send.send_nowait(Deliver(TOPIC, b"\xff", message_id(b"\xff"), "peer", decoded))
+    send.send_nowait(_delivery(7))
+    send.close()
+    await service._pump(TOPIC, receive)
+    assert got[0] == (decoded, b"\xff")
+    assert got[1][0].payload == b"m7"  # no decoded form: decoded here

@@ -159,6 +159,7 @@ def run_impl(name: str, command: list[str], burst: int, paced: int, rate: int) -
             "paced_drops_counted": paced_drops,
             "middle_relayed": after_b.get("relayed"),
             "publisher_reached": published.get("reached"),
+            "publisher_waits_given_up": published.get("waits_given_up"),
         }
     finally:
         for node in nodes:

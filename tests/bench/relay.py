@@ -37,13 +37,14 @@ def _impl_commands() -> dict[str, list[str]]:
         "chinwag": [py, str(HERE / "nodes" / "chinwag_node.py")],
         "py-libp2p": [py, str(HERE / "nodes" / "pylibp2p_node.py")],
     }
-    js_dir = REPO / "tests" / "interop" / "relay"
+    interop = REPO / "tests" / "interop"
+    js_dir = interop / "gossipsub14"
     node = shutil.which("node")
     if node and (js_dir / "node_modules").is_dir():
         commands["js-libp2p"] = [
             node,
             "--import",
-            str(js_dir / "polyfill.mjs"),
+            (interop / "common" / "polyfill.mjs").as_uri(),
             str(js_dir / "bench_node.mjs"),
         ]
     return {name: cmd for name, cmd in commands.items() if Path(cmd[-1]).exists()}
@@ -129,7 +130,8 @@ def run_impl(name: str, command: list[str], burst: int, paced: int, rate: int) -
         start_ns = time.time_ns()
         published = a.ask("publish", topic=TOPIC, count=burst, rate=0, size=PAYLOAD_SIZE)
         burst_stats = _wait_delivery(c, burst)
-        after_b, after_c = b.ask("stats"), c.ask("stats")
+        after_a, after_b, after_c = (n.ask("stats") for n in nodes)
+        burst_drops = _total_drops([after_a, after_b, after_c])
         delivered = burst_stats["received"]
         elapsed = max(1e-9, (burst_stats["last_ns"] - start_ns) / 1e9) if delivered else None
         cpu_c = after_c["cpu_s"] - before_c["cpu_s"]
@@ -139,12 +141,12 @@ def run_impl(name: str, command: list[str], burst: int, paced: int, rate: int) -
             node.ask("reset")
         a.ask("publish", topic=TOPIC, count=paced, rate=rate, size=PAYLOAD_SIZE, seq_base=1_000_000)
         paced_stats = _wait_delivery(c, paced)
-        drops = [n.ask("stats").get("drops") for n in nodes]
+        paced_drops = _total_drops([n.ask("stats") for n in nodes])
         return {
             "impl": name,
             "sent": burst,
             "delivered": delivered,
-            "drops_counted": None if any(d is None for d in drops) else sum(drops),
+            "drops_counted": burst_drops,
             "throughput_msgs_per_s": round(delivered / elapsed, 1) if elapsed else 0.0,
             "p50_ms": _round(paced_stats["p50_ms"]),
             "p99_ms": _round(paced_stats["p99_ms"]),
@@ -154,11 +156,20 @@ def run_impl(name: str, command: list[str], burst: int, paced: int, rate: int) -
             "paced_rate": rate,
             "paced_sent": paced,
             "paced_delivered": paced_stats["received"],
+            "paced_drops_counted": paced_drops,
+            "middle_relayed": after_b.get("relayed"),
             "publisher_reached": published.get("reached"),
+            "publisher_waits_given_up": published.get("waits_given_up"),
         }
     finally:
         for node in nodes:
             node.close()
+
+
+def _total_drops(stats: list[dict[str, Any]]) -> int | None:
+    """Drops all three nodes counted since the last reset; None if an impl cannot count."""
+    drops = [s.get("drops") for s in stats]
+    return None if any(d is None for d in drops) else sum(d for d in drops if d is not None)
 
 
 def _round(value: float | None) -> float | None:

@@ -64,6 +64,8 @@ class Deliver:
     data: bytes
     message_id: bytes
     source: PeerId
+    decoded: object = field(default=None, compare=False)
+    """The validator's decoded form of `data` (see `Accept.decoded`), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +359,7 @@ class Router:
         frame = encode_publish_frame(self._encoded_topic(topic), data)
         self.mcache.put(mid, topic, frame)
         actions = self._actions
-        actions.append(Deliver(topic, data, mid, peer))
+        actions.append(Deliver(topic, data, mid, peer, verdict.decoded))
         counters.delivered += 1
         peers = self.peers
         forwarded = 0

@@ -1,5 +1,7 @@
 """A bounded per-peer send queue: never blocks the router, refuses (and lets the caller count)
-what does not fit, and hands the writer everything waiting as one write."""
+what does not fit, and hands the writer everything waiting as one write. A local publisher
+with many messages may wait for room first (`wait_for_room`), so it goes at the pace the peer
+reads instead of overflowing the queue."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ class SendQueue:
         self._frames: deque[bytes] = deque()
         self._bytes = 0
         self._wakeup = trio.Event()
+        self._drained: trio.Event | None = None
         self.closed = False
 
     def __len__(self) -> int:
@@ -52,10 +55,30 @@ class SendQueue:
             batch.append(frame)
             size += len(frame)
         self._bytes -= size
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
         return batch[0] if len(batch) == 1 else b"".join(batch)
+
+    def has_room(self, fraction: float = 0.5) -> bool:
+        """At most `fraction` full, in frames and in bytes (or closed: nothing to wait for)."""
+        return self.closed or (
+            len(self._frames) <= self.max_frames * fraction
+            and self._bytes <= self.max_bytes * fraction
+        )
+
+    async def wait_for_room(self, fraction: float = 0.5) -> None:
+        """Waits until `has_room(fraction)`; returns at once if it already holds."""
+        while not self.has_room(fraction):
+            if self._drained is None:
+                self._drained = trio.Event()
+            await self._drained.wait()
 
     def close(self) -> None:
         self.closed = True
         self._frames.clear()
         self._bytes = 0
         self._wakeup.set()
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None

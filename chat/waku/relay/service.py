@@ -18,7 +18,7 @@ from chat.waku.host import WakuHost
 from chat.waku.message import MessageError, WakuMessage, now_ns
 from chat.waku.relay.driver import DriverLimits, RelayDriver
 from chat.waku.relay.router import Deliver, Router
-from chat.waku.relay.verdict import ACCEPT, Ignore, Reject, ValidationResult
+from chat.waku.relay.verdict import Accept, Ignore, Reject, ValidationResult
 from chat.waku.validation import Outcome, RelayValidator, ShardSigner
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def router_validator(validator: RelayValidator) -> Callable[[str, bytes, Any], V
     def check(topic: str, data: bytes, peer: Any) -> ValidationResult:
         verdict = validator(topic, data, peer)
         if verdict.outcome is Outcome.ACCEPT:
-            return ACCEPT
+            return Accept(verdict.message)
         if verdict.outcome is Outcome.REJECT:
             return Reject(verdict.reason)
         return Ignore(verdict.reason)
@@ -104,11 +104,25 @@ class RelayService:
     async def _pump(self, topic: str, channel: trio.MemoryReceiveChannel[Deliver]) -> None:
         async with channel:
             async for delivery in channel:
-                try:
-                    message = WakuMessage.decode(delivery.data)
-                except MessageError:  # the validator already refused these; belt and braces
-                    continue
-                self._fan_out(topic, message, delivery.data)
+                self._accept(topic, delivery)
+                # Take everything else already waiting in this same turn: the reader queues a
+                # whole chunk's messages per turn, so one message per turn would let a burst
+                # overflow the bounded channel (counted drops) while the CPU sits idle.
+                while True:
+                    try:
+                        delivery = channel.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    self._accept(topic, delivery)
+
+    def _accept(self, topic: str, delivery: Deliver) -> None:
+        message = delivery.decoded
+        if not isinstance(message, WakuMessage):  # a validator that did not decode it
+            try:
+                message = WakuMessage.decode(delivery.data)
+            except MessageError:  # the validator already refused these; belt and braces
+                return
+        self._fan_out(topic, message, delivery.data)
 
     def _fan_out(self, topic: str, message: WakuMessage, data: bytes) -> None:
         for sink in self._sinks:
@@ -116,6 +130,11 @@ class RelayService:
                 sink(topic, message, data)
             except Exception:  # one broken consumer must not stop relay for the others
                 log.exception("relay message sink %r failed", sink)
+
+    async def wait_for_room(self, pubsub_topic: str) -> bool:
+        """For publishers of many messages: wait (boundedly) until our send queues to the
+        shard's relay peers are at most half full. See `RelayDriver.wait_for_room`."""
+        return await self.driver.wait_for_room(pubsub_topic)
 
     def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
         """Sign (on protected shards), validate like a received message, publish, and hand

@@ -7,13 +7,15 @@ forwarded it (gossipsub P4) and the message is never forwarded; Ignore drops it 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
 class Accept:
-    pass
+    decoded: object = field(default=None, compare=False)
+    """What the validator made of the data (the WakuMessage), handed on with the delivery so
+    the app does not decode every message twice."""
 
 
 @dataclass(frozen=True, slots=True)

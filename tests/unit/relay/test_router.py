@@ -19,7 +19,7 @@ from chat.waku.relay.router import (
     Router,
     Send,
 )
-from chat.waku.relay.verdict import ACCEPT, IGNORE, Reject, ValidationResult
+from chat.waku.relay.verdict import ACCEPT, IGNORE, Accept, Reject, ValidationResult
 
 TOPIC = "/waku/2/rs/42/0"
 
@@ -115,6 +115,14 @@ def test_validator_reject_penalises_and_never_forwards_ignore_does_not_penalise(
     # Another peer forwarding the same rejected message is penalised too.
     router.handle_rpc("p1", publish_rpc(b"bad"), 2.0)
     assert router.peer_score("p1", 2.0) < -50
+
+
+def test_what_the_validator_decoded_travels_with_the_delivery() -> None:
+    decoded = object()
+    router = subscribed_router(validator=lambda t, d, p: Accept(decoded))
+    router.handle_rpc("p0", publish_rpc(b"hello"), 2.0)
+    (delivery,) = [a for a in router.take_actions() if isinstance(a, Deliver)]
+    assert delivery.data == b"hello" and delivery.decoded is decoded
 
 
 def test_graylisted_peer_is_ignored_and_disconnected() -> None:

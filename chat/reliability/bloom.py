@@ -73,7 +73,8 @@ class BloomFilter:
 class RollingBloomFilter:
     """A BloomFilter that forgets its oldest ids instead of filling up.
 
-    When `capacity` ids have been added it is rebuilt from the newest `keep` of them.
+    When it holds `capacity` distinct ids it is rebuilt from the newest `keep` of them. Adding
+    an id it already holds changes nothing, so an id never takes two places.
     """
 
     def __init__(self, capacity: int, error_rate: float, keep_fraction: float = 0.75) -> None:
@@ -83,17 +84,23 @@ class RollingBloomFilter:
         self.error_rate = error_rate
         self._keep = max(1, int(capacity * keep_fraction))
         self._recent: deque[str] = deque(maxlen=capacity)
+        self._members: set[str] = set()
         self._bloom = BloomFilter(capacity, error_rate)
 
     def add(self, item: str) -> None:
+        if item in self._members:
+            return
         if len(self._recent) >= self.capacity:
             newest = list(self._recent)[-self._keep :]
             self._bloom = BloomFilter(self.capacity, self.error_rate)
             self._recent.clear()
+            self._members.clear()
             for old in newest:
                 self._recent.append(old)
+                self._members.add(old)
                 self._bloom.add(old)
         self._recent.append(item)
+        self._members.add(item)
         self._bloom.add(item)
 
     def __contains__(self, item: str) -> bool:

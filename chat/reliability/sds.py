@@ -9,13 +9,20 @@ SdsChannel is sans-IO: frames and `now_ms` in, frames and events out. It never s
 or sleeps; the conversation pipeline persists `export_state()` and moves the bytes.
 
 Rules (from the spec, with our choices marked):
-- send: lamport = max(now_ms, lamport + 1); history = last `history_length` ids of the local
-  log, each with its retrieval hint (the Waku hash); bloom = the current filter.
+- send: lamport = max(now_ms, lamport + 1), saturating at 2^64 - 1 (ours); history = last
+  `history_length` ids of the local log, each with its retrieval hint (the Waku hash);
+  bloom = the current filter.
 - own messages join the bloom and the log when the transport reports success (`mark_sent`).
-- receive: drop our own frames and duplicates; review acknowledgements (id in a received
-  history = acknowledged; a bloom hit counts, `possible_ack_threshold` hits = acknowledged);
-  a content message is delivered when every id of its history is in the local log, else it
-  waits in the incoming buffer and its missing ids are reported with their hints.
+- receive: drop our own frames and duplicates; refuse a lamport more than
+  `max_lamport_skew_ms` ahead of now (ours); review acknowledgements (id in a received
+  history = acknowledged; a bloom hit counts once per incoming message id and only from a
+  frame newer (higher lamport) than ours (ours), `possible_ack_threshold` hits =
+  acknowledged); a content message is delivered when every id of its history is delivered
+  or given up, else it waits in the incoming buffer and its missing ids are reported with
+  their hints.
+- giving up (ours): a frame that waited `older_than_ms` is delivered anyway, with the waiting
+  frames it depends on, in lamport order; its missing ids are reported `Lost` and count as
+  satisfied from then on, so one lost message cannot stall the channel.
 - sync messages (no content) carry history and bloom only; they are never logged or buffered.
 - ephemeral messages (no lamport) are delivered at once and never logged.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -41,6 +49,7 @@ from chat.reliability.bloom import (
 MAX_FRAME_SIZE = 150 * 1024
 MAX_ID_LENGTH = 256
 MAX_HISTORY_ENTRIES = 500
+MAX_LAMPORT = 2**64 - 1  # the wire field is a uint64
 
 
 class SdsError(ValueError):
@@ -132,7 +141,14 @@ class SdsParams:
     bloom_error_rate: float = 0.01
     possible_ack_threshold: int = 2
     log_length: int = 5000
-    """How many delivered ids we remember for dependency checks."""
+    """How many delivered ids we remember with their lamport and hint (history, deps)."""
+    forgotten_ids_length: int = 5000
+    """How many ids trimmed from the log we still recognise as delivered (duplicates, deps)."""
+    lost_ids_length: int = 1000
+    """How many given-up ids we keep treating as satisfied dependencies."""
+    max_lamport_skew_ms: int = 24 * 3600 * 1000
+    """Frames whose lamport is further ahead of our clock are refused: one huge lamport
+    would otherwise drag our clock to the end of the uint64 range for good."""
 
 
 JS_DEFAULTS = SdsParams(
@@ -167,13 +183,23 @@ class Missing:
     entries: tuple[HistoryEntry, ...]
 
 
-SdsEvent = Delivered | Acknowledged | PossiblyAcknowledged | Missing
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Dependencies we stopped waiting for: the frames that needed them were delivered
+    without them (the UI can say "n earlier messages could not be retrieved")."""
+
+    entries: tuple[HistoryEntry, ...]
+
+
+SdsEvent = Delivered | Acknowledged | PossiblyAcknowledged | Missing | Lost
 
 
 @dataclass
 class _Outgoing:
     frame: SdsFrame
     bloom_hits: int = 0
+    hit_by: set[str] = field(default_factory=set)
+    """Incoming message ids that already counted as a bloom hit (each counts once)."""
 
 
 @dataclass
@@ -194,13 +220,24 @@ class SdsChannel:
         self._bloom = RollingBloomFilter(self.params.bloom_capacity, self.params.bloom_error_rate)
         self._log: list[tuple[int, str]] = []  # sorted (lamport, id), oldest first
         self._logged: dict[str, bytes] = {}  # id -> retrieval hint
+        self._forgotten: dict[str, None] = {}  # ids trimmed from the log, oldest first
+        self._lost: dict[str, None] = {}  # given-up dependencies, oldest first
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[str, _Waiting] = {}
 
     # ---- sending -------------------------------------------------------------------------
     def _next_lamport(self, now_ms: int) -> int:
-        self.lamport = max(now_ms, self.lamport + 1)
-        return self.lamport
+        return min(MAX_LAMPORT, max(now_ms, self.lamport + 1))
+
+    def _checked(self, frame: SdsFrame) -> SdsFrame:
+        """`frame` if it encodes; the clock moves only for frames that can go out."""
+        try:
+            frame.encode()
+        except ValueError as exc:  # e.g. an id that is not valid UTF-8
+            raise SdsError(f"cannot encode SDS frame {frame.message_id!r}: {exc}") from None
+        assert frame.lamport is not None
+        self.lamport = frame.lamport
+        return frame
 
     def _history(self) -> tuple[HistoryEntry, ...]:
         newest = self._log[-self.params.history_length :] if self.params.history_length else []
@@ -213,14 +250,16 @@ class SdsChannel:
             raise SdsError("content messages need content; use make_sync for sync messages")
         if message_id in self._outgoing:
             return self._outgoing[message_id].frame
-        frame = SdsFrame(
-            sender_id=self.own_id,
-            message_id=message_id,
-            channel_id=self.channel_id,
-            lamport=self._next_lamport(now_ms),
-            causal_history=self._history(),
-            bloom=self._bloom.to_bytes(),
-            content=content,
+        frame = self._checked(
+            SdsFrame(
+                sender_id=self.own_id,
+                message_id=message_id,
+                channel_id=self.channel_id,
+                lamport=self._next_lamport(now_ms),
+                causal_history=self._history(),
+                bloom=self._bloom.to_bytes(),
+                content=content,
+            )
         )
         self._outgoing[message_id] = _Outgoing(frame)
         return frame
@@ -235,13 +274,15 @@ class SdsChannel:
         """A sync frame advertising our history and bloom; None while we have nothing to say."""
         if not self._log:
             return None
-        return SdsFrame(
-            sender_id=self.own_id,
-            message_id=sync_id,
-            channel_id=self.channel_id,
-            lamport=self._next_lamport(now_ms),
-            causal_history=self._history(),
-            bloom=self._bloom.to_bytes(),
+        return self._checked(
+            SdsFrame(
+                sender_id=self.own_id,
+                message_id=sync_id,
+                channel_id=self.channel_id,
+                lamport=self._next_lamport(now_ms),
+                causal_history=self._history(),
+                bloom=self._bloom.to_bytes(),
+            )
         )
 
     def ephemeral(self, content: bytes, message_id: str) -> SdsFrame:
@@ -259,14 +300,20 @@ class SdsChannel:
             return []
         if frame.kind is FrameKind.EPHEMERAL:
             return [Delivered(frame)]
+        assert frame.lamport is not None
+        if frame.lamport > now_ms + self.params.max_lamport_skew_ms:
+            raise SdsError(
+                f"SDS frame {frame.message_id!r} has lamport {frame.lamport}, more than "
+                f"{self.params.max_lamport_skew_ms} ms ahead of now ({now_ms})"
+            )
         events: list[SdsEvent] = self._review_acks(frame)
         if frame.kind is FrameKind.SYNC:
             return events
-        if frame.message_id in self._logged or frame.message_id in self._incoming:
+        if self._is_delivered(frame.message_id) or frame.message_id in self._incoming:
             return events  # duplicate: acknowledgements reviewed, nothing more
         self._bloom.add(frame.message_id)
         if self._deps_met(frame):
-            events += self._deliver(frame, retrieval_hint)
+            events += self._deliver([_Waiting(frame, now_ms, retrieval_hint)])
         else:
             self._incoming[frame.message_id] = _Waiting(frame, now_ms, retrieval_hint)
             missing = self.missing()
@@ -287,9 +334,15 @@ class SdsChannel:
             )
         except ValueError:
             return events  # a peer with other bloom parameters: its history still counts
-        for mid in list(self._outgoing):
+        assert frame.lamport is not None
+        for mid, out in list(self._outgoing.items()):
+            # A frame built before our message existed cannot have seen it, and copies of
+            # one incoming message are one observation: neither may add up to an ack.
+            assert out.frame.lamport is not None
+            if frame.lamport <= out.frame.lamport or frame.message_id in out.hit_by:
+                continue
             if mid in bloom:
-                out = self._outgoing[mid]
+                out.hit_by.add(frame.message_id)
                 out.bloom_hits += 1
                 if out.bloom_hits >= self.params.possible_ack_threshold:
                     del self._outgoing[mid]
@@ -298,22 +351,31 @@ class SdsChannel:
                     events.append(PossiblyAcknowledged(mid, out.bloom_hits))
         return events
 
-    def _deps_met(self, frame: SdsFrame) -> bool:
-        return all(e.message_id in self._logged for e in frame.causal_history)
+    def _is_delivered(self, message_id: str) -> bool:
+        return message_id in self._logged or message_id in self._forgotten
 
-    def _deliver(self, frame: SdsFrame, retrieval_hint: bytes) -> list[SdsEvent]:
+    def _satisfied(self, message_id: str) -> bool:
+        return self._is_delivered(message_id) or message_id in self._lost
+
+    def _deps_met(self, frame: SdsFrame) -> bool:
+        return all(self._satisfied(e.message_id) for e in frame.causal_history)
+
+    def _deliver(self, ready: list[_Waiting]) -> list[SdsEvent]:
+        """Deliver `ready` in its order, then every waiting frame that becomes ready."""
         events: list[SdsEvent] = []
-        ready = [(frame, retrieval_hint)]
-        while ready:
-            current, hint = ready.pop()
-            assert current.lamport is not None
-            self.lamport = max(self.lamport, current.lamport)
-            self._log_insert(current.lamport, current.message_id, hint)
-            events.append(Delivered(current))
+        queue = deque(ready)
+        while queue:
+            current = queue.popleft()
+            assert current.frame.lamport is not None
+            self.lamport = min(MAX_LAMPORT, max(self.lamport, current.frame.lamport))
+            self._log_insert(
+                current.frame.lamport, current.frame.message_id, current.retrieval_hint
+            )
+            events.append(Delivered(current.frame))
             for mid, waiting in list(self._incoming.items()):
                 if self._deps_met(waiting.frame):
                     del self._incoming[mid]
-                    ready.append((waiting.frame, waiting.retrieval_hint))
+                    queue.append(waiting)
         return events
 
     def missing(self) -> list[HistoryEntry]:
@@ -321,42 +383,81 @@ class SdsChannel:
         seen: dict[str, HistoryEntry] = {}
         for waiting in self._incoming.values():
             for entry in waiting.frame.causal_history:
-                if entry.message_id not in self._logged and entry.message_id not in self._incoming:
+                if not self._satisfied(entry.message_id) and entry.message_id not in self._incoming:
                     seen.setdefault(entry.message_id, entry)
         return list(seen.values())
 
-    def drop_lost(self, now_ms: int, older_than_ms: int) -> list[SdsFrame]:
-        """Give up on frames that waited too long for their dependencies; returns them."""
-        lost = [w.frame for w in self._incoming.values() if now_ms - w.received_ms >= older_than_ms]
-        for frame in lost:
-            del self._incoming[frame.message_id]
-        return lost
+    def give_up_waiting(self, now_ms: int, older_than_ms: int) -> list[SdsEvent]:
+        """Stop waiting for dependencies that did not come within `older_than_ms`.
+
+        Every frame that waited that long is delivered, together with the waiting frames it
+        depends on, in lamport order; the ids none of them could get are reported `Lost`
+        and count as satisfied from now on, which releases later frames too. A lost message
+        that turns up after all is still delivered.
+        """
+        stack = [
+            mid for mid, w in self._incoming.items() if now_ms - w.received_ms >= older_than_ms
+        ]
+        released: dict[str, _Waiting] = {}
+        while stack:
+            mid = stack.pop()
+            if mid in released:
+                continue
+            released[mid] = waiting = self._incoming.pop(mid)
+            stack += [
+                e.message_id for e in waiting.frame.causal_history if e.message_id in self._incoming
+            ]
+        order = sorted(released.values(), key=lambda w: (w.frame.lamport, w.frame.message_id))
+        lost: dict[str, HistoryEntry] = {}
+        for waiting in order:
+            for entry in waiting.frame.causal_history:
+                if not self._satisfied(entry.message_id) and entry.message_id not in released:
+                    lost.setdefault(entry.message_id, entry)
+        for mid in lost:
+            self._remember(self._lost, mid, self.params.lost_ids_length)
+        events: list[SdsEvent] = [Lost(tuple(lost.values()))] if lost else []
+        return events + self._deliver(order)
 
     def waiting(self) -> list[SdsFrame]:
         return [w.frame for w in self._incoming.values()]
 
     # ---- log -----------------------------------------------------------------------------
     def _log_insert(self, lamport: int, message_id: str, hint: bytes) -> None:
-        if message_id in self._logged:
+        if self._is_delivered(message_id):
             return
         bisect.insort(self._log, (lamport, message_id))
         self._logged[message_id] = hint
+        self._lost.pop(message_id, None)
         self._bloom.add(message_id)
         while len(self._log) > self.params.log_length:
             _, old = self._log.pop(0)
             self._logged.pop(old, None)
+            self._remember(self._forgotten, old, self.params.forgotten_ids_length)
+
+    @staticmethod
+    def _remember(ids: dict[str, None], message_id: str, limit: int) -> None:
+        ids[message_id] = None
+        while len(ids) > limit:
+            del ids[next(iter(ids))]
 
     # ---- persistence ---------------------------------------------------------------------
     def export_state(self) -> dict[str, Any]:
         """Everything needed to resume the channel after a restart, as JSON-safe data."""
+        # Version 1 grew optional keys (forgotten, lost, bloom_hit_by); readers of the
+        # first layout ignore them and this reader defaults them to empty.
         return {
             "version": 1,
             "lamport": self.lamport,
             "log": [[lam, mid, self._logged[mid].hex()] for lam, mid in self._log],
+            "forgotten": list(self._forgotten),
+            "lost": list(self._lost),
             "bloom_ids": self._bloom.ids,
             "outgoing": [
                 [out.frame.encode().hex(), out.bloom_hits] for out in self._outgoing.values()
             ],
+            "bloom_hit_by": {
+                mid: sorted(out.hit_by) for mid, out in self._outgoing.items() if out.hit_by
+            },
             "incoming": [
                 [w.frame.encode().hex(), w.received_ms, w.retrieval_hint.hex()]
                 for w in self._incoming.values()
@@ -369,7 +470,8 @@ class SdsChannel:
     ) -> SdsChannel:
         if state.get("version") != 1:
             raise SdsError(f"unknown SDS state version {state.get('version')!r}")
-        channel = cls(channel_id, own_id, params or SdsParams(), lamport=int(state["lamport"]))
+        lamport = min(MAX_LAMPORT, int(state["lamport"]))
+        channel = cls(channel_id, own_id, params or SdsParams(), lamport=lamport)
         channel._bloom = RollingBloomFilter.from_ids(
             list(state["bloom_ids"]), channel.params.bloom_capacity, channel.params.bloom_error_rate
         )
@@ -377,9 +479,15 @@ class SdsChannel:
             channel._log.append((int(lam), str(mid)))
             channel._logged[str(mid)] = bytes.fromhex(hint)
         channel._log.sort()
+        for mid in state.get("forgotten", []):
+            channel._forgotten[str(mid)] = None
+        for mid in state.get("lost", []):
+            channel._lost[str(mid)] = None
+        hit_by = state.get("bloom_hit_by", {})
         for frame_hex, hits in state["outgoing"]:
             frame = SdsFrame.decode(bytes.fromhex(frame_hex))
-            channel._outgoing[frame.message_id] = _Outgoing(frame, int(hits))
+            seen = {str(i) for i in hit_by.get(frame.message_id, [])}
+            channel._outgoing[frame.message_id] = _Outgoing(frame, int(hits), seen)
         for frame_hex, received_ms, hint in state["incoming"]:
             frame = SdsFrame.decode(bytes.fromhex(frame_hex))
             channel._incoming[frame.message_id] = _Waiting(

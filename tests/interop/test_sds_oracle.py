@@ -6,6 +6,7 @@ import json
 import random
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from chat.reliability.sds import (
     HistoryEntry,
     SdsChannel,
     SdsFrame,
+    SdsParams,
     content_message_id,
 )
 
@@ -77,6 +79,31 @@ def test_bloom_bytes_are_identical(oracle: Oracle, capacity: int, error_rate: fl
     assert theirs["hex"] == ours.to_bytes().hex()
 
 
+def test_our_default_channel_bloom_is_byte_identical_to_js(oracle: Oracle) -> None:
+    # The bloom filter a default chinwag channel puts on the wire (400 ids, 1 %), filled to
+    # capacity with our own and received ids, is the one @waku/sds builds from those ids.
+    params = SdsParams()
+    channel = SdsChannel("chat", "py", params)
+    rng = random.Random(400)
+    ids = []
+    for i in range(params.bloom_capacity):
+        if i % 10 == 0:
+            content = f"own {i}".encode()
+            mid = content_message_id(content)
+            channel.wrap(content, mid, 1000 + i)
+            channel.mark_sent(mid)
+        else:
+            mid = rng.randbytes(32).hex()
+            channel.receive(SdsFrame("peer", mid, "chat", 1000 + i, (), b"", b"x"), 1000 + i)
+        ids.append(mid)
+    sync = channel.make_sync("sync-1", 5000)
+    assert sync is not None and len(sync.bloom) == 504
+    theirs = oracle.ask(
+        "bloom", capacity=params.bloom_capacity, errorRate=params.bloom_error_rate, ids=ids
+    )
+    assert theirs["hex"] == sync.bloom.hex()
+
+
 def test_message_ids_are_identical(oracle: Oracle) -> None:
     for text in ("hi", "", "ünïcödé", "x" * 1000):
         assert oracle.ask("messageId", text=text)["id"] == content_message_id(text.encode())
@@ -130,11 +157,14 @@ def _events(answer: dict[str, Any], name: str) -> list[Any]:
 def test_a_js_channel_and_ours_exchange_and_acknowledge_both_ways(oracle: Oracle) -> None:
     oracle.ask("open", channelId="chat", senderId="js")
     ours = SdsChannel("chat", "py", JS_DEFAULTS)
+    # @waku/sds starts its lamport clock at Date.now(), so ours runs on the same wall clock
+    # (frames more than a day ahead of our clock are refused).
+    start = time.time_ns() // 1_000_000
 
     # py -> js
     content = b"hello from python"
     mid = content_message_id(content)
-    frame = ours.wrap(content, mid, 1_700_000_000_000)
+    frame = ours.wrap(content, mid, start)
     ours.mark_sent(mid)
     answer = oracle.ask("receive", hex=frame.encode().hex())
     assert _events(answer, "delivered") == [mid]
@@ -143,14 +173,14 @@ def test_a_js_channel_and_ours_exchange_and_acknowledge_both_ways(oracle: Oracle
     sent = oracle.ask("send", text="hello from js")
     js_frame = SdsFrame.decode(bytes.fromhex(sent["hex"]))
     assert js_frame.message_id == sent["messageId"]
-    events = ours.receive(js_frame, 1_700_000_000_500)
+    events = ours.receive(js_frame, start + 500)
     assert Acknowledged(mid, "history") in events
     assert Delivered(js_frame) in events
 
     # py -> js again: our history names theirs, so js sees it acknowledged
     content2 = b"second from python"
     mid2 = content_message_id(content2)
-    frame2 = ours.wrap(content2, mid2, 1_700_000_001_000)
+    frame2 = ours.wrap(content2, mid2, start + 1000)
     ours.mark_sent(mid2)
     assert frame2.causal_history[-1].message_id == js_frame.message_id
     answer = oracle.ask("receive", hex=frame2.encode().hex())

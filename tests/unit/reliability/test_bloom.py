@@ -78,3 +78,14 @@ def test_rolling_filter_forgets_the_oldest_and_keeps_the_newest() -> None:
     assert sum(item in rolling for item in ids[:50]) < 10
     restored = RollingBloomFilter.from_ids(rolling.ids, 100, 0.01, keep_fraction=0.5)
     assert restored.to_bytes() == rolling.to_bytes()
+
+
+def test_rolling_filter_counts_an_id_added_twice_once() -> None:
+    rolling = RollingBloomFilter(100, 0.01, keep_fraction=0.5)
+    ids = [f"{i:064x}" for i in range(100)]
+    for item in ids:
+        rolling.add(item)
+        rolling.add(item)  # e.g. received, then delivered
+    assert rolling.ids == ids  # full, but no id rolled out yet
+    rolling.add("one more")
+    assert rolling.ids == [*ids[50:], "one more"]

@@ -12,6 +12,7 @@ from chat.reliability.sds import (
     Delivered,
     FrameKind,
     HistoryEntry,
+    Lost,
     Missing,
     PossiblyAcknowledged,
     SdsChannel,
@@ -164,6 +165,75 @@ def test_bloom_hits_acknowledge_after_the_threshold() -> None:
     assert alice.receive(sync2, 1005) == [Acknowledged(m1.message_id, "bloom")]
 
 
+def _bloom_false_positive(bloom: bytes, params: SdsParams) -> str:
+    from chat.reliability.bloom import BloomFilter
+
+    filt = BloomFilter.from_bytes(bloom, params.bloom_capacity, params.bloom_error_rate)
+    n = 0
+    while f"a{n}" not in filt:
+        n += 1
+    return f"a{n}"
+
+
+def test_bloom_hits_from_frames_older_than_our_message_do_not_count() -> None:
+    alice, bob = _pair()
+    for i in range(300):  # bob's bloom is busy enough to have false positives
+        bob.receive(SdsFrame("carol", f"c{i:04d}", "chat", 1000 + i, (), b"", b"x"), 1000)
+    bob_frame = bob.wrap(b"bob says", "b1", now_ms=5000)  # built before alice's message
+    fp = _bloom_false_positive(bob_frame.bloom, SdsParams())
+    alice.wrap(b"alice says", fp, now_ms=6000)
+    alice.mark_sent(fp)
+    first = alice.receive(bob_frame, 7000)
+    resent = alice.receive(bob_frame, 67_000)  # bob's outbox re-sends the same frame
+    ack_events = (Acknowledged, PossiblyAcknowledged)
+    assert not [e for e in first + resent if isinstance(e, ack_events)]
+    assert not alice.is_acknowledged(fp)
+
+
+def test_one_incoming_message_counts_one_bloom_hit_however_often_it_arrives() -> None:
+    params = SdsParams(history_length=0)  # only the bloom filter can acknowledge
+    alice, bob = _pair(params)
+    m1 = _send(alice, "one", 1000)
+    bob.receive(m1, 1001)
+    sync1 = bob.make_sync("sync-1", 1002)
+    sync2 = bob.make_sync("sync-2", 1003)
+    assert sync1 is not None and sync2 is not None
+    assert alice.receive(sync1, 1004) == [PossiblyAcknowledged(m1.message_id, 1)]
+    assert alice.receive(sync1, 1005) == []
+    assert not alice.is_acknowledged(m1.message_id)
+    restored = SdsChannel.from_state("chat", "alice", json.loads(json.dumps(alice.export_state())))
+    assert restored.receive(sync1, 1006) == []
+    assert restored.receive(sync2, 1007) == [Acknowledged(m1.message_id, "bloom")]
+
+
+def test_received_ids_take_one_place_in_the_bloom_filter() -> None:
+    from chat.reliability.bloom import BloomFilter
+
+    params = SdsParams()
+    bob = SdsChannel("chat", "bob", params)
+    ids = [f"id{i:04d}" for i in range(300)]  # under the 400-id capacity: none may roll out
+    for i, mid in enumerate(ids):
+        bob.receive(SdsFrame("alice", mid, "chat", 100 + i, (), b"", b"x"), 1000)
+    sync = bob.make_sync("s", 2000)
+    assert sync is not None
+    bloom = BloomFilter.from_bytes(sync.bloom, params.bloom_capacity, params.bloom_error_rate)
+    assert all(mid in bloom for mid in ids)
+
+
+def test_ids_trimmed_from_the_log_are_still_recognised() -> None:
+    bob = SdsChannel("chat", "bob", SdsParams(log_length=3))
+    frames = [SdsFrame("p", f"id{i}", "chat", 100 + i, (), b"", b"x") for i in range(5)]
+    for frame in frames:
+        bob.receive(frame, 1000)
+    assert bob.receive(frames[0], 1001) == []  # a duplicate, not a new message
+    child = SdsFrame("p", "child", "chat", 200, (HistoryEntry("id1"),), b"", b"y")
+    assert bob.receive(child, 1002) == [Delivered(child)]
+    restored = SdsChannel.from_state(
+        "chat", "bob", json.loads(json.dumps(bob.export_state())), SdsParams(log_length=3)
+    )
+    assert restored.receive(frames[1], 1003) == []
+
+
 def test_sync_is_not_sent_with_an_empty_log_and_is_never_logged() -> None:
     alice, bob = _pair()
     assert alice.make_sync("s", 1) is None
@@ -181,14 +251,91 @@ def test_ephemeral_is_delivered_at_once() -> None:
     assert bob.receive(eph, 1) == [Delivered(eph)]
 
 
-def test_lost_dependencies_are_given_up_after_a_timeout() -> None:
+def _entry(frame: SdsFrame) -> HistoryEntry:
+    return HistoryEntry(frame.message_id, bytes.fromhex(frame.message_id))
+
+
+def test_a_lost_message_does_not_stop_the_conversation() -> None:
     alice, bob = _pair()
-    _send(alice, "one", 1000)
-    m2 = _send(alice, "two", 1001)
+    m1 = _send(alice, "one", 1000)  # never reaches bob
+    m2 = _send(alice, "two", 2000)
+    m3 = _send(alice, "three", 3000)
     bob.receive(m2, 5000)
-    assert bob.drop_lost(now_ms=5000 + 59_999, older_than_ms=60_000) == []
-    assert bob.drop_lost(now_ms=5000 + 60_000, older_than_ms=60_000) == [m2]
-    assert bob.waiting() == []
+    bob.receive(m3, 5001)
+    assert bob.give_up_waiting(now_ms=5000 + 59_999, older_than_ms=60_000) == []
+    # m2 waited long enough: m1 is declared lost, m2 delivered, and m3 (which only waited
+    # for m1 and m2) follows at once.
+    events = bob.give_up_waiting(now_ms=5000 + 60_000, older_than_ms=60_000)
+    assert events == [Lost((_entry(m1),)), Delivered(m2), Delivered(m3)]
+    assert bob.waiting() == [] and bob.missing() == []
+    # Later messages arrive normally, including a resend of a frame naming the lost id.
+    m4 = _send(alice, "four", 70_000)
+    assert bob.receive(m4, 70_001) == [Delivered(m4)]
+    late = SdsFrame("alice", "late", "chat", 2500, (_entry(m1),), b"", b"late")
+    assert bob.receive(late, 70_002) == [Delivered(late)]
+    # The lost message itself, should it turn up after all, is still delivered once.
+    assert bob.receive(m1, 80_000) == [Delivered(m1)]
+    assert bob.receive(m1, 80_001) == []
+
+
+def test_giving_up_delivers_waiting_ancestors_first_in_lamport_order() -> None:
+    alice, bob = _pair()
+    m1 = _send(alice, "one", 1000)  # lost
+    m2 = _send(alice, "two", 2000)
+    m3 = _send(alice, "three", 3000)
+    bob.receive(m3, 5000)  # overdue first, but it depends on m2, which is still young
+    bob.receive(m2, 30_000)
+    events = bob.give_up_waiting(now_ms=65_000, older_than_ms=60_000)
+    assert events == [Lost((_entry(m1),)), Delivered(m2), Delivered(m3)]
+
+
+def test_lost_ids_survive_export_and_import() -> None:
+    alice, bob = _pair()
+    m1 = _send(alice, "one", 1000)
+    m2 = _send(alice, "two", 2000)
+    bob.receive(m2, 5000)
+    bob.give_up_waiting(now_ms=70_000, older_than_ms=60_000)
+    restored = SdsChannel.from_state("chat", "bob", json.loads(json.dumps(bob.export_state())))
+    late = SdsFrame("alice", "late", "chat", 1500, (_entry(m1),), b"", b"late")
+    assert restored.receive(late, 70_001) == [Delivered(late)]
+
+
+def test_a_lamport_far_ahead_of_now_is_refused() -> None:
+    bob = SdsChannel("chat", "bob")
+    skew = SdsParams().max_lamport_skew_ms
+    assert skew == 24 * 3600 * 1000
+    evil = SdsFrame("mallory", "m1", "chat", 2**64 - 1, (), b"", b"hi")
+    with pytest.raises(SdsError, match="lamport"):
+        bob.receive(SdsFrame.decode(evil.encode()), now_ms=1000)
+    sync = SdsFrame("mallory", "s1", "chat", 1000 + skew + 1)
+    with pytest.raises(SdsError, match="lamport"):
+        bob.receive(sync, now_ms=1000)
+    assert bob.lamport == 0 and bob.waiting() == []
+    at_bound = SdsFrame("carol", "m2", "chat", 1000 + skew, (), b"", b"ok")
+    assert bob.receive(at_bound, now_ms=1000) == [Delivered(at_bound)]
+    frame = bob.wrap(b"hello", "b1", now_ms=2000)
+    assert frame.lamport == 1000 + skew + 1
+    SdsFrame.decode(frame.encode())
+    json.dumps(bob.export_state())
+
+
+def test_the_lamport_clock_saturates_below_two_to_the_64() -> None:
+    top = 2**64 - 1
+    channel = SdsChannel("chat", "a", lamport=top)
+    first = channel.wrap(b"one", "m1", now_ms=1)
+    second = channel.wrap(b"two", "m2", now_ms=2)
+    assert first.lamport == second.lamport == top
+    assert SdsFrame.decode(second.encode()) == second
+    restored = SdsChannel.from_state("chat", "a", json.loads(json.dumps(channel.export_state())))
+    assert restored.lamport == top
+
+
+def test_a_frame_that_cannot_be_encoded_is_not_buffered() -> None:
+    channel = SdsChannel("chat", "a")
+    with pytest.raises(SdsError):
+        channel.wrap(b"x", "\ud800", now_ms=1)
+    assert channel.unacknowledged() == []
+    json.dumps(channel.export_state())
 
 
 def test_overhead_with_our_defaults_stays_under_one_kilobyte() -> None:
@@ -226,3 +373,16 @@ def test_state_survives_export_and_import() -> None:
     ]
     with pytest.raises(SdsError):
         SdsChannel.from_state("chat", "bob", {"version": 99})
+
+
+def test_a_state_saved_before_the_optional_keys_still_loads() -> None:
+    alice, bob = _pair()
+    m1 = _send(alice, "one", 1000)
+    bob.receive(m1, 1001)
+    state = json.loads(json.dumps(alice.export_state()))
+    for key in ("forgotten", "lost", "bloom_hit_by"):
+        del state[key]
+    restored = SdsChannel.from_state("chat", "alice", state)
+    assert [f.message_id for f in restored.unacknowledged()] == [m1.message_id]
+    reply = _send(bob, "two", 1002)
+    assert Acknowledged(m1.message_id, "history") in restored.receive(reply, 1003)

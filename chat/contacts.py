@@ -1,28 +1,41 @@
-"""Contact requests: one persisted state machine per request, in the h11 style.
+"""Contact requests: one persisted state machine per contact, in the h11 style.
 
 States (the table below is the whole truth):
 
-    request_sent      we sent a request (an Olm pre-key message carrying our link and intro)
-                      and wait for the answer; re-sent on a schedule the user can see
-    request_received  someone asked us; we have not answered
-    mutual            both sides agreed: the conversation can start
-    declined          the receiver said no (we know it on their side; a sender learns it only
-                      if the receiver chose to tell)
-    cancelled         the sender withdrew the request
-    expired           nobody answered within the request's lifetime
+    request_sent       we sent a request (an Olm pre-key message carrying our link, intro
+                       and request id) and wait for the answer; re-sent on a schedule the
+                       user can see
+    request_received   someone asked us; we have not answered
+    mutual             both sides agreed: the conversation can start
+    declined_by_us     we said no to their request (they learn it only if we tell them)
+    declined_by_them   they said no to ours, and told us
+    cancelled_by_us    we withdrew our request
+    cancelled_by_them  they withdrew theirs
+    sent_expired       nobody answered our request within its lifetime
+    received_expired   we did not answer theirs within its lifetime
 
 Rules:
+- Every request has an id (its creation time and a random nonce), carried in every copy.
+  A request with the id of the flow's current request is a copy of it (a re-send, or one
+  still on its way), never a new request: it does not reopen a request that was declined,
+  withdrawn or expired, nor extend one that is open. A request with an id the flow has not
+  seen is a new request and always opens (or answers) again.
 - An acceptance answers inside the same Olm session, so "mutual" is reached on both sides
   by evidence (the accept message), never by assumption.
-- Re-requesting after decline, cancel or expiry starts a new request (a new sent state)
-  with a fresh schedule; the old request's history stays.
+- Re-requesting after a decline, cancel or expiry starts a new request (a new id, a new
+  sent state) with a fresh schedule; the old request's history stays.
 - A request from someone we already asked makes both sides mutual at once (crossed requests).
+- Acceptance wins a race with a cancel: an acceptance that arrives after we withdrew (or
+  after our request expired) makes us mutual, and their withdrawal arriving after we
+  accepted changes nothing. Both sides end mutual; removing a contact is a separate step.
+- A decline that crosses a withdrawal (either way) leaves both sides closed as they are.
 - Re-sends follow the retry schedule until the request expires.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -32,14 +45,18 @@ class RequestState(Enum):
     REQUEST_SENT = "request_sent"
     REQUEST_RECEIVED = "request_received"
     MUTUAL = "mutual"
-    DECLINED = "declined"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
+    DECLINED_BY_US = "declined_by_us"
+    DECLINED_BY_THEM = "declined_by_them"
+    CANCELLED_BY_US = "cancelled_by_us"
+    CANCELLED_BY_THEM = "cancelled_by_them"
+    SENT_EXPIRED = "sent_expired"
+    RECEIVED_EXPIRED = "received_expired"
 
 
 class RequestEvent(Enum):
     SEND = "send"  # we ask
-    RECEIVE = "receive"  # they ask
+    RECEIVE = "receive"  # they ask: a request this flow has not seen
+    RECEIVE_COPY = "receive_copy"  # a copy of the flow's current request (same id)
     ACCEPT = "accept"  # we accept theirs
     ACCEPTED = "accepted"  # they accepted ours
     DECLINE = "decline"  # we decline theirs
@@ -50,37 +67,80 @@ class RequestEvent(Enum):
 
 
 SENT, RECEIVED = RequestState.REQUEST_SENT, RequestState.REQUEST_RECEIVED
-MUTUAL, DECLINED = RequestState.MUTUAL, RequestState.DECLINED
-CANCELLED, EXPIRED = RequestState.CANCELLED, RequestState.EXPIRED
+MUTUAL = RequestState.MUTUAL
+DECLINED_BY_US, DECLINED_BY_THEM = RequestState.DECLINED_BY_US, RequestState.DECLINED_BY_THEM
+CANCELLED_BY_US, CANCELLED_BY_THEM = RequestState.CANCELLED_BY_US, RequestState.CANCELLED_BY_THEM
+SENT_EXPIRED, RECEIVED_EXPIRED = RequestState.SENT_EXPIRED, RequestState.RECEIVED_EXPIRED
 E = RequestEvent
 
 TRANSITIONS: dict[tuple[RequestState | None, RequestEvent], RequestState] = {
     (None, E.SEND): SENT,
     (None, E.RECEIVE): RECEIVED,
-    (SENT, E.SEND): SENT,  # a re-send
+    (SENT, E.SEND): SENT,  # a re-send (same id)
     (SENT, E.ACCEPTED): MUTUAL,
     (SENT, E.RECEIVE): MUTUAL,  # crossed requests: both asked
-    (SENT, E.DECLINED): DECLINED,
-    (SENT, E.CANCEL): CANCELLED,
-    (SENT, E.EXPIRE): EXPIRED,
-    (RECEIVED, E.RECEIVE): RECEIVED,  # their re-send
+    (SENT, E.DECLINED): DECLINED_BY_THEM,
+    (SENT, E.CANCEL): CANCELLED_BY_US,
+    (SENT, E.EXPIRE): SENT_EXPIRED,
+    (RECEIVED, E.RECEIVE_COPY): RECEIVED,  # their re-send
+    (RECEIVED, E.RECEIVE): RECEIVED,  # they replaced their request (we missed a withdrawal)
     (RECEIVED, E.ACCEPT): MUTUAL,
     (RECEIVED, E.SEND): MUTUAL,  # asking someone who asked us is accepting
-    (RECEIVED, E.DECLINE): DECLINED,
-    (RECEIVED, E.CANCELLED): CANCELLED,
-    (RECEIVED, E.EXPIRE): EXPIRED,
+    (RECEIVED, E.DECLINE): DECLINED_BY_US,
+    (RECEIVED, E.CANCELLED): CANCELLED_BY_THEM,
+    (RECEIVED, E.EXPIRE): RECEIVED_EXPIRED,
     (MUTUAL, E.ACCEPTED): MUTUAL,  # duplicate acceptance
-    (MUTUAL, E.RECEIVE): MUTUAL,  # a late re-send of their request
-    (DECLINED, E.SEND): SENT,  # re-request after decline
-    (DECLINED, E.RECEIVE): RECEIVED,  # they ask again
-    (CANCELLED, E.SEND): SENT,
-    (CANCELLED, E.RECEIVE): RECEIVED,
-    (EXPIRED, E.SEND): SENT,
-    (EXPIRED, E.RECEIVE): RECEIVED,
-    (EXPIRED, E.ACCEPTED): MUTUAL,  # a late acceptance is still an acceptance
+    (MUTUAL, E.RECEIVE): MUTUAL,  # a late request from a contact
+    (MUTUAL, E.RECEIVE_COPY): MUTUAL,  # a late re-send of the request we accepted
+    (MUTUAL, E.CANCELLED): MUTUAL,  # their withdrawal crossed our acceptance
+    (DECLINED_BY_US, E.SEND): SENT,  # we ask after all: a new request
+    (DECLINED_BY_US, E.RECEIVE): RECEIVED,  # they ask again: a new request
+    (DECLINED_BY_US, E.RECEIVE_COPY): DECLINED_BY_US,  # a re-send of the declined request
+    (DECLINED_BY_US, E.CANCELLED): DECLINED_BY_US,  # their withdrawal crossed our decline
+    (DECLINED_BY_THEM, E.SEND): SENT,  # re-request after decline
+    (DECLINED_BY_THEM, E.RECEIVE): RECEIVED,
+    (DECLINED_BY_THEM, E.DECLINED): DECLINED_BY_THEM,  # duplicate decline
+    (CANCELLED_BY_US, E.SEND): SENT,
+    (CANCELLED_BY_US, E.RECEIVE): RECEIVED,
+    (CANCELLED_BY_US, E.ACCEPTED): MUTUAL,  # their acceptance crossed our withdrawal
+    (CANCELLED_BY_US, E.DECLINED): CANCELLED_BY_US,  # their decline crossed our withdrawal
+    (CANCELLED_BY_THEM, E.SEND): SENT,
+    (CANCELLED_BY_THEM, E.RECEIVE): RECEIVED,
+    (CANCELLED_BY_THEM, E.RECEIVE_COPY): CANCELLED_BY_THEM,  # a copy still on its way
+    (CANCELLED_BY_THEM, E.CANCELLED): CANCELLED_BY_THEM,  # duplicate withdrawal
+    (SENT_EXPIRED, E.SEND): SENT,
+    (SENT_EXPIRED, E.RECEIVE): RECEIVED,
+    (SENT_EXPIRED, E.ACCEPTED): MUTUAL,  # a late acceptance is still an acceptance
+    (SENT_EXPIRED, E.DECLINED): DECLINED_BY_THEM,  # a late decline is still an answer
+    (RECEIVED_EXPIRED, E.SEND): SENT,
+    (RECEIVED_EXPIRED, E.RECEIVE): RECEIVED,
+    (RECEIVED_EXPIRED, E.RECEIVE_COPY): RECEIVED_EXPIRED,  # a late re-send of the expired one
+    (RECEIVED_EXPIRED, E.CANCELLED): CANCELLED_BY_THEM,
 }
 
+IMPOSSIBLE: dict[RequestEvent, str] = {
+    E.SEND: "you are already contacts",
+    E.RECEIVE: "a new request is always possible",  # every state has a row
+    E.RECEIVE_COPY: "their request carries the id of our own request",
+    E.ACCEPT: "there is no request from them to accept",
+    E.ACCEPTED: "they accepted a request we have not sent",
+    E.DECLINE: "there is no request from them to decline",
+    E.DECLINED: "they declined a request we have not sent",
+    E.CANCEL: "there is no request of yours to cancel",
+    E.CANCELLED: "they withdrew a request they have not sent",
+    E.EXPIRE: "only an open request can expire",
+}
+"""What the user is told when a step is not in the table."""
+
 OPEN_STATES = frozenset({SENT, RECEIVED})
+
+REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+"""A request id as we accept it from the wire: short, and safe to store and log."""
+
+
+def new_request_id(now: float, rng: random.Random) -> str:
+    """Creation time (ms) and a 64-bit nonce: distinct for every request we make."""
+    return f"{int(now * 1000):x}-{rng.getrandbits(64):016x}"
 
 
 class ContactRequestError(Exception):
@@ -116,6 +176,8 @@ class ContactRequest:
 
     chat_key: str
     state: RequestState | None = None
+    request_id: str | None = None
+    """The current request's id: ours in our states, theirs in theirs."""
     intro: str = ""
     sends: int = 0
     next_send_at: float | None = None
@@ -146,15 +208,16 @@ class ContactRequests:
 
     # ---- our side ------------------------------------------------------------------------
     def send(self, chat_key: str, intro: str, now: float) -> RequestTransition:
-        """Ask (or ask again). The caller sends the request when this returns."""
+        """Ask (or ask again). The caller sends the request, with `get(chat_key).request_id`,
+        when this returns."""
         flow = self.get(chat_key)
-        if flow.state is MUTUAL:
-            raise ContactRequestError("you are already contacts")
-        fresh = flow.state not in (SENT, RECEIVED)
-        transition = self._apply(flow, E.SEND, now, {"intro": intro} if fresh else {})
+        fresh = flow.state not in (SENT, RECEIVED, MUTUAL)
+        request_id = new_request_id(now, self._rng) if fresh else None
+        details = {"intro": intro, "request_id": request_id} if fresh else {}
+        transition = self._apply(flow, E.SEND, now, details)
         if flow.state is SENT:
             if fresh:
-                flow.intro, flow.sends = intro, 0
+                flow.request_id, flow.intro, flow.sends = request_id, intro, 0
                 flow.expires_at = now + self.policy.lifetime
             flow.sends += 1
             flow.next_send_at = now + self.policy.resend_delay(flow.sends, self._rng)
@@ -163,34 +226,41 @@ class ContactRequests:
         return transition
 
     def accept(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.ACCEPT, now, "there is no request from them to accept")
+        return self._finish(chat_key, E.ACCEPT, now)
 
     def decline(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.DECLINE, now, "there is no request from them to decline")
+        return self._finish(chat_key, E.DECLINE, now)
 
     def cancel(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.CANCEL, now, "there is no request of yours to cancel")
+        return self._finish(chat_key, E.CANCEL, now)
 
     # ---- their side ----------------------------------------------------------------------
-    def received(self, chat_key: str, intro: str, now: float) -> RequestTransition:
+    def received(
+        self, chat_key: str, intro: str, now: float, *, request_id: str
+    ) -> RequestTransition:
+        """A request (or a copy of one) arrived from them."""
+        if REQUEST_ID.fullmatch(request_id) is None:
+            raise ContactRequestError("their request carries no valid request id")
         flow = self.get(chat_key)
-        transition = self._apply(flow, E.RECEIVE, now, {"intro": intro})
-        if flow.state is RECEIVED:
-            flow.intro = intro
+        copy = flow.state is not None and request_id == flow.request_id
+        event = E.RECEIVE_COPY if copy else E.RECEIVE
+        transition = self._apply(flow, event, now, {"intro": intro, "request_id": request_id})
+        if event is E.RECEIVE and flow.state is RECEIVED:
+            flow.request_id, flow.intro = request_id, intro
             flow.expires_at = now + self.policy.lifetime
             flow.next_send_at = None
-        else:
+        elif not flow.open:
             self._close(flow)
         return transition
 
     def accepted(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.ACCEPTED, now, "we never asked them")
+        return self._finish(chat_key, E.ACCEPTED, now)
 
     def declined(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.DECLINED, now, "we never asked them")
+        return self._finish(chat_key, E.DECLINED, now)
 
     def withdrawn(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.CANCELLED, now, "they had not asked")
+        return self._finish(chat_key, E.CANCELLED, now)
 
     # ---- time ----------------------------------------------------------------------------
     def due(self, now: float) -> tuple[list[ContactRequest], list[RequestTransition]]:
@@ -214,12 +284,8 @@ class ContactRequests:
         return min(present) if present else None
 
     # ---- internals -----------------------------------------------------------------------
-    def _finish(
-        self, chat_key: str, event: RequestEvent, now: float, impossible: str
-    ) -> RequestTransition:
+    def _finish(self, chat_key: str, event: RequestEvent, now: float) -> RequestTransition:
         flow = self.get(chat_key)
-        if (flow.state, event) not in TRANSITIONS:
-            raise ContactRequestError(impossible)
         transition = self._apply(flow, event, now, {})
         if not flow.open:
             self._close(flow)
@@ -237,8 +303,7 @@ class ContactRequests:
         try:
             new = TRANSITIONS[(flow.state, event)]
         except KeyError:
-            state = flow.state.value if flow.state else "no request"
-            raise ContactRequestError(f"cannot {event.value} when the request is {state}") from None
+            raise ContactRequestError(IMPOSSIBLE[event]) from None
         transition = RequestTransition(flow.state, new, event, now, details)
         flow.state = new
         flow.history.append(transition)

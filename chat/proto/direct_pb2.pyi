@@ -54,18 +54,22 @@ class ContactRequestBody(_message.Message):
 
     LINK_FIELD_NUMBER: _builtins.int
     INTRO_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     link: _builtins.str
     """the sender's contact link: binds their chat key to their identity key"""
     intro: _builtins.str
+    request_id: _builtins.str
+    """the same in every re-send of one request (chat/contacts.py)"""
     def __init__(
         self,
         *,
         link: _builtins.str = ...,
         intro: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["intro", b"intro", "link", b"link"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["intro", b"intro", "link", b"link", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

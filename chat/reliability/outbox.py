@@ -6,17 +6,24 @@ A message's state says what we can prove, never what we hope:
     sent       relay accepted it for >= 1 peer, or a light push node answered 200
     stored     a store node answered a presence query with its hash
     delivered  the recipient's SDS traffic acknowledges it
-    failed     the retry budget ran out, or a permanent rejection; always with a reason
+    failed     a budget ran out, or a permanent rejection; always with a reason
 
 Rules (the table below is the whole truth; everything else only schedules):
 - Evidence moves a message forward, never back: an acknowledgement delivers it from any
   state, including failed (a late ack is still proof).
-- A failed attempt keeps a queued message queued and schedules the next attempt; when the
-  budget is spent the message fails with the reason of the last error.
-- Sent and stored messages are re-sent on the same schedule until acknowledged; when that
-  budget is spent they fail ("no acknowledgement ...") but stay ready for a late ack.
-- A permanent rejection (too large, invalid) fails at once: retrying cannot help.
-- The user may retry a failed message at any time: it is queued with a fresh budget.
+- One attempt at a time: `attempt_started` opens it, and exactly one outcome (`published`,
+  `attempt_failed`, `rejected`) closes it. Other evidence may arrive while it is under way;
+  an outcome that arrives after the message was delivered is recorded and changes nothing.
+- Two budgets. Getting a queued message onto the network: a failed attempt keeps it queued
+  and schedules the next one (`first_delay` doubling up to `max_delay`); after
+  `max_attempts` attempts it fails with the reason of the last error. Waiting for the
+  acknowledgement: a sent or stored message is re-sent `ack_timeout` after it was sent, then
+  after `ack_timeout` doubling up to `max_resend_delay`; when it is due again after
+  `max_resends` re-sends (successful or not) it fails ("no acknowledgement ...") but stays
+  ready for a late ack. A failed re-send keeps it sent: the earlier copy is still out there.
+- A permanent rejection (too large, invalid) fails at once, also of a re-send: retrying the
+  same bytes cannot help.
+- The user may retry a failed message at any time: it is queued with both budgets fresh.
 """
 
 from __future__ import annotations
@@ -58,11 +65,13 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S, Event.PUBLISHED): S,  # a re-send while waiting for the ack
     (S, Event.ATTEMPT_FAILED): S,  # a re-send failed; the earlier copy is still out there
     (S, Event.BUDGET_SPENT): F,
+    (S, Event.REJECTED): F,  # a re-send refused: re-sending cannot help; a late ack still can
     (S, Event.STORE_CONFIRMED): ST,
     (S, Event.ACKNOWLEDGED): D,
     (ST, Event.PUBLISHED): ST,
     (ST, Event.ATTEMPT_FAILED): ST,
     (ST, Event.BUDGET_SPENT): F,
+    (ST, Event.REJECTED): F,
     (ST, Event.STORE_CONFIRMED): ST,
     (ST, Event.ACKNOWLEDGED): D,
     (F, Event.ACKNOWLEDGED): D,
@@ -70,7 +79,9 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (F, Event.RETRY_REQUESTED): Q,
     (D, Event.ACKNOWLEDGED): D,  # duplicate acks are harmless
     (D, Event.STORE_CONFIRMED): D,
-    (D, Event.PUBLISHED): D,
+    (D, Event.PUBLISHED): D,  # outcomes of an attempt the ack overtook: noted, nothing to do
+    (D, Event.ATTEMPT_FAILED): D,
+    (D, Event.REJECTED): D,
 }
 
 ACTIVE_STATES = frozenset({Q, S, ST})
@@ -90,19 +101,32 @@ class InvalidTransition(OutboxError):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with jitter: first_delay * factor**n, capped, max_attempts tries."""
+    """Two exponential backoffs with jitter: one to get a queued message onto the network,
+    one to re-send a sent message until the recipient acknowledges it."""
 
     max_attempts: int = 8
+    """Attempts to get a queued message onto the network."""
     first_delay: float = 10.0
     factor: float = 2.0
     max_delay: float = 30 * 60.0
     jitter: float = 0.1
     ack_timeout: float = 60.0
     """How long a sent message waits for its acknowledgement before the first re-send."""
+    max_resends: int = 12
+    """Re-sends of a sent message before it fails for want of an acknowledgement."""
+    max_resend_delay: float = 3600.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        """Delay after attempt number `attempt` (1-based) before the next one."""
+        """Delay after queued attempt number `attempt` (1-based) before the next one."""
         base = min(self.max_delay, self.first_delay * self.factor ** max(0, attempt - 1))
+        return self._jittered(base, rng)
+
+    def resend_delay(self, resends: int, rng: random.Random) -> float:
+        """Wait for the acknowledgement after a message was sent and re-sent `resends` times."""
+        base = min(self.max_resend_delay, self.ack_timeout * self.factor ** max(0, resends))
+        return self._jittered(base, rng)
+
+    def _jittered(self, base: float, rng: random.Random) -> float:
         return base * (1 + rng.uniform(-self.jitter, self.jitter))
 
 
@@ -124,8 +148,16 @@ class OutboxEntry:
     created_at: float
     state: State = Q
     attempts: int = 0
+    """Every attempt ever made (the trace); the budgets below count since the last retry."""
     max_attempts: int = 8
+    queued_attempts: int = 0
+    """Attempts while queued, against max_attempts."""
+    resends: int = 0
+    """Re-sends while sent or stored, against max_resends."""
+    max_resends: int = 12
     next_attempt_at: float | None = None
+    in_flight: bool = False
+    """An attempt has started and its outcome is not reported yet (never persisted as true)."""
     reason: str | None = None
     history: list[Transition] = field(default_factory=list)
 
@@ -162,7 +194,7 @@ class Outbox:
         )
 
     def due(self, now: float) -> list[OutboxEntry]:
-        """Messages whose next attempt is due, oldest first."""
+        """Messages whose next attempt is due, oldest first (never one under way)."""
         return [
             e for e in self.pending() if e.next_attempt_at is not None and e.next_attempt_at <= now
         ]
@@ -181,6 +213,7 @@ class Outbox:
             conversation_id,
             created_at=now,
             max_attempts=self.policy.max_attempts,
+            max_resends=self.policy.max_resends,
             next_attempt_at=now,
         )
         self._entries[message_id] = entry
@@ -189,11 +222,16 @@ class Outbox:
         return created
 
     def restore(self, entry: OutboxEntry) -> None:
-        """Load an entry read back from storage."""
+        """Load an entry read back from storage. An attempt cannot outlive the process that
+        made it: one that was under way is due again at once."""
+        if entry.pending and (entry.in_flight or entry.next_attempt_at is None):
+            entry.next_attempt_at = entry.history[-1].at if entry.history else entry.created_at
+        entry.in_flight = False
         self._entries[entry.message_id] = entry
 
     def discard(self, message_id: str) -> OutboxEntry:
-        """The user gave up on a message: forget it (the caller records that)."""
+        """The user gave up on a message: forget it (the caller records that). A result
+        that arrives for it later is refused with OutboxError."""
         entry = self.get(message_id)
         del self._entries[message_id]
         return entry
@@ -201,51 +239,65 @@ class Outbox:
     def attempt_started(self, message_id: str) -> int:
         """Counts an attempt; returns its number. The caller then reports its outcome."""
         entry = self.get(message_id)
+        if entry.state is D:
+            raise OutboxError("the message is already delivered, so there is nothing to send")
+        if entry.state is F:
+            raise OutboxError("the message has failed; retry it before sending it again")
+        if entry.in_flight:
+            raise OutboxError("an attempt to send the message is already under way")
         entry.attempts += 1
+        if entry.state is Q:
+            entry.queued_attempts += 1
+        else:
+            entry.resends += 1
+        entry.in_flight = True
         entry.next_attempt_at = None
         return entry.attempts
 
     def published(self, message_id: str, now: float, **evidence: Any) -> Transition:
-        entry = self.get(message_id)
+        entry = self._attempt_ended(message_id)
         transition = self._apply(entry, Event.PUBLISHED, now, evidence)
         if entry.state in (S, ST):
             entry.reason = None
-            self._schedule_resend(entry, now, self.policy.ack_timeout)
+            entry.next_attempt_at = now + self.policy.resend_delay(entry.resends, self._rng)
         return transition
 
     def attempt_failed(
         self, message_id: str, now: float, reason: str, **evidence: Any
     ) -> Transition:
-        entry = self.get(message_id)
-        if entry.attempts >= entry.max_attempts:
-            if entry.state is not Q:
-                reason = (
-                    f"no acknowledgement from the recipient after {entry.attempts} attempts "
-                    f"(last re-send: {reason})"
-                )
+        entry = self._attempt_ended(message_id)
+        if entry.state is D:
+            return self._apply(entry, Event.ATTEMPT_FAILED, now, {"reason": reason, **evidence})
+        if entry.state is Q and entry.queued_attempts >= entry.max_attempts:
             return self._fail(entry, now, reason, evidence)
+        if entry.state is not Q and entry.resends >= entry.max_resends:
+            return self._fail(
+                entry, now, f"{self._no_ack(entry)} (last re-send: {reason})", evidence
+            )
         transition = self._apply(entry, Event.ATTEMPT_FAILED, now, {"reason": reason, **evidence})
         entry.reason = reason
-        self._schedule_resend(entry, now, self.policy.delay(entry.attempts, self._rng))
+        if entry.state is Q:
+            entry.next_attempt_at = now + self.policy.delay(entry.queued_attempts, self._rng)
+        else:
+            entry.next_attempt_at = now + self.policy.resend_delay(entry.resends, self._rng)
         return transition
 
     def ack_overdue(self, message_id: str, now: float) -> Transition | None:
-        """Called when a sent/stored message is due again; fails it when the budget is spent."""
+        """Called when a sent/stored message is due again: fails it when the re-send budget
+        is spent (the caller re-sends it otherwise). Never before it is due."""
         entry = self.get(message_id)
-        if entry.state in (S, ST) and entry.attempts >= entry.max_attempts:
-            return self._fail(
-                entry,
-                now,
-                f"no acknowledgement from the recipient after {entry.attempts} attempts",
-                {},
-            )
+        due = entry.next_attempt_at is not None and entry.next_attempt_at <= now
+        if entry.state in (S, ST) and due and entry.resends >= entry.max_resends:
+            return self._fail(entry, now, self._no_ack(entry), {})
         return None
 
     def rejected(self, message_id: str, now: float, reason: str, **evidence: Any) -> Transition:
-        entry = self.get(message_id)
+        entry = self._attempt_ended(message_id)
+        was = entry.state
         transition = self._apply(entry, Event.REJECTED, now, {"reason": reason, **evidence})
-        entry.reason = reason
-        entry.next_attempt_at = None
+        if entry.state is F:
+            entry.reason = reason if was is Q else f"a re-send was refused: {reason}"
+            entry.next_attempt_at = None
         return transition
 
     def store_confirmed(self, message_id: str, now: float, **evidence: Any) -> Transition:
@@ -259,14 +311,18 @@ class Outbox:
         return transition
 
     def retry(self, message_id: str, now: float) -> Transition | None:
-        """Manual retry: a failed message is queued with a fresh budget; a pending one is
+        """Manual retry: a failed message is queued with fresh budgets; a pending one is
         simply made due now. Returns the transition when the state changed."""
         entry = self.get(message_id)
         if entry.state is D:
             raise OutboxError("a delivered message cannot be retried")
+        if entry.in_flight:
+            raise OutboxError("the message is being sent right now; wait for the outcome")
         if entry.state is F:
             transition = self._apply(entry, Event.RETRY_REQUESTED, now, {"by": "user"})
-            entry.max_attempts = entry.attempts + self.policy.max_attempts
+            entry.queued_attempts = entry.resends = 0
+            entry.max_attempts = self.policy.max_attempts
+            entry.max_resends = self.policy.max_resends
             entry.reason = None
             entry.next_attempt_at = now
             return transition
@@ -281,14 +337,22 @@ class Outbox:
             entry,
             Event.BUDGET_SPENT,
             now,
-            {"reason": reason, "attempts": entry.attempts, **evidence},
+            {"reason": reason, "attempts": entry.attempts, "resends": entry.resends, **evidence},
         )
         entry.reason = reason
         entry.next_attempt_at = None
         return transition
 
-    def _schedule_resend(self, entry: OutboxEntry, now: float, delay: float) -> None:
-        entry.next_attempt_at = now + delay
+    def _attempt_ended(self, message_id: str) -> OutboxEntry:
+        entry = self.get(message_id)
+        if not entry.in_flight:
+            raise OutboxError("no attempt to send the message is under way to report on")
+        entry.in_flight = False
+        return entry
+
+    @staticmethod
+    def _no_ack(entry: OutboxEntry) -> str:
+        return f"no acknowledgement from the recipient after {entry.resends} re-sends"
 
     @staticmethod
     def _apply(

@@ -12,7 +12,12 @@ clock seconds (`now`); Waku time ranges are derived in nanoseconds.
 - Missed messages: every `scan_every` seconds, a hash-only range query per watched topic
   group (a pubsub topic and at most 10 content topics) over the time since the last
   successful scan, ending `settle` seconds ago so in-flight messages are not counted as
-  missing. Hashes we have not received are fetched by hash lookup with data.
+  missing. Hashes we have not received are fetched by hash lookup with data, each on its
+  own schedule: retried `retry_failed_after` seconds later, doubling up to
+  `max_fetch_delay`. A hash the store answered `fetch_attempts` times without returning
+  (pruned meanwhile, or held by another node) is given up with a `NotRetrieved` event and
+  not fetched again when a later scan lists it. A fetch no store answered waits the same
+  way but does not count toward giving up: the store may come back.
 - Catch-up: on start, reconnect and wake, every group scans at once from its persisted
   cursor (minus `overlap`), capped at `max_catch_up` back. A failed scan keeps its start,
   so the next one covers everything since the last success.
@@ -40,6 +45,9 @@ class StoreCheckParams:
     max_catch_up: float = 30 * 24 * 3600.0
     received_cache_for: float = 3600.0
     retry_failed_after: float = 5.0
+    max_fetch_delay: float = 300.0
+    fetch_attempts: int = 5
+    """Answers without the message before a missed message is given up."""
 
 
 # ---- queries the driver runs -------------------------------------------------------------
@@ -98,13 +106,30 @@ class MissingFound:
     count: int
 
 
-StoreCheckEvent = Stored | NotStored | CursorAdvanced | MissingFound
+@dataclass(frozen=True, slots=True)
+class NotRetrieved:
+    """A store listed this message but never returned it; we stopped asking."""
+
+    msg_hash: bytes
+
+
+StoreCheckEvent = Stored | NotStored | CursorAdvanced | MissingFound | NotRetrieved
 
 
 @dataclass
 class _Tracked:
     published_at: float
     next_check: float
+    in_flight: bool = False
+
+
+@dataclass
+class _Fetch:
+    next_try: float
+    tries: int = 0
+    """Fetches answered or failed: sets the backoff."""
+    answers: int = 0
+    """Fetches answered without the message: counts toward giving up."""
     in_flight: bool = False
 
 
@@ -125,7 +150,8 @@ class StoreChecks:
         self._tracked: dict[bytes, _Tracked] = {}
         self._groups: dict[tuple[str, tuple[str, ...]], _Group] = {}
         self._received: OrderedDict[bytes, float] = OrderedDict()
-        self._to_fetch: dict[bytes, None] = {}
+        self._to_fetch: dict[bytes, _Fetch] = {}
+        self._given_up: OrderedDict[bytes, float] = OrderedDict()
         self._ids = itertools.count(1)
         self._open: dict[int, Query] = {}
 
@@ -153,9 +179,7 @@ class StoreChecks:
         self._received[msg_hash] = now
         self._received.move_to_end(msg_hash)
         self._to_fetch.pop(msg_hash, None)
-        horizon = now - self.params.received_cache_for
-        while self._received and next(iter(self._received.values())) < horizon:
-            self._received.popitem(last=False)
+        self._forget_old(now)
 
     def catch_up(self, now: float) -> None:
         """Start, reconnect or wake: scan every group now."""
@@ -186,15 +210,17 @@ class StoreChecks:
                 )
                 group.in_flight = query.query_id
                 queries.append(self._open_query(query))
-        fetching = list(self._to_fetch)
-        self._to_fetch.clear()
+        fetching = [h for h, f in self._to_fetch.items() if not f.in_flight and f.next_try <= now]
         for batch in _batches(fetching, MAX_HASHES_PER_QUERY):
+            for h in batch:
+                self._to_fetch[h].in_flight = True
             queries.append(self._open_query(FetchQuery(next(self._ids), tuple(batch))))
         return queries
 
     def next_wakeup(self) -> float | None:
         times = [t.next_check for t in self._tracked.values() if not t.in_flight]
         times += [g.next_scan for g in self._groups.values() if g.in_flight is None]
+        times += [f.next_try for f in self._to_fetch.values() if not f.in_flight]
         return min(times) if times else None
 
     # ---- answers ---------------------------------------------------------------------------
@@ -223,9 +249,16 @@ class StoreChecks:
     ) -> list[StoreCheckEvent]:
         self._close(query)
         events: list[StoreCheckEvent] = []
-        missing = [h for h in hashes if h not in self._received and h not in self._tracked]
+        missing = [
+            h
+            for h in dict.fromkeys(hashes)
+            if h not in self._received
+            and h not in self._tracked
+            and h not in self._given_up
+            and h not in self._to_fetch  # already being fetched
+        ]
         for h in missing:
-            self._to_fetch[h] = None
+            self._to_fetch[h] = _Fetch(next_try=now)
         if missing:
             events.append(MissingFound(len(missing)))
         group = self._groups.get((query.pubsub_topic, query.content_topics))
@@ -236,13 +269,29 @@ class StoreChecks:
             events.append(CursorAdvanced(group.pubsub_topic, group.content_topics, group.cursor))
         return events
 
-    def fetch_answer(self, query: FetchQuery, found: set[bytes], now: float) -> None:
-        """Found messages go through the receive path (which calls `received`); the rest
-        are asked for again with the next scan's findings."""
+    def fetch_answer(
+        self, query: FetchQuery, found: set[bytes], now: float
+    ) -> list[StoreCheckEvent]:
+        """Found messages go through the receive path; they are not missing any more, even
+        if that path refused them. The rest are asked for again later, or given up."""
         self._close(query)
+        events: list[StoreCheckEvent] = []
         for h in query.hashes:
-            if h not in found and h not in self._received:
-                self._to_fetch[h] = None
+            fetch = self._to_fetch.get(h)
+            if fetch is None:  # arrived some other way meanwhile
+                continue
+            if h in found:
+                self.received(h, now)
+                continue
+            fetch.answers += 1
+            if fetch.answers >= self.params.fetch_attempts:
+                del self._to_fetch[h]
+                self._given_up[h] = now
+                events.append(NotRetrieved(h))
+            else:
+                self._retry_fetch(fetch, now)
+        self._forget_old(now)
+        return events
 
     def query_failed(self, query: Query, now: float) -> None:
         """No store answered: try again soon. A range keeps its start, so nothing is lost."""
@@ -260,12 +309,24 @@ class StoreChecks:
                 group.next_scan = retry_at
         else:
             for h in query.hashes:
-                if h not in self._received:
-                    self._to_fetch[h] = None
+                if (fetch := self._to_fetch.get(h)) is not None:
+                    self._retry_fetch(fetch, now)
 
     @property
     def tracked_count(self) -> int:
         return len(self._tracked)
+
+    def _retry_fetch(self, fetch: _Fetch, now: float) -> None:
+        fetch.in_flight = False
+        fetch.tries += 1
+        delay = self.params.retry_failed_after * 2 ** (fetch.tries - 1)
+        fetch.next_try = now + min(self.params.max_fetch_delay, delay)
+
+    def _forget_old(self, now: float) -> None:
+        horizon = now - self.params.received_cache_for
+        for seen in (self._received, self._given_up):
+            while seen and next(iter(seen.values())) < horizon:
+                seen.popitem(last=False)
 
     def _open_query(self, query: Query) -> Query:
         self._open[query.query_id] = query

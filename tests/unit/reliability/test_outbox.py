@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 import random
 
 import pytest
@@ -10,13 +9,22 @@ from chat.reliability.outbox import (
     Event,
     InvalidTransition,
     Outbox,
-    OutboxEntry,
     OutboxError,
     RetryPolicy,
     State,
+    Transition,
 )
 
-POLICY = RetryPolicy(max_attempts=4, first_delay=10, factor=2, max_delay=35, jitter=0.1)
+POLICY = RetryPolicy(
+    max_attempts=4,
+    first_delay=10,
+    factor=2,
+    max_delay=35,
+    jitter=0.1,
+    ack_timeout=60,
+    max_resends=5,
+    max_resend_delay=300,
+)
 
 
 def _outbox() -> Outbox:
@@ -76,27 +84,105 @@ def test_permanent_rejection_fails_at_once_and_manual_retry_requeues() -> None:
     assert entry.state is State.FAILED and entry.next_attempt_at is None
     box.retry("m1", now=50)
     assert entry.state is State.QUEUED and entry.next_attempt_at == 50
-    assert entry.max_attempts == entry.attempts + POLICY.max_attempts
+    assert entry.queued_attempts == 0 and entry.resends == 0  # a fresh budget
     assert entry.history[-1].evidence == {"by": "user"}
 
 
-def test_unacknowledged_messages_are_resent_then_fail_but_a_late_ack_delivers() -> None:
+def test_unacknowledged_messages_are_resent_with_backoff_then_fail_but_a_late_ack_delivers() -> (
+    None
+):
     box = _outbox()
     box.enqueue("m1", "c", now=0)
-    now = 0.0
-    for _ in range(POLICY.max_attempts):
-        assert [e.message_id for e in box.due(now)] == ["m1"]
-        assert box.ack_overdue("m1", now) is None
+    box.attempt_started("m1")
+    box.published("m1", 0, peers=2)
+    now, delays = 0.0, []
+    while True:
+        next_at = box.get("m1").next_attempt_at
+        assert next_at is not None
+        assert box.ack_overdue("m1", next_at - 0.001) is None  # not due yet: never early
+        delays.append(next_at - now)
+        now = next_at
+        if (failed := box.ack_overdue("m1", now)) is not None:
+            break
         box.attempt_started("m1")
         box.published("m1", now, peers=2)
-        next_at = box.get("m1").next_attempt_at
-        assert next_at == now + POLICY.ack_timeout
-        now = next_at
-    failed = box.ack_overdue("m1", now)
-    assert failed is not None and failed.new is State.FAILED
-    assert box.get("m1").reason == "no acknowledgement from the recipient after 4 attempts"
+    assert failed.new is State.FAILED
+    # first re-send after the ack timeout, then doubling up to the cap; the last delay is the
+    # wait after the last re-send
+    bases = [60, 120, 240, 300, 300, 300]
+    assert len(delays) == POLICY.max_resends + 1 == len(bases)
+    for delay, base in zip(delays, bases, strict=True):
+        assert base * 0.9 <= delay <= base * 1.1
+    entry = box.get("m1")
+    assert entry.reason == "no acknowledgement from the recipient after 5 re-sends"
+    assert entry.attempts == 6 and entry.resends == 5
     box.acknowledged("m1", now + 1000, by="bloom")
     assert box.get("m1").state is State.DELIVERED
+
+
+def test_default_policy_waits_about_eight_hours_for_an_acknowledgement() -> None:
+    policy, rng = RetryPolicy(jitter=0), random.Random(0)
+    waits = [policy.resend_delay(n, rng) for n in range(policy.max_resends + 1)]
+    assert waits[:3] == [60, 120, 240] and max(waits) == 3600
+    assert 7.5 * 3600 < sum(waits) < 8.5 * 3600
+
+
+def test_a_failed_re_send_keeps_the_message_sent_and_counts_toward_the_ack_budget() -> None:
+    box = _outbox()
+    box.enqueue("m1", "c", now=0)
+    box.attempt_started("m1")
+    box.published("m1", 0)
+    now = 0.0
+    for resend in range(1, POLICY.max_resends + 1):
+        next_at = box.get("m1").next_attempt_at
+        assert next_at is not None
+        now = next_at
+        assert box.ack_overdue("m1", now) is None
+        box.attempt_started("m1")
+        box.attempt_failed("m1", now, reason="no relay peers")
+        if resend < POLICY.max_resends:
+            assert box.get("m1").state is State.SENT
+    entry = box.get("m1")
+    assert entry.state is State.FAILED and entry.next_attempt_at is None
+    assert entry.reason == (
+        "no acknowledgement from the recipient after 5 re-sends (last re-send: no relay peers)"
+    )
+
+
+def test_ack_during_an_in_flight_re_send_then_the_re_send_fails_stays_delivered() -> None:
+    # Finding 6: a legitimate late result of a re-send must not blow up.
+    for outcome in ("attempt_failed", "rejected", "published"):
+        box = _outbox()
+        box.enqueue("m1", "c", now=0)
+        box.attempt_started("m1")
+        box.published("m1", 0)
+        box.attempt_started("m1")  # a re-send is under way ...
+        box.acknowledged("m1", 61, by="history")  # ... when the recipient's ack arrives
+        if outcome == "published":
+            box.published("m1", 62, peers=1)
+        else:
+            getattr(box, outcome)("m1", 62, reason="no relay peers")
+        entry = box.get("m1")
+        assert entry.state is State.DELIVERED and entry.reason is None
+        assert entry.next_attempt_at is None and not entry.pending
+        last = entry.history[-1]
+        assert (last.old, last.new) == (State.DELIVERED, State.DELIVERED)  # noted as evidence
+        assert box.due(10_000) == []
+
+
+def test_a_rejected_re_send_fails_the_message_but_a_late_ack_still_delivers() -> None:
+    box = _outbox()
+    box.enqueue("m1", "c", now=0)
+    box.attempt_started("m1")
+    box.published("m1", 0, via="relay")
+    box.store_confirmed("m1", 3)
+    box.attempt_started("m1")
+    box.rejected("m1", 60, reason="413 too large at this light push node")
+    entry = box.get("m1")
+    assert entry.state is State.FAILED and entry.next_attempt_at is None
+    assert entry.reason == "a re-send was refused: 413 too large at this light push node"
+    box.acknowledged("m1", 100)
+    assert entry.state is State.DELIVERED
 
 
 def test_hours_of_retries_run_in_no_time() -> None:
@@ -113,14 +199,135 @@ def test_hours_of_retries_run_in_no_time() -> None:
     assert box.get("m1").attempts == 50
 
 
-def test_every_pair_missing_from_the_table_is_refused() -> None:
-    for state, event in itertools.product(State, Event):
-        if (state, event) in TRANSITIONS or event is Event.ENQUEUED:
-            continue
-        box = _outbox()
-        box.restore(OutboxEntry("m", "c", created_at=0, state=state))
-        with pytest.raises(InvalidTransition):
-            Outbox._apply(box.get("m"), event, 1, {})
+ERROR = "error"
+Expected = State | str
+
+# Every public command in every situation a message can be in, reached through the public
+# API; "*" = an attempt is under way (started, its outcome not yet reported). A cell is the
+# state after the command, or ERROR: an OutboxError with a sentence, never InvalidTransition.
+COMMANDS = (
+    "attempt_started",
+    "published",
+    "attempt_failed",
+    "rejected",
+    "store_confirmed",
+    "acknowledged",
+    "ack_overdue",
+    "retry",
+)
+Q, S, ST, D, F = State.QUEUED, State.SENT, State.STORED, State.DELIVERED, State.FAILED
+SITUATIONS: dict[str, tuple[Expected, ...]] = {
+    "queued": (Q, ERROR, ERROR, ERROR, ST, D, Q, Q),
+    "queued*": (ERROR, S, Q, F, ST, D, Q, ERROR),
+    "sent": (S, ERROR, ERROR, ERROR, ST, D, S, S),
+    "sent*": (ERROR, S, S, F, ST, D, S, ERROR),
+    "stored": (ST, ERROR, ERROR, ERROR, ST, D, ST, ST),
+    "stored*": (ERROR, ST, ST, F, ST, D, ST, ERROR),
+    "delivered": (ERROR, ERROR, ERROR, ERROR, D, D, D, ERROR),
+    "delivered*": (ERROR, D, D, D, D, D, D, ERROR),
+    "failed": (ERROR, ERROR, ERROR, ERROR, F, D, F, Q),
+}
+
+
+def _reach(situation: str) -> Outbox:
+    box = _outbox()
+    box.enqueue("m", "c", now=0)
+    steps = {
+        "queued": [],
+        "queued*": ["start"],
+        "sent": ["start", "published"],
+        "sent*": ["start", "published", "start"],
+        "stored": ["start", "published", "stored"],
+        "stored*": ["start", "published", "stored", "start"],
+        "delivered": ["start", "published", "ack"],
+        "delivered*": ["start", "published", "start", "ack"],
+        "failed": ["start", "rejected"],
+    }[situation]
+    for step in steps:
+        if step == "start":
+            box.attempt_started("m")
+        elif step == "published":
+            box.published("m", 1, peers=1)
+        elif step == "stored":
+            box.store_confirmed("m", 2)
+        elif step == "ack":
+            box.acknowledged("m", 3)
+        else:
+            box.rejected("m", 1, reason="too large")
+    return box
+
+
+def _run(box: Outbox, command: str) -> None:
+    now = 100_000.0  # later than any scheduled time
+    if command == "attempt_started":
+        box.attempt_started("m")
+    elif command in ("attempt_failed", "rejected"):
+        getattr(box, command)("m", now, reason="no relay peers")
+    else:
+        getattr(box, command)("m", now)
+
+
+@pytest.mark.parametrize("situation", SITUATIONS)
+def test_every_public_command_in_every_situation(situation: str) -> None:
+    for command, expected in zip(COMMANDS, SITUATIONS[situation], strict=True):
+        box = _reach(situation)
+        history = len(box.get("m").history)
+        if expected == ERROR:
+            with pytest.raises(OutboxError) as refused:
+                _run(box, command)
+            assert not isinstance(refused.value, InvalidTransition), (situation, command)
+            assert len(str(refused.value).split()) >= 4, str(refused.value)
+            assert len(box.get("m").history) == history  # a refusal changes nothing
+        else:
+            _run(box, command)
+            assert box.get("m").state is expected, (situation, command)
+        entry = box.get("m")
+        if entry.pending and not entry.in_flight:
+            assert entry.next_attempt_at is not None, (situation, command)  # never stranded
+
+
+def test_every_table_row_is_reachable_and_documented() -> None:
+    reached = {
+        (t.old, t.event)
+        for situation in SITUATIONS
+        for command in COMMANDS
+        for t in _history_after(situation, command)
+        if t.old is not None
+    }
+    assert reached >= set(TRANSITIONS) - {
+        (Q, Event.BUDGET_SPENT),
+        (S, Event.BUDGET_SPENT),
+        (ST, Event.BUDGET_SPENT),
+    }
+
+
+def _history_after(situation: str, command: str) -> list[Transition]:
+    box = _reach(situation)
+    try:
+        _run(box, command)
+    except OutboxError:
+        pass
+    return box.get("m").history
+
+
+def test_results_for_a_discarded_message_are_refused_with_a_sentence() -> None:
+    box = _outbox()
+    box.enqueue("m", "c", now=0)
+    box.attempt_started("m")
+    box.discard("m")
+    with pytest.raises(OutboxError, match="no message m in the outbox"):
+        box.published("m", 1)
+
+
+def test_an_attempt_interrupted_by_a_restart_is_due_again() -> None:
+    box = _outbox()
+    box.enqueue("m", "c", now=0)
+    box.attempt_started("m")
+    saved = box.get("m")
+    restarted = _outbox()
+    restarted.restore(saved)
+    entry = restarted.get("m")
+    assert not entry.in_flight and [e.message_id for e in restarted.due(1)] == ["m"]
 
 
 def test_delivered_cannot_be_retried_and_unknown_ids_are_errors() -> None:

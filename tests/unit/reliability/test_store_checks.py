@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from chat.reliability.store_checks import (
@@ -7,6 +9,7 @@ from chat.reliability.store_checks import (
     CursorAdvanced,
     FetchQuery,
     MissingFound,
+    NotRetrieved,
     NotStored,
     PresenceQuery,
     RangeQuery,
@@ -76,10 +79,11 @@ def test_scan_finds_missing_messages_and_fetches_them() -> None:
     assert events == [MissingFound(2), CursorAdvanced(TOPIC, CT, 1980.0)]
     (fetch,) = checks.due(2001)
     assert isinstance(fetch, FetchQuery) and set(fetch.hashes) == {H[2], H[3]}
-    # Only H[2] came back; H[3] is asked for again.
+    # Only H[2] came back; H[3] is asked for again, after a pause.
     checks.received(H[2], now=2002)
-    checks.fetch_answer(fetch, {H[2]}, now=2002)
-    (again,) = checks.due(2002)
+    assert checks.fetch_answer(fetch, {H[2]}, now=2002) == []
+    assert checks.due(2006.9) == [] and checks.next_wakeup() == 2007
+    (again,) = checks.due(2007)
     assert isinstance(again, FetchQuery) and again.hashes == (H[3],)
 
 
@@ -128,3 +132,70 @@ def test_received_cache_expires() -> None:
     checks.received(H[8], now=1000)  # pushes H[7] out of the window
     scan = next(q for q in checks.due(1000) if isinstance(q, RangeQuery))
     assert checks.range_answer(scan, [H[7], H[8]], 1000)[0] == MissingFound(1)
+
+
+def _listed(checks: StoreChecks, hashes: list[bytes], now: float) -> list[object]:
+    """Run the due scan and answer it with these hashes."""
+    scan = next(q for q in checks.due(now) if isinstance(q, RangeQuery))
+    return list(checks.range_answer(scan, hashes, now))
+
+
+def test_pending_fetches_count_for_the_next_wakeup() -> None:
+    checks = StoreChecks()
+    checks.watch(TOPIC, CT, cursor=1000.0, now=2000)
+    _listed(checks, [H[1]], now=2001)
+    assert checks.next_wakeup() == 2001  # the fetch is due now, not with the next scan
+
+
+def test_a_hash_the_store_lists_but_never_returns_is_retried_with_backoff_then_given_up() -> None:
+    params = StoreCheckParams(retry_failed_after=5, max_fetch_delay=30, fetch_attempts=5)
+    checks = StoreChecks(params)
+    checks.watch(TOPIC, CT, cursor=1000.0, now=2000)
+    assert _listed(checks, [H[1]], now=2000) == [MissingFound(1), CursorAdvanced(TOPIC, CT, 1980.0)]
+    now, asked_at, events = 2000.0, [], []
+    while not events:
+        wake = checks.next_wakeup()
+        assert wake is not None and wake >= now
+        assert [q for q in checks.due(wake - 0.001) if isinstance(q, FetchQuery)] == []
+        now = wake
+        for query in checks.due(now):
+            if isinstance(query, RangeQuery):  # the periodic scan finds nothing new
+                checks.range_answer(query, [], now)
+            elif isinstance(query, FetchQuery):
+                asked_at.append(now)
+                events = checks.fetch_answer(query, set(), now)
+    assert events == [NotRetrieved(H[1])]
+    assert [b - a for a, b in itertools.pairwise(asked_at)] == [5, 10, 20, 30]  # capped
+    # Given up is given up: listed again by an overlapping scan, it is not fetched again.
+    checks.catch_up(now)
+    assert _listed(checks, [H[1]], now) == [CursorAdvanced(TOPIC, CT, now - 20)]
+    assert [q for q in checks.due(now + 1000) if isinstance(q, FetchQuery)] == []
+
+
+def test_a_failed_fetch_waits_before_retrying_and_is_not_an_answer() -> None:
+    params = StoreCheckParams(retry_failed_after=5, max_fetch_delay=300, fetch_attempts=2)
+    checks = StoreChecks(params)
+    checks.watch(TOPIC, CT, cursor=1000.0, now=2000)
+    _listed(checks, [H[1]], now=2000)
+    now = 2000.0
+    for wait in (5, 10, 20, 40):  # no store answers: back off, never give up for that
+        (fetch,) = [q for q in checks.due(now) if isinstance(q, FetchQuery)]
+        checks.query_failed(fetch, now)
+        assert [q for q in checks.due(now + wait - 0.001) if isinstance(q, FetchQuery)] == []
+        now += wait
+    (fetch,) = [q for q in checks.due(now) if isinstance(q, FetchQuery)]
+    assert checks.fetch_answer(fetch, set(), now) == []  # first answer without it
+    now += 160
+    (fetch,) = [q for q in checks.due(now) if isinstance(q, FetchQuery)]
+    assert checks.fetch_answer(fetch, set(), now) == [NotRetrieved(H[1])]
+
+
+def test_a_fetch_answered_while_the_message_arrived_otherwise_is_done() -> None:
+    checks = StoreChecks()
+    checks.watch(TOPIC, CT, cursor=1000.0, now=2000)
+    _listed(checks, [H[1], H[2]], now=2000)
+    (fetch,) = [q for q in checks.due(2000) if isinstance(q, FetchQuery)]
+    checks.received(H[1], now=2000.5)  # arrived by relay meanwhile
+    checks.fetch_answer(fetch, {H[2]}, now=2001)  # H[2] returned (whatever became of it)
+    assert checks.next_wakeup() == 2060 and checks.due(5000) != []
+    assert [q for q in checks.due(10_000) if isinstance(q, FetchQuery)] == []

@@ -15,17 +15,26 @@ Sans-IO: nothing here sends or stores; sessions are pickled for the profile DB.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import vodozemac
 from google.protobuf.message import DecodeError
 
-from chat.identity import ContactLink, Identity, IdentityError
+from chat.identity import ContactLink, Identity, IdentityError, sanitize_display_text
 from chat.proto import direct_pb2
 
 ENVELOPE_VERSION = 1
 CONTACT_REQUEST_PARTITIONS = 32
 MAX_SESSIONS_PER_CONTACT = 4
+MAX_UNVERIFIED_SENDERS = 32
+"""Senders who opened sessions with us that no accepted request vouches for yet."""
+MAX_INBOUND_IDS_PER_CONTACT = 64
+MAX_INBOUND_ID_SENDERS = 1024
+"""Bounds of the replay guard. A forgotten id is safe again once its fallback key is gone
+(two rotation periods, see chat/identity.py)."""
+PICKLE_VERSION = 2
 OLM_PRE_KEY, OLM_NORMAL = 0, 1
 
 
@@ -93,19 +102,52 @@ class Opened:
     sender_identity_key: bytes
     payload: direct_pb2.DirectPayload
     new_session: bool
+    session_id: str
+    """The Olm session that decrypted it."""
 
 
 @dataclass
 class DirectSessions:
-    """The Olm sessions of one profile, per contact identity key, newest first."""
+    """The Olm sessions of one profile, per contact identity key, preferred first.
+
+    Replays: a contact link's fallback key accepts any number of pre-key messages, so a
+    captured first message could open a fresh session again once its own session was evicted.
+    The ids of inbound sessions already created are kept (bounded, persisted) and never opened
+    twice. A new inbound session does not displace a session the peer has been sending in
+    (`peer_used`) until the peer sends in the new one again.
+
+    Strangers: a pre-key message from an unknown key opens a session before anyone has checked
+    who sent it. Such senders stay "unverified" until `verify_request` accepts their request
+    or we send to them; at most MAX_UNVERIFIED_SENDERS are kept (oldest dropped first), and a
+    request failing verification leaves no session behind.
+    """
 
     identity: Identity
     sessions: dict[bytes, list[vodozemac.Session]] = field(default_factory=dict)
+    inbound_ids: dict[bytes, list[str]] = field(default_factory=dict)
+    """Per identity key, ids of inbound sessions already created, oldest first."""
+    unverified: dict[bytes, None] = field(default_factory=dict)
+    """Senders whose every session came from an unchecked pre-key message, oldest first."""
+    peer_used: dict[bytes, str] = field(default_factory=dict)
+    """Per identity key, the session the peer last sent us a message in (after its first)."""
 
-    def _remember(self, their_key: bytes, session: vodozemac.Session) -> None:
+    def _remember(self, their_key: bytes, session: vodozemac.Session, *, prefer: bool) -> None:
         known = self.sessions.setdefault(their_key, [])
-        known.insert(0, session)
+        known.insert(0 if prefer or not known else 1, session)
         del known[MAX_SESSIONS_PER_CONTACT:]
+        if self.peer_used.get(their_key) not in {s.session_id for s in known}:
+            self.peer_used.pop(their_key, None)
+
+    def _record_inbound(self, their_key: bytes, session_id: str) -> None:
+        ids = self.inbound_ids.pop(their_key, [])  # re-inserted: most recently active last
+        ids.append(session_id)
+        del ids[:-MAX_INBOUND_IDS_PER_CONTACT]
+        self.inbound_ids[their_key] = ids
+        while len(self.inbound_ids) > MAX_INBOUND_ID_SENDERS:
+            del self.inbound_ids[next(iter(self.inbound_ids))]
+
+    def _trust(self, their_key: bytes) -> None:
+        self.unverified.pop(their_key, None)
 
     def has_session(self, their_identity_key: bytes) -> bool:
         return bool(self.sessions.get(their_identity_key))
@@ -115,13 +157,15 @@ class DirectSessions:
         session = self.identity.account.create_outbound_session(
             _curve(link.identity_key), _curve(link.fallback_key)
         )
-        self._remember(link.identity_key, session)
+        self._trust(link.identity_key)
+        self._remember(link.identity_key, session, prefer=True)
         return self._seal(session, payload)
 
     def seal(self, their_identity_key: bytes, payload: direct_pb2.DirectPayload) -> Envelope:
         known = self.sessions.get(their_identity_key)
         if not known:
             raise DirectError("there is no session with this contact yet")
+        self._trust(their_identity_key)
         return self._seal(known[0], payload)
 
     def _seal(self, session: vodozemac.Session, payload: direct_pb2.DirectPayload) -> Envelope:
@@ -134,8 +178,10 @@ class DirectSessions:
             pre_key = message.to_pre_key() if envelope.olm_type == OLM_PRE_KEY else None
         except vodozemac.DecodeException:
             raise DirectError("cannot decrypt: the ciphertext is malformed") from None
-        known = self.sessions.get(envelope.sender_identity_key, [])
+        their_key = envelope.sender_identity_key
+        known = self.sessions.get(their_key, [])
         plaintext: bytes | None = None
+        opened_by = ""
         new_session = False
         replayed = False
         for session in known:
@@ -146,6 +192,7 @@ class DirectSessions:
                 # never let it open a second session (the fallback key would allow that).
                 replayed = pre_key is not None
                 plaintext = bytes(session.decrypt(message))
+                self.peer_used[their_key] = opened_by = session.session_id
                 if session is not known[0]:  # the peer moved to this session: prefer it
                     known.remove(session)
                     known.insert(0, session)
@@ -153,37 +200,98 @@ class DirectSessions:
             except vodozemac.OlmDecryptionException:
                 continue
         if plaintext is None:
-            if replayed:
-                raise DirectError("cannot decrypt: a replayed message")
             if pre_key is None:
                 raise DirectError("cannot decrypt: no session with this sender matches")
+            if replayed or pre_key.session_id() in self.inbound_ids.get(their_key, ()):
+                raise DirectError("cannot decrypt: a replayed message")
             try:
                 session, raw = self.identity.account.create_inbound_session(
-                    _curve(envelope.sender_identity_key), pre_key
+                    _curve(their_key), pre_key
                 )
             except (vodozemac.SessionCreationException, vodozemac.DecodeException):
                 raise DirectError("cannot decrypt: the pre-key message is not for us") from None
-            self._remember(envelope.sender_identity_key, session)
-            plaintext, new_session = bytes(raw), True
+            self._record_inbound(their_key, session.session_id)
+            if not known:
+                self._hold_unverified(their_key)
+            # A session the peer has sent in since it began stays preferred over this one until
+            # the peer sends in the new one again: an old pre-key message (a stale re-send, a
+            # replay we no longer recognise) must not move our replies somewhere it left.
+            confirmed = bool(known) and self.peer_used.get(their_key) == known[0].session_id
+            self._remember(their_key, session, prefer=not confirmed)
+            plaintext, new_session, opened_by = bytes(raw), True, session.session_id
         try:
             payload = direct_pb2.DirectPayload.FromString(plaintext)
         except DecodeError:
             raise DirectError("decrypted, but the payload is malformed") from None
-        return Opened(envelope.sender_identity_key, payload, new_session)
+        return Opened(their_key, payload, new_session, opened_by)
+
+    def _hold_unverified(self, their_key: bytes) -> None:
+        self.unverified.pop(their_key, None)
+        self.unverified[their_key] = None
+        while len(self.unverified) > MAX_UNVERIFIED_SENDERS:
+            self._forget(next(iter(self.unverified)))
+
+    def verify_request(self, opened: Opened) -> tuple[ContactLink, str]:
+        """`verified_request_sender`, and the sender's sessions follow the verdict: kept (no
+        longer at risk of eviction) when the link names the Olm-proven sender, and the session
+        this request opened is dropped when it does not."""
+        try:
+            result = verified_request_sender(opened)
+        except DirectError:
+            if opened.new_session:
+                self._drop_session(opened.sender_identity_key, opened.session_id)
+            raise
+        self._trust(opened.sender_identity_key)
+        return result
+
+    def _drop_session(self, their_key: bytes, session_id: str) -> None:
+        # Its id stays in `inbound_ids`: the same message cannot open it again.
+        known = [s for s in self.sessions.get(their_key, []) if s.session_id != session_id]
+        if known:
+            self.sessions[their_key] = known
+        else:
+            self._forget(their_key)
+
+    def _forget(self, their_key: bytes) -> None:
+        self.sessions.pop(their_key, None)
+        self.unverified.pop(their_key, None)
+        self.peer_used.pop(their_key, None)
 
     # ---- persistence -----------------------------------------------------------------------
-    def pickle(self, key: bytes) -> dict[str, list[str]]:
-        return {k.hex(): [s.pickle(key) for s in v] for k, v in self.sessions.items()}
+    def pickle(self, key: bytes) -> dict[str, Any]:
+        """A JSON-able form; session pickles are encrypted with `key` (32 bytes)."""
+        return {
+            "version": PICKLE_VERSION,
+            "sessions": {k.hex(): [s.pickle(key) for s in v] for k, v in self.sessions.items()},
+            "inbound_ids": {k.hex(): list(v) for k, v in self.inbound_ids.items()},
+            "unverified": [k.hex() for k in self.unverified],
+            "peer_used": {k.hex(): v for k, v in self.peer_used.items()},
+        }
 
     @classmethod
-    def from_pickle(
-        cls, identity: Identity, data: dict[str, list[str]], key: bytes
-    ) -> DirectSessions:
-        sessions = {
-            bytes.fromhex(k): [vodozemac.Session.from_pickle(p, key) for p in v]
-            for k, v in data.items()
-        }
-        return cls(identity, sessions)
+    def from_pickle(cls, identity: Identity, data: Mapping[str, Any], key: bytes) -> DirectSessions:
+        """Reads `pickle()` output, and the first format ({key hex: [session pickles]})."""
+        if "version" not in data:
+            data = {"sessions": data}
+        elif data["version"] != PICKLE_VERSION:
+            raise DirectError(f"unknown direct sessions format {data['version']!r}")
+        try:
+            sessions = {
+                bytes.fromhex(k): [vodozemac.Session.from_pickle(p, key) for p in v]
+                for k, v in data["sessions"].items()
+            }
+        except vodozemac.PickleException:
+            raise DirectError("the stored sessions cannot be opened with this key") from None
+        inbound_ids = {bytes.fromhex(k): list(v) for k, v in data.get("inbound_ids", {}).items()}
+        # Sessions stored before ids were kept: their ids count as seen, so no replay of
+        # their first message can reopen them either.
+        for their_key, known in sessions.items():
+            ids = inbound_ids.setdefault(their_key, [])
+            ids.extend(s.session_id for s in known if s.session_id not in ids)
+            del ids[:-MAX_INBOUND_IDS_PER_CONTACT]
+        unverified = {bytes.fromhex(k): None for k in data.get("unverified", [])}
+        peer_used = {bytes.fromhex(k): str(v) for k, v in data.get("peer_used", {}).items()}
+        return cls(identity, sessions, inbound_ids, unverified, peer_used)
 
 
 def request_payload(own_link: str, intro: str) -> direct_pb2.DirectPayload:
@@ -193,7 +301,8 @@ def request_payload(own_link: str, intro: str) -> direct_pb2.DirectPayload:
 
 
 def verified_request_sender(opened: Opened) -> tuple[ContactLink, str]:
-    """The link and intro of a contact request, checked against the Olm-proven sender."""
+    """The link and intro of a contact request, checked against the Olm-proven sender; the
+    intro is made safe to show (see `sanitize_display_text`), keeping its line breaks."""
     if opened.payload.WhichOneof("body") != "request":
         raise DirectError("not a contact request")
     try:
@@ -202,4 +311,4 @@ def verified_request_sender(opened: Opened) -> tuple[ContactLink, str]:
         raise DirectError(f"contact request with a bad link: {exc}") from None
     if link.identity_key != opened.sender_identity_key:
         raise DirectError("contact request whose link names someone other than its sender")
-    return link, opened.payload.request.intro
+    return link, sanitize_display_text(opened.payload.request.intro, multiline=True)

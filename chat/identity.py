@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 
 import qrcode
@@ -53,8 +54,66 @@ def parse_chat_key(text: str) -> bytes:
     return key
 
 
+# Text other people choose (display names, request intros) reaches our terminal. Characters of
+# these categories can move the cursor, rewrite the screen or title (Cc: ESC, BEL, ...), reorder
+# what is shown (Cf: bidi overrides and isolates, invisible marks), or have no agreed glyph at
+# all (Co private use, Cn unassigned): they are dropped, never shown.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cn", "Cs"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
+"""ZWNJ and ZWJ (Cf) are kept between two visible characters: Persian and Indic scripts need
+ZWNJ, and emoji sequences (family, profession, flags with skin tones) are joined by ZWJ."""
+_TAG_BASE = "\U0001f3f4"
+_TAGS = range(0xE0020, 0xE0080)
+"""Tag characters (Cf) are kept only right after a black flag, where they spell a
+subdivision flag (England, Scotland, Wales); anywhere else they are hidden text."""
+_NEWER_EMOJI = range(0x1F000, 0x1FB00)
+"""Emoji added after the Unicode version of our Python are unassigned (Cn) to it; unassigned
+code points in the emoji blocks are kept so a new emoji is not lost."""
+_LINE_BREAKS = ("\r\n", "\r", "\u2028", "\u2029", "\x85")
+
+
+def _strip_unsafe(text: str) -> str:
+    kept: list[str] = []
+    for char in text:
+        if unicodedata.category(char) not in _UNSAFE_CATEGORIES or char in _JOINERS:
+            kept.append(char)
+        elif ord(char) in _TAGS:
+            if kept and (kept[-1] == _TAG_BASE or ord(kept[-1]) in _TAGS):
+                kept.append(char)
+        elif ord(char) in _NEWER_EMOJI and unicodedata.category(char) == "Cn":
+            kept.append(char)
+    # A joiner must sit between two visible characters, not at an edge or next to a space
+    # or another joiner, where it would only hide something.
+    return "".join(
+        char
+        for i, char in enumerate(kept)
+        if char not in _JOINERS
+        or (0 < i < len(kept) - 1 and _visible(kept[i - 1]) and _visible(kept[i + 1]))
+    )
+
+
+def _visible(char: str) -> bool:
+    return not char.isspace() and char not in _JOINERS
+
+
+def sanitize_display_text(text: str, *, multiline: bool = False) -> str:
+    """User-supplied text made safe to show in a terminal: control, format, private-use and
+    unassigned characters are removed (except joiners, subdivision-flag tags and new emoji,
+    see above). Runs of whitespace become one space; with `multiline`, line breaks survive as
+    "\\n" (at most one empty line in a row). Every script and emoji is kept as it is."""
+    if multiline:
+        for br in _LINE_BREAKS:
+            text = text.replace(br, "\n")
+        joined = "\n".join(sanitize_display_text(line) for line in text.split("\n")).strip("\n")
+        while "\n\n\n" in joined:
+            joined = joined.replace("\n\n\n", "\n\n")
+        return joined
+    words = (_strip_unsafe(word) for word in text.split())  # whitespace controls separate
+    return " ".join(word for word in words if word)
+
+
 def validate_display_name(name: str) -> str:
-    name = " ".join(name.split())
+    name = sanitize_display_text(name)
     if not name:
         raise IdentityError("a display name cannot be empty")
     if len(name) > MAX_DISPLAY_NAME:
@@ -120,7 +179,9 @@ class ContactLink:
             identity_key=body.identity_key,
             fallback_key=body.fallback_key,
             fallback_created_at=body.fallback_created_at,
-            display_name=validate_display_name(body.display_name or "unnamed"),
+            display_name=validate_display_name(
+                sanitize_display_text(body.display_name) or "unnamed"
+            ),
         )
 
 

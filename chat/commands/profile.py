@@ -19,7 +19,7 @@ from chat.config import PASSPHRASE_ENV, Config, validate_profile_name
 from chat.errors import UserError
 from chat.identity_store import ensure_identity
 from chat.logs import register_secret
-from chat.unlock import ask_passphrase
+from chat.unlock import ask_passphrase, profile_lock
 from storage.errors import StorageError
 from storage.profiles import Profiles
 
@@ -165,4 +165,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
         "delete": lambda: _delete(profiles, name, args.yes),
     }
     with _plain_errors():
-        return handlers[args.action]()
+        if args.action == "create":
+            return handlers[args.action]()
+        profiles.files(name)  # no such profile: say so before anything else
+        # Re-keying or deleting a profile another chinwag has open would pull the database
+        # from under it; even `show` waits its turn rather than read half-written state.
+        with profile_lock(profiles.directory(name), name):
+            return handlers[args.action]()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from chat.cli import main
 from chat.identity import ContactLink
-from chat.identity_store import load_identity
+from chat.identity_store import ensure_identity, load_identity
 from chat.logs import forget_secrets
+from chat.unlock import profile_lock
+from storage.kdf import KdfParams
 from storage.profiles import Profiles
 
 
@@ -56,3 +58,32 @@ def test_link_with_a_wrong_passphrase_is_a_sentence(
     assert err.startswith("chinwag: ") and "passphrase" in err and "Traceback" not in err
     monkeypatch.delenv("CHINWAG_PASSPHRASE")
     assert main(["--data-dir", str(tmp_path), "--profile", "nobody", "link"]) == 2
+
+
+def test_link_rewrites_nothing_until_rotation_is_due_and_waits_for_no_other_process(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    cheap_kdf: Callable[[], KdfParams],
+) -> None:
+    profiles = Profiles(tmp_path / "profiles")
+    with profiles.create("carol", "pw", display_name="Carol", now=1, kdf=cheap_kdf()) as store:
+        ensure_identity(store, 1.0)  # a fallback key from long ago: rotation is due
+    monkeypatch.setenv("CHINWAG_PASSPHRASE", "pw")
+    base = ["--data-dir", str(tmp_path), "--profile", "carol"]
+
+    def account_row() -> tuple[object, ...]:
+        with profiles.unlock("carol", "pw") as store:
+            return tuple(store.db.fetchone("SELECT account_pickle, updated_at FROM identity"))
+
+    assert main([*base, "link", "--no-qr"]) == 0
+    rotated = account_row()
+    assert main([*base, "link", "--no-qr"]) == 0  # rotated just now: nothing is written
+    assert account_row() == rotated
+    capsys.readouterr()
+
+    with profile_lock(profiles.directory("carol"), "carol"):  # another chinwag uses it
+        assert main([*base, "link"]) == 2
+    assert capsys.readouterr().err == (
+        "chinwag: profile 'carol' is in use by another chinwag process; quit that one first.\n"
+    )

@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 
 from chat.direct import (
     CONTACT_REQUEST_PARTITIONS,
+    MAX_SESSIONS_PER_CONTACT,
+    MAX_UNVERIFIED_SENDERS,
     DirectError,
     DirectSessions,
     Envelope,
@@ -125,3 +127,95 @@ def test_opening_arbitrary_ciphertext_raises_only_direct_errors(olm_type: int, b
         BOB_FOR_FUZZ.open(Envelope(stranger_key, olm_type, body))
     except DirectError:
         pass
+
+
+def _request(sender: DirectSessions, recipient: DirectSessions, intro: str = "hi") -> Envelope:
+    link = ContactLink.parse(recipient.identity.contact_link())
+    return sender.seal_first(link, request_payload(sender.identity.contact_link(), intro))
+
+
+def test_a_request_replayed_after_its_session_was_evicted_is_refused() -> None:
+    alice, bob = _pair()
+    first = _request(alice, bob)  # captured by anyone on the topic or in a store node
+    assert bob.open(first).new_session
+    for _ in range(MAX_SESSIONS_PER_CONTACT):  # re-sent or crossed requests
+        bob.open(_request(alice, bob))
+    with pytest.raises(DirectError, match="replayed"):
+        bob.open(first)
+    # The conversation is unharmed: what Bob sends next, Alice can read.
+    reply = bob.seal(alice.identity.identity_key, _text(b"reply"))
+    assert alice.open(reply).payload.sds_frame == b"reply"
+
+
+def test_the_replay_guard_survives_pickling_and_old_pickles_still_load() -> None:
+    alice, bob = _pair()
+    first = _request(alice, bob)
+    bob.open(first)
+    key = bytes(range(32))
+    for _ in range(MAX_SESSIONS_PER_CONTACT):
+        bob.open(_request(alice, bob))
+    restored = DirectSessions.from_pickle(bob.identity, bob.pickle(key), key)
+    with pytest.raises(DirectError, match="replayed"):
+        restored.open(first)
+    assert restored.unverified == bob.unverified and restored.peer_used == bob.peer_used
+    # The first format was {identity key hex: [session pickles]}; it still loads.
+    old = {k.hex(): [s.pickle(key) for s in v] for k, v in bob.sessions.items()}
+    from_old = DirectSessions.from_pickle(bob.identity, old, key)
+    msg = alice.seal(bob.identity.identity_key, _text(b"after upgrade"))
+    assert from_old.open(msg).payload.sds_frame == b"after upgrade"
+
+
+def test_a_new_inbound_session_is_preferred_only_once_the_peer_uses_it_again() -> None:
+    alice, bob = _pair()
+    bob.open(_request(alice, bob))
+    alice.open(bob.seal(alice.identity.identity_key, _text(b"accepted")))
+    bob.open(alice.seal(bob.identity.identity_key, _text(b"thanks")))  # S1 carries traffic
+    established = bob.sessions[alice.identity.identity_key][0].session_id
+    # A second session from Alice (a re-sent request, say) arrives but is not used yet.
+    assert bob.open(_request(alice, bob)).new_session
+    assert bob.sessions[alice.identity.identity_key][0].session_id == established
+    assert alice.open(bob.seal(alice.identity.identity_key, _text(b"still S1"))).payload
+    # Alice sends again in the new session: now Bob moves there.
+    newer = alice.sessions[bob.identity.identity_key][0].session_id
+    assert bob.open(alice.seal(bob.identity.identity_key, _text(b"in S2"))).payload.sds_frame
+    assert bob.sessions[alice.identity.identity_key][0].session_id == newer
+    assert alice.open(bob.seal(alice.identity.identity_key, _text(b"S2 reply"))).payload
+
+
+def test_a_request_failing_verification_leaves_no_session() -> None:
+    alice, bob = _pair()
+    mallory = DirectSessions(Identity.create("Mallory", 0))
+    bob_link = ContactLink.parse(bob.identity.contact_link())
+    forged = mallory.seal_first(bob_link, request_payload(alice.identity.contact_link(), "hi"))
+    with pytest.raises(DirectError, match="someone other than its sender"):
+        bob.verify_request(bob.open(forged))
+    assert not bob.has_session(mallory.identity.identity_key)
+    with pytest.raises(DirectError, match="replayed"):
+        bob.open(forged)  # and the same bytes cannot open it again
+    link, intro = bob.verify_request(bob.open(_request(alice, bob)))
+    assert link.identity_key == alice.identity.identity_key and intro == "hi"
+    assert bob.has_session(alice.identity.identity_key)
+
+
+def test_sessions_of_unverified_senders_are_bounded() -> None:
+    bob = DirectSessions(Identity.create("Bob", 0))
+    strangers = [
+        DirectSessions(Identity.create(f"S{i}", 0)) for i in range(MAX_UNVERIFIED_SENDERS + 3)
+    ]
+    for s in strangers:
+        bob.open(_request(s, bob))
+    held = [s for s in strangers if bob.has_session(s.identity.identity_key)]
+    assert held == strangers[-MAX_UNVERIFIED_SENDERS:]
+    # A verified sender is no longer at risk of eviction.
+    first_kept = held[0]
+    bob.verify_request(bob.open(_request(first_kept, bob)))
+    for _ in range(MAX_UNVERIFIED_SENDERS):
+        bob.open(_request(DirectSessions(Identity.create("late", 0)), bob))
+    assert bob.has_session(first_kept.identity.identity_key)
+
+
+def test_a_request_intro_cannot_carry_terminal_escapes() -> None:
+    alice, bob = _pair()
+    hostile = "hi\x1b]0;owned\x07\n\u202egnp.exe 👋"
+    _, intro = bob.verify_request(bob.open(_request(alice, bob, hostile)))
+    assert intro == "hi]0;owned\ngnp.exe 👋"

@@ -16,6 +16,7 @@ from chat.identity import (
     format_chat_key,
     parse_chat_key,
     render_qr,
+    sanitize_display_text,
 )
 
 
@@ -153,3 +154,56 @@ def test_qr_renders_the_link_as_block_characters() -> None:
     assert len({len(line) for line in lines}) == 1
     assert set(art) <= {" ", "▀", "▄", "█", "\n"}
     assert len(lines) >= 20
+
+
+def test_a_link_cannot_carry_terminal_escapes_or_bidi_overrides_in_its_name() -> None:
+    mallory = Identity.create("Mallory", 0)
+    # Set behind the validator's back, as a hostile client would; the link is still signed.
+    mallory.display_name = "Bob\x1b[2K\x1b]0;owned\x07\u202etxt.exe\ue000\U000e0041"
+    name = ContactLink.parse(mallory.contact_link()).display_name
+    assert name == "Bob[2K]0;ownedtxt.exe"
+    mallory.display_name = "\u202e\u2066\x1b"
+    assert ContactLink.parse(mallory.contact_link()).display_name == "unnamed"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Zoë Ångström",
+        "日本語の名前",
+        "Маша",
+        "مریم\u200cالسادات",  # ZWNJ is part of Persian spelling
+        "नमस्ते",
+        "👨\u200d👩\u200d👧 family",  # ZWJ sequence
+        "👍🏽 ❤\ufe0f",  # skin tone modifier, variation selector
+        "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # England's flag
+        "\U0001fae8",  # an emoji newer than this Python's Unicode tables
+    ],
+)
+def test_sanitizer_keeps_every_script_and_emoji(text: str) -> None:
+    assert sanitize_display_text(text) == text
+    assert Identity.create(text, 0).display_name == text
+
+
+def test_sanitizer_drops_hidden_characters_and_keeps_chosen_line_breaks() -> None:
+    assert sanitize_display_text("\u200dBob\u200d \u200c x\U000e0067y") == "Bob xy"
+    assert sanitize_display_text("a\tb\r\nc\u2028d") == "a b c d"
+    intro = "hi\r\n\n\n\nit's\x1b[31m me\u2029bye\x07"
+    assert sanitize_display_text(intro, multiline=True) == "hi\n\nit's[31m me\nbye"
+    with pytest.raises(IdentityError, match="empty"):
+        Identity.create("\u202e\x1b", 0)
+
+
+@given(st.text(max_size=80))
+def test_sanitized_text_has_no_unsafe_characters(text: str) -> None:
+    import unicodedata
+
+    for multiline in (False, True):
+        out = sanitize_display_text(text, multiline=multiline)
+        assert sanitize_display_text(out, multiline=multiline) == out
+        for char in out:
+            category = unicodedata.category(char)
+            if category in {"Cc", "Cf", "Co", "Cs"}:
+                assert char in "\n\u200c\u200d" or 0xE0020 <= ord(char) < 0xE0080
+            if category == "Cn":
+                assert 0x1F000 <= ord(char) < 0x1FB00

@@ -151,11 +151,17 @@ class RelayDriver:
 
     def publish(self, topic: str, data: bytes) -> int:
         """Publish `data` (an encoded WakuMessage); returns how many peers' send queues took
-        it. Raises NoPeersReached when none did."""
-        self.router.publish(topic, data, self._clock())
-        reached = self._dispatch()
+        it. Raises NoPeersReached when none did: the message is then not published at all
+        (the router forgets it), so the caller may publish the same bytes again."""
+        self._dispatch()  # what the router already had waiting goes first, and is not counted
+        reached = 0
+        for send in self.router.publish_sends(topic, data, self._clock()):
+            reached += self._queue(send)
         if reached == 0:
+            self.router.retract(data)
             raise NoPeersReached(topic)
+        if self._waiters:
+            self._check_waiters()
         return reached
 
     async def wait_for_room(self, topic: str) -> bool:
@@ -201,11 +207,7 @@ class RelayDriver:
         queued = 0
         for action in self.router.take_actions():
             if isinstance(action, Send):
-                peer = self._peers.get(action.peer)
-                if peer is not None and peer.queue.put(action.frame):
-                    queued += 1
-                else:
-                    self._count_send_drop(action.peer, peer)
+                queued += self._queue(action)
             elif isinstance(action, Deliver):
                 channel = self._subscriptions.get(action.topic)
                 if channel is None:
@@ -221,6 +223,13 @@ class RelayDriver:
         if self._waiters:
             self._check_waiters()
         return queued
+
+    def _queue(self, send: Send) -> bool:
+        peer = self._peers.get(send.peer)
+        if peer is not None and peer.queue.put(send.frame):
+            return True
+        self._count_send_drop(send.peer, peer)
+        return False
 
     def _check_waiters(self) -> None:
         pending = []

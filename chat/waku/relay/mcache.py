@@ -34,6 +34,14 @@ class MessageCache:
         self._entries[message_id] = CacheEntry(topic, frame)
         self._windows[0].append(message_id)
 
+    def remove(self, message_id: bytes) -> None:
+        if self._entries.pop(message_id, None) is None:
+            return
+        for window in self._windows:
+            if message_id in window:
+                window.remove(message_id)
+                return
+
     def get(self, message_id: bytes) -> CacheEntry | None:
         return self._entries.get(message_id)
 

@@ -206,6 +206,14 @@ class Router:
         Raises MessageTooLarge, DuplicateMessage, or NoPeersReached (nothing is remembered
         then, so the same bytes can be published again later).
         """
+        sends = self.publish_sends(topic, data, now)
+        self._actions.extend(sends)
+        return len(sends)
+
+    def publish_sends(self, topic: str, data: bytes, now: float) -> list[Send]:
+        """`publish`, but the message's sends are returned to the caller instead of joining
+        `take_actions()`: a driver can tell which of its sends left, and `retract` the message
+        if none did."""
         p = self.params
         if len(data) > p.max_message_size:
             raise MessageTooLarge(len(data), p.max_message_size)
@@ -233,9 +241,17 @@ class Router:
             self.fanout_last_publish[topic] = now
         self.seen[mid] = now + p.seen_ttl
         self.mcache.put(mid, topic, frame)
-        self._actions.extend(sends)
         self.counters.published += 1
-        return len(sends)
+        return sends
+
+    def retract(self, data: bytes) -> None:
+        """Take back a message just published whose sends could not leave this node (every
+        send queue full): it is forgotten as if never published, not advertised by gossip,
+        and the same bytes can be published again."""
+        mid = message_id(data)
+        if self.seen.pop(mid, None) is not None:
+            self.mcache.remove(mid)
+            self.counters.published -= 1
 
     def _fanout_peers(self, topic: str, now: float) -> set[PeerId]:
         fanout = self.fanout.get(topic)

@@ -13,6 +13,7 @@ from multiaddr import Multiaddr
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardKeyPair
+from chat.waku.relay.driver import DriverLimits
 from chat.waku.relay.router import NoPeersReached
 from chat.waku.relay.service import RelayService
 from chat.waku.topics import RelayShard
@@ -25,11 +26,17 @@ DEADLINE = 20
 
 
 class Node3:
-    def __init__(self, protected: dict[str, ShardKeyPair] | None = None) -> None:
+    def __init__(
+        self,
+        protected: dict[str, ShardKeyPair] | None = None,
+        limits: DriverLimits | None = None,
+    ) -> None:
         keys = {t: k.public_key for t, k in (protected or {}).items()}
         self.node = Node(NodeConfig(listen_addrs=[LOOPBACK], shards=(0, 7)))
         self.relay = RelayService(
-            [OPEN, PROTECTED], validator=RelayValidator(clock=now_ns, protected=keys)
+            [OPEN, PROTECTED],
+            validator=RelayValidator(clock=now_ns, protected=keys),
+            limits=limits,
         )
         self.got: list[tuple[str, bytes]] = []
         self.arrived = trio.Event()
@@ -108,3 +115,27 @@ async def test_publishing_with_no_peers_is_a_typed_error() -> None:
         async with line(lonely):
             with pytest.raises(NoPeersReached):
                 lonely.relay.publish(OPEN, _msg("anyone?"))
+
+
+async def test_a_publish_no_send_queue_took_is_not_published_and_can_be_retried() -> None:
+    a, b = Node3(limits=DriverLimits(send_queue_frames=1)), Node3()
+    first, second = _msg("first"), _msg("second")
+    with trio.fail_after(DEADLINE):
+        async with line(a, b):
+            b.expect = 2
+            assert await a.relay.wait_for_room(OPEN)  # a's one-frame queue to b is empty
+            # A control frame the router already had waiting takes the only slot: it is not
+            # counted as reaching anyone with `first`.
+            a.relay.router.subscribe(RelayShard(42, 3).pubsub_topic, trio.current_time())
+            with pytest.raises(NoPeersReached):
+                a.relay.publish(OPEN, first)
+            assert a.got == []  # not handed to our own sinks either
+            assert await a.relay.wait_for_room(OPEN)
+            assert a.relay.publish(OPEN, first) == 1  # the retry is not a DuplicateMessage
+            with pytest.raises(NoPeersReached):
+                a.relay.publish(OPEN, second)  # the queue still holds `first`
+            assert await a.relay.wait_for_room(OPEN)
+            assert a.relay.publish(OPEN, second) == 1
+            await b.arrived.wait()
+            assert [p for _, p in b.got] == [b"first", b"second"]
+            assert [p for _, p in a.got] == [b"first", b"second"]

@@ -15,6 +15,7 @@ import pytest
 
 from chat.cli import main
 from chat.logs import forget_secrets
+from chat.unlock import profile_lock
 from storage import kdf
 from storage.kdf import KdfParams
 from storage.migrations import LATEST_VERSION
@@ -142,6 +143,13 @@ def test_passwd_then_delete(
 
     out = _run(tmp_path, "delete", "alice", passphrase="")
     assert out.returncode == 2 and "add --yes" in out.stderr
+    with profile_lock(profiles.directory("alice"), "alice"):  # open in another chinwag
+        out = _run(tmp_path, "delete", "alice", "--yes", passphrase="")
+        assert out.returncode == 2 and "in use by another chinwag process" in out.stderr
+        out = _run(tmp_path, "passwd", "alice", passphrase="new pass", CHINWAG_NEW_PASSPHRASE="x")
+        assert out.returncode == 2 and "in use by another chinwag process" in out.stderr
+    assert profiles.exists("alice")
+    assert _run(tmp_path, "show", "alice", passphrase="new pass").returncode == 0
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     monkeypatch.setattr("builtins.input", lambda prompt="": "not-alice")
     assert _cli(tmp_path, "delete", "alice") == 1

@@ -177,6 +177,26 @@ def test_publish_without_peers_raises_and_remembers_nothing() -> None:
     assert router.publish(TOPIC, b"alone", 1.0) == 1
 
 
+def test_a_publish_whose_sends_all_failed_can_be_retracted_and_retried() -> None:
+    router = subscribed_router(peers=2)
+    sends = router.publish_sends(TOPIC, b"stuck", 2.0)
+    assert sorted(s.peer for s in sends) == ["p0", "p1"] and router.take_actions() == []
+    # The driver could queue none of them (full send queues): it takes the publish back.
+    router.retract(b"stuck")
+    assert (
+        message_id(b"stuck") not in router.seen and router.mcache.get(message_id(b"stuck")) is None
+    )
+    assert router.counters.published == 0
+    router.heartbeat(3.0)
+    assert not any(rpc.control.ihave for _, rpc in rpcs(router))  # nothing to advertise
+    assert router.publish(TOPIC, b"stuck", 4.0) == 2  # the retry is not a DuplicateMessage
+    assert router.counters.published == 1
+    for _ in range(router.params.history_length):  # the cache holds it for its full life
+        assert router.mcache.get(message_id(b"stuck")) is not None
+        router.heartbeat(5.0)
+    assert router.mcache.get(message_id(b"stuck")) is None
+
+
 def test_idontwant_skips_that_peer() -> None:
     router = subscribed_router()
     rpc = rpc_pb2.RPC()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import vodozemac
 from google.protobuf.message import DecodeError
@@ -231,7 +231,7 @@ class DirectSessions:
         while len(self.unverified) > MAX_UNVERIFIED_SENDERS:
             self._forget(next(iter(self.unverified)))
 
-    def verify_request(self, opened: Opened) -> tuple[ContactLink, str]:
+    def verify_request(self, opened: Opened) -> VerifiedRequest:
         """`verified_request_sender`, and the sender's sessions follow the verdict: kept (no
         longer at risk of eviction) when the link names the Olm-proven sender, and the session
         this request opened is dropped when it does not."""
@@ -294,13 +294,20 @@ class DirectSessions:
         return cls(identity, sessions, inbound_ids, unverified, peer_used)
 
 
-def request_payload(own_link: str, intro: str) -> direct_pb2.DirectPayload:
+class VerifiedRequest(NamedTuple):
+    link: ContactLink
+    intro: str
+    request_id: str
+    """Stable across re-sends of one request (see chat.contacts); empty from old clients."""
+
+
+def request_payload(own_link: str, intro: str, request_id: str = "") -> direct_pb2.DirectPayload:
     return direct_pb2.DirectPayload(
-        request=direct_pb2.ContactRequestBody(link=own_link, intro=intro)
+        request=direct_pb2.ContactRequestBody(link=own_link, intro=intro, request_id=request_id)
     )
 
 
-def verified_request_sender(opened: Opened) -> tuple[ContactLink, str]:
+def verified_request_sender(opened: Opened) -> VerifiedRequest:
     """The link and intro of a contact request, checked against the Olm-proven sender; the
     intro is made safe to show (see `sanitize_display_text`), keeping its line breaks."""
     if opened.payload.WhichOneof("body") != "request":
@@ -311,4 +318,6 @@ def verified_request_sender(opened: Opened) -> tuple[ContactLink, str]:
         raise DirectError(f"contact request with a bad link: {exc}") from None
     if link.identity_key != opened.sender_identity_key:
         raise DirectError("contact request whose link names someone other than its sender")
-    return link, sanitize_display_text(opened.payload.request.intro, multiline=True)
+    request = opened.payload.request
+    intro = sanitize_display_text(request.intro, multiline=True)
+    return VerifiedRequest(link, intro, request.request_id)

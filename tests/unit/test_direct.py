@@ -43,11 +43,14 @@ def test_conversation_id_and_topics_are_order_free_and_valid() -> None:
 def test_request_then_conversation_both_ways() -> None:
     alice, bob = _pair()
     bob_link = ContactLink.parse(bob.identity.contact_link())
-    first = alice.seal_first(bob_link, request_payload(alice.identity.contact_link(), "hi"))
+    first = alice.seal_first(
+        bob_link, request_payload(alice.identity.contact_link(), "hi", request_id="req-1")
+    )
     assert first.olm_type == 0
     opened = bob.open(Envelope.decode(first.encode()))
     assert opened.new_session
-    link, intro = verified_request_sender(opened)
+    link, intro, request_id = verified_request_sender(opened)
+    assert request_id == "req-1"
     assert link.chat_key == alice.identity.chat_key and intro == "hi"
 
     reply = bob.seal(alice.identity.identity_key, _text(b"frame-from-bob"))
@@ -192,7 +195,7 @@ def test_a_request_failing_verification_leaves_no_session() -> None:
     assert not bob.has_session(mallory.identity.identity_key)
     with pytest.raises(DirectError, match="replayed"):
         bob.open(forged)  # and the same bytes cannot open it again
-    link, intro = bob.verify_request(bob.open(_request(alice, bob)))
+    link, intro, _ = bob.verify_request(bob.open(_request(alice, bob)))
     assert link.identity_key == alice.identity.identity_key and intro == "hi"
     assert bob.has_session(alice.identity.identity_key)
 
@@ -217,5 +220,5 @@ def test_sessions_of_unverified_senders_are_bounded() -> None:
 def test_a_request_intro_cannot_carry_terminal_escapes() -> None:
     alice, bob = _pair()
     hostile = "hi\x1b]0;owned\x07\n\u202egnp.exe 👋"
-    _, intro = bob.verify_request(bob.open(_request(alice, bob, hostile)))
+    _, intro, _ = bob.verify_request(bob.open(_request(alice, bob, hostile)))
     assert intro == "hi]0;owned\ngnp.exe 👋"

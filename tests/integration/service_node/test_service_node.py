@@ -58,21 +58,16 @@ def relay_only() -> ServiceNode:
     return ServiceNode(ServiceNodeConfig(node=NodeConfig(listen_addrs=[LOOPBACK])))
 
 
+Eventually = Callable[..., Awaitable[None]]
+"""The `eventually` fixture of tests/integration/conftest.py."""
+
+
 def message(
     text: str, *, size: int = 0, timestamp: int | None = None, content_topic: str = CONTENT
 ) -> WakuMessage:
     payload = text.encode() + b"." * max(0, size - len(text))
     stamp = now_ns() if timestamp is None else timestamp
     return WakuMessage(payload, content_topic, timestamp=stamp)
-
-
-async def eventually(predicate: Callable[[], bool], limit: float = 10.0) -> None:
-    """Poll a condition that real socket I/O (or a worker thread) makes true soon."""
-    with trio.fail_after(limit):
-        while True:
-            if predicate():
-                return
-            await trio.sleep(0.01)  # the condition depends on I/O, not on an event
 
 
 @asynccontextmanager
@@ -95,7 +90,7 @@ class Collected:
 
 
 async def test_light_push_is_relayed_archived_pushed_and_counted(
-    tmp_path: Path, scrape: Scrape
+    tmp_path: Path, scrape: Scrape, eventually: Eventually
 ) -> None:
     service, peer = ServiceNode(full_config(tmp_path)), relay_only()
     at_peer = Collected(peer)
@@ -205,7 +200,7 @@ async def test_no_relay_peer_is_505_and_nothing_is_archived(tmp_path: Path) -> N
 
 
 async def test_a_full_archive_is_reported_and_the_node_keeps_serving(
-    tmp_path: Path, scrape: Scrape
+    tmp_path: Path, scrape: Scrape, eventually: Eventually
 ) -> None:
     config = full_config(tmp_path, retention=RetentionPolicy(max_bytes=128 * 1024))
     service, peer = ServiceNode(config), relay_only()
@@ -237,7 +232,9 @@ async def test_a_full_archive_is_reported_and_the_node_keeps_serving(
     assert found == {small.hash(SHARD0)}
 
 
-async def test_retention_runs_every_interval(tmp_path: Path, clock: MockClock) -> None:
+async def test_retention_runs_every_interval(
+    tmp_path: Path, clock: MockClock, eventually: Eventually
+) -> None:
     config = ServiceNodeConfig(
         node=NodeConfig(listen_addrs=[LOOPBACK]),
         store=StoreOptions(

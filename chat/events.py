@@ -1,0 +1,198 @@
+"""What the messenger shows its faces: read-only views, the events it emits, its errors.
+
+Every face (TUI, REST API, CLI) sees the messenger only through these types. Views are frozen
+dataclasses of plain values (str, int, float, bool, None, dicts and lists of those), so a face
+can render them directly and the REST API can serialise them with `to_json`. Times are Unix
+seconds (float).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from chat.errors import UserError
+
+
+# ---- errors ------------------------------------------------------------------------------
+class MessengerError(UserError):
+    """A command that cannot be done; the message is a sentence for the user."""
+
+
+class NotFound(MessengerError):
+    """No such chat, contact or message (REST: 404)."""
+
+
+class InvalidInput(MessengerError):
+    """The command's arguments are not acceptable (REST: 400)."""
+
+
+class NotPossible(MessengerError):
+    """The command is understood but not possible in the current state (REST: 409)."""
+
+
+# ---- views -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class IdentityView:
+    chat_key: str
+    display_name: str
+    contact_link: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    chat_key: str
+    display_name: str
+    state: str
+    """A chat.contacts.RequestState value: request_sent, request_received, mutual, ..."""
+    chat_id: str | None
+    """The 1:1 chat, once the request is mutual."""
+    intro: str
+    """The intro text of the current request (theirs or ours)."""
+    verified: bool
+    updated_at: float
+    next_send_at: float | None = None
+    """When our open request is re-sent next."""
+    expires_at: float | None = None
+    sends: int = 0
+    """How often our current request went out."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatView:
+    id: str
+    kind: str
+    """'direct' (groups and communities come later)."""
+    name: str
+    unread: int
+    last_activity_at: float
+    peer_chat_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    id: str
+    chat_id: str
+    sender: str
+    """The sender's chat key (ours for outgoing messages)."""
+    text: str
+    outgoing: bool
+    timestamp: float
+    """The sender's clock at sending time."""
+    state: str
+    """Outgoing: queued, sent, stored, delivered, failed. Incoming: received."""
+    state_reason: str | None = None
+    attempts: int = 0
+    max_attempts: int = 0
+    next_attempt_at: float | None = None
+    reply_to: str | None = None
+    received_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    at: float
+    from_state: str | None
+    to_state: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    """What proved the step: peers reached, the store node that confirmed, the ack's source,
+    the error of a failed attempt."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItemView:
+    id: str
+    """The message id (kind 'message') or the contact's chat key (kind 'contact_request')."""
+    kind: str
+    chat_id: str | None
+    summary: str
+    """The start of the text, or who the request is for."""
+    state: str
+    reason: str | None
+    attempts: int
+    max_attempts: int
+    next_attempt_at: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    status: str
+    """online, degraded, offline or sleeping."""
+    online: bool
+    peers: int
+    peers_per_shard: dict[str, int]
+    """Relay peers per pubsub topic."""
+    store_reachable: bool | None
+    """None until a store node was asked at all."""
+    services: dict[str, bool]
+    """Per service ('store', ...): whether its last request succeeded."""
+    last_catch_up: float | None
+    outbox: int
+    """Messages not yet delivered or failed."""
+
+
+# ---- events ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **to_json(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAdded(Event):
+    """A message appeared in a chat: one of ours just queued, or one received."""
+
+    kind: ClassVar[str] = "message_added"
+    message: MessageView
+
+
+@dataclass(frozen=True, slots=True)
+class MessageUpdated(Event):
+    """An outgoing message changed state (or its schedule changed)."""
+
+    kind: ClassVar[str] = "message_updated"
+    message: MessageView
+
+
+@dataclass(frozen=True, slots=True)
+class ContactUpdated(Event):
+    kind: ClassVar[str] = "contact_updated"
+    contact: ContactView
+
+
+@dataclass(frozen=True, slots=True)
+class ChatUpdated(Event):
+    kind: ClassVar[str] = "chat_updated"
+    chat: ChatView
+
+
+@dataclass(frozen=True, slots=True)
+class HealthUpdated(Event):
+    kind: ClassVar[str] = "health_updated"
+    health: HealthView
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesLost(Event):
+    """Earlier messages of a chat could not be retrieved; later ones are shown without them."""
+
+    kind: ClassVar[str] = "messages_lost"
+    chat_id: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(Event):
+    """Something arrived that we refused (tampered, replayed, forged sender); nothing shown."""
+
+    kind: ClassVar[str] = "rejected"
+    reason: str
+
+
+def to_json(view: Any) -> dict[str, Any]:
+    """A view (or event) as a JSON-ready dict."""
+    return dataclasses.asdict(view)

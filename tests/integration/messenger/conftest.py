@@ -130,8 +130,10 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
 async def until(predicate: Callable[[], Awaitable[bool]], limit: float = 30.0) -> None:
     """Wait for an async condition that real network I/O makes true."""
     with trio.fail_after(limit):
-        while not await predicate():
-            await trio.sleep(0.05)
+        while True:
+            if await predicate():
+                return
+            await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ async def test_link_request_accept_and_twenty_messages_each_way_all_delivered(
     assert await received_texts(alice, chat_id) == [f"bob {i}" for i in range(20)]
     first = (await alice.messages(chat_id, limit=500))[0]
     steps = await alice.trace(first.id)
-    assert [s.to_state for s in steps][0] == "queued"
+    assert steps[0].to_state == "queued"
     assert "sent" in [s.to_state for s in steps] and steps[-1].to_state == "delivered"
     sent = next(s for s in steps if s.to_state == "sent")
     assert sent.evidence["peers_reached"] >= 1 and len(sent.evidence["waku_hash"]) == 64

@@ -132,7 +132,8 @@ class MessengerConfig:
     retry: ob.RetryPolicy = field(default_factory=ob.RetryPolicy)
     requests: RequestPolicy = field(default_factory=RequestPolicy)
     store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
-    sds: SdsParams = field(default_factory=SdsParams)
+    sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
+    """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""
     sync_delay: float = 1.0
     give_up_missing_after: float = GIVE_UP_MISSING_AFTER
     faults: RelayFaults | None = None

@@ -119,6 +119,8 @@ CONTACT_SHARD = 0
 IDLE_WAKEUP = 30.0
 """The scheduler looks around at least this often (health, cheap checks)."""
 SYNC_RETRY = 5.0
+SAVE_DELAY = 1.0
+"""Receive-side state (SDS logs, Olm ratchets) is written at most this long after it moved."""
 GIVE_UP_MISSING_AFTER = 600.0
 """A message waiting this long for an earlier one is shown anyway; the gap is reported."""
 
@@ -200,7 +202,9 @@ class Messenger:
         self.store_ok: bool | None = None
         self.rejected = 0
         self._nursery: trio.Nursery | None = None
-        self._running_queries = 0
+        self._dirty_sessions = False
+        self._dirty_channels: set[str] = set()
+        self._flush_at: float | None = None
 
     # ==== lifecycle ===========================================================================
     @contextlib.asynccontextmanager
@@ -215,6 +219,9 @@ class Messenger:
                 yield self
             finally:
                 nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    async with self._lock:
+                        await self._flush()
                 self._nursery = None
                 for channel in self._subscribers:
                     channel.close()
@@ -589,7 +596,7 @@ class Messenger:
         self._publish_best_effort(conversation_content_topic(self._chat_id_for(chat_key)), envelope)
 
     async def _on_verification(self, opened: Opened, chat_id: str) -> None:
-        await self._save_sessions()
+        self._save_later(sessions=True)
         peer = self.peer_of_chat[chat_id]
         link = self.links.get(peer)
         if link is None or opened.sender_identity_key != link.identity_key:
@@ -1089,7 +1096,7 @@ class Messenger:
             await self._on_verification(opened, chat_id)
         else:
             self._reject(f"a {body or 'empty'} payload on the wrong topic")
-            await self._save_sessions()
+            self._save_later(sessions=True)
 
     def _reject(self, reason: str) -> None:
         self.rejected += 1
@@ -1097,16 +1104,52 @@ class Messenger:
         self._emit(ev.Rejected(reason))
 
     async def _save_sessions(self) -> None:
+        """Now: before anything sealed with the ratchet's new state leaves."""
         pickled = self._sessions.pickle(self._sync_store.session_pickle_key)
         now_ms = int(self._clock() * 1000)
+        self._dirty_sessions = False
         await self._db.run(lambda s: s.olm_sessions.save(pickled, now=now_ms))
+
+    def _save_later(self, *, sessions: bool = False, chat_id: str | None = None) -> None:
+        """Receive-side state is saved within SAVE_DELAY, not per message: writing every
+        session and the whole SDS log for each message costs O(history) per message. A crash
+        in between loses nothing that matters: a message decrypted again after a restart
+        (fetched from store) still decrypts, and duplicates are recognised by message id."""
+        self._dirty_sessions |= sessions
+        if chat_id is not None:
+            self._dirty_channels.add(chat_id)
+        if self._flush_at is None:
+            self._flush_at = self._clock() + SAVE_DELAY
+            self._poke()
+
+    async def _flush(self) -> None:
+        self._flush_at = None
+        states = [self._sds_state(c, self._clock()) for c in self._dirty_channels]
+        self._dirty_channels.clear()
+        pickled = (
+            self._sessions.pickle(self._sync_store.session_pickle_key)
+            if self._dirty_sessions
+            else None
+        )
+        self._dirty_sessions = False
+        now_ms = int(self._clock() * 1000)
+
+        def save(store: Store) -> None:
+            with store.db.transaction():
+                for state in states:
+                    store.sds_channels.save(state)
+                if pickled is not None:
+                    store.olm_sessions.save(pickled, now=now_ms)
+
+        if states or pickled is not None:
+            await self._db.run(save)
 
     async def _on_request(self, opened: Opened) -> None:
         try:
             verified = self._sessions.verify_request(opened)
         except DirectError as exc:
             self._reject(str(exc))
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         link = verified.link
         if link.chat_key == self.me.chat_key:
@@ -1120,7 +1163,7 @@ class Messenger:
             )
         except ContactRequestError as exc:
             self._reject(f"contact request from {chat_key[:16]}: {exc}")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         if transition.new is MUTUAL:
             # Crossed requests, or a re-send of a request we accepted whose answer was lost:
@@ -1133,7 +1176,7 @@ class Messenger:
         chat_key = self.by_identity_key.get(opened.sender_identity_key)
         if chat_key is None:
             self._reject("an answer from someone we never asked")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         answer = opened.payload.answer
         with contextlib.suppress(IdentityError):
@@ -1148,7 +1191,7 @@ class Messenger:
                 transition = self.requests.declined(chat_key, now)
         except ContactRequestError as exc:
             log.info("answer from %s ignored: %s", chat_key[:16], exc)
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         if transition.new is MUTUAL:
             await self._ensure_chat(chat_key)
@@ -1160,17 +1203,17 @@ class Messenger:
         link = self.links.get(peer)
         if link is None or opened.sender_identity_key != link.identity_key:
             self._reject("a chat message from someone who is not this chat's contact")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         try:
             frame = SdsFrame.decode(opened.payload.sds_frame)
         except SdsError as exc:
             self._reject(f"bad SDS frame: {exc}")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         if frame.sender_id != peer or frame.channel_id != chat_id:
             self._reject("an SDS frame whose sender is not the Olm-authenticated sender")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         flow = self.requests.get(peer)
         if flow.state is RequestState.REQUEST_SENT:
@@ -1182,7 +1225,7 @@ class Messenger:
             sds_events = channel.receive(frame, int(now * 1000), received.msg_hash)
         except SdsError as exc:
             self._reject(str(exc))
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         added: list[ev.MessageView] = []
         for event in sds_events:
@@ -1208,16 +1251,7 @@ class Messenger:
         if frame.content:
             self.sync_due.setdefault(chat_id, now + self.config.sync_delay)
             self._poke()
-        sds_state = self._sds_state(chat_id, now)
-        pickled = self._sessions.pickle(self._sync_store.session_pickle_key)
-        now_ms = int(now * 1000)
-
-        def save(store: Store) -> None:
-            with store.db.transaction():
-                store.sds_channels.save(sds_state)
-                store.olm_sessions.save(pickled, now=now_ms)
-
-        await self._db.run(save)
+        self._save_later(sessions=True, chat_id=chat_id)
         for view in added:
             self._emit(ev.MessageAdded(view))
         if added:
@@ -1279,11 +1313,14 @@ class Messenger:
             self.requests.next_wakeup(),
             self.checks.next_wakeup(),
             min(self.sync_due.values()) if self.sync_due else None,
+            self._flush_at,
         ]
         present = [t for t in times if t is not None]
         return min(present) if present else None
 
     async def _run_due(self, now: float) -> None:
+        if self._flush_at is not None and self._flush_at <= now:
+            await self._flush()
         for entry in self._outbox.due(now):
             if entry.message_id in self.pending and not entry.in_flight:
                 await self._attempt(entry.message_id)
@@ -1323,8 +1360,7 @@ class Messenger:
                 view = await self._store_incoming(chat_id, peer, event.frame, received, now)
                 if view is not None:
                     self._emit(ev.MessageAdded(view))
-        state = self._sds_state(chat_id, now)
-        await self._db.run(lambda s: s.sds_channels.save(state))
+        self._save_later(chat_id=chat_id)
 
     async def _send_sync(self, chat_id: str, now: float) -> None:
         peer = self.peer_of_chat.get(chat_id)
@@ -1350,8 +1386,7 @@ class Messenger:
             self.sync_due[chat_id] = now + SYNC_RETRY
             return
         self.sync_due.pop(chat_id, None)
-        state = self._sds_state(chat_id, now)
-        await self._db.run(lambda s: s.sds_channels.save(state))
+        self._save_later(chat_id=chat_id)
 
     # ==== store queries =======================================================================
     def _start_query(self, query: Query) -> None:

@@ -1,18 +1,20 @@
 """Serving the API: Hypercorn's trio worker in the caller's nursery.
 
-`url = await nursery.start(serve_api, app, host, port)` binds (port 0 picks a free port),
-reports the real URL, and serves until `app.close()`: open event streams end at once, other
-requests get `GRACEFUL_TIMEOUT` seconds to finish, then the task returns.
+`listener = bind_api(host, port)` takes the address at once (port 0 picks a free one; a taken
+port is an `ApiBindError`, before anything else starts); `await nursery.start(serve_api, app,
+listener)` serves until `app.close()`: open event streams end at once, other requests get
+`GRACEFUL_TIMEOUT` seconds to finish, then the task returns and the socket is closed.
 """
 
 from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Protocol, cast
+from typing import Any, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
 from hypercorn.trio.run import worker_serve
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
@@ -26,12 +28,6 @@ GRACEFUL_TIMEOUT = 2.0
 KEEP_ALIVE_TIMEOUT = 5.0
 MAX_HEADER_BYTES = 16 * 1024
 """Request line plus headers; larger requests are refused by Hypercorn (h11) itself."""
-
-
-class UrlStatus(Protocol):
-    """What `nursery.start` passes as task_status (trio-typing's stubs lack trio.TaskStatus)."""
-
-    def started(self, value: str) -> None: ...
 
 
 class ApiBindError(UserError):
@@ -54,29 +50,52 @@ def hypercorn_config(host: str, port: int) -> HypercornConfig:
     return config
 
 
+class ApiListener:
+    """A bound, listening API socket and the Hypercorn settings to serve it with."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.config = hypercorn_config(host, port)
+        try:
+            self.sockets: Sockets = self.config.create_sockets()
+            for sock in self.sockets.insecure_sockets:
+                sock.listen(self.config.backlog)
+        except OSError as exc:
+            raise ApiBindError(
+                f"the API cannot listen on {bind_text(host, port)}: {exc.strerror or exc}. "
+                "Is the port already in use?"
+            ) from None
+        bound_host, bound_port = self.sockets.insecure_sockets[0].getsockname()[:2]
+        self.url = f"http://{bind_text(bound_host, bound_port)}"
+
+    def close(self) -> None:
+        for sock in self.sockets.insecure_sockets:
+            sock.close()
+
+
+def bind_api(host: str, port: int) -> ApiListener:
+    return ApiListener(host, port)
+
+
 async def serve_api(
-    app: ApiApp,
-    host: str,
-    port: int,
-    *,
-    task_status: UrlStatus = trio.TASK_STATUS_IGNORED,
+    app: ApiApp, listener: ApiListener, *, task_status: Any = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve `app` on host:port; `task_status.started` gets the base URL (with the real port)."""
-    config = hypercorn_config(host, port)
-    # Bind here rather than inside Hypercorn, so that a taken port is one plain error.
+    """Serve `app` on `listener` until `app.close()`; started once requests are answered."""
+    asgi = wrap_app(cast(ASGIFramework, app), listener.config.wsgi_max_body_size, "asgi")
     try:
-        sockets = config.create_sockets()
-        for sock in sockets.insecure_sockets:
-            sock.listen(config.backlog)
-    except OSError as exc:
-        raise ApiBindError(
-            f"the API cannot listen on {bind_text(host, port)}: {exc.strerror or exc}. "
-            "Is the port already in use?"
-        ) from None
-    asgi = wrap_app(cast(ASGIFramework, app), config.wsgi_max_body_size, "asgi")
-    async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(
-            partial(worker_serve, asgi, config, sockets=sockets, shutdown_trigger=app.wait_closed)
-        )
-        log.info("API listening on %s", binds[0])
-        task_status.started(binds[0])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(
+                    worker_serve,
+                    asgi,
+                    listener.config,
+                    sockets=listener.sockets,
+                    shutdown_trigger=app.wait_closed,
+                )
+            )
+            log.info("API listening on %s", listener.url)
+            task_status.started()
+    finally:
+        listener.close()
+
+
+__all__ = ["ApiBindError", "ApiListener", "bind_api", "serve_api"]

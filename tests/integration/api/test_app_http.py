@@ -25,9 +25,10 @@ from chat.api.protocol import (
     json_response,
 )
 from chat.api.routing import Route, Router
-from chat.api.server import ApiBindError, serve_api
+from chat.api.server import ApiBindError, bind_api, serve_api
 from chat.api.sse import comment_frame, event_frame, parse_frames
 from chat.events import InvalidInput, NotFound, NotPossible
+from chat.waku.host import TaskStatusLike
 
 TOKEN = "t" * 43
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -92,13 +93,15 @@ async def served() -> AsyncIterator[Served]:
     app = ApiApp(Router(_routes(feed)), TOKEN, document_bytes())
     stopped = trio.Event()
 
-    async def run(task_status: trio.TaskStatus[str]) -> None:
-        await serve_api(app, "127.0.0.1", 0, task_status=task_status)
+    listener = bind_api("127.0.0.1", 0)
+
+    async def run(task_status: TaskStatusLike) -> None:
+        await serve_api(app, listener, task_status=task_status)
         stopped.set()
 
     async with trio.open_nursery() as nursery:
-        url = await nursery.start(run)
-        yield Served(app, url, feed, stopped)
+        await nursery.start(run)
+        yield Served(app, listener.url, feed, stopped)
         app.close()
 
 
@@ -265,6 +268,5 @@ async def test_stopping_the_server_ends_event_streams_cleanly(
 
 async def test_a_port_in_use_is_a_sentence(served: Served) -> None:
     port = int(served.url.rsplit(":", 1)[1])
-    app = ApiApp(Router([]), TOKEN, b"{}")
-    with pytest.raises(ApiBindError, match="in use"):
-        await serve_api(app, "127.0.0.1", port)
+    with pytest.raises(ApiBindError, match=f"cannot listen on 127.0.0.1:{port}: .* in use"):
+        bind_api("127.0.0.1", port)

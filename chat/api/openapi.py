@@ -23,6 +23,7 @@ from chat.events import (
     OutboxItemView,
     TraceStep,
 )
+from chat.messenger import MAX_TEXT_LENGTH
 
 OPENAPI_VERSION = "3.0.3"
 VIEWS: tuple[type, ...] = (
@@ -336,7 +337,7 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["text"],
         "additionalProperties": False,
         "properties": {
-            "text": {"type": "string"},
+            "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH},
             "reply_to": {
                 "type": "string",
                 "nullable": True,
@@ -359,6 +360,49 @@ OTHER_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
+    ("/v1/chats/{id}/messages", "post", "202"): {
+        name: {"operationId": target, "parameters": {"id": "$response.body#/id"}}
+        for name, target in (
+            ("GetMessage", "get_message"),
+            ("TraceMessage", "trace_message"),
+            ("RetryMessage", "retry_message"),
+            ("DiscardMessage", "discard_message"),
+        )
+    },
+    ("/v1/chats", "get", "200"): {
+        name: {"operationId": target, "parameters": {"id": "$response.body#/0/id"}}
+        for name, target in (
+            ("ListMessages", "list_messages"),
+            ("SendMessage", "send_message"),
+            ("MarkRead", "mark_read"),
+        )
+    },
+    ("/v1/contacts", "post", "202"): {
+        "CancelRequest": {
+            "operationId": "cancel_contact_request",
+            "parameters": {"chat_key": "$response.body#/chat_key"},
+        }
+    },
+    ("/v1/contacts", "get", "200"): {
+        name: {"operationId": target, "parameters": {"chat_key": "$response.body#/0/chat_key"}}
+        for name, target in (
+            ("AcceptFirst", "accept_contact"),
+            ("DeclineFirst", "decline_contact"),
+            ("CancelFirst", "cancel_contact_request"),
+        )
+    },
+}
+"""OpenAPI links: where an id that one operation returns can be used next."""
+
+
+def _paths() -> dict[str, Any]:
+    paths = copy.deepcopy(PATHS)
+    for (path, method, status), links in LINKS.items():
+        paths[path][method]["responses"][status]["links"] = links
+    return paths
+
+
 def document() -> dict[str, Any]:
     """A fresh copy: callers may change it without touching the module's tables."""
     schemas = {view.__name__: view_schema(view) for view in VIEWS}
@@ -371,7 +415,7 @@ def document() -> dict[str, Any]:
                 "description": DESCRIPTION,
             },
             "security": [{"bearerAuth": []}],
-            "paths": PATHS,
+            "paths": _paths(),
             "components": {
                 "securitySchemes": {
                     "bearerAuth": {

@@ -161,3 +161,24 @@ def test_a_view_missing_a_field_does_not_conform() -> None:
     del body["state"]
     with pytest.raises(jsonschema_rs.ValidationError):
         VALIDATORS[MessageView].validate(body)
+
+
+def test_links_name_real_operations_and_their_parameters() -> None:
+    doc = document()
+    operations = {
+        operation["operationId"]: operation
+        for item in doc["paths"].values()
+        for operation in item.values()
+    }
+    links = [
+        link
+        for item in doc["paths"].values()
+        for operation in item.values()
+        for response in operation["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
+    assert len(links) >= 10
+    for link in links:
+        target = operations[link["operationId"]]
+        names = {p["name"] for p in target.get("parameters", ())}
+        assert set(link["parameters"]) <= names

@@ -91,6 +91,7 @@ from chat.reliability.store_checks import (
     StoreChecks,
     Stored,
 )
+from chat.verification import CANCEL, MAC, REPLY, START, Verification, VerificationError
 from chat.waku.host import generate_node_key
 from chat.waku.message import WakuMessage
 from chat.waku.relay.faults import RelayFaults
@@ -100,6 +101,7 @@ from chat.waku.store.query import MAX_PAGE_SIZE
 from chat.waku.store.wire import StoreQueryRequest
 from storage.aio import AsyncStore
 from storage.errors import StorageError
+from storage.repositories.contacts import Contact
 from storage.repositories.conversations import Conversation
 from storage.repositories.messages import PageCursor, StoredMessage
 from storage.repositories.reliability import SdsChannelState, SyncCursor
@@ -132,7 +134,8 @@ class MessengerConfig:
     retry: ob.RetryPolicy = field(default_factory=ob.RetryPolicy)
     requests: RequestPolicy = field(default_factory=RequestPolicy)
     store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
-    sds: SdsParams = field(default_factory=SdsParams)
+    sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
+    """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""
     sync_delay: float = 1.0
     give_up_missing_after: float = GIVE_UP_MISSING_AFTER
     faults: RelayFaults | None = None
@@ -181,6 +184,8 @@ class Messenger:
         self.sessions: DirectSessions | None = None
         self.requests = ContactRequests(self.config.requests)
         self.links: dict[str, ContactLink] = {}
+        self.verifications: dict[str, Verification] = {}
+        self.verified: set[str] = set()
         self.link_texts: dict[str, str] = {}
         self.by_identity_key: dict[bytes, str] = {}
         self._outbox = ob.Outbox(self.config.retry)
@@ -223,6 +228,7 @@ class Messenger:
             identity = ensure_identity(store, now)
             sessions = store.olm_sessions.load()
             flows = store.contact_flows.all()
+            self.verified = {c.chat_key for c in store.contacts.all() if c.verified}
             entries = [(e, store.messages.get(e.message)) for e in store.outbox.all()]
             return identity, sessions, flows, entries
 
@@ -333,7 +339,7 @@ class Messenger:
             state=flow.state.value if flow.state else "none",
             chat_id=chat_id,
             intro=flow.intro,
-            verified=False,
+            verified=chat_key in self.verified,
             updated_at=flow.history[-1].at if flow.history else 0.0,
             next_send_at=flow.next_send_at,
             expires_at=flow.expires_at,
@@ -505,6 +511,128 @@ class Messenger:
     def _register_chat(self, chat_id: str, chat_key: str, content_topic: str) -> None:
         self.peer_of_chat[chat_id] = chat_key
         self.chat_by_topic[content_topic] = chat_id
+
+    # ==== emoji verification ==================================================================
+    def _verification_view(self, chat_key: str) -> ev.VerificationView:
+        v = self.verifications.get(chat_key)
+        if v is None:
+            state = "verified" if chat_key in self.verified else "none"
+            return ev.VerificationView(chat_key, state, [])
+        return ev.VerificationView(chat_key, v.state.value, v.emoji, v.their_mac is not None)
+
+    def verification(self, chat_key: str) -> ev.VerificationView:
+        return self._verification_view(chat_key)
+
+    def _mutual_contact(self, chat_key: str) -> ContactLink:
+        flow = self._contact(chat_key)
+        if flow.state is not MUTUAL:
+            raise ev.NotPossible("you can verify a contact once you are both contacts")
+        return self.links[chat_key]
+
+    async def start_verification(self, chat_key: str) -> ev.VerificationView:
+        """Begin an emoji comparison with a contact (both must be online)."""
+        async with self._lock:
+            link = self._mutual_contact(chat_key)
+            v = Verification(self.me.chat_key, link.chat_key)
+            self.verifications[chat_key] = v
+            await self._send_verification(chat_key, v, START, public_key=v.sas.public_key)
+        return self._verification_updated(chat_key)
+
+    async def confirm_verification(self, chat_key: str) -> ev.VerificationView:
+        """The user says the emoji on both screens match."""
+        async with self._lock:
+            self._mutual_contact(chat_key)
+            v = self._active_verification(chat_key)
+            try:
+                mac = v.confirm()
+            except VerificationError as exc:
+                raise ev.NotPossible(str(exc)) from None
+            await self._send_verification(chat_key, v, MAC, mac=mac)
+            await self._verification_result(chat_key, v)
+        return self._verification_updated(chat_key)
+
+    async def cancel_verification(self, chat_key: str) -> ev.VerificationView:
+        """The emoji differ, or the user stops: tell the contact."""
+        async with self._lock:
+            self._mutual_contact(chat_key)
+            v = self._active_verification(chat_key)
+            with contextlib.suppress(VerificationError):
+                v.cancel()
+            await self._send_verification(chat_key, v, CANCEL)
+        return self._verification_updated(chat_key)
+
+    def _active_verification(self, chat_key: str) -> Verification:
+        v = self.verifications.get(chat_key)
+        if v is None:
+            raise ev.NotPossible("no verification with this contact is under way")
+        return v
+
+    def _verification_updated(self, chat_key: str) -> ev.VerificationView:
+        view = self._verification_view(chat_key)
+        self._emit(ev.VerificationUpdated(view))
+        return view
+
+    async def _send_verification(
+        self, chat_key: str, v: Verification, step: int, *, public_key: str = "", mac: str = ""
+    ) -> None:
+        link = self.links[chat_key]
+        body = direct_pb2.VerificationBody(
+            verification_id=v.verification_id, step=step, public_key=public_key, mac=mac
+        )
+        try:
+            envelope = self._sessions.seal(
+                link.identity_key, direct_pb2.DirectPayload(verification=body)
+            )
+        except DirectError as exc:
+            raise ev.NotPossible(str(exc)) from None
+        await self._save_sessions()
+        self._publish_best_effort(conversation_content_topic(self._chat_id_for(chat_key)), envelope)
+
+    async def _on_verification(self, opened: Opened, chat_id: str) -> None:
+        await self._save_sessions()
+        peer = self.peer_of_chat[chat_id]
+        link = self.links.get(peer)
+        if link is None or opened.sender_identity_key != link.identity_key:
+            self._reject("a verification step from someone who is not this chat's contact")
+            return
+        body = opened.payload.verification
+        v = self.verifications.get(peer)
+        try:
+            if body.step == START:
+                v = Verification(self.me.chat_key, link.chat_key, body.verification_id)
+                self.verifications[peer] = v
+                v.their_key(body.public_key)
+                await self._send_verification(peer, v, REPLY, public_key=v.sas.public_key)
+            elif v is None or v.verification_id != body.verification_id:
+                log.info("verification step for an unknown verification from %s", peer[:16])
+                return
+            elif body.step == REPLY:
+                v.their_key(body.public_key)
+            elif body.step == MAC:
+                v.their_confirmation(body.mac)
+                await self._verification_result(peer, v)
+            elif body.step == CANCEL:
+                v.cancel()
+        except (VerificationError, ev.NotPossible) as exc:
+            log.info("verification with %s: %s", peer[:16], exc)
+            return
+        self._verification_updated(peer)
+
+    async def _verification_result(self, chat_key: str, v: Verification) -> None:
+        if v.state.value != "verified" or chat_key in self.verified:
+            return
+        self.verified.add(chat_key)
+        link = self.links[chat_key]
+        contact = Contact(
+            chat_key,
+            link.identity_key.hex(),
+            link.display_name,
+            verified=True,
+            blocked=False,
+            added_at=int(self._clock() * 1000),
+        )
+        await self._db.run(lambda s: s.contacts.upsert(contact))
+        self._emit(ev.ContactUpdated(self._contact_view(chat_key)))
 
     # ==== chats and messages ==================================================================
     async def _chat_view(self, chat_id: str) -> ev.ChatView:
@@ -957,6 +1085,8 @@ class Messenger:
             await self._on_answer(opened)
         elif body == "sds_frame" and chat_id is not None:
             await self._on_frame(opened, chat_id, received)
+        elif body == "verification" and chat_id is not None:
+            await self._on_verification(opened, chat_id)
         else:
             self._reject(f"a {body or 'empty'} payload on the wrong topic")
             await self._save_sessions()

@@ -33,6 +33,7 @@ from chat.events import (
     MessageView,
     OutboxItemView,
     TraceStep,
+    VerificationView,
     to_json,
 )
 
@@ -46,6 +47,10 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/contacts/{chat_key}/accept", "accept_contact"),
     ("POST", "/v1/contacts/{chat_key}/decline", "decline_contact"),
     ("POST", "/v1/contacts/{chat_key}/cancel", "cancel_contact_request"),
+    ("GET", "/v1/contacts/{chat_key}/verification", "verification"),
+    ("POST", "/v1/contacts/{chat_key}/verification/start", "start_verification"),
+    ("POST", "/v1/contacts/{chat_key}/verification/confirm", "confirm_verification"),
+    ("POST", "/v1/contacts/{chat_key}/verification/cancel", "cancel_verification"),
     ("GET", "/v1/chats", "list_chats"),
     ("POST", "/v1/chats/{id}/read", "mark_read"),
     ("GET", "/v1/chats/{id}/messages", "list_messages"),
@@ -76,6 +81,10 @@ class MessengerFace(Protocol):
     async def decline_contact(self, chat_key: str) -> ContactView: ...
     async def cancel_contact_request(self, chat_key: str) -> ContactView: ...
     async def contacts(self) -> list[ContactView]: ...
+    def verification(self, chat_key: str) -> VerificationView: ...
+    async def start_verification(self, chat_key: str) -> VerificationView: ...
+    async def confirm_verification(self, chat_key: str) -> VerificationView: ...
+    async def cancel_verification(self, chat_key: str) -> VerificationView: ...
     async def chats(self) -> list[ChatView]: ...
     async def send_text(
         self, chat_id: str, text: str, reply_to: str | None = None
@@ -135,6 +144,24 @@ class Handlers:
         request.json_object(allowed=frozenset())
         chat_key = request.params["chat_key"]
         return json_response(to_json(await self._m.cancel_contact_request(chat_key)))
+
+    async def verification(self, request: Request) -> Response:
+        return json_response(to_json(self._m.verification(request.params["chat_key"])))
+
+    async def start_verification(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        chat_key = request.params["chat_key"]
+        return json_response(to_json(await self._m.start_verification(chat_key)))
+
+    async def confirm_verification(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        chat_key = request.params["chat_key"]
+        return json_response(to_json(await self._m.confirm_verification(chat_key)))
+
+    async def cancel_verification(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        chat_key = request.params["chat_key"]
+        return json_response(to_json(await self._m.cancel_verification(chat_key)))
 
     async def list_chats(self, request: Request) -> Response:
         return _views(await self._m.chats())

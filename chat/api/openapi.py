@@ -22,6 +22,7 @@ from chat.events import (
     MessageView,
     OutboxItemView,
     TraceStep,
+    VerificationView,
 )
 from chat.messenger import MAX_TEXT_LENGTH
 
@@ -34,6 +35,7 @@ VIEWS: tuple[type, ...] = (
     TraceStep,
     OutboxItemView,
     HealthView,
+    VerificationView,
 )
 
 DESCRIPTION = f"""\
@@ -58,7 +60,8 @@ EVENTS_DESCRIPTION = f"""\
 Server-sent events (`text/event-stream`): one event per messenger event from the moment of
 connecting, `event: <kind>` and `data: <json>`, the JSON being the event with its `kind`.
 Kinds: message_added and message_updated (`message`: a MessageView), contact_updated
-(`contact`), chat_updated (`chat`), health_updated (`health`), messages_lost (`chat_id`,
+(`contact`), verification_updated (`verification`), chat_updated (`chat`), health_updated
+(`health`), messages_lost (`chat_id`,
 `count`), rejected (`reason`). A comment line is sent after {KEEPALIVE_INTERVAL:.0f} s without
 events. The stream ends when the server stops; a client that falls far behind loses events
 (the messenger logs how many)."""
@@ -108,6 +111,11 @@ def schema_for(annotation: Any) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": schema_for(args[1])}
     if origin is list:
         return {"type": "array", "items": schema_for(args[0])}
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(set(args)) != 1:
+            raise TypeError(f"cannot describe {annotation!r}")
+        items = schema_for(args[0])
+        return {"type": "array", "items": items, "minItems": len(args), "maxItems": len(args)}
     if annotation is Any:
         return {}
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
@@ -265,6 +273,22 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "cancel_contact_request", "Withdraw a contact request we sent",
         (200, _json(_ref("ContactView"), "the contact")), (400, 404, 409),
         parameters=(_CHAT_KEY,), tag="contacts")},
+    "/v1/contacts/{chat_key}/verification": {"get": _operation(
+        "verification", "The emoji verification with a contact, if any",
+        (200, _json(_ref("VerificationView"), "its state")), (400, 404),
+        parameters=(_CHAT_KEY,), tag="verification")},
+    "/v1/contacts/{chat_key}/verification/start": {"post": _operation(
+        "start_verification", "Begin comparing emoji with a contact (both online)",
+        (200, _json(_ref("VerificationView"), "started")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="verification")},
+    "/v1/contacts/{chat_key}/verification/confirm": {"post": _operation(
+        "confirm_verification", "The emoji on both screens match",
+        (200, _json(_ref("VerificationView"), "confirmed")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="verification")},
+    "/v1/contacts/{chat_key}/verification/cancel": {"post": _operation(
+        "cancel_verification", "The emoji differ, or stop: tell the contact",
+        (200, _json(_ref("VerificationView"), "cancelled")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="verification")},
     "/v1/chats": {"get": _operation(
         "list_chats", "Every chat, most recent activity first",
         (200, _json(_list_of("ChatView"), "the chats")), tag="chats")},

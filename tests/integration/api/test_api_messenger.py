@@ -122,6 +122,32 @@ async def test_contact_request_messages_states_trace_and_events_over_http(
     read = await bob.call("POST", f"/v1/chats/{chat_id}/read")
     assert read["unread"] == 0
 
+    # Emoji verification, both sides over their APIs.
+    alice_key, bob_key = identity["chat_key"], chat["peer_chat_key"]
+    started = await alice.call("POST", f"/v1/contacts/{bob_key}/verification/start")
+    assert started["chat_key"] == bob_key and started["state"] == "started"
+
+    async def both_compare() -> bool:
+        views = [
+            await alice.call("GET", f"/v1/contacts/{bob_key}/verification"),
+            await bob.call("GET", f"/v1/contacts/{alice_key}/verification"),
+        ]
+        return all(v["state"] == "compare" and len(v["emoji"]) == 7 for v in views)
+
+    await until(both_compare)
+    alice_view = await alice.call("GET", f"/v1/contacts/{bob_key}/verification")
+    bob_view = await bob.call("GET", f"/v1/contacts/{alice_key}/verification")
+    assert alice_view["emoji"] == bob_view["emoji"]
+    assert all(len(pair) == 2 for pair in alice_view["emoji"])
+    await alice.call("POST", f"/v1/contacts/{bob_key}/verification/confirm")
+    await bob.call("POST", f"/v1/contacts/{alice_key}/verification/confirm")
+
+    async def verified() -> bool:
+        contacts = await alice.call("GET", "/v1/contacts")
+        return bool(contacts[0]["verified"])
+
+    await until(verified)
+
 
 async def test_messenger_refusals_are_4xx_with_a_sentence(api_net: Any) -> None:
     alice = await api_net.start("alice")
@@ -141,6 +167,8 @@ async def test_messenger_refusals_are_4xx_with_a_sentence(api_net: Any) -> None:
         ("POST", "/v1/messages/abc/discard", {"json": {"why": 1}}, 400),
         ("GET", "/v1/chats/x/messages?limit=0", {}, 400),
         ("POST", "/v1/chats/x/read", {}, 404),
+        ("POST", "/v1/contacts/cw1nobody/verification/start", {}, 404),
+        ("POST", "/v1/contacts/cw1nobody/verification/confirm", {}, 404),
     ]
     for method, path, kwargs, status in cases:
         response = await http.request(method, path, **kwargs)

@@ -16,10 +16,13 @@ import sys
 from pathlib import Path
 
 import trio
+from libp2p.crypto.keys import KeyPair
+from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from chat.config import Config
 from chat.errors import UserError
+from chat.fleet import add_fleet_argument, load_fleet, resolve_network
 from chat.waku.host import HostError, listen_addrs_for, load_or_create_node_key
 from chat.waku.metrics import MetricsBindError
 from chat.waku.node import NodeConfig
@@ -108,6 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MULTIADDR",
         help="peer to keep connected (full multiaddr with /p2p/), repeatable",
     )
+    add_fleet_argument(parser)
     parser.add_argument(
         "--protected-shard",
         action="append",
@@ -160,19 +164,32 @@ def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
         listen = listen_addrs_for(tcp, args.ws_port)
     except (HostError, ValueError) as exc:
         raise UserError(f"bad --listen address: {exc}") from None
-    peers = tuple(args.peer) if args.peer else config.network.peers
-    for peer in peers:
+    key_pair = load_or_create_node_key(args.node_key or default_node_key(config))
+    fleet = load_fleet(args.fleet) if getattr(args, "fleet", None) else None
+    for peer in args.peer or ():
         try:
             Multiaddr(peer).value_for_protocol("p2p")
         except Exception:
             raise UserError(f"--peer {peer} must be a multiaddr ending in /p2p/<peer id>") from None
+    network = resolve_network(
+        config.network,
+        fleet,
+        cluster_id=args.cluster,
+        shards=args.shard,
+        peers=args.peer or (),
+        exclude_peer=_peer_id_text(key_pair),
+    )
     return NodeConfig(
         listen_addrs=listen,
-        cluster_id=args.cluster if args.cluster is not None else config.network.cluster_id,
-        shards=tuple(args.shard) if args.shard else config.network.shards,
-        static_peers=peers,
-        key_pair=load_or_create_node_key(args.node_key or default_node_key(config)),
+        cluster_id=network.cluster_id,
+        shards=network.shards,
+        static_peers=network.peers,
+        key_pair=key_pair,
     )
+
+
+def _peer_id_text(key_pair: KeyPair) -> str:
+    return ID.from_pubkey(key_pair.public_key).to_base58()
 
 
 def protected_shards_from(args: argparse.Namespace, cluster_id: int) -> dict[str, ShardPublicKey]:

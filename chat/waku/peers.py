@@ -164,6 +164,10 @@ class PeerManager:
     def knows(self, peer: PeerId) -> bool:
         return peer in self._peers
 
+    def services_of(self, peer: PeerId) -> frozenset[Service]:
+        p = self._peers.get(peer)
+        return frozenset() if p is None else p.services
+
     # --- events -----------------------------------------------------------------------------
 
     def connected(self, peer: PeerId, now: float) -> list[Action]:

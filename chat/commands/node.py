@@ -13,6 +13,7 @@ import logging
 import re
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import trio
@@ -23,6 +24,9 @@ from multiaddr import Multiaddr
 from chat.config import Config
 from chat.errors import UserError
 from chat.fleet import add_fleet_argument, load_fleet, resolve_network
+from chat.waku.connectivity import Connectivity, ConnectivityOptions
+from chat.waku.health import HealthSummary
+from chat.waku.health_monitor import HealthService
 from chat.waku.host import HostError, listen_addrs_for, load_or_create_node_key
 from chat.waku.metrics import MetricsBindError
 from chat.waku.node import NodeConfig
@@ -150,6 +154,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate-limit", action="append", metavar="[PROTO:]N/PERIOD",
         help="nwaku-style rate limit, e.g. store:20/1s or lightpush:10/1m; repeatable "
         "(default: unlimited, filter 30/1m per peer)",
+    )  # fmt: skip
+    discovery = parser.add_argument_group("discovery")
+    discovery.add_argument(
+        "--mdns", action="store_true", help="announce and find nodes of our cluster on the LAN"
+    )
+    discovery.add_argument(
+        "--rendezvous", action="store_true",
+        help="serve rendezvous (clients find peers of a shard through this node)",
     )  # fmt: skip
     parser.add_argument(
         "--metrics", metavar="[HOST:]PORT",
@@ -315,12 +327,38 @@ def _services_line(config: ServiceNodeConfig) -> str:
     return ",".join(names)
 
 
-async def serve(service_config: ServiceNodeConfig) -> None:
+def health_line(summary: HealthSummary) -> str:
+    """`health online shards 0:3,1:2`: what `chinwag node` prints whenever health changes."""
+    shards = ",".join(f"{shard}:{count}" for shard, count in summary.peers_per_shard)
+    return f"health {summary.state.value} shards {shards}"
+
+
+async def _print_health(health: HealthService) -> None:
+    last = health_line(health.summary())  # the start (offline, no peers) goes without saying
+    async for summary in health.subscribe():
+        line = health_line(summary)
+        if line != last:
+            print(line, flush=True)
+            last = line
+
+
+async def serve(
+    service_config: ServiceNodeConfig, options: ConnectivityOptions | None = None
+) -> None:
+    """Run the node until SIGINT/SIGTERM. With `options`, the peer manager (not the node's
+    static-peer loop) keeps the configured peers connected, and health lines are printed."""
+    node_config = service_config.node
+    if options is not None:
+        options = replace(options, peers=(*node_config.static_peers, *options.peers))
+        service_config = replace(service_config, node=replace(node_config, static_peers=()))
     try:
         service_node = ServiceNode(service_config)
     except ArchiveError as exc:
         raise UserError(f"the archive cannot be opened: {exc}") from None
-    node_config = service_config.node
+    connectivity = None
+    if options is not None:
+        connectivity = Connectivity(service_node.node, options)
+        await connectivity.mount()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with service_node.run():
@@ -335,9 +373,13 @@ async def serve(service_config: ServiceNodeConfig) -> None:
                     print(addr, flush=True)
                 if service_node.metrics is not None:
                     print(f"metrics {service_node.metrics.url}", flush=True)
-                async for signum in signals:
-                    log.info("stopping on %s", signal.Signals(signum).name)
-                    break
+                async with trio.open_nursery() as nursery:
+                    if connectivity is not None:
+                        nursery.start_soon(_print_health, connectivity.health)
+                    async for signum in signals:
+                        log.info("stopping on %s", signal.Signals(signum).name)
+                        break
+                    nursery.cancel_scope.cancel()
         except HostError as exc:
             raise UserError(f"the node cannot start: {exc}. Is the port already in use?") from None
         except MetricsBindError as exc:
@@ -349,6 +391,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if config.log_level != "DEBUG":
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)
-    trio.run(serve, service_config_from(args, config))
+    options = ConnectivityOptions(mdns=args.mdns, rendezvous_point=args.rendezvous)
+    trio.run(serve, service_config_from(args, config), options)
     sys.stdout.flush()
     return 0

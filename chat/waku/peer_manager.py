@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import trio
+from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
@@ -272,6 +273,11 @@ class PeerManagerService:
         peer_id = ID.from_base58(peer)
         ok = False
         if addrs:
+            # py-libp2p blocks a peer for 60 s after a dial where every address failed (its
+            # "negative cache"): a 2 s outage would cost a minute. Backoff is ours to decide.
+            network = self._host.libp2p.get_network()
+            if isinstance(network, Swarm):
+                network.unblock_peer(peer_id)
             with trio.move_on_after(self.dial_timeout):
                 try:
                     await self._host.libp2p.connect(PeerInfo(peer_id, addrs))

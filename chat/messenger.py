@@ -94,6 +94,7 @@ from chat.reliability.store_checks import (
 from chat.verification import CANCEL, MAC, REPLY, START, Verification, VerificationError
 from chat.waku.host import generate_node_key
 from chat.waku.message import WakuMessage
+from chat.waku.peers import Service
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.router import NoPeersReached
 from chat.waku.store.client import StoreClientError, new_request_id
@@ -119,8 +120,12 @@ CONTACT_SHARD = 0
 IDLE_WAKEUP = 30.0
 """The scheduler looks around at least this often (health, cheap checks)."""
 SYNC_RETRY = 5.0
+STORE_TRIES = 3
+"""Store nodes one query tries before it waits for its retry."""
 SAVE_DELAY = 1.0
 """Receive-side state (SDS logs, Olm ratchets) is written at most this long after it moved."""
+CATCH_UP_LIMIT = 60.0
+"""A catch-up the health monitor waits for longer than this counts as failed."""
 GIVE_UP_MISSING_AFTER = 600.0
 """A message waiting this long for an earlier one is shown anyway; the gap is reported."""
 
@@ -141,6 +146,8 @@ class MessengerConfig:
     sync_delay: float = 1.0
     give_up_missing_after: float = GIVE_UP_MISSING_AFTER
     faults: RelayFaults | None = None
+    mdns: bool | None = None
+    """LAN discovery; None: on when no peer is configured."""
     clock: Callable[[], float] = time.time
 
 
@@ -170,6 +177,7 @@ class Messenger:
                     shards=self.config.shards,
                     key_pair=self.config.node_key or generate_node_key(),
                     faults=self.config.faults,
+                    mdns=self.config.mdns,
                 )
             )
         except ConfigError as exc:
@@ -202,6 +210,9 @@ class Messenger:
         self.store_ok: bool | None = None
         self.rejected = 0
         self._nursery: trio.Nursery | None = None
+        self._catch_up_waiters: tuple[trio.Event, int] | None = None
+        self._catch_ups_done = 0
+        self._catch_up_failed = False
         self._dirty_sessions = False
         self._dirty_channels: set[str] = set()
         self._flush_at: float | None = None
@@ -215,6 +226,10 @@ class Messenger:
             nursery.start_soon(self._receive_loop)
             nursery.start_soon(self._scheduler)
             nursery.start_soon(self._watch_connections)
+            nursery.start_soon(self._watch_health)
+            health = self.node.connectivity.health
+            health.set_catch_up(self._catch_up)
+            health.on_reset(self._after_reset)
             try:
                 yield self
             finally:
@@ -870,25 +885,64 @@ class Messenger:
 
     # ==== health ==============================================================================
     def health(self) -> ev.HealthView:
-        per_shard = self.node.relay_peers() if self._nursery is not None else {}
-        peers = len(self.node.connected_peers()) if self._nursery is not None else 0
-        relay_peers = sum(per_shard.values())
-        if relay_peers and self.store_ok is not False:
-            status = "online"
-        elif relay_peers or peers:
-            status = "degraded"
-        else:
-            status = "offline"
+        """The health monitor's verdict (chat/waku/health.py), with relay peers per shard."""
+        running = self._nursery is not None
+        summary = self.node.connectivity.health.summary()
+        status = summary.state.value if running else "offline"
+        reachable = {s.value: ok for s, ok in summary.reachable().items()}
+        store = reachable.get(Service.STORE.value, self.store_ok)
         return ev.HealthView(
             status=status,
             online=status == "online",
-            peers=peers,
-            peers_per_shard=per_shard,
-            store_reachable=self.store_ok,
-            services={"store": bool(self.store_ok)} if self.store_ok is not None else {},
-            last_catch_up=self.last_catch_up,
+            peers=len(self.node.connected_peers()) if running else 0,
+            peers_per_shard=self.node.relay_peers() if running else {},
+            store_reachable=store,
+            services=reachable,
+            last_catch_up=summary.last_catch_up or self.last_catch_up,
             outbox=len(self._outbox.pending()),
         )
+
+    async def _watch_health(self) -> None:
+        async with self.node.connectivity.health.subscribe() as summaries:
+            async for _ in summaries:
+                self._emit(ev.HealthUpdated(self.health()))
+
+    async def _catch_up(self, since: float | None) -> bool:
+        """The health monitor asks (start, reconnect, wake): scan every watched topic from its
+        cursor now; True once every scan has completed."""
+        async with self._lock:
+            self._catch_up_waiters = trio.Event(), self.checks.group_count
+            self._catch_ups_done = 0
+            self._catch_up_failed = False
+            self.checks.catch_up(self._clock())
+            done, _ = self._catch_up_waiters
+        self._poke()
+        with trio.move_on_after(CATCH_UP_LIMIT):
+            await done.wait()
+            return not self._catch_up_failed
+        return False
+
+    def _catch_up_progress(self, *, failed: bool = False) -> None:
+        if self._catch_up_waiters is None:
+            return
+        done, groups = self._catch_up_waiters
+        self._catch_up_failed |= failed
+        self._catch_ups_done += 1
+        if failed or self._catch_ups_done >= groups:
+            done.set()
+            self._catch_up_waiters = None
+
+    async def _after_reset(self, reason: str) -> None:
+        """After a sleep or a network change: messages waiting for the network go now."""
+        log.info("connections reset (%s): retrying what waits for the network", reason)
+        async with self._lock:
+            now = self._clock()
+            for entry in self._outbox.pending():
+                if entry.state is ob.State.QUEUED:
+                    with contextlib.suppress(ob.OutboxError):
+                        self._outbox.retry(entry.message_id, now)
+            self.checks.catch_up(now)
+        self._poke()
 
     async def _watch_connections(self) -> None:
         """Tell faces when the network changes, and catch up after every new connection."""
@@ -1346,7 +1400,7 @@ class Messenger:
                 )
                 if lost:
                     await self._deliver_released(chat_id, lost, now)
-        if self.node.has_store_peers:
+        if self.node.store_peers():
             for query in self.checks.due(now):
                 self._start_query(query)
 
@@ -1394,33 +1448,40 @@ class Messenger:
         self._nursery.start_soon(self._run_query, query)
 
     async def _run_query(self, query: Query) -> None:
-        peers = self.node.store_peers()
-        if not peers:
-            async with self._lock:
-                self.checks.query_failed(query, self._clock())
-            return
-        peer = peers[0]
-        try:
-            if isinstance(query, PresenceQuery):
-                present = await self.node.store.present(peer, query.hashes)
-                async with self._lock:
-                    await self._on_presence(query, present, peer)
-            elif isinstance(query, RangeQuery):
-                hashes = await self._range_hashes(peer, query)
-                async with self._lock:
-                    await self._on_range(query, hashes)
-            else:
-                found = await self._fetch(peer, query)
-                async with self._lock:
-                    self.checks.fetch_answer(query, found, self._clock())
-                    self._check_events_not_retrieved(query, found)
+        """Ask the best store node; on failure the next one (failover), then give up for
+        now (the core schedules the retry)."""
+        for peer in self.node.store_peers()[:STORE_TRIES]:
+            try:
+                await self._ask(peer, query)
+            except StoreClientError as exc:
+                log.info("store query to %s failed: %s", peer, exc)
+                self.node.record_store(peer, False)
+                self._store_reached(False)
+                continue
+            self.node.record_store(peer, True)
             self._store_reached(True)
-        except StoreClientError as exc:
-            log.info("store query to %s failed: %s", peer, exc)
-            self._store_reached(False)
-            async with self._lock:
-                self.checks.query_failed(query, self._clock())
+            self._poke()
+            return
+        async with self._lock:
+            self.checks.query_failed(query, self._clock())
+            if isinstance(query, RangeQuery):
+                self._catch_up_progress(failed=True)
         self._poke()
+
+    async def _ask(self, peer: ID, query: Query) -> None:
+        if isinstance(query, PresenceQuery):
+            present = await self.node.store.present(peer, query.hashes)
+            async with self._lock:
+                await self._on_presence(query, present, peer)
+        elif isinstance(query, RangeQuery):
+            hashes = await self._range_hashes(peer, query)
+            async with self._lock:
+                await self._on_range(query, hashes)
+        else:
+            found = await self._fetch(peer, query)
+            async with self._lock:
+                self.checks.fetch_answer(query, found, self._clock())
+                self._check_events_not_retrieved(query, found)
 
     def _check_events_not_retrieved(self, query: FetchQuery, found: set[bytes]) -> None:
         # NotRetrieved events come back from fetch_answer; nothing to show beyond the log.
@@ -1475,6 +1536,7 @@ class Messenger:
                 ]
                 await self._db.run(_save_cursors(cursors))
                 self.last_catch_up = now
+                self._catch_up_progress()
             elif isinstance(event, NotRetrieved):
                 log.info("store listed %s but never returned it", event.msg_hash.hex())
 

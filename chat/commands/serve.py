@@ -33,9 +33,11 @@ from chat.api.routing import Router
 from chat.api.server import ApiListener, bind_api, serve_api
 from chat.config import Config
 from chat.errors import UserError
+from chat.fleet import add_fleet_argument, load_fleet, resolve_network
 from chat.logs import register_secret
 from chat.messenger import Messenger, MessengerConfig
 from chat.unlock import unlock_profile
+from chat.waku.relay.faults import RelayFaults
 from storage.store import Store
 
 NAME = "serve"
@@ -65,6 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen", action="append", metavar="MULTIADDR",
         help=f"address for the node to listen on, repeatable (default {DEFAULT_LISTEN})",
+    )  # fmt: skip
+    add_fleet_argument(parser)
+    parser.add_argument(
+        "--drop-frames", type=float, default=0.0, metavar="RATE",
+        help="fault simulation: lose this share (0-1) of outgoing relay frames",
     )  # fmt: skip
 
 
@@ -110,13 +117,20 @@ def messenger_config_from(args: argparse.Namespace, config: Config) -> Messenger
             Multiaddr(value)
         except Exception:
             raise UserError(f"--listen {value} is not a multiaddr") from None
-    peers = _full_multiaddrs(args.peer, "--peer") if args.peer else config.network.peers
+    fleet = load_fleet(args.fleet) if getattr(args, "fleet", None) else None
+    peers = _full_multiaddrs(args.peer, "--peer") if args.peer else ()
+    settings = resolve_network(config.network, fleet, peers=peers)
+    store_peers = _full_multiaddrs(args.store_peer or [], "--store-peer")
+    drop = getattr(args, "drop_frames", 0.0)
+    if not 0.0 <= drop <= 1.0:
+        raise UserError(f"--drop-frames {drop} must be between 0 and 1")
     return MessengerConfig(
         listen_addrs=listen,
-        peers=peers,
-        store_peers=_full_multiaddrs(args.store_peer or [], "--store-peer"),
-        cluster_id=config.network.cluster_id,
-        shards=config.network.shards,
+        peers=settings.peers,
+        store_peers=tuple(dict.fromkeys((*settings.store_peers, *store_peers))),
+        cluster_id=settings.cluster_id,
+        shards=settings.shards,
+        faults=RelayFaults(drop) if drop else None,
     )
 
 

@@ -308,3 +308,46 @@ class ContactRequests:
         flow.state = new
         flow.history.append(transition)
         return transition
+
+
+# ---- persistence -------------------------------------------------------------------------
+def flow_to_json(flow: ContactRequest) -> dict[str, Any]:
+    return {
+        "state": flow.state.value if flow.state else None,
+        "request_id": flow.request_id,
+        "intro": flow.intro,
+        "sends": flow.sends,
+        "next_send_at": flow.next_send_at,
+        "expires_at": flow.expires_at,
+        "history": [
+            [t.old.value if t.old else None, t.new.value, t.event.value, t.at, t.details]
+            for t in flow.history
+        ],
+    }
+
+
+def flow_from_json(chat_key: str, data: dict[str, Any]) -> ContactRequest:
+    """Raises ContactRequestError for data this version cannot read."""
+    try:
+        history = [
+            RequestTransition(
+                RequestState(old) if old else None,
+                RequestState(new),
+                RequestEvent(event),
+                float(at),
+                dict(details),
+            )
+            for old, new, event, at, details in data["history"]
+        ]
+        return ContactRequest(
+            chat_key,
+            RequestState(data["state"]) if data["state"] else None,
+            data["request_id"],
+            str(data["intro"]),
+            int(data["sends"]),
+            data["next_send_at"],
+            data["expires_at"],
+            history,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ContactRequestError(f"unreadable contact request state: {exc}") from None

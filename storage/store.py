@@ -16,9 +16,11 @@ from storage.repositories.reliability import (
     SdsChannelRepository,
     SyncCursorRepository,
 )
+from storage.repositories.sessions import ContactFlowRepository, OlmSessionRepository
 from storage.repositories.telemetry import TelemetryQueueRepository
 
 ACCOUNT_PICKLE_PURPOSE = "olm-account-pickle"
+OLM_SESSION_PICKLE_PURPOSE = "olm-session-pickle"
 
 
 class Store:
@@ -37,6 +39,9 @@ class Store:
         self.received_hashes = ReceivedHashRepository(db)
         self.communities = CommunityRepository(db)
         self.telemetry = TelemetryQueueRepository(db)
+        self.contact_flows = ContactFlowRepository(db)
+        self.olm_sessions = OlmSessionRepository(db)
+        self.session_pickle_key = subkey(database_key, OLM_SESSION_PICKLE_PURPOSE)
 
     def close(self) -> None:
         self.db.close()

@@ -366,3 +366,41 @@ class Outbox:
         entry.state = new
         entry.history.append(transition)
         return transition
+
+
+# ---- persistence -------------------------------------------------------------------------
+# The transitions themselves are stored as the message's state history; this is the rest.
+def entry_to_json(entry: OutboxEntry) -> dict[str, Any]:
+    return {
+        "conversation_id": entry.conversation_id,
+        "created_at": entry.created_at,
+        "state": entry.state.value,
+        "attempts": entry.attempts,
+        "max_attempts": entry.max_attempts,
+        "queued_attempts": entry.queued_attempts,
+        "resends": entry.resends,
+        "max_resends": entry.max_resends,
+        "next_attempt_at": entry.next_attempt_at,
+        "reason": entry.reason,
+    }
+
+
+def entry_from_json(message_id: str, data: dict[str, Any]) -> OutboxEntry:
+    """Raises OutboxError for data this version cannot read."""
+    try:
+        next_at = data["next_attempt_at"]
+        return OutboxEntry(
+            message_id,
+            str(data["conversation_id"]),
+            created_at=float(data["created_at"]),
+            state=State(data["state"]),
+            attempts=int(data["attempts"]),
+            max_attempts=int(data["max_attempts"]),
+            queued_attempts=int(data["queued_attempts"]),
+            resends=int(data["resends"]),
+            max_resends=int(data["max_resends"]),
+            next_attempt_at=None if next_at is None else float(next_at),
+            reason=data.get("reason"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OutboxError(f"unreadable outbox entry for {message_id}: {exc}") from None

@@ -140,6 +140,10 @@ class SdsParams:
     bloom_capacity: int = 400
     bloom_error_rate: float = 0.01
     possible_ack_threshold: int = 2
+    sync_history_length: int = 16
+    """Sync frames name more of the log than content frames (ours): a sync exists to
+    acknowledge, and an id in a history is a certain acknowledgement where a bloom hit is
+    only a likely one. Sync frames carry no message, so this costs no message overhead."""
     log_length: int = 5000
     """How many delivered ids we remember with their lamport and hint (history, deps)."""
     forgotten_ids_length: int = 5000
@@ -156,6 +160,7 @@ JS_DEFAULTS = SdsParams(
     bloom_capacity=JS_DEFAULT_CAPACITY,
     bloom_error_rate=JS_DEFAULT_ERROR_RATE,
     possible_ack_threshold=2,
+    sync_history_length=200,
 )
 
 
@@ -239,8 +244,9 @@ class SdsChannel:
         self.lamport = frame.lamport
         return frame
 
-    def _history(self) -> tuple[HistoryEntry, ...]:
-        newest = self._log[-self.params.history_length :] if self.params.history_length else []
+    def _history(self, length: int | None = None) -> tuple[HistoryEntry, ...]:
+        length = self.params.history_length if length is None else length
+        newest = self._log[-length:] if length else []
         return tuple(HistoryEntry(mid, self._logged.get(mid, b"")) for _, mid in newest)
 
     def wrap(self, content: bytes, message_id: str, now_ms: int) -> SdsFrame:
@@ -280,7 +286,7 @@ class SdsChannel:
                 message_id=sync_id,
                 channel_id=self.channel_id,
                 lamport=self._next_lamport(now_ms),
-                causal_history=self._history(),
+                causal_history=self._history(self.params.sync_history_length),
                 bloom=self._bloom.to_bytes(),
             )
         )

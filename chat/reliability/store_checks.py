@@ -181,6 +181,13 @@ class StoreChecks:
         self._to_fetch.pop(msg_hash, None)
         self._forget_old(now)
 
+    def want(self, msg_hash: bytes, now: float) -> None:
+        """Fetch this message by its hash: a missing dependency SDS named with its retrieval
+        hint. Fetched, retried and given up like a message a scan found missing."""
+        if msg_hash in self._received or msg_hash in self._given_up or msg_hash in self._to_fetch:
+            return
+        self._to_fetch[msg_hash] = _Fetch(next_try=now)
+
     def catch_up(self, now: float) -> None:
         """Start, reconnect or wake: scan every group now."""
         for group in self._groups.values():

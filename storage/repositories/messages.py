@@ -30,6 +30,7 @@ class StoredMessage:
     state: str
     state_reason: str | None
     waku_hash: bytes | None
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,24 @@ class PageCursor:
 
 _COLUMNS = (
     "id, conversation_id, message_id, sender, outgoing, body, sent_at, received_at, state, "
-    "state_reason, waku_hash"
+    "state_reason, waku_hash, reply_to"
 )
 
 
 def _message(r: Row) -> StoredMessage:
     return StoredMessage(
-        r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10] and bytes(r[10])
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        bool(r[4]),
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10] and bytes(r[10]),
+        r[11],
     )
 
 
@@ -85,13 +97,15 @@ class MessageRepository:
         received_at: int | None = None,
         waku_hash: bytes | None = None,
         evidence: Mapping[str, Any] | None = None,
+        reply_to: str | None = None,
     ) -> int:
         """Insert the message and its first transition; returns its row id."""
         evidence_text = _evidence_json(evidence)
         with self._db.transaction():
             rowid = self._db.execute(
                 "INSERT INTO messages (conversation_id, message_id, sender, outgoing, body, "
-                "sent_at, received_at, state, waku_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "sent_at, received_at, state, waku_hash, reply_to) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     message_id,
@@ -102,6 +116,7 @@ class MessageRepository:
                     received_at,
                     state,
                     waku_hash,
+                    reply_to,
                 ),
             )
             self._db.execute(
@@ -153,6 +168,14 @@ class MessageRepository:
         row = self._db.fetchone(
             f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND message_id = ?",
             (conversation_id, message_id),
+        )
+        return None if row is None else _message(row)
+
+    def by_id(self, message_id: str) -> StoredMessage | None:
+        """A message by its id alone (ids are random, so unique across conversations)."""
+        row = self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM messages WHERE message_id = ? ORDER BY id LIMIT 1",
+            (message_id,),
         )
         return None if row is None else _message(row)
 

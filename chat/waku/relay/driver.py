@@ -19,6 +19,7 @@ from libp2p.network.stream.exceptions import StreamEOF
 
 from chat.waku.framing import FrameDecoder, FramingError
 from chat.waku.relay.codec import RELAY_PROTOCOL
+from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.metrics import RelayCounters
 from chat.waku.relay.router import Deliver, Disconnect, NoPeersReached, Router, Send
 from chat.waku.relay.sendqueue import SendQueue
@@ -87,8 +88,10 @@ class RelayDriver:
         *,
         limits: DriverLimits | None = None,
         clock: Callable[[], float] = trio.current_time,
+        faults: RelayFaults | None = None,
     ) -> None:
         self.host = host
+        self.faults = faults
         self.router = router or Router()
         self.counters: RelayCounters = self.router.counters
         self.limits = limits or DriverLimits()
@@ -226,6 +229,8 @@ class RelayDriver:
 
     def _queue(self, send: Send) -> bool:
         peer = self._peers.get(send.peer)
+        if peer is not None and self.faults is not None and self.faults.lose():
+            return True  # lost on the link: to the sender it looks sent
         if peer is not None and peer.queue.put(send.frame):
             return True
         self._count_send_drop(send.peer, peer)

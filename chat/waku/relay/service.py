@@ -17,6 +17,7 @@ import trio
 from chat.waku.host import WakuHost
 from chat.waku.message import MessageError, WakuMessage, now_ns
 from chat.waku.relay.driver import DriverLimits, RelayDriver
+from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.router import Deliver, Router
 from chat.waku.relay.verdict import Accept, Ignore, Reject, ValidationResult
 from chat.waku.validation import Outcome, RelayValidator, ShardSigner
@@ -50,11 +51,13 @@ class RelayService:
         validator: RelayValidator | None = None,
         signer: ShardSigner | None = None,
         limits: DriverLimits | None = None,
+        faults: RelayFaults | None = None,
     ) -> None:
         self.validator = validator or RelayValidator(clock=now_ns)
         self.signer = signer or ShardSigner()
         self.router = Router(validator=router_validator(self.validator))
         self._limits = limits
+        self.faults = faults
         self._topics = list(dict.fromkeys(pubsub_topics))
         self._sinks: list[MessageSink] = []
         self._driver: RelayDriver | None = None
@@ -74,7 +77,7 @@ class RelayService:
         self._sinks.append(sink)
 
     async def serve(self, host: WakuHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        driver = RelayDriver(host.libp2p, self.router, limits=self._limits)
+        driver = RelayDriver(host.libp2p, self.router, limits=self._limits, faults=self.faults)
         async with trio.open_nursery() as nursery:
             await nursery.start(driver.run)
             self._driver = driver

@@ -154,7 +154,7 @@ def test_retry_returns_the_same_frame() -> None:
 
 
 def test_bloom_hits_acknowledge_after_the_threshold() -> None:
-    params = SdsParams(history_length=0)  # only the bloom filter can acknowledge
+    params = SdsParams(history_length=0, sync_history_length=0)  # only the bloom acknowledges
     alice, bob = _pair(params)
     m1 = _send(alice, "one", 1000)
     bob.receive(m1, 1001)
@@ -191,7 +191,7 @@ def test_bloom_hits_from_frames_older_than_our_message_do_not_count() -> None:
 
 
 def test_one_incoming_message_counts_one_bloom_hit_however_often_it_arrives() -> None:
-    params = SdsParams(history_length=0)  # only the bloom filter can acknowledge
+    params = SdsParams(history_length=0, sync_history_length=0)  # only the bloom acknowledges
     alice, bob = _pair(params)
     m1 = _send(alice, "one", 1000)
     bob.receive(m1, 1001)
@@ -386,3 +386,17 @@ def test_a_state_saved_before_the_optional_keys_still_loads() -> None:
     assert [f.message_id for f in restored.unacknowledged()] == [m1.message_id]
     reply = _send(bob, "two", 1002)
     assert Acknowledged(m1.message_id, "history") in restored.receive(reply, 1003)
+
+
+def test_a_sync_frame_names_more_of_the_log_than_a_content_frame() -> None:
+    alice, bob = _pair(SdsParams(history_length=2, sync_history_length=16))
+    sent = [_send(alice, f"m{i}", 1000 + i) for i in range(10)]
+    for frame in sent:
+        bob.receive(frame, 1100)
+    sync = bob.make_sync("sync-1", 1200)
+    assert sync is not None and len(sync.causal_history) == 10
+    acks = alice.receive(sync, 1300)
+    assert {a.message_id for a in acks if isinstance(a, Acknowledged)} == {
+        f.message_id for f in sent
+    }
+    assert all(isinstance(a, Acknowledged) and a.by == "history" for a in acks)

@@ -199,3 +199,14 @@ def test_a_fetch_answered_while_the_message_arrived_otherwise_is_done() -> None:
     checks.fetch_answer(fetch, {H[2]}, now=2001)  # H[2] returned (whatever became of it)
     assert checks.next_wakeup() == 2060 and checks.due(5000) != []
     assert [q for q in checks.due(10_000) if isinstance(q, FetchQuery)] == []
+
+
+def test_a_wanted_hash_is_fetched_once_and_not_again_after_it_arrived() -> None:
+    checks = StoreChecks()
+    checks.want(b"h" * 32, 100.0)
+    checks.want(b"h" * 32, 100.0)
+    (query,) = checks.due(100.0)
+    assert isinstance(query, FetchQuery) and query.hashes == (b"h" * 32,)
+    assert checks.fetch_answer(query, {b"h" * 32}, 101.0) == []
+    checks.want(b"h" * 32, 102.0)
+    assert checks.due(200.0) == []

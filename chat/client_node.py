@@ -1,0 +1,140 @@
+"""The node a chat client runs: relay on its shards, a store client, and an inbox.
+
+A chinwag client is a full relay node (it publishes and receives through gossipsub on the
+network's shards) that asks store nodes for proof and for what it missed. Everything relay
+accepts is offered to a bounded inbox; when the messenger falls behind, messages are dropped
+and counted, and the periodic store scan finds them again (nothing is lost for good).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from libp2p.crypto.keys import KeyPair
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from multiaddr import Multiaddr
+
+from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
+from chat.waku.host import generate_node_key
+from chat.waku.message import WakuMessage, now_ns
+from chat.waku.node import Node, NodeConfig
+from chat.waku.relay.faults import RelayFaults
+from chat.waku.relay.service import RelayService
+from chat.waku.store.client import StoreClient
+from chat.waku.topics import RelayShard
+from chat.waku.validation import RelayValidator
+
+log = logging.getLogger(__name__)
+
+INBOX_SIZE = 4096
+STORE_TIMEOUT = 10.0
+
+
+class ConfigError(ValueError):
+    """A peer address we cannot use; a sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Received:
+    pubsub_topic: str
+    message: WakuMessage
+    msg_hash: bytes
+    via: str
+    """'relay' or 'store'."""
+
+
+@dataclass(frozen=True)
+class ClientNodeConfig:
+    listen_addrs: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/0",)
+    peers: tuple[str, ...] = ()
+    store_peers: tuple[str, ...] = ()
+    cluster_id: int = DEFAULT_CLUSTER_ID
+    shards: tuple[int, ...] = DEFAULT_SHARDS
+    key_pair: KeyPair = field(default_factory=generate_node_key)
+    faults: RelayFaults | None = None
+
+
+def peer_id_of(addr: str) -> ID:
+    try:
+        return info_from_p2p_addr(Multiaddr(addr)).peer_id
+    except Exception as exc:  # py-multiaddr raises several types for bad input
+        raise ConfigError(
+            f"{addr} is not a full multiaddr ending in /p2p/<peer id>: {exc}"
+        ) from None
+
+
+class ClientNode:
+    def __init__(self, config: ClientNodeConfig) -> None:
+        self.config = config
+        self._store_peer_ids = [peer_id_of(a) for a in config.store_peers or config.peers]
+        static = tuple(dict.fromkeys((*config.peers, *config.store_peers)))
+        for addr in static:
+            peer_id_of(addr)
+        self.node = Node(
+            NodeConfig(
+                listen_addrs=[Multiaddr(a) for a in config.listen_addrs],
+                cluster_id=config.cluster_id,
+                shards=config.shards,
+                static_peers=static,
+                key_pair=config.key_pair,
+            )
+        )
+        self.pubsub_topics = [RelayShard(config.cluster_id, s).pubsub_topic for s in config.shards]
+        self.relay = RelayService(
+            self.pubsub_topics, validator=RelayValidator(clock=now_ns), faults=config.faults
+        )
+        self.store = StoreClient(self.node.host.libp2p, timeout=STORE_TIMEOUT)
+        self._inbox_send, self.inbox = trio.open_memory_channel[Received](INBOX_SIZE)
+        self.inbox_drops = 0
+        self.relay.add_sink(self._on_relay)
+
+    def pubsub_topic(self, shard: int) -> str:
+        return RelayShard(self.config.cluster_id, shard).pubsub_topic
+
+    def _on_relay(self, pubsub_topic: str, message: WakuMessage, data: bytes) -> None:
+        try:
+            self._inbox_send.send_nowait(
+                Received(pubsub_topic, message, message.hash(pubsub_topic), "relay")
+            )
+        except trio.WouldBlock:
+            self.inbox_drops += 1
+            if self.inbox_drops == 1 or self.inbox_drops % 1000 == 0:
+                log.warning(
+                    "messenger is behind; %d relay messages left to store scans", self.inbox_drops
+                )
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[ClientNode]:
+        await self.node.mount(self.relay)
+        async with self.node.run():
+            yield self
+
+    def full_multiaddrs(self) -> list[str]:
+        return [str(a) for a in self.node.full_multiaddrs()]
+
+    def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
+        """Peers reached; raises NoPeersReached, or ValueError when the message is refused."""
+        return self.relay.publish(pubsub_topic, message)
+
+    def relay_peers(self) -> dict[str, int]:
+        topic_peers: dict[str, Any] = self.relay.router.topic_peers
+        return {topic: len(topic_peers.get(topic, ())) for topic in self.pubsub_topics}
+
+    def store_peers(self) -> list[ID]:
+        """Configured store nodes we are connected to now, in configured order."""
+        return [p for p in self._store_peer_ids if self.node.host.is_connected(p)]
+
+    @property
+    def has_store_peers(self) -> bool:
+        return bool(self._store_peer_ids)
+
+    def connected_peers(self) -> Sequence[ID]:
+        return self.node.host.connected_peers()

@@ -14,24 +14,17 @@ import re
 import signal
 import sys
 from pathlib import Path
-
-import trio
-from multiaddr import Multiaddr
+from typing import TYPE_CHECKING
 
 from chat.config import Config
 from chat.errors import UserError
-from chat.waku.host import HostError, listen_addrs_for, load_or_create_node_key
-from chat.waku.metrics import MetricsBindError
-from chat.waku.node import NodeConfig
-from chat.waku.protected import ProtectedShardError, ShardPublicKey
-from chat.waku.ratelimit import RateLimitError, rate_limits_from_flags
-from chat.waku.service_node import (
-    ServiceNode,
-    ServiceNodeConfig,
-    StoreOptions,
-)
-from chat.waku.topics import RelayShard
-from storage.archive import ArchiveError, RetentionPolicy
+
+# The node stack (libp2p, trio) is imported where it is used, so `chinwag --help` and the
+# other commands do not pay half a second for it.
+if TYPE_CHECKING:
+    from chat.waku.node import NodeConfig
+    from chat.waku.protected import ShardPublicKey
+    from chat.waku.service_node import ServiceNodeConfig, StoreOptions
 
 NAME = "node"
 HELP = "run a headless Waku service node"
@@ -155,6 +148,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
+    from multiaddr import Multiaddr
+
+    from chat.waku.host import HostError, listen_addrs_for, load_or_create_node_key
+    from chat.waku.node import NodeConfig
+
     try:
         tcp = [Multiaddr(a) for a in (args.listen or [DEFAULT_LISTEN])]
         listen = listen_addrs_for(tcp, args.ws_port)
@@ -176,6 +174,9 @@ def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
 
 
 def protected_shards_from(args: argparse.Namespace, cluster_id: int) -> dict[str, ShardPublicKey]:
+    from chat.waku.protected import ProtectedShardError, ShardPublicKey
+    from chat.waku.topics import RelayShard
+
     protected: dict[str, ShardPublicKey] = {}
     for item in args.protected_shard or []:
         shard_text, sep, key_text = item.partition(":")
@@ -236,6 +237,9 @@ def parse_metrics_address(text: str) -> tuple[str, int]:
 
 
 def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions | None:
+    from chat.waku.service_node import StoreOptions
+    from storage.archive import RetentionPolicy
+
     retention_flags = {
         "--archive": args.archive,
         "--retention-age": args.retention_age,
@@ -269,6 +273,9 @@ def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions
 
 def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNodeConfig:
     """Everything `chinwag node` runs, from its options; bad options are UserErrors."""
+    from chat.waku.ratelimit import RateLimitError, rate_limits_from_flags
+    from chat.waku.service_node import ServiceNodeConfig
+
     store = store_options_from(args, config)
     try:
         limits = rate_limits_from_flags(args.rate_limit or [])
@@ -299,6 +306,13 @@ def _services_line(config: ServiceNodeConfig) -> str:
 
 
 async def serve(service_config: ServiceNodeConfig) -> None:
+    import trio
+
+    from chat.waku.host import HostError
+    from chat.waku.metrics import MetricsBindError
+    from chat.waku.service_node import ServiceNode
+    from storage.archive import ArchiveError
+
     try:
         service_node = ServiceNode(service_config)
     except ArchiveError as exc:
@@ -329,6 +343,8 @@ async def serve(service_config: ServiceNodeConfig) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    import trio
+
     if config.log_level != "DEBUG":
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)

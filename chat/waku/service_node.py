@@ -32,6 +32,7 @@ from chat.waku.metrics import Metric, MetricsServer, Sample
 from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardPublicKey
 from chat.waku.ratelimit import RateLimit, limiter_for, rate_limits_from_flags
+from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.metrics import RelayCounters
 from chat.waku.relay.router import DuplicateMessage, NoPeersReached
 from chat.waku.relay.service import RelayService
@@ -69,14 +70,18 @@ class ServiceNodeConfig:
     metrics: tuple[str, int] | None = None
     """(address, port) for the Prometheus endpoint; port 0 picks a free one."""
     archive_queue: int = ARCHIVE_QUEUE
+    faults: RelayFaults | None = None
+    """Fault injection: outgoing relay frames this node drops (tests, `--drop-frames`)."""
 
 
 def relay_service_for(
-    node_config: NodeConfig, protected: Mapping[str, ShardPublicKey] | None = None
+    node_config: NodeConfig,
+    protected: Mapping[str, ShardPublicKey] | None = None,
+    faults: RelayFaults | None = None,
 ) -> RelayService:
     topics = [RelayShard(node_config.cluster_id, s).pubsub_topic for s in node_config.shards]
     validator = RelayValidator(clock=now_ns, protected=protected or {})
-    return RelayService(topics, validator=validator)
+    return RelayService(topics, validator=validator, faults=faults)
 
 
 def autoshard_topic(cluster_id: int, shards: tuple[int, ...]) -> ShardFor:
@@ -172,7 +177,7 @@ class ServiceNode:
         """Raises storage.archive.ArchiveError when the archive cannot be opened."""
         self.config = config
         self.node = Node(config.node)
-        self.relay = relay_service_for(config.node, config.protected)
+        self.relay = relay_service_for(config.node, config.protected, config.faults)
         limits = config.rate_limits
         self.archive: Archive | None = None
         self.archiver: MessageArchiver | None = None

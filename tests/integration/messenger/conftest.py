@@ -19,6 +19,7 @@ from chat.messenger import Messenger, MessengerConfig
 from chat.reliability.outbox import RetryPolicy
 from chat.reliability.store_checks import StoreCheckParams
 from chat.waku.node import NodeConfig
+from chat.waku.relay.faults import RelayFaults
 from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions
 from storage.kdf import KdfParams
 from storage.profiles import Profiles
@@ -55,11 +56,17 @@ class Net:
     stores: dict[str, Store] = field(default_factory=dict)
     scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
 
-    async def start_service(self, listen: str = LOOPBACK) -> ServiceNode:
+    async def start_service(
+        self, listen: str = LOOPBACK, key_pair: Any = None, faults: RelayFaults | None = None
+    ) -> ServiceNode:
+        node = NodeConfig(listen_addrs=[Multiaddr(listen)])
+        if key_pair is not None:
+            node = replace(node, key_pair=key_pair)
         service = ServiceNode(
             ServiceNodeConfig(
-                node=NodeConfig(listen_addrs=[Multiaddr(listen)]),
+                node=node,
                 store=StoreOptions(self.tmp / "archive" / "archive.sqlite"),
+                faults=faults,
             )
         )
         self.scopes["service"] = await self.nursery.start(self._run_service, service)
@@ -105,9 +112,11 @@ class Net:
     async def stop(self, name: str) -> None:
         """Stop a messenger (or the service node) as if its process ended."""
         self.scopes.pop(name).cancel()
-        await trio.sleep(0.05)
+        await trio.sleep(0.2)  # let the cancelled tasks unwind and sockets close
         if name in self.stores:
             self.stores.pop(name).close()
+        if name == "service":
+            self.service = None
 
     def close(self) -> None:
         for scope in self.scopes.values():

@@ -48,3 +48,166 @@ async def test_link_request_accept_and_twenty_messages_each_way_all_delivered(
     assert sent.evidence["peers_reached"] >= 1 and len(sent.evidence["waku_hash"]) == 64
     assert steps[-1].evidence["ack_from"] == bob.identity().chat_key
     assert steps[-1].evidence["ack_by"] in ("history", "bloom")
+
+
+async def test_a_stopped_recipient_gets_everything_from_store_in_order_and_once(
+    net: Any, befriend: Befriend, wait_until: WaitUntil
+) -> None:
+    await net.start_service()
+    alice = await net.start("alice")
+    bob = await net.start("bob")
+    chat_id = await befriend(alice, bob)
+    await net.stop("bob")
+    for i in range(20):
+        await alice.send_text(chat_id, f"while you were away {i}")
+    await wait_until(lambda: all_in_state(alice, chat_id, "stored", 20), 60)
+
+    bob = await net.start("bob")
+    expected = [f"while you were away {i}" for i in range(20)]
+
+    async def bob_has_all() -> bool:
+        return await received_texts(bob, chat_id) == expected
+
+    await wait_until(bob_has_all, 60)
+    await wait_until(lambda: all_in_state(alice, chat_id, "delivered", 20), 60)
+    assert await received_texts(bob, chat_id) == expected  # each once, in order
+    steps = await alice.trace((await alice.messages(chat_id, limit=1))[0].id)
+    stored = next(s for s in steps if s.to_state == "stored")
+    assert stored.evidence["store_node"] == str(net.service.node.host.peer_id)
+    assert (await bob.chats())[0].unread == 20
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_without_peers_messages_wait_visibly_then_fail_and_a_manual_retry_delivers(
+    net: Any, befriend: Befriend, wait_until: WaitUntil
+) -> None:
+    from chat.reliability.outbox import RetryPolicy
+    from chat.waku.host import generate_node_key
+
+    listen, key = f"/ip4/127.0.0.1/tcp/{free_port()}", generate_node_key()
+    await net.start_service(listen, key)
+    budget = RetryPolicy(max_attempts=3, first_delay=0.3, max_delay=1.0, ack_timeout=3.0)
+    alice = await net.start("alice", retry=budget)
+    bob = await net.start("bob")
+    chat_id = await befriend(alice, bob)
+    await net.stop("service")
+
+    async def alone() -> bool:
+        return alice.health().status == "offline"
+
+    await wait_until(alone)
+    sent = [await alice.send_text(chat_id, f"into the void {i}") for i in range(3)]
+    assert all(m.state == "queued" for m in sent)
+
+    async def waiting_with_a_schedule() -> bool:
+        views = [await alice.message(m.id) for m in sent]
+        return all(
+            v.state == "queued"
+            and v.attempts >= 1
+            and v.next_attempt_at is not None
+            and v.state_reason == "no peers"
+            and v.max_attempts == 3
+            for v in views
+        )
+
+    await wait_until(waiting_with_a_schedule)
+    await wait_until(lambda: all_in_state(alice, chat_id, "failed", 3))
+    failed = await alice.message(sent[0].id)
+    assert failed.state_reason == "no peers" and failed.next_attempt_at is None
+    outbox = await alice.outbox()
+    assert {i.id for i in outbox if i.kind == "message"} == {m.id for m in sent}
+
+    await net.start_service(listen, key)
+
+    async def reconnected() -> bool:
+        return alice.health().status == "online" and bob.health().status == "online"
+
+    await wait_until(reconnected, 60)
+    for m in sent:
+        assert (await alice.retry(m.id)).state == "queued"
+    await wait_until(lambda: all_in_state(alice, chat_id, "delivered", 3), 60)
+    assert await received_texts(bob, chat_id) == [f"into the void {i}" for i in range(3)]
+    assert await alice.outbox() == []
+
+
+async def test_tampered_replayed_and_forged_messages_are_rejected_and_never_shown(
+    net: Any, befriend: Befriend, wait_until: WaitUntil
+) -> None:
+    import dataclasses
+
+    import trio
+
+    from chat.direct import Envelope, conversation_content_topic
+    from chat.proto import direct_pb2
+    from chat.reliability.sds import SdsChannel
+
+    await net.start_service()
+    alice = await net.start("alice")
+    bob = await net.start("bob")
+    chat_id = await befriend(alice, bob)
+    await alice.send_text(chat_id, "the real one")
+    await wait_until(lambda: all_in_state(alice, chat_id, "delivered", 1))
+    rejections = bob.subscribe()
+    topic = conversation_content_topic(chat_id)
+    bob_identity_key = bob.me.identity_key
+
+    def publish(envelope: Envelope, stamp_offset: int = 0) -> None:
+        message = alice._waku_message(topic, envelope)
+        message = dataclasses.replace(message, timestamp=message.timestamp + stamp_offset)
+        alice.node.publish(alice.pubsub_topic, message)
+
+    def sealed(frame_bytes: bytes) -> Envelope:
+        assert alice.sessions is not None
+        return alice.sessions.seal(
+            bob_identity_key, direct_pb2.DirectPayload(sds_frame=frame_bytes)
+        )
+
+    async def next_rejection() -> str:
+        with trio.fail_after(10):
+            async for event in rejections:
+                if event.kind == "rejected":
+                    return str(event.reason)  # type: ignore[attr-defined]
+        raise AssertionError("the event stream ended")
+
+    # 1. Tampered ciphertext: one flipped byte.
+    good = sealed(b"\x00")
+    publish(
+        dataclasses.replace(
+            good, ciphertext=good.ciphertext[:-1] + bytes([good.ciphertext[-1] ^ 1])
+        )
+    )
+    assert "decrypt" in await next_rejection()
+
+    # 2. A replay: the exact ciphertext of a message Bob already read, in a new WakuMessage.
+    body = direct_pb2.ChatMessage(
+        id="f" * 32, text="replay me", sent_at_ms=int(alice._clock() * 1000)
+    )
+    channel = SdsChannel(chat_id, alice.me.chat_key_text)
+    frame = channel.wrap(body.SerializeToString(), "f" * 32, 10**12 + 1)
+    once = sealed(frame.encode())
+    publish(once)
+
+    async def bob_read_it() -> bool:
+        return "replay me" in await received_texts(bob, chat_id)
+
+    await wait_until(bob_read_it)
+    publish(once, stamp_offset=1)  # same ciphertext, new Waku hash: only Olm can tell
+    assert "decrypt" in await next_rejection()
+
+    # 3. An SDS frame whose sender is not the Olm-authenticated sender.
+    forged_body = direct_pb2.ChatMessage(id="e" * 32, text="i am bob, honest", sent_at_ms=1)
+    forger = SdsChannel(chat_id, bob.me.chat_key_text)
+    forged = forger.wrap(forged_body.SerializeToString(), "e" * 32, 10**12 + 2)
+    publish(sealed(forged.encode()))
+    assert "sender" in await next_rejection()
+
+    texts = await received_texts(bob, chat_id)
+    assert texts == ["the real one", "replay me"]
+    assert bob.rejected == 3

@@ -43,6 +43,8 @@ class TrioBridge:
         self._root: trio.CancelScope | None = None
         self._done: asyncio.Future[outcome.Outcome[None]] | None = None
         self._closing = False
+        self._waiting: set[asyncio.Future[Any]] = set()
+        """Futures of `call`s not yet answered; failed with BridgeClosed when trio ends."""
 
     @property
     def running(self) -> bool:
@@ -62,6 +64,7 @@ class TrioBridge:
                 ready.set_exception(BridgeClosed())
             if not done.done():
                 done.set_result(result)
+            self._fail_waiting()
 
         def run_sync_soon_threadsafe(fn: Callable[[], object]) -> None:
             loop.call_soon_threadsafe(fn)
@@ -87,6 +90,12 @@ class TrioBridge:
             finally:
                 self._nursery = None
 
+    def _fail_waiting(self) -> None:
+        for future in list(self._waiting):
+            if not future.done():
+                future.set_exception(BridgeClosed())
+        self._waiting.clear()
+
     def run_sync_soon(self, fn: Callable[..., object], *args: Any) -> None:
         """Run a plain function inside the trio run, soon (safe from any thread)."""
         if self._token is None or self._closing:
@@ -99,6 +108,8 @@ class TrioBridge:
         def spawn() -> None:
             if self._nursery is not None:
                 self._nursery.start_soon(fn, *args)
+            else:  # the run is ending: whoever waits for an answer gets BridgeClosed
+                self._fail_waiting()
 
         self.run_sync_soon(spawn)
 
@@ -127,11 +138,17 @@ class TrioBridge:
                 future.set_exception(BridgeClosed())
 
         def on_done(f: asyncio.Future[T]) -> None:
+            self._waiting.discard(f)
             if f.cancelled() and self._token is not None and not self._closing:
                 self._token.run_sync_soon(scope.cancel)
 
         future.add_done_callback(on_done)
-        self.start_soon(run)
+        self._waiting.add(future)
+        try:
+            self.start_soon(run)
+        except BridgeClosed:
+            self._waiting.discard(future)
+            raise
         return await future
 
     async def stop(self) -> None:

@@ -16,7 +16,7 @@ class QrView(Vertical):
         self.caption = caption
 
     def compose(self) -> ComposeResult:
-        yield Static(render_qr(self.link), classes="qr", markup=False)
         if self.caption:
             yield Static(self.caption, classes="qr-caption", markup=False)
+        yield Static(render_qr(self.link), classes="qr", markup=False)
         yield Static(self.link, classes="qr-link", markup=False)

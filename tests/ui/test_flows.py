@@ -39,7 +39,7 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
 ) -> None:
     async def scenario() -> None:
         app = ChinwagApp(config, messenger_config=network.config(), kdf=ui.cheap_kdf)
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, OnboardingScreen))
             assert "no way to recover a lost passphrase" in ui.screen_text(app)
             await pilot.click("#display-name")
@@ -75,7 +75,7 @@ def test_a_wrong_passphrase_is_a_sentence_and_the_right_one_unlocks(
 
     async def scenario() -> None:
         app = ChinwagApp(config, messenger_config=network.config())
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, UnlockScreen))
             await pilot.click("#passphrase")
             await pilot.press(*"not it", "enter")
@@ -96,7 +96,7 @@ def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
 
     async def scenario() -> None:
         app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, MainScreen))
             await pilot.press("f1")
             await ui.wait_for(pilot, on(app, HelpScreen))
@@ -122,7 +122,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
 
     async def scenario() -> None:
         app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, MainScreen))
             assert app.messenger is not None
             await ui.wait_for_text(pilot, "● online")
@@ -216,20 +216,22 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
         app = ChinwagApp(
             config, passphrase=ui.passphrase, messenger_config=network.config(retry=budget)
         )
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, MainScreen))
             assert app.messenger is not None
             await ui.wait_for_text(pilot, "● online")
             await pilot.press("f2")
             await ui.wait_for(pilot, on(app, ContactsScreen))
             await pilot.click("#contact-link")
-            await pilot.press(*carol_link, "enter")
+            app.screen.query_one("#contact-link", Input).value = carol_link  # as if pasted
+            await pilot.press("enter")
             await pilot.press(*"it's Alice", "enter")
             await ui.wait_for_text(pilot, "request sent, waiting for them")
             await ui.wait_for_text(pilot, "next in")
             # befriend Bob through the same screen, Bob accepts headlessly
             await pilot.click("#contact-link")
-            await pilot.press(*bob.identity().contact_link, "enter", "enter")
+            app.screen.query_one("#contact-link", Input).value = bob.identity().contact_link
+            await pilot.press("enter", "enter")
             alice_key = app.messenger.identity().chat_key
 
             async def bob_accepts() -> None:

@@ -206,6 +206,10 @@ class MainScreen(Screen[None]):
     def handle_event(self, event: Event) -> None:
         conversation = self.query_one(ConversationView)
         chat_list = self.query_one(ChatList)
+        messenger = self.chinwag.messenger
+        if isinstance(event, MessageAdded | MessageUpdated) and messenger is not None:
+            # The outbox count moves with every message; HealthUpdated comes on network changes.
+            self.query_one(HealthBar).show(messenger.health())
         if isinstance(event, MessageAdded):
             conversation.add(event.message)
             if event.message.chat_id == self.current_chat and not event.message.outgoing:

@@ -83,7 +83,7 @@ class OutboxScreen(Screen[None]):
 
     def handle_event(self, event: Event) -> None:
         if isinstance(event, MessageAdded | MessageUpdated | ContactUpdated):
-            self.run_worker(self.reload(), group="outbox-reload", exclusive=True)
+            self.run_worker(self.reload, group="outbox-reload", exclusive=True)
         elif isinstance(event, HealthUpdated):
             self.query_one(HealthBar).show(event.health)
 

@@ -81,7 +81,7 @@ class TraceScreen(ModalScreen[None]):
     def handle_event(self, event: Event) -> None:
         if isinstance(event, MessageUpdated) and event.message.id == self.message.id:
             self.message = event.message
-            self.run_worker(self.reload(), group="trace-reload", exclusive=True)
+            self.run_worker(self.reload, group="trace-reload", exclusive=True)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -63,8 +63,10 @@ class ContactsScreen(Screen[str | None]):
         messenger = self.chinwag.messenger
         if messenger is not None:
             self.query_one(HealthBar).show(messenger.health())
-            for contact in await self.chinwag.call(messenger.contacts) or []:
-                self.contacts[contact.chat_key] = contact
+            self.show_contacts(await self.chinwag.call(messenger.contacts) or [])
+
+    def show_contacts(self, contacts: list[ContactView]) -> None:
+        self.contacts = {contact.chat_key: contact for contact in contacts}
         self._redraw()
 
     def _redraw(self) -> None:

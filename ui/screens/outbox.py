@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -65,7 +66,10 @@ class OutboxScreen(Screen[None]):
         messenger = self.chinwag.messenger
         if messenger is None:
             return
-        self.items = await self.chinwag.call(messenger.outbox) or []
+        self.show_items(await self.chinwag.call(messenger.outbox) or [])
+
+    def show_items(self, items: list[OutboxItemView]) -> None:
+        self.items = items
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
@@ -81,9 +85,13 @@ class OutboxScreen(Screen[None]):
             else "Nothing waiting: everything you sent was delivered."
         )
 
+    @work(exclusive=True, group="outbox-reload")
+    async def reload_soon(self) -> None:
+        await self.reload()
+
     def handle_event(self, event: Event) -> None:
         if isinstance(event, MessageAdded | MessageUpdated | ContactUpdated):
-            self.run_worker(self.reload, group="outbox-reload", exclusive=True)
+            self.reload_soon()
         elif isinstance(event, HealthUpdated):
             self.query_one(HealthBar).show(event.health)
 

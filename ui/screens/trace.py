@@ -6,13 +6,14 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from chat.events import Event, MessageUpdated, MessageView
+from chat.events import Event, MessageUpdated, MessageView, TraceStep
 from ui.format import STATE_WORDS, message_status, state_glyph
 
 if TYPE_CHECKING:
@@ -67,7 +68,9 @@ class TraceScreen(ModalScreen[None]):
         messenger = app.messenger
         if messenger is None:
             return
-        steps = await app.call(messenger.trace, message.id) or []
+        self.show_steps(await app.call(messenger.trace, message.id) or [])
+
+    def show_steps(self, steps: list[TraceStep]) -> None:
         table = self.query_one(DataTable)
         table.clear()
         for step in steps:
@@ -78,10 +81,14 @@ class TraceScreen(ModalScreen[None]):
                 evidence_text(step.evidence),
             )
 
+    @work(exclusive=True, group="trace-reload")
+    async def reload_soon(self) -> None:
+        await self.reload()
+
     def handle_event(self, event: Event) -> None:
         if isinstance(event, MessageUpdated) and event.message.id == self.message.id:
             self.message = event.message
-            self.run_worker(self.reload, group="trace-reload", exclusive=True)
+            self.reload_soon()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -33,6 +33,8 @@ from ui.format import clock, day_key, day_label, message_status
 
 INDENT = 6
 """Width of 'HH:MM ' — continuation lines start under the text."""
+COUNTDOWN_EVERY = 5.0
+"""Seconds between refreshes of the retry countdowns on queued messages."""
 
 
 @dataclass
@@ -349,6 +351,18 @@ class ConversationView(ScrollView, can_focus=True):
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
 
     # ---- events ------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.set_interval(COUNTDOWN_EVERY, self._tick_countdowns)
+
+    def _tick_countdowns(self) -> None:
+        """Keep 'retrying in N s' honest between state changes."""
+        for position, message in enumerate(self.messages):
+            if message.outgoing and message.state == "queued" and message.next_attempt_at:
+                block = self._message_block.get(position)
+                if block is not None and self._width:
+                    self._blocks[block] = _Block(self._render_message(message), position)
+                    self._flatten()
+
     def on_resize(self, event: events.Resize) -> None:
         if event.size.width != self._width:
             self._width = event.size.width

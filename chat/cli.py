@@ -10,12 +10,12 @@ from pathlib import Path
 from types import ModuleType
 
 from chat import __version__
-from chat.commands import info, link, node, profile, serve
+from chat.commands import info, link, node, profile, serve, tui
 from chat.config import LOG_LEVELS, Config, load_config
 from chat.errors import UserError
 from chat.logs import setup_logging
 
-COMMANDS: tuple[ModuleType, ...] = (info, profile, link, node, serve)
+COMMANDS: tuple[ModuleType, ...] = (tui, info, profile, link, node, serve)
 """Every subcommand that works. Add a module here only when it does something real."""
 
 log = logging.getLogger(__name__)
@@ -57,17 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = _config_from(args)
-        module: ModuleType = getattr(args, "_module", info)
-        if module is info and args.command is None:
-            args.json = False
+        module: ModuleType = getattr(args, "_module", tui)  # no command: the chat UI
         # Commands about one profile log into that profile; the others into the data dir.
         uses_profile = getattr(module, "USES_PROFILE", True)
         log_file = config.log_file if uses_profile else config.data_dir / "logs" / "chinwag.log"
         setup_logging(log_file, config.log_level)
         log.info("chinwag %s starting command=%s", __version__, module.NAME)
         code: int = module.run(args, config)
-        if args.command is None:
-            print("\nRun 'chinwag --help' to see the commands.")
         return code
     except UserError as exc:
         print(f"chinwag: {exc}", file=sys.stderr)

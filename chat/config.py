@@ -59,6 +59,7 @@ class Config:
     log_level: str = "INFO"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     notify_bell: bool = True
+    notify_desktop: bool = False
 
     @property
     def profiles_dir(self) -> Path:
@@ -140,10 +141,14 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
         )
     if "notifications" in raw:
         notif = _expect(raw["notifications"], dict, "notifications")
-        if set(notif) - {"bell"}:
-            raise ConfigError("notifications: the only setting is 'bell'")
+        if set(notif) - {"bell", "desktop"}:
+            raise ConfigError("notifications: the settings are 'bell' and 'desktop'")
         if "bell" in notif:
             cfg = replace(cfg, notify_bell=_expect(notif["bell"], bool, "notifications.bell"))
+        if "desktop" in notif:
+            cfg = replace(
+                cfg, notify_desktop=_expect(notif["desktop"], bool, "notifications.desktop")
+            )
     return cfg
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import trio
 from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
-from multiaddr import Multiaddr
 
 from chat.config import Config
 from chat.errors import UserError
@@ -27,18 +26,16 @@ from chat.fleet import add_fleet_argument, load_fleet, resolve_network
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
 from chat.waku.health import HealthSummary
 from chat.waku.health_monitor import HealthService
-from chat.waku.host import HostError, listen_addrs_for, load_or_create_node_key
+from chat.waku.host import HostError
 from chat.waku.metrics import MetricsBindError
 from chat.waku.node import NodeConfig
-from chat.waku.protected import ProtectedShardError, ShardPublicKey
-from chat.waku.ratelimit import RateLimitError, rate_limits_from_flags
+from chat.waku.protected import ShardPublicKey
 from chat.waku.service_node import (
     ServiceNode,
     ServiceNodeConfig,
     StoreOptions,
 )
-from chat.waku.topics import RelayShard
-from storage.archive import ArchiveError, RetentionPolicy
+from storage.archive import ArchiveError
 
 NAME = "node"
 HELP = "run a headless Waku service node"
@@ -171,6 +168,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
+    from multiaddr import Multiaddr
+
+    from chat.waku.host import HostError, listen_addrs_for, load_or_create_node_key
+    from chat.waku.node import NodeConfig
+
     try:
         tcp = [Multiaddr(a) for a in (args.listen or [DEFAULT_LISTEN])]
         listen = listen_addrs_for(tcp, args.ws_port)
@@ -205,6 +207,9 @@ def _peer_id_text(key_pair: KeyPair) -> str:
 
 
 def protected_shards_from(args: argparse.Namespace, cluster_id: int) -> dict[str, ShardPublicKey]:
+    from chat.waku.protected import ProtectedShardError, ShardPublicKey
+    from chat.waku.topics import RelayShard
+
     protected: dict[str, ShardPublicKey] = {}
     for item in args.protected_shard or []:
         shard_text, sep, key_text = item.partition(":")
@@ -265,6 +270,9 @@ def parse_metrics_address(text: str) -> tuple[str, int]:
 
 
 def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions | None:
+    from chat.waku.service_node import StoreOptions
+    from storage.archive import RetentionPolicy
+
     retention_flags = {
         "--archive": args.archive,
         "--retention-age": args.retention_age,
@@ -298,6 +306,9 @@ def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions
 
 def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNodeConfig:
     """Everything `chinwag node` runs, from its options; bad options are UserErrors."""
+    from chat.waku.ratelimit import RateLimitError, rate_limits_from_flags
+    from chat.waku.service_node import ServiceNodeConfig
+
     store = store_options_from(args, config)
     try:
         limits = rate_limits_from_flags(args.rate_limit or [])
@@ -388,6 +399,8 @@ async def serve(
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    import trio
+
     if config.log_level != "DEBUG":
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)

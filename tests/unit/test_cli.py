@@ -70,3 +70,21 @@ def test_broken_config_file_is_reported_plainly(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "is not valid TOML" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_help_and_other_commands_import_neither_textual_nor_libp2p() -> None:
+    probe = (
+        "import sys; from chat.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('textual', 'libp2p', 'trio') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_command_starts_the_tui_which_needs_a_terminal(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [_console_script()], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("chinwag: the chat UI needs a terminal")

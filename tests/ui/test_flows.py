@@ -1,0 +1,293 @@
+"""Pilot tests of every TUI flow against real messengers on loopback nodes (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from textual.widgets import DataTable, Input
+
+from chat.config import Config
+from chat.reliability.outbox import RetryPolicy
+from ui.app import ChinwagApp
+from ui.screens.contacts import ContactsScreen
+from ui.screens.help import HelpScreen
+from ui.screens.main import MainScreen
+from ui.screens.onboarding import OnboardingScreen
+from ui.screens.outbox import OutboxScreen
+from ui.screens.trace import TraceScreen
+from ui.screens.unlock import UnlockScreen
+from ui.screens.verify import VerifyScreen, comparison_emoji
+from ui.widgets.chat_list import ChatList
+from ui.widgets.composer import Composer
+from ui.widgets.conversation import ConversationView
+
+SIZE = (110, 34)
+
+
+def on(app: ChinwagApp, kind: type) -> Callable[[], bool]:
+    return lambda: isinstance(app.screen, kind)
+
+
+def conversation(app: ChinwagApp) -> ConversationView:
+    return app.screen.query_one(ConversationView)
+
+
+def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the_link(
+    config: Config, network: Any, ui: Any
+) -> None:
+    async def scenario() -> None:
+        app = ChinwagApp(config, messenger_config=network.config(), kdf=ui.cheap_kdf)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, OnboardingScreen))
+            assert "no way to recover a lost passphrase" in ui.screen_text(app)
+            await pilot.click("#display-name")
+            await pilot.press(*"Alice")
+            await pilot.click("#new-passphrase")
+            await pilot.press(*"abc")
+            await ui.wait_for_text(pilot, "weak")
+            app.screen.query_one("#new-passphrase", Input).value = "abc tall purple giraffes dance"
+            await ui.wait_for_text(pilot, "strong")
+            await pilot.click("#repeat")
+            await pilot.press(*"other", "enter")
+            await ui.wait_for_text(pilot, "The two passphrases differ")
+            app.screen.query_one("#repeat", Input).value = "abc tall purple giraffes dance"
+            await pilot.click("#create")
+            await ui.wait_for_text(pilot, "Share this link")
+            assert app.messenger is not None
+            identity = app.messenger.identity()
+            assert identity.display_name == "Alice"
+            assert "▀" in ui.screen_text(app)  # the QR code
+            await pilot.press("escape")
+            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for_text(pilot, "offline")  # the health bar: no peers configured
+            await pilot.press("ctrl+q")
+        assert app.profiles.exists(config.profile)
+
+    asyncio.run(scenario())
+
+
+def test_a_wrong_passphrase_is_a_sentence_and_the_right_one_unlocks(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    make_profile("Alice")
+
+    async def scenario() -> None:
+        app = ChinwagApp(config, messenger_config=network.config())
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, UnlockScreen))
+            await pilot.click("#passphrase")
+            await pilot.press(*"not it", "enter")
+            await ui.wait_for_text(pilot, "Wrong passphrase")
+            assert "Traceback" not in ui.screen_text(app)
+            await pilot.press(*ui.passphrase, "enter")
+            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for_text(pilot, "add a contact with F2")
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    make_profile("Alice")
+
+    async def scenario() -> None:
+        app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, MainScreen))
+            await pilot.press("f1")
+            await ui.wait_for(pilot, on(app, HelpScreen))
+            await ui.wait_for_text(pilot, "command palette: every action by name")
+            await pilot.press("escape")
+            await pilot.press("f4")
+            await ui.wait_for_text(pilot, "Share this link")
+            await pilot.press("escape")
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """Bob (headless) asks Alice (the TUI); she accepts from the request badge, they chat,
+    her message reaches ✓✓ on screen, she replies to his with a quote, traces her message,
+    and both compute the same verification emoji."""
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+
+    async def scenario() -> None:
+        app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, MainScreen))
+            assert app.messenger is not None
+            await ui.wait_for_text(pilot, "● online")
+            alice_link = app.messenger.identity().contact_link
+            await network.arun(bob.add_contact, alice_link, "hello, it's Bob from the pub")
+            await ui.wait_for_text(pilot, "✉ 1 contact request")
+            chat_list = app.screen.query_one(ChatList)
+            chat_list.focus()
+            chat_list.highlighted = 0
+            await pilot.press("enter")
+            await ui.wait_for(pilot, on(app, ContactsScreen))
+            await ui.wait_for_text(pilot, "hello, it's Bob from the pub")
+            assert "wants to chat with you" in ui.screen_text(app)
+            app.screen.query_one(DataTable).focus()
+            await pilot.press("a")
+            await ui.wait_for_text(pilot, "contact")
+            contacts = app.screen
+            assert isinstance(contacts, ContactsScreen)
+            await ui.wait_for(
+                pilot, lambda: any(c.state == "mutual" for c in contacts.contacts.values())
+            )
+            await pilot.press("v")
+            await ui.wait_for(pilot, on(app, VerifyScreen))
+            emoji = comparison_emoji(bob.identity().chat_key, app.messenger.identity().chat_key)
+            assert "   ".join(e for e, _ in emoji) in ui.screen_text(app)
+            await pilot.press("escape")
+            await pilot.press("enter")  # open the chat
+            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, lambda: conversation(app).chat_id is not None)
+            chat_id = conversation(app).chat_id
+            await pilot.press(*"hi Bob", "alt+enter", *"second line", "enter")
+            await ui.wait_for(
+                pilot,
+                lambda: (
+                    "hi Bob" in conversation(app).visible_text()
+                    and "✓✓" in conversation(app).visible_text()
+                ),
+                limit=40,
+                what="delivered glyph",
+            )
+            assert "second line" in conversation(app).visible_text()
+            received = await network.arun(bob.messages, chat_id)
+            assert [m.text for m in received if not m.outgoing] == ["hi Bob\nsecond line"]
+
+            await network.arun(bob.send_text, chat_id, "hello Alice, how are you?")
+            await ui.wait_for(pilot, lambda: "how are you?" in conversation(app).visible_text())
+            view = conversation(app)
+            view.focus()
+            await pilot.press("up")  # select Bob's message (the newest)
+            await pilot.press("r")
+            await ui.wait_for_text(pilot, "replying to Bob")
+            await pilot.press(*"very well", "enter")
+            await ui.wait_for(
+                pilot, lambda: "↱ Bob: hello Alice, how are you?" in view.visible_text()
+            )
+            reply = next(m for m in view.messages if m.text == "very well")
+            assert reply.reply_to is not None
+
+            first = next(m for m in view.messages if m.text.startswith("hi Bob"))
+            view.focus()
+            view.cursor = view.messages.index(first)
+            await pilot.press("t")
+            await ui.wait_for(pilot, on(app, TraceScreen))
+            await ui.wait_for_text(pilot, "delivered")
+            table = app.screen.query_one(DataTable)
+            states = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+            assert "queued" in states[0] and "delivered" in states[-1]
+            evidence = str(table.get_row_at(table.row_count - 1)[2])
+            assert f"ack_from={bob.identity().chat_key}" in evidence
+            await pilot.press("escape")
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+def test_outgoing_request_outbox_failure_reason_retry_and_discard(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """Alice adds Carol, who is not online: the contacts screen shows the request's state and
+    next re-send, the outbox lists it. With the network gone her messages to Bob fail with a
+    reason and the retry key on screen; Ctrl+R retries one, the outbox retries all and
+    discards."""
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+    carol_link = network.start_messenger("carol").identity().contact_link
+    network.stop("carol")
+    budget = RetryPolicy(max_attempts=2, first_delay=0.3, max_delay=0.5, ack_timeout=3.0)
+
+    async def scenario() -> None:
+        app = ChinwagApp(
+            config, passphrase=ui.passphrase, messenger_config=network.config(retry=budget)
+        )
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, MainScreen))
+            assert app.messenger is not None
+            await ui.wait_for_text(pilot, "● online")
+            await pilot.press("f2")
+            await ui.wait_for(pilot, on(app, ContactsScreen))
+            await pilot.click("#contact-link")
+            app.screen.query_one("#contact-link", Input).value = carol_link  # as if pasted
+            await pilot.press("enter")
+            await pilot.press(*"it's Alice", "enter")
+            await ui.wait_for_text(pilot, "request sent, waiting for them")
+            await ui.wait_for_text(pilot, "next in")
+            # befriend Bob through the same screen, Bob accepts headlessly
+            await pilot.click("#contact-link")
+            app.screen.query_one("#contact-link", Input).value = bob.identity().contact_link
+            await pilot.press("enter", "enter")
+            alice_key = app.messenger.identity().chat_key
+
+            async def bob_accepts() -> None:
+                while not any(c.chat_key == alice_key for c in await bob.contacts()):
+                    await asyncio_free_sleep()
+                await bob.accept_contact(alice_key)
+
+            await network.arun(bob_accepts)
+            contacts = app.screen
+            assert isinstance(contacts, ContactsScreen)
+            await ui.wait_for(
+                pilot, lambda: any(c.state == "mutual" for c in contacts.contacts.values())
+            )
+            await pilot.press("escape")
+            await pilot.press("f3")
+            await ui.wait_for(pilot, on(app, OutboxScreen))
+            await ui.wait_for_text(pilot, "contact request")
+            await pilot.press("escape")
+            await ui.wait_for(pilot, on(app, MainScreen))
+            chats = app.screen.query_one(ChatList)
+            await ui.wait_for(pilot, lambda: bool(chats.chats))
+            main = app.screen
+            assert isinstance(main, MainScreen)
+            await main.open_chat(next(iter(chats.chats)))
+
+            network.stop("service")
+            await ui.wait_for_text(pilot, "○ offline")
+            app.screen.query_one(Composer).focus()
+            await pilot.press(*"into the void", "enter")
+            await pilot.press(*"and again", "enter")
+            await ui.wait_for_text(pilot, "retrying")
+            await ui.wait_for_text(pilot, "failed: no peers (ctrl+r retries)", limit=40)
+            await pilot.press("ctrl+r")
+            await ui.wait_for_text(pilot, "Retrying now")
+            await pilot.press("f3")
+            await ui.wait_for(pilot, on(app, OutboxScreen))
+            await ui.wait_for_text(pilot, "into the void")
+            assert "no peers" in ui.screen_text(app)
+            await pilot.press("R")
+            await ui.wait_for_text(pilot, "Retrying")
+            outbox = app.screen
+            assert isinstance(outbox, OutboxScreen)
+            before = len(outbox.items)
+            table = outbox.query_one(DataTable)
+            row = next(i for i, item in enumerate(outbox.items) if item.summary.startswith("and"))
+            table.move_cursor(row=row)
+            await pilot.press("d")
+            await ui.wait_for(pilot, lambda: len(outbox.items) == before - 1)
+            assert all(not i.summary.startswith("and again") for i in outbox.items)
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+async def asyncio_free_sleep() -> None:
+    """A short trio sleep for polls that run on the network thread."""
+    import trio
+
+    await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event

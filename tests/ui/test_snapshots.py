@@ -1,0 +1,255 @@
+"""SVG snapshots of the main screens (pytest-textual-snapshot), so layout regressions show up
+in review. Screens are fed hand-made views with fixed keys and times (UTC), so the pictures
+are stable; the flows behind them are tested against real messengers in test_flows.py.
+Update after an intended change: pytest tests/ui/test_snapshots.py --snapshot-update"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+
+import ui
+from chat.config import Config
+from chat.events import (
+    ChatView,
+    ContactView,
+    HealthView,
+    MessageView,
+    OutboxItemView,
+    TraceStep,
+)
+from ui.app import ChinwagApp
+from ui.screens.contacts import ContactsScreen
+from ui.screens.help import HelpScreen
+from ui.screens.main import MainScreen
+from ui.screens.outbox import OutboxScreen
+from ui.screens.trace import TraceScreen
+from ui.widgets.chat_list import ChatList
+from ui.widgets.conversation import ConversationView
+from ui.widgets.health_bar import HealthBar
+
+SIZE = (110, 32)
+NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+ALICE = "cw1alice000000000000000000000000000000000000000000000000000000"
+BOB = "cw1bob00000000000000000000000000000000000000000000000000000000"
+CAROL = "cw1carol000000000000000000000000000000000000000000000000000000"
+BOB_CHAT = "b" * 32
+CAROL_CHAT = "c" * 32
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def message(
+    n: int, text: str, *, outgoing: bool, state: str, at: float, **extra: Any
+) -> MessageView:
+    return MessageView(
+        id=f"m{n:03d}",
+        chat_id=BOB_CHAT,
+        sender=ALICE if outgoing else BOB,
+        text=text,
+        outgoing=outgoing,
+        timestamp=at,
+        state=state,
+        **extra,
+    )
+
+
+CHATS = [
+    ChatView(BOB_CHAT, "direct", "Bob", 2, NOW - 60, BOB),
+    ChatView(CAROL_CHAT, "direct", "Carol", 0, NOW - 86_400, CAROL),
+]
+MESSAGES = [
+    message(1, "are we still on for tonight?", outgoing=False, state="received", at=NOW - 90_000),
+    message(2, "yes! 8 pm at the usual place", outgoing=True, state="delivered", at=NOW - 89_000),
+    message(3, "great, see you there", outgoing=False, state="received", at=NOW - 88_000),
+    message(
+        4,
+        "running late, ten minutes",
+        outgoing=True,
+        state="stored",
+        at=NOW - 3_000,
+    ),
+    message(
+        5,
+        "can you bring the charger?\nthe small one",
+        outgoing=True,
+        state="failed",
+        at=NOW - 2_000,
+        state_reason="no peers",
+        attempts=8,
+        max_attempts=8,
+    ),
+    message(6, "on my way", outgoing=True, state="sent", at=NOW - 1_000),
+    message(
+        7,
+        "sure, bringing it",
+        outgoing=False,
+        state="received",
+        at=NOW - 120,
+        reply_to="m005",
+    ),
+    message(8, "and snacks", outgoing=False, state="received", at=NOW - 60),
+    message(
+        9,
+        "thanks!",
+        outgoing=True,
+        state="queued",
+        at=NOW - 10,
+        state_reason="no peers",
+        attempts=2,
+        max_attempts=8,
+        next_attempt_at=NOW + 20,
+    ),
+]
+HEALTH = HealthView(
+    status="degraded",
+    online=False,
+    peers=3,
+    peers_per_shard={"/waku/2/rs/42/0": 2, "/waku/2/rs/42/1": 0},
+    store_reachable=True,
+    services={"store": True},
+    last_catch_up=NOW - 30,
+    outbox=2,
+)
+
+
+class Harness(App[None]):
+    """The real screens and stylesheet, fed views directly (no messenger)."""
+
+    CSS_PATH = str(Path(ui.__file__).parent / "app.tcss")
+
+    def __init__(self, screen: Callable[[], Any], feed: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.clock: Callable[[], float] = lambda: NOW
+        self.messenger = None
+        self._make_screen = screen
+        self._feed = feed
+
+    async def on_mount(self) -> None:
+        self.theme = "textual-dark"
+        screen = self._make_screen()
+        await self.push_screen(screen)
+        self._feed(screen)
+
+
+def feed_main(screen: MainScreen) -> None:
+    chat_list = screen.query_one(ChatList)
+    chat_list.set_chats(CHATS)
+    chat_list.set_requests(1)
+    chat_list.set_current(BOB_CHAT)
+    screen.current_chat = BOB_CHAT
+    screen.own_name = "Alice"
+    screen.query_one("#chat-title").update(f"Bob  ·  {BOB}")  # type: ignore[attr-defined]
+    screen.query_one(ConversationView).show_chat(BOB_CHAT, MESSAGES, unread=2, has_older=True)
+    screen.query_one(HealthBar).show(HEALTH)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    await pilot.pause()
+    await pilot.pause()
+
+
+def test_main_screen(snap_compare: Any) -> None:
+    assert snap_compare(Harness(MainScreen, feed_main), terminal_size=SIZE, run_before=settle)
+
+
+def test_main_screen_light_theme(snap_compare: Any) -> None:
+    async def light(pilot: Pilot[Any]) -> None:
+        pilot.app.theme = "textual-light"
+        await settle(pilot)
+
+    assert snap_compare(Harness(MainScreen, feed_main), terminal_size=SIZE, run_before=light)
+
+
+def test_contacts_screen(snap_compare: Any) -> None:
+    contacts = [
+        ContactView(
+            CAROL, "Carol", "request_received", None, "hi, we met at the meetup", False, NOW - 100
+        ),
+        ContactView(
+            "cw1dave00000000000000000000000000000000000000000000000000000000",
+            "Dave",
+            "request_sent",
+            None,
+            "it's Alice",
+            False,
+            NOW - 50,
+            next_send_at=NOW + 40,
+            sends=2,
+        ),
+        ContactView(BOB, "Bob", "mutual", BOB_CHAT, "", True, NOW - 3_600),
+    ]
+
+    def feed(screen: ContactsScreen) -> None:
+        screen.show_contacts(contacts)
+        screen.query_one(HealthBar).show(HEALTH)
+
+    assert snap_compare(Harness(ContactsScreen, feed), terminal_size=SIZE, run_before=settle)
+
+
+def test_outbox_screen(snap_compare: Any) -> None:
+    items = [
+        OutboxItemView(
+            "m005",
+            "message",
+            BOB_CHAT,
+            "can you bring the charger?",
+            "failed",
+            "no peers",
+            8,
+            8,
+            None,
+            NOW - 2_000,
+        ),
+        OutboxItemView(
+            "m009", "message", BOB_CHAT, "thanks!", "queued", "no peers", 2, 8, NOW + 20, NOW - 10
+        ),
+        OutboxItemView(
+            "cw1dave0", "contact_request", None, "Dave", "queued", None, 2, 0, NOW + 40, NOW - 50
+        ),
+    ]
+
+    def feed(screen: OutboxScreen) -> None:
+        screen.show_items(items)
+        screen.query_one(HealthBar).show(HEALTH)
+
+    assert snap_compare(Harness(OutboxScreen, feed), terminal_size=SIZE, run_before=settle)
+
+
+def test_trace_screen(snap_compare: Any) -> None:
+    steps = [
+        TraceStep(NOW - 89_000, None, "queued", {}),
+        TraceStep(NOW - 88_999.8, "queued", "sent", {"peers_reached": 2, "waku_hash": "9f2c…"}),
+        TraceStep(NOW - 88_998.9, "sent", "stored", {"store_peer": "16Uiu2HAm…x7Q"}),
+        TraceStep(
+            NOW - 88_990.2, "stored", "delivered", {"ack_from": BOB[:20] + "…", "ack_by": "history"}
+        ),
+    ]
+
+    def feed(screen: TraceScreen) -> None:
+        screen.show_steps(steps)
+
+    assert snap_compare(
+        Harness(lambda: TraceScreen(MESSAGES[1]), feed), terminal_size=SIZE, run_before=settle
+    )
+
+
+def test_help_screen(snap_compare: Any) -> None:
+    assert snap_compare(Harness(HelpScreen, lambda _: None), terminal_size=SIZE, run_before=settle)
+
+
+def test_onboarding_screen(snap_compare: Any, config: Config) -> None:
+    assert snap_compare(ChinwagApp(config), terminal_size=SIZE, run_before=settle)

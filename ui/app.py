@@ -1,0 +1,295 @@
+"""The chinwag TUI: unlock or create a profile, then talk to `chat.Messenger` through the
+trio guest-run bridge.
+
+The app owns three things for its lifetime: the trio bridge, the unlocked profile (and its
+lock), and the messenger running in the bridge's nursery. Screens never touch storage or the
+node; they call the messenger through `ChinwagApp.call`, which turns a MessengerError into a
+notification instead of a traceback. libp2p (via chat.messenger) is imported only once the
+app runs, in a worker thread while the passphrase is being derived, so the first frame is
+not held up by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
+
+import trio
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from chat.config import Config
+from chat.errors import UserError
+from chat.events import MessageAdded, MessageView
+from chat.identity_store import ensure_identity
+from chat.logs import register_secret
+from chat.unlock import profile_lock
+from storage.errors import StorageError
+from storage.kdf import KdfParams
+from storage.profiles import Profiles
+from storage.store import Store
+from ui.bridge import BridgeClosed, TrioBridge
+from ui.messages import MessengerEvent, MessengerFailed, MessengerReady
+from ui.notify import desktop_notification
+
+if TYPE_CHECKING:
+    from chat.messenger import Messenger, MessengerConfig
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+EVENT_BUFFER = 10_000
+"""Events the UI may fall behind by before it loses some (the messenger counts them)."""
+
+
+def _preload_messenger() -> None:
+    """Import chat.messenger (and libp2p under it) off the UI thread, once."""
+    with contextlib.suppress(Exception):
+        importlib.import_module("chat.messenger")
+
+
+class ChinwagApp(App[int]):
+    """`ChinwagApp(config).run()`; `passphrase` skips the unlock screen."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "chinwag"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1", "help", "Help"),
+        Binding("f6", "toggle_dark", "Theme", show=False),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        passphrase: str | None = None,
+        messenger_config: MessengerConfig | None = None,
+        kdf: Callable[[], KdfParams] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.profiles = Profiles(config.profiles_dir, on_key=register_secret)
+        self.bridge = TrioBridge()
+        self.clock = clock
+        self.messenger: Messenger | None = None
+        self.store: Store | None = None
+        self._initial_passphrase = passphrase
+        self._messenger_config = messenger_config
+        self._kdf = kdf
+        self._locks = contextlib.ExitStack()
+        self._closed = False
+        self.startup_started = time.perf_counter()
+        self.ready_at: float | None = None
+        """perf_counter when the chat list was first shown (the launch benchmark reads it)."""
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    @property
+    def profile(self) -> str:
+        return self.config.profile
+
+    async def on_mount(self) -> None:
+        threading.Thread(target=_preload_messenger, name="preload", daemon=True).start()
+        self.theme = "textual-dark"
+        await self.bridge.start()
+        from ui.screens.onboarding import OnboardingScreen
+        from ui.screens.unlock import UnlockScreen
+
+        if not self.profiles.exists(self.profile):
+            await self.push_screen(OnboardingScreen())
+            return
+        await self.push_screen(UnlockScreen())
+        if self._initial_passphrase:
+            error = await self.unlock(self._initial_passphrase)
+            if error is not None:
+                self.screen.query_one("#unlock-error").update(error)  # type: ignore[attr-defined]
+
+    async def unlock(self, passphrase: str) -> str | None:
+        """Open the profile and start the messenger; or the sentence that says why not."""
+        try:
+            self._locks.enter_context(
+                profile_lock(self.profiles.directory(self.profile), self.profile)
+            )
+            store = await self.bridge.call(
+                trio.to_thread.run_sync, self.profiles.unlock, self.profile, passphrase
+            )
+        except (UserError, StorageError) as exc:
+            self._locks.close()
+            return str(exc)
+        self.store = store
+        self.bridge.start_soon(self._messenger_main, store, False)
+        return None
+
+    async def create_profile(self, display_name: str, passphrase: str) -> str | None:
+        """Create the profile with its chat identity, then start the messenger."""
+        kdf = self._kdf() if self._kdf is not None else None
+        now = self.clock()
+
+        def create() -> Store:
+            store = self.profiles.create(
+                self.profile, passphrase, display_name=display_name, now=int(now * 1000), kdf=kdf
+            )
+            try:
+                ensure_identity(store, now)
+            except BaseException:
+                store.close()
+                raise
+            return store
+
+        try:
+            store = await self.bridge.call(trio.to_thread.run_sync, create)
+            self._locks.enter_context(
+                profile_lock(self.profiles.directory(self.profile), self.profile)
+            )
+        except (UserError, StorageError) as exc:
+            return str(exc)
+        self.store = store
+        self.bridge.start_soon(self._messenger_main, store, True)
+        return None
+
+    def messenger_config(self) -> MessengerConfig:
+        from chat.messenger import MessengerConfig
+
+        if self._messenger_config is not None:
+            return self._messenger_config
+        network = self.config.network
+        return MessengerConfig(
+            peers=network.peers, cluster_id=network.cluster_id, shards=network.shards
+        )
+
+    async def _messenger_main(self, store: Store, new_profile: bool) -> None:
+        """Trio side: run the messenger and forward its events until the bridge stops."""
+        try:
+            from chat.messenger import Messenger
+
+            messenger = Messenger(store, self.messenger_config())
+            async with messenger.run():
+                events = messenger.subscribe(EVENT_BUFFER)
+                self.messenger = messenger
+                self.post_message(MessengerReady())
+                if new_profile:
+                    self.call_later(self.action_my_link)
+                with events:
+                    async for event in events:
+                        self.post_message(MessengerEvent(event))
+        except Exception as exc:
+            log.exception("the messenger stopped")
+            self.post_message(MessengerFailed(str(exc) or type(exc).__name__))
+        finally:
+            self.messenger = None
+
+    async def on_messenger_ready(self, _: MessengerReady) -> None:
+        from ui.screens.main import MainScreen
+
+        await self.switch_screen(MainScreen())
+
+    def on_messenger_failed(self, message: MessengerFailed) -> None:
+        self.notify(
+            f"The network core stopped: {message.reason}. See the log file for details.",
+            title="chinwag",
+            severity="error",
+            timeout=30,
+        )
+
+    def on_messenger_event(self, message: MessengerEvent) -> None:
+        event = message.event
+        for screen in self.screen_stack:
+            handler = getattr(screen, "handle_event", None)
+            if handler is not None:
+                handler(event)
+        if isinstance(event, MessageAdded):
+            self._maybe_notify(event.message)
+
+    def _maybe_notify(self, message: MessageView) -> None:
+        if message.outgoing:
+            return
+        from ui.screens.main import MainScreen
+
+        main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+        in_view = main is not None and self.screen is main and main.current_chat == message.chat_id
+        if in_view and self.app_focus:
+            return
+        if self.config.notify_bell:
+            self.bell()
+        if self.config.notify_desktop:
+            name = main.chat_name(message.chat_id) if main is not None else "a contact"
+            self.run_worker(desktop_notification("chinwag", f"New message from {name}"))
+
+    async def shutdown_core(self) -> None:
+        """Stop the messenger (cancel the trio root and wait), then close the profile."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self.bridge.stop()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+            self.store = None
+        self._locks.close()
+
+    async def action_quit(self) -> None:
+        await self.shutdown_core()
+        self.exit(0)
+
+    async def on_unmount(self) -> None:
+        await self.shutdown_core()
+
+    # ---- calling the messenger ---------------------------------------------------------
+    async def call(
+        self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T | None:
+        """Run a messenger coroutine in trio; a refusal becomes a notification and None."""
+        try:
+            return await self.bridge.call(functools.partial(fn, *args, **kwargs))
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+        except BridgeClosed:
+            self.notify("the network core is not running", severity="error")
+        return None
+
+    # ---- actions every screen has ------------------------------------------------------
+    def action_help(self) -> None:
+        from ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def action_my_link(self) -> None:
+        from ui.screens.link import LinkScreen
+
+        if self.messenger is not None and not isinstance(self.screen, LinkScreen):
+            self.push_screen(LinkScreen(self.messenger.identity()))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Key bindings and what the glyphs mean", self.action_help)
+        yield SystemCommand(
+            "Theme: dark/light", "Switch between dark and light", self.action_toggle_dark
+        )
+        if self.messenger is not None:
+            yield SystemCommand("My contact link", "Your link and its QR code", self.action_my_link)
+        actions = getattr(screen, "palette_commands", None)
+        if actions is not None:
+            yield from actions()
+
+
+def run_tui(config: Config, *, passphrase: str | None) -> int:
+    """Run the TUI until the user quits; the exit code."""
+    app = ChinwagApp(config, passphrase=passphrase)
+    code = app.run()
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,1 @@
+"""The TUI's screens: unlock, onboarding, main, contacts, outbox, trace, help, verify, link."""

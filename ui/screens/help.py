@@ -1,0 +1,72 @@
+"""Help: the key bindings, and what each message glyph and health state means."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+from ui.format import HEALTH_GLYPHS, STATE_GLYPHS, STATE_WORDS
+
+KEYS = """\
+| key | where | does |
+|---|---|---|
+| Ctrl+P | anywhere | command palette: every action by name |
+| F1 | anywhere | this help |
+| F2 | main | contacts: add by link, accept or decline requests, verify |
+| F3 | main | outbox: everything not yet delivered; retry, retry all, discard |
+| F4 | main | your contact link and its QR code |
+| F6 | anywhere | dark / light theme |
+| Ctrl+Q | anywhere | quit |
+| Tab / Shift+Tab | main | move between chat list, conversation and composer |
+| Alt+A | main | jump to the next chat with unread messages |
+| Alt+Up / Alt+Down | main | previous / next chat |
+| Enter | composer | send |
+| Alt+Enter or Ctrl+J | composer | new line |
+| Up / Down | composer | recall earlier messages (from the first / last line) |
+| Esc | main | cancel a reply, unselect a message |
+| Up / Down | conversation | select the previous / next message |
+| PgUp / PgDn, Home / End | conversation | scroll; older messages load at the top |
+| r | conversation | reply to the selected message |
+| t | conversation | delivery trace of the selected (or last) message |
+| Ctrl+R | main | retry the selected message, or the last failed one |
+| a / d / c / v | contacts list | accept / decline / cancel request / verify |
+| r / R / d / t | outbox | retry / retry all / discard / trace |
+"""
+
+
+def _glyph_table() -> str:
+    rows = ["| glyph | state |", "|---|---|"]
+    for state, glyph in STATE_GLYPHS.items():
+        if glyph:
+            rows.append(f"| {glyph} | {STATE_WORDS[state]} |")
+    rows.append("")
+    rows.append("| health | meaning |")
+    rows.append("|---|---|")
+    meanings = {
+        "online": "connected to relay peers on every shard",
+        "degraded": "connected, but some shard or service is missing",
+        "offline": "no peers: messages wait in the outbox",
+        "sleeping": "the computer slept; catching up",
+    }
+    for status, glyph in HEALTH_GLYPHS.items():
+        rows.append(f"| {glyph} {status} | {meanings[status]} |")
+    return "\n".join(rows)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("q", "close", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box", classes="dialog"):
+            yield Markdown(f"# chinwag keys\n\n{KEYS}\n\n## Message states\n\n{_glyph_table()}")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

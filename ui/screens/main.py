@@ -1,0 +1,322 @@
+"""The main screen: chat list, conversation, composer, and the health bar.
+
+Keys (also in the command palette and on the help screen): Alt+A next unread chat,
+Alt+Up/Down previous/next chat, Ctrl+R retry the selected (or last failed) message, F2
+contacts, F3 outbox, F4 your link, Tab moves between list, conversation and composer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from chat.events import (
+    ChatUpdated,
+    ContactUpdated,
+    Event,
+    HealthUpdated,
+    MessageAdded,
+    MessagesLost,
+    MessageUpdated,
+    MessageView,
+    Rejected,
+)
+from ui.format import chat_label
+from ui.widgets.chat_list import ChatList
+from ui.widgets.composer import Composer
+from ui.widgets.conversation import ConversationView
+from ui.widgets.health_bar import HealthBar
+
+if TYPE_CHECKING:
+    from ui.app import ChinwagApp
+
+PAGE = 60
+"""Messages per page: the newest page on opening a chat, then one per scroll to the top."""
+
+
+class MainScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("alt+a", "next_unread", "Next unread"),
+        Binding("alt+up", "chat(-1)", "Prev chat", show=False),
+        Binding("alt+down", "chat(1)", "Next chat", show=False),
+        Binding("ctrl+r", "retry", "Retry"),
+        Binding("f2", "contacts", "Contacts"),
+        Binding("f3", "outbox", "Outbox"),
+        Binding("f4", "app.my_link", "My link"),
+        Binding("escape", "cancel_reply", "Cancel reply", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current_chat: str | None = None
+        self.reply_to: MessageView | None = None
+        self.contacts_waiting: dict[str, bool] = {}
+        self.own_name = "me"
+
+    @property
+    def chinwag(self) -> ChinwagApp:
+        return cast("ChinwagApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="sidebar"):
+                yield Static("Chats", classes="pane-title")
+                yield ChatList(id="chat-list")
+            with Vertical(id="chat-pane"):
+                yield Static("No chat open: add a contact with F2", id="chat-title", markup=False)
+                yield ConversationView(
+                    names=self._sender_name, clock_fn=self.chinwag.clock, id="conversation"
+                )
+                yield Static("", id="reply-bar", markup=False)
+                yield Composer(id="composer")
+        yield HealthBar(id="health")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        messenger = self.chinwag.messenger
+        self.query_one("#reply-bar").display = False
+        if messenger is None:
+            return
+        self.own_name = messenger.identity().display_name or "me"
+        self.query_one(HealthBar).show(messenger.health())
+        chats = await self.chinwag.call(messenger.chats) or []
+        chat_list = self.query_one(ChatList)
+        chat_list.set_chats(chats)
+        contacts = await self.chinwag.call(messenger.contacts) or []
+        self.contacts_waiting = {c.chat_key: c.state == "request_received" for c in contacts}
+        chat_list.set_requests(sum(self.contacts_waiting.values()))
+        if self.chinwag.ready_at is None:
+            self.chinwag.ready_at = time.perf_counter()
+        if chats:
+            await self.open_chat(chat_list.ordered()[0].id)
+        chat_list.focus()
+
+    # ---- names ---------------------------------------------------------------------------
+    def _sender_name(self, message: MessageView) -> str:
+        if message.outgoing:
+            return self.own_name
+        return self.chat_name(message.chat_id)
+
+    def chat_name(self, chat_id: str) -> str:
+        chat = self.query_one(ChatList).chats.get(chat_id)
+        return chat_label(chat) if chat is not None else chat_id[:8]
+
+    # ---- opening chats -----------------------------------------------------------------
+    async def open_chat(self, chat_id: str) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        chat_list = self.query_one(ChatList)
+        chat = chat_list.chats.get(chat_id)
+        page = await self.chinwag.call(messenger.messages, chat_id, limit=PAGE)
+        if page is None:
+            return
+        self.current_chat = chat_id
+        chat_list.set_current(chat_id)
+        self.cancel_reply()
+        title = chat_label(chat) if chat is not None else chat_id
+        if chat is not None and chat.peer_chat_key:
+            title += f"  ·  {chat.peer_chat_key}"
+        self.query_one("#chat-title", Static).update(title)
+        self.query_one(ConversationView).show_chat(
+            chat_id, page, unread=chat.unread if chat else 0, has_older=len(page) == PAGE
+        )
+        if chat is not None and chat.unread:
+            updated = await self.chinwag.call(messenger.mark_read, chat_id)
+            if updated is not None:
+                chat_list.upsert(updated)
+
+    async def on_chat_list_chat_chosen(self, event: ChatList.ChatChosen) -> None:
+        await self.open_chat(event.chat_id)
+        self.query_one(Composer).focus()
+
+    def on_chat_list_requests_chosen(self, _: ChatList.RequestsChosen) -> None:
+        self.action_contacts()
+
+    async def on_conversation_view_older_wanted(self, event: ConversationView.OlderWanted) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        page = await self.chinwag.call(
+            messenger.messages, event.chat_id, limit=PAGE, before=event.before
+        )
+        if page is not None:
+            self.query_one(ConversationView).prepend(
+                event.chat_id, page, has_older=len(page) == PAGE
+            )
+
+    async def on_conversation_view_quote_wanted(self, event: ConversationView.QuoteWanted) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        try:
+            quoted = await self.chinwag.bridge.call(messenger.message, event.message_id)
+        except Exception:  # a reply to something we never had: the quote line says so
+            return
+        self.query_one(ConversationView).set_quote(quoted)
+
+    def on_conversation_view_action(self, event: ConversationView.Action) -> None:
+        if event.action == "reply":
+            self.reply_to = event.message
+            bar = self.query_one("#reply-bar", Static)
+            snippet = event.message.text.replace("\n", " ")[:60]
+            bar.update(
+                f"↱ replying to {self._sender_name(event.message)}: {snippet}  (Esc cancels)"
+            )
+            bar.display = True
+            self.query_one(Composer).focus()
+        elif event.action == "trace":
+            self.show_trace(event.message)
+
+    def show_trace(self, message: MessageView) -> None:
+        from ui.screens.trace import TraceScreen
+
+        self.app.push_screen(TraceScreen(message))
+
+    # ---- sending -----------------------------------------------------------------------
+    async def on_composer_submitted(self, event: Composer.Submitted) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None or self.current_chat is None:
+            self.notify("Open a chat first (add a contact with F2).", severity="warning")
+            return
+        reply_to = self.reply_to.id if self.reply_to is not None else None
+        self.cancel_reply()
+        sent = await self.chinwag.call(messenger.send_text, self.current_chat, event.text, reply_to)
+        if sent is not None:
+            self.query_one(ConversationView).add(sent)
+
+    def cancel_reply(self) -> None:
+        self.reply_to = None
+        bar = self.query_one("#reply-bar", Static)
+        bar.display = False
+
+    def action_cancel_reply(self) -> None:
+        if self.reply_to is not None:
+            self.cancel_reply()
+        else:
+            self.query_one(ConversationView).action_clear_cursor()
+
+    # ---- events from the messenger -----------------------------------------------------
+    def handle_event(self, event: Event) -> None:
+        conversation = self.query_one(ConversationView)
+        chat_list = self.query_one(ChatList)
+        messenger = self.chinwag.messenger
+        if isinstance(event, MessageAdded | MessageUpdated) and messenger is not None:
+            # The outbox count moves with every message; HealthUpdated comes on network changes.
+            self.query_one(HealthBar).show(messenger.health())
+        if isinstance(event, MessageAdded):
+            conversation.add(event.message)
+            if event.message.chat_id == self.current_chat and not event.message.outgoing:
+                self.run_worker(self._mark_read(event.message.chat_id), group="mark-read")
+        elif isinstance(event, MessageUpdated):
+            conversation.update(event.message)
+        elif isinstance(event, ChatUpdated):
+            chat = event.chat
+            if chat.id == self.current_chat and chat.unread and self.app.screen is self:
+                self.run_worker(self._mark_read(chat.id), group="mark-read")
+            chat_list.upsert(chat)
+        elif isinstance(event, ContactUpdated):
+            self.contacts_waiting[event.contact.chat_key] = (
+                event.contact.state == "request_received"
+            )
+            chat_list.set_requests(sum(self.contacts_waiting.values()))
+        elif isinstance(event, HealthUpdated):
+            self.query_one(HealthBar).show(event.health)
+        elif isinstance(event, MessagesLost):
+            self.notify(
+                f"{event.count} earlier message(s) in {self.chat_name(event.chat_id)} could not "
+                "be retrieved; later ones are shown without them.",
+                severity="warning",
+                timeout=15,
+            )
+        elif isinstance(event, Rejected):
+            self.notify(f"Refused a message: {event.reason}", severity="warning")
+
+    async def _mark_read(self, chat_id: str) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        updated = await self.chinwag.call(messenger.mark_read, chat_id)
+        if updated is not None:
+            self.query_one(ChatList).upsert(updated)
+
+    def on_screen_resume(self) -> None:
+        if self.current_chat is not None:
+            chat = self.query_one(ChatList).chats.get(self.current_chat)
+            if chat is not None and chat.unread:
+                self.run_worker(self._mark_read(chat.id), group="mark-read")
+
+    # ---- actions -----------------------------------------------------------------------
+    async def action_next_unread(self) -> None:
+        chat = self.query_one(ChatList).next_unread()
+        if chat is None:
+            self.notify("No unread messages.")
+            return
+        await self.open_chat(chat.id)
+
+    async def action_chat(self, step: int) -> None:
+        chat = self.query_one(ChatList).neighbour(step)
+        if chat is not None:
+            await self.open_chat(chat.id)
+
+    async def action_retry(self) -> None:
+        messenger = self.chinwag.messenger
+        conversation = self.query_one(ConversationView)
+        selected = conversation.selected
+        target = selected if selected is not None and selected.outgoing else None
+        if target is None or target.state in ("delivered", "stored", "sent"):
+            target = conversation.last_failed()
+        if messenger is None or target is None:
+            self.notify("Nothing to retry here.")
+            return
+        updated = await self.chinwag.call(messenger.retry, target.id)
+        if updated is not None:
+            conversation.update(updated)
+            self.notify("Retrying now.")
+
+    def action_contacts(self) -> None:
+        from ui.screens.contacts import ContactsScreen
+
+        self.app.push_screen(ContactsScreen(), self._after_contacts)
+
+    async def _after_contacts(self, chat_id: str | None) -> None:
+        if chat_id is not None:
+            await self.open_chat(chat_id)
+            self.query_one(Composer).focus()
+
+    def action_outbox(self) -> None:
+        from ui.screens.outbox import OutboxScreen
+
+        self.app.push_screen(OutboxScreen())
+
+    def action_trace_selected(self) -> None:
+        self.query_one(ConversationView).action_trace()
+
+    def palette_commands(self) -> list[SystemCommand]:
+        return [
+            SystemCommand(
+                "Contacts", "Add contacts, answer requests, verify (F2)", self.action_contacts
+            ),
+            SystemCommand("Outbox", "Everything not yet delivered (F3)", self.action_outbox),
+            SystemCommand(
+                "Next unread chat",
+                "Jump to the next chat with unread messages (Alt+A)",
+                self.action_next_unread,
+            ),
+            SystemCommand(
+                "Retry message",
+                "Retry the selected or last failed message (Ctrl+R)",
+                self.action_retry,
+            ),
+            SystemCommand(
+                "Trace message",
+                "Delivery timeline of the selected message (t)",
+                self.action_trace_selected,
+            ),
+        ]

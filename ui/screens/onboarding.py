@@ -1,0 +1,91 @@
+"""Create a profile: a display name, a passphrase typed twice with a strength hint, and the
+plain warning that a lost passphrase cannot be recovered."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.app import ComposeResult
+from textual.containers import Center, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Static
+
+from chat.identity import IdentityError, validate_display_name
+from ui.format import passphrase_strength
+
+if TYPE_CHECKING:
+    from ui.app import ChinwagApp
+
+WARNING = (
+    "Your passphrase encrypts everything chinwag keeps on this computer. "
+    "There is no way to recover a lost passphrase, and no one can reset it: "
+    "write it down somewhere safe."
+)
+STRENGTH_BARS = ("", "▰▱▱▱", "▰▰▱▱", "▰▰▰▱", "▰▰▰▰")
+
+
+class OnboardingScreen(Screen[None]):
+    AUTO_FOCUS = "#display-name"
+
+    def compose(self) -> ComposeResult:
+        app = cast("ChinwagApp", self.app)
+        with Center(), VerticalScroll(id="onboarding-box", classes="dialog"):
+            yield Static("Welcome to chinwag", classes="dialog-title")
+            yield Static(f"Create the profile '{app.profile}'.", id="onboarding-profile")
+            yield Input(placeholder="your display name (what others see)", id="display-name")
+            yield Input(placeholder="passphrase", password=True, id="new-passphrase")
+            yield Static("", id="strength")
+            yield Input(placeholder="the same passphrase again", password=True, id="repeat")
+            yield Static(WARNING, id="warning", classes="warning")
+            yield Static("", id="onboarding-error", classes="error")
+            yield Button("Create profile", variant="primary", id="create")
+        yield Footer()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "new-passphrase":
+            score, hint = passphrase_strength(event.value)
+            self.query_one("#strength", Static).update(
+                f"strength {STRENGTH_BARS[score]} {hint}" if event.value else ""
+            )
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "repeat":
+            await self._create()
+        else:
+            self.focus_next()
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        await self._create()
+
+    def _problem(self) -> str | None:
+        name = self.query_one("#display-name", Input).value
+        first = self.query_one("#new-passphrase", Input).value
+        second = self.query_one("#repeat", Input).value
+        try:
+            validate_display_name(name)
+        except (IdentityError, ValueError) as exc:
+            return f"Display name: {exc}"
+        if not first:
+            return "Choose a passphrase."
+        if first != second:
+            return "The two passphrases differ; type the same one twice."
+        return None
+
+    async def _create(self) -> None:
+        app = cast("ChinwagApp", self.app)
+        error = self.query_one("#onboarding-error", Static)
+        problem = self._problem()
+        if problem is not None:
+            error.update(problem)
+            return
+        error.update("Creating your profile…")
+        self.query_one("#create", Button).disabled = True
+        name = validate_display_name(self.query_one("#display-name", Input).value)
+        problem = await app.create_profile(name, self.query_one("#new-passphrase", Input).value)
+        if problem is not None:
+            self.query_one("#create", Button).disabled = False
+            error.update(problem[:1].upper() + problem[1:])
+        else:
+            error.update("Starting the network…")

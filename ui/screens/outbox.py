@@ -1,0 +1,152 @@
+"""The outbox: everything not yet delivered, across chats and request flows, with the reason,
+the attempt count and the next attempt. r retries one, R retries all, d discards."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from chat.events import (
+    ContactUpdated,
+    Event,
+    HealthUpdated,
+    MessageAdded,
+    MessageUpdated,
+    OutboxItemView,
+)
+from ui.format import outbox_row
+from ui.widgets.health_bar import HealthBar
+
+if TYPE_CHECKING:
+    from ui.app import ChinwagApp
+
+
+class OutboxScreen(Screen[None]):
+    AUTO_FOCUS = "#outbox-table"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back"),
+        Binding("r", "retry", "Retry"),
+        Binding("R", "retry_all", "Retry all"),
+        Binding("d", "discard", "Discard"),
+        Binding("t", "trace", "Trace"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[OutboxItemView] = []
+
+    @property
+    def chinwag(self) -> ChinwagApp:
+        return cast("ChinwagApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="outbox-pane"):
+            yield Static("Outbox: not yet delivered", classes="pane-title")
+            yield Static("", id="outbox-summary", classes="muted")
+            yield DataTable(id="outbox-table", cursor_type="row", zebra_stripes=True)
+        yield HealthBar(id="health")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns(
+            "what", "summary", "state", "reason", "attempts", "next attempt"
+        )
+        messenger = self.chinwag.messenger
+        if messenger is not None:
+            self.query_one(HealthBar).show(messenger.health())
+        await self.reload()
+
+    async def reload(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        self.show_items(await self.chinwag.call(messenger.outbox) or [])
+
+    def show_items(self, items: list[OutboxItemView]) -> None:
+        self.items = items
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        now = self.chinwag.clock()
+        for item in self.items:
+            table.add_row(*outbox_row(item, now), key=item.id)
+        if self.items:
+            table.move_cursor(row=min(row, len(self.items) - 1))
+        failed = sum(1 for i in self.items if i.state == "failed")
+        self.query_one("#outbox-summary", Static).update(
+            f"{len(self.items)} waiting, {failed} failed"
+            if self.items
+            else "Nothing waiting: everything you sent was delivered."
+        )
+
+    @work(exclusive=True, group="outbox-reload")
+    async def reload_soon(self) -> None:
+        await self.reload()
+
+    def handle_event(self, event: Event) -> None:
+        if isinstance(event, MessageAdded | MessageUpdated | ContactUpdated):
+            self.reload_soon()
+        elif isinstance(event, HealthUpdated):
+            self.query_one(HealthBar).show(event.health)
+
+    @property
+    def selected(self) -> OutboxItemView | None:
+        table = self.query_one(DataTable)
+        if not self.items or table.cursor_row >= len(self.items):
+            return None
+        return self.items[table.cursor_row]
+
+    async def action_retry(self) -> None:
+        messenger = self.chinwag.messenger
+        item = self.selected
+        if messenger is None or item is None:
+            return
+        if item.kind != "message":
+            self.notify(
+                "Contact requests are re-sent on their own schedule; cancel and add again "
+                "to start over.",
+                severity="warning",
+            )
+            return
+        await self.chinwag.call(messenger.retry, item.id)
+        await self.reload()
+
+    async def action_retry_all(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        count = await self.chinwag.call(messenger.retry_all)
+        if count is not None:
+            self.notify(f"Retrying {count} item(s) now.")
+        await self.reload()
+
+    async def action_discard(self) -> None:
+        messenger = self.chinwag.messenger
+        item = self.selected
+        if messenger is None or item is None:
+            return
+        if item.kind == "message":
+            await self.chinwag.call(messenger.discard, item.id)
+        else:
+            await self.chinwag.call(messenger.cancel_contact_request, item.id)
+        await self.reload()
+
+    async def action_trace(self) -> None:
+        from ui.screens.trace import TraceScreen
+
+        messenger = self.chinwag.messenger
+        item = self.selected
+        if messenger is None or item is None or item.kind != "message":
+            return
+        message = await self.chinwag.call(messenger.message, item.id)
+        if message is not None:
+            self.app.push_screen(TraceScreen(message))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,106 @@
+"""The chat list: chats by latest activity, unread counts, and a badge for open requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from chat.events import ChatView
+from ui.format import chat_label
+
+REQUESTS_ID = "__requests__"
+"""The option that opens the contacts screen when requests wait for an answer."""
+
+
+class ChatList(OptionList):
+    """One option per chat, most recent activity first; Enter or a click opens it."""
+
+    class ChatChosen(Message):
+        def __init__(self, chat_id: str) -> None:
+            super().__init__()
+            self.chat_id = chat_id
+
+    class RequestsChosen(Message):
+        pass
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.chats: dict[str, ChatView] = {}
+        self.requests = 0
+        self.current: str | None = None
+
+    def set_chats(self, chats: Iterable[ChatView]) -> None:
+        self.chats = {chat.id: chat for chat in chats}
+        self._redraw()
+
+    def upsert(self, chat: ChatView) -> None:
+        self.chats[chat.id] = chat
+        self._redraw()
+
+    def set_requests(self, count: int) -> None:
+        if count != self.requests:
+            self.requests = count
+            self._redraw()
+
+    def set_current(self, chat_id: str | None) -> None:
+        self.current = chat_id
+        self._redraw()
+
+    def ordered(self) -> list[ChatView]:
+        return sorted(self.chats.values(), key=lambda c: c.last_activity_at, reverse=True)
+
+    def next_unread(self) -> ChatView | None:
+        """The next chat with unread messages after the current one (wrapping)."""
+        ordered = self.ordered()
+        ids = [c.id for c in ordered]
+        start = ids.index(self.current) + 1 if self.current in ids else 0
+        for chat in ordered[start:] + ordered[:start]:
+            if chat.unread and chat.id != self.current:
+                return chat
+        return None
+
+    def neighbour(self, step: int) -> ChatView | None:
+        ordered = self.ordered()
+        if not ordered:
+            return None
+        ids = [c.id for c in ordered]
+        index = ids.index(self.current) if self.current in ids else -step
+        return ordered[(index + step) % len(ordered)]
+
+    def _label(self, chat: ChatView) -> Text:
+        text = Text()
+        text.append("▌" if chat.id == self.current else " ", "bold")
+        name = chat_label(chat)
+        if chat.unread:
+            text.append(name, "bold")
+            text.append(f" ({chat.unread})", "bold yellow")
+        else:
+            text.append(name)
+        return text
+
+    def _redraw(self) -> None:
+        highlighted = self.highlighted_option.id if self.highlighted_option else None
+        options: list[Option] = []
+        if self.requests:
+            plural = "s" if self.requests != 1 else ""
+            label = Text(f" ✉ {self.requests} contact request{plural}", "bold yellow")
+            options.append(Option(label, id=REQUESTS_ID))
+        options.extend(Option(self._label(chat), id=chat.id) for chat in self.ordered())
+        self.set_options(options)
+        target = highlighted or self.current
+        if target is not None:
+            try:
+                self.highlighted = self.get_option_index(target)
+            except Exception:  # the option is gone (a chat removed)
+                self.highlighted = None
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id == REQUESTS_ID:
+            self.post_message(self.RequestsChosen())
+        elif event.option.id is not None:
+            self.post_message(self.ChatChosen(event.option.id))

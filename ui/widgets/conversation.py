@@ -1,0 +1,427 @@
+"""The conversation: a virtual scroll view over the loaded messages of one chat.
+
+Only the loaded pages are kept (the newest page when a chat opens; older pages as the user
+scrolls to the top), and only the visible lines are drawn (`render_line`), so a chat with
+100k messages opens as fast as one with 50. Each message renders to a block of lines once per
+width; an update re-renders just that block.
+
+Lines: day separators, a read marker before the first unread message, a quote line above a
+reply, then `HH:MM name: text` with a hanging indent, and for outgoing messages the state
+glyph (and when failed, the reason and the retry key).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.console import Console
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from chat.events import MessageView
+from ui.format import clock, day_key, day_label, message_status
+
+INDENT = 6
+"""Width of 'HH:MM ' — continuation lines start under the text."""
+COUNTDOWN_EVERY = 5.0
+"""Seconds between refreshes of the retry countdowns on queued messages."""
+
+
+@dataclass
+class _Block:
+    """One rendered item: a message's lines, or a separator (message index None)."""
+
+    lines: list[Strip]
+    message: int | None
+
+
+class ConversationView(ScrollView, can_focus=True):
+    """Scrollback of one chat. The app feeds it views; it asks for older pages by message."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "conversation--time",
+        "conversation--me",
+        "conversation--them",
+        "conversation--status",
+        "conversation--failed",
+        "conversation--day",
+        "conversation--marker",
+        "conversation--quote",
+        "conversation--cursor",
+        "conversation--notice",
+    }
+    DEFAULT_CSS = """
+    ConversationView { background: $surface; }
+    ConversationView > .conversation--time { color: $text-muted; }
+    ConversationView > .conversation--me { color: $success; text-style: bold; }
+    ConversationView > .conversation--them { color: $accent; text-style: bold; }
+    ConversationView > .conversation--status { color: $text-muted; }
+    ConversationView > .conversation--failed { color: $error; text-style: bold; }
+    ConversationView > .conversation--day { color: $text-muted; }
+    ConversationView > .conversation--marker { color: $warning; }
+    ConversationView > .conversation--quote { color: $text-muted; text-style: italic; }
+    ConversationView > .conversation--cursor { background: $boost; }
+    ConversationView > .conversation--notice { color: $text-muted; text-style: italic; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor(-1)", "Previous message", show=False),
+        Binding("down", "cursor(1)", "Next message", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "oldest", "Oldest", show=False),
+        Binding("end", "newest", "Newest", show=False),
+        Binding("r", "reply", "Reply"),
+        Binding("t", "trace", "Trace"),
+        Binding("escape", "clear_cursor", "Unselect", show=False),
+    ]
+
+    cursor: reactive[int | None] = reactive(None, init=False)
+    """Index into the loaded messages of the selected one (None: nothing selected)."""
+
+    class OlderWanted(Message):
+        """The user reached the top: load the page before `before` (a message id)."""
+
+        def __init__(self, chat_id: str, before: str) -> None:
+            super().__init__()
+            self.chat_id = chat_id
+            self.before = before
+
+    class QuoteWanted(Message):
+        """A reply quotes a message that is not loaded."""
+
+        def __init__(self, message_id: str) -> None:
+            super().__init__()
+            self.message_id = message_id
+
+    class Action(Message):
+        """Reply to / trace the selected message."""
+
+        def __init__(self, action: str, message: MessageView) -> None:
+            super().__init__()
+            self.action = action
+            self.message = message
+
+    def __init__(
+        self,
+        *,
+        names: Callable[[MessageView], str] | None = None,
+        clock_fn: Callable[[], float] = time.time,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.chat_id: str | None = None
+        self.messages: list[MessageView] = []
+        self._index: dict[str, int] = {}
+        self._quotes: dict[str, MessageView] = {}
+        self._asked_quotes: set[str] = set()
+        self._blocks: list[_Block] = []
+        self._lines: list[Strip] = []
+        self._owner: list[int | None] = []
+        self._message_block: dict[int, int] = {}
+        self._width = 0
+        self._read_marker: str | None = None
+        self._has_older = False
+        self._loading_older = False
+        self._follow = True
+        self._names = names or (lambda m: "me" if m.outgoing else m.sender[:12])
+        self._now = clock_fn
+
+    # ---- feeding ---------------------------------------------------------------------
+    def show_chat(
+        self, chat_id: str, messages: Sequence[MessageView], *, unread: int, has_older: bool
+    ) -> None:
+        """Replace the content with a chat's newest page; the read marker sits above the
+        first of the last `unread` incoming messages."""
+        self.chat_id = chat_id
+        self.messages = list(messages)
+        self._reindex()
+        self._quotes.clear()
+        self._asked_quotes.clear()
+        self._has_older = has_older
+        self._loading_older = False
+        self._read_marker = None
+        if unread:
+            incoming = [m for m in self.messages if not m.outgoing]
+            if incoming:
+                self._read_marker = incoming[max(0, len(incoming) - unread)].id
+        self.cursor = None
+        self._follow = True
+        self._rebuild()
+        self.scroll_end(animate=False, immediate=True)
+
+    def clear_chat(self) -> None:
+        self.chat_id = None
+        self.messages = []
+        self._reindex()
+        self.cursor = None
+        self._rebuild()
+
+    def prepend(self, chat_id: str, older: Sequence[MessageView], *, has_older: bool) -> None:
+        """Add an older page above what is loaded, keeping the view where it was."""
+        if chat_id != self.chat_id:
+            return
+        self._loading_older = False
+        self._has_older = has_older
+        fresh = [m for m in older if m.id not in self._index]
+        if not fresh:
+            self._rebuild()
+            return
+        before = len(self._lines)
+        selected = self.messages[self.cursor].id if self.cursor is not None else None
+        self.messages = fresh + self.messages
+        self._reindex()
+        if selected is not None:
+            self.set_reactive(ConversationView.cursor, self._index[selected])
+        self._rebuild()
+        self.scroll_to(y=self.scroll_y + len(self._lines) - before, animate=False, immediate=True)
+
+    def add(self, message: MessageView) -> None:
+        """A new message in this chat (ours just queued, or one received)."""
+        if message.chat_id != self.chat_id:
+            return
+        if message.id in self._index:
+            self.update(message)
+            return
+        at_bottom = self._follow or self.scroll_y >= self.max_scroll_y
+        self.messages.append(message)
+        self._index[message.id] = len(self.messages) - 1
+        self._rebuild()
+        if at_bottom:
+            self.scroll_end(animate=False, immediate=True)
+
+    def update(self, message: MessageView) -> None:
+        """A message changed state: re-render its block only."""
+        position = self._index.get(message.id)
+        if position is None:
+            if message.id in self._quotes:
+                self._quotes[message.id] = message
+            return
+        self.messages[position] = message
+        block = self._message_block.get(position)
+        if block is None or not self._width:
+            return
+        self._blocks[block] = _Block(self._render_message(message), position)
+        self._flatten()
+        self.refresh()
+
+    def set_quote(self, message: MessageView) -> None:
+        self._quotes[message.id] = message
+        self._rebuild()
+
+    def mark_read(self) -> None:
+        """Drop the read marker (the user has seen the chat)."""
+        if self._read_marker is not None:
+            self._read_marker = None
+            self._rebuild()
+
+    @property
+    def selected(self) -> MessageView | None:
+        return self.messages[self.cursor] if self.cursor is not None else None
+
+    def last_failed(self) -> MessageView | None:
+        for message in reversed(self.messages):
+            if message.outgoing and message.state == "failed":
+                return message
+        return None
+
+    def visible_text(self) -> str:
+        """All loaded lines as plain text (tests and the smoke check read this)."""
+        return "\n".join(strip.text.rstrip() for strip in self._lines)
+
+    # ---- rendering -------------------------------------------------------------------
+    def _reindex(self) -> None:
+        self._index = {m.id: i for i, m in enumerate(self.messages)}
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"conversation--{name}", partial=True)
+
+    @property
+    def _console(self) -> Console:
+        return self.app.console
+
+    def _render_text(self, text: Text, indent: int = INDENT) -> list[Strip]:
+        """Wrap `text` under a hanging indent; the first line's indent is filled by caller."""
+        width = max(self._width - indent, 8)
+        lines = text.wrap(self._console, width, overflow="fold")
+        return [Strip(line.render(self._console), line.cell_len) for line in lines]
+
+    def _separator(self, label: str, style_name: str) -> _Block:
+        width = max(self._width, len(label) + 4)
+        text = Text(f" {label} ".center(width, "─"), style=self._style(style_name))
+        text.truncate(width)
+        return _Block([Strip(text.render(self._console), text.cell_len)], None)
+
+    def _render_message(self, message: MessageView) -> list[Strip]:
+        lines: list[Strip] = []
+        if message.reply_to:
+            lines.extend(self._render_quote(message.reply_to))
+        name = self._names(message)
+        body = Text()
+        body.append(name, self._style("me" if message.outgoing else "them"))
+        body.append(": ")
+        body.append(message.text)
+        status = message_status(message, self._now())
+        failed = message.outgoing and message.state == "failed"
+        if status and not failed:
+            body.append("  ")
+            body.append(status, self._style("status"))
+        wrapped = self._render_text(body)
+        prefix = Text(clock(message.timestamp).ljust(INDENT), self._style("time"))
+        first = Strip(prefix.render(self._console), prefix.cell_len)
+        pad = Strip.blank(INDENT)
+        for i, strip in enumerate(wrapped):
+            lines.append(Strip.join([first if i == 0 else pad, strip]))
+        if failed:
+            for strip in self._render_text(Text(status, self._style("failed"))):
+                lines.append(Strip.join([pad, strip]))
+        return lines
+
+    def _render_quote(self, quoted_id: str) -> list[Strip]:
+        quoted = self._quotes.get(quoted_id)
+        position = self._index.get(quoted_id)
+        if position is not None:
+            quoted = self.messages[position]
+        if quoted is None:
+            if quoted_id not in self._asked_quotes:
+                self._asked_quotes.add(quoted_id)
+                self.post_message(self.QuoteWanted(quoted_id))
+            words = "↱ in reply to an earlier message"
+        else:
+            snippet = quoted.text.replace("\n", " ")
+            if len(snippet) > 60:
+                snippet = snippet[:59] + "…"
+            words = f"↱ {self._names(quoted)}: {snippet}"
+        text = Text(words, self._style("quote"))
+        text.truncate(max(self._width - INDENT, 8), overflow="ellipsis")
+        return [Strip.join([Strip.blank(INDENT), Strip(text.render(self._console), text.cell_len)])]
+
+    def _rebuild(self) -> None:
+        """Render every loaded message at the current width."""
+        self._blocks = []
+        self._message_block = {}
+        if not self._width:
+            self._flatten()
+            return
+        if self.chat_id is not None and self._has_older:
+            self._blocks.append(self._separator("↑ older messages load as you scroll", "notice"))
+        elif self.chat_id is not None and not self.messages:
+            self._blocks.append(self._separator("no messages yet: say hello", "notice"))
+        today = day_key(self._now())
+        previous_day = None
+        for i, message in enumerate(self.messages):
+            day = day_key(message.timestamp)
+            if day != previous_day:
+                self._blocks.append(self._separator(day_label(day, today), "day"))
+                previous_day = day
+            if message.id == self._read_marker:
+                self._blocks.append(self._separator("new", "marker"))
+            self._message_block[i] = len(self._blocks)
+            self._blocks.append(_Block(self._render_message(message), i))
+        self._flatten()
+
+    def _flatten(self) -> None:
+        self._lines = []
+        self._owner = []
+        for block in self._blocks:
+            self._lines.extend(block.lines)
+            self._owner.extend([block.message] * len(block.lines))
+        self.virtual_size = Size(self._width, len(self._lines))
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        base = self.rich_style
+        if index >= len(self._lines):
+            return Strip.blank(width, base)
+        strip = self._lines[index]
+        if self.cursor is not None and self._owner[index] == self.cursor:
+            strip = strip.extend_cell_length(width).apply_style(self._style("cursor"))
+        return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
+
+    # ---- events ------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.set_interval(COUNTDOWN_EVERY, self._tick_countdowns)
+
+    def _tick_countdowns(self) -> None:
+        """Keep 'retrying in N s' honest between state changes."""
+        for position, message in enumerate(self.messages):
+            if message.outgoing and message.state == "queued" and message.next_attempt_at:
+                block = self._message_block.get(position)
+                if block is not None and self._width:
+                    self._blocks[block] = _Block(self._render_message(message), position)
+                    self._flatten()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._width:
+            self._width = event.size.width
+            at_bottom = self._follow
+            self._rebuild()
+            if at_bottom:
+                self.scroll_end(animate=False, immediate=True)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._follow = new >= self.max_scroll_y
+        if new <= 0 and self._has_older and not self._loading_older and self.messages:
+            self._loading_older = True
+            assert self.chat_id is not None
+            self.post_message(self.OlderWanted(self.chat_id, self.messages[0].id))
+
+    def watch_cursor(self, cursor: int | None) -> None:
+        self.refresh()
+        if cursor is None:
+            return
+        block = self._message_block.get(cursor)
+        if block is None:
+            return
+        top = sum(len(b.lines) for b in self._blocks[:block])
+        height = len(self._blocks[block].lines)
+        if top < self.scroll_y:
+            self.scroll_to(y=top, animate=False, immediate=True)
+        elif top + height > self.scroll_y + self.size.height:
+            self.scroll_to(y=top + height - self.size.height, animate=False, immediate=True)
+
+    # ---- actions -----------------------------------------------------------------------
+    def action_cursor(self, step: int) -> None:
+        if not self.messages:
+            return
+        if self.cursor is None:
+            self.cursor = len(self.messages) - 1
+        else:
+            self.cursor = min(max(self.cursor + step, 0), len(self.messages) - 1)
+        if self.cursor == 0 and step < 0:
+            self.scroll_home(animate=False, immediate=True)
+
+    def action_page(self, direction: int) -> None:
+        self.scroll_to(y=self.scroll_y + direction * max(self.size.height - 1, 1), animate=False)
+
+    def action_oldest(self) -> None:
+        self.scroll_home(animate=False, immediate=True)
+
+    def action_newest(self) -> None:
+        self.cursor = None
+        self.scroll_end(animate=False, immediate=True)
+
+    def action_clear_cursor(self) -> None:
+        self.cursor = None
+
+    def action_reply(self) -> None:
+        if self.selected is not None:
+            self.post_message(self.Action("reply", self.selected))
+
+    def action_trace(self) -> None:
+        target = self.selected or (self.messages[-1] if self.messages else None)
+        if target is not None:
+            self.post_message(self.Action("trace", target))

@@ -1,0 +1,21 @@
+"""The health bar: always on screen — online/degraded/offline/sleeping, peers per shard,
+whether the store answers, and how much waits in the outbox."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from chat.events import HealthView
+from ui.format import health_summary
+
+
+class HealthBar(Static):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("○ starting…", id=id, markup=False)
+        self.health: HealthView | None = None
+
+    def show(self, health: HealthView) -> None:
+        self.health = health
+        for status in ("online", "degraded", "offline", "sleeping"):
+            self.set_class(health.status == status, f"-{status}")
+        self.update(health_summary(health))

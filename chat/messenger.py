@@ -933,15 +933,12 @@ class Messenger:
             self._catch_up_waiters = None
 
     async def _after_reset(self, reason: str) -> None:
-        """After a sleep or a network change: messages waiting for the network go now."""
-        log.info("connections reset (%s): retrying what waits for the network", reason)
+        """After a sleep or a network change."""
+        # Connections are gone now; queued messages go as soon as a relay peer is back
+        # (_watch_connections), not now: trying while offline would only spend their budget.
+        log.info("connections reset (%s): catching up once peers return", reason)
         async with self._lock:
-            now = self._clock()
-            for entry in self._outbox.pending():
-                if entry.state is ob.State.QUEUED:
-                    with contextlib.suppress(ob.OutboxError):
-                        self._outbox.retry(entry.message_id, now)
-            self.checks.catch_up(now)
+            self.checks.catch_up(self._clock())
         self._poke()
 
     async def _watch_connections(self) -> None:
@@ -952,7 +949,8 @@ class Messenger:
             async for _ in events:
                 await trio.sleep(0.2)  # let relay streams settle before judging
                 current = self.health()
-                if current.peers > last.peers:
+                relay_peers = sum(current.peers_per_shard.values())
+                if current.peers > last.peers and relay_peers:
                     self.checks.catch_up(self._clock())
                     # Messages waiting for peers need not wait out their backoff.
                     for entry in self._outbox.pending():

@@ -21,24 +21,20 @@ import ipaddress
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-import trio
 from multiaddr import Multiaddr
 
-from chat.api.app import ApiApp
-from chat.api.auth import load_or_create_token
-from chat.api.handlers import Handlers
-from chat.api.openapi import document_bytes
-from chat.api.routing import Router
-from chat.api.server import ApiListener, bind_api, serve_api
 from chat.config import Config
 from chat.errors import UserError
 from chat.fleet import add_fleet_argument, load_fleet, resolve_network
-from chat.logs import register_secret
-from chat.messenger import Messenger, MessengerConfig
-from chat.unlock import unlock_profile
-from chat.waku.relay.faults import RelayFaults
-from storage.store import Store
+
+# The messenger, the API server and the node stack (libp2p, trio) are imported where they are
+# used, so `chinwag --help` and the other commands do not pay for them.
+if TYPE_CHECKING:
+    from chat.api.server import ApiListener
+    from chat.messenger import MessengerConfig
+    from storage.store import Store
 
 NAME = "serve"
 HELP = "run a headless client for a profile, with a REST API (token printed on start)"
@@ -111,6 +107,9 @@ def _full_multiaddrs(values: list[str], option: str) -> tuple[str, ...]:
 
 def messenger_config_from(args: argparse.Namespace, config: Config) -> MessengerConfig:
     """The node settings from the options (and the config file); bad ones are UserErrors."""
+    from chat.messenger import MessengerConfig
+    from chat.waku.relay.faults import RelayFaults
+
     listen = tuple(args.listen or [DEFAULT_LISTEN])
     for value in listen:
         try:
@@ -145,6 +144,15 @@ async def serve(
     listener: ApiListener,
     token: str,
 ) -> None:
+    import trio
+
+    from chat.api.app import ApiApp
+    from chat.api.handlers import Handlers
+    from chat.api.openapi import document_bytes
+    from chat.api.routing import Router
+    from chat.api.server import serve_api
+    from chat.messenger import Messenger
+
     messenger = Messenger(store, messenger_config)
     app = ApiApp(Router(Handlers(messenger).routes()), token, document_bytes())
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -165,6 +173,13 @@ async def serve(
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    import trio
+
+    from chat.api.auth import load_or_create_token
+    from chat.api.server import bind_api
+    from chat.logs import register_secret
+    from chat.unlock import unlock_profile
+
     if config.log_level != "DEBUG":
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)

@@ -15,7 +15,6 @@ from textual.app import App
 from textual.pilot import Pilot
 
 import ui
-from chat.config import Config
 from chat.events import (
     ChatView,
     ContactView,
@@ -24,7 +23,6 @@ from chat.events import (
     OutboxItemView,
     TraceStep,
 )
-from ui.app import ChinwagApp
 from ui.screens.contacts import ContactsScreen
 from ui.screens.help import HelpScreen
 from ui.screens.main import MainScreen
@@ -249,7 +247,3 @@ def test_trace_screen(snap_compare: Any) -> None:
 
 def test_help_screen(snap_compare: Any) -> None:
     assert snap_compare(Harness(HelpScreen, lambda _: None), terminal_size=SIZE, run_before=settle)
-
-
-def test_onboarding_screen(snap_compare: Any, config: Config) -> None:
-    assert snap_compare(ChinwagApp(config), terminal_size=SIZE, run_before=settle)

@@ -224,14 +224,13 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             await ui.wait_for(pilot, on(app, ContactsScreen))
             await pilot.click("#contact-link")
             app.screen.query_one("#contact-link", Input).value = carol_link  # as if pasted
-            await pilot.press("enter")
-            await pilot.press(*"it's Alice", "enter")
+            await pilot.press("tab", *"it's Alice", "enter")
             await ui.wait_for_text(pilot, "request sent, waiting for them")
             await ui.wait_for_text(pilot, "next in")
             # befriend Bob through the same screen, Bob accepts headlessly
             await pilot.click("#contact-link")
             app.screen.query_one("#contact-link", Input).value = bob.identity().contact_link
-            await pilot.press("enter", "enter")
+            await pilot.press("enter")
             alice_key = app.messenger.identity().chat_key
 
             async def bob_accepts() -> None:

@@ -259,11 +259,13 @@ class MainScreen(Screen[None]):
             self.notify("No unread messages.")
             return
         await self.open_chat(chat.id)
+        self.query_one(Composer).focus()
 
     async def action_chat(self, step: int) -> None:
         chat = self.query_one(ChatList).neighbour(step)
         if chat is not None:
             await self.open_chat(chat.id)
+            self.query_one(Composer).focus()
 
     async def action_retry(self) -> None:
         messenger = self.chinwag.messenger

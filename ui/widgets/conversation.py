@@ -193,9 +193,27 @@ class ConversationView(ScrollView, can_focus=True):
             self.update(message)
             return
         at_bottom = self._follow or self.scroll_y >= self.max_scroll_y
+        previous = self.messages[-1] if self.messages else None
         self.messages.append(message)
-        self._index[message.id] = len(self.messages) - 1
-        self._rebuild()
+        position = len(self.messages) - 1
+        self._index[message.id] = position
+        if previous is None or not self._width:
+            self._rebuild()  # the first message replaces the "no messages yet" notice
+        else:
+            # Append only the new block(s): re-rendering the whole scrollback for every
+            # arrival would make a busy chat cost O(n) per message.
+            blocks: list[_Block] = []
+            day = day_key(message.timestamp)
+            if day != day_key(previous.timestamp):
+                blocks.append(self._separator(day_label(day, day_key(self._now())), "day"))
+            self._message_block[position] = len(self._blocks) + len(blocks)
+            blocks.append(_Block(self._render_message(message), position))
+            for block in blocks:
+                self._blocks.append(block)
+                self._lines.extend(block.lines)
+                self._owner.extend([block.message] * len(block.lines))
+            self.virtual_size = Size(self._width, len(self._lines))
+            self.refresh()
         if at_bottom:
             self.scroll_end(animate=False, immediate=True)
 

@@ -11,6 +11,7 @@ not held up by it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import importlib
@@ -18,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 import trio
@@ -60,7 +62,7 @@ def _preload_messenger() -> None:
 class ChinwagApp(App[int]):
     """`ChinwagApp(config).run()`; `passphrase` skips the unlock screen."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "chinwag"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -89,7 +91,7 @@ class ChinwagApp(App[int]):
         self._messenger_config = messenger_config
         self._kdf = kdf
         self._locks = contextlib.ExitStack()
-        self._closed = False
+        self._core_stopping: asyncio.Future[None] | None = None
         self.startup_started = time.perf_counter()
         self.ready_at: float | None = None
         """perf_counter when the chat list was first shown (the launch benchmark reads it)."""
@@ -227,10 +229,15 @@ class ChinwagApp(App[int]):
             self.run_worker(desktop_notification("chinwag", f"New message from {name}"))
 
     async def shutdown_core(self) -> None:
-        """Stop the messenger (cancel the trio root and wait), then close the profile."""
-        if self._closed:
-            return
-        self._closed = True
+        """Stop the messenger (cancel the trio root and wait), then close the profile.
+
+        Quitting and unmounting both call this; every caller waits for the one shutdown to
+        finish, so the asyncio loop never closes under a trio run that is still ending."""
+        if self._core_stopping is None:
+            self._core_stopping = asyncio.ensure_future(self._shutdown_core())
+        await asyncio.shield(self._core_stopping)
+
+    async def _shutdown_core(self) -> None:
         with contextlib.suppress(Exception):
             await self.bridge.stop()
         if self.store is not None:

@@ -26,6 +26,15 @@ from ui.widgets.conversation import ConversationView
 SIZE = (110, 34)
 
 
+class CountingBells(ChinwagApp):
+    """The real app; only the terminal bell is counted instead of rung."""
+
+    bells = 0
+
+    def bell(self) -> None:
+        self.bells += 1
+
+
 def on(app: ChinwagApp, kind: type) -> Callable[[], bool]:
     return lambda: isinstance(app.screen, kind)
 
@@ -105,6 +114,12 @@ def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
             await pilot.press("f4")
             await ui.wait_for_text(pilot, "Share this link")
             await pilot.press("escape")
+            await pilot.press("ctrl+p", *"outbox")
+            await ui.wait_for_text(pilot, "Everything not yet delivered")
+            await pilot.press("enter")
+            await ui.wait_for(pilot, on(app, OutboxScreen))
+            await ui.wait_for_text(pilot, "Nothing waiting")
+            await pilot.press("escape")
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())
@@ -121,7 +136,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
     bob = network.start_messenger("bob")
 
     async def scenario() -> None:
-        app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        app = CountingBells(config, passphrase=ui.passphrase, messenger_config=network.config())
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, MainScreen))
             assert app.messenger is not None
@@ -169,6 +184,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
 
             await network.arun(bob.send_text, chat_id, "hello Alice, how are you?")
             await ui.wait_for(pilot, lambda: "how are you?" in conversation(app).visible_text())
+            assert app.bells == 0  # the chat is in view: no bell
             view = conversation(app)
             view.focus()
             await pilot.press("up")  # select Bob's message (the newest)
@@ -192,6 +208,9 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             assert "queued" in states[0] and "delivered" in states[-1]
             evidence = str(table.get_row_at(table.row_count - 1)[2])
             assert f"ack_from={bob.identity().chat_key}" in evidence
+            # While the trace covers the chat, a new message rings the bell.
+            await network.arun(bob.send_text, chat_id, "are you there?")
+            await ui.wait_for(pilot, lambda: app.bells == 1, what="the bell")
             await pilot.press("escape")
             await pilot.press("ctrl+q")
 

@@ -157,7 +157,12 @@ class ConversationView(ScrollView, can_focus=True):
         self.cursor = None
         self._follow = True
         self._rebuild()
-        self.scroll_end(animate=False, immediate=True)
+        self._to_bottom()
+
+    def _to_bottom(self) -> None:
+        """Scroll to the newest line once the new virtual size has been laid out."""
+        self._follow = True
+        self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
 
     def clear_chat(self) -> None:
         self.chat_id = None
@@ -183,7 +188,9 @@ class ConversationView(ScrollView, can_focus=True):
         if selected is not None:
             self.set_reactive(ConversationView.cursor, self._index[selected])
         self._rebuild()
-        self.scroll_to(y=self.scroll_y + len(self._lines) - before, animate=False, immediate=True)
+        target = self.scroll_y + len(self._lines) - before
+        # After the next layout, when the taller virtual size is known.
+        self.call_after_refresh(self.scroll_to, y=target, animate=False, immediate=True)
 
     def add(self, message: MessageView) -> None:
         """A new message in this chat (ours just queued, or one received)."""
@@ -215,7 +222,7 @@ class ConversationView(ScrollView, can_focus=True):
             self.virtual_size = Size(self._width, len(self._lines))
             self.refresh()
         if at_bottom:
-            self.scroll_end(animate=False, immediate=True)
+            self._to_bottom()
 
     def update(self, message: MessageView) -> None:
         """A message changed state: re-render its block only."""
@@ -387,7 +394,7 @@ class ConversationView(ScrollView, can_focus=True):
             at_bottom = self._follow
             self._rebuild()
             if at_bottom:
-                self.scroll_end(animate=False, immediate=True)
+                self._to_bottom()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

@@ -21,9 +21,11 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
+from chat.waku.connectivity import Connectivity, ConnectivityOptions
 from chat.waku.host import generate_node_key
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
+from chat.waku.peers import Service
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.service import RelayService
 from chat.waku.store.client import StoreClient
@@ -58,6 +60,8 @@ class ClientNodeConfig:
     shards: tuple[int, ...] = DEFAULT_SHARDS
     key_pair: KeyPair = field(default_factory=generate_node_key)
     faults: RelayFaults | None = None
+    mdns: bool | None = None
+    """LAN discovery; None: on when no peer is configured (the no-fleet default)."""
 
 
 def peer_id_of(addr: str) -> ID:
@@ -72,18 +76,26 @@ def peer_id_of(addr: str) -> ID:
 class ClientNode:
     def __init__(self, config: ClientNodeConfig) -> None:
         self.config = config
-        self._store_peer_ids = [peer_id_of(a) for a in config.store_peers or config.peers]
-        static = tuple(dict.fromkeys((*config.peers, *config.store_peers)))
-        for addr in static:
+        for addr in (*config.peers, *config.store_peers):
             peer_id_of(addr)
         self.node = Node(
             NodeConfig(
                 listen_addrs=[Multiaddr(a) for a in config.listen_addrs],
                 cluster_id=config.cluster_id,
                 shards=config.shards,
-                static_peers=static,
                 key_pair=config.key_pair,
             )
+        )
+        known = bool(config.peers or config.store_peers)
+        # Peers are dialled, kept and replaced by the peer manager, not as static peers.
+        self.connectivity = Connectivity(
+            self.node,
+            ConnectivityOptions(
+                peers=config.peers,
+                store_peers=config.store_peers,
+                required_services=(Service.STORE,) if known else (),
+                mdns=(not known) if config.mdns is None else config.mdns,
+            ),
         )
         self.pubsub_topics = [RelayShard(config.cluster_id, s).pubsub_topic for s in config.shards]
         self.relay = RelayService(
@@ -114,6 +126,7 @@ class ClientNode:
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[ClientNode]:
         await self.node.mount(self.relay)
+        await self.connectivity.mount()
         async with self.node.run():
             yield self
 
@@ -129,12 +142,11 @@ class ClientNode:
         return {topic: len(topic_peers.get(topic, ())) for topic in self.pubsub_topics}
 
     def store_peers(self) -> list[ID]:
-        """Configured store nodes we are connected to now, in configured order."""
-        return [p for p in self._store_peer_ids if self.node.host.is_connected(p)]
+        """Connected store nodes, best first (the peer manager's score: try them in order)."""
+        return self.connectivity.peers.store_peers()
 
-    @property
-    def has_store_peers(self) -> bool:
-        return bool(self._store_peer_ids)
+    def record_store(self, peer: ID, ok: bool) -> None:
+        self.connectivity.peers.record(peer, Service.STORE, ok)
 
     def connected_peers(self) -> Sequence[ID]:
         return self.node.host.connected_peers()

@@ -91,6 +91,16 @@ class MessageView:
 
 
 @dataclass(frozen=True, slots=True)
+class VerificationView:
+    chat_key: str
+    state: str
+    """started, compare, confirmed, verified, cancelled or failed (chat/verification.py)."""
+    emoji: list[tuple[str, str]]
+    """Seven (emoji, name) pairs to compare, once both keys are exchanged."""
+    they_confirmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TraceStep:
     at: float
     from_state: str | None
@@ -174,6 +184,12 @@ class ChatUpdated(Event):
 class HealthUpdated(Event):
     kind: ClassVar[str] = "health_updated"
     health: HealthView
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationUpdated(Event):
+    kind: ClassVar[str] = "verification_updated"
+    verification: VerificationView
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,8 +91,10 @@ from chat.reliability.store_checks import (
     StoreChecks,
     Stored,
 )
+from chat.verification import CANCEL, MAC, REPLY, START, Verification, VerificationError
 from chat.waku.host import generate_node_key
 from chat.waku.message import WakuMessage
+from chat.waku.peers import Service
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.router import NoPeersReached
 from chat.waku.store.client import StoreClientError, new_request_id
@@ -100,6 +102,7 @@ from chat.waku.store.query import MAX_PAGE_SIZE
 from chat.waku.store.wire import StoreQueryRequest
 from storage.aio import AsyncStore
 from storage.errors import StorageError
+from storage.repositories.contacts import Contact
 from storage.repositories.conversations import Conversation
 from storage.repositories.messages import PageCursor, StoredMessage
 from storage.repositories.reliability import SdsChannelState, SyncCursor
@@ -117,6 +120,12 @@ CONTACT_SHARD = 0
 IDLE_WAKEUP = 30.0
 """The scheduler looks around at least this often (health, cheap checks)."""
 SYNC_RETRY = 5.0
+STORE_TRIES = 3
+"""Store nodes one query tries before it waits for its retry."""
+SAVE_DELAY = 1.0
+"""Receive-side state (SDS logs, Olm ratchets) is written at most this long after it moved."""
+CATCH_UP_LIMIT = 60.0
+"""A catch-up the health monitor waits for longer than this counts as failed."""
 GIVE_UP_MISSING_AFTER = 600.0
 """A message waiting this long for an earlier one is shown anyway; the gap is reported."""
 
@@ -132,10 +141,13 @@ class MessengerConfig:
     retry: ob.RetryPolicy = field(default_factory=ob.RetryPolicy)
     requests: RequestPolicy = field(default_factory=RequestPolicy)
     store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
-    sds: SdsParams = field(default_factory=SdsParams)
+    sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
+    """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""
     sync_delay: float = 1.0
     give_up_missing_after: float = GIVE_UP_MISSING_AFTER
     faults: RelayFaults | None = None
+    mdns: bool | None = None
+    """LAN discovery; None: on when no peer is configured."""
     clock: Callable[[], float] = time.time
 
 
@@ -165,6 +177,7 @@ class Messenger:
                     shards=self.config.shards,
                     key_pair=self.config.node_key or generate_node_key(),
                     faults=self.config.faults,
+                    mdns=self.config.mdns,
                 )
             )
         except ConfigError as exc:
@@ -181,6 +194,8 @@ class Messenger:
         self.sessions: DirectSessions | None = None
         self.requests = ContactRequests(self.config.requests)
         self.links: dict[str, ContactLink] = {}
+        self.verifications: dict[str, Verification] = {}
+        self.verified: set[str] = set()
         self.link_texts: dict[str, str] = {}
         self.by_identity_key: dict[bytes, str] = {}
         self._outbox = ob.Outbox(self.config.retry)
@@ -195,7 +210,12 @@ class Messenger:
         self.store_ok: bool | None = None
         self.rejected = 0
         self._nursery: trio.Nursery | None = None
-        self._running_queries = 0
+        self._catch_up_waiters: tuple[trio.Event, int] | None = None
+        self._catch_ups_done = 0
+        self._catch_up_failed = False
+        self._dirty_sessions = False
+        self._dirty_channels: set[str] = set()
+        self._flush_at: float | None = None
 
     # ==== lifecycle ===========================================================================
     @contextlib.asynccontextmanager
@@ -206,10 +226,17 @@ class Messenger:
             nursery.start_soon(self._receive_loop)
             nursery.start_soon(self._scheduler)
             nursery.start_soon(self._watch_connections)
+            nursery.start_soon(self._watch_health)
+            health = self.node.connectivity.health
+            health.set_catch_up(self._catch_up)
+            health.on_reset(self._after_reset)
             try:
                 yield self
             finally:
                 nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    async with self._lock:
+                        await self._flush()
                 self._nursery = None
                 for channel in self._subscribers:
                     channel.close()
@@ -223,6 +250,7 @@ class Messenger:
             identity = ensure_identity(store, now)
             sessions = store.olm_sessions.load()
             flows = store.contact_flows.all()
+            self.verified = {c.chat_key for c in store.contacts.all() if c.verified}
             entries = [(e, store.messages.get(e.message)) for e in store.outbox.all()]
             return identity, sessions, flows, entries
 
@@ -333,7 +361,7 @@ class Messenger:
             state=flow.state.value if flow.state else "none",
             chat_id=chat_id,
             intro=flow.intro,
-            verified=False,
+            verified=chat_key in self.verified,
             updated_at=flow.history[-1].at if flow.history else 0.0,
             next_send_at=flow.next_send_at,
             expires_at=flow.expires_at,
@@ -505,6 +533,128 @@ class Messenger:
     def _register_chat(self, chat_id: str, chat_key: str, content_topic: str) -> None:
         self.peer_of_chat[chat_id] = chat_key
         self.chat_by_topic[content_topic] = chat_id
+
+    # ==== emoji verification ==================================================================
+    def _verification_view(self, chat_key: str) -> ev.VerificationView:
+        v = self.verifications.get(chat_key)
+        if v is None:
+            state = "verified" if chat_key in self.verified else "none"
+            return ev.VerificationView(chat_key, state, [])
+        return ev.VerificationView(chat_key, v.state.value, v.emoji, v.their_mac is not None)
+
+    def verification(self, chat_key: str) -> ev.VerificationView:
+        return self._verification_view(chat_key)
+
+    def _mutual_contact(self, chat_key: str) -> ContactLink:
+        flow = self._contact(chat_key)
+        if flow.state is not MUTUAL:
+            raise ev.NotPossible("you can verify a contact once you are both contacts")
+        return self.links[chat_key]
+
+    async def start_verification(self, chat_key: str) -> ev.VerificationView:
+        """Begin an emoji comparison with a contact (both must be online)."""
+        async with self._lock:
+            link = self._mutual_contact(chat_key)
+            v = Verification(self.me.chat_key, link.chat_key)
+            self.verifications[chat_key] = v
+            await self._send_verification(chat_key, v, START, public_key=v.sas.public_key)
+        return self._verification_updated(chat_key)
+
+    async def confirm_verification(self, chat_key: str) -> ev.VerificationView:
+        """The user says the emoji on both screens match."""
+        async with self._lock:
+            self._mutual_contact(chat_key)
+            v = self._active_verification(chat_key)
+            try:
+                mac = v.confirm()
+            except VerificationError as exc:
+                raise ev.NotPossible(str(exc)) from None
+            await self._send_verification(chat_key, v, MAC, mac=mac)
+            await self._verification_result(chat_key, v)
+        return self._verification_updated(chat_key)
+
+    async def cancel_verification(self, chat_key: str) -> ev.VerificationView:
+        """The emoji differ, or the user stops: tell the contact."""
+        async with self._lock:
+            self._mutual_contact(chat_key)
+            v = self._active_verification(chat_key)
+            with contextlib.suppress(VerificationError):
+                v.cancel()
+            await self._send_verification(chat_key, v, CANCEL)
+        return self._verification_updated(chat_key)
+
+    def _active_verification(self, chat_key: str) -> Verification:
+        v = self.verifications.get(chat_key)
+        if v is None:
+            raise ev.NotPossible("no verification with this contact is under way")
+        return v
+
+    def _verification_updated(self, chat_key: str) -> ev.VerificationView:
+        view = self._verification_view(chat_key)
+        self._emit(ev.VerificationUpdated(view))
+        return view
+
+    async def _send_verification(
+        self, chat_key: str, v: Verification, step: int, *, public_key: str = "", mac: str = ""
+    ) -> None:
+        link = self.links[chat_key]
+        body = direct_pb2.VerificationBody(
+            verification_id=v.verification_id, step=step, public_key=public_key, mac=mac
+        )
+        try:
+            envelope = self._sessions.seal(
+                link.identity_key, direct_pb2.DirectPayload(verification=body)
+            )
+        except DirectError as exc:
+            raise ev.NotPossible(str(exc)) from None
+        await self._save_sessions()
+        self._publish_best_effort(conversation_content_topic(self._chat_id_for(chat_key)), envelope)
+
+    async def _on_verification(self, opened: Opened, chat_id: str) -> None:
+        self._save_later(sessions=True)
+        peer = self.peer_of_chat[chat_id]
+        link = self.links.get(peer)
+        if link is None or opened.sender_identity_key != link.identity_key:
+            self._reject("a verification step from someone who is not this chat's contact")
+            return
+        body = opened.payload.verification
+        v = self.verifications.get(peer)
+        try:
+            if body.step == START:
+                v = Verification(self.me.chat_key, link.chat_key, body.verification_id)
+                self.verifications[peer] = v
+                v.their_key(body.public_key)
+                await self._send_verification(peer, v, REPLY, public_key=v.sas.public_key)
+            elif v is None or v.verification_id != body.verification_id:
+                log.info("verification step for an unknown verification from %s", peer[:16])
+                return
+            elif body.step == REPLY:
+                v.their_key(body.public_key)
+            elif body.step == MAC:
+                v.their_confirmation(body.mac)
+                await self._verification_result(peer, v)
+            elif body.step == CANCEL:
+                v.cancel()
+        except (VerificationError, ev.NotPossible) as exc:
+            log.info("verification with %s: %s", peer[:16], exc)
+            return
+        self._verification_updated(peer)
+
+    async def _verification_result(self, chat_key: str, v: Verification) -> None:
+        if v.state.value != "verified" or chat_key in self.verified:
+            return
+        self.verified.add(chat_key)
+        link = self.links[chat_key]
+        contact = Contact(
+            chat_key,
+            link.identity_key.hex(),
+            link.display_name,
+            verified=True,
+            blocked=False,
+            added_at=int(self._clock() * 1000),
+        )
+        await self._db.run(lambda s: s.contacts.upsert(contact))
+        self._emit(ev.ContactUpdated(self._contact_view(chat_key)))
 
     # ==== chats and messages ==================================================================
     async def _chat_view(self, chat_id: str) -> ev.ChatView:
@@ -735,25 +885,61 @@ class Messenger:
 
     # ==== health ==============================================================================
     def health(self) -> ev.HealthView:
-        per_shard = self.node.relay_peers() if self._nursery is not None else {}
-        peers = len(self.node.connected_peers()) if self._nursery is not None else 0
-        relay_peers = sum(per_shard.values())
-        if relay_peers and self.store_ok is not False:
-            status = "online"
-        elif relay_peers or peers:
-            status = "degraded"
-        else:
-            status = "offline"
+        """The health monitor's verdict (chat/waku/health.py), with relay peers per shard."""
+        running = self._nursery is not None
+        summary = self.node.connectivity.health.summary()
+        status = summary.state.value if running else "offline"
+        reachable = {s.value: ok for s, ok in summary.reachable().items()}
+        store = reachable.get(Service.STORE.value, self.store_ok)
         return ev.HealthView(
             status=status,
             online=status == "online",
-            peers=peers,
-            peers_per_shard=per_shard,
-            store_reachable=self.store_ok,
-            services={"store": bool(self.store_ok)} if self.store_ok is not None else {},
-            last_catch_up=self.last_catch_up,
+            peers=len(self.node.connected_peers()) if running else 0,
+            peers_per_shard=self.node.relay_peers() if running else {},
+            store_reachable=store,
+            services=reachable,
+            last_catch_up=summary.last_catch_up or self.last_catch_up,
             outbox=len(self._outbox.pending()),
         )
+
+    async def _watch_health(self) -> None:
+        async with self.node.connectivity.health.subscribe() as summaries:
+            async for _ in summaries:
+                self._emit(ev.HealthUpdated(self.health()))
+
+    async def _catch_up(self, since: float | None) -> bool:
+        """The health monitor asks (start, reconnect, wake): scan every watched topic from its
+        cursor now; True once every scan has completed."""
+        async with self._lock:
+            self._catch_up_waiters = trio.Event(), self.checks.group_count
+            self._catch_ups_done = 0
+            self._catch_up_failed = False
+            self.checks.catch_up(self._clock())
+            done, _ = self._catch_up_waiters
+        self._poke()
+        with trio.move_on_after(CATCH_UP_LIMIT):
+            await done.wait()
+            return not self._catch_up_failed
+        return False
+
+    def _catch_up_progress(self, *, failed: bool = False) -> None:
+        if self._catch_up_waiters is None:
+            return
+        done, groups = self._catch_up_waiters
+        self._catch_up_failed |= failed
+        self._catch_ups_done += 1
+        if failed or self._catch_ups_done >= groups:
+            done.set()
+            self._catch_up_waiters = None
+
+    async def _after_reset(self, reason: str) -> None:
+        """After a sleep or a network change."""
+        # Connections are gone now; queued messages go as soon as a relay peer is back
+        # (_watch_connections), not now: trying while offline would only spend their budget.
+        log.info("connections reset (%s): catching up once peers return", reason)
+        async with self._lock:
+            self.checks.catch_up(self._clock())
+        self._poke()
 
     async def _watch_connections(self) -> None:
         """Tell faces when the network changes, and catch up after every new connection."""
@@ -763,7 +949,8 @@ class Messenger:
             async for _ in events:
                 await trio.sleep(0.2)  # let relay streams settle before judging
                 current = self.health()
-                if current.peers > last.peers:
+                relay_peers = sum(current.peers_per_shard.values())
+                if current.peers > last.peers and relay_peers:
                     self.checks.catch_up(self._clock())
                     # Messages waiting for peers need not wait out their backoff.
                     for entry in self._outbox.pending():
@@ -957,9 +1144,11 @@ class Messenger:
             await self._on_answer(opened)
         elif body == "sds_frame" and chat_id is not None:
             await self._on_frame(opened, chat_id, received)
+        elif body == "verification" and chat_id is not None:
+            await self._on_verification(opened, chat_id)
         else:
             self._reject(f"a {body or 'empty'} payload on the wrong topic")
-            await self._save_sessions()
+            self._save_later(sessions=True)
 
     def _reject(self, reason: str) -> None:
         self.rejected += 1
@@ -967,16 +1156,52 @@ class Messenger:
         self._emit(ev.Rejected(reason))
 
     async def _save_sessions(self) -> None:
+        """Now: before anything sealed with the ratchet's new state leaves."""
         pickled = self._sessions.pickle(self._sync_store.session_pickle_key)
         now_ms = int(self._clock() * 1000)
+        self._dirty_sessions = False
         await self._db.run(lambda s: s.olm_sessions.save(pickled, now=now_ms))
+
+    def _save_later(self, *, sessions: bool = False, chat_id: str | None = None) -> None:
+        """Receive-side state is saved within SAVE_DELAY, not per message: writing every
+        session and the whole SDS log for each message costs O(history) per message. A crash
+        in between loses nothing that matters: a message decrypted again after a restart
+        (fetched from store) still decrypts, and duplicates are recognised by message id."""
+        self._dirty_sessions |= sessions
+        if chat_id is not None:
+            self._dirty_channels.add(chat_id)
+        if self._flush_at is None:
+            self._flush_at = self._clock() + SAVE_DELAY
+            self._poke()
+
+    async def _flush(self) -> None:
+        self._flush_at = None
+        states = [self._sds_state(c, self._clock()) for c in self._dirty_channels]
+        self._dirty_channels.clear()
+        pickled = (
+            self._sessions.pickle(self._sync_store.session_pickle_key)
+            if self._dirty_sessions
+            else None
+        )
+        self._dirty_sessions = False
+        now_ms = int(self._clock() * 1000)
+
+        def save(store: Store) -> None:
+            with store.db.transaction():
+                for state in states:
+                    store.sds_channels.save(state)
+                if pickled is not None:
+                    store.olm_sessions.save(pickled, now=now_ms)
+
+        if states or pickled is not None:
+            await self._db.run(save)
 
     async def _on_request(self, opened: Opened) -> None:
         try:
             verified = self._sessions.verify_request(opened)
         except DirectError as exc:
             self._reject(str(exc))
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         link = verified.link
         if link.chat_key == self.me.chat_key:
@@ -990,7 +1215,7 @@ class Messenger:
             )
         except ContactRequestError as exc:
             self._reject(f"contact request from {chat_key[:16]}: {exc}")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         if transition.new is MUTUAL:
             # Crossed requests, or a re-send of a request we accepted whose answer was lost:
@@ -1003,7 +1228,7 @@ class Messenger:
         chat_key = self.by_identity_key.get(opened.sender_identity_key)
         if chat_key is None:
             self._reject("an answer from someone we never asked")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         answer = opened.payload.answer
         with contextlib.suppress(IdentityError):
@@ -1018,7 +1243,7 @@ class Messenger:
                 transition = self.requests.declined(chat_key, now)
         except ContactRequestError as exc:
             log.info("answer from %s ignored: %s", chat_key[:16], exc)
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         if transition.new is MUTUAL:
             await self._ensure_chat(chat_key)
@@ -1030,17 +1255,17 @@ class Messenger:
         link = self.links.get(peer)
         if link is None or opened.sender_identity_key != link.identity_key:
             self._reject("a chat message from someone who is not this chat's contact")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         try:
             frame = SdsFrame.decode(opened.payload.sds_frame)
         except SdsError as exc:
             self._reject(f"bad SDS frame: {exc}")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         if frame.sender_id != peer or frame.channel_id != chat_id:
             self._reject("an SDS frame whose sender is not the Olm-authenticated sender")
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         flow = self.requests.get(peer)
         if flow.state is RequestState.REQUEST_SENT:
@@ -1052,7 +1277,7 @@ class Messenger:
             sds_events = channel.receive(frame, int(now * 1000), received.msg_hash)
         except SdsError as exc:
             self._reject(str(exc))
-            await self._save_sessions()
+            self._save_later(sessions=True)
             return
         added: list[ev.MessageView] = []
         for event in sds_events:
@@ -1078,16 +1303,7 @@ class Messenger:
         if frame.content:
             self.sync_due.setdefault(chat_id, now + self.config.sync_delay)
             self._poke()
-        sds_state = self._sds_state(chat_id, now)
-        pickled = self._sessions.pickle(self._sync_store.session_pickle_key)
-        now_ms = int(now * 1000)
-
-        def save(store: Store) -> None:
-            with store.db.transaction():
-                store.sds_channels.save(sds_state)
-                store.olm_sessions.save(pickled, now=now_ms)
-
-        await self._db.run(save)
+        self._save_later(sessions=True, chat_id=chat_id)
         for view in added:
             self._emit(ev.MessageAdded(view))
         if added:
@@ -1149,11 +1365,14 @@ class Messenger:
             self.requests.next_wakeup(),
             self.checks.next_wakeup(),
             min(self.sync_due.values()) if self.sync_due else None,
+            self._flush_at,
         ]
         present = [t for t in times if t is not None]
         return min(present) if present else None
 
     async def _run_due(self, now: float) -> None:
+        if self._flush_at is not None and self._flush_at <= now:
+            await self._flush()
         for entry in self._outbox.due(now):
             if entry.message_id in self.pending and not entry.in_flight:
                 await self._attempt(entry.message_id)
@@ -1179,7 +1398,7 @@ class Messenger:
                 )
                 if lost:
                     await self._deliver_released(chat_id, lost, now)
-        if self.node.has_store_peers:
+        if self.node.store_peers():
             for query in self.checks.due(now):
                 self._start_query(query)
 
@@ -1193,8 +1412,7 @@ class Messenger:
                 view = await self._store_incoming(chat_id, peer, event.frame, received, now)
                 if view is not None:
                     self._emit(ev.MessageAdded(view))
-        state = self._sds_state(chat_id, now)
-        await self._db.run(lambda s: s.sds_channels.save(state))
+        self._save_later(chat_id=chat_id)
 
     async def _send_sync(self, chat_id: str, now: float) -> None:
         peer = self.peer_of_chat.get(chat_id)
@@ -1220,8 +1438,7 @@ class Messenger:
             self.sync_due[chat_id] = now + SYNC_RETRY
             return
         self.sync_due.pop(chat_id, None)
-        state = self._sds_state(chat_id, now)
-        await self._db.run(lambda s: s.sds_channels.save(state))
+        self._save_later(chat_id=chat_id)
 
     # ==== store queries =======================================================================
     def _start_query(self, query: Query) -> None:
@@ -1229,33 +1446,40 @@ class Messenger:
         self._nursery.start_soon(self._run_query, query)
 
     async def _run_query(self, query: Query) -> None:
-        peers = self.node.store_peers()
-        if not peers:
-            async with self._lock:
-                self.checks.query_failed(query, self._clock())
-            return
-        peer = peers[0]
-        try:
-            if isinstance(query, PresenceQuery):
-                present = await self.node.store.present(peer, query.hashes)
-                async with self._lock:
-                    await self._on_presence(query, present, peer)
-            elif isinstance(query, RangeQuery):
-                hashes = await self._range_hashes(peer, query)
-                async with self._lock:
-                    await self._on_range(query, hashes)
-            else:
-                found = await self._fetch(peer, query)
-                async with self._lock:
-                    self.checks.fetch_answer(query, found, self._clock())
-                    self._check_events_not_retrieved(query, found)
+        """Ask the best store node; on failure the next one (failover), then give up for
+        now (the core schedules the retry)."""
+        for peer in self.node.store_peers()[:STORE_TRIES]:
+            try:
+                await self._ask(peer, query)
+            except StoreClientError as exc:
+                log.info("store query to %s failed: %s", peer, exc)
+                self.node.record_store(peer, False)
+                self._store_reached(False)
+                continue
+            self.node.record_store(peer, True)
             self._store_reached(True)
-        except StoreClientError as exc:
-            log.info("store query to %s failed: %s", peer, exc)
-            self._store_reached(False)
-            async with self._lock:
-                self.checks.query_failed(query, self._clock())
+            self._poke()
+            return
+        async with self._lock:
+            self.checks.query_failed(query, self._clock())
+            if isinstance(query, RangeQuery):
+                self._catch_up_progress(failed=True)
         self._poke()
+
+    async def _ask(self, peer: ID, query: Query) -> None:
+        if isinstance(query, PresenceQuery):
+            present = await self.node.store.present(peer, query.hashes)
+            async with self._lock:
+                await self._on_presence(query, present, peer)
+        elif isinstance(query, RangeQuery):
+            hashes = await self._range_hashes(peer, query)
+            async with self._lock:
+                await self._on_range(query, hashes)
+        else:
+            found = await self._fetch(peer, query)
+            async with self._lock:
+                self.checks.fetch_answer(query, found, self._clock())
+                self._check_events_not_retrieved(query, found)
 
     def _check_events_not_retrieved(self, query: FetchQuery, found: set[bytes]) -> None:
         # NotRetrieved events come back from fetch_answer; nothing to show beyond the log.
@@ -1310,6 +1534,7 @@ class Messenger:
                 ]
                 await self._db.run(_save_cursors(cursors))
                 self.last_catch_up = now
+                self._catch_up_progress()
             elif isinstance(event, NotRetrieved):
                 log.info("store listed %s but never returned it", event.msg_hash.hex())
 

@@ -13,18 +13,29 @@ import logging
 import re
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import trio
+from libp2p.crypto.keys import KeyPair
+from libp2p.peer.id import ID
 
 from chat.config import Config
 from chat.errors import UserError
-
-# The node stack (libp2p, trio) is imported where it is used, so `chinwag --help` and the
-# other commands do not pay half a second for it.
-if TYPE_CHECKING:
-    from chat.waku.node import NodeConfig
-    from chat.waku.protected import ShardPublicKey
-    from chat.waku.service_node import ServiceNodeConfig, StoreOptions
+from chat.fleet import add_fleet_argument, load_fleet, resolve_network
+from chat.waku.connectivity import Connectivity, ConnectivityOptions
+from chat.waku.health import HealthSummary
+from chat.waku.health_monitor import HealthService
+from chat.waku.host import HostError
+from chat.waku.metrics import MetricsBindError
+from chat.waku.node import NodeConfig
+from chat.waku.protected import ShardPublicKey
+from chat.waku.service_node import (
+    ServiceNode,
+    ServiceNodeConfig,
+    StoreOptions,
+)
+from storage.archive import ArchiveError
 
 NAME = "node"
 HELP = "run a headless Waku service node"
@@ -101,6 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MULTIADDR",
         help="peer to keep connected (full multiaddr with /p2p/), repeatable",
     )
+    add_fleet_argument(parser)
     parser.add_argument(
         "--protected-shard",
         action="append",
@@ -140,6 +152,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="nwaku-style rate limit, e.g. store:20/1s or lightpush:10/1m; repeatable "
         "(default: unlimited, filter 30/1m per peer)",
     )  # fmt: skip
+    discovery = parser.add_argument_group("discovery")
+    discovery.add_argument(
+        "--mdns", action="store_true", help="announce and find nodes of our cluster on the LAN"
+    )
+    discovery.add_argument(
+        "--rendezvous", action="store_true",
+        help="serve rendezvous (clients find peers of a shard through this node)",
+    )  # fmt: skip
     parser.add_argument(
         "--metrics", metavar="[HOST:]PORT",
         help=f"serve Prometheus metrics at http://HOST:PORT/metrics (host default "
@@ -158,19 +178,32 @@ def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
         listen = listen_addrs_for(tcp, args.ws_port)
     except (HostError, ValueError) as exc:
         raise UserError(f"bad --listen address: {exc}") from None
-    peers = tuple(args.peer) if args.peer else config.network.peers
-    for peer in peers:
+    key_pair = load_or_create_node_key(args.node_key or default_node_key(config))
+    fleet = load_fleet(args.fleet) if getattr(args, "fleet", None) else None
+    for peer in args.peer or ():
         try:
             Multiaddr(peer).value_for_protocol("p2p")
         except Exception:
             raise UserError(f"--peer {peer} must be a multiaddr ending in /p2p/<peer id>") from None
+    network = resolve_network(
+        config.network,
+        fleet,
+        cluster_id=args.cluster,
+        shards=args.shard,
+        peers=args.peer or (),
+        exclude_peer=_peer_id_text(key_pair),
+    )
     return NodeConfig(
         listen_addrs=listen,
-        cluster_id=args.cluster if args.cluster is not None else config.network.cluster_id,
-        shards=tuple(args.shard) if args.shard else config.network.shards,
-        static_peers=peers,
-        key_pair=load_or_create_node_key(args.node_key or default_node_key(config)),
+        cluster_id=network.cluster_id,
+        shards=network.shards,
+        static_peers=network.peers,
+        key_pair=key_pair,
     )
+
+
+def _peer_id_text(key_pair: KeyPair) -> str:
+    return ID.from_pubkey(key_pair.public_key).to_base58()
 
 
 def protected_shards_from(args: argparse.Namespace, cluster_id: int) -> dict[str, ShardPublicKey]:
@@ -305,19 +338,38 @@ def _services_line(config: ServiceNodeConfig) -> str:
     return ",".join(names)
 
 
-async def serve(service_config: ServiceNodeConfig) -> None:
-    import trio
+def health_line(summary: HealthSummary) -> str:
+    """`health online shards 0:3,1:2`: what `chinwag node` prints whenever health changes."""
+    shards = ",".join(f"{shard}:{count}" for shard, count in summary.peers_per_shard)
+    return f"health {summary.state.value} shards {shards}"
 
-    from chat.waku.host import HostError
-    from chat.waku.metrics import MetricsBindError
-    from chat.waku.service_node import ServiceNode
-    from storage.archive import ArchiveError
 
+async def _print_health(health: HealthService) -> None:
+    last = health_line(health.summary())  # the start (offline, no peers) goes without saying
+    async for summary in health.subscribe():
+        line = health_line(summary)
+        if line != last:
+            print(line, flush=True)
+            last = line
+
+
+async def serve(
+    service_config: ServiceNodeConfig, options: ConnectivityOptions | None = None
+) -> None:
+    """Run the node until SIGINT/SIGTERM. With `options`, the peer manager (not the node's
+    static-peer loop) keeps the configured peers connected, and health lines are printed."""
+    node_config = service_config.node
+    if options is not None:
+        options = replace(options, peers=(*node_config.static_peers, *options.peers))
+        service_config = replace(service_config, node=replace(node_config, static_peers=()))
     try:
         service_node = ServiceNode(service_config)
     except ArchiveError as exc:
         raise UserError(f"the archive cannot be opened: {exc}") from None
-    node_config = service_config.node
+    connectivity = None
+    if options is not None:
+        connectivity = Connectivity(service_node.node, options)
+        await connectivity.mount()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with service_node.run():
@@ -332,9 +384,13 @@ async def serve(service_config: ServiceNodeConfig) -> None:
                     print(addr, flush=True)
                 if service_node.metrics is not None:
                     print(f"metrics {service_node.metrics.url}", flush=True)
-                async for signum in signals:
-                    log.info("stopping on %s", signal.Signals(signum).name)
-                    break
+                async with trio.open_nursery() as nursery:
+                    if connectivity is not None:
+                        nursery.start_soon(_print_health, connectivity.health)
+                    async for signum in signals:
+                        log.info("stopping on %s", signal.Signals(signum).name)
+                        break
+                    nursery.cancel_scope.cancel()
         except HostError as exc:
             raise UserError(f"the node cannot start: {exc}. Is the port already in use?") from None
         except MetricsBindError as exc:
@@ -348,6 +404,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if config.log_level != "DEBUG":
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)
-    trio.run(serve, service_config_from(args, config))
+    options = ConnectivityOptions(mdns=args.mdns, rendezvous_point=args.rendezvous)
+    trio.run(serve, service_config_from(args, config), options)
     sys.stdout.flush()
     return 0

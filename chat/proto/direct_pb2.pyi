@@ -99,6 +99,37 @@ class ContactAnswerBody(_message.Message):
 Global___ContactAnswerBody: _TypeAlias = ContactAnswerBody  # noqa: Y015
 
 @_typing.final
+class VerificationBody(_message.Message):
+    """One step of an emoji (SAS) verification between two contacts, on their chat's topic."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERIFICATION_ID_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    MAC_FIELD_NUMBER: _builtins.int
+    verification_id: _builtins.str
+    step: _builtins.int
+    """1 start (public key), 2 reply (public key), 3 mac, 4 cancel"""
+    public_key: _builtins.str
+    mac: _builtins.str
+    def __init__(
+        self,
+        *,
+        verification_id: _builtins.str = ...,
+        step: _builtins.int = ...,
+        public_key: _builtins.str = ...,
+        mac: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mac", b"mac", "public_key", b"public_key", "step", b"step", "verification_id", b"verification_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerificationBody: _TypeAlias = VerificationBody  # noqa: Y015
+
+@_typing.final
 class DirectPayload(_message.Message):
     """The plaintext inside the Olm message."""
 
@@ -107,24 +138,28 @@ class DirectPayload(_message.Message):
     REQUEST_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
     SDS_FRAME_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
     sds_frame: _builtins.bytes
     """an SDS frame whose content is a ChatMessage"""
     @_builtins.property
     def request(self) -> Global___ContactRequestBody: ...
     @_builtins.property
     def answer(self) -> Global___ContactAnswerBody: ...
+    @_builtins.property
+    def verification(self) -> Global___VerificationBody: ...
     def __init__(
         self,
         *,
         request: Global___ContactRequestBody | None = ...,
         answer: Global___ContactAnswerBody | None = ...,
         sds_frame: _builtins.bytes = ...,
+        verification: Global___VerificationBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "request", b"request", "sds_frame", b"sds_frame"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "request", b"request", "sds_frame", b"sds_frame"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "answer", "sds_frame"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "answer", "sds_frame", "verification"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

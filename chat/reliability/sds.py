@@ -141,9 +141,18 @@ class SdsParams:
     bloom_error_rate: float = 0.01
     possible_ack_threshold: int = 2
     sync_history_length: int = 16
-    """Sync frames name more of the log than content frames (ours): a sync exists to
-    acknowledge, and an id in a history is a certain acknowledgement where a bloom hit is
-    only a likely one. Sync frames carry no message, so this costs no message overhead."""
+    """Sync frames name more ids than content frames (ours): a sync exists to acknowledge,
+    and an id in a history is a certain acknowledgement where a bloom hit is only a likely
+    one. A sync names first the messages delivered since the last sync named them, so every
+    delivered message is named at least once. Sync frames carry no message, so this costs
+    no message overhead."""
+    acknowledge_by_bloom: bool = True
+    """Whether enough bloom hits count as an acknowledgement (the spec's rule). A bloom
+    filter has false positives and also holds ids still waiting for their dependencies, so
+    chinwag's messenger turns this off: bloom hits are then reported as
+    PossiblyAcknowledged only, and "delivered" rests on a history entry."""
+    max_unannounced: int = 1000
+    """Delivered ids remembered until a sync names them."""
     log_length: int = 5000
     """How many delivered ids we remember with their lamport and hint (history, deps)."""
     forgotten_ids_length: int = 5000
@@ -229,6 +238,7 @@ class SdsChannel:
         self._lost: dict[str, None] = {}  # given-up dependencies, oldest first
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[str, _Waiting] = {}
+        self._unannounced: dict[str, None] = {}  # delivered, not yet named by our syncs
 
     # ---- sending -------------------------------------------------------------------------
     def _next_lamport(self, now_ms: int) -> int:
@@ -280,16 +290,23 @@ class SdsChannel:
         """A sync frame advertising our history and bloom; None while we have nothing to say."""
         if not self._log:
             return None
-        return self._checked(
+        length = self.params.sync_history_length
+        named = list(self._unannounced)[:length]
+        newest = [mid for _, mid in reversed(self._log) if mid not in self._unannounced]
+        chosen = named + newest[: max(0, length - len(named))]
+        frame = self._checked(
             SdsFrame(
                 sender_id=self.own_id,
                 message_id=sync_id,
                 channel_id=self.channel_id,
                 lamport=self._next_lamport(now_ms),
-                causal_history=self._history(self.params.sync_history_length),
+                causal_history=tuple(HistoryEntry(m, self._logged.get(m, b"")) for m in chosen),
                 bloom=self._bloom.to_bytes(),
             )
         )
+        for mid in named:
+            del self._unannounced[mid]
+        return frame
 
     def ephemeral(self, content: bytes, message_id: str) -> SdsFrame:
         return SdsFrame(self.own_id, message_id, self.channel_id, None, content=content)
@@ -316,6 +333,8 @@ class SdsChannel:
         if frame.kind is FrameKind.SYNC:
             return events
         if self._is_delivered(frame.message_id) or frame.message_id in self._incoming:
+            if self._is_delivered(frame.message_id):  # re-sent: our ack did not get through
+                self._remember(self._unannounced, frame.message_id, self.params.max_unannounced)
             return events  # duplicate: acknowledgements reviewed, nothing more
         self._bloom.add(frame.message_id)
         if self._deps_met(frame):
@@ -350,7 +369,10 @@ class SdsChannel:
             if mid in bloom:
                 out.hit_by.add(frame.message_id)
                 out.bloom_hits += 1
-                if out.bloom_hits >= self.params.possible_ack_threshold:
+                if (
+                    self.params.acknowledge_by_bloom
+                    and out.bloom_hits >= self.params.possible_ack_threshold
+                ):
                     del self._outgoing[mid]
                     events.append(Acknowledged(mid, "bloom"))
                 else:
@@ -377,6 +399,10 @@ class SdsChannel:
             self._log_insert(
                 current.frame.lamport, current.frame.message_id, current.retrieval_hint
             )
+            if current.frame.content:
+                self._remember(
+                    self._unannounced, current.frame.message_id, self.params.max_unannounced
+                )
             events.append(Delivered(current.frame))
             for mid, waiting in list(self._incoming.items()):
                 if self._deps_met(waiting.frame):
@@ -464,6 +490,7 @@ class SdsChannel:
             "bloom_hit_by": {
                 mid: sorted(out.hit_by) for mid, out in self._outgoing.items() if out.hit_by
             },
+            "unannounced": list(self._unannounced),
             "incoming": [
                 [w.frame.encode().hex(), w.received_ms, w.retrieval_hint.hex()]
                 for w in self._incoming.values()
@@ -489,6 +516,8 @@ class SdsChannel:
             channel._forgotten[str(mid)] = None
         for mid in state.get("lost", []):
             channel._lost[str(mid)] = None
+        for mid in state.get("unannounced", []):
+            channel._unannounced[str(mid)] = None
         hit_by = state.get("bloom_hit_by", {})
         for frame_hex, hits in state["outgoing"]:
             frame = SdsFrame.decode(bytes.fromhex(frame_hex))

@@ -320,6 +320,11 @@ class StoreChecks:
                     self._retry_fetch(fetch, now)
 
     @property
+    def group_count(self) -> int:
+        """Topic groups being watched (each catch-up scans every one)."""
+        return len(self._groups)
+
+    @property
     def tracked_count(self) -> int:
         return len(self._tracked)
 

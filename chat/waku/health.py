@@ -11,8 +11,9 @@ means the process was not running (laptop lid, SIGSTOP, a frozen VM). Every conn
 suspect: the core enters SLEEPING and asks for a reset (drop connections, clear dial
 backoffs) and a catch-up query. Network change (the set of local addresses differs) and a dead
 network (every keep-alive ping failed `dead_ping_rounds` rounds in a row) ask for the same reset
-without the SLEEPING state. After any reset nothing is assumed connected until the next
-observation, and the node is not ONLINE again until a catch-up has succeeded.
+without the SLEEPING state. After any reset, and after losing every peer (OFFLINE), nothing is
+assumed connected until the next observation, and the node is not ONLINE again until a
+catch-up has succeeded.
 
 States and what moves them are the table below; `HealthChanged` is emitted whenever the
 summary (state, peers per shard, service reachability, catch-up) changes.
@@ -275,6 +276,10 @@ class HealthMonitor:
         reachable = [svc for svc in self._required if self._services.get(svc, False)]
         with_peers = [s for s in self._shards if self._peers.get(s, 0) > 0]
         if not reachable and not with_peers:
+            if self.state in (HealthState.ONLINE, HealthState.DEGRADED):
+                # Messages sent while we had no peer reached nobody here: catch up on return.
+                self._catch_up_pending = True
+                self._catch_up_retry_at = 0.0
             self._fire(Trigger.NO_PEERS)
             return
         complete = (

@@ -229,6 +229,26 @@ class ConnectionEvents(INotifee):
         return None
 
 
+LISTENER_CLOSE_TIMEOUT = 2.0
+
+
+async def _close_listeners(network: INetwork) -> None:
+    """Close the listening sockets even when the node stops by cancellation.
+
+    py-libp2p 0.8.1 closes them in its own shutdown, but that runs unshielded: stopped by a
+    cancel, the socket stays open, keeps accepting and handshaking for a host that is gone,
+    and (SO_REUSEPORT) shares the port with a node restarted on it, which then loses half of
+    its incoming connections.
+    """
+    listeners = getattr(network, "listeners", {})
+    with trio.CancelScope(shield=True), trio.move_on_after(LISTENER_CLOSE_TIMEOUT):
+        for listener in list(listeners.values()):
+            try:
+                await listener.close()
+            except Exception as exc:
+                log.debug("closing a listener failed: %r", exc)
+
+
 def listen_addrs_for(tcp: Sequence[Multiaddr | str], ws_port: int | None = None) -> list[Multiaddr]:
     """TCP listen addresses plus, with `ws_port`, a /ws listener on the first TCP address's IP."""
     addrs = [Multiaddr(str(a)) for a in tcp]
@@ -287,7 +307,10 @@ class WakuHost:
                 if isinstance(network, Swarm):
                     await network.auto_connector.stop()
                 log.info("host %s listening on %s", self.peer_id, bound)
-                yield self
+                try:
+                    yield self
+                finally:
+                    await _close_listeners(network)
         except BaseExceptionGroup as group:
             failed, rest = group.split(_BindFailed)
             if failed is None or rest is not None:

@@ -75,6 +75,9 @@ class PeerPolicy:
     backoff_jitter: float = 0.5
     reconnect_delay: float = 1.0
     """Wait after a disconnect before redialling, so a flapping peer cannot spin us."""
+    flap_window: float = 5.0
+    """A connection that closes sooner than this after opening counts as a failed dial: a peer
+    that accepts and drops at once (wrong cluster, overloaded, half-dead) backs off too."""
     forget_after_failures: int = 5
     """A discovered (non-static) peer is forgotten after this many dial failures in a row."""
     service_failures_before_failover: int = 2
@@ -102,6 +105,7 @@ class _Peer:
     """None until we learn the peer's shards (from metadata, ENR or a fleet file)."""
     static: bool
     connected: bool = False
+    connected_at: float | None = None
     dialing_since: float | None = None
     failures: int = 0
     next_dial_at: float = 0.0
@@ -164,6 +168,10 @@ class PeerManager:
     def knows(self, peer: PeerId) -> bool:
         return peer in self._peers
 
+    def services_of(self, peer: PeerId) -> frozenset[Service]:
+        p = self._peers.get(peer)
+        return frozenset() if p is None else p.services
+
     # --- events -----------------------------------------------------------------------------
 
     def connected(self, peer: PeerId, now: float) -> list[Action]:
@@ -175,6 +183,8 @@ class PeerManager:
             return [Disconnect(peer, "wrong cluster")]
         if p.dialing_since is not None:
             return self.dial_succeeded(peer, now)
+        if not p.connected:
+            p.connected_at = now
         p.connected = True
         return []
 
@@ -182,8 +192,16 @@ class PeerManager:
         p = self._peers.get(peer)
         if p is None:
             return
+        delay = self._jittered(self.policy.reconnect_delay)
+        if p.connected and p.connected_at is not None:
+            if now - p.connected_at < self.policy.flap_window:
+                p.failures += 1
+                delay = max(delay, self.backoff_delay(p.failures))
+            else:
+                p.failures = 0
         p.connected = False
-        p.next_dial_at = max(p.next_dial_at, now + self._jittered(self.policy.reconnect_delay))
+        p.connected_at = None
+        p.next_dial_at = max(p.next_dial_at, now + delay)
 
     def dial_succeeded(self, peer: PeerId, now: float) -> list[Action]:
         p = self._peers.get(peer)
@@ -193,7 +211,8 @@ class PeerManager:
         if p.banned:
             return [Disconnect(peer, "wrong cluster")]
         p.connected = True
-        p.failures = 0
+        p.connected_at = now
+        # Failures are forgotten only once the connection proves stable (see `disconnected`).
         p.next_dial_at = 0.0
         self._add_score(p, 1.0, now)
         return []

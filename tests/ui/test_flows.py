@@ -229,7 +229,7 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
     bob = network.start_messenger("bob")
     carol_link = network.start_messenger("carol").identity().contact_link
     network.stop("carol")
-    budget = RetryPolicy(max_attempts=2, first_delay=0.3, max_delay=0.5, ack_timeout=3.0)
+    budget = RetryPolicy(max_attempts=3, first_delay=1.5, max_delay=1.5, ack_timeout=3.0)
 
     async def scenario() -> None:
         app = ChinwagApp(

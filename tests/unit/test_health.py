@@ -261,3 +261,12 @@ def test_peers_and_health_recover_together_after_sleep() -> None:
         HealthState.DEGRADED,
         HealthState.ONLINE,
     ]
+
+
+def test_losing_every_peer_means_a_catch_up_when_they_return() -> None:
+    hm, now = online_monitor()
+    assert states(hm.observe(now + 1, {0: 0, 1: 0}, STORE_DOWN)) == [HealthState.OFFLINE]
+    assert hm.summary().catch_up_pending
+    actions = hm.observe(now + 5, {0: 1, 1: 1}, STORE_UP)
+    assert RunCatchUp(now) in actions and states(actions) == [HealthState.DEGRADED]
+    assert states(hm.catch_up_done(now + 6, ok=True)) == [HealthState.ONLINE]

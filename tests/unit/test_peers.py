@@ -425,3 +425,28 @@ def test_invariants_hold_under_any_event_order(
         assert not (pm.connected_peers() & banned)
     for t in starts:
         assert sum(1 for s in starts if t <= s < t + policy.dial_interval) <= 7
+
+
+def test_a_peer_that_drops_every_connection_at_once_backs_off() -> None:
+    pm = manager(PeerPolicy(backoff_jitter=0.0, reconnect_delay=1.0, flap_window=5.0))
+    pm.add_peer("a", shards=[0], static=True)
+    now, dial_times = 0.0, []
+    while now < 60.0:
+        if dials(pm.tick(now)):
+            dial_times.append(now)
+            pm.dial_succeeded("a", now)
+            pm.disconnected("a", now + 0.1)  # accepted, then closed at once
+        now += 0.5
+    # Each gap is the backoff for one more failure (1, 2, 4, 8, 16 s, rounded up to the next
+    # 0.5 s tick after the 0.1 s the connection lasted): not a dial every second.
+    gaps = [b - a for a, b in itertools.pairwise(dial_times)]
+    assert gaps == [1.5, 2.5, 4.5, 8.5, 16.5]
+
+
+def test_a_long_connection_that_ends_redials_after_the_reconnect_delay() -> None:
+    pm = manager(PeerPolicy(backoff_jitter=0.0, reconnect_delay=1.0, flap_window=5.0))
+    pm.add_peer("a", shards=[0], static=True)
+    assert dials(pm.tick(0.0)) == ["a"]
+    pm.dial_succeeded("a", 0.0)
+    pm.disconnected("a", 100.0)
+    assert pm.next_dial_at("a") == 101.0

@@ -285,7 +285,8 @@ class Router:
             self.score.add_penalty(peer)
             return
         if rpc.subscriptions:
-            self._handle_subscriptions(peer, state, rpc.subscriptions)
+            self._handle_subscriptions(peer, state, rpc.subscriptions, now)
+            self._flush_control()
         for msg in rpc.publish:
             self._handle_message(peer, msg, now)
         if rpc.HasField("control"):
@@ -293,7 +294,7 @@ class Router:
             self._flush_control()
 
     def _handle_subscriptions(
-        self, peer: PeerId, state: PeerState, subs: Iterable[rpc_pb2.RPC.SubOpts]
+        self, peer: PeerId, state: PeerState, subs: Iterable[rpc_pb2.RPC.SubOpts], now: float
     ) -> None:
         p = self.params
         for sub in subs:
@@ -309,6 +310,12 @@ class Router:
                     continue
                 state.topics.add(topic)
                 self.topic_peers.setdefault(topic, set()).add(peer)
+                # A thin mesh takes a new subscriber at once: waiting for the heartbeat loses
+                # what is published meanwhile, as the peer then joins the mesh and is left
+                # out of the gossip about messages forwarded before it joined.
+                mesh = self.mesh.get(topic)
+                if mesh is not None and len(mesh) < p.d_lo and self._graftable(peer, topic, now):
+                    self._graft(peer, topic, now)
             elif topic in state.topics:
                 state.topics.discard(topic)
                 peers = self.topic_peers.get(topic)

@@ -211,3 +211,47 @@ async def test_tampered_replayed_and_forged_messages_are_rejected_and_never_show
     texts = await received_texts(bob, chat_id)
     assert texts == ["the real one", "replay me"]
     assert bob.rejected == 3
+
+
+async def test_with_thirty_percent_of_relay_frames_lost_everything_arrives_and_states_stay_honest(
+    net: Any, befriend: Befriend, wait_until: WaitUntil
+) -> None:
+    import random
+
+    from chat.waku.relay.faults import RelayFaults
+
+    faults = {name: RelayFaults(0.3, random.Random(seed)) for seed, name in enumerate("sab")}
+    await net.start_service(faults=faults["s"])
+    alice = await net.start("alice", faults=faults["a"])
+    bob = await net.start("bob", faults=faults["b"])
+    chat_id = await befriend(alice, bob)
+    for i in range(20):
+        await alice.send_text(chat_id, f"lossy a{i}")
+        await bob.send_text(chat_id, f"lossy b{i}")
+    archive = net.service.archive
+
+    async def honest_so_far() -> bool:
+        """No state claims more than the evidence shows, checked at every poll."""
+        for me, them in ((alice, bob), (bob, alice)):
+            theirs = {m.id for m in await them.messages(chat_id, limit=500) if not m.outgoing}
+            for m in await me.messages(chat_id, limit=500):
+                if not m.outgoing:
+                    continue
+                if m.state == "delivered":
+                    assert m.id in theirs, f"{m.text} claimed delivered before it arrived"
+                if m.state in ("stored", "delivered"):
+                    steps = await me.trace(m.id)
+                    for step in steps:
+                        if "store_node" in step.evidence:  # a store confirmation
+                            stored_hash = bytes.fromhex(step.evidence["waku_hash"])
+                            assert archive.present([stored_hash]) == {stored_hash}
+        delivered = [
+            await all_in_state(alice, chat_id, "delivered", 20),
+            await all_in_state(bob, chat_id, "delivered", 20),
+        ]
+        return all(delivered)
+
+    await wait_until(honest_so_far, 120)
+    assert sorted(await received_texts(bob, chat_id)) == sorted(f"lossy a{i}" for i in range(20))
+    assert sorted(await received_texts(alice, chat_id)) == sorted(f"lossy b{i}" for i in range(20))
+    assert all(f.dropped > 0 for f in faults.values())

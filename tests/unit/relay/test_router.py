@@ -85,6 +85,28 @@ def test_heartbeat_grafts_subscribed_peers_and_messages_flow_through_the_mesh() 
     assert router.counters.duplicates == 1
 
 
+def test_a_thin_mesh_grafts_a_new_subscriber_at_once_and_forwards_to_it() -> None:
+    router = Router(rng=random.Random(1))
+    router.subscribe(TOPIC, 0.0)
+    router.add_peer("late", 0.0, outbound=True)
+    router.take_actions()
+    sub = rpc_pb2.RPC()
+    sub.subscriptions.add(subscribe=True, topicid=TOPIC)
+    router.handle_rpc("late", sub.SerializeToString(), 0.5)  # no heartbeat in between
+    assert router.mesh[TOPIC] == {"late"}
+    ((peer, rpc),) = rpcs(router)
+    assert peer == "late" and [g.topicID for g in rpc.control.graft] == [TOPIC]
+
+
+def test_a_full_mesh_leaves_new_subscribers_to_the_heartbeat() -> None:
+    router = subscribed_router(peers=4)  # d_lo peers: the mesh is not thin
+    router.add_peer("late", 2.0, outbound=True)
+    sub = rpc_pb2.RPC()
+    sub.subscriptions.add(subscribe=True, topicid=TOPIC)
+    router.handle_rpc("late", sub.SerializeToString(), 2.0)
+    assert "late" not in router.mesh[TOPIC]
+
+
 @pytest.mark.parametrize("field", ["from", "seqno", "signature", "key"])
 def test_signed_messages_are_rejected_and_penalised(field: str) -> None:
     router = subscribed_router()

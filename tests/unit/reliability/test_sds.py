@@ -400,3 +400,56 @@ def test_a_sync_frame_names_more_of_the_log_than_a_content_frame() -> None:
         f.message_id for f in sent
     }
     assert all(isinstance(a, Acknowledged) and a.by == "history" for a in acks)
+
+
+def test_every_delivered_message_is_named_by_some_sync_even_past_the_history_length() -> None:
+    alice, bob = _pair(SdsParams(history_length=2, sync_history_length=4))
+    sent = [_send(alice, f"m{i}", 1000 + i) for i in range(10)]
+    for frame in sent:
+        bob.receive(frame, 1100)
+    named: list[str] = []
+    for n in range(3):
+        sync = bob.make_sync(f"sync-{n}", 1200 + n)
+        assert sync is not None and len(sync.causal_history) == 4
+        named += [e.message_id for e in sync.causal_history]
+    assert {f.message_id for f in sent} <= set(named)
+
+
+def test_a_re_sent_message_is_named_again_by_the_next_sync() -> None:
+    alice, bob = _pair(SdsParams(history_length=0, sync_history_length=1))
+    first, second = _send(alice, "one", 1000), _send(alice, "two", 1001)
+    bob.receive(first, 1002)
+    bob.receive(second, 1003)
+    assert [e.message_id for e in bob.make_sync("s1", 1004).causal_history] == [  # type: ignore[union-attr]
+        first.message_id
+    ]
+    assert [e.message_id for e in bob.make_sync("s2", 1005).causal_history] == [  # type: ignore[union-attr]
+        second.message_id
+    ]
+    bob.receive(first, 1006)  # alice never saw the ack and sent it again
+    assert [e.message_id for e in bob.make_sync("s3", 1007).causal_history] == [  # type: ignore[union-attr]
+        first.message_id
+    ]
+
+
+def test_without_bloom_acknowledgements_hits_are_only_possible_acks() -> None:
+    params = SdsParams(history_length=0, sync_history_length=0, acknowledge_by_bloom=False)
+    alice, bob = _pair(params)
+    m1 = _send(alice, "one", 1000)
+    bob.receive(m1, 1001)
+    for n in range(4):
+        sync = bob.make_sync(f"sync-{n}", 1002 + n)
+        assert sync is not None
+        assert alice.receive(sync, 1010 + n) == [PossiblyAcknowledged(m1.message_id, n + 1)]
+    assert not alice.is_acknowledged(m1.message_id)
+
+
+def test_a_message_still_waiting_for_its_dependencies_is_never_named_in_a_history() -> None:
+    alice, bob = _pair()
+    m1, m2 = _send(alice, "one", 1000), _send(alice, "two", 1001)
+    bob.receive(m2, 1002)  # m2 depends on m1, which is missing
+    assert bob.make_sync("s", 1004) is None  # nothing delivered yet: nothing to name
+    bob.receive(m1, 1005)
+    sync = bob.make_sync("s2", 1006)
+    assert sync is not None
+    assert {e.message_id for e in sync.causal_history} == {m1.message_id, m2.message_id}

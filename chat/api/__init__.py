@@ -1,0 +1,8 @@
+"""The headless REST API: the messenger's commands and events over HTTP, for QA automation,
+bots and scenario runs (`chinwag serve`).
+
+One concept per module: `auth` (the token), `protocol` (requests, responses, errors as JSON),
+`routing` (path patterns to handlers), `handlers` (the messenger's commands as routes), `sse`
+(server-sent event framing), `app` (the ASGI application), `openapi` (the document) and
+`server` (Hypercorn's trio worker).
+"""

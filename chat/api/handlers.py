@@ -1,0 +1,230 @@
+"""The messenger's commands as routes. `ROUTES` is the whole API surface (method, path,
+handler name); chat/api/openapi.py documents the same table, and a test holds them equal.
+
+Status codes: reading is 200; sending something (a contact request, a message, a retry) is
+202, because it is queued and goes out when it can; changing a contact's state is 200; a
+discard is 204.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import trio
+
+from chat.api import sse
+from chat.api.protocol import (
+    Request,
+    Response,
+    SendChunk,
+    StreamResponse,
+    json_response,
+    no_content,
+    text_field,
+)
+from chat.api.routing import Route
+from chat.events import (
+    ChatView,
+    ContactView,
+    Event,
+    HealthView,
+    IdentityView,
+    MessageView,
+    OutboxItemView,
+    TraceStep,
+    VerificationView,
+    to_json,
+)
+
+log = logging.getLogger(__name__)
+
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/v1/identity", "identity"),
+    ("GET", "/v1/health", "health"),
+    ("GET", "/v1/contacts", "list_contacts"),
+    ("POST", "/v1/contacts", "add_contact"),
+    ("POST", "/v1/contacts/{chat_key}/accept", "accept_contact"),
+    ("POST", "/v1/contacts/{chat_key}/decline", "decline_contact"),
+    ("POST", "/v1/contacts/{chat_key}/cancel", "cancel_contact_request"),
+    ("GET", "/v1/contacts/{chat_key}/verification", "verification"),
+    ("POST", "/v1/contacts/{chat_key}/verification/start", "start_verification"),
+    ("POST", "/v1/contacts/{chat_key}/verification/confirm", "confirm_verification"),
+    ("POST", "/v1/contacts/{chat_key}/verification/cancel", "cancel_verification"),
+    ("GET", "/v1/chats", "list_chats"),
+    ("POST", "/v1/chats/{id}/read", "mark_read"),
+    ("GET", "/v1/chats/{id}/messages", "list_messages"),
+    ("POST", "/v1/chats/{id}/messages", "send_message"),
+    ("GET", "/v1/messages/{id}", "get_message"),
+    ("POST", "/v1/messages/{id}/retry", "retry_message"),
+    ("POST", "/v1/messages/{id}/discard", "discard_message"),
+    ("GET", "/v1/messages/{id}/trace", "trace_message"),
+    ("GET", "/v1/outbox", "outbox"),
+    ("POST", "/v1/outbox/retry", "retry_all"),
+    ("GET", "/v1/events", "events"),
+)
+"""(method, path pattern, operation id): the operation id names the Handlers method."""
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+EVENT_BUFFER = 1000
+"""Events a slow /v1/events client may fall behind before it loses some (the messenger
+counts and logs the loss rather than stall)."""
+
+
+class MessengerFace(Protocol):
+    """What the API needs of chat.messenger.Messenger (its contract, as a type)."""
+
+    def identity(self) -> IdentityView: ...
+    async def add_contact(self, link: str, intro: str = "") -> ContactView: ...
+    async def accept_contact(self, chat_key: str) -> ContactView: ...
+    async def decline_contact(self, chat_key: str) -> ContactView: ...
+    async def cancel_contact_request(self, chat_key: str) -> ContactView: ...
+    async def contacts(self) -> list[ContactView]: ...
+    def verification(self, chat_key: str) -> VerificationView: ...
+    async def start_verification(self, chat_key: str) -> VerificationView: ...
+    async def confirm_verification(self, chat_key: str) -> VerificationView: ...
+    async def cancel_verification(self, chat_key: str) -> VerificationView: ...
+    async def chats(self) -> list[ChatView]: ...
+    async def send_text(
+        self, chat_id: str, text: str, reply_to: str | None = None
+    ) -> MessageView: ...
+    async def messages(
+        self, chat_id: str, *, limit: int = 50, before: str | None = None
+    ) -> list[MessageView]: ...
+    async def message(self, message_id: str) -> MessageView: ...
+    async def retry(self, message_id: str) -> MessageView: ...
+    async def retry_all(self) -> int: ...
+    async def discard(self, message_id: str) -> None: ...
+    async def trace(self, message_id: str) -> list[TraceStep]: ...
+    async def outbox(self) -> list[OutboxItemView]: ...
+    async def mark_read(self, chat_id: str) -> ChatView: ...
+    def health(self) -> HealthView: ...
+    def subscribe(self, buffer: int = 1000) -> trio.MemoryReceiveChannel[Event]: ...
+
+
+def _views(views: list[Any]) -> Response:
+    return json_response([to_json(v) for v in views])
+
+
+class Handlers:
+    def __init__(
+        self, messenger: MessengerFace, *, keepalive: float = sse.KEEPALIVE_INTERVAL
+    ) -> None:
+        self._m = messenger
+        self._keepalive = keepalive
+
+    def routes(self) -> list[Route]:
+        return [Route(method, path, getattr(self, name)) for method, path, name in ROUTES]
+
+    async def identity(self, request: Request) -> Response:
+        return json_response(to_json(self._m.identity()))
+
+    async def health(self, request: Request) -> Response:
+        return json_response(to_json(self._m.health()))
+
+    async def list_contacts(self, request: Request) -> Response:
+        return _views(await self._m.contacts())
+
+    async def add_contact(self, request: Request) -> Response:
+        body = request.json_object(allowed=frozenset({"link", "message"}))
+        link = text_field(body, "link", required=True) or ""
+        intro = text_field(body, "message", required=False) or ""
+        return json_response(to_json(await self._m.add_contact(link, intro)), 202)
+
+    async def accept_contact(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.accept_contact(request.params["chat_key"])))
+
+    async def decline_contact(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.decline_contact(request.params["chat_key"])))
+
+    async def cancel_contact_request(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        chat_key = request.params["chat_key"]
+        return json_response(to_json(await self._m.cancel_contact_request(chat_key)))
+
+    async def verification(self, request: Request) -> Response:
+        return json_response(to_json(self._m.verification(request.params["chat_key"])))
+
+    async def start_verification(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        chat_key = request.params["chat_key"]
+        return json_response(to_json(await self._m.start_verification(chat_key)))
+
+    async def confirm_verification(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        chat_key = request.params["chat_key"]
+        return json_response(to_json(await self._m.confirm_verification(chat_key)))
+
+    async def cancel_verification(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        chat_key = request.params["chat_key"]
+        return json_response(to_json(await self._m.cancel_verification(chat_key)))
+
+    async def list_chats(self, request: Request) -> Response:
+        return _views(await self._m.chats())
+
+    async def mark_read(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.mark_read(request.params["id"])))
+
+    async def list_messages(self, request: Request) -> Response:
+        limit = request.query_int("limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE)
+        before = request.query.get("before") or None
+        return _views(await self._m.messages(request.params["id"], limit=limit, before=before))
+
+    async def send_message(self, request: Request) -> Response:
+        body = request.json_object(allowed=frozenset({"text", "reply_to"}))
+        text = text_field(body, "text", required=True) or ""
+        reply_to = text_field(body, "reply_to", required=False)
+        message = await self._m.send_text(request.params["id"], text, reply_to=reply_to)
+        return json_response(to_json(message), 202)
+
+    async def get_message(self, request: Request) -> Response:
+        return json_response(to_json(await self._m.message(request.params["id"])))
+
+    async def retry_message(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.retry(request.params["id"])), 202)
+
+    async def discard_message(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        await self._m.discard(request.params["id"])
+        return no_content()
+
+    async def trace_message(self, request: Request) -> Response:
+        return _views(await self._m.trace(request.params["id"]))
+
+    async def outbox(self, request: Request) -> Response:
+        return _views(await self._m.outbox())
+
+    async def retry_all(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response({"retried": await self._m.retry_all()}, 202)
+
+    async def events(self, request: Request) -> StreamResponse:
+        # Subscribe now, before the client sees the response: nothing after it is missed.
+        channel = self._m.subscribe(EVENT_BUFFER)
+        return StreamResponse(
+            produce=lambda send: self._relay_events(channel, send),
+            content_type=sse.CONTENT_TYPE,
+            headers=((b"x-accel-buffering", b"no"),),
+        )
+
+    async def _relay_events(
+        self, channel: trio.MemoryReceiveChannel[Event], send: SendChunk
+    ) -> None:
+        with channel:
+            await send(sse.comment_frame("connected"))
+            while True:
+                with trio.move_on_after(self._keepalive) as idle:
+                    try:
+                        event = await channel.receive()
+                    except trio.EndOfChannel:
+                        return  # the messenger stopped
+                if idle.cancelled_caught:
+                    await send(sse.comment_frame("keep-alive"))
+                else:
+                    await send(sse.event_frame(event.kind, event.to_json()))

@@ -1,0 +1,460 @@
+"""The OpenAPI 3.0 document of the REST API, as data. Served at `GET /openapi.json` (the one
+path that needs no token). Response schemas are derived from the view dataclasses in
+chat/events.py, so they cannot drift from what the handlers send; the operations follow
+chat/api/handlers.ROUTES (a test holds the two equal)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from chat import __version__
+from chat.api.protocol import MAX_BODY_BYTES, json_bytes
+from chat.api.sse import KEEPALIVE_INTERVAL
+from chat.events import (
+    ChatView,
+    ContactView,
+    HealthView,
+    IdentityView,
+    MessageView,
+    OutboxItemView,
+    TraceStep,
+    VerificationView,
+)
+from chat.messenger import MAX_TEXT_LENGTH
+
+OPENAPI_VERSION = "3.0.3"
+VIEWS: tuple[type, ...] = (
+    IdentityView,
+    ContactView,
+    ChatView,
+    MessageView,
+    TraceStep,
+    OutboxItemView,
+    HealthView,
+    VerificationView,
+)
+
+DESCRIPTION = f"""\
+The headless chinwag client (`chinwag serve`): the messenger's commands and events over HTTP.
+
+**Authentication.** Every path except `/openapi.json` needs the profile's API token as
+`Authorization: Bearer <token>`; `chinwag serve` prints it on start (it is kept in the
+profile directory, file `api-token`, mode 0600, and reused across runs). Without it: 401.
+
+**Errors** are JSON `{{"error": "<sentence>"}}`: 400 bad input (malformed JSON, unknown
+fields, a value the messenger refuses), 401 no or wrong token, 404 no such path, chat,
+contact or message, 405 method not allowed (with `Allow`), 409 not possible in the current
+state, 413 a body over {MAX_BODY_BYTES} bytes.
+
+**Sending is asynchronous.** A message or contact request is queued (202) and goes out when
+it can; follow its `state` (queued, sent, stored, delivered, failed) with
+`GET /v1/messages/{{id}}`, its evidence with `/trace`, or live with `GET /v1/events`.
+
+**Times** are Unix seconds (numbers)."""
+
+EVENTS_DESCRIPTION = f"""\
+Server-sent events (`text/event-stream`): one event per messenger event from the moment of
+connecting, `event: <kind>` and `data: <json>`, the JSON being the event with its `kind`.
+Kinds: message_added and message_updated (`message`: a MessageView), contact_updated
+(`contact`), verification_updated (`verification`), chat_updated (`chat`), health_updated
+(`health`), messages_lost (`chat_id`,
+`count`), rejected (`reason`). A comment line is sent after {KEEPALIVE_INTERVAL:.0f} s without
+events. The stream ends when the server stops; a client that falls far behind loses events
+(the messenger logs how many)."""
+
+FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "ContactView": {
+        "state": "request_sent, request_received, mutual, declined, ... (chat.contacts)",
+        "chat_id": "the 1:1 chat, once the request is mutual",
+        "intro": "the intro text of the current request (theirs or ours)",
+        "next_send_at": "when our open request is re-sent next",
+        "sends": "how often our current request went out",
+    },
+    "ChatView": {"kind": "'direct' (groups and communities come later)"},
+    "MessageView": {
+        "sender": "the sender's chat key (ours for outgoing messages)",
+        "timestamp": "the sender's clock at sending time",
+        "state": "outgoing: queued, sent, stored, delivered, failed; incoming: received",
+        "state_reason": "why the message is in its state (for failed: the last error)",
+    },
+    "TraceStep": {"evidence": "what proved the step: peers reached, the store node that "
+                  "confirmed, the acknowledgement's source, the error of a failed attempt"},
+    "OutboxItemView": {"id": "the message id (kind 'message') or the contact's chat key "
+                       "(kind 'contact_request')"},
+    "HealthView": {
+        "status": "online, degraded, offline or sleeping",
+        "peers_per_shard": "relay peers per pubsub topic",
+        "store_reachable": "null until a store node was asked at all",
+        "outbox": "messages not yet delivered or failed",
+    },
+}  # fmt: skip
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def schema_for(annotation: Any) -> dict[str, Any]:
+    """The JSON schema of a view field's type (as `to_json` renders it)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            raise TypeError(f"cannot describe {annotation!r}")
+        return {**schema_for(rest[0]), "nullable": True}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": schema_for(args[1])}
+    if origin is list:
+        return {"type": "array", "items": schema_for(args[0])}
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(set(args)) != 1:
+            raise TypeError(f"cannot describe {annotation!r}")
+        items = schema_for(args[0])
+        return {"type": "array", "items": items, "minItems": len(args), "maxItems": len(args)}
+    if annotation is Any:
+        return {}
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return _ref(annotation.__name__)
+    simple = {str: "string", bool: "boolean", int: "integer", float: "number"}
+    if annotation in simple:
+        return {"type": simple[annotation]}
+    raise TypeError(f"cannot describe {annotation!r}")
+
+
+def view_schema(view: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(view)
+    notes = FIELD_DESCRIPTIONS.get(view.__name__, {})
+    properties: dict[str, Any] = {}
+    for item in dataclasses.fields(view):
+        schema = schema_for(hints[item.name])
+        if item.name in notes:
+            schema["description"] = notes[item.name]
+        properties[item.name] = schema
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+ERRORS: dict[int, str] = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+}
+ERROR_TEXT = {
+    400: "bad input: malformed JSON, an unknown field, a value the messenger refuses",
+    401: "no token, or a wrong one",
+    404: "no such chat, contact or message",
+    405: "this path does not take this method",
+    409: "not possible in the current state",
+    413: f"the request body is over {MAX_BODY_BYTES} bytes",
+}
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    405: {"Allow": {"schema": {"type": "string"}}},
+}
+
+
+def _error_responses() -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, name in ERRORS.items():
+        response: dict[str, Any] = {
+            "description": ERROR_TEXT[status],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+        if status in ERROR_HEADERS:
+            response["headers"] = ERROR_HEADERS[status]
+        responses[name] = response
+    return responses
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _list_of(view: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(view)}
+
+
+_CHAT_KEY = {
+    "name": "chat_key",
+    "in": "path",
+    "required": True,
+    "description": "the contact's chat key (cw1...)",
+    "schema": {"type": "string"},
+}
+_CHAT_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "a chat id (32 hex characters)",
+    "schema": {"type": "string"},
+}
+_MESSAGE_ID = {**_CHAT_ID, "description": "a message id (unique across chats)"}
+_PAGE = (
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "how many messages at most (the newest ones before `before`)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+    },
+    {
+        "name": "before",
+        "in": "query",
+        "required": False,
+        "description": "a message id: only messages older than it",
+        "schema": {"type": "string"},
+    },
+)
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    ok: tuple[int, dict[str, Any]],
+    errors: tuple[int, ...] = (),
+    *,
+    parameters: tuple[dict[str, Any], ...] = (),
+    body: str | None = None,
+    tag: str,
+) -> dict[str, Any]:
+    status, response = ok
+    responses: dict[str, Any] = {str(status): response}
+    for code in sorted({401, *errors, *((400, 413) if body else ())}):
+        responses[str(code)] = {"$ref": f"#/components/responses/{ERRORS[code]}"}
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": responses,
+    }
+    if parameters:
+        operation["parameters"] = list(parameters)
+    if body:
+        operation["requestBody"] = _body(body)
+    return operation
+
+
+PATHS: dict[str, dict[str, dict[str, Any]]] = {
+    "/v1/identity": {"get": _operation(
+        "identity", "Our chat key, display name and contact link",
+        (200, _json(_ref("IdentityView"), "who we are")), tag="identity")},
+    "/v1/health": {"get": _operation(
+        "health", "Connectivity: peers, store reachability, outbox size",
+        (200, _json(_ref("HealthView"), "the current health")), tag="health")},
+    "/v1/contacts": {
+        "get": _operation(
+            "list_contacts", "Every contact and contact request",
+            (200, _json(_list_of("ContactView"), "the contacts")), tag="contacts"),
+        "post": _operation(
+            "add_contact", "Send a contact request to the owner of a contact link",
+            (202, _json(_ref("ContactView"), "the request is queued")), (409,),
+            body="AddContact", tag="contacts"),
+    },
+    "/v1/contacts/{chat_key}/accept": {"post": _operation(
+        "accept_contact", "Accept a contact request we received",
+        (200, _json(_ref("ContactView"), "the contact")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="contacts")},
+    "/v1/contacts/{chat_key}/decline": {"post": _operation(
+        "decline_contact", "Decline a contact request we received",
+        (200, _json(_ref("ContactView"), "the contact")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="contacts")},
+    "/v1/contacts/{chat_key}/cancel": {"post": _operation(
+        "cancel_contact_request", "Withdraw a contact request we sent",
+        (200, _json(_ref("ContactView"), "the contact")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="contacts")},
+    "/v1/contacts/{chat_key}/verification": {"get": _operation(
+        "verification", "The emoji verification with a contact, if any",
+        (200, _json(_ref("VerificationView"), "its state")), (400, 404),
+        parameters=(_CHAT_KEY,), tag="verification")},
+    "/v1/contacts/{chat_key}/verification/start": {"post": _operation(
+        "start_verification", "Begin comparing emoji with a contact (both online)",
+        (200, _json(_ref("VerificationView"), "started")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="verification")},
+    "/v1/contacts/{chat_key}/verification/confirm": {"post": _operation(
+        "confirm_verification", "The emoji on both screens match",
+        (200, _json(_ref("VerificationView"), "confirmed")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="verification")},
+    "/v1/contacts/{chat_key}/verification/cancel": {"post": _operation(
+        "cancel_verification", "The emoji differ, or stop: tell the contact",
+        (200, _json(_ref("VerificationView"), "cancelled")), (400, 404, 409),
+        parameters=(_CHAT_KEY,), tag="verification")},
+    "/v1/chats": {"get": _operation(
+        "list_chats", "Every chat, most recent activity first",
+        (200, _json(_list_of("ChatView"), "the chats")), tag="chats")},
+    "/v1/chats/{id}/read": {"post": _operation(
+        "mark_read", "Mark a chat read",
+        (200, _json(_ref("ChatView"), "the chat")), (400, 404, 409),
+        parameters=(_CHAT_ID,), tag="chats")},
+    "/v1/chats/{id}/messages": {
+        "get": _operation(
+            "list_messages", "A page of a chat's messages, oldest first",
+            (200, _json(_list_of("MessageView"), "the messages")), (400, 404),
+            parameters=(_CHAT_ID, *_PAGE), tag="messages"),
+        "post": _operation(
+            "send_message", "Queue a text message; it goes out as soon as it can",
+            (202, _json(_ref("MessageView"), "the message, queued")), (404, 409),
+            parameters=(_CHAT_ID,), body="SendMessage", tag="messages"),
+    },
+    "/v1/messages/{id}": {"get": _operation(
+        "get_message", "One message and its delivery state",
+        (200, _json(_ref("MessageView"), "the message")), (400, 404),
+        parameters=(_MESSAGE_ID,), tag="messages")},
+    "/v1/messages/{id}/retry": {"post": _operation(
+        "retry_message", "Send a failed or waiting message again now",
+        (202, _json(_ref("MessageView"), "the message, queued again")), (400, 404, 409),
+        parameters=(_MESSAGE_ID,), tag="messages")},
+    "/v1/messages/{id}/discard": {"post": _operation(
+        "discard_message", "Drop a queued or failed message from the outbox",
+        (204, {"description": "dropped"}), (400, 404, 409),
+        parameters=(_MESSAGE_ID,), tag="messages")},
+    "/v1/messages/{id}/trace": {"get": _operation(
+        "trace_message", "Every state transition of a message, with time and evidence",
+        (200, _json(_list_of("TraceStep"), "the transitions, oldest first")), (400, 404),
+        parameters=(_MESSAGE_ID,), tag="messages")},
+    "/v1/outbox": {"get": _operation(
+        "outbox", "What is waiting to go out or failed: messages and contact requests",
+        (200, _json(_list_of("OutboxItemView"), "the outbox")), tag="outbox")},
+    "/v1/outbox/retry": {"post": _operation(
+        "retry_all", "Retry everything in the outbox now",
+        (202, _json(_ref("RetryAll"), "how many were queued again")), tag="outbox")},
+    "/v1/events": {"get": {
+        **_operation(
+            "events", "Live messenger events (server-sent events)",
+            (200, {"description": "an endless event stream",
+                   "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+            tag="events"),
+        "description": EVENTS_DESCRIPTION,
+    }},
+    "/openapi.json": {"get": {
+        "operationId": "openapi",
+        "summary": "This document (no token needed)",
+        "tags": ["meta"],
+        "security": [],
+        "responses": {"200": {"description": "the OpenAPI document",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }},
+}  # fmt: skip
+
+REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
+    "AddContact": {
+        "type": "object",
+        "required": ["link"],
+        "additionalProperties": False,
+        "properties": {
+            "link": {"type": "string", "description": "the contact link (text or URL form)"},
+            "message": {"type": "string", "description": "an intro shown with the request"},
+        },
+    },
+    "SendMessage": {
+        "type": "object",
+        "required": ["text"],
+        "additionalProperties": False,
+        "properties": {
+            "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH},
+            "reply_to": {
+                "type": "string",
+                "nullable": True,
+                "description": "the id of the message this one answers",
+            },
+        },
+    },
+}
+OTHER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "a sentence for a person"}},
+    },
+    "RetryAll": {
+        "type": "object",
+        "required": ["retried"],
+        "properties": {"retried": {"type": "integer", "minimum": 0}},
+    },
+}
+
+
+LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
+    ("/v1/chats/{id}/messages", "post", "202"): {
+        name: {"operationId": target, "parameters": {"id": "$response.body#/id"}}
+        for name, target in (
+            ("GetMessage", "get_message"),
+            ("TraceMessage", "trace_message"),
+            ("RetryMessage", "retry_message"),
+            ("DiscardMessage", "discard_message"),
+        )
+    },
+    ("/v1/chats", "get", "200"): {
+        name: {"operationId": target, "parameters": {"id": "$response.body#/0/id"}}
+        for name, target in (
+            ("ListMessages", "list_messages"),
+            ("SendMessage", "send_message"),
+            ("MarkRead", "mark_read"),
+        )
+    },
+    ("/v1/contacts", "post", "202"): {
+        "CancelRequest": {
+            "operationId": "cancel_contact_request",
+            "parameters": {"chat_key": "$response.body#/chat_key"},
+        }
+    },
+    ("/v1/contacts", "get", "200"): {
+        name: {"operationId": target, "parameters": {"chat_key": "$response.body#/0/chat_key"}}
+        for name, target in (
+            ("AcceptFirst", "accept_contact"),
+            ("DeclineFirst", "decline_contact"),
+            ("CancelFirst", "cancel_contact_request"),
+        )
+    },
+}
+"""OpenAPI links: where an id that one operation returns can be used next."""
+
+
+def _paths() -> dict[str, Any]:
+    paths = copy.deepcopy(PATHS)
+    for (path, method, status), links in LINKS.items():
+        paths[path][method]["responses"][status]["links"] = links
+    return paths
+
+
+def document() -> dict[str, Any]:
+    """A fresh copy: callers may change it without touching the module's tables."""
+    schemas = {view.__name__: view_schema(view) for view in VIEWS}
+    return copy.deepcopy(
+        {
+            "openapi": OPENAPI_VERSION,
+            "info": {
+                "title": "chinwag REST API",
+                "version": __version__,
+                "description": DESCRIPTION,
+            },
+            "security": [{"bearerAuth": []}],
+            "paths": _paths(),
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "the token `chinwag serve` prints (file `api-token` in the "
+                        "profile directory)",
+                    }
+                },
+                "schemas": {**schemas, **REQUEST_SCHEMAS, **OTHER_SCHEMAS},
+                "responses": _error_responses(),
+            },
+        }
+    )
+
+
+def document_bytes() -> bytes:
+    return json_bytes(document())

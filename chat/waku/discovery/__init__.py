@@ -1,0 +1,1 @@
+"""Finding peers without a fleet: mDNS on the LAN, rendezvous per shard."""

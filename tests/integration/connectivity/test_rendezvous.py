@@ -1,0 +1,56 @@
+"""Rendezvous on loopback: two nodes register under a shard's namespace at a point and find
+each other there; a node on another shard is not reported."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import trio
+from multiaddr import Multiaddr
+
+from chat.waku.discovery.rendezvous import (
+    RendezvousPoint,
+    ShardPeer,
+    ShardRendezvous,
+    shard_namespace,
+)
+from chat.waku.node import Node, NodeConfig
+
+DEADLINE = 20
+LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
+
+
+def node(shards: tuple[int, ...]) -> Node:
+    return Node(NodeConfig(listen_addrs=[LOOPBACK], shards=shards))
+
+
+async def test_peers_of_a_shard_find_each_other_at_a_rendezvous_point(
+    eventually: Callable[..., Awaitable[None]],
+) -> None:
+    point_node, alice, bob, carol = node((0,)), node((0, 5)), node((5,)), node((6,))
+    point = RendezvousPoint()
+    await point_node.mount(point)
+    found: dict[str, list[ShardPeer]] = {"alice": [], "bob": [], "carol": []}
+    clients = {
+        name: ShardRendezvous(42, n.config.shards, found[name].append, discover_interval=0.5)
+        for name, n in (("alice", alice), ("bob", bob), ("carol", carol))
+    }
+    with trio.fail_after(DEADLINE):
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(point_node.run())
+            for name, n in (("alice", alice), ("bob", bob), ("carol", carol)):
+                await n.mount(clients[name])
+                await stack.enter_async_context(n.run())
+                await n.host.dial(point_node.full_multiaddrs()[0])
+            alice_id, bob_id = alice.host.peer_id, bob.host.peer_id
+            await eventually(lambda: any(p.peer_id == alice_id for p in found["bob"]))
+            await eventually(lambda: any(p.peer_id == bob_id for p in found["alice"]))
+            on_five = [p for p in found["bob"] if p.peer_id == alice_id]
+            assert {p.shard for p in on_five} == {5}
+            assert on_five[0].addrs == tuple(alice.host.listen_multiaddrs())
+            assert all(p.peer_id not in (alice_id, bob_id) for p in found["carol"])
+            assert point.service is not None
+            stats = point.service.get_namespace_stats()
+            assert stats[shard_namespace(42, 5)] == 2 and stats[shard_namespace(42, 6)] == 1
+            assert all(c.failures == 0 for c in clients.values())

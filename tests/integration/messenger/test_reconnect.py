@@ -1,0 +1,51 @@
+"""The network moves under the messenger: a service node restarts."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from chat.messenger import Messenger
+from chat.waku.host import generate_node_key
+
+Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
+WaitUntil = Callable[..., Awaitable[None]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_messages_sent_while_the_service_node_restarts_are_delivered_when_it_returns(
+    net: Any, befriend: Befriend, wait_until: WaitUntil
+) -> None:
+    listen, key = f"/ip4/127.0.0.1/tcp/{free_port()}", generate_node_key()
+    await net.start_service(listen, key)
+    alice = await net.start("alice")
+    bob = await net.start("bob")
+    chat_id = await befriend(alice, bob)
+    await net.stop("service")
+
+    async def offline() -> bool:
+        return alice.health().status == "offline"
+
+    await wait_until(offline)
+    for i in range(5):
+        await alice.send_text(chat_id, f"during the outage {i}")
+    await net.start_service(listen, key)
+
+    async def all_delivered() -> bool:
+        mine = [m for m in await alice.messages(chat_id) if m.outgoing]
+        return len(mine) == 5 and all(m.state == "delivered" for m in mine)
+
+    await wait_until(all_delivered, 60)  # no manual retry: reconnecting is enough
+    texts = [m.text for m in await bob.messages(chat_id) if not m.outgoing]
+    assert texts == [f"during the outage {i}" for i in range(5)]
+
+    async def back_online() -> bool:
+        return alice.health().status == "online" and alice.health().last_catch_up is not None
+
+    await wait_until(back_online, 30)

@@ -29,7 +29,7 @@ from textual.screen import Screen
 
 from chat.config import Config
 from chat.errors import UserError
-from chat.events import MessageAdded, MessageView
+from chat.events import MessageAdded, MessageView, VerificationUpdated
 from chat.identity_store import ensure_identity
 from chat.logs import register_secret
 from chat.unlock import profile_lock
@@ -212,6 +212,15 @@ class ChinwagApp(App[int]):
                 handler(event)
         if isinstance(event, MessageAdded):
             self._maybe_notify(event.message)
+        elif isinstance(event, VerificationUpdated) and event.verification.state == "compare":
+            from ui.screens.verify import VerifyScreen
+
+            if not isinstance(self.screen, VerifyScreen):
+                self.notify(
+                    "A contact wants to compare emoji with you: F2, select them, press v.",
+                    title="Verification",
+                    timeout=20,
+                )
 
     def _maybe_notify(self, message: MessageView) -> None:
         if message.outgoing:

@@ -111,7 +111,7 @@ def test_cancelling_the_asyncio_side_cancels_the_trio_task() -> None:
                 await task
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 10
-            while not finished and loop.time() < deadline:
+            while not finished and loop.time() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.001)  # the trio side runs between asyncio's turns
             assert finished == ["cancelled"]
             await app.bridge.stop()

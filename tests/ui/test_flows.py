@@ -18,7 +18,7 @@ from ui.screens.onboarding import OnboardingScreen
 from ui.screens.outbox import OutboxScreen
 from ui.screens.trace import TraceScreen
 from ui.screens.unlock import UnlockScreen
-from ui.screens.verify import VerifyScreen, comparison_emoji
+from ui.screens.verify import VerifyScreen
 from ui.widgets.chat_list import ChatList
 from ui.widgets.composer import Composer
 from ui.widgets.conversation import ConversationView
@@ -161,9 +161,23 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             )
             await pilot.press("v")
             await ui.wait_for(pilot, on(app, VerifyScreen))
-            emoji = comparison_emoji(bob.identity().chat_key, app.messenger.identity().chat_key)
-            assert "   ".join(e for e, _ in emoji) in ui.screen_text(app)
+            await ui.wait_for_text(pilot, "compare these emoji")
+            alice_key = app.messenger.identity().chat_key
+
+            async def bob_sees() -> Any:
+                return bob.verification(alice_key)
+
+            bob_view = await network.arun(bob_sees)
+            assert bob_view.state == "compare"
+            assert "   ".join(e for e, _ in bob_view.emoji) in ui.screen_text(app)
+            await pilot.press("y")
+            await ui.wait_for_text(pilot, "waiting for them to confirm")
+            await network.arun(bob.confirm_verification, alice_key)
+            await ui.wait_for_text(pilot, "✔ verified")
             await pilot.press("escape")
+            await ui.wait_for(
+                pilot, lambda: contacts.selected is not None and contacts.selected.verified
+            )
             await pilot.press("enter")  # open the chat
             await ui.wait_for(pilot, on(app, MainScreen))
             await ui.wait_for(pilot, lambda: conversation(app).chat_id is not None)

@@ -167,7 +167,7 @@ class ContactsScreen(Screen[str | None]):
         if contact.state != "mutual":
             self.notify("Verify a contact once you both accepted.", severity="warning")
             return
-        self.app.push_screen(VerifyScreen(messenger.identity().chat_key, contact))
+        self.app.push_screen(VerifyScreen(contact))
 
     def action_open_chat(self) -> None:
         contact = self.selected

@@ -3,8 +3,8 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-# Until the TUI lands, the most useful thing chinwag does is run a relay node on its network.
-ARGS ?= node
+# No arguments: chinwag's chat screen (the TUI). E.g. `make run ARGS="node --store"` for a node.
+ARGS ?=
 
 setup:
 	@scripts/setup.sh

@@ -11,6 +11,7 @@ not held up by it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import importlib
@@ -18,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 import trio
@@ -27,7 +29,7 @@ from textual.screen import Screen
 
 from chat.config import Config
 from chat.errors import UserError
-from chat.events import MessageAdded, MessageView
+from chat.events import MessageAdded, MessageView, VerificationUpdated
 from chat.identity_store import ensure_identity
 from chat.logs import register_secret
 from chat.unlock import profile_lock
@@ -60,7 +62,7 @@ def _preload_messenger() -> None:
 class ChinwagApp(App[int]):
     """`ChinwagApp(config).run()`; `passphrase` skips the unlock screen."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "chinwag"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -89,7 +91,7 @@ class ChinwagApp(App[int]):
         self._messenger_config = messenger_config
         self._kdf = kdf
         self._locks = contextlib.ExitStack()
-        self._closed = False
+        self._core_stopping: asyncio.Future[None] | None = None
         self.startup_started = time.perf_counter()
         self.ready_at: float | None = None
         """perf_counter when the chat list was first shown (the launch benchmark reads it)."""
@@ -210,6 +212,15 @@ class ChinwagApp(App[int]):
                 handler(event)
         if isinstance(event, MessageAdded):
             self._maybe_notify(event.message)
+        elif isinstance(event, VerificationUpdated) and event.verification.state == "compare":
+            from ui.screens.verify import VerifyScreen
+
+            if not isinstance(self.screen, VerifyScreen):
+                self.notify(
+                    "A contact wants to compare emoji with you: F2, select them, press v.",
+                    title="Verification",
+                    timeout=20,
+                )
 
     def _maybe_notify(self, message: MessageView) -> None:
         if message.outgoing:
@@ -227,10 +238,15 @@ class ChinwagApp(App[int]):
             self.run_worker(desktop_notification("chinwag", f"New message from {name}"))
 
     async def shutdown_core(self) -> None:
-        """Stop the messenger (cancel the trio root and wait), then close the profile."""
-        if self._closed:
-            return
-        self._closed = True
+        """Stop the messenger (cancel the trio root and wait), then close the profile.
+
+        Quitting and unmounting both call this; every caller waits for the one shutdown to
+        finish, so the asyncio loop never closes under a trio run that is still ending."""
+        if self._core_stopping is None:
+            self._core_stopping = asyncio.ensure_future(self._shutdown_core())
+        await asyncio.shield(self._core_stopping)
+
+    async def _shutdown_core(self) -> None:
         with contextlib.suppress(Exception):
             await self.bridge.stop()
         if self.store is not None:

@@ -35,6 +35,9 @@ class BridgeApp(App[None]):
     async def on_mount(self) -> None:
         await self.bridge.start()
 
+    async def on_unmount(self) -> None:
+        await self.bridge.stop()  # even when a test fails half-way: no guest run left behind
+
     async def produce(self, count: int) -> None:
         try:
             for n in range(count):
@@ -106,10 +109,10 @@ def test_cancelling_the_asyncio_side_cancels_the_trio_task() -> None:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            for _ in range(100):
-                if finished:
-                    break
-                await asyncio.sleep(0)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not finished and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.001)  # the trio side runs between asyncio's turns
             assert finished == ["cancelled"]
             await app.bridge.stop()
 

@@ -18,12 +18,21 @@ from ui.screens.onboarding import OnboardingScreen
 from ui.screens.outbox import OutboxScreen
 from ui.screens.trace import TraceScreen
 from ui.screens.unlock import UnlockScreen
-from ui.screens.verify import VerifyScreen, comparison_emoji
+from ui.screens.verify import VerifyScreen
 from ui.widgets.chat_list import ChatList
 from ui.widgets.composer import Composer
 from ui.widgets.conversation import ConversationView
 
 SIZE = (110, 34)
+
+
+class CountingBells(ChinwagApp):
+    """The real app; only the terminal bell is counted instead of rung."""
+
+    bells = 0
+
+    def bell(self) -> None:
+        self.bells += 1
 
 
 def on(app: ChinwagApp, kind: type) -> Callable[[], bool]:
@@ -105,6 +114,12 @@ def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
             await pilot.press("f4")
             await ui.wait_for_text(pilot, "Share this link")
             await pilot.press("escape")
+            await pilot.press("ctrl+p", *"outbox")
+            await ui.wait_for_text(pilot, "Everything not yet delivered")
+            await pilot.press("enter")
+            await ui.wait_for(pilot, on(app, OutboxScreen))
+            await ui.wait_for_text(pilot, "Nothing waiting")
+            await pilot.press("escape")
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())
@@ -121,7 +136,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
     bob = network.start_messenger("bob")
 
     async def scenario() -> None:
-        app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        app = CountingBells(config, passphrase=ui.passphrase, messenger_config=network.config())
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, MainScreen))
             assert app.messenger is not None
@@ -146,9 +161,23 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             )
             await pilot.press("v")
             await ui.wait_for(pilot, on(app, VerifyScreen))
-            emoji = comparison_emoji(bob.identity().chat_key, app.messenger.identity().chat_key)
-            assert "   ".join(e for e, _ in emoji) in ui.screen_text(app)
+            await ui.wait_for_text(pilot, "compare these emoji")
+            alice_key = app.messenger.identity().chat_key
+
+            async def bob_sees() -> Any:
+                return bob.verification(alice_key)
+
+            bob_view = await network.arun(bob_sees)
+            assert bob_view.state == "compare"
+            assert "   ".join(e for e, _ in bob_view.emoji) in ui.screen_text(app)
+            await pilot.press("y")
+            await ui.wait_for_text(pilot, "waiting for them to confirm")
+            await network.arun(bob.confirm_verification, alice_key)
+            await ui.wait_for_text(pilot, "✔ verified")
             await pilot.press("escape")
+            await ui.wait_for(
+                pilot, lambda: contacts.selected is not None and contacts.selected.verified
+            )
             await pilot.press("enter")  # open the chat
             await ui.wait_for(pilot, on(app, MainScreen))
             await ui.wait_for(pilot, lambda: conversation(app).chat_id is not None)
@@ -169,6 +198,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
 
             await network.arun(bob.send_text, chat_id, "hello Alice, how are you?")
             await ui.wait_for(pilot, lambda: "how are you?" in conversation(app).visible_text())
+            assert app.bells == 0  # the chat is in view: no bell
             view = conversation(app)
             view.focus()
             await pilot.press("up")  # select Bob's message (the newest)
@@ -192,6 +222,9 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             assert "queued" in states[0] and "delivered" in states[-1]
             evidence = str(table.get_row_at(table.row_count - 1)[2])
             assert f"ack_from={bob.identity().chat_key}" in evidence
+            # While the trace covers the chat, a new message rings the bell.
+            await network.arun(bob.send_text, chat_id, "are you there?")
+            await ui.wait_for(pilot, lambda: app.bells == 1, what="the bell")
             await pilot.press("escape")
             await pilot.press("ctrl+q")
 
@@ -224,14 +257,13 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             await ui.wait_for(pilot, on(app, ContactsScreen))
             await pilot.click("#contact-link")
             app.screen.query_one("#contact-link", Input).value = carol_link  # as if pasted
-            await pilot.press("enter")
-            await pilot.press(*"it's Alice", "enter")
+            await pilot.press("tab", *"it's Alice", "enter")
             await ui.wait_for_text(pilot, "request sent, waiting for them")
             await ui.wait_for_text(pilot, "next in")
             # befriend Bob through the same screen, Bob accepts headlessly
             await pilot.click("#contact-link")
             app.screen.query_one("#contact-link", Input).value = bob.identity().contact_link
-            await pilot.press("enter", "enter")
+            await pilot.press("enter")
             alice_key = app.messenger.identity().chat_key
 
             async def bob_accepts() -> None:

@@ -78,3 +78,14 @@ def test_profile_names_that_are_not_portable_are_refused(name: str) -> None:
 @pytest.mark.parametrize("name", ["default", "alice", "Bob_2", "work.laptop", "a" * 64])
 def test_profile_names_accepted(name: str) -> None:
     assert validate_profile_name(name) == name
+
+
+def test_desktop_notifications_are_off_unless_asked(tmp_path: Path) -> None:
+    from chat.config import parse_config_text
+
+    default = parse_config_text("", config_file=tmp_path / "c.toml", data_dir=tmp_path)
+    assert default.notify_desktop is False and default.notify_bell is True
+    asked = parse_config_text(
+        "[notifications]\ndesktop = true\n", config_file=tmp_path / "c.toml", data_dir=tmp_path
+    )
+    assert asked.notify_desktop is True

@@ -47,7 +47,7 @@ class ContactsScreen(Screen[str | None]):
             yield Static("Contacts", classes="pane-title")
             with Horizontal(id="add-row"):
                 yield Input(placeholder="paste a contact link to add someone", id="contact-link")
-                yield Input(placeholder="intro (optional): who you are", id="contact-intro")
+                yield Input(placeholder="intro (optional, before Enter)", id="contact-intro")
                 yield Button("Add", variant="primary", id="add-contact")
             yield Static(
                 "a accept · d decline · c cancel your request · v verify · Enter open chat",
@@ -121,10 +121,7 @@ class ContactsScreen(Screen[str | None]):
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if event.input.id == "contact-link" and not self.query_one("#contact-intro", Input).value:
-            self.query_one("#contact-intro", Input).focus()
-            return
-        await self._add()
+        await self._add()  # Enter in either field sends: the intro is optional
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -170,7 +167,7 @@ class ContactsScreen(Screen[str | None]):
         if contact.state != "mutual":
             self.notify("Verify a contact once you both accepted.", severity="warning")
             return
-        self.app.push_screen(VerifyScreen(messenger.identity().chat_key, contact))
+        self.app.push_screen(VerifyScreen(contact))
 
     def action_open_chat(self) -> None:
         contact = self.selected

@@ -7,9 +7,11 @@ contacts, F3 outbox, F4 your link, Tab moves between list, conversation and comp
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 
 PAGE = 60
 """Messages per page: the newest page on opening a chat, then one per scroll to the top."""
+MARK_READ_DELAY = 0.3
+"""Seconds a burst of arrivals in the open chat is collected into one mark_read."""
 
 
 class MainScreen(Screen[None]):
@@ -213,13 +217,13 @@ class MainScreen(Screen[None]):
         if isinstance(event, MessageAdded):
             conversation.add(event.message)
             if event.message.chat_id == self.current_chat and not event.message.outgoing:
-                self.run_worker(self._mark_read(event.message.chat_id), group="mark-read")
+                self.mark_read_soon(event.message.chat_id)
         elif isinstance(event, MessageUpdated):
             conversation.update(event.message)
         elif isinstance(event, ChatUpdated):
             chat = event.chat
             if chat.id == self.current_chat and chat.unread and self.app.screen is self:
-                self.run_worker(self._mark_read(chat.id), group="mark-read")
+                self.mark_read_soon(chat.id)
             chat_list.upsert(chat)
         elif isinstance(event, ContactUpdated):
             self.contacts_waiting[event.contact.chat_key] = (
@@ -238,7 +242,11 @@ class MainScreen(Screen[None]):
         elif isinstance(event, Rejected):
             self.notify(f"Refused a message: {event.reason}", severity="warning")
 
-    async def _mark_read(self, chat_id: str) -> None:
+    @work(exclusive=True, group="mark-read")
+    async def mark_read_soon(self, chat_id: str) -> None:
+        """Mark the open chat read, at most a few times a second however fast messages come
+        (each new request replaces a pending one)."""
+        await asyncio.sleep(MARK_READ_DELAY)
         messenger = self.chinwag.messenger
         if messenger is None:
             return
@@ -250,7 +258,7 @@ class MainScreen(Screen[None]):
         if self.current_chat is not None:
             chat = self.query_one(ChatList).chats.get(self.current_chat)
             if chat is not None and chat.unread:
-                self.run_worker(self._mark_read(chat.id), group="mark-read")
+                self.mark_read_soon(chat.id)
 
     # ---- actions -----------------------------------------------------------------------
     async def action_next_unread(self) -> None:
@@ -259,11 +267,13 @@ class MainScreen(Screen[None]):
             self.notify("No unread messages.")
             return
         await self.open_chat(chat.id)
+        self.query_one(Composer).focus()
 
     async def action_chat(self, step: int) -> None:
         chat = self.query_one(ChatList).neighbour(step)
         if chat is not None:
             await self.open_chat(chat.id)
+            self.query_one(Composer).focus()
 
     async def action_retry(self) -> None:
         messenger = self.chinwag.messenger

@@ -1,15 +1,14 @@
-"""Verify a contact in person: both of you see the same emoji if, and only if, each has the
-other's true chat key.
+"""Verify a contact by comparing emoji (SAS, through the messenger).
 
-The emoji come from a hash of the two chat keys (sorted, so both sides compute the same
-sequence), 6 bits per emoji from the Matrix SAS emoji table. Compare them face to face or on
-a call you trust; a mismatch means the link you added was not really theirs.
+Opening the screen starts a verification with the contact (unless one is under way, e.g.
+they started it); both of you then see the same seven emoji if, and only if, nobody sits in
+between. y: they match (the contact becomes verified once both sides confirmed); n: they
+differ (the verification is cancelled and the contact told).
 """
 
 from __future__ import annotations
 
-import hashlib
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,50 +16,95 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from chat.events import ContactView
-from chat.identity import SAS_EMOJI
+from chat.events import ContactView, Event, VerificationUpdated, VerificationView
 
-EMOJI_COUNT = 7
+if TYPE_CHECKING:
+    from ui.app import ChinwagApp
 
-
-def comparison_emoji(own_chat_key: str, their_chat_key: str) -> list[tuple[str, str]]:
-    """Seven (emoji, name) pairs that both sides derive identically from their two keys."""
-    first, second = sorted([own_chat_key, their_chat_key])
-    digest = hashlib.sha256(f"chinwag-verify-v1|{first}|{second}".encode()).digest()
-    bits = int.from_bytes(digest[:6], "big")  # 48 bits: 7 × 6 = 42 used
-    return [SAS_EMOJI[(bits >> (42 - 6 * (i + 1))) & 0x3F] for i in range(EMOJI_COUNT)]
+UNDER_WAY = frozenset({"started", "compare", "confirmed"})
+STATE_WORDS = {
+    "none": "not verified",
+    "started": "asking them… (they must be online)",
+    "compare": "compare these emoji with your contact, face to face or on a call you trust",
+    "confirmed": "you confirmed; waiting for them to confirm",
+    "verified": "✔ verified: the link you added really is theirs",
+    "cancelled": "cancelled: the contact is not verified",
+    "failed": "failed: the codes did not match. Do not trust this contact; get their link again",
+}
 
 
 class VerifyScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "match", "They match"),
+        Binding("n", "differ", "They differ"),
         Binding("escape", "close", "Close"),
-        Binding("q", "close", "Close"),
     ]
 
-    def __init__(self, own_chat_key: str, contact: ContactView) -> None:
+    def __init__(self, contact: ContactView) -> None:
         super().__init__()
-        self.own_chat_key = own_chat_key
         self.contact = contact
+        self.view: VerificationView | None = None
+
+    @property
+    def chinwag(self) -> ChinwagApp:
+        return cast("ChinwagApp", self.app)
 
     def compose(self) -> ComposeResult:
-        emoji = comparison_emoji(self.own_chat_key, self.contact.chat_key)
         name = self.contact.display_name or self.contact.chat_key
         with Vertical(id="verify-box", classes="dialog"):
             yield Static(f"Verify {name}", classes="dialog-title", markup=False)
-            yield Static(
-                "Meet or call them, and compare: they open Verify for you and must see exactly "
-                "these emoji, in this order.",
-                markup=False,
-            )
-            yield Static("   ".join(e for e, _ in emoji), id="verify-emoji", markup=False)
-            yield Static("   ".join(n for _, n in emoji), id="verify-names", markup=False)
-            yield Static(
-                "Same emoji: the link you added really is theirs. Different: do not trust this "
-                "contact; ask them for their link again in person.",
-                classes="muted",
-                markup=False,
-            )
-            yield Static("Esc closes", classes="muted")
+            yield Static("", id="verify-state", markup=False)
+            yield Static("", id="verify-emoji", markup=False)
+            yield Static("", id="verify-names", markup=False)
+            yield Static("y they match · n they differ · Esc closes", classes="muted")
+
+    async def on_mount(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        current = messenger.verification(self.contact.chat_key)
+        if current.state in UNDER_WAY:
+            self.show(current)
+        else:
+            started = await self.chinwag.call(messenger.start_verification, self.contact.chat_key)
+            self.show(started or current)
+
+    def show(self, view: VerificationView) -> None:
+        self.view = view
+        words = STATE_WORDS.get(view.state, view.state)
+        if view.state == "confirmed" and view.they_confirmed:
+            words = "both confirmed; finishing…"
+        elif view.state == "compare" and view.they_confirmed:
+            words += " (they already confirmed)"
+        self.query_one("#verify-state", Static).update(words)
+        emoji = view.emoji if view.state in ("compare", "confirmed", "verified") else []
+        self.query_one("#verify-emoji", Static).update("   ".join(e for e, _ in emoji))
+        self.query_one("#verify-names", Static).update("   ".join(n for _, n in emoji))
+
+    def handle_event(self, event: Event) -> None:
+        is_ours = (
+            isinstance(event, VerificationUpdated)
+            and event.verification.chat_key == self.contact.chat_key
+        )
+        if is_ours:
+            assert isinstance(event, VerificationUpdated)
+            self.show(event.verification)
+
+    async def action_match(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None or self.view is None or self.view.state != "compare":
+            return
+        updated = await self.chinwag.call(messenger.confirm_verification, self.contact.chat_key)
+        if updated is not None:
+            self.show(updated)
+
+    async def action_differ(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None or self.view is None or self.view.state not in UNDER_WAY:
+            return
+        updated = await self.chinwag.call(messenger.cancel_verification, self.contact.chat_key)
+        if updated is not None:
+            self.show(updated)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import OptionList
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from chat.events import ChatView
 from ui.format import chat_label
@@ -92,11 +93,10 @@ class ChatList(OptionList):
         options.extend(Option(self._label(chat), id=chat.id) for chat in self.ordered())
         self.set_options(options)
         target = highlighted or self.current
+        self.highlighted = 0 if options else None  # Enter always acts on something
         if target is not None:
-            try:
+            with contextlib.suppress(OptionDoesNotExist):  # the option is gone
                 self.highlighted = self.get_option_index(target)
-            except Exception:  # the option is gone (a chat removed)
-                self.highlighted = None
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

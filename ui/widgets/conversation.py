@@ -157,7 +157,12 @@ class ConversationView(ScrollView, can_focus=True):
         self.cursor = None
         self._follow = True
         self._rebuild()
-        self.scroll_end(animate=False, immediate=True)
+        self._to_bottom()
+
+    def _to_bottom(self) -> None:
+        """Scroll to the newest line once the new virtual size has been laid out."""
+        self._follow = True
+        self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
 
     def clear_chat(self) -> None:
         self.chat_id = None
@@ -183,7 +188,9 @@ class ConversationView(ScrollView, can_focus=True):
         if selected is not None:
             self.set_reactive(ConversationView.cursor, self._index[selected])
         self._rebuild()
-        self.scroll_to(y=self.scroll_y + len(self._lines) - before, animate=False, immediate=True)
+        target = self.scroll_y + len(self._lines) - before
+        # After the next layout, when the taller virtual size is known.
+        self.call_after_refresh(self.scroll_to, y=target, animate=False, immediate=True)
 
     def add(self, message: MessageView) -> None:
         """A new message in this chat (ours just queued, or one received)."""
@@ -193,11 +200,29 @@ class ConversationView(ScrollView, can_focus=True):
             self.update(message)
             return
         at_bottom = self._follow or self.scroll_y >= self.max_scroll_y
+        previous = self.messages[-1] if self.messages else None
         self.messages.append(message)
-        self._index[message.id] = len(self.messages) - 1
-        self._rebuild()
+        position = len(self.messages) - 1
+        self._index[message.id] = position
+        if previous is None or not self._width:
+            self._rebuild()  # the first message replaces the "no messages yet" notice
+        else:
+            # Append only the new block(s): re-rendering the whole scrollback for every
+            # arrival would make a busy chat cost O(n) per message.
+            blocks: list[_Block] = []
+            day = day_key(message.timestamp)
+            if day != day_key(previous.timestamp):
+                blocks.append(self._separator(day_label(day, day_key(self._now())), "day"))
+            self._message_block[position] = len(self._blocks) + len(blocks)
+            blocks.append(_Block(self._render_message(message), position))
+            for block in blocks:
+                self._blocks.append(block)
+                self._lines.extend(block.lines)
+                self._owner.extend([block.message] * len(block.lines))
+            self.virtual_size = Size(self._width, len(self._lines))
+            self.refresh()
         if at_bottom:
-            self.scroll_end(animate=False, immediate=True)
+            self._to_bottom()
 
     def update(self, message: MessageView) -> None:
         """A message changed state: re-render its block only."""
@@ -369,7 +394,7 @@ class ConversationView(ScrollView, can_focus=True):
             at_bottom = self._follow
             self._rebuild()
             if at_bottom:
-                self.scroll_end(animate=False, immediate=True)
+                self._to_bottom()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

@@ -22,6 +22,7 @@ from multiaddr import Multiaddr
 
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
+from chat.waku.discovery.mdns import MDNS_PORT
 from chat.waku.host import generate_node_key
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
@@ -62,6 +63,9 @@ class ClientNodeConfig:
     faults: RelayFaults | None = None
     mdns: bool | None = None
     """LAN discovery; None: on when no peer is configured (the no-fleet default)."""
+    mdns_interfaces: tuple[str, ...] | None = None
+    """IPv4 addresses to multicast on; None: loopback and the default route's address."""
+    mdns_port: int = MDNS_PORT
 
 
 def peer_id_of(addr: str) -> ID:
@@ -95,6 +99,8 @@ class ClientNode:
                 store_peers=config.store_peers,
                 required_services=(Service.STORE,) if known else (),
                 mdns=(not known) if config.mdns is None else config.mdns,
+                mdns_interfaces=config.mdns_interfaces,
+                mdns_port=config.mdns_port,
             ),
         )
         self.pubsub_topics = [RelayShard(config.cluster_id, s).pubsub_topic for s in config.shards]

@@ -92,6 +92,7 @@ from chat.reliability.store_checks import (
     Stored,
 )
 from chat.verification import CANCEL, MAC, REPLY, START, Verification, VerificationError
+from chat.waku.discovery.mdns import MDNS_PORT
 from chat.waku.host import generate_node_key
 from chat.waku.message import WakuMessage
 from chat.waku.peers import Service
@@ -148,6 +149,8 @@ class MessengerConfig:
     faults: RelayFaults | None = None
     mdns: bool | None = None
     """LAN discovery; None: on when no peer is configured."""
+    mdns_interfaces: tuple[str, ...] | None = None
+    mdns_port: int = MDNS_PORT
     clock: Callable[[], float] = time.time
 
 
@@ -178,6 +181,8 @@ class Messenger:
                     key_pair=self.config.node_key or generate_node_key(),
                     faults=self.config.faults,
                     mdns=self.config.mdns,
+                    mdns_interfaces=self.config.mdns_interfaces,
+                    mdns_port=self.config.mdns_port,
                 )
             )
         except ConfigError as exc:

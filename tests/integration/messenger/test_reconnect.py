@@ -49,3 +49,24 @@ async def test_messages_sent_while_the_service_node_restarts_are_delivered_when_
         return alice.health().status == "online" and alice.health().last_catch_up is not None
 
     await wait_until(back_online, 30)
+
+
+async def test_two_clients_with_no_peers_configured_find_each_other_on_the_lan_and_chat(
+    net: Any, befriend: Befriend, wait_until: WaitUntil
+) -> None:
+    import socket as sock
+
+    with sock.socket(sock.AF_INET, sock.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    lan = {"mdns": True, "mdns_interfaces": ("127.0.0.1",), "mdns_port": port}
+    alice = await net.start("alice", **lan)  # no service node, no --peer, no fleet
+    bob = await net.start("bob", **lan)
+    chat_id = await befriend(alice, bob)
+    await alice.send_text(chat_id, "found you on the LAN")
+
+    async def delivered() -> bool:
+        return [m.state for m in await alice.messages(chat_id)] == ["delivered"]
+
+    await wait_until(delivered)
+    assert [m.text for m in await bob.messages(chat_id)] == ["found you on the LAN"]

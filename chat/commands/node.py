@@ -15,27 +15,23 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
-
-import trio
-from libp2p.crypto.keys import KeyPair
-from libp2p.peer.id import ID
+from typing import TYPE_CHECKING
 
 from chat.config import Config
 from chat.errors import UserError
 from chat.fleet import add_fleet_argument, load_fleet, resolve_network
-from chat.waku.connectivity import Connectivity, ConnectivityOptions
-from chat.waku.health import HealthSummary
-from chat.waku.health_monitor import HealthService
-from chat.waku.host import HostError
-from chat.waku.metrics import MetricsBindError
-from chat.waku.node import NodeConfig
-from chat.waku.protected import ShardPublicKey
-from chat.waku.service_node import (
-    ServiceNode,
-    ServiceNodeConfig,
-    StoreOptions,
-)
-from storage.archive import ArchiveError
+
+# The node stack (libp2p, trio) is imported where it is used, so `chinwag --help` and the
+# other commands do not pay half a second for it.
+if TYPE_CHECKING:
+    from libp2p.crypto.keys import KeyPair
+
+    from chat.waku.connectivity import ConnectivityOptions
+    from chat.waku.health import HealthSummary
+    from chat.waku.health_monitor import HealthService
+    from chat.waku.node import NodeConfig
+    from chat.waku.protected import ShardPublicKey
+    from chat.waku.service_node import ServiceNodeConfig, StoreOptions
 
 NAME = "node"
 HELP = "run a headless Waku service node"
@@ -203,6 +199,8 @@ def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
 
 
 def _peer_id_text(key_pair: KeyPair) -> str:
+    from libp2p.peer.id import ID
+
     return ID.from_pubkey(key_pair.public_key).to_base58()
 
 
@@ -358,6 +356,14 @@ async def serve(
 ) -> None:
     """Run the node until SIGINT/SIGTERM. With `options`, the peer manager (not the node's
     static-peer loop) keeps the configured peers connected, and health lines are printed."""
+    import trio
+
+    from chat.waku.connectivity import Connectivity
+    from chat.waku.host import HostError
+    from chat.waku.metrics import MetricsBindError
+    from chat.waku.service_node import ServiceNode
+    from storage.archive import ArchiveError
+
     node_config = service_config.node
     if options is not None:
         options = replace(options, peers=(*node_config.static_peers, *options.peers))
@@ -400,6 +406,8 @@ async def serve(
 
 def run(args: argparse.Namespace, config: Config) -> int:
     import trio
+
+    from chat.waku.connectivity import ConnectivityOptions
 
     if config.log_level != "DEBUG":
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.

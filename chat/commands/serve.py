@@ -21,22 +21,19 @@ import ipaddress
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-import trio
-from multiaddr import Multiaddr
-
-from chat.api.app import ApiApp
-from chat.api.auth import load_or_create_token
-from chat.api.handlers import Handlers
-from chat.api.openapi import document_bytes
-from chat.api.routing import Router
-from chat.api.server import ApiListener, bind_api, serve_api
 from chat.config import Config
 from chat.errors import UserError
 from chat.fleet import add_fleet_argument, load_fleet, resolve_network
 from chat.logs import register_secret
-from chat.messenger import Messenger, MessengerConfig
 from chat.unlock import unlock_profile
+
+# The messenger, the API and the node stack (libp2p, trio) are imported where they are used,
+# so `chinwag --help` and the other commands do not pay for them.
+if TYPE_CHECKING:
+    from chat.api.server import ApiListener
+    from chat.messenger import MessengerConfig
 from chat.waku.relay.faults import RelayFaults
 from storage.store import Store
 
@@ -99,6 +96,8 @@ def is_loopback(host: str) -> bool:
 
 
 def _full_multiaddrs(values: list[str], option: str) -> tuple[str, ...]:
+    from multiaddr import Multiaddr
+
     for value in values:
         try:
             Multiaddr(value).value_for_protocol("p2p")
@@ -110,6 +109,10 @@ def _full_multiaddrs(values: list[str], option: str) -> tuple[str, ...]:
 
 
 def messenger_config_from(args: argparse.Namespace, config: Config) -> MessengerConfig:
+    from multiaddr import Multiaddr
+
+    from chat.messenger import MessengerConfig
+
     """The node settings from the options (and the config file); bad ones are UserErrors."""
     listen = tuple(args.listen or [DEFAULT_LISTEN])
     for value in listen:
@@ -145,6 +148,15 @@ async def serve(
     listener: ApiListener,
     token: str,
 ) -> None:
+    import trio
+
+    from chat.api.app import ApiApp
+    from chat.api.handlers import Handlers
+    from chat.api.openapi import document_bytes
+    from chat.api.routing import Router
+    from chat.api.server import serve_api
+    from chat.messenger import Messenger
+
     messenger = Messenger(store, messenger_config)
     app = ApiApp(Router(Handlers(messenger).routes()), token, document_bytes())
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -165,6 +177,11 @@ async def serve(
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    import trio
+
+    from chat.api.auth import load_or_create_token
+    from chat.api.server import bind_api
+
     if config.log_level != "DEBUG":
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)

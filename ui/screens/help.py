@@ -35,6 +35,7 @@ KEYS = """\
 | t | conversation | delivery trace of the selected (or last) message |
 | Ctrl+R | main | retry the selected message, or the last failed one |
 | a / d / c / v | contacts list | accept / decline / cancel request / verify |
+| y / n | verify | the emoji match / differ |
 | r / R / d / t | outbox | retry / retry all / discard / trace |
 """
 

@@ -140,7 +140,8 @@ class HealthView:
     """Per service ('store', ...): whether its last request succeeded."""
     last_catch_up: float | None
     outbox: int
-    """Messages not yet delivered or failed."""
+    """Messages still being worked on (queued, sent or stored); failed ones wait for the user
+    and are listed by the outbox view, not counted here."""
 
 
 # ---- events ------------------------------------------------------------------------------

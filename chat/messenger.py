@@ -1447,7 +1447,9 @@ class Messenger:
 
     # ==== store queries =======================================================================
     def _start_query(self, query: Query) -> None:
-        assert self._nursery is not None
+        if self._nursery is None:  # stopping: the query is asked again after a restart
+            self.checks.query_failed(query, self._clock())
+            return
         self._nursery.start_soon(self._run_query, query)
 
     async def _run_query(self, query: Query) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 import trio
 from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
+from chat.errors import ConfigError
+from chat.fleet import peer_id_of
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
 from chat.waku.discovery.mdns import MDNS_PORT
 from chat.waku.host import generate_node_key
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 
 INBOX_SIZE = 4096
 STORE_TIMEOUT = 10.0
-
-
-class ConfigError(ValueError):
-    """A peer address we cannot use; a sentence for the user."""
 
 
 @dataclass(frozen=True)
@@ -68,20 +65,12 @@ class ClientNodeConfig:
     mdns_port: int = MDNS_PORT
 
 
-def peer_id_of(addr: str) -> ID:
-    try:
-        return info_from_p2p_addr(Multiaddr(addr)).peer_id
-    except Exception as exc:  # py-multiaddr raises several types for bad input
-        raise ConfigError(
-            f"{addr} is not a full multiaddr ending in /p2p/<peer id>: {exc}"
-        ) from None
-
-
 class ClientNode:
     def __init__(self, config: ClientNodeConfig) -> None:
         self.config = config
         for addr in (*config.peers, *config.store_peers):
-            peer_id_of(addr)
+            if peer_id_of(addr) is None:
+                raise ConfigError(f"{addr} is not a full multiaddr ending in /p2p/<peer id>")
         self.node = Node(
             NodeConfig(
                 listen_addrs=[Multiaddr(a) for a in config.listen_addrs],

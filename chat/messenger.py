@@ -36,7 +36,7 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 
 from chat import events as ev
-from chat.client_node import ClientNode, ClientNodeConfig, ConfigError, Received
+from chat.client_node import ClientNode, ClientNodeConfig, Received
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.contacts import (
     MUTUAL,
@@ -59,6 +59,7 @@ from chat.direct import (
     conversation_id,
     request_payload,
 )
+from chat.errors import ConfigError
 from chat.identity import (
     ContactLink,
     Identity,
@@ -251,15 +252,17 @@ class Messenger:
         now = self._clock()
         key = self._sync_store.session_pickle_key
 
-        def load(store: Store) -> tuple[Identity, dict[str, Any] | None, list[Any], list[Any]]:
+        def load(
+            store: Store,
+        ) -> tuple[Identity, dict[str, Any] | None, list[Any], set[str], list[Any]]:
             identity = ensure_identity(store, now)
             sessions = store.olm_sessions.load()
             flows = store.contact_flows.all()
-            self.verified = {c.chat_key for c in store.contacts.all() if c.verified}
+            verified = {c.chat_key for c in store.contacts.all() if c.verified}
             entries = [(e, store.messages.get(e.message)) for e in store.outbox.all()]
-            return identity, sessions, flows, entries
+            return identity, sessions, flows, verified, entries
 
-        identity, pickled, flows, entries = await self._db.run(load)
+        identity, pickled, flows, self.verified, entries = await self._db.run(load)
         self.identity_state = identity
         self.sessions = (
             DirectSessions.from_pickle(identity, pickled, key)
@@ -1272,11 +1275,6 @@ class Messenger:
             self._reject("an SDS frame whose sender is not the Olm-authenticated sender")
             self._save_later(sessions=True)
             return
-        flow = self.requests.get(peer)
-        if flow.state is RequestState.REQUEST_SENT:
-            # They talk to us in the session our request opened: they accepted it.
-            with contextlib.suppress(ContactRequestError):
-                await self._save_flow(peer, self.requests.accepted(peer, now))
         channel = await self._channel(chat_id)
         try:
             sds_events = channel.receive(frame, int(now * 1000), received.msg_hash)
@@ -1485,14 +1483,9 @@ class Messenger:
         else:
             found = await self._fetch(peer, query)
             async with self._lock:
-                self.checks.fetch_answer(query, found, self._clock())
-                self._check_events_not_retrieved(query, found)
-
-    def _check_events_not_retrieved(self, query: FetchQuery, found: set[bytes]) -> None:
-        # NotRetrieved events come back from fetch_answer; nothing to show beyond the log.
-        missing = len(query.hashes) - len(found)
-        if missing:
-            log.debug("%d wanted messages not returned by the store yet", missing)
+                for event in self.checks.fetch_answer(query, found, self._clock()):
+                    if isinstance(event, NotRetrieved):
+                        log.info("store listed %s but never returned it", event.msg_hash.hex())
 
     def _store_reached(self, ok: bool) -> None:
         if self.store_ok != ok:

@@ -27,7 +27,7 @@ from multiaddr import Multiaddr
 
 from chat.config import Config
 from chat.errors import UserError
-from chat.fleet import add_fleet_argument, load_fleet, resolve_network
+from chat.fleet import add_fleet_argument, load_fleet, peer_id_of, resolve_network
 
 # The messenger, the API server and the node stack (libp2p, trio) are imported where they are
 # used, so `chinwag --help` and the other commands do not pay for them.
@@ -96,12 +96,8 @@ def is_loopback(host: str) -> bool:
 
 def _full_multiaddrs(values: list[str], option: str) -> tuple[str, ...]:
     for value in values:
-        try:
-            Multiaddr(value).value_for_protocol("p2p")
-        except Exception:
-            raise UserError(
-                f"{option} {value} must be a multiaddr ending in /p2p/<peer id>"
-            ) from None
+        if peer_id_of(value) is None:
+            raise UserError(f"{option} {value} must be a multiaddr ending in /p2p/<peer id>")
     return tuple(values)
 
 

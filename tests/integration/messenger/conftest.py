@@ -5,6 +5,7 @@ seconds; the protocols and code paths are the production ones."""
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -143,6 +144,18 @@ async def until(predicate: Callable[[], Awaitable[bool]], limit: float = 30.0) -
             if await predicate():
                 return
             await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a node restarted in place)."""
+
+    def pick() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    return pick
 
 
 @pytest.fixture

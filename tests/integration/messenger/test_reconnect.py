@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,14 +12,8 @@ Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
 WaitUntil = Callable[..., Awaitable[None]]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_messages_sent_while_the_service_node_restarts_are_delivered_when_it_returns(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend, wait_until: WaitUntil, free_port: Callable[[], int]
 ) -> None:
     listen, key = f"/ip4/127.0.0.1/tcp/{free_port()}", generate_node_key()
     await net.start_service(listen, key)

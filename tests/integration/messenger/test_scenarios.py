@@ -77,16 +77,8 @@ async def test_a_stopped_recipient_gets_everything_from_store_in_order_and_once(
     assert (await bob.chats())[0].unread == 20
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_without_peers_messages_wait_visibly_then_fail_and_a_manual_retry_delivers(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend, wait_until: WaitUntil, free_port: Callable[[], int]
 ) -> None:
     from chat.reliability.outbox import RetryPolicy
     from chat.waku.host import generate_node_key

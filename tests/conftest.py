@@ -1,6 +1,6 @@
 """Shared fixtures: every test gets its own config and data directories, never the user's;
-storage tests get real SQLCipher files with a cheap KDF (helpers are fixtures, not imports,
-because pytest runs in importlib mode)."""
+storage tests get real SQLCipher files with a cheap KDF. Helpers shared across folders are
+fixtures, or plain modules under tests/harness (on sys.path through pytest's `pythonpath`)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from chat.errors import UserError
+
+if TYPE_CHECKING:
+    from chat.reliability.outbox import OutboxEntry
+    from storage.repositories.conversations import Conversation
+    from storage.repositories.messages import StoredMessage
 
 
 # ---- errors ------------------------------------------------------------------------------
@@ -88,6 +93,36 @@ class MessageView:
     next_attempt_at: float | None = None
     reply_to: str | None = None
     received_at: float | None = None
+
+
+def chat_view_of(
+    conv: Conversation, *, name: str | None = None, peer: str | None = None
+) -> ChatView:
+    """A conversation row as the faces see it; `name` overrides the stored title (a contact's
+    current display name)."""
+    return ChatView(
+        conv.id, conv.kind, name or conv.title, conv.unread, conv.last_activity_at / 1000, peer
+    )
+
+
+def message_view_of(stored: StoredMessage, entry: OutboxEntry | None = None) -> MessageView:
+    """A stored message as the faces see it; an outgoing message still in the outbox takes its
+    live state, reason and retry schedule from the entry."""
+    return MessageView(
+        id=stored.message_id,
+        chat_id=stored.conversation_id,
+        sender=stored.sender,
+        text=stored.body,
+        outgoing=stored.outgoing,
+        timestamp=stored.sent_at / 1000,
+        state=entry.state.value if entry else stored.state,
+        state_reason=entry.reason if entry else stored.state_reason,
+        attempts=entry.attempts if entry else 0,
+        max_attempts=entry.max_attempts if entry else 0,
+        next_attempt_at=entry.next_attempt_at if entry else None,
+        reply_to=stored.reply_to or None,
+        received_at=stored.received_at / 1000 if stored.received_at else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

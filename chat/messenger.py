@@ -60,6 +60,7 @@ from chat.direct import (
     request_payload,
 )
 from chat.errors import ConfigError
+from chat.history import ChatHistory
 from chat.identity import (
     ContactLink,
     Identity,
@@ -106,7 +107,7 @@ from storage.aio import AsyncStore
 from storage.errors import StorageError
 from storage.repositories.contacts import Contact
 from storage.repositories.conversations import Conversation
-from storage.repositories.messages import PageCursor, StoredMessage
+from storage.repositories.messages import StoredMessage
 from storage.repositories.reliability import SdsChannelState, SyncCursor
 from storage.store import Store
 
@@ -115,7 +116,6 @@ T = TypeVar("T")
 
 MAX_TEXT_LENGTH = 16 * 1024
 """Characters in one message; far below the 150 KiB Waku limit after SDS and Olm."""
-MAX_PAGE = 500
 RECEIVED_STATE = "received"
 CONTACT_SHARD = 0
 """Contact requests and 1:1 conversations live on shard 0 of the cluster."""
@@ -168,7 +168,11 @@ class _Pending:
 
 
 class Messenger:
-    def __init__(self, store: Store, config: MessengerConfig | None = None) -> None:
+    def __init__(
+        self, store: Store, config: MessengerConfig | None = None, *, db: AsyncStore | None = None
+    ) -> None:
+        """`db`: the store's async runner, when a face already reads through one (its calls
+        and ours must share one worker: they share one connection)."""
         self.config = config or MessengerConfig()
         self._clock = self.config.clock
         try:
@@ -189,7 +193,8 @@ class Messenger:
         except ConfigError as exc:
             raise ev.InvalidInput(str(exc)) from None
         self._sync_store = store
-        self._db = AsyncStore(store)
+        self._db = db if db is not None else AsyncStore(store)
+        self.history = ChatHistory(self._db)
         self._lock = trio.Lock()
         self._wakeup = trio.Event()
         self._subscribers: list[trio.MemorySendChannel[ev.Event]] = []
@@ -666,21 +671,15 @@ class Messenger:
 
     # ==== chats and messages ==================================================================
     async def _chat_view(self, chat_id: str) -> ev.ChatView:
-        conv = await self._db.run(lambda s: s.conversations.get(chat_id))
-        if conv is None:
-            raise ev.NotFound(f"no chat {chat_id[:32]}")
-        return self._conv_view(conv)
+        return self._conv_view(await self.history.conversation(chat_id))
 
     def _conv_view(self, conv: Conversation) -> ev.ChatView:
         peer = self.peer_of_chat.get(conv.id)
-        name = self.links[peer].display_name if peer in self.links else conv.title
-        return ev.ChatView(
-            conv.id, conv.kind, name, conv.unread, conv.last_activity_at / 1000, peer
-        )
+        name = self.links[peer].display_name if peer in self.links else None
+        return ev.chat_view_of(conv, name=name, peer=peer)
 
     async def chats(self) -> list[ev.ChatView]:
-        convs = await self._db.run(lambda s: s.conversations.recent(1000))
-        return [self._conv_view(c) for c in convs]
+        return [self._conv_view(c) for c in await self.history.conversations()]
 
     async def mark_read(self, chat_id: str) -> ev.ChatView:
         await self._chat_view(chat_id)
@@ -691,45 +690,16 @@ class Messenger:
 
     def _message_view(self, stored: StoredMessage) -> ev.MessageView:
         entry = self._outbox._entries.get(stored.message_id) if stored.outgoing else None
-        return ev.MessageView(
-            id=stored.message_id,
-            chat_id=stored.conversation_id,
-            sender=stored.sender,
-            text=stored.body,
-            outgoing=stored.outgoing,
-            timestamp=stored.sent_at / 1000,
-            state=entry.state.value if entry else stored.state,
-            state_reason=(entry.reason if entry else stored.state_reason),
-            attempts=entry.attempts if entry else 0,
-            max_attempts=entry.max_attempts if entry else 0,
-            next_attempt_at=entry.next_attempt_at if entry else None,
-            reply_to=stored.reply_to or None,
-            received_at=stored.received_at / 1000 if stored.received_at else None,
-        )
+        return ev.message_view_of(stored, entry)
 
     async def messages(
         self, chat_id: str, *, limit: int = 50, before: str | None = None
     ) -> list[ev.MessageView]:
-        if not 1 <= limit <= MAX_PAGE:
-            raise ev.InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-        await self._chat_view(chat_id)
-
-        def page(store: Store) -> list[StoredMessage]:
-            cursor = None
-            if before is not None:
-                anchor = store.messages.by_message_id(chat_id, before)
-                if anchor is None:
-                    raise ev.NotFound(f"no message {before[:64]} in this chat")
-                cursor = PageCursor(anchor.sent_at, anchor.id)
-            return store.messages.page(chat_id, limit=limit, before=cursor)
-
-        return [self._message_view(m) for m in await self._db.run(page)]
+        page = await self.history.page(chat_id, limit=limit, before=before)
+        return [self._message_view(m) for m in page]
 
     async def _stored_message(self, message_id: str) -> StoredMessage:
-        stored = await self._db.run(lambda s: s.messages.by_id(message_id))
-        if stored is None:
-            raise ev.NotFound(f"no message {message_id[:64]}")
-        return stored
+        return await self.history.message(message_id)
 
     async def message(self, message_id: str) -> ev.MessageView:
         return self._message_view(await self._stored_message(message_id))

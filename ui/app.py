@@ -4,9 +4,12 @@ trio guest-run bridge.
 The app owns three things for its lifetime: the trio bridge, the unlocked profile (and its
 lock), and the messenger running in the bridge's nursery. Screens never touch storage or the
 node; they call the messenger through `ChinwagApp.call`, which turns a MessengerError into a
-notification instead of a traceback. libp2p (via chat.messenger) is imported only once the
-app runs, in a worker thread while the passphrase is being derived, so the first frame is
-not held up by it.
+notification instead of a traceback.
+
+Launch order, for speed: libp2p (via chat.messenger) is imported in a worker thread while
+the passphrase is derived; once the profile is open the main screen shows the chats read
+from the store (`chat_source()`), and attaches to the messenger when its node is up. The
+chat list does not wait for libp2p.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
@@ -30,9 +34,11 @@ from textual.screen import Screen
 from chat.config import Config
 from chat.errors import UserError
 from chat.events import MessageAdded, MessageView, VerificationUpdated
+from chat.history import StoredChats
 from chat.identity_store import ensure_identity
 from chat.logs import register_secret
 from chat.unlock import profile_lock
+from storage.aio import AsyncStore
 from storage.errors import StorageError
 from storage.kdf import KdfParams
 from storage.profiles import Profiles
@@ -60,7 +66,8 @@ def _preload_messenger() -> None:
 
 
 class ChinwagApp(App[int]):
-    """`ChinwagApp(config).run()`; `passphrase` skips the unlock screen."""
+    """`ChinwagApp(config).run()`; `passphrase` skips the unlock screen, and `derived_key`
+    (that passphrase's key, being derived already) saves waiting for the derivation again."""
 
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "chinwag"
@@ -76,6 +83,7 @@ class ChinwagApp(App[int]):
         config: Config,
         *,
         passphrase: str | None = None,
+        derived_key: Future[bytes] | None = None,
         messenger_config: MessengerConfig | None = None,
         kdf: Callable[[], KdfParams] | None = None,
         clock: Callable[[], float] = time.time,
@@ -86,8 +94,12 @@ class ChinwagApp(App[int]):
         self.bridge = TrioBridge()
         self.clock = clock
         self.messenger: Messenger | None = None
+        self.messenger_ready = asyncio.Event()
         self.store: Store | None = None
+        self.db: AsyncStore | None = None
+        """The store's one async runner, shared by the messenger and the early reads."""
         self._initial_passphrase = passphrase
+        self._derived_key = derived_key
         self._messenger_config = messenger_config
         self._kdf = kdf
         self._locks = contextlib.ExitStack()
@@ -123,14 +135,21 @@ class ChinwagApp(App[int]):
             self._locks.enter_context(
                 profile_lock(self.profiles.directory(self.profile), self.profile)
             )
-            store = await self.bridge.call(
-                trio.to_thread.run_sync, self.profiles.unlock, self.profile, passphrase
-            )
+            early = self._derived_key if passphrase == self._initial_passphrase else None
+            self._derived_key = None  # used once: a retyped passphrase derives afresh
+            if early is not None:
+                key = await self.bridge.call(trio.to_thread.run_sync, early.result)
+                store = await self.bridge.call(
+                    trio.to_thread.run_sync, self.profiles.open, self.profile, key
+                )
+            else:
+                store = await self.bridge.call(
+                    trio.to_thread.run_sync, self.profiles.unlock, self.profile, passphrase
+                )
         except (UserError, StorageError) as exc:
             self._locks.close()
             return str(exc)
-        self.store = store
-        self.bridge.start_soon(self._messenger_main, store, False)
+        await self._opened(store, new_profile=False)
         return None
 
     async def create_profile(self, display_name: str, passphrase: str) -> str | None:
@@ -156,9 +175,33 @@ class ChinwagApp(App[int]):
             )
         except (UserError, StorageError) as exc:
             return str(exc)
-        self.store = store
-        self.bridge.start_soon(self._messenger_main, store, True)
+        await self._opened(store, new_profile=True)
         return None
+
+    async def _opened(self, store: Store, *, new_profile: bool) -> None:
+        """Show the chats at once, read from the store; the messenger (libp2p, the node)
+        starts meanwhile and the main screen attaches to it when it is up."""
+        from ui.screens.main import MainScreen
+
+        self.store = store
+        self.db = AsyncStore(store)
+        self.bridge.start_soon(self._messenger_main, store, new_profile)
+        if not isinstance(self.screen, MainScreen):
+            # Not awaited: we are inside the unlock (or onboarding) screen's own handler,
+            # which the switch has to wait for.
+            self.switch_screen(MainScreen())
+
+    def chat_source(self) -> Messenger | StoredChats | None:
+        """Where chats and messages are read from: the messenger once it runs, before that
+        the store alone (no live outbox state yet), None before unlocking."""
+        if self.messenger is not None:
+            return self.messenger
+        return StoredChats(self.db) if self.db is not None else None
+
+    async def wait_for_messenger(self) -> Messenger | None:
+        """The messenger once it runs; None if it stopped (the app says why)."""
+        await self.messenger_ready.wait()
+        return self.messenger
 
     def messenger_config(self) -> MessengerConfig:
         from chat.messenger import MessengerConfig
@@ -173,9 +216,12 @@ class ChinwagApp(App[int]):
     async def _messenger_main(self, store: Store, new_profile: bool) -> None:
         """Trio side: run the messenger and forward its events until the bridge stops."""
         try:
+            # Off the loop: the preload thread may be mid-import, and waiting for its module
+            # lock here would freeze the UI (the main screen's first paint) until it is done.
+            await trio.to_thread.run_sync(importlib.import_module, "chat.messenger")
             from chat.messenger import Messenger
 
-            messenger = Messenger(store, self.messenger_config())
+            messenger = Messenger(store, self.messenger_config(), db=self.db)
             async with messenger.run():
                 events = messenger.subscribe(EVENT_BUFFER)
                 self.messenger = messenger
@@ -194,9 +240,13 @@ class ChinwagApp(App[int]):
     async def on_messenger_ready(self, _: MessengerReady) -> None:
         from ui.screens.main import MainScreen
 
-        await self.switch_screen(MainScreen())
+        self.messenger_ready.set()
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                await screen.attach()
 
     def on_messenger_failed(self, message: MessengerFailed) -> None:
+        self.messenger_ready.set()
         self.notify(
             f"The network core stopped: {message.reason}. See the log file for details.",
             title="chinwag",
@@ -304,8 +354,10 @@ class ChinwagApp(App[int]):
             yield from actions()
 
 
-def run_tui(config: Config, *, passphrase: str | None) -> int:
+def run_tui(
+    config: Config, *, passphrase: str | None, derived_key: Future[bytes] | None = None
+) -> int:
     """Run the TUI until the user quits; the exit code."""
-    app = ChinwagApp(config, passphrase=passphrase)
+    app = ChinwagApp(config, passphrase=passphrase, derived_key=derived_key)
     code = app.run()
     return code if isinstance(code, int) else 0

@@ -36,6 +36,7 @@ from chat.events import (
     VerificationView,
     to_json,
 )
+from chat.history import MAX_PAGE
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
 """(method, path pattern, operation id): the operation id names the Handlers method."""
 
 DEFAULT_PAGE = 50
-MAX_PAGE = 500
 EVENT_BUFFER = 1000
 """Events a slow /v1/events client may fall behind before it loses some (the messenger
 counts and logs the loss rather than stall)."""

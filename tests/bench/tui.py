@@ -225,12 +225,22 @@ def seed(store: Any, big_chat: str, args: argparse.Namespace) -> None:
 
 # ---- measured, in a fresh process ----------------------------------------------------------
 def child(args: argparse.Namespace, base: Path) -> None:
+    # What `chinwag` does with CHINWAG_PASSPHRASE set, in its order: the key derivation
+    # starts before Textual is imported, libp2p is left to the app's own background import.
+    from chat.commands.tui import derive_key_early
+    from chat.config import Config, NetworkConfig
+
+    config = Config(
+        config_file=base / "config.toml",
+        data_dir=base / "data",
+        network=NetworkConfig(peers=(args.peer,)),
+    )
+    derived_key = derive_key_early(config, PASSPHRASE)
+
     from textual import events
 
-    from chat.config import Config
     from ui.app import ChinwagApp
 
-    config = Config(config_file=base / "config.toml", data_dir=base / "data")
     chat_id = (base / "chat_id").read_text()
 
     async def scenario() -> None:
@@ -238,11 +248,14 @@ def child(args: argparse.Namespace, base: Path) -> None:
         from ui.widgets.composer import Composer
         from ui.widgets.conversation import ConversationView
 
-        app = ChinwagApp(config, passphrase=PASSPHRASE, messenger_config=fast_config((args.peer,)))
+        app = ChinwagApp(config, passphrase=PASSPHRASE, derived_key=derived_key)
         async with app.run_test(size=(120, 40)) as pilot:
             while app.ready_at is None:
                 await pilot.pause(0.01)
             emit(metric="launch_to_chat_list_s", value=round(time.monotonic() - START, 3))
+            while app.messenger is None:
+                await pilot.pause(0.01)
+            emit(metric="launch_to_network_started_s", value=round(time.monotonic() - START, 3))
             main = app.screen
             assert isinstance(main, MainScreen)
             opens = []

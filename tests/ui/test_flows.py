@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import trio
 from textual.widgets import DataTable, Input
 
 from chat.config import Config
 from chat.reliability.outbox import RetryPolicy
+from storage.profiles import Profiles
+from storage.repositories.conversations import Conversation
+from storage.store import Store
 from ui.app import ChinwagApp
 from ui.screens.contacts import ContactsScreen
 from ui.screens.help import HelpScreen
@@ -323,3 +328,61 @@ async def asyncio_free_sleep() -> None:
     import trio
 
     await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event
+
+
+class HeldBack(ChinwagApp):
+    """The real app whose messenger starts only when the test says so: what the user sees
+    in the moment between unlocking and the node being up."""
+
+    release = threading.Event()
+
+    async def _messenger_main(self, store: Store, new_profile: bool) -> None:
+        await trio.to_thread.run_sync(self.release.wait, abandon_on_cancel=True)
+        await super()._messenger_main(store, new_profile)
+
+
+def test_the_chats_show_from_the_store_before_the_messenger_is_up(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    make_profile("Alice")
+    chat_id = "c" * 64
+    with Profiles(config.profiles_dir).unlock(config.profile, ui.passphrase) as store:
+        store.conversations.add(
+            Conversation(
+                id=chat_id, kind="direct", title="Bob", pubsub_topic="/waku/2/rs/42/0",
+                content_topic="/chinwag/1/x/proto", created_at=1_000, last_activity_at=2_000,
+            )
+        )  # fmt: skip
+        store.messages.add(
+            conversation_id=chat_id, message_id="m1", sender="bob", outgoing=False,
+            body="an old hello from Bob", sent_at=1_500, state="received", now=1_500,
+            received_at=1_500,
+        )  # fmt: skip
+        store.messages.add(
+            conversation_id=chat_id, message_id="m2", sender="me", outgoing=True,
+            body="my old answer", sent_at=1_600, state="delivered", now=1_600,
+        )  # fmt: skip
+
+    async def scenario() -> None:
+        app = HeldBack(config, passphrase=ui.passphrase, messenger_config=network.config())
+        HeldBack.release.clear()
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for_text(pilot, "my old answer")
+            text = ui.screen_text(app)
+            assert "Bob" in text and "an old hello from Bob" in text
+            assert "starting" in text  # the health bar: no network yet, and it says so
+            assert app.messenger is None and app.ready_at is not None
+            # Written before the network is up: kept, and sent once it is.
+            app.screen.query_one(Composer).focus()
+            await pilot.press(*"typed early", "enter")
+            await ui.wait_for_text(pilot, "Sending as soon as the network core has started")
+            HeldBack.release.set()
+            await ui.wait_for(pilot, lambda: app.messenger is not None)
+            await ui.wait_for_text(pilot, "offline")  # the messenger's health replaced it
+            # This chat was only seeded (no contact behind it), so the messenger refuses the
+            # send with its own sentence: proof the held message went to the real messenger.
+            await ui.wait_for_text(pilot, "no chat")
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())

@@ -133,6 +133,7 @@ class Harness(App[None]):
         super().__init__()
         self.clock: Callable[[], float] = lambda: NOW
         self.messenger = None
+        self.chat_source: Callable[[], None] = lambda: None  # views are fed, not read
         self._make_screen = screen
         self._feed = feed
 

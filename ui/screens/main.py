@@ -83,23 +83,51 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        messenger = self.chinwag.messenger
         self.query_one("#reply-bar").display = False
-        if messenger is None:
+        source = self.chinwag.chat_source()
+        if source is None:
             return
-        self.own_name = messenger.identity().display_name or "me"
-        self.query_one(HealthBar).show(messenger.health())
-        chats = await self.chinwag.call(messenger.chats) or []
+        chats = await self.chinwag.call(source.chats) or []
         chat_list = self.query_one(ChatList)
         chat_list.set_chats(chats)
-        contacts = await self.chinwag.call(messenger.contacts) or []
-        self.contacts_waiting = {c.chat_key: c.state == "request_received" for c in contacts}
-        chat_list.set_requests(sum(self.contacts_waiting.values()))
+        if self.chinwag.messenger is not None:
+            await self._show_messenger_state()
         if self.chinwag.ready_at is None:
             self.chinwag.ready_at = time.perf_counter()
         if chats:
             await self.open_chat(chat_list.ordered()[0].id)
         chat_list.focus()
+
+    async def attach(self) -> None:
+        """The messenger is up: what only it knows (names, live outbox states, requests,
+        health) replaces what was read from the store."""
+        messenger = self.chinwag.messenger
+        if messenger is None or not self.query(HealthBar):
+            return  # not composed yet: on_mount will find the messenger running
+        chats = await self.chinwag.call(messenger.chats) or []
+        self.query_one(ChatList).set_chats(chats)
+        await self._show_messenger_state()
+        chat_id = self.current_chat
+        if chat_id is None:
+            if chats:
+                await self.open_chat(self.query_one(ChatList).ordered()[0].id)
+            return
+        conversation = self.query_one(ConversationView)
+        for message in await self.chinwag.call(messenger.messages, chat_id, limit=PAGE) or []:
+            conversation.update(message)
+        chat = self.query_one(ChatList).chats.get(chat_id)
+        if chat is not None and chat.unread:
+            self.mark_read_soon(chat_id)
+
+    async def _show_messenger_state(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        self.own_name = messenger.identity().display_name or "me"
+        self.query_one(HealthBar).show(messenger.health())
+        contacts = await self.chinwag.call(messenger.contacts) or []
+        self.contacts_waiting = {c.chat_key: c.state == "request_received" for c in contacts}
+        self.query_one(ChatList).set_requests(sum(self.contacts_waiting.values()))
 
     # ---- names ---------------------------------------------------------------------------
     def _sender_name(self, message: MessageView) -> str:
@@ -113,12 +141,12 @@ class MainScreen(Screen[None]):
 
     # ---- opening chats -----------------------------------------------------------------
     async def open_chat(self, chat_id: str) -> None:
-        messenger = self.chinwag.messenger
-        if messenger is None:
+        source = self.chinwag.chat_source()
+        if source is None:
             return
         chat_list = self.query_one(ChatList)
         chat = chat_list.chats.get(chat_id)
-        page = await self.chinwag.call(messenger.messages, chat_id, limit=PAGE)
+        page = await self.chinwag.call(source.messages, chat_id, limit=PAGE)
         if page is None:
             return
         self.current_chat = chat_id
@@ -131,7 +159,8 @@ class MainScreen(Screen[None]):
         self.query_one(ConversationView).show_chat(
             chat_id, page, unread=chat.unread if chat else 0, has_older=len(page) == PAGE
         )
-        if chat is not None and chat.unread:
+        messenger = self.chinwag.messenger
+        if chat is not None and chat.unread and messenger is not None:
             updated = await self.chinwag.call(messenger.mark_read, chat_id)
             if updated is not None:
                 chat_list.upsert(updated)
@@ -144,11 +173,11 @@ class MainScreen(Screen[None]):
         self.action_contacts()
 
     async def on_conversation_view_older_wanted(self, event: ConversationView.OlderWanted) -> None:
-        messenger = self.chinwag.messenger
-        if messenger is None:
+        source = self.chinwag.chat_source()
+        if source is None:
             return
         page = await self.chinwag.call(
-            messenger.messages, event.chat_id, limit=PAGE, before=event.before
+            source.messages, event.chat_id, limit=PAGE, before=event.before
         )
         if page is not None:
             self.query_one(ConversationView).prepend(
@@ -156,11 +185,11 @@ class MainScreen(Screen[None]):
             )
 
     async def on_conversation_view_quote_wanted(self, event: ConversationView.QuoteWanted) -> None:
-        messenger = self.chinwag.messenger
-        if messenger is None:
+        source = self.chinwag.chat_source()
+        if source is None:
             return
         try:
-            quoted = await self.chinwag.bridge.call(messenger.message, event.message_id)
+            quoted = await self.chinwag.bridge.call(source.message, event.message_id)
         except Exception:  # a reply to something we never had: the quote line says so
             return
         self.query_one(ConversationView).set_quote(quoted)
@@ -185,13 +214,23 @@ class MainScreen(Screen[None]):
 
     # ---- sending -----------------------------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
-        messenger = self.chinwag.messenger
-        if messenger is None or self.current_chat is None:
+        chat_id = self.current_chat
+        if chat_id is None:
             self.notify("Open a chat first (add a contact with F2).", severity="warning")
             return
         reply_to = self.reply_to.id if self.reply_to is not None else None
         self.cancel_reply()
-        sent = await self.chinwag.call(messenger.send_text, self.current_chat, event.text, reply_to)
+        if self.chinwag.messenger is None:  # still starting (a second at most): send then
+            self.notify("Sending as soon as the network core has started.")
+            self.run_worker(self._send(chat_id, event.text, reply_to), group="early-sends")
+            return
+        await self._send(chat_id, event.text, reply_to)
+
+    async def _send(self, chat_id: str, text: str, reply_to: str | None) -> None:
+        messenger = await self.chinwag.wait_for_messenger()
+        if messenger is None:
+            return  # it failed to start; the app said why
+        sent = await self.chinwag.call(messenger.send_text, chat_id, text, reply_to)
         if sent is not None:
             self.query_one(ConversationView).add(sent)
 

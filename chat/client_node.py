@@ -100,6 +100,10 @@ class ClientNode:
         self._inbox_send, self.inbox = trio.open_memory_channel[Received](INBOX_SIZE)
         self.inbox_drops = 0
         self.relay.add_sink(self._on_relay)
+        # Online means our messages reach the network: a mesh peer on every shard.
+        self.connectivity.health.follow_relay(
+            self.relay, {s: self.pubsub_topic(s) for s in config.shards}
+        )
 
     def pubsub_topic(self, shard: int) -> str:
         return RelayShard(self.config.cluster_id, shard).pubsub_topic

@@ -19,8 +19,13 @@ clock seconds (`now`); Waku time ranges are derived in nanoseconds.
   not fetched again when a later scan lists it. A fetch no store answered waits the same
   way but does not count toward giving up: the store may come back.
 - Catch-up: on start, reconnect and wake, every group scans at once from its persisted
-  cursor (minus `overlap`), capped at `max_catch_up` back. A failed scan keeps its start,
-  so the next one covers everything since the last success.
+  cursor (minus `overlap`), capped at `max_catch_up` back, up to now rather than `settle`
+  ago: what was sent just before we woke is in the store and nowhere else, and waiting for
+  the next scan would hide it for `scan_every`. (A message still in flight that is fetched
+  too is a duplicate the receive path drops.) Its cursor still stops `settle` ago, so the
+  next scan looks at that stretch again. A failed scan keeps its start, so the next one
+  covers everything since the last success; a catch-up asked while a scan is in flight
+  runs as soon as that one ends.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class RangeQuery:
     content_topics: tuple[str, ...]
     start_ns: int
     end_ns: int
+    catch_up: bool = False
+    """Asked by `catch_up`: it ends now, not `settle` ago."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +147,8 @@ class _Group:
     cursor: float  # scanned up to here
     next_scan: float
     in_flight: int | None = None
+    catch_up: bool = False
+    """A catch-up was asked and has not started yet."""
 
 
 @dataclass
@@ -192,6 +201,7 @@ class StoreChecks:
         """Start, reconnect or wake: scan every group now."""
         for group in self._groups.values():
             group.next_scan = min(group.next_scan, now)
+            group.catch_up = True
 
     # ---- what to ask -----------------------------------------------------------------------
     def due(self, now: float) -> list[Query]:
@@ -204,7 +214,7 @@ class StoreChecks:
         for group in self._groups.values():
             if group.in_flight is None and group.next_scan <= now:
                 start = max(group.cursor - self.params.overlap, now - self.params.max_catch_up)
-                end = now - self.params.settle
+                end = now if group.catch_up else now - self.params.settle
                 if end <= start:
                     group.next_scan = now + self.params.scan_every
                     continue
@@ -214,8 +224,10 @@ class StoreChecks:
                     group.content_topics,
                     int(start * NS),
                     int(end * NS),
+                    catch_up=group.catch_up,
                 )
                 group.in_flight = query.query_id
+                group.catch_up = False
                 queries.append(self._open_query(query))
         fetching = [h for h, f in self._to_fetch.items() if not f.in_flight and f.next_try <= now]
         for batch in _batches(fetching, MAX_HASHES_PER_QUERY):
@@ -271,8 +283,9 @@ class StoreChecks:
         group = self._groups.get((query.pubsub_topic, query.content_topics))
         if group is not None and group.in_flight == query.query_id:
             group.in_flight = None
-            group.cursor = query.end_ns / NS
-            group.next_scan = now + self.params.scan_every
+            settled = query.end_ns / NS - (self.params.settle if query.catch_up else 0.0)
+            group.cursor = max(group.cursor, settled)
+            group.next_scan = now if group.catch_up else now + self.params.scan_every
             events.append(CursorAdvanced(group.pubsub_topic, group.content_topics, group.cursor))
         return events
 
@@ -314,6 +327,7 @@ class StoreChecks:
             if group is not None and group.in_flight == query.query_id:
                 group.in_flight = None
                 group.next_scan = retry_at
+                group.catch_up |= query.catch_up
         else:
             for h in query.hashes:
                 if (fetch := self._to_fetch.get(h)) is not None:

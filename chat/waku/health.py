@@ -15,6 +15,11 @@ without the SLEEPING state. After any reset, and after losing every peer (OFFLIN
 assumed connected until the next observation, and the node is not ONLINE again until a
 catch-up has succeeded.
 
+Relay mesh: a node built with `require_mesh` (a chat client) is not ONLINE until every shard
+has at least one peer in its gossipsub mesh, not merely a connected peer that serves the
+shard. Until the mesh forms, what we publish reaches no one who forwards it, and what others
+publish is not forwarded to us, so "online" would promise what it cannot keep.
+
 States and what moves them are the table below; `HealthChanged` is emitted whenever the
 summary (state, peers per shard, service reachability, catch-up) changes.
 """
@@ -88,6 +93,8 @@ class HealthSummary:
     last_catch_up: float | None
     """When the last catch-up query succeeded (the health clock), None if never."""
     catch_up_pending: bool
+    mesh_per_shard: tuple[tuple[int, int], ...] = ()
+    """Relay mesh peers per shard (empty when the monitor does not require a mesh)."""
 
     def shard_peers(self) -> dict[int, int]:
         return dict(self.peers_per_shard)
@@ -152,12 +159,16 @@ class HealthMonitor:
         shards: Iterable[int],
         required_services: Iterable[Service] = (Service.STORE,),
         policy: HealthPolicy | None = None,
+        *,
+        require_mesh: bool = False,
     ) -> None:
         self.policy = policy or HealthPolicy()
         self._shards = tuple(sorted(set(shards)))
         self._required = tuple(sorted(set(required_services), key=lambda s: s.value))
+        self.require_mesh = require_mesh
         self.state = HealthState.OFFLINE
         self._peers: dict[int, int] = {}
+        self._mesh: dict[int, int] = {}
         self._services: dict[Service, bool] = {}
         self._last_tick: float | None = None
         self._last_ping: float | None = None
@@ -195,11 +206,18 @@ class HealthMonitor:
         return self._finish(now, actions)
 
     def observe(
-        self, now: float, peers_per_shard: Mapping[int, int], services: Mapping[Service, bool]
+        self,
+        now: float,
+        peers_per_shard: Mapping[int, int],
+        services: Mapping[Service, bool],
+        mesh_per_shard: Mapping[int, int] | None = None,
     ) -> list[HealthAction]:
-        """What the peer manager sees now: relay peers per shard, usable service peers."""
+        """What the peer manager sees now: relay peers per shard, usable service peers; and
+        what relay sees: mesh peers per shard (None: unchanged since the last observation)."""
         self._peers = {s: peers_per_shard.get(s, 0) for s in self._shards}
         self._services = {svc: services.get(svc, False) for svc in self._required}
+        if mesh_per_shard is not None:
+            self._mesh = {s: mesh_per_shard.get(s, 0) for s in self._shards}
         self._evaluate()
         return self._finish(now, [])
 
@@ -245,6 +263,9 @@ class HealthMonitor:
             services=tuple((svc, self._services.get(svc, False)) for svc in self._required),
             last_catch_up=self.last_catch_up,
             catch_up_pending=self._catch_up_pending,
+            mesh_per_shard=tuple((s, self._mesh.get(s, 0)) for s in self._shards)
+            if self.require_mesh
+            else (),
         )
 
     # --- internals --------------------------------------------------------------------------
@@ -256,6 +277,7 @@ class HealthMonitor:
         if self.state is HealthState.SLEEPING:
             # Observations made while asleep described connections the reset has dropped.
             self._peers = {}
+            self._mesh = {}
             self._services = {}
         self._fire(Trigger.RESET_DONE)
         self._reset_at = None
@@ -264,6 +286,7 @@ class HealthMonitor:
         self.resets += 1
         # Whatever was connected before is gone or suspect until the next observation.
         self._peers = {}
+        self._mesh = {}
         self._services = {}
         self._dead_rounds = 0
         self._catch_up_pending = True
@@ -286,6 +309,7 @@ class HealthMonitor:
             len(reachable) == len(self._required)
             and all(self._peers.get(s, 0) >= self.policy.min_peers_per_shard for s in self._shards)
             and not self._catch_up_pending
+            and (not self.require_mesh or all(self._mesh.get(s, 0) > 0 for s in self._shards))
         )
         self._fire(Trigger.FULL if complete else Trigger.PARTIAL)
 

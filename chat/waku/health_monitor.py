@@ -9,6 +9,10 @@ actions: a reset drops every connection through the peer manager, clears dial ba
 calls the `on_reset` callbacks (the messenger resubscribes there); a catch-up calls the
 `catch_up` callback (the messenger's store query from `since`) and reports its outcome.
 
+With `follow_relay(relay, topics)` (a chat client) it also watches the relay mesh on its
+shards, woken by the relay driver whenever the mesh changes: ONLINE then needs a mesh peer on
+every shard (see `chat.waku.health`).
+
 Subscribers get every new `HealthSummary` (online / degraded / offline / sleeping, peers per
 shard, service reachability, the time of the last successful catch-up).
 """
@@ -19,7 +23,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeAlias
 
 import trio
@@ -42,6 +46,8 @@ from chat.waku.health import (
 from chat.waku.host import TaskStatusLike, WakuHost
 from chat.waku.peer_manager import PeerManagerService
 from chat.waku.peers import Service
+from chat.waku.relay.router import Router
+from chat.waku.relay.service import RelayService
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +105,8 @@ class HealthService:
         self.ping_timeout = ping_timeout
         self.ping_tries = ping_tries
         self._subscribers: list[trio.MemorySendChannel[HealthSummary]] = []
+        self._relay: RelayService | None = None
+        self._mesh_topics: dict[int, str] = {}
         self._host: WakuHost | None = None
         self._nursery: trio.Nursery | None = None
         self._pinging = False
@@ -110,6 +118,19 @@ class HealthService:
     def on_reset(self, callback: OnReset) -> None:
         """Called after a sleep, a network change or a dead network dropped every connection."""
         self._on_reset.append(callback)
+
+    def follow_relay(self, relay: RelayService, topics: Mapping[int, str]) -> None:
+        """Require a relay mesh peer on every shard for ONLINE; `topics` maps each shard to
+        its pubsub topic. Call before the service starts."""
+        self._relay = relay
+        self._mesh_topics = dict(topics)
+        self.core.require_mesh = True
+
+    def mesh_per_shard(self, router: Router | None = None) -> dict[int, int]:
+        if self._relay is None:
+            return {}
+        mesh = (router or self._relay.router).mesh
+        return {shard: len(mesh.get(topic, ())) for shard, topic in self._mesh_topics.items()}
 
     def set_catch_up(self, catch_up: CatchUp) -> None:
         self._catch_up = catch_up
@@ -144,6 +165,8 @@ class HealthService:
             await self._run(self.core.addresses(self._clock(), self._addresses()))
             await self._observe()
             nursery.start_soon(self._follow_peers, changes)
+            if self._relay is not None:
+                nursery.start_soon(self._follow_mesh, self._relay)
             task_status.started()
             while True:
                 await self._tick()
@@ -161,10 +184,30 @@ class HealthService:
         async for _ in changes:
             await self._observe()
 
+    async def _follow_mesh(self, relay: RelayService) -> None:
+        while True:
+            try:
+                driver = relay.driver
+            except RuntimeError:  # relay not started yet (or restarting): the tick observes
+                await trio.sleep(self.policy.tick_interval)
+                continue
+            await driver.wait_until(self._mesh_differs_from(self.mesh_per_shard()))
+            await self._observe()
+
+    def _mesh_differs_from(self, mesh: Mapping[int, int]) -> Callable[[Router], bool]:
+        # Only whether a shard has a mesh at all matters; sizes come with observations.
+        meshed = self._meshed(mesh)
+        return lambda router: self._meshed(self.mesh_per_shard(router)) != meshed
+
+    @staticmethod
+    def _meshed(mesh: Mapping[int, int]) -> frozenset[int]:
+        return frozenset(shard for shard, peers in mesh.items() if peers > 0)
+
     async def _observe(self) -> None:
         pm = self.peer_manager
+        mesh = self.mesh_per_shard() if self._relay is not None else None
         await self._run(
-            self.core.observe(self._clock(), pm.peers_per_shard(), pm.services_reachable())
+            self.core.observe(self._clock(), pm.peers_per_shard(), pm.services_reachable(), mesh)
         )
 
     async def _run(self, actions: list[HealthAction]) -> None:

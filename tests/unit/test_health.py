@@ -74,6 +74,40 @@ def test_online_needs_shards_store_and_a_catch_up() -> None:
     assert states(hm.observe(4.0, {0: 0, 1: 0}, STORE_DOWN)) == [HealthState.OFFLINE]
 
 
+def test_a_client_is_online_only_with_a_relay_mesh_on_every_shard() -> None:
+    hm = HealthMonitor(shards=(0, 1), require_mesh=True)
+    hm.tick(0.0)
+    # Connected to a peer serving both shards, store up, caught up: but no mesh yet.
+    assert RunCatchUp(None) in hm.observe(0.5, {0: 1, 1: 1}, STORE_UP, {0: 0, 1: 0})
+    assert states(hm.catch_up_done(0.6, ok=True)) == [HealthState.DEGRADED]
+    assert hm.summary().mesh_per_shard == ((0, 0), (1, 0))
+    assert states(hm.observe(0.7, {0: 1, 1: 1}, STORE_UP, {0: 1, 1: 0})) == [HealthState.DEGRADED]
+    assert states(hm.observe(0.8, {0: 1, 1: 1}, STORE_UP, {0: 1, 1: 1})) == [HealthState.ONLINE]
+    # An observation without mesh news keeps the last one; losing a shard's mesh degrades.
+    assert hm.observe(0.9, {0: 1, 1: 1}, STORE_UP) == []
+    assert states(hm.observe(1.0, {0: 1, 1: 1}, STORE_UP, {0: 1, 1: 0})) == [HealthState.DEGRADED]
+
+
+def test_a_reset_forgets_the_mesh_from_before() -> None:
+    hm = HealthMonitor(shards=(0,), require_mesh=True)
+    hm.tick(0.0)
+    hm.observe(0.1, {0: 1}, STORE_UP, {0: 1})
+    hm.catch_up_done(0.2, ok=True)
+    assert hm.state is HealthState.ONLINE
+    hm.tick(60.0)  # slept
+    hm.reset_done(60.1)
+    # Peers are back and the catch-up is done, but the mesh is not re-formed yet.
+    hm.observe(60.2, {0: 1}, STORE_UP)
+    hm.catch_up_done(60.3, ok=True)
+    assert hm.state is HealthState.DEGRADED
+    assert states(hm.observe(60.4, {0: 1}, STORE_UP, {0: 1})) == [HealthState.ONLINE]
+
+
+def test_without_require_mesh_the_summary_has_no_mesh() -> None:
+    hm, _ = online_monitor()
+    assert hm.summary().mesh_per_shard == ()
+
+
 def test_summary_is_emitted_only_when_it_changes() -> None:
     hm, now = online_monitor()
     assert not [a for a in hm.observe(now, {0: 3, 1: 2}, STORE_UP) if isinstance(a, HealthChanged)]

@@ -110,6 +110,49 @@ def test_failed_scan_keeps_its_start_and_catch_up_runs_at_once() -> None:
     assert isinstance(catch, RangeQuery) and catch.start_ns == int((985 - 60) * NS)
 
 
+def test_a_catch_up_scans_up_to_now_but_its_cursor_stops_settle_ago() -> None:
+    # Woke at 2000: what was sent at 1995 is only in the store; a scan ending at 1980 (settle)
+    # would leave it there until the next periodic scan, a minute later.
+    checks = StoreChecks(StoreCheckParams(settle=20, overlap=60, scan_every=60))
+    checks.watch(TOPIC, CT, cursor=1000.0, now=1500)
+    (scan,) = checks.due(1500)
+    assert isinstance(scan, RangeQuery) and not scan.catch_up
+    assert scan.end_ns == int(1480 * NS)
+    checks.range_answer(scan, [], now=1500)
+    checks.catch_up(2000)
+    (catch,) = checks.due(2000)
+    assert isinstance(catch, RangeQuery) and catch.catch_up
+    assert (catch.start_ns, catch.end_ns) == (int((1480 - 60) * NS), int(2000 * NS))
+    events = checks.range_answer(catch, [H[1]], now=2000.5)
+    assert events == [MissingFound(1), CursorAdvanced(TOPIC, CT, 1980.0)]
+    # The next periodic scan looks at the unsettled stretch again, settled this time.
+    (periodic,) = [q for q in checks.due(2060.5) if isinstance(q, RangeQuery)]
+    assert not periodic.catch_up
+    assert (periodic.start_ns, periodic.end_ns) == (int(1920 * NS), int(2040.5 * NS))
+
+
+def test_a_catch_up_asked_during_a_scan_runs_when_it_ends() -> None:
+    checks = StoreChecks(StoreCheckParams(settle=20, scan_every=60))
+    checks.watch(TOPIC, CT, cursor=1000.0, now=2000)
+    (scan,) = checks.due(2000)
+    checks.catch_up(2001)  # woke while the periodic scan was out
+    assert checks.due(2001) == []  # one scan per group at a time
+    checks.range_answer(scan, [], now=2002)
+    (catch,) = checks.due(2002)
+    assert isinstance(catch, RangeQuery) and catch.catch_up and catch.end_ns == int(2002 * NS)
+
+
+def test_a_failed_catch_up_is_retried_as_a_catch_up() -> None:
+    checks = StoreChecks(StoreCheckParams(settle=20, retry_failed_after=5))
+    checks.watch(TOPIC, CT, cursor=1000.0, now=2000)
+    checks.catch_up(2000)
+    (catch,) = checks.due(2000)
+    checks.query_failed(catch, 2000)  # no store node reachable yet
+    (retry,) = checks.due(2005)
+    assert isinstance(retry, RangeQuery) and retry.catch_up and retry.end_ns == int(2005 * NS)
+    assert retry.start_ns == catch.start_ns
+
+
 def test_catch_up_is_capped() -> None:
     checks = StoreChecks(StoreCheckParams(max_catch_up=3600))
     checks.watch(TOPIC, CT, cursor=0.0, now=100_000)

@@ -350,7 +350,8 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:
     """Bob asks to verify: a prompt appears wherever Alice is; n declines (Bob sees it
-    cancelled); his next request, y opens the emoji, and both confirming verifies."""
+    cancelled); a request Bob withdraws takes its prompt away; on the next, y opens the
+    emoji, and both confirming verifies."""
     make_profile("Alice")
     network.start_service()
     bob = network.start_messenger("bob")
@@ -372,6 +373,12 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
             await network.arun(bob_reaches, bob, alice_key, "cancelled")
 
             await pilot.press("escape")
+            await network.arun(bob.start_verification, alice_key)  # and he thinks better of it
+            await ui.wait_for(pilot, on(app, VerificationRequestScreen))
+            await network.arun(bob.cancel_verification, alice_key)
+            await ui.wait_for_text(pilot, "Bob stopped the verification")
+            await ui.wait_for(pilot, on(app, MainScreen))
+
             await network.arun(bob.start_verification, alice_key)
             await ui.wait_for(pilot, on(app, VerificationRequestScreen))
             await pilot.press("y")

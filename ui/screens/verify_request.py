@@ -69,7 +69,8 @@ class VerificationRequestScreen(ModalScreen[None]):
         ):
             name = self.contact.display_name or "The contact"
             self.notify(f"{name} stopped the verification.", title="Verification")
-            self.dismiss(None)
+            if self.app.screen is self:  # dismiss pops the top screen, whichever it is
+                self.dismiss(None)
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

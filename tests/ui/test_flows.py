@@ -366,7 +366,7 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
             await ui.wait_for(pilot, on(app, HelpScreen))
             await network.arun(bob.start_verification, alice_key)
             await ui.wait_for(pilot, on(app, VerificationRequestScreen))
-            assert "Bob wants to verify you by comparing emoji" in ui.screen_text(app)
+            await ui.wait_for_text(pilot, "Bob wants to verify you by comparing emoji")
             assert app.bells == 1
             await pilot.press("n")
             await ui.wait_for(pilot, on(app, HelpScreen))
@@ -434,6 +434,7 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
             await ui.wait_for_text(pilot, "The name your contacts see")
             await pilot.press("enter")
             await ui.wait_for(pilot, on(app, DisplayNameScreen))
+            await ui.wait_for_text(pilot, "What your contacts see")
             field = app.screen.query_one(Input)
             assert field.value == "Alice"
             field.value = "  \u200b "

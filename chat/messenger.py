@@ -361,14 +361,21 @@ class Messenger:
             raise ev.InvalidInput(str(exc)) from None
         async with self._lock:
             me = self.me
-            if name == me.display_name:
+            old_name, me.display_name = me.display_name, name
+            if name == old_name:
                 return self.identity()
-            me.display_name = name
             now_ms = int(self._clock() * 1000)
-            await self._db.run(lambda s: save_identity(s, me, now_ms))
+            try:
+                await self._db.run(lambda s: save_identity(s, me, now_ms))
+            except BaseException:
+                me.display_name = old_name
+                raise
             for flow in self.requests.all():
                 if flow.state is MUTUAL and flow.chat_key in self.links:
-                    await self._answer(flow.chat_key, accepted=True, transition=None)
+                    try:
+                        await self._answer(flow.chat_key, accepted=True, transition=None)
+                    except DirectError as exc:  # the others are still told
+                        log.warning("could not tell %s our new name: %s", flow.chat_key[:16], exc)
         return self.identity()
 
     # ==== contacts ============================================================================

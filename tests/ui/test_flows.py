@@ -463,6 +463,10 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
             await ui.wait_for_text(pilot, "Share this link")
             assert "Ally Cat" in ui.screen_text(app)
             await pilot.press("escape")
+            await network.arun(bob.set_display_name, "Robert")  # and the other way round
+            await ui.wait_for_text(pilot, "Robert  ·  cw1")
+            assert "▌Robert" in ui.screen_text(app)  # the chat list too
+            await pilot.press("escape")
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())

@@ -67,6 +67,7 @@ from chat.identity import (
     IdentityError,
     format_chat_key,
     sanitize_display_text,
+    validate_display_name,
 )
 from chat.identity_store import ensure_identity, save_identity
 from chat.proto import direct_pb2
@@ -355,6 +356,33 @@ class Messenger:
         me = self.me
         return ev.IdentityView(me.chat_key_text, me.display_name, me.contact_link())
 
+    async def set_display_name(self, name: str) -> ev.IdentityView:
+        """Change our display name (sanitized like every name), keep it in the profile, and
+        tell every contact: each gets our new link in a repeated acceptance, which they take
+        as a link update (open requests carry the new link on their next re-send)."""
+        try:
+            name = validate_display_name(name)
+        except IdentityError as exc:
+            raise ev.InvalidInput(str(exc)) from None
+        async with self._lock:
+            me = self.me
+            old_name, me.display_name = me.display_name, name
+            if name == old_name:
+                return self.identity()
+            now_ms = int(self._clock() * 1000)
+            try:
+                await self._db.run(lambda s: save_identity(s, me, now_ms))
+            except BaseException:
+                me.display_name = old_name
+                raise
+            for flow in self.requests.all():
+                if flow.state is MUTUAL and flow.chat_key in self.links:
+                    try:
+                        await self._answer(flow.chat_key, accepted=True, transition=None)
+                    except DirectError as exc:  # the others are still told
+                        log.warning("could not tell %s our new name: %s", flow.chat_key[:16], exc)
+        return self.identity()
+
     # ==== contacts ============================================================================
     def _remember_link(self, link: ContactLink, text: str) -> None:
         self.links[link.chat_key_text] = link
@@ -457,7 +485,7 @@ class Messenger:
         self._publish_best_effort(contact_request_content_topic(link.chat_key), envelope)
 
     async def _answer(
-        self, chat_key: str, *, accepted: bool, transition: RequestTransition
+        self, chat_key: str, *, accepted: bool, transition: RequestTransition | None
     ) -> None:
         """Tell them our decision inside the session their request opened. Under the lock."""
         link = self.links[chat_key]
@@ -1209,6 +1237,7 @@ class Messenger:
             self._save_later(sessions=True)
             return
         answer = opened.payload.answer
+        old_name = self.links[chat_key].display_name if chat_key in self.links else ""
         with contextlib.suppress(IdentityError):
             link = ContactLink.parse(answer.link)
             if link.chat_key_text == chat_key and link.identity_key == opened.sender_identity_key:
@@ -1224,7 +1253,9 @@ class Messenger:
             self._save_later(sessions=True)
             return
         if transition.new is MUTUAL:
-            await self._ensure_chat(chat_key)
+            chat_id = await self._ensure_chat(chat_key)
+            if self.links[chat_key].display_name != old_name:  # they renamed themselves
+                self._emit(ev.ChatUpdated(await self._chat_view(chat_id)))
         await self._save_flow(chat_key, transition, sessions_too=True)
 
     async def _on_frame(self, opened: Opened, chat_id: str, received: Received) -> None:

@@ -104,6 +104,8 @@ class ChinwagApp(App[int]):
         self._kdf = kdf
         self._locks = contextlib.ExitStack()
         self._core_stopping: asyncio.Future[None] | None = None
+        self._verification_states: dict[str, str] = {}
+        """The last verification state seen per contact: tells their start from ours."""
         self.startup_started = time.perf_counter()
         self.ready_at: float | None = None
         """perf_counter when the chat list was first shown (the launch benchmark reads it)."""
@@ -262,15 +264,36 @@ class ChinwagApp(App[int]):
                 handler(event)
         if isinstance(event, MessageAdded):
             self._maybe_notify(event.message)
-        elif isinstance(event, VerificationUpdated) and event.verification.state == "compare":
-            from ui.screens.verify import VerifyScreen
+        elif isinstance(event, VerificationUpdated):
+            view = event.verification
+            before = self._verification_states.get(view.chat_key)
+            self._verification_states[view.chat_key] = view.state
+            if view.state == "compare" and before != "compare":
+                # Their start arrives as "compare" at once; ours went through "started".
+                self.run_worker(self._offer_verification(view.chat_key, theirs=before != "started"))
 
-            if not isinstance(self.screen, VerifyScreen):
-                self.notify(
-                    "A contact wants to compare emoji with you: F2, select them, press v.",
-                    title="Verification",
-                    timeout=20,
-                )
+    async def _offer_verification(self, chat_key: str, *, theirs: bool) -> None:
+        """Ask whether to compare emoji now, unless a screen for it is already open."""
+        from ui.screens.verify import VerifyScreen
+        from ui.screens.verify_request import VerificationRequestScreen
+
+        def shown() -> bool:
+            return any(
+                isinstance(s, VerifyScreen | VerificationRequestScreen)
+                and s.contact.chat_key == chat_key
+                for s in self.screen_stack
+            )
+
+        messenger = self.messenger
+        if messenger is None or shown():
+            return
+        contacts = await self.call(messenger.contacts) or []
+        contact = next((c for c in contacts if c.chat_key == chat_key), None)
+        if contact is None or shown():
+            return
+        if self.config.notify_bell and theirs:
+            self.bell()
+        await self.push_screen(VerificationRequestScreen(contact, theirs=theirs))
 
     def _maybe_notify(self, message: MessageView) -> None:
         if message.outgoing:
@@ -341,6 +364,25 @@ class ChinwagApp(App[int]):
         if self.messenger is not None and not isinstance(self.screen, LinkScreen):
             self.push_screen(LinkScreen(self.messenger.identity()))
 
+    def action_change_name(self) -> None:
+        from ui.screens.display_name import DisplayNameScreen
+
+        if self.messenger is None or isinstance(self.screen, DisplayNameScreen):
+            return
+        self.push_screen(
+            DisplayNameScreen(self.messenger.identity().display_name), self._name_changed
+        )
+
+    def _name_changed(self, name: str | None) -> None:
+        from ui.screens.main import MainScreen
+
+        if name is None:
+            return
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.set_own_name(name)
+        self.notify(f"You are now {name}; your contacts are told.", title="Display name")
+
     def get_system_commands(self, screen: Screen[Any]) -> Any:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help", "Key bindings and what the glyphs mean", self.action_help)
@@ -349,6 +391,9 @@ class ChinwagApp(App[int]):
         )
         if self.messenger is not None:
             yield SystemCommand("My contact link", "Your link and its QR code", self.action_my_link)
+            yield SystemCommand(
+                "Change display name", "The name your contacts see", self.action_change_name
+            )
         actions = getattr(screen, "palette_commands", None)
         if actions is not None:
             yield from actions()

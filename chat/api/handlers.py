@@ -2,8 +2,8 @@
 handler name); chat/api/openapi.py documents the same table, and a test holds them equal.
 
 Status codes: reading is 200; sending something (a contact request, a message, a retry) is
-202, because it is queued and goes out when it can; changing a contact's state is 200; a
-discard is 204.
+202, because it is queued and goes out when it can; changing a contact's state or our own
+display name is 200; a discard is 204.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/identity", "identity"),
+    ("PUT", "/v1/identity", "set_identity"),
     ("GET", "/v1/health", "health"),
     ("GET", "/v1/contacts", "list_contacts"),
     ("POST", "/v1/contacts", "add_contact"),
@@ -76,6 +77,7 @@ class MessengerFace(Protocol):
     """What the API needs of chat.messenger.Messenger (its contract, as a type)."""
 
     def identity(self) -> IdentityView: ...
+    async def set_display_name(self, name: str) -> IdentityView: ...
     async def add_contact(self, link: str, intro: str = "") -> ContactView: ...
     async def accept_contact(self, chat_key: str) -> ContactView: ...
     async def decline_contact(self, chat_key: str) -> ContactView: ...
@@ -119,6 +121,11 @@ class Handlers:
 
     async def identity(self, request: Request) -> Response:
         return json_response(to_json(self._m.identity()))
+
+    async def set_identity(self, request: Request) -> Response:
+        body = request.json_object(allowed=frozenset({"display_name"}))
+        name = text_field(body, "display_name", required=True) or ""
+        return json_response(to_json(await self._m.set_display_name(name)))
 
     async def health(self, request: Request) -> Response:
         return json_response(to_json(self._m.health()))

@@ -24,6 +24,7 @@ from chat.events import (
     TraceStep,
     VerificationView,
 )
+from chat.identity import MAX_DISPLAY_NAME
 from chat.messenger import MAX_TEXT_LENGTH
 
 OPENAPI_VERSION = "3.0.3"
@@ -246,9 +247,19 @@ def _operation(
 
 
 PATHS: dict[str, dict[str, dict[str, Any]]] = {
-    "/v1/identity": {"get": _operation(
-        "identity", "Our chat key, display name and contact link",
-        (200, _json(_ref("IdentityView"), "who we are")), tag="identity")},
+    "/v1/identity": {
+        "get": _operation(
+            "identity", "Our chat key, display name and contact link",
+            (200, _json(_ref("IdentityView"), "who we are")), tag="identity"),
+        "put": {**_operation(
+            "set_identity", "Change our display name",
+            (200, _json(_ref("IdentityView"), "who we are now")),
+            body="SetIdentity", tag="identity"),
+            "description": "The name is cleaned like every displayed name (control and "
+            "invisible characters removed, whitespace collapsed); empty or over "
+            f"{MAX_DISPLAY_NAME} characters is 400. Our contact link carries the new name, "
+            "and every contact is told (one we cannot reach now learns it from the store)."},
+    },
     "/v1/health": {"get": _operation(
         "health", "Connectivity: peers, store reachability, outbox size",
         (200, _json(_ref("HealthView"), "the current health")), tag="health")},
@@ -347,6 +358,17 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
 }  # fmt: skip
 
 REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
+    "SetIdentity": {
+        "type": "object",
+        "required": ["display_name"],
+        "additionalProperties": False,
+        "properties": {
+            "display_name": {
+                "type": "string",
+                "description": "the name contacts see next to our messages",
+            },
+        },
+    },
     "AddContact": {
         "type": "object",
         "required": ["link"],

@@ -17,6 +17,7 @@ from storage.repositories.conversations import Conversation
 from storage.store import Store
 from ui.app import ChinwagApp
 from ui.screens.contacts import ContactsScreen
+from ui.screens.display_name import DisplayNameScreen
 from ui.screens.help import HelpScreen
 from ui.screens.main import MainScreen
 from ui.screens.onboarding import OnboardingScreen
@@ -24,6 +25,7 @@ from ui.screens.outbox import OutboxScreen
 from ui.screens.trace import TraceScreen
 from ui.screens.unlock import UnlockScreen
 from ui.screens.verify import VerifyScreen
+from ui.screens.verify_request import VerificationRequestScreen
 from ui.widgets.chat_list import ChatList
 from ui.widgets.composer import Composer
 from ui.widgets.conversation import ConversationView
@@ -52,7 +54,8 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
     config: Config, network: Any, ui: Any
 ) -> None:
     async def scenario() -> None:
-        app = ChinwagApp(config, messenger_config=network.config(), kdf=ui.cheap_kdf)
+        # No LAN discovery: another chinwag on this machine would be found, and not offline.
+        app = ChinwagApp(config, messenger_config=network.config(mdns=False), kdf=ui.cheap_kdf)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, OnboardingScreen))
             assert "no way to recover a lost passphrase" in ui.screen_text(app)
@@ -383,6 +386,147 @@ def test_the_chats_show_from_the_store_before_the_messenger_is_up(
             # This chat was only seeded (no contact behind it), so the messenger refuses the
             # send with its own sentence: proof the held message went to the real messenger.
             await ui.wait_for_text(pilot, "no chat")
+
+
+async def befriend_headless(app: ChinwagApp, pilot: Any, network: Any, ui: Any, bob: Any) -> str:
+    """Bob (headless) asks the TUI's user, who accepts; returns Alice's chat key once Bob
+    sees the contact as mutual."""
+    assert app.messenger is not None
+    await ui.wait_for_text(pilot, "● online")
+    await network.arun(bob.add_contact, app.messenger.identity().contact_link, "")
+    await ui.wait_for_text(pilot, "✉ 1 contact request")
+    await app.call(app.messenger.accept_contact, bob.identity().chat_key)
+    alice_key: str = app.messenger.identity().chat_key
+
+    async def bob_mutual() -> None:
+        while not any(c.state == "mutual" for c in await bob.contacts()):
+            await asyncio_free_sleep()
+
+    await network.arun(bob_mutual)
+    return alice_key
+
+
+def test_a_contacts_verification_request_prompts_decline_or_compare(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """Bob asks to verify: a prompt appears wherever Alice is; n declines (Bob sees it
+    cancelled); a request Bob withdraws takes its prompt away; on the next, y opens the
+    emoji, and both confirming verifies."""
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+
+    async def scenario() -> None:
+        app = CountingBells(config, passphrase=ui.passphrase, messenger_config=network.config())
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, MainScreen))
+            alice_key = await befriend_headless(app, pilot, network, ui, bob)
+
+            await pilot.press("f1")  # the prompt comes over whatever screen is open
+            await ui.wait_for(pilot, on(app, HelpScreen))
+            await network.arun(bob.start_verification, alice_key)
+            await ui.wait_for(pilot, on(app, VerificationRequestScreen))
+            await ui.wait_for_text(pilot, "Bob wants to verify you by comparing emoji")
+            assert app.bells == 1
+            await pilot.press("n")
+            await ui.wait_for(pilot, on(app, HelpScreen))
+            await network.arun(bob_reaches, bob, alice_key, "cancelled")
+
+            await pilot.press("escape")
+            await network.arun(bob.start_verification, alice_key)  # and he thinks better of it
+            await ui.wait_for(pilot, on(app, VerificationRequestScreen))
+            await network.arun(bob.cancel_verification, alice_key)
+            await ui.wait_for_text(pilot, "Bob stopped the verification")
+            await ui.wait_for(pilot, on(app, MainScreen))
+
+            await network.arun(bob.start_verification, alice_key)
+            await ui.wait_for(pilot, on(app, VerificationRequestScreen))
+            await pilot.press("y")
+            await ui.wait_for(pilot, on(app, VerifyScreen))
+            await ui.wait_for_text(pilot, "compare these emoji")
+            await network.arun(bob_reaches, bob, alice_key, "compare")
+            bob_emoji = bob.verification(alice_key).emoji
+            assert "   ".join(e for e, _ in bob_emoji) in ui.screen_text(app)
+            await pilot.press("y")
+            await ui.wait_for_text(pilot, "waiting for them to confirm")
+            await network.arun(bob.confirm_verification, alice_key)
+            await ui.wait_for_text(pilot, "✔ verified")
+            await network.arun(bob_reaches, bob, alice_key, "verified")
+            await pilot.press("escape")
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+async def bob_reaches(bob: Any, alice_key: str, state: str) -> None:
+    """On the network thread: until Bob's verification with Alice is in `state`."""
+    import trio
+
+    with trio.fail_after(30):
+        while True:
+            if bob.verification(alice_key).state == state:
+                return
+            await trio.sleep(0.05)  # the state changes on socket I/O, not on an event
+
+
+def test_changing_the_display_name_from_the_palette_reaches_the_contact(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+
+    async def scenario() -> None:
+        app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, MainScreen))
+            alice_key = await befriend_headless(app, pilot, network, ui, bob)
+            main = app.screen
+            assert isinstance(main, MainScreen)
+            chats = main.query_one(ChatList)
+            await ui.wait_for(pilot, lambda: bool(chats.chats))
+            await main.open_chat(next(iter(chats.chats)))
+            main.query_one(Composer).focus()
+            await pilot.press(*"hi", "enter")
+            await ui.wait_for(pilot, lambda: "Alice: hi" in conversation(app).visible_text())
+
+            await pilot.press("ctrl+p", *"display name")
+            await ui.wait_for_text(pilot, "The name your contacts see")
+            await pilot.press("enter")
+            await ui.wait_for(pilot, on(app, DisplayNameScreen))
+            await ui.wait_for_text(pilot, "What your contacts see")
+            field = app.screen.query_one(Input)
+            assert field.value == "Alice"
+            field.value = "  \u200b "
+            await pilot.press("enter")
+            await ui.wait_for_text(pilot, "A display name cannot be empty.")
+            field.value = ""
+            await pilot.press(*"Ally Cat", "enter")
+            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for_text(pilot, "You are now Ally Cat")
+            assert app.messenger is not None
+            assert app.messenger.identity().display_name == "Ally Cat"
+            await ui.wait_for(pilot, lambda: "Ally Cat: hi" in conversation(app).visible_text())
+
+            async def bob_sees_the_name() -> None:
+                import trio
+
+                with trio.fail_after(30):
+                    while True:
+                        if [c.display_name for c in await bob.contacts()] == ["Ally Cat"]:
+                            return
+                        await trio.sleep(0.05)  # changes on socket I/O, not on an event
+
+            await network.arun(bob_sees_the_name)
+            assert [c.chat_key for c in await network.arun(bob.contacts)] == [alice_key]
+            await pilot.press("f4")
+            await ui.wait_for_text(pilot, "Share this link")
+            assert "Ally Cat" in ui.screen_text(app)
+            await pilot.press("escape")
+            await network.arun(bob.set_display_name, "Robert")  # and the other way round
+            await ui.wait_for_text(pilot, "Robert  ·  cw1")
+            assert "▌Robert" in ui.screen_text(app)  # the chat list too
+            await pilot.press("escape")
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())

@@ -1,31 +1,37 @@
-"""Smoke test of the real `chinwag` executable in tmux: a service node (`chinwag node
---store`), two profiles created with CHINWAG_PASSPHRASE, two TUIs that skip the unlock screen,
-a contact request accepted from the TUI, messages both ways, and every state read off the
-screen with `tmux capture-pane`."""
+"""Smoke test of the real `chinwag` executable in tmux, with a headless contact: a service node
+(`chinwag node --store`), Bob as `chinwag serve` driven over its REST API, and Alice's TUI
+(profile created with CHINWAG_PASSPHRASE, so no unlock screen) in a private tmux server. Alice
+adds Bob by pasting his link, Bob accepts, they write both ways, and one message waits in the
+store while Bob's process is stopped; what Alice sees (✓ stored, ✓✓ delivered, Bob's text) is
+read off the screen with `tmux capture-pane`, what Bob got over HTTP."""
 
 from __future__ import annotations
 
-import os
 import shutil
+import signal
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+import trio
+from harness.processes import PASSPHRASE, Chinwag, ChinwagProcess, poll
+
+from chat.config import PASSPHRASE_ENV
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
 
-PASSPHRASE = "smoke test passphrase"
 WIDTH, HEIGHT = 120, 36
+WINDOW = "smoke:alice"
 
 
-def chinwag() -> str:
+def chinwag_script() -> str:
+    """The installed console script: the executable a user runs."""
     candidate = Path(sys.executable).with_name("chinwag")
     found = str(candidate) if candidate.exists() else shutil.which("chinwag")
     assert found, "the chinwag console script is not installed in this environment"
@@ -33,62 +39,48 @@ def chinwag() -> str:
 
 
 class Tmux:
-    """One private tmux server (its own socket) with a window per TUI."""
+    """One private tmux server (its own socket) with one window."""
 
     def __init__(self, socket: Path, env: dict[str, str]) -> None:
         self.socket = socket
         self.env = env
 
     def tmux(self, *args: str) -> str:
-        out = subprocess.run(
+        done = subprocess.run(
             ["tmux", "-S", str(self.socket), *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            check=True,
-            timeout=10,
-        )
-        return out.stdout
+            capture_output=True, text=True, env=self.env, check=True, timeout=10,
+        )  # fmt: skip
+        return done.stdout
 
-    def start(self, name: str, command: list[str]) -> None:
+    def start(self, command: list[str]) -> None:
         shell_command = " ".join(f"'{part}'" for part in command)
-        if not self.socket.exists():
-            self.tmux(
-                "new-session",
-                "-d",
-                "-s",
-                "smoke",
-                "-n",
-                name,
-                "-x",
-                str(WIDTH),
-                "-y",
-                str(HEIGHT),
-                shell_command,
-            )
-        else:
-            self.tmux("new-window", "-t", "smoke", "-n", name, shell_command)
+        size = ("-x", str(WIDTH), "-y", str(HEIGHT))
+        self.tmux("new-session", "-d", "-s", "smoke", "-n", "alice", *size, shell_command)
         self.tmux("set-option", "-t", "smoke", "remain-on-exit", "on")
 
-    def screen(self, name: str) -> str:
-        return self.tmux("capture-pane", "-p", "-t", f"smoke:{name}")
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", WINDOW)
 
-    def keys(self, name: str, *keys: str) -> None:
-        self.tmux("send-keys", "-t", f"smoke:{name}", *keys)
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", WINDOW, *keys)
 
-    def type(self, name: str, text: str) -> None:
-        self.tmux("send-keys", "-t", f"smoke:{name}", "-l", text)
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", WINDOW, "-l", text)
 
-    def wait_for(self, name: str, check: Callable[[str], bool] | str, limit: float = 60) -> str:
+    async def wait_for(self, check: Callable[[str], bool] | str, limit: float = 30) -> str:
         predicate = (lambda s: check in s) if isinstance(check, str) else check
-        deadline = time.monotonic() + limit
-        while True:
-            text = self.screen(name)
-            if predicate(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name}: timed out waiting for {check!r}; screen:\n{text}")
-            time.sleep(0.2)  # a separate process draws the screen: poll it
+        seen = ""
+
+        async def shown() -> bool:
+            nonlocal seen
+            seen = self.screen()
+            return predicate(seen)
+
+        try:
+            await poll(shown, limit)  # another process draws the screen: poll it
+        except trio.TooSlowError:
+            raise AssertionError(f"timed out waiting for {check!r}; screen:\n{seen}") from None
+        return seen
 
     def kill(self) -> None:
         subprocess.run(
@@ -96,108 +88,129 @@ class Tmux:
         )
 
 
-def wait_for_mesh(metrics_url: str, sample: str, limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        with urllib.request.urlopen(metrics_url, timeout=5) as response:
-            text = response.read().decode()
-        if sample in text:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the service node's mesh never reached {sample!r}:\n{text}")
-        time.sleep(0.2)  # the node forms its mesh in its own process: poll it
+def line_with(screen: str, text: str) -> str:
+    """The (last) screen line that shows `text`, without trailing blanks."""
+    lines = [line.rstrip() for line in screen.splitlines() if text in line]
+    return lines[-1] if lines else ""
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[Tmux, str, Path]]:
-    env = {
-        **os.environ,
-        "CHINWAG_PASSPHRASE": PASSPHRASE,
-        "TERM": "xterm-256color",
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-    }
-    node = subprocess.Popen(
-        [
-            chinwag(),
-            "--data-dir", str(tmp_path / "node"),
-            "node", "--store", "--listen", "/ip4/127.0.0.1/tcp/0",
-            "--metrics", "127.0.0.1:0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )  # fmt: skip
-    tmux = Tmux(tmp_path / "tmux.sock", env)
+def ends_with_glyph(text: str, glyph: str) -> Callable[[str], bool]:
+    """The message's line ends with this state glyph (✓ is not ✓✓)."""
+
+    def check(screen: str) -> bool:
+        line = line_with(screen, text)
+        return line.endswith(f"  {glyph}") and not line.endswith(f"{glyph}{glyph}")
+
+    return check
+
+
+async def incoming(bob: httpx.AsyncClient, chat_id: str) -> list[str]:
+    messages = (await bob.get(f"/v1/chats/{chat_id}/messages")).json()
+    return [m["text"] for m in messages if not m["outgoing"]]
+
+
+async def test_the_tui_befriends_and_chats_with_a_headless_contact(tmp_path: Path) -> None:
+    net = Chinwag(tmp_path / "net")
+    alice_dir = Chinwag(tmp_path / "alice")
+    tmux = Tmux(tmp_path / "tmux.sock", {})
     try:
-        assert node.stdout is not None
-        header = node.stdout.readline()
-        assert header.startswith("chinwag node"), header + (
-            node.stderr.read() if node.stderr else ""
-        )
-        address = node.stdout.readline().strip()
-        metrics = node.stdout.readline().strip().removeprefix("metrics ")
+        net.create_profile("bob")
+        alice_dir.create_profile("alice")
+        node = await net.start_node()
+        served = await net.serve("bob", node.addr)
         config = tmp_path / "config.toml"
-        config.write_text(f'[network]\npeers = ["{address}"]\n\n[notifications]\nbell = false\n')
-        yield tmux, metrics, config
+        config.write_text(f'[network]\npeers = ["{node.addr}"]\n\n[notifications]\nbell = false\n')
+        tmux.env = {**alice_dir.env(), PASSPHRASE_ENV: PASSPHRASE, "TERM": "xterm-256color"}
+        tmux.start([
+            chinwag_script(), "--config", str(config), "--data-dir", str(alice_dir.data_dir),
+            "--profile", "alice",
+        ])  # fmt: skip
+        await tmux.wait_for("● online")  # the unlock screen was skipped; the health bar is up
+        await node.wait_for_mesh(2)
+        async with served.client() as bob:
+            chat_id = await befriend(tmux, bob)
+            await chat(tmux, bob, chat_id)
+            await message_for_a_stopped_contact(tmux, served.process, bob, chat_id)
+        tmux.keys("C-q")
+        await tmux.wait_for(lambda s: "Pane is dead" in s or "● online" not in s, limit=20)
     finally:
         tmux.kill()
-        node.terminate()
-        node.wait(10)
+        await net.close()
 
 
-def test_two_tuis_befriend_and_chat_through_a_service_node(
-    setup: tuple[Tmux, str, Path], tmp_path: Path
+async def befriend(tmux: Tmux, bob: httpx.AsyncClient) -> str:
+    """Alice pastes Bob's link in the contacts screen; Bob accepts over HTTP. The chat id."""
+    identity = (await bob.get("/v1/identity")).json()
+    tmux.keys("F2")
+    await tmux.wait_for("paste a contact link")
+    tmux.type(identity["contact_link"])
+    tmux.keys("Enter")
+    await tmux.wait_for("request sent")
+
+    alice_key = ""
+
+    async def asked() -> bool:
+        nonlocal alice_key
+        contacts = (await bob.get("/v1/contacts")).json()
+        waiting = [c for c in contacts if c["state"] == "request_received"]
+        alice_key = waiting[0]["chat_key"] if waiting else ""
+        return bool(waiting) and waiting[0]["display_name"] == "Alice"
+
+    await poll(asked)
+    accepted = await bob.post(f"/v1/contacts/{alice_key}/accept")
+    assert accepted.status_code == 200, accepted.text
+    chat_id: str = accepted.json()["chat_id"]
+
+    def bob_is_a_contact(screen: str) -> bool:
+        row = line_with(screen, "Bob")
+        return "contact" in row and "request" not in row
+
+    await tmux.wait_for(bob_is_a_contact)
+    tmux.keys("Enter")  # the contacts table has the focus after adding: open the chat
+    await tmux.wait_for(f"Bob  ·  {identity['chat_key'][:20]}")
+    return chat_id
+
+
+async def chat(tmux: Tmux, bob: httpx.AsyncClient, chat_id: str) -> None:
+    tmux.type("hello Bob")  # the composer has the focus once the chat is open
+    tmux.keys("Enter")
+    await tmux.wait_for(ends_with_glyph("Alice: hello Bob", "✓✓"))  # Bob acknowledged it
+
+    async def bob_got_it() -> bool:
+        return await incoming(bob, chat_id) == ["hello Bob"]
+
+    await poll(bob_got_it)
+    sent = await bob.post(f"/v1/chats/{chat_id}/messages", json={"text": "hello from Bob"})
+    assert sent.status_code == 202, sent.text
+    screen = await tmux.wait_for("Bob: hello from Bob")
+    assert "failed" not in screen
+
+    async def delivered_to_alice() -> bool:
+        message = (await bob.get(f"/v1/messages/{sent.json()['id']}")).json()
+        return bool(message["state"] == "delivered")
+
+    await poll(delivered_to_alice)
+    [bob_chat] = (await bob.get("/v1/chats")).json()
+    assert bob_chat["unread"] == 1
+    read = await bob.post(f"/v1/chats/{chat_id}/read")
+    assert read.status_code == 200 and read.json()["unread"] == 0
+
+
+async def message_for_a_stopped_contact(
+    tmux: Tmux, bob_process: ChinwagProcess, bob: httpx.AsyncClient, chat_id: str
 ) -> None:
-    tmux, metrics, config = setup
-    env = tmux.env
-    dirs = {name: tmp_path / name for name in ("alice", "bob")}
-    for name, directory in dirs.items():
-        create = ["profile", "create", "--display-name", name.title()]
-        subprocess.run(
-            [chinwag(), "--data-dir", str(directory), *create],
-            env=env, check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-    bob_link = subprocess.run(
-        [chinwag(), "--data-dir", str(dirs["bob"]), "link", "--no-qr"],
-        env=env, check=True, capture_output=True, text=True, timeout=60,
-    ).stdout.strip().splitlines()[-1]  # fmt: skip
-    for name, directory in dirs.items():
-        tmux.start(name, [chinwag(), "--config", str(config), "--data-dir", str(directory)])
-    for name in dirs:
-        tmux.wait_for(name, "● online")  # the unlock screen was skipped; the health bar is up
-    # "online" means a relay peer; the service node forwards to both only once they are in
-    # its gossipsub mesh (a message published before that waits for the 60 s re-send).
-    wait_for_mesh(metrics, '/waku/2/rs/42/0"} 2')
+    """While Bob's process is stopped (SIGSTOP), Alice's message gets as far as the store
+    node (✓) and no further; once Bob runs again he reads it and acknowledges it (✓✓)."""
+    bob_process.stop(signal.SIGSTOP)
+    try:
+        tmux.type("are you there?")
+        tmux.keys("Enter")
+        await tmux.wait_for(ends_with_glyph("Alice: are you there?", "✓"))
+    finally:
+        bob_process.stop(signal.SIGCONT)
+    await tmux.wait_for(ends_with_glyph("Alice: are you there?", "✓✓"))
 
-    tmux.keys("alice", "F2")
-    tmux.wait_for("alice", "paste a contact link")
-    tmux.type("alice", bob_link)
-    tmux.keys("alice", "Enter")
-    tmux.wait_for("alice", "request sent")
+    async def bob_got_it() -> bool:
+        return await incoming(bob, chat_id) == ["hello Bob", "are you there?"]
 
-    tmux.wait_for("bob", "1 contact request")
-    tmux.keys("bob", "Enter")  # the chat list is focused; the request badge is its first line
-    tmux.wait_for("bob", "wants to chat with you")
-    tmux.keys("bob", "Tab", "Tab", "Tab")  # link → intro → Add → the contacts table
-    tmux.keys("bob", "a")
-    tmux.wait_for("bob", lambda s: "wants to chat" not in s and "Alice" in s)
-    tmux.keys("bob", "Enter")  # open the chat
-    tmux.wait_for("bob", "Alice  ·  cw1")
-    tmux.type("bob", "hello from Bob")
-    tmux.keys("bob", "Enter")
-
-    tmux.wait_for("alice", "contact")
-    tmux.keys("alice", "Escape")
-    tmux.wait_for("alice", "Bob (1)")
-    tmux.keys("alice", "M-a")  # jump to the next unread chat
-    tmux.wait_for("alice", "Bob: hello from Bob")
-    tmux.type("alice", "hello Bob")  # the composer has the focus after the jump
-    tmux.keys("alice", "Enter")
-    alice = tmux.wait_for("alice", lambda s: "Alice: hello Bob  ✓✓" in s, limit=90)
-    assert "failed" not in alice
-    bob = tmux.wait_for("bob", "Alice: hello Bob")
-    assert "Bob: hello from Bob  ✓✓" in bob
-    tmux.keys("alice", "C-q")
-    tmux.wait_for("alice", lambda s: "Pane is dead" in s or "● online" not in s, limit=20)
+    await poll(bob_got_it)

@@ -15,7 +15,7 @@ from ui.format import HEALTH_GLYPHS, STATE_GLYPHS, STATE_WORDS
 KEYS = """\
 | key | where | does |
 |---|---|---|
-| Ctrl+P | anywhere | command palette: every action by name |
+| Ctrl+P | anywhere | command palette: every action by name (also: change display name) |
 | F1 | anywhere | this help |
 | F2 | main | contacts: add by link, accept or decline requests, verify |
 | F3 | main | outbox: everything not yet delivered; retry, retry all, discard |
@@ -36,6 +36,7 @@ KEYS = """\
 | Ctrl+R | main | retry the selected message, or the last failed one |
 | a / d / c / v | contacts list | accept / decline / cancel request / verify |
 | y / n | verify | the emoji match / differ |
+| y / n / Esc | verification request | compare the emoji now / decline / decide later |
 | r / R / d / t | outbox | retry / retry all / discard / trace |
 """
 

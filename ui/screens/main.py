@@ -20,6 +20,7 @@ from textual.widgets import Footer, Static
 
 from chat.events import (
     ChatUpdated,
+    ChatView,
     ContactUpdated,
     Event,
     HealthUpdated,
@@ -152,10 +153,7 @@ class MainScreen(Screen[None]):
         self.current_chat = chat_id
         chat_list.set_current(chat_id)
         self.cancel_reply()
-        title = chat_label(chat) if chat is not None else chat_id
-        if chat is not None and chat.peer_chat_key:
-            title += f"  ·  {chat.peer_chat_key}"
-        self.query_one("#chat-title", Static).update(title)
+        self._show_title(chat, chat_id)
         self.query_one(ConversationView).show_chat(
             chat_id, page, unread=chat.unread if chat else 0, has_older=len(page) == PAGE
         )
@@ -164,6 +162,16 @@ class MainScreen(Screen[None]):
             updated = await self.chinwag.call(messenger.mark_read, chat_id)
             if updated is not None:
                 chat_list.upsert(updated)
+
+    def _show_title(self, chat: ChatView | None, chat_id: str = "") -> None:
+        title = chat_label(chat) if chat is not None else chat_id
+        if chat is not None and chat.peer_chat_key:
+            title += f"  ·  {chat.peer_chat_key}"
+        self.query_one("#chat-title", Static).update(title)
+
+    def set_own_name(self, name: str) -> None:
+        self.own_name = name
+        self.query_one(ConversationView).names_changed()
 
     async def on_chat_list_chat_chosen(self, event: ChatList.ChatChosen) -> None:
         await self.open_chat(event.chat_id)
@@ -263,7 +271,11 @@ class MainScreen(Screen[None]):
             chat = event.chat
             if chat.id == self.current_chat and chat.unread and self.app.screen is self:
                 self.mark_read_soon(chat.id)
+            known = chat_list.chats.get(chat.id)
             chat_list.upsert(chat)
+            if known is not None and known.name != chat.name and chat.id == self.current_chat:
+                self._show_title(chat)  # the contact renamed themselves
+                conversation.names_changed()
         elif isinstance(event, ContactUpdated):
             self.contacts_waiting[event.contact.chat_key] = (
                 event.contact.state == "request_received"

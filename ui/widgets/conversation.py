@@ -330,6 +330,10 @@ class ConversationView(ScrollView, can_focus=True):
         text.truncate(max(self._width - INDENT, 8), overflow="ellipsis")
         return [Strip.join([Strip.blank(INDENT), Strip(text.render(self._console), text.cell_len)])]
 
+    def names_changed(self) -> None:
+        """Someone was renamed: render the loaded messages again with the new names."""
+        self._rebuild()
+
     def _rebuild(self) -> None:
         """Render every loaded message at the current width."""
         self._blocks = []

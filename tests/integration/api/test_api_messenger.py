@@ -148,6 +148,19 @@ async def test_contact_request_messages_states_trace_and_events_over_http(
 
     await until(verified)
 
+    # Alice renames herself: her link carries the new name, and Bob's contact list shows it.
+    renamed = await alice.call("PUT", "/v1/identity", json={"display_name": " Ally\x1b[31m "})
+    assert renamed["display_name"] == "Ally[31m"  # the escape character is gone
+    assert renamed["contact_link"] != identity["contact_link"]
+    assert await alice.call("GET", "/v1/identity") == renamed
+
+    async def bob_sees_the_name() -> bool:
+        contacts = await bob.call("GET", "/v1/contacts")
+        chats = await bob.call("GET", "/v1/chats")
+        return contacts[0]["display_name"] == chats[0]["name"] == "Ally[31m"
+
+    await until(bob_sees_the_name)
+
 
 async def test_messenger_refusals_are_4xx_with_a_sentence(api_net: Any) -> None:
     alice = await api_net.start("alice")
@@ -169,6 +182,10 @@ async def test_messenger_refusals_are_4xx_with_a_sentence(api_net: Any) -> None:
         ("POST", "/v1/chats/x/read", {}, 404),
         ("POST", "/v1/contacts/cw1nobody/verification/start", {}, 404),
         ("POST", "/v1/contacts/cw1nobody/verification/confirm", {}, 404),
+        ("PUT", "/v1/identity", {"json": {"display_name": " \u200b "}}, 400),
+        ("PUT", "/v1/identity", {"json": {"display_name": "x" * 65}}, 400),
+        ("PUT", "/v1/identity", {"json": {"name": "Al"}}, 400),
+        ("PUT", "/v1/identity", {"json": {"display_name": 5}}, 400),
     ]
     for method, path, kwargs, status in cases:
         response = await http.request(method, path, **kwargs)

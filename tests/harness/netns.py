@@ -5,8 +5,9 @@ veth, so the test reaches the REST APIs and metrics without touching the data li
 
 Addresses: data links in TEST-NET-2 (198.51.100.0/24, one /30 per client); management links
 in a random /24 of the benchmarking range 198.18.0.0/15, one /30 per namespace, so two runs
-on one machine do not collide. The root namespace does not forward, and a client only has
-routes to its own /30s: clients reach each other only through the service node.
+on one machine do not collide. A client's default route is its data link; no namespace
+forwards, so clients reach each other only through the service node, and the service node
+only over their data links.
 
 Needs Linux, root and iproute2; `namespaces_problem()` says why not. Deleting a namespace
 deletes its veths (and their root-side ends) and its iptables rules."""
@@ -127,12 +128,16 @@ class Star:
             run("ip", "-n", self.service.name, "link", "set", inside, "up", check=True)
             run("ip", "-n", ns.name, "addr", "add", f"{ns.data_ip}/30", "dev", DATA_DEVICE,
                 check=True)  # fmt: skip
-            run("ip", "-n", ns.name, "link", "set", DATA_DEVICE, "up", check=True)
+            self.set_data_link(ns, "up")
 
     def set_data_link(self, client: Namespace, state: str) -> None:
-        """`down` cuts the client's data link (both directions), `up` restores it; the
-        connected route comes back with the link."""
+        """`down` cuts the client's data link (both directions; its default route goes with
+        it, as a laptop's does when its network goes), `up` restores the link and the default
+        route through it (what DHCP would do): the client's view of its network changes."""
         run("ip", "-n", client.name, "link", "set", DATA_DEVICE, state, check=True)
+        if state == "up":
+            run("ip", "-n", client.name, "route", "replace", "default", "via",
+                client.service_ip, "dev", DATA_DEVICE, check=True)  # fmt: skip
 
     def down(self) -> None:
         for name in reversed(self._made):

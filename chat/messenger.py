@@ -239,6 +239,7 @@ class Messenger:
             nursery.start_soon(self._scheduler)
             nursery.start_soon(self._watch_connections)
             nursery.start_soon(self._watch_health)
+            nursery.start_soon(self._watch_outages)
             health = self.node.connectivity.health
             health.set_catch_up(self._catch_up)
             health.on_reset(self._after_reset)
@@ -913,6 +914,34 @@ class Messenger:
             async for _ in summaries:
                 self._emit(ev.HealthUpdated(self.health()))
 
+    async def _watch_outages(self) -> None:
+        """The end of every outage as the relay sees it: from no relay peer on any of our
+        topics to some. Not the connection (on a slow link its relay streams come up seconds
+        later) nor the health summary (it counts connected peers by their metadata)."""
+        relay = self.node.relay
+        topics = tuple(self.node.pubsub_topics)
+
+        def some(router: Any) -> bool:
+            return any(router.topic_peers.get(topic) for topic in topics)
+
+        while True:
+            await relay.driver.wait_until(lambda router: not some(router))
+            await relay.driver.wait_until(some)
+            self._relay_peers_returned(after_outage=True)
+
+    def _relay_peers_returned(self, *, after_outage: bool) -> None:
+        """Catch up, and send queued messages now rather than after their backoff. After an
+        outage (no relay peer at all) also re-send the sent ones no store has confirmed:
+        their publish may have gone into a connection that was dying (the recipient drops a
+        duplicate). Not on every new connection: churn would spend their re-send budget."""
+        again = (ob.State.QUEUED, ob.State.SENT) if after_outage else (ob.State.QUEUED,)
+        self.checks.catch_up(self._clock())
+        for entry in self._outbox.pending():
+            if entry.state in again and not entry.in_flight:
+                with contextlib.suppress(ob.OutboxError):
+                    self._outbox.retry(entry.message_id, self._clock())
+        self._poke()
+
     async def _catch_up(self, since: float | None) -> bool:
         """The health monitor asks (start, reconnect, wake): scan every watched topic from its
         cursor now; True once every scan has completed."""
@@ -957,13 +986,7 @@ class Messenger:
                 current = self.health()
                 relay_peers = sum(current.peers_per_shard.values())
                 if current.peers > last.peers and relay_peers:
-                    self.checks.catch_up(self._clock())
-                    # Messages waiting for peers need not wait out their backoff.
-                    for entry in self._outbox.pending():
-                        if entry.state is ob.State.QUEUED:
-                            with contextlib.suppress(ob.OutboxError):
-                                self._outbox.retry(entry.message_id, self._clock())
-                    self._poke()
+                    self._relay_peers_returned(after_outage=False)  # see _watch_outages
                 if current != last:
                     self._emit(ev.HealthUpdated(current))
                 last = current

@@ -96,4 +96,14 @@ if [ $want_test -eq 1 ]; then
     fi
   done
 fi
+# 5. iptables (tests only) for the impaired-network tests' fallback where the kernel has no
+#    sch_netem (tests/harness/impairment.py). Those tests need root anyway, so only root
+#    installs it, and only with apt-get; otherwise they skip and say why. Never fatal.
+if [ $want_test -eq 1 ] && [ "$(id -u)" -eq 0 ] && ! command -v iptables >/dev/null 2>&1 &&
+   command -v apt-get >/dev/null 2>&1; then
+  say "installing iptables with apt-get (for the impaired-network tests)"
+  { apt-get install -y -qq iptables >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq iptables >/dev/null 2>&1; }; } ||
+    say "could not install iptables; the impaired-network tests will skip"
+fi
 say "ready"

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 NODE_KEY_FILE_MODE = 0o600
 SECRET_KEY_BYTES = 32
 CONNECTION_EVENT_BUFFER = 256
+UPGRADE_TIMEOUT = 30.0
+"""Noise and muxer negotiation of one connection, either side (py-libp2p's default is 10 s)."""
 """Connection events a subscriber may lag behind before further events to it are dropped."""
 
 
@@ -277,7 +279,13 @@ class WakuHost:
             sec_opt={NOISE_PROTOCOL_ID: noise},
             muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
             listen_addrs=self.listen_addrs,
-            connection_config=ConnectionConfig(max_connections_per_peer=1),
+            connection_config=ConnectionConfig(
+                max_connections_per_peer=1,
+                # py-libp2p's 10 s for Noise + muxer negotiation is too short on a slow,
+                # lossy link (several round trips of a second or more each); ours is the dial's.
+                inbound_upgrade_timeout=UPGRADE_TIMEOUT,
+                outbound_upgrade_timeout=UPGRADE_TIMEOUT,
+            ),
         )
         self.events = ConnectionEvents()
         self.libp2p.get_network().register_notifee(self.events)

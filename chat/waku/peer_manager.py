@@ -37,8 +37,10 @@ from chat.waku.store.wire import PROTOCOL_ID as STORE_PROTOCOL
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL = 1.0
-DIAL_TIMEOUT = 10.0
-"""One dial attempt (every address of the peer) gives up after this long."""
+DIAL_TIMEOUT = 30.0
+"""One dial attempt (every address of the peer) gives up after this long: the core's
+PeerPolicy.dial_timeout. A dial is TCP, Noise and muxer negotiation, five round trips or so;
+on a 1 s, lossy link that takes 10-20 s (a refused or unreachable address fails at once)."""
 MAX_ADDRS_PER_PEER = 16
 """Addresses kept per discovered peer: a LAN announcement cannot grow this without bound."""
 

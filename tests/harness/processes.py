@@ -110,6 +110,8 @@ class ServiceNodeProcess:
     process: ChinwagProcess
     addr: str
     metrics_url: str
+    addrs: list[str] = field(default_factory=list)
+    """Every multiaddr it printed (`addr` is the first)."""
 
     async def mesh_peers(self, shard: int = 0) -> int:
         """How many peers the node has in its relay mesh on a shard, from /metrics."""
@@ -136,7 +138,10 @@ class Chinwag:
 
     data_dir: Path
     host: str = "127.0.0.1"
-    """The address nodes listen on (and serve's API binds to)."""
+    """The address nodes listen on."""
+    http_host: str = "127.0.0.1"
+    """Where serve's API and the node's metrics bind: another address when the test reaches a
+    process in a network namespace over a management link."""
     wrapper: Sequence[str] = ()
     """A command prefix, e.g. `ip netns exec NAME` to run inside a network namespace."""
     processes: list[ChinwagProcess] = field(default_factory=list)
@@ -170,24 +175,27 @@ class Chinwag:
         assert done.returncode == 0, done.stderr
         assert f"created profile '{name}'" in done.stdout
 
-    async def start_node(self) -> ServiceNodeProcess:
-        """A `chinwag node --store` on loopback, with its metrics endpoint."""
+    async def start_node(self, listen: Sequence[str] = ()) -> ServiceNodeProcess:
+        """A `chinwag node --store` on `host` (or on each of the `listen` multiaddrs), with its
+        metrics endpoint on `http_host`."""
+        addresses = listen or [f"/ip4/{self.host}/tcp/0"]
         node = await self.start(
-            "node", "--store", "--listen", f"/ip4/{self.host}/tcp/0", "--metrics", "0",
+            "node", "--store", *(a for addr in addresses for a in ("--listen", addr)),
+            "--metrics", f"{self.http_host}:0",
             "--node-key", str(self.data_dir / "node.key"),
             "--archive", str(self.data_dir / "archive.sqlite"),
         )  # fmt: skip
         header = await node.line()
         assert header.startswith("chinwag node "), header
-        addr = await node.line()
-        metrics = await node.line()
-        assert metrics.startswith("metrics "), metrics
-        return ServiceNodeProcess(node, addr, metrics.removeprefix("metrics "))
+        addrs = [await node.line()]
+        while not (line := await node.line()).startswith("metrics "):
+            addrs.append(line)
+        return ServiceNodeProcess(node, addrs[0], line.removeprefix("metrics "), addrs)
 
     async def serve(self, profile: str, *peers: str, extra: Sequence[str] = ()) -> Served:
         options = [a for p in peers for a in ("--peer", p)]
         process = await self.start(
-            "--profile", profile, "serve", "--api", "127.0.0.1:0",
+            "--profile", profile, "serve", "--api", f"{self.http_host}:0",
             "--listen", f"/ip4/{self.host}/tcp/0", *options, *extra,
         )  # fmt: skip
         lines = await process.until("ready")

@@ -1,17 +1,17 @@
 """Black-box network test: two `chinwag node` processes in their own network namespaces joined
 by a veth pair (addresses from TEST-NET-2, reachable only inside the namespaces). The
 client's link is cut and restored; it must notice (its addresses change), go offline, come
-back online by itself. With tc netem, the same over a slow lossy link.
+back online by itself. Then the same over a slow lossy link (tests/harness/impairment.py:
+tc netem, or iptables + our NFQUEUE delayer where the kernel has no sch_netem), and a check
+that the impairment really delays what crosses the link.
 
-Needs root, `ip netns` and veth; netem also needs the sch_netem kernel module. Each missing
+Needs root, `ip netns` and veth; the impaired link needs tc netem or iptables. Each missing
 piece skips with the reason. Every namespace is deleted at the end, whatever happened.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 import trio
+from harness.impairment import LinkImpairment, Unavailable, impaired
+from harness.netns import namespaces_problem
 
 SERVER_IP = "198.51.100.1"
 CLIENT_IP = "198.51.100.2"
@@ -31,38 +33,6 @@ CHANGE_DEADLINE = 30
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=10)
-
-
-def namespaces_problem() -> str | None:
-    if sys.platform != "linux":
-        return "network namespaces are Linux only"
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    if shutil.which("ip") is None:
-        return "the `ip` tool (iproute2) is not installed"
-    probe = f"cwprobe{secrets.token_hex(3)}"
-    made = _run("ip", "netns", "add", probe)
-    if made.returncode != 0:
-        return f"cannot create a network namespace: {made.stderr.strip()}"
-    try:
-        veth = _run(
-            "ip", "-n", probe, "link", "add", "name", "va", "type", "veth", "peer", "name", "vb"
-        )
-        if veth.returncode != 0:
-            return f"cannot create a veth pair: {veth.stderr.strip()}"
-    finally:
-        _run("ip", "netns", "del", probe)
-    return None
-
-
-def netem_problem(namespace: str, device: str) -> str | None:
-    if shutil.which("tc") is None:
-        return "the `tc` tool is not installed"
-    added = _run("ip", "netns", "exec", namespace, "tc", "qdisc", "add", "dev", device, "root",
-                 "netem", "delay", "100ms", "20ms", "loss", "2%")  # fmt: skip
-    if added.returncode != 0:
-        return f"tc netem is not available here ({added.stderr.strip()}; sch_netem module?)"
-    return None
 
 
 class Link:
@@ -188,25 +158,50 @@ async def test_a_cut_link_is_noticed_and_the_client_comes_back_by_itself(
                     await client.until("health online")
 
 
-@pytest.fixture
-def lossy_link(link: Link) -> Link:
-    """The link with 100 ms ± 20 ms delay and 2 % loss on the client's side."""
-    problem = netem_problem(link.client, link.client_dev)
-    if problem:
-        pytest.skip(problem)
-    return link
+SLOW_LOSSY = LinkImpairment(delay_ms=100, jitter_ms=20, loss_percent=2)
 
 
-async def test_the_client_comes_online_over_a_slow_lossy_link(
-    lossy_link: Link, tmp_path: Path
-) -> None:
-    link = lossy_link
+async def test_the_client_comes_online_over_a_slow_lossy_link(link: Link, tmp_path: Path) -> None:
+    """100 ms ± 20 ms delay and 2 % loss on the client's side."""
     server_args = ["--data-dir", str(tmp_path / "srv"), "node", "--listen",
                    f"/ip4/{SERVER_IP}/tcp/{PORT}", "--shard", "0"]  # fmt: skip
-    with trio.fail_after(STARTUP_DEADLINE * 2):
-        async with node_in(link.server, server_args) as server:
-            await server.line()
-            address = (await server.line()).strip()
-            client_args = client_args_for(tmp_path, address)
-            async with node_in(link.client, client_args) as client:
-                await client.until("health online")
+    try:
+        async with impaired(link.client, link.client_dev, SLOW_LOSSY, log_dir=tmp_path):
+            with trio.fail_after(STARTUP_DEADLINE * 2):
+                async with node_in(link.server, server_args) as server:
+                    await server.line()
+                    address = (await server.line()).strip()
+                    client_args = client_args_for(tmp_path, address)
+                    async with node_in(link.client, client_args) as client:
+                        await client.until("health online")
+    except Unavailable as why:
+        pytest.skip(str(why))
+
+
+CONNECT_PROBE = """
+import socket, sys, time
+started = time.monotonic()
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10).close()
+except ConnectionRefusedError:
+    pass
+print(time.monotonic() - started)
+"""
+
+
+async def test_the_impairment_delays_what_crosses_the_link(link: Link, tmp_path: Path) -> None:
+    """A TCP connect to a closed port across the link: the SYN leaves through the impaired
+    device, so the refusal cannot come back before the delay minus the jitter. (A lower
+    bound only: the network delay is what is under test here, and a busy machine only adds.)"""
+    spec = LinkImpairment(delay_ms=500, jitter_ms=50, loss_percent=0)
+    probe = ["ip", "netns", "exec", link.client, sys.executable, "-c", CONNECT_PROBE,
+             SERVER_IP, str(PORT)]  # fmt: skip
+    try:
+        async with impaired(link.client, link.client_dev, spec, log_dir=tmp_path) as made:
+            for _ in range(3):
+                done = await trio.run_process(probe, capture_stdout=True)
+                assert float(done.stdout) >= 0.45, (made.backend, done.stdout)
+    except Unavailable as why:
+        pytest.skip(str(why))
+    if made.backend == "netfilter":
+        assert "queued=" in made.delayer_report and "queued=0," not in made.delayer_report

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from chat.messenger import Messenger
 from chat.waku.host import generate_node_key
+from chat.waku.relay.faults import RelayFaults
+
+from .conftest import FAST
 
 Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
 WaitUntil = Callable[..., Awaitable[None]]
@@ -63,3 +67,40 @@ async def test_two_clients_with_no_peers_configured_find_each_other_on_the_lan_a
 
     await wait_until(delivered)
     assert [m.text for m in await bob.messages(chat_id)] == ["found you on the LAN"]
+
+
+async def test_a_sent_message_lost_with_its_connection_goes_again_as_soon_as_peers_return(
+    net: Any, befriend: Befriend, wait_until: WaitUntil, free_port: Callable[[], int]
+) -> None:
+    """Published into a link that lost it, then the service node went away: when relay peers
+    are back the message is re-sent at once, not after its acknowledgement timeout (ten
+    minutes here). Bob still has it exactly once."""
+    listen, key = f"/ip4/127.0.0.1/tcp/{free_port()}", generate_node_key()
+    await net.start_service(listen, key)
+    link = RelayFaults(drop_rate=0.0)
+    patient = replace(FAST.retry, ack_timeout=600.0, max_resend_delay=600.0)
+    alice = await net.start("alice", faults=link, retry=patient)
+    bob = await net.start("bob")
+    chat_id = await befriend(alice, bob)
+
+    link.drop_rate = 1.0  # every frame Alice writes is lost from now on
+    message = await alice.send_text(chat_id, "lost on the way")
+
+    async def sent() -> bool:
+        return (await alice.message(message.id)).state == "sent"
+
+    await wait_until(sent)
+    await net.stop("service")
+    link.drop_rate = 0.0
+
+    async def offline() -> bool:
+        return alice.health().status == "offline"
+
+    await wait_until(offline)
+    await net.start_service(listen, key)
+
+    async def delivered() -> bool:
+        return (await alice.message(message.id)).state == "delivered"
+
+    await wait_until(delivered, 20)
+    assert [m.text for m in await bob.messages(chat_id)] == ["lost on the way"]

@@ -46,6 +46,12 @@ def on(app: ChinwagApp, kind: type) -> Callable[[], bool]:
     return lambda: isinstance(app.screen, kind)
 
 
+def running(app: ChinwagApp) -> Callable[[], bool]:
+    """The main screen with the messenger attached (the screen itself comes first, from the
+    store, while the node starts)."""
+    return lambda: isinstance(app.screen, MainScreen) and app.messenger is not None
+
+
 def conversation(app: ChinwagApp) -> ConversationView:
     return app.screen.query_one(ConversationView)
 
@@ -55,7 +61,7 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
 ) -> None:
     async def scenario() -> None:
         # No LAN discovery: another chinwag on this machine would be found, and not offline.
-        app = ChinwagApp(config, messenger_config=network.config(mdns=False), kdf=ui.cheap_kdf)
+        app = ChinwagApp(config, messenger_config=network.config(), kdf=ui.cheap_kdf)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, OnboardingScreen))
             assert "no way to recover a lost passphrase" in ui.screen_text(app)
@@ -77,7 +83,7 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
             assert identity.display_name == "Alice"
             assert "▀" in ui.screen_text(app)  # the QR code
             await pilot.press("escape")
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             await ui.wait_for_text(pilot, "offline")  # the health bar: no peers configured
             await pilot.press("ctrl+q")
         assert app.profiles.exists(config.profile)
@@ -99,7 +105,7 @@ def test_a_wrong_passphrase_is_a_sentence_and_the_right_one_unlocks(
             await ui.wait_for_text(pilot, "Wrong passphrase")
             assert "Traceback" not in ui.screen_text(app)
             await pilot.press(*ui.passphrase, "enter")
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             await ui.wait_for_text(pilot, "add a contact with F2")
             await pilot.press("ctrl+q")
 
@@ -114,7 +120,7 @@ def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
     async def scenario() -> None:
         app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             await pilot.press("f1")
             await ui.wait_for(pilot, on(app, HelpScreen))
             await ui.wait_for_text(pilot, "command palette: every action by name")
@@ -146,7 +152,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
     async def scenario() -> None:
         app = CountingBells(config, passphrase=ui.passphrase, messenger_config=network.config())
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             assert app.messenger is not None
             await ui.wait_for_text(pilot, "● online")
             alice_link = app.messenger.identity().contact_link
@@ -187,7 +193,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
                 pilot, lambda: contacts.selected is not None and contacts.selected.verified
             )
             await pilot.press("enter")  # open the chat
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             await ui.wait_for(pilot, lambda: conversation(app).chat_id is not None)
             chat_id = conversation(app).chat_id
             await pilot.press(*"hi Bob", "alt+enter", *"second line", "enter")
@@ -258,7 +264,7 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             config, passphrase=ui.passphrase, messenger_config=network.config(retry=budget)
         )
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             assert app.messenger is not None
             await ui.wait_for_text(pilot, "● online")
             await pilot.press("f2")
@@ -290,7 +296,7 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             await ui.wait_for(pilot, on(app, OutboxScreen))
             await ui.wait_for_text(pilot, "contact request")
             await pilot.press("escape")
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             chats = app.screen.query_one(ChatList)
             await ui.wait_for(pilot, lambda: bool(chats.chats))
             main = app.screen
@@ -419,7 +425,7 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
     async def scenario() -> None:
         app = CountingBells(config, passphrase=ui.passphrase, messenger_config=network.config())
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             alice_key = await befriend_headless(app, pilot, network, ui, bob)
 
             await pilot.press("f1")  # the prompt comes over whatever screen is open
@@ -437,7 +443,7 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
             await ui.wait_for(pilot, on(app, VerificationRequestScreen))
             await network.arun(bob.cancel_verification, alice_key)
             await ui.wait_for_text(pilot, "Bob stopped the verification")
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
 
             await network.arun(bob.start_verification, alice_key)
             await ui.wait_for(pilot, on(app, VerificationRequestScreen))
@@ -479,7 +485,7 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
     async def scenario() -> None:
         app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             alice_key = await befriend_headless(app, pilot, network, ui, bob)
             main = app.screen
             assert isinstance(main, MainScreen)
@@ -502,7 +508,7 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
             await ui.wait_for_text(pilot, "A display name cannot be empty.")
             field.value = ""
             await pilot.press(*"Ally Cat", "enter")
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, running(app))
             await ui.wait_for_text(pilot, "You are now Ally Cat")
             assert app.messenger is not None
             assert app.messenger.identity().display_name == "Ally Cat"

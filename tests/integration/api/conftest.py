@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from harness.fast import FAST
 from harness.processes import PASSPHRASE, Chinwag, poll
 from multiaddr import Multiaddr
 
@@ -22,10 +23,7 @@ from chat.api.handlers import Handlers
 from chat.api.openapi import document_bytes
 from chat.api.routing import Router
 from chat.api.server import bind_api, serve_api
-from chat.contacts import RequestPolicy
 from chat.messenger import Messenger, MessengerConfig
-from chat.reliability.outbox import RetryPolicy
-from chat.reliability.store_checks import StoreCheckParams
 from chat.waku.node import NodeConfig
 from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions
 from storage.kdf import KdfParams
@@ -36,22 +34,7 @@ LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 
 
 def fast_config(peers: tuple[str, ...]) -> MessengerConfig:
-    return MessengerConfig(
-        listen_addrs=(LOOPBACK,),
-        peers=peers,
-        retry=RetryPolicy(first_delay=0.5, max_delay=2.0, ack_timeout=3.0, max_resend_delay=6.0),
-        requests=RequestPolicy(first_resend=2.0, max_resend_delay=6.0),
-        store_checks=StoreCheckParams(
-            first_check_after=0.3,
-            check_every=0.5,
-            settle=0.5,
-            overlap=5.0,
-            scan_every=2.0,
-            retry_failed_after=0.5,
-            max_fetch_delay=2.0,
-        ),
-        sync_delay=0.3,
-    )
+    return replace(FAST, peers=peers)
 
 
 @dataclass

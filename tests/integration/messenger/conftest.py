@@ -13,12 +13,10 @@ from typing import Any
 
 import pytest
 import trio
+from harness.fast import FAST
 from multiaddr import Multiaddr
 
-from chat.contacts import RequestPolicy
-from chat.messenger import Messenger, MessengerConfig
-from chat.reliability.outbox import RetryPolicy
-from chat.reliability.store_checks import StoreCheckParams
+from chat.messenger import Messenger
 from chat.waku.node import NodeConfig
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions
@@ -28,22 +26,6 @@ from storage.store import Store
 
 PASSPHRASE = "correct horse battery staple"
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
-
-FAST = MessengerConfig(
-    listen_addrs=(LOOPBACK,),
-    retry=RetryPolicy(first_delay=0.5, max_delay=2.0, ack_timeout=3.0, max_resend_delay=6.0),
-    requests=RequestPolicy(first_resend=2.0, max_resend_delay=6.0),
-    store_checks=StoreCheckParams(
-        first_check_after=0.3,
-        check_every=0.5,
-        settle=0.5,
-        overlap=5.0,
-        scan_every=2.0,
-        retry_failed_after=0.5,
-        max_fetch_delay=2.0,
-    ),
-    sync_delay=0.3,
-)
 
 
 @dataclass

@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from harness.fast import FAST
+
 from chat.messenger import Messenger
 from chat.waku.host import generate_node_key
 from chat.waku.relay.faults import RelayFaults
-
-from .conftest import FAST
 
 Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
 WaitUntil = Callable[..., Awaitable[None]]

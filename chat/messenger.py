@@ -126,6 +126,12 @@ SYNC_RETRY = 5.0
 STORE_TRIES = 3
 """Store nodes one query tries before it waits for its retry."""
 SAVE_DELAY = 1.0
+RECEIVED_KEPT_FOR = 7 * 86_400
+"""Seconds a handled message's Waku hash is remembered across restarts: a store scan after a
+restart lists messages handled before it, and a second decryption would fail (Olm message
+keys are used once), so they must be recognised as handled, not refused as replays."""
+RECEIVED_LOADED = 20_000
+"""Handled hashes loaded at start (the newest); older ones are checked in the profile DB."""
 """Receive-side state (SDS logs, Olm ratchets) is written at most this long after it moved."""
 CATCH_UP_LIMIT = 60.0
 """A catch-up the health monitor waits for longer than this counts as failed."""
@@ -227,6 +233,9 @@ class Messenger:
         self._catch_up_failed = False
         self._dirty_sessions = False
         self._dirty_channels: set[str] = set()
+        self._handled: list[bytes] = []
+        """Hashes of messages handled since the last save (saved with the Olm sessions, so
+        after a crash a message is either handled and remembered, or neither)."""
         self._flush_at: float | None = None
 
     # ==== lifecycle ===========================================================================
@@ -270,6 +279,12 @@ class Messenger:
             return identity, sessions, flows, verified, entries
 
         identity, pickled, flows, self.verified, entries = await self._db.run(load)
+        now_ms = int(now * 1000)
+        handled = await self._db.run(
+            lambda s: s.received_hashes.live(now=now_ms, limit=RECEIVED_LOADED)
+        )
+        for msg_hash in handled:
+            self.checks.received(msg_hash, now)
         self.identity_state = identity
         self.sessions = (
             DirectSessions.from_pickle(identity, pickled, key)
@@ -1153,7 +1168,11 @@ class Messenger:
         chat_id = self.chat_by_topic.get(topic)
         if topic != own_topic and chat_id is None:
             return  # someone else's conversation
+        if await self._handled_before(received):
+            return  # a copy (relay and store both, or a scan after a restart): not a replay
         self.checks.received(received.msg_hash, now)
+        self._handled.append(received.msg_hash)
+        self._save_later()
         try:
             envelope = Envelope.decode(received.message.payload)
         except DirectError as exc:
@@ -1178,6 +1197,15 @@ class Messenger:
         else:
             self._reject(f"a {body or 'empty'} payload on the wrong topic")
             self._save_later(sessions=True)
+
+    async def _handled_before(self, received: Received) -> bool:
+        if self.checks.has_received(received.msg_hash):
+            return True
+        if received.via != "store":  # relay dedups its own copies; the DB is for older ones
+            return False
+        now_ms = int(self._clock() * 1000)
+        msg_hash = received.msg_hash
+        return await self._db.run(lambda s: s.received_hashes.seen(msg_hash, now=now_ms))
 
     def _reject(self, reason: str) -> None:
         self.rejected += 1
@@ -1213,7 +1241,9 @@ class Messenger:
             else None
         )
         self._dirty_sessions = False
+        handled, self._handled = self._handled, []
         now_ms = int(self._clock() * 1000)
+        expires_at = now_ms + RECEIVED_KEPT_FOR * 1000
 
         def save(store: Store) -> None:
             with store.db.transaction():
@@ -1221,8 +1251,11 @@ class Messenger:
                     store.sds_channels.save(state)
                 if pickled is not None:
                     store.olm_sessions.save(pickled, now=now_ms)
+                if handled:
+                    store.received_hashes.add(handled, expires_at=expires_at)
+                    store.received_hashes.expire(now=now_ms)
 
-        if states or pickled is not None:
+        if states or pickled is not None or handled:
             await self._db.run(save)
 
     async def _on_request(self, opened: Opened) -> None:

@@ -190,6 +190,10 @@ class StoreChecks:
         self._to_fetch.pop(msg_hash, None)
         self._forget_old(now)
 
+    def has_received(self, msg_hash: bytes) -> bool:
+        """Whether this message was handled already (within `received_cache_for`)."""
+        return msg_hash in self._received
+
     def want(self, msg_hash: bytes, now: float) -> None:
         """Fetch this message by its hash: a missing dependency SDS named with its retrieval
         hint. Fetched, retried and given up like a message a scan found missing."""
@@ -341,6 +345,11 @@ class StoreChecks:
     @property
     def tracked_count(self) -> int:
         return len(self._tracked)
+
+    @property
+    def fetches_pending(self) -> int:
+        """Missing messages still to be fetched by hash (asked, retrying or in flight)."""
+        return len(self._to_fetch)
 
     def _retry_fetch(self, fetch: _Fetch, now: float) -> None:
         fetch.in_flight = False

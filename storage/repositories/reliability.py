@@ -93,6 +93,15 @@ class ReceivedHashRepository:
             is not None
         )
 
+    def live(self, *, now: int, limit: int) -> list[bytes]:
+        """Unexpired hashes, those kept longest first, at most `limit` of them."""
+        rows = self._db.fetchall(
+            "SELECT hash FROM received_hashes WHERE expires_at > ? "
+            "ORDER BY expires_at DESC LIMIT ?",
+            (now, limit),
+        )
+        return [bytes(row[0]) for row in rows]
+
     def expire(self, *, now: int) -> int:
         """Drop entries whose time is up; returns how many."""
         return self._db.execute_count("DELETE FROM received_hashes WHERE expires_at <= ?", (now,))

@@ -77,6 +77,31 @@ async def test_a_stopped_recipient_gets_everything_from_store_in_order_and_once(
     assert (await bob.chats())[0].unread == 20
 
 
+async def test_messages_handled_before_a_restart_are_not_refused_when_a_scan_lists_them_again(
+    net: Any, befriend: Befriend, wait_until: WaitUntil
+) -> None:
+    """The catch-up after a restart scans back over what was already handled (its window
+    overlaps the last one). Those messages cannot be decrypted twice (Olm keys are single-
+    use), so the messenger must know them as handled: no 'replayed message' refusals, no
+    copies."""
+    await net.start_service()
+    alice = await net.start("alice")
+    bob = await net.start("bob")
+    chat_id = await befriend(alice, bob)
+    for i in range(5):
+        await alice.send_text(chat_id, f"before the restart {i}")
+    await wait_until(lambda: all_in_state(alice, chat_id, "delivered", 5), 30)
+    await net.stop("bob")  # within the scan overlap of the messages above
+    bob = await net.start("bob")
+
+    async def caught_up() -> bool:  # the start's catch-up listed the window and fetched
+        return bob.health().last_catch_up is not None and bob.checks.fetches_pending == 0
+
+    await wait_until(caught_up, 30)
+    assert bob.rejected == 0
+    assert await received_texts(bob, chat_id) == [f"before the restart {i}" for i in range(5)]
+
+
 async def test_without_peers_messages_wait_visibly_then_fail_and_a_manual_retry_delivers(
     net: Any, befriend: Befriend, wait_until: WaitUntil, free_port: Callable[[], int]
 ) -> None:

@@ -223,6 +223,14 @@ def test_received_hash_cache_expires(store: Store) -> None:
     assert store.received_hashes.seen(b"b" * 32, now=150)
 
 
+def test_live_received_hashes_are_listed_longest_kept_first_and_bounded(store: Store) -> None:
+    store.received_hashes.add([b"old" + bytes(29)], expires_at=100)
+    store.received_hashes.add([b"mid" + bytes(29)], expires_at=300)
+    store.received_hashes.add([b"new" + bytes(29)], expires_at=400)
+    assert store.received_hashes.live(now=150, limit=10) == [b"new" + bytes(29), b"mid" + bytes(29)]
+    assert store.received_hashes.live(now=150, limit=1) == [b"new" + bytes(29)]
+
+
 def test_communities_and_key_epochs(store: Store) -> None:
     community = Community("com1", "Birders", "owner-key", b"signed", 64, "member", 5)
     store.communities.upsert(community)

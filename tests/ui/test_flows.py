@@ -405,8 +405,9 @@ async def befriend_headless(app: ChinwagApp, pilot: Any, network: Any, ui: Any, 
     alice_key: str = app.messenger.identity().chat_key
 
     async def bob_mutual() -> None:
-        while not any(c.state == "mutual" for c in await bob.contacts()):
-            await asyncio_free_sleep()
+        with trio.fail_after(30):  # on Bob's trio thread: a failure must not hang it
+            while not any(c.state == "mutual" for c in await bob.contacts()):
+                await asyncio_free_sleep()
 
     await network.arun(bob_mutual)
     return alice_key
@@ -434,6 +435,12 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
             await ui.wait_for(pilot, on(app, VerificationRequestScreen))
             await ui.wait_for_text(pilot, "Bob wants to verify you by comparing emoji")
             assert app.bells == 1
+            # Keys typed for something else as it pops up do not answer it...
+            app.screen.armed_at = float("inf")  # type: ignore[attr-defined]
+            await pilot.press("n")
+            assert isinstance(app.screen, VerificationRequestScreen)
+            # ...only once it has been on screen a moment.
+            app.screen.armed_at = 0.0  # type: ignore[attr-defined]
             await pilot.press("n")
             await ui.wait_for(pilot, on(app, HelpScreen))
             await network.arun(bob_reaches, bob, alice_key, "cancelled")
@@ -447,6 +454,7 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
 
             await network.arun(bob.start_verification, alice_key)
             await ui.wait_for(pilot, on(app, VerificationRequestScreen))
+            await ui.wait_for(pilot, lambda: app.screen._armed(), what="the prompt armed")
             await pilot.press("y")
             await ui.wait_for(pilot, on(app, VerifyScreen))
             await ui.wait_for_text(pilot, "compare these emoji")
@@ -533,6 +541,47 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
             await ui.wait_for_text(pilot, "Robert  ·  cw1")
             assert "▌Robert" in ui.screen_text(app)  # the chat list too
             await pilot.press("escape")
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+def test_messages_typed_while_the_core_starts_are_sent_in_the_order_typed(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+    typed = [f"early {i}" for i in range(4)]
+
+    async def bob_has(texts: list[str]) -> None:
+        got: list[str] = []
+        with trio.move_on_after(30):  # on Bob's trio thread: a failure must not hang it
+            while [t for t in got if t.startswith("early")] != texts:
+                await asyncio_free_sleep()
+                chats = await bob.chats()
+                got = [m.text for m in await bob.messages(chats[0].id)] if chats else []
+        assert [t for t in got if t.startswith("early")] == texts
+
+    async def scenario() -> None:
+        first = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        async with first.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, running(first))
+            await befriend_headless(first, pilot, network, ui, bob)
+            await pilot.press("ctrl+q")
+
+        HeldBack.release.clear()
+        app = HeldBack(config, passphrase=ui.passphrase, messenger_config=network.config())
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_for(pilot, lambda: conversation(app).chat_id is not None)
+            app.screen.query_one(Composer).focus()
+            for text in typed:
+                await pilot.press(*text, "enter")
+            assert app.messenger is None  # all four written before the core is up
+            HeldBack.release.set()
+            await ui.wait_for(pilot, running(app))
+            await network.arun(bob_has, typed)
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())

@@ -63,6 +63,7 @@ class MainScreen(Screen[None]):
         self.reply_to: MessageView | None = None
         self.contacts_waiting: dict[str, bool] = {}
         self.own_name = "me"
+        self._send_order = asyncio.Lock()
 
     @property
     def chinwag(self) -> ChinwagApp:
@@ -228,19 +229,35 @@ class MainScreen(Screen[None]):
             return
         reply_to = self.reply_to.id if self.reply_to is not None else None
         self.cancel_reply()
-        if self.chinwag.messenger is None:  # still starting (a second at most): send then
+        if self.chinwag.messenger is None:
+            if self.chinwag.messenger_ready.is_set():  # it stopped, it is not starting
+                self._not_sent(event.text)
+                return
             self.notify("Sending as soon as the network core has started.")
             self.run_worker(self._send(chat_id, event.text, reply_to), group="early-sends")
             return
         await self._send(chat_id, event.text, reply_to)
 
     async def _send(self, chat_id: str, text: str, reply_to: str | None) -> None:
-        messenger = await self.chinwag.wait_for_messenger()
-        if messenger is None:
-            return  # it failed to start; the app said why
-        sent = await self.chinwag.call(messenger.send_text, chat_id, text, reply_to)
+        # One at a time, first come first served (asyncio.Lock is fair): messages typed
+        # while the core starts wait here together and must leave in the order typed.
+        async with self._send_order:
+            messenger = await self.chinwag.wait_for_messenger()
+            if messenger is None:
+                self._not_sent(text)
+                return
+            sent = await self.chinwag.call(messenger.send_text, chat_id, text, reply_to)
         if sent is not None:
             self.query_one(ConversationView).add(sent)
+
+    def _not_sent(self, text: str) -> None:
+        """The network core is not running: say so, and give the text back to edit or keep."""
+        self.notify(
+            "Not sent: the network core is not running (see the log file).", severity="error"
+        )
+        composer = self.query_one(Composer)
+        if not composer.text.strip():
+            composer.load_text(text)
 
     def cancel_reply(self) -> None:
         self.reply_to = None

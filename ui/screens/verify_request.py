@@ -4,6 +4,7 @@ verification stays open and F2 → v shows it)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from ui.app import ChinwagApp
 
 OPEN = frozenset({"started", "compare", "confirmed"})
+ARM_DELAY = 1.0
+"""Seconds the prompt ignores y, n and Enter after it appears: it comes up over whatever the
+user is doing, and keys typed for the composer must not answer it (Esc works at once)."""
 
 
 class VerificationRequestScreen(ModalScreen[None]):
@@ -32,6 +36,7 @@ class VerificationRequestScreen(ModalScreen[None]):
         self.contact = contact
         self.theirs = theirs
         """They started it (else we did, and closed the verify screen meanwhile)."""
+        self.armed_at = time.monotonic() + ARM_DELAY
 
     @property
     def chinwag(self) -> ChinwagApp:
@@ -72,23 +77,32 @@ class VerificationRequestScreen(ModalScreen[None]):
             if self.app.screen is self:  # dismiss pops the top screen, whichever it is
                 self.dismiss(None)
 
+    def _armed(self) -> bool:
+        return time.monotonic() >= self.armed_at
+
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        if event.button.id == "verify-compare":
+        if event.button.id == "verify-later":
+            self.action_later()
+        elif not self._armed():
+            return
+        elif event.button.id == "verify-compare":
             self.action_compare()
         elif event.button.id == "verify-decline":
             await self.action_decline()
-        else:
-            self.action_later()
 
     def action_compare(self) -> None:
         from ui.screens.verify import VerifyScreen
 
+        if not self._armed():
+            return
         contact = self.contact
         self.dismiss(None)
         self.app.push_screen(VerifyScreen(contact))
 
     async def action_decline(self) -> None:
+        if not self._armed():
+            return
         messenger = self.chinwag.messenger
         if messenger is not None:
             await self.chinwag.call(messenger.cancel_verification, self.contact.chat_key)

@@ -126,13 +126,14 @@ SYNC_RETRY = 5.0
 STORE_TRIES = 3
 """Store nodes one query tries before it waits for its retry."""
 SAVE_DELAY = 1.0
-RECEIVED_KEPT_FOR = 7 * 86_400
-"""Seconds a handled message's Waku hash is remembered across restarts: a store scan after a
-restart lists messages handled before it, and a second decryption would fail (Olm message
-keys are used once), so they must be recognised as handled, not refused as replays."""
+"""Receive-side state (SDS logs, Olm ratchets) is written at most this long after it moved."""
+RECEIVED_KEPT_FOR = 31 * 86_400
+"""Seconds a handled message's Waku hash is remembered across restarts, a day beyond the
+longest catch-up (StoreCheckParams.max_catch_up): a store scan after a restart lists messages
+handled before it, and a second decryption would fail (Olm message keys are used once), so
+they must be recognised as handled, not refused as replays."""
 RECEIVED_LOADED = 20_000
 """Handled hashes loaded at start (the newest); older ones are checked in the profile DB."""
-"""Receive-side state (SDS logs, Olm ratchets) is written at most this long after it moved."""
 CATCH_UP_LIMIT = 60.0
 """A catch-up the health monitor waits for longer than this counts as failed."""
 GIVE_UP_MISSING_AFTER = 600.0

@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 NODE_KEY_FILE_MODE = 0o600
 SECRET_KEY_BYTES = 32
 CONNECTION_EVENT_BUFFER = 256
+"""Connection events a subscriber may lag behind before further events to it are dropped."""
 UPGRADE_TIMEOUT = 30.0
 """Noise and muxer negotiation of one connection, either side (py-libp2p's default is 10 s)."""
-"""Connection events a subscriber may lag behind before further events to it are dropped."""
 
 
 class TaskStatusLike(Protocol):

@@ -129,8 +129,8 @@ class HealthService:
     def mesh_per_shard(self, router: Router | None = None) -> dict[int, int]:
         if self._relay is None:
             return {}
-        mesh = (router or self._relay.router).mesh
-        return {shard: len(mesh.get(topic, ())) for shard, topic in self._mesh_topics.items()}
+        serving = (router or self._relay.router).serving_peers
+        return {shard: len(serving(topic)) for shard, topic in self._mesh_topics.items()}
 
     def set_catch_up(self, catch_up: CatchUp) -> None:
         self._catch_up = catch_up

@@ -110,6 +110,9 @@ class Router:
         self.fanout: dict[str, set[PeerId]] = {}
         self.fanout_last_publish: dict[str, float] = {}
         self.backoff: dict[str, dict[PeerId, float]] = {}
+        self.pruned_us: dict[str, set[PeerId]] = {}
+        """Per topic, peers that answered our GRAFT (or left their mesh) with a PRUNE: live
+        relays of the topic, e.g. a service node whose mesh is full (see serving_peers)."""
         self.seen: dict[bytes, float] = {}
         self.rejected: dict[bytes, float] = {}
         self.mcache = MessageCache(self.params.history_length, self.params.history_gossip)
@@ -161,6 +164,8 @@ class Router:
             mesh.discard(peer)
         for fanout in self.fanout.values():
             fanout.discard(peer)
+        for pruned in self.pruned_us.values():
+            pruned.discard(peer)
         self._control.pop(peer, None)
         self.score.remove_peer(peer, now)
 
@@ -522,6 +527,15 @@ class Router:
             backoff = float(entry.backoff) if entry.backoff else self.params.prune_backoff
             # Peer exchange (entry.peers) is not acted on: the host does discovery.
             self._set_backoff(peer, topic, now + backoff)
+            self.pruned_us.setdefault(topic, set()).add(peer)
+
+    def serving_peers(self, topic: str) -> set[PeerId]:
+        """Peers that relay this topic to and from us: our mesh, plus subscribed peers that
+        pruned us (a service node at D_hi refuses more mesh members, yet it takes what we
+        publish and gossips to us; it answered, so it is alive)."""
+        mesh = self.mesh.get(topic, set())
+        subscribed = self.topic_peers.get(topic, set())
+        return mesh | (self.pruned_us.get(topic, set()) & subscribed)
 
     # ---- heartbeat -----------------------------------------------------------------------
 

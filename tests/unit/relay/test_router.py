@@ -333,3 +333,31 @@ def test_arbitrary_frames_never_crash_the_router(frames: list[bytes]) -> None:
         router.handle_rpc("p0", frame, 2.0 + i)
         router.take_actions()
     router.heartbeat(100.0)
+
+
+def test_a_hub_that_prunes_us_for_a_full_mesh_still_serves_the_topic_until_it_leaves() -> None:
+    """Health counts relay peers that serve a shard: the mesh, plus a subscribed peer that
+    answered our GRAFT with PRUNE (a service node already at D_hi takes our publishes and
+    gossips to us). A peer that never subscribed serves nothing."""
+    client = Router(rng=random.Random(3))
+    client.subscribe(TOPIC, 0.0)
+    client.add_peer("hub", 0.0, outbound=True)
+    client.add_peer("silent", 0.0, outbound=True)
+    assert client.serving_peers(TOPIC) == set()
+    sub = rpc_pb2.RPC()
+    sub.subscriptions.add(subscribe=True, topicid=TOPIC)
+    client.handle_rpc("hub", sub.SerializeToString(), 0.1)
+    assert client.mesh[TOPIC] == {"hub"} and client.serving_peers(TOPIC) == {"hub"}
+    full = rpc_pb2.RPC()
+    full.control.prune.add(topicID=TOPIC, backoff=60)
+    client.handle_rpc("hub", full.SerializeToString(), 0.2)
+    assert client.mesh[TOPIC] == set()
+    assert client.serving_peers(TOPIC) == {"hub"}
+    leave = rpc_pb2.RPC()
+    leave.subscriptions.add(subscribe=False, topicid=TOPIC)
+    client.handle_rpc("hub", leave.SerializeToString(), 0.3)
+    assert client.serving_peers(TOPIC) == set()
+    client.handle_rpc("hub", sub.SerializeToString(), 0.4)  # back, still in backoff
+    assert client.serving_peers(TOPIC) == {"hub"}
+    client.remove_peer("hub", 0.5)
+    assert client.serving_peers(TOPIC) == set() and client.pruned_us[TOPIC] == set()

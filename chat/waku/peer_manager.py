@@ -290,7 +290,9 @@ class PeerManagerService:
         if ok and self._host.is_connected(peer_id):
             await self._execute(self.core.connected(peer, now))
         else:
-            self.core.dial_failed(peer, now)
+            # Counted once: the core's own timeout (as long as ours) may have counted it.
+            if self.core.dialing(peer):
+                self.core.dial_failed(peer, now)
             log.info("could not reach %s; next try in %.1f s", peer, self._retry_in(peer, now))
         self._notify()
 

@@ -217,6 +217,11 @@ class PeerManager:
         self._add_score(p, 1.0, now)
         return []
 
+    def dialing(self, peer: PeerId) -> bool:
+        """Whether a dial to `peer` is still counted as under way."""
+        p = self._peers.get(peer)
+        return p is not None and p.dialing_since is not None
+
     def dial_failed(self, peer: PeerId, now: float) -> None:
         p = self._peers.get(peer)
         if p is None:

@@ -450,3 +450,13 @@ def test_a_long_connection_that_ends_redials_after_the_reconnect_delay() -> None
     pm.dial_succeeded("a", 0.0)
     pm.disconnected("a", 100.0)
     assert pm.next_dial_at("a") == 101.0
+
+
+def test_a_dial_expired_by_the_core_is_not_counted_again_by_the_driver() -> None:
+    """The driver asks `dialing` before it reports a failure: the core's safety-net timeout
+    equals the driver's, and counting one dial twice would double its backoff."""
+    pm = manager(PeerPolicy(dial_timeout=30.0, backoff_jitter=0.0))
+    pm.add_peer("a", shards=[0], static=True)
+    assert dials(pm.tick(0.0)) == ["a"] and pm.dialing("a")
+    pm.tick(30.0)
+    assert not pm.dialing("a") and pm.next_dial_at("a") == 31.0

@@ -560,9 +560,10 @@ class Messenger:
                     now=now_ms,
                 )
                 if pickled is not None:
-                    store.olm_sessions.save(pickled, now=now_ms)
+                    _write_ratchet(store, pickled, now_ms, handled)
                     save_identity(store, identity, now_ms)
 
+        handled = self._handled_taken() if pickled is not None else []
         await self._db.run(save)
         if transition is not None:
             self._emit(ev.ContactUpdated(self._contact_view(chat_key)))
@@ -1108,9 +1109,11 @@ class Messenger:
         data = ob.entry_to_json(entry)
         now_ms = int(now * 1000)
 
+        handled = self._handled_taken()
+
         def before_wire(store: Store) -> None:
             with store.db.transaction():
-                store.olm_sessions.save(pickled, now=now_ms)
+                _write_ratchet(store, pickled, now_ms, handled)
                 store.outbox.save_entry(
                     pending.rowid, data, attempts=entry.attempts, next_attempt_at=0
                 )
@@ -1218,7 +1221,18 @@ class Messenger:
         pickled = self._sessions.pickle(self._sync_store.session_pickle_key)
         now_ms = int(self._clock() * 1000)
         self._dirty_sessions = False
-        await self._db.run(lambda s: s.olm_sessions.save(pickled, now=now_ms))
+        handled = self._handled_taken()
+
+        def save(store: Store) -> None:
+            with store.db.transaction():
+                _write_ratchet(store, pickled, now_ms, handled)
+
+        await self._db.run(save)
+
+    def _handled_taken(self) -> list[bytes]:
+        """The handled hashes not saved yet, for the save that writes the Olm sessions."""
+        handled, self._handled = self._handled, []
+        return handled
 
     def _save_later(self, *, sessions: bool = False, chat_id: str | None = None) -> None:
         """Receive-side state is saved within SAVE_DELAY, not per message: writing every
@@ -1242,19 +1256,17 @@ class Messenger:
             else None
         )
         self._dirty_sessions = False
-        handled, self._handled = self._handled, []
+        handled = self._handled_taken()
         now_ms = int(self._clock() * 1000)
-        expires_at = now_ms + RECEIVED_KEPT_FOR * 1000
 
         def save(store: Store) -> None:
             with store.db.transaction():
                 for state in states:
                     store.sds_channels.save(state)
                 if pickled is not None:
-                    store.olm_sessions.save(pickled, now=now_ms)
-                if handled:
-                    store.received_hashes.add(handled, expires_at=expires_at)
-                    store.received_hashes.expire(now=now_ms)
+                    _write_ratchet(store, pickled, now_ms, handled)
+                elif handled:
+                    _write_handled(store, now_ms, handled)
 
         if states or pickled is not None or handled:
             await self._db.run(save)
@@ -1639,6 +1651,21 @@ def _hash_of(evidence: dict[str, Any]) -> bytes | None:
     if isinstance(value, str) and len(value) == 64:
         return bytes.fromhex(value)
     return None
+
+
+def _write_ratchet(
+    store: Store, pickled: dict[str, Any], now_ms: int, handled: list[bytes]
+) -> None:
+    """The Olm sessions together with the hashes of the messages they decrypted since the
+    last save: a crash must leave a message either remembered as handled or decryptable."""
+    store.olm_sessions.save(pickled, now=now_ms)
+    _write_handled(store, now_ms, handled)
+
+
+def _write_handled(store: Store, now_ms: int, handled: list[bytes]) -> None:
+    if handled:
+        store.received_hashes.add(handled, expires_at=now_ms + RECEIVED_KEPT_FOR * 1000)
+        store.received_hashes.expire(now=now_ms)
 
 
 __all__ = ["Messenger", "MessengerConfig", "format_chat_key"]

@@ -18,7 +18,9 @@ catch-up has succeeded.
 Relay mesh: a node built with `require_mesh` (a chat client) is not ONLINE until every shard
 has at least one peer in its gossipsub mesh, not merely a connected peer that serves the
 shard. Until the mesh forms, what we publish reaches no one who forwards it, and what others
-publish is not forwarded to us, so "online" would promise what it cannot keep.
+publish is not forwarded to us, so "online" would promise what it cannot keep. A subscribed
+peer that pruned us because its own mesh is full (a busy service node) counts too: it takes
+what we publish and gossips to us (the driver reports `Router.serving_peers`).
 
 States and what moves them are the table below; `HealthChanged` is emitted whenever the
 summary (state, peers per shard, service reachability, catch-up) changes.
@@ -94,7 +96,8 @@ class HealthSummary:
     """When the last catch-up query succeeded (the health clock), None if never."""
     catch_up_pending: bool
     mesh_per_shard: tuple[tuple[int, int], ...] = ()
-    """Relay mesh peers per shard (empty when the monitor does not require a mesh)."""
+    """Relay peers serving each shard: the mesh, plus peers that pruned us from a full mesh
+    (`Router.serving_peers`); empty when the monitor does not require a mesh."""
 
     def shard_peers(self) -> dict[int, int]:
         return dict(self.peers_per_shard)

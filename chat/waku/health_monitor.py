@@ -127,6 +127,7 @@ class HealthService:
         self.core.require_mesh = True
 
     def mesh_per_shard(self, router: Router | None = None) -> dict[int, int]:
+        """Relay peers serving each shard: our mesh, and live peers whose full mesh pruned us."""
         if self._relay is None:
             return {}
         serving = (router or self._relay.router).serving_peers

@@ -431,10 +431,19 @@ async def test_idle_streams_js_opens_on_identify_do_not_break_later_requests(
         await service.archived.wait_for(lambda hashes: stored in hashes)
         async with start_js("sdk036", muxer=muxer, clusterId=CLUSTER) as js:
             await connect_js(js, service)
-            # js-waku opened streams for our protocols before asking anything on them.
-            idle = (await js.call("streams", peer=service.peer_id))["streams"]
-            opened = {s["protocol"] for s in idle if s["direction"] == "outbound"}
+            # js-waku opened streams for our protocols before asking anything on them. A
+            # stream still negotiating is listed without a protocol: list again until done.
             served = [STORE_PROTOCOL, SUBSCRIBE_PROTOCOL, LIGHTPUSH_V3]
+            opened: set[str] = set()
+            with trio.move_on_after(10):
+                while not set(served) <= opened:
+                    idle = (await js.call("streams", peer=service.peer_id))["streams"]
+                    opened = {
+                        s["protocol"]
+                        for s in idle
+                        if s["direction"] == "outbound" and s.get("protocol")
+                    }
+                    await trio.sleep(0.05)  # negotiation is I/O in the JS process
             assert set(served) <= opened
             # Long enough for our servers to give up on them.
             clock.jump(max(service.store.read_timeout, service.filter.request_timeout) + 1)

@@ -177,13 +177,16 @@ class HttpConnection:
             return None
         except h11.RemoteProtocolError as exc:
             if exc.error_status_hint == 431:
-                limit = self._limits.max_header_bytes
-                await self._refuse(431, f"the request head is over {limit} bytes.")
+                await self._refuse_large_head()
             else:
                 await self._refuse(400)
             return None
         if not isinstance(event, h11.Request):
             return None  # ConnectionClosed: the client is done
+        if _head_size(event) > self._limits.max_header_bytes:
+            # h11 bounds only a head still incomplete; one that came whole in a read is here.
+            await self._refuse_large_head()
+            return None
         if event.http_version not in HTTP_VERSIONS:
             await self._refuse(505)
             return None
@@ -371,12 +374,21 @@ class HttpConnection:
         except _Gone:
             self._linger = False
 
+    async def _refuse_large_head(self) -> None:
+        await self._refuse(431, f"the request head is over {self._limits.max_header_bytes} bytes.")
+
     async def _close(self) -> None:
         try:
             if self._linger:
                 await linger(self._stream)
         finally:
             await self._stream.aclose()
+
+
+def _head_size(request: h11.Request) -> int:
+    """About the bytes of a request head (each header line as `name: value` + CRLF)."""
+    line = len(request.method) + len(request.target) + len(request.http_version) + 8
+    return line + sum(len(name) + len(value) + 4 for name, value in request.headers)
 
 
 async def _abandon(exchange: _Exchange) -> None:

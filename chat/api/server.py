@@ -134,8 +134,11 @@ class ApiServer:
                 await self._serve(task_status)
                 return
             except Exception:
-                if not self._started or self._app.closed:
-                    raise
+                if not self._started:
+                    raise  # it never served: the caller's start() reports it
+                if self._app.closed:
+                    log.exception("the API server failed while stopping")
+                    return
                 if trio.current_time() - began > HEALTHY_RUN:
                     failures = 0
                 delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)]
@@ -186,6 +189,9 @@ class ApiServer:
                     await trio.sleep(0.1)
                     continue
                 self._admit(stream, nursery)
+        # Stopping: new clients are refused by the OS at once instead of waiting in the
+        # backlog while the requests in progress finish.
+        self._listener.close()
 
     def _admit(self, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
         try:

@@ -322,3 +322,21 @@ async def test_pipelined_requests_http10_and_expect_continue(served: Served) -> 
             assert status_of(await stream.receive_some(65536)) == 100
             await stream.send_all(b"{}")
             assert status_of(await stream.receive_some(65536)) == 202
+
+
+async def test_oversized_and_malformed_heads_are_refused(served: Served) -> None:
+    big = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    with trio.fail_after(20):
+        assert status_of(await exchange(served.host, served.port, big)) == 431  # in one piece
+        stream = await trio.open_tcp_stream(served.host, served.port)
+        async with stream:  # and in pieces
+            for start in range(0, len(big), 4096):
+                try:
+                    await stream.send_all(big[start : start + 4096])
+                except trio.BrokenResourceError:
+                    break
+            assert status_of(await read_until_closed(stream)) == 431
+        assert status_of(await exchange(served.host, served.port, b"HELLO\r\n\r\n")) == 400
+        head = b"HEAD /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        answer = await exchange(served.host, served.port, head)
+        assert status_of(answer) == 405 and answer.endswith(b"\r\n\r\n")  # no body

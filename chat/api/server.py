@@ -70,9 +70,9 @@ class ApiListener:
             )[0]
             self.socket = _listening_socket(family, kind, proto, address)
         except OSError as exc:
+            hint = " Is the port already in use?" if exc.errno == errno.EADDRINUSE else ""
             raise ApiBindError(
-                f"the API cannot listen on {bind_text(host, port)}: {exc.strerror or exc}. "
-                "Is the port already in use?"
+                f"the API cannot listen on {bind_text(host, port)}: {exc.strerror or exc}.{hint}"
             ) from None
         self._kind = (family, kind, proto)
         self.address = self.socket.getsockname()

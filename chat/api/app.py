@@ -73,6 +73,10 @@ class ApiApp:
     async def wait_closed(self) -> None:
         await self._closing.wait()
 
+    @property
+    def closed(self) -> bool:
+        return self._closing.is_set()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)

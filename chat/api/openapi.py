@@ -12,6 +12,7 @@ import typing
 from typing import Any
 
 from chat import __version__
+from chat.api.limits import IDLE_TIMEOUT, MAX_CONNECTIONS_PER_SOURCE, REQUEST_READ_TIMEOUT
 from chat.api.protocol import MAX_BODY_BYTES, json_bytes
 from chat.api.sse import KEEPALIVE_INTERVAL
 from chat.events import (
@@ -47,9 +48,18 @@ The headless chinwag client (`chinwag serve`): the messenger's commands and even
 profile directory, file `api-token`, mode 0600, and reused across runs). Without it: 401.
 
 **Errors** are JSON `{{"error": "<sentence>"}}`: 400 bad input (malformed JSON, unknown
-fields, a value the messenger refuses), 401 no or wrong token, 404 no such path, chat,
-contact or message, 405 method not allowed (with `Allow`), 409 not possible in the current
-state, 413 a body over {MAX_BODY_BYTES} bytes.
+fields, a value the messenger refuses, a string that is not Unicode text), 401 no or wrong
+token, 404 no such path, chat, contact or message, 405 method not allowed (with `Allow`), 408
+a request that took over {REQUEST_READ_TIMEOUT:.0f} s to arrive, 409 not possible in the current
+state, 413 a body over {MAX_BODY_BYTES} bytes, 503 too many busy connections from one address
+(with `Retry-After`), 505 a protocol other than HTTP/1.1.
+
+**Text.** Strings in request bodies are Unicode: a JSON surrogate pair (`\\ud83d\\ude00`) is
+joined into its character; a lone surrogate is a 400 naming the field.
+
+**HTTP/1.1 only** (HTTP/2 is not offered). A connection may stay idle
+{IDLE_TIMEOUT:.0f} s between requests; one address may hold {MAX_CONNECTIONS_PER_SOURCE}
+connections, and so {MAX_CONNECTIONS_PER_SOURCE} requests in flight.
 
 **Sending is asynchronous.** A message or contact request is queued (202) and goes out when
 it can; follow its `state` (queued, sent, stored, delivered, failed) with

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chat.events import InvalidInput, MessengerError, NotFound, NotPossible
+from chat.text import find_lone_surrogate, join_surrogate_pairs, replace_lone_surrogates
 
 JSON_TYPE = b"application/json"
 MAX_BODY_BYTES = 64 * 1024
@@ -53,7 +54,9 @@ class Request:
     body: bytes = b""
 
     def json_object(self, *, allowed: frozenset[str]) -> dict[str, Any]:
-        """The body as a JSON object with only `allowed` keys; an empty body is `{}`."""
+        """The body as a JSON object with only `allowed` keys; an empty body is `{}`. Every
+        string in it is Unicode text (see chat.text): surrogate pairs are joined, a lone
+        surrogate anywhere is a 400 naming the field. Every route's body passes here."""
         if not self.body.strip():
             return {}
         try:
@@ -62,10 +65,14 @@ class Request:
             raise ApiError(400, "the request body is not valid JSON.") from None
         if not isinstance(value, dict):
             raise ApiError(400, "the request body must be a JSON object.")
-        unknown = sorted(set(value) - allowed)
+        try:
+            checked: dict[str, Any] = _unicode(value, "")
+        except RecursionError:
+            raise ApiError(400, "the request body is nested too deeply.") from None
+        unknown = sorted(set(checked) - allowed)
         if unknown:
             raise ApiError(400, f"the request body has unknown field(s): {', '.join(unknown)}.")
-        return value
+        return checked
 
     def query_int(self, name: str, *, default: int, low: int, high: int) -> int:
         text = self.query.get(name)
@@ -78,6 +85,31 @@ class Request:
 
 def _no_constants(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
+
+
+def _unicode(value: Any, field: str) -> Any:
+    """`value`, a parsed JSON value inside body field `field` ("" for the body itself), with
+    every string (keys too) checked and its surrogate pairs joined. Nesting is bounded by the
+    body size and by the JSON parser's recursion limit."""
+    if isinstance(value, str):
+        lone = find_lone_surrogate(value)
+        if lone is not None:
+            where = f"'{field}'" if field else "a field name of the request body"
+            raise ApiError(
+                400,
+                f"{where} is not Unicode text: it has {lone.describe()}; send text as UTF-8 "
+                "(a surrogate is only valid as half of a pair).",
+            )
+        return join_surrogate_pairs(value)
+    if isinstance(value, list):
+        return [_unicode(item, field) for item in value]
+    if isinstance(value, dict):
+        checked: dict[str, Any] = {}
+        for key, item in value.items():
+            name = _unicode(key, field)
+            checked[name] = _unicode(item, field or name)
+        return checked
+    return value
 
 
 def text_field(body: Mapping[str, Any], name: str, *, required: bool) -> str | None:
@@ -136,9 +168,9 @@ def json_response(value: Any, status: int = 200) -> Response:
 def error_response(
     status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> Response:
-    return Response(
-        status, json_bytes({"error": message}), ((b"content-type", JSON_TYPE), *headers)
-    )
+    # A sentence may quote what the client sent; it must still encode.
+    body = json_bytes({"error": replace_lone_surrogates(message)})
+    return Response(status, body, ((b"content-type", JSON_TYPE), *headers))
 
 
 def no_content() -> Response:

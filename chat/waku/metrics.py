@@ -3,9 +3,15 @@
 The server answers `GET /metrics` (and HEAD) with the current values in the text format,
 version 0.0.4, that every Prometheus scraper reads; any other path is 404, any other method
 405. One request per connection: the request head is read up to `MAX_REQUEST_HEAD` bytes
-within `READ_TIMEOUT` seconds, the response is written and the connection closed. At most
-`MAX_CONNECTIONS` scrapes are served at once; more are closed unanswered. Nothing here can
-stop the node: a failing collector is a 500, a broken connection is logged and forgotten.
+within `READ_TIMEOUT` seconds, the response is written and the connection closed.
+
+Connections are admitted by chat.admission (ARCHITECTURE §10): at most `MAX_CONNECTIONS` in
+all and `MAX_CONNECTIONS_PER_SOURCE` from one address. A connection that has not sent its
+whole request yet only waits, and the longest waiting one is closed to make room for a new
+one: connections held open by the hundred cannot keep a scrape out (they used to fill every
+slot until they timed out). Only when every slot that could make room is busy answering is
+a new connection refused (503). Nothing here can stop the node: a failing collector is a
+500, a broken connection is logged and forgotten.
 """
 
 from __future__ import annotations
@@ -19,14 +25,19 @@ from typing import Any, Literal
 
 import trio
 
+from chat.admission import Admission, AdmissionLimits
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_PATH = "/metrics"
 MAX_REQUEST_HEAD = 8192
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 5.0
+"""A scraper sends its request at once; 5 s is generous even for a loaded network."""
 WRITE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 16
+MAX_CONNECTIONS_PER_SOURCE = 8
+REFUSE_TIMEOUT = 1.0
 LINGER_TIMEOUT = 2.0
 LINGER_BYTES = 64 * 1024
 
@@ -42,6 +53,7 @@ _REASONS = {
     408: "Request Timeout",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
 
@@ -206,15 +218,17 @@ class MetricsServer:
         *,
         read_timeout: float = READ_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        max_connections_per_source: int = MAX_CONNECTIONS_PER_SOURCE,
     ) -> None:
         self.collect = collect
         self.address = address
         self.port = port
         self.read_timeout = read_timeout
         self.max_connections = max_connections
+        self.admission = Admission(AdmissionLimits(max_connections, max_connections_per_source))
         self.scrapes = 0
         self._listeners: list[trio.SocketListener] = []
-        self._active = 0
+        self._connections: dict[int, trio.CancelScope] = {}
 
     async def bind(self) -> tuple[str, int]:
         """Open the listening socket; returns the bound (address, port)."""
@@ -258,39 +272,69 @@ class MetricsServer:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
-            if self._active >= self.max_connections:
-                return
-            self._active += 1
             try:
-                await self._answer(stream)
-                await _linger(stream)
+                source = str(stream.socket.getpeername()[0])
+            except OSError:
+                return  # gone before we looked
+            admitted = self.admission.admit(source)
+            self._report()
+            if admitted is None:
+                with trio.move_on_after(REFUSE_TIMEOUT):
+                    await _send(stream, response_bytes(503))
+                return
+            if admitted.shed is not None and admitted.shed in self._connections:
+                self._connections[admitted.shed].cancel()
+            ticket = admitted.ticket
+            try:
+                with trio.CancelScope() as scope:
+                    self._connections[ticket] = scope
+                    await self._answer(stream, ticket)
+                    self.admission.waiting(ticket)  # lingering costs nothing: may be shed
+                    await _linger(stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 log.debug("metrics connection failed: %r", exc)
             finally:
-                self._active -= 1
+                del self._connections[ticket]
+                self.admission.release(ticket)
 
-    async def _answer(self, stream: trio.SocketStream) -> None:
-        with trio.move_on_after(self.read_timeout):
+    def _report(self) -> None:
+        report = self.admission.report(trio.current_time())
+        if report is not None:
+            log.warning(
+                "metrics connections: %d waiting one(s) closed for new ones and %d refused "
+                "(limits: %d per address, %d in all)",
+                report.shed,
+                report.refused,
+                self.admission.limits.per_source,
+                self.admission.limits.total,
+            )
+
+    async def _answer(self, stream: trio.SocketStream, ticket: int) -> None:
+        with trio.move_on_after(self.read_timeout) as reading:
             head = await _read_head(stream)
-            try:
-                if head is None:
-                    raise HttpError(431)
-                request = parse_request_head(head)
-                status = route(request)
-            except HttpError as exc:
-                await _send(stream, response_bytes(exc.status))
-                return
-            if status != 200:
-                await _send(stream, response_bytes(status))
-                return
-            try:
-                body = render(await self.collect()).encode()
-            except Exception:
-                log.exception("collecting metrics failed")
-                await _send(stream, response_bytes(500))
-                return
-            self.scrapes += 1
-            await _send(stream, response_bytes(200, body, head_only=request.method == "HEAD"))
+        if reading.cancelled_caught:
+            await _send(stream, response_bytes(408))
+            return
+        self.admission.busy(ticket)  # from here on we work for it: never shed
+        try:
+            if head is None:
+                raise HttpError(431)
+            request = parse_request_head(head)
+            status = route(request)
+        except HttpError as exc:
+            await _send(stream, response_bytes(exc.status))
+            return
+        if status != 200:
+            await _send(stream, response_bytes(status))
+            return
+        try:
+            body = render(await self.collect()).encode()
+        except Exception:
+            log.exception("collecting metrics failed")
+            await _send(stream, response_bytes(500))
+            return
+        self.scrapes += 1
+        await _send(stream, response_bytes(200, body, head_only=request.method == "HEAD"))
 
 
 async def _read_head(stream: trio.SocketStream) -> bytes | None:

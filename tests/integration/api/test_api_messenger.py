@@ -4,49 +4,13 @@ on loopback, everything driven over HTTP as a bot or a QA script would."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import trio
+from harness.api_contacts import Until, befriend
 
 from chat.api.sse import parse_frames
-
-Until = Callable[..., Awaitable[None]]
-
-
-async def befriend(alice: Any, bob: Any, until: Until) -> str:
-    """Alice asks Bob over the API, Bob accepts over the API; their chat id."""
-
-    async def both_online() -> bool:
-        health = [await c.call("GET", "/v1/health") for c in (alice, bob)]
-        return all(sum(h["peers_per_shard"].values()) > 0 for h in health)
-
-    await until(both_online)
-    bob_id = await bob.call("GET", "/v1/identity")
-    alice_id = await alice.call("GET", "/v1/identity")
-    sent = await alice.call(
-        "POST", "/v1/contacts", json={"link": bob_id["contact_link"], "message": "hi, Alice"}
-    )
-    assert sent["chat_key"] == bob_id["chat_key"]
-    assert sent["state"] == "request_sent" and sent["chat_id"] is None
-
-    async def bob_has_the_request() -> bool:
-        contacts = await bob.call("GET", "/v1/contacts")
-        return any(c["chat_key"] == alice_id["chat_key"] for c in contacts)
-
-    await until(bob_has_the_request)
-    [request] = await bob.call("GET", "/v1/contacts")
-    assert request["state"] == "request_received" and request["intro"] == "hi, Alice"
-    accepted = await bob.call("POST", f"/v1/contacts/{alice_id['chat_key']}/accept")
-    assert accepted["state"] == "mutual" and accepted["chat_id"]
-
-    async def alice_mutual() -> bool:
-        return [c["state"] for c in await alice.call("GET", "/v1/contacts")] == ["mutual"]
-
-    await until(alice_mutual)
-    chat_id: str = accepted["chat_id"]
-    return chat_id
 
 
 async def test_contact_request_messages_states_trace_and_events_over_http(

@@ -1,4 +1,4 @@
-"""The ASGI app behind Hypercorn's trio worker, over real HTTP on 127.0.0.1: the checks every
+"""The ASGI app behind our HTTP/1.1 server, over real HTTP on 127.0.0.1: the checks every
 request passes (token, path, method, body size, JSON), error mapping, and event streams that
 end when the client leaves or the server stops. The routes here are the router's own test
 routes; the messenger's routes are tested against a real messenger in test_api_messenger.py."""

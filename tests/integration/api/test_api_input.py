@@ -1,0 +1,75 @@
+"""Input the API must refuse with a sentence, in front of real messengers (issue 13 items 6
+and 8): text that is not Unicode in any string field, and a contact that does not exist."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from harness.api_contacts import Until, befriend
+
+LONE = "\\ud800"
+"""A lone surrogate as JSON writes it: legal JSON, not Unicode text."""
+
+
+def _sentence(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    message: str = response.json()["error"]
+    assert message.endswith(".")
+    return message
+
+
+def _body(**fields: str) -> bytes:
+    """A JSON object whose values are written as given (so `\\ud800` stays an escape)."""
+    members = ", ".join(f'"{name}": "{value}"' for name, value in fields.items())
+    return ("{" + members + "}").encode()
+
+
+async def test_a_lone_surrogate_in_any_text_field_is_a_400_naming_it(api_net: Any) -> None:
+    alice = await api_net.start("alice")
+    http: httpx.AsyncClient = alice.http
+    link = (await alice.call("GET", "/v1/identity"))["contact_link"]
+    cases = [
+        ("PUT", "/v1/identity", _body(display_name=f"Al{LONE}ice"), "display_name"),
+        ("POST", "/v1/contacts", _body(link=f"{link}{LONE}"), "link"),
+        ("POST", "/v1/contacts", _body(link=link, message=f"hi {LONE}"), "message"),
+        ("POST", "/v1/chats/" + "0" * 32 + "/messages", _body(text=f"a{LONE}"), "text"),
+        ("POST", "/v1/chats/" + "0" * 32 + "/messages", _body(text="a", reply_to=LONE), "reply_to"),
+        ("POST", "/v1/outbox/retry", _body(**{f"x{LONE}": "1"}), "a field name"),
+    ]
+    for method, path, body, field in cases:
+        response = await http.request(method, path, content=body)
+        message = _sentence(response, 400)
+        assert field in message and "lone surrogate (U+D800)" in message, (path, message)
+    assert (await alice.call("GET", "/v1/identity"))["display_name"] == "Alice"
+    assert await alice.call("GET", "/v1/contacts") == []
+
+
+async def test_the_verification_of_an_unknown_contact_is_a_404(api_net: Any) -> None:
+    alice = await api_net.start("alice")
+    bob = await api_net.start("bob")
+    bob_key = (await bob.call("GET", "/v1/identity"))["chat_key"]
+    for chat_key in ("cw1nobody", bob_key):
+        response = await alice.http.get(f"/v1/contacts/{chat_key}/verification")
+        assert "no contact" in _sentence(response, 404)
+
+
+async def test_message_text_must_be_unicode_and_pairs_are_joined(
+    api_net: Any, until: Until
+) -> None:
+    await api_net.start_service()
+    alice = await api_net.start("alice")
+    bob = await api_net.start("bob")
+    chat_id = await befriend(alice, bob, until)
+    path = f"/v1/chats/{chat_id}/messages"
+    response = await alice.http.post(path, content=_body(text=f"broken {LONE}"))
+    assert "'text' is not Unicode text" in _sentence(response, 400)
+    response = await alice.http.post(path, content=_body(text="fine", reply_to=f"x{LONE}"))
+    assert "'reply_to' is not Unicode text" in _sentence(response, 400)
+    # An escaped pair is one character, as JSON means it.
+    sent = await alice.call("POST", path, content=_body(text="smile \\ud83d\\ude00"))
+    assert sent["text"] == "smile \U0001f600"
+    texts = [m["text"] for m in await alice.call("GET", path)]
+    assert texts == ["smile \U0001f600"]
+    assert json.dumps(texts, ensure_ascii=False).encode()  # all of it is UTF-8

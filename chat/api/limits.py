@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chat.admission import AdmissionLimits
+from chat.waku.admission import AdmissionLimits
 
 MAX_CONNECTIONS = 64
 MAX_CONNECTIONS_PER_SOURCE = 32

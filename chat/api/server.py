@@ -11,7 +11,7 @@ Supervision (ARCHITECTURE ยง10): nothing that happens in here ends the caller โ€
 `chinwag serve` the messenger runs beside this task. A failing connection is logged and
 closed; a failure of the server itself (its accept loop) is logged and the server restarted
 on the same socket, after a pause that grows while it keeps failing (`RESTART_DELAYS`).
-Connections are admitted by chat.admission: at most `max_connections_per_source` from one
+Connections are admitted by chat.waku.admission: at most `max_connections_per_source` from one
 address and `max_connections` in all; connections that only wait are shed for new ones.
 """
 
@@ -25,10 +25,10 @@ from typing import Any, Protocol
 
 import trio
 
-from chat.admission import Admission
 from chat.api.connection import AsgiApp, HttpConnection, error_bytes, linger
 from chat.api.limits import DEFAULT_LIMITS, ApiLimits
 from chat.errors import UserError
+from chat.waku.admission import Admission
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ version 0.0.4, that every Prometheus scraper reads; any other path is 404, any o
 405. One request per connection: the request head is read up to `MAX_REQUEST_HEAD` bytes
 within `READ_TIMEOUT` seconds, the response is written and the connection closed.
 
-Connections are admitted by chat.admission (ARCHITECTURE §10): at most `MAX_CONNECTIONS` in
+Connections are admitted by chat.waku.admission (ARCHITECTURE §10): at most `MAX_CONNECTIONS` in
 all and `MAX_CONNECTIONS_PER_SOURCE` from one address. A connection that has not sent its
 whole request yet only waits, and the longest waiting one is closed to make room for a new
 one: connections held open by the hundred cannot keep a scrape out (they used to fill every
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import trio
 
-from chat.admission import Admission, AdmissionLimits
+from chat.waku.admission import Admission, AdmissionLimits
 
 log = logging.getLogger(__name__)
 

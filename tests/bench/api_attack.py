@@ -34,13 +34,13 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from chat.admission import Admission  # noqa: E402
 from chat.api.app import ApiApp  # noqa: E402
 from chat.api.limits import DEFAULT_LIMITS  # noqa: E402
 from chat.api.openapi import document_bytes  # noqa: E402
 from chat.api.protocol import Request, Response, json_response  # noqa: E402
 from chat.api.routing import Route, Router  # noqa: E402
 from chat.api.server import ApiServer, bind_api  # noqa: E402
+from chat.waku.admission import Admission  # noqa: E402
 from chat.waku.metrics import Metric, MetricsServer  # noqa: E402
 
 TOKEN = "b" * 43

@@ -1,11 +1,11 @@
-"""chat.admission: connection slots by source, shedding the longest waiting, refusing when
+"""chat.waku.admission: connection slots by source, shedding the longest waiting, refusing when
 every slot that could make room is busy, and reports that cannot flood a log."""
 
 from __future__ import annotations
 
 import pytest
 
-from chat.admission import REPORT_INTERVAL, Admission, AdmissionError, AdmissionLimits, Report
+from chat.waku.admission import REPORT_INTERVAL, Admission, AdmissionError, AdmissionLimits, Report
 
 
 def _admit(admission: Admission, source: str) -> int:

@@ -17,16 +17,14 @@ from typing import Any
 import platformdirs
 
 from chat.errors import ConfigError
+from chat.waku.network import DEFAULT_CLUSTER_ID as DEFAULT_CLUSTER_ID
+from chat.waku.network import DEFAULT_SHARDS as DEFAULT_SHARDS
 
 APP_NAME = "chinwag"
 PASSPHRASE_ENV = "CHINWAG_PASSPHRASE"
 """Reserved for unattended unlock: when set, it is used instead of prompting."""
 
 DEFAULT_PROFILE = "default"
-DEFAULT_CLUSTER_ID = 42
-"""chinwag's own network. 0-15 are reserved by Waku, 1 is The Waku Network, 16 is Status."""
-DEFAULT_SHARDS = (0, 1)
-"""Shard 0: contact requests, 1:1 and private groups. Shard 1: community join requests."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -186,7 +186,14 @@ def load_config(
     return cfg
 
 
-def passphrase_from_env() -> str | None:
-    """The unattended-unlock passphrase, if the environment provides one."""
-    value = os.environ.get(PASSPHRASE_ENV)
-    return value if value else None
+def passphrase_from_env(name: str = PASSPHRASE_ENV) -> str | None:
+    """The unattended-unlock passphrase, if the environment provides one; a ConfigError
+    when the variable is set but empty (a script that meant to set it)."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    if not value:
+        raise ConfigError(
+            f"{name} is set but empty: set it to the passphrase, or unset it to type it"
+        )
+    return value

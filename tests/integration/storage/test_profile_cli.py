@@ -15,7 +15,7 @@ import pytest
 
 from chat.cli import main
 from chat.logs import forget_secrets
-from chat.unlock import profile_lock
+from chat.session import profile_lock
 from storage import kdf
 from storage.kdf import KdfParams
 from storage.migrations import LATEST_VERSION

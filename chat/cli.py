@@ -69,7 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Commands about one profile log into that profile; the others into the data dir.
         uses_profile = getattr(module, "USES_PROFILE", True)
         log_file = config.log_file if uses_profile else config.data_dir / "logs" / "chinwag.log"
-        setup_logging(log_file, config.log_level)
+        try:
+            setup_logging(log_file, config.log_level)
+        except OSError as exc:  # a read-only data directory, a file where a folder should be
+            raise UserError(
+                f"cannot write the log file {log_file} ({exc.strerror or exc}): the data "
+                f"directory {config.data_dir} must be writable (--data-dir chooses another)"
+            ) from None
         log.info("chinwag %s starting command=%s", __version__, module.NAME)
         code: int = module.run(args, config)
         return code

@@ -24,16 +24,16 @@ def ask_passphrase(prompt: str, env: str = PASSPHRASE_ENV) -> str:
     never logged."""
     value = passphrase_from_env(env)
     if value is None:
-        return prompt_passphrase(prompt)
+        return prompt_passphrase(prompt, env)
     register_secret(value)
     return value
 
 
-def prompt_passphrase(prompt: str) -> str:
+def prompt_passphrase(prompt: str, env: str = PASSPHRASE_ENV) -> str:
     """A passphrase typed at the terminal; a UserError when there is no terminal to ask at
-    or the input ends before one is typed."""
+    (it names `env`, the variable that would have given it) or the input ends first."""
     if not has_terminal():
-        raise UserError(f"no passphrase: set {PASSPHRASE_ENV}, or run chinwag in a terminal")
+        raise UserError(f"no passphrase: set {env}, or run chinwag in a terminal to type it")
     try:
         value = getpass.getpass(prompt)
     except EOFError:

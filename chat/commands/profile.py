@@ -57,8 +57,8 @@ def _ask_new(prompt: str, env: str) -> str:
     if from_env is not None:
         register_secret(from_env)
         return from_env
-    first = prompt_passphrase(prompt)
-    if prompt_passphrase("Repeat it: ") != first:
+    first = prompt_passphrase(prompt, env)
+    if prompt_passphrase("Repeat it: ", env) != first:
         raise PassphraseMismatch()
     return first
 

@@ -112,6 +112,26 @@ def test_a_wrong_passphrase_is_a_sentence_and_the_right_one_unlocks(
     asyncio.run(scenario())
 
 
+def test_a_wrong_passphrase_from_the_environment_shows_on_the_unlock_screen(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    make_profile("Alice")
+
+    async def scenario() -> None:
+        session = Session(config, override=network.config())
+        session.derive_early("not it")  # as `chinwag` does before Textual starts
+        app = ChinwagApp(session, passphrase="not it")
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, UnlockScreen))
+            await ui.wait_for_text(pilot, "Wrong passphrase")  # what unlocking returned
+            await pilot.click("#passphrase")
+            await pilot.press(*ui.passphrase, "enter")
+            await ui.wait_for(pilot, running(app))
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
 def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:

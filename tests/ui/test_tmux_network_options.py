@@ -41,6 +41,7 @@ async def test_the_chat_ui_takes_a_fleet_file_and_peers_like_serve(tmp_path: Pat
     net = Chinwag(tmp_path / "net")
     alice_dir = Chinwag(tmp_path / "alice")
     tmux = Tmux(tmp_path / "tmux.sock", {})
+    again = Tmux(tmp_path / "again.sock", {})  # its own server: kill-server is not instant
     try:
         net.create_profile("bob")
         alice_dir.create_profile("alice")
@@ -70,20 +71,21 @@ async def test_the_chat_ui_takes_a_fleet_file_and_peers_like_serve(tmp_path: Pat
             await tmux.wait_for("✉ 1 contact request")
         tmux.keys("C-q")
         await tmux.wait_for(gone, limit=20)
-        tmux.kill()
 
         # `--peer` after `tui`: the node named on the command line, the cluster from the
         # config file (which names no peer now; LAN discovery would not find the node).
         config.write_text(config_text(CLUSTER, []))
-        tmux.start([*alice, "tui", "--peer", node.addr, "--listen", LOOPBACK])
-        await tmux.wait_for("● online", limit=45)
+        again.env = tmux.env
+        again.start([*alice, "tui", "--peer", node.addr, "--listen", LOOPBACK])
+        await again.wait_for("● online", limit=45)
 
         async def meshed_again() -> bool:
             return await node.mesh_peers(cluster=CLUSTER) >= 2
 
         await poll(meshed_again)
-        tmux.keys("C-q")
-        await tmux.wait_for(gone, limit=20)
+        again.keys("C-q")
+        await again.wait_for(gone, limit=20)
     finally:
         tmux.kill()
+        again.kill()
         await net.close()

@@ -43,13 +43,15 @@ class CountingBells(ChinwagApp):
 
 
 def on(app: ChinwagApp, kind: type) -> Callable[[], bool]:
-    return lambda: isinstance(app.screen, kind)
+    """The screen shows, composed and mounted: a screen is app.screen from the switch on,
+    before its widgets exist."""
+    return lambda: isinstance(app.screen, kind) and app.screen.is_mounted
 
 
 def running(app: ChinwagApp) -> Callable[[], bool]:
     """The main screen with the messenger attached (the screen itself comes first, from the
     store, while the node starts)."""
-    return lambda: isinstance(app.screen, MainScreen) and app.messenger is not None
+    return lambda: on(app, MainScreen)() and app.messenger is not None
 
 
 def conversation(app: ChinwagApp) -> ConversationView:

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chinwag",
         description="A peer-to-peer chat client for the terminal, on a Waku-compatible network.",
+        epilog="Without a command chinwag starts the chat UI; --peer, --store-peer, --listen "
+        "and --fleet before any command are its network options (as after 'tui').",
     )
     parser.add_argument("--version", action="version", version=f"chinwag {__version__}")
     parser.add_argument(
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, type=str.upper, help="log file verbosity (default INFO)"
     )
+    tui.add_top_level_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         cmd_parser = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
@@ -58,10 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config_from(args)
         module: ModuleType = getattr(args, "_module", tui)  # no command: the chat UI
+        if module is not tui and (given := tui.options_given(args)):
+            raise UserError(
+                f"{', '.join(given)} before a command is for the chat UI; "
+                f"put it after '{module.NAME}' (chinwag {module.NAME} --help)"
+            )
         # Commands about one profile log into that profile; the others into the data dir.
         uses_profile = getattr(module, "USES_PROFILE", True)
         log_file = config.log_file if uses_profile else config.data_dir / "logs" / "chinwag.log"
-        setup_logging(log_file, config.log_level)
+        try:
+            setup_logging(log_file, config.log_level)
+        except OSError as exc:  # a read-only data directory, a file where a folder should be
+            raise UserError(
+                f"cannot write the log file {log_file} ({exc.strerror or exc}): the data "
+                f"directory {config.data_dir} must be writable (--data-dir chooses another)"
+            ) from None
         log.info("chinwag %s starting command=%s", __version__, module.NAME)
         code: int = module.run(args, config)
         return code

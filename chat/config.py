@@ -17,16 +17,14 @@ from typing import Any
 import platformdirs
 
 from chat.errors import ConfigError
+from chat.waku.network import DEFAULT_CLUSTER_ID as DEFAULT_CLUSTER_ID
+from chat.waku.network import DEFAULT_SHARDS as DEFAULT_SHARDS
 
 APP_NAME = "chinwag"
 PASSPHRASE_ENV = "CHINWAG_PASSPHRASE"
 """Reserved for unattended unlock: when set, it is used instead of prompting."""
 
 DEFAULT_PROFILE = "default"
-DEFAULT_CLUSTER_ID = 42
-"""chinwag's own network. 0-15 are reserved by Waku, 1 is The Waku Network, 16 is Status."""
-DEFAULT_SHARDS = (0, 1)
-"""Shard 0: contact requests, 1:1 and private groups. Shard 1: community join requests."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -188,7 +186,14 @@ def load_config(
     return cfg
 
 
-def passphrase_from_env() -> str | None:
-    """The unattended-unlock passphrase, if the environment provides one."""
-    value = os.environ.get(PASSPHRASE_ENV)
-    return value if value else None
+def passphrase_from_env(name: str = PASSPHRASE_ENV) -> str | None:
+    """The unattended-unlock passphrase, if the environment provides one; a ConfigError
+    when the variable is set but empty (a script that meant to set it)."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    if not value:
+        raise ConfigError(
+            f"{name} is set but empty: set it to the passphrase, or unset it to type it"
+        )
+    return value

@@ -1,14 +1,13 @@
 """Errors a person can act on.
 
 Every exception that derives from UserError carries a sentence meant for a human; the
-CLI and the TUI print that sentence and never a traceback.
+CLI and the TUI print that sentence and never a traceback. `UserError` itself is defined in
+the node stack (chat/waku/errors.py), which raises some and imports nothing above it.
 """
 
+from chat.waku.errors import UserError
 
-class UserError(Exception):
-    """A failure whose message is a plain sentence for the user."""
-
-    exit_code = 2
+__all__ = ["ConfigError", "UserError"]
 
 
 class ConfigError(UserError):

@@ -35,6 +35,7 @@ from multiaddr import Multiaddr
 
 from chat.config import DEFAULT_SHARDS, NetworkConfig
 from chat.errors import UserError
+from chat.waku.network import NetworkSettings
 
 MAX_FLEET_FILE_BYTES = 1_000_000
 MAX_ADDRESSES_PER_LIST = 1000
@@ -67,25 +68,6 @@ class Fleet:
     def all_peers(self) -> tuple[str, ...]:
         """Every address in the fleet, bootstrap first, each once."""
         return _unique((*self.bootstrap, *self.store, *self.filter, *self.lightpush))
-
-
-@dataclass(frozen=True)
-class NetworkSettings:
-    """What a node or client should use after flags, fleet and config are merged."""
-
-    cluster_id: int
-    shards: tuple[int, ...]
-    peers: tuple[str, ...]
-    """Every peer to keep connected: fleet bootstrap and service nodes, then `--peer`s."""
-    store_peers: tuple[str, ...] = ()
-    filter_peers: tuple[str, ...] = ()
-    lightpush_peers: tuple[str, ...] = ()
-    fleet_name: str = ""
-
-    @property
-    def lan_only(self) -> bool:
-        """No peer is known: only LAN discovery (mDNS) can find any."""
-        return not self.peers
 
 
 def add_fleet_argument(parser: argparse.ArgumentParser) -> None:

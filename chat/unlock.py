@@ -1,73 +1,70 @@
-"""Unlocking a profile from the command line: passphrase from the environment or a prompt,
-and the advisory lock that keeps a second chinwag process off a profile in use."""
+"""Unlocking a profile from the command line: the passphrase from the environment or a
+prompt at the terminal, and the profile opened and locked through chat.session.
+
+Without a passphrase and without a terminal to ask at (a service, a script with stdin
+closed), this says so in one sentence instead of falling into a prompt nobody answers."""
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from chat.config import Config, passphrase_from_env
+from chat.config import PASSPHRASE_ENV, Config, passphrase_from_env
 from chat.errors import UserError
 from chat.logs import register_secret
-from storage.errors import ProfileNotFound, StorageError
-from storage.profiles import Profiles
+from chat.session import Session
 from storage.store import Store
 
-LOCK_FILE_NAME = "lock"
-"""In the profile directory; empty. The lock is the flock on it, not the file's existence,
-so a crashed process never leaves the profile locked."""
+
+def ask_passphrase(prompt: str, env: str = PASSPHRASE_ENV) -> str:
+    """`env` (CHINWAG_PASSPHRASE) when set, else typed at the terminal. Either way it is
+    never logged."""
+    value = passphrase_from_env(env)
+    if value is None:
+        return prompt_passphrase(prompt, env)
+    register_secret(value)
+    return value
 
 
-def ask_passphrase(prompt: str) -> str:
-    """`CHINWAG_PASSPHRASE` when set, else a prompt. Either way it is never logged."""
-    value = passphrase_from_env() or ""
-    if not value:
+def prompt_passphrase(prompt: str, env: str = PASSPHRASE_ENV) -> str:
+    """A passphrase typed at the terminal; a UserError when there is no terminal to ask at
+    (it names `env`, the variable that would have given it) or the input ends first."""
+    if not has_terminal():
+        raise UserError(f"no passphrase: set {env}, or run chinwag in a terminal to type it")
+    try:
         value = getpass.getpass(prompt)
+    except EOFError:
+        raise UserError("no passphrase was typed (the input ended)") from None
     if value:
         register_secret(value)
     return value
 
 
-@contextmanager
-def profile_lock(directory: Path, name: str) -> Iterator[None]:
-    """Hold the profile's advisory lock for the block, or raise a UserError at once when
-    another process holds it. Two processes writing one profile would fork its Olm state
-    (each ratchets sessions and rotates keys the other never sees)."""
+def has_terminal() -> bool:
+    """Whether getpass can ask someone: it prompts on the controlling terminal, else stdin."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
     try:
-        fd = os.open(directory / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    except FileNotFoundError:
-        raise UserError(str(ProfileNotFound(name))) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(
-                f"profile '{name}' is in use by another chinwag process; quit that one first."
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 @contextmanager
 def unlock_profile(config: Config) -> Iterator[Store]:
     """The configured profile, open and locked for the block; or a UserError that says why
     not (checked before prompting: no such profile, in use elsewhere)."""
-    profiles = Profiles(config.profiles_dir, on_key=register_secret)
-    name = config.profile
+    session = Session(config)
+    lock = session.lock()
     try:
-        directory = profiles.files(name).directory
-    except StorageError as exc:
-        raise UserError(str(exc)) from None
-    with profile_lock(directory, name):
-        try:
-            key = profiles.derive_key(name, ask_passphrase(f"Passphrase for '{name}': "))
-            store = profiles.open(name, key)
-        except StorageError as exc:
-            raise UserError(str(exc)) from None
-        with store:
-            yield store
+        passphrase = ask_passphrase(f"Passphrase for '{config.profile}': ")
+    except BaseException:
+        lock.release()
+        raise
+    with session.unlock(passphrase, lock=lock) as profile:
+        yield profile.store

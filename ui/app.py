@@ -1,14 +1,16 @@
 """The chinwag TUI: unlock or create a profile, then talk to `chat.Messenger` through the
 trio guest-run bridge.
 
-The app owns three things for its lifetime: the trio bridge, the unlocked profile (and its
-lock), and the messenger running in the bridge's nursery. Screens never touch storage or the
-node; they call the messenger through `ChinwagApp.call`, which turns a MessengerError into a
-notification instead of a traceback.
+The app owns three things for its lifetime: the trio bridge, the open profile (and its
+lock; chat/session.py opens it), and the messenger running in the bridge's nursery. The UI
+talks to the core only (the messenger, its events, the session): never to storage or the
+node. Screens reach the app through the typed host protocol (ui/host.py) and call the
+messenger through `ChinwagApp.call`, which turns a refusal into a notification instead of
+a traceback; the app tells them what happened with messages (ui/messages.py).
 
 Launch order, for speed: libp2p (via chat.messenger) is imported in a worker thread while
 the passphrase is derived; once the profile is open the main screen shows the chats read
-from the store (`chat_source()`), and attaches to the messenger when its node is up. The
+from the database (`chat_source()`), and attaches to the messenger when its node is up. The
 chat list does not wait for libp2p.
 """
 
@@ -22,7 +24,6 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
@@ -31,24 +32,22 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from chat.config import Config
 from chat.errors import UserError
-from chat.events import MessageAdded, MessageView, VerificationUpdated
-from chat.history import StoredChats
-from chat.identity_store import ensure_identity
-from chat.logs import register_secret
-from chat.unlock import profile_lock
-from storage.aio import AsyncStore
-from storage.errors import StorageError
-from storage.kdf import KdfParams
-from storage.profiles import Profiles
-from storage.store import Store
+from chat.events import VerificationUpdated
+from chat.session import ChatSource, OpenProfile, Session
 from ui.bridge import BridgeClosed, TrioBridge
-from ui.messages import MessengerEvent, MessengerFailed, MessengerReady
+from ui.host import ChatHost
+from ui.messages import (
+    DisplayNameChanged,
+    MessengerEvent,
+    MessengerFailed,
+    MessengerReady,
+    MessengerStarted,
+)
 from ui.notify import desktop_notification
 
 if TYPE_CHECKING:
-    from chat.messenger import Messenger, MessengerConfig
+    from chat.messenger import Messenger
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,8 @@ def _preload_messenger() -> None:
 
 
 class ChinwagApp(App[int]):
-    """`ChinwagApp(config).run()`; `passphrase` skips the unlock screen, and `derived_key`
-    (that passphrase's key, being derived already) saves waiting for the derivation again."""
+    """`ChinwagApp(session).run()`; `passphrase` skips typing it on the unlock screen (its
+    key may be being derived already: `Session.derive_early`)."""
 
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "chinwag"
@@ -78,31 +77,16 @@ class ChinwagApp(App[int]):
         Binding("f6", "toggle_dark", "Theme", show=False),
     ]
 
-    def __init__(
-        self,
-        config: Config,
-        *,
-        passphrase: str | None = None,
-        derived_key: Future[bytes] | None = None,
-        messenger_config: MessengerConfig | None = None,
-        kdf: Callable[[], KdfParams] | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, session: Session, *, passphrase: str | None = None) -> None:
         super().__init__()
-        self.config = config
-        self.profiles = Profiles(config.profiles_dir, on_key=register_secret)
+        self.session = session
         self.bridge = TrioBridge()
-        self.clock = clock
+        self.clock = session.clock
         self.messenger: Messenger | None = None
         self.messenger_ready = asyncio.Event()
-        self.store: Store | None = None
-        self.db: AsyncStore | None = None
-        """The store's one async runner, shared by the messenger and the early reads."""
+        self.opened: OpenProfile | None = None
+        """The unlocked profile, from unlocking until the app stops."""
         self._initial_passphrase = passphrase
-        self._derived_key = derived_key
-        self._messenger_config = messenger_config
-        self._kdf = kdf
-        self._locks = contextlib.ExitStack()
         self._core_stopping: asyncio.Future[None] | None = None
         self._verification_states: dict[str, str] = {}
         """The last verification state seen per contact: tells their start from ours."""
@@ -113,7 +97,7 @@ class ChinwagApp(App[int]):
     # ---- lifecycle ---------------------------------------------------------------------
     @property
     def profile(self) -> str:
-        return self.config.profile
+        return self.session.profile
 
     async def on_mount(self) -> None:
         threading.Thread(target=_preload_messenger, name="preload", daemon=True).start()
@@ -122,113 +106,62 @@ class ChinwagApp(App[int]):
         from ui.screens.onboarding import OnboardingScreen
         from ui.screens.unlock import UnlockScreen
 
-        if not self.profiles.exists(self.profile):
+        if not self.session.exists():
             await self.push_screen(OnboardingScreen())
             return
-        await self.push_screen(UnlockScreen())
-        if self._initial_passphrase:
-            error = await self.unlock(self._initial_passphrase)
-            if error is not None:
-                self.screen.query_one("#unlock-error").update(error)  # type: ignore[attr-defined]
+        # With a passphrase given, the unlock screen unlocks at once and shows the error
+        # that unlocking returned, if any.
+        await self.push_screen(UnlockScreen(self._initial_passphrase))
 
     async def unlock(self, passphrase: str) -> str | None:
         """Open the profile and start the messenger; or the sentence that says why not."""
-        try:
-            self._locks.enter_context(
-                profile_lock(self.profiles.directory(self.profile), self.profile)
-            )
-            early = self._derived_key if passphrase == self._initial_passphrase else None
-            self._derived_key = None  # used once: a retyped passphrase derives afresh
-            if early is not None:
-                key = await self.bridge.call(trio.to_thread.run_sync, early.result)
-                store = await self.bridge.call(
-                    trio.to_thread.run_sync, self.profiles.open, self.profile, key
-                )
-            else:
-                store = await self.bridge.call(
-                    trio.to_thread.run_sync, self.profiles.unlock, self.profile, passphrase
-                )
-        except (UserError, StorageError) as exc:
-            self._locks.close()
-            return str(exc)
-        await self._opened(store, new_profile=False)
-        return None
+        return await self._open(self.session.unlock, passphrase)
 
     async def create_profile(self, display_name: str, passphrase: str) -> str | None:
         """Create the profile with its chat identity, then start the messenger."""
-        kdf = self._kdf() if self._kdf is not None else None
-        now = self.clock()
+        return await self._open(self.session.create, display_name, passphrase)
 
-        def create() -> Store:
-            store = self.profiles.create(
-                self.profile, passphrase, display_name=display_name, now=int(now * 1000), kdf=kdf
-            )
-            try:
-                ensure_identity(store, now)
-            except BaseException:
-                store.close()
-                raise
-            return store
-
-        try:
-            store = await self.bridge.call(trio.to_thread.run_sync, create)
-            self._locks.enter_context(
-                profile_lock(self.profiles.directory(self.profile), self.profile)
-            )
-        except (UserError, StorageError) as exc:
-            return str(exc)
-        await self._opened(store, new_profile=True)
-        return None
-
-    async def _opened(self, store: Store, *, new_profile: bool) -> None:
-        """Show the chats at once, read from the store; the messenger (libp2p, the node)
+    async def _open(self, how: Callable[..., OpenProfile], *args: str) -> str | None:
+        """Show the chats at once, read from the database; the messenger (libp2p, the node)
         starts meanwhile and the main screen attaches to it when it is up."""
         from ui.screens.main import MainScreen
 
-        self.store = store
-        self.db = AsyncStore(store)
-        self.bridge.start_soon(self._messenger_main, store, new_profile)
+        try:  # on a thread: the key derivation takes about half a second by design
+            opened = await self.bridge.call(trio.to_thread.run_sync, how, *args)
+        except UserError as exc:
+            return str(exc)
+        self.opened = opened
+        self.bridge.start_soon(self._messenger_main, opened)
         if not isinstance(self.screen, MainScreen):
             # Not awaited: we are inside the unlock (or onboarding) screen's own handler,
             # which the switch has to wait for.
             self.switch_screen(MainScreen())
+        return None
 
-    def chat_source(self) -> Messenger | StoredChats | None:
+    def chat_source(self) -> ChatSource | None:
         """Where chats and messages are read from: the messenger once it runs, before that
-        the store alone (no live outbox state yet), None before unlocking."""
+        the database alone (no live outbox state yet), None before unlocking."""
         if self.messenger is not None:
             return self.messenger
-        return StoredChats(self.db) if self.db is not None else None
+        return self.opened.reader() if self.opened is not None else None
 
     async def wait_for_messenger(self) -> Messenger | None:
         """The messenger once it runs; None if it stopped (the app says why)."""
         await self.messenger_ready.wait()
         return self.messenger
 
-    def messenger_config(self) -> MessengerConfig:
-        from chat.messenger import MessengerConfig
-
-        if self._messenger_config is not None:
-            return self._messenger_config
-        network = self.config.network
-        return MessengerConfig(
-            peers=network.peers, cluster_id=network.cluster_id, shards=network.shards
-        )
-
-    async def _messenger_main(self, store: Store, new_profile: bool) -> None:
+    async def _messenger_main(self, opened: OpenProfile) -> None:
         """Trio side: run the messenger and forward its events until the bridge stops."""
         try:
             # Off the loop: the preload thread may be mid-import, and waiting for its module
             # lock here would freeze the UI (the main screen's first paint) until it is done.
             await trio.to_thread.run_sync(importlib.import_module, "chat.messenger")
-            from chat.messenger import Messenger
-
-            messenger = Messenger(store, self.messenger_config(), db=self.db)
+            messenger = opened.messenger(self.session.messenger_config())
             async with messenger.run():
                 events = messenger.subscribe(EVENT_BUFFER)
                 self.messenger = messenger
                 self.post_message(MessengerReady())
-                if new_profile:
+                if opened.new:
                     self.call_later(self.action_my_link)
                 with events:
                     async for event in events:
@@ -239,13 +172,10 @@ class ChinwagApp(App[int]):
         finally:
             self.messenger = None
 
-    async def on_messenger_ready(self, _: MessengerReady) -> None:
-        from ui.screens.main import MainScreen
-
+    def on_messenger_ready(self, _: MessengerReady) -> None:
         self.messenger_ready.set()
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
-                await screen.attach()
+            screen.post_message(MessengerStarted())
 
     def on_messenger_failed(self, message: MessengerFailed) -> None:
         self.messenger_ready.set()
@@ -262,9 +192,7 @@ class ChinwagApp(App[int]):
             handler = getattr(screen, "handle_event", None)
             if handler is not None:
                 handler(event)
-        if isinstance(event, MessageAdded):
-            self._maybe_notify(event.message)
-        elif isinstance(event, VerificationUpdated):
+        if isinstance(event, VerificationUpdated):
             view = event.verification
             before = self._verification_states.get(view.chat_key)
             self._verification_states[view.chat_key] = view.state
@@ -291,24 +219,15 @@ class ChinwagApp(App[int]):
         contact = next((c for c in contacts if c.chat_key == chat_key), None)
         if contact is None or shown():
             return
-        if self.config.notify_bell and theirs:
+        if self.session.config.notify_bell and theirs:
             self.bell()
         await self.push_screen(VerificationRequestScreen(contact, theirs=theirs))
 
-    def _maybe_notify(self, message: MessageView) -> None:
-        if message.outgoing:
-            return
-        from ui.screens.main import MainScreen
-
-        main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
-        in_view = main is not None and self.screen is main and main.current_chat == message.chat_id
-        if in_view and self.app_focus:
-            return
-        if self.config.notify_bell:
+    def announce_message(self, chat_name: str) -> None:
+        if self.session.config.notify_bell:
             self.bell()
-        if self.config.notify_desktop:
-            name = main.chat_name(message.chat_id) if main is not None else "a contact"
-            self.run_worker(desktop_notification("chinwag", f"New message from {name}"))
+        if self.session.config.notify_desktop:
+            self.run_worker(desktop_notification("chinwag", f"New message from {chat_name}"))
 
     async def shutdown_core(self) -> None:
         """Stop the messenger (cancel the trio root and wait), then close the profile.
@@ -322,11 +241,9 @@ class ChinwagApp(App[int]):
     async def _shutdown_core(self) -> None:
         with contextlib.suppress(Exception):
             await self.bridge.stop()
-        if self.store is not None:
-            with contextlib.suppress(Exception):
-                self.store.close()
-            self.store = None
-        self._locks.close()
+        if self.opened is not None:
+            self.opened.close()  # the database, then the profile's lock
+            self.opened = None
 
     async def action_quit(self) -> None:
         await self.shutdown_core()
@@ -374,13 +291,10 @@ class ChinwagApp(App[int]):
         )
 
     def _name_changed(self, name: str | None) -> None:
-        from ui.screens.main import MainScreen
-
         if name is None:
             return
         for screen in self.screen_stack:
-            if isinstance(screen, MainScreen):
-                screen.set_own_name(name)
+            screen.post_message(DisplayNameChanged(name))
         self.notify(f"You are now {name}; your contacts are told.", title="Display name")
 
     def get_system_commands(self, screen: Screen[Any]) -> Any:
@@ -399,10 +313,11 @@ class ChinwagApp(App[int]):
             yield from actions()
 
 
-def run_tui(
-    config: Config, *, passphrase: str | None, derived_key: Future[bytes] | None = None
-) -> int:
+def run_tui(session: Session, *, passphrase: str | None) -> int:
     """Run the TUI until the user quits; the exit code."""
-    app = ChinwagApp(config, passphrase=passphrase, derived_key=derived_key)
-    code = app.run()
+    code = ChinwagApp(session, passphrase=passphrase).run()
     return code if isinstance(code, int) else 0
+
+
+if TYPE_CHECKING:
+    _host: type[ChatHost] = ChinwagApp  # mypy: the app is everything screens expect of it

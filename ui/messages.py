@@ -1,4 +1,5 @@
-"""Textual messages that carry the messenger's lifecycle and events to the UI."""
+"""Textual messages: the messenger's lifecycle and events, carried to the app from the trio
+side, and what the app tells its screens (posted to each screen; they do not bubble back)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,16 @@ class MessengerEvent(Message):
     def __init__(self, event: Event) -> None:
         super().__init__()
         self.event = event
+
+
+class MessengerStarted(Message, bubble=False):
+    """To each screen: the messenger runs now; what only it knows (names, live states,
+    health) may replace what a screen read from the database."""
+
+
+class DisplayNameChanged(Message, bubble=False):
+    """To each screen: the user's own display name is now `name`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name

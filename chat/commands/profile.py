@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import getpass
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from chat.config import PASSPHRASE_ENV, Config, validate_profile_name
+from chat.config import PASSPHRASE_ENV, Config, passphrase_from_env, validate_profile_name
 from chat.errors import UserError
 from chat.identity_store import ensure_identity
 from chat.logs import register_secret
-from chat.unlock import ask_passphrase, profile_lock
+from chat.session import profile_lock
+from chat.unlock import ask_passphrase, prompt_passphrase
 from storage.errors import StorageError
 from storage.profiles import Profiles
 
@@ -54,14 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _ask_new(prompt: str, env: str) -> str:
     """A new passphrase: from the environment, or typed twice."""
-    from_env = os.environ.get(env)
-    if from_env:
+    from_env = passphrase_from_env(env)
+    if from_env is not None:
         register_secret(from_env)
         return from_env
-    first = getpass.getpass(prompt)
-    if first:
-        register_secret(first)
-    if getpass.getpass("Repeat it: ") != first:
+    first = prompt_passphrase(prompt, env)
+    if prompt_passphrase("Repeat it: ", env) != first:
         raise PassphraseMismatch()
     return first
 

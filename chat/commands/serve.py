@@ -23,11 +23,9 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from multiaddr import Multiaddr
-
 from chat.config import Config
 from chat.errors import UserError
-from chat.fleet import add_fleet_argument, load_fleet, peer_id_of, resolve_network
+from chat.session import add_network_arguments, messenger_settings, network_flags
 
 # The messenger, the API server and the node stack (libp2p, trio) are imported where they are
 # used, so `chinwag --help` and the other commands do not pay for them.
@@ -40,7 +38,6 @@ NAME = "serve"
 HELP = "run a headless client for a profile, with a REST API (token printed on start)"
 
 DEFAULT_API_HOST = "127.0.0.1"
-DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"where the REST API listens (host default {DEFAULT_API_HOST}; port 0 picks a "
         "free one)",
     )  # fmt: skip
-    parser.add_argument(
-        "--peer", action="append", metavar="MULTIADDR",
-        help="peer to keep connected (full multiaddr with /p2p/), repeatable "
-        "(default: the config file's network.peers)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--store-peer", action="append", metavar="MULTIADDR",
-        help="store node to ask for missed messages, repeatable (default: the peers)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--listen", action="append", metavar="MULTIADDR",
-        help=f"address for the node to listen on, repeatable (default {DEFAULT_LISTEN})",
-    )  # fmt: skip
-    add_fleet_argument(parser)
+    add_network_arguments(parser)
     parser.add_argument(
         "--drop-frames", type=float, default=0.0, metavar="RATE",
         help="fault simulation: lose this share (0-1) of outgoing relay frames",
@@ -94,39 +78,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _full_multiaddrs(values: list[str], option: str) -> tuple[str, ...]:
-    for value in values:
-        if peer_id_of(value) is None:
-            raise UserError(f"{option} {value} must be a multiaddr ending in /p2p/<peer id>")
-    return tuple(values)
-
-
 def messenger_config_from(args: argparse.Namespace, config: Config) -> MessengerConfig:
-    """The node settings from the options (and the config file); bad ones are UserErrors."""
-    from chat.messenger import MessengerConfig
-    from chat.waku.relay.faults import RelayFaults
-
-    listen = tuple(args.listen or [DEFAULT_LISTEN])
-    for value in listen:
-        try:
-            Multiaddr(value)
-        except Exception:
-            raise UserError(f"--listen {value} is not a multiaddr") from None
-    fleet = load_fleet(args.fleet) if getattr(args, "fleet", None) else None
-    peers = _full_multiaddrs(args.peer, "--peer") if args.peer else ()
-    settings = resolve_network(config.network, fleet, peers=peers)
-    store_peers = _full_multiaddrs(args.store_peer or [], "--store-peer")
-    drop = getattr(args, "drop_frames", 0.0)
-    if not 0.0 <= drop <= 1.0:
-        raise UserError(f"--drop-frames {drop} must be between 0 and 1")
-    return MessengerConfig(
-        listen_addrs=listen,
-        peers=settings.peers,
-        store_peers=tuple(dict.fromkeys((*settings.store_peers, *store_peers))),
-        cluster_id=settings.cluster_id,
-        shards=settings.shards,
-        faults=RelayFaults(drop) if drop else None,
-    )
+    """The node settings from the options (and the fleet and config files); bad ones are
+    UserErrors. The same builder as the chat UI's (chat/session.py)."""
+    return messenger_settings(config, network_flags(args)).messenger_config()
 
 
 def _say(name: str, value: str) -> None:

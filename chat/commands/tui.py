@@ -1,6 +1,11 @@
 """`chinwag` (or `chinwag tui`): the terminal UI. Textual and libp2p are imported only here,
 when the UI actually starts, so `chinwag --help` and the other commands stay quick.
 
+It takes the network options `chinwag serve` takes (`--peer`, `--store-peer`, `--listen`,
+`--fleet`), with the same precedence (flags, then the fleet file, then the config file),
+given before any command (`chinwag --fleet FILE`) or after `tui`. They are checked before
+Textual starts: a mistake is one sentence, exit 2.
+
 With CHINWAG_PASSPHRASE set, the key derivation (Argon2id, the slowest single step of a
 launch) starts on a thread before Textual is even imported: it runs in C without the GIL,
 so it overlaps the imports instead of following them."""
@@ -9,47 +14,45 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-from concurrent.futures import Future
 
 from chat.config import Config, passphrase_from_env
 from chat.errors import UserError
 from chat.logs import register_secret
+from chat.session import Session, add_network_arguments, messenger_settings, network_flags
 
 NAME = "tui"
 HELP = "the terminal chat UI (what 'chinwag' without a command starts)"
 
+PREFIX = "tui_"
+"""Where the UI's network options land in the namespace: apart from other commands' own
+`--peer` and `--fleet`, so `chinwag --fleet FILE node` is refused, not silently ignored."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options of its own: --profile, --data-dir and CHINWAG_PASSPHRASE apply."""
+    """The network options; --profile, --data-dir and CHINWAG_PASSPHRASE apply too."""
+    add_network_arguments(parser, prefix=PREFIX, suppress=True)
+
+
+def add_top_level_arguments(parser: argparse.ArgumentParser) -> None:
+    """The same options before any command, for `chinwag --fleet FILE`."""
+    add_network_arguments(parser, prefix=PREFIX)
+
+
+def options_given(args: argparse.Namespace) -> list[str]:
+    """The UI's network options that were given (before any command, or after `tui`)."""
+    options = ("--peer", "--store-peer", "--listen", "--fleet")
+    return [o for o in options if getattr(args, PREFIX + o[2:].replace("-", "_"), None)]
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    settings = messenger_settings(config, network_flags(args, prefix=PREFIX))
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UserError("the chat UI needs a terminal; run 'chinwag --help' for the other commands")
+    session = Session(config, settings)
     passphrase = passphrase_from_env()
-    derived_key = None
     if passphrase:
         register_secret(passphrase)
-        derived_key = derive_key_early(config, passphrase)
+        session.derive_early(passphrase)
     from ui.app import run_tui
 
-    return run_tui(config, passphrase=passphrase, derived_key=derived_key)
-
-
-def derive_key_early(config: Config, passphrase: str) -> Future[bytes]:
-    """The profile's database key, derived on a thread; its errors (no such profile, wrong
-    passphrase) surface where the app unlocks, as the same sentences."""
-    from storage.profiles import Profiles
-
-    future: Future[bytes] = Future()
-    profiles = Profiles(config.profiles_dir, on_key=register_secret)
-
-    def derive() -> None:
-        try:
-            future.set_result(profiles.derive_key(config.profile, passphrase))
-        except BaseException as exc:  # handed over, not lost: the app raises it on unlock
-            future.set_exception(exc)
-
-    threading.Thread(target=derive, name="derive-key", daemon=True).start()
-    return future
+    return run_tui(session, passphrase=passphrase)

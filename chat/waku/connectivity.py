@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from multiaddr import Multiaddr
 
-from chat.fleet import NetworkSettings
 from chat.waku.discovery.mdns import MDNS_PORT, Discovered, MdnsService
 from chat.waku.discovery.rendezvous import RendezvousPoint, ShardPeer, ShardRendezvous
 from chat.waku.health import HealthPolicy
 from chat.waku.health_monitor import DEFAULT_POLICY, HealthService
+from chat.waku.network import NetworkSettings
 from chat.waku.node import Node
 from chat.waku.peer_manager import PeerManagerService
 from chat.waku.peers import PeerPolicy, Service

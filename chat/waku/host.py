@@ -44,7 +44,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
-from chat.errors import UserError
+from chat.waku.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
-from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.waku.host import HostError, TaskStatusLike, WakuHost, generate_node_key
 from chat.waku.metadata import MetadataService
+from chat.waku.network import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 
 log = logging.getLogger(__name__)
 

@@ -227,15 +227,16 @@ def seed(store: Any, big_chat: str, args: argparse.Namespace) -> None:
 def child(args: argparse.Namespace, base: Path) -> None:
     # What `chinwag` does with CHINWAG_PASSPHRASE set, in its order: the key derivation
     # starts before Textual is imported, libp2p is left to the app's own background import.
-    from chat.commands.tui import derive_key_early
     from chat.config import Config, NetworkConfig
+    from chat.session import Session
 
     config = Config(
         config_file=base / "config.toml",
         data_dir=base / "data",
         network=NetworkConfig(peers=(args.peer,)),
     )
-    derived_key = derive_key_early(config, PASSPHRASE)
+    session = Session(config)
+    session.derive_early(PASSPHRASE)
 
     from textual import events
 
@@ -248,7 +249,7 @@ def child(args: argparse.Namespace, base: Path) -> None:
         from ui.widgets.composer import Composer
         from ui.widgets.conversation import ConversationView
 
-        app = ChinwagApp(config, passphrase=PASSPHRASE, derived_key=derived_key)
+        app = ChinwagApp(session, passphrase=PASSPHRASE)
         async with app.run_test(size=(120, 40)) as pilot:
             while app.ready_at is None:
                 await pilot.pause(0.01)

@@ -113,21 +113,21 @@ class ServiceNodeProcess:
     addrs: list[str] = field(default_factory=list)
     """Every multiaddr it printed (`addr` is the first)."""
 
-    async def mesh_peers(self, shard: int = 0) -> int:
+    async def mesh_peers(self, shard: int = 0, cluster: int = 42) -> int:
         """How many peers the node has in its relay mesh on a shard, from /metrics."""
-        series = f'chinwag_relay_mesh_peers{{topic="/waku/2/rs/42/{shard}"}} '
+        series = f'chinwag_relay_mesh_peers{{topic="/waku/2/rs/{cluster}/{shard}"}} '
         async with httpx.AsyncClient() as http:
             text = (await http.get(self.metrics_url)).text
         return next(int(float(line.split()[-1])) for line in text.splitlines()
                     if line.startswith(series))  # fmt: skip
 
-    async def wait_for_mesh(self, peers: int, limit: float = 30.0) -> None:
+    async def wait_for_mesh(self, peers: int, limit: float = 30.0, cluster: int = 42) -> None:
         """Until the node forwards to `peers` clients: before that, a message published by
         one client can miss another that is connected but not yet grafted (store catch-up
         would find it, but only on its next scan)."""
 
         async def meshed() -> bool:
-            return await self.mesh_peers() >= peers
+            return await self.mesh_peers(cluster=cluster) >= peers
 
         await poll(meshed, limit)
 
@@ -175,15 +175,17 @@ class Chinwag:
         assert done.returncode == 0, done.stderr
         assert f"created profile '{name}'" in done.stdout
 
-    async def start_node(self, listen: Sequence[str] = ()) -> ServiceNodeProcess:
+    async def start_node(
+        self, listen: Sequence[str] = (), extra: Sequence[str] = ()
+    ) -> ServiceNodeProcess:
         """A `chinwag node --store` on `host` (or on each of the `listen` multiaddrs), with its
-        metrics endpoint on `http_host`."""
+        metrics endpoint on `http_host`; `extra`: more options (`--cluster 7`, ...)."""
         addresses = listen or [f"/ip4/{self.host}/tcp/0"]
         node = await self.start(
             "node", "--store", *(a for addr in addresses for a in ("--listen", addr)),
             "--metrics", f"{self.http_host}:0",
             "--node-key", str(self.data_dir / "node.key"),
-            "--archive", str(self.data_dir / "archive.sqlite"),
+            "--archive", str(self.data_dir / "archive.sqlite"), *extra,
         )  # fmt: skip
         header = await node.line()
         assert header.startswith("chinwag node "), header

@@ -11,7 +11,7 @@ from chat.cli import main
 from chat.identity import ContactLink
 from chat.identity_store import ensure_identity, load_identity
 from chat.logs import forget_secrets
-from chat.unlock import profile_lock
+from chat.session import profile_lock
 from storage.kdf import KdfParams
 from storage.profiles import Profiles
 

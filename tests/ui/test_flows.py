@@ -12,9 +12,9 @@ from textual.widgets import DataTable, Input
 
 from chat.config import Config
 from chat.reliability.outbox import RetryPolicy
+from chat.session import OpenProfile, Session
 from storage.profiles import Profiles
 from storage.repositories.conversations import Conversation
-from storage.store import Store
 from ui.app import ChinwagApp
 from ui.screens.contacts import ContactsScreen
 from ui.screens.display_name import DisplayNameScreen
@@ -43,13 +43,15 @@ class CountingBells(ChinwagApp):
 
 
 def on(app: ChinwagApp, kind: type) -> Callable[[], bool]:
-    return lambda: isinstance(app.screen, kind)
+    """The screen shows, composed and mounted: a screen is app.screen from the switch on,
+    before its widgets exist."""
+    return lambda: isinstance(app.screen, kind) and app.screen.is_mounted
 
 
 def running(app: ChinwagApp) -> Callable[[], bool]:
     """The main screen with the messenger attached (the screen itself comes first, from the
     store, while the node starts)."""
-    return lambda: isinstance(app.screen, MainScreen) and app.messenger is not None
+    return lambda: on(app, MainScreen)() and app.messenger is not None
 
 
 def conversation(app: ChinwagApp) -> ConversationView:
@@ -61,7 +63,7 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
 ) -> None:
     async def scenario() -> None:
         # No LAN discovery: another chinwag on this machine would be found, and not offline.
-        app = ChinwagApp(config, messenger_config=network.config(), kdf=ui.cheap_kdf)
+        app = ChinwagApp(Session(config, override=network.config(), kdf=ui.cheap_kdf))
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, OnboardingScreen))
             assert "no way to recover a lost passphrase" in ui.screen_text(app)
@@ -86,7 +88,7 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
             await ui.wait_for(pilot, running(app))
             await ui.wait_for_text(pilot, "offline")  # the health bar: no peers configured
             await pilot.press("ctrl+q")
-        assert app.profiles.exists(config.profile)
+        assert app.session.exists()
 
     asyncio.run(scenario())
 
@@ -97,7 +99,7 @@ def test_a_wrong_passphrase_is_a_sentence_and_the_right_one_unlocks(
     make_profile("Alice")
 
     async def scenario() -> None:
-        app = ChinwagApp(config, messenger_config=network.config())
+        app = ChinwagApp(Session(config, override=network.config()))
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, UnlockScreen))
             await pilot.click("#passphrase")
@@ -112,13 +114,33 @@ def test_a_wrong_passphrase_is_a_sentence_and_the_right_one_unlocks(
     asyncio.run(scenario())
 
 
+def test_a_wrong_passphrase_from_the_environment_shows_on_the_unlock_screen(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    make_profile("Alice")
+
+    async def scenario() -> None:
+        session = Session(config, override=network.config())
+        session.derive_early("not it")  # as `chinwag` does before Textual starts
+        app = ChinwagApp(session, passphrase="not it")
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_for(pilot, on(app, UnlockScreen))
+            await ui.wait_for_text(pilot, "Wrong passphrase")  # what unlocking returned
+            await pilot.click("#passphrase")
+            await pilot.press(*ui.passphrase, "enter")
+            await ui.wait_for(pilot, running(app))
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
 def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:
     make_profile("Alice")
 
     async def scenario() -> None:
-        app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, running(app))
             await pilot.press("f1")
@@ -150,7 +172,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
     bob = network.start_messenger("bob")
 
     async def scenario() -> None:
-        app = CountingBells(config, passphrase=ui.passphrase, messenger_config=network.config())
+        app = CountingBells(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, running(app))
             assert app.messenger is not None
@@ -261,7 +283,7 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
 
     async def scenario() -> None:
         app = ChinwagApp(
-            config, passphrase=ui.passphrase, messenger_config=network.config(retry=budget)
+            Session(config, override=network.config(retry=budget)), passphrase=ui.passphrase
         )
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, running(app))
@@ -345,9 +367,9 @@ class HeldBack(ChinwagApp):
 
     release = threading.Event()
 
-    async def _messenger_main(self, store: Store, new_profile: bool) -> None:
+    async def _messenger_main(self, opened: OpenProfile) -> None:
         await trio.to_thread.run_sync(self.release.wait, abandon_on_cancel=True)
-        await super()._messenger_main(store, new_profile)
+        await super()._messenger_main(opened)
 
 
 def test_the_chats_show_from_the_store_before_the_messenger_is_up(
@@ -373,7 +395,7 @@ def test_the_chats_show_from_the_store_before_the_messenger_is_up(
         )  # fmt: skip
 
     async def scenario() -> None:
-        app = HeldBack(config, passphrase=ui.passphrase, messenger_config=network.config())
+        app = HeldBack(Session(config, override=network.config()), passphrase=ui.passphrase)
         HeldBack.release.clear()
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, MainScreen))
@@ -424,7 +446,7 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
     bob = network.start_messenger("bob")
 
     async def scenario() -> None:
-        app = CountingBells(config, passphrase=ui.passphrase, messenger_config=network.config())
+        app = CountingBells(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, running(app))
             alice_key = await befriend_headless(app, pilot, network, ui, bob)
@@ -491,7 +513,7 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
     bob = network.start_messenger("bob")
 
     async def scenario() -> None:
-        app = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, running(app))
             alice_key = await befriend_headless(app, pilot, network, ui, bob)
@@ -564,14 +586,14 @@ def test_messages_typed_while_the_core_starts_are_sent_in_the_order_typed(
         assert [t for t in got if t.startswith("early")] == texts
 
     async def scenario() -> None:
-        first = ChinwagApp(config, passphrase=ui.passphrase, messenger_config=network.config())
+        first = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with first.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, running(first))
             await befriend_headless(first, pilot, network, ui, bob)
             await pilot.press("ctrl+q")
 
         HeldBack.release.clear()
-        app = HeldBack(config, passphrase=ui.passphrase, messenger_config=network.config())
+        app = HeldBack(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_for(pilot, on(app, MainScreen))
             await ui.wait_for(pilot, lambda: conversation(app).chat_id is not None)

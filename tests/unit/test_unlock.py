@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chat.errors import UserError
-from chat.unlock import LOCK_FILE_NAME, profile_lock
+from chat.session import LOCK_FILE_NAME, profile_lock
 
 
 def test_a_second_holder_gets_a_sentence_and_the_lock_frees_on_exit(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_the_lock_holds_across_processes(tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from chat.errors import UserError\n"
-        "from chat.unlock import profile_lock\n"
+        "from chat.session import profile_lock\n"
         "try:\n"
         "    with profile_lock(Path(sys.argv[1]), 'alice'):\n"
         "        print('entered')\n"

@@ -3,7 +3,7 @@ watch outgoing ones (state, how often sent, next re-send), open a chat, verify b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -13,10 +13,8 @@ from textual.widgets import Button, DataTable, Footer, Input, Static
 
 from chat.events import ContactUpdated, ContactView, Event, HealthUpdated
 from ui.format import contact_state
+from ui.host import ChatHost, host
 from ui.widgets.health_bar import HealthBar
-
-if TYPE_CHECKING:
-    from ui.app import ChinwagApp
 
 ORDER = {"request_received": 0, "request_sent": 1, "mutual": 2}
 
@@ -39,8 +37,8 @@ class ContactsScreen(Screen[str | None]):
         self.contacts: dict[str, ContactView] = {}
 
     @property
-    def chinwag(self) -> ChinwagApp:
-        return cast("ChinwagApp", self.app)
+    def chinwag(self) -> ChatHost:
+        return host(self)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="contacts-pane"):

@@ -3,7 +3,7 @@ every name and tells our contacts), Esc leaves it as it is."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,11 +12,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from chat.errors import UserError
-from chat.identity import MAX_DISPLAY_NAME
+from chat.session import MAX_DISPLAY_NAME
 from ui.bridge import BridgeClosed
-
-if TYPE_CHECKING:
-    from ui.app import ChinwagApp
+from ui.host import ChatHost, host
 
 
 class DisplayNameScreen(ModalScreen[str | None]):
@@ -30,8 +28,8 @@ class DisplayNameScreen(ModalScreen[str | None]):
         self.current = current
 
     @property
-    def chinwag(self) -> ChinwagApp:
-        return cast("ChinwagApp", self.app)
+    def chinwag(self) -> ChatHost:
+        return host(self)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="name-box", classes="dialog"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
@@ -31,13 +31,12 @@ from chat.events import (
     Rejected,
 )
 from ui.format import chat_label
+from ui.host import ChatHost, host
+from ui.messages import DisplayNameChanged, MessengerStarted
 from ui.widgets.chat_list import ChatList
 from ui.widgets.composer import Composer
 from ui.widgets.conversation import ConversationView
 from ui.widgets.health_bar import HealthBar
-
-if TYPE_CHECKING:
-    from ui.app import ChinwagApp
 
 PAGE = 60
 """Messages per page: the newest page on opening a chat, then one per scroll to the top."""
@@ -66,8 +65,8 @@ class MainScreen(Screen[None]):
         self._send_order = asyncio.Lock()
 
     @property
-    def chinwag(self) -> ChinwagApp:
-        return cast("ChinwagApp", self.app)
+    def chinwag(self) -> ChatHost:
+        return host(self)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -99,6 +98,12 @@ class MainScreen(Screen[None]):
         if chats:
             await self.open_chat(chat_list.ordered()[0].id)
         chat_list.focus()
+
+    async def on_messenger_started(self, _: MessengerStarted) -> None:
+        await self.attach()
+
+    def on_display_name_changed(self, message: DisplayNameChanged) -> None:
+        self.set_own_name(message.name)
 
     async def attach(self) -> None:
         """The messenger is up: what only it knows (names, live outbox states, requests,
@@ -280,8 +285,8 @@ class MainScreen(Screen[None]):
             self.query_one(HealthBar).show(messenger.health())
         if isinstance(event, MessageAdded):
             conversation.add(event.message)
-            if event.message.chat_id == self.current_chat and not event.message.outgoing:
-                self.mark_read_soon(event.message.chat_id)
+            if not event.message.outgoing:
+                self._arrived(event.message.chat_id)
         elif isinstance(event, MessageUpdated):
             conversation.update(event.message)
         elif isinstance(event, ChatUpdated):
@@ -309,6 +314,15 @@ class MainScreen(Screen[None]):
             )
         elif isinstance(event, Rejected):
             self.notify(f"Refused a message: {event.reason}", severity="warning")
+
+    def _arrived(self, chat_id: str) -> None:
+        """A message came in: read at once if its chat is open; else (or when the user looks
+        elsewhere) announced, as the config file says."""
+        if chat_id == self.current_chat:
+            self.mark_read_soon(chat_id)
+            if self.app.screen is self and self.app.app_focus:
+                return
+        self.chinwag.announce_message(self.chat_name(chat_id))
 
     @work(exclusive=True, group="mark-read")
     async def mark_read_soon(self, chat_id: str) -> None:

@@ -3,18 +3,14 @@ plain warning that a lost passphrase cannot be recovered."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from textual.app import ComposeResult
 from textual.containers import Center, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
 
-from chat.identity import IdentityError, validate_display_name
+from chat.session import validate_display_name
 from ui.format import passphrase_strength
-
-if TYPE_CHECKING:
-    from ui.app import ChinwagApp
+from ui.host import host
 
 WARNING = (
     "Your passphrase encrypts everything chinwag keeps on this computer. "
@@ -28,7 +24,7 @@ class OnboardingScreen(Screen[None]):
     AUTO_FOCUS = "#display-name"
 
     def compose(self) -> ComposeResult:
-        app = cast("ChinwagApp", self.app)
+        app = host(self)
         with Center(), VerticalScroll(id="onboarding-box", classes="dialog"):
             yield Static("Welcome to chinwag", classes="dialog-title")
             yield Static(f"Create the profile '{app.profile}'.", id="onboarding-profile")
@@ -65,7 +61,7 @@ class OnboardingScreen(Screen[None]):
         second = self.query_one("#repeat", Input).value
         try:
             validate_display_name(name)
-        except (IdentityError, ValueError) as exc:
+        except ValueError as exc:  # an IdentityError: a sentence
             return f"Display name: {exc}"
         if not first:
             return "Choose a passphrase."
@@ -74,7 +70,7 @@ class OnboardingScreen(Screen[None]):
         return None
 
     async def _create(self) -> None:
-        app = cast("ChinwagApp", self.app)
+        app = host(self)
         error = self.query_one("#onboarding-error", Static)
         problem = self._problem()
         if problem is not None:

@@ -3,7 +3,7 @@ the attempt count and the next attempt. r retries one, R retries all, d discards
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -21,10 +21,8 @@ from chat.events import (
     OutboxItemView,
 )
 from ui.format import outbox_row
+from ui.host import ChatHost, host
 from ui.widgets.health_bar import HealthBar
-
-if TYPE_CHECKING:
-    from ui.app import ChinwagApp
 
 
 class OutboxScreen(Screen[None]):
@@ -42,8 +40,8 @@ class OutboxScreen(Screen[None]):
         self.items: list[OutboxItemView] = []
 
     @property
-    def chinwag(self) -> ChinwagApp:
-        return cast("ChinwagApp", self.app)
+    def chinwag(self) -> ChatHost:
+        return host(self)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="outbox-pane"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -15,9 +15,7 @@ from textual.widgets import DataTable, Static
 
 from chat.events import Event, MessageUpdated, MessageView, TraceStep
 from ui.format import STATE_WORDS, message_status, state_glyph
-
-if TYPE_CHECKING:
-    from ui.app import ChinwagApp
+from ui.host import host
 
 
 def evidence_text(evidence: dict[str, Any]) -> str:
@@ -55,7 +53,7 @@ class TraceScreen(ModalScreen[None]):
         await self.reload()
 
     async def reload(self) -> None:
-        app = cast("ChinwagApp", self.app)
+        app = host(self)
         message = self.message
         head = self.query_one("#trace-head", Static)
         direction = "to" if message.outgoing else "from"

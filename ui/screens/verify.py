@@ -8,7 +8,7 @@ differ (the verification is cancelled and the contact told).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,9 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from chat.events import ContactView, Event, VerificationUpdated, VerificationView
-
-if TYPE_CHECKING:
-    from ui.app import ChinwagApp
+from ui.host import ChatHost, host
 
 UNDER_WAY = frozenset({"started", "compare", "confirmed"})
 STATE_WORDS = {
@@ -46,8 +44,8 @@ class VerifyScreen(ModalScreen[None]):
         self.view: VerificationView | None = None
 
     @property
-    def chinwag(self) -> ChinwagApp:
-        return cast("ChinwagApp", self.app)
+    def chinwag(self) -> ChatHost:
+        return host(self)
 
     def compose(self) -> ComposeResult:
         name = self.contact.display_name or self.contact.chat_key

@@ -5,7 +5,7 @@ verification stays open and F2 → v shows it)."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -14,9 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from chat.events import ContactView, Event, VerificationUpdated
-
-if TYPE_CHECKING:
-    from ui.app import ChinwagApp
+from ui.host import ChatHost, host
 
 OPEN = frozenset({"started", "compare", "confirmed"})
 ARM_DELAY = 1.0
@@ -39,8 +37,8 @@ class VerificationRequestScreen(ModalScreen[None]):
         self.armed_at = time.monotonic() + ARM_DELAY
 
     @property
-    def chinwag(self) -> ChinwagApp:
-        return cast("ChinwagApp", self.app)
+    def chinwag(self) -> ChatHost:
+        return host(self)
 
     def compose(self) -> ComposeResult:
         name = self.contact.display_name or self.contact.chat_key

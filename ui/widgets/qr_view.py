@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from chat.identity import render_qr
+from chat.session import render_qr
 
 
 class QrView(Vertical):

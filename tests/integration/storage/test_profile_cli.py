@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from chat import unlock
 from chat.cli import main
 from chat.logs import forget_secrets
-from chat.unlock import profile_lock
+from chat.session import profile_lock
 from storage import kdf
 from storage.kdf import KdfParams
 from storage.migrations import LATEST_VERSION
@@ -42,6 +43,9 @@ def _prompts(monkeypatch: pytest.MonkeyPatch, *answers: str) -> list[str]:
         return queue.pop(0)
 
     monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    # The answers are what someone types at a terminal: chinwag asks only when there is one
+    # (without, it says so: tests/integration/test_cli_sentences.py).
+    monkeypatch.setattr(unlock, "has_terminal", lambda: True)
     return shown
 
 

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 STORE_TRIES = 3
 """Store nodes one query tries before it waits for its retry."""
+NO_STORE_RECHECK = 1.0
+"""Seconds between looks for a store node while queries are due and none is connected."""
 
 
 class StoreQuerier(Protocol):
@@ -113,7 +115,13 @@ class StoreQueries:
 
     # ---- the timed feature -------------------------------------------------------------------
     def next_wakeup(self) -> float | None:
-        return self.checks.next_wakeup()
+        """The core's next due query; while no store node is connected, a due query waits
+        for one (looked for every NO_STORE_RECHECK): it cannot run, and reporting it due
+        would make the scheduler spin."""
+        due = self.checks.next_wakeup()
+        if due is None or self._nodes.store_peers():
+            return due
+        return max(due, self._clock() + NO_STORE_RECHECK)
 
     async def run_due(self, now: float) -> None:
         if self._nodes.store_peers():

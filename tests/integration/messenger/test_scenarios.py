@@ -205,9 +205,7 @@ async def test_tampered_replayed_and_forged_messages_are_rejected_and_never_show
     assert "decrypt" in await next_rejection()
 
     # 2. A replay: the exact ciphertext of a message Bob already read, in a new WakuMessage.
-    body = direct_pb2.ChatMessage(
-        id="f" * 32, text="replay me", sent_at_ms=int(time.time() * 1000)
-    )
+    body = direct_pb2.ChatMessage(id="f" * 32, text="replay me", sent_at_ms=int(time.time() * 1000))
     channel = SdsChannel(chat_id, alice.me.chat_key_text)
     frame = channel.wrap(body.SerializeToString(), "f" * 32, 10**12 + 1)
     once = sealed(frame.encode())

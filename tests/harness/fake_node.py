@@ -146,6 +146,8 @@ class FakeNode:
     """Refuse every publish with this reason (as our validators refuse a bad message)."""
     lose_next: int = 0
     """Publishes that count as sent but never arrive anywhere (lost on the way)."""
+    peers_miss_next: int = 0
+    """Publishes that reach the store but no peer (a gap only the store can fill)."""
     published: list[tuple[str, WakuMessage]] = field(default_factory=list)
     """Everything this node put on the network."""
     store_results: list[bool] = field(default_factory=list)
@@ -187,6 +189,9 @@ class FakeNode:
         self.published.append((pubsub_topic, message))
         if self.lose_next > 0:
             self.lose_next -= 1
+        elif self.peers_miss_next > 0:
+            self.peers_miss_next -= 1
+            self.network.archive_message(pubsub_topic, message)
         else:
             self.network.carry(self, pubsub_topic, message)
         return reached
@@ -260,6 +265,11 @@ class FakeNetwork:
         return [n for n in self.nodes if n is not sender and n.online]
 
     def carry(self, sender: FakeNode, pubsub_topic: str, message: WakuMessage) -> None:
+        self.archive_message(pubsub_topic, message)
+        for node in self.reachable_from(sender):
+            node.deliver(pubsub_topic, message)
+
+    def archive_message(self, pubsub_topic: str, message: WakuMessage) -> None:
         if self.store_keeps:
             self.archive.insert(
                 ArchiveRecord(
@@ -270,8 +280,6 @@ class FakeNetwork:
                     message.encode(),
                 )
             )
-        for node in self.reachable_from(sender):
-            node.deliver(pubsub_topic, message)
 
     def connectivity_changed(self) -> None:
         for node in self.nodes:

@@ -20,7 +20,7 @@ What differs between kinds is three parts, each a small interface here:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -134,12 +134,6 @@ class Conversations:
 
     def by_topic(self, content_topic: str) -> Conversation | None:
         return self._by_topic.get(content_topic)
-
-    def __contains__(self, conversation_id: str) -> bool:
-        return conversation_id in self._by_id
-
-    def __iter__(self) -> Iterator[Conversation]:
-        return iter(list(self._by_id.values()))
 
 
 def waku_message(content_topic: str, payload: bytes, now: float) -> WakuMessage:

@@ -12,7 +12,7 @@ traffic. Nothing leaves before the outbox entry and the ratchet state are commit
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +38,6 @@ from storage.repositories.outbox import OutboxEntry as OutboxRow
 from storage.store import Store
 
 log = logging.getLogger(__name__)
-
-ChatViewer = Callable[[str], Awaitable[ev.ChatView]]
-
 
 @dataclass
 class OutgoingMessage:

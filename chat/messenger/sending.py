@@ -39,6 +39,7 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class OutgoingMessage:
     """What an outbox entry needs to go on the wire again."""

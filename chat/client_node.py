@@ -24,11 +24,13 @@ from chat.errors import ConfigError
 from chat.fleet import peer_id_of
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
 from chat.waku.discovery.mdns import MDNS_PORT
-from chat.waku.host import generate_node_key
+from chat.waku.health_monitor import HealthService
+from chat.waku.host import ConnectionEvent, generate_node_key
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.peers import Service
 from chat.waku.relay.faults import RelayFaults
+from chat.waku.relay.router import Router
 from chat.waku.relay.service import RelayService
 from chat.waku.store.client import StoreClient
 from chat.waku.topics import RelayShard
@@ -149,3 +151,19 @@ class ClientNode:
 
     def connected_peers(self) -> Sequence[ID]:
         return self.node.host.connected_peers()
+
+    @property
+    def health(self) -> HealthService:
+        return self.connectivity.health
+
+    def connection_events(self) -> trio.MemoryReceiveChannel[ConnectionEvent]:
+        return self.node.host.events.subscribe()
+
+    async def wait_relay_peers(self, *, present: bool) -> None:
+        """Returns once some relay peer is on one of our topics (`present`), or none is."""
+        topics = tuple(self.pubsub_topics)
+
+        def some(router: Router) -> bool:
+            return any(router.topic_peers.get(topic) for topic in topics)
+
+        await self.relay.driver.wait_until(some if present else lambda router: not some(router))

@@ -71,64 +71,68 @@ MUTUAL = RequestState.MUTUAL
 DECLINED_BY_US, DECLINED_BY_THEM = RequestState.DECLINED_BY_US, RequestState.DECLINED_BY_THEM
 CANCELLED_BY_US, CANCELLED_BY_THEM = RequestState.CANCELLED_BY_US, RequestState.CANCELLED_BY_THEM
 SENT_EXPIRED, RECEIVED_EXPIRED = RequestState.SENT_EXPIRED, RequestState.RECEIVED_EXPIRED
-E = RequestEvent
 
 TRANSITIONS: dict[tuple[RequestState | None, RequestEvent], RequestState] = {
-    (None, E.SEND): SENT,
-    (None, E.RECEIVE): RECEIVED,
-    (SENT, E.SEND): SENT,  # a re-send (same id)
-    (SENT, E.ACCEPTED): MUTUAL,
-    (SENT, E.RECEIVE): MUTUAL,  # crossed requests: both asked
-    (SENT, E.DECLINED): DECLINED_BY_THEM,
-    (SENT, E.CANCEL): CANCELLED_BY_US,
-    (SENT, E.EXPIRE): SENT_EXPIRED,
-    (RECEIVED, E.RECEIVE_COPY): RECEIVED,  # their re-send
-    (RECEIVED, E.RECEIVE): RECEIVED,  # they replaced their request (we missed a withdrawal)
-    (RECEIVED, E.ACCEPT): MUTUAL,
-    (RECEIVED, E.SEND): MUTUAL,  # asking someone who asked us is accepting
-    (RECEIVED, E.DECLINE): DECLINED_BY_US,
-    (RECEIVED, E.CANCELLED): CANCELLED_BY_THEM,
-    (RECEIVED, E.EXPIRE): RECEIVED_EXPIRED,
-    (MUTUAL, E.ACCEPTED): MUTUAL,  # duplicate acceptance
-    (MUTUAL, E.RECEIVE): MUTUAL,  # a late request from a contact
-    (MUTUAL, E.RECEIVE_COPY): MUTUAL,  # a late re-send of the request we accepted
-    (MUTUAL, E.CANCELLED): MUTUAL,  # their withdrawal crossed our acceptance
-    (DECLINED_BY_US, E.SEND): SENT,  # we ask after all: a new request
-    (DECLINED_BY_US, E.RECEIVE): RECEIVED,  # they ask again: a new request
-    (DECLINED_BY_US, E.RECEIVE_COPY): DECLINED_BY_US,  # a re-send of the declined request
-    (DECLINED_BY_US, E.CANCELLED): DECLINED_BY_US,  # their withdrawal crossed our decline
-    (DECLINED_BY_THEM, E.SEND): SENT,  # re-request after decline
-    (DECLINED_BY_THEM, E.RECEIVE): RECEIVED,
-    (DECLINED_BY_THEM, E.DECLINED): DECLINED_BY_THEM,  # duplicate decline
-    (CANCELLED_BY_US, E.SEND): SENT,
-    (CANCELLED_BY_US, E.RECEIVE): RECEIVED,
-    (CANCELLED_BY_US, E.ACCEPTED): MUTUAL,  # their acceptance crossed our withdrawal
-    (CANCELLED_BY_US, E.DECLINED): CANCELLED_BY_US,  # their decline crossed our withdrawal
-    (CANCELLED_BY_THEM, E.SEND): SENT,
-    (CANCELLED_BY_THEM, E.RECEIVE): RECEIVED,
-    (CANCELLED_BY_THEM, E.RECEIVE_COPY): CANCELLED_BY_THEM,  # a copy still on its way
-    (CANCELLED_BY_THEM, E.CANCELLED): CANCELLED_BY_THEM,  # duplicate withdrawal
-    (SENT_EXPIRED, E.SEND): SENT,
-    (SENT_EXPIRED, E.RECEIVE): RECEIVED,
-    (SENT_EXPIRED, E.ACCEPTED): MUTUAL,  # a late acceptance is still an acceptance
-    (SENT_EXPIRED, E.DECLINED): DECLINED_BY_THEM,  # a late decline is still an answer
-    (RECEIVED_EXPIRED, E.SEND): SENT,
-    (RECEIVED_EXPIRED, E.RECEIVE): RECEIVED,
-    (RECEIVED_EXPIRED, E.RECEIVE_COPY): RECEIVED_EXPIRED,  # a late re-send of the expired one
-    (RECEIVED_EXPIRED, E.CANCELLED): CANCELLED_BY_THEM,
+    (None, RequestEvent.SEND): SENT,
+    (None, RequestEvent.RECEIVE): RECEIVED,
+    (SENT, RequestEvent.SEND): SENT,  # a re-send (same id)
+    (SENT, RequestEvent.ACCEPTED): MUTUAL,
+    (SENT, RequestEvent.RECEIVE): MUTUAL,  # crossed requests: both asked
+    (SENT, RequestEvent.DECLINED): DECLINED_BY_THEM,
+    (SENT, RequestEvent.CANCEL): CANCELLED_BY_US,
+    (SENT, RequestEvent.EXPIRE): SENT_EXPIRED,
+    (RECEIVED, RequestEvent.RECEIVE_COPY): RECEIVED,  # their re-send
+    # they replaced their request (we missed a withdrawal)
+    (RECEIVED, RequestEvent.RECEIVE): RECEIVED,
+    (RECEIVED, RequestEvent.ACCEPT): MUTUAL,
+    (RECEIVED, RequestEvent.SEND): MUTUAL,  # asking someone who asked us is accepting
+    (RECEIVED, RequestEvent.DECLINE): DECLINED_BY_US,
+    (RECEIVED, RequestEvent.CANCELLED): CANCELLED_BY_THEM,
+    (RECEIVED, RequestEvent.EXPIRE): RECEIVED_EXPIRED,
+    (MUTUAL, RequestEvent.ACCEPTED): MUTUAL,  # duplicate acceptance
+    (MUTUAL, RequestEvent.RECEIVE): MUTUAL,  # a late request from a contact
+    (MUTUAL, RequestEvent.RECEIVE_COPY): MUTUAL,  # a late re-send of the request we accepted
+    (MUTUAL, RequestEvent.CANCELLED): MUTUAL,  # their withdrawal crossed our acceptance
+    (DECLINED_BY_US, RequestEvent.SEND): SENT,  # we ask after all: a new request
+    (DECLINED_BY_US, RequestEvent.RECEIVE): RECEIVED,  # they ask again: a new request
+    # a re-send of the declined request
+    (DECLINED_BY_US, RequestEvent.RECEIVE_COPY): DECLINED_BY_US,
+    # their withdrawal crossed our decline
+    (DECLINED_BY_US, RequestEvent.CANCELLED): DECLINED_BY_US,
+    (DECLINED_BY_THEM, RequestEvent.SEND): SENT,  # re-request after decline
+    (DECLINED_BY_THEM, RequestEvent.RECEIVE): RECEIVED,
+    (DECLINED_BY_THEM, RequestEvent.DECLINED): DECLINED_BY_THEM,  # duplicate decline
+    (CANCELLED_BY_US, RequestEvent.SEND): SENT,
+    (CANCELLED_BY_US, RequestEvent.RECEIVE): RECEIVED,
+    (CANCELLED_BY_US, RequestEvent.ACCEPTED): MUTUAL,  # their acceptance crossed our withdrawal
+    # their decline crossed our withdrawal
+    (CANCELLED_BY_US, RequestEvent.DECLINED): CANCELLED_BY_US,
+    (CANCELLED_BY_THEM, RequestEvent.SEND): SENT,
+    (CANCELLED_BY_THEM, RequestEvent.RECEIVE): RECEIVED,
+    (CANCELLED_BY_THEM, RequestEvent.RECEIVE_COPY): CANCELLED_BY_THEM,  # a copy still on its way
+    (CANCELLED_BY_THEM, RequestEvent.CANCELLED): CANCELLED_BY_THEM,  # duplicate withdrawal
+    (SENT_EXPIRED, RequestEvent.SEND): SENT,
+    (SENT_EXPIRED, RequestEvent.RECEIVE): RECEIVED,
+    (SENT_EXPIRED, RequestEvent.ACCEPTED): MUTUAL,  # a late acceptance is still an acceptance
+    (SENT_EXPIRED, RequestEvent.DECLINED): DECLINED_BY_THEM,  # a late decline is still an answer
+    (RECEIVED_EXPIRED, RequestEvent.SEND): SENT,
+    (RECEIVED_EXPIRED, RequestEvent.RECEIVE): RECEIVED,
+    # a late re-send of the expired one
+    (RECEIVED_EXPIRED, RequestEvent.RECEIVE_COPY): RECEIVED_EXPIRED,
+    (RECEIVED_EXPIRED, RequestEvent.CANCELLED): CANCELLED_BY_THEM,
 }
 
 IMPOSSIBLE: dict[RequestEvent, str] = {
-    E.SEND: "you are already contacts",
-    E.RECEIVE: "a new request is always possible",  # every state has a row
-    E.RECEIVE_COPY: "their request carries the id of our own request",
-    E.ACCEPT: "there is no request from them to accept",
-    E.ACCEPTED: "they accepted a request we have not sent",
-    E.DECLINE: "there is no request from them to decline",
-    E.DECLINED: "they declined a request we have not sent",
-    E.CANCEL: "there is no request of yours to cancel",
-    E.CANCELLED: "they withdrew a request they have not sent",
-    E.EXPIRE: "only an open request can expire",
+    RequestEvent.SEND: "you are already contacts",
+    RequestEvent.RECEIVE: "a new request is always possible",  # every state has a row
+    RequestEvent.RECEIVE_COPY: "their request carries the id of our own request",
+    RequestEvent.ACCEPT: "there is no request from them to accept",
+    RequestEvent.ACCEPTED: "they accepted a request we have not sent",
+    RequestEvent.DECLINE: "there is no request from them to decline",
+    RequestEvent.DECLINED: "they declined a request we have not sent",
+    RequestEvent.CANCEL: "there is no request of yours to cancel",
+    RequestEvent.CANCELLED: "they withdrew a request they have not sent",
+    RequestEvent.EXPIRE: "only an open request can expire",
 }
 """What the user is told when a step is not in the table."""
 
@@ -214,7 +218,7 @@ class ContactRequests:
         fresh = flow.state not in (SENT, RECEIVED, MUTUAL)
         request_id = new_request_id(now, self._rng) if fresh else None
         details = {"intro": intro, "request_id": request_id} if fresh else {}
-        transition = self._apply(flow, E.SEND, now, details)
+        transition = self._apply(flow, RequestEvent.SEND, now, details)
         if flow.state is SENT:
             if fresh:
                 flow.request_id, flow.intro, flow.sends = request_id, intro, 0
@@ -226,13 +230,13 @@ class ContactRequests:
         return transition
 
     def accept(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.ACCEPT, now)
+        return self._finish(chat_key, RequestEvent.ACCEPT, now)
 
     def decline(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.DECLINE, now)
+        return self._finish(chat_key, RequestEvent.DECLINE, now)
 
     def cancel(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.CANCEL, now)
+        return self._finish(chat_key, RequestEvent.CANCEL, now)
 
     # ---- their side ----------------------------------------------------------------------
     def received(
@@ -243,9 +247,9 @@ class ContactRequests:
             raise ContactRequestError("their request carries no valid request id")
         flow = self.get(chat_key)
         copy = flow.state is not None and request_id == flow.request_id
-        event = E.RECEIVE_COPY if copy else E.RECEIVE
+        event = RequestEvent.RECEIVE_COPY if copy else RequestEvent.RECEIVE
         transition = self._apply(flow, event, now, {"intro": intro, "request_id": request_id})
-        if event is E.RECEIVE and flow.state is RECEIVED:
+        if event is RequestEvent.RECEIVE and flow.state is RECEIVED:
             flow.request_id, flow.intro = request_id, intro
             flow.expires_at = now + self.policy.lifetime
             flow.next_send_at = None
@@ -254,13 +258,13 @@ class ContactRequests:
         return transition
 
     def accepted(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.ACCEPTED, now)
+        return self._finish(chat_key, RequestEvent.ACCEPTED, now)
 
     def declined(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.DECLINED, now)
+        return self._finish(chat_key, RequestEvent.DECLINED, now)
 
     def withdrawn(self, chat_key: str, now: float) -> RequestTransition:
-        return self._finish(chat_key, E.CANCELLED, now)
+        return self._finish(chat_key, RequestEvent.CANCELLED, now)
 
     # ---- time ----------------------------------------------------------------------------
     def due(self, now: float) -> tuple[list[ContactRequest], list[RequestTransition]]:
@@ -269,7 +273,7 @@ class ContactRequests:
         expired: list[RequestTransition] = []
         for flow in self._flows.values():
             if flow.open and flow.expires_at is not None and now >= flow.expires_at:
-                expired.append(self._apply(flow, E.EXPIRE, now, {}))
+                expired.append(self._apply(flow, RequestEvent.EXPIRE, now, {}))
                 self._close(flow)
             elif flow.state is SENT and flow.next_send_at is not None and now >= flow.next_send_at:
                 resend.append(flow)

@@ -39,17 +39,16 @@ class VerifyEvent(Enum):
     CANCEL = "cancel"
 
 
-V, E = VerifyState, VerifyEvent
 TRANSITIONS: dict[tuple[VerifyState, VerifyEvent], VerifyState] = {
-    (V.STARTED, E.THEIR_KEY): V.COMPARE,
-    (V.COMPARE, E.CONFIRM): V.CONFIRMED,
-    (V.CONFIRMED, E.THEIR_MAC_OK): V.VERIFIED,
-    (V.CONFIRMED, E.THEIR_MAC_BAD): V.FAILED,
-    (V.STARTED, E.CANCEL): V.CANCELLED,
-    (V.COMPARE, E.CANCEL): V.CANCELLED,
-    (V.CONFIRMED, E.CANCEL): V.CANCELLED,
+    (VerifyState.STARTED, VerifyEvent.THEIR_KEY): VerifyState.COMPARE,
+    (VerifyState.COMPARE, VerifyEvent.CONFIRM): VerifyState.CONFIRMED,
+    (VerifyState.CONFIRMED, VerifyEvent.THEIR_MAC_OK): VerifyState.VERIFIED,
+    (VerifyState.CONFIRMED, VerifyEvent.THEIR_MAC_BAD): VerifyState.FAILED,
+    (VerifyState.STARTED, VerifyEvent.CANCEL): VerifyState.CANCELLED,
+    (VerifyState.COMPARE, VerifyEvent.CANCEL): VerifyState.CANCELLED,
+    (VerifyState.CONFIRMED, VerifyEvent.CANCEL): VerifyState.CANCELLED,
 }
-FINISHED = frozenset({V.VERIFIED, V.CANCELLED, V.FAILED})
+FINISHED = frozenset({VerifyState.VERIFIED, VerifyState.CANCELLED, VerifyState.FAILED})
 
 START, REPLY, MAC, CANCEL = 1, 2, 3, 4
 """Step numbers on the wire (VerificationBody.step)."""
@@ -64,7 +63,7 @@ class Verification:
     own_chat_key: bytes
     their_chat_key: bytes
     verification_id: str = field(default_factory=lambda: secrets.token_hex(8))
-    state: VerifyState = V.STARTED
+    state: VerifyState = VerifyState.STARTED
     their_mac: str | None = None
     sas: SasVerification = field(init=False)
 
@@ -81,7 +80,7 @@ class Verification:
 
     @property
     def emoji(self) -> list[tuple[str, str]]:
-        return [] if self.state is V.STARTED else self.sas.emoji()
+        return [] if self.state is VerifyState.STARTED else self.sas.emoji()
 
     def their_key(self, public_key: str) -> None:
         """Their SAS key arrived (their reply, or their start that we answer)."""
@@ -89,19 +88,19 @@ class Verification:
             self.sas.establish(public_key)
         except IdentityError as exc:
             raise VerificationError(str(exc)) from None
-        self._apply(E.THEIR_KEY)
+        self._apply(VerifyEvent.THEIR_KEY)
 
     def confirm(self) -> str:
         """The user says the emoji match: returns our MAC to send."""
-        self._apply(E.CONFIRM)
+        self._apply(VerifyEvent.CONFIRM)
         if self.their_mac is not None:
             self._check(self.their_mac)
         return self.sas.mac()
 
     def their_confirmation(self, mac: str) -> None:
-        if self.state is V.COMPARE:
+        if self.state is VerifyState.COMPARE:
             self.their_mac = mac  # checked when our user confirms
-        elif self.state is V.CONFIRMED:
+        elif self.state is VerifyState.CONFIRMED:
             self._check(mac)
         else:
             raise VerificationError(f"a confirmation for a verification that is {self.state.value}")
@@ -110,9 +109,9 @@ class Verification:
         try:
             self.sas.verify_mac(mac)
         except IdentityError:
-            self._apply(E.THEIR_MAC_BAD)
+            self._apply(VerifyEvent.THEIR_MAC_BAD)
             return
-        self._apply(E.THEIR_MAC_OK)
+        self._apply(VerifyEvent.THEIR_MAC_OK)
 
     def cancel(self) -> None:
-        self._apply(E.CANCEL)
+        self._apply(VerifyEvent.CANCEL)

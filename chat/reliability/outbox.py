@@ -53,38 +53,41 @@ class Event(Enum):
     RETRY_REQUESTED = "retry_requested"  # by the user
 
 
-Q, S, ST, D, F = State.QUEUED, State.SENT, State.STORED, State.DELIVERED, State.FAILED
-
 TRANSITIONS: dict[tuple[State, Event], State] = {
-    (Q, Event.PUBLISHED): S,
-    (Q, Event.ATTEMPT_FAILED): Q,
-    (Q, Event.BUDGET_SPENT): F,
-    (Q, Event.REJECTED): F,
-    (Q, Event.STORE_CONFIRMED): ST,  # a retry found an earlier copy already stored
-    (Q, Event.ACKNOWLEDGED): D,
-    (S, Event.PUBLISHED): S,  # a re-send while waiting for the ack
-    (S, Event.ATTEMPT_FAILED): S,  # a re-send failed; the earlier copy is still out there
-    (S, Event.BUDGET_SPENT): F,
-    (S, Event.REJECTED): F,  # a re-send refused: re-sending cannot help; a late ack still can
-    (S, Event.STORE_CONFIRMED): ST,
-    (S, Event.ACKNOWLEDGED): D,
-    (ST, Event.PUBLISHED): ST,
-    (ST, Event.ATTEMPT_FAILED): ST,
-    (ST, Event.BUDGET_SPENT): F,
-    (ST, Event.REJECTED): F,
-    (ST, Event.STORE_CONFIRMED): ST,
-    (ST, Event.ACKNOWLEDGED): D,
-    (F, Event.ACKNOWLEDGED): D,
-    (F, Event.STORE_CONFIRMED): F,  # noted as evidence; still needs the user or an ack
-    (F, Event.RETRY_REQUESTED): Q,
-    (D, Event.ACKNOWLEDGED): D,  # duplicate acks are harmless
-    (D, Event.STORE_CONFIRMED): D,
-    (D, Event.PUBLISHED): D,  # outcomes of an attempt the ack overtook: noted, nothing to do
-    (D, Event.ATTEMPT_FAILED): D,
-    (D, Event.REJECTED): D,
+    (State.QUEUED, Event.PUBLISHED): State.SENT,
+    (State.QUEUED, Event.ATTEMPT_FAILED): State.QUEUED,
+    (State.QUEUED, Event.BUDGET_SPENT): State.FAILED,
+    (State.QUEUED, Event.REJECTED): State.FAILED,
+    # a retry found an earlier copy already stored
+    (State.QUEUED, Event.STORE_CONFIRMED): State.STORED,
+    (State.QUEUED, Event.ACKNOWLEDGED): State.DELIVERED,
+    (State.SENT, Event.PUBLISHED): State.SENT,  # a re-send while waiting for the ack
+    # a re-send failed; the earlier copy is still out there
+    (State.SENT, Event.ATTEMPT_FAILED): State.SENT,
+    (State.SENT, Event.BUDGET_SPENT): State.FAILED,
+    # a re-send refused: re-sending cannot help; a late ack still can
+    (State.SENT, Event.REJECTED): State.FAILED,
+    (State.SENT, Event.STORE_CONFIRMED): State.STORED,
+    (State.SENT, Event.ACKNOWLEDGED): State.DELIVERED,
+    (State.STORED, Event.PUBLISHED): State.STORED,
+    (State.STORED, Event.ATTEMPT_FAILED): State.STORED,
+    (State.STORED, Event.BUDGET_SPENT): State.FAILED,
+    (State.STORED, Event.REJECTED): State.FAILED,
+    (State.STORED, Event.STORE_CONFIRMED): State.STORED,
+    (State.STORED, Event.ACKNOWLEDGED): State.DELIVERED,
+    (State.FAILED, Event.ACKNOWLEDGED): State.DELIVERED,
+    # noted as evidence; still needs the user or an ack
+    (State.FAILED, Event.STORE_CONFIRMED): State.FAILED,
+    (State.FAILED, Event.RETRY_REQUESTED): State.QUEUED,
+    (State.DELIVERED, Event.ACKNOWLEDGED): State.DELIVERED,  # duplicate acks are harmless
+    (State.DELIVERED, Event.STORE_CONFIRMED): State.DELIVERED,
+    # outcomes of an attempt the ack overtook: noted, nothing to do
+    (State.DELIVERED, Event.PUBLISHED): State.DELIVERED,
+    (State.DELIVERED, Event.ATTEMPT_FAILED): State.DELIVERED,
+    (State.DELIVERED, Event.REJECTED): State.DELIVERED,
 }
 
-ACTIVE_STATES = frozenset({Q, S, ST})
+ACTIVE_STATES = frozenset({State.QUEUED, State.SENT, State.STORED})
 """States in which the outbox still works on a message."""
 
 
@@ -146,7 +149,7 @@ class OutboxEntry:
     message_id: str
     conversation_id: str
     created_at: float
-    state: State = Q
+    state: State = State.QUEUED
     attempts: int = 0
     """Every attempt ever made (the trace); the budgets below count since the last retry."""
     max_attempts: int = 8
@@ -190,7 +193,8 @@ class Outbox:
 
     def undelivered(self) -> list[OutboxEntry]:
         return sorted(
-            (e for e in self._entries.values() if e.state is not D), key=lambda e: e.created_at
+            (e for e in self._entries.values() if e.state is not State.DELIVERED),
+            key=lambda e: e.created_at,
         )
 
     def due(self, now: float) -> list[OutboxEntry]:
@@ -217,7 +221,7 @@ class Outbox:
             next_attempt_at=now,
         )
         self._entries[message_id] = entry
-        created = Transition(message_id, None, Q, Event.ENQUEUED, now, {})
+        created = Transition(message_id, None, State.QUEUED, Event.ENQUEUED, now, {})
         entry.history.append(created)
         return created
 
@@ -239,14 +243,14 @@ class Outbox:
     def attempt_started(self, message_id: str) -> int:
         """Counts an attempt; returns its number. The caller then reports its outcome."""
         entry = self.get(message_id)
-        if entry.state is D:
+        if entry.state is State.DELIVERED:
             raise OutboxError("the message is already delivered, so there is nothing to send")
-        if entry.state is F:
+        if entry.state is State.FAILED:
             raise OutboxError("the message has failed; retry it before sending it again")
         if entry.in_flight:
             raise OutboxError("an attempt to send the message is already under way")
         entry.attempts += 1
-        if entry.state is Q:
+        if entry.state is State.QUEUED:
             entry.queued_attempts += 1
         else:
             entry.resends += 1
@@ -257,7 +261,7 @@ class Outbox:
     def published(self, message_id: str, now: float, **evidence: Any) -> Transition:
         entry = self._attempt_ended(message_id)
         transition = self._apply(entry, Event.PUBLISHED, now, evidence)
-        if entry.state in (S, ST):
+        if entry.state in (State.SENT, State.STORED):
             entry.reason = None
             entry.next_attempt_at = now + self.policy.resend_delay(entry.resends, self._rng)
         return transition
@@ -266,17 +270,17 @@ class Outbox:
         self, message_id: str, now: float, reason: str, **evidence: Any
     ) -> Transition:
         entry = self._attempt_ended(message_id)
-        if entry.state is D:
+        if entry.state is State.DELIVERED:
             return self._apply(entry, Event.ATTEMPT_FAILED, now, {"reason": reason, **evidence})
-        if entry.state is Q and entry.queued_attempts >= entry.max_attempts:
+        if entry.state is State.QUEUED and entry.queued_attempts >= entry.max_attempts:
             return self._fail(entry, now, reason, evidence)
-        if entry.state is not Q and entry.resends >= entry.max_resends:
+        if entry.state is not State.QUEUED and entry.resends >= entry.max_resends:
             return self._fail(
                 entry, now, f"{self._no_ack(entry)} (last re-send: {reason})", evidence
             )
         transition = self._apply(entry, Event.ATTEMPT_FAILED, now, {"reason": reason, **evidence})
         entry.reason = reason
-        if entry.state is Q:
+        if entry.state is State.QUEUED:
             entry.next_attempt_at = now + self.policy.delay(entry.queued_attempts, self._rng)
         else:
             entry.next_attempt_at = now + self.policy.resend_delay(entry.resends, self._rng)
@@ -287,7 +291,7 @@ class Outbox:
         is spent (the caller re-sends it otherwise). Never before it is due."""
         entry = self.get(message_id)
         due = entry.next_attempt_at is not None and entry.next_attempt_at <= now
-        if entry.state in (S, ST) and due and entry.resends >= entry.max_resends:
+        if entry.state in (State.SENT, State.STORED) and due and entry.resends >= entry.max_resends:
             return self._fail(entry, now, self._no_ack(entry), {})
         return None
 
@@ -295,8 +299,8 @@ class Outbox:
         entry = self._attempt_ended(message_id)
         was = entry.state
         transition = self._apply(entry, Event.REJECTED, now, {"reason": reason, **evidence})
-        if entry.state is F:
-            entry.reason = reason if was is Q else f"a re-send was refused: {reason}"
+        if entry.state is State.FAILED:
+            entry.reason = reason if was is State.QUEUED else f"a re-send was refused: {reason}"
             entry.next_attempt_at = None
         return transition
 
@@ -314,11 +318,11 @@ class Outbox:
         """Manual retry: a failed message is queued with fresh budgets; a pending one is
         simply made due now. Returns the transition when the state changed."""
         entry = self.get(message_id)
-        if entry.state is D:
+        if entry.state is State.DELIVERED:
             raise OutboxError("a delivered message cannot be retried")
         if entry.in_flight:
             raise OutboxError("the message is being sent right now; wait for the outcome")
-        if entry.state is F:
+        if entry.state is State.FAILED:
             transition = self._apply(entry, Event.RETRY_REQUESTED, now, {"by": "user"})
             entry.queued_attempts = entry.resends = 0
             entry.max_attempts = self.policy.max_attempts

@@ -158,10 +158,12 @@ async def test_tampered_replayed_and_forged_messages_are_rejected_and_never_show
     net: Any, befriend: Befriend, wait_until: WaitUntil
 ) -> None:
     import dataclasses
+    import time
 
     import trio
 
     from chat.direct import Envelope, conversation_content_topic
+    from chat.messenger.conversation import waku_message
     from chat.proto import direct_pb2
     from chat.reliability.sds import SdsChannel
 
@@ -176,7 +178,7 @@ async def test_tampered_replayed_and_forged_messages_are_rejected_and_never_show
     bob_identity_key = bob.me.identity_key
 
     def publish(envelope: Envelope, stamp_offset: int = 0) -> None:
-        message = alice._waku_message(topic, envelope)
+        message = waku_message(topic, envelope.encode(), time.time())
         message = dataclasses.replace(message, timestamp=message.timestamp + stamp_offset)
         alice.node.publish(alice.pubsub_topic, message)
 
@@ -203,9 +205,7 @@ async def test_tampered_replayed_and_forged_messages_are_rejected_and_never_show
     assert "decrypt" in await next_rejection()
 
     # 2. A replay: the exact ciphertext of a message Bob already read, in a new WakuMessage.
-    body = direct_pb2.ChatMessage(
-        id="f" * 32, text="replay me", sent_at_ms=int(alice._clock() * 1000)
-    )
+    body = direct_pb2.ChatMessage(id="f" * 32, text="replay me", sent_at_ms=int(time.time() * 1000))
     channel = SdsChannel(chat_id, alice.me.chat_key_text)
     frame = channel.wrap(body.SerializeToString(), "f" * 32, 10**12 + 1)
     once = sealed(frame.encode())

@@ -1,0 +1,64 @@
+"""The messenger's settings and the limits every part of it shares."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from libp2p.crypto.keys import KeyPair
+
+from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
+from chat.contacts import RequestPolicy
+from chat.reliability.outbox import RetryPolicy
+from chat.reliability.sds import SdsParams
+from chat.reliability.store_checks import StoreCheckParams
+from chat.waku.discovery.mdns import MDNS_PORT
+from chat.waku.relay.faults import RelayFaults
+
+MAX_TEXT_LENGTH = 16 * 1024
+"""Characters in one message; far below the 150 KiB Waku limit after SDS and Olm."""
+RECEIVED_STATE = "received"
+"""The state every incoming message is stored in."""
+CONTACT_SHARD = 0
+"""Contact requests and 1:1 conversations live on shard 0 of the cluster."""
+IDLE_WAKEUP = 30.0
+"""The scheduler looks around at least this often (health, cheap checks)."""
+SYNC_RETRY = 5.0
+"""Seconds before a sync that reached no peer is tried again."""
+SAVE_DELAY = 1.0
+"""Receive-side state (SDS logs, Olm ratchets) is written at most this long after it moved."""
+RECEIVED_KEPT_FOR = 31 * 86_400
+"""Seconds a handled message's Waku hash is remembered across restarts, a day beyond the
+longest catch-up (StoreCheckParams.max_catch_up): a store scan after a restart lists messages
+handled before it, and a second decryption would fail (Olm message keys are used once), so
+they must be recognised as handled, not refused as replays."""
+RECEIVED_LOADED = 20_000
+"""Handled hashes loaded at start (the newest); older ones are checked in the profile DB."""
+CATCH_UP_LIMIT = 60.0
+"""A catch-up the health monitor waits for longer than this counts as failed."""
+GIVE_UP_MISSING_AFTER = 600.0
+"""A message waiting this long for an earlier one is shown anyway; the gap is reported."""
+
+
+@dataclass(frozen=True)
+class MessengerConfig:
+    listen_addrs: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/0",)
+    peers: tuple[str, ...] = ()
+    store_peers: tuple[str, ...] = ()
+    cluster_id: int = DEFAULT_CLUSTER_ID
+    shards: tuple[int, ...] = DEFAULT_SHARDS
+    node_key: KeyPair | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    requests: RequestPolicy = field(default_factory=RequestPolicy)
+    store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
+    sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
+    """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""
+    sync_delay: float = 1.0
+    give_up_missing_after: float = GIVE_UP_MISSING_AFTER
+    faults: RelayFaults | None = None
+    mdns: bool | None = None
+    """LAN discovery; None: on when no peer is configured."""
+    mdns_interfaces: tuple[str, ...] | None = None
+    mdns_port: int = MDNS_PORT
+    clock: Callable[[], float] = time.time

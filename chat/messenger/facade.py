@@ -1,0 +1,355 @@
+"""The messenger: the one façade every face talks to. Commands in, typed events out.
+
+It composes one module per concern (see the package's __init__) with a node and the
+profile database, and keeps the rules they share:
+
+- Persist before the wire. A command commits its effect (the outbox entry, the request flow,
+  the ratcheted Olm session) before anything is published, so a crash loses nothing and
+  never reuses a ratchet key (persist.py).
+- One lock for all protocol state: this one. Commands, received messages and timers take it
+  in turn; network round trips (store queries) run outside it and report back under it.
+- Evidence only. A message's state moves when the transport reached a peer (sent), a store
+  node listed its hash (stored), or the recipients' SDS traffic named it (delivered); the
+  trace records what proved each step (sending.py).
+- Received input is untrusted: anything that fails to decrypt, replays, or names a sender
+  other than the one the crypto proved is dropped, logged and reported as a `Rejected`
+  event; the user never sees it (receive.py).
+
+Timers (outbox attempts, request re-sends, SDS syncs, store checks, giving up on missing
+messages, batched saves) all run from one scheduler task (scheduler.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+
+import trio
+
+from chat import events as ev
+from chat.client_node import ClientNode, ClientNodeConfig
+from chat.contacts import ContactRequests
+from chat.direct import DirectSessions
+from chat.errors import ConfigError
+from chat.history import ChatHistory
+from chat.identity import Identity, IdentityError, validate_display_name
+from chat.messenger.channels import SdsChannels
+from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, MessengerConfig
+from chat.messenger.contact_book import ContactBook
+from chat.messenger.contacts_flow import ContactsFlow
+from chat.messenger.context import EventFanOut, MessengerContext
+from chat.messenger.conversation import Conversations
+from chat.messenger.direct_chats import DirectChats
+from chat.messenger.health import HealthWatch, watch_topic
+from chat.messenger.node import MessengerNode
+from chat.messenger.olm import OlmCrypto
+from chat.messenger.persist import StateWriter
+from chat.messenger.receive import Receiver
+from chat.messenger.scheduler import Scheduler
+from chat.messenger.sending import Sending
+from chat.messenger.startup import read_profile
+from chat.messenger.syncs import Syncs
+from chat.messenger.transport import BestEffort, RelayTransport
+from chat.messenger.verification_flow import VerificationFlow
+from chat.reliability.store_checks import StoreChecks
+from chat.reliability.store_queries import StoreQueries
+from chat.waku.host import generate_node_key
+from storage.aio import AsyncStore
+from storage.store import Store
+
+
+def client_node(config: MessengerConfig) -> ClientNode:
+    """The real node for these settings (InvalidInput for a bad peer address)."""
+    try:
+        return ClientNode(
+            ClientNodeConfig(
+                listen_addrs=config.listen_addrs,
+                peers=config.peers,
+                store_peers=config.store_peers,
+                cluster_id=config.cluster_id,
+                shards=config.shards,
+                key_pair=config.node_key or generate_node_key(),
+                faults=config.faults,
+                mdns=config.mdns,
+                mdns_interfaces=config.mdns_interfaces,
+                mdns_port=config.mdns_port,
+            )
+        )
+    except ConfigError as exc:
+        raise ev.InvalidInput(str(exc)) from None
+
+
+class Messenger:
+    def __init__(
+        self,
+        store: Store,
+        config: MessengerConfig | None = None,
+        *,
+        db: AsyncStore | None = None,
+        node: MessengerNode | None = None,
+    ) -> None:
+        """`db`: the store's async runner, when a face already reads through one (its calls
+        and ours must share one worker: they share one connection). `node`: the network
+        side; by default a ClientNode built from `config`."""
+        self.config = config or MessengerConfig()
+        self._clock = self.config.clock
+        self.node: MessengerNode = node if node is not None else client_node(self.config)
+        self._db = db if db is not None else AsyncStore(store)
+        self.history = ChatHistory(self._db)
+        self._lock = trio.Lock()
+        self._events = EventFanOut()
+        self._scheduler = Scheduler(self._lock, self._clock)
+        ctx = self._ctx = MessengerContext(
+            self.config,
+            self._clock,
+            self._db,
+            store.session_pickle_key,
+            self._events,
+            self._scheduler.wake,
+        )
+        self.pubsub_topic = self.node.pubsub_topic(CONTACT_SHARD)
+        self.checks = StoreChecks(self.config.store_checks)
+
+        # The pipeline and its 1:1 parts.
+        contacts = self._contacts = ContactBook()
+        requests = ContactRequests(self.config.requests)
+        olm = self._olm = OlmCrypto(ctx)
+        conversations = Conversations()
+        channels = SdsChannels(ctx)
+        writer = self._writer = StateWriter(ctx, olm, channels)
+        transport = RelayTransport(self.node)
+        sending = self._sending = Sending(
+            ctx, conversations, channels, transport, self.checks, writer, self.history
+        )
+        syncs = Syncs(ctx, conversations, channels, transport, writer)
+        self._watch = functools.partial(watch_topic, ctx, self.checks)
+        direct = self._direct = DirectChats(
+            ctx,
+            contacts,
+            requests,
+            olm,
+            conversations,
+            sending,
+            self.history,
+            self._watch,
+            self.pubsub_topic,
+        )
+        receiver = self._receiver = Receiver(
+            ctx, conversations, channels, self.checks, writer, sending, syncs, direct.chat_view
+        )
+        self._health = HealthWatch(ctx, self.node, self.checks, sending, receiver, self._lock)
+        best_effort = BestEffort(transport)
+        self._contacts_flow = ContactsFlow(
+            ctx, contacts, requests, olm, writer, best_effort, direct, self.pubsub_topic
+        )
+        self._verification = VerificationFlow(
+            ctx, contacts, self._contacts_flow, direct, olm, writer, best_effort
+        )
+        self._store_queries = StoreQueries(
+            self.checks,
+            self.node,
+            self._health,
+            lock=self._lock,
+            clock=self._clock,
+            wake=self._scheduler.wake,
+            default_pubsub_topic=self.pubsub_topic,
+        )
+        # Timed features, in the order they run on each pass of the scheduler.
+        for feature in (writer, sending, self._contacts_flow, syncs, receiver, self._store_queries):
+            self._scheduler.register(feature)
+
+    # ==== lifecycle ===========================================================================
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[Messenger]:
+        await self._load()
+        async with self.node.run(), trio.open_nursery() as nursery:
+            self._health.running = True
+            self._store_queries.attach(nursery)
+            nursery.start_soon(self._receiver.run, self.node.inbox, self._lock)
+            nursery.start_soon(self._scheduler.run)
+            nursery.start_soon(self._health.watch_connections)
+            nursery.start_soon(self._health.watch_health)
+            nursery.start_soon(self._health.watch_outages)
+            self.node.health.set_catch_up(self._health.catch_up)
+            self.node.health.on_reset(self._health.after_reset)
+            try:
+                yield self
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    async with self._lock:
+                        await self._writer.flush()
+                self._health.running = False
+                self._store_queries.attach(None)
+                self._events.close()
+
+    async def _load(self) -> None:
+        now = self._clock()
+        saved = await read_profile(self._db, now)
+        for msg_hash in saved.handled:
+            self.checks.received(msg_hash, now)
+        self._ctx.identity = saved.identity
+        self._olm.load(saved.identity, saved.olm_sessions)
+        self._contacts.verified = saved.verified
+        self._contacts_flow.restore(saved.flows)
+        self._direct.restore(saved.conversations)
+        self._sending.restore(saved.outbox)
+        # Watch our contact-request partition and every chat, from their persisted cursors.
+        request_topic = self._contacts_flow.request_topic
+        self._receiver.add_inbox(request_topic, self._contacts_flow)
+        await self._watch(self.pubsub_topic, request_topic)
+        for conversation in self._direct.conversations():
+            await self._watch(conversation.pubsub_topic, conversation.content_topic)
+        self.checks.catch_up(now)
+
+    def listen_addrs(self) -> list[str]:
+        return self.node.full_multiaddrs()
+
+    # ==== events ==============================================================================
+    def subscribe(self, buffer: int = 1000) -> trio.MemoryReceiveChannel[ev.Event]:
+        return self._events.subscribe(buffer)
+
+    @property
+    def events_dropped(self) -> int:
+        return self._events.dropped
+
+    @property
+    def rejected(self) -> int:
+        """Received messages refused since start."""
+        return self._ctx.rejected
+
+    # ==== identity ============================================================================
+    @property
+    def me(self) -> Identity:
+        return self._ctx.me
+
+    @property
+    def sessions(self) -> DirectSessions | None:
+        """The profile's Olm sessions (None until the messenger runs)."""
+        return self._olm.sessions
+
+    def identity(self) -> ev.IdentityView:
+        me = self.me
+        return ev.IdentityView(me.chat_key_text, me.display_name, me.contact_link())
+
+    async def set_display_name(self, name: str) -> ev.IdentityView:
+        """Change our display name (sanitized like every name), keep it in the profile, and
+        tell every contact (see ContactsFlow.rename)."""
+        try:
+            name = validate_display_name(name)
+        except IdentityError as exc:
+            raise ev.InvalidInput(str(exc)) from None
+        async with self._lock:
+            await self._contacts_flow.rename(name)
+        return self.identity()
+
+    # ==== contacts ============================================================================
+    async def contacts(self) -> list[ev.ContactView]:
+        return self._contacts_flow.views()
+
+    async def add_contact(self, link: str, intro: str = "") -> ev.ContactView:
+        parsed, intro = self._contacts_flow.parse(link, intro)
+        async with self._lock:
+            return await self._contacts_flow.add(parsed, link, intro)
+
+    async def accept_contact(self, chat_key: str) -> ev.ContactView:
+        async with self._lock:
+            return await self._contacts_flow.decide(chat_key, accepted=True)
+
+    async def decline_contact(self, chat_key: str) -> ev.ContactView:
+        async with self._lock:
+            return await self._contacts_flow.decide(chat_key, accepted=False)
+
+    async def cancel_contact_request(self, chat_key: str) -> ev.ContactView:
+        async with self._lock:
+            return await self._contacts_flow.cancel(chat_key)
+
+    # ==== emoji verification ==================================================================
+    def verification(self, chat_key: str) -> ev.VerificationView:
+        return self._verification.view(chat_key)
+
+    async def start_verification(self, chat_key: str) -> ev.VerificationView:
+        """Begin an emoji comparison with a contact (both must be online)."""
+        async with self._lock:
+            await self._verification.start(chat_key)
+        return self._verification.updated(chat_key)
+
+    async def confirm_verification(self, chat_key: str) -> ev.VerificationView:
+        """The user says the emoji on both screens match."""
+        async with self._lock:
+            await self._verification.confirm(chat_key)
+        return self._verification.updated(chat_key)
+
+    async def cancel_verification(self, chat_key: str) -> ev.VerificationView:
+        """The emoji differ, or the user stops: tell the contact."""
+        async with self._lock:
+            await self._verification.cancel(chat_key)
+        return self._verification.updated(chat_key)
+
+    # ==== chats and messages ==================================================================
+    async def chats(self) -> list[ev.ChatView]:
+        return [self._direct.view(c) for c in await self.history.conversations()]
+
+    async def mark_read(self, chat_id: str) -> ev.ChatView:
+        await self._direct.chat_view(chat_id)
+        await self._db.run(lambda s: s.conversations.mark_read(chat_id))
+        view = await self._direct.chat_view(chat_id)
+        self._events.emit(ev.ChatUpdated(view))
+        return view
+
+    async def messages(
+        self, chat_id: str, *, limit: int = 50, before: str | None = None
+    ) -> list[ev.MessageView]:
+        page = await self.history.page(chat_id, limit=limit, before=before)
+        return [self._sending.view(m) for m in page]
+
+    async def message(self, message_id: str) -> ev.MessageView:
+        return await self._sending.message(message_id)
+
+    async def trace(self, message_id: str) -> list[ev.TraceStep]:
+        stored = await self.history.message(message_id)
+        history = await self._db.run(lambda s: s.messages.history(stored.id))
+        return [ev.TraceStep(t.at / 1000, t.from_state, t.to_state, t.evidence) for t in history]
+
+    async def send_text(
+        self, chat_id: str, text: str, reply_to: str | None = None
+    ) -> ev.MessageView:
+        if not text.strip():
+            raise ev.InvalidInput("an empty message cannot be sent")
+        if len(text) > MAX_TEXT_LENGTH:
+            raise ev.InvalidInput(f"a message has at most {MAX_TEXT_LENGTH} characters")
+        async with self._lock:
+            view = await self._direct.send_text(chat_id, text, reply_to)
+        self._events.emit(ev.MessageAdded(view))
+        self._events.emit(ev.ChatUpdated(await self._direct.chat_view(chat_id)))
+        self._scheduler.wake()
+        return view
+
+    async def retry(self, message_id: str) -> ev.MessageView:
+        async with self._lock:
+            await self._sending.retry(message_id)
+        self._scheduler.wake()
+        return await self.message(message_id)
+
+    async def retry_all(self) -> int:
+        count = 0
+        for message_id in self._sending.undelivered_ids():
+            with contextlib.suppress(ev.MessengerError):
+                await self.retry(message_id)
+                count += 1
+        return count
+
+    async def discard(self, message_id: str) -> None:
+        async with self._lock:
+            await self._sending.discard(message_id)
+        self._events.emit(ev.MessageUpdated(await self.message(message_id)))
+
+    async def outbox(self) -> list[ev.OutboxItemView]:
+        """Everything not yet delivered: messages (failed ones included) and open requests."""
+        return await self._sending.outbox_items() + self._contacts_flow.outbox_items()
+
+    # ==== health ==============================================================================
+    def health(self) -> ev.HealthView:
+        """The health monitor's verdict (chat/waku/health.py), with relay peers per shard."""
+        return self._health.view()

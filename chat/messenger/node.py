@@ -1,0 +1,65 @@
+"""What the messenger needs of its node, as a type.
+
+`chat.client_node.ClientNode` is the real one (relay, store client, connectivity); unit
+tests give the messenger an in-process stand-in with the same shape
+(tests/harness/fake_node.py). Nothing else of the node is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import trio
+from libp2p.peer.id import ID
+
+from chat.client_node import Received
+from chat.reliability.store_queries import StoreQuerier
+from chat.waku.health import HealthSummary
+from chat.waku.health_monitor import CatchUp, OnReset
+from chat.waku.message import WakuMessage
+
+
+class NodeHealth(Protocol):
+    """The node's health monitor (chat/waku/health_monitor.py)."""
+
+    def summary(self) -> HealthSummary: ...
+    def subscribe(self, buffer: int = 64) -> trio.MemoryReceiveChannel[HealthSummary]: ...
+    def set_catch_up(self, catch_up: CatchUp) -> None: ...
+    def on_reset(self, callback: OnReset) -> None: ...
+
+
+class MessengerNode(Protocol):
+    @property
+    def inbox(self) -> trio.MemoryReceiveChannel[Received]:
+        """Every message the network delivers to us (bounded; overflow is left to store scans)."""
+        ...
+
+    @property
+    def pubsub_topics(self) -> Sequence[str]: ...
+
+    @property
+    def health(self) -> NodeHealth: ...
+
+    @property
+    def store(self) -> StoreQuerier: ...
+
+    def run(self) -> AbstractAsyncContextManager[Any]: ...
+    def pubsub_topic(self, shard: int) -> str: ...
+    def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
+        """Relay peers reached; raises NoPeersReached, or ValueError for a refused message."""
+        ...
+
+    def full_multiaddrs(self) -> list[str]: ...
+    def connected_peers(self) -> Sequence[ID]: ...
+    def relay_peers(self) -> dict[str, int]: ...
+    def store_peers(self) -> list[ID]: ...
+    def record_store(self, peer: ID, ok: bool) -> None: ...
+    def connection_events(self) -> trio.MemoryReceiveChannel[Any]:
+        """A subscription to connection opened/closed events."""
+        ...
+
+    async def wait_relay_peers(self, *, present: bool) -> None:
+        """Returns once some relay peer is on one of our topics (`present`), or none is."""
+        ...

@@ -1,0 +1,105 @@
+"""Pairwise Olm: the crypto of contact requests and of 1:1 conversations.
+
+`OlmCrypto` holds the profile's Olm sessions (chat/direct.py, sans-IO) for everyone: the
+contact-request flows seal and open through it directly, and every 1:1 conversation plugs
+it into the pipeline as a `PairwiseOlm` bound to its contact. The envelope names the
+sender's identity key, so opening needs no conversation: the session decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chat import events as ev
+from chat.direct import DirectError, DirectSessions, Envelope, Opened, VerifiedRequest
+from chat.identity import ContactLink, Identity
+from chat.messenger.contact_book import ContactBook
+from chat.messenger.context import MessengerContext
+from chat.messenger.conversation import OpenRefused, SealFailed, Unsealed
+from chat.proto import direct_pb2
+from chat.waku.message import WakuMessage
+
+NOT_A_CONTACT = "the recipient is not a contact any more"
+
+
+class OlmCrypto:
+    name = "Olm"
+
+    def __init__(self, ctx: MessengerContext) -> None:
+        self._ctx = ctx
+        self.sessions: DirectSessions | None = None
+        """None until the messenger has loaded the profile."""
+
+    def load(self, identity: Identity, pickled: Mapping[str, Any] | None) -> None:
+        self.sessions = (
+            DirectSessions.from_pickle(identity, pickled, self._ctx.pickle_key)
+            if pickled
+            else DirectSessions(identity)
+        )
+
+    @property
+    def _sessions(self) -> DirectSessions:
+        if self.sessions is None:
+            raise ev.NotPossible("the messenger is not running")
+        return self.sessions
+
+    def seal(self, their_identity_key: bytes, payload: direct_pb2.DirectPayload) -> Envelope:
+        """In the session we hold with them; raises DirectError when there is none."""
+        return self._sessions.seal(their_identity_key, payload)
+
+    def seal_to(self, link: ContactLink, payload: direct_pb2.DirectPayload) -> Envelope:
+        """In our session with them, or a new one from their link (a pre-key message)."""
+        sessions = self._sessions
+        if sessions.has_session(link.identity_key):
+            return sessions.seal(link.identity_key, payload)
+        return sessions.seal_first(link, payload)
+
+    def open(self, message: WakuMessage) -> Opened | None:
+        """None for our own message (echoed by relay or listed by a store)."""
+        try:
+            envelope = Envelope.decode(message.payload)
+        except DirectError as exc:
+            raise OpenRefused(f"{exc} on {message.content_topic}") from None
+        if envelope.sender_identity_key == self._ctx.me.identity_key:
+            return None
+        try:
+            return self._sessions.open(envelope)
+        except DirectError as exc:
+            raise OpenRefused(str(exc)) from None
+
+    def verify_request(self, opened: Opened) -> VerifiedRequest:
+        """A contact request's link checked against the Olm-proven sender (DirectError if not)."""
+        return self._sessions.verify_request(opened)
+
+    def pickle(self) -> dict[str, Any]:
+        return self._sessions.pickle(self._ctx.pickle_key)
+
+
+class PairwiseOlm:
+    """A 1:1 conversation's crypto: Olm with its one contact."""
+
+    name = OlmCrypto.name
+
+    def __init__(self, olm: OlmCrypto, contacts: ContactBook, peer: str) -> None:
+        self._olm = olm
+        self._contacts = contacts
+        self._peer = peer
+
+    def seal(self, frame: bytes) -> bytes:
+        link = self._contacts.link(self._peer)
+        if link is None:
+            raise SealFailed(NOT_A_CONTACT, permanent=True)
+        try:
+            envelope = self._olm.seal(link.identity_key, direct_pb2.DirectPayload(sds_frame=frame))
+        except DirectError as exc:
+            raise SealFailed(str(exc), permanent=False) from None
+        return envelope.encode()
+
+    def open(self, message: WakuMessage) -> Unsealed | None:
+        opened = self._olm.open(message)
+        if opened is None:
+            return None
+        is_frame = opened.payload.WhichOneof("body") == "sds_frame"
+        frame = opened.payload.sds_frame if is_frame else None
+        return Unsealed(opened.sender_identity_key, frame, opened)

@@ -1,0 +1,117 @@
+"""Saving the state that sending and receiving move.
+
+Two rules, and why:
+
+- Before the wire: anything sealed with a ratchet's new state leaves only after that state
+  is committed (`save_crypto_now`), so a crash never reuses a message key. The caller's own
+  rows (an outbox entry's attempt count, a request flow) join the same transaction.
+- Receive-side state in batches: the SDS logs and Olm sessions are whole-structure pickles,
+  so writing them per received message costs O(history) each time. `save_later` marks what
+  moved and the writer saves it within SAVE_DELAY (it is a timed feature of the scheduler).
+  A crash in between loses nothing that matters: a message decrypted again after a restart
+  (fetched from store) still decrypts, and duplicates are recognised by message id.
+
+The hashes of messages handled since the last save are written with the Olm sessions, so
+after a crash a message is either handled and remembered, or neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chat.messenger.channels import SdsChannels
+from chat.messenger.config import RECEIVED_KEPT_FOR, SAVE_DELAY
+from chat.messenger.context import MessengerContext
+from chat.messenger.olm import OlmCrypto
+from storage.store import Store
+
+
+class StateWriter:
+    def __init__(self, ctx: MessengerContext, olm: OlmCrypto, channels: SdsChannels) -> None:
+        self._ctx = ctx
+        self._olm = olm
+        self._channels = channels
+        self._crypto_moved = False
+        self._channels_moved: set[str] = set()
+        self._handled: list[bytes] = []
+        """Hashes of messages handled since the last save of the Olm sessions."""
+        self._flush_at: float | None = None
+
+    def handled(self, msg_hash: bytes) -> None:
+        """A received message was taken in (whatever becomes of it): remember its hash."""
+        self._handled.append(msg_hash)
+        self.save_later()
+
+    def save_later(self, *, crypto: bool = False, channel: str | None = None) -> None:
+        """Save within SAVE_DELAY: the crypto state and/or this conversation's SDS channel
+        (and the handled hashes in any case)."""
+        self._crypto_moved |= crypto
+        if channel is not None:
+            self._channels_moved.add(channel)
+        if self._flush_at is None:
+            self._flush_at = self._ctx.clock() + SAVE_DELAY
+            self._ctx.wake_scheduler()
+
+    async def save_crypto_now(self, also: Callable[[Store], None] | None = None) -> None:
+        """The Olm sessions (and `also`, in the same transaction) now: before anything sealed
+        with the ratchet's new state leaves."""
+        pickled = self._olm.pickle()
+        now_ms = self._ctx.now_ms()
+        self._crypto_moved = False
+        handled = self._take_handled()
+
+        def save(store: Store) -> None:
+            with store.db.transaction():
+                if also is not None:
+                    also(store)
+                write_ratchet(store, pickled, now_ms, handled)
+
+        await self._ctx.db.run(save)
+
+    def _take_handled(self) -> list[bytes]:
+        handled, self._handled = self._handled, []
+        return handled
+
+    async def flush(self) -> None:
+        self._flush_at = None
+        now = self._ctx.clock()
+        states = [self._channels.state_row(c, now) for c in self._channels_moved]
+        self._channels_moved.clear()
+        pickled = self._olm.pickle() if self._crypto_moved else None
+        self._crypto_moved = False
+        handled = self._take_handled()
+        now_ms = self._ctx.now_ms()
+
+        def save(store: Store) -> None:
+            with store.db.transaction():
+                for state in states:
+                    store.sds_channels.save(state)
+                if pickled is not None:
+                    write_ratchet(store, pickled, now_ms, handled)
+                elif handled:
+                    write_handled(store, now_ms, handled)
+
+        if states or pickled is not None or handled:
+            await self._ctx.db.run(save)
+
+    # ---- the timed feature -------------------------------------------------------------------
+    def next_wakeup(self) -> float | None:
+        return self._flush_at
+
+    async def run_due(self, now: float) -> None:
+        if self._flush_at is not None and self._flush_at <= now:
+            await self.flush()
+
+
+def write_ratchet(store: Store, pickled: dict[str, Any], now_ms: int, handled: list[bytes]) -> None:
+    """The Olm sessions together with the hashes of the messages they decrypted since the
+    last save: a crash must leave a message either remembered as handled or decryptable."""
+    store.olm_sessions.save(pickled, now=now_ms)
+    write_handled(store, now_ms, handled)
+
+
+def write_handled(store: Store, now_ms: int, handled: list[bytes]) -> None:
+    if handled:
+        store.received_hashes.add(handled, expires_at=now_ms + RECEIVED_KEPT_FOR * 1000)
+        store.received_hashes.expire(now=now_ms)

@@ -1,0 +1,266 @@
+"""The receiving half of the conversation pipeline.
+
+    transport -> is the topic ours? -> dedupe by Waku hash -> crypto.open (the sender proven)
+    -> a member? -> SDS frame whose sender and channel are that member and this conversation
+    -> SDS (dedupe by id, causal order, acknowledgements of ours) -> stored and shown
+
+Input is untrusted: anything that fails to decrypt, replays, or names a sender other than
+the one the crypto proved is dropped, logged and reported as a `Rejected` event; the user
+never sees it. Topics that are not conversations but are read the same way (our contact-
+request partition) are `Inbox`es: they get the message once it is known to be new.
+
+The other timed half of receiving lives here too: a message waiting too long for an earlier
+one is shown anyway, and the gap reported (`run_due`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import trio
+
+from chat import events as ev
+from chat.client_node import Received
+from chat.identity import sanitize_display_text
+from chat.messenger.channels import SdsChannels
+from chat.messenger.config import MAX_TEXT_LENGTH, RECEIVED_STATE
+from chat.messenger.context import MessengerContext
+from chat.messenger.conversation import Conversation, Conversations, OpenRefused, Unsealed
+from chat.messenger.persist import StateWriter
+from chat.messenger.sending import Sending
+from chat.messenger.syncs import Syncs
+from chat.proto import direct_pb2
+from chat.reliability.sds import (
+    Acknowledged,
+    Delivered,
+    Lost,
+    Missing,
+    SdsError,
+    SdsEvent,
+    SdsFrame,
+)
+from chat.reliability.store_checks import StoreChecks
+from chat.waku.message import WakuMessage
+from storage.repositories.messages import StoredMessage
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+ChatViewer = Callable[[str], Awaitable[ev.ChatView]]
+
+
+class Inbox(Protocol):
+    async def on_message(self, message: WakuMessage) -> None:
+        """A message on this inbox's topic, seen for the first time. Under the lock."""
+        ...
+
+
+class Receiver:
+    def __init__(
+        self,
+        ctx: MessengerContext,
+        conversations: Conversations,
+        channels: SdsChannels,
+        checks: StoreChecks,
+        writer: StateWriter,
+        sending: Sending,
+        syncs: Syncs,
+        chat_view: ChatViewer,
+    ) -> None:
+        self._ctx = ctx
+        self._conversations = conversations
+        self._channels = channels
+        self._checks = checks
+        self._writer = writer
+        self._sending = sending
+        self._syncs = syncs
+        self._chat_view = chat_view
+        self._inboxes: dict[str, Inbox] = {}
+
+    def add_inbox(self, content_topic: str, inbox: Inbox) -> None:
+        self._inboxes[content_topic] = inbox
+
+    async def run(self, inbox: trio.MemoryReceiveChannel[Received], lock: trio.Lock) -> None:
+        async for received in inbox:
+            async with lock:
+                await self.on_received(received)
+
+    async def on_received(self, received: Received) -> None:
+        """One message from relay or from a store. Under the lock."""
+        now = self._ctx.clock()
+        topic = received.message.content_topic
+        inbox = self._inboxes.get(topic)
+        conversation = self._conversations.by_topic(topic)
+        if inbox is None and conversation is None:
+            return  # someone else's conversation
+        if await self._handled_before(received):
+            return  # a copy (relay and store both, or a scan after a restart): not a replay
+        self._checks.received(received.msg_hash, now)
+        self._writer.handled(received.msg_hash)
+        if inbox is not None:
+            await inbox.on_message(received.message)
+        elif conversation is not None:
+            await self._on_conversation_message(conversation, received, now)
+
+    async def _on_conversation_message(
+        self, conversation: Conversation, received: Received, now: float
+    ) -> None:
+        try:
+            unsealed = conversation.crypto.open(received.message)
+        except OpenRefused as exc:
+            self._ctx.reject(exc.reason)
+            return
+        if unsealed is None:
+            return  # our own message, echoed by relay or listed by a store
+        self._writer.save_later(crypto=True)
+        if unsealed.frame is None:
+            await conversation.on_control(conversation, unsealed)
+        else:
+            await self._on_frame(conversation, unsealed, unsealed.frame, received, now)
+
+    async def _handled_before(self, received: Received) -> bool:
+        if self._checks.has_received(received.msg_hash):
+            return True
+        if received.via != "store":  # relay dedups its own copies; the DB is for older ones
+            return False
+        now_ms = self._ctx.now_ms()
+        msg_hash = received.msg_hash
+        return await self._ctx.db.run(lambda s: s.received_hashes.seen(msg_hash, now=now_ms))
+
+    async def _on_frame(
+        self,
+        conversation: Conversation,
+        unsealed: Unsealed,
+        frame_bytes: bytes,
+        received: Received,
+        now: float,
+    ) -> None:
+        member = conversation.membership.member_of(unsealed.sender_key)
+        if member is None:
+            self._ctx.reject("a chat message from someone who is not this chat's contact")
+            return
+        try:
+            frame = SdsFrame.decode(frame_bytes)
+        except SdsError as exc:
+            self._ctx.reject(f"bad SDS frame: {exc}")
+            return
+        if frame.sender_id != member or frame.channel_id != conversation.id:
+            self._ctx.reject(
+                f"an SDS frame whose sender is not the {conversation.crypto.name}-authenticated"
+                " sender"
+            )
+            return
+        channel = await self._channels.get(conversation.id)
+        try:
+            sds_events = channel.receive(frame, int(now * 1000), received.msg_hash)
+        except SdsError as exc:
+            self._ctx.reject(str(exc))
+            return
+        added: list[ev.MessageView] = []
+        for event in sds_events:
+            if isinstance(event, Delivered) and event.frame.content:
+                view = await self._store_incoming(
+                    conversation.id, event.frame, now, via=received.via, msg_hash=received.msg_hash
+                )
+                if view is not None:
+                    added.append(view)
+            elif isinstance(event, Acknowledged):
+                await self._sending.acknowledged(
+                    conversation,
+                    event.message_id,
+                    member,
+                    ack_by=event.by,
+                    ack_from=member,
+                    ack_frame=frame.message_id,
+                )
+            elif isinstance(event, Missing):
+                for entry in event.entries:
+                    if len(entry.retrieval_hint) == 32:
+                        self._checks.want(entry.retrieval_hint, now)
+                self._ctx.wake_scheduler()
+            elif isinstance(event, Lost):
+                self._ctx.emit(ev.MessagesLost(conversation.id, len(event.entries)))
+        if frame.content:
+            self._syncs.soon(conversation.id, now)
+        self._writer.save_later(crypto=True, channel=conversation.id)
+        for view in added:
+            self._ctx.emit(ev.MessageAdded(view))
+        if added:
+            self._ctx.emit(ev.ChatUpdated(await self._chat_view(conversation.id)))
+
+    async def _store_incoming(
+        self,
+        conversation_id: str,
+        frame: SdsFrame,
+        now: float,
+        *,
+        via: str,
+        msg_hash: bytes | None,
+    ) -> ev.MessageView | None:
+        """A delivered content frame as a message of the conversation; None when it is not
+        a chat message, or a copy of one we have (dedupe by id). `via`: relay, store, or
+        sds (released after waiting, with no Waku message of its own to name)."""
+        try:
+            body = direct_pb2.ChatMessage.FromString(frame.content)
+        except Exception:  # protobuf's DecodeError, or worse: nothing to show
+            self._ctx.reject("a chat message whose content is not a chat message")
+            return None
+        if body.id != frame.message_id:
+            self._ctx.reject("a chat message whose id differs from its SDS id")
+            return None
+        text = sanitize_display_text(body.text, multiline=True)[:MAX_TEXT_LENGTH]
+        now_ms = int(now * 1000)
+        sender = frame.sender_id  # checked against the crypto when the frame arrived
+
+        def add(store: Store) -> StoredMessage | None:
+            if store.messages.by_message_id(conversation_id, body.id) is not None:
+                return None
+            with store.db.transaction():
+                rowid = store.messages.add(
+                    conversation_id=conversation_id,
+                    message_id=body.id,
+                    sender=sender,
+                    outgoing=False,
+                    body=text,
+                    sent_at=int(body.sent_at_ms) or now_ms,
+                    state=RECEIVED_STATE,
+                    now=now_ms,
+                    received_at=now_ms,
+                    waku_hash=msg_hash or None,
+                    evidence={"via": via, "waku_hash": msg_hash.hex() if msg_hash else ""},
+                    reply_to=body.reply_to or None,
+                )
+                store.conversations.touch(conversation_id, now=now_ms, unread_delta=1)
+            return store.messages.get(rowid)
+
+        stored = await self._ctx.db.run(add)
+        return None if stored is None else self._sending.view(stored)
+
+    # ---- the timed feature: giving up on missing messages ------------------------------------
+    def next_wakeup(self) -> float | None:
+        return None  # looked at on every pass of the scheduler (at least every IDLE_WAKEUP)
+
+    async def run_due(self, now: float) -> None:
+        older_than_ms = int(self._ctx.config.give_up_missing_after * 1000)
+        for conversation_id, channel in self._channels.loaded():
+            if channel.waiting():
+                lost = channel.give_up_waiting(int(now * 1000), older_than_ms)
+                if lost:
+                    await self._deliver_released(conversation_id, lost, now)
+
+    async def _deliver_released(
+        self, conversation_id: str, sds_events: list[SdsEvent], now: float
+    ) -> None:
+        """Frames that waited for a message that never came, shown now in their order."""
+        for event in sds_events:
+            if isinstance(event, Lost):
+                self._ctx.emit(ev.MessagesLost(conversation_id, len(event.entries)))
+            elif isinstance(event, Delivered) and event.frame.content:
+                view = await self._store_incoming(
+                    conversation_id, event.frame, now, via="sds", msg_hash=None
+                )
+                if view is not None:
+                    self._ctx.emit(ev.MessageAdded(view))
+        self._writer.save_later(channel=conversation_id)

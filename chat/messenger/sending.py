@@ -1,0 +1,397 @@
+"""The sending half of the conversation pipeline, and the outbox behind it.
+
+    app payload -> SDS frame -> outbox (committed)            `submit`
+    -> crypto.seal -> state saved -> WakuMessage -> publish   `attempt`, on the outbox's schedule
+
+Every step that moves a message's state records its evidence (chat/reliability/outbox.py):
+'sent' when the transport took it, 'stored' when a store node lists its hash, 'delivered'
+when the conversation's membership says enough members acknowledged it in their SDS
+traffic. Nothing leaves before the outbox entry and the ratchet state are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chat import events as ev
+from chat.history import ChatHistory
+from chat.messenger.channels import SdsChannels
+from chat.messenger.context import MessengerContext
+from chat.messenger.conversation import (
+    Conversation,
+    Conversations,
+    PublishFailed,
+    SealFailed,
+    Transport,
+    waku_message,
+)
+from chat.messenger.olm import NOT_A_CONTACT
+from chat.messenger.persist import StateWriter
+from chat.reliability import outbox as ob
+from chat.reliability.store_checks import StoreChecks, Stored
+from storage.errors import StorageError
+from storage.repositories.messages import StoredMessage
+from storage.repositories.outbox import OutboxEntry as OutboxRow
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OutgoingMessage:
+    """What an outbox entry needs to go on the wire again."""
+
+    rowid: int
+    conversation_id: str
+    pubsub_topic: str
+    content_topic: str
+    frame: bytes
+    """The SDS frame, sealed afresh for every attempt."""
+
+
+class Sending:
+    def __init__(
+        self,
+        ctx: MessengerContext,
+        conversations: Conversations,
+        channels: SdsChannels,
+        transport: Transport,
+        checks: StoreChecks,
+        writer: StateWriter,
+        history: ChatHistory,
+    ) -> None:
+        self._ctx = ctx
+        self._history = history
+        self._conversations = conversations
+        self._channels = channels
+        self._transport = transport
+        self._checks = checks
+        self._writer = writer
+        self.outbox = ob.Outbox(ctx.config.retry)
+        self.outgoing: dict[str, OutgoingMessage] = {}
+        self._by_hash: dict[bytes, str] = {}
+        """Message id by the Waku hash of each copy we published (store evidence names it)."""
+        self._acknowledged_by: dict[str, set[str]] = {}
+        """Members who acknowledged a message whose membership wants more of them."""
+
+    def restore(self, rows: list[tuple[OutboxRow, StoredMessage | None]]) -> None:
+        """The outbox as the profile kept it; an entry this version cannot read is skipped."""
+        for row, message in rows:
+            if message is None:
+                continue
+            try:
+                entry = ob.entry_from_json(message.message_id, row.entry)
+            except ob.OutboxError as exc:
+                log.warning("%s", exc)
+                continue
+            self.outbox.restore(entry)
+            self.outgoing[message.message_id] = OutgoingMessage(
+                row.message,
+                message.conversation_id,
+                row.pubsub_topic,
+                row.content_topic,
+                row.payload,
+            )
+
+    def pending_count(self) -> int:
+        return len(self.outbox.pending())
+
+    # ---- views -------------------------------------------------------------------------------
+    def view(self, stored: StoredMessage) -> ev.MessageView:
+        """A stored message with its live outbox state, if it is outgoing and still there."""
+        entry = None
+        if stored.outgoing and stored.message_id in self.outbox:
+            entry = self.outbox.get(stored.message_id)
+        return ev.message_view_of(stored, entry)
+
+    async def message(self, message_id: str) -> ev.MessageView:
+        return self.view(await self._history.message(message_id))
+
+    async def outbox_items(self) -> list[ev.OutboxItemView]:
+        """Every message not delivered yet, failed ones included."""
+        items: list[ev.OutboxItemView] = []
+        for entry in self.outbox.undelivered():
+            outgoing = self.outgoing.get(entry.message_id)
+            stored = await self._ctx.db.run(_by_id(entry.message_id))
+            summary = (stored.body if stored else "")[:80]
+            items.append(
+                ev.OutboxItemView(
+                    id=entry.message_id,
+                    kind="message",
+                    chat_id=outgoing.conversation_id if outgoing else entry.conversation_id,
+                    summary=summary,
+                    state=entry.state.value,
+                    reason=entry.reason,
+                    attempts=entry.attempts,
+                    max_attempts=entry.max_attempts,
+                    next_attempt_at=entry.next_attempt_at,
+                    created_at=entry.created_at,
+                )
+            )
+        return items
+
+    # ---- commands (under the lock) -----------------------------------------------------------
+    async def submit(
+        self,
+        conversation: Conversation,
+        message_id: str,
+        content: bytes,
+        *,
+        text: str,
+        reply_to: str | None,
+        now: float,
+    ) -> ev.MessageView:
+        """A new message: its SDS frame, the message row and the outbox entry, committed
+        together. The scheduler makes the first attempt."""
+        now_ms = int(now * 1000)
+        channel = await self._channels.get(conversation.id)
+        frame = channel.wrap(content, message_id, now_ms).encode()
+        transition = self.outbox.enqueue(message_id, conversation.id, now)
+        entry = self.outbox.get(message_id)
+        sds_state = self._channels.state_row(conversation.id, now)
+        sender = self._ctx.me.chat_key_text
+
+        def commit(store: Store) -> int:
+            with store.db.transaction():
+                rowid = store.messages.add(
+                    conversation_id=conversation.id,
+                    message_id=message_id,
+                    sender=sender,
+                    outgoing=True,
+                    body=text,
+                    sent_at=now_ms,
+                    state=transition.new.value,
+                    now=now_ms,
+                    reply_to=reply_to,
+                )
+                store.outbox.enqueue(
+                    rowid,
+                    pubsub_topic=conversation.pubsub_topic,
+                    content_topic=conversation.content_topic,
+                    payload=frame,
+                    now=now_ms,
+                    entry=ob.entry_to_json(entry),
+                )
+                store.sds_channels.save(sds_state)
+                store.conversations.touch(conversation.id, now=now_ms)
+            return rowid
+
+        try:
+            rowid = await self._ctx.db.run(commit)
+        except StorageError:
+            self.outbox.discard(message_id)
+            raise
+        self.outgoing[message_id] = OutgoingMessage(
+            rowid, conversation.id, conversation.pubsub_topic, conversation.content_topic, frame
+        )
+        return await self.message(message_id)
+
+    async def retry(self, message_id: str) -> None:
+        if message_id not in self.outbox:
+            stored = await self._history.message(message_id)
+            if stored.state == ob.State.DELIVERED.value:
+                raise ev.NotPossible("a delivered message cannot be retried")
+            raise ev.NotPossible("that message is not in the outbox")
+        try:
+            transition = self.outbox.retry(message_id, self._ctx.clock())
+        except ob.OutboxError as exc:
+            raise ev.NotPossible(str(exc)) from None
+        await self.record(message_id, transition)
+
+    def undelivered_ids(self) -> list[str]:
+        return [entry.message_id for entry in self.outbox.undelivered()]
+
+    async def discard(self, message_id: str) -> None:
+        if message_id not in self.outbox:
+            raise ev.NotFound(f"no message {message_id[:64]} in the outbox")
+        entry = self.outbox.get(message_id)
+        if entry.in_flight:
+            raise ev.NotPossible("the message is being sent right now; try again")
+        self.outbox.discard(message_id)
+        self._acknowledged_by.pop(message_id, None)
+        outgoing = self.outgoing.pop(message_id)
+        now_ms = self._ctx.now_ms()
+
+        def drop(store: Store) -> None:
+            with store.db.transaction():
+                store.outbox.remove(outgoing.rowid)
+                store.messages.record_transition(
+                    outgoing.rowid,
+                    ob.State.FAILED.value,
+                    at=now_ms,
+                    evidence={"discarded_by": "user"},
+                    reason="discarded",
+                )
+
+        await self._ctx.db.run(drop)
+
+    def due_now(self, states: Iterable[ob.State]) -> None:
+        """Messages in these states try again now rather than after their backoff."""
+        wanted = tuple(states)
+        for entry in self.outbox.pending():
+            if entry.state in wanted and not entry.in_flight:
+                try:
+                    self.outbox.retry(entry.message_id, self._ctx.clock())
+                except ob.OutboxError:
+                    continue
+
+    # ---- the timed feature: attempts on the outbox's schedule ---------------------------------
+    def next_wakeup(self) -> float | None:
+        return self.outbox.next_wakeup()
+
+    async def run_due(self, now: float) -> None:
+        for entry in self.outbox.due(now):
+            if entry.message_id in self.outgoing and not entry.in_flight:
+                await self.attempt(entry.message_id)
+
+    async def attempt(self, message_id: str) -> None:
+        """One attempt to put an outbox message on the wire. Under the lock."""
+        clock = self._ctx.clock
+        now = clock()
+        entry = self.outbox.get(message_id)
+        if entry.state in (ob.State.SENT, ob.State.STORED):
+            failed = self.outbox.ack_overdue(message_id, now)
+            if failed is not None:
+                await self.record(message_id, failed)
+                return
+        outgoing = self.outgoing[message_id]
+        conversation = self._conversations.get(outgoing.conversation_id)
+        self.outbox.attempt_started(message_id)
+        if conversation is None:
+            await self.record(message_id, self.outbox.rejected(message_id, now, NOT_A_CONTACT))
+            return
+        try:
+            payload = conversation.crypto.seal(outgoing.frame)
+        except SealFailed as exc:
+            if exc.permanent:
+                transition = self.outbox.rejected(message_id, now, exc.reason)
+            else:
+                transition = self.outbox.attempt_failed(message_id, now, exc.reason)
+            await self.record(message_id, transition)
+            return
+        message = waku_message(outgoing.content_topic, payload, clock())
+        msg_hash = message.hash(outgoing.pubsub_topic)
+        data = ob.entry_to_json(entry)
+
+        def attempt_counted(store: Store) -> None:
+            store.outbox.save_entry(
+                outgoing.rowid, data, attempts=entry.attempts, next_attempt_at=0
+            )
+
+        # The ratchet moved: persist it (and the attempt count) before the bytes leave.
+        await self._writer.save_crypto_now(also=attempt_counted)
+        try:
+            evidence = self._transport.publish(outgoing.pubsub_topic, message)
+        except PublishFailed as exc:
+            if exc.permanent:
+                transition = self.outbox.rejected(message_id, clock(), exc.reason)
+            else:
+                transition = self.outbox.attempt_failed(message_id, clock(), exc.reason)
+            await self.record(message_id, transition)
+            return
+        transition = self.outbox.published(
+            message_id, clock(), **evidence, attempt=entry.attempts, waku_hash=msg_hash.hex()
+        )
+        channel = await self._channels.get(outgoing.conversation_id)
+        channel.mark_sent(message_id, msg_hash)
+        self._checks.track(msg_hash, clock())
+        self._checks.received(msg_hash, clock())
+        self._by_hash[msg_hash] = message_id
+        await self.record(message_id, transition, sds_chat=outgoing.conversation_id)
+
+    # ---- evidence ----------------------------------------------------------------------------
+    async def acknowledged(
+        self, conversation: Conversation, message_id: str, member: str, **evidence: Any
+    ) -> None:
+        """A member's SDS traffic names one of our messages. Delivered once the
+        conversation's membership counts enough of them. Under the lock."""
+        if message_id not in self.outbox:
+            return
+        by = self._acknowledged_by.setdefault(message_id, set())
+        by.add(member)
+        if not conversation.membership.delivered(frozenset(by)):
+            return
+        del self._acknowledged_by[message_id]
+        await self._apply_evidence(message_id, "acknowledged", **evidence)
+
+    async def store_confirmed(self, event: Stored) -> None:
+        """A store node lists a copy we published. Under the lock."""
+        message_id = self._by_hash.get(event.msg_hash)
+        if message_id is None or message_id not in self.outbox:
+            return
+        state = self.outbox.get(message_id).state
+        if state in (ob.State.QUEUED, ob.State.SENT, ob.State.FAILED):
+            await self._apply_evidence(
+                message_id,
+                "store_confirmed",
+                store_node=event.store_peer,
+                waku_hash=event.msg_hash.hex(),
+            )
+
+    async def _apply_evidence(self, message_id: str, kind: str, **evidence: Any) -> None:
+        if message_id not in self.outbox:
+            return
+        now = self._ctx.clock()
+        try:
+            if kind == "acknowledged":
+                transition = self.outbox.acknowledged(message_id, now, **evidence)
+            else:
+                transition = self.outbox.store_confirmed(message_id, now, **evidence)
+        except ob.InvalidTransition as exc:
+            log.debug("evidence for %s not applicable: %s", message_id, exc)
+            return
+        await self.record(message_id, transition)
+
+    async def record(
+        self, message_id: str, transition: ob.Transition | None, *, sds_chat: str | None = None
+    ) -> None:
+        """Persist the entry's bookkeeping (and its transition), then tell the faces."""
+        outgoing = self.outgoing.get(message_id)
+        if outgoing is None:
+            return
+        entry = self.outbox.get(message_id)
+        done = entry.state is ob.State.DELIVERED
+        data = ob.entry_to_json(entry)
+        next_ms = int((entry.next_attempt_at or 0) * 1000)
+        sds_state = self._channels.state_row(sds_chat, self._ctx.clock()) if sds_chat else None
+
+        def save(store: Store) -> None:
+            with store.db.transaction():
+                if transition is not None:
+                    store.messages.record_transition(
+                        outgoing.rowid,
+                        transition.new.value,
+                        at=int(transition.at * 1000),
+                        evidence=transition.evidence,
+                        reason=entry.reason,
+                        waku_hash=_hash_of(transition.evidence),
+                    )
+                if done:
+                    store.outbox.remove(outgoing.rowid)
+                else:
+                    store.outbox.save_entry(
+                        outgoing.rowid, data, attempts=entry.attempts, next_attempt_at=next_ms
+                    )
+                if sds_state is not None:
+                    store.sds_channels.save(sds_state)
+
+        await self._ctx.db.run(save)
+        if done:
+            self.outgoing.pop(message_id, None)
+            self.outbox.discard(message_id)
+        if transition is not None or not done:
+            self._ctx.emit(ev.MessageUpdated(await self.message(message_id)))
+
+
+def _by_id(message_id: str) -> Callable[[Store], StoredMessage | None]:
+    return lambda store: store.messages.by_id(message_id)
+
+
+def _hash_of(evidence: dict[str, Any]) -> bytes | None:
+    value = evidence.get("waku_hash")
+    if isinstance(value, str) and len(value) == 64:
+        return bytes.fromhex(value)
+    return None

@@ -1,0 +1,46 @@
+"""What the messenger reads from the profile when it starts, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chat.identity import Identity
+from chat.identity_store import ensure_identity
+from chat.messenger.config import RECEIVED_LOADED
+from storage.aio import AsyncStore
+from storage.repositories.conversations import Conversation
+from storage.repositories.messages import StoredMessage
+from storage.repositories.outbox import OutboxEntry
+from storage.repositories.sessions import StoredFlow
+from storage.store import Store
+
+
+@dataclass
+class SavedProfile:
+    identity: Identity
+    """Created on first use; its fallback key rotated when due."""
+    olm_sessions: dict[str, Any] | None
+    flows: list[StoredFlow]
+    verified: set[str]
+    outbox: list[tuple[OutboxEntry, StoredMessage | None]]
+    """Each outbox row with its message (None if the message row is gone)."""
+    handled: list[bytes]
+    """Hashes of messages handled lately (the newest RECEIVED_LOADED)."""
+    conversations: list[Conversation]
+
+
+async def read_profile(db: AsyncStore, now: float) -> SavedProfile:
+    def read(store: Store) -> SavedProfile:
+        identity = ensure_identity(store, now)
+        return SavedProfile(
+            identity=identity,
+            olm_sessions=store.olm_sessions.load(),
+            flows=store.contact_flows.all(),
+            verified={c.chat_key for c in store.contacts.all() if c.verified},
+            outbox=[(e, store.messages.get(e.message)) for e in store.outbox.all()],
+            handled=store.received_hashes.live(now=int(now * 1000), limit=RECEIVED_LOADED),
+            conversations=store.conversations.recent(10_000),
+        )
+
+    return await db.run(read)

@@ -1,0 +1,98 @@
+"""Contact requests on a fake network: asking, answering, re-sending on the flow's schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from harness.fake_messengers import CONFIG, Peers, befriend
+
+from chat import events as ev
+from chat.direct import contact_request_content_topic
+
+
+async def test_a_request_and_its_acceptance_make_both_sides_mutual_with_one_chat(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    bob_key = bob.messenger.identity().chat_key
+    alice_key = alice.messenger.identity().chat_key
+
+    asked = await alice.messenger.add_contact(bob.messenger.identity().contact_link, "hi, Alice")
+    assert (asked.state, asked.display_name, asked.chat_id) == ("request_sent", "Bob", None)
+    await trio.testing.wait_all_tasks_blocked()
+    [request] = await bob.messenger.contacts()
+    assert (request.chat_key, request.state, request.intro) == (
+        alice_key,
+        "request_received",
+        "hi, Alice",
+    )
+    assert [i.kind for i in await alice.messenger.outbox()] == ["contact_request"]
+
+    accepted = await bob.messenger.accept_contact(alice_key)
+    await trio.testing.wait_all_tasks_blocked()
+    [mutual] = await alice.messenger.contacts()
+    assert (mutual.chat_key, mutual.state) == (bob_key, "mutual")
+    assert mutual.chat_id == accepted.chat_id is not None
+    for running, peer in ((alice, bob_key), (bob, alice_key)):
+        [chat] = await running.messenger.chats()
+        assert (chat.id, chat.peer_chat_key) == (accepted.chat_id, peer)
+        events = running.drain()
+        assert any(isinstance(e, ev.ChatUpdated) for e in events)
+        assert any(isinstance(e, ev.ContactUpdated) for e in events)
+    assert await alice.messenger.outbox() == []
+
+
+async def test_an_unanswered_request_is_sent_again_on_its_schedule_until_it_arrives(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    bob.node.set_online(False)
+    start = CONFIG.clock()
+    bob_link = bob.messenger.identity().contact_link
+    asked = await alice.messenger.add_contact(bob_link, "anyone there?")
+    partition = contact_request_content_topic(bob.messenger.me.chat_key)
+
+    def requests_sent() -> int:
+        return sum(1 for _, m in alice.node.published if m.content_topic == partition)
+
+    # RequestPolicy: re-sent 60 s after the first, then 180 s after that.
+    assert (asked.sends, asked.next_send_at, requests_sent()) == (1, start + 60.0, 1)
+    await trio.sleep(59)
+    assert requests_sent() == 1
+    await trio.sleep(2)
+    [view] = await alice.messenger.contacts()
+    assert (view.sends, view.next_send_at, requests_sent()) == (2, start + 240.0, 2)
+
+    bob.node.set_online(True)
+    await trio.sleep(180)
+    [request] = await bob.messenger.contacts()
+    assert (request.state, request.intro) == ("request_received", "anyone there?")
+    assert requests_sent() == 3
+
+
+async def test_a_declined_request_is_closed_on_both_sides(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    await alice.messenger.add_contact(bob.messenger.identity().contact_link)
+    await trio.testing.wait_all_tasks_blocked()
+    declined = await bob.messenger.decline_contact(alice.messenger.identity().chat_key)
+    await trio.testing.wait_all_tasks_blocked()
+    assert declined.state == "declined_by_us"
+    assert [c.state for c in await alice.messenger.contacts()] == ["declined_by_them"]
+    assert await alice.messenger.chats() == [] and await bob.messenger.chats() == []
+
+
+async def test_a_new_display_name_reaches_every_contact(peers: Peers, autojump_clock: Any) -> None:
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    chat_id = await befriend(alice, bob)
+    assert (await alice.messenger.set_display_name("Alice B")).display_name == "Alice B"
+    await trio.testing.wait_all_tasks_blocked()
+    [contact] = await bob.messenger.contacts()
+    [chat] = await bob.messenger.chats()
+    assert (contact.display_name, chat.id, chat.name) == ("Alice B", chat_id, "Alice B")

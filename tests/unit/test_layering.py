@@ -12,9 +12,6 @@ from harness.layering import check_tree, line_count, source_files
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 800
-BEING_SPLIT = "chat/messenger.py"
-"""Over the limit until it becomes the package chat/messenger/ (another branch): expected to
-fail until then. Remove the marker when that lands."""
 
 
 def test_every_import_points_down_the_layers() -> None:
@@ -84,14 +81,7 @@ def test_the_check_names_file_and_line_of_every_kind_of_break(tmp_path: Path) ->
 
 
 def _module_params() -> list[object]:
-    params: list[object] = []
-    for path in source_files(ROOT):
-        name = path.relative_to(ROOT).as_posix()
-        marks = []
-        if name == BEING_SPLIT:
-            marks.append(pytest.mark.xfail(strict=True, reason="being split into chat/messenger/"))
-        params.append(pytest.param(path, id=name, marks=marks))
-    return params
+    return [pytest.param(path, id=path.relative_to(ROOT).as_posix()) for path in source_files(ROOT)]
 
 
 @pytest.mark.parametrize("path", _module_params())

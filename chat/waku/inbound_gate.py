@@ -105,16 +105,24 @@ class _WatchedSocket(ReadWriteCloser):
 
 
 def source_of(stream: Any) -> str:
-    """The remote IP address of an accepted socket (TCP, or WebSocket through trio-websocket)."""
+    """The remote IP address of an accepted socket: TCP, or WebSocket (py-libp2p gives
+    trio-websocket a wrapped stream, so its own `remote` cannot name the peer)."""
     try:
         remote = stream.get_remote_address()
     except Exception:
         remote = None
     if remote:
         return str(remote[0])
-    endpoint = getattr(getattr(stream, "_ws", None), "remote", None)
-    address = getattr(endpoint, "address", None)
-    return str(address) if address else "unknown"
+    layer = getattr(getattr(stream, "_ws", None), "_stream", None)
+    for _ in range(4):  # through PeekableStream / TLS wrappers down to the socket
+        sock = getattr(layer, "socket", None)
+        if sock is not None and hasattr(sock, "getpeername"):
+            try:
+                return str(sock.getpeername()[0])
+            except OSError:
+                break
+        layer = getattr(layer, "stream", None) or getattr(layer, "transport_stream", None)
+    return "unknown"
 
 
 class InboundGate:

@@ -17,7 +17,7 @@ import trio.testing
 from harness.processes import poll
 from multiaddr import Multiaddr
 
-from chat.waku.host import HostError
+from chat.waku.host import HostError, listen_addrs_for
 from chat.waku.inbound_limits import InboundLimits
 from chat.waku.node import Node, NodeConfig
 
@@ -62,7 +62,6 @@ async def closed_by_peer(stream: trio.SocketStream) -> bool:
         return True
 
 
-@pytest.mark.slow
 async def test_a_peer_can_dial_while_a_thousand_idle_connections_are_held() -> None:
     # Each held connection is two descriptors here: ours and the node's end of it.
     raise_fd_limit(2 * HELD + 500)
@@ -162,3 +161,20 @@ def test_the_listen_backlog_is_deeper_than_py_libp2p_s() -> None:
 
     assert LISTEN_BACKLOG >= 1024
     assert socket.SOMAXCONN >= 128
+
+
+async def test_websocket_connections_are_counted_by_their_real_address() -> None:
+    # Else every WebSocket client would share one "unknown" source and its limits.
+    def ws_node() -> Node:
+        return Node(NodeConfig(listen_addrs=listen_addrs_for([LOOPBACK], ws_port=0)))
+
+    node, client = ws_node(), ws_node()
+    with trio.fail_after(DEADLINE):
+        async with node.run(), client.run():
+            ws = next(str(a) for a in node.full_multiaddrs() if "/ws/" in str(a))
+            await client.host.dial(ws)
+
+            async def counted() -> bool:
+                return node.host.inbound.admission.open_from("127.0.0.1") == 1
+
+            await poll(counted)

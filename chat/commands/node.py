@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from chat.config import Config
 from chat.errors import UserError
 from chat.fleet import add_fleet_argument, load_fleet, resolve_network
+from chat.waku.inbound_limits import DEFAULT_LIMITS, MAX_CONNECTIONS, InboundLimits
 
 # The node stack (libp2p, trio) is imported where it is used, so `chinwag --help` and the
 # other commands do not pay for it.
@@ -42,6 +43,10 @@ NODE_DIR = "node"
 NODE_KEY_FILE = "nodekey"
 ARCHIVE_FILE = "archive.sqlite"
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+# The same as chat.waku.service_node.DEFAULT_RETENTION (which imports the node stack).
+DEFAULT_RETENTION_AGE = "7d"
+DEFAULT_RETENTION_BYTES = "1GB"
+NONE = "none"
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -72,6 +77,16 @@ def _shard(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 1023:
         raise argparse.ArgumentTypeError(f"shard {value} is not in 0-1023")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
     return value
 
 
@@ -131,12 +146,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     store.add_argument(
         "--retention-age", metavar="AGE",
-        help="drop messages older than AGE: a number with s, m, h, d or w (e.g. 7d, 12h)",
+        help="drop messages older than AGE: a number with s, m, h, d or w (e.g. 7d, 12h), "
+        "or none (default 7d)",
     )  # fmt: skip
-    store.add_argument("--retention-messages", metavar="N", help="keep only the newest N messages")
+    store.add_argument(
+        "--retention-messages", metavar="N", help="keep only the newest N messages (default: none)"
+    )
     store.add_argument(
         "--retention-bytes", metavar="SIZE",
-        help="hard cap on the archive file: bytes, or with a unit (500MB, 2GiB)",
+        help="hard cap on the archive file: bytes, or with a unit (500MB, 2GiB), or none "
+        "(default 1GB)",
     )  # fmt: skip
     services = parser.add_argument_group("light client services")
     services.add_argument("--filter", action="store_true", help="serve filter v2 subscriptions")
@@ -145,8 +164,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     services.add_argument(
         "--rate-limit", action="append", metavar="[PROTO:]N/PERIOD",
-        help="nwaku-style rate limit, e.g. store:20/1s or lightpush:10/1m; repeatable "
-        "(default: unlimited, filter 30/1m per peer)",
+        help="nwaku-style rate limit, e.g. store:20/1s or lightpush:10/1m, or PROTO:off; "
+        "repeatable (default store:50/1s, lightpush:30/1s, filter:30/1m per peer)",
+    )  # fmt: skip
+    limits = parser.add_argument_group("connection limits")
+    limits.add_argument(
+        "--max-connections", type=_positive, metavar="N",
+        help=f"open connections in total, both directions (default {MAX_CONNECTIONS})",
+    )  # fmt: skip
+    limits.add_argument(
+        "--max-connections-per-ip", type=_positive, metavar="N",
+        help="open inbound connections from one IP address "
+        f"(default {DEFAULT_LIMITS.max_open_per_source})",
+    )  # fmt: skip
+    limits.add_argument(
+        "--max-pending-connections", type=_positive, metavar="N",
+        help="inbound connections still in their handshake, in total "
+        f"(default {DEFAULT_LIMITS.max_pending})",
+    )  # fmt: skip
+    limits.add_argument(
+        "--max-pending-per-ip", type=_positive, metavar="N",
+        help="inbound connections still in their handshake from one IP address "
+        f"(default {DEFAULT_LIMITS.max_pending_per_source})",
     )  # fmt: skip
     discovery = parser.add_argument_group("discovery")
     discovery.add_argument(
@@ -195,7 +234,21 @@ def node_config_from(args: argparse.Namespace, config: Config) -> NodeConfig:
         shards=network.shards,
         static_peers=network.peers,
         key_pair=key_pair,
+        inbound_limits=inbound_limits_from(args),
+        max_connections=args.max_connections or MAX_CONNECTIONS,
     )
+
+
+def inbound_limits_from(args: argparse.Namespace) -> InboundLimits:
+    """The connection-limit flags over the defaults (chat.waku.inbound_limits)."""
+    from chat.waku.host import DEFAULT_INBOUND_LIMITS
+
+    chosen = {
+        "max_open_per_source": args.max_connections_per_ip,
+        "max_pending": args.max_pending_connections,
+        "max_pending_per_source": args.max_pending_per_ip,
+    }
+    return replace(DEFAULT_INBOUND_LIMITS, **{k: v for k, v in chosen.items() if v is not None})
 
 
 def _peer_id_text(key_pair: KeyPair) -> str:
@@ -247,6 +300,10 @@ def parse_size(text: str, option: str) -> int:
     return int(match[1]) * _SIZE_UNITS[(match[2] or "b").lower()]
 
 
+def _is_none(text: str) -> bool:
+    return text.strip().lower() == NONE
+
+
 def parse_count(text: str, option: str) -> int:
     if not text.strip().isdigit() or int(text) == 0:
         raise UserError(f"{option} {text} must be a positive whole number")
@@ -282,22 +339,13 @@ def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions
         if given:
             raise UserError(f"{given[0]} only makes sense with --store")
         return None
+    age = args.retention_age or DEFAULT_RETENTION_AGE
+    size = args.retention_bytes or DEFAULT_RETENTION_BYTES
+    count = args.retention_messages or NONE
     retention = RetentionPolicy(
-        max_age_ns=(
-            parse_duration(args.retention_age, "--retention-age") * 10**9
-            if args.retention_age is not None
-            else None
-        ),
-        max_messages=(
-            parse_count(args.retention_messages, "--retention-messages")
-            if args.retention_messages is not None
-            else None
-        ),
-        max_bytes=(
-            parse_size(args.retention_bytes, "--retention-bytes")
-            if args.retention_bytes is not None
-            else None
-        ),
+        max_age_ns=(None if _is_none(age) else parse_duration(age, "--retention-age") * 10**9),
+        max_messages=None if _is_none(count) else parse_count(count, "--retention-messages"),
+        max_bytes=None if _is_none(size) else parse_size(size, "--retention-bytes"),
     )
     return StoreOptions(archive_path=args.archive or default_archive(config), retention=retention)
 

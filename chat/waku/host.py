@@ -6,6 +6,11 @@ identify and ping (py-libp2p mounts both by default). The identity is a secp256k
 ENRs can only carry secp256k1 identities, and py-libp2p signs Noise payloads with it
 (DER ECDSA over SHA-256, the libp2p spec), which js-libp2p verifies.
 
+Inbound connections pass our own front door (chat/waku/inbound_gate.py): limits on
+unauthenticated connections per source address and in total, the idle ones evicted first,
+deadlines for the first bytes and the handshakes. py-libp2p 0.8.1's own inbound handler
+locks every new peer out once 250 sockets are held (or were ever upgraded).
+
 Dial delay: py-libp2p waits a 250 ms "happy eyeballs" head start after starting each dial
 unless the dial fails or the per-peer connection cap is reached. With the cap at 1 (which is
 also nwaku's limit) a successful dial returns as soon as the connection is up (~5 ms on
@@ -45,6 +50,8 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
 from chat.waku.errors import UserError
+from chat.waku.inbound_gate import InboundGate
+from chat.waku.inbound_limits import MAX_CONNECTIONS, InboundLimits
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,7 @@ CONNECTION_EVENT_BUFFER = 256
 """Connection events a subscriber may lag behind before further events to it are dropped."""
 UPGRADE_TIMEOUT = 30.0
 """Noise and muxer negotiation of one connection, either side (py-libp2p's default is 10 s)."""
+DEFAULT_INBOUND_LIMITS = InboundLimits(handshake_timeout=UPGRADE_TIMEOUT)
 
 
 class TaskStatusLike(Protocol):
@@ -251,6 +259,22 @@ async def _close_listeners(network: INetwork) -> None:
                 log.debug("closing a listener failed: %r", exc)
 
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel completes for us before we accept them. py-libp2p listens with
+128: under a flood of connections the queue fills, and the kernel then drops a real dialer's
+SYN (the dialer retries after 1 s, then 3 s)."""
+
+
+def _deepen_accept_queues(network: INetwork) -> None:
+    """Raise the TCP listeners' backlog (listen() on a listening socket only updates it)."""
+    for listener in getattr(network, "listeners", {}).values():
+        for socket_listener in getattr(listener, "listeners", ()):
+            sock = getattr(socket_listener, "socket", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.listen(LISTEN_BACKLOG)
+
+
 def listen_addrs_for(tcp: Sequence[Multiaddr | str], ws_port: int | None = None) -> list[Multiaddr]:
     """TCP listen addresses plus, with `ws_port`, a /ws listener on the first TCP address's IP."""
     addrs = [Multiaddr(str(a)) for a in tcp]
@@ -268,7 +292,14 @@ def listen_addrs_for(tcp: Sequence[Multiaddr | str], ws_port: int | None = None)
 class WakuHost:
     """A py-libp2p host configured for Waku, and the helpers the node stack needs around it."""
 
-    def __init__(self, key_pair: KeyPair, listen_addrs: Sequence[Multiaddr]) -> None:
+    def __init__(
+        self,
+        key_pair: KeyPair,
+        listen_addrs: Sequence[Multiaddr],
+        *,
+        inbound_limits: InboundLimits = DEFAULT_INBOUND_LIMITS,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         if not listen_addrs:
             raise HostError("a host needs at least one listen address")
         self.key_pair = key_pair
@@ -280,6 +311,7 @@ class WakuHost:
             muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
             listen_addrs=self.listen_addrs,
             connection_config=ConnectionConfig(
+                max_connections=max_connections,
                 max_connections_per_peer=1,
                 # py-libp2p's 10 s for Noise + muxer negotiation is too short on a slow,
                 # lossy link (several round trips of a second or more each); ours is the dial's.
@@ -288,7 +320,11 @@ class WakuHost:
             ),
         )
         self.events = ConnectionEvents()
-        self.libp2p.get_network().register_notifee(self.events)
+        network = self.libp2p.get_network()
+        network.register_notifee(self.events)
+        self.inbound = InboundGate(inbound_limits)
+        if isinstance(network, Swarm):
+            self.inbound.install(network)
 
     @property
     def peer_id(self) -> ID:
@@ -314,6 +350,7 @@ class WakuHost:
                 network = self.libp2p.get_network()
                 if isinstance(network, Swarm):
                     await network.auto_connector.stop()
+                _deepen_accept_queues(network)
                 log.info("host %s listening on %s", self.peer_id, bound)
                 try:
                     yield self

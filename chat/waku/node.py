@@ -20,7 +20,14 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
-from chat.waku.host import HostError, TaskStatusLike, WakuHost, generate_node_key
+from chat.waku.host import (
+    DEFAULT_INBOUND_LIMITS,
+    HostError,
+    TaskStatusLike,
+    WakuHost,
+    generate_node_key,
+)
+from chat.waku.inbound_limits import MAX_CONNECTIONS, InboundLimits
 from chat.waku.metadata import MetadataService
 from chat.waku.network import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 
@@ -47,12 +54,20 @@ class NodeConfig:
     static_peers: tuple[str, ...] = ()
     """Full multiaddrs the node keeps connected, redialling with backoff."""
     key_pair: KeyPair = field(default_factory=generate_node_key)
+    inbound_limits: InboundLimits = DEFAULT_INBOUND_LIMITS
+    """What unauthenticated and open inbound connections one source and all may hold."""
+    max_connections: int = MAX_CONNECTIONS
 
 
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.host = WakuHost(config.key_pair, config.listen_addrs)
+        self.host = WakuHost(
+            config.key_pair,
+            config.listen_addrs,
+            inbound_limits=config.inbound_limits,
+            max_connections=config.max_connections,
+        )
         self.metadata = MetadataService(config.cluster_id, config.shards)
         self._services: list[NodeService] = []
         self._nursery: trio.Nursery | None = None

@@ -3,8 +3,10 @@
 nwaku (`waku/common/rate_limit/`) gives store, light push and peer exchange a *global* bucket
 of `volume` tokens per `period`, plus a bucket per peer of floor(volume × r × 0.75) tokens per
 period × r, where r = 10 if period ≤ 1 s, 3 if ≤ 1 min, else 2; a request must pass both.
-Filter uses a per-peer bucket of `volume` per `period` only. Defaults: everything unlimited
-except filter, 30 requests per minute per peer.
+Filter uses a per-peer bucket of `volume` per `period` only. nwaku's defaults leave everything
+unlimited except filter (30 requests per minute per peer); ours limit every service
+(`DEFAULT_RATE_LIMITS`: a public node must not be open to a flood by default), and
+`PROTO:off` removes a limit on purpose.
 
 Two deliberate differences, both so that one flooding peer cannot starve the others:
 - a peer may also take at most 75 % of the global volume within one global period (nwaku's
@@ -32,6 +34,7 @@ MAX_TRACKED_PEERS = 10_000
 
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _FLAG = re.compile(r"^(?:(?P<proto>[a-z0-9]+):)?(?P<volume>\d+)/(?P<num>\d+)(?P<unit>ms|h|m|s)$")
+_OFF = re.compile(r"^(?:(?P<proto>[a-z0-9]+):)?(?:off|none)$")
 
 
 class RateLimiter(Protocol):
@@ -61,40 +64,62 @@ class RateLimit:
         return f"{self.volume}/{self.period:g}s"
 
 
-def parse_rate_limit(text: str) -> tuple[str | None, RateLimit]:
-    """Parse nwaku's `--rate-limit` syntax: `[proto:]volume/period<unit>`, e.g. `store:20/1s`.
+DEFAULT_RATE_LIMITS: Mapping[str, RateLimit | None] = {
+    "store": RateLimit(50, 1.0),
+    "lightpush": RateLimit(30, 1.0),
+    "filter": RateLimit(30, 60.0),
+    "px": None,  # not served yet
+}
+"""What `chinwag node` applies without --rate-limit (docs/operator-guide.md, "Rate limits")."""
 
-    Returns (protocol or None for "every protocol", limit).
+_NOT_SET = object()
+
+
+def parse_rate_limit(text: str) -> tuple[str | None, RateLimit | None]:
+    """Parse nwaku's `--rate-limit` syntax: `[proto:]volume/period<unit>`, e.g. `store:20/1s`,
+    or `[proto:]off` for no limit (ours; nwaku has no way to lift a default).
+
+    Returns (protocol or None for "every protocol", limit or None for "unlimited").
     """
-    match = _FLAG.match(text.strip())
+    text = text.strip()
+    off = _OFF.match(text)
+    match = off or _FLAG.match(text)
     if not match:
-        raise RateLimitError(f"{text!r} is not of the form [protocol:]volume/period(h|m|s|ms)")
+        raise RateLimitError(
+            f"{text!r} is not of the form [protocol:]volume/period(h|m|s|ms) or [protocol:]off"
+        )
     proto = match["proto"]
     if proto is not None:
         proto = PROTOCOL_ALIASES.get(proto, proto)
         if proto not in PROTOCOLS:
             raise RateLimitError(f"unknown protocol {proto!r}; one of {', '.join(PROTOCOLS)}")
+    if off:
+        return proto, None
     period = int(match["num"]) * _UNITS[match["unit"]]
     return proto, RateLimit(int(match["volume"]), period)
 
 
 def rate_limits_from_flags(flags: Iterable[str]) -> dict[str, RateLimit | None]:
-    """Per-protocol limits from `--rate-limit` values on top of nwaku's defaults.
+    """Per-protocol limits from `--rate-limit` values on top of `DEFAULT_RATE_LIMITS`.
 
     A flag without a protocol sets every protocol that has no flag of its own.
     """
-    explicit: dict[str, RateLimit] = {}
-    fallback: RateLimit | None = None
+    explicit: dict[str, RateLimit | None] = {}
+    fallback: object = _NOT_SET
     for flag in flags:
         proto, limit = parse_rate_limit(flag)
         if proto is None:
             fallback = limit
         else:
             explicit[proto] = limit
-    defaults: Mapping[str, RateLimit | None] = {"filter": RateLimit(30, 60.0)}
     out: dict[str, RateLimit | None] = {}
     for proto in PROTOCOLS:
-        out[proto] = explicit.get(proto) or fallback or defaults.get(proto)
+        if proto in explicit:
+            out[proto] = explicit[proto]
+        elif isinstance(fallback, RateLimit) or fallback is None:
+            out[proto] = fallback
+        else:
+            out[proto] = DEFAULT_RATE_LIMITS[proto]
     return out
 
 

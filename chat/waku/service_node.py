@@ -24,6 +24,7 @@ from typing import Any
 import trio
 
 from chat.waku.filter.server import FilterServer
+from chat.waku.inbound_gate import InboundGate
 from chat.waku.lightpush.server import LightPushServer
 from chat.waku.lightpush.service import Publish, PublishRejected, ShardFor
 from chat.waku.lightpush.wire import LightPushStatus
@@ -36,6 +37,7 @@ from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.metrics import RelayCounters
 from chat.waku.relay.router import DuplicateMessage, NoPeersReached
 from chat.waku.relay.service import RelayService
+from chat.waku.server_gate import ServerGate
 from chat.waku.store.archiver import DEFAULT_RETENTION_INTERVAL, ArchiveOutcome, MessageArchiver
 from chat.waku.store.server import StoreServer
 from chat.waku.topics import RelayShard, TopicError, autoshard
@@ -47,12 +49,19 @@ log = logging.getLogger(__name__)
 ARCHIVE_QUEUE = 4096
 """Relay messages waiting for the archive writer; beyond that they are dropped and counted
 (the archive is behind: a slow disk, or a flood)."""
+DEFAULT_RETENTION_AGE_NS = 7 * 24 * 3600 * 10**9
+DEFAULT_RETENTION_BYTES = 1_000_000_000
+DEFAULT_RETENTION = RetentionPolicy(
+    max_age_ns=DEFAULT_RETENTION_AGE_NS, max_bytes=DEFAULT_RETENTION_BYTES
+)
+"""A week of history in at most 1 GB: anyone may publish, so an archive without limits
+fills the disk (measured: about 17 MB/s through light push)."""
 
 
 @dataclass(frozen=True)
 class StoreOptions:
     archive_path: Path
-    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    retention: RetentionPolicy = DEFAULT_RETENTION
     retention_interval: float = DEFAULT_RETENTION_INTERVAL
 
 
@@ -259,6 +268,8 @@ class ServiceNode:
                 len(self.node.host.connected_peers()),
             ),
             *relay_metrics(self.relay),
+            *inbound_metrics(self.node.host.inbound),
+            *request_gate_metrics(self._gates()),
         ]
         if self.store is not None:
             metrics.append(
@@ -288,6 +299,59 @@ class ServiceNode:
                 )
             )
         return metrics
+
+    def _gates(self) -> dict[str, ServerGate]:
+        servers: dict[str, Any] = {
+            "store": self.store,
+            "filter": self.filter,
+            "lightpush": self.lightpush,
+        }
+        return {name: server.gate for name, server in servers.items() if server is not None}
+
+
+def inbound_metrics(gate: InboundGate) -> list[Metric]:
+    admission = gate.admission
+    return [
+        Metric.by_label(
+            "chinwag_inbound_connections_total",
+            "counter",
+            "Inbound connections by outcome: accepted, upgraded, handshake_failed, and the "
+            "sheds (evicted_*, refused_*, *_timeout).",
+            "outcome",
+            gate.counts,
+        ),
+        Metric.by_label(
+            "chinwag_inbound_connections",
+            "gauge",
+            "Inbound connections now, pending (in their handshake) or open.",
+            "phase",
+            {"pending": admission.pending, "open": admission.open},
+        ),
+    ]
+
+
+def request_gate_metrics(gates: Mapping[str, ServerGate]) -> list[Metric]:
+    shed = [
+        _sample(count, protocol=protocol, reason=reason)
+        for protocol, gate in sorted(gates.items())
+        for reason, count in gate.shed.items()
+    ]
+    return [
+        Metric(
+            "chinwag_requests_shed_total",
+            "counter",
+            "Requests refused or dropped by a server's request gate, by protocol and reason "
+            "(peer_busy, server_full, waited_too_long).",
+            tuple(shed),
+        ),
+        Metric.by_label(
+            "chinwag_requests_in_progress",
+            "gauge",
+            "Requests a server holds now (read, waiting or running), by protocol.",
+            "protocol",
+            {protocol: gate.core.open for protocol, gate in gates.items()},
+        ),
+    ]
 
 
 def _sample(value: float, **labels: str) -> Sample:

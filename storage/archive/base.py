@@ -51,6 +51,12 @@ class ArchiveQuery:
 
     `time_end` is inclusive, as in nwaku's SQL. `limit` is taken as given (the caller
     clamps it and asks for one extra row to learn whether more exist).
+
+    `max_bytes` bounds the message bytes one page holds (queries with data only): the archive
+    stops before the row that would take the page over it (the first row is always
+    returned) and ends the page with that row's hash and timestamp marked `beyond_budget`,
+    without its data, so the caller knows more rows exist. Only one row beyond the budget
+    is ever read.
     """
 
     pubsub_topic: str | None = None
@@ -62,16 +68,19 @@ class ArchiveQuery:
     forward: bool = True
     limit: int = 20
     include_data: bool = False
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ArchiveRow:
-    """One result. `pubsub_topic` and `message` are None unless the query asked for data."""
+    """One result. `pubsub_topic` and `message` are None unless the query asked for data,
+    and in the row that only says the page ended at its byte budget (`beyond_budget`)."""
 
     message_hash: bytes
     timestamp: int
     pubsub_topic: str | None = None
     message: bytes | None = None
+    beyond_budget: bool = False
 
 
 @dataclass(frozen=True, slots=True)

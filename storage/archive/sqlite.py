@@ -197,18 +197,23 @@ class SqliteArchive(Archive):
         statement = self._select(db, q)
         if statement is None:
             return []
-        rows = db.execute(*statement).fetchall()
+        cursor = db.execute(*statement)
         if not q.include_data:
-            return [ArchiveRow(message_hash=r[0], timestamp=r[1]) for r in rows]
-        return [
-            ArchiveRow(
-                message_hash=r[0],
-                timestamp=r[1],
-                pubsub_topic=self._topic_name(db, r[2]),
-                message=r[3],
+            return [ArchiveRow(message_hash=r[0], timestamp=r[1]) for r in cursor.fetchall()]
+        # Row by row, so that a page of large messages never holds more than its budget.
+        rows: list[ArchiveRow] = []
+        budget = q.max_bytes
+        for message_hash, timestamp, pubsub_id, message in cursor:
+            if budget is not None and rows and len(message) > budget:
+                rows.append(ArchiveRow(message_hash, timestamp, beyond_budget=True))
+                break
+            if budget is not None:
+                budget -= len(message)
+            rows.append(
+                ArchiveRow(message_hash, timestamp, self._topic_name(db, pubsub_id), message)
             )
-            for r in rows
-        ]
+        cursor.close()
+        return rows
 
     def _select(self, db: sqlite3.Connection, q: ArchiveQuery) -> tuple[str, list[Any]] | None:
         """The SELECT for one page, or None when nothing can match (unknown topic, limit 0)."""

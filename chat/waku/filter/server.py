@@ -4,6 +4,8 @@ The subscription state lives in the sans-IO FilterSubscriptions; this module onl
 Whoever receives relay traffic calls `on_message(pubsub_topic, message)`; it never blocks.
 Each subscriber gets its own pusher task with a bounded queue and one long-lived push stream
 (nwaku writes many frames on one stream), so a stalled subscriber only loses its own frames.
+A request gate bounds the subscribe requests one peer (`GateLimits.per_peer`) and everyone
+(`total`) may have open at once: beyond that a request is refused unread (429, or 503).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from chat.waku.filter.wire import (
     MAX_FRAME_SIZE,
     PUSH_PROTOCOL,
     SUBSCRIBE_PROTOCOL,
+    FilterStatus,
     FilterWireError,
     MessagePush,
     SubscribeRequest,
@@ -42,6 +45,8 @@ from chat.waku.reqres import (
     end_served_stream,
     remote_peer,
 )
+from chat.waku.request_gate import GateLimits, Shed, Ticket
+from chat.waku.server_gate import ServerGate
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -55,6 +60,7 @@ PUSH_TIMEOUT = 20.0
 """nwaku gives up on a push round after 20 s."""
 PUSH_QUEUE_FRAMES = 64
 MAINTENANCE_INTERVAL = 60.0
+FILTER_GATE = GateLimits(per_peer=4, total=64)
 
 AnswerSink = Callable[[str, SubscribeRequest, SubscribeResponse], None]
 
@@ -96,8 +102,10 @@ class FilterServer:
         push_timeout: float = PUSH_TIMEOUT,
         push_queue_frames: int = PUSH_QUEUE_FRAMES,
         maintenance_interval: float = MAINTENANCE_INTERVAL,
+        gate: GateLimits = FILTER_GATE,
     ) -> None:
         self.host = host
+        self.gate = ServerGate(gate)
         self.subscriptions = subscriptions or FilterSubscriptions()
         self.rate_limiter = rate_limiter
         self.request_timeout = request_timeout
@@ -135,14 +143,20 @@ class FilterServer:
     async def _handle_subscribe(self, stream: INetStream) -> None:
         peer = remote_peer(stream)
         response = None
+        ticket = self.gate.enter(peer)
         try:
-            response = await self._answer(stream, peer)
+            if isinstance(ticket, Shed):
+                response = _refusal(ticket)
+            else:
+                response = await self._answer(stream, peer)
             if response is not None:
                 await write_frame(stream, response.encode())
                 self.stats.requests[response.status_code] += 1
         except STREAM_ERRORS as exc:
             log.debug("filter subscribe stream from %s failed: %r", peer, exc)
         finally:
+            if isinstance(ticket, Ticket):
+                self.gate.leave(ticket)
             await end_served_stream(stream, answered=response is not None)
         if not self.subscriptions.is_subscribed(peer, trio.current_time()):
             self._stop_pusher(peer)
@@ -243,3 +257,13 @@ class FilterServer:
             await trio.sleep(self.maintenance_interval)
             for peer in self.subscriptions.expire(trio.current_time()):
                 self._stop_pusher(peer)
+
+
+def _refusal(reason: Shed) -> SubscribeResponse:
+    if reason is Shed.PEER_BUSY:
+        return rate_limited_response()
+    return SubscribeResponse(
+        rate_limited_response().request_id,
+        FilterStatus.SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE: too many requests in progress",
+    )

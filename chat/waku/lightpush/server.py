@@ -1,7 +1,10 @@
 """Light push service node driver: v3 and legacy v2 handlers over one publish callable.
 
 One request and one response per stream. Rate-limited requests are answered nwaku's way
-without reading the body; a request that never arrives is dropped after a time limit.
+without reading the body; a request that never arrives is dropped after a time limit. A
+request gate bounds how many requests one peer (`GateLimits.per_peer`) and everyone
+(`total`) may have open at once, each holding up to a frame of ~1.6 MB while it is read:
+beyond that a request is refused unread (429 for a busy peer, 503 for a full node).
 """
 
 from __future__ import annotations
@@ -36,11 +39,15 @@ from chat.waku.lightpush.wire import (
 )
 from chat.waku.ratelimit import RateLimiter
 from chat.waku.reqres import STREAM_ERRORS, end_served_stream, remote_peer
+from chat.waku.request_gate import GateLimits, Shed, Ticket
+from chat.waku.server_gate import ServerGate
 
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 10.0
 DECODE_FAILURE = "decode_rpc_failure"
+OVERLOADED_DESC = "Request rejected: the node has too many requests in progress"
+LIGHTPUSH_GATE = GateLimits(per_peer=4, total=64)
 
 
 class LightPushServer:
@@ -55,6 +62,7 @@ class LightPushServer:
         rate_limiter: RateLimiter | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         serve_v2: bool = True,
+        gate: GateLimits = LIGHTPUSH_GATE,
     ) -> None:
         self.host = host
         self.publish = publish
@@ -62,6 +70,7 @@ class LightPushServer:
         self.rate_limiter = rate_limiter
         self.request_timeout = request_timeout
         self.serve_v2 = serve_v2
+        self.gate = ServerGate(gate)
         self.responses: Counter[tuple[str, int]] = Counter()
         """(protocol version, status) -> count; v2 counts 200 for success and 0 for failure."""
 
@@ -98,14 +107,20 @@ class LightPushServer:
 
     async def _handle_v3(self, stream: INetStream) -> None:
         response = None
+        ticket = self.gate.enter(remote_peer(stream))
         try:
-            response = await self._answer_v3(stream)
+            if isinstance(ticket, Shed):
+                response = _refusal_v3(ticket)
+            else:
+                response = await self._answer_v3(stream)
             if response is not None:
                 await write_frame(stream, response.encode())
                 self.responses[("v3", response.status_code)] += 1
         except STREAM_ERRORS as exc:
             log.debug("light push v3 stream failed: %r", exc)
         finally:
+            if isinstance(ticket, Ticket):
+                self.gate.leave(ticket)
             await end_served_stream(stream, answered=response is not None)
 
     async def _answer_v3(self, stream: INetStream) -> PushResponse | None:
@@ -131,14 +146,21 @@ class LightPushServer:
 
     async def _handle_v2(self, stream: INetStream) -> None:
         response = None
+        ticket = self.gate.enter(remote_peer(stream))
         try:
-            response = await self._answer_v2(stream)
+            if isinstance(ticket, Shed):
+                desc = TOO_MANY_REQUESTS_DESC if ticket is Shed.PEER_BUSY else OVERLOADED_DESC
+                response = LegacyPushResponse(UNKNOWN_REQUEST_ID, False, desc)
+            else:
+                response = await self._answer_v2(stream)
             if response is not None:
                 await write_frame(stream, response.encode())
                 self.responses[("v2", 200 if response.is_success else 0)] += 1
         except STREAM_ERRORS as exc:
             log.debug("light push v2 stream failed: %r", exc)
         finally:
+            if isinstance(ticket, Ticket):
+                self.gate.leave(ticket)
             await end_served_stream(stream, answered=response is not None)
 
     async def _answer_v2(self, stream: INetStream) -> LegacyPushResponse | None:
@@ -155,3 +177,11 @@ class LightPushServer:
         if outcome.succeeded:
             return LegacyPushResponse(request.request_id, True, "OK")
         return LegacyPushResponse(request.request_id, False, outcome.desc)
+
+
+def _refusal_v3(reason: Shed) -> PushResponse:
+    if reason is Shed.PEER_BUSY:
+        return PushResponse(
+            UNKNOWN_REQUEST_ID, LightPushStatus.TOO_MANY_REQUESTS, TOO_MANY_REQUESTS_DESC
+        )
+    return PushResponse(UNKNOWN_REQUEST_ID, LightPushStatus.SERVICE_NOT_AVAILABLE, OVERLOADED_DESC)

@@ -5,7 +5,10 @@ The rules (waku-wire.md §6, nwaku `waku_archive/archive.nim` and `waku_store/pr
   response lists its page ascending;
 - the returned cursor is the hash of the last entry of the page in walking order, present
   only when more entries exist (we fetch one row more than the page to know);
-- page size: absent or 0 means 20, anything above 100 is clamped to 100;
+- page size: absent or 0 means 20, anything above 100 is clamped to 100; a page also ends
+  before its messages pass `max_response_bytes` (ours, not nwaku's: 100 messages of
+  150 KiB are 15 MB per response, which a few dozen parallel queries turn into gigabytes),
+  with a cursor to the rest, so clients that follow cursors get everything;
 - at most 10 content topics; a cursor must be 32 bytes and not all zero;
 - errors carry nwaku's codes and descriptions: 400 when the request does not decode,
   300 "BAD_RESPONSE: archive error: ..." for invalid queries and archive failures,
@@ -26,9 +29,11 @@ from enum import IntEnum
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE, MessageError, WakuMessage
 from chat.waku.store.wire import (
     MessageKeyValue,
+    StoredEntry,
     StoreQueryRequest,
     StoreQueryResponse,
     StoreWireError,
+    encode_stored_response,
 )
 from storage.archive import (
     ArchiveError,
@@ -47,6 +52,9 @@ MAX_CONTENT_TOPICS = 10
 MAX_MESSAGE_HASHES = 1000
 HASH_SIZE = 32
 RATE_LIMITED_REQUEST_ID = "N/A"
+DEFAULT_MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+"""Message bytes in one response (13 messages of the largest size; js-waku reads at most
+4 MiB per frame)."""
 
 
 class StatusCode(IntEnum):
@@ -97,16 +105,29 @@ def undecodable_response(cause: str) -> StoreQueryResponse:
     )
 
 
-def plan_query(raw: bytes) -> QueryPlan | StoreQueryResponse:
+def overloaded_response(request_id: str = RATE_LIMITED_REQUEST_ID) -> StoreQueryResponse:
+    """The answer when the node has too much work in hand (503: ask another store node)."""
+    return StoreQueryResponse(
+        request_id=request_id,
+        status_code=StatusCode.SERVICE_UNAVAILABLE,
+        status_desc="SERVICE_UNAVAILABLE: too many queries in progress",
+    )
+
+
+def plan_query(
+    raw: bytes, *, max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
+) -> QueryPlan | StoreQueryResponse:
     """Decode and validate a request. Returns the plan, or the error response to send."""
     try:
         request = StoreQueryRequest.decode(raw)
     except StoreWireError as exc:
         return undecodable_response(str(exc))
-    return plan_request(request)
+    return plan_request(request, max_response_bytes=max_response_bytes)
 
 
-def plan_request(request: StoreQueryRequest) -> QueryPlan | StoreQueryResponse:
+def plan_request(
+    request: StoreQueryRequest, *, max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
+) -> QueryPlan | StoreQueryResponse:
     rid = request.request_id
     cursor = request.pagination_cursor
     if cursor is not None:
@@ -146,22 +167,30 @@ def plan_request(request: StoreQueryRequest) -> QueryPlan | StoreQueryResponse:
         forward=request.pagination_forward,
         limit=page + 1,
         include_data=request.include_data,
+        max_bytes=max_response_bytes if request.include_data else None,
     )
     return QueryPlan(request=request, archive_query=query, page_size=page)
 
 
-def _key_value(row: ArchiveRow, max_message_size: int) -> MessageKeyValue:
+def _page(plan: QueryPlan, rows: list[ArchiveRow]) -> tuple[list[ArchiveRow], bytes | None]:
+    """The rows of the response in ascending order, and the cursor to the next page."""
+    page = [row for row in rows if not row.beyond_budget][: plan.page_size]
+    cursor = page[-1].message_hash if len(rows) > len(page) and page else None
+    if not plan.archive_query.forward:
+        page.reverse()
+    return page, cursor
+
+
+def _checked(row: ArchiveRow, max_message_size: int) -> WakuMessage | None:
+    """The row's message if it still decodes (a stored message that does not is still
+    evidence the hash is stored, so it is answered hash-only)."""
     if row.message is None:
-        return MessageKeyValue(message_hash=row.message_hash)
+        return None
     try:
-        message = WakuMessage.decode(row.message, max_size=max_message_size)
+        return WakuMessage.decode(row.message, max_size=max_message_size)
     except MessageError as exc:
-        # A stored message that no longer decodes is still evidence the hash is stored.
         log.warning("archived message %s does not decode: %s", row.message_hash.hex(), exc)
-        return MessageKeyValue(message_hash=row.message_hash)
-    return MessageKeyValue(
-        message_hash=row.message_hash, message=message, pubsub_topic=row.pubsub_topic
-    )
+        return None
 
 
 def answer(
@@ -171,16 +200,42 @@ def answer(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> StoreQueryResponse:
     """The success response for the rows the archive returned (in walking order)."""
-    page = rows[: plan.page_size]
-    cursor = page[-1].message_hash if len(rows) > plan.page_size and page else None
-    if not plan.archive_query.forward:
-        page = page[::-1]
+    page, cursor = _page(plan, rows)
+    messages = []
+    for row in page:
+        message = _checked(row, max_message_size)
+        if message is None:
+            messages.append(MessageKeyValue(message_hash=row.message_hash))
+        else:
+            messages.append(
+                MessageKeyValue(row.message_hash, message=message, pubsub_topic=row.pubsub_topic)
+            )
     return StoreQueryResponse(
         request_id=plan.request.request_id,
         status_code=StatusCode.SUCCESS,
         status_desc="OK",
-        messages=tuple(_key_value(row, max_message_size) for row in page),
+        messages=tuple(messages),
         pagination_cursor=cursor,
+    )
+
+
+def encoded_answer(
+    plan: QueryPlan,
+    rows: list[ArchiveRow],
+    *,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> bytes:
+    """`answer(plan, rows).encode()` without decoding and re-encoding every stored message:
+    the stored bytes go into the response as they are, once they are checked to decode."""
+    page, cursor = _page(plan, rows)
+    entries = [
+        StoredEntry(row.message_hash, row.message, row.pubsub_topic)
+        if _checked(row, max_message_size) is not None
+        else StoredEntry(row.message_hash)
+        for row in page
+    ]
+    return encode_stored_response(
+        plan.request.request_id, StatusCode.SUCCESS, "OK", entries, cursor
     )
 
 

@@ -1,7 +1,18 @@
 """Store v3 server driver: moves bytes between py-libp2p streams, the query core and the
-archive. One request per stream; a rate-limited peer gets nwaku's 429 answer before a byte of
-its request is read; a stream that never sends a request (js-waku opens them eagerly on
-identify) is reset after `read_timeout`.
+archive. One request per stream.
+
+What one peer, and all together, can make the node hold (docs/operator-guide.md, "Limits"):
+- a request gate (chat/waku/request_gate.py): at most `GateLimits.per_peer` open queries
+  per peer and `total` in all, refused unread beyond that (429 for a busy peer, 503 for a
+  full node); of those, `running` at a time (2 per peer) query the archive and send their
+  response, the others wait their turn in arrival order for at most `max_wait` seconds (503);
+- a byte budget per response (`max_response_bytes` of messages; the rest follows by cursor);
+- the rate limiter (nwaku's 429, answered before a byte of the request is read);
+- time limits: the request must arrive within `read_timeout` (js-waku opens streams eagerly
+  on identify and may never use them: those are reset), the response must be taken within
+  `write_timeout`.
+Memory is therefore bounded by `running` responses of `max_response_bytes`, whatever the
+number of parallel queries.
 """
 
 from __future__ import annotations
@@ -13,19 +24,23 @@ from typing import Any
 
 import trio
 
-from chat.waku.framing import FramingError, read_frame, write_frame
+from chat.waku.framing import FramingError, encode_uvarint, read_frame
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
 from chat.waku.ratelimit import RateLimiter, RequestLimiter
 from chat.waku.reqres import end_served_stream, remote_peer
+from chat.waku.request_gate import GateLimits, Shed, Ticket
+from chat.waku.server_gate import ServerGate
 from chat.waku.store.query import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     QueryPlan,
-    answer,
     archive_failure,
+    encoded_answer,
+    overloaded_response,
     plan_query,
     rate_limited_response,
     undecodable_response,
 )
-from chat.waku.store.wire import MAX_REQUEST_SIZE, PROTOCOL_ID, StoreQueryResponse
+from chat.waku.store.wire import MAX_REQUEST_SIZE, PROTOCOL_ID
 from storage.archive import Archive, ArchiveError
 
 log = logging.getLogger(__name__)
@@ -33,6 +48,8 @@ log = logging.getLogger(__name__)
 DEFAULT_READ_TIMEOUT = 10.0
 DEFAULT_WRITE_TIMEOUT = 30.0
 DEFAULT_CONCURRENT_QUERIES = 4
+"""Database threads; the gate's `running` queries share them."""
+STORE_GATE = GateLimits(per_peer=8, total=128, running=8, running_per_peer=2, max_wait=10.0)
 
 
 class StoreServer:
@@ -48,6 +65,8 @@ class StoreServer:
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
         concurrent_queries: int = DEFAULT_CONCURRENT_QUERIES,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        gate: GateLimits = STORE_GATE,
     ) -> None:
         self.archive = archive
         self.limiter: RateLimiter = limiter or RequestLimiter(None)
@@ -55,11 +74,15 @@ class StoreServer:
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.max_message_size = max_message_size
+        self.max_response_bytes = max_response_bytes
+        self.gate = ServerGate(gate, clock=clock)
         # Queries wait their turn for a database thread instead of piling up threads.
         self._db_slots = trio.CapacityLimiter(concurrent_queries)
         self.status_counts: Counter[int] = Counter()
-        # The 429 answer never changes: encode it once.
-        self._rejection = rate_limited_response().encode()
+        # Refusals never change: encode them once.
+        self._rate_limited = rate_limited_response().encode()
+        self._busy = rate_limited_response().encode()
+        self._full = overloaded_response().encode()
 
     def mount(self, host: Any) -> None:
         host.set_stream_handler(PROTOCOL_ID, self.handle_stream)
@@ -74,46 +97,72 @@ class StoreServer:
             host.libp2p.remove_stream_handler(PROTOCOL_ID)
 
     async def handle_stream(self, stream: Any) -> None:
-        idle = False
+        answered = True
+        ticket: Ticket | Shed | None = None
         try:
             peer = remote_peer(stream)
-            if not self.limiter.allow(peer, self.clock()):
-                self.status_counts[429] += 1
-                await self._send(stream, self._rejection)
-                return
-            with trio.move_on_after(self.read_timeout) as scope:
-                try:
-                    raw = await read_frame(stream, MAX_REQUEST_SIZE)
-                except FramingError as exc:
-                    response = undecodable_response(str(exc))
-                    self.status_counts[response.status_code] += 1
-                    await self._send(stream, response.encode())
-                    return
-            if scope.cancelled_caught:
-                log.debug("store stream from %s sent no request; resetting it", peer)
-                idle = True
-                return
-            response = await self.respond(raw)
-            self.status_counts[response.status_code] += 1
-            await self._send(stream, response.encode())
+            ticket = self.gate.enter(peer)
+            if ticket is Shed.PEER_BUSY:
+                await self._send(stream, 429, self._busy)
+            elif ticket is Shed.SERVER_FULL:
+                await self._send(stream, 503, self._full)
+            elif not self.limiter.allow(peer, self.clock()):
+                await self._send(stream, 429, self._rate_limited)
+            else:
+                assert isinstance(ticket, Ticket)
+                answered = await self._serve_request(stream, peer, ticket)
         except Exception as exc:  # a broken stream must never take the node down
             log.debug("store stream failed: %s", exc)
         finally:
-            await end_served_stream(stream, answered=not idle)
+            if isinstance(ticket, Ticket):
+                self.gate.leave(ticket)
+            await end_served_stream(stream, answered=answered)
 
-    async def respond(self, raw: bytes) -> StoreQueryResponse:
-        """The response to one request's bytes (decoding, validation, the archive query)."""
-        plan = plan_query(raw)
+    async def _serve_request(self, stream: Any, peer: str, ticket: Ticket) -> bool:
+        """Read, plan, wait for a turn, query and answer; False if no request ever came."""
+        with trio.move_on_after(self.read_timeout) as scope:
+            try:
+                raw = await read_frame(stream, MAX_REQUEST_SIZE)
+            except FramingError as exc:
+                response = undecodable_response(str(exc))
+                await self._send(stream, response.status_code, response.encode())
+                return True
+        if scope.cancelled_caught:
+            log.debug("store stream from %s sent no request; resetting it", peer)
+            return False
+        plan = plan_query(raw, max_response_bytes=self.max_response_bytes)
         if not isinstance(plan, QueryPlan):
-            return plan
+            await self._send(stream, plan.status_code, plan.encode())
+            return True
+        if not await self.gate.turn(ticket):
+            response = overloaded_response(plan.request.request_id)
+            await self._send(stream, response.status_code, response.encode())
+            return True
+        status, body = await self._query(plan)
+        await self._send(stream, status, body)
+        return True
+
+    async def respond(self, raw: bytes) -> bytes:
+        """The encoded response to one request's bytes (no gate, no rate limit)."""
+        plan = plan_query(raw, max_response_bytes=self.max_response_bytes)
+        if not isinstance(plan, QueryPlan):
+            return plan.encode()
+        return (await self._query(plan))[1]
+
+    async def _query(self, plan: QueryPlan) -> tuple[int, bytes]:
         try:
             rows = await trio.to_thread.run_sync(
                 self.archive.query, plan.archive_query, limiter=self._db_slots
             )
         except ArchiveError as exc:
-            return archive_failure(plan, exc)
-        return answer(plan, rows, max_message_size=self.max_message_size)
+            failure = archive_failure(plan, exc)
+            return failure.status_code, failure.encode()
+        body = encoded_answer(plan, rows, max_message_size=self.max_message_size)
+        return 200, body
 
-    async def _send(self, stream: Any, payload: bytes) -> None:
+    async def _send(self, stream: Any, status: int, body: bytes) -> None:
+        self.status_counts[status] += 1
         with trio.move_on_after(self.write_timeout):
-            await write_frame(stream, payload)
+            # The length prefix on its own: joining it to a large body would copy the body.
+            await stream.write(encode_uvarint(len(body)))
+            await stream.write(body)

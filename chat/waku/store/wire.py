@@ -153,3 +153,63 @@ class StoreQueryResponse:
             messages=tuple(messages),
             pagination_cursor=(pb.pagination_cursor if pb.HasField("pagination_cursor") else None),
         )
+
+
+# -- a response built from stored message bytes ---------------------------------------------
+# A store node keeps every WakuMessage as the bytes it received. Decoding them into objects
+# and encoding them again only to send them costs CPU and several copies of every page;
+# this writes the same protobuf fields around the stored bytes instead (one copy, the result).
+
+
+def _tag(field_number: int, wire_type: int) -> bytes:
+    return _uvarint(field_number << 3 | wire_type)
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def _length_delimited(field_number: int, data: bytes) -> list[bytes]:
+    return [_tag(field_number, 2), _uvarint(len(data)), data]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One WakuMessageKeyValue whose message is the stored encoding (None: hash only)."""
+
+    message_hash: bytes
+    message: bytes | None = None
+    pubsub_topic: str | None = None
+
+
+def encode_stored_response(
+    request_id: str,
+    status_code: int,
+    status_desc: str,
+    entries: list[StoredEntry],
+    pagination_cursor: bytes | None = None,
+) -> bytes:
+    """The StoreQueryResponse StoreQueryResponse.encode would write for the decoded messages,
+    with each message's stored bytes embedded as they are (same fields, same presence)."""
+    parts = [
+        *_length_delimited(1, request_id.encode()),
+        _tag(10, 0),
+        _uvarint(status_code),
+        *_length_delimited(11, status_desc.encode()),
+    ]
+    for entry in entries:
+        inner = _length_delimited(1, entry.message_hash)
+        if entry.message is not None:
+            inner += _length_delimited(2, entry.message)
+            inner += _length_delimited(3, (entry.pubsub_topic or "").encode())
+        parts += [_tag(20, 2), _uvarint(sum(len(p) for p in inner)), *inner]
+    if pagination_cursor is not None:
+        parts += _length_delimited(51, pagination_cursor)
+    return b"".join(parts)

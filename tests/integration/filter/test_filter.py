@@ -6,6 +6,7 @@ from collections.abc import Hashable
 
 import pytest
 import trio
+from harness.processes import poll
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamReset
 from trio.testing import MockClock
@@ -13,13 +14,14 @@ from trio.testing import MockClock
 from chat.waku.filter.client import FilterClient
 from chat.waku.filter.server import FilterServer
 from chat.waku.filter.wire import (
+    MAX_FRAME_SIZE,
     MAX_RESPONSE_SIZE,
     PUSH_PROTOCOL,
     SUBSCRIBE_PROTOCOL,
     SubscribeRequest,
     SubscribeResponse,
 )
-from chat.waku.framing import encode_frame, encode_uvarint
+from chat.waku.framing import encode_frame, encode_uvarint, read_frame
 from chat.waku.message import WakuMessage
 from chat.waku.reqres import exchange
 
@@ -262,4 +264,29 @@ async def test_client_dedupes_two_nodes_and_fails_over_when_one_dies(hosts, cloc
         assert client.core.active_peers == [str(nodes[1].get_id()), str(nodes[2].get_id())]
         servers[2].on_message(PUBSUB, message(2))
         assert (await client.messages.receive()).message.payload == b"m2"
+        nursery.cancel_scope.cancel()
+
+
+async def test_requests_open_at_once_are_bounded_per_peer_and_refused_unread(hosts) -> None:
+    """Beyond 4 subscribe streams open at once, a peer is answered 429 at once (issue 13)."""
+    service = await hosts.start()
+    light = await hosts.start()
+    await hosts.connect(light, service)
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service, request_timeout=30.0)
+        await nursery.start(server.run)
+        protocol = [TProtocol(SUBSCRIBE_PROTOCOL)]
+        held = [await light.new_stream(service.get_id(), protocol) for _ in range(4)]
+
+        async def four_open() -> bool:
+            return server.gate.core.open >= 4
+
+        await poll(four_open, 10)  # the streams arrive over a real socket
+        extra = await light.new_stream(service.get_id(), protocol)
+        with trio.fail_after(5):
+            answer = SubscribeResponse.decode(await read_frame(extra, MAX_FRAME_SIZE))
+        assert (answer.request_id, answer.status_code) == ("N/A", 429)
+        assert server.gate.shed["peer_busy"] == 1
+        for stream in held:
+            await stream.reset()
         nursery.cancel_scope.cancel()

@@ -6,6 +6,7 @@ from collections.abc import Hashable
 
 import pytest
 import trio
+from harness.processes import poll
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
 from trio.testing import MockClock
@@ -187,3 +188,27 @@ async def test_rate_limited_push_is_retried_after_a_backoff(hosts, clock: MockCl
 
 async def _collect(client: LightPushClient, reports: list[object]) -> None:
     reports.append(await client.push(MSG, PUBSUB))
+
+
+async def test_requests_open_at_once_are_bounded_per_peer_and_refused_unread(hosts) -> None:
+    """A peer that opens streams and sends nothing holds a request each until its timeout;
+    beyond 4 at once it is answered 429 at once, unread (issue 13)."""
+    service = await hosts.start()
+    light = await hosts.start()
+    await hosts.connect(light, service)
+    server = LightPushServer(service, Relay(1), request_timeout=30.0)
+    server.start()
+    held = [await light.new_stream(service.get_id(), [TProtocol(PROTOCOL_V3)]) for _ in range(4)]
+
+    # Stream handlers start when the remote sees the streams: wait until all four are open.
+    async def four_open() -> bool:
+        return server.gate.core.open >= 4
+
+    await poll(four_open, 10)  # the streams arrive over a real socket
+    extra = await light.new_stream(service.get_id(), [TProtocol(PROTOCOL_V3)])
+    with trio.fail_after(5):
+        answer = PushResponse.decode(await read_frame(extra, MAX_FRAME_SIZE))
+    assert (answer.request_id, answer.status_code) == ("N/A", 429)
+    assert server.gate.shed["peer_busy"] == 1
+    for stream in held:
+        await stream.reset()

@@ -21,7 +21,7 @@ from chat.waku.lightpush.client import push_once
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.ratelimit import RateLimit
-from chat.waku.service_node import ServiceNodeConfig
+from chat.waku.service_node import DEFAULT_RETENTION, ServiceNodeConfig
 from chat.waku.topics import RelayShard
 from storage.archive import RetentionPolicy
 
@@ -43,8 +43,46 @@ def test_defaults_are_relay_only(tmp_path: Path) -> None:
         False,
         None,
     )
+    # Every service a node may run is rate-limited unless the operator lifts it (issue 13).
     assert config.rate_limits["filter"] == RateLimit(30, 60.0)
-    assert config.rate_limits["store"] is None
+    assert config.rate_limits["store"] == RateLimit(50, 1.0)
+    assert config.rate_limits["lightpush"] == RateLimit(30, 1.0)
+    assert config.node.max_connections == 300
+    limits = config.node.inbound_limits
+    assert (limits.max_pending, limits.max_pending_per_source, limits.max_open_per_source) == (
+        64,
+        8,
+        64,
+    )
+
+
+def test_a_store_keeps_a_week_in_at_most_a_gigabyte_by_default(tmp_path: Path) -> None:
+    config = configure(tmp_path, "--store")
+    assert config.store is not None
+    assert config.store.retention == RetentionPolicy(max_age_ns=7 * 86_400 * 10**9, max_bytes=10**9)
+    assert config.store.retention == DEFAULT_RETENTION  # the library's default too
+
+
+def test_none_lifts_a_retention_limit_on_purpose(tmp_path: Path) -> None:
+    config = configure(
+        tmp_path, "--store", "--retention-age", "none", "--retention-bytes", "NONE",
+        "--retention-messages", "none",
+    )  # fmt: skip
+    assert config.store is not None and config.store.retention == RetentionPolicy()
+
+
+def test_connection_limit_flags(tmp_path: Path) -> None:
+    config = configure(
+        tmp_path, "--max-connections", "50", "--max-connections-per-ip", "5",
+        "--max-pending-connections", "200", "--max-pending-per-ip", "20",
+    )  # fmt: skip
+    limits = config.node.inbound_limits
+    assert config.node.max_connections == 50
+    assert (limits.max_pending, limits.max_pending_per_source, limits.max_open_per_source) == (
+        200,
+        20,
+        5,
+    )
 
 
 def test_every_service_and_its_options(tmp_path: Path) -> None:
@@ -69,16 +107,21 @@ def test_every_service_and_its_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        (("--store", "--retention-age", "12h"), RetentionPolicy(max_age_ns=12 * 3600 * 10**9)),
-        (("--store", "--retention-age", "90m"), RetentionPolicy(max_age_ns=90 * 60 * 10**9)),
-        (("--store", "--retention-age", "2w"), RetentionPolicy(max_age_ns=14 * 86_400 * 10**9)),
-        (("--store", "--retention-bytes", "2GiB"), RetentionPolicy(max_bytes=2 * 2**30)),
-        (("--store", "--retention-bytes", "1048576"), RetentionPolicy(max_bytes=2**20)),
-        (("--store", "--retention-bytes", "64 kb"), RetentionPolicy(max_bytes=64_000)),
+        (("--retention-age", "12h"), RetentionPolicy(max_age_ns=12 * 3600 * 10**9)),
+        (("--retention-age", "90m"), RetentionPolicy(max_age_ns=90 * 60 * 10**9)),
+        (("--retention-age", "2w"), RetentionPolicy(max_age_ns=14 * 86_400 * 10**9)),
+        (("--retention-bytes", "2GiB"), RetentionPolicy(max_bytes=2 * 2**30)),
+        (("--retention-bytes", "1048576"), RetentionPolicy(max_bytes=2**20)),
+        (("--retention-bytes", "64 kb"), RetentionPolicy(max_bytes=64_000)),
     ],
 )
-def test_retention_units(tmp_path: Path, options: tuple[str, ...], expected: object) -> None:
-    config = configure(tmp_path, *options)
+def test_retention_units(
+    tmp_path: Path, options: tuple[str, ...], expected: RetentionPolicy
+) -> None:
+    # Each limit given is parsed; the others keep their defaults (lifted here to compare).
+    others = [flag for flag in ("--retention-age", "--retention-bytes") if flag not in options]
+    lifted = [a for flag in others for a in (flag, "none")]
+    config = configure(tmp_path, "--store", *options, *lifted)
     assert config.store is not None and config.store.retention == expected
 
 
@@ -95,6 +138,7 @@ def test_archive_path_and_metrics_shorthands(tmp_path: Path) -> None:
         (("--rate-limit", "store:20"), "a --rate-limit value is not valid: 'store:20' is not"),
         (("--rate-limit", "relay:1/1s"), "a --rate-limit value is not valid: unknown protocol"),
         (("--rate-limit", "store:0/1s"), "a --rate-limit value is not valid: rate limit needs"),
+        (("--rate-limit", "store:of"), "a --rate-limit value is not valid: 'store:of' is not"),
         (("--store", "--retention-age", "7"), "--retention-age 7 must be a positive number"),
         (("--store", "--retention-age", "0d"), "--retention-age 0d must be a positive number"),
         (("--store", "--retention-bytes", "lots"), "--retention-bytes lots must be a positive"),

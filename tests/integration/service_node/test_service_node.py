@@ -183,6 +183,16 @@ async def test_light_push_is_relayed_archived_pushed_and_counted(
     ignored = 'chinwag_relay_validation_total{outcome="ignore",reason="timestamp_out_of_window"}'
     assert metrics[ignored] == 1
     assert metrics[f'chinwag_relay_mesh_peers{{topic="{SHARD0}"}}'] == 1
+    # The limits' counters (issue 13): the light client and the relay peer came in, nothing
+    # was shed, and no request is held any more.
+    assert metrics['chinwag_inbound_connections_total{outcome="upgraded"}'] >= 1
+    assert metrics['chinwag_inbound_connections_total{outcome="evicted_source_pending_full"}'] == 0
+    assert metrics['chinwag_inbound_connections{phase="open"}'] >= 1
+    for protocol in ("store", "filter", "lightpush"):
+        for reason in ("peer_busy", "server_full", "waited_too_long"):
+            key = f'chinwag_requests_shed_total{{protocol="{protocol}",reason="{reason}"}}'
+            assert metrics[key] == 0
+    assert metrics['chinwag_requests_in_progress{protocol="store"}'] == 0
     assert metrics["chinwag_relay_peers"] == 1
     assert metrics["chinwag_connected_peers"] == 2
 

@@ -250,3 +250,22 @@ def test_retention_forgets_topics_nothing_refers_to(tmp_path: Path) -> None:
     a.insert(record(10, topic="/app/1/t0/proto"))
     assert len(a.query(ArchiveQuery(content_topics=("/app/1/t0/proto",)))) == 1
     a.close()
+
+
+def test_a_page_with_data_stops_at_its_byte_budget_and_says_more_exist(
+    archive: SqliteArchive,
+) -> None:
+    archive.insert_many([record(i, size=100_000) for i in range(10)])
+    rows = archive.query(ArchiveQuery(include_data=True, limit=10, max_bytes=350_000))
+    # Three messages fit; the fourth is named (hash, timestamp) but not read.
+    assert [r.message is not None for r in rows] == [True, True, True, False]
+    assert rows[-1].beyond_budget and rows[-1].message_hash == record(3).message_hash
+    assert sum(len(r.message or b"") for r in rows) <= 350_000
+    # A message larger than the whole budget still comes alone, so paging always advances.
+    (alone, marker) = archive.query(ArchiveQuery(include_data=True, limit=10, max_bytes=10))
+    assert alone.message is not None and marker.beyond_budget
+    # Without data, or without a budget, the limit alone decides.
+    assert len(archive.query(ArchiveQuery(limit=10, max_bytes=10))) == 10
+    assert len(archive.query(ArchiveQuery(include_data=True, limit=10))) == 10
+    whole = archive.query(ArchiveQuery(include_data=True, limit=4, max_bytes=10**7))
+    assert len(whole) == 4 and not any(r.beyond_budget for r in whole)

@@ -15,6 +15,7 @@ from chat.waku.store.query import (
     StoreQueryResponse,
     answer,
     archive_failure,
+    encoded_answer,
     plan_query,
     plan_request,
     rate_limited_response,
@@ -260,3 +261,57 @@ def test_large_messages_follow_the_configured_size_limit(tmp_path: Path) -> None
     (status_sized,) = answer(plan, rows, max_message_size=1024 * 1024).messages
     assert status_sized.message == big
     a.close()
+
+
+def test_a_response_has_a_byte_budget_and_cursors_reach_everything(tmp_path: Path) -> None:
+    """100 messages of 140 KB are 14 MB for one full page; with the budget each response
+    stays under it, and following the cursors returns every message once, in order."""
+    big = SqliteArchive(tmp_path / "big.db")
+    messages = [
+        WakuMessage(
+            payload=i.to_bytes(4, "big") * 35_000, content_topic="/app/1/big/proto",
+            timestamp=T0 + i * 10**9,
+        )
+        for i in range(30)
+    ]  # fmt: skip
+    for m in messages:
+        big.insert(ArchiveRecord(m.hash(PUBSUB), PUBSUB, m.content_topic, m.timestamp, m.encode()))
+    budget = 1_000_000
+    for forward in (True, False):
+        seen: list[bytes] = []
+        cursor = None
+        pages = 0
+        while True:
+            request = StoreQueryRequest(
+                request_id=f"r{pages}", include_data=True, pubsub_topic=PUBSUB,
+                pagination_limit=100, pagination_forward=forward, pagination_cursor=cursor,
+            )  # fmt: skip
+            plan = plan_query(request.encode(), max_response_bytes=budget)
+            assert isinstance(plan, QueryPlan)
+            rows = big.query(plan.archive_query)
+            encoded = encoded_answer(plan, rows)
+            assert len(encoded) <= budget + 100 * 200  # messages within budget, plus framing
+            response = StoreQueryResponse.decode(encoded)
+            assert response == answer(plan, rows)
+            page = [kv.message_hash for kv in response.messages]
+            seen = seen + page if forward else page + seen
+            pages += 1
+            cursor = response.pagination_cursor
+            if cursor is None:
+                break
+        assert seen == [m.hash(PUBSUB) for m in messages]
+        assert pages == 5  # 7 messages of 140 KB per 1 MB page
+    big.close()
+
+
+def test_the_encoded_answer_is_the_answer_encoded(archive: SqliteArchive) -> None:
+    for request in (
+        StoreQueryRequest("x", include_data=True, pubsub_topic=PUBSUB, pagination_limit=7),
+        StoreQueryRequest("y", include_data=False, pubsub_topic=PUBSUB),
+        StoreQueryRequest("z", include_data=True, message_hashes=tuple(hashes(range(3)))),
+        StoreQueryRequest("", include_data=True, pubsub_topic="/waku/2/rs/42/9"),
+    ):
+        plan = plan_query(request.encode())
+        assert isinstance(plan, QueryPlan)
+        rows = archive.query(plan.archive_query)
+        assert StoreQueryResponse.decode(encoded_answer(plan, rows)) == answer(plan, rows)

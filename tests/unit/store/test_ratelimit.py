@@ -28,22 +28,35 @@ def test_parse_nwaku_flag_syntax(text: str, expected: tuple[str | None, RateLimi
     assert parse_rate_limit(text) == expected
 
 
-@pytest.mark.parametrize("text", ["store:20", "relay:1/1s", "store:0/1s", "store:1/1d", ""])
+@pytest.mark.parametrize(
+    "text", ["store:20", "relay:1/1s", "store:0/1s", "store:1/1d", "", "relay:off", "store:of"]
+)
 def test_bad_flags_are_typed_errors(text: str) -> None:
     with pytest.raises(RateLimitError):
         parse_rate_limit(text)
 
 
-def test_defaults_only_limit_filter_and_flags_override() -> None:
+def test_every_served_protocol_is_limited_by_default_and_flags_override() -> None:
     assert rate_limits_from_flags([]) == {
-        "store": None,
-        "lightpush": None,
+        "store": RateLimit(50, 1.0),
+        "lightpush": RateLimit(30, 1.0),
         "filter": RateLimit(30, 60.0),
-        "px": None,
+        "px": None,  # not served
     }
     limits = rate_limits_from_flags(["50/1s", "store:20/1s"])
     assert limits["store"] == RateLimit(20, 1.0)
     assert limits["lightpush"] == limits["filter"] == RateLimit(50, 1.0)
+
+
+def test_off_lifts_a_limit_on_purpose() -> None:
+    assert parse_rate_limit("store:off") == ("store", None)
+    assert parse_rate_limit("none") == (None, None)
+    limits = rate_limits_from_flags(["lightpush:off"])
+    assert limits["lightpush"] is None
+    assert limits["store"] == RateLimit(50, 1.0)
+    everything = rate_limits_from_flags(["off", "filter:10/1m"])
+    assert everything == {"store": None, "lightpush": None, "filter": RateLimit(10, 60.0),
+                          "px": None}  # fmt: skip
 
 
 def test_period_ratio_matches_nwaku() -> None:

@@ -1,0 +1,35 @@
+"""The attack benchmark runs end to end in its quick mode (no assertions on time: only on the
+shape of the output and that the legitimate peer got through)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).with_name("attack.py")
+
+
+@pytest.mark.bench
+@pytest.mark.slow
+def test_attack_benchmark_smoke() -> None:
+    command = [sys.executable, str(SCRIPT), "--quick"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300).stdout
+    sections = {line["section"]: line for line in map(json.loads, out.splitlines())}
+    assert list(sections) == ["held_connections", "store_memory"]
+
+    held = sections["held_connections"]
+    assert held["baseline"]["ok"] == held["baseline"]["dials"] >= 1
+    assert held["under_attack"]["ok"] == held["under_attack"]["dials"]
+    assert held["attacker"]["opened"] >= held["held"]
+    assert any(k.startswith("chinwag_inbound_connections_total") for k in held["node_counters"])
+
+    memory = sections["store_memory"]
+    assert memory["messages_stored"] == memory["messages_pushed"] > 0
+    assert sum(memory["statuses"].values()) == memory["parallel_queries"]
+    assert memory["rss_idle_mb"] <= memory["rss_peak_mb"]
+    for key in ("rss_peak_over_idle_mb", "rss_after_1s_mb", "payload_mb_returned", "burst_s"):
+        assert key in memory

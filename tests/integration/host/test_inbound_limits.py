@@ -1,0 +1,180 @@
+"""The listener under attack (issue 13): real nodes and raw TCP sockets on 127.0.0.1.
+
+Idle sockets cannot lock a peer out, a node keeps accepting however many connections came
+and went before, silence is cut short while a handshake in progress keeps its time, and
+one address can hold only so many open connections."""
+
+from __future__ import annotations
+
+import resource
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+from harness.processes import poll
+from multiaddr import Multiaddr
+
+from chat.waku.host import HostError, listen_addrs_for
+from chat.waku.inbound_limits import InboundLimits
+from chat.waku.node import Node, NodeConfig
+
+LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
+DEADLINE = 60
+HELD = 1000
+
+
+def make_node(limits: InboundLimits | None = None) -> Node:
+    if limits is None:
+        return Node(NodeConfig(listen_addrs=[LOOPBACK]))
+    return Node(NodeConfig(listen_addrs=[LOOPBACK], inbound_limits=limits))
+
+
+@asynccontextmanager
+async def serving(node: Node) -> AsyncIterator[tuple[str, int]]:
+    """The node's full address and TCP port while it runs."""
+    async with node.run():
+        address = node.full_multiaddrs()[0]
+        yield str(address), int(address.value_for_protocol("tcp"))
+
+
+def raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"needs {wanted} file descriptors; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+async def open_idle(port: int, count: int) -> list[trio.SocketStream]:
+    """`count` TCP connections that never send a byte."""
+    return [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(count)]
+
+
+async def closed_by_peer(stream: trio.SocketStream) -> bool:
+    """True once the other end closed (what a shed socket sees)."""
+    try:
+        return await stream.receive_some(4096) == b"" or await closed_by_peer(stream)
+    except trio.BrokenResourceError:
+        return True
+
+
+async def test_a_peer_can_dial_while_a_thousand_idle_connections_are_held() -> None:
+    # Each held connection is two descriptors here: ours and the node's end of it.
+    raise_fd_limit(2 * HELD + 500)
+    node = make_node()
+    with trio.fail_after(DEADLINE):
+        async with serving(node) as (address, port):
+            held = await open_idle(port, HELD)
+            dialer = make_node()
+            async with dialer.run():
+                assert await dialer.host.dial(address) == node.host.peer_id
+            counts = node.host.inbound.counts
+            assert counts["upgraded"] >= 1
+            # Every held socket beyond the 8 pending one address may have was pushed out.
+            assert counts["evicted_source_pending_full"] >= HELD - 8
+            for stream in held:
+                await stream.aclose()
+
+
+@pytest.mark.slow
+async def test_a_node_keeps_accepting_after_hundreds_of_connections_came_and_went() -> None:
+    # py-libp2p 0.8.1 kept one of 250 inbound slots per upgraded connection until the
+    # node stopped: the 251st connection in a node's life was refused.
+    node = make_node()
+    peers = [make_node() for _ in range(4)]
+
+    async def come_and_go(peer: Node, address: str, times: int) -> None:
+        async with peer.run():
+            for _ in range(times):
+                await peer.host.dial(address)
+                await peer.host.disconnect(node.host.peer_id)
+
+    with trio.fail_after(DEADLINE * 2):
+        async with serving(node) as (address, _):
+            async with trio.open_nursery() as nursery:
+                for peer in peers:  # a few at a time: disconnecting takes py-libp2p 0.2 s
+                    nursery.start_soon(come_and_go, peer, address, 65)
+            last = make_node()
+            async with last.run():
+                await last.host.dial(address)
+                assert last.host.is_connected(node.host.peer_id)
+    assert node.host.inbound.counts["upgraded"] == 261
+
+
+async def test_silence_is_cut_short_and_counted(autojump_clock: trio.testing.MockClock) -> None:
+    limits = InboundLimits(first_bytes_timeout=5.0, handshake_timeout=30.0)
+    node = make_node(limits)
+    async with serving(node) as (_, port):
+        (silent,) = await open_idle(port, 1)
+        with trio.fail_after(DEADLINE):
+            assert await closed_by_peer(silent)
+    assert node.host.inbound.counts["first_bytes_timeout"] == 1
+
+
+async def test_a_handshake_that_started_keeps_its_longer_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limits = InboundLimits(first_bytes_timeout=5.0, handshake_timeout=30.0)
+    node = make_node(limits)
+    async with serving(node) as (_, port):
+        slow = await trio.open_tcp_stream("127.0.0.1", port)
+        await slow.send_all(b"\x13/multistream/1.0.0\n")  # the start of a real handshake
+        started = trio.current_time()
+        with trio.fail_after(DEADLINE):
+            assert await closed_by_peer(slow)
+        # Closed by the 30 s handshake deadline, not the 5 s one for silence.
+        assert trio.current_time() - started >= 29.0
+    counts = node.host.inbound.counts
+    assert counts["handshake_timeout"] == 1 and counts["first_bytes_timeout"] == 0
+
+
+async def test_one_address_holds_only_so_many_open_connections() -> None:
+    node = make_node(InboundLimits(max_open_per_source=2))
+    first, second, third, later = (make_node() for _ in range(4))
+    with trio.fail_after(DEADLINE):
+        async with serving(node) as (address, _), first.run(), second.run():
+            await first.host.dial(address)
+            await second.host.dial(address)
+            async with third.run():
+                with pytest.raises(HostError):
+                    await third.host.dial(address)
+            # Refused at once on every attempt (py-libp2p retries a failed dial 3 times).
+            assert node.host.inbound.counts["refused_source_open_full"] >= 1
+            assert node.host.inbound.counts["accepted"] == 2
+            await first.host.disconnect(node.host.peer_id)
+
+            async def one_left() -> bool:
+                return node.host.inbound.admission.open_from("127.0.0.1") <= 1
+
+            await poll(one_left)  # the close travels over a real socket
+            async with later.run():
+                await later.host.dial(address)  # room again
+
+
+def test_the_listen_backlog_is_deeper_than_py_libp2p_s() -> None:
+    # 128 fills under a flood and the kernel drops a real dialer's SYN (retried after 1 s).
+    from chat.waku.host import LISTEN_BACKLOG
+
+    assert LISTEN_BACKLOG >= 1024
+    assert socket.SOMAXCONN >= 128
+
+
+async def test_websocket_connections_are_counted_by_their_real_address() -> None:
+    # Else every WebSocket client would share one "unknown" source and its limits.
+    def ws_node() -> Node:
+        return Node(NodeConfig(listen_addrs=listen_addrs_for([LOOPBACK], ws_port=0)))
+
+    node, client = ws_node(), ws_node()
+    with trio.fail_after(DEADLINE):
+        async with node.run(), client.run():
+            ws = next(str(a) for a in node.full_multiaddrs() if "/ws/" in str(a))
+            await client.host.dial(ws)
+
+            async def counted() -> bool:
+                return node.host.inbound.admission.open_from("127.0.0.1") == 1
+
+            await poll(counted)

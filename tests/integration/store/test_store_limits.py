@@ -1,0 +1,127 @@
+"""What parallel store queries can make a node hold (issue 13): between real py-libp2p hosts,
+a response stays within its byte budget and the cursors still reach everything; open
+queries are bounded per peer and in total, refused unread beyond that; only a few query
+and send at once, the others wait their turn."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import trio
+from harness.processes import poll
+
+from chat.waku.message import WakuMessage
+from chat.waku.request_gate import GateLimits
+from chat.waku.store.client import StoreClient, StoreClientError, new_request_id
+from chat.waku.store.server import StoreServer
+from chat.waku.store.wire import StoreQueryRequest
+from storage.archive import ArchiveQuery, ArchiveRecord, ArchiveRow, SqliteArchive
+
+from .conftest import HostFactory, connect
+
+PUBSUB = "/waku/2/rs/42/0"
+TOPIC = "/app/1/big/proto"
+T0 = 1_700_000_000 * 10**9
+BIG = [
+    WakuMessage(payload=i.to_bytes(4, "big") * 35_000, content_topic=TOPIC, timestamp=T0 + i)
+    for i in range(30)
+]  # 30 messages of 140 KB: one full page would be 4.2 MB
+
+
+def big_archive(path: Path) -> SqliteArchive:
+    archive = SqliteArchive(path)
+    archive.insert_many(
+        [ArchiveRecord(m.hash(PUBSUB), PUBSUB, TOPIC, m.timestamp, m.encode()) for m in BIG]
+    )
+    return archive
+
+
+def full_page() -> StoreQueryRequest:
+    return StoreQueryRequest(
+        request_id=new_request_id(), include_data=True, pubsub_topic=PUBSUB, pagination_limit=100
+    )
+
+
+async def test_pages_of_large_messages_stay_within_the_budget_and_cursors_reach_all(
+    tmp_path: Path, host_factory: HostFactory
+) -> None:
+    archive = big_archive(tmp_path / "a.db")
+    server = StoreServer(archive, max_response_bytes=1_000_000)
+    async with host_factory() as server_host, host_factory() as client_host:
+        server.mount(server_host)
+        await connect(client_host, server_host)
+        client = StoreClient(client_host)
+        first = await client.query(server_host.get_id(), full_page())
+        assert first.ok and first.pagination_cursor is not None
+        assert sum(len(kv.message.payload) for kv in first.messages if kv.message) <= 1_000_000
+        every = await client.query_all(server_host.get_id(), full_page())
+    assert [kv.message_hash for kv in every] == [m.hash(PUBSUB) for m in BIG]
+    archive.close()
+
+
+class SlowArchive(SqliteArchive):
+    """The real archive, with a query that takes a while (so queries overlap) and a count of
+    how many run at once."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.running = 0
+        self.most_at_once = 0
+
+    def query(self, query: ArchiveQuery) -> list[ArchiveRow]:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            time.sleep(0.2)  # a worker thread standing for a slow disk
+            return super().query(query)
+        finally:
+            self.running -= 1
+
+
+async def test_parallel_queries_are_bounded_per_peer_and_run_a_few_at_a_time(
+    tmp_path: Path, host_factory: HostFactory
+) -> None:
+    archive = SlowArchive(tmp_path / "a.db")
+    archive.insert_many(
+        [ArchiveRecord(m.hash(PUBSUB), PUBSUB, TOPIC, m.timestamp, m.encode()) for m in BIG]
+    )
+    gate = GateLimits(per_peer=4, total=6, running=2, running_per_peer=1, max_wait=30.0)
+    server = StoreServer(archive, gate=gate, max_response_bytes=500_000)
+    statuses: Counter[str] = Counter()
+    async with (
+        host_factory() as server_host,
+        host_factory() as alice,
+        host_factory() as bob,
+    ):
+        server.mount(server_host)
+        await connect(alice, server_host)
+        await connect(bob, server_host)
+
+        async def one(host: object, name: str) -> None:
+            try:
+                response = await StoreClient(host).query(server_host.get_id(), full_page())
+            except StoreClientError:
+                statuses[f"{name}:failed"] += 1
+            else:
+                statuses[f"{name}:{response.status_code}"] += 1
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(one, alice, "alice")
+
+            async def alice_admitted() -> bool:
+                return server.gate.core.open >= 4
+
+            await poll(alice_admitted, 10)  # Alice's streams arrive over real sockets
+            for _ in range(3):
+                nursery.start_soon(one, bob, "bob")
+    # Alice may hold 4 at once, refused unread beyond (429); of Bob's 3, two fit in the total
+    # of 6, and a full server answers the third 503.
+    assert statuses == {"alice:200": 4, "alice:429": 6, "bob:200": 2, "bob:503": 1}
+    assert server.gate.shed == {"peer_busy": 6, "server_full": 1, "waited_too_long": 0}
+    # Of the admitted, never more than `running` queried at once.
+    assert archive.most_at_once <= 2
+    assert server.gate.core.open == 0
+    archive.close()

@@ -49,11 +49,13 @@ from chat.messenger.receive import Receiver
 from chat.messenger.scheduler import Scheduler
 from chat.messenger.sending import Sending
 from chat.messenger.startup import read_profile
+from chat.messenger.strangers import Strangers
 from chat.messenger.syncs import Syncs
 from chat.messenger.transport import BestEffort, RelayTransport
 from chat.messenger.verification_flow import VerificationFlow
 from chat.reliability.store_checks import StoreChecks
 from chat.reliability.store_queries import StoreQueries
+from chat.request_budget import StrangerBudget
 from chat.waku.host import generate_node_key
 from storage.aio import AsyncStore
 from storage.store import Store
@@ -115,6 +117,8 @@ class Messenger:
         contacts = self._contacts = ContactBook()
         requests = ContactRequests(self.config.requests)
         olm = self._olm = OlmCrypto(ctx)
+        budget = StrangerBudget(self.config.strangers, self._clock())
+        strangers = self._strangers = Strangers(ctx, budget, contacts, requests, olm)
         conversations = Conversations()
         channels = SdsChannels(ctx)
         writer = self._writer = StateWriter(ctx, olm, channels)
@@ -136,12 +140,22 @@ class Messenger:
             self.pubsub_topic,
         )
         receiver = self._receiver = Receiver(
-            ctx, conversations, channels, self.checks, writer, sending, syncs, direct.chat_view
+            ctx,
+            conversations,
+            channels,
+            self.checks,
+            writer,
+            sending,
+            syncs,
+            direct.chat_view,
+            strangers_queue=self.config.strangers.queue,
         )
-        self._health = HealthWatch(ctx, self.node, self.checks, sending, receiver, self._lock)
+        self._health = HealthWatch(
+            ctx, self.node, self.checks, sending, receiver, self._lock, budget
+        )
         best_effort = BestEffort(transport)
         self._contacts_flow = ContactsFlow(
-            ctx, contacts, requests, olm, writer, best_effort, direct, self.pubsub_topic
+            ctx, contacts, requests, olm, writer, best_effort, direct, strangers, self.pubsub_topic
         )
         self._verification = VerificationFlow(
             ctx, contacts, self._contacts_flow, direct, olm, writer, best_effort
@@ -156,7 +170,15 @@ class Messenger:
             default_pubsub_topic=self.pubsub_topic,
         )
         # Timed features, in the order they run on each pass of the scheduler.
-        for feature in (writer, sending, self._contacts_flow, syncs, receiver, self._store_queries):
+        for feature in (
+            writer,
+            sending,
+            self._contacts_flow,
+            strangers,
+            syncs,
+            receiver,
+            self._store_queries,
+        ):
             self._scheduler.register(feature)
 
     # ==== lifecycle ===========================================================================
@@ -180,6 +202,7 @@ class Messenger:
                 with trio.CancelScope(shield=True):
                     async with self._lock:
                         await self._writer.flush()
+                        await self._strangers.save_count()
                 self._health.running = False
                 self._store_queries.attach(None)
                 self._events.close()
@@ -190,9 +213,9 @@ class Messenger:
         for msg_hash in saved.handled:
             self.checks.received(msg_hash, now)
         self._ctx.identity = saved.identity
-        self._olm.load(saved.identity, saved.olm_sessions)
+        self._olm.load(saved.identity, saved.olm)
         self._contacts.verified = saved.verified
-        self._contacts_flow.restore(saved.flows)
+        await self._contacts_flow.restore(saved.flows, saved.stranger_requests_dropped)
         self._direct.restore(saved.conversations)
         self._sending.restore(saved.outbox)
         # Watch our contact-request partition and every chat, from their persisted cursors.

@@ -153,7 +153,9 @@ async def _run(
                 start = time.perf_counter()
                 for i, payload in enumerate(payloads):
                     await trio.sleep_until(trio.current_time() + _lag(start, i, spam, spam_seconds))
-                    message = WakuMessage(payload=payload, content_topic=partition, timestamp=now_ns())
+                    message = WakuMessage(
+                        payload=payload, content_topic=partition, timestamp=now_ns()
+                    )
                     try:
                         spammer.publish(pubsub_topic, message)
                         published += 1

@@ -29,4 +29,10 @@ from chat.identity import format_chat_key
 from chat.messenger.config import MAX_TEXT_LENGTH, MessengerConfig
 from chat.messenger.facade import Messenger
 
-__all__ = ["MAX_INTRO_LENGTH", "MAX_TEXT_LENGTH", "Messenger", "MessengerConfig", "format_chat_key"]
+__all__ = [
+    "MAX_INTRO_LENGTH",
+    "MAX_TEXT_LENGTH",
+    "Messenger",
+    "MessengerConfig",
+    "format_chat_key",
+]

@@ -19,6 +19,8 @@ from chat.waku.relay.faults import RelayFaults
 
 MAX_TEXT_LENGTH = 16 * 1024
 """Characters in one message; far below the 150 KiB Waku limit after SDS and Olm."""
+MAX_MESSAGE_ID_LENGTH = 64
+"""Ours are 32 hex characters; a reference (reply_to) longer than this names nothing."""
 RECEIVED_STATE = "received"
 """The state every incoming message is stored in."""
 CONTACT_SHARD = 0

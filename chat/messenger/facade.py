@@ -33,7 +33,7 @@ from chat.contacts import ContactRequests
 from chat.direct import DirectSessions
 from chat.errors import ConfigError
 from chat.history import ChatHistory
-from chat.identity import Identity, IdentityError, validate_display_name
+from chat.identity import Identity, IdentityError, sanitize_display_text, validate_display_name
 from chat.messenger.channels import SdsChannels
 from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, MessengerConfig
 from chat.messenger.contact_book import ContactBook
@@ -56,6 +56,7 @@ from chat.messenger.verification_flow import VerificationFlow
 from chat.reliability.store_checks import StoreChecks
 from chat.reliability.store_queries import StoreQueries
 from chat.request_budget import StrangerBudget
+from chat.text import find_lone_surrogate, join_surrogate_pairs
 from chat.waku.host import generate_node_key
 from storage.aio import AsyncStore
 from storage.store import Store
@@ -260,7 +261,7 @@ class Messenger:
         """Change our display name (sanitized like every name), keep it in the profile, and
         tell every contact (see ContactsFlow.rename)."""
         try:
-            name = validate_display_name(name)
+            name = validate_display_name(join_surrogate_pairs(name))
         except IdentityError as exc:
             raise ev.InvalidInput(str(exc)) from None
         async with self._lock:
@@ -290,6 +291,8 @@ class Messenger:
 
     # ==== emoji verification ==================================================================
     def verification(self, chat_key: str) -> ev.VerificationView:
+        """Where the emoji verification with a contact stands (NotFound for anyone else)."""
+        self._contacts_flow.contact(chat_key)
         return self._verification.view(chat_key)
 
     async def start_verification(self, chat_key: str) -> ev.VerificationView:
@@ -338,10 +341,16 @@ class Messenger:
     async def send_text(
         self, chat_id: str, text: str, reply_to: str | None = None
     ) -> ev.MessageView:
-        if not text.strip():
-            raise ev.InvalidInput("an empty message cannot be sent")
+        """Send a message; `reply_to` must name a message of this chat."""
+        text = unicode_text(text, "a message")
+        if not sanitize_display_text(text, multiline=True):
+            raise ev.InvalidInput(
+                "an empty message cannot be sent (invisible characters alone count as empty)"
+            )
         if len(text) > MAX_TEXT_LENGTH:
             raise ev.InvalidInput(f"a message has at most {MAX_TEXT_LENGTH} characters")
+        if reply_to is not None:
+            reply_to = unicode_text(reply_to, "reply_to") or None
         async with self._lock:
             view = await self._direct.send_text(chat_id, text, reply_to)
         self._events.emit(ev.MessageAdded(view))
@@ -376,3 +385,12 @@ class Messenger:
     def health(self) -> ev.HealthView:
         """The health monitor's verdict (chat/waku/health.py), with relay peers per shard."""
         return self._health.view()
+
+
+def unicode_text(text: str, what: str) -> str:
+    """`text` with surrogate pairs joined; InvalidInput if a lone surrogate is left (it is
+    not Unicode text: nothing could store or send it)."""
+    lone = find_lone_surrogate(text)
+    if lone is not None:
+        raise ev.InvalidInput(f"{what} is not Unicode text: it has {lone.describe()}")
+    return join_surrogate_pairs(text)

@@ -28,7 +28,7 @@ from chat import events as ev
 from chat.client_node import Received
 from chat.identity import sanitize_display_text
 from chat.messenger.channels import SdsChannels
-from chat.messenger.config import MAX_TEXT_LENGTH, RECEIVED_STATE
+from chat.messenger.config import MAX_MESSAGE_ID_LENGTH, MAX_TEXT_LENGTH, RECEIVED_STATE
 from chat.messenger.context import MessengerContext
 from chat.messenger.conversation import Conversation, Conversations, OpenRefused, Unsealed
 from chat.messenger.lanes import Lanes
@@ -287,6 +287,15 @@ class Receiver:
         def add(store: Store) -> StoredMessage | None:
             if store.messages.by_message_id(conversation_id, body.id) is not None:
                 return None
+            # A reply keeps its reference only to a message of this chat that we hold; the
+            # message itself is kept either way.
+            reply_to = body.reply_to
+            if reply_to and (
+                len(reply_to) > MAX_MESSAGE_ID_LENGTH
+                or store.messages.by_message_id(conversation_id, reply_to) is None
+            ):
+                log.info("a reply to a message we do not hold: shown without the reference")
+                reply_to = ""
             with store.db.transaction():
                 rowid = store.messages.add(
                     conversation_id=conversation_id,
@@ -300,7 +309,7 @@ class Receiver:
                     received_at=now_ms,
                     waku_hash=msg_hash or None,
                     evidence={"via": via, "waku_hash": msg_hash.hex() if msg_hash else ""},
-                    reply_to=body.reply_to or None,
+                    reply_to=reply_to or None,
                 )
                 store.conversations.touch(conversation_id, now=now_ms, unread_delta=1)
             return store.messages.get(rowid)

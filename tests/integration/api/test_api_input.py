@@ -52,7 +52,8 @@ async def test_the_verification_of_an_unknown_contact_is_a_404(api_net: Any) -> 
     bob_key = (await bob.call("GET", "/v1/identity"))["chat_key"]
     for chat_key in ("cw1nobody", bob_key):
         response = await alice.http.get(f"/v1/contacts/{chat_key}/verification")
-        assert "no contact" in _sentence(response, 404)
+        assert response.status_code == 404, response.text
+        assert "you have no contact with the chat key" in response.json()["error"]
 
 
 async def test_message_text_must_be_unicode_and_pairs_are_joined(

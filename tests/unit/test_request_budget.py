@@ -64,5 +64,5 @@ def test_the_cap_holds_and_every_drop_is_counted(steps: list[tuple[str, bool, bo
         held = (held | {key}) - set(gone)
         dropped += len(gone)
         assert len(budget) == len(held) <= 4
-        assert key not in gone
+        assert key not in gone or not is_open  # a new open request is never its own victim
     assert budget.dropped == dropped

@@ -227,6 +227,7 @@ def _unlimited(config: MessengerConfig) -> MessengerConfig:
     if "strangers" not in {f.name for f in fields(MessengerConfig)}:
         return config
     from chat.request_budget import StrangerPolicy
+
     huge = 10**9
     return replace(config, strangers=StrangerPolicy(rate=huge, burst=huge, max_held=huge))
 

@@ -148,6 +148,9 @@ OURS = frozenset({SENT, MUTUAL, DECLINED_BY_THEM, CANCELLED_BY_US, SENT_EXPIRED}
 STRANGERS = frozenset({RECEIVED, CANCELLED_BY_THEM, RECEIVED_EXPIRED})
 """Their request, never answered: its sender is a stranger (chat/request_budget.py)."""
 
+MAX_HISTORY = 64
+"""Transitions kept per flow: the first and the latest."""
+
 REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 """A request id as we accept it from the wire: short, and safe to store and log."""
 
@@ -337,6 +340,9 @@ class ContactRequests:
         transition = RequestTransition(flow.state, new, event, now, details)
         flow.state = new
         flow.history.append(transition)
+        # Bounded: copies of a request (theirs, or our re-sends) must not grow what every
+        # save of the flow writes. The first step (when it began) and the latest are kept.
+        del flow.history[1 : -(MAX_HISTORY - 1)]
         return transition
 
 

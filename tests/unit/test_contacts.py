@@ -5,6 +5,7 @@ import random
 import pytest
 
 from chat.contacts import (
+    MAX_HISTORY,
     OURS,
     STRANGERS,
     TRANSITIONS,
@@ -411,3 +412,14 @@ def test_every_state_is_ours_theirs_or_declined_by_us() -> None:
     we never answered (STRANGERS), or someone we declined (neither: not chosen, not held)."""
     assert not OURS & STRANGERS
     assert set(RequestState) == OURS | STRANGERS | {S.DECLINED_BY_US}
+
+
+def test_the_history_of_a_flow_is_bounded_keeping_its_first_and_latest_steps() -> None:
+    flows = _flows()
+    flows.received(BOB, "hi", now=0, request_id="theirs-1")
+    for i in range(500):  # a sender re-sending the same request, over and over
+        flows.received(BOB, "hi", now=1 + i, request_id="theirs-1")
+    flow = flows.get(BOB)
+    assert len(flow.history) == MAX_HISTORY
+    assert flow.history[0].at == 0 and flow.history[-1].at == 500
+    assert flow.state is RequestState.REQUEST_RECEIVED and flow.request_id == "theirs-1"

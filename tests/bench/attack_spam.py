@@ -76,7 +76,7 @@ def _health_field(messenger: Messenger, name: str) -> Any:
     return getattr(messenger.health(), name, None)
 
 
-async def _run(
+async def contact_latency_under_spam(
     spam: int,
     spam_seconds: float,
     contact_messages: int,
@@ -219,7 +219,14 @@ def measure_contact_latency_under_spam(
     from fresh identities arrive over `spam_seconds`; also how many requests Bob kept and
     dropped, and whether every contact message was shown in order."""
     with tempfile.TemporaryDirectory() as tmp:
-        return trio.run(_run, spam, spam_seconds, contact_messages, settle_limit, Path(tmp))
+        return trio.run(
+            contact_latency_under_spam,
+            spam,
+            spam_seconds,
+            contact_messages,
+            settle_limit,
+            Path(tmp),
+        )
 
 
 def _unlimited(config: MessengerConfig) -> MessengerConfig:
@@ -232,7 +239,7 @@ def _unlimited(config: MessengerConfig) -> MessengerConfig:
     return replace(config, strangers=StrangerPolicy(rate=huge, burst=huge, max_held=huge))
 
 
-async def _request_cost(requests: int, step: int, base: Path) -> dict[str, Any]:
+async def request_cost_by_backlog(requests: int, step: int, base: Path) -> dict[str, Any]:
     network = FakeNetwork()
     kdf = KdfParams.fresh(opslimit=1, memlimit=8192)
     store = Profiles(base / "profiles").create(
@@ -277,7 +284,7 @@ def measure_request_cost_by_backlog(requests: int = 2000, step: int = 250) -> di
     requests, with spam protection out of the way: flat when the cost does not grow with
     the backlog."""
     with tempfile.TemporaryDirectory() as tmp:
-        return trio.run(_request_cost, requests, step, Path(tmp))
+        return trio.run(request_cost_by_backlog, requests, step, Path(tmp))
 
 
 def main(argv: list[str] | None = None) -> int:

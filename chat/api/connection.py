@@ -385,6 +385,7 @@ class HttpConnection:
     async def _close(self) -> None:
         try:
             if self._linger:
+                self._waiting()  # draining costs nothing of ours: may be shed
                 await linger(self._stream)
         finally:
             await self._stream.aclose()

@@ -120,14 +120,14 @@ class StoreServer:
 
     async def _serve_request(self, stream: Any, peer: str, ticket: Ticket) -> bool:
         """Read, plan, wait for a turn, query and answer; False if no request ever came."""
-        with trio.move_on_after(self.read_timeout) as scope:
+        with self.gate.reading(ticket), trio.move_on_after(self.read_timeout) as scope:
             try:
                 raw = await read_frame(stream, MAX_REQUEST_SIZE)
             except FramingError as exc:
                 response = undecodable_response(str(exc))
                 await self._send(stream, response.status_code, response.encode())
                 return True
-        if scope.cancelled_caught:
+        if scope.cancelled_caught or ticket.evicted:
             log.debug("store stream from %s sent no request; resetting it", peer)
             return False
         plan = plan_query(raw, max_response_bytes=self.max_response_bytes)

@@ -4,8 +4,9 @@ archive. One request per stream.
 What one peer, and all together, can make the node hold (docs/operator-guide.md, "Limits"):
 - a request gate (chat/waku/request_gate.py): at most `GateLimits.per_peer` open queries
   per peer and `total` in all, refused unread beyond that (429 for a busy peer, 503 for a
-  full node); of those, `running` at a time (2 per peer) query the archive and send their
-  response, the others wait their turn in arrival order for at most `max_wait` seconds (503);
+  full node, unless a stream silent for `read_grace` can be reset to make room); of those,
+  `running` at a time (2 per peer) query the archive and send their response, the others
+  wait their turn in arrival order for at most `max_wait` seconds (503);
 - a byte budget per response (`max_response_bytes` of messages; the rest follows by cursor);
 - the rate limiter (nwaku's 429, answered before a byte of the request is read);
 - time limits: the request must arrive within `read_timeout` (js-waku opens streams eagerly

@@ -29,8 +29,8 @@ from chat.waku.host import ConnectionEvent, generate_node_key
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.peers import Service
+from chat.waku.relay.core import Router
 from chat.waku.relay.faults import RelayFaults
-from chat.waku.relay.router import Router
 from chat.waku.relay.service import RelayService
 from chat.waku.store.client import StoreClient
 from chat.waku.topics import RelayShard

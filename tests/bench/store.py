@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from chat.waku.message import WakuMessage  # noqa: E402
-from chat.waku.store.query import QueryPlan, answer, plan_query  # noqa: E402
+from chat.waku.store.server_core import QueryPlan, answer, plan_query  # noqa: E402
 from chat.waku.store.wire import StoreQueryRequest, StoreQueryResponse  # noqa: E402
 from storage.archive import ArchiveQuery, ArchiveRecord, ArchiveRow, SqliteArchive  # noqa: E402
 

@@ -23,7 +23,7 @@ from chat.cli import build_parser
 from chat.commands.node import service_config_from
 from chat.config import load_config
 from chat.waku.filter.server import FilterServer
-from chat.waku.filter.subscriptions import SUBSCRIPTION_TTL
+from chat.waku.filter.server_core import SUBSCRIPTION_TTL
 from chat.waku.filter.wire import (
     PUSH_PROTOCOL,
     SUBSCRIBE_PROTOCOL,
@@ -35,7 +35,7 @@ from chat.waku.lightpush.server import LightPushServer
 from chat.waku.lightpush.wire import PROTOCOL_V3 as LIGHTPUSH_V3
 from chat.waku.lightpush.wire import LightPushStatus
 from chat.waku.message import WakuMessage, message_hash, now_ns
-from chat.waku.metadata import Verdict
+from chat.waku.metadata.core import Verdict
 from chat.waku.node import Node, NodeConfig
 from chat.waku.relay.service import RelayService
 from chat.waku.service_node import ServiceNode, ServiceNodeConfig

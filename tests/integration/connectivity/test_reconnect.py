@@ -9,7 +9,7 @@ from typing import Any
 import trio
 
 from chat.waku.health import HealthState
-from chat.waku.relay.router import NoPeersReached
+from chat.waku.relay.core import NoPeersReached
 
 DEADLINE = 30
 TOPIC = "/waku/2/rs/42/0"

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
-
 from chat.waku.proto.metadata_pb2 import WakuMetadataRequest, WakuMetadataResponse
+from chat.waku.protowire import optional, parse
 
 METADATA_PROTOCOL = "/vac/waku/metadata/1.0.0"
 MAX_METADATA_FRAME = 1024
@@ -40,12 +39,8 @@ def encode_metadata(cluster_id: int, shards: Iterable[int]) -> bytes:
 def decode_metadata(data: bytes) -> ShardInfo:
     if len(data) > MAX_METADATA_FRAME:
         raise MetadataError(f"metadata message of {len(data)} bytes is over the limit")
-    try:
-        msg = WakuMetadataResponse.FromString(data)
-    except DecodeError as exc:
-        raise MetadataError(f"not a metadata message: {exc}") from None
+    msg = parse(WakuMetadataResponse, data, MetadataError, "a metadata message")
     shards = tuple(msg.shards_v2) if len(msg.shards_v2) else tuple(msg.shards)
     if any(s > MAX_SHARD for s in shards):
         raise MetadataError(f"shard numbers must be at most {MAX_SHARD}")
-    cluster = msg.cluster_id if msg.HasField("cluster_id") else None
-    return ShardInfo(cluster_id=cluster, shards=tuple(sorted(set(shards))))
+    return ShardInfo(cluster_id=optional(msg, "cluster_id"), shards=tuple(sorted(set(shards))))

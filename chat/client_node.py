@@ -23,7 +23,7 @@ from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.errors import ConfigError
 from chat.fleet import peer_id_of
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
-from chat.waku.discovery.mdns import MDNS_PORT
+from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.health_monitor import HealthService
 from chat.waku.host import ConnectionEvent, generate_node_key
 from chat.waku.message import WakuMessage, now_ns

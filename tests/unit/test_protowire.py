@@ -37,5 +37,5 @@ def test_optional_tells_absent_from_the_default_value() -> None:
 
 def test_require_refuses_a_message_without_the_field() -> None:
     require(filter_pb2.MessagePush(pubsub_topic=""), "pubsub_topic", CodecError)
-    with pytest.raises(CodecError, match="^MessagePush has no pubsub_topic$"):
+    with pytest.raises(CodecError, match=r"^MessagePush has no pubsub_topic$"):
         require(filter_pb2.MessagePush(), "pubsub_topic", CodecError)

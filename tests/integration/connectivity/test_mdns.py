@@ -13,7 +13,9 @@ import pytest
 import trio
 from multiaddr import Multiaddr
 
-from chat.waku.discovery.mdns import MDNS_GROUP, Discovered, MdnsService
+from chat.waku.discovery.mdns.core import Discovered
+from chat.waku.discovery.mdns.service import MdnsService
+from chat.waku.discovery.mdns.wire import MDNS_GROUP
 from chat.waku.peer_manager import PeerManagerService
 
 DEADLINE = 20

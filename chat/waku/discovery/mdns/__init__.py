@@ -1,0 +1,1 @@
+"""mDNS LAN discovery, the libp2p way, limited to our cluster."""

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import httpx
-from harness.api_contacts import Until, befriend
+from harness.api_contacts import befriend
 
 LONE = "\\ud800"
 """A lone surrogate as JSON writes it: legal JSON, not Unicode text."""
@@ -55,13 +55,11 @@ async def test_the_verification_of_an_unknown_contact_is_a_404(api_net: Any) -> 
         assert "no contact" in _sentence(response, 404)
 
 
-async def test_message_text_must_be_unicode_and_pairs_are_joined(
-    api_net: Any, until: Until
-) -> None:
+async def test_message_text_must_be_unicode_and_pairs_are_joined(api_net: Any) -> None:
     await api_net.start_service()
     alice = await api_net.start("alice")
     bob = await api_net.start("bob")
-    chat_id = await befriend(alice, bob, until)
+    chat_id = await befriend(alice, bob)
     path = f"/v1/chats/{chat_id}/messages"
     response = await alice.http.post(path, content=_body(text=f"broken {LONE}"))
     assert "'text' is not Unicode text" in _sentence(response, 400)

@@ -177,6 +177,11 @@ class HealthView:
     outbox: int
     """Messages still being worked on (queued, sent or stored); failed ones wait for the user
     and are listed by the outbox view, not counted here."""
+    stranger_requests_dropped: int = 0
+    """Contact requests from strangers dropped by spam protection since the profile began
+    (over the rate limit or the cap; chat/request_budget.py)."""
+    stranger_requests_held: int = 0
+    """Requests from strangers kept, waiting for an answer (at most the cap)."""
 
 
 # ---- events ------------------------------------------------------------------------------
@@ -235,6 +240,19 @@ class MessagesLost(Event):
     kind: ClassVar[str] = "messages_lost"
     chat_id: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StrangerRequestsDropped(Event):
+    """Spam protection dropped contact requests from strangers (over the rate limit, or to
+    keep at most the cap of them); sent at most every few seconds, with the totals. Kept
+    requests may have been dropped too: read the contacts again."""
+
+    kind: ClassVar[str] = "stranger_requests_dropped"
+    dropped: int
+    """Since the profile began."""
+    held: int
+    """Requests from strangers kept now."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ from harness.waiting import wait_until
 from textual.widgets import DataTable, Input
 
 from chat.config import Config
+from chat.messenger import MAX_INTRO_LENGTH
 from chat.reliability.outbox import RetryPolicy
+from chat.request_budget import StrangerPolicy
 from chat.session import OpenProfile, Session
 from storage.profiles import Profiles
 from storage.repositories.conversations import Conversation
@@ -589,6 +591,66 @@ def test_messages_typed_while_the_core_starts_are_sent_in_the_order_typed(
             HeldBack.release.set()
             await ui.wait_until(pilot, running(app))
             await network.arun(bob_has, typed)
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+def test_spam_protection_the_intro_limit_and_a_pasted_half_pair(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """With room for one stranger's request: Bob's is kept (they become contacts), Carol's is
+    dropped, and the contacts screen says so. An intro over the limit is refused naming it
+    and stays in its field. A message holding half a surrogate pair (a broken paste) is sent
+    with U+FFFD in its place rather than refused."""
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+    carol = network.start_messenger("carol")
+    one_stranger = StrangerPolicy(rate=0.0001, burst=1, report_every=0.5)
+
+    async def scenario() -> None:
+        app = ChinwagApp(
+            Session(config, override=network.config(strangers=one_stranger)),
+            passphrase=ui.passphrase,
+        )
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            assert app.messenger is not None
+            await befriend_headless(app, pilot, network, ui, bob)
+            await network.arun(carol.add_contact, app.messenger.identity().contact_link, "hi")
+            await pilot.press("f2")
+            await ui.wait_until(pilot, on(app, ContactsScreen))
+            await ui.wait_for_text(pilot, "1 request dropped (spam protection)")
+
+            await pilot.click("#contact-link")
+            app.screen.query_one("#contact-link", Input).value = carol.identity().contact_link
+            intro = app.screen.query_one("#contact-intro", Input)
+            intro.value = "x" * (MAX_INTRO_LENGTH + 1)
+            await pilot.click("#add-contact")
+            await ui.wait_for_text(pilot, f"at most {MAX_INTRO_LENGTH} characters")
+            assert intro.value == "x" * (MAX_INTRO_LENGTH + 1)  # kept, to shorten
+
+            await pilot.press("escape")
+            await ui.wait_until(pilot, running(app))
+            chats = app.screen.query_one(ChatList)
+            await ui.wait_until(pilot, lambda: bool(chats.chats))
+            main = app.screen
+            assert isinstance(main, MainScreen)
+            chat_id = next(iter(chats.chats))
+            await main.open_chat(chat_id)
+            composer = app.screen.query_one(Composer)
+            composer.post_message(Composer.Submitted("half \ud83d a pair"))
+            await ui.wait_until(
+                pilot, lambda: "half \ufffd a pair" in conversation(app).visible_text()
+            )
+
+            async def bob_has_it() -> bool:
+                return any(not m.outgoing for m in await bob.messages(chat_id))
+
+            await network.arun(wait_until, bob_has_it)  # on Bob's trio thread, with its deadline
+            [received] = [m for m in await network.arun(bob.messages, chat_id) if not m.outgoing]
+            assert received.text == "half \ufffd a pair"
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())

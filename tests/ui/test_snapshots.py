@@ -198,6 +198,7 @@ def test_contacts_screen(snap_compare: Any) -> None:
     def feed(screen: ContactsScreen) -> None:
         screen.show_contacts(contacts)
         screen.query_one(HealthBar).show(HEALTH)
+        screen.show_dropped(312)  # spam protection dropped some requests
 
     assert snap_compare(Harness(ContactsScreen, feed), terminal_size=SIZE, run_before=settle)
 

@@ -1,17 +1,25 @@
 """Contacts: add one by pasting their link, answer incoming requests (with their intro),
-watch outgoing ones (state, how often sent, next re-send), open a chat, verify by emoji."""
+watch outgoing ones (state, how often sent, next re-send), open a chat, verify by emoji.
+How many requests spam protection dropped is said under the table's help line."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Static
 
-from chat.events import ContactUpdated, ContactView, Event, HealthUpdated
+from chat.events import (
+    ContactUpdated,
+    ContactView,
+    Event,
+    HealthUpdated,
+    StrangerRequestsDropped,
+)
 from ui.format import contact_state
 from ui.host import ChatHost, host
 from ui.widgets.health_bar import HealthBar
@@ -51,6 +59,7 @@ class ContactsScreen(Screen[str | None]):
                 "a accept · d decline · c cancel your request · v verify · Enter open chat",
                 classes="muted",
             )
+            yield Static("", id="spam-line", classes="muted")
             yield DataTable(id="contacts-table", cursor_type="row", zebra_stripes=True)
         yield HealthBar(id="health")
         yield Footer()
@@ -58,10 +67,20 @@ class ContactsScreen(Screen[str | None]):
     async def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("name", "state", "intro", "chat key")
+        self.show_dropped(0)
         messenger = self.chinwag.messenger
         if messenger is not None:
-            self.query_one(HealthBar).show(messenger.health())
+            health = messenger.health()
+            self.query_one(HealthBar).show(health)
+            self.show_dropped(health.stranger_requests_dropped)
             self.show_contacts(await self.chinwag.call(messenger.contacts) or [])
+
+    def show_dropped(self, dropped: int) -> None:
+        """Say how many requests from strangers spam protection dropped (none: no line)."""
+        line = self.query_one("#spam-line", Static)
+        line.display = dropped > 0
+        noun = "request" if dropped == 1 else "requests"
+        line.update(f"{dropped} {noun} dropped (spam protection)")
 
     def show_contacts(self, contacts: list[ContactView]) -> None:
         self.contacts = {contact.chat_key: contact for contact in contacts}
@@ -100,6 +119,16 @@ class ContactsScreen(Screen[str | None]):
             self._redraw()
         elif isinstance(event, HealthUpdated):
             self.query_one(HealthBar).show(event.health)
+            self.show_dropped(event.health.stranger_requests_dropped)
+        elif isinstance(event, StrangerRequestsDropped):
+            self.show_dropped(event.dropped)
+            self.reload_soon()  # kept requests may have been dropped too
+
+    @work(exclusive=True, group="contacts-reload")
+    async def reload_soon(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is not None:
+            self.show_contacts(await self.chinwag.call(messenger.contacts) or [])
 
     async def _add(self) -> None:
         messenger = self.chinwag.messenger

@@ -29,7 +29,9 @@ from chat.events import (
     MessageUpdated,
     MessageView,
     Rejected,
+    StrangerRequestsDropped,
 )
+from chat.text import replace_lone_surrogates
 from ui.format import chat_label
 from ui.host import ChatHost, host
 from ui.messages import DisplayNameChanged, MessengerStarted
@@ -132,9 +134,19 @@ class MainScreen(Screen[None]):
             return
         self.own_name = messenger.identity().display_name or "me"
         self.query_one(HealthBar).show(messenger.health())
+        await self._count_requests()
+
+    async def _count_requests(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
         contacts = await self.chinwag.call(messenger.contacts) or []
         self.contacts_waiting = {c.chat_key: c.state == "request_received" for c in contacts}
         self.query_one(ChatList).set_requests(sum(self.contacts_waiting.values()))
+
+    @work(exclusive=True, group="requests-recount")
+    async def recount_requests_soon(self) -> None:
+        await self._count_requests()
 
     # ---- names ---------------------------------------------------------------------------
     def _sender_name(self, message: MessageView) -> str:
@@ -244,6 +256,9 @@ class MainScreen(Screen[None]):
         await self._send(chat_id, event.text, reply_to)
 
     async def _send(self, chat_id: str, text: str, reply_to: str | None) -> None:
+        # A lone surrogate (half of a pasted pair) cannot be sent: it becomes U+FFFD rather
+        # than the whole paste being refused.
+        text = replace_lone_surrogates(text)
         # One at a time, first come first served (asyncio.Lock is fair): messages typed
         # while the core starts wait here together and must leave in the order typed.
         async with self._send_order:
@@ -305,6 +320,8 @@ class MainScreen(Screen[None]):
             chat_list.set_requests(sum(self.contacts_waiting.values()))
         elif isinstance(event, HealthUpdated):
             self.query_one(HealthBar).show(event.health)
+        elif isinstance(event, StrangerRequestsDropped):
+            self.recount_requests_soon()  # requests we showed as waiting may be gone
         elif isinstance(event, MessagesLost):
             self.notify(
                 f"{event.count} earlier message(s) in {self.chat_name(event.chat_id)} could not "

@@ -130,7 +130,7 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
     if unknown:
         raise ConfigError(f"{config_file}: unknown setting(s) {', '.join(sorted(unknown))}")
     if "data_dir" in raw:
-        cfg = replace(cfg, data_dir=Path(_expect(raw["data_dir"], str, "data_dir")).expanduser())
+        cfg = replace(cfg, data_dir=_parse_data_dir(_expect(raw["data_dir"], str, "data_dir")))
     if "profile" in raw:
         cfg = replace(cfg, profile=validate_profile_name(_expect(raw["profile"], str, "profile")))
     if "log_level" in raw:
@@ -150,6 +150,17 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
                 cfg, notify_desktop=_expect(notif["desktop"], bool, "notifications.desktop")
             )
     return cfg
+
+
+def _parse_data_dir(value: str) -> Path:
+    if "\0" in value:
+        raise ConfigError("data_dir cannot contain a NUL character")
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # "~name" for a user this system does not know
+        raise ConfigError(
+            f"data_dir {value!r} names a home directory that does not exist"
+        ) from None
 
 
 def _parse_log_level(value: str) -> str:
@@ -174,6 +185,8 @@ def load_config(
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text") from None
         cfg = parse_config_text(text, config_file=path, data_dir=base_data)
     elif config_file is not None:
         raise ConfigError(f"config file {path} does not exist")

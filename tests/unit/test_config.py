@@ -89,3 +89,22 @@ def test_desktop_notifications_are_off_unless_asked(tmp_path: Path) -> None:
         "[notifications]\ndesktop = true\n", config_file=tmp_path / "c.toml", data_dir=tmp_path
     )
     assert asked.notify_desktop is True
+
+
+# Found by the fuzz campaign (tests/fuzz, target config_file): each input made load_config
+# raise something other than ConfigError, i.e. a traceback instead of a sentence.
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b'p\xb6\xb6rofile = "default"\n', "not UTF-8 text"),
+        (b'data_dir = "~.chinwag-data"\nprofile =  true\n', "home directory that does not exist"),
+        (b'data_dir = "~\\u0000x"\n', "NUL character"),
+    ],
+)
+def test_config_files_found_by_fuzzing_are_plain_errors(
+    content: bytes, fragment: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(config_file=path)

@@ -89,6 +89,7 @@ def parse_log(text: str, exit_code: int, killed: bool) -> dict[str, Any]:
     return {
         "outcome": outcome,
         "inputs": stats.get("number_of_executed_units", 0),
+        "execs_per_s": stats.get("average_exec_per_sec"),
         "peak_rss_mb": stats.get("peak_rss_mb"),
         "slowest_input_s": stats.get("slowest_unit_time_sec"),
         "coverage": int(progress[-1][1]) if progress else None,

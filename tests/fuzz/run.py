@@ -122,7 +122,6 @@ def run_target(target: Target, limits: Limits, work: Path, inputs: list[Path]) -
         **parse_log(log.read_text(errors="replace"), exit_code, killed),
     }
     result["seconds"] = round(seconds, 1)
-    result["execs_per_s"] = round(result["inputs"] / seconds) if seconds else None
     result["log"] = str(log)
     return result
 
@@ -153,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.reproduce and len(names) != 1:
         parser.error("--reproduce needs exactly one --target")
     runs = plan_runs(names, args.total) if args.total else dict.fromkeys(names, args.runs)
+    if args.reproduce:
+        runs = dict.fromkeys(names, 1)  # each input once
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="chinwag-fuzz-"))
     for sub in ("logs", "artifacts", "corpus", "scratch"):
         (work / sub).mkdir(parents=True, exist_ok=True)

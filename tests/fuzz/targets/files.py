@@ -118,6 +118,7 @@ TARGETS = (
         contract="FleetError only; cluster, shards and addresses within their rules",
         fuzz=fuzz_fleet,
         seeds=_fleet_seeds,
+        max_len=16384,
         tokens=(b"cluster_id", b"shards", b"bootstrap", b"[services]", b"/p2p/", b"/ip4/"),
     ),
     Target(
@@ -126,6 +127,7 @@ TARGETS = (
         contract="ConfigError only; the profile name is a valid one; network values in range",
         fuzz=fuzz_config,
         seeds=_config_seeds,
+        max_len=16384,
         tokens=(b"[network]", b"data_dir", b"profile", b"log_level", b"cluster_id"),
     ),
     Target(

@@ -46,5 +46,6 @@ TARGETS = (
         contract="FramingError only; buffers at most one frame; frames re-encode to themselves",
         fuzz=fuzz_frames,
         seeds=_seeds,
+        weight=0.5,
     ),
 )

@@ -29,12 +29,13 @@ DEFAULT_SHARDS = (0, 1)
 """Shard 0: contact requests, 1:1 and private groups. Shard 1: community join requests."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""Matched whole: with `match` and `$`, a name ending in a newline passed."""
 
 
 def validate_profile_name(name: str) -> str:
     """Profile names become directory names, so keep them portable and unambiguous."""
-    if not _PROFILE_NAME.match(name) or name in (".", ".."):
+    if not _PROFILE_NAME.fullmatch(name) or name in (".", ".."):
         raise ConfigError(
             f"'{name}' is not a valid profile name: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit."
@@ -122,7 +123,7 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
     """Parse config TOML; unknown keys are errors so typos do not pass silently."""
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer over Python's 4300 digits
         raise ConfigError(f"{config_file} is not valid TOML: {exc}") from None
     cfg = Config(config_file=config_file, data_dir=data_dir)
     known = {"data_dir", "profile", "log_level", "network", "notifications"}

@@ -18,8 +18,8 @@ from fuzz.catalog import TARGETS
 from fuzz.libfuzzer import parse_log
 
 RUN = Path(__file__).resolve().parent / "run.py"
-CI_RUNS = 1500
-CI_SECONDS = 1
+CI_RUNS = 4000
+CI_SECONDS = 2
 
 
 def _tail(path: str) -> str:

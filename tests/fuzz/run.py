@@ -122,6 +122,9 @@ def run_target(target: Target, limits: Limits, work: Path, inputs: list[Path]) -
         **parse_log(log.read_text(errors="replace"), exit_code, killed),
     }
     result["seconds"] = round(seconds, 1)
+    # libFuzzer's figure is whole inputs per whole second of fuzzing (0 under a second);
+    # this one counts setup and seeds too, so it is a lower bound.
+    result["wall_execs_per_s"] = round(result["inputs"] / seconds) if seconds else None
     result["log"] = str(log)
     return result
 

@@ -11,7 +11,8 @@ from functools import cache
 from pathlib import Path
 
 from chat.api.auth import TOKEN_FILE_NAME, TokenFileError, load_or_create_token
-from chat.config import ConfigError, load_config
+from chat.config import load_config
+from chat.errors import ConfigError
 from chat.fleet import MAX_CLUSTER, MAX_SHARD, FleetError, load_fleet, peer_id_of
 from chat.waku.host import NodeKeyError, load_or_create_node_key
 from fuzz.contract import Target, check, peer_id, round_trip, scratch_dir

@@ -232,7 +232,7 @@ TARGETS = (
             b'{"text": ',
             b"limit=",
         ),
-        weight=0.25,
+        weight=0.5,
     ),
     Target(
         name="metrics_request",

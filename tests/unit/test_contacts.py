@@ -389,3 +389,16 @@ def test_the_table_has_no_row_the_public_commands_cannot_reach() -> None:
                 continue
             reached |= {(t.old, t.event) for t in flows.get(BOB).history}
     assert reached == set(TRANSITIONS)
+
+
+def test_asking_again_hundreds_of_times_keeps_the_longest_delay() -> None:
+    """Found by the api_request fuzz target's harness: POST /v1/contacts with one link, over
+    and over, raised OverflowError (3.0 ** 646) from the re-send schedule: a 500."""
+    policy = RequestPolicy()  # the messenger's: a float factor, so the power can overflow
+    flows = ContactRequests(policy, random.Random(4))
+    for second in range(700):
+        flows.send(BOB, "hi", now=second)
+    flow = flows.get(BOB)
+    assert flow.sends == 700 and flow.next_send_at is not None
+    longest = policy.max_resend_delay
+    assert 699 + longest * 0.9 <= flow.next_send_at <= 699 + longest * 1.1

@@ -65,6 +65,7 @@ def cap_address_space(headroom_mb: int) -> None:
 
 _STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.MULTILINE)
 _PROGRESS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/", re.MULTILINE)
+_RSS = re.compile(r"^#\d+\s+\w+\s.*\brss: (\d+)Mb", re.MULTILINE)
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 
 
@@ -86,11 +87,15 @@ def parse_log(text: str, exit_code: int, killed: bool) -> dict[str, Any]:
     elif exit_code != 0:
         outcome = f"exit-{exit_code}"
     artifact = _ARTIFACT.search(text)
+    rss = [int(value) for value in _RSS.findall(text)]
     return {
         "outcome": outcome,
         "inputs": stats.get("number_of_executed_units", 0),
         "execs_per_s": stats.get("average_exec_per_sec"),
         "peak_rss_mb": stats.get("peak_rss_mb"),
+        # Growth from the first report to the last: state a target keeps between inputs (a
+        # messenger, an archive) must not grow with every input.
+        "rss_growth_mb": rss[-1] - rss[0] if rss else None,
         "slowest_input_s": stats.get("slowest_unit_time_sec"),
         "coverage": int(progress[-1][1]) if progress else None,
         "features": int(progress[-1][2]) if progress else None,

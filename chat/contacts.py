@@ -174,7 +174,11 @@ class RequestPolicy:
     jitter: float = 0.1
 
     def resend_delay(self, sends: int, rng: random.Random) -> float:
-        base = min(self.max_resend_delay, self.first_resend * self.factor ** max(0, sends - 1))
+        try:
+            grown = self.first_resend * self.factor ** max(0, sends - 1)
+        except OverflowError:  # a request sent again hundreds of times: far past the cap
+            grown = self.max_resend_delay
+        base = min(self.max_resend_delay, grown)
         return base * (1 + rng.uniform(-self.jitter, self.jitter))
 
 

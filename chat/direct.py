@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import vodozemac
-from google.protobuf.message import DecodeError
 
 from chat.identity import ContactLink, Identity, IdentityError, sanitize_display_text
 from chat.proto import direct_pb2
+from chat.waku.protowire import parse
 
 ENVELOPE_VERSION = 1
 CONTACT_REQUEST_PARTITIONS = 32
@@ -90,10 +90,7 @@ class Envelope:
 
     @classmethod
     def decode(cls, data: bytes) -> Envelope:
-        try:
-            pb = direct_pb2.DirectEnvelope.FromString(data)
-        except DecodeError:
-            raise DirectError("not a chinwag envelope") from None
+        pb = parse(direct_pb2.DirectEnvelope, data, DirectError, "a chinwag envelope")
         if pb.version != ENVELOPE_VERSION:
             raise DirectError(f"unknown envelope version {pb.version}")
         if len(pb.sender_identity_key) != 32 or pb.olm_type not in (OLM_PRE_KEY, OLM_NORMAL):
@@ -254,10 +251,8 @@ class DirectSessions:
             confirmed = bool(known) and self.peer_used.get(their_key) == known[0].session_id
             self._remember(their_key, session, prefer=not confirmed)
             plaintext, new_session, opened_by = bytes(raw), True, session.session_id
-        try:
-            payload = direct_pb2.DirectPayload.FromString(plaintext)
-        except DecodeError:
-            raise DirectError("decrypted, but the payload is malformed") from None
+        what = "a chinwag payload, though it decrypted"
+        payload = parse(direct_pb2.DirectPayload, plaintext, DirectError, what)
         return Opened(their_key, payload, new_session, opened_by)
 
     def _hold_unverified(self, their_key: bytes) -> None:

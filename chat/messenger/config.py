@@ -14,7 +14,7 @@ from chat.reliability.outbox import RetryPolicy
 from chat.reliability.sds import SdsParams
 from chat.reliability.store_checks import StoreCheckParams
 from chat.request_budget import StrangerPolicy
-from chat.waku.discovery.mdns import MDNS_PORT
+from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.relay.faults import RelayFaults
 
 MAX_TEXT_LENGTH = 16 * 1024

@@ -31,7 +31,7 @@ from chat.reliability.store_checks import (
 )
 from chat.waku.message import WakuMessage
 from chat.waku.store.client import StoreClientError, new_request_id
-from chat.waku.store.query import MAX_PAGE_SIZE
+from chat.waku.store.server_core import MAX_PAGE_SIZE
 from chat.waku.store.wire import MessageKeyValue, StoreQueryRequest
 
 log = logging.getLogger(__name__)

@@ -56,7 +56,8 @@ for extra in (REPO, REPO / "tests"):
         sys.path.insert(0, str(extra))
 
 import httpx  # noqa: E402
-from harness.processes import Chinwag, ChinwagProcess, poll  # noqa: E402
+from harness.processes import Chinwag, ChinwagProcess  # noqa: E402
+from harness.waiting import wait_until  # noqa: E402
 from libp2p.peer.id import ID  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
@@ -268,7 +269,7 @@ async def wait_for_archive(metrics: str, count: int, limit: float = 60.0) -> flo
         stored = found.get("chinwag_archive_messages", 0.0)
         return stored >= count
 
-    await poll(archived, limit)  # the archive writer works in its own time
+    await wait_until(archived, limit)  # the archive writer works in its own time
     return stored
 
 
@@ -343,7 +344,7 @@ async def store_memory(options: argparse.Namespace, workdir: Path) -> dict[str, 
             found = await scrape(metrics, ("chinwag_relay_mesh_peers",))
             return any(value >= 1 for value in found.values())
 
-        await poll(meshed, PROCESS_START)  # gossipsub grafts on its heartbeat
+        await wait_until(meshed, PROCESS_START)  # gossipsub grafts on its heartbeat
         pusher = client_node()
         async with trio.open_nursery() as nursery:
             await nursery.start(_run_forever, pusher)

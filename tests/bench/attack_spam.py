@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ sys.path.append(str(REPO / "tests"))  # the harness, last: it must shadow nothin
 import trio  # noqa: E402
 from harness.fake_node import FakeNetwork, InlineStore  # noqa: E402
 from harness.spam import crafted_requests, on_partition  # noqa: E402
+from harness.waiting import wait_until  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
 from chat.client_node import ClientNode, ClientNodeConfig  # noqa: E402
@@ -48,21 +48,13 @@ from chat.events import ContactUpdated, MessageAdded  # noqa: E402
 from chat.messenger import Messenger, MessengerConfig  # noqa: E402
 from chat.waku.message import WakuMessage, now_ns  # noqa: E402
 from chat.waku.node import NodeConfig  # noqa: E402
-from chat.waku.relay.router import NoPeersReached  # noqa: E402
+from chat.waku.relay.core import NoPeersReached  # noqa: E402
 from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions  # noqa: E402
 from storage.kdf import KdfParams  # noqa: E402
 from storage.profiles import Profiles  # noqa: E402
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 PASSPHRASE = "benchmark passphrase"
-
-
-async def until(condition: Callable[[], Awaitable[bool]], limit: float) -> None:
-    with trio.fail_after(limit):
-        while True:
-            if await condition():
-                return
-            await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -109,7 +101,7 @@ async def contact_latency_under_spam(
                 nodes = (alice.node, bob.node, spammer)
                 return all(sum(n.relay_peers().values()) for n in nodes)
 
-            await until(meshed, 60)
+            await wait_until(meshed, 60)
             events = bob.subscribe(spam * 4 + contact_messages * 4 + 1000)
             await alice.add_contact(bob.identity().contact_link, "bench")
             alice_key = alice.identity().chat_key
@@ -117,14 +109,14 @@ async def contact_latency_under_spam(
             async def asked() -> bool:
                 return any(c.chat_key == alice_key for c in await bob.contacts())
 
-            await until(asked, 60)
+            await wait_until(asked, 60)
             chat_id = (await bob.accept_contact(alice_key)).chat_id
             assert chat_id is not None
 
             async def mutual() -> bool:
                 return any(c.state == "mutual" for c in await alice.contacts())
 
-            await until(mutual, 60)
+            await wait_until(mutual, 60)
             payloads = crafted_requests(bob.identity().contact_link, spam)
             partition = contact_request_content_topic(bob.me.chat_key)
             pubsub_topic = spammer.pubsub_topic(0)
@@ -170,7 +162,7 @@ async def contact_latency_under_spam(
                     return len(shown_at) >= contact_messages
 
                 try:
-                    await until(all_shown, settle_limit)
+                    await wait_until(all_shown, settle_limit)
                 except trio.TooSlowError:
                     pass
                 nursery.cancel_scope.cancel()

@@ -4,7 +4,7 @@ module is imported, so it runs in well under a second and names the file and lin
 Layers, top to bottom; an import may point to its own layer or below, never up:
 
     faces        ui/, chat/api, chat/commands, chat/cli.py, chat/unlock.py (the CLI's unlock)
-    core         chat/session.py, chat.messenger (a module today, a package soon)
+    core         chat/session.py, chat.messenger (the façade and its package)
     features     the rest of chat/: contacts, direct, identity, events, history, reliability,
                  client_node, fleet, config, errors, logs, proto, ...
     node stack   chat/waku

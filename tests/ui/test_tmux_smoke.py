@@ -14,8 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness.processes import PASSPHRASE, Chinwag, ChinwagProcess, poll
+from harness.processes import PASSPHRASE, Chinwag, ChinwagProcess
 from harness.tmux import Tmux, chinwag_script
+from harness.waiting import wait_until
 
 from chat.config import PASSPHRASE_ENV
 
@@ -93,7 +94,7 @@ async def befriend(tmux: Tmux, bob: httpx.AsyncClient) -> str:
         alice_key = waiting[0]["chat_key"] if waiting else ""
         return bool(waiting) and waiting[0]["display_name"] == "Alice"
 
-    await poll(asked)
+    await wait_until(asked)
     accepted = await bob.post(f"/v1/contacts/{alice_key}/accept")
     assert accepted.status_code == 200, accepted.text
     chat_id: str = accepted.json()["chat_id"]
@@ -116,7 +117,7 @@ async def chat(tmux: Tmux, bob: httpx.AsyncClient, chat_id: str) -> None:
     async def bob_got_it() -> bool:
         return await incoming(bob, chat_id) == ["hello Bob"]
 
-    await poll(bob_got_it)
+    await wait_until(bob_got_it)
     sent = await bob.post(f"/v1/chats/{chat_id}/messages", json={"text": "hello from Bob"})
     assert sent.status_code == 202, sent.text
     screen = await tmux.wait_for("Bob: hello from Bob")
@@ -126,7 +127,7 @@ async def chat(tmux: Tmux, bob: httpx.AsyncClient, chat_id: str) -> None:
         message = (await bob.get(f"/v1/messages/{sent.json()['id']}")).json()
         return bool(message["state"] == "delivered")
 
-    await poll(delivered_to_alice)
+    await wait_until(delivered_to_alice)
     [bob_chat] = (await bob.get("/v1/chats")).json()
     assert bob_chat["unread"] == 1
     read = await bob.post(f"/v1/chats/{chat_id}/read")
@@ -150,4 +151,4 @@ async def message_for_a_stopped_contact(
     async def bob_got_it() -> bool:
         return await incoming(bob, chat_id) == ["hello Bob", "are you there?"]
 
-    await poll(bob_got_it)
+    await wait_until(bob_got_it)

@@ -423,3 +423,15 @@ def test_the_history_of_a_flow_is_bounded_keeping_its_first_and_latest_steps() -
     assert len(flow.history) == MAX_HISTORY
     assert flow.history[0].at == 0 and flow.history[-1].at == 500
     assert flow.state is RequestState.REQUEST_RECEIVED and flow.request_id == "theirs-1"
+
+
+def test_a_request_sent_hundreds_of_times_keeps_the_longest_delay() -> None:
+    """Found by the api_request fuzz target's harness: POST /v1/contacts with one link, over
+    and over, raised OverflowError (3.0 ** 646) from the re-send schedule: a 500. Asking
+    again no longer sends at once, but a request re-sent on its schedule for long enough
+    reaches the same power."""
+    policy = RequestPolicy()  # the messenger's: a float factor, so the power can overflow
+    rng = random.Random(4)
+    longest = policy.max_resend_delay
+    for sends in (646, 700, 10_000):
+        assert longest * 0.9 <= policy.resend_delay(sends, rng) <= longest * 1.1

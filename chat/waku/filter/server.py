@@ -21,7 +21,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from chat.waku.filter.subscriptions import (
+from chat.waku.filter.server_core import (
     FilterSubscriptions,
     bad_request_response,
     rate_limited_response,

@@ -18,7 +18,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 
 from chat.waku.framing import FramingError, read_frame, write_frame
-from chat.waku.lightpush.service import (
+from chat.waku.lightpush.server_core import (
     TOO_MANY_REQUESTS_DESC,
     Publish,
     ShardFor,

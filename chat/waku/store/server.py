@@ -31,7 +31,7 @@ from chat.waku.ratelimit import RateLimiter, RequestLimiter
 from chat.waku.reqres import end_served_stream, remote_peer
 from chat.waku.request_gate import GateLimits, Shed, Ticket
 from chat.waku.server_gate import ServerGate
-from chat.waku.store.query import (
+from chat.waku.store.server_core import (
     DEFAULT_MAX_RESPONSE_BYTES,
     QueryPlan,
     archive_failure,

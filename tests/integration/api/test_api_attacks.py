@@ -22,7 +22,7 @@ from harness.attack import (
     status_of,
     still_open,
 )
-from harness.processes import poll
+from harness.waiting import wait_until
 
 from chat.api.app import ApiApp
 from chat.api.limits import MAX_CONNECTIONS_PER_SOURCE, REQUEST_READ_TIMEOUT, ApiLimits
@@ -213,7 +213,7 @@ async def test_busy_connections_beyond_the_limit_are_refused_with_a_sentence(
         async def one_left() -> bool:
             return served.server.admission.open_from("127.0.0.1") == 1
 
-        await poll(one_left)
+        await wait_until(one_left)
         await _works(served)
         await streams[1].aclose()
 
@@ -249,7 +249,7 @@ async def test_a_failing_server_is_logged_and_restarted_and_its_caller_carries_o
                     return False
                 return True
 
-            await poll(restarted)
+            await wait_until(restarted)
             assert "the API server failed; it restarts in 0.1 s (restart 1)" in caplog.text
             assert not beside.is_set()
             app.close()

@@ -9,7 +9,8 @@ import json
 from typing import Any
 
 import httpx
-from harness.api_contacts import Until, befriend
+from harness.api_contacts import befriend
+from harness.waiting import wait_until
 
 from chat.messenger import MAX_INTRO_LENGTH
 
@@ -60,13 +61,11 @@ async def test_the_verification_of_an_unknown_contact_is_a_404(api_net: Any) -> 
         assert "you have no contact with the chat key" in response.json()["error"]
 
 
-async def test_message_text_must_be_unicode_and_pairs_are_joined(
-    api_net: Any, until: Until
-) -> None:
+async def test_message_text_must_be_unicode_and_pairs_are_joined(api_net: Any) -> None:
     await api_net.start_service()
     alice = await api_net.start("alice")
     bob = await api_net.start("bob")
-    chat_id = await befriend(alice, bob, until)
+    chat_id = await befriend(alice, bob)
     path = f"/v1/chats/{chat_id}/messages"
     response = await alice.http.post(path, content=_body(text=f"broken {LONE}"))
     assert "'text' is not Unicode text" in _sentence(response, 400)
@@ -80,13 +79,11 @@ async def test_message_text_must_be_unicode_and_pairs_are_joined(
     assert json.dumps(texts, ensure_ascii=False).encode()  # all of it is UTF-8
 
 
-async def test_invisible_text_a_long_intro_and_a_reply_to_nothing_are_400s(
-    api_net: Any, until: Until
-) -> None:
+async def test_invisible_text_a_long_intro_and_a_reply_to_nothing_are_400s(api_net: Any) -> None:
     await api_net.start_service()
     alice = await api_net.start("alice")
     bob = await api_net.start("bob")
-    chat_id = await befriend(alice, bob, until)
+    chat_id = await befriend(alice, bob)
     path = f"/v1/chats/{chat_id}/messages"
     response = await alice.http.post(path, json={"text": "\u200b\u200b"})
     assert response.status_code == 400 and "empty" in response.json()["error"]
@@ -111,9 +108,7 @@ async def test_invisible_text_a_long_intro_and_a_reply_to_nothing_are_400s(
     assert (health["stranger_requests_dropped"], health["stranger_requests_held"]) == (0, 0)
 
 
-async def test_a_repeated_request_is_sent_once_and_a_withdrawal_reaches_them(
-    api_net: Any, until: Until
-) -> None:
+async def test_a_repeated_request_is_sent_once_and_a_withdrawal_reaches_them(api_net: Any) -> None:
     await api_net.start_service()
     alice = await api_net.start("alice")
     bob = await api_net.start("bob")
@@ -130,7 +125,7 @@ async def test_a_repeated_request_is_sent_once_and_a_withdrawal_reaches_them(
     async def bob_has_it() -> bool:
         return [c["state"] for c in await bob.call("GET", "/v1/contacts")] == ["request_received"]
 
-    await until(bob_has_it)
+    await wait_until(bob_has_it)
     cancelled = await alice.call("POST", f"/v1/contacts/{bob_id['chat_key']}/cancel")
     assert cancelled["state"] == "cancelled_by_us"
 
@@ -138,4 +133,4 @@ async def test_a_repeated_request_is_sent_once_and_a_withdrawal_reaches_them(
         contacts = await bob.call("GET", "/v1/contacts")
         return [(c["chat_key"], c["state"]) for c in contacts] == [(alice_key, "cancelled_by_them")]
 
-    await until(bob_sees_it_withdrawn)
+    await wait_until(bob_sees_it_withdrawn)

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 
 import pytest
 import trio
-from harness.processes import poll
+from harness.waiting import wait_until
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamReset
 from trio.testing import MockClock
@@ -70,7 +70,7 @@ async def test_pushes_flow_over_one_stream_and_pings_refresh(hosts, clock: MockC
         client = FilterClient(light, [service.get_id()])
         client.subscribe(PUBSUB, [TOPIC])
         await nursery.start(client.run)
-        await hosts.wait_until(lambda: server.subscriptions.peer_count == 1)
+        await wait_until(lambda: server.subscriptions.peer_count == 1)
         for i in range(20):
             server.on_message(PUBSUB, message(i))
         server.on_message(PUBSUB, message(3))  # duplicate within 2 min: not pushed
@@ -86,7 +86,7 @@ async def test_pushes_flow_over_one_stream_and_pings_refresh(hosts, clock: MockC
         for pings in range(1, 7):
             clock.jump(61)
             # Jump only once the answer is in: a jump would also expire the request in flight.
-            await hosts.wait_until(
+            await wait_until(
                 lambda n=pings: server.stats.requests[200] == 1 + n and not client.core.busy_peers
             )
         server.on_message(PUBSUB, message(100))
@@ -139,7 +139,7 @@ async def test_bad_requests_get_nwaku_codes_and_nothing_breaks(hosts, clock: Moc
         # A length prefix over the limit is refused without reading the body.
         stream = await light.new_stream(service.get_id(), [TProtocol(SUBSCRIBE_PROTOCOL)])
         await stream.write(encode_uvarint(50_000_000))
-        await hosts.wait_until(lambda: server.stats.broken_requests == 1)
+        await wait_until(lambda: server.stats.broken_requests == 1)
         # Over the rate limit: nwaku's 429 without reading the body.
         answer = await ask(hosts, light, service, SubscribeRequest("e", 0))
         assert (answer.request_id, answer.status_code) == ("N/A", 429)
@@ -165,7 +165,7 @@ async def test_idle_eager_stream_is_reset_and_others_are_served(hosts, clock: Mo
         answer = await ask(hosts, light, service, SubscribeRequest("x", 1, PUBSUB, (TOPIC,)))
         assert answer.ok
         clock.jump(11)
-        await hosts.wait_until(lambda: server.stats.idle_streams_closed == 1)
+        await wait_until(lambda: server.stats.idle_streams_closed == 1)
         # Reset, not half-closed: js-waku would otherwise write its next request into it.
         with pytest.raises(StreamReset):
             await _read_eof(idle)
@@ -199,7 +199,7 @@ async def test_stalled_subscriber_loses_only_its_own_frames(hosts, clock: MockCl
         await nursery.start(client.run)
         answer = await ask(hosts, stalled, service, SubscribeRequest("s", 1, PUBSUB, (TOPIC,)))
         assert answer.ok
-        await hosts.wait_until(lambda: server.subscriptions.peer_count == 2)
+        await wait_until(lambda: server.subscriptions.peer_count == 2)
         for i in range(60):  # 60 × 100 KiB: past what the stalled side accepts unread
             assert server.on_message(PUBSUB, message(i, size=100 * 1024)) in (1, 2)
             got = await client.messages.receive()
@@ -222,16 +222,16 @@ async def test_disappeared_subscriber_does_not_disturb_others(hosts, clock: Mock
         for client in clients:
             client.subscribe(PUBSUB, [TOPIC])
             await nursery.start(client.run)
-        await hosts.wait_until(lambda: server.subscriptions.peer_count == 2)
+        await wait_until(lambda: server.subscriptions.peer_count == 2)
         hosts.stop(leaving)
         for i in range(10):
             server.on_message(PUBSUB, message(i))
             assert (await clients[0].messages.receive()).message.payload == b"m%d" % i
         # The push to the vanished peer fails (refused or timed out), and is counted.
         clock.jump(21)
-        await hosts.wait_until(lambda: sum(server.stats.pushes_dropped.values()) >= 1)
+        await wait_until(lambda: sum(server.stats.pushes_dropped.values()) >= 1)
         clock.jump(301 + 60)  # the lapsed subscription is swept by maintenance
-        await hosts.wait_until(lambda: server.subscriptions.peer_count <= 1)
+        await wait_until(lambda: server.subscriptions.peer_count <= 1)
         nursery.cancel_scope.cancel()
 
 
@@ -247,7 +247,7 @@ async def test_client_dedupes_two_nodes_and_fails_over_when_one_dies(hosts, cloc
         client = FilterClient(light, [node.get_id() for node in nodes])
         client.subscribe(PUBSUB, [TOPIC])
         await nursery.start(client.run)
-        await hosts.wait_until(
+        await wait_until(
             lambda: (
                 [s.subscriptions.peer_count for s in servers] == [1, 1, 0]
                 and not client.core.busy_peers
@@ -257,11 +257,11 @@ async def test_client_dedupes_two_nodes_and_fails_over_when_one_dies(hosts, cloc
         servers[0].on_message(PUBSUB, message(1))
         servers[1].on_message(PUBSUB, message(1))
         assert (await client.messages.receive()).message.payload == b"m1"
-        await hosts.wait_until(lambda: client.core.duplicates_dropped == 1)
+        await wait_until(lambda: client.core.duplicates_dropped == 1)
         # Node 0 dies; the next ping fails, re-subscribing fails, node 2 takes its place.
         hosts.stop(nodes[0])
         clock.jump(61)
-        await hosts.wait_until(lambda: servers[2].subscriptions.peer_count == 1)
+        await wait_until(lambda: servers[2].subscriptions.peer_count == 1)
         assert client.core.active_peers == [str(nodes[1].get_id()), str(nodes[2].get_id())]
         servers[2].on_message(PUBSUB, message(2))
         assert (await client.messages.receive()).message.payload == b"m2"
@@ -282,7 +282,7 @@ async def test_requests_open_at_once_are_bounded_per_peer_and_refused_unread(hos
         async def four_open() -> bool:
             return server.gate.core.open >= 4
 
-        await poll(four_open, 10)  # the streams arrive over a real socket
+        await wait_until(four_open, 10)  # the streams arrive over a real socket
         extra = await light.new_stream(service.get_id(), protocol)
         with trio.fail_after(5):
             answer = SubscribeResponse.decode(await read_frame(extra, MAX_FRAME_SIZE))
@@ -310,7 +310,7 @@ async def test_streams_that_never_send_their_request_make_room_for_one_that_does
         async def both_open() -> bool:
             return server.gate.core.open == 2
 
-        await poll(both_open, 10)
+        await wait_until(both_open, 10)
         await trio.sleep(1.5)  # silent past the grace
         light = await hosts.start()
         await hosts.connect(light, service)

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 import trio.testing
-from harness.processes import poll
+from harness.waiting import wait_until
 from libp2p.rcmgr import new_resource_manager
 from multiaddr import Multiaddr
 from trio_websocket import ConnectionClosed, open_websocket_url
@@ -153,7 +153,7 @@ async def test_one_address_holds_only_so_many_open_connections() -> None:
             async def one_left() -> bool:
                 return node.host.inbound.admission.open_from("127.0.0.1") <= 1
 
-            await poll(one_left)  # the close travels over a real socket
+            await wait_until(one_left)  # the close travels over a real socket
             async with later.run():
                 await later.host.dial(address)  # room again
 
@@ -180,7 +180,7 @@ async def test_websocket_connections_are_counted_by_their_real_address() -> None
             async def counted() -> bool:
                 return node.host.inbound.admission.open_from("127.0.0.1") == 1
 
-            await poll(counted)
+            await wait_until(counted)
 
 
 async def _stall_websocket(port: int, closed: list[bool]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 
 import pytest
 import trio
-from harness.processes import poll
+from harness.waiting import wait_until
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
 from trio.testing import MockClock
@@ -177,7 +177,7 @@ async def test_rate_limited_push_is_retried_after_a_backoff(hosts, clock: MockCl
     reports = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: _collect(client, reports))
-        await hosts.wait_until(lambda: limiter.used == 3)
+        await wait_until(lambda: limiter.used == 3)
         start = trio.current_time()
         clock.jump(1.0)  # skip the 1 s backoff before the retry
     (report,) = reports
@@ -205,7 +205,7 @@ async def test_requests_open_at_once_are_bounded_per_peer_and_refused_unread(hos
     async def four_open() -> bool:
         return server.gate.core.open >= 4
 
-    await poll(four_open, 10)  # the streams arrive over a real socket
+    await wait_until(four_open, 10)  # the streams arrive over a real socket
     extra = await light.new_stream(service.get_id(), [TProtocol(PROTOCOL_V3)])
     with trio.fail_after(5):
         answer = PushResponse.decode(await read_frame(extra, MAX_FRAME_SIZE))
@@ -232,7 +232,7 @@ async def test_streams_that_never_send_their_request_make_room_for_one_that_does
     async def both_open() -> bool:
         return server.gate.core.open == 2
 
-    await poll(both_open, 10)
+    await wait_until(both_open, 10)
     await trio.sleep(1.5)  # silent past the grace
     light = await hosts.start()
     await hosts.connect(light, service)

@@ -13,18 +13,17 @@ import pytest
 import trio
 from harness.fast import LOOPBACK
 from harness.spam import crafted_requests, on_partition
+from harness.waiting import wait_until
 
 from chat.client_node import ClientNode, ClientNodeConfig
 from chat.messenger import Messenger
 from chat.request_budget import StrangerPolicy
 from chat.waku.message import now_ns
 
-WaitUntil = Callable[..., Awaitable[None]]
-
 
 @pytest.mark.slow
 async def test_over_real_relay_contact_messages_arrive_in_order_while_strangers_flood(
-    net: Any, befriend: Callable[[Messenger, Messenger], Awaitable[str]], wait_until: WaitUntil
+    net: Any, befriend: Callable[[Messenger, Messenger], Awaitable[str]]
 ) -> None:
     policy = StrangerPolicy(rate=5.0, burst=10, max_held=25, report_every=1.0)
     await net.start_service()

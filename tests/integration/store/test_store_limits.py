@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import trio
-from harness.processes import poll
+from harness.waiting import wait_until
 
 from chat.waku.message import WakuMessage
 from chat.waku.request_gate import GateLimits
@@ -114,7 +114,7 @@ async def test_parallel_queries_are_bounded_per_peer_and_run_a_few_at_a_time(
             async def alice_admitted() -> bool:
                 return server.gate.core.open >= 4
 
-            await poll(alice_admitted, 10)  # Alice's streams arrive over real sockets
+            await wait_until(alice_admitted, 10)  # Alice's streams arrive over real sockets
             for _ in range(3):
                 nursery.start_soon(one, bob, "bob")
     # Alice may hold 4 at once, refused unread beyond (429); of Bob's 3, two fit in the total
@@ -157,7 +157,7 @@ async def test_streams_that_never_send_their_request_cannot_lock_queries_out(
         async def all_held() -> bool:
             return server.gate.core.open == 4
 
-        await poll(all_held, 10)
+        await wait_until(all_held, 10)
         await trio.sleep(1.5)  # they have been silent for a while
         await connect(alice, server_host)
         with trio.fail_after(5):

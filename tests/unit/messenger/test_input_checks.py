@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import trio
-from harness.fake_messengers import Peers, befriend, texts, until
+from harness.fake_messengers import Peers, befriend, texts
+from harness.waiting import wait_until
 
 from chat import events as ev
 from chat.messenger import MAX_INTRO_LENGTH
@@ -35,7 +36,7 @@ async def test_a_reply_must_name_a_message_of_the_same_chat(
         assert "reply_to" in str(refused.value)
     reply = await alice.messenger.send_text(chat_id, "a reply", reply_to=first.id)
     assert reply.reply_to == first.id
-    await until(lambda: _arrived(bob, chat_id, 2))
+    await wait_until(lambda: _arrived(bob, chat_id, 2))
     [_, received] = await bob.messenger.messages(chat_id)
     assert (received.text, received.reply_to) == ("a reply", first.id)
 
@@ -58,7 +59,7 @@ async def test_a_received_reply_to_nothing_is_kept_without_its_reference(
                 conversation, message_id, body.SerializeToString(), text=text, reply_to=None, now=1
             )
     alice.messenger._scheduler.wake()
-    await until(lambda: _arrived(bob, chat_id, 3))
+    await wait_until(lambda: _arrived(bob, chat_id, 3))
     received = await bob.messenger.messages(chat_id)
     assert [(m.text, m.reply_to) for m in received] == [
         ("one", None),
@@ -87,7 +88,7 @@ async def test_text_must_be_visible_and_unicode_and_pairs_are_joined(
     )
     sent = await alice.messenger.send_text(chat_id, f"smile {SMILE_PAIR}")
     assert sent.text == "smile \U0001f600"
-    await until(lambda: _arrived(bob, chat_id, 1))
+    await wait_until(lambda: _arrived(bob, chat_id, 1))
     assert await texts(bob, chat_id) == ["smile \U0001f600"]
 
 

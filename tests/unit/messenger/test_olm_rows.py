@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 import trio
-from harness.fake_messengers import PASSPHRASE, Peers, befriend, texts, until
+from harness.fake_messengers import PASSPHRASE, Peers, befriend, texts
+from harness.waiting import wait_until
 
 from chat.direct import DirectSessions
 from chat.identity_store import load_identity
@@ -21,7 +22,7 @@ async def test_a_profile_with_the_old_single_row_moves_to_per_peer_rows(
     bob = await peers.start("bob")
     chat_id = await befriend(alice, bob)
     await alice.messenger.send_text(chat_id, "before the upgrade")
-    await until(lambda: _count(bob, chat_id, 1))
+    await wait_until(lambda: _count(bob, chat_id, 1))
     await trio.sleep(2)  # saved
     await peers.stop("bob")
 
@@ -39,14 +40,14 @@ async def test_a_profile_with_the_old_single_row_moves_to_per_peer_rows(
 
     bob = await peers.start("bob")
     await alice.messenger.send_text(chat_id, "after the upgrade")
-    await until(lambda: _count(bob, chat_id, 2))
+    await wait_until(lambda: _count(bob, chat_id, 2))
     await trio.sleep(2)
     assert bob.store.olm_sessions.legacy() is None
     assert set(bob.store.olm_sessions.load()) == {alice.messenger.me.identity_key.hex()}
     await peers.stop("bob")
     bob = await peers.start("bob")  # and from the rows alone
     await alice.messenger.send_text(chat_id, "and after a restart")
-    await until(lambda: _count(bob, chat_id, 3))
+    await wait_until(lambda: _count(bob, chat_id, 3))
     assert bob.rejections() == []
 
 

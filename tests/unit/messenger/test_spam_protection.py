@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from harness.fake_messengers import CONFIG, Peers, Running, befriend, texts, until
+from harness.fake_messengers import CONFIG, Peers, Running, befriend, texts
 from harness.spam import crafted_requests, on_partition
+from harness.waiting import wait_until
 
 from chat import events as ev
 from chat.direct import MAX_UNVERIFIED_SENDERS
@@ -48,7 +49,7 @@ async def test_contact_messages_all_arrive_in_order_while_strangers_flood_us(
         await trio.sleep(0.25)
         health = bob.messenger.health()
         assert health.stranger_requests_held <= policy.max_held
-    await until(lambda: _all_arrived(bob, chat_id, len(sent)))
+    await wait_until(lambda: _all_arrived(bob, chat_id, len(sent)))
     assert await texts(bob, chat_id) == sent
     await trio.sleep(policy.report_every)  # the last report is due
     health = bob.messenger.health()
@@ -79,8 +80,8 @@ async def test_a_contacts_message_is_handled_before_the_strangers_backlog(
     bob.drain()
     flood(bob, spam)
     await alice.messenger.send_text(chat_id, "are you there?")
-    await until(lambda: _all_arrived(bob, chat_id, 1))
-    await until(lambda: _requests_received(bob, 201))
+    await wait_until(lambda: _all_arrived(bob, chat_id, 1))
+    await wait_until(lambda: _requests_received(bob, 201))
     events = bob.drain()
     shown = next(i for i, e in enumerate(events) if isinstance(e, ev.MessageAdded))
     requests_before = sum(1 for e in events[:shown] if isinstance(e, ev.ContactUpdated))
@@ -121,7 +122,7 @@ async def test_a_genuine_request_dropped_to_make_room_gets_in_with_its_resend(
     assert [c.state for c in await carol.messenger.contacts()] == ["mutual"]
     assert accepted.chat_id is not None
     await carol.messenger.send_text(accepted.chat_id, "thanks!")
-    await until(lambda: _all_arrived(bob, accepted.chat_id or "", 1))
+    await wait_until(lambda: _all_arrived(bob, accepted.chat_id or "", 1))
 
 
 async def test_the_drop_count_survives_a_restart_and_a_flooded_profile_is_trimmed(
@@ -130,7 +131,7 @@ async def test_the_drop_count_survives_a_restart_and_a_flooded_profile_is_trimme
     roomy = StrangerPolicy(rate=100.0, burst=100, max_held=50)
     bob = await peers.start("bob", strangers=roomy)
     flood(bob, crafted_requests(bob.messenger.identity().contact_link, 30))
-    await until(lambda: _requests_received(bob, 30))
+    await wait_until(lambda: _requests_received(bob, 30))
     await trio.sleep(1.5)  # the receive-side state is saved
     await peers.stop("bob")
     # Started with a smaller cap (as a profile flooded before spam protection would be).
@@ -153,12 +154,12 @@ async def test_taking_in_one_more_request_writes_one_session_row_whatever_the_ba
     bob = await peers.start("bob", strangers=roomy)
     link = bob.messenger.identity().contact_link
     flood(bob, crafted_requests(link, 150))
-    await until(lambda: _requests_received(bob, 150))
+    await wait_until(lambda: _requests_received(bob, 150))
     await trio.sleep(2)  # everything saved
     before = _session_rows(bob)
     await trio.sleep(10)
     flood(bob, crafted_requests(link, 1))
-    await until(lambda: _requests_received(bob, 151))
+    await wait_until(lambda: _requests_received(bob, 151))
     await trio.sleep(2)
     after = _session_rows(bob)
     changed = {key for key, at in after.items() if before.get(key) != at}

@@ -58,7 +58,7 @@ class TokenBucket:
 
     def take(self, now: float) -> bool:
         self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._at) * self.rate)
-        self._at = max(self._at, now)
+        self._at = now  # a clock that stepped back refills from here, not from the old time
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from chat import events as ev
 from chat.contacts import (
     MUTUAL,
+    REQUEST_ID,
     ContactRequest,
     ContactRequestError,
     ContactRequests,
@@ -353,6 +354,12 @@ class ContactsFlow:
             self._writer.save_later(crypto=True)
 
     async def _on_request(self, opened: Opened) -> None:
+        if REQUEST_ID.fullmatch(opened.payload.request.request_id) is None:
+            # Refused before its sender is trusted: a stranger's session stays among the
+            # unverified ones (bounded), and their link is not remembered.
+            self._ctx.reject("a contact request without a valid request id")
+            self._writer.save_later(crypto=True)
+            return
         try:
             verified = self._olm.verify_request(opened)
         except DirectError as exc:

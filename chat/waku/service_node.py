@@ -341,7 +341,7 @@ def request_gate_metrics(gates: Mapping[str, ServerGate]) -> list[Metric]:
             "chinwag_requests_shed_total",
             "counter",
             "Requests refused or dropped by a server's request gate, by protocol and reason "
-            "(peer_busy, server_full, waited_too_long).",
+            "(peer_busy, server_full, waited_too_long, never_sent).",
             tuple(shed),
         ),
         Metric.by_label(

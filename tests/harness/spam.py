@@ -14,14 +14,17 @@ from chat.waku.message import WakuMessage
 INTRO = "hello! I found your link online, please add me"
 
 
-def crafted_requests(recipient_link: str, count: int, intro: str = INTRO) -> list[bytes]:
+def crafted_requests(
+    recipient_link: str, count: int, intro: str = INTRO, *, request_id: str | None = None
+) -> list[bytes]:
     """`count` WakuMessage payloads: a contact request to the owner of `recipient_link` from
-    a new identity each."""
+    a new identity each (with `request_id` if given, else a valid one of its own)."""
     link = ContactLink.parse(recipient_link)
     payloads = []
     for i in range(count):
         spammer = Identity.create(f"Friendly {i}", time.time())
-        payload = request_payload(spammer.contact_link(), intro, f"{i:x}-{i:016x}")
+        own_id = f"{i:x}-{i:016x}" if request_id is None else request_id
+        payload = request_payload(spammer.contact_link(), intro, own_id)
         payloads.append(DirectSessions(spammer).seal_first(link, payload).encode())
     return payloads
 

@@ -16,6 +16,15 @@ def test_the_bucket_admits_a_burst_then_its_rate() -> None:
     assert [bucket.take(100) for _ in range(4)] == [True, True, True, False]  # never over burst
 
 
+def test_the_bucket_refills_again_soon_after_the_clock_steps_back() -> None:
+    # The messenger's clock is the wall clock: a step back (NTP, a VM resumed) must not
+    # stop the refill until the clock is back where it was (an hour without a request).
+    bucket = TokenBucket(rate=0.5, burst=1, now=10_000.0)
+    assert bucket.take(10_000.0) and not bucket.take(10_000.0)
+    assert not bucket.take(6_400.0)  # an hour back
+    assert bucket.take(6_402.0)  # one token in 2 s, as before the step
+
+
 def test_over_the_rate_is_dropped_and_counted() -> None:
     budget = StrangerBudget(StrangerPolicy(rate=1.0, burst=2))
     admitted = [budget.admit(0.0) for _ in range(10)]

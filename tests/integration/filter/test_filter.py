@@ -24,6 +24,7 @@ from chat.waku.filter.wire import (
 from chat.waku.framing import encode_frame, encode_uvarint, read_frame
 from chat.waku.message import WakuMessage
 from chat.waku.reqres import exchange
+from chat.waku.request_gate import GateLimits
 
 PUBSUB = "/waku/2/rs/42/0"
 TOPIC = "/app/1/chat/proto"
@@ -288,5 +289,35 @@ async def test_requests_open_at_once_are_bounded_per_peer_and_refused_unread(hos
         assert (answer.request_id, answer.status_code) == ("N/A", 429)
         assert server.gate.shed["peer_busy"] == 1
         for stream in held:
+            await stream.reset()
+        nursery.cancel_scope.cancel()
+
+
+async def test_streams_that_never_send_their_request_make_room_for_one_that_does(hosts) -> None:
+    """Silent subscribe streams from many peer ids cannot fill the server: once they have sent
+    nothing for the grace, a new request takes the place of the oldest (issue 13)."""
+    service = await hosts.start()
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service, request_timeout=30.0, gate=GateLimits(per_peer=1, total=2))
+        await nursery.start(server.run)
+        silent = []
+        for _ in range(2):
+            attacker = await hosts.start()
+            await hosts.connect(attacker, service)
+            stream = await attacker.new_stream(service.get_id(), [TProtocol(SUBSCRIBE_PROTOCOL)])
+            silent.append(stream)
+
+        async def both_open() -> bool:
+            return server.gate.core.open == 2
+
+        await wait_until(both_open, 10)
+        await trio.sleep(1.5)  # silent past the grace
+        light = await hosts.start()
+        await hosts.connect(light, service)
+        with trio.fail_after(5):
+            answer = await ask(hosts, light, service, SubscribeRequest("s", 1, PUBSUB, (TOPIC,)))
+        assert (answer.request_id, answer.status_code) == ("s", 200)
+        assert server.gate.shed["never_sent"] == 1
+        for stream in silent:
             await stream.reset()
         nursery.cancel_scope.cancel()

@@ -24,6 +24,7 @@ from chat.waku.lightpush.wire import (
 )
 from chat.waku.message import WakuMessage
 from chat.waku.reqres import exchange
+from chat.waku.request_gate import GateLimits
 
 PUBSUB = "/waku/2/rs/42/0"
 MSG = WakuMessage(payload=b"hello", content_topic="/app/1/chat/proto", timestamp=1_700_000_000)
@@ -211,4 +212,33 @@ async def test_requests_open_at_once_are_bounded_per_peer_and_refused_unread(hos
     assert (answer.request_id, answer.status_code) == ("N/A", 429)
     assert server.gate.shed["peer_busy"] == 1
     for stream in held:
+        await stream.reset()
+
+
+async def test_streams_that_never_send_their_request_make_room_for_one_that_does(hosts) -> None:
+    """Silent streams from as many peer ids as an attacker likes cannot fill the server: once
+    they have sent nothing for the grace, a new request takes the place of the oldest."""
+    service = await hosts.start()
+    server = LightPushServer(
+        service, Relay(1), request_timeout=30.0, gate=GateLimits(per_peer=1, total=2)
+    )
+    server.start()
+    silent = []
+    for _ in range(2):
+        attacker = await hosts.start()
+        await hosts.connect(attacker, service)
+        silent.append(await attacker.new_stream(service.get_id(), [TProtocol(PROTOCOL_V3)]))
+
+    async def both_open() -> bool:
+        return server.gate.core.open == 2
+
+    await wait_until(both_open, 10)
+    await trio.sleep(1.5)  # silent past the grace
+    light = await hosts.start()
+    await hosts.connect(light, service)
+    with trio.fail_after(5):
+        result = await push_once(light, service.get_id(), MSG, PUBSUB)
+    assert result.status_code == 200
+    assert server.gate.shed["never_sent"] == 1
+    for stream in silent:
         await stream.reset()

@@ -12,6 +12,7 @@ from harness.spam import crafted_requests, on_partition
 from harness.waiting import wait_until
 
 from chat import events as ev
+from chat.direct import MAX_UNVERIFIED_SENDERS
 from chat.request_budget import StrangerPolicy
 
 NS = 1_000_000_000
@@ -168,3 +169,24 @@ async def test_taking_in_one_more_request_writes_one_session_row_whatever_the_ba
 def _session_rows(running: Running) -> dict[str, int]:
     rows = running.store.db.fetchall("SELECT identity_key, updated_at FROM olm_peer_sessions")
     return {str(key): int(at) for key, at in rows}
+
+
+async def test_requests_refused_for_their_request_id_are_not_kept_beyond_the_bound(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """A stranger's request that Olm opened but the flow refuses (its request id is not one
+    we accept) must not make its sender trusted: each fresh identity would otherwise add an
+    Olm session to the profile that no cap ever drops. It stays among the unverified
+    senders, of whom only the newest MAX_UNVERIFIED_SENDERS are kept."""
+    roomy = StrangerPolicy(rate=1000.0, burst=1000, max_held=5)
+    bob = await peers.start("bob", strangers=roomy)
+    link = bob.messenger.identity().contact_link
+    for bad_id in ("", "not a request id!", "x" * 65):
+        flood(bob, crafted_requests(link, MAX_UNVERIFIED_SENDERS, request_id=bad_id))
+    await trio.testing.wait_all_tasks_blocked()
+    await trio.sleep(2)  # the receive-side state is saved
+    assert await bob.messenger.contacts() == []
+    sessions = bob.messenger.sessions
+    assert sessions is not None and len(sessions.sessions) <= MAX_UNVERIFIED_SENDERS
+    with_sessions = [row for row in bob.store.olm_sessions.load().values() if row["sessions"]]
+    assert len(with_sessions) <= MAX_UNVERIFIED_SENDERS

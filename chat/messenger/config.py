@@ -10,14 +10,13 @@ from libp2p.crypto.keys import KeyPair
 
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.contacts import RequestPolicy
+from chat.events import MAX_TEXT_LENGTH as MAX_TEXT_LENGTH  # one value for every face
 from chat.reliability.outbox import RetryPolicy
 from chat.reliability.sds import SdsParams
 from chat.reliability.store_checks import StoreCheckParams
 from chat.waku.discovery.mdns import MDNS_PORT
 from chat.waku.relay.faults import RelayFaults
 
-MAX_TEXT_LENGTH = 16 * 1024
-"""Characters in one message; far below the 150 KiB Waku limit after SDS and Olm."""
 RECEIVED_STATE = "received"
 """The state every incoming message is stored in."""
 CONTACT_SHARD = 0

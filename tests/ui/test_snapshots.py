@@ -6,15 +6,14 @@ Update after an intended change: pytest tests/ui/test_snapshots.py --snapshot-up
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from textual.app import App
+from harness.tui import NOW
+from harness.tui import ViewHost as Harness
 from textual.pilot import Pilot
 
-import ui
 from chat.events import (
     ChatView,
     ContactView,
@@ -36,7 +35,6 @@ from ui.widgets.conversation import ConversationView
 from ui.widgets.health_bar import HealthBar
 
 SIZE = (110, 32)
-NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 ALICE = "cw1alice000000000000000000000000000000000000000000000000000000"
 BOB = "cw1bob00000000000000000000000000000000000000000000000000000000"
 CAROL = "cw1carol000000000000000000000000000000000000000000000000000000"
@@ -125,26 +123,6 @@ HEALTH = HealthView(
     last_catch_up=NOW - 30,
     outbox=2,
 )
-
-
-class Harness(App[None]):
-    """The real screens and stylesheet, fed views directly (no messenger)."""
-
-    CSS_PATH = str(Path(ui.__file__).parent / "app.tcss")
-
-    def __init__(self, screen: Callable[[], Any], feed: Callable[[Any], None]) -> None:
-        super().__init__()
-        self.clock: Callable[[], float] = lambda: NOW
-        self.messenger = None
-        self.chat_source: Callable[[], None] = lambda: None  # views are fed, not read
-        self._make_screen = screen
-        self._feed = feed
-
-    async def on_mount(self) -> None:
-        self.theme = "textual-dark"
-        screen = self._make_screen()
-        await self.push_screen(screen)
-        self._feed(screen)
 
 
 def feed_main(screen: MainScreen) -> None:

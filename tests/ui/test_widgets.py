@@ -83,11 +83,12 @@ def test_read_marker_sits_above_the_first_unread_and_updates_rerender_one_messag
             lines = conversation.visible_text().splitlines()
             marker = next(i for i, line in enumerate(lines) if " new " in line)
             assert "message 3" in lines[marker + 1]
-            assert "message 2  ↑" in conversation.visible_text()
+            assert "↑  me: message 2" in conversation.visible_text()
             conversation.update(
                 view(2, outgoing=True, state="failed", state_reason="no peers", attempts=8)
             )
-            assert "✗ failed: no peers (ctrl+r retries)" in conversation.visible_text()
+            text = conversation.visible_text()
+            assert "✗  me: message 2\n         failed: no peers (ctrl+r retries)" in text
             conversation.add(view(5))
             assert conversation.visible_text().splitlines()[-1].endswith("message 5")
 

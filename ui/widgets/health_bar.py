@@ -19,3 +19,11 @@ class HealthBar(Static):
         for status in ("online", "degraded", "offline", "sleeping"):
             self.set_class(health.status == status, f"-{status}")
         self.update(health_summary(health))
+
+    def stopped(self, reason: str) -> None:
+        """The messenger stopped: say so instead of a state that will not change."""
+        self.health = None
+        for status in ("online", "degraded", "sleeping"):
+            self.remove_class(f"-{status}")
+        self.add_class("-offline")
+        self.update(f"○ stopped: {reason}")

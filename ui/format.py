@@ -245,15 +245,10 @@ def split_message(text: str, limit: int) -> list[str]:
 
 def no_peers_hint(setup: NetworkSetup) -> str:
     """What to do when no peer is configured and none was found: where to add one."""
-    lan = (
-        "LAN discovery is on: another chinwag on this network is found by itself (none yet)."
-        if setup.lan_discovery
-        else "LAN discovery is off."
-    )
+    lan = "on (none found yet)" if setup.lan_discovery else "off"
     return (
-        "No peers, so no one can be reached. Add a node in the config file "
-        f'{setup.config_file} ([network] peers = ["/ip4/…/tcp/…/p2p/…"]), or start chinwag '
-        f"with --peer ADDRESS or --fleet FILE. {lan}"
+        f"No peers yet: add a node's address to [network] peers in {setup.config_file}, "
+        f"or start chinwag with --peer ADDRESS or --fleet FILE. LAN discovery is {lan}."
     )
 
 

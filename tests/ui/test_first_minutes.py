@@ -253,6 +253,7 @@ def test_with_no_peers_the_main_screen_says_how_to_add_one(
             hint = text_of(app, "#network-hint")
             assert str(config.config_file) in hint
             assert "--peer" in hint and "--fleet" in hint and "LAN discovery is off" in hint
+            assert "[network] peers" in hint
             await pilot.press("ctrl+q")
 
         network.start_service()

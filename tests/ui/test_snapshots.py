@@ -18,17 +18,21 @@ from chat.events import (
     ChatView,
     ContactView,
     HealthView,
+    IdentityView,
     MessageView,
     OutboxItemView,
     TraceStep,
+    VerificationView,
 )
 from ui.screens.contacts import ContactsScreen
 from ui.screens.display_name import DisplayNameScreen
 from ui.screens.help import HelpScreen
+from ui.screens.link import LinkScreen
 from ui.screens.main import MainScreen
 from ui.screens.onboarding import OnboardingScreen
 from ui.screens.outbox import OutboxScreen
 from ui.screens.trace import TraceScreen
+from ui.screens.verify import VerifyScreen
 from ui.screens.verify_request import VerificationRequestScreen
 from ui.widgets.chat_list import ChatList
 from ui.widgets.conversation import ConversationView
@@ -236,6 +240,7 @@ class OnboardingHarness(Harness):
     whole app under the snapshot plugin would leave a trio guest run behind)."""
 
     profile = "default"
+    TITLE = "OnboardingHarness"
 
 
 def test_onboarding_screen(snap_compare: Any) -> None:
@@ -256,4 +261,48 @@ def test_verification_request_screen(snap_compare: Any) -> None:
 
 def test_display_name_screen(snap_compare: Any) -> None:
     app = Harness(lambda: DisplayNameScreen("Alice"), lambda _: None)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_main_screen_on_a_small_window(snap_compare: Any) -> None:
+    """60x15: the chat list narrows to 16 columns."""
+    assert snap_compare(Harness(MainScreen, feed_main), terminal_size=(60, 15), run_before=settle)
+
+
+def test_main_screen_with_no_peers(snap_compare: Any) -> None:
+    """No peer configured, none found: the hint above the health bar says how to add one."""
+
+    def feed(screen: MainScreen) -> None:
+        feed_main(screen)
+        alone = HealthView("offline", False, 0, {}, None, {}, None, 0)
+        screen._show_health(alone)
+
+    assert snap_compare(Harness(MainScreen, feed), terminal_size=(80, 24), run_before=settle)
+
+
+LINK = IdentityView(ALICE, "Alice", "chinwag:" + "CnUIARIgDK-aMv3nQmA0B18z-8McW_M6lYBhCMcw1g" * 6)
+"""The length of a real link (255 characters), fixed so the QR code is too."""
+
+
+def test_link_screen_at_80x24(snap_compare: Any) -> None:
+    """The whole link, the buttons, and a note where the QR code does not fit."""
+    app = Harness(lambda: LinkScreen(LINK), lambda _: None)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_link_screen_with_the_qr_code_beside(snap_compare: Any) -> None:
+    app = Harness(lambda: LinkScreen(LINK), lambda _: None)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=settle)
+
+
+def test_verify_screen(snap_compare: Any) -> None:
+    """The seven emoji over their names, in columns."""
+    bob = ContactView(BOB, "Bob", "mutual", BOB_CHAT, "", False, NOW - 3_600)
+    emoji = [("🐶", "Dog"), ("☁️", "Cloud"), ("🍓", "Strawberry"), ("⌛", "Hourglass"),
+             ("🔑", "Key"), ("💡", "Light Bulb"), ("✈️", "Aeroplane")]  # fmt: skip
+
+    def feed(screen: VerifyScreen) -> None:
+        screen.show(VerificationView(BOB, "compare", emoji))
+
+    app = Harness(lambda: VerifyScreen(bob), feed)
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)

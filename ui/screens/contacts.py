@@ -59,7 +59,8 @@ class ContactsScreen(Screen[str | None]):
 
     async def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("name", "state", "intro", "chat key")
+        self.columns = table.add_columns("name", "state", "intro", "chat key")
+        self.set_interval(1.0, self._tick)  # "next in N s" counts down
         messenger = self.chinwag.messenger
         if messenger is not None:
             self.query_one(HealthBar).show(messenger.health())
@@ -87,6 +88,13 @@ class ContactsScreen(Screen[str | None]):
             )
         if selected is not None and selected.chat_key in self.contacts:
             table.move_cursor(row=table.get_row_index(selected.chat_key))
+
+    def _tick(self) -> None:
+        table = self.query_one(DataTable)
+        now = self.chinwag.clock()
+        for contact in self.contacts.values():
+            if contact.state == "request_sent" and contact.chat_key in table.rows:
+                table.update_cell(contact.chat_key, self.columns[1], contact_state(contact, now))
 
     @property
     def selected(self) -> ContactView | None:

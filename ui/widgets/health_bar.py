@@ -7,12 +7,18 @@ from textual.widgets import Static
 
 from chat.events import HealthView
 from ui.format import health_summary
+from ui.host import host
 
 
 class HealthBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("○ starting…", id=id, markup=False)
         self.health: HealthView | None = None
+
+    def on_mount(self) -> None:
+        failure = host(self).messenger_failure
+        if failure is not None:  # on a screen opened after the network part stopped
+            self.stopped(failure)
 
     def show(self, health: HealthView) -> None:
         self.health = health

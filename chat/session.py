@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -69,6 +70,8 @@ __all__ = [
     "render_qr",
     "validate_display_name",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
 LOCK_FILE_NAME = "lock"
@@ -356,16 +359,21 @@ class Session:
         threading.Thread(target=derive, name="derive-key", daemon=True).start()
         self._early = (passphrase, future)
 
-    def publish_link(self, link: str) -> None:
+    def publish_link(self, link: str) -> bool:
         """Keep `link` in the profile directory for `published_link` (call it while holding
-        the lock, whenever the link changes). Written whole or not at all."""
+        the lock, whenever the link changes). Written whole or not at all; a failure (a
+        read-only directory) is logged, not raised: the link is a convenience for others."""
         directory = self.profiles.directory(self.profile)
-        path = directory / LINK_FILE_NAME
         temporary = directory / f".{LINK_FILE_NAME}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as file:
-            file.write(link + "\n")
-        os.replace(temporary, path)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as file:
+                file.write(link + "\n")
+            os.replace(temporary, directory / LINK_FILE_NAME)
+        except OSError as exc:
+            log.warning("could not publish the contact link in %s: %s", directory, exc)
+            return False
+        return True
 
     def published_link(self) -> str | None:
         """The link the profile's current (or last) holder published; None if there is none.

@@ -67,6 +67,13 @@ def _preload_messenger() -> None:
         importlib.import_module("chat.messenger")
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, as one sentence: the first error inside nursery groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return str(exc) or type(exc).__name__
+
+
 class ChinwagApp(App[int]):
     """`ChinwagApp(session).run()`; `passphrase` skips typing it on the unlock screen (its
     key may be being derived already: `Session.derive_early`)."""
@@ -179,7 +186,7 @@ class ChinwagApp(App[int]):
                         self.post_message(MessengerEvent(event))
         except Exception as exc:
             log.exception("the messenger stopped")
-            self.post_message(MessengerFailed(str(exc) or type(exc).__name__))
+            self.post_message(MessengerFailed(_reason(exc)))
         finally:
             self.messenger = None
 
@@ -219,12 +226,8 @@ class ChinwagApp(App[int]):
 
     def _publish_link(self) -> None:
         """Keep the current link where `chinwag link` reads it while we hold the profile."""
-        if self.messenger is None:
-            return
-        try:
+        if self.messenger is not None:
             self.session.publish_link(self.messenger.identity().contact_link)
-        except OSError:
-            log.warning("could not publish the contact link in the profile directory")
 
     def on_messenger_event(self, message: MessengerEvent) -> None:
         event = message.event
@@ -329,7 +332,8 @@ class ChinwagApp(App[int]):
             return
         self.copy_to_clipboard(self.messenger.identity().contact_link)
         self.notify(
-            "Copied your contact link to the clipboard (in tmux: its paste buffer).",
+            "Copied your contact link to the clipboard (if your terminal takes OSC 52; in "
+            "tmux, with set-clipboard on).",
             title="My link",
         )
 

@@ -149,6 +149,7 @@ def test_the_published_link_is_read_without_the_lock(session: Session) -> None:
     """`chinwag link` reads it while another process holds the profile (the link is public);
     it is written whole (a temporary file, then renamed), private to the user."""
     assert session.published_link() is None
+    assert not session.publish_link("chinwag:x")  # no profile directory: logged, not raised
     with session.create("Alice", PASSPHRASE):
         session.publish_link("chinwag:first")
         session.publish_link("chinwag:second")

@@ -4,10 +4,11 @@ Textual hands each key to the widget focused when the app reads it, into that wi
 queue; a Tab (or Enter that moves on) is acted on only after the key has bubbled up to the
 screen, so keys typed right after it, already queued, landed in the previous field:
 `Bob<Tab>xyz` named you "Bobxyz", and a password manager's auto-type would have written the
-passphrase into the display name. Widgets with `FollowsFocus` pass a key that reaches them
-after the focus has moved on to the widget that has it now (in the order typed), and
-`FieldInput` moves the focus itself, at once, on Tab, Shift+Tab and (unless it is the last
-field) Enter, so the keys behind it follow.
+passphrase into the display name. `follow_focus` passes a key that reaches a widget after
+the focus has moved on to the widget that has it now (in the order typed); `FieldInput`
+moves the focus itself, at once, on Tab, Shift+Tab and (unless it is the last field) Enter,
+so the keys behind it follow; the chat list (ui/widgets/chat_list.py) does the same for
+text, which it hands to the composer.
 """
 
 from __future__ import annotations
@@ -40,13 +41,6 @@ def follow_focus(widget: Widget, event: events.Key) -> bool:
     # A fresh event: the spent one is marked stopped. Forwarded, as the app forwards keys.
     focused._forward_event(events.Key(event.key, event.character))
     return True
-
-
-class FollowsFocus(Widget):
-    """A key that reaches this widget after the focus left it goes where the focus is."""
-
-    async def _on_key(self, event: events.Key) -> None:
-        follow_focus(self, event)
 
 
 class FieldInput(Input):

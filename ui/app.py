@@ -219,7 +219,6 @@ class ChinwagApp(App[int]):
         return NetworkSetup(
             config_file=str(self.session.config.config_file),
             peers=peers,
-            fleet=settings.fleet_name if settings is not None else "",
             lan_discovery=lan,
             log_file=str(self.session.config.log_file),
         )

@@ -31,8 +31,6 @@ class NetworkSetup:
     config_file: str
     peers: int
     """Peers configured (config file, fleet, --peer)."""
-    fleet: str
-    """The fleet's name, or empty."""
     lan_discovery: bool
     log_file: str
 

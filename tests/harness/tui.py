@@ -88,7 +88,6 @@ class ViewHost(App[None]):
         return NetworkSetup(
             config_file="/home/alice/.config/chinwag/config.toml",
             peers=0,
-            fleet="",
             lan_discovery=True,
             log_file="/home/alice/.local/share/chinwag/profiles/default/logs/chinwag.log",
         )

@@ -299,8 +299,11 @@ class MainScreen(Screen[None]):
     def action_send_in_parts(self) -> None:
         """Send a text over the length limit as several messages, in order."""
         composer = self.query_one(Composer)
-        if self.current_chat is None or not composer.over_limit:
+        if not composer.over_limit:
             self.notify("Nothing too long to send in parts.")
+            return
+        if self.current_chat is None:
+            self.notify("Open a chat first (add a contact with F2).", severity="warning")
             return
         parts = composer.take_parts()
         for part in parts:

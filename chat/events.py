@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from storage.repositories.messages import StoredMessage
 
 
+MAX_TEXT_LENGTH = 16 * 1024
+"""Characters in one message (every face checks it before sending; chat.messenger refuses
+more); far below the 150 KiB Waku limit after SDS and Olm."""
+
+
 # ---- errors ------------------------------------------------------------------------------
 class MessengerError(UserError):
     """A command that cannot be done; the message is a sentence for the user."""

@@ -10,6 +10,7 @@ from libp2p.crypto.keys import KeyPair
 
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.contacts import RequestPolicy
+from chat.events import MAX_TEXT_LENGTH as MAX_TEXT_LENGTH  # one value for every face
 from chat.reliability.outbox import RetryPolicy
 from chat.reliability.sds import SdsParams
 from chat.reliability.store_checks import StoreCheckParams
@@ -17,8 +18,6 @@ from chat.request_budget import StrangerPolicy
 from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.relay.faults import RelayFaults
 
-MAX_TEXT_LENGTH = 16 * 1024
-"""Characters in one message; far below the 150 KiB Waku limit after SDS and Olm."""
 MAX_MESSAGE_ID_LENGTH = 64
 """Ours are 32 hex characters; a reference (reply_to) longer than this names nothing."""
 RECEIVED_STATE = "received"

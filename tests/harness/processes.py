@@ -145,10 +145,13 @@ class Chinwag:
     def env(self) -> dict[str, str]:
         return {**os.environ, PASSPHRASE_ENV: PASSPHRASE}
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run to the end; `env`: instead of `env()` (e.g. without the passphrase)."""
         return subprocess.run(
-            self.command(*args), capture_output=True, text=True, env=self.env(),
-            timeout=PROCESS_DEADLINE, check=False,
+            self.command(*args), capture_output=True, text=True,
+            env=self.env() if env is None else env, timeout=PROCESS_DEADLINE, check=False,
         )  # fmt: skip
 
     async def start(self, *args: str) -> ChinwagProcess:

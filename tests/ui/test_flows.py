@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import trio
+from harness.tui import HeldBack, befriend_headless, on, running
 from harness.waiting import wait_until
 from textual.widgets import DataTable, Input
 
@@ -15,10 +14,11 @@ from chat.config import Config
 from chat.messenger import MAX_INTRO_LENGTH
 from chat.reliability.outbox import RetryPolicy
 from chat.request_budget import StrangerPolicy
-from chat.session import OpenProfile, Session
+from chat.session import Session
 from storage.profiles import Profiles
 from storage.repositories.conversations import Conversation
 from ui.app import ChinwagApp
+from ui.format import emoji_grid
 from ui.screens.contacts import ContactsScreen
 from ui.screens.display_name import DisplayNameScreen
 from ui.screens.help import HelpScreen
@@ -45,16 +45,9 @@ class CountingBells(ChinwagApp):
         self.bells += 1
 
 
-def on(app: ChinwagApp, kind: type) -> Callable[[], bool]:
-    """The screen shows, composed and mounted: a screen is app.screen from the switch on,
-    before its widgets exist."""
-    return lambda: isinstance(app.screen, kind) and app.screen.is_mounted
-
-
-def running(app: ChinwagApp) -> Callable[[], bool]:
-    """The main screen with the messenger attached (the screen itself comes first, from the
-    store, while the node starts)."""
-    return lambda: on(app, MainScreen)() and app.messenger is not None
+def shows_emoji(screen: str, emoji: list[tuple[str, str]]) -> bool:
+    """The seven emoji over their names, as the verify screen lays them out."""
+    return all(line in screen for line in emoji_grid(emoji, 78).splitlines())
 
 
 def conversation(app: ChinwagApp) -> ConversationView:
@@ -82,11 +75,12 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
             await ui.wait_for_text(pilot, "The two passphrases differ")
             app.screen.query_one("#repeat", Input).value = "abc tall purple giraffes dance"
             await pilot.click("#create")
-            await ui.wait_for_text(pilot, "Share this link")
+            await ui.wait_for_text(pilot, "Send this link to people")
             assert app.messenger is not None
             identity = app.messenger.identity()
             assert identity.display_name == "Alice"
-            assert "▀" in ui.screen_text(app)  # the QR code
+            assert identity.contact_link[:40] in ui.screen_text(app)
+            assert "No room for the QR code" in ui.screen_text(app)  # 110x34: too small
             await pilot.press("escape")
             await ui.wait_until(pilot, running(app))
             await ui.wait_for_text(pilot, "offline")  # the health bar: no peers configured
@@ -151,7 +145,7 @@ def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
             await ui.wait_for_text(pilot, "command palette: every action by name")
             await pilot.press("escape")
             await pilot.press("f4")
-            await ui.wait_for_text(pilot, "Share this link")
+            await ui.wait_for_text(pilot, "Send this link to people")
             await pilot.press("escape")
             await pilot.press("ctrl+p", *"outbox")
             await ui.wait_for_text(pilot, "Everything not yet delivered")
@@ -208,7 +202,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
 
             bob_view = await network.arun(bob_sees)
             assert bob_view.state == "compare"
-            assert "   ".join(e for e, _ in bob_view.emoji) in ui.screen_text(app)
+            assert shows_emoji(ui.screen_text(app), bob_view.emoji)
             await pilot.press("y")
             await ui.wait_for_text(pilot, "waiting for them to confirm")
             await network.arun(bob.confirm_verification, alice_key)
@@ -359,17 +353,6 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
     asyncio.run(scenario())
 
 
-class HeldBack(ChinwagApp):
-    """The real app whose messenger starts only when the test says so: what the user sees
-    in the moment between unlocking and the node being up."""
-
-    release = threading.Event()
-
-    async def _messenger_main(self, opened: OpenProfile) -> None:
-        await trio.to_thread.run_sync(self.release.wait, abandon_on_cancel=True)
-        await super()._messenger_main(opened)
-
-
 def test_the_chats_show_from_the_store_before_the_messenger_is_up(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:
@@ -403,7 +386,8 @@ def test_the_chats_show_from_the_store_before_the_messenger_is_up(
             assert "starting" in text  # the health bar: no network yet, and it says so
             assert app.messenger is None and app.ready_at is not None
             # Written before the network is up: kept, and sent once it is.
-            app.screen.query_one(Composer).focus()
+            composer = app.screen.query_one(Composer)
+            composer.focus()
             await pilot.press(*"typed early", "enter")
             await ui.wait_for_text(pilot, "Sending as soon as the network core has started")
             HeldBack.release.set()
@@ -412,23 +396,8 @@ def test_the_chats_show_from_the_store_before_the_messenger_is_up(
             # This chat was only seeded (no contact behind it), so the messenger refuses the
             # send with its own sentence: proof the held message went to the real messenger.
             await ui.wait_for_text(pilot, "no chat")
-
-
-async def befriend_headless(app: ChinwagApp, pilot: Any, network: Any, ui: Any, bob: Any) -> str:
-    """Bob (headless) asks the TUI's user, who accepts; returns Alice's chat key once Bob
-    sees the contact as mutual."""
-    assert app.messenger is not None
-    await ui.wait_for_text(pilot, "● online")
-    await network.arun(bob.add_contact, app.messenger.identity().contact_link, "")
-    await ui.wait_for_text(pilot, "✉ 1 contact request")
-    await app.call(app.messenger.accept_contact, bob.identity().chat_key)
-    alice_key: str = app.messenger.identity().chat_key
-
-    async def bob_mutual() -> bool:
-        return any(c.state == "mutual" for c in await bob.contacts())
-
-    await network.arun(wait_until, bob_mutual)  # on Bob's trio thread, with its deadline
-    return alice_key
+            # Refused, it is not lost: it is back in the composer.
+            await ui.wait_until(pilot, lambda: composer.text == "typed early", what="given back")
 
 
 def test_a_contacts_verification_request_prompts_decline_or_compare(
@@ -478,7 +447,7 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
             await ui.wait_for_text(pilot, "compare these emoji")
             await network.arun(bob_reaches, bob, alice_key, "compare")
             bob_emoji = bob.verification(alice_key).emoji
-            assert "   ".join(e for e, _ in bob_emoji) in ui.screen_text(app)
+            assert shows_emoji(ui.screen_text(app), bob_emoji)
             await pilot.press("y")
             await ui.wait_for_text(pilot, "waiting for them to confirm")
             await network.arun(bob.confirm_verification, alice_key)
@@ -540,7 +509,7 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
             await network.arun(wait_until, bob_sees_the_name)
             assert [c.chat_key for c in await network.arun(bob.contacts)] == [alice_key]
             await pilot.press("f4")
-            await ui.wait_for_text(pilot, "Share this link")
+            await ui.wait_for_text(pilot, "Send this link to people")
             assert "Ally Cat" in ui.screen_text(app)
             await pilot.press("escape")
             await network.arun(bob.set_display_name, "Robert")  # and the other way round

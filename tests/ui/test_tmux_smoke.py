@@ -32,12 +32,12 @@ def line_with(screen: str, text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def ends_with_glyph(text: str, glyph: str) -> Callable[[str], bool]:
-    """The message's line ends with this state glyph (✓ is not ✓✓)."""
+def has_state(text: str, glyph: str) -> Callable[[str], bool]:
+    """The message's line shows this state glyph in the state column, right before the
+    sender's name (✓ is not ✓✓: the column is two cells and a space)."""
 
     def check(screen: str) -> bool:
-        line = line_with(screen, text)
-        return line.endswith(f"  {glyph}") and not line.endswith(f"{glyph}{glyph}")
+        return f"{glyph.ljust(2)} {text}" in line_with(screen, text)
 
     return check
 
@@ -112,7 +112,7 @@ async def befriend(tmux: Tmux, bob: httpx.AsyncClient) -> str:
 async def chat(tmux: Tmux, bob: httpx.AsyncClient, chat_id: str) -> None:
     tmux.type("hello Bob")  # the composer has the focus once the chat is open
     tmux.keys("Enter")
-    await tmux.wait_for(ends_with_glyph("Alice: hello Bob", "✓✓"))  # Bob acknowledged it
+    await tmux.wait_for(has_state("Alice: hello Bob", "✓✓"))  # Bob acknowledged it
 
     async def bob_got_it() -> bool:
         return await incoming(bob, chat_id) == ["hello Bob"]
@@ -143,10 +143,10 @@ async def message_for_a_stopped_contact(
     try:
         tmux.type("are you there?")
         tmux.keys("Enter")
-        await tmux.wait_for(ends_with_glyph("Alice: are you there?", "✓"))
+        await tmux.wait_for(has_state("Alice: are you there?", "✓"))
     finally:
         bob_process.stop(signal.SIGCONT)
-    await tmux.wait_for(ends_with_glyph("Alice: are you there?", "✓✓"))
+    await tmux.wait_for(has_state("Alice: are you there?", "✓✓"))
 
     async def bob_got_it() -> bool:
         return await incoming(bob, chat_id) == ["hello Bob", "are you there?"]

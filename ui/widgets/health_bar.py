@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from chat.events import HealthView
 from ui.format import health_summary
+from ui.host import host
 
 
 class HealthBar(Static):
@@ -14,8 +15,21 @@ class HealthBar(Static):
         super().__init__("○ starting…", id=id, markup=False)
         self.health: HealthView | None = None
 
+    def on_mount(self) -> None:
+        failure = host(self).messenger_failure
+        if failure is not None:  # on a screen opened after the network part stopped
+            self.stopped(failure)
+
     def show(self, health: HealthView) -> None:
         self.health = health
         for status in ("online", "degraded", "offline", "sleeping"):
             self.set_class(health.status == status, f"-{status}")
         self.update(health_summary(health))
+
+    def stopped(self, reason: str) -> None:
+        """The messenger stopped: say so instead of a state that will not change."""
+        self.health = None
+        for status in ("online", "degraded", "sleeping"):
+            self.remove_class(f"-{status}")
+        self.add_class("-offline")
+        self.update(f"○ stopped: {reason}")

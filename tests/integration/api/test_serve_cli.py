@@ -124,6 +124,11 @@ async def test_serve_prints_what_scripts_need_and_stops_cleanly(chinwag: Any) ->
     second = chinwag.run("--profile", "alice", "serve", "--api", "0")
     assert second.returncode == 2
     assert "in use by another chinwag process" in second.stderr
+    # `chinwag link` is not: it prints the link serve published (no passphrase needed).
+    env = {k: v for k, v in chinwag.env().items() if k != "CHINWAG_PASSPHRASE"}
+    printed = chinwag.run("--profile", "alice", "link", "--no-qr", env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.splitlines()[-1] == identity["contact_link"]
 
     served.process.stop(signal.SIGTERM)
     assert await served.process.wait() == 0

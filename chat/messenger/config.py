@@ -21,6 +21,10 @@ MAX_TEXT_LENGTH = 16 * 1024
 """Characters in one message; far below the 150 KiB Waku limit after SDS and Olm."""
 MAX_MESSAGE_ID_LENGTH = 64
 """Ours are 32 hex characters; a reference (reply_to) longer than this names nothing."""
+MAX_SENT_AT_AHEAD_MS = 5 * 60 * 1000
+"""A received message's send time (the sender's claim, any uint64 on the wire) may be this far
+ahead of our clock (clocks differ); a later time has not come yet and is replaced by the
+time the message arrived."""
 RECEIVED_STATE = "received"
 """The state every incoming message is stored in."""
 CONTACT_SHARD = 0

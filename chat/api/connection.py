@@ -225,7 +225,7 @@ class HttpConnection:
 
     async def _answer(self, request: h11.Request) -> bool:
         """Run the app for `request`; whether the connection can carry another request."""
-        method = request.method.decode("ascii").upper()
+        method = request.method.decode("ascii")  # case-sensitive, as h11 reads it
         path, _, query = request.target.partition(b"?")
         scope = {
             "type": "http",

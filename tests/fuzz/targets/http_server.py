@@ -1,17 +1,22 @@
 """The REST API's own HTTP/1.1 server, one connection (chat/api/connection.py): request heads,
 bodies (sized, chunked, cut short), pipelined requests, `Expect: 100-continue`, HTTP/1.0 and
-HTTP/2 prefaces, heads over the limit, a client that trickles bytes or stops sending.
+HTTP/2 prefaces, heads over the limit, event streams, and clients that trickle bytes, stall,
+half-close or vanish.
 
 Each input is one connection, served by the real `HttpConnection` over an in-memory stream
 (tests/harness/http_memory.py) on trio's mock clock, so the server's timeouts fire at once.
-The first byte says how the client behaves (below); the rest is what it writes. The app
-behind the connection is a small one: it echoes the body's length (reading it whole), answers
-without reading the body, or fails, depending on the path.
+The first byte says how the client behaves (`Client`: the size of its writes, the pause
+between them, how often the rest is repeated, and how it ends); the rest is what it writes.
+The app behind the connection is a small one (`EchoApp`): by path it reads the body and
+answers its length, answers without reading the body, streams until the client leaves, or
+fails.
 
 Contract: everything the server sends is a sequence of well-formed HTTP/1.1 responses ending
-in a clean close (h11, as a client, reads it); each app call gets one answer, and at most one
-more answer is a refusal (400, 408, 431, 505); a 500 only when the app failed; nothing
-escapes the connection; it ends within the client's own pace plus the server's timeouts."""
+in a clean close (h11, as a client, reads it), only an event stream cut short by its
+client; each app call gets one answer, and at most one more answer is a refusal (400, 408,
+431, 505); a 500 only when the app failed; nothing else logged as an error; nothing escapes
+the connection; it closes within the client's own pace, the app's streams and the server's
+timeouts (else it hangs)."""
 
 from __future__ import annotations
 
@@ -233,9 +238,10 @@ TARGETS = (
         name="http_connection",
         decoder="chat.api.connection.HttpConnection (h11 framing, the request limits and "
         "timeouts, pipelining, 100-continue, refusals), over an in-memory stream",
-        contract="well-formed HTTP/1.1 responses then a clean close; one answer per request "
-        "the app saw, at most one refusal (400/408/431/505) besides; 500 only when the app "
-        "failed; nothing escapes; never open past the client's pace plus the timeouts",
+        contract="well-formed HTTP/1.1 responses then a clean close (only an event stream cut "
+        "short by its client); one answer per request the app saw, at most one refusal "
+        "(400/408/431/505) besides; 500 only when the app failed; no other error logged; "
+        "nothing escapes; never open past the client's pace, the streams and the timeouts",
         fuzz=fuzz_connection,
         seeds=_seeds,
         max_len=8192,

@@ -40,10 +40,10 @@ WRITE_SIZES = (None, 1, 7, 61)
 PAUSES = (0.0, 0.5, 4.0, 11.0)
 """Seconds between writes: none, a slow client, one past the idle timeout (5 s) and one past
 the request read timeout (10 s)."""
-REPEATS = (1, 2, 8, 64)
+REPEATS = (1, 2, 8, 32)
 ENDINGS = ("wait", "half-close", "leave", "leave")
 """Bits 0 and 7: the client waits for the server to close, half-closes, or leaves at once."""
-MAX_WRITES = 4096
+MAX_WRITES = 512
 SLACK = 60.0
 """Virtual seconds the server may hold a connection beyond the client's own pace and the
 app's streams (its idle, read and linger timeouts are all shorter): longer is a hang."""
@@ -224,7 +224,10 @@ def _seeds() -> Iterable[bytes]:
     yield _client() + b"GET / HTTP/1.0\r\n\r\n"
     yield _client() + b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
     yield _client() + b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 1100 + b"\r\n\r\n"
-    yield _client(repeat=3) + post  # 64 pipelined requests
+    yield _client(repeat=3) + post  # 32 pipelined requests
+    padded = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 900 + b"\r\n\r\n"
+    # A stream, and behind it more pipelined bytes than the connection keeps meanwhile.
+    yield _client(repeat=3) + b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n" + padded * 7
     yield _client("leave") + get + post  # the client is gone before the answers
     yield _client("leave", size=7, pause=1) + b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n"
     yield _client() + b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"

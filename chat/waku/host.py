@@ -70,6 +70,11 @@ class TaskStatusLike(Protocol):
     def started(self) -> None: ...
 
 
+MAX_NODE_KEY_FILE_BYTES = 1024
+"""A node key file is one line of 64 hex digits; anything much larger is not one (read no
+more than this, whatever the file holds)."""
+
+
 class NodeKeyError(UserError):
     """The node key file cannot be read, parsed or created."""
 
@@ -109,11 +114,21 @@ def load_or_create_node_key(path: Path) -> KeyPair:
     `--nodekey` option uses, so a key can move between implementations.
     """
     try:
-        text = path.read_text(encoding="ascii")
+        with path.open("rb") as key_file:
+            raw = key_file.read(MAX_NODE_KEY_FILE_BYTES + 1)
     except FileNotFoundError:
         return _create_node_key_file(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NodeKeyError(f"cannot read the node key file {path}: {exc}") from None
+    except OSError as exc:
+        raise NodeKeyError(f"cannot read the node key file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_NODE_KEY_FILE_BYTES:
+        raise NodeKeyError(
+            f"the node key file {path} is over {MAX_NODE_KEY_FILE_BYTES} bytes;"
+            " it should hold one line of 64 hex digits"
+        )
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise NodeKeyError(f"the node key file {path} is not ASCII text") from None
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         log.warning("node key file %s is readable by others (mode %o); use chmod 600", path, mode)

@@ -38,7 +38,7 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.secp256k1 import Secp256k1PrivateKey, create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
-from libp2p.network.config import ConnectionConfig
+from libp2p.network.config import LOW_WATERMARK, MIN_CONNECTIONS, ConnectionConfig
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -305,13 +305,23 @@ class WakuHost:
         self.key_pair = key_pair
         self.listen_addrs = list(listen_addrs)
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+        swarm_room = max_connections + inbound_limits.max_pending
         self.libp2p: IHost = new_host(
             key_pair=key_pair,
             sec_opt={NOISE_PROTOCOL_ID: noise},
             muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
             listen_addrs=self.listen_addrs,
             connection_config=ConnectionConfig(
-                max_connections=max_connections,
+                # Room for the pending inbound connections on top: py-libp2p refuses a
+                # connection before its handshake once this many are open, while the inbound
+                # gate holds `max_connections` after it, making room (inbound_gate.py). At
+                # its high watermark py-libp2p would prune on its own: never, then.
+                max_connections=swarm_room,
+                high_watermark=swarm_room,
+                # Its defaults (50 and 100) must not exceed the maximum, or a node with a low
+                # --max-connections fails to start (it did). Its auto-connector is stopped.
+                min_connections=min(MIN_CONNECTIONS, swarm_room),
+                low_watermark=min(LOW_WATERMARK, swarm_room),
                 max_connections_per_peer=1,
                 # py-libp2p's 10 s for Noise + muxer negotiation is too short on a slow,
                 # lossy link (several round trips of a second or more each); ours is the dial's.
@@ -322,7 +332,7 @@ class WakuHost:
         self.events = ConnectionEvents()
         network = self.libp2p.get_network()
         network.register_notifee(self.events)
-        self.inbound = InboundGate(inbound_limits)
+        self.inbound = InboundGate(inbound_limits, max_connections=max_connections)
         if isinstance(network, Swarm):
             self.inbound.install(network)
 

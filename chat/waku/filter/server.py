@@ -5,7 +5,9 @@ Whoever receives relay traffic calls `on_message(pubsub_topic, message)`; it nev
 Each subscriber gets its own pusher task with a bounded queue and one long-lived push stream
 (nwaku writes many frames on one stream), so a stalled subscriber only loses its own frames.
 A request gate bounds the subscribe requests one peer (`GateLimits.per_peer`) and everyone
-(`total`) may have open at once: beyond that a request is refused unread (429, or 503).
+(`total`) may have open at once: beyond that a request is refused unread (429, or 503). A
+response is written at a pace (chat/waku/write_pace.py): not taken in time, its stream is
+reset and its place freed (`slow_reader`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from chat.waku.filter.wire import (
     SubscribeRequest,
     SubscribeResponse,
 )
-from chat.waku.framing import FramingError, encode_frame, read_frame, write_frame
+from chat.waku.framing import FramingError, encode_frame, read_frame
 from chat.waku.message import WakuMessage
 from chat.waku.ratelimit import RateLimiter
 from chat.waku.reqres import (
@@ -44,9 +46,11 @@ from chat.waku.reqres import (
     close_quietly,
     end_served_stream,
     remote_peer,
+    write_paced,
 )
 from chat.waku.request_gate import GateLimits, Shed, Ticket
 from chat.waku.server_gate import ServerGate
+from chat.waku.write_pace import DEFAULT_PACE, WritePace
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -103,9 +107,11 @@ class FilterServer:
         push_queue_frames: int = PUSH_QUEUE_FRAMES,
         maintenance_interval: float = MAINTENANCE_INTERVAL,
         gate: GateLimits = FILTER_GATE,
+        pace: WritePace = DEFAULT_PACE,
     ) -> None:
         self.host = host
         self.gate = ServerGate(gate)
+        self.pace = pace
         self.subscriptions = subscriptions or FilterSubscriptions()
         self.rate_limiter = rate_limiter
         self.request_timeout = request_timeout
@@ -150,8 +156,12 @@ class FilterServer:
             else:
                 response = await self._answer(stream, peer, ticket)
             if response is not None:
-                await write_frame(stream, response.encode())
                 self.stats.requests[response.status_code] += 1
+                frame = encode_frame(response.encode())
+                if not await write_paced(stream, (frame,), self.pace):
+                    response = None  # not taken in time: its stream is reset
+                    if isinstance(ticket, Ticket):
+                        self.gate.slow_reader(ticket)
         except STREAM_ERRORS as exc:
             log.debug("filter subscribe stream from %s failed: %r", peer, exc)
         finally:

@@ -17,6 +17,7 @@ import trio
 import trio.testing
 from harness.sources import dial_from
 from harness.waiting import wait_until
+from libp2p.network.exceptions import SwarmException
 from libp2p.rcmgr import new_resource_manager
 from multiaddr import Multiaddr
 from trio_websocket import ConnectionClosed, open_websocket_url
@@ -161,6 +162,27 @@ async def test_one_address_holds_only_so_many_open_connections() -> None:
             await wait_until(one_left)  # the close travels over a real socket
             async with later.run():
                 await later.host.dial(address)  # room again
+
+
+async def test_connections_through_a_trusted_proxy_are_not_limited_as_one_address() -> None:
+    # Behind the TLS proxy the operator guide recommends for WebSocket, every browser has
+    # the proxy's address: without this, they would share its one address's limits.
+    node = make_node(InboundLimits(max_open_per_source=1, trusted_proxies=("127.0.0.1",)))
+    peers = [make_node() for _ in range(3)]
+    with trio.fail_after(DEADLINE):
+        async with serving(node) as (address, _), AsyncExitStack() as stack:
+            for peer in peers:
+                await stack.enter_async_context(peer.run())
+                await peer.host.dial(address)
+            assert node.host.inbound.admission.open == 3
+            assert node.host.inbound.counts["refused_source_open_full"] == 0
+            first, second = make_node(), make_node()  # any other address keeps its limit
+            await stack.enter_async_context(first.run())
+            await stack.enter_async_context(second.run())
+            await dial_from(first.host.libp2p, address, "127.0.0.2")
+            with pytest.raises(SwarmException):
+                await dial_from(second.host.libp2p, address, "127.0.0.2")
+            assert node.host.inbound.counts["refused_source_open_full"] >= 1
 
 
 def test_the_listen_backlog_is_deeper_than_py_libp2p_s() -> None:

@@ -245,11 +245,12 @@ class InboundGate:
             socket.shed()
         log.debug("connections full: closed one from %s to make room", victim.source)
 
-    def _kept(self, connection: InboundConnection) -> bool:
-        peer = connection.peer
-        if not isinstance(peer, ID):
-            return False
+    def keeps(self, peer: ID) -> bool:
+        """Whether a keeper values the peer (its connections are never closed for room)."""
         return any(keeper(peer) for keeper in self._keepers)
+
+    def _kept(self, connection: InboundConnection) -> bool:
+        return isinstance(connection.peer, ID) and self.keeps(connection.peer)
 
     async def _first_bytes(self, socket: _WatchedSocket, conn: InboundConnection) -> bool:
         """The idle phase; False if the connection ended in it (shed, timed out, hung up)."""

@@ -19,13 +19,26 @@ def test_attack_benchmark_smoke() -> None:
     command = [sys.executable, str(SCRIPT), "--quick"]
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=480).stdout
     sections = {line["section"]: line for line in map(json.loads, out.splitlines())}
-    assert list(sections) == ["held_connections", "store_memory", "contact_spam", "request_cost"]
+    assert list(sections) == [
+        "held_connections",
+        "held_open_connections",
+        "store_memory",
+        "contact_spam",
+        "request_cost",
+    ]
 
     held = sections["held_connections"]
     assert held["baseline"]["ok"] == held["baseline"]["dials"] >= 1
     assert held["under_attack"]["ok"] == held["under_attack"]["dials"]
     assert held["attacker"]["opened"] >= held["held"]
     assert any(k.startswith("chinwag_inbound_connections_total") for k in held["node_counters"])
+
+    held_open = sections["held_open_connections"]
+    assert held_open["baseline"]["ok"] == held_open["baseline"]["dials"] >= 1
+    assert held_open["under_attack"]["ok"] == held_open["under_attack"]["dials"]
+    assert held_open["attacker"]["dials"] >= held_open["sources"] * held_open["per_source"]
+    counters = held_open["node_counters"]
+    assert counters['chinwag_inbound_connections_total{outcome="evicted_open_full"}'] >= 1
 
     memory = sections["store_memory"]
     assert memory["messages_stored"] == memory["messages_pushed"] > 0

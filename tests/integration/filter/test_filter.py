@@ -106,8 +106,10 @@ async def test_subscription_lapses_after_ttl_then_ping_is_404(hosts, clock: Mock
         await nursery.start(server.run)
         answer = await ask(hosts, light, service, SubscribeRequest("s", 1, PUBSUB, (TOPIC,)))
         assert (answer.request_id, answer.status_code) == ("s", 200)
+        assert server.subscribed(light.get_id())  # a full node keeps its connection
         clock.jump(301)
         assert server.on_message(PUBSUB, message(1)) == 0
+        assert not server.subscribed(light.get_id())
         answer = await ask(hosts, light, service, SubscribeRequest("p", 0))
         assert (answer.status_code, answer.status_desc) == (
             404,

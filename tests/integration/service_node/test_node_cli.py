@@ -88,7 +88,7 @@ def test_connection_limit_flags(tmp_path: Path) -> None:
 def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
     config = configure(tmp_path, "--trusted-proxy", "127.0.0.1", "--trusted-proxy", "fd00::/8")
     assert config.node.inbound_limits.trusted_proxies == ("127.0.0.1", "fd00::/8")
-    with pytest.raises(UserError, match="--trusted-proxy.*'proxy.local' is not an IP"):
+    with pytest.raises(UserError, match=r"--trusted-proxy.*'proxy\.local' is not an IP"):
         configure(tmp_path, "--trusted-proxy", "proxy.local")
 
 

@@ -42,6 +42,8 @@ from libp2p.network.config import LOW_WATERMARK, MIN_CONNECTIONS, ConnectionConf
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.rcmgr import ResourceLimits, ResourceManager, new_resource_manager
+from libp2p.rcmgr.connection_limits import ConnectionLimits
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
@@ -289,6 +291,28 @@ def listen_addrs_for(tcp: Sequence[Multiaddr | str], ws_port: int | None = None)
     return addrs
 
 
+def connection_resources(max_connections: int, max_pending: int) -> ResourceManager:
+    """py-libp2p's resource manager, with its connection limits out of the way of ours.
+
+    Its defaults allow 256 established inbound connections (fewer than our 300) and refuse
+    the next one after its handshake; every connection refused there kept one of the
+    manager's 1,000 connection slots for good (py-libp2p 0.8.1), so a node filled from a few
+    addresses, and dialled again, refused every connection after some 1,000 refusals —
+    legitimate ones too, until restarted (measured with tests/bench/attack.py). Our gate
+    (inbound_gate.py) and the swarm's maximum decide instead: no per-direction or per-peer
+    limits here, and room for every connection the swarm can hold plus every handshake in
+    progress. Its circuit breaker and graceful degradation are off: both refuse everyone at
+    once because of what some did.
+    """
+    room = max_connections + max_pending
+    return new_resource_manager(
+        limits=ResourceLimits(max_connections=room + max_pending),
+        connection_limits=ConnectionLimits(),  # none
+        enable_circuit_breaker=False,
+        enable_graceful_degradation=False,
+    )
+
+
 class WakuHost:
     """A py-libp2p host configured for Waku, and the helpers the node stack needs around it."""
 
@@ -306,11 +330,13 @@ class WakuHost:
         self.listen_addrs = list(listen_addrs)
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
         swarm_room = max_connections + inbound_limits.max_pending
+        self.resources = connection_resources(max_connections, inbound_limits.max_pending)
         self.libp2p: IHost = new_host(
             key_pair=key_pair,
             sec_opt={NOISE_PROTOCOL_ID: noise},
             muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
             listen_addrs=self.listen_addrs,
+            resource_manager=self.resources,
             connection_config=ConnectionConfig(
                 # Room for the pending inbound connections on top: py-libp2p refuses a
                 # connection before its handshake once this many are open, while the inbound

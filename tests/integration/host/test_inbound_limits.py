@@ -185,6 +185,21 @@ async def test_connections_through_a_trusted_proxy_are_not_limited_as_one_addres
             assert node.host.inbound.counts["refused_source_open_full"] >= 1
 
 
+def test_py_libp2p_s_own_connection_limits_never_refuse_before_ours() -> None:
+    # Its defaults refused the 257th established inbound connection after its handshake,
+    # and kept one of its resource manager's 1,000 slots for every connection so refused:
+    # a node filled from 5 addresses, dialled on, refused every connection after some 1,000
+    # (tests/bench/attack.py, held_open_connections: 0 of 10 legitimate dials got in).
+    node = make_node()
+    manager = node.host.resources
+    assert node.host.libp2p.get_network()._resource_manager is manager
+    limits = manager.connection_limits
+    assert limits.max_pending_inbound is None and limits.max_established_inbound is None
+    assert limits.max_established_total is None and limits.max_established_per_peer is None
+    assert manager.limits.max_connections >= 300 + 2 * 64  # every connection and handshake
+    assert manager.circuit_breaker is None and manager.graceful_degradation is None
+
+
 def test_the_listen_backlog_is_deeper_than_py_libp2p_s() -> None:
     # 128 fills under a flood and the kernel drops a real dialer's SYN (retried after 1 s).
     from chat.waku.host import LISTEN_BACKLOG

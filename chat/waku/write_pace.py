@@ -23,12 +23,14 @@ KIB = 1024
 
 @dataclass(frozen=True, slots=True)
 class WritePace:
-    chunk: int = 64 * KIB
+    chunk: int = 16 * KIB
     min_rate: float = 16 * KIB
     """Bytes per second a chunk must get through at, beyond `min_time`."""
-    min_time: float = 5.0
-    """Any chunk, however small, gets this long: a few round trips of a slow, lossy link
-    (a lost segment is resent after 1 s, then 2 s, 4 s...)."""
+    min_time: float = 3.0
+    """Any chunk, however small, gets this long: a few round trips of a slow link. A write
+    completes once the bytes are in the muxer's window and the socket's buffers (hundreds of
+    KiB), not once the reader has them, so small answers are never held up by the link; only
+    an answer larger than those, to a reader that does not read, waits here."""
     max_time: float = 30.0
     """The whole response."""
 

@@ -25,6 +25,9 @@ Sections:
   section (`--rate-limit store:100000/1s` etc., stated in the output) so that what is
   measured is the node's memory bounds, not its rate limiter. The run reports idle, peak
   and after; a before/after comparison needs two runs on two versions of the code.
+- `store_slow_readers`: peers that ask for full pages and stop reading, taking every turn
+  that answers, while an honest peer queries (tests/bench/attack_readers.py): its status and
+  latency, and how long the node held the attackers' queries.
 - `contact_spam`: a contact's message latency (send -> shown, p50/p99) while S contact
   requests from fresh identities arrive over T seconds, with how many requests were kept
   and dropped (tests/bench/attack_spam.py, in process over real relay on loopback).
@@ -402,6 +405,12 @@ async def held_open_connections(options: argparse.Namespace, workdir: Path) -> d
     return await measure(options, workdir)
 
 
+async def store_slow_readers(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from bench.attack_readers import store_slow_readers as measure
+
+    return await measure(options, workdir)
+
+
 async def contact_spam(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from bench.attack_spam import contact_latency_under_spam
 
@@ -423,6 +432,7 @@ SECTIONS: dict[str, Section] = {
     "held_connections": held_connections,
     "held_open_connections": held_open_connections,
     "store_memory": store_memory,
+    "store_slow_readers": store_slow_readers,
     "contact_spam": contact_spam,
     "request_cost": request_cost,
 }
@@ -459,6 +469,9 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, help="parallel queries (full: 100)")
     parser.add_argument("--clients", type=int, help="peers the queries come from (full: 10)")
     parser.add_argument("--settle", type=int, default=10, help="seconds to watch RSS after")
+    parser.add_argument("--readers", type=int, help="peers that stop reading (full: 4)")
+    parser.add_argument("--reader-queries", type=int, help="queries each (full: 2)")
+    parser.add_argument("--reader-messages", type=int, help="messages in the page (full: 30)")
     parser.add_argument("--spam", type=int, help="contact requests from strangers (full: 1000)")
     parser.add_argument("--spam-seconds", type=float, help="arriving over (full: 10)")
     parser.add_argument("--contact-messages", type=int, help="a contact's messages (full: 100)")
@@ -467,12 +480,14 @@ def main() -> None:
     options = parser.parse_args()
     full = {"held": 1000, "dials": 10, "open_sources": 5, "open_per_source": 64,
             "open_max": None, "open_ramp": 60.0, "messages": 300, "size": 140_000,
-            "parallel": 100, "clients": 10, "spam": 1000, "spam_seconds": 10.0,
+            "parallel": 100, "clients": 10, "readers": 4, "reader_queries": 2,
+            "reader_messages": 30, "spam": 1000, "spam_seconds": 10.0,
             "contact_messages": 100, "backlog": 2000, "backlog_step": 250}  # fmt: skip
     quick = {"held": 60, "dials": 3, "open_sources": 3, "open_per_source": 4, "open_max": 10,
              "open_ramp": 5.0, "messages": 20, "size": 20_000, "parallel": 10,
-             "clients": 2, "spam": 60, "spam_seconds": 2.0, "contact_messages": 10,
-             "backlog": 100, "backlog_step": 50}  # fmt: skip
+             "clients": 2, "readers": 2, "reader_queries": 2, "reader_messages": 30,
+             "spam": 60, "spam_seconds": 2.0, "contact_messages": 10, "backlog": 100,
+             "backlog_step": 50}  # fmt: skip
     for key, value in (quick if options.quick else full).items():
         if getattr(options, key) is None:
             setattr(options, key, value)

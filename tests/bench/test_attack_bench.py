@@ -23,6 +23,7 @@ def test_attack_benchmark_smoke() -> None:
         "held_connections",
         "held_open_connections",
         "store_memory",
+        "store_slow_readers",
         "contact_spam",
         "request_cost",
     ]
@@ -47,6 +48,10 @@ def test_attack_benchmark_smoke() -> None:
     assert memory["rss_idle_mb"] <= memory["rss_peak_mb"]
     for key in ("rss_peak_over_idle_mb", "rss_after_1s_mb", "payload_mb_returned", "burst_s"):
         assert key in memory
+
+    readers = sections["store_slow_readers"]
+    assert readers["honest_status"] == "200" and readers["honest_messages"] > 0
+    assert {"honest_s", "attacker_queries_held_s"} <= set(readers)
 
     latency = sections["contact_spam"]
     assert latency["spam_published"] == latency["spam_requests"] == 60

@@ -11,7 +11,7 @@ What one peer, and all together, can make the node hold (docs/operator-guide.md,
 - the rate limiter (nwaku's 429, answered before a byte of the request is read);
 - time limits: the request must arrive within `read_timeout` (js-waku opens streams eagerly
   on identify and may never use them: those are reset); the response is written at a pace
-  (`pace`, chat/waku/write_pace.py): each 64 KiB must get through within 5 s plus 4 s, the
+  (`pace`, chat/waku/write_pace.py): each 16 KiB must get through within 3 s plus 1 s, the
   whole within 30 s, else the stream is reset and its turn freed (`slow_reader`). A peer
   that asks and stops reading held a turn for the whole 30 s: 4 peer ids held all 8.
 Memory is therefore bounded by `running` responses of `max_response_bytes`, whatever the

@@ -20,8 +20,8 @@ def test_a_chunk_gets_a_minimum_time_plus_time_for_its_size_within_the_cap() -> 
     assert PACE.chunk_deadline(started=0.0, now=0.0, size=1000) == 3.0
     assert PACE.chunk_deadline(started=0.0, now=10.0, size=10) == 12.01
     assert PACE.chunk_deadline(started=0.0, now=29.0, size=1000) == 30.0  # the whole: 30 s
-    # The defaults: 64 KiB chunks, each within 5 s + 4 s; a stalled reader is found in 9 s.
-    assert DEFAULT_PACE.chunk_deadline(0.0, 0.0, DEFAULT_PACE.chunk) == 9.0
+    # The defaults: 16 KiB chunks, each within 3 s + 1 s; a stalled reader is found in 4 s.
+    assert DEFAULT_PACE.chunk_deadline(0.0, 0.0, DEFAULT_PACE.chunk) == 4.0
 
 
 @pytest.mark.parametrize("field", ["chunk", "min_rate", "min_time", "max_time"])

@@ -89,10 +89,17 @@ class MessageView:
     """Outgoing: queued, sent, stored, delivered, failed. Incoming: received."""
     state_reason: str | None = None
     attempts: int = 0
+    """Outgoing, still in the outbox: how much of its current budget (`budget`) is spent;
+    never more than `max_attempts`, the budget's size."""
     max_attempts: int = 0
     next_attempt_at: float | None = None
     reply_to: str | None = None
     received_at: float | None = None
+    budget: str = "attempt"
+    """Which budget `attempts` counts: 'attempt' (getting it onto the network) or
+    're-send' (sent; re-sent until the recipient acknowledges it)."""
+    total_attempts: int = 0
+    """Every attempt ever made to send it (the trace), across manual retries."""
 
 
 def chat_view_of(
@@ -108,6 +115,7 @@ def chat_view_of(
 def message_view_of(stored: StoredMessage, entry: OutboxEntry | None = None) -> MessageView:
     """A stored message as the faces see it; an outgoing message still in the outbox takes its
     live state, reason and retry schedule from the entry."""
+    budget, used, size = entry.budget() if entry else ("attempt", 0, 0)
     return MessageView(
         id=stored.message_id,
         chat_id=stored.conversation_id,
@@ -117,11 +125,13 @@ def message_view_of(stored: StoredMessage, entry: OutboxEntry | None = None) -> 
         timestamp=stored.sent_at / 1000,
         state=entry.state.value if entry else stored.state,
         state_reason=entry.reason if entry else stored.state_reason,
-        attempts=entry.attempts if entry else 0,
-        max_attempts=entry.max_attempts if entry else 0,
+        attempts=used,
+        max_attempts=size,
         next_attempt_at=entry.next_attempt_at if entry else None,
         reply_to=stored.reply_to or None,
         received_at=stored.received_at / 1000 if stored.received_at else None,
+        budget=budget,
+        total_attempts=entry.attempts if entry else 0,
     )
 
 
@@ -156,9 +166,15 @@ class OutboxItemView:
     state: str
     reason: str | None
     attempts: int
+    """How much of the current budget is spent (messages: see MessageView.budget; contact
+    requests: how often it went out)."""
     max_attempts: int
     next_attempt_at: float | None
     created_at: float
+    budget: str = "attempt"
+    """'attempt' or 're-send' (see MessageView.budget)."""
+    total_attempts: int = 0
+    """Every attempt ever made (across manual retries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +193,14 @@ class HealthView:
     outbox: int
     """Messages still being worked on (queued, sent or stored); failed ones wait for the user
     and are listed by the outbox view, not counted here."""
+    dialing: int = 0
+    """Dials to peers under way."""
+    next_dial_at: float | None = None
+    """While no peer is connected: when the next known peer is dialled (at most 10 s apart;
+    `Messenger.reconnect_now` dials at once). None when online, while every known peer is
+    being dialled, or when no peer is known."""
+    known_peers: int = 0
+    """Peers chinwag knows to dial: configured (--peer, fleet, config) or discovered."""
 
 
 # ---- events ------------------------------------------------------------------------------

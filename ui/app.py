@@ -75,6 +75,7 @@ class ChinwagApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("f1", "help", "Help"),
         Binding("f6", "toggle_dark", "Theme", show=False),
+        Binding("ctrl+r", "reconnect", "Reconnect", show=False),
     ]
 
     def __init__(self, session: Session, *, passphrase: str | None = None) -> None:
@@ -272,6 +273,21 @@ class ChinwagApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    async def action_reconnect(self) -> None:
+        await self.reconnect_now()
+
+    async def reconnect_now(self) -> None:
+        """Dial every known peer now instead of at its next scheduled dial."""
+        from ui.format import reconnect_notice
+
+        messenger = self.messenger
+        if messenger is None:
+            self.notify("The network core is not running yet.", severity="warning")
+            return
+        health = await self.call(messenger.reconnect_now)
+        if health is not None:
+            self.notify(reconnect_notice(health))
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
@@ -307,6 +323,11 @@ class ChinwagApp(App[int]):
             yield SystemCommand("My contact link", "Your link and its QR code", self.action_my_link)
             yield SystemCommand(
                 "Change display name", "The name your contacts see", self.action_change_name
+            )
+            yield SystemCommand(
+                "Reconnect now",
+                "Dial every known peer at once instead of waiting (Ctrl+R)",
+                self.action_reconnect,
             )
         actions = getattr(screen, "palette_commands", None)
         if actions is not None:

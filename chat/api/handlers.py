@@ -45,6 +45,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/identity", "identity"),
     ("PUT", "/v1/identity", "set_identity"),
     ("GET", "/v1/health", "health"),
+    ("POST", "/v1/health/reconnect", "reconnect"),
     ("GET", "/v1/contacts", "list_contacts"),
     ("POST", "/v1/contacts", "add_contact"),
     ("POST", "/v1/contacts/{chat_key}/accept", "accept_contact"),
@@ -103,6 +104,7 @@ class MessengerFace(Protocol):
     async def outbox(self) -> list[OutboxItemView]: ...
     async def mark_read(self, chat_id: str) -> ChatView: ...
     def health(self) -> HealthView: ...
+    async def reconnect_now(self) -> HealthView: ...
     def subscribe(self, buffer: int = 1000) -> trio.MemoryReceiveChannel[Event]: ...
 
 
@@ -130,6 +132,10 @@ class Handlers:
 
     async def health(self, request: Request) -> Response:
         return json_response(to_json(self._m.health()))
+
+    async def reconnect(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.reconnect_now()), 202)
 
     async def list_contacts(self, request: Request) -> Response:
         return _views(await self._m.contacts())

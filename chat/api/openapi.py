@@ -101,6 +101,13 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "peers_per_shard": "relay peers per pubsub topic",
         "store_reachable": "null until a store node was asked at all",
         "outbox": "messages not yet delivered or failed",
+        "dialing": "dials to peers under way",
+        "next_dial_at": "while no peer is connected: when the next known peer is dialled "
+                        "(at most 10 s apart; POST /v1/health/reconnect dials at once); null "
+                        "when online, while every known peer is being dialled, or when none "
+                        "is known",
+        "known_peers": "peers chinwag knows to dial: configured (--peer, fleet file, config) "
+                       "or discovered",
     },
 }  # fmt: skip
 
@@ -273,6 +280,14 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/v1/health": {"get": _operation(
         "health", "Connectivity: peers, store reachability, outbox size",
         (200, _json(_ref("HealthView"), "the current health")), tag="health")},
+    "/v1/health/reconnect": {"post": {**_operation(
+        "reconnect", "Dial every known peer now instead of at its next scheduled dial",
+        (202, _json(_ref("HealthView"), "the dials are under way (`dialing`)")), (409,),
+        tag="health"),
+        "description": "While offline chinwag redials known peers every few seconds (at most "
+        "10 s apart, `next_dial_at`); this dials at once. A peer already being dialled is "
+        "left to finish (never two dials to one peer). 409 when chinwag knows no peer "
+        "to dial (none configured, none discovered)."}},
     "/v1/contacts": {
         "get": _operation(
             "list_contacts", "Every contact and contact request",

@@ -171,6 +171,7 @@ class Messenger:
             nursery.start_soon(self._health.watch_connections)
             nursery.start_soon(self._health.watch_health)
             nursery.start_soon(self._health.watch_outages)
+            nursery.start_soon(self._health.watch_dials)
             self.node.health.set_catch_up(self._health.catch_up)
             self.node.health.on_reset(self._health.after_reset)
             try:
@@ -353,3 +354,9 @@ class Messenger:
     def health(self) -> ev.HealthView:
         """The health monitor's verdict (chat/waku/health.py), with relay peers per shard."""
         return self._health.view()
+
+    async def reconnect_now(self) -> ev.HealthView:
+        """Dial every known peer that is not connected, now, instead of at its next
+        scheduled dial (never a second dial to a peer being dialled). NotPossible when
+        chinwag knows no peer to dial."""
+        return await self._health.reconnect_now()

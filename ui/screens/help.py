@@ -33,7 +33,8 @@ KEYS = """\
 | PgUp / PgDn, Home / End | conversation | scroll; older messages load at the top |
 | r | conversation | reply to the selected message |
 | t | conversation | delivery trace of the selected (or last) message |
-| Ctrl+R | main | retry the selected message, or the last failed one |
+| Ctrl+R | main | not online: reconnect now; and retry the selected (or last failed) message |
+| Ctrl+R | other screens | reconnect now: dial every known peer at once |
 | a / d / c / v | contacts list | accept / decline / cancel request / verify |
 | y / n | verify | the emoji match / differ |
 | y / n / Esc | verification request | compare the emoji now / decline / decide later |
@@ -52,7 +53,8 @@ def _glyph_table() -> str:
     meanings = {
         "online": "connected to relay peers on every shard",
         "degraded": "connected, but some shard or service is missing",
-        "offline": "no peers: messages wait in the outbox",
+        "offline": "no peers: messages wait in the outbox; chinwag redials every few "
+        "seconds (the bar counts down; Ctrl+R dials now)",
         "sleeping": "the computer slept; catching up",
     }
     for status, glyph in HEALTH_GLYPHS.items():

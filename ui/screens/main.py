@@ -1,8 +1,9 @@
 """The main screen: chat list, conversation, composer, and the health bar.
 
 Keys (also in the command palette and on the help screen): Alt+A next unread chat,
-Alt+Up/Down previous/next chat, Ctrl+R retry the selected (or last failed) message, F2
-contacts, F3 outbox, F4 your link, Tab moves between list, conversation and composer.
+Alt+Up/Down previous/next chat, Ctrl+R retry: reconnect now when not online, and retry the
+selected (or last failed) message, F2 contacts, F3 outbox, F4 your link, Tab moves between
+list, conversation and composer.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from chat.events import (
     MessageView,
     Rejected,
 )
-from ui.format import chat_label
+from ui.format import chat_label, retry_notice
 from ui.host import ChatHost, host
 from ui.messages import DisplayNameChanged, MessengerStarted
 from ui.widgets.chat_list import ChatList
@@ -358,19 +359,25 @@ class MainScreen(Screen[None]):
             self.query_one(Composer).focus()
 
     async def action_retry(self) -> None:
+        """Retry now: when not online, dial every known peer at once; and retry the selected
+        (or last failed) message."""
         messenger = self.chinwag.messenger
         conversation = self.query_one(ConversationView)
         selected = conversation.selected
         target = selected if selected is not None and selected.outgoing else None
         if target is None or target.state in ("delivered", "stored", "sent"):
             target = conversation.last_failed()
+        reconnecting = messenger is not None and messenger.health().status != "online"
+        if reconnecting:
+            await self.chinwag.reconnect_now()
         if messenger is None or target is None:
-            self.notify("Nothing to retry here.")
+            if not reconnecting:
+                self.notify("Nothing to retry here.")
             return
         updated = await self.chinwag.call(messenger.retry, target.id)
         if updated is not None:
             conversation.update(updated)
-            self.notify("Retrying now.")
+            self.notify(retry_notice(updated))
 
     def action_contacts(self) -> None:
         from ui.screens.contacts import ContactsScreen
@@ -403,7 +410,7 @@ class MainScreen(Screen[None]):
             ),
             SystemCommand(
                 "Retry message",
-                "Retry the selected or last failed message (Ctrl+R)",
+                "Retry the selected or last failed message; reconnect when offline (Ctrl+R)",
                 self.action_retry,
             ),
             SystemCommand(

@@ -1,5 +1,6 @@
 """The health bar: always on screen — online/degraded/offline/sleeping, peers per shard,
-whether the store answers, and how much waits in the outbox."""
+whether the store answers, and how much waits in the outbox; while offline, when chinwag
+dials its peers again (a countdown) and the key that dials now."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from textual.widgets import Static
 
 from chat.events import HealthView
 from ui.format import health_summary
+from ui.host import host
+
+COUNTDOWN_EVERY = 1.0
+"""Seconds between refreshes of "reconnecting in N s"."""
 
 
 class HealthBar(Static):
@@ -14,8 +19,19 @@ class HealthBar(Static):
         super().__init__("○ starting…", id=id, markup=False)
         self.health: HealthView | None = None
 
+    def on_mount(self) -> None:
+        self.set_interval(COUNTDOWN_EVERY, self._tick)
+
     def show(self, health: HealthView) -> None:
         self.health = health
         for status in ("online", "degraded", "offline", "sleeping"):
             self.set_class(health.status == status, f"-{status}")
-        self.update(health_summary(health))
+        self._render_health()
+
+    def _render_health(self) -> None:
+        if self.health is not None:
+            self.update(health_summary(self.health, host(self).clock()))
+
+    def _tick(self) -> None:
+        if self.health is not None and self.health.next_dial_at is not None:
+            self._render_health()

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import trio
+from harness.processes import poll
 from textual.widgets import DataTable
 
 from chat.config import Config
@@ -88,10 +88,11 @@ def test_a_retry_in_the_outbox_while_offline_says_so_and_spends_nothing(
             await app.call(messenger.add_contact, bob.identity().contact_link, "")
             alice_key = messenger.identity().chat_key
 
+            async def bob_asked() -> bool:
+                return any(c.chat_key == alice_key for c in await bob.contacts())
+
             async def bob_accepts() -> None:
-                with trio.fail_after(30):
-                    while not any(c.chat_key == alice_key for c in await bob.contacts()):
-                        await trio.sleep(0.05)
+                await poll(bob_asked, 30)
                 await bob.accept_contact(alice_key)
 
             await network.arun(bob_accepts)

@@ -136,6 +136,26 @@ def message_view_of(stored: StoredMessage, entry: OutboxEntry | None = None) -> 
 
 
 @dataclass(frozen=True, slots=True)
+class SearchResultView:
+    """A message that matches a search, with the words around the match."""
+
+    chat_id: str
+    message_id: str
+    text: str
+    """The whole message."""
+    timestamp: float
+    """The sender's clock at sending time."""
+    snippet: str
+    """The part of the message around the matched words ('…' where it goes on)."""
+    highlights: list[tuple[int, int]]
+    """Where the matched words are in `snippet`: [start, end) character offsets."""
+    chat_name: str
+    sender: str
+    """The sender's chat key (ours for outgoing messages)."""
+    outgoing: bool
+
+
+@dataclass(frozen=True, slots=True)
 class VerificationView:
     chat_key: str
     state: str

@@ -249,10 +249,19 @@ class ChatSource(Protocol):
     async def chats(self) -> list[ev.ChatView]: ...
 
     async def messages(
-        self, chat_id: str, *, limit: int = 50, before: str | None = None
+        self,
+        chat_id: str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[ev.MessageView]: ...
 
     async def message(self, message_id: str) -> ev.MessageView: ...
+
+    async def search(
+        self, query: str, *, chat_id: str | None = None, limit: int = 20
+    ) -> list[ev.SearchResultView]: ...
 
 
 class OpenProfile:

@@ -15,6 +15,14 @@ from storage.db import Database, Row
 
 MAX_EVIDENCE_BYTES = 16 * 1024
 """Evidence is a small JSON object (peer ids, status codes, hashes); bound it."""
+MAX_SEARCH_CHARS = 200
+MAX_SEARCH_WORDS = 16
+"""A search is a few words a person typed; longer input is refused, not cut."""
+MATCH_START, MATCH_END = "\ue000", "\ue001"
+"""Around each matched word in a snippet (private-use characters, never in a snippet's text
+otherwise: they are taken out of it)."""
+SNIPPET_TOKENS = 12
+"""Words of context a snippet shows around the matches."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,35 @@ class Transition:
     to_state: str
     at: int
     evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    message: StoredMessage
+    snippet: str
+    """The part of the body around the matches, each matched word between MATCH_START and
+    MATCH_END, '…' where the body goes on."""
+
+
+class SearchQueryError(ValueError):
+    """The words cannot be searched for (too long, too many, or refused by FTS5)."""
+
+
+def search_expression(query: str) -> str | None:
+    """The FTS5 expression for what a person typed: every word must occur (in any order),
+    `word*` matches words starting with it. Each word is quoted, so nothing typed is ever
+    read as FTS5 syntax (NEAR, OR, column filters). None when there is no word at all."""
+    if len(query) > MAX_SEARCH_CHARS:
+        raise SearchQueryError(f"a search has at most {MAX_SEARCH_CHARS} characters")
+    words = query.split()
+    if len(words) > MAX_SEARCH_WORDS:
+        raise SearchQueryError(f"a search has at most {MAX_SEARCH_WORDS} words")
+    terms = []
+    for word in words:
+        prefix = len(word) > 1 and word.endswith("*")
+        quoted = '"' + word.rstrip("*").replace('"', '""') + '"' if prefix else None
+        terms.append(f"{quoted}*" if quoted else '"' + word.replace('"', '""') + '"')
+    return " ".join(terms) or None
 
 
 @dataclass(frozen=True)
@@ -197,6 +234,18 @@ class MessageRepository:
             )
         return [_message(r) for r in reversed(rows)]
 
+    def page_after(
+        self, conversation_id: str, after: PageCursor, *, limit: int = 50
+    ) -> list[StoredMessage]:
+        """The `limit` oldest messages newer than `after`, oldest first (reading on from a
+        message found by search)."""
+        rows = self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? "
+            "AND (sent_at, id) > (?, ?) ORDER BY sent_at, id LIMIT ?",
+            (conversation_id, after.sent_at, after.id, limit),
+        )
+        return [_message(r) for r in rows]
+
     def count(self, conversation_id: str | None = None) -> int:
         if conversation_id is None:
             return int(self._db.scalar("SELECT count(*) FROM messages"))
@@ -209,23 +258,40 @@ class MessageRepository:
     def search(
         self, query: str, *, conversation_id: str | None = None, limit: int = 50
     ) -> list[StoredMessage]:
-        """Messages whose body contains every word of `query`, newest first.
+        """Messages whose body contains every word of `query`, best match first."""
+        return [hit.message for hit in self.search_hits(query, conversation_id, limit)]
 
-        The words are quoted, so user input is never parsed as FTS5 query syntax.
-        """
-        words = [w.replace('"', '""') for w in query.split()]
-        if not words:
+    def search_hits(
+        self, query: str, conversation_id: str | None = None, limit: int = 50
+    ) -> list[SearchHit]:
+        """Messages whose body contains every word of `query` (see `search_expression`),
+        best match first (FTS5's bm25; newest first among equals), each with a snippet.
+        SearchQueryError for a query that cannot be searched."""
+        match = search_expression(query)
+        if match is None:
             return []
-        match = " ".join(f'"{w}"' for w in words)
-        sql = (
-            f"SELECT {', '.join('m.' + c.strip() for c in _COLUMNS.split(','))} "
-            "FROM message_search JOIN messages m ON m.id = message_search.rowid "
-            "WHERE message_search MATCH ?"
-        )
-        params: list[Any] = [match]
-        if conversation_id is not None:
-            sql += " AND m.conversation_id = ?"
-            params.append(conversation_id)
-        sql += " ORDER BY m.sent_at DESC, m.id DESC LIMIT ?"
-        params.append(limit)
-        return [_message(r) for r in self._db.fetchall(sql, params)]
+        columns = ", ".join("m." + c.strip() for c in _COLUMNS.split(","))
+        snippet = "snippet(message_search, 0, ?, ?, '…', ?)"
+        if conversation_id is None:
+            # Ranked and cut inside FTS5, then joined: the rows of the best `limit` only.
+            sql = (
+                f"SELECT {columns}, hits.snippet FROM (SELECT rowid, rank, {snippet} AS snippet "
+                "FROM message_search WHERE message_search MATCH ? ORDER BY rank LIMIT ?) hits "
+                "JOIN messages m ON m.id = hits.rowid ORDER BY hits.rank, m.sent_at DESC"
+            )
+            params: list[Any] = [MATCH_START, MATCH_END, SNIPPET_TOKENS, match, limit]
+        else:
+            sql = (
+                f"SELECT {columns}, {snippet} FROM message_search "
+                "JOIN messages m ON m.id = message_search.rowid "
+                "WHERE message_search MATCH ? AND m.conversation_id = ? "
+                "ORDER BY message_search.rank, m.sent_at DESC LIMIT ?"
+            )
+            params = [MATCH_START, MATCH_END, SNIPPET_TOKENS, match, conversation_id, limit]
+        try:
+            rows = self._db.fetchall(sql, params)
+        except Exception as exc:  # the driver's own error type differs (sqlcipher, sqlite3)
+            if "fts5" in str(exc).lower():
+                raise SearchQueryError(f"cannot search for that: {exc}") from None
+            raise
+        return [SearchHit(_message(r[:-1]), str(r[-1])) for r in rows]

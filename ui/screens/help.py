@@ -25,6 +25,7 @@ KEYS = """\
 | Tab / Shift+Tab | main | move between chat list, conversation and composer |
 | Alt+A | main | jump to the next chat with unread messages |
 | Alt+Up / Alt+Down | main | previous / next chat |
+| Ctrl+F | main | search messages (Ctrl+O: this chat / all); Enter opens the chat there |
 | Enter | composer | send |
 | Alt+Enter or Ctrl+J | composer | new line |
 | Up / Down | composer | recall earlier messages (from the first / last line) |

@@ -2,8 +2,9 @@
 
 Keys (also in the command palette and on the help screen): Alt+A next unread chat,
 Alt+Up/Down previous/next chat, Ctrl+R retry: reconnect now when not online, and retry the
-selected (or last failed) message, F2 contacts, F3 outbox, F4 your link, Tab moves between
-list, conversation and composer.
+selected (or last failed) message, Ctrl+F search messages (Enter opens the conversation at
+the message found), F2 contacts, F3 outbox, F4 your link, Tab moves between list,
+conversation and composer.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from ui.widgets.health_bar import HealthBar
 
 PAGE = 60
 """Messages per page: the newest page on opening a chat, then one per scroll to the top."""
+CONTEXT = 20
+"""Messages loaded above one opened from a search result."""
 MARK_READ_DELAY = 0.3
 """Seconds a burst of arrivals in the open chat is collected into one mark_read."""
 
@@ -51,6 +54,7 @@ class MainScreen(Screen[None]):
         Binding("alt+up", "chat(-1)", "Prev chat", show=False),
         Binding("alt+down", "chat(1)", "Next chat", show=False),
         Binding("ctrl+r", "retry", "Retry"),
+        Binding("ctrl+f", "search", "Search"),
         Binding("f2", "contacts", "Contacts"),
         Binding("f3", "outbox", "Outbox"),
         Binding("f4", "app.my_link", "My link"),
@@ -208,6 +212,66 @@ class MainScreen(Screen[None]):
         except Exception:  # a reply to something we never had: the quote line says so
             return
         self.query_one(ConversationView).set_quote(quoted)
+
+    async def on_conversation_view_newer_wanted(self, event: ConversationView.NewerWanted) -> None:
+        source = self.chinwag.chat_source()
+        if source is None:
+            return
+        page = await self.chinwag.call(
+            source.messages, event.chat_id, limit=PAGE, after=event.after
+        )
+        if page is not None:
+            self.query_one(ConversationView).append_page(
+                event.chat_id, page, has_newer=len(page) == PAGE
+            )
+
+    async def on_conversation_view_newest_wanted(
+        self, event: ConversationView.NewestWanted
+    ) -> None:
+        await self.open_chat(event.chat_id)
+
+    # ---- search --------------------------------------------------------------------------
+    def action_search(self) -> None:
+        from ui.screens.search import SearchScreen
+
+        chat_id = self.current_chat
+        name = self.chat_name(chat_id) if chat_id is not None else ""
+        self.app.push_screen(SearchScreen(chat_id, name), self._after_search)
+
+    async def _after_search(self, choice: object) -> None:
+        from ui.screens.search import SearchChoice
+
+        if isinstance(choice, SearchChoice):
+            await self.open_at(choice.chat_id, choice.message_id)
+
+    async def open_at(self, chat_id: str, message_id: str) -> None:
+        """Open a chat at one of its messages (found by search): the message selected, with
+        what came before it and after it; older and newer pages load as the user scrolls."""
+        source = self.chinwag.chat_source()
+        if source is None:
+            return
+        older = await self.chinwag.call(source.messages, chat_id, limit=CONTEXT, before=message_id)
+        found = await self.chinwag.call(source.message, message_id)
+        newer = await self.chinwag.call(source.messages, chat_id, limit=PAGE, after=message_id)
+        if older is None or found is None or newer is None:
+            return
+        chat_list = self.query_one(ChatList)
+        chat = chat_list.chats.get(chat_id)
+        self.current_chat = chat_id
+        chat_list.set_current(chat_id)
+        self.cancel_reply()
+        self._show_title(chat, chat_id)
+        conversation = self.query_one(ConversationView)
+        conversation.show_window(
+            chat_id,
+            [*older, found, *newer],
+            focus=message_id,
+            has_older=len(older) == CONTEXT,
+            has_newer=len(newer) == PAGE,
+        )
+        conversation.focus()
+        if chat is not None and chat.unread:
+            self.mark_read_soon(chat_id)
 
     def on_conversation_view_action(self, event: ConversationView.Action) -> None:
         if event.action == "reply":
@@ -403,6 +467,11 @@ class MainScreen(Screen[None]):
                 "Contacts", "Add contacts, answer requests, verify (F2)", self.action_contacts
             ),
             SystemCommand("Outbox", "Everything not yet delivered (F3)", self.action_outbox),
+            SystemCommand(
+                "Search messages",
+                "Find messages by their words, in every chat or this one (Ctrl+F)",
+                self.action_search,
+            ),
             SystemCommand(
                 "Next unread chat",
                 "Jump to the next chat with unread messages (Alt+A)",

@@ -82,6 +82,7 @@ def test_input_is_bounded_and_never_read_as_query_syntax(chats: Store) -> None:
         for hit in chats.messages.search_hits(hostile):  # searched as words, or nothing
             assert MATCH_START in hit.snippet
     assert chats.messages.search_hits("   ") == []
+    assert chats.messages.search_hits("c1") == []  # a chat's id is indexed, never searched
 
 
 def test_reading_on_after_a_message(chats: Store) -> None:

@@ -130,13 +130,12 @@ def reconnect_text(health: HealthView, now: float) -> str | None:
     """While no peer is connected: when chinwag dials again, and the key that dials now."""
     if health.peers or not health.known_peers:
         return None
-    if health.dialing:
-        return "reconnecting…"
-    if health.next_dial_at is None:
+    if health.next_dial_at is None and not health.dialing:
         return None
-    seconds = health.next_dial_at - now
-    when = "now" if seconds <= 0.5 else f"in {math.ceil(seconds)} s"
-    return f"reconnecting {when} ({RECONNECT_KEY}: now)"
+    seconds = 0.0 if health.next_dial_at is None else health.next_dial_at - now
+    if health.dialing or seconds <= 0.5:
+        return "reconnecting…"
+    return f"reconnecting in {math.ceil(seconds)} s ({RECONNECT_KEY}: now)"
 
 
 def health_summary(health: HealthView, now: float | None = None) -> str:

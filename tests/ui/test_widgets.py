@@ -160,3 +160,29 @@ def test_words_for_states_schedules_and_passphrases() -> None:
     assert in_how_long(NOW + 600, NOW) == "in 10 min" and in_how_long(None, NOW) == "not scheduled"
     assert passphrase_strength("abc")[0] == 1
     assert passphrase_strength("correct horse battery staple")[0] == 4
+
+
+def test_the_health_bar_counts_down_to_the_next_dial_while_offline() -> None:
+    from chat.events import HealthView
+    from ui.format import health_summary
+
+    def offline(**fields: Any) -> HealthView:
+        base: dict[str, Any] = {
+            "status": "offline", "online": False, "peers": 0, "peers_per_shard": {},
+            "store_reachable": False, "services": {}, "last_catch_up": None, "outbox": 0,
+            "known_peers": 1,
+        }  # fmt: skip
+        return HealthView(**{**base, **fields})
+
+    assert health_summary(offline(next_dial_at=NOW + 4.2), NOW).startswith(
+        "○ offline, reconnecting in 5 s (ctrl+r: now)  │  peers 0"
+    )
+    assert health_summary(offline(next_dial_at=NOW + 0.2), NOW).startswith(
+        "○ offline, reconnecting…  │"
+    )
+    assert health_summary(offline(dialing=1), NOW).startswith("○ offline, reconnecting…  │")
+    # Nobody to dial, or nothing known when: no promise on the bar.
+    assert health_summary(offline(known_peers=0, next_dial_at=NOW + 3), NOW).startswith(
+        "○ offline  │"
+    )
+    assert health_summary(offline(), NOW).startswith("○ offline  │")

@@ -143,7 +143,7 @@ class SearchScreen(ModalScreen[SearchChoice | None]):
         self.show_results(results, query)
         where = f"in {self.chat_name}" if self.scope else "in every chat"
         if not results:
-            status.update(f"No message {where} has these words.")
+            status.update(f"No message {where if self.scope else 'in any chat'} has these words.")
         else:
             more = " (the best ones)" if len(results) == RESULTS else ""
             status.update(f"{len(results)} message(s) {where}{more}; Enter opens one.")

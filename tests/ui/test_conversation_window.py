@@ -68,7 +68,7 @@ def test_a_stretch_around_a_found_message_then_newer_pages_then_the_newest() -> 
             assert "newer messages load as you scroll" in conversation.visible_text()
 
             conversation.add(view(1_000))  # arrives while reading the past: not appended
-            assert conversation.messages[-1].id == "m00550"
+            assert conversation.messages[-1].id == "m00550" and app.asked == []
 
             conversation.scroll_end(animate=False, immediate=True)
             await pilot.pause()
@@ -81,5 +81,19 @@ def test_a_stretch_around_a_found_message_then_newer_pages_then_the_newest() -> 
             assert app.asked == ["newer", "newest"]
             assert conversation.messages[-1].id == "m00999" and conversation.selected is None
             assert "newer messages load" not in conversation.visible_text()
+
+            # Sending while reading a found stretch goes to the newest, to show what was sent.
+            conversation.show_window(
+                CHAT, history[480:551], focus="m00500", has_older=True, has_newer=True
+            )
+            await pilot.pause()
+            app.asked.clear()
+            sent = MessageView(
+                id="mine", chat_id=CHAT, sender="me", text="just typed", outgoing=True,
+                timestamp=NOW, state="queued",
+            )  # fmt: skip
+            conversation.add(sent)
+            await pilot.pause()
+            assert app.asked == ["newest"]
 
     asyncio.run(scenario())

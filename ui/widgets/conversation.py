@@ -269,7 +269,11 @@ class ConversationView(ScrollView, can_focus=True):
             self.update(message)
             return
         if self._has_newer:
-            return  # beyond the loaded stretch: it shows when the user reaches the newest
+            # Beyond the loaded stretch: it shows when the reader reaches the newest; but
+            # what the user just sent they expect to see now, at the end of the chat.
+            if message.outgoing:
+                self.post_message(self.NewestWanted(message.chat_id))
+            return
         at_bottom = self._follow or self.scroll_y >= self.max_scroll_y
         previous = self.messages[-1] if self.messages else None
         self.messages.append(message)

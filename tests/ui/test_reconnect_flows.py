@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from harness.processes import poll
 from textual.widgets import DataTable
 
@@ -40,6 +41,7 @@ def seconds_to_next_dial(app: ChinwagApp) -> float:
     return -1.0 if due is None else due - app.clock()
 
 
+@pytest.mark.slow
 def test_offline_the_health_bar_counts_down_and_ctrl_r_or_the_palette_dials_at_once(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:
@@ -68,6 +70,7 @@ def test_offline_the_health_bar_counts_down_and_ctrl_r_or_the_palette_dials_at_o
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_a_retry_in_the_outbox_while_offline_says_so_and_spends_nothing(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:

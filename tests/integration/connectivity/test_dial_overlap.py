@@ -14,6 +14,7 @@ import itertools
 import random
 import socket
 
+import pytest
 import trio
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
@@ -27,6 +28,7 @@ CORE_TIMEOUT = 0.5
 DRIVER_TIMEOUT = 3.0
 
 
+@pytest.mark.slow
 async def test_a_dial_the_core_timed_out_is_left_to_finish_before_the_next() -> None:
     accepted: list[float] = []
     with socket.socket() as listener:

@@ -23,15 +23,15 @@ from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.errors import ConfigError
 from chat.fleet import peer_id_of
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
-from chat.waku.discovery.mdns import MDNS_PORT
+from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.health_monitor import HealthService
 from chat.waku.host import ConnectionEvent, generate_node_key
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.peer_manager import DialSchedule
 from chat.waku.peers import Service
+from chat.waku.relay.core import Router
 from chat.waku.relay.faults import RelayFaults
-from chat.waku.relay.router import Router
 from chat.waku.relay.service import RelayService
 from chat.waku.store.client import StoreClient
 from chat.waku.topics import RelayShard

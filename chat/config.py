@@ -27,12 +27,13 @@ PASSPHRASE_ENV = "CHINWAG_PASSPHRASE"
 DEFAULT_PROFILE = "default"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""Matched whole: with `match` and `$`, a name ending in a newline passed."""
 
 
 def validate_profile_name(name: str) -> str:
     """Profile names become directory names, so keep them portable and unambiguous."""
-    if not _PROFILE_NAME.match(name) or name in (".", ".."):
+    if not _PROFILE_NAME.fullmatch(name) or name in (".", ".."):
         raise ConfigError(
             f"'{name}' is not a valid profile name: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit."
@@ -120,7 +121,7 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
     """Parse config TOML; unknown keys are errors so typos do not pass silently."""
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer over Python's 4300 digits
         raise ConfigError(f"{config_file} is not valid TOML: {exc}") from None
     cfg = Config(config_file=config_file, data_dir=data_dir)
     known = {"data_dir", "profile", "log_level", "network", "notifications"}
@@ -128,7 +129,7 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
     if unknown:
         raise ConfigError(f"{config_file}: unknown setting(s) {', '.join(sorted(unknown))}")
     if "data_dir" in raw:
-        cfg = replace(cfg, data_dir=Path(_expect(raw["data_dir"], str, "data_dir")).expanduser())
+        cfg = replace(cfg, data_dir=_parse_data_dir(_expect(raw["data_dir"], str, "data_dir")))
     if "profile" in raw:
         cfg = replace(cfg, profile=validate_profile_name(_expect(raw["profile"], str, "profile")))
     if "log_level" in raw:
@@ -148,6 +149,17 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
                 cfg, notify_desktop=_expect(notif["desktop"], bool, "notifications.desktop")
             )
     return cfg
+
+
+def _parse_data_dir(value: str) -> Path:
+    if "\0" in value:
+        raise ConfigError("data_dir cannot contain a NUL character")
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # "~name" for a user this system does not know
+        raise ConfigError(
+            f"data_dir {value!r} names a home directory that does not exist"
+        ) from None
 
 
 def _parse_log_level(value: str) -> str:
@@ -172,6 +184,8 @@ def load_config(
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text") from None
         cfg = parse_config_text(text, config_file=path, data_dir=base_data)
     elif config_file is not None:
         raise ConfigError(f"config file {path} does not exist")

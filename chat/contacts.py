@@ -29,7 +29,13 @@ Rules:
   after our request expired) makes us mutual, and their withdrawal arriving after we
   accepted changes nothing. Both sides end mutual; removing a contact is a separate step.
 - A decline that crosses a withdrawal (either way) leaves both sides closed as they are.
-- Re-sends follow the retry schedule until the request expires.
+- Re-sends follow the retry schedule until the request expires. Asking again while our
+  request is open sends nothing: the request keeps its id and its schedule.
+- A withdrawal travels like an answer (inside the request's session, naming the request's
+  id), so the other side sees cancelled_by_them instead of a request that is still waiting.
+- Strangers: while the last word on a flow is theirs and we never answered (their request,
+  withdrawn or expired), its sender is a stranger, and their messages share the small
+  budget for strangers (chat/request_budget.py); contacts (OURS) never do.
 """
 
 from __future__ import annotations
@@ -137,6 +143,13 @@ IMPOSSIBLE: dict[RequestEvent, str] = {
 """What the user is told when a step is not in the table."""
 
 OPEN_STATES = frozenset({SENT, RECEIVED})
+OURS = frozenset({SENT, MUTUAL, DECLINED_BY_THEM, CANCELLED_BY_US, SENT_EXPIRED})
+"""We asked (or accepted): the other side is someone we chose."""
+STRANGERS = frozenset({RECEIVED, CANCELLED_BY_THEM, RECEIVED_EXPIRED})
+"""Their request, never answered: its sender is a stranger (chat/request_budget.py)."""
+
+MAX_HISTORY = 64
+"""Transitions kept per flow: the first and the latest."""
 
 REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 """A request id as we accept it from the wire: short, and safe to store and log."""
@@ -161,7 +174,11 @@ class RequestPolicy:
     jitter: float = 0.1
 
     def resend_delay(self, sends: int, rng: random.Random) -> float:
-        base = min(self.max_resend_delay, self.first_resend * self.factor ** max(0, sends - 1))
+        try:
+            grown = self.first_resend * self.factor ** max(0, sends - 1)
+        except OverflowError:  # a request sent again hundreds of times: far past the cap
+            grown = self.max_resend_delay
+        base = min(self.max_resend_delay, grown)
         return base * (1 + rng.uniform(-self.jitter, self.jitter))
 
 
@@ -204,17 +221,31 @@ class ContactRequests:
     def get(self, chat_key: str) -> ContactRequest:
         return self._flows.setdefault(chat_key, ContactRequest(chat_key))
 
+    def find(self, chat_key: str) -> ContactRequest | None:
+        """The flow with this person, if there is one (`get` would start one)."""
+        return self._flows.get(chat_key)
+
     def restore(self, flow: ContactRequest) -> None:
         self._flows[flow.chat_key] = flow
+
+    def forget(self, chat_key: str) -> None:
+        """Drop the flow and its history (a stranger's request dropped as spam)."""
+        self._flows.pop(chat_key, None)
 
     def all(self) -> list[ContactRequest]:
         return list(self._flows.values())
 
     # ---- our side ------------------------------------------------------------------------
-    def send(self, chat_key: str, intro: str, now: float) -> RequestTransition:
-        """Ask (or ask again). The caller sends the request, with `get(chat_key).request_id`,
-        when this returns."""
+    def send(self, chat_key: str, intro: str, now: float) -> RequestTransition | None:
+        """Ask. The caller sends the request, with `get(chat_key).request_id`, when this
+        returns a transition. Asking while our request is open changes nothing (None): it
+        keeps its id, intro and re-send schedule."""
         flow = self.get(chat_key)
+        if flow.state is SENT:
+            return None
+        return self._send(flow, intro, now)
+
+    def _send(self, flow: ContactRequest, intro: str, now: float) -> RequestTransition:
         fresh = flow.state not in (SENT, RECEIVED, MUTUAL)
         request_id = new_request_id(now, self._rng) if fresh else None
         details = {"intro": intro, "request_id": request_id} if fresh else {}
@@ -280,7 +311,9 @@ class ContactRequests:
         return resend, expired
 
     def resent(self, chat_key: str, now: float) -> RequestTransition:
-        return self.send(chat_key, self.get(chat_key).intro, now)
+        """Our open request goes out again, on its schedule."""
+        flow = self.get(chat_key)
+        return self._send(flow, flow.intro, now)
 
     def next_wakeup(self) -> float | None:
         times = [t for f in self._flows.values() if f.open for t in (f.next_send_at, f.expires_at)]
@@ -311,6 +344,9 @@ class ContactRequests:
         transition = RequestTransition(flow.state, new, event, now, details)
         flow.state = new
         flow.history.append(transition)
+        # Bounded: copies of a request (theirs, or our re-sends) must not grow what every
+        # save of the flow writes. The first step (when it began) and the latest are kept.
+        del flow.history[1 : -(MAX_HISTORY - 1)]
         return transition
 
 

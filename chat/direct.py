@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import vodozemac
-from google.protobuf.message import DecodeError
 
 from chat.identity import ContactLink, Identity, IdentityError, sanitize_display_text
 from chat.proto import direct_pb2
+from chat.waku.protowire import parse
 
 ENVELOPE_VERSION = 1
 CONTACT_REQUEST_PARTITIONS = 32
@@ -34,7 +34,13 @@ MAX_INBOUND_IDS_PER_CONTACT = 64
 MAX_INBOUND_ID_SENDERS = 1024
 """Bounds of the replay guard. A forgotten id is safe again once its fallback key is gone
 (two rotation periods, see chat/identity.py)."""
+MAX_INTRO_LENGTH = 1000
+"""Characters of a request's intro, as shown (after cleaning); a longer one is refused when
+sent and cut when received (only a modified client sends one)."""
 PICKLE_VERSION = 2
+"""The whole-structure format (`pickle`), kept by profiles before per-peer rows."""
+ROW_VERSION = 1
+"""The per-peer row format (`take_changes`)."""
 OLM_PRE_KEY, OLM_NORMAL = 0, 1
 
 
@@ -84,10 +90,7 @@ class Envelope:
 
     @classmethod
     def decode(cls, data: bytes) -> Envelope:
-        try:
-            pb = direct_pb2.DirectEnvelope.FromString(data)
-        except DecodeError:
-            raise DirectError("not a chinwag envelope") from None
+        pb = parse(direct_pb2.DirectEnvelope, data, DirectError, "a chinwag envelope")
         if pb.version != ENVELOPE_VERSION:
             raise DirectError(f"unknown envelope version {pb.version}")
         if len(pb.sender_identity_key) != 32 or pb.olm_type not in (OLM_PRE_KEY, OLM_NORMAL):
@@ -120,6 +123,11 @@ class DirectSessions:
     who sent it. Such senders stay "unverified" until `verify_request` accepts their request
     or we send to them; at most MAX_UNVERIFIED_SENDERS are kept (oldest dropped first), and a
     request failing verification leaves no session behind.
+
+    Persistence is per peer: every change marks the peer's identity key, and `take_changes`
+    returns a row for each marked peer only (or its deletion), so saving after a message
+    costs the same however many peers we hold sessions with. Each row carries its place in
+    the two orders above (`inbound_rank`, `unverified_rank`), so they survive a restart.
     """
 
     identity: Identity
@@ -130,6 +138,17 @@ class DirectSessions:
     """Senders whose every session came from an unchecked pre-key message, oldest first."""
     peer_used: dict[bytes, str] = field(default_factory=dict)
     """Per identity key, the session the peer last sent us a message in (after its first)."""
+    changed: set[bytes] = field(default_factory=set)
+    """Peers whose state moved since the last `take_changes`."""
+    inbound_rank: dict[bytes, int] = field(default_factory=dict)
+    """Per identity key, when (a counter) it last joined the end of `inbound_ids`."""
+    unverified_rank: dict[bytes, int] = field(default_factory=dict)
+    """Per identity key, when (a counter) it joined `unverified`."""
+    _clock: int = 0
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
 
     def _remember(self, their_key: bytes, session: vodozemac.Session, *, prefer: bool) -> None:
         known = self.sessions.setdefault(their_key, [])
@@ -137,17 +156,26 @@ class DirectSessions:
         del known[MAX_SESSIONS_PER_CONTACT:]
         if self.peer_used.get(their_key) not in {s.session_id for s in known}:
             self.peer_used.pop(their_key, None)
+        self.changed.add(their_key)
 
     def _record_inbound(self, their_key: bytes, session_id: str) -> None:
         ids = self.inbound_ids.pop(their_key, [])  # re-inserted: most recently active last
         ids.append(session_id)
         del ids[:-MAX_INBOUND_IDS_PER_CONTACT]
         self.inbound_ids[their_key] = ids
+        self.inbound_rank[their_key] = self._tick()
+        self.changed.add(their_key)
         while len(self.inbound_ids) > MAX_INBOUND_ID_SENDERS:
-            del self.inbound_ids[next(iter(self.inbound_ids))]
+            oldest = next(iter(self.inbound_ids))
+            del self.inbound_ids[oldest]
+            self.inbound_rank.pop(oldest, None)
+            self.changed.add(oldest)
 
     def _trust(self, their_key: bytes) -> None:
-        self.unverified.pop(their_key, None)
+        if their_key in self.unverified:
+            del self.unverified[their_key]
+            self.unverified_rank.pop(their_key, None)
+            self.changed.add(their_key)
 
     def has_session(self, their_identity_key: bytes) -> bool:
         return bool(self.sessions.get(their_identity_key))
@@ -159,16 +187,19 @@ class DirectSessions:
         )
         self._trust(link.identity_key)
         self._remember(link.identity_key, session, prefer=True)
-        return self._seal(session, payload)
+        return self._seal(link.identity_key, session, payload)
 
     def seal(self, their_identity_key: bytes, payload: direct_pb2.DirectPayload) -> Envelope:
         known = self.sessions.get(their_identity_key)
         if not known:
             raise DirectError("there is no session with this contact yet")
         self._trust(their_identity_key)
-        return self._seal(known[0], payload)
+        return self._seal(their_identity_key, known[0], payload)
 
-    def _seal(self, session: vodozemac.Session, payload: direct_pb2.DirectPayload) -> Envelope:
+    def _seal(
+        self, their_key: bytes, session: vodozemac.Session, payload: direct_pb2.DirectPayload
+    ) -> Envelope:
+        self.changed.add(their_key)  # the ratchet moves
         olm_type, body = session.encrypt(payload.SerializeToString()).to_parts()
         return Envelope(self.identity.identity_key, olm_type, body)
 
@@ -193,6 +224,7 @@ class DirectSessions:
                 replayed = pre_key is not None
                 plaintext = bytes(session.decrypt(message))
                 self.peer_used[their_key] = opened_by = session.session_id
+                self.changed.add(their_key)
                 if session is not known[0]:  # the peer moved to this session: prefer it
                     known.remove(session)
                     known.insert(0, session)
@@ -219,15 +251,15 @@ class DirectSessions:
             confirmed = bool(known) and self.peer_used.get(their_key) == known[0].session_id
             self._remember(their_key, session, prefer=not confirmed)
             plaintext, new_session, opened_by = bytes(raw), True, session.session_id
-        try:
-            payload = direct_pb2.DirectPayload.FromString(plaintext)
-        except DecodeError:
-            raise DirectError("decrypted, but the payload is malformed") from None
+        what = "a chinwag payload, though it decrypted"
+        payload = parse(direct_pb2.DirectPayload, plaintext, DirectError, what)
         return Opened(their_key, payload, new_session, opened_by)
 
     def _hold_unverified(self, their_key: bytes) -> None:
         self.unverified.pop(their_key, None)
         self.unverified[their_key] = None
+        self.unverified_rank[their_key] = self._tick()
+        self.changed.add(their_key)
         while len(self.unverified) > MAX_UNVERIFIED_SENDERS:
             self._forget(next(iter(self.unverified)))
 
@@ -249,13 +281,23 @@ class DirectSessions:
         known = [s for s in self.sessions.get(their_key, []) if s.session_id != session_id]
         if known:
             self.sessions[their_key] = known
+            self.changed.add(their_key)
         else:
             self._forget(their_key)
 
     def _forget(self, their_key: bytes) -> None:
         self.sessions.pop(their_key, None)
         self.unverified.pop(their_key, None)
+        self.unverified_rank.pop(their_key, None)
         self.peer_used.pop(their_key, None)
+        self.changed.add(their_key)
+
+    def forget(self, their_identity_key: bytes) -> None:
+        """Drop everything about a peer, the replay guard included: their request was dropped
+        as spam, and a copy of it arriving again is only their request again."""
+        self._forget(their_identity_key)
+        self.inbound_ids.pop(their_identity_key, None)
+        self.inbound_rank.pop(their_identity_key, None)
 
     # ---- persistence -----------------------------------------------------------------------
     def pickle(self, key: bytes) -> dict[str, Any]:
@@ -291,7 +333,99 @@ class DirectSessions:
             del ids[:-MAX_INBOUND_IDS_PER_CONTACT]
         unverified = {bytes.fromhex(k): None for k in data.get("unverified", [])}
         peer_used = {bytes.fromhex(k): str(v) for k, v in data.get("peer_used", {}).items()}
-        return cls(identity, sessions, inbound_ids, unverified, peer_used)
+        restored = cls(identity, sessions, inbound_ids, unverified, peer_used)
+        for their_key in inbound_ids:
+            restored.inbound_rank[their_key] = restored._tick()
+        for their_key in unverified:
+            restored.unverified_rank[their_key] = restored._tick()
+        return restored
+
+    def take_changes(self, key: bytes) -> SessionChanges:
+        """The rows of the peers whose state moved since the last call (session pickles
+        encrypted with `key`), and the peers to delete; the marks are cleared. Hand the
+        result back to `changes_not_saved` if writing it fails."""
+        rows: dict[str, dict[str, Any]] = {}
+        deleted: list[str] = []
+        for their_key in self.changed:
+            row = self._row(their_key, key)
+            if row is None:
+                deleted.append(their_key.hex())
+            else:
+                rows[their_key.hex()] = row
+        self.changed = set()
+        return SessionChanges(rows, deleted)
+
+    def changes_not_saved(self, changes: SessionChanges) -> None:
+        """Writing `changes` failed: mark those peers again for the next save."""
+        self.changed.update(bytes.fromhex(k) for k in (*changes.rows, *changes.deleted))
+
+    def mark_all_changed(self) -> None:
+        """Every peer is written on the next save (moving from the whole-structure format)."""
+        self.changed.update(self.sessions, self.inbound_ids, self.unverified, self.peer_used)
+
+    def _row(self, their_key: bytes, key: bytes) -> dict[str, Any] | None:
+        sessions = self.sessions.get(their_key, [])
+        ids = self.inbound_ids.get(their_key)
+        unverified = their_key in self.unverified
+        peer_used = self.peer_used.get(their_key)
+        if not sessions and ids is None and not unverified and peer_used is None:
+            return None
+        return {
+            "version": ROW_VERSION,
+            "sessions": [s.pickle(key) for s in sessions],
+            "inbound_ids": list(ids) if ids is not None else None,
+            "inbound_rank": self.inbound_rank.get(their_key) if ids is not None else None,
+            "unverified_rank": self.unverified_rank.get(their_key) if unverified else None,
+            "peer_used": peer_used,
+        }
+
+    @classmethod
+    def from_rows(
+        cls, identity: Identity, rows: Mapping[str, Mapping[str, Any]], key: bytes
+    ) -> DirectSessions:
+        """Reads the rows `take_changes` wrote, one per peer identity key (hex)."""
+        restored = cls(identity)
+        inbound: list[tuple[int, bytes, list[str]]] = []
+        unverified: list[tuple[int, bytes]] = []
+        try:
+            for key_hex, row in rows.items():
+                if row.get("version") != ROW_VERSION:
+                    raise DirectError(f"unknown direct session row format {row.get('version')!r}")
+                their_key = bytes.fromhex(key_hex)
+                sessions = [vodozemac.Session.from_pickle(p, key) for p in row["sessions"]]
+                if sessions:
+                    restored.sessions[their_key] = sessions
+                if row["inbound_ids"] is not None:
+                    inbound.append((int(row["inbound_rank"]), their_key, list(row["inbound_ids"])))
+                if row["unverified_rank"] is not None:
+                    unverified.append((int(row["unverified_rank"]), their_key))
+                if row["peer_used"] is not None:
+                    restored.peer_used[their_key] = str(row["peer_used"])
+        except vodozemac.PickleException:
+            raise DirectError("the stored sessions cannot be opened with this key") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DirectError(f"unreadable direct session row: {exc}") from None
+        for rank, their_key, ids in sorted(inbound):
+            restored.inbound_ids[their_key] = ids
+            restored.inbound_rank[their_key] = rank
+        for rank, their_key in sorted(unverified):
+            restored.unverified[their_key] = None
+            restored.unverified_rank[their_key] = rank
+        ranks = [*restored.inbound_rank.values(), *restored.unverified_rank.values()]
+        restored._clock = max(ranks, default=0)
+        return restored
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanges:
+    """What `DirectSessions.take_changes` found moved: rows to write, keyed by peer identity
+    key (hex), and the peers whose rows to delete."""
+
+    rows: dict[str, dict[str, Any]]
+    deleted: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.deleted)
 
 
 class VerifiedRequest(NamedTuple):
@@ -309,7 +443,8 @@ def request_payload(own_link: str, intro: str, request_id: str = "") -> direct_p
 
 def verified_request_sender(opened: Opened) -> VerifiedRequest:
     """The link and intro of a contact request, checked against the Olm-proven sender; the
-    intro is made safe to show (see `sanitize_display_text`), keeping its line breaks."""
+    intro is made safe to show (see `sanitize_display_text`), keeping its line breaks, and
+    cut to MAX_INTRO_LENGTH characters."""
     if opened.payload.WhichOneof("body") != "request":
         raise DirectError("not a contact request")
     try:
@@ -319,5 +454,5 @@ def verified_request_sender(opened: Opened) -> VerifiedRequest:
     if link.identity_key != opened.sender_identity_key:
         raise DirectError("contact request whose link names someone other than its sender")
     request = opened.payload.request
-    intro = sanitize_display_text(request.intro, multiline=True)
-    return VerifiedRequest(link, intro, request.request_id)
+    intro = sanitize_display_text(request.intro[: MAX_INTRO_LENGTH * 4], multiline=True)
+    return VerifiedRequest(link, intro[:MAX_INTRO_LENGTH], request.request_id)

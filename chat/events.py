@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from storage.repositories.messages import StoredMessage
 
 
+MAX_TEXT_LENGTH = 16 * 1024
+"""Characters in one message (every face checks it before sending; chat.messenger refuses
+more); far below the 150 KiB Waku limit after SDS and Olm."""
+
+
 # ---- errors ------------------------------------------------------------------------------
 class MessengerError(UserError):
     """A command that cannot be done; the message is a sentence for the user."""
@@ -213,6 +218,11 @@ class HealthView:
     outbox: int
     """Messages still being worked on (queued, sent or stored); failed ones wait for the user
     and are listed by the outbox view, not counted here."""
+    stranger_requests_dropped: int = 0
+    """Contact requests from strangers dropped by spam protection since the profile began
+    (over the rate limit or the cap; chat/request_budget.py)."""
+    stranger_requests_held: int = 0
+    """Requests from strangers kept, waiting for an answer (at most the cap)."""
     dialing: int = 0
     """Dials to peers under way."""
     next_dial_at: float | None = None
@@ -279,6 +289,19 @@ class MessagesLost(Event):
     kind: ClassVar[str] = "messages_lost"
     chat_id: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StrangerRequestsDropped(Event):
+    """Spam protection dropped contact requests from strangers (over the rate limit, or to
+    keep at most the cap of them); sent at most every few seconds, with the totals. Kept
+    requests may have been dropped too: read the contacts again."""
+
+    kind: ClassVar[str] = "stranger_requests_dropped"
+    dropped: int
+    """Since the profile began."""
+    held: int
+    """Requests from strangers kept now."""
 
 
 @dataclass(frozen=True, slots=True)

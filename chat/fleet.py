@@ -99,7 +99,7 @@ def load_fleet(path: Path) -> Fleet:
 def parse_fleet(text: str, *, source: str = "fleet file") -> Fleet:
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer over Python's 4300 digits
         raise FleetError(f"{source} is not valid TOML: {exc}") from None
     where = _Locator(text, source)
     _reject_unknown(raw, _TOP_KEYS, where, section=None)

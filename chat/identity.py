@@ -129,6 +129,17 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
+_FRAME_CHARACTERS = dict.fromkeys(range(0x2500, 0x25A0))
+"""Box drawing (U+2500-U+257F) and block elements (U+2580-U+259F): borders and scroll bars
+that come along when a wrapped link is copied off the screen; no link contains them."""
+
+
+def clean_link(text: str) -> str:
+    """A pasted link without the whitespace, line breaks and frame characters around and
+    inside it (what `ContactLink.parse` ignores)."""
+    return "".join(text.split()).translate(_FRAME_CHARACTERS)
+
+
 @dataclass(frozen=True, slots=True)
 class ContactLink:
     chat_key: bytes
@@ -143,8 +154,10 @@ class ContactLink:
 
     @classmethod
     def parse(cls, text: str) -> ContactLink:
-        """Decode and verify a pasted link. Whitespace and line breaks are ignored."""
-        text = "".join(text.split())
+        """Decode and verify a pasted link. Whitespace, line breaks and the box-drawing and
+        block characters a terminal frames text with are ignored: a link copied off a
+        screen where it wrapped inside a box still works."""
+        text = clean_link(text)
         if len(text) > MAX_LINK_LENGTH:
             raise IdentityError("that link is too long to be a chinwag contact link")
         if not text.startswith(LINK_SCHEME):
@@ -281,7 +294,9 @@ class Identity:
 
 def render_qr(text: str) -> str:
     """A QR code as text, two modules per character cell, with a quiet zone."""
-    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    # Level L (7% recovery): read off a screen, not a worn print; a 255-character link then
+    # takes 61 columns and 31 rows instead of 69 and 35, so it fits beside the link text.
+    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
     qr.add_data(text)
     qr.make(fit=True)
     matrix = qr.get_matrix()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -37,7 +38,7 @@ from multiaddr import Multiaddr
 from chat.config import Config
 from chat.errors import UserError
 from chat.fleet import dial_problem, load_fleet, peer_id_of, resolve_network
-from chat.identity import MAX_DISPLAY_NAME, render_qr, validate_display_name
+from chat.identity import MAX_DISPLAY_NAME, clean_link, render_qr, validate_display_name
 from chat.logs import register_secret
 from storage.errors import ProfileNotFound, StorageError
 from storage.profiles import Profiles
@@ -58,9 +59,11 @@ __all__ = [
     "MessengerSettings",
     "NetworkFlags",
     "OpenProfile",
+    "ProfileInUse",
     "ProfileLock",
     "Session",
     "add_network_arguments",
+    "clean_link",
     "messenger_settings",
     "network_flags",
     "profile_lock",
@@ -68,10 +71,18 @@ __all__ = [
     "validate_display_name",
 ]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
 LOCK_FILE_NAME = "lock"
 """In the profile directory; empty. The lock is the flock on it, not the file's existence,
 so a crashed process never leaves the profile locked."""
+LINK_FILE_NAME = "contact-link"
+"""In the profile directory: the contact link as the process holding the lock last made it
+(one line). The link is public (keys and display name, signed), so `chinwag link` reads it
+while another chinwag has the profile open, without the lock or the passphrase."""
+MAX_LINK_FILE = 4096
+"""Bytes read of the link file at most (a link is about 260 characters)."""
 
 
 # ---- the messenger's settings ------------------------------------------------------------
@@ -203,6 +214,10 @@ def _full_multiaddrs(values: tuple[str, ...], option: str) -> tuple[str, ...]:
 
 
 # ---- the profile's lock ------------------------------------------------------------------
+class ProfileInUse(UserError):
+    """Another chinwag process holds the profile's lock."""
+
+
 class ProfileLock:
     """The profile's advisory lock, held until `release()` (or the process ends)."""
 
@@ -220,7 +235,7 @@ class ProfileLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise UserError(
+            raise ProfileInUse(
                 f"profile '{name}' is in use by another chinwag process; quit that one first."
             ) from None
         self._fd: int | None = fd
@@ -356,6 +371,34 @@ class Session:
 
         threading.Thread(target=derive, name="derive-key", daemon=True).start()
         self._early = (passphrase, future)
+
+    def publish_link(self, link: str) -> bool:
+        """Keep `link` in the profile directory for `published_link` (call it while holding
+        the lock, whenever the link changes). Written whole or not at all; a failure (a
+        read-only directory) is logged, not raised: the link is a convenience for others."""
+        directory = self.profiles.directory(self.profile)
+        temporary = directory / f".{LINK_FILE_NAME}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as file:
+                file.write(link + "\n")
+            os.replace(temporary, directory / LINK_FILE_NAME)
+        except OSError as exc:
+            log.warning("could not publish the contact link in %s: %s", directory, exc)
+            return False
+        return True
+
+    def published_link(self) -> str | None:
+        """The link the profile's current (or last) holder published; None if there is none.
+        Not checked here: the reader parses it (chat.identity.ContactLink.parse)."""
+        path = self.profiles.directory(self.profile) / LINK_FILE_NAME
+        try:
+            with path.open("rb") as file:
+                data = file.read(MAX_LINK_FILE)
+        except OSError:
+            return None
+        text = data.decode("ascii", errors="replace").strip()
+        return text or None
 
     def lock(self) -> ProfileLock:
         """Take the profile's lock (a UserError if there is no such profile or another

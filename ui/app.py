@@ -30,21 +30,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 import trio
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
 from textual.screen import Screen
 
 from chat.errors import UserError
 from chat.events import VerificationUpdated
 from chat.session import ChatSource, OpenProfile, Session
 from ui.bridge import BridgeClosed, TrioBridge
-from ui.host import ChatHost
+from ui.host import ChatHost, NetworkSetup
 from ui.messages import (
     DisplayNameChanged,
     MessengerEvent,
     MessengerFailed,
     MessengerReady,
     MessengerStarted,
+    MessengerStopped,
 )
 from ui.notify import desktop_notification
+from ui.terminal import no_terminal_logging, use_key_parser
 
 if TYPE_CHECKING:
     from chat.messenger import Messenger
@@ -64,6 +67,13 @@ def _preload_messenger() -> None:
         importlib.import_module("chat.messenger")
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, as one sentence: the first error inside nursery groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return str(exc) or type(exc).__name__
+
+
 class ChinwagApp(App[int]):
     """`ChinwagApp(session).run()`; `passphrase` skips typing it on the unlock screen (its
     key may be being derived already: `Session.derive_early`)."""
@@ -74,7 +84,8 @@ class ChinwagApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("f1", "help", "Help"),
-        Binding("f6", "toggle_dark", "Theme", show=False),
+        # Priority: the composer (a TextArea) binds F6 to "select line" otherwise.
+        Binding("f6", "toggle_dark", "Theme", show=False, priority=True),
         Binding("ctrl+r", "reconnect", "Reconnect", show=False),
     ]
 
@@ -94,6 +105,12 @@ class ChinwagApp(App[int]):
         self.startup_started = time.perf_counter()
         self.ready_at: float | None = None
         """perf_counter when the chat list was first shown (the launch benchmark reads it)."""
+        self.messenger_failure: str | None = None
+        """Why the messenger stopped (a sentence), once it has."""
+
+    def get_driver_class(self) -> type[Driver]:
+        use_key_parser()  # Alt+Enter as alt+enter (ui/terminal.py)
+        return super().get_driver_class()
 
     # ---- lifecycle ---------------------------------------------------------------------
     @property
@@ -161,6 +178,7 @@ class ChinwagApp(App[int]):
             async with messenger.run():
                 events = messenger.subscribe(EVENT_BUFFER)
                 self.messenger = messenger
+                self._publish_link()
                 self.post_message(MessengerReady())
                 if opened.new:
                     self.call_later(self.action_my_link)
@@ -169,7 +187,7 @@ class ChinwagApp(App[int]):
                         self.post_message(MessengerEvent(event))
         except Exception as exc:
             log.exception("the messenger stopped")
-            self.post_message(MessengerFailed(str(exc) or type(exc).__name__))
+            self.post_message(MessengerFailed(_reason(exc)))
         finally:
             self.messenger = None
 
@@ -180,12 +198,36 @@ class ChinwagApp(App[int]):
 
     def on_messenger_failed(self, message: MessengerFailed) -> None:
         self.messenger_ready.set()
+        self.messenger_failure = message.reason
+        for screen in self.screen_stack:
+            screen.post_message(MessengerStopped(message.reason))
         self.notify(
-            f"The network core stopped: {message.reason}. See the log file for details.",
+            f"The network part stopped: {message.reason}. "
+            f"Details are in the log file {self.session.config.log_file}.",
             title="chinwag",
             severity="error",
             timeout=30,
         )
+
+    def network_setup(self) -> NetworkSetup:
+        settings = self.session.settings
+        config = self.messenger.config if self.messenger is not None else None
+        peers = len(config.peers if config is not None else settings.peers if settings else ())
+        if config is not None and config.mdns is not None:
+            lan = config.mdns
+        else:  # the client node's default: LAN discovery when no peer is configured
+            lan = not peers and not (config.store_peers if config is not None else ())
+        return NetworkSetup(
+            config_file=str(self.session.config.config_file),
+            peers=peers,
+            lan_discovery=lan,
+            log_file=str(self.session.config.log_file),
+        )
+
+    def _publish_link(self) -> None:
+        """Keep the current link where `chinwag link` reads it while we hold the profile."""
+        if self.messenger is not None:
+            self.session.publish_link(self.messenger.identity().contact_link)
 
     def on_messenger_event(self, message: MessengerEvent) -> None:
         event = message.event
@@ -297,6 +339,19 @@ class ChinwagApp(App[int]):
         if self.messenger is not None and not isinstance(self.screen, LinkScreen):
             self.push_screen(LinkScreen(self.messenger.identity()))
 
+    def action_copy_link(self) -> None:
+        """Copy the contact link to the clipboard: OSC 52, which tmux keeps as a buffer
+        (with set-clipboard on) and most terminals put on the system clipboard."""
+        if self.messenger is None:
+            self.notify("Your link is ready once the network part has started.")
+            return
+        self.copy_to_clipboard(self.messenger.identity().contact_link)
+        self.notify(
+            "Copied your contact link to the clipboard (if your terminal takes OSC 52; in "
+            "tmux, with set-clipboard on).",
+            title="My link",
+        )
+
     def action_change_name(self) -> None:
         from ui.screens.display_name import DisplayNameScreen
 
@@ -309,6 +364,7 @@ class ChinwagApp(App[int]):
     def _name_changed(self, name: str | None) -> None:
         if name is None:
             return
+        self._publish_link()  # the link carries the name
         for screen in self.screen_stack:
             screen.post_message(DisplayNameChanged(name))
         self.notify(f"You are now {name}; your contacts are told.", title="Display name")
@@ -321,6 +377,11 @@ class ChinwagApp(App[int]):
         )
         if self.messenger is not None:
             yield SystemCommand("My contact link", "Your link and its QR code", self.action_my_link)
+            yield SystemCommand(
+                "Copy my contact link",
+                "Put your link on the clipboard, to paste it to someone",
+                self.action_copy_link,
+            )
             yield SystemCommand(
                 "Change display name", "The name your contacts see", self.action_change_name
             )
@@ -336,7 +397,8 @@ class ChinwagApp(App[int]):
 
 def run_tui(session: Session, *, passphrase: str | None) -> int:
     """Run the TUI until the user quits; the exit code."""
-    code = ChinwagApp(session, passphrase=passphrase).run()
+    with no_terminal_logging():
+        code = ChinwagApp(session, passphrase=passphrase).run()
     return code if isinstance(code, int) else 0
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+from rich.cells import cell_len
+
 from chat.events import ChatView, ContactView, HealthView, MessageView, OutboxItemView
+from ui.host import NetworkSetup
 
 # Outgoing states, in the order evidence arrives (docs/architecture.md §6). Each glyph is one
 # cell wide so columns line up; the word is shown wherever there is room.
@@ -103,23 +106,56 @@ def reconnect_notice(health: HealthView) -> str:
 
 
 def message_status(message: MessageView, now: float) -> str:
-    """The short honest status after an outgoing message: glyph, and for anything not yet
+    """The short honest status of an outgoing message: glyph, and for anything not yet
     confirmed the reason and what happens next."""
     if not message.outgoing:
         return ""
     glyph = state_glyph(message.state)
+    detail = state_detail(message, now)
+    return f"{glyph} {detail}" if detail else glyph
+
+
+def state_detail(message: MessageView, now: float) -> str:
+    """What follows the glyph of an outgoing message that failed or waits to be retried:
+    the reason and what happens next; "" for the others."""
+    if not message.outgoing:
+        return ""
     if message.state == "failed":
         reason = message.state_reason or "no reason given"
-        return f"{glyph} failed: {reason} ({RETRY_KEY} retries)"
+        return f"failed: {reason} ({RETRY_KEY} retries)"
     if message.state == "queued" and (message.attempts or message.state_reason):
-        parts = [glyph]
+        parts = []
         if message.state_reason:
             parts.append(message.state_reason + ";")
         retrying = f"retrying {in_how_long(message.next_attempt_at, now)}"
         attempts = attempts_text(message.attempts, message.max_attempts, message.budget)
         parts.append(f"{retrying}, {attempts}" if attempts else retrying)
         return " ".join(parts)
-    return glyph
+    return ""
+
+
+EMOJI_CELL = 11
+"""Columns per emoji (and its name, up to 10 characters) in the verification row."""
+
+
+def emoji_grid(emoji: list[tuple[str, str]], width: int) -> str:
+    """The verification emoji with their names: a row of emoji over a row of names when
+    `width` columns hold them, else one "emoji name" per line.
+
+    Emoji with a variation selector (☁️, ❤️, ✂️ ...) are drawn without it: Rich counts
+    such a pair two cells wide, tmux and many terminals one, and the difference moved the
+    rest of the line (the box's border). Without it every emoji is as wide everywhere."""
+    shown = [(glyph.replace("\ufe0f", ""), name) for glyph, name in emoji]
+    if len(shown) * EMOJI_CELL <= width:
+        top = "".join(_centred(glyph, EMOJI_CELL) for glyph, _ in shown)
+        bottom = "".join(_centred(name, EMOJI_CELL) for _, name in shown)
+        return f"{top.rstrip()}\n{bottom.rstrip()}"
+    return "\n".join(f"{glyph}{' ' * (3 - cell_len(glyph))}{name}" for glyph, name in shown)
+
+
+def _centred(text: str, width: int) -> str:
+    left = (width - cell_len(text)) // 2
+    return " " * left + text + " " * (width - cell_len(text) - left)
 
 
 def chat_label(chat: ChatView) -> str:
@@ -198,8 +234,16 @@ def outbox_row(item: OutboxItemView, now: float) -> tuple[str, str, str, str, st
     )
 
 
+MIN_PASSPHRASE_SCORE = 2
+"""Onboarding refuses a weaker passphrase unless "use it anyway" is ticked."""
+
+
 def passphrase_strength(passphrase: str) -> tuple[int, str]:
-    """A rough 0-4 score and a hint. Length counts most: a long sentence beats symbols."""
+    """A rough 0-4 score and a hint. The estimate, in bits: the number of characters
+    (each distinct character counted at most twice, so "aaaaaaaa" is not long) times
+    log2 of the alphabet they come from (26 lower case, 26 upper case, 10 digits, 33
+    others, for each kind present). Under 50 bits is weak (fewer than 11 lower-case
+    letters), under 65 fair, under 80 good. Length counts most: a sentence beats symbols."""
     if not passphrase:
         return 0, "empty"
     pools = 0
@@ -209,10 +253,50 @@ def passphrase_strength(passphrase: str) -> tuple[int, str]:
     pools += 33 if any(not c.isalnum() for c in passphrase) else 0
     distinct = len(set(passphrase))
     bits = min(len(passphrase), distinct * 2) * math.log2(max(pools, 2))
-    if bits < 40:
+    if bits < 50:
         return 1, "weak: use a longer sentence of several words"
-    if bits < 60:
+    if bits < 65:
         return 2, "fair: a few more words would help"
     if bits < 80:
         return 3, "good"
     return 4, "strong"
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """`text` as messages of at most `limit` characters, in order, cut at the last line
+    break (else space) that keeps a part within the limit, else hard; nothing is dropped
+    but the break characters the cuts fall on."""
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        cut = window.rfind("\n")
+        if cut <= 0:
+            cut = window.rfind(" ")
+        if cut <= 0:
+            parts.append(rest[:limit])
+            rest = rest[limit:]
+        else:
+            parts.append(rest[:cut])
+            rest = rest[cut + 1 :]
+    if rest.strip():
+        parts.append(rest)
+    return [part for part in parts if part.strip()]
+
+
+def no_peers_hint(setup: NetworkSetup) -> str:
+    """What to do when no peer is configured and none was found: where to add one."""
+    lan = "on (none found yet)" if setup.lan_discovery else "off"
+    return (
+        f"No peers yet: add a node's address to [network] peers in {setup.config_file}, "
+        f"or start chinwag with --peer ADDRESS or --fleet FILE. LAN discovery is {lan}."
+    )
+
+
+def stopped_hint(reason: str, setup: NetworkSetup) -> str:
+    """The network part stopped: what it means, and where the details are."""
+    return (
+        f"The network part stopped: {reason}. Nothing is sent or received until chinwag "
+        f"starts again (Ctrl+Q, then chinwag); your messages wait in your profile. Details "
+        f"are in the log file {setup.log_file}."
+    )

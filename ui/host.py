@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -21,6 +22,17 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NetworkSetup:
+    """How the network part was set up, for the hint shown while there are no peers."""
+
+    config_file: str
+    peers: int
+    """Peers configured (config file, fleet, --peer)."""
+    lan_discovery: bool
+    log_file: str
 
 
 class ChatHost(Protocol):
@@ -45,7 +57,12 @@ class ChatHost(Protocol):
         """Runs trio coroutines (the messenger's calls) from the UI loop."""
 
     ready_at: float | None
+    messenger_failure: str | None
+    """Why the messenger stopped (a sentence), once it has; else None."""
     """perf_counter when the chat list was first shown (the main screen sets it)."""
+
+    def network_setup(self) -> NetworkSetup:
+        """The config file, the configured peers and whether LAN discovery is on."""
 
     def chat_source(self) -> ChatSource | None:
         """Where chats and messages are read: the messenger once it runs, before that the

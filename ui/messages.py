@@ -39,3 +39,11 @@ class DisplayNameChanged(Message, bubble=False):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
+
+
+class MessengerStopped(Message, bubble=False):
+    """To each screen: the messenger stopped (or never started); `reason` is a sentence."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason

@@ -44,12 +44,17 @@ COMMON_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),
 )
-UNAUTHORIZED = ApiError(
-    401,
-    "this request needs the API token: send 'Authorization: Bearer <token>' "
-    "(chinwag serve prints the token when it starts).",
-    ((b"www-authenticate", b'Bearer realm="chinwag"'),),
-)
+
+
+def _unauthorized() -> ApiError:
+    # A new error each time: raising one shared instance chains every request's traceback onto
+    # it, and with the traceback each request's frames, for as long as the process runs.
+    return ApiError(
+        401,
+        "this request needs the API token: send 'Authorization: Bearer <token>' "
+        "(chinwag serve prints the token when it starts).",
+        ((b"www-authenticate", b'Bearer realm="chinwag"'),),
+    )
 
 
 class ClientGone(Exception):
@@ -111,7 +116,7 @@ class ApiApp:
                     raise ApiError(405, f"{method} is not allowed here; use GET.", _ALLOW_GET)
                 return Response(200, self._openapi, ((b"content-type", JSON_TYPE),))
             if not bearer_matches(_header(scope, b"authorization"), self._token):
-                raise UNAUTHORIZED
+                raise _unauthorized()
             match = self._router.match(method, raw_path)
             request = Request(
                 method=method,

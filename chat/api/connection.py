@@ -190,6 +190,11 @@ class HttpConnection:
         if event.http_version not in HTTP_VERSIONS:
             await self._refuse(505)
             return None
+        if _framed_twice(event):
+            # A proxy in front may read the other framing: what we took as the rest of the
+            # body, or as the next request, could be its next request (smuggling).
+            await self._refuse(400, "the request has both Content-Length and Transfer-Encoding.")
+            return None
         return event
 
     async def _read_event(self) -> object:
@@ -380,9 +385,15 @@ class HttpConnection:
     async def _close(self) -> None:
         try:
             if self._linger:
+                self._waiting()  # draining costs nothing of ours: may be shed
                 await linger(self._stream)
         finally:
             await self._stream.aclose()
+
+
+def _framed_twice(request: h11.Request) -> bool:
+    names = {bytes(name) for name, _ in request.headers}
+    return b"content-length" in names and b"transfer-encoding" in names
 
 
 def _head_size(request: h11.Request) -> int:

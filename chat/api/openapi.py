@@ -28,7 +28,7 @@ from chat.events import (
 )
 from chat.history import MAX_SEARCH_RESULTS
 from chat.identity import MAX_DISPLAY_NAME
-from chat.messenger import MAX_TEXT_LENGTH
+from chat.messenger import MAX_INTRO_LENGTH, MAX_TEXT_LENGTH
 
 OPENAPI_VERSION = "3.0.3"
 VIEWS: tuple[type, ...] = (
@@ -76,7 +76,10 @@ connecting, `event: <kind>` and `data: <json>`, the JSON being the event with it
 Kinds: message_added and message_updated (`message`: a MessageView), contact_updated
 (`contact`), verification_updated (`verification`), chat_updated (`chat`), health_updated
 (`health`), messages_lost (`chat_id`,
-`count`), rejected (`reason`). A comment line is sent after {KEEPALIVE_INTERVAL:.0f} s without
+`count`), rejected (`reason`), stranger_requests_dropped (`dropped`: contact requests from
+strangers dropped by spam protection since the profile began, `held`: those kept now; at most
+every few seconds, and kept requests may have been dropped: read the contacts again). A
+comment line is sent after {KEEPALIVE_INTERVAL:.0f} s without
 events. The stream ends when the server stops; a client that falls far behind loses events
 (the messenger logs how many)."""
 
@@ -111,6 +114,10 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "peers_per_shard": "relay peers per pubsub topic",
         "store_reachable": "null until a store node was asked at all",
         "outbox": "messages not yet delivered or failed",
+        "stranger_requests_dropped": "contact requests from strangers dropped by spam "
+                                     "protection (over the rate limit, or over the cap of "
+                                     "those kept) since the profile began",
+        "stranger_requests_held": "contact requests from strangers kept, waiting for an answer",
         "dialing": "dials to peers under way",
         "next_dial_at": "while no peer is connected: when the next known peer is dialled "
                         "(at most 10 s apart; POST /v1/health/reconnect dials at once); null "
@@ -335,10 +342,13 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "get": _operation(
             "list_contacts", "Every contact and contact request",
             (200, _json(_list_of("ContactView"), "the contacts")), tag="contacts"),
-        "post": _operation(
+        "post": {**_operation(
             "add_contact", "Send a contact request to the owner of a contact link",
             (202, _json(_ref("ContactView"), "the request is queued")), (409,),
             body="AddContact", tag="contacts"),
+            "description": "Asking again while our request is open sends nothing: the open "
+            "request is returned as it is, and goes out again on its own schedule "
+            "(`next_send_at`). Asking someone who asked us accepts them."},
     },
     "/v1/contacts/{chat_key}/accept": {"post": _operation(
         "accept_contact", "Accept a contact request we received",
@@ -349,7 +359,7 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         (200, _json(_ref("ContactView"), "the contact")), (400, 404, 409),
         parameters=(_CHAT_KEY,), tag="contacts")},
     "/v1/contacts/{chat_key}/cancel": {"post": _operation(
-        "cancel_contact_request", "Withdraw a contact request we sent",
+        "cancel_contact_request", "Withdraw a contact request we sent (they are told)",
         (200, _json(_ref("ContactView"), "the contact")), (400, 404, 409),
         parameters=(_CHAT_KEY,), tag="contacts")},
     "/v1/contacts/{chat_key}/verification": {"get": _operation(
@@ -452,7 +462,12 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {
             "link": {"type": "string", "description": "the contact link (text or URL form)"},
-            "message": {"type": "string", "description": "an intro shown with the request"},
+            "message": {
+                "type": "string",
+                "description": "an intro shown with the request: at most "
+                f"{MAX_INTRO_LENGTH} characters once cleaned (control and invisible "
+                "characters removed); a longer one is a 400, never cut",
+            },
         },
     },
     "SendMessage": {
@@ -460,11 +475,17 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["text"],
         "additionalProperties": False,
         "properties": {
-            "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH},
+            "text": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_TEXT_LENGTH,
+                "description": "needs visible text: only invisible characters is a 400",
+            },
             "reply_to": {
                 "type": "string",
                 "nullable": True,
-                "description": "the id of the message this one answers",
+                "description": "the id of a message of this chat that this one answers "
+                "(any other id is a 400)",
             },
         },
     },

@@ -147,8 +147,14 @@ class StreamResponse:
 
 
 def json_bytes(value: Any) -> bytes:
-    """Compact UTF-8 JSON; non-finite floats (never valid JSON) become null."""
-    return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON; non-finite floats (never valid JSON) become null. A string that is
+    not Unicode text (a lone surrogate, e.g. a request's field name quoted in an error) has no
+    UTF-8 form: then every non-ASCII character is written as a JSON escape instead."""
+    finite = _finite(value)
+    try:
+        return json.dumps(finite, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        return json.dumps(finite, separators=(",", ":")).encode()
 
 
 def _finite(value: Any) -> Any:

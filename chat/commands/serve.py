@@ -21,11 +21,12 @@ import ipaddress
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chat.config import Config
 from chat.errors import UserError
-from chat.session import add_network_arguments, messenger_settings, network_flags
+from chat.session import Session, add_network_arguments, messenger_settings, network_flags
 
 # The messenger, the API server and the node stack (libp2p, trio) are imported where they are
 # used, so `chinwag --help` and the other commands do not pay for them.
@@ -94,7 +95,10 @@ async def serve(
     messenger_config: MessengerConfig,
     listener: ApiListener,
     token: str,
+    publish_link: Callable[[str], None] | None = None,
 ) -> None:
+    """`publish_link`: keeps the link where `chinwag link` reads it while we hold the
+    profile (Session.publish_link)."""
     import trio
 
     from chat.api.app import ApiApp
@@ -111,6 +115,8 @@ async def serve(
             await nursery.start(serve_api, app, listener)
             _say("profile", profile)
             _say("chat_key", messenger.identity().chat_key)
+            if publish_link is not None:
+                publish_link(messenger.identity().contact_link)
             _say("api", listener.url)
             _say("token", token)
             for addr in messenger.listen_addrs():
@@ -147,7 +153,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 file=sys.stderr,
             )
         try:
-            trio.run(serve, config.profile, store, messenger_config, listener, token)
+            publish = Session(config).publish_link
+            trio.run(serve, config.profile, store, messenger_config, listener, token, publish)
         except BaseExceptionGroup as group:
             # A UserError from inside a nursery (the node cannot listen, ...) is still a sentence.
             user_errors, _ = group.split(UserError)

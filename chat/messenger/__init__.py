@@ -7,6 +7,7 @@
     conversation.py       the pipeline's pluggable parts: crypto, membership, transport
     sending.py            the pipeline's sending half and the outbox (attempts, evidence)
     receive.py            the pipeline's receiving half (dedupe, open, SDS, store, reject)
+    lanes.py              contacts' messages first, the strangers' backlog bounded
     channels.py, syncs.py one SDS channel per conversation; sync frames
     persist.py            persist before the wire; receive-side state saved in batches
     transport.py          the profile's transport (relay)
@@ -14,7 +15,8 @@
     olm.py                pairwise Olm: contact requests and 1:1 crypto
     direct_chats.py       1:1 chats, the first conversation kind
     contact_book.py       contacts' links, identity keys, verified flags
-    contacts_flow.py      contact requests and answers on the wire
+    contacts_flow.py      contact requests, answers and withdrawals on the wire
+    strangers.py          the budget for strangers' requests (spam protection)
     verification_flow.py  emoji verification on the wire
     health.py             health view, catch-up, outages, the store driver's answers
     startup.py            what is read from the profile at start
@@ -22,8 +24,15 @@
 docs/architecture.md ("How a conversation kind plugs in") shows how they fit.
 """
 
+from chat.direct import MAX_INTRO_LENGTH
 from chat.identity import format_chat_key
 from chat.messenger.config import MAX_TEXT_LENGTH, MessengerConfig
 from chat.messenger.facade import Messenger
 
-__all__ = ["MAX_TEXT_LENGTH", "Messenger", "MessengerConfig", "format_chat_key"]
+__all__ = [
+    "MAX_INTRO_LENGTH",
+    "MAX_TEXT_LENGTH",
+    "Messenger",
+    "MessengerConfig",
+    "format_chat_key",
+]

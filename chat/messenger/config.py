@@ -10,14 +10,16 @@ from libp2p.crypto.keys import KeyPair
 
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.contacts import RequestPolicy
+from chat.events import MAX_TEXT_LENGTH as MAX_TEXT_LENGTH  # one value for every face
 from chat.reliability.outbox import RetryPolicy
 from chat.reliability.sds import SdsParams
 from chat.reliability.store_checks import StoreCheckParams
-from chat.waku.discovery.mdns import MDNS_PORT
+from chat.request_budget import StrangerPolicy
+from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.relay.faults import RelayFaults
 
-MAX_TEXT_LENGTH = 16 * 1024
-"""Characters in one message; far below the 150 KiB Waku limit after SDS and Olm."""
+MAX_MESSAGE_ID_LENGTH = 64
+"""Ours are 32 hex characters; a reference (reply_to) longer than this names nothing."""
 RECEIVED_STATE = "received"
 """The state every incoming message is stored in."""
 CONTACT_SHARD = 0
@@ -51,6 +53,8 @@ class MessengerConfig:
     node_key: KeyPair | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     requests: RequestPolicy = field(default_factory=RequestPolicy)
+    strangers: StrangerPolicy = field(default_factory=StrangerPolicy)
+    """The budget for contact requests from strangers (chat/request_budget.py)."""
     store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
     sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
     """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""

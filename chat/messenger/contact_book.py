@@ -22,6 +22,14 @@ class ContactBook:
         self.link_texts[link.chat_key_text] = text
         self.by_identity_key[link.identity_key] = link.chat_key_text
 
+    def forget(self, chat_key: str) -> ContactLink | None:
+        """Everything about them (a stranger whose request was dropped); their old link."""
+        link = self.links.pop(chat_key, None)
+        self.link_texts.pop(chat_key, None)
+        if link is not None and self.by_identity_key.get(link.identity_key) == chat_key:
+            del self.by_identity_key[link.identity_key]
+        return link
+
     def __contains__(self, chat_key: str) -> bool:
         return chat_key in self.links
 

@@ -5,8 +5,12 @@ with Olm and the profile DB.
   intro and request id, on the contact-request partition of their chat key. It is re-sent
   on the flow's visible schedule until answered, withdrawn or expired (`run_due`).
 - Their request arrives on our partition (this is its `Inbox`): it counts only if the link
-  inside names the identity key Olm proved.
-- An answer travels inside the session the request opened. Accepting creates the 1:1 chat.
+  inside names the identity key Olm proved. A stranger's message spends the budget for
+  strangers before it is opened (strangers.py); messages from people we chose do not, and
+  are handled before the strangers' backlog (`urgent`).
+- An answer, and the withdrawal of a request, travel inside the session the request opened.
+  Accepting creates the 1:1 chat.
+- Asking someone we already asked sends nothing: the open request keeps its schedule.
 - Every flow step is saved (with the ratchet it moved) before anything is published.
 """
 
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from chat import events as ev
 from chat.contacts import (
     MUTUAL,
+    REQUEST_ID,
     ContactRequest,
     ContactRequestError,
     ContactRequests,
@@ -28,6 +33,7 @@ from chat.contacts import (
     flow_to_json,
 )
 from chat.direct import (
+    MAX_INTRO_LENGTH,
     DirectError,
     Envelope,
     Opened,
@@ -42,15 +48,15 @@ from chat.messenger.conversation import OpenRefused, waku_message
 from chat.messenger.direct_chats import DirectChats
 from chat.messenger.olm import OlmCrypto
 from chat.messenger.persist import StateWriter
+from chat.messenger.strangers import Strangers
 from chat.messenger.transport import BestEffort
 from chat.proto import direct_pb2
+from chat.text import join_surrogate_pairs
 from chat.waku.message import WakuMessage
 from storage.repositories.sessions import StoredFlow
 from storage.store import Store
 
 log = logging.getLogger(__name__)
-
-MAX_INTRO_LENGTH = 1000
 
 
 class ContactsFlow:
@@ -63,6 +69,7 @@ class ContactsFlow:
         writer: StateWriter,
         publish: BestEffort,
         direct: DirectChats,
+        strangers: Strangers,
         pubsub_topic: str,
     ) -> None:
         self._ctx = ctx
@@ -72,14 +79,21 @@ class ContactsFlow:
         self._writer = writer
         self._publish = publish
         self._direct = direct
+        self.strangers = strangers
         self._pubsub_topic = pubsub_topic
 
-    def restore(self, flows: list[StoredFlow]) -> None:
+    async def restore(self, flows: list[StoredFlow], dropped: int) -> None:
+        """The profile's flows; strangers' requests beyond the cap (a profile flooded before
+        spam protection) are dropped now, and the profile with them."""
         for stored in flows:
             self.requests.restore(flow_from_json(stored.chat_key, stored.flow))
             if stored.their_link:
                 with contextlib.suppress(IdentityError):
                     self._contacts.remember(ContactLink.parse(stored.their_link), stored.their_link)
+        over = self.strangers.restore(self.requests.all(), dropped)
+        if over:
+            await self._writer.save_crypto_now(also=_deleting(over))
+            await self.strangers.save_count()
 
     @property
     def request_topic(self) -> str:
@@ -111,9 +125,9 @@ class ContactsFlow:
         return [self.view(f.chat_key) for f in flows if f.state is not None]
 
     def contact(self, chat_key: str) -> ContactRequest:
-        flow = self.requests.get(chat_key)
-        if flow.state is None or chat_key not in self._contacts:
-            raise ev.NotFound(f"no contact {chat_key[:16]}")
+        flow = self.requests.find(chat_key)
+        if flow is None or flow.state is None or chat_key not in self._contacts:
+            raise ev.NotFound(f"you have no contact with the chat key {chat_key[:64]}")
         return flow
 
     def mutual_link(self, chat_key: str) -> ContactLink:
@@ -143,24 +157,36 @@ class ContactsFlow:
 
     # ---- commands (under the lock) -----------------------------------------------------------
     def parse(self, link: str, intro: str) -> tuple[ContactLink, str]:
-        """A contact link and an intro from the user, checked (no lock needed)."""
+        """A contact link and an intro from the user, checked (no lock needed). The intro is
+        cleaned as the recipient will show it (control and invisible characters removed,
+        surrogate pairs joined); longer than MAX_INTRO_LENGTH is refused, never cut."""
         try:
             parsed = ContactLink.parse(link)
         except IdentityError as exc:
             raise ev.InvalidInput(str(exc)) from None
         if parsed.chat_key == self._ctx.me.chat_key:
             raise ev.InvalidInput("that is your own contact link")
-        return parsed, sanitize_display_text(intro, multiline=True)[:MAX_INTRO_LENGTH]
+        intro = sanitize_display_text(join_surrogate_pairs(intro), multiline=True)
+        if len(intro) > MAX_INTRO_LENGTH:
+            raise ev.InvalidInput(
+                f"an intro has at most {MAX_INTRO_LENGTH} characters (this one has {len(intro)})"
+            )
+        return parsed, intro
 
     async def add(self, parsed: ContactLink, link: str, intro: str) -> ev.ContactView:
+        """Ask them. Asking again while our request is open sends nothing now: the request
+        keeps its intro and goes out again on its schedule (idempotent)."""
         chat_key = parsed.chat_key_text
         self._contacts.remember(parsed, "".join(link.split()))
         try:
             transition = self.requests.send(chat_key, intro, self._ctx.clock())
         except ContactRequestError as exc:
             raise ev.NotPossible(str(exc)) from None
+        if transition is None:
+            return self.view(chat_key)
+        dropped = self.strangers.moved(chat_key, transition.event)
         if transition.new is MUTUAL:  # they had asked us: asking back is accepting
-            await self._answer(chat_key, accepted=True, transition=transition)
+            await self._answer(chat_key, accepted=True, transition=transition, dropped=dropped)
         else:
             await self._send_request(chat_key, transition)
         return self.view(chat_key)
@@ -172,16 +198,26 @@ class ContactsFlow:
             transition = step(chat_key, self._ctx.clock())
         except ContactRequestError as exc:
             raise ev.NotPossible(str(exc)) from None
+        self.strangers.moved(chat_key, transition.event)
         await self._answer(chat_key, accepted=accepted, transition=transition)
         return self.view(chat_key)
 
     async def cancel(self, chat_key: str) -> ev.ContactView:
-        self.contact(chat_key)
+        """Withdraw our request, and tell them (inside the session it opened), so their
+        side shows it withdrawn rather than waiting."""
+        flow = self.contact(chat_key)
+        request_id = flow.request_id or ""
         try:
             transition = self.requests.cancel(chat_key, self._ctx.clock())
         except ContactRequestError as exc:
             raise ev.NotPossible(str(exc)) from None
-        await self._save_flow(chat_key, transition)
+        payload = direct_pb2.DirectPayload(
+            cancel=direct_pb2.ContactCancelBody(request_id=request_id)
+        )
+        link = self._contacts.links[chat_key]
+        envelope = self._olm.seal_to(link, payload)
+        await self._save_flow(chat_key, transition, with_crypto=True)
+        self._publish_on_partition(link, envelope)
         return self.view(chat_key)
 
     async def rename(self, name: str) -> None:
@@ -216,7 +252,12 @@ class ContactsFlow:
         self._publish_on_partition(link, envelope)
 
     async def _answer(
-        self, chat_key: str, *, accepted: bool, transition: RequestTransition | None
+        self,
+        chat_key: str,
+        *,
+        accepted: bool,
+        transition: RequestTransition | None,
+        dropped: list[str] | None = None,
     ) -> None:
         """Tell them our decision inside the session their request opened."""
         link = self._contacts.links[chat_key]
@@ -226,7 +267,7 @@ class ContactsFlow:
         envelope = self._olm.seal_to(link, payload)
         if accepted:
             await self._direct.ensure_chat(chat_key)
-        await self._save_flow(chat_key, transition, with_crypto=True)
+        await self._save_flow(chat_key, transition, with_crypto=True, dropped=dropped)
         self._publish_on_partition(link, envelope)
 
     def _publish_on_partition(self, link: ContactLink, envelope: Envelope) -> None:
@@ -236,20 +277,28 @@ class ContactsFlow:
         self._publish.publish(self._pubsub_topic, message)
 
     async def _save_flow(
-        self, chat_key: str, transition: RequestTransition | None, *, with_crypto: bool = False
+        self,
+        chat_key: str,
+        transition: RequestTransition | None,
+        *,
+        with_crypto: bool = False,
+        dropped: list[str] | None = None,
     ) -> None:
-        """The flow (and, `with_crypto`, the ratchet and account it moved), then tell faces."""
+        """The flow (and, `with_crypto`, the ratchet and account it moved; and the deletion
+        of strangers' requests `dropped` to make room), then tell faces."""
         flow = self.requests.get(chat_key)
         link_text = self._contacts.link_texts.get(chat_key)
         now_ms = self._ctx.now_ms()
         data = flow_to_json(flow)
         state = flow.state.value if flow.state else None
         identity = self._ctx.me
+        delete = _deleting(dropped or [])
 
         def save_flow(store: Store) -> None:
             store.contact_flows.save(
                 chat_key, state=state, flow=data, their_link=link_text, now=now_ms
             )
+            delete(store)
 
         def save_flow_and_account(store: Store) -> None:
             save_flow(store)
@@ -263,24 +312,54 @@ class ContactsFlow:
             self._ctx.emit(ev.ContactUpdated(self.view(chat_key)))
 
     # ---- our partition (the Inbox) -----------------------------------------------------------
+    def urgent(self, message: WakuMessage) -> bool:
+        """From someone we chose (by the envelope's claim, before opening): handled before
+        the strangers' backlog. A false claim only fails to decrypt."""
+        try:
+            envelope = Envelope.decode(message.payload)
+        except DirectError:
+            return False
+        return self.strangers.chosen(envelope.sender_identity_key)
+
+    def shed(self, message: WakuMessage) -> None:
+        """A stranger's message dropped unopened: the receive queue for strangers was full."""
+        self.strangers.shed()
+
     async def on_message(self, message: WakuMessage) -> None:
+        try:
+            envelope = Envelope.decode(message.payload)
+        except DirectError as exc:
+            self._ctx.reject(f"{exc} on {message.content_topic}")
+            return
+        if envelope.sender_identity_key == self._ctx.me.identity_key:
+            return  # our own message, echoed by relay or listed by a store
+        if not self.strangers.admit(envelope.sender_identity_key):
+            return  # a stranger over the budget: dropped unopened (counted)
         try:
             opened = self._olm.open(message)
         except OpenRefused as exc:
             self._ctx.reject(exc.reason)
             return
         if opened is None:
-            return  # our own message, echoed by relay or listed by a store
+            return
         body = opened.payload.WhichOneof("body")
         if body == "request":
             await self._on_request(opened)
         elif body == "answer":
             await self._on_answer(opened)
+        elif body == "cancel":
+            await self._on_cancel(opened)
         else:
             self._ctx.reject(f"a {body or 'empty'} payload on the wrong topic")
             self._writer.save_later(crypto=True)
 
     async def _on_request(self, opened: Opened) -> None:
+        if REQUEST_ID.fullmatch(opened.payload.request.request_id) is None:
+            # Refused before its sender is trusted: a stranger's session stays among the
+            # unverified ones (bounded), and their link is not remembered.
+            self._ctx.reject("a contact request without a valid request id")
+            self._writer.save_later(crypto=True)
+            return
         try:
             verified = self._olm.verify_request(opened)
         except DirectError as exc:
@@ -301,12 +380,13 @@ class ContactsFlow:
             self._ctx.reject(f"contact request from {chat_key[:16]}: {exc}")
             self._writer.save_later(crypto=True)
             return
+        dropped = self.strangers.moved(chat_key, transition.event)
         if transition.new is MUTUAL:
             # Crossed requests, or a re-send of a request we accepted whose answer was lost:
             # answer (again), so they reach mutual too.
-            await self._answer(chat_key, accepted=True, transition=transition)
+            await self._answer(chat_key, accepted=True, transition=transition, dropped=dropped)
         else:
-            await self._save_flow(chat_key, transition, with_crypto=True)
+            await self._save_flow(chat_key, transition, with_crypto=True, dropped=dropped)
 
     async def _on_answer(self, opened: Opened) -> None:
         chat_key = self._contacts.by_identity_key.get(opened.sender_identity_key)
@@ -336,6 +416,24 @@ class ContactsFlow:
                 self._ctx.emit(ev.ChatUpdated(await self._direct.chat_view(chat_id)))
         await self._save_flow(chat_key, transition, with_crypto=True)
 
+    async def _on_cancel(self, opened: Opened) -> None:
+        """They withdrew their request. Only their current request can be withdrawn: the
+        withdrawal of an older one (crossed by a new request) changes nothing."""
+        self._writer.save_later(crypto=True)
+        chat_key = self._contacts.by_identity_key.get(opened.sender_identity_key)
+        flow = self.requests.find(chat_key) if chat_key is not None else None
+        request_id = opened.payload.cancel.request_id
+        if chat_key is None or flow is None or flow.request_id != request_id:
+            log.info("a withdrawal of a request we do not hold, ignored")
+            return
+        try:
+            transition = self.requests.withdrawn(chat_key, self._ctx.clock())
+        except ContactRequestError as exc:
+            log.info("withdrawal from %s ignored: %s", chat_key[:16], exc)
+            return
+        dropped = self.strangers.moved(chat_key, transition.event)
+        await self._save_flow(chat_key, transition, with_crypto=True, dropped=dropped)
+
     # ---- the timed feature: re-sends and expiry ----------------------------------------------
     def next_wakeup(self) -> float | None:
         return self.requests.next_wakeup()
@@ -351,6 +449,7 @@ class ContactsFlow:
                 None,
             )
             if owner is not None:
+                self.strangers.moved(owner.chat_key, transition.event)
                 await self._save_flow(owner.chat_key, transition)
 
 
@@ -360,3 +459,14 @@ def _in_transaction(write: Callable[[Store], None]) -> Callable[[Store], None]:
             write(store)
 
     return run
+
+
+def _deleting(chat_keys: list[str]) -> Callable[[Store], None]:
+    """Deletes the flows of strangers whose requests were dropped (their sessions' rows go
+    with the Olm changes of the same save)."""
+
+    def delete(store: Store) -> None:
+        if chat_keys:
+            store.contact_flows.delete(chat_keys)
+
+    return delete

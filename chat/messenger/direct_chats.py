@@ -17,6 +17,7 @@ from chat import events as ev
 from chat.contacts import MUTUAL, ContactRequests
 from chat.direct import Opened, conversation_content_topic
 from chat.history import ChatHistory
+from chat.messenger.config import MAX_MESSAGE_ID_LENGTH
 from chat.messenger.contact_book import ContactBook
 from chat.messenger.context import MessengerContext
 from chat.messenger.conversation import Conversation, Conversations, Unsealed
@@ -144,13 +145,16 @@ class DirectChats:
 
     # ---- sending -----------------------------------------------------------------------------
     async def send_text(self, chat_id: str, text: str, reply_to: str | None) -> ev.MessageView:
-        """Under the lock; `text` is checked by the caller."""
+        """Under the lock; `text` is checked by the caller, `reply_to` here: it must name a
+        message of this chat."""
         peer = self.peer_of_chat.get(chat_id)
         conversation = self._conversations.get(chat_id)
         if peer is None or conversation is None:
             raise ev.NotFound(f"no chat {chat_id[:32]}")
         if self._requests.get(peer).state is not MUTUAL:
             raise ev.NotPossible("you are not contacts any more; send a contact request")
+        if reply_to is not None and not await self.has_message(chat_id, reply_to):
+            raise ev.InvalidInput("reply_to names no message of this chat")
         now = self._ctx.clock()
         message_id = secrets.token_hex(16)
         body = direct_pb2.ChatMessage(
@@ -164,6 +168,12 @@ class DirectChats:
             reply_to=reply_to,
             now=now,
         )
+
+    async def has_message(self, chat_id: str, message_id: str) -> bool:
+        if len(message_id) > MAX_MESSAGE_ID_LENGTH:
+            return False
+        found = await self._ctx.db.run(lambda s: s.messages.by_message_id(chat_id, message_id))
+        return found is not None
 
     # ---- receiving ---------------------------------------------------------------------------
     async def _on_control(self, conversation: Conversation, unsealed: Unsealed) -> None:

@@ -33,7 +33,7 @@ from chat.contacts import ContactRequests
 from chat.direct import DirectSessions
 from chat.errors import ConfigError
 from chat.history import ChatHistory, search_views
-from chat.identity import Identity, IdentityError, validate_display_name
+from chat.identity import Identity, IdentityError, sanitize_display_text, validate_display_name
 from chat.messenger.channels import SdsChannels
 from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, MessengerConfig
 from chat.messenger.contact_book import ContactBook
@@ -49,11 +49,14 @@ from chat.messenger.receive import Receiver
 from chat.messenger.scheduler import Scheduler
 from chat.messenger.sending import Sending
 from chat.messenger.startup import read_profile
+from chat.messenger.strangers import Strangers
 from chat.messenger.syncs import Syncs
 from chat.messenger.transport import BestEffort, RelayTransport
 from chat.messenger.verification_flow import VerificationFlow
 from chat.reliability.store_checks import StoreChecks
 from chat.reliability.store_queries import StoreQueries
+from chat.request_budget import StrangerBudget
+from chat.text import find_lone_surrogate, join_surrogate_pairs
 from chat.waku.host import generate_node_key
 from storage.aio import AsyncStore
 from storage.store import Store
@@ -115,6 +118,8 @@ class Messenger:
         contacts = self._contacts = ContactBook()
         requests = ContactRequests(self.config.requests)
         olm = self._olm = OlmCrypto(ctx)
+        budget = StrangerBudget(self.config.strangers, self._clock())
+        strangers = self._strangers = Strangers(ctx, budget, contacts, requests, olm)
         conversations = Conversations()
         channels = SdsChannels(ctx)
         writer = self._writer = StateWriter(ctx, olm, channels)
@@ -136,12 +141,22 @@ class Messenger:
             self.pubsub_topic,
         )
         receiver = self._receiver = Receiver(
-            ctx, conversations, channels, self.checks, writer, sending, syncs, direct.chat_view
+            ctx,
+            conversations,
+            channels,
+            self.checks,
+            writer,
+            sending,
+            syncs,
+            direct.chat_view,
+            strangers_queue=self.config.strangers.queue,
         )
-        self._health = HealthWatch(ctx, self.node, self.checks, sending, receiver, self._lock)
+        self._health = HealthWatch(
+            ctx, self.node, self.checks, sending, receiver, self._lock, budget
+        )
         best_effort = BestEffort(transport)
         self._contacts_flow = ContactsFlow(
-            ctx, contacts, requests, olm, writer, best_effort, direct, self.pubsub_topic
+            ctx, contacts, requests, olm, writer, best_effort, direct, strangers, self.pubsub_topic
         )
         self._verification = VerificationFlow(
             ctx, contacts, self._contacts_flow, direct, olm, writer, best_effort
@@ -156,7 +171,15 @@ class Messenger:
             default_pubsub_topic=self.pubsub_topic,
         )
         # Timed features, in the order they run on each pass of the scheduler.
-        for feature in (writer, sending, self._contacts_flow, syncs, receiver, self._store_queries):
+        for feature in (
+            writer,
+            sending,
+            self._contacts_flow,
+            strangers,
+            syncs,
+            receiver,
+            self._store_queries,
+        ):
             self._scheduler.register(feature)
 
     # ==== lifecycle ===========================================================================
@@ -181,6 +204,7 @@ class Messenger:
                 with trio.CancelScope(shield=True):
                     async with self._lock:
                         await self._writer.flush()
+                        await self._strangers.save_count()
                 self._health.running = False
                 self._store_queries.attach(None)
                 self._events.close()
@@ -191,9 +215,9 @@ class Messenger:
         for msg_hash in saved.handled:
             self.checks.received(msg_hash, now)
         self._ctx.identity = saved.identity
-        self._olm.load(saved.identity, saved.olm_sessions)
+        self._olm.load(saved.identity, saved.olm)
         self._contacts.verified = saved.verified
-        self._contacts_flow.restore(saved.flows)
+        await self._contacts_flow.restore(saved.flows, saved.stranger_requests_dropped)
         self._direct.restore(saved.conversations)
         self._sending.restore(saved.outbox)
         # Watch our contact-request partition and every chat, from their persisted cursors.
@@ -238,7 +262,7 @@ class Messenger:
         """Change our display name (sanitized like every name), keep it in the profile, and
         tell every contact (see ContactsFlow.rename)."""
         try:
-            name = validate_display_name(name)
+            name = validate_display_name(join_surrogate_pairs(name))
         except IdentityError as exc:
             raise ev.InvalidInput(str(exc)) from None
         async with self._lock:
@@ -268,6 +292,8 @@ class Messenger:
 
     # ==== emoji verification ==================================================================
     def verification(self, chat_key: str) -> ev.VerificationView:
+        """Where the emoji verification with a contact stands (NotFound for anyone else)."""
+        self._contacts_flow.contact(chat_key)
         return self._verification.view(chat_key)
 
     async def start_verification(self, chat_key: str) -> ev.VerificationView:
@@ -335,10 +361,16 @@ class Messenger:
     async def send_text(
         self, chat_id: str, text: str, reply_to: str | None = None
     ) -> ev.MessageView:
-        if not text.strip():
-            raise ev.InvalidInput("an empty message cannot be sent")
+        """Send a message; `reply_to` must name a message of this chat."""
+        text = unicode_text(text, "a message")
+        if not sanitize_display_text(text, multiline=True):
+            raise ev.InvalidInput(
+                "an empty message cannot be sent (invisible characters alone count as empty)"
+            )
         if len(text) > MAX_TEXT_LENGTH:
             raise ev.InvalidInput(f"a message has at most {MAX_TEXT_LENGTH} characters")
+        if reply_to is not None:
+            reply_to = unicode_text(reply_to, "reply_to") or None
         async with self._lock:
             view = await self._direct.send_text(chat_id, text, reply_to)
         self._events.emit(ev.MessageAdded(view))
@@ -379,3 +411,12 @@ class Messenger:
         scheduled dial (never a second dial to a peer being dialled). NotPossible when
         chinwag knows no peer to dial."""
         return await self._health.reconnect_now()
+
+
+def unicode_text(text: str, what: str) -> str:
+    """`text` with surrogate pairs joined; InvalidInput if a lone surrogate is left (it is
+    not Unicode text: nothing could store or send it)."""
+    lone = find_lone_surrogate(text)
+    if lone is not None:
+        raise ev.InvalidInput(f"{what} is not Unicode text: it has {lone.describe()}")
+    return join_surrogate_pairs(text)

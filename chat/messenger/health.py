@@ -27,6 +27,7 @@ from chat.messenger.receive import Receiver
 from chat.messenger.sending import Sending
 from chat.reliability import outbox as ob
 from chat.reliability.store_checks import CursorAdvanced, StoreChecks, Stored
+from chat.request_budget import StrangerBudget
 from chat.waku.message import WakuMessage
 from chat.waku.peers import Service
 from storage.repositories.reliability import SyncCursor
@@ -47,8 +48,10 @@ class HealthWatch:
         sending: Sending,
         receiver: Receiver,
         lock: trio.Lock,
+        strangers: StrangerBudget,
     ) -> None:
         self._ctx = ctx
+        self._strangers = strangers
         self._lock = lock
         self._node = node
         self._checks = checks
@@ -84,6 +87,8 @@ class HealthWatch:
             services=reachable,
             last_catch_up=summary.last_catch_up or self.last_catch_up,
             outbox=self._sending.pending_count(),
+            stranger_requests_dropped=self._strangers.dropped,
+            stranger_requests_held=len(self._strangers),
             dialing=schedule.dialing if schedule else 0,
             next_dial_at=next_dial_at,
             known_peers=schedule.known_peers if schedule else 0,

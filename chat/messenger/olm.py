@@ -9,10 +9,18 @@ sender's identity key, so opening needs no conversation: the session decides.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from chat import events as ev
-from chat.direct import DirectError, DirectSessions, Envelope, Opened, VerifiedRequest
+from chat.direct import (
+    DirectError,
+    DirectSessions,
+    Envelope,
+    Opened,
+    SessionChanges,
+    VerifiedRequest,
+)
 from chat.identity import ContactLink, Identity
 from chat.messenger.contact_book import ContactBook
 from chat.messenger.context import MessengerContext
@@ -23,6 +31,27 @@ from chat.waku.message import WakuMessage
 NOT_A_CONTACT = "the recipient is not a contact any more"
 
 
+@dataclass(frozen=True)
+class SavedOlm:
+    """The Olm sessions as the profile keeps them: a row per peer, or (written by versions
+    before per-peer rows) one whole structure."""
+
+    rows: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    legacy: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class OlmChanges:
+    """What to write: the peers whose sessions moved, and whether the whole-structure row
+    of an older version is still to be deleted (it is, with the first save)."""
+
+    sessions: SessionChanges
+    drop_legacy: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.sessions) or self.drop_legacy
+
+
 class OlmCrypto:
     name = "Olm"
 
@@ -30,13 +59,16 @@ class OlmCrypto:
         self._ctx = ctx
         self.sessions: DirectSessions | None = None
         """None until the messenger has loaded the profile."""
+        self._drop_legacy = False
 
-    def load(self, identity: Identity, pickled: Mapping[str, Any] | None) -> None:
-        self.sessions = (
-            DirectSessions.from_pickle(identity, pickled, self._ctx.pickle_key)
-            if pickled
-            else DirectSessions(identity)
-        )
+    def load(self, identity: Identity, saved: SavedOlm) -> None:
+        key = self._ctx.pickle_key
+        if saved.rows or not saved.legacy:
+            self.sessions = DirectSessions.from_rows(identity, saved.rows, key)
+        else:  # moved to per-peer rows by the first save
+            self.sessions = DirectSessions.from_pickle(identity, saved.legacy, key)
+            self.sessions.mark_all_changed()
+        self._drop_legacy = saved.legacy is not None
 
     @property
     def _sessions(self) -> DirectSessions:
@@ -72,8 +104,19 @@ class OlmCrypto:
         """A contact request's link checked against the Olm-proven sender (DirectError if not)."""
         return self._sessions.verify_request(opened)
 
-    def pickle(self) -> dict[str, Any]:
-        return self._sessions.pickle(self._ctx.pickle_key)
+    def forget(self, their_identity_key: bytes) -> None:
+        """Drop a peer's sessions and replay guard (a stranger whose request was dropped)."""
+        self._sessions.forget(their_identity_key)
+
+    def take_changes(self) -> OlmChanges:
+        """The sessions that moved since the last call, to be written now."""
+        drop_legacy, self._drop_legacy = self._drop_legacy, False
+        return OlmChanges(self._sessions.take_changes(self._ctx.pickle_key), drop_legacy)
+
+    def changes_not_saved(self, changes: OlmChanges) -> None:
+        """Writing `changes` failed: they are written with the next save instead."""
+        self._sessions.changes_not_saved(changes.sessions)
+        self._drop_legacy |= changes.drop_legacy
 
 
 class PairwiseOlm:

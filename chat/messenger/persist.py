@@ -18,12 +18,11 @@ after a crash a message is either handled and remembered, or neither.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from chat.messenger.channels import SdsChannels
 from chat.messenger.config import RECEIVED_KEPT_FOR, SAVE_DELAY
 from chat.messenger.context import MessengerContext
-from chat.messenger.olm import OlmCrypto
+from chat.messenger.olm import OlmChanges, OlmCrypto
 from storage.store import Store
 
 
@@ -32,7 +31,6 @@ class StateWriter:
         self._ctx = ctx
         self._olm = olm
         self._channels = channels
-        self._crypto_moved = False
         self._channels_moved: set[str] = set()
         self._handled: list[bytes] = []
         """Hashes of messages handled since the last save of the Olm sessions."""
@@ -45,8 +43,8 @@ class StateWriter:
 
     def save_later(self, *, crypto: bool = False, channel: str | None = None) -> None:
         """Save within SAVE_DELAY: the crypto state and/or this conversation's SDS channel
-        (and the handled hashes in any case)."""
-        self._crypto_moved |= crypto
+        (and the handled hashes in any case). `crypto`: the Olm sessions moved; they mark
+        which peers' rows to write themselves, so this only makes sure a save comes."""
         if channel is not None:
             self._channels_moved.add(channel)
         if self._flush_at is None:
@@ -54,32 +52,41 @@ class StateWriter:
             self._ctx.wake_scheduler()
 
     async def save_crypto_now(self, also: Callable[[Store], None] | None = None) -> None:
-        """The Olm sessions (and `also`, in the same transaction) now: before anything sealed
-        with the ratchet's new state leaves."""
-        pickled = self._olm.pickle()
+        """The Olm sessions that moved (and `also`, in the same transaction) now: before
+        anything sealed with the ratchet's new state leaves."""
+        changes = self._olm.take_changes()
         now_ms = self._ctx.now_ms()
-        self._crypto_moved = False
         handled = self._take_handled()
 
         def save(store: Store) -> None:
             with store.db.transaction():
                 if also is not None:
                     also(store)
-                write_ratchet(store, pickled, now_ms, handled)
+                write_ratchet(store, changes, now_ms, handled)
 
-        await self._ctx.db.run(save)
+        await self._write(save, changes, handled)
 
     def _take_handled(self) -> list[bytes]:
         handled, self._handled = self._handled, []
         return handled
+
+    async def _write(
+        self, save: Callable[[Store], None], changes: OlmChanges, handled: list[bytes]
+    ) -> None:
+        """Run `save`; if it fails, what it was to write is written with the next save."""
+        try:
+            await self._ctx.db.run(save)
+        except BaseException:
+            self._olm.changes_not_saved(changes)
+            self._handled[:0] = handled
+            raise
 
     async def flush(self) -> None:
         self._flush_at = None
         now = self._ctx.clock()
         states = [self._channels.state_row(c, now) for c in self._channels_moved]
         self._channels_moved.clear()
-        pickled = self._olm.pickle() if self._crypto_moved else None
-        self._crypto_moved = False
+        changes = self._olm.take_changes()
         handled = self._take_handled()
         now_ms = self._ctx.now_ms()
 
@@ -87,13 +94,10 @@ class StateWriter:
             with store.db.transaction():
                 for state in states:
                     store.sds_channels.save(state)
-                if pickled is not None:
-                    write_ratchet(store, pickled, now_ms, handled)
-                elif handled:
-                    write_handled(store, now_ms, handled)
+                write_ratchet(store, changes, now_ms, handled)
 
-        if states or pickled is not None or handled:
-            await self._ctx.db.run(save)
+        if states or changes or handled:
+            await self._write(save, changes, handled)
 
     # ---- the timed feature -------------------------------------------------------------------
     def next_wakeup(self) -> float | None:
@@ -104,10 +108,13 @@ class StateWriter:
             await self.flush()
 
 
-def write_ratchet(store: Store, pickled: dict[str, Any], now_ms: int, handled: list[bytes]) -> None:
-    """The Olm sessions together with the hashes of the messages they decrypted since the
-    last save: a crash must leave a message either remembered as handled or decryptable."""
-    store.olm_sessions.save(pickled, now=now_ms)
+def write_ratchet(store: Store, changes: OlmChanges, now_ms: int, handled: list[bytes]) -> None:
+    """The Olm sessions that moved together with the hashes of the messages they decrypted
+    since the last save: a crash must leave a message either remembered as handled or
+    decryptable."""
+    store.olm_sessions.save(changes.sessions.rows, changes.sessions.deleted, now=now_ms)
+    if changes.drop_legacy:
+        store.olm_sessions.delete_legacy()
     write_handled(store, now_ms, handled)
 
 

@@ -9,12 +9,16 @@ the one the crypto proved is dropped, logged and reported as a `Rejected` event;
 never sees it. Topics that are not conversations but are read the same way (our contact-
 request partition) are `Inbox`es: they get the message once it is known to be new.
 
+What the node hands over is sorted into two lanes first (lanes.py): conversations and
+answers from people we chose before strangers' requests, whose backlog is bounded.
+
 The other timed half of receiving lives here too: a message waiting too long for an earlier
 one is shown anyway, and the gap reported (`run_due`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -25,9 +29,10 @@ from chat import events as ev
 from chat.client_node import Received
 from chat.identity import sanitize_display_text
 from chat.messenger.channels import SdsChannels
-from chat.messenger.config import MAX_TEXT_LENGTH, RECEIVED_STATE
+from chat.messenger.config import MAX_MESSAGE_ID_LENGTH, MAX_TEXT_LENGTH, RECEIVED_STATE
 from chat.messenger.context import MessengerContext
 from chat.messenger.conversation import Conversation, Conversations, OpenRefused, Unsealed
+from chat.messenger.lanes import Lanes
 from chat.messenger.persist import StateWriter
 from chat.messenger.sending import Sending
 from chat.messenger.syncs import Syncs
@@ -52,6 +57,16 @@ ChatViewer = Callable[[str], Awaitable[ev.ChatView]]
 
 
 class Inbox(Protocol):
+    def urgent(self, message: WakuMessage) -> bool:
+        """Whether the message goes before the strangers' backlog: a cheap look, before
+        anything is decrypted (it names someone we chose as its sender)."""
+        ...
+
+    def shed(self, message: WakuMessage) -> None:
+        """A message of this inbox was dropped unopened: the strangers' lane was full.
+        Under the lock."""
+        ...
+
     async def on_message(self, message: WakuMessage) -> None:
         """A message on this inbox's topic, seen for the first time. Under the lock."""
         ...
@@ -68,6 +83,8 @@ class Receiver:
         sending: Sending,
         syncs: Syncs,
         chat_view: ChatViewer,
+        *,
+        strangers_queue: int,
     ) -> None:
         self._ctx = ctx
         self._conversations = conversations
@@ -78,14 +95,80 @@ class Receiver:
         self._syncs = syncs
         self._chat_view = chat_view
         self._inboxes: dict[str, Inbox] = {}
+        self.lanes: Lanes[Received] = Lanes(strangers_queue)
+        self._shed: list[Received] = []
+        self._arrived = trio.Event()
+        self._inbox_closed = False
 
     def add_inbox(self, content_topic: str, inbox: Inbox) -> None:
         self._inboxes[content_topic] = inbox
 
+    # ---- the receive loop --------------------------------------------------------------------
     async def run(self, inbox: trio.MemoryReceiveChannel[Received], lock: trio.Lock) -> None:
-        async for received in inbox:
-            async with lock:
-                await self.on_received(received)
+        """Sort what the node received into the lanes, and handle it: contacts first."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._sort, inbox)
+            while True:
+                taken = self.lanes.take()
+                if taken is None:
+                    if self._inbox_closed:
+                        return
+                    self._arrived = trio.Event()
+                    await self._arrived.wait()
+                    continue
+                received, _ = taken
+                if not self._ours(received.message.content_topic):
+                    continue  # someone else's conversation: nothing to lock for
+                async with lock:
+                    self._count_shed()
+                    await self.on_received(received)
+
+    async def _sort(self, inbox: trio.MemoryReceiveChannel[Received]) -> None:
+        """Everything waiting in the node's inbox is sorted at once (no checkpoint between),
+        so a contact's message behind a thousand requests is in its lane before the next
+        one is handled."""
+        try:
+            while True:
+                self._place(await inbox.receive())
+                with contextlib.suppress(trio.WouldBlock):
+                    while True:
+                        self._place(inbox.receive_nowait())
+                self._arrived.set()
+        except trio.EndOfChannel:
+            pass
+        finally:
+            self._inbox_closed = True
+            self._arrived.set()
+
+    def _place(self, received: Received) -> None:
+        request_inbox = self._inboxes.get(received.message.content_topic)
+        # Not ours now may be ours by the time it is handled (the answer before it creates
+        # the chat): it keeps its place among the contacts' messages.
+        urgent = request_inbox is None or request_inbox.urgent(received.message)
+        shed = self.lanes.put(received, urgent=urgent)
+        if shed is not None and urgent:
+            # Not marked handled: the periodic store scan brings it back.
+            log.warning("the receive queue for contacts is full; a store scan will fill in")
+        elif shed is not None:
+            self._shed.append(shed)
+
+    def _ours(self, content_topic: str) -> bool:
+        return (
+            content_topic in self._inboxes
+            or self._conversations.by_topic(content_topic) is not None
+        )
+
+    def _count_shed(self) -> None:
+        """Strangers' messages shed from their full lane, unopened: marked handled, so that
+        a store scan does not bring them back, and counted by their inbox. Under the lock."""
+        shed, self._shed = self._shed, []
+        now = self._ctx.clock()
+        for received in shed:
+            self._checks.received(received.msg_hash, now)
+            self._writer.handled(received.msg_hash)
+            request_inbox = self._inboxes.get(received.message.content_topic)
+            if request_inbox is not None:
+                request_inbox.shed(received.message)
 
     async def on_received(self, received: Received) -> None:
         """One message from relay or from a store. Under the lock."""
@@ -217,6 +300,15 @@ class Receiver:
         def add(store: Store) -> StoredMessage | None:
             if store.messages.by_message_id(conversation_id, body.id) is not None:
                 return None
+            # A reply keeps its reference only to a message of this chat that we hold; the
+            # message itself is kept either way.
+            reply_to = body.reply_to
+            if reply_to and (
+                len(reply_to) > MAX_MESSAGE_ID_LENGTH
+                or store.messages.by_message_id(conversation_id, reply_to) is None
+            ):
+                log.info("a reply to a message we do not hold: shown without the reference")
+                reply_to = ""
             with store.db.transaction():
                 rowid = store.messages.add(
                     conversation_id=conversation_id,
@@ -230,7 +322,7 @@ class Receiver:
                     received_at=now_ms,
                     waku_hash=msg_hash or None,
                     evidence={"via": via, "waku_hash": msg_hash.hex() if msg_hash else ""},
-                    reply_to=body.reply_to or None,
+                    reply_to=reply_to or None,
                 )
                 store.conversations.touch(conversation_id, now=now_ms, unread_delta=1)
             return store.messages.get(rowid)

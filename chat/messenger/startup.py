@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from chat.identity import Identity
 from chat.identity_store import ensure_identity
 from chat.messenger.config import RECEIVED_LOADED
+from chat.messenger.olm import SavedOlm
+from chat.messenger.strangers import DROPPED_KEY
 from storage.aio import AsyncStore
 from storage.repositories.conversations import Conversation
 from storage.repositories.messages import StoredMessage
@@ -20,7 +21,7 @@ from storage.store import Store
 class SavedProfile:
     identity: Identity
     """Created on first use; its fallback key rotated when due."""
-    olm_sessions: dict[str, Any] | None
+    olm: SavedOlm
     flows: list[StoredFlow]
     verified: set[str]
     outbox: list[tuple[OutboxEntry, StoredMessage | None]]
@@ -28,6 +29,8 @@ class SavedProfile:
     handled: list[bytes]
     """Hashes of messages handled lately (the newest RECEIVED_LOADED)."""
     conversations: list[Conversation]
+    stranger_requests_dropped: int
+    """Requests of strangers dropped by spam protection so far."""
 
 
 async def read_profile(db: AsyncStore, now: float) -> SavedProfile:
@@ -35,12 +38,13 @@ async def read_profile(db: AsyncStore, now: float) -> SavedProfile:
         identity = ensure_identity(store, now)
         return SavedProfile(
             identity=identity,
-            olm_sessions=store.olm_sessions.load(),
+            olm=SavedOlm(store.olm_sessions.load(), store.olm_sessions.legacy()),
             flows=store.contact_flows.all(),
             verified={c.chat_key for c in store.contacts.all() if c.verified},
             outbox=[(e, store.messages.get(e.message)) for e in store.outbox.all()],
             handled=store.received_hashes.live(now=int(now * 1000), limit=RECEIVED_LOADED),
             conversations=store.conversations.recent(10_000),
+            stranger_requests_dropped=int(store.meta.get(DROPPED_KEY) or 0),
         )
 
     return await db.run(read)

@@ -12,7 +12,7 @@ from typing import Any
 from chat.messenger.conversation import PublishFailed, Transport
 from chat.messenger.node import MessengerNode
 from chat.waku.message import WakuMessage
-from chat.waku.relay.router import NoPeersReached
+from chat.waku.relay.core import NoPeersReached
 
 log = logging.getLogger(__name__)
 

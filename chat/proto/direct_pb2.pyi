@@ -99,6 +99,29 @@ class ContactAnswerBody(_message.Message):
 Global___ContactAnswerBody: _TypeAlias = ContactAnswerBody  # noqa: Y015
 
 @_typing.final
+class ContactCancelBody(_message.Message):
+    """We withdraw our request: sent inside the session the request opened, naming its id, so
+    the other side closes it (an older chinwag ignores a payload it does not know).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContactCancelBody: _TypeAlias = ContactCancelBody  # noqa: Y015
+
+@_typing.final
 class VerificationBody(_message.Message):
     """One step of an emoji (SAS) verification between two contacts, on their chat's topic."""
 
@@ -139,6 +162,7 @@ class DirectPayload(_message.Message):
     ANSWER_FIELD_NUMBER: _builtins.int
     SDS_FRAME_FIELD_NUMBER: _builtins.int
     VERIFICATION_FIELD_NUMBER: _builtins.int
+    CANCEL_FIELD_NUMBER: _builtins.int
     sds_frame: _builtins.bytes
     """an SDS frame whose content is a ChatMessage"""
     @_builtins.property
@@ -147,6 +171,8 @@ class DirectPayload(_message.Message):
     def answer(self) -> Global___ContactAnswerBody: ...
     @_builtins.property
     def verification(self) -> Global___VerificationBody: ...
+    @_builtins.property
+    def cancel(self) -> Global___ContactCancelBody: ...
     def __init__(
         self,
         *,
@@ -154,12 +180,13 @@ class DirectPayload(_message.Message):
         answer: Global___ContactAnswerBody | None = ...,
         sds_frame: _builtins.bytes = ...,
         verification: Global___VerificationBody | None = ...,
+        cancel: Global___ContactCancelBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "answer", "sds_frame", "verification"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "answer", "sds_frame", "verification", "cancel"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from google.protobuf.message import DecodeError
-
 from chat.proto import sds_pb2
 from chat.reliability.bloom import (
     JS_DEFAULT_CAPACITY,
@@ -45,6 +43,7 @@ from chat.reliability.bloom import (
     BloomFilter,
     RollingBloomFilter,
 )
+from chat.waku.protowire import optional, parse
 
 MAX_FRAME_SIZE = 150 * 1024
 MAX_ID_LENGTH = 256
@@ -104,10 +103,7 @@ class SdsFrame:
     def decode(cls, data: bytes, *, max_size: int = MAX_FRAME_SIZE) -> SdsFrame:
         if len(data) > max_size:
             raise SdsError(f"SDS frame of {len(data)} bytes is over the {max_size}-byte limit")
-        try:
-            pb = sds_pb2.SdsMessage.FromString(data)
-        except DecodeError as exc:
-            raise SdsError(f"not an SDS frame: {exc}") from None
+        pb = parse(sds_pb2.SdsMessage, data, SdsError, "an SDS frame")
         if not pb.message_id or len(pb.message_id) > MAX_ID_LENGTH:
             raise SdsError("SDS frame has an empty or oversized message id")
         if len(pb.sender_id) > MAX_ID_LENGTH or len(pb.channel_id) > MAX_ID_LENGTH:
@@ -118,7 +114,7 @@ class SdsFrame:
             sender_id=pb.sender_id,
             message_id=pb.message_id,
             channel_id=pb.channel_id,
-            lamport=pb.lamport_timestamp if pb.HasField("lamport_timestamp") else None,
+            lamport=optional(pb, "lamport_timestamp"),
             causal_history=tuple(
                 HistoryEntry(e.message_id, e.retrieval_hint) for e in pb.causal_history
             ),

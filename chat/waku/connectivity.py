@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 from multiaddr import Multiaddr
 
-from chat.waku.discovery.mdns import MDNS_PORT, Discovered, MdnsService
+from chat.waku.discovery.mdns.core import Discovered
+from chat.waku.discovery.mdns.service import MdnsService
+from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.discovery.rendezvous import RendezvousPoint, ShardPeer, ShardRendezvous
 from chat.waku.health import HealthPolicy
 from chat.waku.health_monitor import DEFAULT_POLICY, HealthService

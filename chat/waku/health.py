@@ -50,38 +50,36 @@ class Trigger(enum.Enum):
     FULL = "full connectivity"
 
 
-_S = HealthState
-_T = Trigger
 TRANSITIONS: dict[HealthState, dict[Trigger, HealthState]] = {
-    _S.OFFLINE: {
-        _T.SLEEP_DETECTED: _S.SLEEPING,
-        _T.RESET_DONE: _S.OFFLINE,
-        _T.NO_PEERS: _S.OFFLINE,
-        _T.PARTIAL: _S.DEGRADED,
-        _T.FULL: _S.ONLINE,
+    HealthState.OFFLINE: {
+        Trigger.SLEEP_DETECTED: HealthState.SLEEPING,
+        Trigger.RESET_DONE: HealthState.OFFLINE,
+        Trigger.NO_PEERS: HealthState.OFFLINE,
+        Trigger.PARTIAL: HealthState.DEGRADED,
+        Trigger.FULL: HealthState.ONLINE,
     },
-    _S.DEGRADED: {
-        _T.SLEEP_DETECTED: _S.SLEEPING,
-        _T.RESET_DONE: _S.DEGRADED,
-        _T.NO_PEERS: _S.OFFLINE,
-        _T.PARTIAL: _S.DEGRADED,
-        _T.FULL: _S.ONLINE,
+    HealthState.DEGRADED: {
+        Trigger.SLEEP_DETECTED: HealthState.SLEEPING,
+        Trigger.RESET_DONE: HealthState.DEGRADED,
+        Trigger.NO_PEERS: HealthState.OFFLINE,
+        Trigger.PARTIAL: HealthState.DEGRADED,
+        Trigger.FULL: HealthState.ONLINE,
     },
-    _S.ONLINE: {
-        _T.SLEEP_DETECTED: _S.SLEEPING,
-        _T.RESET_DONE: _S.ONLINE,
-        _T.NO_PEERS: _S.OFFLINE,
-        _T.PARTIAL: _S.DEGRADED,
-        _T.FULL: _S.ONLINE,
+    HealthState.ONLINE: {
+        Trigger.SLEEP_DETECTED: HealthState.SLEEPING,
+        Trigger.RESET_DONE: HealthState.ONLINE,
+        Trigger.NO_PEERS: HealthState.OFFLINE,
+        Trigger.PARTIAL: HealthState.DEGRADED,
+        Trigger.FULL: HealthState.ONLINE,
     },
     # While the reset after a sleep runs, observations describe connections from before
     # the sleep: they do not move the state. Only the end of the reset does.
-    _S.SLEEPING: {
-        _T.SLEEP_DETECTED: _S.SLEEPING,
-        _T.RESET_DONE: _S.OFFLINE,
-        _T.NO_PEERS: _S.SLEEPING,
-        _T.PARTIAL: _S.SLEEPING,
-        _T.FULL: _S.SLEEPING,
+    HealthState.SLEEPING: {
+        Trigger.SLEEP_DETECTED: HealthState.SLEEPING,
+        Trigger.RESET_DONE: HealthState.OFFLINE,
+        Trigger.NO_PEERS: HealthState.SLEEPING,
+        Trigger.PARTIAL: HealthState.SLEEPING,
+        Trigger.FULL: HealthState.SLEEPING,
     },
 }
 

@@ -46,7 +46,7 @@ from chat.waku.health import (
 from chat.waku.host import TaskStatusLike, WakuHost
 from chat.waku.peer_manager import PeerManagerService
 from chat.waku.peers import Service
-from chat.waku.relay.router import Router
+from chat.waku.relay.core import Router
 from chat.waku.relay.service import RelayService
 
 log = logging.getLogger(__name__)

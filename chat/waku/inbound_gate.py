@@ -62,8 +62,9 @@ class _WatchedSocket(ReadWriteCloser):
         self.handshaking = True
         self.shed_already = False
         self.cancel_scope: trio.CancelScope | None = None
-        """Cancelled on shed when closing the socket cannot wake its reader (not TCP), or
-        while only the gate's own first read runs (cancelling that is always safe)."""
+        """Cancelled on shed when no socket could be closed to wake its reader (neither TCP
+        nor a WebSocket over TCP), or while only the gate's own first read runs (cancelling
+        that is always safe)."""
 
     async def first_bytes(self) -> bytes:
         """Wait for the dialer's first bytes (b"" if the socket ended first)."""
@@ -113,16 +114,24 @@ def source_of(stream: Any) -> str:
         remote = None
     if remote:
         return str(remote[0])
+    sock = _websocket_socket(stream)
+    if sock is not None:
+        try:
+            return str(sock.getpeername()[0])
+        except OSError:
+            pass
+    return "unknown"
+
+
+def _websocket_socket(stream: Any) -> Any:
+    """The TCP socket under an accepted WebSocket, if it can be found."""
     layer = getattr(getattr(stream, "_ws", None), "_stream", None)
     for _ in range(4):  # through PeekableStream / TLS wrappers down to the socket
         sock = getattr(layer, "socket", None)
         if sock is not None and hasattr(sock, "getpeername"):
-            try:
-                return str(sock.getpeername()[0])
-            except OSError:
-                break
+            return sock
         layer = getattr(layer, "stream", None) or getattr(layer, "transport_stream", None)
-    return "unknown"
+    return None
 
 
 class InboundGate:
@@ -235,10 +244,15 @@ async def _wait_closed(muxed: IMuxedConn) -> None:
 
 
 def _close_now(stream: ReadWriteCloser) -> bool:
-    """Close an accepted TCP socket without waiting (trio wakes any task blocked on it).
-    False for other transports, whose close is async (trio closes their socket when the
-    handler returns)."""
+    """Close an accepted socket without waiting (trio wakes any task blocked on it): a TCP
+    one, or the TCP socket under a WebSocket. False when there is none to be found (the
+    caller then cancels). A WebSocket upgrade shed by cancelling instead kept py-libp2p's
+    resource-manager slot and its socket for good: its clean-up stops at the first await."""
     if isinstance(stream, TrioTCPStream):
         stream.stream.socket.close()
         return True
-    return False
+    sock = _websocket_socket(stream)
+    if sock is None:
+        return False
+    sock.close()
+    return True

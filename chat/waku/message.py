@@ -11,9 +11,8 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
-
 from chat.waku.proto import message_pb2
+from chat.waku.protowire import parse
 
 DEFAULT_MAX_MESSAGE_SIZE = 150 * 1024
 """nwaku's and The Waku Network's limit for one encoded WakuMessage (153,600 bytes)."""
@@ -67,10 +66,7 @@ class WakuMessage:
     def decode(cls, data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> WakuMessage:
         if len(data) > max_size:
             raise MessageTooLarge(len(data), max_size)
-        try:
-            pb = message_pb2.WakuMessage.FromString(data)
-        except DecodeError as exc:
-            raise MessageError(f"not a WakuMessage: {exc}") from None
+        pb = parse(message_pb2.WakuMessage, data, MessageError)
         if len(pb.meta) > MAX_META_SIZE:
             raise MessageError(f"meta is {len(pb.meta)} bytes; at most {MAX_META_SIZE} allowed")
         return cls(

@@ -28,7 +28,7 @@ from chat.waku.host import (
     generate_node_key,
 )
 from chat.waku.inbound_limits import MAX_CONNECTIONS, InboundLimits
-from chat.waku.metadata import MetadataService
+from chat.waku.metadata.service import MetadataService
 from chat.waku.network import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 
 log = logging.getLogger(__name__)

@@ -35,9 +35,10 @@ from multiaddr import Multiaddr
 from chat.waku.filter.wire import SUBSCRIBE_PROTOCOL
 from chat.waku.host import ConnectionEvent, ConnectionEventKind, TaskStatusLike, WakuHost
 from chat.waku.lightpush.wire import PROTOCOL_V2, PROTOCOL_V3
-from chat.waku.metadata import MetadataOutcome, MetadataService, Verdict
+from chat.waku.metadata.core import MetadataOutcome, Verdict
+from chat.waku.metadata.service import MetadataService
 from chat.waku.peers import Action, Dial, Disconnect, PeerManager, PeerPolicy, Service
-from chat.waku.relay.codec import RELAY_PROTOCOL
+from chat.waku.relay.wire import RELAY_PROTOCOL
 from chat.waku.store.wire import PROTOCOL_ID as STORE_PROTOCOL
 
 log = logging.getLogger(__name__)

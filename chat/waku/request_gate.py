@@ -6,7 +6,12 @@ is what memory and threads follow. Two stages, so that the cheapest work is shed
 1. `enter(peer, now)` when a stream opens, before a byte of it is read: at most
    `per_peer` open requests per peer and `total` in the whole server. Beyond that the
    request is refused unread (the peer is "busy", or the server "full"): refusing it costs
-   nothing, while everything already admitted has had work spent on it.
+   nothing, while everything already admitted has had work spent on it. Except a request
+   that has sent nothing for `read_grace` seconds while the server waits for it
+   (`reading`): when the server is full, the one waiting longest makes room for the
+   newcomer (`take_evicted`), as an idle connection does for a new one. Streams opened and
+   left silent (js-waku opens some eagerly; an attacker opens them from as many peer ids as
+   he likes) would otherwise lock every query out until they time out.
 2. `wait_turn(ticket, now)` once the request is read and is about to do the expensive part
    (a database query and a response of up to a few MB): at most `running` requests do that
    at once, and at most `running_per_peer` of one peer, in arrival order. A request whose
@@ -35,6 +40,9 @@ class Shed(enum.Enum):
     """The server already has `total` requests open (503: try another node)."""
     WAITED_TOO_LONG = "waited_too_long"
     """Admitted, but its turn to run did not come within `max_wait` (503)."""
+    NEVER_SENT = "never_sent"
+    """Admitted, but its request had not come `read_grace` seconds later when the server was
+    full: dropped for a new request (its stream is reset)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,7 @@ class GateLimits:
     running: int = 8
     running_per_peer: int = 2
     max_wait: float = 10.0
+    read_grace: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("per_peer", "total", "running", "running_per_peer"):
@@ -51,6 +60,8 @@ class GateLimits:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.max_wait <= 0:
             raise ValueError(f"max_wait must be positive, not {self.max_wait}")
+        if self.read_grace < 0:
+            raise ValueError(f"read_grace must not be negative, not {self.read_grace}")
 
     def deadline(self, waiting_since: float) -> float:
         return waiting_since + self.max_wait
@@ -66,6 +77,10 @@ class Ticket:
     waiting_since: float | None = None
     running: bool = False
     left: bool = False
+    reading_since: float | None = None
+    """While the server waits for the request: since when."""
+    evicted: bool = False
+    """Dropped for a newcomer while its request had not come (it has left the gate)."""
 
 
 @dataclass(slots=True)
@@ -83,6 +98,9 @@ class RequestGate:
         self._open = 0
         self._running = 0
         self._waiting: OrderedDict[int, Ticket] = OrderedDict()
+        self._reading: OrderedDict[int, Ticket] = OrderedDict()
+        """Tickets whose request the server waits for, longest first."""
+        self._evicted: list[Ticket] = []
 
     @property
     def open(self) -> int:
@@ -102,12 +120,32 @@ class RequestGate:
         if load is not None and load.open >= self.limits.per_peer:
             return self._refuse(Shed.PEER_BUSY)
         if self._open >= self.limits.total:
-            return self._refuse(Shed.SERVER_FULL)
+            victim = self._longest_reading(now)
+            if victim is None:
+                return self._refuse(Shed.SERVER_FULL)
+            self._evict(victim)
+            load = self._peers.get(peer)
         if load is None:
             load = self._peers[peer] = _PeerLoad()
         load.open += 1
         self._open += 1
         return Ticket(next(self._numbers), peer, now)
+
+    def reading(self, ticket: Ticket, now: float) -> None:
+        """The server waits for the ticket's request (it may be evicted from `read_grace`)."""
+        if not ticket.left and ticket.reading_since is None:
+            ticket.reading_since = now
+            self._reading[ticket.number] = ticket
+
+    def read(self, ticket: Ticket) -> None:
+        """The server no longer waits for the request (it came, or the wait ended)."""
+        ticket.reading_since = None
+        self._reading.pop(ticket.number, None)
+
+    def take_evicted(self) -> list[Ticket]:
+        """Tickets evicted by `enter` since the last call: the server resets their streams."""
+        evicted, self._evicted = self._evicted, []
+        return evicted
 
     def wait_turn(self, ticket: Ticket, now: float) -> bool:
         """Ask to run: True if the ticket runs now; else it waits until `admit_waiting`
@@ -134,6 +172,7 @@ class RequestGate:
         ticket.left = True
         load = self._peers[ticket.peer]
         self._waiting.pop(ticket.number, None)
+        self.read(ticket)
         if ticket.running:
             ticket.running = False
             load.running -= 1
@@ -158,6 +197,21 @@ class RequestGate:
             self._running += 1
             started.append(ticket)
         return started
+
+    def _longest_reading(self, now: float) -> Ticket | None:
+        """The ticket whose request the server has waited for longest, past its grace."""
+        ticket = next(iter(self._reading.values()), None)
+        since = ticket.reading_since if ticket is not None else None
+        if since is None or now - since < self.limits.read_grace:
+            return None
+        return ticket
+
+    def _evict(self, ticket: Ticket) -> None:
+        self.shed[Shed.NEVER_SENT] += 1
+        ticket.evicted = True
+        self._evicted.append(ticket)
+        # Not running, so leaving starts no waiting ticket.
+        self.leave(ticket)
 
     def _refuse(self, reason: Shed) -> Shed:
         self.shed[reason] += 1

@@ -1,12 +1,14 @@
 """The trio side of a RequestGate (request_gate.py): one per request/response server.
 
 The core decides; this only parks a request until the core gives it a turn, or until its
-wait deadline passes, and wakes the requests a finished one made room for.
+wait deadline passes, and wakes the requests a finished one made room for; and it stops the
+wait for a request that a newcomer evicted (`reading`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 
 import trio
 
@@ -23,9 +25,29 @@ class ServerGate:
         self.core = RequestGate(limits)
         self.clock = clock
         self._turns: dict[int, trio.Event] = {}
+        self._reading: dict[int, trio.CancelScope] = {}
 
     def enter(self, peer: Hashable) -> Ticket | Shed:
-        return self.core.enter(peer, self.clock())
+        ticket = self.core.enter(peer, self.clock())
+        for evicted in self.core.take_evicted():
+            scope = self._reading.pop(evicted.number, None)
+            if scope is not None:
+                scope.cancel()
+        return ticket
+
+    @contextmanager
+    def reading(self, ticket: Ticket) -> Iterator[None]:
+        """Around the wait for the ticket's request. When the server is full, a request that
+        has not come within `read_grace` may be evicted for a new one: the wait is then
+        cancelled, and `ticket.evicted` is set (do not answer; reset the stream)."""
+        with trio.CancelScope() as scope:
+            self._reading[ticket.number] = scope
+            self.core.reading(ticket, self.clock())
+            try:
+                yield
+            finally:
+                self._reading.pop(ticket.number, None)
+                self.core.read(ticket)
 
     async def turn(self, ticket: Ticket) -> bool:
         """Wait for the ticket's turn to do the expensive part; False if it was shed."""

@@ -26,16 +26,16 @@ import trio
 from chat.waku.filter.server import FilterServer
 from chat.waku.inbound_gate import InboundGate
 from chat.waku.lightpush.server import LightPushServer
-from chat.waku.lightpush.service import Publish, PublishRejected, ShardFor
+from chat.waku.lightpush.server_core import Publish, PublishRejected, ShardFor
 from chat.waku.lightpush.wire import LightPushStatus
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.metrics import Metric, MetricsServer, Sample
 from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardPublicKey
 from chat.waku.ratelimit import RateLimit, limiter_for, rate_limits_from_flags
+from chat.waku.relay.core import DuplicateMessage, NoPeersReached
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.metrics import RelayCounters
-from chat.waku.relay.router import DuplicateMessage, NoPeersReached
 from chat.waku.relay.service import RelayService
 from chat.waku.server_gate import ServerGate
 from chat.waku.store.archiver import DEFAULT_RETENTION_INTERVAL, ArchiveOutcome, MessageArchiver
@@ -341,7 +341,7 @@ def request_gate_metrics(gates: Mapping[str, ServerGate]) -> list[Metric]:
             "chinwag_requests_shed_total",
             "counter",
             "Requests refused or dropped by a server's request gate, by protocol and reason "
-            "(peer_busy, server_full, waited_too_long).",
+            "(peer_busy, server_full, waited_too_long, never_sent).",
             tuple(shed),
         ),
         Metric.by_label(

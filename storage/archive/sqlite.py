@@ -59,6 +59,49 @@ CREATE INDEX IF NOT EXISTS messages_content_time ON messages (content_id, timest
 """
 
 
+def page_select(
+    q: ArchiveQuery,
+    *,
+    columns: str,
+    cursor_timestamp: int | None = None,
+    pubsub: tuple[str, Any] | None = None,
+    content: tuple[str, Sequence[Any]] | None = None,
+) -> tuple[str, list[Any]]:
+    """The SELECT and its parameters for one page of `q` from a `messages` table with `hash`
+    and `timestamp` columns, walking (timestamp, hash) in the query's direction.
+
+    The caller resolves what depends on its layout: the cursor's timestamp (when `q.cursor`
+    is set), and the topics as (column, value) and (column, values), which are ids here and
+    plain names in the store benchmark's naive comparison table."""
+    where: list[str] = []
+    params: list[Any] = []
+    if q.cursor is not None:
+        where.append(f"(timestamp, hash) {'>' if q.forward else '<'} (?, ?)")
+        params += [cursor_timestamp, q.cursor]
+    if pubsub is not None:
+        where.append(f"{pubsub[0]} = ?")
+        params.append(pubsub[1])
+    if content is not None:
+        where.append(f"{content[0]} IN ({', '.join('?' * len(content[1]))})")
+        params += list(content[1])
+    if q.time_start is not None:
+        where.append("timestamp >= ?")
+        params.append(q.time_start)
+    if q.time_end is not None:
+        where.append("timestamp <= ?")
+        params.append(q.time_end)
+    if q.message_hashes:
+        where.append(f"hash IN ({', '.join('?' * len(q.message_hashes))})")
+        params += list(q.message_hashes)
+    order = "ASC" if q.forward else "DESC"
+    sql = f"SELECT {columns} FROM messages"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY timestamp {order}, hash {order} LIMIT ?"
+    params.append(q.limit)
+    return sql, params
+
+
 def _is_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
@@ -219,46 +262,31 @@ class SqliteArchive(Archive):
         """The SELECT for one page, or None when nothing can match (unknown topic, limit 0)."""
         if q.limit <= 0:
             return None
-        where: list[str] = []
-        params: list[Any] = []
+        cursor_timestamp = None
         if q.cursor is not None:
             row = db.execute(
                 "SELECT timestamp FROM messages WHERE hash = ?", (q.cursor,)
             ).fetchone()
             if row is None:
                 raise CursorNotFound()
-            where.append(f"(timestamp, hash) {'>' if q.forward else '<'} (?, ?)")
-            params += [row[0], q.cursor]
+            cursor_timestamp = int(row[0])
+        pubsub: tuple[str, int] | None = None
         if q.pubsub_topic is not None:
             pubsub_id = self._load_topic(db, q.pubsub_topic, create=False)
             if pubsub_id is None:
                 return None
-            where.append("pubsub_id = ?")
-            params.append(pubsub_id)
+            pubsub = ("pubsub_id", pubsub_id)
+        content: tuple[str, list[int]] | None = None
         if q.content_topics:
             ids = [self._load_topic(db, t, create=False) for t in q.content_topics]
             known = sorted({i for i in ids if i is not None})
             if not known:
                 return None
-            where.append(f"content_id IN ({', '.join('?' * len(known))})")
-            params += known
-        if q.time_start is not None:
-            where.append("timestamp >= ?")
-            params.append(q.time_start)
-        if q.time_end is not None:
-            where.append("timestamp <= ?")
-            params.append(q.time_end)
-        if q.message_hashes:
-            where.append(f"hash IN ({', '.join('?' * len(q.message_hashes))})")
-            params += list(q.message_hashes)
+            content = ("content_id", known)
         columns = "hash, timestamp, pubsub_id, message" if q.include_data else "hash, timestamp"
-        order = "ASC" if q.forward else "DESC"
-        sql = f"SELECT {columns} FROM messages"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY timestamp {order}, hash {order} LIMIT ?"
-        params.append(q.limit)
-        return sql, params
+        return page_select(
+            q, columns=columns, cursor_timestamp=cursor_timestamp, pubsub=pubsub, content=content
+        )
 
     def explain(self, query: ArchiveQuery) -> list[str]:
         """SQLite's query plan for the page `query` asks for (for tests and tuning)."""

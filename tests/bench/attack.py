@@ -3,12 +3,12 @@ documented interfaces, the way issue 13's attacker did.
 
     python tests/bench/attack.py            # full: 1000 held, 300 x 140 KB, 100 parallel
     python tests/bench/attack.py --quick    # small sizes (the CI smoke run)
-    python tests/bench/attack.py --only store_memory
+    python tests/bench/attack.py --only store_memory --only contact_spam
 
 Each measurement is one section: an async function that takes the parsed options and a work
 directory and returns one JSON object; `SECTIONS` lists them in run order. A new measurement
-(for example contact-message latency under contact-request spam) is one more function and
-one more entry there. Every section prints one JSON line {"section": name, ...}.
+is one more function and one more entry there. Every section prints one JSON line
+{"section": name, ...}.
 
 Sections:
 - `held_connections`: dial time of a legitimate peer (a fresh py-libp2p host, full Noise +
@@ -22,6 +22,11 @@ Sections:
   section (`--rate-limit store:100000/1s` etc., stated in the output) so that what is
   measured is the node's memory bounds, not its rate limiter. The run reports idle, peak
   and after; a before/after comparison needs two runs on two versions of the code.
+- `contact_spam`: a contact's message latency (send -> shown, p50/p99) while S contact
+  requests from fresh identities arrive over T seconds, with how many requests were kept
+  and dropped (tests/bench/attack_spam.py, in process over real relay on loopback).
+- `request_cost`: the cost of taking in one contact request against the backlog already
+  kept, spam protection out of the way (flat when it does not grow with the backlog).
 
 Figures to report, never asserted (tests/bench/test_attack_bench.py checks the shape).
 """
@@ -51,7 +56,8 @@ for extra in (REPO, REPO / "tests"):
         sys.path.insert(0, str(extra))
 
 import httpx  # noqa: E402
-from harness.processes import Chinwag, ChinwagProcess, poll  # noqa: E402
+from harness.processes import Chinwag, ChinwagProcess  # noqa: E402
+from harness.waiting import wait_until  # noqa: E402
 from libp2p.peer.id import ID  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
@@ -263,7 +269,7 @@ async def wait_for_archive(metrics: str, count: int, limit: float = 60.0) -> flo
         stored = found.get("chinwag_archive_messages", 0.0)
         return stored >= count
 
-    await poll(archived, limit)  # the archive writer works in its own time
+    await wait_until(archived, limit)  # the archive writer works in its own time
     return stored
 
 
@@ -338,7 +344,7 @@ async def store_memory(options: argparse.Namespace, workdir: Path) -> dict[str, 
             found = await scrape(metrics, ("chinwag_relay_mesh_peers",))
             return any(value >= 1 for value in found.values())
 
-        await poll(meshed, PROCESS_START)  # gossipsub grafts on its heartbeat
+        await wait_until(meshed, PROCESS_START)  # gossipsub grafts on its heartbeat
         pusher = client_node()
         async with trio.open_nursery() as nursery:
             await nursery.start(_run_forever, pusher)
@@ -387,12 +393,28 @@ async def store_memory(options: argparse.Namespace, workdir: Path) -> dict[str, 
     }
 
 
+async def contact_spam(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from bench.attack_spam import contact_latency_under_spam
+
+    return await contact_latency_under_spam(
+        options.spam, options.spam_seconds, options.contact_messages, 120.0, workdir
+    )
+
+
+async def request_cost(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from bench.attack_spam import request_cost_by_backlog
+
+    return await request_cost_by_backlog(options.backlog, options.backlog_step, workdir)
+
+
 # -- driver -------------------------------------------------------------------------------
 
 Section = Callable[[argparse.Namespace, Path], Awaitable[dict[str, Any]]]
 SECTIONS: dict[str, Section] = {
     "held_connections": held_connections,
     "store_memory": store_memory,
+    "contact_spam": contact_spam,
+    "request_cost": request_cost,
 }
 
 
@@ -400,7 +422,9 @@ async def main_async(options: argparse.Namespace) -> None:
     names = options.only or list(SECTIONS)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            result = await SECTIONS[name](options, Path(tmp))
+            workdir = Path(tmp) / name  # each section its own profiles and archives
+            workdir.mkdir()
+            result = await SECTIONS[name](options, workdir)
             print(json.dumps({"section": name, **result}), flush=True)
 
 
@@ -419,11 +443,18 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, help="parallel queries (full: 100)")
     parser.add_argument("--clients", type=int, help="peers the queries come from (full: 10)")
     parser.add_argument("--settle", type=int, default=10, help="seconds to watch RSS after")
+    parser.add_argument("--spam", type=int, help="contact requests from strangers (full: 1000)")
+    parser.add_argument("--spam-seconds", type=float, help="arriving over (full: 10)")
+    parser.add_argument("--contact-messages", type=int, help="a contact's messages (full: 100)")
+    parser.add_argument("--backlog", type=int, help="requests for the cost run (full: 2000)")
+    parser.add_argument("--backlog-step", type=int, help="measured every (full: 250)")
     options = parser.parse_args()
     full = {"held": 1000, "dials": 10, "messages": 300, "size": 140_000, "parallel": 100,
-            "clients": 10}  # fmt: skip
+            "clients": 10, "spam": 1000, "spam_seconds": 10.0, "contact_messages": 100,
+            "backlog": 2000, "backlog_step": 250}  # fmt: skip
     quick = {"held": 60, "dials": 3, "messages": 20, "size": 20_000, "parallel": 10,
-             "clients": 2}  # fmt: skip
+             "clients": 2, "spam": 60, "spam_seconds": 2.0, "contact_messages": 10,
+             "backlog": 100, "backlog_step": 50}  # fmt: skip
     for key, value in (quick if options.quick else full).items():
         if getattr(options, key) is None:
             setattr(options, key, value)

@@ -18,15 +18,16 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(REPO))  # this folder's storage.py must not hide the storage package
+sys.path.append(str(REPO / "tests"))
 
 import trio  # noqa: E402
+from harness.waiting import wait_until  # noqa: E402
 from multiaddr import Multiaddr  # noqa: E402
 
 from chat.events import MessageAdded  # noqa: E402
@@ -41,14 +42,6 @@ from storage.profiles import Profiles  # noqa: E402
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 PASSPHRASE = "benchmark passphrase"
 TEXT = "the quick brown fox jumps over the lazy dog, again and again"  # 60 bytes
-
-
-async def until(condition: Callable[[], Awaitable[bool]], limit: float = 30.0) -> None:
-    with trio.fail_after(limit):
-        while True:
-            if await condition():
-                return
-            await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -100,7 +93,7 @@ async def run(messages: int, rate: float, base: Path) -> list[dict[str, Any]]:
                     sum(alice.node.relay_peers().values()) and sum(bob.node.relay_peers().values())
                 )
 
-            await until(meshed)
+            await wait_until(meshed)
             events = bob.subscribe(messages * 4 + 100)
             await alice.add_contact(bob.identity().contact_link, "bench")
             alice_key = alice.identity().chat_key
@@ -108,14 +101,14 @@ async def run(messages: int, rate: float, base: Path) -> list[dict[str, Any]]:
             async def asked() -> bool:
                 return any(c.chat_key == alice_key for c in await bob.contacts())
 
-            await until(asked)
+            await wait_until(asked)
             chat_id = (await bob.accept_contact(alice_key)).chat_id
             assert chat_id is not None
 
             async def mutual() -> bool:
                 return any(c.state == "mutual" for c in await alice.contacts())
 
-            await until(mutual)
+            await wait_until(mutual)
             wire_sizes.clear()
             sent_at: dict[str, float] = {}
             shown_at: dict[str, float] = {}
@@ -137,7 +130,7 @@ async def run(messages: int, rate: float, base: Path) -> list[dict[str, Any]]:
                 async def all_shown() -> bool:
                     return len(shown_at) == messages
 
-                await until(all_shown, 120)
+                await wait_until(all_shown, 120)
                 nursery.cancel_scope.cancel()
             latencies = [(shown_at[m] - sent_at[m]) * 1000 for m in sent_at if m in shown_at]
     for store in stores:

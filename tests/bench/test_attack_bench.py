@@ -17,9 +17,9 @@ SCRIPT = Path(__file__).with_name("attack.py")
 @pytest.mark.slow
 def test_attack_benchmark_smoke() -> None:
     command = [sys.executable, str(SCRIPT), "--quick"]
-    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300).stdout
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=480).stdout
     sections = {line["section"]: line for line in map(json.loads, out.splitlines())}
-    assert list(sections) == ["held_connections", "store_memory"]
+    assert list(sections) == ["held_connections", "store_memory", "contact_spam", "request_cost"]
 
     held = sections["held_connections"]
     assert held["baseline"]["ok"] == held["baseline"]["dials"] >= 1
@@ -33,3 +33,13 @@ def test_attack_benchmark_smoke() -> None:
     assert memory["rss_idle_mb"] <= memory["rss_peak_mb"]
     for key in ("rss_peak_over_idle_mb", "rss_after_1s_mb", "payload_mb_returned", "burst_s"):
         assert key in memory
+
+    latency = sections["contact_spam"]
+    assert latency["spam_published"] == latency["spam_requests"] == 60
+    assert latency["displayed"] == latency["contact_messages"] == 10
+    assert latency["displayed_in_order"] is True
+    assert latency["requests_dropped"] == 60 - latency["requests_held"] > 0
+    assert {"p50_s", "p99_s", "max_s"} <= set(latency)
+
+    cost = sections["request_cost"]
+    assert cost["backlog"] == [0, 50] and len(cost["ms_per_request"]) == 2

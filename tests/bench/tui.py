@@ -38,6 +38,7 @@ from typing import Any
 # Run as a script, this file's directory comes first on sys.path and would shadow packages.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.append(str(_HERE.parent))  # tests/, for the harness
 
 START = time.monotonic()  # as early as possible: the launch time counts our own imports
 
@@ -163,28 +164,32 @@ def setup(args: argparse.Namespace, base: Path) -> Network:
 
 async def _befriend(alice: Any, network: Network, found: list[str], done: Any) -> None:
     import trio
+    from harness.waiting import wait_until
 
     async with alice.run():
-        with trio.fail_after(60):
-            while sum(alice.health().peers_per_shard.values()) == 0:  # noqa: ASYNC110
-                await trio.sleep(0.05)  # network I/O makes it true: poll
-            link = alice.identity().contact_link
-            chat_key = network.bob.identity().chat_key
-            await trio.to_thread.run_sync(network.run, network.bob.add_contact, link, "hi")
-            while not any(c.chat_key == chat_key for c in await alice.contacts()):  # noqa: ASYNC110
-                await trio.sleep(0.05)
-            contact = await alice.accept_contact(chat_key)
-            assert contact.chat_id is not None
+        await wait_until(lambda: sum(alice.health().peers_per_shard.values()) > 0, 60)
+        link = alice.identity().contact_link
+        chat_key = network.bob.identity().chat_key
+        await trio.to_thread.run_sync(network.run, network.bob.add_contact, link, "hi")
 
-            def bob_mutual() -> bool:
-                contacts = network.run(network.bob.contacts)
-                return any(c.state == "mutual" for c in contacts)
+        async def alice_has_the_request() -> bool:
+            return any(c.chat_key == chat_key for c in await alice.contacts())
 
-            while not await trio.to_thread.run_sync(bob_mutual):  # noqa: ASYNC110
-                await trio.sleep(0.05)
-            found.append(contact.chat_id)
-            done.cancel()
-            await trio.sleep_forever()
+        await wait_until(alice_has_the_request, 60)
+        contact = await alice.accept_contact(chat_key)
+        assert contact.chat_id is not None
+
+        def bob_mutual() -> bool:
+            contacts = network.run(network.bob.contacts)
+            return any(c.state == "mutual" for c in contacts)
+
+        async def bob_mutual_yet() -> bool:
+            return await trio.to_thread.run_sync(bob_mutual)
+
+        await wait_until(bob_mutual_yet, 60)
+        found.append(contact.chat_id)
+        done.cancel()
+        await trio.sleep_forever()
 
 
 def seed(store: Any, big_chat: str, args: argparse.Namespace) -> None:

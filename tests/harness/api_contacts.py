@@ -3,20 +3,19 @@ contacts, as a bot or a QA script would do it."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-Until = Callable[..., Awaitable[None]]
+from harness.waiting import wait_until
 
 
-async def befriend(alice: Any, bob: Any, until: Until) -> str:
+async def befriend(alice: Any, bob: Any) -> str:
     """Alice asks Bob over the API, Bob accepts over the API; their chat id."""
 
     async def both_online() -> bool:
         health = [await c.call("GET", "/v1/health") for c in (alice, bob)]
         return all(sum(h["peers_per_shard"].values()) > 0 for h in health)
 
-    await until(both_online)
+    await wait_until(both_online)
     bob_id = await bob.call("GET", "/v1/identity")
     alice_id = await alice.call("GET", "/v1/identity")
     sent = await alice.call(
@@ -29,7 +28,7 @@ async def befriend(alice: Any, bob: Any, until: Until) -> str:
         contacts = await bob.call("GET", "/v1/contacts")
         return any(c["chat_key"] == alice_id["chat_key"] for c in contacts)
 
-    await until(bob_has_the_request)
+    await wait_until(bob_has_the_request)
     [request] = await bob.call("GET", "/v1/contacts")
     assert request["state"] == "request_received" and request["intro"] == "hi, Alice"
     accepted = await bob.call("POST", f"/v1/contacts/{alice_id['chat_key']}/accept")
@@ -38,6 +37,6 @@ async def befriend(alice: Any, bob: Any, until: Until) -> str:
     async def alice_mutual() -> bool:
         return [c["state"] for c in await alice.call("GET", "/v1/contacts")] == ["mutual"]
 
-    await until(alice_mutual)
+    await wait_until(alice_mutual)
     chat_id: str = accepted["chat_id"]
     return chat_id

@@ -3,7 +3,6 @@ of the messenger's own logic on trio's mock clock: every timer under the test's 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -101,15 +100,6 @@ async def _run(messenger: Messenger, task_status: Any) -> None:
         async with messenger.run():
             task_status.started(scope)
             await trio.sleep_forever()
-
-
-async def until(predicate: Callable[[], Awaitable[bool]], limit: float = 600.0) -> None:
-    """Let (virtual) time pass until the condition holds."""
-    with trio.fail_after(limit):
-        while True:
-            if await predicate():
-                return
-            await trio.sleep(0.1)  # on the mock clock: lets the messengers' timers run
 
 
 async def befriend(alice: Running, bob: Running) -> str:

@@ -6,7 +6,7 @@ messenger's own logic (the integration tests run it on real nodes).
 online node on the same `FakeNetwork` at once, as relay would deliver it. The network's
 store is real store code on a real archive: every published message goes into a
 `SqliteArchive` in memory, and queries are answered by the store server's own planner
-(`chat.waku.store.query`). Tests steer the network: take a node offline (its publishes
+(`chat.waku.store.server_core`). Tests steer the network: take a node offline (its publishes
 reach no peer), lose a node's next messages on the way, keep the store from storing or
 answering, or hand a node a message directly (a replay, a forgery, a store copy).
 
@@ -31,9 +31,9 @@ from chat.waku.health_monitor import CatchUp, OnReset
 from chat.waku.message import WakuMessage
 from chat.waku.peer_manager import DialSchedule
 from chat.waku.peers import Service
-from chat.waku.relay.router import NoPeersReached
+from chat.waku.relay.core import NoPeersReached
 from chat.waku.store.client import StoreClientError
-from chat.waku.store.query import QueryPlan, answer, plan_request
+from chat.waku.store.server_core import QueryPlan, answer, plan_request
 from chat.waku.store.wire import MessageKeyValue, StoreQueryRequest
 from chat.waku.topics import RelayShard
 from storage.aio import AsyncStore

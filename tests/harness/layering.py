@@ -4,16 +4,16 @@ module is imported, so it runs in well under a second and names the file and lin
 Layers, top to bottom; an import may point to its own layer or below, never up:
 
     faces        ui/, chat/api, chat/commands, chat/cli.py, chat/unlock.py (the CLI's unlock)
-    core         chat/session.py, chat.messenger (a module today, a package soon)
+    core         chat/session.py, chat.messenger (the façade and its package)
     features     the rest of chat/: contacts, direct, identity, events, history, reliability,
                  client_node, fleet, config, errors, logs, proto, ...
     node stack   chat/waku
     persistence  storage/
 
 Besides: ui/ talks to the core only (the messenger's public names, its events, the session,
-chat.errors: no storage, no node stack, no libp2p), and nothing in ui/ imports ui.app (screens
-reach the app through the host protocol, ui/host.py); chat/waku imports nothing from the rest
-of chat/; storage/ nothing from chat/ or ui/."""
+chat.errors, chat.text's rules for typed text: no storage, no node stack, no libp2p), and
+nothing in ui/ imports ui.app (screens reach the app through the host protocol, ui/host.py);
+chat/waku imports nothing from the rest of chat/; storage/ nothing from chat/ or ui/."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("node stack", ("chat.waku",)),
     ("persistence", ("storage",)),
 )
-UI_MAY_IMPORT = ("chat.messenger", "chat.events", "chat.session", "chat.errors")
+UI_MAY_IMPORT = ("chat.messenger", "chat.events", "chat.session", "chat.errors", "chat.text")
 """Exactly these modules of chat/ (not chat.messenger's submodules: its public names only)."""
 NODE_LIBRARIES = ("libp2p", "multiaddr")
 

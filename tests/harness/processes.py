@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,17 +18,9 @@ import httpx
 import trio
 
 from chat.config import PASSPHRASE_ENV
+from harness.waiting import wait_until
 
 PASSPHRASE = "correct horse battery staple"
-
-
-async def poll(predicate: Callable[[], Awaitable[bool]], limit: float = 30.0) -> None:
-    """Wait for a condition that real network I/O makes true, asking over HTTP."""
-    with trio.fail_after(limit):
-        while True:
-            if await predicate():
-                return
-            await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event
 
 
 PROCESS_DEADLINE = 60.0
@@ -129,7 +121,7 @@ class ServiceNodeProcess:
         async def meshed() -> bool:
             return await self.mesh_peers(cluster=cluster) >= peers
 
-        await poll(meshed, limit)
+        await wait_until(meshed, limit, what=f"the node to forward to {peers} clients")
 
 
 @dataclass
@@ -153,10 +145,13 @@ class Chinwag:
     def env(self) -> dict[str, str]:
         return {**os.environ, PASSPHRASE_ENV: PASSPHRASE}
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run to the end; `env`: instead of `env()` (e.g. without the passphrase)."""
         return subprocess.run(
-            self.command(*args), capture_output=True, text=True, env=self.env(),
-            timeout=PROCESS_DEADLINE, check=False,
+            self.command(*args), capture_output=True, text=True,
+            env=self.env() if env is None else env, timeout=PROCESS_DEADLINE, check=False,
         )  # fmt: skip
 
     async def start(self, *args: str) -> ChinwagProcess:

@@ -9,9 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import trio
-
-from harness.processes import poll
+from harness.waiting import wait_until
 
 WIDTH, HEIGHT = 120, 36
 WINDOW = "smoke:alice"
@@ -55,18 +53,17 @@ class Tmux:
         self.tmux("send-keys", "-t", WINDOW, "-l", text)
 
     async def wait_for(self, check: Callable[[str], bool] | str, limit: float = 30) -> str:
+        """Until the screen shows `check` (text, or a test of the screen's text); the screen."""
         predicate = (lambda s: check in s) if isinstance(check, str) else check
         seen = ""
 
-        async def shown() -> bool:
+        def shown() -> bool:
             nonlocal seen
             seen = self.screen()
             return predicate(seen)
 
-        try:
-            await poll(shown, limit)  # another process draws the screen: poll it
-        except trio.TooSlowError:
-            raise AssertionError(f"timed out waiting for {check!r}; screen:\n{seen}") from None
+        # Another process draws the screen: look at it until it shows what we want.
+        await wait_until(shown, limit, what=lambda: f"{check!r}; the screen:\n{seen}")
         return seen
 
     def kill(self) -> None:

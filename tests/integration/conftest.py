@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -23,22 +23,6 @@ MUXERS = {
     "yamux": {YAMUX_ID: Yamux},
     "mplex": {MPLEX_PROTOCOL_ID: Mplex},
 }
-
-
-async def wait_for(predicate: Callable[[], bool], *, limit: float = 10.0) -> None:
-    """Poll a condition that real network I/O (or a worker thread) makes true soon."""
-    with trio.fail_after(limit):
-        while True:
-            if predicate():
-                return
-            await trio.sleep(0.01)  # the condition depends on socket I/O, not on an event
-
-
-@pytest.fixture
-def eventually() -> Callable[..., Awaitable[None]]:
-    """`await eventually(predicate)`: the poller for tests outside this module (importlib mode
-    lets them take it as a fixture, not as an import)."""
-    return wait_for
 
 
 class Hosts:
@@ -72,10 +56,6 @@ class Hosts:
     @staticmethod
     async def connect(dialer: IHost, listener: IHost) -> None:
         await dialer.connect(PeerInfo(listener.get_id(), listener.get_addrs()))
-
-    @staticmethod
-    async def wait_until(predicate: Callable[[], bool], *, limit: float = 10.0) -> None:
-        await wait_for(predicate, limit=limit)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from chat.cli import main
-from chat.identity import ContactLink
+from chat.identity import ContactLink, Identity
 from chat.identity_store import ensure_identity, load_identity
 from chat.logs import forget_secrets
-from chat.session import profile_lock
+from chat.session import LINK_FILE_NAME, profile_lock
 from storage.kdf import KdfParams
 from storage.profiles import Profiles
 
@@ -80,10 +80,21 @@ def test_link_rewrites_nothing_until_rotation_is_due_and_waits_for_no_other_proc
     rotated = account_row()
     assert main([*base, "link", "--no-qr"]) == 0  # rotated just now: nothing is written
     assert account_row() == rotated
-    capsys.readouterr()
+    link = capsys.readouterr().out.splitlines()[-1]
 
-    with profile_lock(profiles.directory("carol"), "carol"):  # another chinwag uses it
+    # Another chinwag uses it (the chat screen): the link it published is printed, with no
+    # passphrase and nothing read from the database.
+    monkeypatch.delenv("CHINWAG_PASSPHRASE")
+    with profile_lock(profiles.directory("carol"), "carol"):
+        assert main([*base, "link", "--no-qr"]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == link
+        published = profiles.directory("carol") / LINK_FILE_NAME
+        published.unlink()  # the process holding it never published one
         assert main([*base, "link"]) == 2
-    assert capsys.readouterr().err == (
-        "chinwag: profile 'carol' is in use by another chinwag process; quit that one first.\n"
-    )
+        assert capsys.readouterr().err == (
+            "chinwag: profile 'carol' is in use by another chinwag process that has not "
+            "published your contact link; press F4 in its chat screen, or quit it first.\n"
+        )
+        published.write_text(Identity.create("Carol", now=1.0).contact_link())  # weeks old
+        assert main([*base, "link"]) == 2
+        assert "published an out-of-date contact link" in capsys.readouterr().err

@@ -9,7 +9,8 @@ import pytest
 import trio
 from multiaddr import Multiaddr
 
-from chat.waku.metadata import MetadataOutcome, ShardInfo, Verdict
+from chat.waku.metadata.core import MetadataOutcome, Verdict
+from chat.waku.metadata.wire import ShardInfo
 from chat.waku.node import Node, NodeConfig
 
 pytestmark = pytest.mark.interop

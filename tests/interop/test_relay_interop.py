@@ -17,11 +17,11 @@ from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from chat.waku.message import WakuMessage, now_ns
-from chat.waku.metadata import MetadataOutcome, Verdict
+from chat.waku.metadata.core import MetadataOutcome, Verdict
 from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardKeyPair, ShardPublicKey
+from chat.waku.relay.core import Router
 from chat.waku.relay.params import GossipParams
-from chat.waku.relay.router import Router
 from chat.waku.relay.service import RelayService, router_validator
 from chat.waku.topics import RelayShard
 from chat.waku.validation import RelayValidator

@@ -17,13 +17,14 @@ from typing import Any, Generic, TypeVar
 import pytest
 import trio
 import trio.testing
+from harness.waiting import wait_until
 from multiaddr import Multiaddr
 
 from chat.cli import build_parser
 from chat.commands.node import service_config_from
 from chat.config import load_config
 from chat.waku.filter.server import FilterServer
-from chat.waku.filter.subscriptions import SUBSCRIPTION_TTL
+from chat.waku.filter.server_core import SUBSCRIPTION_TTL
 from chat.waku.filter.wire import (
     PUSH_PROTOCOL,
     SUBSCRIBE_PROTOCOL,
@@ -35,7 +36,7 @@ from chat.waku.lightpush.server import LightPushServer
 from chat.waku.lightpush.wire import PROTOCOL_V3 as LIGHTPUSH_V3
 from chat.waku.lightpush.wire import LightPushStatus
 from chat.waku.message import WakuMessage, message_hash, now_ns
-from chat.waku.metadata import Verdict
+from chat.waku.metadata.core import Verdict
 from chat.waku.node import Node, NodeConfig
 from chat.waku.relay.service import RelayService
 from chat.waku.service_node import ServiceNode, ServiceNodeConfig
@@ -435,16 +436,18 @@ async def test_idle_streams_js_opens_on_identify_do_not_break_later_requests(
             # stream still negotiating is listed without a protocol: list again until done.
             served = [STORE_PROTOCOL, SUBSCRIBE_PROTOCOL, LIGHTPUSH_V3]
             opened: set[str] = set()
-            with trio.move_on_after(10):
-                while not set(served) <= opened:
-                    idle = (await js.call("streams", peer=service.peer_id))["streams"]
-                    opened = {
-                        s["protocol"]
-                        for s in idle
-                        if s["direction"] == "outbound" and s.get("protocol")
-                    }
-                    await trio.sleep(0.05)  # negotiation is I/O in the JS process
-            assert set(served) <= opened
+
+            async def all_negotiated() -> bool:  # negotiation is I/O in the JS process
+                nonlocal opened
+                idle = (await js.call("streams", peer=service.peer_id))["streams"]
+                opened = {
+                    s["protocol"]
+                    for s in idle
+                    if s["direction"] == "outbound" and s.get("protocol")
+                }
+                return set(served) <= opened
+
+            await wait_until(all_negotiated, 10, what=lambda: f"{served}, not {opened}")
             # Long enough for our servers to give up on them.
             clock.jump(max(service.store.read_timeout, service.filter.request_timeout) + 1)
             await trio.testing.wait_all_tasks_blocked()

@@ -8,10 +8,10 @@ from collections.abc import Hashable
 import trio
 from trio.testing import MockClock
 
-from chat.waku.relay.codec import encode_publish_frame, message_id
 from chat.waku.relay.params import GossipParams
 from chat.waku.relay.sim import SimNetwork
 from chat.waku.relay.verdict import ACCEPT, Reject, ValidationResult
+from chat.waku.relay.wire import encode_publish_frame, message_id
 
 TOPIC = "/waku/2/rs/42/0"
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 import trio
 from harness.fast import FAST
+from harness.waiting import screen_text, wait_until_in_app
 from multiaddr import Multiaddr
 from textual.app import App
 from textual.pilot import Pilot
@@ -173,34 +174,14 @@ def make_profile(config: Config) -> Callable[[str], None]:
     return create
 
 
-def screen_text(app: App[Any]) -> str:
-    """What the terminal shows right now, as plain text."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join(strip.text.rstrip() for strip in strips)
-
-
-async def wait_for(
-    pilot: Pilot[Any], predicate: Callable[[], bool], *, limit: float = 30.0, what: str = ""
-) -> None:
-    """Let the app run until `predicate()` holds (real network I/O makes it true)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(
-                f"timed out waiting for {what or predicate}:\n{screen_text(pilot.app)}"
-            )
-        await pilot.pause(0.05)
-
-
 async def wait_for_text(pilot: Pilot[Any], text: str, *, limit: float = 30.0) -> None:
-    await wait_for(pilot, lambda: text in screen_text(pilot.app), limit=limit, what=repr(text))
+    await wait_until_in_app(pilot, lambda: text in screen_text(pilot.app), limit, what=repr(text))
 
 
 @dataclass(frozen=True)
 class Helpers:
     screen_text: Callable[[App[Any]], str] = screen_text
-    wait_for: Callable[..., Awaitable[None]] = wait_for
+    wait_until: Callable[..., Awaitable[None]] = wait_until_in_app
     wait_for_text: Callable[..., Awaitable[None]] = wait_for_text
     passphrase: str = PASSPHRASE
     cheap_kdf: Callable[[], KdfParams] = cheap_kdf

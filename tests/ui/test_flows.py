@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
-import trio
+from harness.tui import HeldBack, befriend_headless, on, running
+from harness.waiting import wait_until
 from textual.widgets import DataTable, Input
 
 from chat.config import Config
+from chat.messenger import MAX_INTRO_LENGTH
 from chat.reliability.outbox import RetryPolicy
-from chat.session import OpenProfile, Session
+from chat.request_budget import StrangerPolicy
+from chat.session import Session
 from storage.profiles import Profiles
 from storage.repositories.conversations import Conversation
 from ui.app import ChinwagApp
+from ui.format import emoji_grid
 from ui.screens.contacts import ContactsScreen
 from ui.screens.display_name import DisplayNameScreen
 from ui.screens.help import HelpScreen
@@ -42,16 +45,9 @@ class CountingBells(ChinwagApp):
         self.bells += 1
 
 
-def on(app: ChinwagApp, kind: type) -> Callable[[], bool]:
-    """The screen shows, composed and mounted: a screen is app.screen from the switch on,
-    before its widgets exist."""
-    return lambda: isinstance(app.screen, kind) and app.screen.is_mounted
-
-
-def running(app: ChinwagApp) -> Callable[[], bool]:
-    """The main screen with the messenger attached (the screen itself comes first, from the
-    store, while the node starts)."""
-    return lambda: on(app, MainScreen)() and app.messenger is not None
+def shows_emoji(screen: str, emoji: list[tuple[str, str]]) -> bool:
+    """The seven emoji over their names, as the verify screen lays them out."""
+    return all(line in screen for line in emoji_grid(emoji, 78).splitlines())
 
 
 def conversation(app: ChinwagApp) -> ConversationView:
@@ -65,7 +61,7 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
         # No LAN discovery: another chinwag on this machine would be found, and not offline.
         app = ChinwagApp(Session(config, override=network.config(), kdf=ui.cheap_kdf))
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, OnboardingScreen))
+            await ui.wait_until(pilot, on(app, OnboardingScreen))
             assert "no way to recover a lost passphrase" in ui.screen_text(app)
             await pilot.click("#display-name")
             await pilot.press(*"Alice")
@@ -79,13 +75,14 @@ def test_onboarding_checks_the_passphrase_then_creates_the_profile_and_shows_the
             await ui.wait_for_text(pilot, "The two passphrases differ")
             app.screen.query_one("#repeat", Input).value = "abc tall purple giraffes dance"
             await pilot.click("#create")
-            await ui.wait_for_text(pilot, "Share this link")
+            await ui.wait_for_text(pilot, "Send this link to people")
             assert app.messenger is not None
             identity = app.messenger.identity()
             assert identity.display_name == "Alice"
-            assert "▀" in ui.screen_text(app)  # the QR code
+            assert identity.contact_link[:40] in ui.screen_text(app)
+            assert "No room for the QR code" in ui.screen_text(app)  # 110x34: too small
             await pilot.press("escape")
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             await ui.wait_for_text(pilot, "offline")  # the health bar: no peers configured
             await pilot.press("ctrl+q")
         assert app.session.exists()
@@ -101,13 +98,13 @@ def test_a_wrong_passphrase_is_a_sentence_and_the_right_one_unlocks(
     async def scenario() -> None:
         app = ChinwagApp(Session(config, override=network.config()))
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, UnlockScreen))
+            await ui.wait_until(pilot, on(app, UnlockScreen))
             await pilot.click("#passphrase")
             await pilot.press(*"not it", "enter")
             await ui.wait_for_text(pilot, "Wrong passphrase")
             assert "Traceback" not in ui.screen_text(app)
             await pilot.press(*ui.passphrase, "enter")
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             await ui.wait_for_text(pilot, "add a contact with F2")
             await pilot.press("ctrl+q")
 
@@ -124,11 +121,11 @@ def test_a_wrong_passphrase_from_the_environment_shows_on_the_unlock_screen(
         session.derive_early("not it")  # as `chinwag` does before Textual starts
         app = ChinwagApp(session, passphrase="not it")
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, UnlockScreen))
+            await ui.wait_until(pilot, on(app, UnlockScreen))
             await ui.wait_for_text(pilot, "Wrong passphrase")  # what unlocking returned
             await pilot.click("#passphrase")
             await pilot.press(*ui.passphrase, "enter")
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())
@@ -142,18 +139,18 @@ def test_a_passphrase_from_the_environment_skips_the_unlock_screen(
     async def scenario() -> None:
         app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             await pilot.press("f1")
-            await ui.wait_for(pilot, on(app, HelpScreen))
+            await ui.wait_until(pilot, on(app, HelpScreen))
             await ui.wait_for_text(pilot, "command palette: every action by name")
             await pilot.press("escape")
             await pilot.press("f4")
-            await ui.wait_for_text(pilot, "Share this link")
+            await ui.wait_for_text(pilot, "Send this link to people")
             await pilot.press("escape")
             await pilot.press("ctrl+p", *"outbox")
             await ui.wait_for_text(pilot, "Everything not yet delivered")
             await pilot.press("enter")
-            await ui.wait_for(pilot, on(app, OutboxScreen))
+            await ui.wait_until(pilot, on(app, OutboxScreen))
             await ui.wait_for_text(pilot, "Nothing waiting")
             await pilot.press("escape")
             await pilot.press("ctrl+q")
@@ -174,7 +171,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
     async def scenario() -> None:
         app = CountingBells(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             assert app.messenger is not None
             await ui.wait_for_text(pilot, "● online")
             alice_link = app.messenger.identity().contact_link
@@ -184,7 +181,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             chat_list.focus()
             chat_list.highlighted = 0
             await pilot.press("enter")
-            await ui.wait_for(pilot, on(app, ContactsScreen))
+            await ui.wait_until(pilot, on(app, ContactsScreen))
             await ui.wait_for_text(pilot, "hello, it's Bob from the pub")
             assert "wants to chat with you" in ui.screen_text(app)
             app.screen.query_one(DataTable).focus()
@@ -192,11 +189,11 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             await ui.wait_for_text(pilot, "contact")
             contacts = app.screen
             assert isinstance(contacts, ContactsScreen)
-            await ui.wait_for(
+            await ui.wait_until(
                 pilot, lambda: any(c.state == "mutual" for c in contacts.contacts.values())
             )
             await pilot.press("v")
-            await ui.wait_for(pilot, on(app, VerifyScreen))
+            await ui.wait_until(pilot, on(app, VerifyScreen))
             await ui.wait_for_text(pilot, "compare these emoji")
             alice_key = app.messenger.identity().chat_key
 
@@ -205,21 +202,21 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
 
             bob_view = await network.arun(bob_sees)
             assert bob_view.state == "compare"
-            assert "   ".join(e for e, _ in bob_view.emoji) in ui.screen_text(app)
+            assert shows_emoji(ui.screen_text(app), bob_view.emoji)
             await pilot.press("y")
             await ui.wait_for_text(pilot, "waiting for them to confirm")
             await network.arun(bob.confirm_verification, alice_key)
             await ui.wait_for_text(pilot, "✔ verified")
             await pilot.press("escape")
-            await ui.wait_for(
+            await ui.wait_until(
                 pilot, lambda: contacts.selected is not None and contacts.selected.verified
             )
             await pilot.press("enter")  # open the chat
-            await ui.wait_for(pilot, running(app))
-            await ui.wait_for(pilot, lambda: conversation(app).chat_id is not None)
+            await ui.wait_until(pilot, running(app))
+            await ui.wait_until(pilot, lambda: conversation(app).chat_id is not None)
             chat_id = conversation(app).chat_id
             await pilot.press(*"hi Bob", "alt+enter", *"second line", "enter")
-            await ui.wait_for(
+            await ui.wait_until(
                 pilot,
                 lambda: (
                     "hi Bob" in conversation(app).visible_text()
@@ -233,7 +230,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             assert [m.text for m in received if not m.outgoing] == ["hi Bob\nsecond line"]
 
             await network.arun(bob.send_text, chat_id, "hello Alice, how are you?")
-            await ui.wait_for(pilot, lambda: "how are you?" in conversation(app).visible_text())
+            await ui.wait_until(pilot, lambda: "how are you?" in conversation(app).visible_text())
             assert app.bells == 0  # the chat is in view: no bell
             view = conversation(app)
             view.focus()
@@ -241,7 +238,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             await pilot.press("r")
             await ui.wait_for_text(pilot, "replying to Bob")
             await pilot.press(*"very well", "enter")
-            await ui.wait_for(
+            await ui.wait_until(
                 pilot, lambda: "↱ Bob: hello Alice, how are you?" in view.visible_text()
             )
             reply = next(m for m in view.messages if m.text == "very well")
@@ -251,7 +248,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             view.focus()
             view.cursor = view.messages.index(first)
             await pilot.press("t")
-            await ui.wait_for(pilot, on(app, TraceScreen))
+            await ui.wait_until(pilot, on(app, TraceScreen))
             await ui.wait_for_text(pilot, "delivered")
             table = app.screen.query_one(DataTable)
             states = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
@@ -260,7 +257,7 @@ def test_request_accept_chat_reply_trace_verify_with_a_headless_contact(
             assert f"ack_from={bob.identity().chat_key}" in evidence
             # While the trace covers the chat, a new message rings the bell.
             await network.arun(bob.send_text, chat_id, "are you there?")
-            await ui.wait_for(pilot, lambda: app.bells == 1, what="the bell")
+            await ui.wait_until(pilot, lambda: app.bells == 1, what="the bell")
             await pilot.press("escape")
             await pilot.press("ctrl+q")
 
@@ -286,11 +283,11 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             Session(config, override=network.config(retry=budget)), passphrase=ui.passphrase
         )
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             assert app.messenger is not None
             await ui.wait_for_text(pilot, "● online")
             await pilot.press("f2")
-            await ui.wait_for(pilot, on(app, ContactsScreen))
+            await ui.wait_until(pilot, on(app, ContactsScreen))
             await pilot.click("#contact-link")
             app.screen.query_one("#contact-link", Input).value = carol_link  # as if pasted
             await pilot.press("tab", *"it's Alice", "enter")
@@ -303,24 +300,26 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             alice_key = app.messenger.identity().chat_key
 
             async def bob_accepts() -> None:
-                while not any(c.chat_key == alice_key for c in await bob.contacts()):
-                    await asyncio_free_sleep()
+                async def bob_has_the_request() -> bool:
+                    return any(c.chat_key == alice_key for c in await bob.contacts())
+
+                await wait_until(bob_has_the_request)
                 await bob.accept_contact(alice_key)
 
             await network.arun(bob_accepts)
             contacts = app.screen
             assert isinstance(contacts, ContactsScreen)
-            await ui.wait_for(
+            await ui.wait_until(
                 pilot, lambda: any(c.state == "mutual" for c in contacts.contacts.values())
             )
             await pilot.press("escape")
             await pilot.press("f3")
-            await ui.wait_for(pilot, on(app, OutboxScreen))
+            await ui.wait_until(pilot, on(app, OutboxScreen))
             await ui.wait_for_text(pilot, "contact request")
             await pilot.press("escape")
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             chats = app.screen.query_one(ChatList)
-            await ui.wait_for(pilot, lambda: bool(chats.chats))
+            await ui.wait_until(pilot, lambda: bool(chats.chats))
             main = app.screen
             assert isinstance(main, MainScreen)
             await main.open_chat(next(iter(chats.chats)))
@@ -336,7 +335,7 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             await ui.wait_for_text(pilot, "Reconnecting now")
             await ui.wait_for_text(pilot, "Queued again with a fresh budget")
             await pilot.press("f3")
-            await ui.wait_for(pilot, on(app, OutboxScreen))
+            await ui.wait_until(pilot, on(app, OutboxScreen))
             await ui.wait_for_text(pilot, "into the void")
             assert "no peers" in ui.screen_text(app)
             await pilot.press("R")
@@ -348,29 +347,11 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             row = next(i for i, item in enumerate(outbox.items) if item.summary.startswith("and"))
             table.move_cursor(row=row)
             await pilot.press("d")
-            await ui.wait_for(pilot, lambda: len(outbox.items) == before - 1)
+            await ui.wait_until(pilot, lambda: len(outbox.items) == before - 1)
             assert all(not i.summary.startswith("and again") for i in outbox.items)
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())
-
-
-async def asyncio_free_sleep() -> None:
-    """A short trio sleep for polls that run on the network thread."""
-    import trio
-
-    await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event
-
-
-class HeldBack(ChinwagApp):
-    """The real app whose messenger starts only when the test says so: what the user sees
-    in the moment between unlocking and the node being up."""
-
-    release = threading.Event()
-
-    async def _messenger_main(self, opened: OpenProfile) -> None:
-        await trio.to_thread.run_sync(self.release.wait, abandon_on_cancel=True)
-        await super()._messenger_main(opened)
 
 
 def test_the_chats_show_from_the_store_before_the_messenger_is_up(
@@ -399,41 +380,25 @@ def test_the_chats_show_from_the_store_before_the_messenger_is_up(
         app = HeldBack(Session(config, override=network.config()), passphrase=ui.passphrase)
         HeldBack.release.clear()
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, MainScreen))
+            await ui.wait_until(pilot, on(app, MainScreen))
             await ui.wait_for_text(pilot, "my old answer")
             text = ui.screen_text(app)
             assert "Bob" in text and "an old hello from Bob" in text
             assert "starting" in text  # the health bar: no network yet, and it says so
             assert app.messenger is None and app.ready_at is not None
             # Written before the network is up: kept, and sent once it is.
-            app.screen.query_one(Composer).focus()
+            composer = app.screen.query_one(Composer)
+            composer.focus()
             await pilot.press(*"typed early", "enter")
             await ui.wait_for_text(pilot, "Sending as soon as the network core has started")
             HeldBack.release.set()
-            await ui.wait_for(pilot, lambda: app.messenger is not None)
+            await ui.wait_until(pilot, lambda: app.messenger is not None)
             await ui.wait_for_text(pilot, "offline")  # the messenger's health replaced it
             # This chat was only seeded (no contact behind it), so the messenger refuses the
             # send with its own sentence: proof the held message went to the real messenger.
             await ui.wait_for_text(pilot, "no chat")
-
-
-async def befriend_headless(app: ChinwagApp, pilot: Any, network: Any, ui: Any, bob: Any) -> str:
-    """Bob (headless) asks the TUI's user, who accepts; returns Alice's chat key once Bob
-    sees the contact as mutual."""
-    assert app.messenger is not None
-    await ui.wait_for_text(pilot, "● online")
-    await network.arun(bob.add_contact, app.messenger.identity().contact_link, "")
-    await ui.wait_for_text(pilot, "✉ 1 contact request")
-    await app.call(app.messenger.accept_contact, bob.identity().chat_key)
-    alice_key: str = app.messenger.identity().chat_key
-
-    async def bob_mutual() -> None:
-        with trio.fail_after(30):  # on Bob's trio thread: a failure must not hang it
-            while not any(c.state == "mutual" for c in await bob.contacts()):
-                await asyncio_free_sleep()
-
-    await network.arun(bob_mutual)
-    return alice_key
+            # Refused, it is not lost: it is back in the composer.
+            await ui.wait_until(pilot, lambda: composer.text == "typed early", what="given back")
 
 
 def test_a_contacts_verification_request_prompts_decline_or_compare(
@@ -449,13 +414,13 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
     async def scenario() -> None:
         app = CountingBells(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             alice_key = await befriend_headless(app, pilot, network, ui, bob)
 
             await pilot.press("f1")  # the prompt comes over whatever screen is open
-            await ui.wait_for(pilot, on(app, HelpScreen))
+            await ui.wait_until(pilot, on(app, HelpScreen))
             await network.arun(bob.start_verification, alice_key)
-            await ui.wait_for(pilot, on(app, VerificationRequestScreen))
+            await ui.wait_until(pilot, on(app, VerificationRequestScreen))
             await ui.wait_for_text(pilot, "Bob wants to verify you by comparing emoji")
             assert app.bells == 1
             # Keys typed for something else as it pops up do not answer it...
@@ -465,25 +430,25 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
             # ...only once it has been on screen a moment.
             app.screen.armed_at = 0.0  # type: ignore[attr-defined]
             await pilot.press("n")
-            await ui.wait_for(pilot, on(app, HelpScreen))
+            await ui.wait_until(pilot, on(app, HelpScreen))
             await network.arun(bob_reaches, bob, alice_key, "cancelled")
 
             await pilot.press("escape")
             await network.arun(bob.start_verification, alice_key)  # and he thinks better of it
-            await ui.wait_for(pilot, on(app, VerificationRequestScreen))
+            await ui.wait_until(pilot, on(app, VerificationRequestScreen))
             await network.arun(bob.cancel_verification, alice_key)
             await ui.wait_for_text(pilot, "Bob stopped the verification")
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
 
             await network.arun(bob.start_verification, alice_key)
-            await ui.wait_for(pilot, on(app, VerificationRequestScreen))
-            await ui.wait_for(pilot, lambda: app.screen._armed(), what="the prompt armed")
+            await ui.wait_until(pilot, on(app, VerificationRequestScreen))
+            await ui.wait_until(pilot, lambda: app.screen._armed(), what="the prompt armed")
             await pilot.press("y")
-            await ui.wait_for(pilot, on(app, VerifyScreen))
+            await ui.wait_until(pilot, on(app, VerifyScreen))
             await ui.wait_for_text(pilot, "compare these emoji")
             await network.arun(bob_reaches, bob, alice_key, "compare")
             bob_emoji = bob.verification(alice_key).emoji
-            assert "   ".join(e for e, _ in bob_emoji) in ui.screen_text(app)
+            assert shows_emoji(ui.screen_text(app), bob_emoji)
             await pilot.press("y")
             await ui.wait_for_text(pilot, "waiting for them to confirm")
             await network.arun(bob.confirm_verification, alice_key)
@@ -497,13 +462,7 @@ def test_a_contacts_verification_request_prompts_decline_or_compare(
 
 async def bob_reaches(bob: Any, alice_key: str, state: str) -> None:
     """On the network thread: until Bob's verification with Alice is in `state`."""
-    import trio
-
-    with trio.fail_after(30):
-        while True:
-            if bob.verification(alice_key).state == state:
-                return
-            await trio.sleep(0.05)  # the state changes on socket I/O, not on an event
+    await wait_until(lambda: bob.verification(alice_key).state == state, what=f"Bob {state}")
 
 
 def test_changing_the_display_name_from_the_palette_reaches_the_contact(
@@ -516,21 +475,21 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
     async def scenario() -> None:
         app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             alice_key = await befriend_headless(app, pilot, network, ui, bob)
             main = app.screen
             assert isinstance(main, MainScreen)
             chats = main.query_one(ChatList)
-            await ui.wait_for(pilot, lambda: bool(chats.chats))
+            await ui.wait_until(pilot, lambda: bool(chats.chats))
             await main.open_chat(next(iter(chats.chats)))
             main.query_one(Composer).focus()
             await pilot.press(*"hi", "enter")
-            await ui.wait_for(pilot, lambda: "Alice: hi" in conversation(app).visible_text())
+            await ui.wait_until(pilot, lambda: "Alice: hi" in conversation(app).visible_text())
 
             await pilot.press("ctrl+p", *"display name")
             await ui.wait_for_text(pilot, "The name your contacts see")
             await pilot.press("enter")
-            await ui.wait_for(pilot, on(app, DisplayNameScreen))
+            await ui.wait_until(pilot, on(app, DisplayNameScreen))
             await ui.wait_for_text(pilot, "What your contacts see")
             field = app.screen.query_one(Input)
             assert field.value == "Alice"
@@ -539,25 +498,19 @@ def test_changing_the_display_name_from_the_palette_reaches_the_contact(
             await ui.wait_for_text(pilot, "A display name cannot be empty.")
             field.value = ""
             await pilot.press(*"Ally Cat", "enter")
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             await ui.wait_for_text(pilot, "You are now Ally Cat")
             assert app.messenger is not None
             assert app.messenger.identity().display_name == "Ally Cat"
-            await ui.wait_for(pilot, lambda: "Ally Cat: hi" in conversation(app).visible_text())
+            await ui.wait_until(pilot, lambda: "Ally Cat: hi" in conversation(app).visible_text())
 
-            async def bob_sees_the_name() -> None:
-                import trio
+            async def bob_sees_the_name() -> bool:
+                return [c.display_name for c in await bob.contacts()] == ["Ally Cat"]
 
-                with trio.fail_after(30):
-                    while True:
-                        if [c.display_name for c in await bob.contacts()] == ["Ally Cat"]:
-                            return
-                        await trio.sleep(0.05)  # changes on socket I/O, not on an event
-
-            await network.arun(bob_sees_the_name)
+            await network.arun(wait_until, bob_sees_the_name)
             assert [c.chat_key for c in await network.arun(bob.contacts)] == [alice_key]
             await pilot.press("f4")
-            await ui.wait_for_text(pilot, "Share this link")
+            await ui.wait_for_text(pilot, "Send this link to people")
             assert "Ally Cat" in ui.screen_text(app)
             await pilot.press("escape")
             await network.arun(bob.set_display_name, "Robert")  # and the other way round
@@ -579,32 +532,95 @@ def test_messages_typed_while_the_core_starts_are_sent_in_the_order_typed(
 
     async def bob_has(texts: list[str]) -> None:
         got: list[str] = []
-        with trio.move_on_after(30):  # on Bob's trio thread: a failure must not hang it
-            while [t for t in got if t.startswith("early")] != texts:
-                await asyncio_free_sleep()
-                chats = await bob.chats()
-                got = [m.text for m in await bob.messages(chats[0].id)] if chats else []
-        assert [t for t in got if t.startswith("early")] == texts
+
+        async def arrived() -> bool:
+            nonlocal got
+            chats = await bob.chats()
+            got = [m.text for m in await bob.messages(chats[0].id)] if chats else []
+            return [t for t in got if t.startswith("early")] == texts
+
+        # On Bob's trio thread: the deadline keeps a failure from hanging it.
+        await wait_until(arrived, what=lambda: f"Bob to have {texts}, not {got}")
 
     async def scenario() -> None:
         first = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with first.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, running(first))
+            await ui.wait_until(pilot, running(first))
             await befriend_headless(first, pilot, network, ui, bob)
             await pilot.press("ctrl+q")
 
         HeldBack.release.clear()
         app = HeldBack(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, on(app, MainScreen))
-            await ui.wait_for(pilot, lambda: conversation(app).chat_id is not None)
+            await ui.wait_until(pilot, on(app, MainScreen))
+            await ui.wait_until(pilot, lambda: conversation(app).chat_id is not None)
             app.screen.query_one(Composer).focus()
             for text in typed:
                 await pilot.press(*text, "enter")
             assert app.messenger is None  # all four written before the core is up
             HeldBack.release.set()
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             await network.arun(bob_has, typed)
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+def test_spam_protection_the_intro_limit_and_a_pasted_half_pair(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """With room for one stranger's request: Bob's is kept (they become contacts), Carol's is
+    dropped, and the contacts screen says so. An intro over the limit is refused naming it
+    and stays in its field. A message holding half a surrogate pair (a broken paste) is sent
+    with U+FFFD in its place rather than refused."""
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+    carol = network.start_messenger("carol")
+    one_stranger = StrangerPolicy(rate=0.0001, burst=1, report_every=0.5)
+
+    async def scenario() -> None:
+        app = ChinwagApp(
+            Session(config, override=network.config(strangers=one_stranger)),
+            passphrase=ui.passphrase,
+        )
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            assert app.messenger is not None
+            await befriend_headless(app, pilot, network, ui, bob)
+            await network.arun(carol.add_contact, app.messenger.identity().contact_link, "hi")
+            await pilot.press("f2")
+            await ui.wait_until(pilot, on(app, ContactsScreen))
+            await ui.wait_for_text(pilot, "1 request dropped (spam protection)")
+
+            await pilot.click("#contact-link")
+            app.screen.query_one("#contact-link", Input).value = carol.identity().contact_link
+            intro = app.screen.query_one("#contact-intro", Input)
+            intro.value = "x" * (MAX_INTRO_LENGTH + 1)
+            await pilot.click("#add-contact")
+            await ui.wait_for_text(pilot, f"at most {MAX_INTRO_LENGTH} characters")
+            assert intro.value == "x" * (MAX_INTRO_LENGTH + 1)  # kept, to shorten
+
+            await pilot.press("escape")
+            await ui.wait_until(pilot, running(app))
+            chats = app.screen.query_one(ChatList)
+            await ui.wait_until(pilot, lambda: bool(chats.chats))
+            main = app.screen
+            assert isinstance(main, MainScreen)
+            chat_id = next(iter(chats.chats))
+            await main.open_chat(chat_id)
+            composer = app.screen.query_one(Composer)
+            composer.post_message(Composer.Submitted("half \ud83d a pair"))
+            await ui.wait_until(
+                pilot, lambda: "half \ufffd a pair" in conversation(app).visible_text()
+            )
+
+            async def bob_has_it() -> bool:
+                return any(not m.outgoing for m in await bob.messages(chat_id))
+
+            await network.arun(wait_until, bob_has_it)  # on Bob's trio thread, with its deadline
+            [received] = [m for m in await network.arun(bob.messages, chat_id) if not m.outgoing]
+            assert received.text == "half \ufffd a pair"
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from harness.processes import poll
+from harness.tui import on, running
+from harness.waiting import wait_until
 from textual.widgets import DataTable
 
 from chat.config import Config
@@ -21,12 +22,6 @@ from ui.screens.outbox import OutboxScreen
 from ui.widgets.composer import Composer
 
 SIZE = (110, 34)
-
-
-def running(app: ChinwagApp) -> Callable[[], bool]:
-    return lambda: (
-        isinstance(app.screen, MainScreen) and app.screen.is_mounted and app.messenger is not None
-    )
 
 
 def dials_started(app: ChinwagApp) -> int:
@@ -51,7 +46,7 @@ def test_offline_the_health_bar_counts_down_and_ctrl_r_or_the_palette_dials_at_o
     async def scenario() -> None:
         app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             await ui.wait_for_text(pilot, "● online")
             network.stop("service")
             await ui.wait_for_text(pilot, "○ offline, reconnecting in")
@@ -59,7 +54,7 @@ def test_offline_the_health_bar_counts_down_and_ctrl_r_or_the_palette_dials_at_o
 
             for press in (("ctrl+r",), ("ctrl+p", *"Reconnect now", "enter")):
                 # Between two scheduled dials, so a dial now can only be ours.
-                await ui.wait_for(pilot, lambda: seconds_to_next_dial(app) >= 2.0, limit=20)
+                await ui.wait_until(pilot, lambda: seconds_to_next_dial(app) >= 2.0, limit=20)
                 before = dials_started(app)
                 await pilot.press(*press)
                 await ui.wait_for_text(pilot, "Reconnecting now: dialling 1 peer.", limit=1.5)
@@ -84,7 +79,7 @@ def test_a_retry_in_the_outbox_while_offline_says_so_and_spends_nothing(
             Session(config, override=network.config(retry=budget)), passphrase=ui.passphrase
         )
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, running(app))
+            await ui.wait_until(pilot, running(app))
             await ui.wait_for_text(pilot, "● online")
             messenger = app.messenger
             assert messenger is not None
@@ -95,11 +90,11 @@ def test_a_retry_in_the_outbox_while_offline_says_so_and_spends_nothing(
                 return any(c.chat_key == alice_key for c in await bob.contacts())
 
             async def bob_accepts() -> None:
-                await poll(bob_asked, 30)
+                await wait_until(bob_asked, 30)
                 await bob.accept_contact(alice_key)
 
             await network.arun(bob_accepts)
-            await ui.wait_for(pilot, lambda: bool(app.screen.query_one("#chat-list").chats))
+            await ui.wait_until(pilot, lambda: bool(app.screen.query_one("#chat-list").chats))
             main = app.screen
             assert isinstance(main, MainScreen)
             await main.open_chat(next(iter(main.query_one("#chat-list").chats)))
@@ -110,10 +105,10 @@ def test_a_retry_in_the_outbox_while_offline_says_so_and_spends_nothing(
             await pilot.press(*"anyone there?", "enter")
             await ui.wait_for_text(pilot, "attempt 1 of 3")
             await pilot.press("f3")
-            await ui.wait_for(pilot, lambda: isinstance(app.screen, OutboxScreen))
+            await ui.wait_until(pilot, on(app, OutboxScreen))
             outbox = app.screen
             assert isinstance(outbox, OutboxScreen)
-            await ui.wait_for(pilot, lambda: bool(outbox.items))
+            await ui.wait_until(pilot, lambda: bool(outbox.items))
             (item,) = outbox.items
             outbox.query_one(DataTable).move_cursor(row=0)
             for _ in range(3):
@@ -124,11 +119,11 @@ def test_a_retry_in_the_outbox_while_offline_says_so_and_spends_nothing(
             assert "attempt 1 of 3" in ui.screen_text(app)
 
             # Once it has failed, a retry by hand queues it again with a fresh budget.
-            await ui.wait_for(pilot, lambda: outbox.items[0].state == "failed", limit=20)
+            await ui.wait_until(pilot, lambda: outbox.items[0].state == "failed", limit=20)
             app.clear_notifications()
             await pilot.press("r")
             await ui.wait_for_text(pilot, "Queued again with a fresh budget.")
-            await ui.wait_for(pilot, lambda: outbox.items[0].state == "queued")
+            await ui.wait_until(pilot, lambda: outbox.items[0].state == "queued")
             assert outbox.items[0].attempts == 0 and outbox.items[0].total_attempts == 3
             assert "attempt 4 of 3" not in ui.screen_text(app)
             await pilot.press("ctrl+q")

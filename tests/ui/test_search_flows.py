@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from harness.tui import on, running
 from textual.widgets import Input
 
 from chat.config import Config
@@ -18,7 +19,6 @@ from storage.profiles import Profiles
 from storage.repositories.conversations import Conversation
 from ui.app import ChinwagApp
 from ui.screens.help import KEYS
-from ui.screens.main import MainScreen
 from ui.screens.search import SearchScreen
 from ui.widgets.conversation import ConversationView
 
@@ -54,16 +54,6 @@ def seed(config: Config, passphrase: str) -> None:
         )  # fmt: skip
 
 
-def main_screen(app: ChinwagApp) -> Callable[[], bool]:
-    return lambda: (
-        isinstance(app.screen, MainScreen) and app.screen.is_mounted and app.messenger is not None
-    )
-
-
-def searching(app: ChinwagApp) -> Callable[[], bool]:
-    return lambda: isinstance(app.screen, SearchScreen) and app.screen.is_mounted
-
-
 def test_search_finds_messages_and_opens_the_chat_at_the_one_chosen(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:
@@ -73,12 +63,12 @@ def test_search_finds_messages_and_opens_the_chat_at_the_one_chosen(
     async def scenario() -> None:
         app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
         async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await ui.wait_for(pilot, main_screen(app))
+            await ui.wait_until(pilot, running(app))
             await ui.wait_for_text(pilot, f"chat line {LONG_CHAT - 1} about")  # Bob's, newest
             assert "^f Search" in ui.screen_text(app)  # the key, in the footer
 
             await pilot.press("ctrl+f")
-            await ui.wait_for(pilot, searching(app))
+            await ui.wait_until(pilot, on(app, SearchScreen))
             await pilot.press(*"zeppelin")
             await ui.wait_for_text(pilot, "2 message(s) in every chat")
             text = ui.screen_text(app)
@@ -89,9 +79,9 @@ def test_search_finds_messages_and_opens_the_chat_at_the_one_chosen(
             assert "I saw a zeppelin once" not in ui.screen_text(app)
 
             await pilot.press("enter", "enter")  # to the results, then open the first
-            await ui.wait_for(pilot, main_screen(app))
+            await ui.wait_until(pilot, running(app))
             conversation = app.screen.query_one(ConversationView)
-            await ui.wait_for(pilot, lambda: conversation.selected is not None)
+            await ui.wait_until(pilot, lambda: conversation.selected is not None)
             assert conversation.selected is not None
             assert conversation.selected.id == f"bob-{TARGET}"
             await pilot.pause()
@@ -108,11 +98,11 @@ def test_search_finds_messages_and_opens_the_chat_at_the_one_chosen(
 
             # From the palette too; a query that cannot be searched is a sentence there.
             await pilot.press("ctrl+p", *"Search messages", "enter")
-            await ui.wait_for(pilot, searching(app))
+            await ui.wait_until(pilot, on(app, SearchScreen))
             app.screen.query_one("#search-input", Input).value = "x" * 201
             await ui.wait_for_text(pilot, "A search has at most 200 characters")
             await pilot.press("escape")
-            await ui.wait_for(pilot, main_screen(app))
+            await ui.wait_until(pilot, running(app))
 
             await pilot.press("ctrl+q")
 

@@ -6,40 +6,42 @@ Update after an intended change: pytest tests/ui/test_snapshots.py --snapshot-up
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from textual.app import App
+from harness.tui import NOW
+from harness.tui import ViewHost as Harness
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-import ui
 from chat.events import (
     ChatView,
     ContactView,
     HealthView,
+    IdentityView,
     MessageView,
     OutboxItemView,
     SearchResultView,
     TraceStep,
+    VerificationView,
 )
 from ui.screens.contacts import ContactsScreen
 from ui.screens.display_name import DisplayNameScreen
 from ui.screens.help import HelpScreen
+from ui.screens.link import LinkScreen
 from ui.screens.main import MainScreen
 from ui.screens.onboarding import OnboardingScreen
 from ui.screens.outbox import OutboxScreen
 from ui.screens.search import SearchScreen
 from ui.screens.trace import TraceScreen
+from ui.screens.verify import VerifyScreen
 from ui.screens.verify_request import VerificationRequestScreen
 from ui.widgets.chat_list import ChatList
 from ui.widgets.conversation import ConversationView
 from ui.widgets.health_bar import HealthBar
 
 SIZE = (110, 32)
-NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 ALICE = "cw1alice000000000000000000000000000000000000000000000000000000"
 BOB = "cw1bob00000000000000000000000000000000000000000000000000000000"
 CAROL = "cw1carol000000000000000000000000000000000000000000000000000000"
@@ -130,26 +132,6 @@ HEALTH = HealthView(
 )
 
 
-class Harness(App[None]):
-    """The real screens and stylesheet, fed views directly (no messenger)."""
-
-    CSS_PATH = str(Path(ui.__file__).parent / "app.tcss")
-
-    def __init__(self, screen: Callable[[], Any], feed: Callable[[Any], None]) -> None:
-        super().__init__()
-        self.clock: Callable[[], float] = lambda: NOW
-        self.messenger = None
-        self.chat_source: Callable[[], None] = lambda: None  # views are fed, not read
-        self._make_screen = screen
-        self._feed = feed
-
-    async def on_mount(self) -> None:
-        self.theme = "textual-dark"
-        screen = self._make_screen()
-        await self.push_screen(screen)
-        self._feed(screen)
-
-
 def feed_main(screen: MainScreen) -> None:
     chat_list = screen.query_one(ChatList)
     chat_list.set_chats(CHATS)
@@ -201,6 +183,7 @@ def test_contacts_screen(snap_compare: Any) -> None:
     def feed(screen: ContactsScreen) -> None:
         screen.show_contacts(contacts)
         screen.query_one(HealthBar).show(HEALTH)
+        screen.show_dropped(312)  # spam protection dropped some requests
 
     assert snap_compare(Harness(ContactsScreen, feed), terminal_size=SIZE, run_before=settle)
 
@@ -261,6 +244,7 @@ class OnboardingHarness(Harness):
     whole app under the snapshot plugin would leave a trio guest run behind)."""
 
     profile = "default"
+    TITLE = "OnboardingHarness"
 
 
 def test_onboarding_screen(snap_compare: Any) -> None:
@@ -319,4 +303,48 @@ def test_search_screen(snap_compare: Any) -> None:
         screen.query_one("#search-status", Static).update("2 message(s) in every chat")
 
     app = Harness(lambda: SearchScreen(BOB_CHAT, "Bob"), feed)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_main_screen_on_a_small_window(snap_compare: Any) -> None:
+    """60x15: the chat list narrows to 16 columns."""
+    assert snap_compare(Harness(MainScreen, feed_main), terminal_size=(60, 15), run_before=settle)
+
+
+def test_main_screen_with_no_peers(snap_compare: Any) -> None:
+    """No peer configured, none found: the hint above the health bar says how to add one."""
+
+    def feed(screen: MainScreen) -> None:
+        feed_main(screen)
+        alone = HealthView("offline", False, 0, {}, None, {}, None, 0)
+        screen._show_health(alone)
+
+    assert snap_compare(Harness(MainScreen, feed), terminal_size=(80, 24), run_before=settle)
+
+
+LINK = IdentityView(ALICE, "Alice", "chinwag:" + "CnUIARIgDK-aMv3nQmA0B18z-8McW_M6lYBhCMcw1g" * 6)
+"""The length of a real link (255 characters), fixed so the QR code is too."""
+
+
+def test_link_screen_at_80x24(snap_compare: Any) -> None:
+    """The whole link, the buttons, and a note where the QR code does not fit."""
+    app = Harness(lambda: LinkScreen(LINK), lambda _: None)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+
+
+def test_link_screen_with_the_qr_code_beside(snap_compare: Any) -> None:
+    app = Harness(lambda: LinkScreen(LINK), lambda _: None)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=settle)
+
+
+def test_verify_screen(snap_compare: Any) -> None:
+    """The seven emoji over their names, in columns."""
+    bob = ContactView(BOB, "Bob", "mutual", BOB_CHAT, "", False, NOW - 3_600)
+    emoji = [("🐶", "Dog"), ("☁️", "Cloud"), ("🍓", "Strawberry"), ("⌛", "Hourglass"),
+             ("🔑", "Key"), ("💡", "Light Bulb"), ("✈️", "Aeroplane")]  # fmt: skip
+
+    def feed(screen: VerifyScreen) -> None:
+        screen.show(VerificationView(BOB, "compare", emoji))
+
+    app = Harness(lambda: VerifyScreen(bob), feed)
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)

@@ -11,8 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from harness.processes import PASSPHRASE, Chinwag, poll
+from harness.processes import PASSPHRASE, Chinwag
 from harness.tmux import Tmux, chinwag_script
+from harness.waiting import wait_until
 
 from chat.config import PASSPHRASE_ENV
 
@@ -82,7 +83,7 @@ async def test_the_chat_ui_takes_a_fleet_file_and_peers_like_serve(tmp_path: Pat
         async def meshed_again() -> bool:
             return await node.mesh_peers(cluster=CLUSTER) >= 2
 
-        await poll(meshed_again)
+        await wait_until(meshed_again)
         again.keys("C-q")
         await again.wait_for(gone, limit=20)
     finally:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness.processes import PASSPHRASE, Chinwag, ChinwagProcess, poll
+from harness.processes import PASSPHRASE, Chinwag, ChinwagProcess
 from harness.tmux import Tmux, chinwag_script
+from harness.waiting import wait_until
 
 from chat.config import PASSPHRASE_ENV
 
@@ -31,12 +32,12 @@ def line_with(screen: str, text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def ends_with_glyph(text: str, glyph: str) -> Callable[[str], bool]:
-    """The message's line ends with this state glyph (✓ is not ✓✓)."""
+def has_state(text: str, glyph: str) -> Callable[[str], bool]:
+    """The message's line shows this state glyph in the state column, right before the
+    sender's name (✓ is not ✓✓: the column is two cells and a space)."""
 
     def check(screen: str) -> bool:
-        line = line_with(screen, text)
-        return line.endswith(f"  {glyph}") and not line.endswith(f"{glyph}{glyph}")
+        return f"{glyph.ljust(2)} {text}" in line_with(screen, text)
 
     return check
 
@@ -94,7 +95,7 @@ async def befriend(tmux: Tmux, bob: httpx.AsyncClient) -> str:
         alice_key = waiting[0]["chat_key"] if waiting else ""
         return bool(waiting) and waiting[0]["display_name"] == "Alice"
 
-    await poll(asked)
+    await wait_until(asked)
     accepted = await bob.post(f"/v1/contacts/{alice_key}/accept")
     assert accepted.status_code == 200, accepted.text
     chat_id: str = accepted.json()["chat_id"]
@@ -112,12 +113,12 @@ async def befriend(tmux: Tmux, bob: httpx.AsyncClient) -> str:
 async def chat(tmux: Tmux, bob: httpx.AsyncClient, chat_id: str) -> None:
     tmux.type("hello Bob")  # the composer has the focus once the chat is open
     tmux.keys("Enter")
-    await tmux.wait_for(ends_with_glyph("Alice: hello Bob", "✓✓"))  # Bob acknowledged it
+    await tmux.wait_for(has_state("Alice: hello Bob", "✓✓"))  # Bob acknowledged it
 
     async def bob_got_it() -> bool:
         return await incoming(bob, chat_id) == ["hello Bob"]
 
-    await poll(bob_got_it)
+    await wait_until(bob_got_it)
     sent = await bob.post(f"/v1/chats/{chat_id}/messages", json={"text": "hello from Bob"})
     assert sent.status_code == 202, sent.text
     screen = await tmux.wait_for("Bob: hello from Bob")
@@ -127,7 +128,7 @@ async def chat(tmux: Tmux, bob: httpx.AsyncClient, chat_id: str) -> None:
         message = (await bob.get(f"/v1/messages/{sent.json()['id']}")).json()
         return bool(message["state"] == "delivered")
 
-    await poll(delivered_to_alice)
+    await wait_until(delivered_to_alice)
     [bob_chat] = (await bob.get("/v1/chats")).json()
     assert bob_chat["unread"] == 1
     read = await bob.post(f"/v1/chats/{chat_id}/read")
@@ -143,15 +144,15 @@ async def message_for_a_stopped_contact(
     try:
         tmux.type("are you there?")
         tmux.keys("Enter")
-        await tmux.wait_for(ends_with_glyph("Alice: are you there?", "✓"))
+        await tmux.wait_for(has_state("Alice: are you there?", "✓"))
     finally:
         bob_process.stop(signal.SIGCONT)
-    await tmux.wait_for(ends_with_glyph("Alice: are you there?", "✓✓"))
+    await tmux.wait_for(has_state("Alice: are you there?", "✓✓"))
 
     async def bob_got_it() -> bool:
         return await incoming(bob, chat_id) == ["hello Bob", "are you there?"]
 
-    await poll(bob_got_it)
+    await wait_until(bob_got_it)
 
 
 async def search_and_open(tmux: Tmux) -> None:

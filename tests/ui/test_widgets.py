@@ -1,15 +1,29 @@
-"""Widgets fed with hand-made views: the conversation's lazy paging and read marker, the
-composer's keys and history, the chat list's order and next-unread jump, the words."""
+"""Widgets fed with hand-made views: the conversation's lazy paging, read marker, state
+column and countdowns, the composer's keys and history, the chat list's order and
+next-unread jump, the sidebar on a small window, the verification emoji, the words."""
 
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from typing import Any
 
+from harness.tui import ViewHost
+from rich.cells import cell_len
 from textual.app import App, ComposeResult
 
-from chat.events import ChatView, MessageView
-from ui.format import in_how_long, message_status, passphrase_strength
+from chat.events import ChatView, ContactView, MessageView, OutboxItemView, VerificationView
+from ui.format import (
+    MIN_PASSPHRASE_SCORE,
+    in_how_long,
+    message_status,
+    passphrase_strength,
+    split_message,
+)
+from ui.screens.contacts import ContactsScreen
+from ui.screens.main import MainScreen
+from ui.screens.outbox import OutboxScreen
+from ui.screens.verify import VerifyScreen
 from ui.widgets.chat_list import ChatList
 from ui.widgets.composer import Composer
 from ui.widgets.conversation import ConversationView
@@ -22,11 +36,12 @@ def view(n: int, *, outgoing: bool = False, **extra: Any) -> MessageView:
     fields: dict[str, Any] = {
         "state": "delivered" if outgoing else "received",
         "timestamp": NOW - 10_000 + n,
+        "text": f"message {n}",
     }
     fields.update(extra)
     return MessageView(
-        id=f"m{n:05d}", chat_id=CHAT, sender="me" if outgoing else "them",
-        text=f"message {n}", outgoing=outgoing, **fields,
+        id=f"m{n:05d}", chat_id=CHAT, sender="me" if outgoing else "them", outgoing=outgoing,
+        **fields,
     )  # fmt: skip
 
 
@@ -83,11 +98,12 @@ def test_read_marker_sits_above_the_first_unread_and_updates_rerender_one_messag
             lines = conversation.visible_text().splitlines()
             marker = next(i for i, line in enumerate(lines) if " new " in line)
             assert "message 3" in lines[marker + 1]
-            assert "message 2  ↑" in conversation.visible_text()
+            assert "↑  me: message 2" in conversation.visible_text()
             conversation.update(
                 view(2, outgoing=True, state="failed", state_reason="no peers", attempts=8)
             )
-            assert "✗ failed: no peers (ctrl+r retries)" in conversation.visible_text()
+            text = conversation.visible_text()
+            assert "✗  me: message 2\n         failed: no peers (ctrl+r retries)" in text
             conversation.add(view(5))
             assert conversation.visible_text().splitlines()[-1].endswith("message 5")
 
@@ -186,3 +202,144 @@ def test_the_health_bar_counts_down_to_the_next_dial_while_offline() -> None:
         "○ offline  │"
     )
     assert health_summary(offline(), NOW).startswith("○ offline  │")
+
+
+def test_a_state_has_its_own_column_that_message_text_cannot_reach() -> None:
+    """Item 10: a message saying "✓✓" does not look delivered; the glyph sits between the
+    time and the name, where text never is (it wraps under the indent)."""
+    fake = "✓✓ delivered, honest " * 8
+    messages = [
+        view(1, text=fake),
+        view(2, outgoing=True, state="delivered"),
+        view(3, outgoing=True, state="sent", text=fake),
+    ]
+
+    async def scenario() -> None:
+        app = ConversationApp(messages)
+        async with app.run_test(size=(60, 30)) as pilot:
+            conversation = app.query_one(ConversationView)
+            conversation.show_chat(CHAT, messages, unread=0, has_older=False)
+            await pilot.pause()
+            lines = conversation.visible_text().splitlines()[1:]  # under the day separator
+            columns = [line[6:9] for line in lines]
+            assert "✓✓ " in columns and "↑  " in columns
+            owners = [line[9:].split(":")[0] for line in lines if line[6:9] == "✓✓ "]
+            assert owners == ["me"]  # only our delivered message, none of the text
+            assert all(line[:9].strip() == "" for line in lines if "honest" in line[9:12])
+
+    asyncio.run(scenario())
+
+
+def test_retry_countdowns_count_every_second() -> None:
+    """Item 10: "retrying in N s" moves each second, not each five."""
+    now = [NOW]
+    queued = view(1, outgoing=True, state="queued", state_reason="no peers", attempts=1,
+                  max_attempts=8, next_attempt_at=NOW + 20)  # fmt: skip
+
+    class CountdownApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield ConversationView(clock_fn=lambda: now[0])
+
+    async def scenario() -> None:
+        app = CountdownApp()
+        async with app.run_test(size=(80, 10)) as pilot:
+            conversation = app.query_one(ConversationView)
+            conversation.show_chat(CHAT, [queued], unread=0, has_older=False)
+            await pilot.pause()
+            assert "retrying in 20 s" in conversation.visible_text()
+            now[0] += 3
+            await pilot.pause(1.5)
+            assert "retrying in 17 s" in conversation.visible_text()
+
+    asyncio.run(scenario())
+
+
+def test_the_outbox_and_contacts_countdowns_count_every_second() -> None:
+    now = [NOW]
+    item = OutboxItemView("m1", "message", CHAT, "hi", "queued", "no peers", 1, 8, NOW + 20, NOW)
+    dave = ContactView("cw1dave", "Dave", "request_sent", None, "", False, NOW,
+                       next_send_at=NOW + 40, sends=2)  # fmt: skip
+
+    async def shows(screen: Any, feed: Any, before: str, after: str) -> None:
+        app = ViewHost(screen, feed)
+        app.clock = lambda: now[0]
+        async with app.run_test(size=(120, 20)) as pilot:
+            await pilot.pause()
+            rows = app.screen.query_one("DataTable")
+            assert before in str(rows.get_row_at(0))
+            now[0] += 3
+            await pilot.pause(1.5)
+            assert after in str(rows.get_row_at(0))
+        now[0] = NOW
+
+    async def scenario() -> None:
+        await shows(OutboxScreen, lambda s: s.show_items([item]), "in 20 s", "in 17 s")
+        await shows(ContactsScreen, lambda s: s.show_contacts([dave]), "in 40 s", "in 37 s")
+
+    asyncio.run(scenario())
+
+
+def test_on_a_small_window_the_sidebar_narrows() -> None:
+    """Item 10: at 60x15 the chat list takes about a quarter of the width, not half."""
+    chats = [ChatView("1" * 32, "direct", "Bob", 2, NOW - 60)]
+
+    def feed(screen: MainScreen) -> None:
+        screen.query_one(ChatList).set_chats(chats)
+
+    async def width_at(size: tuple[int, int]) -> int:
+        app = ViewHost(MainScreen, feed)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            return app.screen.query_one("#sidebar").outer_size.width
+
+    async def scenario() -> None:
+        assert await width_at((110, 32)) == 30
+        assert await width_at((60, 15)) == 16
+
+    asyncio.run(scenario())
+
+
+def terminal_cells(text: str) -> int:
+    """Columns a terminal gives `text` the way tmux 3.3 and wcwidth count: wide and fullwidth
+    characters 2, variation selectors, joiners and combining marks 0, the rest 1. (Measured:
+    tmux puts the cursor one column after "☁\ufe0f", where Rich counts two.)"""
+    total = 0
+    for char in text:
+        if unicodedata.combining(char) or char in "\ufe0e\ufe0f\u200d":
+            continue
+        total += 2 if unicodedata.east_asian_width(char) in "WF" else 1
+    return total
+
+
+def test_the_verification_emoji_are_as_wide_on_screen_as_in_the_layout() -> None:
+    """Item 10: the seven emoji with a variation selector (the worst case) no longer move
+    the box's border: every line of the screen is as wide for the terminal as for Rich."""
+    emoji = [("☁️", "Cloud"), ("❤️", "Heart"), ("☂️", "Umbrella"), ("✏️", "Pencil"),
+             ("✂️", "Scissors"), ("☎️", "Telephone"), ("✈️", "Aeroplane")]  # fmt: skip
+    bob = ContactView("cw1bob", "Bob", "mutual", "b" * 32, "", False, NOW)
+
+    def feed(screen: VerifyScreen) -> None:
+        screen.show(VerificationView("cw1bob", "compare", emoji))
+
+    async def scenario() -> None:
+        app = ViewHost(lambda: VerifyScreen(bob), feed)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            strips = app.screen._compositor.render_strips()
+            lines = ["".join(segment.text for segment in strip) for strip in strips]
+            assert any("Scissors" in line for line in lines)
+            for line in lines:
+                assert terminal_cells(line) == cell_len(line), repr(line)
+
+    asyncio.run(scenario())
+
+
+def test_long_text_is_cut_into_parts_at_breaks_and_weak_passphrases_are_named() -> None:
+    assert split_message("aaa bbb ccc", 7) == ["aaa bbb", "ccc"]
+    assert split_message("one\ntwo three", 9) == ["one", "two three"]
+    assert split_message("x" * 10, 4) == ["xxxx", "xxxx", "xx"]
+    assert split_message("short", 10) == ["short"]
+    for weak in ("abc", "password", "abcdefghij", "aaaaaaaaaaaaaaaaaaaa"):
+        assert passphrase_strength(weak)[0] < MIN_PASSPHRASE_SCORE, weak
+    for fine in ("correcthorse", "purple giraffes", "Tr0ub4dor&3x"):
+        assert passphrase_strength(fine)[0] >= MIN_PASSPHRASE_SCORE, fine

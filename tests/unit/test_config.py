@@ -69,7 +69,7 @@ def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
         load_config(config_file=tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "-x", "x" * 65, "a b"])
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "-x", "x" * 65, "a b", "work\n"])
 def test_profile_names_that_are_not_portable_are_refused(name: str) -> None:
     with pytest.raises(ConfigError):
         validate_profile_name(name)
@@ -89,3 +89,25 @@ def test_desktop_notifications_are_off_unless_asked(tmp_path: Path) -> None:
         "[notifications]\ndesktop = true\n", config_file=tmp_path / "c.toml", data_dir=tmp_path
     )
     assert asked.notify_desktop is True
+
+
+# Each of these made load_config raise something other than ConfigError (a traceback instead
+# of a sentence). The first two were found by the config_file fuzz target (tests/fuzz), the
+# NUL and the 4301-digit integer (tomllib's bare ValueError) by reading the code for it.
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b'p\xb6\xb6rofile = "default"\n', "not UTF-8 text"),
+        (b'data_dir = "~.chinwag-data"\nprofile =  true\n', "home directory that does not exist"),
+        (b'data_dir = "~\\u0000x"\n', "NUL character"),
+        (b"[network]\ncluster_id = " + b"9" * 4301 + b"\n", "not valid TOML"),
+    ],
+    ids=["not-utf8", "unknown-home", "nul", "4301-digits"],
+)
+def test_config_files_found_by_fuzzing_are_plain_errors(
+    content: bytes, fragment: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(config_file=path)

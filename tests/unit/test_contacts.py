@@ -5,6 +5,9 @@ import random
 import pytest
 
 from chat.contacts import (
+    MAX_HISTORY,
+    OURS,
+    STRANGERS,
     TRANSITIONS,
     ContactRequestError,
     ContactRequests,
@@ -388,4 +391,47 @@ def test_the_table_has_no_row_the_public_commands_cannot_reach() -> None:
             except ContactRequestError:
                 continue
             reached |= {(t.old, t.event) for t in flows.get(BOB).history}
+    resending = _reach(S.REQUEST_SENT)  # a re-send on the schedule
+    resending.resent(BOB, now=11)
+    reached |= {(t.old, t.event) for t in resending.get(BOB).history}
     assert reached == set(TRANSITIONS)
+
+
+def test_asking_again_while_our_request_is_open_changes_nothing() -> None:
+    flows = _flows()
+    flows.send(BOB, "hi", now=0)
+    flow = flows.get(BOB)
+    before = (flow.request_id, flow.intro, flow.sends, flow.next_send_at, len(flow.history))
+    for attempt in range(50):
+        assert flows.send(BOB, f"hi again {attempt}", now=1 + attempt) is None
+    assert (flow.request_id, flow.intro, flow.sends, flow.next_send_at, len(flow.history)) == before
+
+
+def test_every_state_is_ours_theirs_or_declined_by_us() -> None:
+    """Who is a stranger follows the state: someone we chose (OURS), someone whose request
+    we never answered (STRANGERS), or someone we declined (neither: not chosen, not held)."""
+    assert not OURS & STRANGERS
+    assert set(RequestState) == OURS | STRANGERS | {S.DECLINED_BY_US}
+
+
+def test_the_history_of_a_flow_is_bounded_keeping_its_first_and_latest_steps() -> None:
+    flows = _flows()
+    flows.received(BOB, "hi", now=0, request_id="theirs-1")
+    for i in range(500):  # a sender re-sending the same request, over and over
+        flows.received(BOB, "hi", now=1 + i, request_id="theirs-1")
+    flow = flows.get(BOB)
+    assert len(flow.history) == MAX_HISTORY
+    assert flow.history[0].at == 0 and flow.history[-1].at == 500
+    assert flow.state is RequestState.REQUEST_RECEIVED and flow.request_id == "theirs-1"
+
+
+def test_a_request_sent_hundreds_of_times_keeps_the_longest_delay() -> None:
+    """Found by the api_request fuzz target's harness: POST /v1/contacts with one link, over
+    and over, raised OverflowError (3.0 ** 646) from the re-send schedule: a 500. Asking
+    again no longer sends at once, but a request re-sent on its schedule for long enough
+    reaches the same power."""
+    policy = RequestPolicy()  # the messenger's: a float factor, so the power can overflow
+    rng = random.Random(4)
+    longest = policy.max_resend_delay
+    for sends in (646, 700, 10_000):
+        assert longest * 0.9 <= policy.resend_delay(sends, rng) <= longest * 1.1

@@ -222,3 +222,65 @@ def test_a_request_intro_cannot_carry_terminal_escapes() -> None:
     hostile = "hi\x1b]0;owned\x07\n\u202egnp.exe 👋"
     _, intro, _ = bob.verify_request(bob.open(_request(alice, bob, hostile)))
     assert intro == "hi]0;owned\ngnp.exe 👋"
+
+
+def _reload(sessions: DirectSessions, key: bytes) -> DirectSessions:
+    """Every peer's row as the profile keeps them after saves, read back."""
+    sessions.mark_all_changed()
+    return DirectSessions.from_rows(sessions.identity, sessions.take_changes(key).rows, key)
+
+
+def test_a_save_writes_only_the_peers_whose_sessions_moved() -> None:
+    bob = DirectSessions(Identity.create("Bob", 0))
+    key = bytes(range(32))
+    strangers = [DirectSessions(Identity.create(f"S{i}", 0)) for i in range(40)]
+    for stranger in strangers:
+        bob.verify_request(bob.open(_request(stranger, bob)))
+    bob.take_changes(key)
+    # One more request, then one more message from a known sender: one row each.
+    newcomer = DirectSessions(Identity.create("New", 0))
+    bob.verify_request(bob.open(_request(newcomer, bob)))
+    assert set(bob.take_changes(key).rows) == {newcomer.identity.identity_key.hex()}
+    bob.open(_request(strangers[3], bob))
+    assert set(bob.take_changes(key).rows) == {strangers[3].identity.identity_key.hex()}
+    assert not bob.take_changes(key)
+    # Forgetting a peer deletes its row.
+    bob.forget(newcomer.identity.identity_key)
+    changes = bob.take_changes(key)
+    assert (changes.rows, changes.deleted) == ({}, [newcomer.identity.identity_key.hex()])
+
+
+def test_per_peer_rows_keep_sessions_replay_guard_and_the_order_of_strangers() -> None:
+    alice, bob = _pair()
+    first = _request(alice, bob)
+    bob.verify_request(bob.open(first))
+    for _ in range(MAX_SESSIONS_PER_CONTACT):
+        bob.open(_request(alice, bob))
+    strangers = [DirectSessions(Identity.create(f"S{i}", 0)) for i in range(5)]
+    for stranger in strangers:
+        bob.open(_request(stranger, bob))
+    bob.open(_request(strangers[0], bob))  # S0 is now the latest sender
+    key = bytes(range(32))
+    restored = _reload(bob, key)
+    assert list(restored.unverified) == list(bob.unverified)
+    assert list(restored.inbound_ids) == list(bob.inbound_ids)
+    assert restored.peer_used == bob.peer_used
+    with pytest.raises(DirectError, match="replayed"):
+        restored.open(first)
+    msg = alice.seal(bob.identity.identity_key, _text(b"after restart"))
+    assert restored.open(msg).payload.sds_frame == b"after restart"
+    # New entries after the restart go after the restored ones.
+    late = DirectSessions(Identity.create("Late", 0))
+    restored.open(_request(late, restored))
+    assert list(restored.unverified)[-1] == late.identity.identity_key
+
+
+def test_rows_with_an_unknown_format_or_the_wrong_key_are_refused() -> None:
+    alice, bob = _pair()
+    bob.open(_request(alice, bob))
+    rows = bob.take_changes(bytes(32)).rows
+    with pytest.raises(DirectError, match="cannot be opened"):
+        DirectSessions.from_rows(bob.identity, rows, bytes(range(32)))
+    future = {k: {**row, "version": 99} for k, row in rows.items()}
+    with pytest.raises(DirectError, match="unknown direct session row format"):
+        DirectSessions.from_rows(bob.identity, future, bytes(32))

@@ -119,3 +119,10 @@ def test_node_command_takes_a_fleet(tmp_path: Path) -> None:
     assert node_config.key_pair.private_key.to_bytes() == (
         load_or_create_node_key(key_file).private_key.to_bytes()
     )
+
+
+def test_an_integer_too_long_for_python_is_a_toml_error() -> None:
+    """tomllib raises a bare ValueError (not TOMLDecodeError) for an integer over Python's
+    4300-digit limit; found reading the code while writing the fleet_file fuzz target."""
+    with pytest.raises(FleetError, match="is not valid TOML"):
+        parse_fleet("cluster_id = " + "9" * 4301 + "\n", source="f.toml")

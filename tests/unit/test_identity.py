@@ -13,6 +13,7 @@ from chat.identity import (
     Identity,
     IdentityError,
     SasVerification,
+    clean_link,
     format_chat_key,
     parse_chat_key,
     render_qr,
@@ -75,6 +76,18 @@ def test_contact_link_round_trip_and_tamper_detection() -> None:
     flipped = link[:middle] + ("B" if link[middle] != "B" else "C") + link[middle + 1 :]
     with pytest.raises(IdentityError):
         ContactLink.parse(flipped)
+
+
+def test_a_link_copied_off_a_screen_with_its_box_and_wrapped_parses() -> None:
+    """Rows selected in a terminal bring the box drawn around the link (and a scroll bar or
+    a QR code beside it): box drawing and block characters are ignored like whitespace."""
+    link = Identity.create("Alice", now=1000).contact_link()
+    rows = [link[i : i + 72] for i in range(0, len(link), 72)]
+    boxed = "\n".join(f"│  {row.ljust(72)}  │ ▀▄█ ▕" for row in rows)
+    assert ContactLink.parse(boxed).chat_key_text == ContactLink.parse(link).chat_key_text
+    assert clean_link(f"╭──╮\n{boxed}\n╰──╯") == link
+    with pytest.raises(IdentityError, match="not a chinwag contact link"):
+        ContactLink.parse(boxed.replace("│", "|"))  # other characters still count
 
 
 def test_first_contact_is_an_olm_prekey_message_to_the_linked_fallback_key() -> None:

@@ -7,15 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from libp2p.peer.id import ID
 
-from chat.waku.metadata import (
+from chat.waku.metadata.core import MetadataBook, Verdict, judge
+from chat.waku.metadata.wire import (
     MAX_METADATA_FRAME,
-    MetadataBook,
     MetadataError,
     ShardInfo,
-    Verdict,
     decode_metadata,
     encode_metadata,
-    judge,
 )
 
 

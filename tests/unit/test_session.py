@@ -15,8 +15,10 @@ from chat.commands.serve import messenger_config_from
 from chat.config import Config, NetworkConfig, load_config
 from chat.errors import UserError
 from chat.session import (
+    LINK_FILE_NAME,
     MessengerSettings,
     NetworkFlags,
+    ProfileInUse,
     Session,
     messenger_settings,
     network_flags,
@@ -184,6 +186,24 @@ def test_create_holds_the_lock_until_close(session: Session) -> None:
             session.unlock(PASSPHRASE)
     with session.unlock(PASSPHRASE) as again:  # closed: free again
         assert not again.new
+
+
+def test_the_published_link_is_read_without_the_lock(session: Session) -> None:
+    """`chinwag link` reads it while another process holds the profile (the link is public);
+    it is written whole (a temporary file, then renamed), private to the user."""
+    assert session.published_link() is None
+    assert not session.publish_link("chinwag:x")  # no profile directory: logged, not raised
+    with session.create("Alice", PASSPHRASE):
+        session.publish_link("chinwag:first")
+        session.publish_link("chinwag:second")
+        with pytest.raises(ProfileInUse):
+            session.lock()
+        assert session.published_link() == "chinwag:second"
+    path = session.profiles.directory("alice") / LINK_FILE_NAME
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in path.parent.iterdir() if "link" in p.name) == [LINK_FILE_NAME]
+    path.write_bytes(b"chinwag:" + b"x" * 100_000)  # bounded read
+    assert len(session.published_link() or "") < 5_000
 
 
 def test_creating_twice_or_with_a_bad_name_is_a_sentence(session: Session) -> None:

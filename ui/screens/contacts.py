@@ -1,22 +1,33 @@
 """Contacts: add one by pasting their link, answer incoming requests (with their intro),
-watch outgoing ones (state, how often sent, next re-send), open a chat, verify by emoji."""
+watch outgoing ones (state, how often sent, next re-send), open a chat, verify by emoji.
+How many requests spam protection dropped is said under the table's help line."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Static
 
-from chat.events import ContactUpdated, ContactView, Event, HealthUpdated
+from chat.events import (
+    ContactUpdated,
+    ContactView,
+    Event,
+    HealthUpdated,
+    StrangerRequestsDropped,
+)
 from ui.format import contact_state
 from ui.host import ChatHost, host
 from ui.widgets.health_bar import HealthBar
+from ui.widgets.link_input import LinkInput
 
 ORDER = {"request_received": 0, "request_sent": 1, "mutual": 2}
+LIST_HINT = "a accept · d decline · c cancel your request · v verify · Enter open chat"
+FIELD_HINT = "Enter adds the contact · Tab moves on to the list of contacts and requests"
 
 
 class ContactsScreen(Screen[str | None]):
@@ -44,24 +55,35 @@ class ContactsScreen(Screen[str | None]):
         with Vertical(id="contacts-pane"):
             yield Static("Contacts", classes="pane-title")
             with Horizontal(id="add-row"):
-                yield Input(placeholder="paste a contact link to add someone", id="contact-link")
+                yield LinkInput(
+                    placeholder="paste a contact link to add someone", id="contact-link"
+                )
                 yield Input(placeholder="intro (optional, before Enter)", id="contact-intro")
                 yield Button("Add", variant="primary", id="add-contact")
-            yield Static(
-                "a accept · d decline · c cancel your request · v verify · Enter open chat",
-                classes="muted",
-            )
+            yield Static(FIELD_HINT, id="contacts-hint", classes="muted")
+            yield Static("", id="spam-line", classes="muted")
             yield DataTable(id="contacts-table", cursor_type="row", zebra_stripes=True)
         yield HealthBar(id="health")
         yield Footer()
 
     async def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("name", "state", "intro", "chat key")
+        self.columns = table.add_columns("name", "state", "intro", "chat key")
+        self.show_dropped(0)
+        self.set_interval(1.0, self._tick)  # "next in N s" counts down
         messenger = self.chinwag.messenger
         if messenger is not None:
-            self.query_one(HealthBar).show(messenger.health())
+            health = messenger.health()
+            self.query_one(HealthBar).show(health)
+            self.show_dropped(health.stranger_requests_dropped)
             self.show_contacts(await self.chinwag.call(messenger.contacts) or [])
+
+    def show_dropped(self, dropped: int) -> None:
+        """Say how many requests from strangers spam protection dropped (none: no line)."""
+        line = self.query_one("#spam-line", Static)
+        line.display = dropped > 0
+        noun = "request" if dropped == 1 else "requests"
+        line.update(f"{dropped} {noun} dropped (spam protection)")
 
     def show_contacts(self, contacts: list[ContactView]) -> None:
         self.contacts = {contact.chat_key: contact for contact in contacts}
@@ -86,6 +108,13 @@ class ContactsScreen(Screen[str | None]):
         if selected is not None and selected.chat_key in self.contacts:
             table.move_cursor(row=table.get_row_index(selected.chat_key))
 
+    def _tick(self) -> None:
+        table = self.query_one(DataTable)
+        now = self.chinwag.clock()
+        for contact in self.contacts.values():
+            if contact.state == "request_sent" and contact.chat_key in table.rows:
+                table.update_cell(contact.chat_key, self.columns[1], contact_state(contact, now))
+
     @property
     def selected(self) -> ContactView | None:
         table = self.query_one(DataTable)
@@ -100,6 +129,16 @@ class ContactsScreen(Screen[str | None]):
             self._redraw()
         elif isinstance(event, HealthUpdated):
             self.query_one(HealthBar).show(event.health)
+            self.show_dropped(event.health.stranger_requests_dropped)
+        elif isinstance(event, StrangerRequestsDropped):
+            self.show_dropped(event.dropped)
+            self.reload_soon()  # kept requests may have been dropped too
+
+    @work(exclusive=True, group="contacts-reload")
+    async def reload_soon(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is not None:
+            self.show_contacts(await self.chinwag.call(messenger.contacts) or [])
 
     async def _add(self) -> None:
         messenger = self.chinwag.messenger
@@ -124,6 +163,11 @@ class ContactsScreen(Screen[str | None]):
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         await self._add()
+
+    def on_descendant_focus(self) -> None:
+        # The row keys act in the list only: the hint says what the focused part does.
+        in_list = isinstance(self.focused, DataTable)
+        self.query_one("#contacts-hint", Static).update(LIST_HINT if in_list else FIELD_HINT)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Letters type into the inputs; the row keys act only while the table has focus.

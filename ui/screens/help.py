@@ -15,19 +15,20 @@ from ui.format import HEALTH_GLYPHS, STATE_GLYPHS, STATE_WORDS
 KEYS = """\
 | key | where | does |
 |---|---|---|
-| Ctrl+P | anywhere | command palette: every action by name (also: change display name) |
+| Ctrl+P | anywhere | command palette: every action by name (copy my link, change name…) |
 | F1 | anywhere | this help |
 | F2 | main | contacts: add by link, accept or decline requests, verify |
 | F3 | main | outbox: everything not yet delivered; retry, retry all, discard |
-| F4 | main | your contact link and its QR code |
+| F4 | main | your contact link and its QR code; there **c** copies the link |
 | F6 | anywhere | dark / light theme |
 | Ctrl+Q | anywhere | quit |
 | Tab / Shift+Tab | main | move between chat list, conversation and composer |
+| typing | chat list | goes to the composer |
 | Alt+A | main | jump to the next chat with unread messages |
 | Alt+Up / Alt+Down | main | previous / next chat |
 | Ctrl+F | main | search messages (Ctrl+O: this chat / all); Enter opens the chat there |
 | Enter | composer | send |
-| Alt+Enter or Ctrl+J | composer | new line |
+| Alt+Enter or Ctrl+J | composer | new line (Shift+Enter only where the terminal sends it) |
 | Up / Down | composer | recall earlier messages (from the first / last line) |
 | Esc | main | cancel a reply, unselect a message |
 | Up / Down | conversation | select the previous / next message |
@@ -44,7 +45,8 @@ KEYS = """\
 
 
 def _glyph_table() -> str:
-    rows = ["| glyph | state |", "|---|---|"]
+    rows = ["Your messages show their state between the time and your name.", ""]
+    rows += ["| glyph | state |", "|---|---|"]
     for state, glyph in STATE_GLYPHS.items():
         if glyph:
             rows.append(f"| {glyph} | {STATE_WORDS[state]} |")

@@ -4,7 +4,12 @@ Keys (also in the command palette and on the help screen): Alt+A next unread cha
 Alt+Up/Down previous/next chat, Ctrl+R retry: reconnect now when not online, and retry the
 selected (or last failed) message, Ctrl+F search messages (Enter opens the conversation at
 the message found), F2 contacts, F3 outbox, F4 your link, Tab moves between list,
-conversation and composer.
+conversation and composer. Text typed while the chat list has the focus goes to the
+composer.
+
+Under 80 columns the chat list narrows (the `-narrow` class); with no peer configured and
+none found, a hint above the health bar says how to add one; when the network part stops,
+the health bar and the hint say so in a sentence.
 """
 
 from __future__ import annotations
@@ -26,15 +31,18 @@ from chat.events import (
     ContactUpdated,
     Event,
     HealthUpdated,
+    HealthView,
     MessageAdded,
     MessagesLost,
     MessageUpdated,
     MessageView,
     Rejected,
+    StrangerRequestsDropped,
 )
-from ui.format import chat_label, retry_notice
+from chat.text import replace_lone_surrogates
+from ui.format import chat_label, no_peers_hint, retry_notice, stopped_hint
 from ui.host import ChatHost, host
-from ui.messages import DisplayNameChanged, MessengerStarted
+from ui.messages import DisplayNameChanged, MessengerStarted, MessengerStopped
 from ui.widgets.chat_list import ChatList
 from ui.widgets.composer import Composer
 from ui.widgets.conversation import ConversationView
@@ -49,6 +57,7 @@ MARK_READ_DELAY = 0.3
 
 
 class MainScreen(Screen[None]):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]  # noqa: RUF012 (Textual's)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("alt+a", "next_unread", "Next unread"),
         Binding("alt+up", "chat(-1)", "Prev chat", show=False),
@@ -77,7 +86,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="sidebar"):
                 yield Static("Chats", classes="pane-title")
-                yield ChatList(id="chat-list")
+                yield ChatList(id="chat-list", typing_target=lambda: self.query_one(Composer))
             with Vertical(id="chat-pane"):
                 yield Static("No chat open: add a contact with F2", id="chat-title", markup=False)
                 yield ConversationView(
@@ -85,11 +94,15 @@ class MainScreen(Screen[None]):
                 )
                 yield Static("", id="reply-bar", markup=False)
                 yield Composer(id="composer")
+        yield Static("", id="network-hint", markup=False)
         yield HealthBar(id="health")
         yield Footer()
 
     async def on_mount(self) -> None:
         self.query_one("#reply-bar").display = False
+        self.query_one("#network-hint").display = False
+        if self.chinwag.messenger_failure is not None:
+            self._show_stopped(self.chinwag.messenger_failure)
         source = self.chinwag.chat_source()
         if source is None:
             return
@@ -107,6 +120,24 @@ class MainScreen(Screen[None]):
     async def on_messenger_started(self, _: MessengerStarted) -> None:
         await self.attach()
 
+    def on_messenger_stopped(self, message: MessengerStopped) -> None:
+        self._show_stopped(message.reason)
+
+    def _show_stopped(self, reason: str) -> None:
+        self.query_one(HealthBar).stopped(reason)
+        self._show_hint(stopped_hint(reason, self.chinwag.network_setup()))
+
+    def _show_health(self, health: HealthView) -> None:
+        self.query_one(HealthBar).show(health)
+        setup = self.chinwag.network_setup()
+        alone = health.peers == 0 and setup.peers == 0
+        self._show_hint(no_peers_hint(setup) if alone else "")
+
+    def _show_hint(self, text: str) -> None:
+        hint = self.query_one("#network-hint", Static)
+        hint.update(text)
+        hint.display = bool(text)
+
     def on_display_name_changed(self, message: DisplayNameChanged) -> None:
         self.set_own_name(message.name)
 
@@ -120,6 +151,8 @@ class MainScreen(Screen[None]):
         self.query_one(ChatList).set_chats(chats)
         await self._show_messenger_state()
         chat_id = self.current_chat
+        if chat_id is not None:  # the store alone did not know the contact's chat key
+            self._show_title(self.query_one(ChatList).chats.get(chat_id), chat_id)
         if chat_id is None:
             if chats:
                 await self.open_chat(self.query_one(ChatList).ordered()[0].id)
@@ -136,10 +169,20 @@ class MainScreen(Screen[None]):
         if messenger is None:
             return
         self.own_name = messenger.identity().display_name or "me"
-        self.query_one(HealthBar).show(messenger.health())
+        self._show_health(messenger.health())
+        await self._count_requests()
+
+    async def _count_requests(self) -> None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
         contacts = await self.chinwag.call(messenger.contacts) or []
         self.contacts_waiting = {c.chat_key: c.state == "request_received" for c in contacts}
         self.query_one(ChatList).set_requests(sum(self.contacts_waiting.values()))
+
+    @work(exclusive=True, group="requests-recount")
+    async def recount_requests_soon(self) -> None:
+        await self._count_requests()
 
     # ---- names ---------------------------------------------------------------------------
     def _sender_name(self, message: MessageView) -> str:
@@ -296,6 +339,7 @@ class MainScreen(Screen[None]):
         chat_id = self.current_chat
         if chat_id is None:
             self.notify("Open a chat first (add a contact with F2).", severity="warning")
+            self.query_one(Composer).give_back(event.text)
             return
         reply_to = self.reply_to.id if self.reply_to is not None else None
         self.cancel_reply()
@@ -309,6 +353,9 @@ class MainScreen(Screen[None]):
         await self._send(chat_id, event.text, reply_to)
 
     async def _send(self, chat_id: str, text: str, reply_to: str | None) -> None:
+        # A lone surrogate (half of a pasted pair) cannot be sent: it becomes U+FFFD rather
+        # than the whole paste being refused.
+        text = replace_lone_surrogates(text)
         # One at a time, first come first served (asyncio.Lock is fair): messages typed
         # while the core starts wait here together and must leave in the order typed.
         async with self._send_order:
@@ -319,15 +366,29 @@ class MainScreen(Screen[None]):
             sent = await self.chinwag.call(messenger.send_text, chat_id, text, reply_to)
         if sent is not None:
             self.query_one(ConversationView).add(sent)
+        else:  # refused (the notification says why): nothing typed is lost
+            self.query_one(Composer).give_back(text)
 
     def _not_sent(self, text: str) -> None:
         """The network core is not running: say so, and give the text back to edit or keep."""
         self.notify(
-            "Not sent: the network core is not running (see the log file).", severity="error"
+            "Not sent: the network part is not running (see the log file).", severity="error"
         )
+        self.query_one(Composer).give_back(text)
+
+    def action_send_in_parts(self) -> None:
+        """Send a text over the length limit as several messages, in order."""
         composer = self.query_one(Composer)
-        if not composer.text.strip():
-            composer.load_text(text)
+        if not composer.over_limit:
+            self.notify("Nothing too long to send in parts.")
+            return
+        if self.current_chat is None:
+            self.notify("Open a chat first (add a contact with F2).", severity="warning")
+            return
+        parts = composer.take_parts()
+        for part in parts:
+            self.post_message(Composer.Submitted(part))
+        self.notify(f"Sending it as {len(parts)} messages.")
 
     def cancel_reply(self) -> None:
         self.reply_to = None
@@ -347,7 +408,7 @@ class MainScreen(Screen[None]):
         messenger = self.chinwag.messenger
         if isinstance(event, MessageAdded | MessageUpdated) and messenger is not None:
             # The outbox count moves with every message; HealthUpdated comes on network changes.
-            self.query_one(HealthBar).show(messenger.health())
+            self._show_health(messenger.health())
         if isinstance(event, MessageAdded):
             conversation.add(event.message)
             if not event.message.outgoing:
@@ -361,15 +422,18 @@ class MainScreen(Screen[None]):
             known = chat_list.chats.get(chat.id)
             chat_list.upsert(chat)
             if known is not None and known.name != chat.name and chat.id == self.current_chat:
-                self._show_title(chat)  # the contact renamed themselves
-                conversation.names_changed()
+                conversation.names_changed()  # the contact renamed themselves
+            if chat.id == self.current_chat:
+                self._show_title(chat)
         elif isinstance(event, ContactUpdated):
             self.contacts_waiting[event.contact.chat_key] = (
                 event.contact.state == "request_received"
             )
             chat_list.set_requests(sum(self.contacts_waiting.values()))
         elif isinstance(event, HealthUpdated):
-            self.query_one(HealthBar).show(event.health)
+            self._show_health(event.health)
+        elif isinstance(event, StrangerRequestsDropped):
+            self.recount_requests_soon()  # requests we showed as waiting may be gone
         elif isinstance(event, MessagesLost):
             self.notify(
                 f"{event.count} earlier message(s) in {self.chat_name(event.chat_id)} could not "
@@ -462,7 +526,7 @@ class MainScreen(Screen[None]):
         self.query_one(ConversationView).action_trace()
 
     def palette_commands(self) -> list[SystemCommand]:
-        return [
+        commands = [
             SystemCommand(
                 "Contacts", "Add contacts, answer requests, verify (F2)", self.action_contacts
             ),
@@ -488,3 +552,13 @@ class MainScreen(Screen[None]):
                 self.action_trace_selected,
             ),
         ]
+        if self.query_one(Composer).over_limit:
+            commands.insert(
+                0,
+                SystemCommand(
+                    "Send in parts",
+                    "Send the text in the composer, too long for one message, as several",
+                    self.action_send_in_parts,
+                ),
+            )
+        return commands

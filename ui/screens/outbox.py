@@ -55,9 +55,10 @@ class OutboxScreen(Screen[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(
+        self.columns = self.query_one(DataTable).add_columns(
             "what", "summary", "state", "reason", "attempts", "next attempt"
         )
+        self.set_interval(1.0, self._tick)
         messenger = self.chinwag.messenger
         if messenger is not None:
             self.query_one(HealthBar).show(messenger.health())
@@ -85,6 +86,14 @@ class OutboxScreen(Screen[None]):
             if self.items
             else "Nothing waiting: everything you sent was delivered."
         )
+
+    def _tick(self) -> None:
+        """The "next attempt" countdowns move each second."""
+        table = self.query_one(DataTable)
+        now = self.chinwag.clock()
+        for item in self.items:
+            if item.state != "failed" and item.next_attempt_at and item.id in table.rows:
+                table.update_cell(item.id, self.columns[-1], outbox_row(item, now)[-1])
 
     @work(exclusive=True, group="outbox-reload")
     async def reload_soon(self) -> None:

@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from chat.events import ContactView, Event, VerificationUpdated, VerificationView
+from ui.format import emoji_grid
 from ui.host import ChatHost, host
 
 UNDER_WAY = frozenset({"started", "compare", "confirmed"})
@@ -53,7 +54,6 @@ class VerifyScreen(ModalScreen[None]):
             yield Static(f"Verify {name}", classes="dialog-title", markup=False)
             yield Static("", id="verify-state", markup=False)
             yield Static("", id="verify-emoji", markup=False)
-            yield Static("", id="verify-names", markup=False)
             yield Static("y they match · n they differ · Esc closes", classes="muted")
 
     async def on_mount(self) -> None:
@@ -76,8 +76,9 @@ class VerifyScreen(ModalScreen[None]):
             words += " (they already confirmed)"
         self.query_one("#verify-state", Static).update(words)
         emoji = view.emoji if view.state in ("compare", "confirmed", "verified") else []
-        self.query_one("#verify-emoji", Static).update("   ".join(e for e, _ in emoji))
-        self.query_one("#verify-names", Static).update("   ".join(n for _, n in emoji))
+        # The dialog is 84 wide (7 emoji of 11 columns) where the window allows.
+        room = min(self.app.size.width, 84) - 6
+        self.query_one("#verify-emoji", Static).update(emoji_grid(list(emoji), room))
 
     def handle_event(self, event: Event) -> None:
         is_ours = (

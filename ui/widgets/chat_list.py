@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rich.text import Text
+from textual import events
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from chat.events import ChatView
 from ui.format import chat_label
+from ui.widgets.typeahead import follow_focus, typed_character
 
 REQUESTS_ID = "__requests__"
 """The option that opens the contacts screen when requests wait for an answer."""
 
 
 class ChatList(OptionList):
-    """One option per chat, most recent activity first; Enter or a click opens it."""
+    """One option per chat, most recent activity first; Enter or a click opens it. Text
+    typed here goes to `typing_target` (the composer): right after unlocking the focus is
+    on this list, and what someone starts typing is a message, not lost keys."""
 
     class ChatChosen(Message):
         def __init__(self, chat_id: str) -> None:
@@ -28,11 +33,25 @@ class ChatList(OptionList):
     class RequestsChosen(Message):
         pass
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self, *, typing_target: Callable[[], Widget | None] | None = None, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.chats: dict[str, ChatView] = {}
         self.requests = 0
         self.current: str | None = None
+        self.typing_target = typing_target
+
+    async def _on_key(self, event: events.Key) -> None:
+        if follow_focus(self, event):
+            return
+        target = self.typing_target() if self.typing_target is not None else None
+        if target is None or typed_character(event) is None:
+            return
+        # Focus now, not later (Widget.focus waits a turn): the keys typed behind this one,
+        # already queued here, follow it there in order.
+        self.screen.set_focus(target)
+        follow_focus(self, event)
 
     def set_chats(self, chats: Iterable[ChatView]) -> None:
         self.chats = {chat.id: chat for chat in chats}

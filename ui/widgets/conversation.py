@@ -8,8 +8,10 @@ as the user scrolls to the bottom, and End goes to the newest. Each message rend
 block of lines once per width; an update re-renders just that block.
 
 Lines: day separators, a read marker before the first unread message, a quote line above a
-reply, then `HH:MM name: text` with a hanging indent, and for outgoing messages the state
-glyph (and when failed, the reason and the retry key).
+reply, then `HH:MM ✓✓ name: text` with a hanging indent. The state of an outgoing message
+sits in its own column between the time and the name, where no message text can reach
+(text starts after the name and wraps under the indent), so a message that contains "✓✓"
+cannot pass for a delivered one; why it failed or when it is retried goes on the next line.
 """
 
 from __future__ import annotations
@@ -31,12 +33,17 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from chat.events import MessageView
-from ui.format import clock, day_key, day_label, message_status
+from ui.format import clock, day_key, day_label, state_detail, state_glyph
 
-INDENT = 6
-"""Width of 'HH:MM ' — continuation lines start under the text."""
-COUNTDOWN_EVERY = 5.0
-"""Seconds between refreshes of the retry countdowns on queued messages."""
+TIME_WIDTH = 6
+"""'HH:MM '."""
+STATE_WIDTH = 3
+"""The state column: the glyph (at most two cells, ✓✓) and a space; blank when received."""
+INDENT = TIME_WIDTH + STATE_WIDTH
+"""Continuation lines start under the text."""
+COUNTDOWN_EVERY = 1.0
+"""Seconds between refreshes of the retry countdowns on queued messages (they count
+seconds)."""
 
 
 @dataclass
@@ -370,19 +377,19 @@ class ConversationView(ScrollView, can_focus=True):
         body.append(name, self._style("me" if message.outgoing else "them"))
         body.append(": ")
         body.append(message.text)
-        status = message_status(message, self._now())
-        failed = message.outgoing and message.state == "failed"
-        if status and not failed:
-            body.append("  ")
-            body.append(status, self._style("status"))
         wrapped = self._render_text(body)
-        prefix = Text(clock(message.timestamp).ljust(INDENT), self._style("time"))
+        failed = message.outgoing and message.state == "failed"
+        state_style = self._style("failed" if failed else "status")
+        glyph = state_glyph(message.state) if message.outgoing else ""
+        prefix = Text(clock(message.timestamp).ljust(TIME_WIDTH), self._style("time"))
+        prefix.append(glyph.ljust(STATE_WIDTH), state_style)
         first = Strip(prefix.render(self._console), prefix.cell_len)
         pad = Strip.blank(INDENT)
         for i, strip in enumerate(wrapped):
             lines.append(Strip.join([first if i == 0 else pad, strip]))
-        if failed:
-            for strip in self._render_text(Text(status, self._style("failed"))):
+        detail = state_detail(message, self._now())
+        if detail:
+            for strip in self._render_text(Text(detail, state_style)):
                 lines.append(Strip.join([pad, strip]))
         return lines
 
@@ -464,12 +471,15 @@ class ConversationView(ScrollView, can_focus=True):
 
     def _tick_countdowns(self) -> None:
         """Keep 'retrying in N s' honest between state changes."""
+        changed = False
         for position, message in enumerate(self.messages):
             if message.outgoing and message.state == "queued" and message.next_attempt_at:
                 block = self._message_block.get(position)
                 if block is not None and self._width:
                     self._blocks[block] = _Block(self._render_message(message), position)
-                    self._flatten()
+                    changed = True
+        if changed:
+            self._flatten()
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size.width != self._width:

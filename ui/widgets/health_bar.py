@@ -1,6 +1,7 @@
 """The health bar: always on screen — online/degraded/offline/sleeping, peers per shard,
 whether the store answers, and how much waits in the outbox; while offline, when chinwag
-dials its peers again (a countdown) and the key that dials now."""
+dials its peers again (a countdown) and the key that dials now. When the network part
+stops, it says so with the reason."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ class HealthBar(Static):
 
     def on_mount(self) -> None:
         self.set_interval(COUNTDOWN_EVERY, self._tick)
+        failure = host(self).messenger_failure
+        if failure is not None:  # on a screen opened after the network part stopped
+            self.stopped(failure)
 
     def show(self, health: HealthView) -> None:
         self.health = health
@@ -35,3 +39,11 @@ class HealthBar(Static):
     def _tick(self) -> None:
         if self.health is not None and self.health.next_dial_at is not None:
             self._render_health()
+
+    def stopped(self, reason: str) -> None:
+        """The messenger stopped: say so instead of a state that will not change."""
+        self.health = None
+        for status in ("online", "degraded", "sleeping"):
+            self.remove_class(f"-{status}")
+        self.add_class("-offline")
+        self.update(f"○ stopped: {reason}")

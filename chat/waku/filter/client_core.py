@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from chat.waku.filter.subscriptions import MAX_CONTENT_TOPICS_PER_REQUEST, SeenHashes
+from chat.waku.filter.server_core import MAX_CONTENT_TOPICS_PER_REQUEST, SeenHashes
 from chat.waku.filter.wire import SubscribeType
 
 WANTED_NODES = 2

@@ -21,7 +21,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from chat.waku.filter.subscriptions import (
+from chat.waku.filter.server_core import (
     FilterSubscriptions,
     bad_request_response,
     rate_limited_response,
@@ -148,7 +148,7 @@ class FilterServer:
             if isinstance(ticket, Shed):
                 response = _refusal(ticket)
             else:
-                response = await self._answer(stream, peer)
+                response = await self._answer(stream, peer, ticket)
             if response is not None:
                 await write_frame(stream, response.encode())
                 self.stats.requests[response.status_code] += 1
@@ -161,16 +161,22 @@ class FilterServer:
         if not self.subscriptions.is_subscribed(peer, trio.current_time()):
             self._stop_pusher(peer)
 
-    async def _answer(self, stream: INetStream, peer: str) -> SubscribeResponse | None:
+    async def _answer(
+        self, stream: INetStream, peer: str, ticket: Ticket
+    ) -> SubscribeResponse | None:
         if self.rate_limiter is not None and not self.rate_limiter.allow(peer, trio.current_time()):
             return rate_limited_response()  # nwaku does not read the body of a rejected request
         with trio.move_on_after(self.request_timeout):
+            frame = b""
             try:
-                frame = await read_frame(stream, MAX_FRAME_SIZE)
+                with self.gate.reading(ticket):
+                    frame = await read_frame(stream, MAX_FRAME_SIZE)
             except FramingError as exc:
                 self.stats.broken_requests += 1
                 log.debug("bad filter subscribe frame from %s: %s", peer, exc)
                 return None
+            if ticket.evicted:
+                return None  # another request needed its place: its stream is reset
             try:
                 request = SubscribeRequest.decode(frame)
             except FilterWireError as exc:

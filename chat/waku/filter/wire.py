@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from google.protobuf.message import DecodeError
-
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE, MessageError, WakuMessage
 from chat.waku.proto import filter_pb2
+from chat.waku.protowire import optional, parse, require
 
 SUBSCRIBE_PROTOCOL = "/vac/waku/filter-subscribe/2.0.0-beta1"
 PUSH_PROTOCOL = "/vac/waku/filter-push/2.0.0-beta1"
@@ -67,14 +66,11 @@ class SubscribeRequest:
 
     @classmethod
     def decode(cls, data: bytes) -> SubscribeRequest:
-        try:
-            pb = filter_pb2.FilterSubscribeRequest.FromString(data)
-        except DecodeError as exc:
-            raise FilterWireError(f"not a FilterSubscribeRequest: {exc}") from None
+        pb = parse(filter_pb2.FilterSubscribeRequest, data, FilterWireError)
         return cls(
             request_id=pb.request_id,
             kind=int(pb.filter_subscribe_type),
-            pubsub_topic=pb.pubsub_topic if pb.HasField("pubsub_topic") else None,
+            pubsub_topic=optional(pb, "pubsub_topic"),
             content_topics=tuple(pb.content_topics),
         )
 
@@ -99,16 +95,12 @@ class SubscribeResponse:
 
     @classmethod
     def decode(cls, data: bytes) -> SubscribeResponse:
-        try:
-            pb = filter_pb2.FilterSubscribeResponse.FromString(data)
-        except DecodeError as exc:
-            raise FilterWireError(f"not a FilterSubscribeResponse: {exc}") from None
-        if not pb.HasField("status_code"):
-            raise FilterWireError("FilterSubscribeResponse has no status_code")
+        pb = parse(filter_pb2.FilterSubscribeResponse, data, FilterWireError)
+        require(pb, "status_code", FilterWireError)
         return cls(
             request_id=pb.request_id,
             status_code=pb.status_code,
-            status_desc=pb.status_desc if pb.HasField("status_desc") else None,
+            status_desc=optional(pb, "status_desc"),
         )
 
 
@@ -126,14 +118,9 @@ class MessagePush:
     def decode(
         cls, data: bytes, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     ) -> MessagePush:
-        try:
-            pb = filter_pb2.MessagePush.FromString(data)
-        except DecodeError as exc:
-            raise FilterWireError(f"not a MessagePush: {exc}") from None
-        if not pb.HasField("waku_message"):
-            raise FilterWireError("MessagePush has no waku_message")
-        if not pb.HasField("pubsub_topic"):
-            raise FilterWireError("MessagePush has no pubsub_topic")
+        pb = parse(filter_pb2.MessagePush, data, FilterWireError)
+        require(pb, "waku_message", FilterWireError)
+        require(pb, "pubsub_topic", FilterWireError)
         try:
             message = WakuMessage.decode(pb.waku_message, max_size=max_message_size)
         except MessageError as exc:

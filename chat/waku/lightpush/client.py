@@ -15,7 +15,7 @@ import trio
 from libp2p.abc import IHost
 from libp2p.peer.id import ID
 
-from chat.waku.lightpush.pool import MAX_ATTEMPTS, ServicePool, Verdict, retry_delay, verdict
+from chat.waku.lightpush.client_core import MAX_ATTEMPTS, ServicePool, Verdict, retry_delay, verdict
 from chat.waku.lightpush.wire import (
     MAX_FRAME_SIZE,
     PROTOCOL_V3,

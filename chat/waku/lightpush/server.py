@@ -18,7 +18,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 
 from chat.waku.framing import FramingError, read_frame, write_frame
-from chat.waku.lightpush.service import (
+from chat.waku.lightpush.server_core import (
     TOO_MANY_REQUESTS_DESC,
     Publish,
     ShardFor,
@@ -97,13 +97,15 @@ class LightPushServer:
         limiter = self.rate_limiter
         return limiter is None or limiter.allow(remote_peer(stream), trio.current_time())
 
-    async def _read_request(self, stream: INetStream) -> bytes | None:
-        with trio.move_on_after(self.request_timeout):
+    async def _read_request(self, stream: INetStream, ticket: Ticket) -> bytes | None:
+        """The request's frame; None if it did not come in time, is bad, or was evicted."""
+        frame = None
+        with self.gate.reading(ticket), trio.move_on_after(self.request_timeout):
             try:
-                return await read_frame(stream, MAX_FRAME_SIZE)
+                frame = await read_frame(stream, MAX_FRAME_SIZE)
             except FramingError as exc:
                 log.debug("bad light push frame: %s", exc)
-        return None
+        return None if ticket.evicted else frame
 
     async def _handle_v3(self, stream: INetStream) -> None:
         response = None
@@ -112,7 +114,7 @@ class LightPushServer:
             if isinstance(ticket, Shed):
                 response = _refusal_v3(ticket)
             else:
-                response = await self._answer_v3(stream)
+                response = await self._answer_v3(stream, ticket)
             if response is not None:
                 await write_frame(stream, response.encode())
                 self.responses[("v3", response.status_code)] += 1
@@ -123,12 +125,12 @@ class LightPushServer:
                 self.gate.leave(ticket)
             await end_served_stream(stream, answered=response is not None)
 
-    async def _answer_v3(self, stream: INetStream) -> PushResponse | None:
+    async def _answer_v3(self, stream: INetStream, ticket: Ticket) -> PushResponse | None:
         if not self._allowed(stream):
             return PushResponse(
                 UNKNOWN_REQUEST_ID, LightPushStatus.TOO_MANY_REQUESTS, TOO_MANY_REQUESTS_DESC
             )
-        frame = await self._read_request(stream)
+        frame = await self._read_request(stream, ticket)
         if frame is None:
             return None
         try:
@@ -152,7 +154,7 @@ class LightPushServer:
                 desc = TOO_MANY_REQUESTS_DESC if ticket is Shed.PEER_BUSY else OVERLOADED_DESC
                 response = LegacyPushResponse(UNKNOWN_REQUEST_ID, False, desc)
             else:
-                response = await self._answer_v2(stream)
+                response = await self._answer_v2(stream, ticket)
             if response is not None:
                 await write_frame(stream, response.encode())
                 self.responses[("v2", 200 if response.is_success else 0)] += 1
@@ -163,10 +165,10 @@ class LightPushServer:
                 self.gate.leave(ticket)
             await end_served_stream(stream, answered=response is not None)
 
-    async def _answer_v2(self, stream: INetStream) -> LegacyPushResponse | None:
+    async def _answer_v2(self, stream: INetStream, ticket: Ticket) -> LegacyPushResponse | None:
         if not self._allowed(stream):
             return LegacyPushResponse(UNKNOWN_REQUEST_ID, False, TOO_MANY_REQUESTS_DESC)
-        frame = await self._read_request(stream)
+        frame = await self._read_request(stream, ticket)
         if frame is None:
             return None
         try:

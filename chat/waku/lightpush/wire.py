@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from google.protobuf.message import DecodeError
-
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE, MessageError, MessageTooLarge, WakuMessage
 from chat.waku.proto import lightpush_pb2
+from chat.waku.protowire import optional, parse, require
 
 PROTOCOL_V3 = "/vac/waku/lightpush/3.0.0"
 PROTOCOL_V2 = "/vac/waku/lightpush/2.0.0-beta1"
@@ -73,16 +72,12 @@ class PushRequest:
     def decode(
         cls, data: bytes, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     ) -> PushRequest:
-        try:
-            pb = lightpush_pb2.LightPushRequest.FromString(data)
-        except DecodeError as exc:
-            raise LightPushWireError(f"not a LightPushRequest: {exc}") from None
-        if not pb.HasField("message"):
-            raise LightPushWireError("LightPushRequest has no message")
+        pb = parse(lightpush_pb2.LightPushRequest, data, LightPushWireError)
+        require(pb, "message", LightPushWireError)
         return cls(
             request_id=pb.request_id,
             message=_decode_message(pb.message, max_message_size),
-            pubsub_topic=pb.pubsub_topic if pb.HasField("pubsub_topic") else None,
+            pubsub_topic=optional(pb, "pubsub_topic"),
         )
 
 
@@ -112,17 +107,13 @@ class PushResponse:
 
     @classmethod
     def decode(cls, data: bytes) -> PushResponse:
-        try:
-            pb = lightpush_pb2.LightPushResponse.FromString(data)
-        except DecodeError as exc:
-            raise LightPushWireError(f"not a LightPushResponse: {exc}") from None
-        if not pb.HasField("status_code"):
-            raise LightPushWireError("LightPushResponse has no status_code")
+        pb = parse(lightpush_pb2.LightPushResponse, data, LightPushWireError)
+        require(pb, "status_code", LightPushWireError)
         return cls(
             request_id=pb.request_id,
             status_code=pb.status_code,
-            status_desc=pb.status_desc if pb.HasField("status_desc") else None,
-            relay_peer_count=pb.relay_peer_count if pb.HasField("relay_peer_count") else None,
+            status_desc=optional(pb, "status_desc"),
+            relay_peer_count=optional(pb, "relay_peer_count"),
         )
 
 
@@ -146,16 +137,10 @@ class LegacyPushRequest:
     def decode(
         cls, data: bytes, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     ) -> LegacyPushRequest:
-        try:
-            pb = lightpush_pb2.LegacyPushRpc.FromString(data)
-        except DecodeError as exc:
-            raise LightPushWireError(f"not a PushRPC: {exc}") from None
-        if not pb.HasField("request"):
-            raise LightPushWireError("PushRPC has no request")
-        if not pb.request.HasField("message"):
-            raise LightPushWireError("PushRequest has no message")
-        if not pb.request.HasField("pubsub_topic"):
-            raise LightPushWireError("PushRequest has no pubsub_topic")
+        pb = parse(lightpush_pb2.LegacyPushRpc, data, LightPushWireError, "a v2 PushRPC")
+        require(pb, "request", LightPushWireError)
+        require(pb.request, "message", LightPushWireError)
+        require(pb.request, "pubsub_topic", LightPushWireError)
         return cls(
             request_id=pb.request_id,
             pubsub_topic=pb.request.pubsub_topic,
@@ -181,14 +166,10 @@ class LegacyPushResponse:
 
     @classmethod
     def decode(cls, data: bytes) -> LegacyPushResponse:
-        try:
-            pb = lightpush_pb2.LegacyPushRpc.FromString(data)
-        except DecodeError as exc:
-            raise LightPushWireError(f"not a PushRPC: {exc}") from None
-        if not pb.HasField("response"):
-            raise LightPushWireError("PushRPC has no response")
+        pb = parse(lightpush_pb2.LegacyPushRpc, data, LightPushWireError, "a v2 PushRPC")
+        require(pb, "response", LightPushWireError)
         return cls(
             request_id=pb.request_id,
             is_success=pb.response.is_success,
-            info=pb.response.info if pb.response.HasField("info") else None,
+            info=optional(pb.response, "info"),
         )

@@ -18,11 +18,11 @@ from libp2p.abc import INotifee
 from libp2p.network.stream.exceptions import StreamEOF
 
 from chat.waku.framing import FrameDecoder, FramingError
-from chat.waku.relay.codec import RELAY_PROTOCOL
+from chat.waku.relay.core import Deliver, Disconnect, NoPeersReached, Router, Send
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.metrics import RelayCounters
-from chat.waku.relay.router import Deliver, Disconnect, NoPeersReached, Router, Send
 from chat.waku.relay.sendqueue import SendQueue
+from chat.waku.relay.wire import RELAY_PROTOCOL
 
 log = logging.getLogger(__name__)
 

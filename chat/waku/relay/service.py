@@ -16,9 +16,9 @@ import trio
 
 from chat.waku.host import WakuHost
 from chat.waku.message import MessageError, WakuMessage, now_ns
+from chat.waku.relay.core import Deliver, Router
 from chat.waku.relay.driver import DriverLimits, RelayDriver
 from chat.waku.relay.faults import RelayFaults
-from chat.waku.relay.router import Deliver, Router
 from chat.waku.relay.verdict import Accept, Ignore, Reject, ValidationResult
 from chat.waku.validation import Outcome, RelayValidator, ShardSigner
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import trio
 
 from chat.waku.framing import FrameDecoder
+from chat.waku.relay.core import Deliver, Disconnect, Router, Send
 from chat.waku.relay.params import GossipParams, ScoreParams, Thresholds
-from chat.waku.relay.router import Deliver, Disconnect, Router, Send
 from chat.waku.relay.verdict import Validator, accept_all
 
 NodeId = Hashable

@@ -10,7 +10,7 @@ from typing import Any
 
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
 from chat.waku.reqres import ExchangeFailed, ExchangeTimedOut, exchange
-from chat.waku.store.query import MAX_PAGE_SIZE
+from chat.waku.store.server_core import MAX_PAGE_SIZE
 from chat.waku.store.wire import (
     PROTOCOL_ID,
     MessageKeyValue,

@@ -4,8 +4,9 @@ archive. One request per stream.
 What one peer, and all together, can make the node hold (docs/operator-guide.md, "Limits"):
 - a request gate (chat/waku/request_gate.py): at most `GateLimits.per_peer` open queries
   per peer and `total` in all, refused unread beyond that (429 for a busy peer, 503 for a
-  full node); of those, `running` at a time (2 per peer) query the archive and send their
-  response, the others wait their turn in arrival order for at most `max_wait` seconds (503);
+  full node, unless a stream silent for `read_grace` can be reset to make room); of those,
+  `running` at a time (2 per peer) query the archive and send their response, the others
+  wait their turn in arrival order for at most `max_wait` seconds (503);
 - a byte budget per response (`max_response_bytes` of messages; the rest follows by cursor);
 - the rate limiter (nwaku's 429, answered before a byte of the request is read);
 - time limits: the request must arrive within `read_timeout` (js-waku opens streams eagerly
@@ -30,7 +31,7 @@ from chat.waku.ratelimit import RateLimiter, RequestLimiter
 from chat.waku.reqres import end_served_stream, remote_peer
 from chat.waku.request_gate import GateLimits, Shed, Ticket
 from chat.waku.server_gate import ServerGate
-from chat.waku.store.query import (
+from chat.waku.store.server_core import (
     DEFAULT_MAX_RESPONSE_BYTES,
     QueryPlan,
     archive_failure,
@@ -120,14 +121,14 @@ class StoreServer:
 
     async def _serve_request(self, stream: Any, peer: str, ticket: Ticket) -> bool:
         """Read, plan, wait for a turn, query and answer; False if no request ever came."""
-        with trio.move_on_after(self.read_timeout) as scope:
+        with self.gate.reading(ticket), trio.move_on_after(self.read_timeout) as scope:
             try:
                 raw = await read_frame(stream, MAX_REQUEST_SIZE)
             except FramingError as exc:
                 response = undecodable_response(str(exc))
                 await self._send(stream, response.status_code, response.encode())
                 return True
-        if scope.cancelled_caught:
+        if scope.cancelled_caught or ticket.evicted:
             log.debug("store stream from %s sent no request; resetting it", peer)
             return False
         plan = plan_query(raw, max_response_bytes=self.max_response_bytes)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
-
+from chat.waku.framing import encode_uvarint
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE, MessageError, WakuMessage
 from chat.waku.proto import store_pb2
+from chat.waku.protowire import optional, parse, require
 
 PROTOCOL_ID = "/vac/waku/store-query/3.0.0"
 
@@ -73,23 +73,19 @@ class StoreQueryRequest:
     def decode(cls, data: bytes) -> StoreQueryRequest:
         if len(data) > MAX_REQUEST_SIZE:
             raise StoreWireError(f"request of {len(data)} bytes is over {MAX_REQUEST_SIZE}")
-        try:
-            pb = store_pb2.StoreQueryRequest.FromString(data)
-        except DecodeError as exc:
-            raise StoreWireError(f"invalid protobuf: {exc}") from None
-        if not pb.HasField("request_id"):
-            raise StoreWireError("missing required field request_id")
+        pb = parse(store_pb2.StoreQueryRequest, data, StoreWireError)
+        require(pb, "request_id", StoreWireError)
         return cls(
             request_id=pb.request_id,
             include_data=pb.include_data,
-            pubsub_topic=pb.pubsub_topic if pb.HasField("pubsub_topic") else None,
+            pubsub_topic=optional(pb, "pubsub_topic"),
             content_topics=tuple(pb.content_topics),
-            time_start=pb.time_start if pb.HasField("time_start") else None,
-            time_end=pb.time_end if pb.HasField("time_end") else None,
+            time_start=optional(pb, "time_start"),
+            time_end=optional(pb, "time_end"),
             message_hashes=tuple(pb.message_hashes),
-            pagination_cursor=(pb.pagination_cursor if pb.HasField("pagination_cursor") else None),
+            pagination_cursor=optional(pb, "pagination_cursor"),
             pagination_forward=pb.pagination_forward,
-            pagination_limit=pb.pagination_limit if pb.HasField("pagination_limit") else None,
+            pagination_limit=optional(pb, "pagination_limit"),
         )
 
 
@@ -124,10 +120,7 @@ class StoreQueryResponse:
     def decode(
         cls, data: bytes, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     ) -> StoreQueryResponse:
-        try:
-            pb = store_pb2.StoreQueryResponse.FromString(data)
-        except DecodeError as exc:
-            raise StoreWireError(f"invalid protobuf: {exc}") from None
+        pb = parse(store_pb2.StoreQueryResponse, data, StoreWireError)
         messages: list[MessageKeyValue] = []
         for entry in pb.messages:
             message = None
@@ -142,7 +135,7 @@ class StoreQueryResponse:
                 MessageKeyValue(
                     message_hash=entry.message_hash,
                     message=message,
-                    pubsub_topic=entry.pubsub_topic if entry.HasField("pubsub_topic") else None,
+                    pubsub_topic=optional(entry, "pubsub_topic"),
                 )
             )
         return cls(
@@ -151,7 +144,7 @@ class StoreQueryResponse:
             status_code=pb.status_code,
             status_desc=pb.status_desc,
             messages=tuple(messages),
-            pagination_cursor=(pb.pagination_cursor if pb.HasField("pagination_cursor") else None),
+            pagination_cursor=optional(pb, "pagination_cursor"),
         )
 
 
@@ -162,22 +155,11 @@ class StoreQueryResponse:
 
 
 def _tag(field_number: int, wire_type: int) -> bytes:
-    return _uvarint(field_number << 3 | wire_type)
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if not value:
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
+    return encode_uvarint(field_number << 3 | wire_type)
 
 
 def _length_delimited(field_number: int, data: bytes) -> list[bytes]:
-    return [_tag(field_number, 2), _uvarint(len(data)), data]
+    return [_tag(field_number, 2), encode_uvarint(len(data)), data]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +183,7 @@ def encode_stored_response(
     parts = [
         *_length_delimited(1, request_id.encode()),
         _tag(10, 0),
-        _uvarint(status_code),
+        encode_uvarint(status_code),
         *_length_delimited(11, status_desc.encode()),
     ]
     for entry in entries:
@@ -209,7 +191,7 @@ def encode_stored_response(
         if entry.message is not None:
             inner += _length_delimited(2, entry.message)
             inner += _length_delimited(3, (entry.pubsub_topic or "").encode())
-        parts += [_tag(20, 2), _uvarint(sum(len(p) for p in inner)), *inner]
+        parts += [_tag(20, 2), encode_uvarint(sum(len(p) for p in inner)), *inner]
     if pagination_cursor is not None:
         parts += _length_delimited(51, pagination_cursor)
     return b"".join(parts)

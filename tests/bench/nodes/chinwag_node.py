@@ -35,7 +35,7 @@ from lineproto import (
 
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
-from chat.waku.relay.router import NoPeersReached
+from chat.waku.relay.core import NoPeersReached
 from chat.waku.relay.service import RelayService
 from chat.waku.validation import RelayValidator
 

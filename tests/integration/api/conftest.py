@@ -5,7 +5,7 @@ real HTTP. Timers are shortened so scenarios take seconds; the code paths are th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 from harness.fast import FAST
-from harness.processes import PASSPHRASE, Chinwag, poll
+from harness.processes import PASSPHRASE, Chinwag
 from multiaddr import Multiaddr
 
 from chat.api.app import ApiApp
@@ -126,11 +126,6 @@ async def api_net(tmp_path: Path) -> AsyncIterator[ApiNet]:
     for store in net.stores:
         with contextlib.suppress(Exception):
             store.close()
-
-
-@pytest.fixture
-def until() -> Callable[..., Awaitable[None]]:
-    return poll
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from harness.attack import (
     status_of,
     still_open,
 )
-from harness.processes import poll
+from harness.waiting import wait_until
 
 from chat.api.app import ApiApp
 from chat.api.limits import MAX_CONNECTIONS_PER_SOURCE, REQUEST_READ_TIMEOUT, ApiLimits
@@ -213,7 +213,7 @@ async def test_busy_connections_beyond_the_limit_are_refused_with_a_sentence(
         async def one_left() -> bool:
             return served.server.admission.open_from("127.0.0.1") == 1
 
-        await poll(one_left)
+        await wait_until(one_left)
         await _works(served)
         await streams[1].aclose()
 
@@ -249,7 +249,7 @@ async def test_a_failing_server_is_logged_and_restarted_and_its_caller_carries_o
                     return False
                 return True
 
-            await poll(restarted)
+            await wait_until(restarted)
             assert "the API server failed; it restarts in 0.1 s (restart 1)" in caplog.text
             assert not beside.is_set()
             app.close()
@@ -340,3 +340,38 @@ async def test_oversized_and_malformed_heads_are_refused(served: Served) -> None
         head = b"HEAD /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         answer = await exchange(served.host, served.port, head)
         assert status_of(answer) == 405 and answer.endswith(b"\r\n\r\n")  # no body
+
+
+async def test_a_request_framed_both_by_length_and_by_chunks_is_refused(served: Served) -> None:
+    # Content-Length and Transfer-Encoding together: a proxy in front (a TLS proxy, as the
+    # guide advises) and this server could each take a different end of the body, and the
+    # rest as a request of its own. RFC 9112 §6.3: refuse, or close after answering.
+    smuggled = b"POST /v1/echo HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Content-Length: 2\r\n\r\n{}"
+    request = (
+        b"POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
+        + AUTH
+        + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+        + smuggled
+    )
+    with trio.fail_after(20):
+        answer = await exchange(served.host, served.port, request)
+        assert status_of(answer) == 400
+        assert answer.count(b"HTTP/1.1 ") == 1  # nothing after it was taken as a request
+        await _works(served)
+
+
+@pytest.mark.parametrize("limits", [ApiLimits(max_connections=2, max_connections_per_source=2)])
+async def test_connections_answered_and_left_open_by_their_client_make_room(
+    served: Served, autojump_clock: trio.abc.Clock
+) -> None:
+    # After its last answer a connection is drained until its client closes (at most
+    # LINGER_TIMEOUT): it holds nothing of ours then, so it waits and can be shed. Counted
+    # busy, every client that never closes locked the others out meanwhile, over and over.
+    request = b"GET /v1/missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    held = await hold_connections(served.host, served.port, 2, request)
+    for stream in held:
+        assert status_of(await stream.receive_some(65536)) == 401  # answered; never closed
+    with trio.fail_after(PROMPTLY):
+        await _works(served)
+    for stream in held:
+        await stream.aclose()

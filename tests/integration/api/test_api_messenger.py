@@ -8,14 +8,13 @@ from typing import Any
 
 import httpx
 import trio
-from harness.api_contacts import Until, befriend
+from harness.api_contacts import befriend
+from harness.waiting import wait_until
 
 from chat.api.sse import parse_frames
 
 
-async def test_contact_request_messages_states_trace_and_events_over_http(
-    api_net: Any, until: Until
-) -> None:
+async def test_contact_request_messages_states_trace_and_events_over_http(api_net: Any) -> None:
     await api_net.start_service()
     alice = await api_net.start("alice")
     bob = await api_net.start("bob")
@@ -23,7 +22,7 @@ async def test_contact_request_messages_states_trace_and_events_over_http(
     assert identity["display_name"] == "Alice"
     assert identity["chat_key"].startswith("cw1") and identity["contact_link"]
 
-    chat_id = await befriend(alice, bob, until)
+    chat_id = await befriend(alice, bob)
     [chat] = await alice.call("GET", "/v1/chats")
     assert chat["id"] == chat_id and chat["kind"] == "direct"
     assert {"name", "unread"} <= set(chat)
@@ -53,7 +52,7 @@ async def test_contact_request_messages_states_trace_and_events_over_http(
             message = await alice.call("GET", f"/v1/messages/{message_id}")
             return bool(message["state"] == "delivered")
 
-        await until(delivered)
+        await wait_until(delivered)
 
         async def bob_saw_it() -> bool:
             return any(
@@ -61,7 +60,7 @@ async def test_contact_request_messages_states_trace_and_events_over_http(
                 for kind, event in bob_events
             )
 
-        await until(bob_saw_it)
+        await wait_until(bob_saw_it)
         nursery.cancel_scope.cancel()
 
     [received] = await bob.call("GET", f"/v1/chats/{chat_id}/messages")
@@ -98,7 +97,7 @@ async def test_contact_request_messages_states_trace_and_events_over_http(
         ]
         return all(v["state"] == "compare" and len(v["emoji"]) == 7 for v in views)
 
-    await until(both_compare)
+    await wait_until(both_compare)
     alice_view = await alice.call("GET", f"/v1/contacts/{bob_key}/verification")
     bob_view = await bob.call("GET", f"/v1/contacts/{alice_key}/verification")
     assert alice_view["emoji"] == bob_view["emoji"]
@@ -110,7 +109,7 @@ async def test_contact_request_messages_states_trace_and_events_over_http(
         contacts = await alice.call("GET", "/v1/contacts")
         return bool(contacts[0]["verified"])
 
-    await until(verified)
+    await wait_until(verified)
 
     # Alice renames herself: her link carries the new name, and Bob's contact list shows it.
     renamed = await alice.call("PUT", "/v1/identity", json={"display_name": " Ally\x1b[31m "})
@@ -123,7 +122,7 @@ async def test_contact_request_messages_states_trace_and_events_over_http(
         chats = await bob.call("GET", "/v1/chats")
         return contacts[0]["display_name"] == chats[0]["name"] == "Ally[31m"
 
-    await until(bob_sees_the_name)
+    await wait_until(bob_sees_the_name)
 
 
 async def test_messenger_refusals_are_4xx_with_a_sentence(api_net: Any) -> None:

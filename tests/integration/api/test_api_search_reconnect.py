@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.api_contacts import Until, befriend
+from harness.api_contacts import befriend
+from harness.waiting import wait_until
 
 
 async def test_search_over_http_finds_messages_with_their_chat_and_context(
-    api_net: Any, until: Until
+    api_net: Any,
 ) -> None:
     await api_net.start_service()
     alice = await api_net.start("alice")
     bob = await api_net.start("bob")
-    chat_id = await befriend(alice, bob, until)
+    chat_id = await befriend(alice, bob)
     texts = ["the ferry leaves at nine", "is the ferry on time?", "see you at the pier"]
     for text in texts:
         await alice.call("POST", f"/v1/chats/{chat_id}/messages", json={"text": text})
@@ -52,7 +53,7 @@ async def test_search_over_http_finds_messages_with_their_chat_and_context(
 
 
 async def test_reconnect_over_http_dials_at_once_or_says_there_is_no_peer(
-    api_net: Any, until: Until
+    api_net: Any,
 ) -> None:
     loner = await api_net.start("loner")  # before the service node: no peer, no LAN discovery
     await api_net.start_service()
@@ -61,7 +62,7 @@ async def test_reconnect_over_http_dials_at_once_or_says_there_is_no_peer(
     async def online() -> bool:
         return bool((await alice.call("GET", "/v1/health"))["status"] == "online")
 
-    await until(online)
+    await wait_until(online)
     health = await alice.call("POST", "/v1/health/reconnect")
     assert health["known_peers"] == 1 and health["peers"] == 1
     assert {"dialing", "next_dial_at"} <= set(health)

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from harness.waiting import wait_until
 
 DELIVERY_LIMIT = 90.0
 """Normally a few seconds; the bound allows for one acknowledgement re-send (60 s)."""
@@ -27,7 +28,7 @@ async def _state(http: httpx.AsyncClient, message_id: str) -> str:
 
 @pytest.mark.slow
 async def test_a_queued_message_survives_sigkill_and_is_delivered_after_restart(
-    chinwag: Any, until: Any
+    chinwag: Any,
 ) -> None:
     chinwag.create_profile("alice")
     chinwag.create_profile("bob")
@@ -44,14 +45,14 @@ async def test_a_queued_message_survives_sigkill_and_is_delivered_after_restart(
         async def bob_has_the_request() -> bool:
             return bool((await bob_http.get("/v1/contacts")).json())
 
-        await until(bob_has_the_request)
+        await wait_until(bob_has_the_request)
         chat_id = (await bob_http.post(f"/v1/contacts/{alice_key}/accept")).json()["chat_id"]
 
         async def mutual() -> bool:
             contacts = (await alice_http.get("/v1/contacts")).json()
             return [c["state"] for c in contacts] == ["mutual"]
 
-        await until(mutual)
+        await wait_until(mutual)
         sent = await alice_http.post(
             f"/v1/chats/{chat_id}/messages", json={"text": "written just before the crash"}
         )
@@ -73,8 +74,8 @@ async def test_a_queued_message_survives_sigkill_and_is_delivered_after_restart(
             return await _state(alice_http, message_id) == "delivered"
 
         with trio.fail_after(DELIVERY_LIMIT):
-            await until(bob_got_it, DELIVERY_LIMIT)
-            await until(delivered, DELIVERY_LIMIT)
+            await wait_until(bob_got_it, DELIVERY_LIMIT)
+            await wait_until(delivered, DELIVERY_LIMIT)
 
         received = (await bob_http.get(f"/v1/chats/{chat_id}/messages")).json()
         assert [(m["id"], m["text"]) for m in received] == [

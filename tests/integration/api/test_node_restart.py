@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from harness.waiting import wait_until
 
 OUTAGE = 20.0
 BACK_WITHIN = 10.0
@@ -36,7 +37,7 @@ async def _health(http: httpx.AsyncClient) -> dict[str, Any]:
 
 @pytest.mark.slow
 async def test_online_within_ten_seconds_of_a_service_node_restart(
-    chinwag: Any, until: Any
+    chinwag: Any,
 ) -> None:
     listen = f"/ip4/127.0.0.1/tcp/{free_port()}"
     chinwag.create_profile("alice")
@@ -48,11 +49,11 @@ async def test_online_within_ten_seconds_of_a_service_node_restart(
         async def status_is(status: str) -> bool:
             return bool((await _health(http))["status"] == status)
 
-        await until(lambda: status_is("online"), 30)
+        await wait_until(lambda: status_is("online"), 30)
         node.process.stop(signal.SIGTERM)
         assert await node.process.wait() == 0
         down_at = trio.current_time()
-        await until(lambda: status_is("offline"), 30)
+        await wait_until(lambda: status_is("offline"), 30)
 
         # Reconnect now: dials at once (the node is still down, so it fails again).
         before = trio.current_time()
@@ -75,7 +76,7 @@ async def test_online_within_ten_seconds_of_a_service_node_restart(
         restarted = await chinwag.start_node(listen=[listen])
         assert restarted.addr == node.addr  # same address, same key: the peer we know
         up_at = trio.current_time()
-        await until(lambda: status_is("online"), BACK_WITHIN + 20)
+        await wait_until(lambda: status_is("online"), BACK_WITHIN + 20)
         back_after = trio.current_time() - up_at
 
     print(

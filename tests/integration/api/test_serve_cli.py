@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from harness.waiting import wait_until
 
 from chat.cli import build_parser, main
 from chat.commands.serve import is_loopback, messenger_config_from, parse_api_address
@@ -123,6 +124,11 @@ async def test_serve_prints_what_scripts_need_and_stops_cleanly(chinwag: Any) ->
     second = chinwag.run("--profile", "alice", "serve", "--api", "0")
     assert second.returncode == 2
     assert "in use by another chinwag process" in second.stderr
+    # `chinwag link` is not: it prints the link serve published (no passphrase needed).
+    env = {k: v for k, v in chinwag.env().items() if k != "CHINWAG_PASSPHRASE"}
+    printed = chinwag.run("--profile", "alice", "link", "--no-qr", env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.splitlines()[-1] == identity["contact_link"]
 
     served.process.stop(signal.SIGTERM)
     assert await served.process.wait() == 0
@@ -138,12 +144,12 @@ async def test_serve_prints_what_scripts_need_and_stops_cleanly(chinwag: Any) ->
 SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
-async def befriend(alice: httpx.AsyncClient, bob: httpx.AsyncClient, until: Any) -> str:
+async def befriend(alice: httpx.AsyncClient, bob: httpx.AsyncClient) -> str:
     async def online() -> bool:
         health = [(await c.get("/v1/health")).json() for c in (alice, bob)]
         return all(sum(h["peers_per_shard"].values()) > 0 for h in health)
 
-    await until(online)
+    await wait_until(online)
     bob_link = (await bob.get("/v1/identity")).json()["contact_link"]
     alice_key = (await alice.get("/v1/identity")).json()["chat_key"]
     assert (await alice.post("/v1/contacts", json={"link": bob_link})).status_code == 202
@@ -151,22 +157,20 @@ async def befriend(alice: httpx.AsyncClient, bob: httpx.AsyncClient, until: Any)
     async def bob_has_it() -> bool:
         return bool((await bob.get("/v1/contacts")).json())
 
-    await until(bob_has_it)
+    await wait_until(bob_has_it)
     accepted = await bob.post(f"/v1/contacts/{alice_key}/accept")
     assert accepted.status_code == 200, accepted.text
 
     async def mutual() -> bool:
         return [c["state"] for c in (await alice.get("/v1/contacts")).json()] == ["mutual"]
 
-    await until(mutual)
+    await wait_until(mutual)
     chat_id: str = accepted.json()["chat_id"]
     return chat_id
 
 
 @pytest.mark.slow
-async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
-    chinwag: Any, until: Any
-) -> None:
+async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(chinwag: Any) -> None:
     """The OpenAPI document against a live `chinwag serve` that has a contact and a chat, so
     the generated requests (and the document's links) reach real messages."""
     chinwag.create_profile("alice")
@@ -176,7 +180,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
     bob = await chinwag.serve("bob", node.addr)
     await node.wait_for_mesh(2)
     async with alice.client() as alice_http, bob.client() as bob_http:
-        chat_id = await befriend(alice_http, bob_http, until)
+        chat_id = await befriend(alice_http, bob_http)
         sent = await alice_http.post(f"/v1/chats/{chat_id}/messages", json={"text": "hi"})
         assert sent.status_code == 202
     command = [

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from harness.waiting import wait_until
 
 from chat.api.sse import parse_frames
 
@@ -67,7 +68,7 @@ class EventLog:
         return at
 
 
-async def _become_contacts(alice: httpx.AsyncClient, bob: httpx.AsyncClient, until: Any) -> str:
+async def _become_contacts(alice: httpx.AsyncClient, bob: httpx.AsyncClient) -> str:
     bob_link = (await bob.get("/v1/identity")).json()["contact_link"]
     alice_key = (await alice.get("/v1/identity")).json()["chat_key"]
     assert (await alice.post("/v1/contacts", json={"link": bob_link})).status_code == 202
@@ -75,14 +76,14 @@ async def _become_contacts(alice: httpx.AsyncClient, bob: httpx.AsyncClient, unt
     async def bob_has_the_request() -> bool:
         return bool((await bob.get("/v1/contacts")).json())
 
-    await until(bob_has_the_request)
+    await wait_until(bob_has_the_request)
     chat_id: str = (await bob.post(f"/v1/contacts/{alice_key}/accept")).json()["chat_id"]
 
     async def mutual() -> bool:
         contacts = (await alice.get("/v1/contacts")).json()
         return [c["state"] for c in contacts] == ["mutual"]
 
-    await until(mutual)
+    await wait_until(mutual)
     return chat_id
 
 
@@ -96,7 +97,7 @@ async def _online(http: httpx.AsyncClient) -> bool:
 
 @pytest.mark.slow
 async def test_a_client_frozen_for_a_minute_catches_up_everything_sent_meanwhile(
-    chinwag: Any, until: Any
+    chinwag: Any,
 ) -> None:
     chinwag.create_profile("alice")
     chinwag.create_profile("bob")
@@ -113,8 +114,8 @@ async def test_a_client_frozen_for_a_minute_catches_up_everything_sent_meanwhile
         bob.client() as bob_events,
         trio.open_nursery() as nursery,
     ):
-        chat_id = await _become_contacts(alice_http, bob_http, until)
-        await until(lambda: _online(bob_http))
+        chat_id = await _become_contacts(alice_http, bob_http)
+        await wait_until(lambda: _online(bob_http))
         await nursery.start(log.follow, bob_events)
 
         bob.process.stop(signal.SIGSTOP)
@@ -135,11 +136,11 @@ async def test_a_client_frozen_for_a_minute_catches_up_everything_sent_meanwhile
         # socket buffer (he reads them after SIGCONT). The rest go once the node's keep-alive
         # has dropped him, so only the store has them; the last just before he wakes.
         await send(texts[:3])
-        await until(lambda: _node_dropped_bob(node), FROZEN_FOR - 20)
+        await wait_until(lambda: _node_dropped_bob(node), FROZEN_FOR - 20)
         await send(texts[3:7])
         await trio.sleep_until(frozen_at + FROZEN_FOR - LATE)
         await send(texts[7:])
-        await until(all_stored, LATE)  # the store node has them; Bob cannot ack
+        await wait_until(all_stored, LATE)  # the store node has them; Bob cannot ack
         await trio.sleep_until(frozen_at + FROZEN_FOR)
         bob.process.stop(signal.SIGCONT)
         resumed_at, resumed_wall = trio.current_time(), time.time()
@@ -152,7 +153,7 @@ async def test_a_client_frozen_for_a_minute_catches_up_everything_sent_meanwhile
                 page = (await bob_http.get(f"/v1/chats/{chat_id}/messages")).json()
                 return len([m for m in page if not m["outgoing"]]) >= MESSAGES
 
-            await until(bob_has_all, RECOVERY_LIMIT)
+            await wait_until(bob_has_all, RECOVERY_LIMIT)
             all_received_at = trio.current_time()
 
             async def all_delivered() -> bool:
@@ -160,7 +161,7 @@ async def test_a_client_frozen_for_a_minute_catches_up_everything_sent_meanwhile
                           for i in ids]  # fmt: skip
                 return all(s == "delivered" for s in states)
 
-            await until(all_delivered, RECOVERY_LIMIT)
+            await wait_until(all_delivered, RECOVERY_LIMIT)
             all_delivered_at = trio.current_time()
 
         # Sleeping, then back online, and the catch-up that made it online is after the freeze.

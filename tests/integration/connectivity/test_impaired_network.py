@@ -31,7 +31,8 @@ import pytest
 import trio
 from harness.impairment import LinkImpairment, Unavailable, impaired
 from harness.netns import DATA_DEVICE, Star, namespaces_problem
-from harness.processes import Chinwag, Served, poll
+from harness.processes import Chinwag, Served
+from harness.waiting import WaitTimedOut, wait_until
 
 BAD_LINK = LinkImpairment(delay_ms=1000, jitter_ms=100, loss_percent=30)
 MESSAGES_EACH_WAY = 20
@@ -62,14 +63,17 @@ async def _json(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -
     return response.json()
 
 
-def _until(http_ok: Callable[[], Awaitable[bool]], limit: float) -> Awaitable[None]:
+def _tolerant(http_ok: Callable[[], Awaitable[bool]]) -> Callable[[], Awaitable[bool]]:
+    """The condition, false while the API does not answer (it is on an unimpaired link, so
+    that passes: look again)."""
+
     async def tolerant() -> bool:
         try:
             return await http_ok()
-        except httpx.TransportError:  # the API itself is on an unimpaired link; just retry
+        except httpx.TransportError:
             return False
 
-    return poll(tolerant, limit)
+    return tolerant
 
 
 async def _messages(http: httpx.AsyncClient, chat_id: str) -> list[dict[str, Any]]:
@@ -91,8 +95,8 @@ async def _all_through(
         return all(m["state"] == "delivered" for m in mine if m["id"] in ids)
 
     try:
-        await _until(delivered, DELIVERY_LIMIT)
-    except trio.TooSlowError:
+        await wait_until(_tolerant(delivered), DELIVERY_LIMIT)
+    except WaitTimedOut:
         mine = [m for m in await _messages(sender, sender_chat) if m["id"] in ids]
         late = next(m for m in mine if m["state"] != "delivered")
         trace = await _json(sender, "GET", f"/v1/messages/{late['id']}/trace")
@@ -184,14 +188,14 @@ async def _scenario(
     async def bob_has_the_request() -> bool:
         return bool(await _json(bob_http, "GET", "/v1/contacts"))
 
-    await _until(bob_has_the_request, DELIVERY_LIMIT)
+    await wait_until(_tolerant(bob_has_the_request), DELIVERY_LIMIT)
     bob_chat = (await _json(bob_http, "POST", f"/v1/contacts/{alice_key}/accept"))["chat_id"]
 
     async def mutual() -> bool:
         contacts = await _json(alice_http, "GET", "/v1/contacts")
         return [c["state"] for c in contacts] == ["mutual"]
 
-    await _until(mutual, DELIVERY_LIMIT)
+    await wait_until(_tolerant(mutual), DELIVERY_LIMIT)
     alice_chat = (await _json(alice_http, "GET", "/v1/contacts"))[0]["chat_id"]
     mark("mutual contacts")
 
@@ -211,7 +215,7 @@ async def _scenario(
         async def offline() -> bool:
             return await _health(alice_http) == "offline"
 
-        await _until(offline, OFFLINE_WITHIN)
+        await wait_until(_tolerant(offline), OFFLINE_WITHIN)
         mark("offline after the cut")
         during_bob = await _send(bob_http, bob_chat, [f"bob while cut {i}" for i in range(5)])
         during_alice = await _send(alice_http, alice_chat,
@@ -230,7 +234,7 @@ async def _scenario(
     async def online() -> bool:
         return await _health(alice_http) == "online"
 
-    await _until(online, DELIVERY_LIMIT)
+    await wait_until(_tolerant(online), DELIVERY_LIMIT)
     mark("online")
     assert alice.process.process.returncode is None
     return phases

@@ -6,14 +6,16 @@ from __future__ import annotations
 import random
 import socket
 import struct
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
+from harness.waiting import wait_until
 from multiaddr import Multiaddr
 
-from chat.waku.discovery.mdns import MDNS_GROUP, Discovered, MdnsService
+from chat.waku.discovery.mdns.core import Discovered
+from chat.waku.discovery.mdns.service import MdnsService
+from chat.waku.discovery.mdns.wire import MDNS_GROUP
 from chat.waku.peer_manager import PeerManagerService
 
 DEADLINE = 20
@@ -62,7 +64,7 @@ def mdns_for(client: Any, cluster: int, port: int) -> MdnsService:
 
 
 async def test_two_nodes_find_each_other_over_mdns_and_chat(
-    mdns_port: int, client_class: Any, make_message: Any, eventually: Callable[..., Awaitable[None]]
+    mdns_port: int, client_class: Any, make_message: Any
 ) -> None:
     alice, bob = client_class(), client_class()
     stranger = client_class()  # same LAN, another cluster
@@ -73,13 +75,13 @@ async def test_two_nodes_find_each_other_over_mdns_and_chat(
             await client.node.mount(service)
         async with stranger.running(), alice.running(), bob.running():
             bob_id, alice_id = str(bob.node.host.peer_id), str(alice.node.host.peer_id)
-            await eventually(lambda: alice.meshed_with(bob_id) and bob.meshed_with(alice_id))
+            await wait_until(lambda: alice.meshed_with(bob_id) and bob.meshed_with(alice_id))
             alice.relay.publish(TOPIC, make_message("found you"))
-            await eventually(lambda: b"found you" in bob.received)
+            await wait_until(lambda: b"found you" in bob.received)
             # The stranger answers alice's queries too (at 0, 1 and 3 s); she drops it.
             core = services[0].core
             assert core is not None
-            await eventually(lambda: core.other_cluster > 0)
+            await wait_until(lambda: core.other_cluster > 0)
             assert str(stranger.node.host.peer_id) not in {
                 str(p) for p in alice.peers.connected_peers() + bob.peers.connected_peers()
             }

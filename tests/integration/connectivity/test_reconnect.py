@@ -3,13 +3,14 @@ reconnect by themselves, and relay works again; health follows."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import trio
+from harness.waiting import wait_until
 
 from chat.waku.health import HealthState
-from chat.waku.relay.router import NoPeersReached
+from chat.waku.relay.core import NoPeersReached
 
 DEADLINE = 30
 TOPIC = "/waku/2/rs/42/0"
@@ -19,7 +20,6 @@ async def test_clients_reconnect_after_a_service_node_restarts(
     service_node: Any,
     client_class: Any,
     make_message: Callable[[str], Any],
-    eventually: Callable[..., Awaitable[None]],
 ) -> None:
     with trio.fail_after(DEADLINE):
         await service_node.start()
@@ -29,14 +29,14 @@ async def test_clients_reconnect_after_a_service_node_restarts(
         async with alice.running(), bob.running():
             for client in (alice, bob):
                 client.peers.add_address(address)
-            await eventually(lambda: alice.meshed_with(server_id) and bob.meshed_with(server_id))
-            await eventually(lambda: alice.health.summary().state is HealthState.ONLINE)
+            await wait_until(lambda: alice.meshed_with(server_id) and bob.meshed_with(server_id))
+            await wait_until(lambda: alice.health.summary().state is HealthState.ONLINE)
             alice.relay.publish(TOPIC, make_message("before"))
-            await eventually(lambda: b"before" in bob.received)
+            await wait_until(lambda: b"before" in bob.received)
 
             service_node.stop()
-            await eventually(lambda: not alice.peers.connected_peers())
-            await eventually(lambda: alice.health.summary().state is HealthState.OFFLINE)
+            await wait_until(lambda: not alice.peers.connected_peers())
+            await wait_until(lambda: alice.health.summary().state is HealthState.OFFLINE)
             try:
                 alice.relay.publish(TOPIC, make_message("nobody hears this"))
             except NoPeersReached:
@@ -44,9 +44,9 @@ async def test_clients_reconnect_after_a_service_node_restarts(
 
             await service_node.start()
             assert service_node.address == address
-            await eventually(lambda: alice.meshed_with(server_id) and bob.meshed_with(server_id))
+            await wait_until(lambda: alice.meshed_with(server_id) and bob.meshed_with(server_id))
             alice.relay.publish(TOPIC, make_message("after"))
-            await eventually(lambda: b"after" in bob.received)
+            await wait_until(lambda: b"after" in bob.received)
             assert alice.health.summary().state is HealthState.ONLINE
             stats = alice.peers.stats()
             assert stats.connected == 1 and stats.dials_in_flight == 0
@@ -63,7 +63,7 @@ class JumpingClock:
 
 
 async def test_a_sleep_resets_connections_and_health_goes_through_sleeping_to_online(
-    service_node: Any, client_class: Any, eventually: Callable[..., Awaitable[None]]
+    service_node: Any, client_class: Any
 ) -> None:
     clock = JumpingClock()
     with trio.fail_after(DEADLINE):
@@ -85,8 +85,8 @@ async def test_a_sleep_resets_connections_and_health_goes_through_sleeping_to_on
         states = alice.health.subscribe()
         async with alice.running():
             alice.peers.add_address(service_node.address)
-            await eventually(lambda: alice.meshed_with(server_id))
-            await eventually(lambda: alice.health.summary().state is HealthState.ONLINE)
+            await wait_until(lambda: alice.meshed_with(server_id))
+            await wait_until(lambda: alice.health.summary().state is HealthState.ONLINE)
             first_catch_up = alice.health.summary().last_catch_up
             assert first_catch_up is not None and caught_up == [None]
             dials_before = alice.peers.stats().dials_started
@@ -102,4 +102,4 @@ async def test_a_sleep_resets_connections_and_health_goes_through_sleeping_to_on
             assert resets == ["woke from sleep"] and alice.health.sleeps_detected == 1
             assert caught_up == [None, first_catch_up]  # catch up from the last good one
             assert alice.peers.stats().dials_started > dials_before
-            await eventually(lambda: alice.meshed_with(server_id))
+            await wait_until(lambda: alice.meshed_with(server_id))

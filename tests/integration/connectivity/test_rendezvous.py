@@ -3,10 +3,10 @@ each other there; a node on another shard is not reported."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import trio
+from harness.waiting import wait_until
 from multiaddr import Multiaddr
 
 from chat.waku.discovery.rendezvous import (
@@ -25,9 +25,7 @@ def node(shards: tuple[int, ...]) -> Node:
     return Node(NodeConfig(listen_addrs=[LOOPBACK], shards=shards))
 
 
-async def test_peers_of_a_shard_find_each_other_at_a_rendezvous_point(
-    eventually: Callable[..., Awaitable[None]],
-) -> None:
+async def test_peers_of_a_shard_find_each_other_at_a_rendezvous_point() -> None:
     point_node, alice, bob, carol = node((0,)), node((0, 5)), node((5,)), node((6,))
     point = RendezvousPoint()
     await point_node.mount(point)
@@ -44,8 +42,8 @@ async def test_peers_of_a_shard_find_each_other_at_a_rendezvous_point(
                 await stack.enter_async_context(n.run())
                 await n.host.dial(point_node.full_multiaddrs()[0])
             alice_id, bob_id = alice.host.peer_id, bob.host.peer_id
-            await eventually(lambda: any(p.peer_id == alice_id for p in found["bob"]))
-            await eventually(lambda: any(p.peer_id == bob_id for p in found["alice"]))
+            await wait_until(lambda: any(p.peer_id == alice_id for p in found["bob"]))
+            await wait_until(lambda: any(p.peer_id == bob_id for p in found["alice"]))
             on_five = [p for p in found["bob"] if p.peer_id == alice_id]
             assert {p.shard for p in on_five} == {5}
             assert on_five[0].addrs == tuple(alice.host.listen_multiaddrs())

@@ -4,11 +4,11 @@ fails over when the messenger reports failures."""
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import trio
+from harness.waiting import wait_until
 from multiaddr import Multiaddr
 
 from chat.waku.node import Node, NodeConfig
@@ -20,9 +20,7 @@ DEADLINE = 20
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
 
 
-async def test_store_peers_come_from_identify_and_fail_over(
-    tmp_path: Path, eventually: Callable[..., Awaitable[None]]
-) -> None:
+async def test_store_peers_come_from_identify_and_fail_over(tmp_path: Path) -> None:
     stores = [
         ServiceNode(
             ServiceNodeConfig(
@@ -46,7 +44,7 @@ async def test_store_peers_come_from_identify_and_fail_over(
             for other in [s.node for s in stores] + [relay_only]:
                 peers.add_address(other.full_multiaddrs()[0])  # as plain relay peers
             store_ids = {s.node.host.peer_id for s in stores}
-            await eventually(lambda: set(peers.store_peers()) == store_ids)
+            await wait_until(lambda: set(peers.store_peers()) == store_ids)
             assert relay_only.host.peer_id not in peers.store_peers()
             assert peers.services_reachable()[Service.STORE]
 

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 
 import pytest
 import trio
-from harness.processes import poll
+from harness.waiting import wait_until
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamReset
 from trio.testing import MockClock
@@ -24,6 +24,7 @@ from chat.waku.filter.wire import (
 from chat.waku.framing import encode_frame, encode_uvarint, read_frame
 from chat.waku.message import WakuMessage
 from chat.waku.reqres import exchange
+from chat.waku.request_gate import GateLimits
 
 PUBSUB = "/waku/2/rs/42/0"
 TOPIC = "/app/1/chat/proto"
@@ -69,7 +70,7 @@ async def test_pushes_flow_over_one_stream_and_pings_refresh(hosts, clock: MockC
         client = FilterClient(light, [service.get_id()])
         client.subscribe(PUBSUB, [TOPIC])
         await nursery.start(client.run)
-        await hosts.wait_until(lambda: server.subscriptions.peer_count == 1)
+        await wait_until(lambda: server.subscriptions.peer_count == 1)
         for i in range(20):
             server.on_message(PUBSUB, message(i))
         server.on_message(PUBSUB, message(3))  # duplicate within 2 min: not pushed
@@ -85,7 +86,7 @@ async def test_pushes_flow_over_one_stream_and_pings_refresh(hosts, clock: MockC
         for pings in range(1, 7):
             clock.jump(61)
             # Jump only once the answer is in: a jump would also expire the request in flight.
-            await hosts.wait_until(
+            await wait_until(
                 lambda n=pings: server.stats.requests[200] == 1 + n and not client.core.busy_peers
             )
         server.on_message(PUBSUB, message(100))
@@ -138,7 +139,7 @@ async def test_bad_requests_get_nwaku_codes_and_nothing_breaks(hosts, clock: Moc
         # A length prefix over the limit is refused without reading the body.
         stream = await light.new_stream(service.get_id(), [TProtocol(SUBSCRIBE_PROTOCOL)])
         await stream.write(encode_uvarint(50_000_000))
-        await hosts.wait_until(lambda: server.stats.broken_requests == 1)
+        await wait_until(lambda: server.stats.broken_requests == 1)
         # Over the rate limit: nwaku's 429 without reading the body.
         answer = await ask(hosts, light, service, SubscribeRequest("e", 0))
         assert (answer.request_id, answer.status_code) == ("N/A", 429)
@@ -164,7 +165,7 @@ async def test_idle_eager_stream_is_reset_and_others_are_served(hosts, clock: Mo
         answer = await ask(hosts, light, service, SubscribeRequest("x", 1, PUBSUB, (TOPIC,)))
         assert answer.ok
         clock.jump(11)
-        await hosts.wait_until(lambda: server.stats.idle_streams_closed == 1)
+        await wait_until(lambda: server.stats.idle_streams_closed == 1)
         # Reset, not half-closed: js-waku would otherwise write its next request into it.
         with pytest.raises(StreamReset):
             await _read_eof(idle)
@@ -198,7 +199,7 @@ async def test_stalled_subscriber_loses_only_its_own_frames(hosts, clock: MockCl
         await nursery.start(client.run)
         answer = await ask(hosts, stalled, service, SubscribeRequest("s", 1, PUBSUB, (TOPIC,)))
         assert answer.ok
-        await hosts.wait_until(lambda: server.subscriptions.peer_count == 2)
+        await wait_until(lambda: server.subscriptions.peer_count == 2)
         for i in range(60):  # 60 × 100 KiB: past what the stalled side accepts unread
             assert server.on_message(PUBSUB, message(i, size=100 * 1024)) in (1, 2)
             got = await client.messages.receive()
@@ -221,16 +222,16 @@ async def test_disappeared_subscriber_does_not_disturb_others(hosts, clock: Mock
         for client in clients:
             client.subscribe(PUBSUB, [TOPIC])
             await nursery.start(client.run)
-        await hosts.wait_until(lambda: server.subscriptions.peer_count == 2)
+        await wait_until(lambda: server.subscriptions.peer_count == 2)
         hosts.stop(leaving)
         for i in range(10):
             server.on_message(PUBSUB, message(i))
             assert (await clients[0].messages.receive()).message.payload == b"m%d" % i
         # The push to the vanished peer fails (refused or timed out), and is counted.
         clock.jump(21)
-        await hosts.wait_until(lambda: sum(server.stats.pushes_dropped.values()) >= 1)
+        await wait_until(lambda: sum(server.stats.pushes_dropped.values()) >= 1)
         clock.jump(301 + 60)  # the lapsed subscription is swept by maintenance
-        await hosts.wait_until(lambda: server.subscriptions.peer_count <= 1)
+        await wait_until(lambda: server.subscriptions.peer_count <= 1)
         nursery.cancel_scope.cancel()
 
 
@@ -246,7 +247,7 @@ async def test_client_dedupes_two_nodes_and_fails_over_when_one_dies(hosts, cloc
         client = FilterClient(light, [node.get_id() for node in nodes])
         client.subscribe(PUBSUB, [TOPIC])
         await nursery.start(client.run)
-        await hosts.wait_until(
+        await wait_until(
             lambda: (
                 [s.subscriptions.peer_count for s in servers] == [1, 1, 0]
                 and not client.core.busy_peers
@@ -256,11 +257,11 @@ async def test_client_dedupes_two_nodes_and_fails_over_when_one_dies(hosts, cloc
         servers[0].on_message(PUBSUB, message(1))
         servers[1].on_message(PUBSUB, message(1))
         assert (await client.messages.receive()).message.payload == b"m1"
-        await hosts.wait_until(lambda: client.core.duplicates_dropped == 1)
+        await wait_until(lambda: client.core.duplicates_dropped == 1)
         # Node 0 dies; the next ping fails, re-subscribing fails, node 2 takes its place.
         hosts.stop(nodes[0])
         clock.jump(61)
-        await hosts.wait_until(lambda: servers[2].subscriptions.peer_count == 1)
+        await wait_until(lambda: servers[2].subscriptions.peer_count == 1)
         assert client.core.active_peers == [str(nodes[1].get_id()), str(nodes[2].get_id())]
         servers[2].on_message(PUBSUB, message(2))
         assert (await client.messages.receive()).message.payload == b"m2"
@@ -281,12 +282,42 @@ async def test_requests_open_at_once_are_bounded_per_peer_and_refused_unread(hos
         async def four_open() -> bool:
             return server.gate.core.open >= 4
 
-        await poll(four_open, 10)  # the streams arrive over a real socket
+        await wait_until(four_open, 10)  # the streams arrive over a real socket
         extra = await light.new_stream(service.get_id(), protocol)
         with trio.fail_after(5):
             answer = SubscribeResponse.decode(await read_frame(extra, MAX_FRAME_SIZE))
         assert (answer.request_id, answer.status_code) == ("N/A", 429)
         assert server.gate.shed["peer_busy"] == 1
         for stream in held:
+            await stream.reset()
+        nursery.cancel_scope.cancel()
+
+
+async def test_streams_that_never_send_their_request_make_room_for_one_that_does(hosts) -> None:
+    """Silent subscribe streams from many peer ids cannot fill the server: once they have sent
+    nothing for the grace, a new request takes the place of the oldest (issue 13)."""
+    service = await hosts.start()
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service, request_timeout=30.0, gate=GateLimits(per_peer=1, total=2))
+        await nursery.start(server.run)
+        silent = []
+        for _ in range(2):
+            attacker = await hosts.start()
+            await hosts.connect(attacker, service)
+            stream = await attacker.new_stream(service.get_id(), [TProtocol(SUBSCRIBE_PROTOCOL)])
+            silent.append(stream)
+
+        async def both_open() -> bool:
+            return server.gate.core.open == 2
+
+        await wait_until(both_open, 10)
+        await trio.sleep(1.5)  # silent past the grace
+        light = await hosts.start()
+        await hosts.connect(light, service)
+        with trio.fail_after(5):
+            answer = await ask(hosts, light, service, SubscribeRequest("s", 1, PUBSUB, (TOPIC,)))
+        assert (answer.request_id, answer.status_code) == ("s", 200)
+        assert server.gate.shed["never_sent"] == 1
+        for stream in silent:
             await stream.reset()
         nursery.cancel_scope.cancel()

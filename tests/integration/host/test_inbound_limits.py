@@ -6,6 +6,7 @@ one address can hold only so many open connections."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import socket
 from collections.abc import AsyncIterator
@@ -14,8 +15,10 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 import trio.testing
-from harness.processes import poll
+from harness.waiting import wait_until
+from libp2p.rcmgr import new_resource_manager
 from multiaddr import Multiaddr
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from chat.waku.host import HostError, listen_addrs_for
 from chat.waku.inbound_limits import InboundLimits
@@ -150,7 +153,7 @@ async def test_one_address_holds_only_so_many_open_connections() -> None:
             async def one_left() -> bool:
                 return node.host.inbound.admission.open_from("127.0.0.1") <= 1
 
-            await poll(one_left)  # the close travels over a real socket
+            await wait_until(one_left)  # the close travels over a real socket
             async with later.run():
                 await later.host.dial(address)  # room again
 
@@ -177,4 +180,49 @@ async def test_websocket_connections_are_counted_by_their_real_address() -> None
             async def counted() -> bool:
                 return node.host.inbound.admission.open_from("127.0.0.1") == 1
 
-            await poll(counted)
+            await wait_until(counted)
+
+
+async def _stall_websocket(port: int, closed: list[bool]) -> None:
+    """A WebSocket client that starts the libp2p handshake, then never goes on; appends
+    whether the node closed the connection within 10 s."""
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/") as connection:
+        await connection.send_message(b"\x13/multistream/1.0.0\n")
+        with trio.move_on_after(10):
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await connection.get_message()
+            closed.append(True)
+            return
+        closed.append(False)
+
+
+async def test_websocket_handshakes_cut_short_give_back_py_libp2p_s_connection_slot() -> None:
+    # Shed by cancelling py-libp2p's upgrade (the gate could not close a WebSocket's socket),
+    # a stalled handshake kept its socket open after the gate let it go, and one of the
+    # resource manager's connection slots for good: once they were all taken (1,000), the
+    # node refused every connection, either way.
+    limits = InboundLimits(max_pending_per_source=2, handshake_timeout=3.0, grace=0.5)
+    node = Node(
+        NodeConfig(listen_addrs=listen_addrs_for([LOOPBACK], ws_port=0), inbound_limits=limits)
+    )
+    manager = new_resource_manager()
+    node.host.libp2p.get_network().set_resource_manager(manager)
+    with trio.fail_after(DEADLINE):
+        async with node.run():
+            ws = next(a for a in node.full_multiaddrs() if "/ws" in str(a))
+            port = int(ws.value_for_protocol("tcp"))
+            closed: list[bool] = []
+            async with trio.open_nursery() as nursery:
+                for _ in range(2):
+                    nursery.start_soon(_stall_websocket, port, closed)
+                await trio.sleep(1.0)
+                nursery.start_soon(_stall_websocket, port, closed)  # evicts the oldest
+            assert closed == [True, True, True]  # sockets not left open behind the gate
+            counts = node.host.inbound.counts
+            assert counts["evicted_source_pending_full"] == 1
+            assert counts["handshake_timeout"] == 2
+            assert manager.get_stats()["connections"] == 0
+            client = Node(NodeConfig(listen_addrs=listen_addrs_for([LOOPBACK], ws_port=0)))
+            async with client.run():  # the WebSocket listener still serves
+                assert await client.host.dial(str(ws)) == node.host.peer_id

@@ -10,7 +10,8 @@ from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from chat.waku.host import ConnectionEventKind, Direction, generate_node_key
-from chat.waku.metadata import METADATA_PROTOCOL, MetadataOutcome, ShardInfo, Verdict
+from chat.waku.metadata.core import MetadataOutcome, Verdict
+from chat.waku.metadata.wire import METADATA_PROTOCOL, ShardInfo
 from chat.waku.node import Node, NodeConfig
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")

@@ -11,7 +11,8 @@ import pytest
 import trio
 from multiaddr import Multiaddr
 
-from chat.waku.metadata import ShardInfo, Verdict
+from chat.waku.metadata.core import Verdict
+from chat.waku.metadata.wire import ShardInfo
 from chat.waku.node import Node, NodeConfig
 
 DEADLINE = 30

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 
 import pytest
 import trio
-from harness.processes import poll
+from harness.waiting import wait_until
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
 from trio.testing import MockClock
@@ -24,6 +24,7 @@ from chat.waku.lightpush.wire import (
 )
 from chat.waku.message import WakuMessage
 from chat.waku.reqres import exchange
+from chat.waku.request_gate import GateLimits
 
 PUBSUB = "/waku/2/rs/42/0"
 MSG = WakuMessage(payload=b"hello", content_topic="/app/1/chat/proto", timestamp=1_700_000_000)
@@ -176,7 +177,7 @@ async def test_rate_limited_push_is_retried_after_a_backoff(hosts, clock: MockCl
     reports = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: _collect(client, reports))
-        await hosts.wait_until(lambda: limiter.used == 3)
+        await wait_until(lambda: limiter.used == 3)
         start = trio.current_time()
         clock.jump(1.0)  # skip the 1 s backoff before the retry
     (report,) = reports
@@ -204,11 +205,40 @@ async def test_requests_open_at_once_are_bounded_per_peer_and_refused_unread(hos
     async def four_open() -> bool:
         return server.gate.core.open >= 4
 
-    await poll(four_open, 10)  # the streams arrive over a real socket
+    await wait_until(four_open, 10)  # the streams arrive over a real socket
     extra = await light.new_stream(service.get_id(), [TProtocol(PROTOCOL_V3)])
     with trio.fail_after(5):
         answer = PushResponse.decode(await read_frame(extra, MAX_FRAME_SIZE))
     assert (answer.request_id, answer.status_code) == ("N/A", 429)
     assert server.gate.shed["peer_busy"] == 1
     for stream in held:
+        await stream.reset()
+
+
+async def test_streams_that_never_send_their_request_make_room_for_one_that_does(hosts) -> None:
+    """Silent streams from as many peer ids as an attacker likes cannot fill the server: once
+    they have sent nothing for the grace, a new request takes the place of the oldest."""
+    service = await hosts.start()
+    server = LightPushServer(
+        service, Relay(1), request_timeout=30.0, gate=GateLimits(per_peer=1, total=2)
+    )
+    server.start()
+    silent = []
+    for _ in range(2):
+        attacker = await hosts.start()
+        await hosts.connect(attacker, service)
+        silent.append(await attacker.new_stream(service.get_id(), [TProtocol(PROTOCOL_V3)]))
+
+    async def both_open() -> bool:
+        return server.gate.core.open == 2
+
+    await wait_until(both_open, 10)
+    await trio.sleep(1.5)  # silent past the grace
+    light = await hosts.start()
+    await hosts.connect(light, service)
+    with trio.fail_after(5):
+        result = await push_once(light, service.get_id(), MSG, PUBSUB)
+    assert result.status_code == 200
+    assert server.gate.shed["never_sent"] == 1
+    for stream in silent:
         await stream.reset()

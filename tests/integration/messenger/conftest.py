@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import trio
 from harness.fast import FAST
+from harness.waiting import wait_until
 from multiaddr import Multiaddr
 
 from chat.messenger import Messenger
@@ -119,15 +120,6 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
             network.close()
 
 
-async def until(predicate: Callable[[], Awaitable[bool]], limit: float = 30.0) -> None:
-    """Wait for an async condition that real network I/O makes true."""
-    with trio.fail_after(limit):
-        while True:
-            if await predicate():
-                return
-            await trio.sleep(0.05)  # the condition depends on socket I/O, not on an event
-
-
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     """A TCP port on 127.0.0.1 that was free a moment ago (for a node restarted in place)."""
@@ -141,14 +133,7 @@ def free_port() -> Callable[[], int]:
 
 
 @pytest.fixture
-def wait_until() -> Callable[..., Awaitable[None]]:
-    return until
-
-
-@pytest.fixture
-def befriend(
-    wait_until: Callable[..., Awaitable[None]],
-) -> Callable[[Messenger, Messenger], Awaitable[str]]:
+def befriend() -> Callable[[Messenger, Messenger], Awaitable[str]]:
     """Alice sends Bob a contact request, Bob accepts; returns their chat id."""
 
     async def make_friends(alice: Messenger, bob: Messenger) -> str:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import trio
+from harness.waiting import wait_until
 
 from chat.events import ChatUpdated, InvalidInput
 from chat.identity import ContactLink
 from chat.messenger import Messenger
 
 Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
-WaitUntil = Callable[..., Awaitable[None]]
 
 
 async def test_a_name_is_sanitized_and_a_bad_one_is_refused(net: Any) -> None:
@@ -33,7 +33,7 @@ async def test_a_name_is_sanitized_and_a_bad_one_is_refused(net: Any) -> None:
 
 
 async def test_contacts_learn_the_new_name_online_and_after_being_offline(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend
 ) -> None:
     await net.start_service()
     alice = await net.start("alice")

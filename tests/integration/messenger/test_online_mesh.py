@@ -5,10 +5,11 @@ arrives with its first send; a client whose only peer relays nothing stays degra
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import trio
+from harness.waiting import wait_until
 
 from chat.contacts import RequestPolicy
 from chat.messenger import Messenger
@@ -39,7 +40,7 @@ def _online(summary: HealthSummary) -> bool:
 
 
 async def test_a_request_sent_as_soon_as_both_are_online_arrives_with_its_first_send(
-    net: Any, wait_until: Callable[..., Awaitable[None]]
+    net: Any,
 ) -> None:
     await net.start_service()
     bob = await net.start("bob", requests=NO_EARLY_RESEND)

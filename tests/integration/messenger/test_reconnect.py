@@ -7,17 +7,17 @@ from dataclasses import replace
 from typing import Any
 
 from harness.fast import FAST
+from harness.waiting import wait_until
 
 from chat.messenger import Messenger
 from chat.waku.host import generate_node_key
 from chat.waku.relay.faults import RelayFaults
 
 Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
-WaitUntil = Callable[..., Awaitable[None]]
 
 
 async def test_messages_sent_while_the_service_node_restarts_are_delivered_when_it_returns(
-    net: Any, befriend: Befriend, wait_until: WaitUntil, free_port: Callable[[], int]
+    net: Any, befriend: Befriend, free_port: Callable[[], int]
 ) -> None:
     listen, key = f"/ip4/127.0.0.1/tcp/{free_port()}", generate_node_key()
     await net.start_service(listen, key)
@@ -49,7 +49,7 @@ async def test_messages_sent_while_the_service_node_restarts_are_delivered_when_
 
 
 async def test_two_clients_with_no_peers_configured_find_each_other_on_the_lan_and_chat(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend
 ) -> None:
     import socket as sock
 
@@ -70,7 +70,7 @@ async def test_two_clients_with_no_peers_configured_find_each_other_on_the_lan_a
 
 
 async def test_a_sent_message_lost_with_its_connection_goes_again_as_soon_as_peers_return(
-    net: Any, befriend: Befriend, wait_until: WaitUntil, free_port: Callable[[], int]
+    net: Any, befriend: Befriend, free_port: Callable[[], int]
 ) -> None:
     """Published into a link that lost it, then the service node went away: when relay peers
     are back the message is re-sent at once, not after its acknowledgement timeout (ten

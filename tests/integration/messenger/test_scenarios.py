@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from harness.waiting import wait_until
+
 from chat.messenger import Messenger
 
 Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
-WaitUntil = Callable[..., Awaitable[None]]
 
 
 async def all_in_state(messenger: Messenger, chat_id: str, state: str, count: int) -> bool:
@@ -22,7 +23,7 @@ async def received_texts(messenger: Messenger, chat_id: str) -> list[str]:
 
 
 async def test_link_request_accept_and_twenty_messages_each_way_all_delivered(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend
 ) -> None:
     await net.start_service()
     alice = await net.start("alice")
@@ -51,7 +52,7 @@ async def test_link_request_accept_and_twenty_messages_each_way_all_delivered(
 
 
 async def test_a_stopped_recipient_gets_everything_from_store_in_order_and_once(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend
 ) -> None:
     await net.start_service()
     alice = await net.start("alice")
@@ -78,7 +79,7 @@ async def test_a_stopped_recipient_gets_everything_from_store_in_order_and_once(
 
 
 async def test_messages_handled_before_a_restart_are_not_refused_when_a_scan_lists_them_again(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend
 ) -> None:
     """The catch-up after a restart scans back over what was already handled (its window
     overlaps the last one). Those messages cannot be decrypted twice (Olm keys are single-
@@ -103,7 +104,7 @@ async def test_messages_handled_before_a_restart_are_not_refused_when_a_scan_lis
 
 
 async def test_without_peers_messages_wait_visibly_then_fail_and_a_manual_retry_delivers(
-    net: Any, befriend: Befriend, wait_until: WaitUntil, free_port: Callable[[], int]
+    net: Any, befriend: Befriend, free_port: Callable[[], int]
 ) -> None:
     from chat.reliability.outbox import RetryPolicy
     from chat.waku.host import generate_node_key
@@ -155,7 +156,7 @@ async def test_without_peers_messages_wait_visibly_then_fail_and_a_manual_retry_
 
 
 async def test_tampered_replayed_and_forged_messages_are_rejected_and_never_shown(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend
 ) -> None:
     import dataclasses
     import time
@@ -231,7 +232,7 @@ async def test_tampered_replayed_and_forged_messages_are_rejected_and_never_show
 
 
 async def test_with_thirty_percent_of_relay_frames_lost_everything_arrives_and_states_stay_honest(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend
 ) -> None:
     import random
 

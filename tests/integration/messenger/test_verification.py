@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from harness.waiting import wait_until
+
 from chat.messenger import Messenger
 
 Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
-WaitUntil = Callable[..., Awaitable[None]]
 
 
 async def test_both_see_the_same_emoji_and_both_confirming_verifies_both(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
+    net: Any, befriend: Befriend
 ) -> None:
     await net.start_service()
     alice = await net.start("alice")
@@ -38,9 +39,7 @@ async def test_both_see_the_same_emoji_and_both_confirming_verifies_both(
     assert [c.verified for c in await bob.contacts()] == [True]
 
 
-async def test_saying_the_emoji_differ_cancels_on_both_sides(
-    net: Any, befriend: Befriend, wait_until: WaitUntil
-) -> None:
+async def test_saying_the_emoji_differ_cancels_on_both_sides(net: Any, befriend: Befriend) -> None:
     await net.start_service()
     alice = await net.start("alice")
     bob = await net.start("bob")

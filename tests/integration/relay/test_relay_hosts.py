@@ -21,9 +21,9 @@ from multiaddr import Multiaddr
 
 from chat.waku.framing import encode_frame, encode_uvarint
 from chat.waku.message import WakuMessage
-from chat.waku.relay.codec import RELAY_PROTOCOL
+from chat.waku.relay.core import Deliver, Router
 from chat.waku.relay.driver import DriverLimits, RelayDriver
-from chat.waku.relay.router import Deliver, Router
+from chat.waku.relay.wire import RELAY_PROTOCOL
 
 TOPIC = "/waku/2/rs/42/0"
 MUXERS: dict[str, dict[Any, Any]] = {

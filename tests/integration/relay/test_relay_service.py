@@ -13,8 +13,8 @@ from multiaddr import Multiaddr
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardKeyPair
+from chat.waku.relay.core import NoPeersReached
 from chat.waku.relay.driver import DriverLimits
-from chat.waku.relay.router import NoPeersReached
 from chat.waku.relay.service import RelayService
 from chat.waku.topics import RelayShard
 from chat.waku.validation import RelayValidator

@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import trio
+from harness.waiting import wait_until
 from multiaddr import Multiaddr
 from trio.testing import MockClock
 
@@ -58,10 +59,6 @@ def relay_only() -> ServiceNode:
     return ServiceNode(ServiceNodeConfig(node=NodeConfig(listen_addrs=[LOOPBACK])))
 
 
-Eventually = Callable[..., Awaitable[None]]
-"""The `eventually` fixture of tests/integration/conftest.py."""
-
-
 def message(
     text: str, *, size: int = 0, timestamp: int | None = None, content_topic: str = CONTENT
 ) -> WakuMessage:
@@ -90,7 +87,7 @@ class Collected:
 
 
 async def test_light_push_is_relayed_archived_pushed_and_counted(
-    tmp_path: Path, scrape: Scrape, eventually: Eventually
+    tmp_path: Path, scrape: Scrape
 ) -> None:
     service, peer = ServiceNode(full_config(tmp_path)), relay_only()
     at_peer = Collected(peer)
@@ -104,14 +101,14 @@ async def test_light_push_is_relayed_archived_pushed_and_counted(
             await nursery.start(subscriber.run)
             subscriber.subscribe(SHARD0, [CONTENT])
             subscriptions = service.filter.subscriptions
-            await eventually(lambda: subscriptions.peer_count == 1)
+            await wait_until(lambda: subscriptions.peer_count == 1)
 
             # Light push with an explicit pubsub topic: 200, relayed to the peer.
             pushed = message("hello via light push")
             report = await LightPushClient(light.host.libp2p, [service_id]).push(pushed, SHARD0)
             assert report.succeeded
             assert [(a.status_code, a.relay_peer_count) for a in report.attempts] == [(200, 1)]
-            await eventually(lambda: (SHARD0, pushed.payload) in at_peer.payloads)
+            await wait_until(lambda: (SHARD0, pushed.payload) in at_peer.payloads)
 
             # ... pushed to the filter subscriber ...
             with trio.fail_after(5):
@@ -127,7 +124,7 @@ async def test_light_push_is_relayed_archived_pushed_and_counted(
 
             # ... and both are archived and found by store.
             archiver = service.archiver
-            await eventually(lambda: archiver.outcomes[ArchiveOutcome.STORED] == 2)
+            await wait_until(lambda: archiver.outcomes[ArchiveOutcome.STORED] == 2)
             store = StoreClient(light.host.libp2p)
             found = await store.query_all(
                 service_id,
@@ -152,7 +149,7 @@ async def test_light_push_is_relayed_archived_pushed_and_counted(
             assert expected_topic == SHARD1
             attempt = await push_once(light.host.libp2p, service_id, auto, None)
             assert (attempt.status_code, attempt.relay_peer_count) == (200, 1)
-            await eventually(lambda: (expected_topic, auto.payload) in at_peer.payloads)
+            await wait_until(lambda: (expected_topic, auto.payload) in at_peer.payloads)
 
             # Refusals map to light push statuses.
             other_shard = await push_once(
@@ -210,7 +207,7 @@ async def test_no_relay_peer_is_505_and_nothing_is_archived(tmp_path: Path) -> N
 
 
 async def test_a_full_archive_is_reported_and_the_node_keeps_serving(
-    tmp_path: Path, scrape: Scrape, eventually: Eventually
+    tmp_path: Path, scrape: Scrape
 ) -> None:
     config = full_config(tmp_path, retention=RetentionPolicy(max_bytes=128 * 1024))
     service, peer = ServiceNode(config), relay_only()
@@ -224,12 +221,12 @@ async def test_a_full_archive_is_reported_and_the_node_keeps_serving(
             client = LightPushClient(light.host.libp2p, [service_id])
             huge = message("huge", size=140 * 1024)  # relayable, but over the archive's cap
             assert (await client.push(huge, SHARD0)).succeeded
-            await eventually(lambda: archiver.outcomes[ArchiveOutcome.DISK_FULL] == 1)
+            await wait_until(lambda: archiver.outcomes[ArchiveOutcome.DISK_FULL] == 1)
             full = await scrape(service.metrics.url)
             small = message("small")
             assert (await client.push(small, SHARD0)).succeeded
-            await eventually(lambda: archiver.outcomes[ArchiveOutcome.STORED] == 1)
-            await eventually(lambda: (SHARD0, small.payload) in at_peer.payloads)
+            await wait_until(lambda: archiver.outcomes[ArchiveOutcome.STORED] == 1)
+            await wait_until(lambda: (SHARD0, small.payload) in at_peer.payloads)
             after = await scrape(service.metrics.url)
             found = await StoreClient(light.host.libp2p).present(
                 service_id, [huge.hash(SHARD0), small.hash(SHARD0)]
@@ -242,9 +239,7 @@ async def test_a_full_archive_is_reported_and_the_node_keeps_serving(
     assert found == {small.hash(SHARD0)}
 
 
-async def test_retention_runs_every_interval(
-    tmp_path: Path, clock: MockClock, eventually: Eventually
-) -> None:
+async def test_retention_runs_every_interval(tmp_path: Path, clock: MockClock) -> None:
     config = ServiceNodeConfig(
         node=NodeConfig(listen_addrs=[LOOPBACK]),
         store=StoreOptions(
@@ -257,14 +252,14 @@ async def test_retention_runs_every_interval(
     assert service.archiver is not None and service.archive_writer is not None
     archiver, writer = service.archiver, service.archive_writer
     async with service.run():
-        await eventually(lambda: archiver.retention_passes == 1)  # one pass at start
+        await wait_until(lambda: archiver.retention_passes == 1)  # one pass at start
         # Relay hands messages to the writer exactly as a sink call does.
         for text in ("one", "two"):
             writer.offer(SHARD0, message(text), message(text).encode())
-        await eventually(lambda: archiver.outcomes[ArchiveOutcome.STORED] == 2)
+        await wait_until(lambda: archiver.outcomes[ArchiveOutcome.STORED] == 2)
         assert service.archive is not None and service.archive.message_count() == 2
         clock.jump(600)
-        await eventually(lambda: archiver.retention_passes == 2)
+        await wait_until(lambda: archiver.retention_passes == 2)
         assert service.archive.message_count() == 1
 
 

@@ -10,13 +10,13 @@ from collections import Counter
 from pathlib import Path
 
 import trio
-from harness.processes import poll
+from harness.waiting import wait_until
 
 from chat.waku.message import WakuMessage
 from chat.waku.request_gate import GateLimits
 from chat.waku.store.client import StoreClient, StoreClientError, new_request_id
 from chat.waku.store.server import StoreServer
-from chat.waku.store.wire import StoreQueryRequest
+from chat.waku.store.wire import PROTOCOL_ID, StoreQueryRequest
 from storage.archive import ArchiveQuery, ArchiveRecord, ArchiveRow, SqliteArchive
 
 from .conftest import HostFactory, connect
@@ -114,14 +114,55 @@ async def test_parallel_queries_are_bounded_per_peer_and_run_a_few_at_a_time(
             async def alice_admitted() -> bool:
                 return server.gate.core.open >= 4
 
-            await poll(alice_admitted, 10)  # Alice's streams arrive over real sockets
+            await wait_until(alice_admitted, 10)  # Alice's streams arrive over real sockets
             for _ in range(3):
                 nursery.start_soon(one, bob, "bob")
     # Alice may hold 4 at once, refused unread beyond (429); of Bob's 3, two fit in the total
     # of 6, and a full server answers the third 503.
     assert statuses == {"alice:200": 4, "alice:429": 6, "bob:200": 2, "bob:503": 1}
-    assert server.gate.shed == {"peer_busy": 6, "server_full": 1, "waited_too_long": 0}
+    assert server.gate.shed == {
+        "peer_busy": 6,
+        "server_full": 1,
+        "waited_too_long": 0,
+        "never_sent": 0,
+    }
     # Of the admitted, never more than `running` queried at once.
     assert archive.most_at_once <= 2
     assert server.gate.core.open == 0
+    archive.close()
+
+
+async def test_streams_that_never_send_their_request_cannot_lock_queries_out(
+    tmp_path: Path, host_factory: HostFactory
+) -> None:
+    # js-waku opens store streams eagerly and may never use them; an attacker opens them on
+    # purpose, from as many peer ids as he likes. Held open without a byte, they must make
+    # room for a query that comes whole, as idle connections do for a new one.
+    archive = big_archive(tmp_path / "a.db")
+    gate = GateLimits(per_peer=2, total=4, running=2, running_per_peer=1, max_wait=30.0)
+    server = StoreServer(archive, gate=gate, max_response_bytes=500_000)
+    async with (
+        host_factory() as server_host,
+        host_factory() as mallory,
+        host_factory() as trudy,
+        host_factory() as alice,
+    ):
+        server.mount(server_host)
+        silent = []
+        for attacker in (mallory, trudy):
+            await connect(attacker, server_host)
+            for _ in range(2):
+                silent.append(await attacker.new_stream(server_host.get_id(), [PROTOCOL_ID]))
+
+        async def all_held() -> bool:
+            return server.gate.core.open == 4
+
+        await wait_until(all_held, 10)
+        await trio.sleep(1.5)  # they have been silent for a while
+        await connect(alice, server_host)
+        with trio.fail_after(5):
+            response = await StoreClient(alice).query(server_host.get_id(), full_page())
+        assert response.status_code == 200
+        for stream in silent:
+            await stream.reset()
     archive.close()

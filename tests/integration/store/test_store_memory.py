@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from harness.processes import Chinwag, ChinwagProcess, poll
+from harness.processes import Chinwag, ChinwagProcess
+from harness.waiting import wait_until
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
@@ -76,7 +77,7 @@ async def test_parallel_full_pages_of_large_messages_keep_the_node_near_idle(
         async def meshed() -> bool:
             return await metric(metrics, "chinwag_relay_mesh_peers") >= 1
 
-        await poll(meshed, 60)
+        await wait_until(meshed, 60)
         peer = ID.from_base58(Multiaddr(address).value_for_protocol("p2p"))
         nodes = [Node(NodeConfig(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]))
                  for _ in range(CLIENTS)]  # fmt: skip
@@ -93,7 +94,7 @@ async def test_parallel_full_pages_of_large_messages_keep_the_node_near_idle(
             async def archived() -> bool:
                 return await metric(metrics, "chinwag_archive_messages") >= MESSAGES
 
-            await poll(archived, 60)
+            await wait_until(archived, 60)
             idle = rss_mb(service.process.pid)
             peak = idle
             statuses: list[int] = []

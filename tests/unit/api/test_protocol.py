@@ -74,3 +74,13 @@ def test_json_out_is_compact_utf8_and_never_invalid() -> None:
     assert json.loads(response.body) == {"error": "no."}
     assert (b"content-type", b"application/json") in response.headers
     assert (b"x", b"y") in response.headers
+
+
+def test_an_error_quoting_a_lone_surrogate_still_encodes() -> None:
+    """Found by the api_request fuzz target: a body whose unknown field name is a lone
+    surrogate escape made the 400 answer itself raise UnicodeEncodeError, out of the app."""
+    request = _request(b'{"\\ud800y_name": "New name"}')
+    status, message = _status(lambda: request.json_object(allowed=frozenset({"display_name"})))
+    response = error_response(status, message)
+    assert response.status == 400
+    assert json.loads(response.body) == {"error": message}

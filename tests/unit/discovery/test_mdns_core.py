@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat.waku.discovery.dns import (
+from chat.waku.discovery.mdns.core import Discovered, MdnsCore
+from chat.waku.discovery.mdns.wire import (
     FLAG_RESPONSE,
+    SERVICE_NAME,
     TYPE_PTR,
     DnsError,
     Message,
@@ -20,7 +22,6 @@ from chat.waku.discovery.dns import (
     ptr_record,
     txt_record,
 )
-from chat.waku.discovery.mdns import SERVICE_NAME, Discovered, MdnsCore
 
 ALICE = "16Uiu2HAmCz7rRsmWvRr3cf1HmMEQDNYxMeuC8EsgHGdZTvXqSEzM"
 BOB = "16Uiu2HAm4v86W3bmT1BiH6oSPzcsSr24iDQpSN5Qa992BCjjwgrD"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.waku.filter.subscriptions import FilterSubscriptions, rate_limited_response
+from chat.waku.filter.server_core import FilterSubscriptions, rate_limited_response
 from chat.waku.filter.wire import SubscribeRequest, SubscribeType
 from chat.waku.message import WakuMessage
 

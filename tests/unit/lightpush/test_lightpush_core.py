@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat.waku.lightpush.pool import ServicePool, Verdict, retry_delay, verdict
-from chat.waku.lightpush.service import PublishRejected, push
+from chat.waku.lightpush.client_core import ServicePool, Verdict, retry_delay, verdict
+from chat.waku.lightpush.server_core import PublishRejected, push
 from chat.waku.lightpush.wire import (
     LegacyPushRequest,
     LegacyPushResponse,

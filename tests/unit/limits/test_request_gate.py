@@ -69,6 +69,25 @@ def test_a_request_that_waited_too_long_is_shed_unless_it_got_its_turn() -> None
     assert d.running and not gate.give_up(d)
 
 
+def test_a_full_server_evicts_the_request_it_has_waited_for_longest_past_its_grace() -> None:
+    limits = GateLimits(per_peer=3, total=3, running=2, running_per_peer=1, read_grace=1.0)
+    gate = RequestGate(limits)
+    working, silent, fresh = (admitted(gate, p) for p in ("a", "b", "c"))
+    assert gate.wait_turn(working, 0.0)  # its request came: never evicted
+    gate.reading(silent, 0.0)
+    gate.reading(fresh, 0.5)
+    assert gate.enter("d", 0.9) is Shed.SERVER_FULL  # nobody past the grace yet
+    newcomer = admitted(gate, "d", 1.2)
+    assert gate.take_evicted() == [silent] and silent.evicted and silent.left
+    assert gate.take_evicted() == []
+    assert gate.shed[Shed.NEVER_SENT] == 1 and gate.open == 3
+    gate.read(fresh)  # its request came
+    gate.reading(newcomer, 1.2)
+    assert gate.enter("e", 2.0) is Shed.SERVER_FULL  # the newcomer is within its grace
+    assert gate.leave(silent) == []  # its handler leaves too: harmless
+    assert gate.open == 3
+
+
 def test_a_ticket_that_left_cannot_ask_for_a_turn() -> None:
     gate = RequestGate(LIMITS)
     ticket = admitted(gate, "a")

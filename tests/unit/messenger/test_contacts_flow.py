@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 from harness.fake_messengers import CONFIG, Peers, befriend
 
@@ -96,3 +97,67 @@ async def test_a_new_display_name_reaches_every_contact(peers: Peers, autojump_c
     [contact] = await bob.messenger.contacts()
     [chat] = await bob.messenger.chats()
     assert (contact.display_name, chat.id, chat.name) == ("Alice B", chat_id, "Alice B")
+
+
+async def test_asking_fifty_times_sends_one_request_and_keeps_its_schedule(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    bob.node.set_online(False)
+    partition = contact_request_content_topic(bob.messenger.me.chat_key)
+    bob_link = bob.messenger.identity().contact_link
+    first = await alice.messenger.add_contact(bob_link, "hi")
+    for attempt in range(49):
+        again = await alice.messenger.add_contact(bob_link, f"hi again {attempt}")
+        assert again == first  # the open request as it is: same intro, sends and schedule
+    assert sum(1 for _, m in alice.node.published if m.content_topic == partition) == 1
+    [view] = await alice.messenger.contacts()
+    assert (view.sends, view.next_send_at, view.intro) == (1, first.next_send_at, "hi")
+
+
+async def test_a_withdrawn_request_shows_as_withdrawn_on_the_other_side(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    alice_key = alice.messenger.identity().chat_key
+    await alice.messenger.add_contact(bob.messenger.identity().contact_link, "hi")
+    await trio.testing.wait_all_tasks_blocked()
+    assert [c.state for c in await bob.messenger.contacts()] == ["request_received"]
+    cancelled = await alice.messenger.cancel_contact_request(bob.messenger.identity().chat_key)
+    assert cancelled.state == "cancelled_by_us"
+    await trio.testing.wait_all_tasks_blocked()
+    [withdrawn] = await bob.messenger.contacts()
+    assert (withdrawn.chat_key, withdrawn.state) == (alice_key, "cancelled_by_them")
+    assert any(
+        isinstance(e, ev.ContactUpdated) and e.contact.state == "cancelled_by_them"
+        for e in bob.drain()
+    )
+    assert bob.rejections() == []
+    with pytest.raises(ev.NotPossible):  # nothing left to answer
+        await bob.messenger.accept_contact(alice_key)
+
+
+async def test_the_withdrawal_of_an_older_request_leaves_a_newer_one_open(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    bob_link = bob.messenger.identity().contact_link
+    bob_key = bob.messenger.identity().chat_key
+    await alice.messenger.add_contact(bob_link, "first")
+    await trio.testing.wait_all_tasks_blocked()
+    alice.node.lose_next = 1  # the withdrawal is held up on the way
+    await alice.messenger.cancel_contact_request(bob_key)
+    _, late_withdrawal = alice.node.published[-1]
+    await alice.messenger.add_contact(bob_link, "second")
+    await trio.testing.wait_all_tasks_blocked()
+    assert [(c.state, c.intro) for c in await bob.messenger.contacts()] == [
+        ("request_received", "second")
+    ]
+    bob.node.deliver(bob.node.pubsub_topic(0), late_withdrawal)
+    await trio.testing.wait_all_tasks_blocked()
+    assert [(c.state, c.intro) for c in await bob.messenger.contacts()] == [
+        ("request_received", "second")
+    ]

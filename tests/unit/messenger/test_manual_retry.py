@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import trio
-from harness.fake_messengers import CONFIG, Peers, befriend, states, texts, until
+from harness.fake_messengers import CONFIG, Peers, befriend, states, texts
+from harness.waiting import wait_until
 
 from chat import events as ev
 
@@ -51,7 +52,7 @@ async def test_a_failed_message_retried_offline_gets_a_fresh_budget_and_goes_whe
     async def failed() -> bool:
         return (await alice.messenger.message(sent.id)).state == "failed"
 
-    await until(failed)
+    await wait_until(failed, 600)  # virtual time: three tries with their backoff
     view = await alice.messenger.message(sent.id)
     assert (view.attempts, view.max_attempts, view.total_attempts) == (3, 3, 3)
 
@@ -78,5 +79,5 @@ async def test_a_failed_message_retried_offline_gets_a_fresh_budget_and_goes_whe
     async def delivered() -> bool:
         return await states(alice, chat_id) == ["delivered"]
 
-    await until(delivered, limit=60)
+    await wait_until(delivered, limit=60)
     assert await texts(bob, chat_id) == ["into the void"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from harness.fake_messengers import Peers, Running, befriend, states, texts, until
+from harness.fake_messengers import Peers, Running, befriend, states, texts
+from harness.waiting import wait_until
 
 from chat import events as ev
 from chat.direct import conversation_content_topic, request_payload
@@ -46,7 +47,7 @@ async def test_a_copy_with_the_same_waku_hash_is_handled_once_also_after_a_resta
     async def bob_has_it() -> bool:
         return await texts(bob, chat_id) == ["only once"]
 
-    await until(bob_has_it)
+    await wait_until(bob_has_it)
     topic, message = alice.node.published[-1]
     for via in ("relay", "store"):
         bob.node.deliver(topic, message, via)
@@ -129,7 +130,7 @@ async def test_a_message_only_the_store_has_is_fetched_by_its_hint_and_shown_in_
     async def both_delivered() -> bool:
         return await states(alice, chat_id) == ["delivered", "delivered"]
 
-    await until(both_delivered, limit=30)  # well before the next periodic scan (60 s)
+    await wait_until(both_delivered, limit=30)  # well before the next periodic scan (60 s)
     assert await texts(bob, chat_id) == ["first", "second"]
     fetched = [q for q in peers.network.store_client.queries if q.include_data]
     assert len(fetched) == 1

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from harness.fake_messengers import CONFIG, Peers, befriend, states, texts, until
+from harness.fake_messengers import CONFIG, Peers, befriend, states, texts
+from harness.waiting import wait_until
 
 from chat import events as ev
 
@@ -26,13 +27,13 @@ async def test_a_message_goes_queued_sent_stored_delivered_with_evidence_for_eac
     async def stored() -> bool:
         return await states(alice, chat_id) == ["stored"]
 
-    await until(stored)
+    await wait_until(stored)
     bob.node.set_online(True)  # Bob catches up from the store and acknowledges
 
     async def delivered() -> bool:
         return await states(alice, chat_id) == ["delivered"]
 
-    await until(delivered)
+    await wait_until(delivered)
     steps = await alice.messenger.trace(sent.id)
     assert [s.to_state for s in steps] == ["queued", "sent", "stored", "delivered"]
     assert steps[1].evidence["peers_reached"] == 1 and steps[1].evidence["attempt"] == 1
@@ -82,7 +83,7 @@ async def test_without_peers_attempts_back_off_then_fail_and_a_manual_retry_deli
     async def delivered() -> bool:
         return await states(alice, chat_id) == ["delivered"]
 
-    await until(delivered)
+    await wait_until(delivered)
     assert await texts(bob, chat_id) == ["into the void"]
 
 
@@ -116,7 +117,7 @@ async def test_a_message_lost_on_the_way_is_sent_again_after_the_ack_timeout(
     async def delivered() -> bool:
         return await states(alice, chat_id) == ["delivered"]
 
-    await until(delivered, limit=5)  # ack_timeout is 30 s
+    await wait_until(delivered, limit=5)  # ack_timeout is 30 s
     attempts = [
         s.evidence["attempt"] for s in await alice.messenger.trace(sent.id) if s.to_state == "sent"
     ]

@@ -8,8 +8,8 @@ import pytest
 import trio
 import trio.testing
 
+from chat.waku.relay.core import Router, Send
 from chat.waku.relay.driver import DriverLimits, RelayDriver, _Peer
-from chat.waku.relay.router import Router, Send
 from chat.waku.relay.sendqueue import SendQueue
 
 

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from chat.waku.framing import FrameDecoder
 from chat.waku.message import MessageTooLarge
 from chat.waku.proto import rpc_pb2
-from chat.waku.relay.codec import encode_publish_frame, message_id
-from chat.waku.relay.router import (
+from chat.waku.relay.core import (
     Deliver,
     Disconnect,
     DuplicateMessage,
@@ -20,6 +19,7 @@ from chat.waku.relay.router import (
     Send,
 )
 from chat.waku.relay.verdict import ACCEPT, IGNORE, Accept, Reject, ValidationResult
+from chat.waku.relay.wire import encode_publish_frame, message_id
 
 TOPIC = "/waku/2/rs/42/0"
 

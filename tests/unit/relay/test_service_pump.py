@@ -6,9 +6,9 @@ import trio
 import trio.lowlevel
 
 from chat.waku.message import WakuMessage
-from chat.waku.relay.codec import message_id
-from chat.waku.relay.router import Deliver
+from chat.waku.relay.core import Deliver
 from chat.waku.relay.service import RelayService
+from chat.waku.relay.wire import message_id
 
 TOPIC = "/waku/2/rs/42/0"
 

@@ -268,3 +268,25 @@ def test_a_failed_transaction_leaves_nothing_behind(
         _add(store, "c1", 3)  # nested transactions join the outer one
         raise RuntimeError("crash in the middle")
     assert store.messages.count() == 0
+
+
+def test_olm_sessions_are_rows_per_peer_and_the_old_row_is_readable(store: Store) -> None:
+    with store.db.transaction():
+        store.olm_sessions.save({"aa": {"v": 1}, "bb": {"v": 2}}, now=1)
+    with store.db.transaction():
+        store.olm_sessions.save({"bb": {"v": 3}}, ["aa"], now=2)
+    assert store.olm_sessions.load() == {"bb": {"v": 3}}
+    assert store.olm_sessions.legacy() is None
+    store.db.execute(
+        "INSERT INTO olm_sessions (id, sessions, updated_at) VALUES (1, ?, 0)", ('{"x": 1}',)
+    )
+    assert store.olm_sessions.legacy() == {"x": 1}
+    store.olm_sessions.delete_legacy()
+    assert store.olm_sessions.legacy() is None
+
+
+def test_contact_flows_of_dropped_requests_are_deleted(store: Store) -> None:
+    for key in ("cw1a", "cw1b", "cw1c"):
+        store.contact_flows.save(key, state="request_received", flow={}, their_link=None, now=1)
+    store.contact_flows.delete(["cw1a", "cw1c"])
+    assert [f.chat_key for f in store.contact_flows.all()] == ["cw1b"]

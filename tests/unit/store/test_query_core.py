@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chat.waku.message import WakuMessage
-from chat.waku.store.query import (
+from chat.waku.store.server_core import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     QueryPlan,

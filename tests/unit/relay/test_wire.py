@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from chat.waku.framing import FrameDecoder
 from chat.waku.proto import rpc_pb2
-from chat.waku.relay.codec import (
+from chat.waku.relay.wire import (
     ControlBatch,
     RpcError,
     decode_rpc,

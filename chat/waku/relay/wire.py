@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from google.protobuf.message import DecodeError
-
 from chat.waku.framing import encode_uvarint
 from chat.waku.proto import rpc_pb2
+from chat.waku.protowire import parse
 
 RELAY_PROTOCOL = "/vac/waku/relay/2.0.0"
 MESSAGE_ID_SIZE = 32
@@ -32,10 +31,7 @@ def message_id(data: bytes) -> bytes:
 
 
 def decode_rpc(frame: bytes) -> rpc_pb2.RPC:
-    try:
-        return rpc_pb2.RPC.FromString(frame)
-    except DecodeError as exc:
-        raise RpcError(f"not a pubsub RPC: {exc}") from None
+    return parse(rpc_pb2.RPC, frame, RpcError, "a pubsub RPC")
 
 
 def signing_fields(msg: rpc_pb2.Message) -> list[str]:

@@ -1,26 +1,17 @@
-"""Waku metadata (66/WAKU2-METADATA): the cluster/shard handshake on every connection.
+"""Waku metadata as a node service: the cluster/shard handshake on every connection.
 
 Both sides of a new connection, inbound or outbound, ask the other for its cluster id and
-shards. A peer on another cluster, or one that does not say, gets disconnected and its
-addresses forgotten (what nwaku does; nwaku in turn drops us if we do not answer).
-
-Wire: request and response are the same message. We write the shards twice, like nwaku:
-field 2 unpacked (js-waku reads only that) and field 3 packed (nwaku >= 0.26, go-waku). We read
-field 3 if it holds anything, else field 2, either packed or not.
-
-The pure parts (codec, verdict, the per-peer book with its stream accounting) are plain code;
-`MetadataService` is the trio driver that moves the bytes.
+shards (wire.py). A peer on another cluster, or one that does not say (core.py's verdict),
+gets disconnected and its addresses forgotten; nwaku in turn drops us if we do not answer.
+`MetadataService` moves the bytes; every `Node` mounts one.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import trio
-from google.protobuf.message import DecodeError
 from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.net_stream import NetStream
@@ -28,120 +19,24 @@ from libp2p.peer.id import ID
 
 from chat.waku.framing import read_frame, write_frame
 from chat.waku.host import ConnectionEventKind, TaskStatusLike, WakuHost
-from chat.waku.proto.metadata_pb2 import WakuMetadataRequest, WakuMetadataResponse
+from chat.waku.metadata.core import MetadataBook, MetadataOutcome, Verdict, judge
+from chat.waku.metadata.wire import (
+    MAX_METADATA_FRAME,
+    METADATA_PROTOCOL,
+    MetadataError,
+    ShardInfo,
+    decode_metadata,
+    encode_metadata,
+)
 
 log = logging.getLogger(__name__)
 
-METADATA_PROTOCOL = TProtocol("/vac/waku/metadata/1.0.0")
-MAX_METADATA_FRAME = 1024
-"""nwaku's read limit for this protocol."""
-MAX_SHARD = 1023
+PROTOCOL = TProtocol(METADATA_PROTOCOL)
 REQUEST_TIMEOUT = 10.0
 """Seconds a peer has to answer our request before we treat it as not speaking metadata."""
 IDLE_STREAM_TIMEOUT = 120.0
 """Seconds an inbound stream may stay silent. js-waku opens metadata streams ahead of use and
 leaves them idle until it needs one, so this is generous; a silent stream costs one task."""
-MAX_INBOUND_STREAMS_PER_PEER = 8
-"""Inbound metadata streams one peer may hold open at once; more are reset at once."""
-
-
-class MetadataError(ValueError):
-    """A metadata message that cannot be decoded."""
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    cluster_id: int | None
-    shards: tuple[int, ...]
-
-
-def encode_metadata(cluster_id: int, shards: Iterable[int]) -> bytes:
-    """One metadata message (request and response are byte-identical for the same data)."""
-    ordered = sorted(set(shards))
-    msg = WakuMetadataRequest(cluster_id=cluster_id, shards=ordered, shards_v2=ordered)
-    return msg.SerializeToString()
-
-
-def decode_metadata(data: bytes) -> ShardInfo:
-    if len(data) > MAX_METADATA_FRAME:
-        raise MetadataError(f"metadata message of {len(data)} bytes is over the limit")
-    try:
-        msg = WakuMetadataResponse.FromString(data)
-    except DecodeError as exc:
-        raise MetadataError(f"not a metadata message: {exc}") from None
-    shards = tuple(msg.shards_v2) if len(msg.shards_v2) else tuple(msg.shards)
-    if any(s > MAX_SHARD for s in shards):
-        raise MetadataError(f"shard numbers must be at most {MAX_SHARD}")
-    cluster = msg.cluster_id if msg.HasField("cluster_id") else None
-    return ShardInfo(cluster_id=cluster, shards=tuple(sorted(set(shards))))
-
-
-class Verdict(enum.Enum):
-    ACCEPTED = "accepted"
-    WRONG_CLUSTER = "wrong-cluster"
-    NO_CLUSTER = "no-cluster"
-    NO_ANSWER = "no-answer"
-    """The peer refused the protocol, timed out, or answered with garbage."""
-
-
-def judge(own_cluster: int, remote: ShardInfo | None) -> Verdict:
-    """Whether a peer may stay. Shards never decide this: the spec says not to drop on them."""
-    if remote is None:
-        return Verdict.NO_ANSWER
-    if remote.cluster_id is None:
-        return Verdict.NO_CLUSTER
-    if remote.cluster_id != own_cluster:
-        return Verdict.WRONG_CLUSTER
-    return Verdict.ACCEPTED
-
-
-@dataclass(frozen=True)
-class MetadataOutcome:
-    peer_id: ID
-    verdict: Verdict
-    remote: ShardInfo | None
-    detail: str = ""
-
-
-class MetadataBook:
-    """What each connected peer told us about itself, and its open inbound streams."""
-
-    def __init__(self, max_inbound_per_peer: int = MAX_INBOUND_STREAMS_PER_PEER) -> None:
-        self.max_inbound_per_peer = max_inbound_per_peer
-        self._info: dict[ID, ShardInfo] = {}
-        self._inbound: dict[ID, int] = {}
-
-    def record(self, peer_id: ID, info: ShardInfo) -> None:
-        self._info[peer_id] = info
-
-    def get(self, peer_id: ID) -> ShardInfo | None:
-        return self._info.get(peer_id)
-
-    def forget(self, peer_id: ID) -> None:
-        self._info.pop(peer_id, None)
-
-    def peers_on(self, cluster_id: int, shard: int) -> list[ID]:
-        return [
-            p for p, i in self._info.items() if i.cluster_id == cluster_id and shard in i.shards
-        ]
-
-    def open_inbound(self, peer_id: ID) -> bool:
-        """Count a new inbound stream; False when the peer already holds its maximum."""
-        count = self._inbound.get(peer_id, 0)
-        if count >= self.max_inbound_per_peer:
-            return False
-        self._inbound[peer_id] = count + 1
-        return True
-
-    def close_inbound(self, peer_id: ID) -> None:
-        count = self._inbound.get(peer_id, 0) - 1
-        if count > 0:
-            self._inbound[peer_id] = count
-        else:
-            self._inbound.pop(peer_id, None)
-
-    def inbound_streams(self, peer_id: ID) -> int:
-        return self._inbound.get(peer_id, 0)
 
 
 class MetadataService:
@@ -179,7 +74,7 @@ class MetadataService:
     ) -> None:
         """Answer requests and shake hands on new connections until cancelled."""
         events = host.events.subscribe()
-        host.libp2p.set_stream_handler(METADATA_PROTOCOL, self._handle_inbound)
+        host.libp2p.set_stream_handler(PROTOCOL, self._handle_inbound)
         async with trio.open_nursery() as nursery:
             task_status.started()
             async for event in events:
@@ -253,7 +148,7 @@ class MetadataService:
             self._handshakes.pop(peer, None)
 
     async def _request(self, host: WakuHost, peer: ID) -> ShardInfo:
-        stream = await host.libp2p.new_stream(peer, [METADATA_PROTOCOL])
+        stream = await host.libp2p.new_stream(peer, [PROTOCOL])
         try:
             await write_frame(stream, self._message)
             if isinstance(stream, NetStream):

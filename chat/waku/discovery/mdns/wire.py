@@ -1,5 +1,11 @@
-"""Just enough of the DNS message format (RFC 1035) for mDNS peer discovery: questions and
-PTR/TXT records, names with compression pointers on the way in, none on the way out.
+"""mDNS peer discovery on the wire: the libp2p mDNS names and strings, and just enough of the
+DNS message format (RFC 1035) to carry them: questions and PTR/TXT records, names with
+compression pointers on the way in, none on the way out.
+
+The libp2p mDNS spec: a query asks for PTR records of `_p2p._udp.local`; a peer answers with
+a PTR to `<random name>._p2p._udp.local` and a TXT record on that name holding one
+`dnsaddr=<multiaddr>/p2p/<peer id>` string per address. chinwag adds one more TXT string,
+`waku-cluster=<id>` (other libp2p peers ignore strings they do not know).
 
 Pure code over bytes. Everything read is bounded: packet size, record counts, label and name
 lengths, pointer jumps; a malformed packet raises `DnsError` and nothing else.
@@ -21,6 +27,13 @@ CLASS_MASK = 0x7FFF
 """mDNS uses the top bit of the class as cache-flush (records) or unicast-response (questions)."""
 FLAG_RESPONSE = 0x8000
 FLAG_AUTHORITATIVE = 0x0400
+
+SERVICE_NAME = "_p2p._udp.local"
+MDNS_GROUP = "224.0.0.251"
+MDNS_PORT = 5353
+TYPE_ANY = 255
+CLUSTER_TXT = b"waku-cluster="
+DNSADDR_TXT = b"dnsaddr="
 
 MAX_PACKET = 9000
 """RFC 6762 §17: an mDNS message is at most 9000 bytes."""

@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 
 from chat.waku.message import MessageTooLarge
 from chat.waku.proto import rpc_pb2
-from chat.waku.relay.codec import (
+from chat.waku.relay.mcache import MessageCache
+from chat.waku.relay.metrics import RelayCounters
+from chat.waku.relay.params import GossipParams, ScoreParams, Thresholds
+from chat.waku.relay.score import PeerScore
+from chat.waku.relay.verdict import Accept, Reject, Validator, accept_all
+from chat.waku.relay.wire import (
     MESSAGE_ID_SIZE,
     ControlBatch,
     RpcError,
@@ -26,11 +31,6 @@ from chat.waku.relay.codec import (
     encode_subscriptions,
     message_id,
 )
-from chat.waku.relay.mcache import MessageCache
-from chat.waku.relay.metrics import RelayCounters
-from chat.waku.relay.params import GossipParams, ScoreParams, Thresholds
-from chat.waku.relay.score import PeerScore
-from chat.waku.relay.verdict import Accept, Reject, Validator, accept_all
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""One module per decoder family; each exposes `TARGETS`, a tuple of fuzz targets."""

@@ -86,6 +86,27 @@ def test_conversation_loads_older_pages_at_the_top_and_keeps_the_reader_in_place
     asyncio.run(scenario())
 
 
+def test_the_newest_message_stays_in_view_when_the_conversation_gets_shorter() -> None:
+    """A line appearing above the health bar (the no-peers hint) takes rows from the
+    conversation after it opened at the bottom: the newest message must stay in view."""
+    history = [view(n) for n in range(50)]
+
+    async def scenario() -> None:
+        app = ConversationApp(history)
+        async with app.run_test(size=(80, 20)) as pilot:
+            conversation = app.query_one(ConversationView)
+            conversation.show_chat(CHAT, history, unread=0, has_older=False)
+            await pilot.pause()
+            assert "message 49" in conversation.visible_text()
+            await pilot.resize_terminal(80, 17)  # same width, three rows fewer
+            await pilot.pause()
+            await pilot.pause()
+            assert "message 49" in conversation.visible_text()
+            assert conversation.scroll_y == conversation.max_scroll_y
+
+    asyncio.run(scenario())
+
+
 def test_read_marker_sits_above_the_first_unread_and_updates_rerender_one_message() -> None:
     messages = [view(1), view(2, outgoing=True, state="sent"), view(3), view(4)]
 

@@ -482,14 +482,17 @@ class ConversationView(ScrollView, can_focus=True):
             self._flatten()
 
     def on_resize(self, event: events.Resize) -> None:
+        at_bottom = self._follow
         if event.size.width != self._width:
             self._width = event.size.width
-            at_bottom = self._follow
             self._rebuild()
             if self._has_newer:  # a found stretch: keep the found message in view
                 self.call_after_refresh(self._scroll_to_cursor)
             elif at_bottom:
                 self._to_bottom()
+        elif at_bottom and not self._has_newer:
+            # Shorter (a hint above the health bar took rows): the newest line stays in view.
+            self._to_bottom()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

@@ -38,6 +38,14 @@ class EnrError(ValueError):
     """A node record that cannot be used: malformed, too large, or wrongly signed."""
 
 
+class RecordTooLarge(EnrError):
+    """Over the 300 bytes EIP-778 allows."""
+
+
+class BadSignature(EnrError):
+    """Well formed, but not signed by the key it names."""
+
+
 def keccak256(data: bytes) -> bytes:
     return keccak.new(data=data, digest_bits=256).digest()
 
@@ -90,7 +98,7 @@ class Enr:
     def decode(cls, data: bytes) -> Enr:
         """A record from its binary (RLP) form; EnrError on anything wrong."""
         if len(data) > MAX_RECORD_SIZE:
-            raise EnrError(
+            raise RecordTooLarge(
                 f"a record of {len(data)} bytes is over the {MAX_RECORD_SIZE}-byte limit"
             )
         try:
@@ -163,7 +171,7 @@ class Enr:
         except (ValueError, TypeError):
             valid = False
         if not valid:
-            raise EnrError("the signature does not verify")
+            raise BadSignature("the signature does not verify")
 
     @classmethod
     def from_text(cls, text: str) -> Enr:
@@ -197,7 +205,7 @@ class Enr:
         signature = bytes(private.sign_recoverable(digest, hasher=None))[:SIGNATURE_SIZE]
         raw = rlp.encode_list([rlp.encode_bytes(signature), *content])
         if len(raw) > MAX_RECORD_SIZE:
-            raise EnrError(
+            raise RecordTooLarge(
                 f"the record would be {len(raw)} bytes, over the {MAX_RECORD_SIZE}-byte limit"
             )
         return cls.decode(raw)

@@ -1,0 +1,87 @@
+"""Peer exchange client: ask one peer for records, keep the ones that pass the checks.
+
+The answer is read with a frame limit sized for what we asked (wire.max_response_frame), so
+an oversized answer is refused from its length prefix, before its body is read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from libp2p.abc import IHost
+from libp2p.peer.id import ID
+
+from chat.waku.enr.waku_fields import WakuPeer
+from chat.waku.framing import FrameTooLarge
+from chat.waku.peer_exchange.core import judge_answer
+from chat.waku.peer_exchange.wire import (
+    MAX_PEERS_PER_ANSWER,
+    PROTOCOL,
+    PeerExchangeRequest,
+    PeerExchangeResponse,
+    PxWireError,
+    max_response_frame,
+)
+from chat.waku.reqres import ExchangeFailed, exchange
+
+REQUEST_TIME_LIMIT = 10.0
+DEFAULT_NUM_PEERS = 5
+"""What nwaku clients ask for."""
+
+
+@dataclass
+class PeerExchangeResult:
+    peer: str
+    status_code: int | None
+    """None when no usable answer came (unreachable, timeout, oversized or malformed)."""
+    description: str = ""
+    peers: list[WakuPeer] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+    """Records refused, by reason (core.judge_answer)."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code == 200
+
+
+async def request_peers(
+    host: IHost,
+    peer: ID,
+    num_peers: int = DEFAULT_NUM_PEERS,
+    *,
+    cluster_id: int | None = None,
+    time_limit: float = REQUEST_TIME_LIMIT,
+) -> PeerExchangeResult:
+    """Ask `peer` for up to `num_peers` records (at most MAX_PEERS_PER_ANSWER); never raises
+    for anything the peer does."""
+    wanted = max(1, min(num_peers, MAX_PEERS_PER_ANSWER))
+    request = PeerExchangeRequest(wanted)
+    try:
+        frame = await exchange(
+            host,
+            peer,
+            PROTOCOL,
+            request.encode(),
+            max_response_size=max_response_frame(wanted),
+            time_limit=time_limit,
+        )
+        response = PeerExchangeResponse.decode(frame, max_records=wanted)
+    except ExchangeFailed as exc:
+        # exchange() raises `from None`; the framing error is still its context.
+        oversized = isinstance(exc.__context__, FrameTooLarge)
+        reason = f"oversized answer refused: {exc.__context__}" if oversized else str(exc)
+        return PeerExchangeResult(str(peer), None, reason)
+    except PxWireError as exc:
+        return PeerExchangeResult(str(peer), None, f"bad answer: {exc}")
+    status = response.status_code
+    if status is None:
+        status = 200 if response.succeeded else 503
+    result = PeerExchangeResult(str(peer), status, response.status_desc or "")
+    if status != 200:
+        return result
+    judged = judge_answer(
+        response.records, own_peer_id=host.get_id().to_base58(), cluster_id=cluster_id
+    )
+    result.peers, result.dropped = judged.peers, judged.dropped
+    return result

@@ -17,6 +17,7 @@ from chat.cli import build_parser
 from chat.commands.node import service_config_from
 from chat.config import load_config
 from chat.errors import UserError
+from chat.waku.enr.waku_fields import Capability, WakuPeer
 from chat.waku.lightpush.client import push_once
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
@@ -199,9 +200,14 @@ async def test_service_node_subprocess_serves_metrics_and_stops_on_sigterm(
     with trio.fail_after(DEADLINE):
         proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE)
         try:
-            lines = await read_lines_until(proc, "metrics ")
-            header, addrs, url = lines[0], lines[1:-1], lines[-1].split(" ", 1)[1]
-            assert header.endswith("services relay,store,filter,lightpush")
+            lines = await read_lines_until(proc, "enr ")
+            header, addrs, url = lines[0], lines[1:-2], lines[-2].split(" ", 1)[1]
+            assert header.endswith("services relay,store,filter,lightpush,px")
+            record = WakuPeer.from_text(lines[-1].removeprefix("enr "))
+            assert record.capabilities == Capability.RELAY | Capability.STORE | (
+                Capability.FILTER | Capability.LIGHTPUSH
+            )
+            assert [str(a) for a in record.dial_addrs] == [addrs[0]]
             assert addrs and all("/p2p/16Uiu2" in a for a in addrs)
             assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
             before = await scrape(url)

@@ -74,10 +74,16 @@ def decode_multiaddrs(data: bytes) -> tuple[Multiaddr, ...]:
         offset += MULTIADDR_LENGTH_BYTES
         if size == 0 or offset + size > len(data):
             raise EnrError("`multiaddrs` has an entry that runs past its end")
+        entry = data[offset : offset + size]
         try:
-            addrs.append(Multiaddr(data[offset : offset + size]))
+            # py-multiaddr reads bytes lazily: parse the text back to check them now.
+            addr = Multiaddr(str(Multiaddr(entry)))
+            valid = addr.to_bytes() == entry
         except Exception:  # py-multiaddr raises several types for bad bytes
-            raise EnrError("`multiaddrs` holds bytes that are not a multiaddr") from None
+            valid = False
+        if not valid:
+            raise EnrError("`multiaddrs` holds bytes that are not a multiaddr")
+        addrs.append(addr)
         offset += size
     return tuple(addrs)
 

@@ -20,7 +20,6 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import trio
 from libp2p.abc import INetStream
@@ -31,7 +30,7 @@ from multiaddr import Multiaddr
 from chat.waku.enr.record import Enr
 from chat.waku.enr.waku_fields import Capability, RelayShards, WakuPeer, node_enr
 from chat.waku.framing import FramingError, encode_frame, read_frame
-from chat.waku.host import ConnectionEventKind, TaskStatusLike, WakuHost
+from chat.waku.host import ConnectionEvent, ConnectionEventKind, TaskStatusLike, WakuHost
 from chat.waku.peer_exchange.client import DEFAULT_NUM_PEERS, request_peers
 from chat.waku.peer_exchange.core import EnrBook
 from chat.waku.peer_exchange.wire import (
@@ -185,7 +184,9 @@ class PeerExchangeServer:
 
     # -- learning -----------------------------------------------------------------------
 
-    async def _follow_connections(self, host: WakuHost, events: Any) -> None:
+    async def _follow_connections(
+        self, host: WakuHost, events: trio.MemoryReceiveChannel[ConnectionEvent]
+    ) -> None:
         for peer in host.connected_peers():
             self.book.connected(peer.to_base58(), trio.current_time())
         async for event in events:

@@ -13,10 +13,11 @@ from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
 from multiaddr import Multiaddr
 
-from chat.waku.enr.waku_fields import Capability
+from chat.waku.enr.waku_fields import Capability, RelayShards, WakuPeer, node_enr
 from chat.waku.framing import encode_uvarint, read_frame, write_frame
 from chat.waku.node import Node, NodeConfig
-from chat.waku.peer_exchange.client import request_peers
+from chat.waku.peer_exchange.client import ask_pool, request_peers
+from chat.waku.peer_exchange.core import ServicePeerPool
 from chat.waku.peer_exchange.service import PeerExchangeServer
 from chat.waku.peer_exchange.wire import (
     MAX_REQUEST_FRAME,
@@ -155,3 +156,31 @@ async def test_a_node_without_peer_exchange_does_not_speak_it() -> None:
         peer = await client.host.dial(addr_of(service))
         result = await request_peers(client.host.libp2p, peer, 5, time_limit=5)
         assert result.status_code is None and not result.peers
+
+
+async def test_a_light_client_fails_over_from_a_dead_node_to_the_next_and_its_pool_grows() -> None:
+    service, other = ServiceNode(service_config(lightpush=True)), ServiceNode(service_config())
+    client = Node(NodeConfig([LOOPBACK], cluster_id=CLUSTER, shards=(0,)))
+    # A record of a node that is not there: nothing listens on its port.
+    dead = WakuPeer.from_enr(
+        node_enr(
+            b"\x07" * 32, 1, [Multiaddr("/ip4/127.0.0.1/tcp/1")], Capability.RELAY,
+            RelayShards(CLUSTER, (0,)),
+        )
+    )  # fmt: skip
+    async with running(service, other), client.run():
+        with trio.fail_after(SETUP):
+            await other.node.host.dial(addr_of(service))
+            await wait_until(lambda: len(px(service).book.alive(trio.current_time())) == 1)
+        bootstrap = px(service).own
+        assert bootstrap is not None
+        pool = ServicePeerPool(size=4)
+        # Seeded from records only, as a light client given two `enr:` strings would be.
+        pool.add([dead, WakuPeer.from_text(bootstrap.enr.text)])
+        result = await ask_pool(client.host.libp2p, pool, 10, cluster_id=CLUSTER)
+        assert result is not None and result.peer == str(service.node.host.peer_id)
+        assert pool.failovers == 1
+        now = trio.current_time()
+        assert dead not in pool.usable(now) and len(pool) == 3
+        assert pool.pick(now, Capability.LIGHTPUSH) == bootstrap
+        assert other.node.host.peer_id in [p.peer_id for p in pool.usable(now)]

@@ -197,3 +197,19 @@ def test_the_pool_picks_by_capability() -> None:
     pool.add([relay_only, peer(1)])
     assert pool.pick(0.0, Capability.FILTER) == peer(1)
     assert pool.pick(0.0, Capability.STORE) is None
+
+
+def test_a_record_learned_by_peer_exchange_becomes_a_dial_candidate_with_its_services() -> None:
+    from chat.waku.connectivity import Connectivity, ConnectivityOptions
+    from chat.waku.node import Node, NodeConfig
+    from chat.waku.peers import Service
+
+    connectivity = Connectivity(
+        Node(NodeConfig([Multiaddr("/ip4/127.0.0.1/tcp/0")])), ConnectivityOptions()
+    )
+    found = peer(3, addrs=["/ip4/10.0.0.3/tcp/60000", "/ip4/10.0.0.3/tcp/8000/ws"])
+    connectivity.found_by_peer_exchange(found)
+    core = connectivity.peers.core
+    assert core.knows(key(found))
+    assert core.services_of(key(found)) == {Service.RELAY, Service.FILTER, Service.LIGHTPUSH}
+    assert core.known_peers(0.0) == 1

@@ -57,6 +57,13 @@ def test_defaults_are_relay_only(tmp_path: Path) -> None:
     )
 
 
+def test_peer_exchange_is_served_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    config = configure(tmp_path)
+    assert config.peer_exchange and config.rate_limits["px"] == RateLimit(10, 1.0)
+    assert configure(tmp_path, "--rate-limit", "px:2/1s").rate_limits["px"] == RateLimit(2, 1.0)
+    assert not configure(tmp_path, "--no-peer-exchange").peer_exchange
+
+
 def test_a_store_keeps_a_week_in_at_most_a_gigabyte_by_default(tmp_path: Path) -> None:
     config = configure(tmp_path, "--store")
     assert config.store is not None

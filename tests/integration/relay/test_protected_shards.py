@@ -1,0 +1,240 @@
+"""A protected shard on real nodes over loopback: three relays built as `chinwag node
+--protected-shard` builds them (ServiceNode), a member holding the shard's private key, an
+outsider without it, and a subscriber that does not validate signatures itself (so whatever a
+relay forwarded to it, it would deliver).
+
+    outsider ── R1, R2, R3 (each)         member ── R1, R2
+    R1 ── R2 ── R3 ── R1                  subscriber ── R1, R2, R3
+
+Every bad message reaches every relay straight from the outsider, so each relay must reject
+each one itself; the subscriber hears only what the relays forward."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import AsyncIterator, Hashable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
+
+import pytest
+import trio
+from libp2p.peer.id import ID
+from multiaddr import Multiaddr
+
+from chat.waku.message import WakuMessage, now_ns
+from chat.waku.node import Node, NodeConfig
+from chat.waku.protected import ShardKeyPair
+from chat.waku.relay.service import RelayService
+from chat.waku.service_node import ServiceNode, ServiceNodeConfig
+from chat.waku.topics import RelayShard
+from chat.waku.validation import RelayValidator
+
+LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
+SHARD = 7
+PROTECTED = RelayShard(42, SHARD).pubsub_topic
+CONTENT = "/chinwag/1/community-test/proto"
+MINUTE_NS = 60 * 1_000_000_000
+DEADLINE = 40
+
+pytestmark = pytest.mark.slow
+
+
+class Member:
+    """A node on the protected shard with its own relay, recording what its sinks hear.
+    `service` set: built as `chinwag node` builds it (ServiceNode), else a bare relay whose
+    validator checks no signatures."""
+
+    def __init__(self, name: str, service: ServiceNode | None = None) -> None:
+        self.name = name
+        self.service = service
+        if service is not None:
+            self.node, self.relay = service.node, service.relay
+        else:
+            self.node = Node(NodeConfig(listen_addrs=[LOOPBACK], shards=(SHARD,)))
+            self.relay = RelayService([PROTECTED], validator=RelayValidator(clock=now_ns))
+        self.payloads: list[bytes] = []
+        self._heard = trio.Event()
+        self.relay.add_sink(self._sink)
+
+    def _sink(self, topic: str, message: WakuMessage, data: bytes) -> None:
+        assert topic == PROTECTED
+        self.payloads.append(message.payload)
+        self._heard.set()
+        self._heard = trio.Event()
+
+    @property
+    def peer_id(self) -> ID:
+        return self.node.host.peer_id
+
+    async def heard(self, count: int) -> None:
+        while len(self.payloads) < count:
+            await self._heard.wait()
+
+    def mesh(self) -> set[Hashable]:
+        return set(self.relay.router.mesh.get(PROTECTED, ()))
+
+
+def protected_relay(name: str, owner: ShardKeyPair) -> Member:
+    config = ServiceNodeConfig(
+        node=NodeConfig(listen_addrs=[LOOPBACK], shards=(0,)),
+        protected={PROTECTED: owner.public_key},
+    )
+    return Member(name, ServiceNode(config))
+
+
+@asynccontextmanager
+async def network(
+    members: Iterable[Member], links: Iterable[tuple[Member, Member]]
+) -> AsyncIterator[None]:
+    """Start every member, dial each link, and wait until each link is a mesh link both ways."""
+    links = list(links)
+    async with AsyncExitStack() as stack:
+        for member in members:
+            if member.service is not None:
+                await stack.enter_async_context(member.service.run())
+            else:
+                await member.node.mount(member.relay)
+                await stack.enter_async_context(member.node.run())
+        for dialer, listener in links:
+            await dialer.node.host.dial(listener.node.full_multiaddrs()[0])
+        for left, right in links:
+            for one, other in ((left, right), (right, left)):
+                await one.relay.driver.wait_until(
+                    lambda router, one=one, other=other: other.peer_id in one.mesh()
+                )
+        yield
+
+
+def message(text: str, timestamp: int | None = None) -> WakuMessage:
+    return WakuMessage(text.encode(), CONTENT, timestamp=timestamp or now_ns())
+
+
+def rejections(relay: Member) -> Counter[str]:
+    return Counter(
+        {
+            reason: count
+            for (topic, reason), count in relay.relay.validator.protected_rejected.items()
+            if topic == PROTECTED
+        }
+    )
+
+
+def topology(
+    owner: ShardKeyPair,
+) -> tuple[list[Member], Member, Member, Member, list[tuple[Member, Member]]]:
+    relays = [protected_relay(f"R{i}", owner) for i in (1, 2, 3)]
+    member, outsider, subscriber = Member("member"), Member("outsider"), Member("subscriber")
+    member.relay.sign_with(PROTECTED, owner)
+    links = [
+        *itertools.combinations(relays, 2),
+        *((outsider, relay) for relay in relays),
+        *((subscriber, relay) for relay in relays),
+        (member, relays[0]),
+        (member, relays[1]),
+    ]
+    return relays, member, outsider, subscriber, links
+
+
+async def test_outsiders_messages_are_all_rejected_never_forwarded_and_penalised() -> None:
+    owner, impostor = ShardKeyPair.generate(), ShardKeyPair.generate()
+    relays, member, outsider, subscriber, links = topology(owner)
+    now = now_ns()
+    bad = {
+        # The outsider's own relay publishes these: it checks no signatures.
+        "signature_length": [message(f"unsigned {i}") for i in range(2)],
+        "signature_mismatch": [impostor.sign(PROTECTED, message(f"forged {i}")) for i in range(2)],
+        # Replays of messages the owner really signed, but 6 minutes ago or ahead.
+        "signed_timestamp_out_of_window": [
+            owner.sign(PROTECTED, message("old", now - 6 * MINUTE_NS)),
+            owner.sign(PROTECTED, message("older", now - 60 * MINUTE_NS)),
+            owner.sign(PROTECTED, message("ahead", now + 6 * MINUTE_NS)),
+            owner.sign(PROTECTED, message("far ahead", now + 60 * MINUTE_NS)),
+        ],
+    }
+    expected = Counter({reason: len(messages) for reason, messages in bad.items()})
+    with trio.fail_after(DEADLINE):
+        async with network([*relays, member, outsider, subscriber], links):
+            for messages in bad.values():
+                for bad_message in messages:
+                    # Raw, past the outsider's own validator (which would ignore the replays).
+                    assert outsider.relay.driver.publish(PROTECTED, bad_message.encode()) == 3
+            for relay in relays:
+                await relay.relay.driver.wait_until(
+                    lambda router, relay=relay: rejections(relay) == expected
+                )
+            signed = [f"signed {i}".encode() for i in range(5)]
+            for payload in signed:
+                assert member.relay.publish(PROTECTED, message(payload.decode())) == 2
+            await subscriber.heard(len(signed))
+            for relay in relays:
+                await relay.heard(len(signed))
+
+            # 100 % rejected by every relay, each for its reason, and nothing of it forwarded.
+            for relay in relays:
+                validator = relay.relay.validator
+                assert rejections(relay) == expected, relay.name
+                assert validator.accepted == len(signed), relay.name
+                assert relay.payloads == signed, relay.name
+                assert relay.relay.router.counters.validator_rejected == 8
+            assert subscriber.payloads == signed
+            # The forwarder is penalised: invalid deliveries weigh on its score, nobody else's.
+            for relay in relays:
+                router = relay.relay.router
+                now_s = trio.current_time()
+                assert router.peer_score(outsider.peer_id, now_s) < -1000, relay.name
+                for honest in (subscriber, *(r for r in relays if r is not relay)):
+                    assert router.peer_score(honest.peer_id, now_s) >= 0, (relay.name, honest.name)
+            # ... and the node's metrics say where and why (chinwag_relay_* on /metrics).
+            assert relays[0].service is not None
+            exported = {m.name: m for m in await relays[0].service.collect_metrics()}
+            by_reason = {
+                dict(sample.labels)["reason"]: sample.value
+                for sample in exported["chinwag_relay_protected_rejections_total"].samples
+                if dict(sample.labels)["topic"] == PROTECTED
+            }
+            assert by_reason == expected
+            (key_sample,) = exported["chinwag_relay_protected_shard_key"].samples
+            assert dict(key_sample.labels) == {"topic": PROTECTED, "key": owner.public_key.to_hex()}
+
+            # Keep it up and every relay graylists the outsider and closes its connection.
+            for i in range(30):
+                outsider.relay.publish(PROTECTED, message(f"flood {i}"))
+            for relay in relays:
+                await relay.relay.driver.wait_until(
+                    lambda router: outsider.peer_id not in router.peers
+                )
+            assert not any(r.node.host.is_connected(outsider.peer_id) for r in relays)
+            assert subscriber.payloads == signed
+
+
+async def test_after_a_key_rotation_the_old_key_is_rejected_everywhere() -> None:
+    """The owner bans someone and rotates the shard key: every relay swaps its validator's
+    key at run time (the hook a community description will drive); a message signed with the
+    old key is then rejected by every relay it reaches, one signed with the new key delivered."""
+    old, new = ShardKeyPair.generate(), ShardKeyPair.generate()
+    relays, member, outsider, subscriber, links = topology(old)
+    with trio.fail_after(DEADLINE):
+        async with network([*relays, member, outsider, subscriber], links):
+            assert member.relay.publish(PROTECTED, message("before")) == 2
+            await subscriber.heard(1)
+
+            for relay in relays:
+                assert relay.relay.validator.protect(PROTECTED, new.public_key) == old.public_key
+            # The banned member still holds the old key and signs with it.
+            stale_key = old.sign(PROTECTED, message("with the old key"))
+            assert outsider.relay.driver.publish(PROTECTED, stale_key.encode()) == 3
+            for relay in relays:
+                await relay.relay.driver.wait_until(
+                    lambda router, relay=relay: rejections(relay)["signature_mismatch"] == 1
+                )
+            member.relay.sign_with(PROTECTED, new)  # the remaining members get the new pair
+            assert member.relay.publish(PROTECTED, message("after")) == 2
+            await subscriber.heard(2)
+            assert subscriber.payloads == [b"before", b"after"]
+            for relay in relays:
+                assert relay.payloads == [b"before", b"after"], relay.name
+                assert relay.relay.validator.key_changes == {PROTECTED: 1}
+            # The member's own relay follows its key too: the old key fails there as well.
+            verdict = member.relay.validator(PROTECTED, replace(stale_key).encode(), "peer")
+            assert verdict.reason == "signature_mismatch"

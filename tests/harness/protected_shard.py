@@ -63,10 +63,12 @@ class Member:
         return set(self.relay.router.mesh.get(PROTECTED, ()))
 
 
-def protected_relay(name: str, owner: ShardKeyPair) -> Member:
+def protected_relay(name: str, owner: ShardKeyPair, *, lightpush: bool = False) -> Member:
+    """A ServiceNode serving shard 0 and, protected by `owner`'s key, shard 7."""
     config = ServiceNodeConfig(
         node=NodeConfig(listen_addrs=[LOOPBACK], shards=(0,)),
         protected={PROTECTED: owner.public_key},
+        lightpush=lightpush,
     )
     return Member(name, ServiceNode(config))
 

@@ -166,15 +166,18 @@ class RelayService:
         it to our own sinks. Returns the number of peers reached; raises the router's
         NoPeersReached when there were none, and ValueError when our own validator refuses
         (on a protected shard: we hold no key for it, or an old one, or a stale timestamp)."""
-        if self.validator.is_protected(pubsub_topic) and not self.signer.is_protected(pubsub_topic):
-            raise ValueError(
-                f"{pubsub_topic} is a protected shard and this node holds no key to sign for it"
-            )
+        # Without our key the message may still be signed already (a light client's, pushed
+        # through us): the validator judges it like any other.
         message = self.signer.prepare(pubsub_topic, message)
         data = message.encode()
         verdict = self.validator(pubsub_topic, data, None)
         if verdict.outcome is not Outcome.ACCEPT:
-            raise ValueError(f"message refused before publishing: {verdict.reason}")
+            why = ""
+            if self.validator.is_protected(pubsub_topic) and not self.signer.is_protected(
+                pubsub_topic
+            ):
+                why = f" ({pubsub_topic} is a protected shard and this node holds no key for it)"
+            raise ValueError(f"message refused before publishing: {verdict.reason}{why}")
         reached = self.driver.publish(pubsub_topic, data)
         self._fan_out(pubsub_topic, message, data)
         return reached

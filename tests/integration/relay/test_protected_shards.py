@@ -18,8 +18,10 @@ from dataclasses import replace
 import pytest
 import trio
 from harness.protected_shard import (
+    LOOPBACK,
     MINUTE_NS,
     PROTECTED,
+    SHARD,
     Member,
     message,
     network,
@@ -27,8 +29,11 @@ from harness.protected_shard import (
     rejections,
 )
 
+from chat.waku.lightpush.client import push_once
 from chat.waku.message import now_ns
+from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardKeyPair
+from chat.waku.validation import ShardSigner
 
 DEADLINE = 40
 
@@ -153,3 +158,38 @@ async def test_after_a_key_rotation_the_old_key_is_rejected_everywhere() -> None
             # The member's own relay follows its key too: the old key fails there as well.
             verdict = member.relay.validator(PROTECTED, replace(stale_key).encode(), "peer")
             assert verdict.reason == "signature_mismatch"
+
+
+async def test_light_push_through_a_protecting_node_needs_the_clients_own_signature() -> None:
+    """A light client signs its own message (ShardSigner, no relay) and pushes it through a
+    protecting service node that holds no private key: it is relayed. Unsigned, forged or
+    stale pushes are refused with 420 and a reason, and reach nobody."""
+    owner = ShardKeyPair.generate()
+    entry, far = protected_relay("entry", owner, lightpush=True), protected_relay("far", owner)
+    subscriber = Member("subscriber")
+    client = Node(NodeConfig(listen_addrs=[LOOPBACK], shards=(SHARD,)))
+    signer = ShardSigner({PROTECTED: owner})
+    with trio.fail_after(DEADLINE):
+        async with (
+            network([entry, far, subscriber], [(far, entry), (subscriber, far)]),
+            client.run(),
+        ):
+            peer = await client.host.dial(entry.node.full_multiaddrs()[0])
+            refused = [
+                message("unsigned"),
+                ShardKeyPair.generate().sign(PROTECTED, message("forged")),
+                owner.sign(PROTECTED, message("stale", now_ns() - 6 * MINUTE_NS)),
+            ]
+            for bad in refused:
+                attempt = await push_once(client.host.libp2p, peer, bad, PROTECTED)
+                assert attempt.status_code == 420, attempt
+                assert "refused before publishing" in attempt.description
+            signed = signer.prepare(PROTECTED, message("signed by the client"))
+            attempt = await push_once(client.host.libp2p, peer, signed, PROTECTED)
+            assert attempt.status_code == 200, attempt
+            await subscriber.heard(1)
+            assert subscriber.payloads == [b"signed by the client"]
+            assert far.payloads == [b"signed by the client"]
+            assert rejections(entry) == Counter(
+                signature_length=1, signature_mismatch=1, signed_timestamp_out_of_window=1
+            )

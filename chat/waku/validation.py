@@ -169,7 +169,7 @@ class RelayValidator:
                 "protected shard %s: rejected a message from %s (%s); further ones are only "
                 "counted (chinwag_relay_protected_rejections_total)",
                 pubsub_topic,
-                peer,
+                "this node (its own or a light-pushed message)" if peer is None else peer,
                 reason,
             )
 

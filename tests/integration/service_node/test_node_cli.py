@@ -17,13 +17,13 @@ from chat.cli import build_parser
 from chat.commands.node import service_config_from
 from chat.config import load_config
 from chat.errors import UserError
-from chat.waku.enr.waku_fields import Capability, WakuPeer
+from chat.waku.enr.waku_fields import Capability, RelayShards, WakuPeer
 from chat.waku.lightpush.client import push_once
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardKeyPair
 from chat.waku.ratelimit import RateLimit
-from chat.waku.service_node import DEFAULT_RETENTION, ServiceNodeConfig
+from chat.waku.service_node import DEFAULT_RETENTION, ServiceNode, ServiceNodeConfig
 from chat.waku.topics import RelayShard
 from storage.archive import RetentionPolicy
 
@@ -63,6 +63,11 @@ def test_peer_exchange_is_served_by_default_and_can_be_turned_off(tmp_path: Path
     assert config.peer_exchange and config.rate_limits["px"] == RateLimit(10, 1.0)
     assert configure(tmp_path, "--rate-limit", "px:2/1s").rate_limits["px"] == RateLimit(2, 1.0)
     assert not configure(tmp_path, "--no-peer-exchange").peer_exchange
+    # The record announces the shards the node relays, a protected one included.
+    key = "029c5fac802da41e07e6cdf51c3b9a6351ad5e65921527f2df5b7d59fd9b56ab02"
+    node = ServiceNode(configure(tmp_path, "--shard", "0", "--protected-shard", f"7:{key}"))
+    assert node.peer_exchange is not None
+    assert node.peer_exchange.shards == RelayShards(42, (0, 7))
 
 
 def test_a_store_keeps_a_week_in_at_most_a_gigabyte_by_default(tmp_path: Path) -> None:

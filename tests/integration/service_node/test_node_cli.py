@@ -246,6 +246,7 @@ async def test_service_node_subprocess_serves_metrics_and_stops_on_sigterm(
     assert attempt.status_code == 505
     assert before["chinwag_archive_messages"] == 0
     assert before["chinwag_connected_peers"] == 0
+    assert before["chinwag_px_known_records"] == 0  # peer exchange runs, knows nobody yet
     assert after['chinwag_lightpush_requests_total{version="v3",status="505"}'] == 1
     assert after["chinwag_connected_peers"] == 1
     assert (tmp_path / "node" / "archive.sqlite").exists()

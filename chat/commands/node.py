@@ -28,6 +28,7 @@ from chat.waku.inbound_limits import DEFAULT_LIMITS, MAX_CONNECTIONS, InboundLim
 # other commands do not pay for it.
 if TYPE_CHECKING:
     from libp2p.crypto.keys import KeyPair
+    from multiaddr import Multiaddr
 
     from chat.waku.connectivity import ConnectivityOptions
     from chat.waku.health import HealthSummary
@@ -169,6 +170,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-peer-exchange", action="store_true",
         help="do not serve peer exchange (on by default: light clients find further service "
         "nodes through it; the node's record, printed at start, is what to hand out)",
+    )  # fmt: skip
+    services.add_argument(
+        "--ext-multiaddr", action="append", metavar="MULTIADDR",
+        help="an address clients reach the node on, put in its record (ENR) instead of the "
+        "listen addresses: a public IP behind NAT, a DNS name, a wss proxy "
+        "(e.g. /dns4/node.example.org/tcp/443/wss); no /p2p; repeatable",
     )  # fmt: skip
     services.add_argument(
         "--rate-limit", action="append", metavar="[PROTO:]N/PERIOD",
@@ -403,6 +410,26 @@ def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions
     return StoreOptions(archive_path=args.archive or default_archive(config), retention=retention)
 
 
+def ext_multiaddrs_from(args: argparse.Namespace) -> tuple[Multiaddr, ...]:
+    from multiaddr import Multiaddr
+
+    addrs: list[Multiaddr] = []
+    for text in args.ext_multiaddr or ():
+        try:
+            addr = Multiaddr(text)
+            names = [p.name for p in addr.protocols()]
+        except Exception:
+            raise UserError(f"--ext-multiaddr {text} is not a multiaddr") from None
+        if "p2p" in names:
+            raise UserError(f"--ext-multiaddr {text} must not end in /p2p/<peer id>")
+        if "tcp" not in names:
+            raise UserError(f"--ext-multiaddr {text} must be a TCP address (plain, ws or wss)")
+        addrs.append(addr)
+    if addrs and args.no_peer_exchange:
+        raise UserError("--ext-multiaddr goes into the node's record: drop --no-peer-exchange")
+    return tuple(addrs)
+
+
 def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNodeConfig:
     """Everything `chinwag node` runs, from its options; bad options are UserErrors."""
     from chat.waku.ratelimit import RateLimitError, rate_limits_from_flags
@@ -423,6 +450,7 @@ def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNode
         filter=args.filter,
         lightpush=args.lightpush,
         peer_exchange=not args.no_peer_exchange,
+        announce=ext_multiaddrs_from(args),
         rate_limits=limits,
         metrics=metrics,
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from multiaddr import Multiaddr
 
 from chat.waku.enr.waku_fields import Capability, RelayShards
 from chat.waku.filter.server import FilterServer
@@ -76,6 +77,9 @@ class ServiceNodeConfig:
     lightpush: bool = False
     peer_exchange: bool = True
     """Serve peer exchange (and learn records from our peers to serve)."""
+    announce: tuple[Multiaddr, ...] = ()
+    """Addresses the node's record gives instead of its listen addresses (a node behind NAT
+    or a proxy: its public address, a DNS name, a wss front); empty: the listen addresses."""
     rate_limits: Mapping[str, RateLimit | None] = field(
         default_factory=lambda: rate_limits_from_flags(())
     )
@@ -262,6 +266,7 @@ class ServiceNode:
                 capabilities_of(config),
                 RelayShards(node_config.cluster_id, node_config.shards),
                 rate_limiter=limiter_for("px", limits),
+                announce=config.announce,
             )
         if config.metrics is not None:
             address, port = config.metrics

@@ -5,7 +5,8 @@ Serving: each request passes the request gate (server_gate.py) and the rate limi
 a byte of it is read (refused: 429 for one busy peer, 503 for a full server), is read with
 a small frame limit, and is answered with at most MAX_PEERS_PER_ANSWER records at the write
 pace (write_pace.py). Our own record is built once the host listens (its real ports) and
-goes first in every answer.
+goes first in every answer; `announce` replaces the listen addresses in it (a node behind
+NAT or a proxy).
 
 Learning: every connected peer that advertises peer exchange (identify) is asked, one at a
 time, once per `learn_interval`; the records that pass the client's checks go into the book
@@ -19,7 +20,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 from libp2p.abc import INetStream
@@ -76,6 +77,7 @@ class PeerExchangeServer:
         shards: RelayShards | None,
         *,
         rate_limiter: RateLimiter | None = None,
+        announce: Sequence[Multiaddr] = (),
         learn: bool = True,
         learn_interval: float = LEARN_INTERVAL,
         on_learned: Callable[[WakuPeer], None] | None = None,
@@ -89,6 +91,7 @@ class PeerExchangeServer:
         self.capabilities = capabilities
         self.shards = shards
         self.rate_limiter = rate_limiter
+        self.announce = tuple(announce)
         self.learn = learn
         self.learn_interval = learn_interval
         self.on_learned = on_learned
@@ -129,7 +132,9 @@ class PeerExchangeServer:
 
     def _own_record(self, host: WakuHost) -> Enr:
         suffix = f"/p2p/{host.peer_id.to_base58()}"
-        addrs = [Multiaddr(str(a).removesuffix(suffix)) for a in host.full_multiaddrs()]
+        addrs = list(self.announce) or [
+            Multiaddr(str(a).removesuffix(suffix)) for a in host.full_multiaddrs()
+        ]
         secret = host.key_pair.private_key.to_bytes()
         return node_enr(secret, self.seq(), addrs, self.capabilities, self.shards)
 

@@ -184,3 +184,15 @@ async def test_a_light_client_fails_over_from_a_dead_node_to_the_next_and_its_po
         assert dead not in pool.usable(now) and len(pool) == 3
         assert pool.pick(now, Capability.LIGHTPUSH) == bootstrap
         assert other.node.host.peer_id in [p.peer_id for p in pool.usable(now)]
+
+
+async def test_a_node_behind_nat_announces_its_external_addresses_in_its_record() -> None:
+    announce = (Multiaddr("/ip4/203.0.113.5/tcp/60000"), Multiaddr("/dns4/px.example/tcp/443/wss"))
+    service = ServiceNode(service_config(announce=announce))
+    async with running(service):
+        own = px(service).own
+        assert own is not None
+        assert (own.enr.ip, own.enr.tcp) == ("203.0.113.5", 60000)
+        assert own.multiaddrs == announce[1:]
+        suffix = f"/p2p/{own.peer_id}"
+        assert [str(a) for a in own.dial_addrs] == [str(a) + suffix for a in announce]

@@ -63,6 +63,10 @@ def test_peer_exchange_is_served_by_default_and_can_be_turned_off(tmp_path: Path
     assert config.peer_exchange and config.rate_limits["px"] == RateLimit(10, 1.0)
     assert configure(tmp_path, "--rate-limit", "px:2/1s").rate_limits["px"] == RateLimit(2, 1.0)
     assert not configure(tmp_path, "--no-peer-exchange").peer_exchange
+    wss = "/dns4/node.example.org/tcp/443/wss"
+    announced = configure(tmp_path, "--ext-multiaddr", "/ip4/203.0.113.5/tcp/60000",
+                          "--ext-multiaddr", wss).announce  # fmt: skip
+    assert [str(a) for a in announced] == ["/ip4/203.0.113.5/tcp/60000", wss]
     # The record announces the shards the node relays, a protected one included.
     key = "029c5fac802da41e07e6cdf51c3b9a6351ad5e65921527f2df5b7d59fd9b56ab02"
     node = ServiceNode(configure(tmp_path, "--shard", "0", "--protected-shard", f"7:{key}"))
@@ -175,6 +179,23 @@ def test_archive_path_and_metrics_shorthands(tmp_path: Path) -> None:
         (("--archive", "a.sqlite"), "--archive only makes sense with --store"),
         (("--metrics", "localhost:http"), "--metrics localhost:http must be HOST:PORT or PORT"),
         (("--metrics", "127.0.0.1:70000"), "--metrics 127.0.0.1:70000 must be HOST:PORT"),
+        (("--ext-multiaddr", "node.example.org"), "--ext-multiaddr node.example.org is not a"),
+        (
+            ("--ext-multiaddr", "/ip4/1.2.3.4/udp/9000"),
+            "--ext-multiaddr /ip4/1.2.3.4/udp/9000 must be a TCP address",
+        ),
+        (
+            (
+                "--ext-multiaddr",
+                "/ip4/1.2.3.4/tcp/1/p2p/16Uiu2HAmPLe7Mzm8TsYUubgCAW1aJoeFScxrLj8ppHFivPo97bUZ",
+            ),
+            "--ext-multiaddr /ip4/1.2.3.4/tcp/1/p2p/"
+            "16Uiu2HAmPLe7Mzm8TsYUubgCAW1aJoeFScxrLj8ppHFivPo97bUZ must not end in /p2p/<peer id>",
+        ),
+        (
+            ("--ext-multiaddr", "/ip4/1.2.3.4/tcp/1", "--no-peer-exchange"),
+            "--ext-multiaddr goes into the node's record: drop --no-peer-exchange",
+        ),
     ],
 )
 def test_mistakes_are_sentences(tmp_path: Path, options: tuple[str, ...], sentence: str) -> None:

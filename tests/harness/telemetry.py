@@ -42,6 +42,8 @@ class FakeInstall:
     session_id: str = field(default_factory=identifiers.new_id)
     next_seq: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    """Events a test prepared for the next upload."""
 
     def event(
         self, event_type: str, t: int, /, net: str = "online", **fields: Any

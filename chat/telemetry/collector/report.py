@@ -273,13 +273,13 @@ def _memberships(
     leave (joins repeat at each session start)."""
     m = tables.memberships.c
     rows = db.execute(
-        select(m.conv_ref, m.install_id, m.t, m.action, m.conv_kind).order_by(m.t)
+        select(m.conv_ref, m.install_id, m.t.label("at"), m.action, m.conv_kind).order_by(m.t)
     ).all()
     out: dict[tuple[str, str], tuple[str, list[tuple[int, int]]]] = {}
     open_since: dict[tuple[str, str], int] = {}
     for row in rows:
         key = (row.conv_ref, row.install_id)
-        t = _corrected(installs, row.install_id, row.t)
+        t = _corrected(installs, row.install_id, row.at)
         _, intervals = out.setdefault(key, (row.conv_kind, []))
         if row.action == "join":
             open_since.setdefault(key, t)
@@ -300,13 +300,13 @@ def _sent(
     """(msg_ref, sender) → (first accepted attempt's corrected time, conv_ref, version)."""
     s = tables.msg_sent.c
     rows = db.execute(
-        select(s.msg_ref, s.install_id, s.t, s.conv_ref, s.app_version).where(
+        select(s.msg_ref, s.install_id, s.t.label("at"), s.conv_ref, s.app_version).where(
             s.result == "accepted", s.t >= start_ms - D_EV_MS, s.t < end_ms + D_EV_MS
         )
     )
     out: dict[tuple[str, str], tuple[int, str, str]] = {}
     for row in rows:
-        t = _corrected(installs, row.install_id, row.t)
+        t = _corrected(installs, row.install_id, row.at)
         key = (row.msg_ref, row.install_id)
         if key not in out or t < out[key][0]:
             out[key] = (t, row.conv_ref, row.app_version)
@@ -321,9 +321,11 @@ def _receipts(
     r = tables.msg_recv.c
     out: dict[tuple[str, str], int] = {}
     active: dict[str, set[str]] = defaultdict(set)
-    query = select(r.msg_ref, r.install_id, r.conv_ref, r.t).where(r.t >= start_ms - LATE_MS)
+    query = select(r.msg_ref, r.install_id, r.conv_ref, r.t.label("at")).where(
+        r.t >= start_ms - LATE_MS
+    )
     for row in db.execute(query):
-        t = _corrected(installs, row.install_id, row.t)
+        t = _corrected(installs, row.install_id, row.at)
         key = (row.msg_ref, row.install_id)
         if key not in out or t < out[key]:
             out[key] = t
@@ -338,12 +340,12 @@ def _online_windows(
     h = tables.heartbeats.c
     out: dict[str, list[tuple[int, int, bool]]] = defaultdict(list)
     rows = db.execute(
-        select(h.install_id, h.t, h.online_s, h.offline_s)
+        select(h.install_id, h.t.label("at"), h.online_s, h.offline_s)
         .where(h.t >= start_ms - LATE_MS)
         .order_by(h.t)
     )
     for row in rows:
-        end = _corrected(installs, row.install_id, row.t)
+        end = _corrected(installs, row.install_id, row.at)
         begin = end - (row.online_s + row.offline_s) * 1000
         out[row.install_id].append((begin, end, row.offline_s == 0))
     return out
@@ -378,14 +380,16 @@ def _receiver_side(
     """Gap and recovery rates, attributed to the receiver (its cohort, version and mode)."""
     r = tables.msg_recv.c
     rows = db.execute(
-        select(r.install_id, r.conv_ref, r.t).where(r.t >= start_ms, r.t < end_ms)
+        select(r.install_id, r.conv_ref, r.t.label("at")).where(r.t >= start_ms, r.t < end_ms)
     ).all()
     for row in rows:
         for tally in tallies.each(_receiver_dims(installs, conv_kinds, row)):
             tally.received += 1
     g = tables.gaps.c
     for row in db.execute(
-        select(g.install_id, g.conv_ref, g.t, g.kind, g.n).where(g.t >= start_ms, g.t < end_ms)
+        select(g.install_id, g.conv_ref, g.t.label("at"), g.kind, g.n).where(
+            g.t >= start_ms, g.t < end_ms
+        )
     ):
         for tally in tallies.each(_receiver_dims(installs, conv_kinds, row)):
             if row.kind == "detected":
@@ -399,7 +403,7 @@ def _receiver_dims(
 ) -> dict[str, str]:
     info = installs.get(row.install_id)
     return {
-        "day": day_text(row.t),
+        "day": day_text(row.at),
         "cohort": info.cohort if info else "unknown",
         "version": info.version if info else "unknown",
         "conv_kind": conv_kinds.get(row.conv_ref, "unknown"),

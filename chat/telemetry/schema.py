@@ -124,7 +124,7 @@ class PatternField(Field):
     """A string of a fixed shape: a UUID, a blinded reference or a version token."""
 
     pattern: re.Pattern[str] = _TOKEN
-    shape: str = "a version token"
+    shape: str = "a version token (1-32 of A-Z a-z 0-9 . + _ -, no spaces)"
 
     def check(self, value: Any, where: str) -> Any:
         if not isinstance(value, str) or len(value) > 36 or not self.pattern.match(value):

@@ -154,3 +154,16 @@ def test_registration_accepts_a_cohort_code_token_only() -> None:
         schema.check_registration({"schema_version": 1, "cohort_code": "my name is Bob"})
     with pytest.raises(schema.SchemaError):
         schema.check_registration({"schema_version": 1, "email": "x"})
+
+
+def test_the_dictionary_in_docs_telemetry_md_is_the_generated_one() -> None:
+    from pathlib import Path
+
+    from chat.telemetry.dictionary import END, START, markdown
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "telemetry.md").read_text()
+    shown = text[text.index(START) : text.index(END) + len(END)]
+    assert shown == markdown(), (
+        "docs/telemetry.md's dictionary is out of date: paste `python -m "
+        "chat.telemetry.dictionary` between its markers"
+    )

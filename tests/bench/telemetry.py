@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--ingest-events", type=int, default=100_000)
     parser.add_argument("--report-events", type=int, default=1_000_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--only", choices=("ingest", "report"), help="run one part only")
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
     directory = args.dir or Path(tempfile.mkdtemp(prefix="chinwag-telemetry-bench-"))
@@ -171,10 +172,12 @@ def main() -> None:
             emit(metric="skipped", db="postgresql", reason=str(exc))
     try:
         for db, url in databases.items():
-            result = trio.run(ingest_over_http, url("ingest"), args.ingest_events)
-            emit(metric="ingest_http", db=db, **result)
+            if args.only in (None, "ingest"):
+                result = trio.run(ingest_over_http, url("ingest"), args.ingest_events)
+                emit(metric="ingest_http", db=db, **result)
         for db, url in databases.items():
-            emit(metric="report", db=db, **report_time(url("report"), args.report_events))
+            if args.only in (None, "report"):
+                emit(metric="report", db=db, **report_time(url("report"), args.report_events))
     finally:
         if server is not None:
             server.stop()

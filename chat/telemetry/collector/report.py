@@ -142,6 +142,9 @@ def compute_report(engine: Engine, *, start_ms: int, end_ms: int, now_ms: int) -
         installs = _installs(db)
         members = _memberships(db, installs)
         conv_kinds = {conv: kind for (conv, _), (kind, _) in members.items()}
+        by_conv: dict[str, list[tuple[str, list[tuple[int, int]]]]] = defaultdict(list)
+        for (conv, member), (_, intervals) in members.items():
+            by_conv[conv].append((member, intervals))
         tallies = Tallies()
         sent = _sent(db, installs, start_ms, end_ms)
         receipts, active = _receipts(db, installs, start_ms)
@@ -163,8 +166,8 @@ def compute_report(engine: Engine, *, start_ms: int, end_ms: int, now_ms: int) -
                 _add_confirmation(tally, confirmations.get((msg_ref, sender), set()))
             expected = [
                 r
-                for (c, r), (_, intervals) in members.items()
-                if c == conv and r != sender and _covers(intervals, t_sent)
+                for r, intervals in by_conv.get(conv, ())
+                if r != sender and r in installs and _covers(intervals, t_sent)
             ]
             got = [r for r in expected if (msg_ref, r) in receipts]
             if got:

@@ -24,14 +24,17 @@ COLORS = {
 }
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}
+.wide{overflow-x:auto}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}
 .provisional{color:#b26a00;font-style:italic}
 .note{color:#555;font-size:.9em}
+svg{display:block;margin:1.2em 0}
 svg text{font-size:11px;font-family:system-ui,sans-serif}
 """
 
+_PROVISIONAL = ' class="provisional"'
 RATE_ROWS = (
     ("eventual_delivery_known", "Eventual delivery (known pairs)"),
     ("eventual_delivery_lower_bound", "Eventual delivery, lower bound (all pairs)"),
@@ -186,11 +189,31 @@ def _summary_table(title: str, groups: Mapping[str, Mapping[str, Any]]) -> str:
             + f"<td>{latency['p50']}/{latency['p90']}/{latency['p99']} (n={latency['n']})</td></tr>"
         )
     return (
-        f"<h3>{escape(title)}</h3><table><tr><th>group</th><th>pairs</th><th>delivered</th>"
-        f"<th>lost</th><th>unknown</th>{head}<th>latency p50/p90/p99 ms</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        f'<h3>{escape(title)}</h3><div class="wide"><table><tr><th>group</th><th>pairs</th>'
+        f"<th>delivered</th><th>lost</th><th>unknown</th>{head}"
+        "<th>latency p50/p90/p99 ms</th></tr>" + "".join(rows) + "</table></div>"
     )
+
+
+def _overall_table(summary: Mapping[str, Any]) -> str:
+    """The overall figures, one per row: easier to read than one wide row."""
+    latency = summary["latency_ms"]
+    rows = [
+        ("pairs (message x expected receiver)", str(summary["pairs"])),
+        ("delivered / in real time / lost / unknown",
+         f"{summary['delivered']} / {summary['delivered_rt']} / {summary['lost']} / "
+         f"{summary['unknown']}"),
+        ("messages sent", str(summary["sent"])),
+        *((label, format_rate(summary[name])) for name, label in RATE_ROWS),
+        ("latency p50 / p90 / p99",
+         f"{latency['p50']} / {latency['p90']} / {latency['p99']} ms (n={latency['n']})"),
+    ]  # fmt: skip
+    body = "".join(
+        f"<tr><td>{escape(a)}</td><td{_PROVISIONAL if 'provisional' in b else ''}>"
+        f"{escape(b)}</td></tr>"
+        for a, b in rows
+    )
+    return f'<table id="overall-figures">{body}</table>'
 
 
 def _health(report: Mapping[str, Any]) -> str:
@@ -234,7 +257,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         "receiver. Unknown pairs (receiver not heard from 24 h after the message) are neither "
         "delivered nor lost; rates with coverage under 80 % are provisional.</p>",
         '<h2 id="overall">Overall</h2>',
-        _summary_table("All messages", {"all": overall}),
+        _overall_table(overall),
         f"<p>Receiver-relative index (Status's method, biased: a message nobody received is "
         f"invisible to it): {escape(format_rate(report['receiver_relative_index_biased']))}</p>",
         "<h2>Charts</h2>",

@@ -103,3 +103,23 @@ async def test_serve_then_report_then_the_page_in_a_headless_browser(
     pixels = browser.png_pixels(browser.screenshot(chromium, page, (1000, 1100)))
     known_blue = tuple(int(COLORS["known"][i : i + 2], 16) for i in (1, 3, 5))
     assert browser.count_color(pixels, known_blue) > 500  # the known-delivery bar is drawn
+
+
+def test_wrong_options_are_one_sentence_each(tmp_path: Path) -> None:
+    chinwag = Chinwag(tmp_path / "data")
+    db = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    no_cohort = chinwag.run("collector", "serve", "--db", db, "--listen", "127.0.0.1:0")
+    bad_db = chinwag.run("collector", "report", "--db", "mysql://x/y")
+    bad_day = chinwag.run("collector", "report", "--db", db, "--from", "yesterday")
+    bad_cohort = chinwag.run("collector", "serve", "--db", db, "--cohort", "has space=x")
+    bad_listen = chinwag.run("collector", "serve", "--db", db, "--open", "--listen", "nowhere")
+    for done, sentence in (
+        (no_cohort, "give at least one --cohort CODE=NAME, or --open"),
+        (bad_db, "must start with sqlite:/// or postgresql://"),
+        (bad_day, "--from must be a day, YYYY-MM-DD"),
+        (bad_cohort, "--cohort must be CODE=NAME"),
+        (bad_listen, "--listen must be HOST:PORT"),
+    ):
+        assert done.returncode == 2, done.stderr
+        assert sentence in done.stderr
+        assert "Traceback" not in done.stderr

@@ -256,3 +256,27 @@ def test_the_gzip_bound_holds_without_a_server() -> None:
     assert caught.value.status == 413
     with pytest.raises(ApiError):
         _gunzip(zlib.compress(b"abc"), 10)  # zlib, not gzip
+
+
+async def test_a_database_that_goes_away_is_503_with_retry_after(postgres_server: object) -> None:
+    """PostgreSQL only: the database is dropped under the running collector."""
+    import psycopg
+    from harness.postgres import PostgresServer
+
+    if not isinstance(postgres_server, PostgresServer):
+        pytest.skip(str(postgres_server))
+    url = postgres_server.new_database()
+    async with running_collector(url) as collector:
+        alice = await collector.register()
+        assert (await collector.upload(alice, _events(alice, 2))).status_code == 200
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(postgres_server.admin_url, autocommit=True) as db:
+            db.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        answer = await collector.upload(alice, _events(alice, 2))
+        health = await collector.client.get("/healthz")
+        metrics = (await collector.client.get("/metrics")).status_code
+
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+    assert "database is unavailable" in answer.json()["error"]
+    assert health.status_code == 503
+    assert metrics == 503

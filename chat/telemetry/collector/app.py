@@ -27,7 +27,7 @@ from chat.api.protocol import JSON_TYPE, ApiError, Response, error_response, jso
 from chat.telemetry import schema
 from chat.telemetry.collector.limits import CollectorLimits, Limiter
 from chat.telemetry.collector.metrics import CollectorMetrics
-from chat.telemetry.collector.store import Install, Store
+from chat.telemetry.collector.store import Install, OverCap, Store
 
 log = logging.getLogger(__name__)
 
@@ -184,17 +184,20 @@ class CollectorApp:
             since = int(now_s // 86_400 * 86_400_000)
             stored = await self.read(lambda: self.store.events_since(install.install_id, since))
             self.limiter.seed_today(install.install_id, stored, now_s)
-        wait = self.limiter.over_daily_cap(install.install_id, len(batch.events), now_s)
-        if wait:
+        remaining = self.limiter.remaining_today(install.install_id, now_s)
+        received_ms = int(now_s * 1000)
+        began = time.perf_counter()
+        try:
+            result = await self.write(
+                lambda: self.store.ingest(install, batch, received_ms, max_new=remaining)
+            )
+        except OverCap:
             self.metrics.rate_limited["daily_cap"] += 1
             raise _too_many(
                 f"this install reached today's cap of {self.config.limits.events_per_day} "
                 "events; send the rest tomorrow (UTC).",
-                wait,
-            )
-        received_ms = int(now_s * 1000)
-        began = time.perf_counter()
-        result = await self.write(lambda: self.store.ingest(install, batch, received_ms))
+                self.limiter.until_tomorrow(now_s),
+            ) from None
         self.metrics.ingest_seconds += time.perf_counter() - began
         self.limiter.count(install.install_id, result.accepted, now_s)
         self.metrics.batches["ok"] += 1

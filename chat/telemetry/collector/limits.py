@@ -104,12 +104,14 @@ class Limiter:
         self._roll(wall_s)
         self._today.setdefault(install_id, count)
 
-    def over_daily_cap(self, install_id: str, events: int, wall_s: float) -> float:
-        """0 when `events` more still fit in today's cap; else seconds until the next UTC day."""
+    def remaining_today(self, install_id: str, wall_s: float) -> int:
+        """New events this install may still store today (UTC)."""
         self._roll(wall_s)
-        if self._today.get(install_id, 0) + events > self.limits.events_per_day:
-            return DAY_S - wall_s % DAY_S
-        return 0.0
+        return max(0, self.limits.events_per_day - self._today.get(install_id, 0))
+
+    @staticmethod
+    def until_tomorrow(wall_s: float) -> float:
+        return DAY_S - wall_s % DAY_S
 
     def count(self, install_id: str, accepted: int, wall_s: float) -> None:
         self._roll(wall_s)

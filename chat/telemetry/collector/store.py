@@ -33,6 +33,10 @@ class Install:
     cohort: str
 
 
+class OverCap(Exception):
+    """The batch holds more new events than the install may still store today."""
+
+
 @dataclass
 class IngestResult:
     accepted: int = 0
@@ -89,7 +93,11 @@ class Store:
         with self.engine.connect() as db:
             return int(db.execute(query).scalar_one())
 
-    def ingest(self, install: Install, batch: Batch, received_at: int) -> IngestResult:
+    def ingest(
+        self, install: Install, batch: Batch, received_at: int, *, max_new: int | None = None
+    ) -> IngestResult:
+        """Stores the batch's new events; `OverCap` (and nothing stored) when there are more
+        than `max_new` of them. Duplicates never count against it."""
         result = IngestResult(rejected=list(batch.rejected))
         by_id = {e.id: e for e in batch.events}
         with self.engine.begin() as db:
@@ -108,6 +116,8 @@ class Store:
                     )
                 else:
                     fresh.append(item)
+            if max_new is not None and len(fresh) > max_new:
+                raise OverCap()
             version = str(batch.app["version"])
             if fresh:
                 db.execute(

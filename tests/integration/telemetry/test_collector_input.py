@@ -118,7 +118,7 @@ async def test_tokens_installs_and_cohort_codes_are_checked(db_url: str) -> None
 
 
 async def test_a_flooding_install_gets_429_and_the_others_are_unaffected(db_url: str) -> None:
-    limits = CollectorLimits(batches_per_minute=6, burst=3, events_per_day=50)
+    limits = CollectorLimits(batches_per_minute=6, burst=4, events_per_day=50)
     async with running_collector(db_url, CollectorConfig({}, True, limits)) as collector:
         flood = await collector.register()
         calm = await collector.register()
@@ -128,15 +128,19 @@ async def test_a_flooding_install_gets_429_and_the_others_are_unaffected(db_url:
         limited = await collector.upload(flood, _events(flood, 1))
         other = await collector.upload(calm, _events(calm, 40))
         over_cap = await collector.upload(calm, _events(calm, 11))
-        within_cap = await collector.upload(calm, _events(calm, 10))
+        last = _events(calm, 10)
+        within_cap = await collector.upload(calm, last)
+        # At the cap, a replay of stored events is still answered: duplicates do not count.
+        replay = await collector.upload(calm, last)
 
-    assert statuses[:3] == [200, 200, 200]
-    assert set(statuses[3:]) == {429}
+    assert statuses[:4] == [200, 200, 200, 200]
+    assert set(statuses[4:]) == {429}
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert other.json()["accepted"] == 40
     assert over_cap.status_code == 429 and "cap of 50 events" in over_cap.json()["error"]
     assert int(over_cap.headers["retry-after"]) <= 86_400
     assert within_cap.json()["accepted"] == 10
+    assert replay.status_code == 200 and replay.json()["duplicate"] == 10
 
 
 async def test_registration_is_rate_limited_per_address(db_url: str) -> None:

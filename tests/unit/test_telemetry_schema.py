@@ -167,3 +167,25 @@ def test_the_dictionary_in_docs_telemetry_md_is_the_generated_one() -> None:
         "docs/telemetry.md's dictionary is out of date: paste `python -m "
         "chat.telemetry.dictionary` between its markers"
     )
+
+
+def test_the_bytes_of_a_batch_carry_no_secret_id_or_marker() -> None:
+    """A batch about a conversation whose secret, message ids and names are markers: none of
+    them (raw, hex or base64) is in the bytes that would leave, gzip or not."""
+    import base64
+    import gzip
+
+    secret = b"MARKER-conversation-secret-7f3a"
+    message_ids = [b"MARKER-message-id-%d" % n for n in range(3)]
+    install = _install()
+    k_tel, conv = conversation(secret)
+    events = [install.start(NOW - 100), install.join(NOW - 99, conv)]
+    events += [install.sent(NOW - 50 + n, k_tel, m, conv) for n, m in enumerate(message_ids)]
+    events += [install.received(NOW - 10, k_tel, message_ids[0], conv, lat_ms=5)]
+    body = json.dumps(install.batch(events, sent_at=NOW)).encode()
+    assert schema.check_batch(json.loads(body), now_ms=NOW).rejected == ()
+    for wire in (body, gzip.decompress(gzip.compress(body))):
+        for marker in (secret, k_tel, *message_ids):
+            for form in (marker, marker.hex().encode(), base64.b64encode(marker)):
+                assert form not in wire
+        assert b"MARKER" not in wire

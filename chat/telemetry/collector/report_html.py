@@ -54,6 +54,12 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f} %"
 
 
+def format_latency(latency: Mapping[str, Any]) -> str:
+    if not latency["n"]:
+        return "– (n=0)"
+    return f"{latency['p50']} / {latency['p90']} / {latency['p99']} ms (n={latency['n']})"
+
+
 def format_rate(item: Mapping[str, Any]) -> str:
     text = f"{_percent(item['value'])} (n={item['n']}"
     if "coverage" in item:
@@ -186,7 +192,7 @@ def _summary_table(title: str, groups: Mapping[str, Mapping[str, Any]]) -> str:
             f"<tr><td>{escape(key)}</td><td>{summary['pairs']}</td><td>{summary['delivered']}</td>"
             f"<td>{summary['lost']}</td><td>{summary['unknown']}</td>"
             + "".join(_rate_cell(summary[name]) for name, _ in RATE_ROWS)
-            + f"<td>{latency['p50']}/{latency['p90']}/{latency['p99']} (n={latency['n']})</td></tr>"
+            + f"<td>{escape(format_latency(latency))}</td></tr>"
         )
     return (
         f'<h3>{escape(title)}</h3><div class="wide"><table><tr><th>group</th><th>pairs</th>'
@@ -205,8 +211,7 @@ def _overall_table(summary: Mapping[str, Any]) -> str:
          f"{summary['unknown']}"),
         ("messages sent", str(summary["sent"])),
         *((label, format_rate(summary[name])) for name, label in RATE_ROWS),
-        ("latency p50 / p90 / p99",
-         f"{latency['p50']} / {latency['p90']} / {latency['p99']} ms (n={latency['n']})"),
+        ("latency p50 / p90 / p99", format_latency(latency)),
     ]  # fmt: skip
     body = "".join(
         f"<tr><td>{escape(a)}</td><td{_PROVISIONAL if 'provisional' in b else ''}>"

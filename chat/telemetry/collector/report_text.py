@@ -6,21 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from chat.telemetry.collector.report import DIMENSIONS
-from chat.telemetry.collector.report_html import RATE_ROWS, format_rate
+from chat.telemetry.collector.report_html import RATE_ROWS, format_latency, format_rate
 
 
 def _summary(summary: Mapping[str, Any], indent: str) -> list[str]:
-    latency = summary["latency_ms"]
     lines = [
         f"{indent}pairs {summary['pairs']}: delivered {summary['delivered']} "
         f"(real time {summary['delivered_rt']}), lost {summary['lost']}, "
         f"unknown {summary['unknown']}; messages sent {summary['sent']}"
     ]
     lines += [f"{indent}{label}: {format_rate(summary[name])}" for name, label in RATE_ROWS]
-    lines.append(
-        f"{indent}latency p50/p90/p99: {latency['p50']}/{latency['p90']}/{latency['p99']} ms "
-        f"(n={latency['n']})"
-    )
+    lines.append(f"{indent}latency p50/p90/p99: {format_latency(summary['latency_ms'])}")
     return lines
 
 

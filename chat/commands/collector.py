@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let installs register without a code (cohort 'open')",
     )
+    serve.add_argument(
+        "--report-token-file",
+        type=Path,
+        metavar="FILE",
+        help="serve GET /v1/report to bearers of the token in this file",
+    )
     serve.add_argument("--batches-per-minute", type=float, default=6.0)
     serve.add_argument("--events-per-day", type=int, default=20_000)
     report = sub.add_parser("report", help="compute the reliability report")
@@ -136,7 +142,15 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     limits = CollectorLimits(
         batches_per_minute=args.batches_per_minute, events_per_day=args.events_per_day
     )
-    app = CollectorApp(store, CollectorConfig(cohorts, args.open, limits))
+    report_token = None
+    if args.report_token_file is not None:
+        try:
+            report_token = args.report_token_file.read_text().strip()
+        except OSError as exc:
+            raise UserError(f"cannot read --report-token-file: {exc.strerror or exc}") from None
+        if len(report_token) < 16:
+            raise UserError("the report token must be at least 16 characters")
+    app = CollectorApp(store, CollectorConfig(cohorts, args.open, limits, report_token))
     listener = bind_api(host, port)
     trio.run(serve_collector, app, listener)
     return 0
@@ -152,7 +166,7 @@ def _report(args: argparse.Namespace, config: Config) -> int:
     end_ms = _day_ms(args.end, "--to") + DAY_MS if args.end else (now_ms // DAY_MS + 1) * DAY_MS
     start_ms = _day_ms(args.start, "--from") if args.start else end_ms - 7 * DAY_MS
     if start_ms >= end_ms:
-        raise UserError("--from must be on or before --to")
+        raise UserError("--from must be on or before --to")  # the same window as GET /v1/report
     engine = open_engine(_db_url(args, config))
     report = compute_report(engine, start_ms=start_ms, end_ms=end_ms, now_ms=now_ms)
     if args.html:

@@ -11,6 +11,7 @@ The client's address is used for the registration limit in memory only, never st
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
@@ -18,7 +19,10 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import trio
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +31,8 @@ from chat.api.protocol import JSON_TYPE, ApiError, Response, error_response, jso
 from chat.telemetry import schema
 from chat.telemetry.collector.limits import CollectorLimits, Limiter
 from chat.telemetry.collector.metrics import CollectorMetrics
+from chat.telemetry.collector.report import compute_report
+from chat.telemetry.collector.report_html import render_html
 from chat.telemetry.collector.store import Install, OverCap, Store
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
 
+DAY_MS = 86_400_000
 MAX_SMALL_BODY = 4096
 """Registration and deletion bodies."""
 OPEN_COHORT = "open"
@@ -51,6 +58,8 @@ class CollectorConfig:
     open_registration: bool = False
     """...unless this is set (then a registration without code joins cohort `open`)."""
     limits: CollectorLimits = field(default_factory=CollectorLimits)
+    report_token: str | None = None
+    """With it, `GET /v1/report` answers the reliability report to a bearer of this token."""
 
 
 class CollectorApp:
@@ -76,6 +85,7 @@ class CollectorApp:
             ("GET", "/v1/schema"): self._schema,
             ("GET", "/healthz"): self._health,
             ("GET", "/metrics"): self._metrics,
+            ("GET", "/v1/report"): self._report,
         }
 
     def close(self) -> None:
@@ -235,6 +245,30 @@ class CollectorApp:
         text = self.metrics.render(installs)
         return Response(200, text.encode(), ((b"content-type", b"text/plain; version=0.0.4"),))
 
+    async def _report(self, scope: Scope, receive: Receive) -> Response:
+        """`?from=YYYY-MM-DD&to=YYYY-MM-DD&format=json|html`, the same report as the CLI's."""
+        token = self.config.report_token
+        offered = _header(scope, b"authorization") or b""
+        if token is None:
+            raise ApiError(404, "this collector does not serve reports (--report-token-file).")
+        if not hmac.compare_digest(offered, b"Bearer " + token.encode()):
+            raise ApiError(401, "the report needs the operator's report token.")
+        query = _query(scope.get("query_string", b""))
+        now_ms = int(self._wall() * 1000)
+        start_ms, end_ms = report_window(query.get("from"), query.get("to"), now_ms)
+        kind = query.get("format", "json")
+        if kind not in ("json", "html"):
+            raise ApiError(400, "format must be json or html.")
+        report = await self.read(
+            partial(
+                compute_report, self.store.engine, start_ms=start_ms, end_ms=end_ms, now_ms=now_ms
+            )
+        )
+        if kind == "html":
+            page = render_html(report).encode()
+            return Response(200, page, ((b"content-type", b"text/html; charset=utf-8"),))
+        return json_response(report)
+
     async def _authenticate(self, scope: Scope) -> Install:
         value = _header(scope, b"authorization")
         if value is not None and value[: len(_BEARER)].lower() == _BEARER:
@@ -287,6 +321,32 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise _too_large(limit)
         if not message.get("more_body", False):
             return bytes(body)
+
+
+def _query(query_string: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(query_string.decode("latin-1"), max_num_fields=5)
+    except ValueError:
+        raise ApiError(400, "the query has too many fields.") from None
+    return dict(pairs)
+
+
+def report_window(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
+    """[first day 00:00, day after the last day 00:00) in UTC, from YYYY-MM-DD texts; by
+    default the last 7 days up to the end of today."""
+    end_ms = _day_ms(end, "to") + DAY_MS if end else (now_ms // DAY_MS + 1) * DAY_MS
+    start_ms = _day_ms(start, "from") if start else end_ms - 7 * DAY_MS
+    if start_ms >= end_ms:
+        raise ApiError(400, "'from' must be on or before 'to'.")
+    return start_ms, end_ms
+
+
+def _day_ms(text: str, name: str) -> int:
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ApiError(400, f"'{name}' must be a day, YYYY-MM-DD.") from None
+    return int(day.timestamp() * 1000)
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:

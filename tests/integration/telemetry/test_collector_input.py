@@ -284,3 +284,34 @@ async def test_a_database_that_goes_away_is_503_with_retry_after(postgres_server
     assert "database is unavailable" in answer.json()["error"]
     assert health.status_code == 503
     assert metrics == 503
+
+
+async def test_the_report_is_served_to_the_report_token_only(db_url: str) -> None:
+    token = "report-token-0123456789"
+    config = CollectorConfig(open_registration=True, report_token=token)
+    t0 = days_ago(2)
+    async with running_collector(db_url, config) as collector:
+        k_tel, conv = conversation(b"served group")
+        alice = await collector.register()
+        bob = await collector.register()
+        await collector.upload(alice, [alice.join(t0, conv), alice.sent(t0 + 5, k_tel, b"m", conv)])
+        await collector.upload(
+            bob, [bob.join(t0, conv), bob.received(t0 + 9, k_tel, b"m", conv, 4)]
+        )
+        operator = {"Authorization": f"Bearer {token}"}
+        as_json = await collector.client.get("/v1/report", headers=operator)
+        as_html = await collector.client.get("/v1/report?format=html", headers=operator)
+        wrong_day = await collector.client.get("/v1/report?from=soon", headers=operator)
+        as_install = await collector.client.get(
+            "/v1/report", headers={"Authorization": f"Bearer {alice.token}"}
+        )
+    async with running_collector(db_url) as plain:
+        not_served = await plain.client.get("/v1/report", headers=operator)
+
+    assert as_json.status_code == 200
+    assert as_json.json()["overall"]["delivered"] == 1
+    assert as_html.headers["content-type"].startswith("text/html")
+    assert "<svg" in as_html.text
+    assert wrong_day.status_code == 400
+    assert as_install.status_code == 401
+    assert not_served.status_code == 404

@@ -315,3 +315,33 @@ async def test_the_report_is_served_to_the_report_token_only(db_url: str) -> Non
     assert wrong_day.status_code == 400
     assert as_install.status_code == 401
     assert not_served.status_code == 404
+
+
+async def test_the_serving_collector_runs_the_retention_job_at_start(db_url: str) -> None:
+    import trio
+    from harness.waiting import wait_until
+
+    from chat.telemetry import schema
+    from chat.telemetry.collector.service import retention_job
+    from chat.telemetry.collector.store import Install
+
+    async with running_collector(db_url) as collector:
+        alice = await collector.register()
+        [install_id] = [alice.install_id]
+        old = alice.batch(_events(alice, 4), sent_at=now_ms())
+        # Stored as if it had arrived 40 days ago (the store takes the arrival time).
+        batch = schema.check_batch(old, now_ms=now_ms())
+        collector.app.store.ingest(Install(install_id, "open"), batch, now_ms() - 40 * DAY_MS)
+        await collector.upload(alice, _events(alice, 2))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(retention_job, collector.app)
+            await wait_until(
+                lambda: "events" in collector.app.metrics.purged, 20, what="the first purge"
+            )
+            nursery.cancel_scope.cancel()
+        rows = collector.rows()
+        metrics = (await collector.client.get("/metrics")).text
+
+    assert collector.app.metrics.purged["events"] == 4
+    assert rows["events"] == 2 and rows["batches"] == 1
+    assert 'chinwag_collector_purged_rows_total{table="events"} 4' in metrics

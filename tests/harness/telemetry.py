@@ -73,7 +73,9 @@ class FakeInstall:
     ) -> dict[str, Any]:
         return self.event("conv_join", t, conv_ref=conv_ref, conv_kind=kind, size_bucket=size)
 
-    def sent(self, t: int, k_tel: bytes, message_id: bytes, conv_ref: str) -> dict[str, Any]:
+    def sent(
+        self, t: int, k_tel: bytes, message_id: bytes, conv_ref: str, result: str = "accepted"
+    ) -> dict[str, Any]:
         return self.event(
             "msg_sent",
             t,
@@ -82,7 +84,7 @@ class FakeInstall:
             size_bucket="lt1k",
             path="relay" if self.mode == "relay" else "lightpush",
             peers_used=3,
-            result="accepted",
+            result=result,
             attempt=1,
         )
 

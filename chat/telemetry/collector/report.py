@@ -72,6 +72,7 @@ class Tally:
     online_pairs: int = 0
     online_rt: int = 0
     latencies: list[int] = field(default_factory=list)
+    attempted: int = 0
     sent: int = 0
     store_seen: int = 0
     store_timeout: int = 0
@@ -103,6 +104,7 @@ class Tally:
                 "n": len(latencies),
             },
             "sent": self.sent,
+            "send_accepted": rate(self.sent, self.attempted),
             "send_confirmation": rate(self.store_seen, store_n, total=self.sent),
             "e2e_confirmation": rate(self.e2e_ack, e2e_n, total=self.sent),
             "gap_rate": rate(self.missing, self.received + self.missing),
@@ -151,7 +153,7 @@ def compute_report(engine: Engine, *, start_ms: int, end_ms: int, now_ms: int) -
         online = _online_windows(db, installs, start_ms)
         confirmations = _confirmations(db, start_ms)
         relative_hits = relative_pairs = 0
-        for (msg_ref, sender), (t_sent, conv, version) in sent.items():
+        for (msg_ref, sender), (t_sent, conv, version, accepted) in sent.items():
             info = installs.get(sender)
             if info is None:
                 continue
@@ -162,8 +164,12 @@ def compute_report(engine: Engine, *, start_ms: int, end_ms: int, now_ms: int) -
                 "conv_kind": conv_kinds.get(conv, "unknown"),
             }
             for tally in tallies.each({**base, "mode": info.mode}):
-                tally.sent += 1
-                _add_confirmation(tally, confirmations.get((msg_ref, sender), set()))
+                tally.attempted += 1
+                if accepted:
+                    tally.sent += 1
+                    _add_confirmation(tally, confirmations.get((msg_ref, sender), set()))
+            if not accepted:
+                continue  # no receiver can be expected to get it
             expected = [
                 r
                 for r, intervals in by_conv.get(conv, ())
@@ -299,20 +305,23 @@ def _covers(intervals: list[tuple[int, int]], t: int) -> bool:
 
 def _sent(
     db: Any, installs: Mapping[str, InstallInfo], start_ms: int, end_ms: int
-) -> dict[tuple[str, str], tuple[int, str, str]]:
-    """(msg_ref, sender) → (first accepted attempt's corrected time, conv_ref, version)."""
+) -> dict[tuple[str, str], tuple[int, str, str, bool]]:
+    """(msg_ref, sender) → (sending time, conv_ref, version, accepted): the sending time is
+    the first accepted attempt's (corrected), or the first attempt's if none was accepted."""
     s = tables.msg_sent.c
     rows = db.execute(
-        select(s.msg_ref, s.install_id, s.t.label("at"), s.conv_ref, s.app_version).where(
-            s.result == "accepted", s.t >= start_ms - D_EV_MS, s.t < end_ms + D_EV_MS
+        select(s.msg_ref, s.install_id, s.t.label("at"), s.conv_ref, s.app_version, s.result).where(
+            s.t >= start_ms - D_EV_MS, s.t < end_ms + D_EV_MS
         )
     )
-    out: dict[tuple[str, str], tuple[int, str, str]] = {}
+    out: dict[tuple[str, str], tuple[int, str, str, bool]] = {}
     for row in rows:
         t = _corrected(installs, row.install_id, row.at)
         key = (row.msg_ref, row.install_id)
-        if key not in out or t < out[key][0]:
-            out[key] = (t, row.conv_ref, row.app_version)
+        accepted = row.result == "accepted"
+        known = out.get(key)
+        if known is None or (accepted, -t) > (known[3], -known[0]):
+            out[key] = (t, row.conv_ref, row.app_version, accepted)
     return {k: v for k, v in out.items() if start_ms <= v[0] < end_ms}
 
 

@@ -39,6 +39,7 @@ RATE_ROWS = (
     ("eventual_delivery_known", "Eventual delivery (known pairs)"),
     ("eventual_delivery_lower_bound", "Eventual delivery, lower bound (all pairs)"),
     ("realtime_delivery_online", "Real-time delivery (≤10 s) while online"),
+    ("send_accepted", "Send accepted by the network (any attempt)"),
     ("send_confirmation", "Send confirmation (store seen)"),
     ("e2e_confirmation", "End-to-end confirmation (ack)"),
     ("gap_rate", "Receiver-local gap rate"),

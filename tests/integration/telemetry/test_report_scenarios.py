@@ -149,13 +149,14 @@ async def test_retried_uploads_are_counted_once(db_url: str) -> None:
     t0 = days_ago(2)
     async with running_collector(db_url) as collector:
         k_tel, conv, alice, bob, _carol = await _group(collector, t0, b"retry group")
-        events = [*alice.pending, alice.sent(t0, k_tel, b"m1", conv)]
+        never_out = alice.sent(t0 + 1, k_tel, b"m2", conv, result="no_peers")
+        events = [*alice.pending, alice.sent(t0, k_tel, b"m1", conv), never_out]
         batch_id = "6a1c1d7e-58d5-4c38-9d53-3f4ddc9b6b10"
         first = await collector.upload(alice, events, batch_id=batch_id)
-        assert first.json() == {"accepted": 3, "duplicate": 0, "rejected": []}
+        assert first.json() == {"accepted": 4, "duplicate": 0, "rejected": []}
         for _ in range(2):  # the same batch again (the answer was lost)
             again = await collector.upload(alice, events, batch_id=batch_id)
-            assert again.json() == {"accepted": 0, "duplicate": 3, "rejected": []}
+            assert again.json() == {"accepted": 0, "duplicate": 4, "rejected": []}
         # A new batch that repeats one event and adds one.
         more = [events[-1], alice.confirm(t0 + SECOND_MS, k_tel, b"m1", "store_seen")]
         mixed = await collector.upload(alice, more)
@@ -166,10 +167,12 @@ async def test_retried_uploads_are_counted_once(db_url: str) -> None:
         rows = collector.rows()
         report = collector.report(*_window(t0))
 
-    assert rows["events"] == 4 + 3
-    assert rows["msg_sent"] == 1 and rows["msg_recv"] == 1 and rows["msg_confirm"] == 1
+    assert rows["events"] == 5 + 3
+    assert rows["msg_sent"] == 2 and rows["msg_recv"] == 1 and rows["msg_confirm"] == 1
     assert rows["batches"] == 4  # one row per distinct batch id
     assert report["overall"]["sent"] == 1
+    assert report["overall"]["send_accepted"] == {"value": 0.5, "n": 2}
+    assert report["overall"]["pairs"] == 1  # m1 to Bob (Carol sent nothing); m2 never left
     assert report["overall"]["delivered"] == 1
     assert report["overall"]["send_confirmation"]["value"] == 1.0
     assert report["telemetry"]["seq_missing"] == 0

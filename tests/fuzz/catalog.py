@@ -19,6 +19,7 @@ from fuzz.targets import (
     relay,
     sds,
     store,
+    telemetry,
     topics,
 )
 
@@ -38,5 +39,6 @@ FAMILIES = (
     mdns,
     http,
     http_server,
+    telemetry,
 )
 TARGETS: dict[str, Target] = {t.name: t for family in FAMILIES for t in family.TARGETS}

@@ -153,7 +153,7 @@ class CollectorApp:
         if wait:
             self.metrics.rate_limited["register"] += 1
             raise _too_many("too many registrations; try again later.", wait)
-        body = _json(await _read_body(scope, receive, MAX_SMALL_BODY))
+        body = parse_json(await _read_body(scope, receive, MAX_SMALL_BODY))
         try:
             request = schema.check_registration(body)
         except schema.SchemaError as exc:
@@ -179,12 +179,12 @@ class CollectorApp:
         raw = await _read_body(scope, receive, schema.MAX_COMPRESSED_BYTES)
         self.metrics.bytes_received += len(raw)
         if _header(scope, b"content-encoding") == b"gzip":
-            raw = _gunzip(raw, schema.MAX_BATCH_BYTES)
+            raw = gunzip_bounded(raw, schema.MAX_BATCH_BYTES)
         elif len(raw) > schema.MAX_BATCH_BYTES:
             raise _too_large(schema.MAX_BATCH_BYTES)
         now_s = self._wall()
         try:
-            batch = schema.check_batch(_json(raw), now_ms=int(now_s * 1000))
+            batch = schema.check_batch(parse_json(raw), now_ms=int(now_s * 1000))
         except schema.SchemaError as exc:
             self.metrics.batches["invalid"] += 1
             raise ApiError(422, f"the batch is not valid: {exc}.") from None
@@ -349,7 +349,7 @@ def _day_ms(text: str, name: str) -> int:
     return int(day.timestamp() * 1000)
 
 
-def _gunzip(data: bytes, limit: int) -> bytes:
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
     """Decompressed, never past `limit` bytes (a small gzip bomb stays small)."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
@@ -363,7 +363,7 @@ def _gunzip(data: bytes, limit: int) -> bytes:
     return out
 
 
-def _json(data: bytes) -> Any:
+def parse_json(data: bytes) -> Any:
     try:
         return json.loads(data, parse_constant=_no_constants)
     except (ValueError, RecursionError):

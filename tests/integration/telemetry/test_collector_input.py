@@ -252,14 +252,14 @@ def _dump(collector: RunningCollector) -> str:
 def test_the_gzip_bound_holds_without_a_server() -> None:
     """The bounded inflate on its own: a valid small body passes, a bomb stops at the bound."""
     from chat.api.protocol import ApiError
-    from chat.telemetry.collector.app import _gunzip
+    from chat.telemetry.collector.app import gunzip_bounded
 
-    assert _gunzip(gzip.compress(b"abc"), 10) == b"abc"
+    assert gunzip_bounded(gzip.compress(b"abc"), 10) == b"abc"
     with pytest.raises(ApiError) as caught:
-        _gunzip(gzip.compress(b"0" * 10_000), 100)
+        gunzip_bounded(gzip.compress(b"0" * 10_000), 100)
     assert caught.value.status == 413
     with pytest.raises(ApiError):
-        _gunzip(zlib.compress(b"abc"), 10)  # zlib, not gzip
+        gunzip_bounded(zlib.compress(b"abc"), 10)  # zlib, not gzip
 
 
 async def test_a_database_that_goes_away_is_503_with_retry_after(postgres_server: object) -> None:

@@ -51,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="serve GET /v1/report to bearers of the token in this file",
     )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="open HTTP connections in all (256); behind a proxy, all come from its address",
+    )
+    serve.add_argument(
+        "--max-connections-per-source", type=int, default=32, help="per address (32)"
+    )
     serve.add_argument("--batches-per-minute", type=float, default=6.0)
     serve.add_argument("--events-per-day", type=int, default=20_000)
     report = sub.add_parser("report", help="compute the reliability report")
@@ -129,6 +138,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 def _serve(args: argparse.Namespace, config: Config) -> int:
     import trio
 
+    from chat.api.limits import ApiLimits
     from chat.api.server import bind_api
     from chat.telemetry.collector.app import CollectorApp, CollectorConfig
     from chat.telemetry.collector.limits import CollectorLimits
@@ -151,8 +161,16 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         if len(report_token) < 16:
             raise UserError("the report token must be at least 16 characters")
     app = CollectorApp(store, CollectorConfig(cohorts, args.open, limits, report_token))
+    if not 1 <= args.max_connections_per_source <= args.max_connections <= 100_000:
+        raise UserError(
+            "--max-connections-per-source must be from 1 to --max-connections (at most 100000)"
+        )
+    http_limits = ApiLimits(
+        max_connections=args.max_connections,
+        max_connections_per_source=args.max_connections_per_source,
+    )
     listener = bind_api(host, port)
-    trio.run(serve_collector, app, listener)
+    trio.run(serve_collector, app, listener, http_limits)
     return 0
 
 

@@ -10,6 +10,7 @@ from functools import partial
 
 import trio
 
+from chat.api.limits import DEFAULT_LIMITS, ApiLimits
 from chat.api.server import ApiListener, serve_api
 from chat.telemetry.collector.app import CollectorApp
 from chat.telemetry.collector.store import Store
@@ -36,10 +37,12 @@ async def retention_job(app: CollectorApp, *, period_s: float = PURGE_PERIOD_S) 
             return
 
 
-async def serve_collector(app: CollectorApp, listener: ApiListener) -> None:
+async def serve_collector(
+    app: CollectorApp, listener: ApiListener, limits: ApiLimits = DEFAULT_LIMITS
+) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_api, app, listener)
+            await nursery.start(partial(serve_api, app, listener, limits=limits))
             nursery.start_soon(retention_job, app)
             print(f"collector {listener.url}", flush=True)
             print("ready", flush=True)

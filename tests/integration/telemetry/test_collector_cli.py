@@ -113,12 +113,16 @@ def test_wrong_options_are_one_sentence_each(tmp_path: Path) -> None:
     bad_day = chinwag.run("collector", "report", "--db", db, "--from", "yesterday")
     bad_cohort = chinwag.run("collector", "serve", "--db", db, "--cohort", "has space=x")
     bad_listen = chinwag.run("collector", "serve", "--db", db, "--open", "--listen", "nowhere")
+    bad_limits = chinwag.run(
+        "collector", "serve", "--db", db, "--open", "--max-connections-per-source", "0"
+    )
     for done, sentence in (
         (no_cohort, "give at least one --cohort CODE=NAME, or --open"),
         (bad_db, "must start with sqlite:/// or postgresql://"),
         (bad_day, "--from must be a day, YYYY-MM-DD"),
         (bad_cohort, "--cohort must be CODE=NAME"),
         (bad_listen, "--listen must be HOST:PORT"),
+        (bad_limits, "--max-connections-per-source must be from 1"),
     ):
         assert done.returncode == 2, done.stderr
         assert sentence in done.stderr

@@ -120,7 +120,8 @@ class MessageKinds:
     """
 
     def __init__(self, max_topics: int = MAX_CLASSIFIED_TOPICS) -> None:
-        self._topics: dict[str, int] = {}
+        self._topics: dict[bytes, int] = {}
+        """Keyed by the topic's UTF-8 bytes, as relay frames carry it."""
         self._max_topics = max_topics
         self._sending: int | None = None
         self.default = KINDS.index("message")
@@ -128,12 +129,13 @@ class MessageKinds:
     def set_topic(self, content_topic: str, kind: str) -> None:
         if kind not in PUBLISHED_KINDS:
             raise UnknownKind(f"{kind!r} is not one of {', '.join(PUBLISHED_KINDS)}")
-        if content_topic not in self._topics and len(self._topics) >= self._max_topics:
+        key = content_topic.encode()
+        if key not in self._topics and len(self._topics) >= self._max_topics:
             return  # bounded: later topics count as `message`
-        self._topics[content_topic] = KINDS.index(kind)
+        self._topics[key] = KINDS.index(kind)
 
     def forget_topic(self, content_topic: str) -> None:
-        self._topics.pop(content_topic, None)
+        self._topics.pop(content_topic.encode(), None)
 
     @contextlib.contextmanager
     def sending(self, kind: str) -> Iterator[None]:

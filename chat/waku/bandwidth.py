@@ -155,11 +155,7 @@ class MessageKinds:
             return self._sending
         if content_topic is None:
             return self.default
-        key = (
-            content_topic.decode("utf-8", "replace")
-            if isinstance(content_topic, bytes)
-            else content_topic
-        )
+        key = content_topic.encode() if isinstance(content_topic, str) else content_topic
         return self._topics.get(key, self.default)
 
 

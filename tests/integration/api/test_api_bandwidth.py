@@ -92,8 +92,9 @@ async def test_bandwidth_over_http_and_on_the_node_metrics(chinwag: Any) -> None
         metrics, "chinwag_bandwidth_relay_bytes_total", kind="message", direction="out"
     )
     assert forwarded >= MESSAGES * TEXT_SIZE  # to bob; the node classifies no topic
-    assert _series(
-        metrics, "chinwag_bandwidth_relay_messages_total", kind="message", direction="in"
-    ) >= MESSAGES
+    assert (
+        _series(metrics, "chinwag_bandwidth_relay_messages_total", kind="message", direction="in")
+        >= MESSAGES
+    )
     assert _series(metrics, "chinwag_bandwidth_relay_bytes_total", kind="control", direction="in")
     assert "Traceback" not in alice.process.stderr

@@ -92,6 +92,7 @@ def frame_parts(
     pos = start
     end = len(frame)
     carried = start
+    part_start = start
     try:
         while pos < end:
             part_start = pos
@@ -114,7 +115,7 @@ def frame_parts(
                 parts.append((_CONTROL, nbytes, number == _RPC_CONTROL))
             pos = body_end
     except _ScanError:
-        parts.append((_CONTROL, end - pos + carried, False))
+        parts.append((_CONTROL, end - part_start + carried, False))
         return parts
     if carried:
         parts.append((_CONTROL, carried, False))

@@ -416,9 +416,10 @@ class Messenger:
         """The health monitor's verdict (chat/waku/health.py), with relay peers per shard."""
         return self._health.view()
 
-    def bandwidth(self) -> ev.BandwidthView:
+    async def bandwidth(self) -> ev.BandwidthView:
         """Bytes in and out per protocol and per relay message kind, since the node started
-        and over the last minute and hour (chat/waku/bandwidth.py)."""
+        and over the last minute and hour (chat/waku/bandwidth.py). Async: the meter runs on
+        trio's clock."""
         return bandwidth_view(self.node.bandwidth.snapshot(trio.current_time()))
 
     async def reconnect_now(self) -> ev.HealthView:

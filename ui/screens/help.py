@@ -20,6 +20,7 @@ KEYS = """\
 | F2 | main | contacts: add by link, accept or decline requests, verify |
 | F3 | main | outbox: everything not yet delivered; retry, retry all, discard |
 | F4 | main | your contact link and its QR code; there **c** copies the link |
+| F5 | anywhere | bandwidth: bytes per protocol and relay message kind, lately and since start |
 | F6 | anywhere | dark / light theme |
 | Ctrl+Q | anywhere | quit |
 | Tab / Shift+Tab | main | move between chat list, conversation and composer |

@@ -11,7 +11,7 @@ rolls before it reads. Memory is bounded by the ring: buckets x channels integer
 Channels are protocols (by the libp2p protocol id of the stream), relay message kinds (gossip
 control, subscriptions, and published messages by what they carry, as the application's
 classifier says: `MessageKinds`), and the wire (every byte of a connection after its
-upgrade, so Noise and yamux/mplex overhead is `wire - sum(protocols)`).
+upgrade, and mDNS packets, so Noise and yamux/mplex overhead is `wire - sum(protocols)`).
 """
 
 from __future__ import annotations
@@ -95,6 +95,11 @@ def protocol_index(protocol_id: str | None) -> int:
             if protocol_id.startswith(prefix):
                 return PROTOCOLS.index(name)
     return PROTOCOLS.index("other")
+
+
+def named_slot(protocol: str, direction: int) -> int:
+    """The slot of a protocol by its name (mDNS is UDP, not a libp2p stream)."""
+    return (_PROTOCOL_BASE + PROTOCOLS.index(protocol)) * 2 + direction
 
 
 def kind_slot(kind: str, direction: int) -> int:

@@ -154,6 +154,7 @@ class Messenger:
             syncs,
             direct.chat_view,
             strangers_queue=self.config.strangers.queue,
+            bandwidth=self.node.bandwidth,
         )
         self._health = HealthWatch(
             ctx, self.node, self.checks, sending, receiver, self._lock, budget

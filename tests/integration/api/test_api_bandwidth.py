@@ -55,11 +55,12 @@ async def test_bandwidth_over_http_and_on_the_node_metrics(chinwag: Any) -> None
             sent = await alice_http.post(f"/v1/chats/{chat_id}/messages", json={"text": text})
             assert sent.status_code == 202
 
-        async def bob_has_them() -> bool:
-            messages = (await bob_http.get(f"/v1/chats/{chat_id}/messages")).json()
-            return len(messages) >= MESSAGES
+        async def delivered() -> bool:
+            # Bob has them and acknowledged them in his syncs (receipts).
+            messages = (await alice_http.get(f"/v1/chats/{chat_id}/messages")).json()
+            return sum(m["state"] == "delivered" for m in messages) >= MESSAGES
 
-        await wait_until(bob_has_them)
+        await wait_until(delivered)
         sent_view = (await alice_http.get("/v1/bandwidth")).json()
         got_view = (await bob_http.get("/v1/bandwidth")).json()
         unauthorised = await httpx.AsyncClient(base_url=alice.url).get("/v1/bandwidth")
@@ -76,6 +77,10 @@ async def test_bandwidth_over_http_and_on_the_node_metrics(chinwag: Any) -> None
     assert _line(sent_view["kinds"], "contact_request")["bytes_out"] > 0
     assert _line(got_view["kinds"], "contact_request")["bytes_in"] > 0
     assert _line(got_view["kinds"], "chat")["bytes_in"] >= MESSAGES * TEXT_SIZE
+    # Bob's receipts went out as syncs, and came in to Alice as syncs once she opened them.
+    assert _line(got_view["kinds"], "sync")["bytes_out"] > 0
+    assert _line(sent_view["kinds"], "sync")["bytes_in"] > 0
+    assert _line(sent_view["kinds"], "sync")["messages_in"] > 0
     relay = _line(sent_view["protocols"], "relay")
     assert relay["bytes_out"] >= sum(k["bytes_out"] for k in sent_view["kinds"])
     assert relay["minute_out"] > 0 and relay["hour_out"] > 0

@@ -56,7 +56,7 @@ from chat.reliability.sds import (
 from chat.reliability.store_checks import StoreChecks
 from chat.waku.bandwidth import IN, BandwidthMeter
 from chat.waku.message import WakuMessage
-from chat.waku.relay.traffic import publish_part_size
+from chat.waku.relay.traffic import published_frame_size
 from storage.repositories.messages import StoredMessage
 from storage.store import Store
 
@@ -303,7 +303,7 @@ class Receiver:
         if frame.content:
             self._syncs.soon(conversation.id, now)
         elif self._bandwidth is not None and received.via == "relay":
-            size = publish_part_size(received.pubsub_topic, len(received.message.encode()))
+            size = published_frame_size(received.pubsub_topic, len(received.message.encode()))
             self._bandwidth.relabel(IN, "chat", "sync", size)
         self._writer.save_later(crypto=True, channel=conversation.id)
         for view in added:

@@ -60,21 +60,19 @@ class CountingStream:
     async def read(self, n: int | None = None) -> bytes:
         data: bytes = await self._inner.read(n)
         protocol = self._owner.protocol_id
-        if protocol is not self._protocol:
-            if protocol is None:
-                self._negotiation_in += len(data)
-            else:
-                self._settle(protocol)
+        if protocol is None:
+            self._negotiation_in += len(data)
+        elif protocol is not self._protocol:
+            self._settle(protocol)
         self._meter.count(self._slot_in, len(data))
         return data
 
     async def write(self, data: bytes) -> None:
         protocol = self._owner.protocol_id
-        if protocol is not self._protocol:
-            if protocol is None:
-                self._negotiation_out += len(data)
-            else:
-                self._settle(protocol)
+        if protocol is None:
+            self._negotiation_out += len(data)
+        elif protocol is not self._protocol:
+            self._settle(protocol)
         await self._inner.write(data)
         self._meter.count(self._slot_out, len(data))
 

@@ -179,9 +179,11 @@ def _prefix_end(frame: bytes) -> tuple[int, int]:
         return 0, 0
 
 
-def publish_part_size(pubsub_topic: str, data_size: int) -> int:
-    """The bytes one published message takes in an RPC (its field in `publish`), for moving a
-    message counted on arrival to the kind it turned out to be."""
+def published_frame_size(pubsub_topic: str, data_size: int) -> int:
+    """The bytes of a relay frame carrying one message, as relays forward them, length
+    prefix included: what moves when a message counted on arrival turns out to be of
+    another kind."""
     topic = len(pubsub_topic.encode())
     body = 1 + _prefix_length(data_size) + data_size + 1 + _prefix_length(topic) + topic
-    return 1 + _prefix_length(body) + body
+    rpc = 1 + _prefix_length(body) + body
+    return _prefix_length(rpc) + rpc

@@ -124,6 +124,10 @@ async def test_relay_and_store_bytes_are_counted_per_protocol_and_kind(tmp_path:
             assert _line(received.kinds, "chat").bytes_in == 0
             assert relay_in <= _line(sent.protocols, "relay").bytes_out  # nothing invented
 
+            # Every stream agreed on a protocol: its negotiation counts there, not as other.
+            for snapshot in (sent, received):
+                other = _line(snapshot.protocols, "other")
+                assert (other.bytes_in, other.bytes_out) == (0, 0)
             # Metadata and identify ran on every connection; the wire carried more than
             # the streams (Noise and yamux framing).
             for snapshot in (sent, received):

@@ -103,3 +103,28 @@ def test_a_published_frame_size_is_the_frame_relay_sends() -> None:
         data = _waku(CHAT, size)
         frame = encode_publish_frame(PUBSUB.encode(), data)
         assert published_frame_size(PUBSUB, len(data)) == len(frame)
+
+
+@given(
+    payload=st.integers(0, 300_000),
+    topic=st.text(min_size=1, max_size=200),
+    meta=st.binary(max_size=64),
+)
+def test_a_lone_message_is_classified_alike_by_the_quick_and_the_general_scan(
+    payload: int, topic: str, meta: bytes
+) -> None:
+    meter = BandwidthMeter(0.0)
+    meter.kinds.set_topic(topic, "contact_request")
+    data = WakuMessage(b"p" * payload, topic, timestamp=7, meta=meta).encode()
+    frame = encode_publish_frame(PUBSUB.encode(), data)
+    rpc = rpc_pb2.RPC()
+    rpc.publish.add(data=data, topic=PUBSUB)
+    rpc.subscriptions.add(subscribe=True, topicid=PUBSUB)  # two parts: the general scan
+    mixed = rpc.SerializeToString()
+    traffic = RelayTraffic(meter)
+    traffic.sent(frame)
+    traffic.received(mixed)
+    kinds = _kinds(meter)
+    assert kinds["contact_request"].bytes_out == len(frame)
+    assert kinds["contact_request"].messages_out == kinds["contact_request"].messages_in == 1
+    assert kinds["message"].bytes_out == kinds["message"].bytes_in == 0

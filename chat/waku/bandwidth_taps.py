@@ -34,6 +34,17 @@ _NEGOTIATING_OUT = protocol_slot(None, OUT)
 class CountingStream:
     """Stands in for a NetStream's muxed stream; anything but read/write goes through."""
 
+    __slots__ = (
+        "_inner",
+        "_meter",
+        "_negotiation_in",
+        "_negotiation_out",
+        "_owner",
+        "_protocol",
+        "_slot_in",
+        "_slot_out",
+    )
+
     def __init__(self, inner: Any, owner: Any, meter: BandwidthMeter) -> None:
         self._inner = inner
         self._owner = owner
@@ -79,6 +90,8 @@ class CountingStream:
 
 class CountingSocket:
     """Stands in for the raw connection under Noise: every byte of the connection."""
+
+    __slots__ = ("_inner", "_meter")
 
     def __init__(self, inner: Any, meter: BandwidthMeter) -> None:
         self._inner = inner

@@ -169,14 +169,14 @@ def frame_parts(
             if body_end > end:
                 raise _ScanError
             nbytes = body_end - part_start + carried
-            carried = 0
             if number == _RPC_PUBLISH:
-                topic = content_topic_of(frame, pos, body_end)
+                topic = content_topic_of(frame, pos, body_end)  # may raise: carried kept
                 parts.append((meter.kinds.kind_index(topic, outbound), nbytes, True))
             elif number == _RPC_SUBSCRIPTIONS:
                 parts.append((_SUBSCRIPTIONS, nbytes, False))
             else:
                 parts.append((_CONTROL, nbytes, number == _RPC_CONTROL))
+            carried = 0
             pos = body_end
     except _ScanError:
         parts.append((_CONTROL, end - part_start + carried, False))

@@ -22,6 +22,7 @@ from multiaddr import Multiaddr
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.errors import ConfigError
 from chat.fleet import peer_id_of
+from chat.waku.bandwidth import BandwidthMeter
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
 from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.health_monitor import HealthService
@@ -110,6 +111,10 @@ class ClientNode:
 
     def pubsub_topic(self, shard: int) -> str:
         return RelayShard(self.config.cluster_id, shard).pubsub_topic
+
+    @property
+    def bandwidth(self) -> BandwidthMeter:
+        return self.node.host.bandwidth
 
     def _on_relay(self, pubsub_topic: str, message: WakuMessage, data: bytes) -> None:
         try:

@@ -64,7 +64,11 @@ def contact_request_partition(recipient_chat_key: bytes) -> int:
 
 
 def contact_request_content_topic(recipient_chat_key: bytes) -> str:
-    return f"/chinwag/1/contact-{contact_request_partition(recipient_chat_key)}/proto"
+    return contact_request_topic_of(contact_request_partition(recipient_chat_key))
+
+
+def contact_request_topic_of(partition: int) -> str:
+    return f"/chinwag/1/contact-{partition}/proto"
 
 
 def _curve(key: bytes) -> vodozemac.Curve25519PublicKey:

@@ -237,6 +237,41 @@ class HealthView:
     """Peers chinwag knows to dial: configured (--peer, fleet, config) or discovered."""
 
 
+@dataclass(frozen=True, slots=True)
+class BandwidthLineView:
+    """Bytes one protocol or relay message kind moved, since start and lately."""
+
+    name: str
+    bytes_in: int
+    bytes_out: int
+    messages_in: int
+    """Relay message kinds: messages (control: RPCs) counted; 0 for protocols."""
+    messages_out: int
+    minute_in: float
+    """Bytes per second over the last minute (or since start, if shorter)."""
+    minute_out: float
+    hour_in: float
+    """Bytes per second over the last hour (or since start, if shorter)."""
+    hour_out: float
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthView:
+    """The node's bandwidth meter (chat/waku/bandwidth.py)."""
+
+    uptime: float
+    """Seconds since the node started (the windows are at most this long)."""
+    protocols: list[BandwidthLineView]
+    """relay, store, filter, lightpush, metadata, identify, discovery, ping, other."""
+    kinds: list[BandwidthLineView]
+    """Relay bytes by what they carry: control, subscriptions, chat, sync,
+    contact_request, join_request, message (a content topic not classified)."""
+    wire: BandwidthLineView
+    """Every byte of the node's connections after their handshakes."""
+    transport: BandwidthLineView
+    """Wire bytes no stream carried: Noise and muxer framing."""
+
+
 # ---- events ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -87,6 +87,7 @@ class ChinwagApp(App[int]):
         # Priority: the composer (a TextArea) binds F6 to "select line" otherwise.
         Binding("f6", "toggle_dark", "Theme", show=False, priority=True),
         Binding("ctrl+r", "reconnect", "Reconnect", show=False),
+        Binding("f8", "bandwidth", "Bandwidth", show=False),
     ]
 
     def __init__(self, session: Session, *, passphrase: str | None = None) -> None:
@@ -330,6 +331,12 @@ class ChinwagApp(App[int]):
         if health is not None:
             self.notify(reconnect_notice(health))
 
+    def action_bandwidth(self) -> None:
+        from ui.screens.bandwidth import BandwidthScreen
+
+        if self.messenger is not None and not isinstance(self.screen, BandwidthScreen):
+            self.push_screen(BandwidthScreen())
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
@@ -389,6 +396,11 @@ class ChinwagApp(App[int]):
                 "Reconnect now",
                 "Dial every known peer at once instead of waiting (Ctrl+R)",
                 self.action_reconnect,
+            )
+            yield SystemCommand(
+                "Bandwidth",
+                "What the node sends and receives, per protocol and message kind (F8)",
+                self.action_bandwidth,
             )
         actions = getattr(screen, "palette_commands", None)
         if actions is not None:

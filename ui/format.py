@@ -11,7 +11,15 @@ import math
 
 from rich.cells import cell_len
 
-from chat.events import ChatView, ContactView, HealthView, MessageView, OutboxItemView
+from chat.events import (
+    BandwidthLineView,
+    BandwidthView,
+    ChatView,
+    ContactView,
+    HealthView,
+    MessageView,
+    OutboxItemView,
+)
 from ui.host import NetworkSetup
 
 # Outgoing states, in the order evidence arrives (docs/architecture.md §6). Each glyph is one
@@ -300,3 +308,64 @@ def stopped_hint(reason: str, setup: NetworkSetup) -> str:
         f"starts again (Ctrl+Q, then chinwag); your messages wait in your profile. Details "
         f"are in the log file {setup.log_file}."
     )
+
+
+BANDWIDTH_NAMES = {
+    "lightpush": "light push",
+    "contact_request": "contact requests",
+    "join_request": "join requests",
+    "sync": "receipts, SDS sync",
+    "control": "gossip control",
+    "message": "other messages",
+    "chat": "chat messages",
+}
+
+
+def byte_size(count: float) -> str:
+    """A byte count for people: 0 B, 812 B, 4.1 kB, 12 MB (powers of 1000, as rates)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 999.5 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" or count >= 9.95 else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.0f} GB"  # not reached
+
+
+def byte_rate(per_second: float) -> str:
+    return "·" if per_second < 0.5 else f"{byte_size(per_second)}/s"
+
+
+def bandwidth_row(line: BandwidthLineView, *, messages: bool) -> tuple[str, ...]:
+    """name, in and out over the last minute, the last hour, since start (and messages)."""
+    row: tuple[str, ...] = (
+        BANDWIDTH_NAMES.get(line.name, line.name),
+        byte_rate(line.minute_in),
+        byte_rate(line.minute_out),
+        byte_rate(line.hour_in),
+        byte_rate(line.hour_out),
+        byte_size(line.bytes_in),
+        byte_size(line.bytes_out),
+    )
+    if messages:
+        row += (f"{line.messages_in} / {line.messages_out}",)
+    return row
+
+
+def bandwidth_summary(view: BandwidthView) -> str:
+    """One line: the connections' totals and rates, and the share of Noise/muxer framing."""
+    wire = view.wire
+    overhead = view.transport.bytes_in + view.transport.bytes_out
+    total = wire.bytes_in + wire.bytes_out
+    share = f"{100 * overhead / total:.0f} %" if total else "·"
+    return (
+        f"Since start ({in_words(view.uptime)}): in {byte_size(wire.bytes_in)}, out "
+        f"{byte_size(wire.bytes_out)}; last minute in {byte_rate(wire.minute_in)}, out "
+        f"{byte_rate(wire.minute_out)}. Connection framing (Noise, muxer): {share}."
+    )
+
+
+def in_words(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

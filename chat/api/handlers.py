@@ -25,6 +25,7 @@ from chat.api.protocol import (
 )
 from chat.api.routing import Route
 from chat.events import (
+    BandwidthView,
     ChatView,
     ContactView,
     HealthView,
@@ -46,6 +47,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PUT", "/v1/identity", "set_identity"),
     ("GET", "/v1/health", "health"),
     ("POST", "/v1/health/reconnect", "reconnect"),
+    ("GET", "/v1/bandwidth", "bandwidth"),
     ("GET", "/v1/contacts", "list_contacts"),
     ("POST", "/v1/contacts", "add_contact"),
     ("POST", "/v1/contacts/{chat_key}/accept", "accept_contact"),
@@ -115,6 +117,7 @@ class MessengerFace(Protocol):
     async def mark_read(self, chat_id: str) -> ChatView: ...
     def health(self) -> HealthView: ...
     async def reconnect_now(self) -> HealthView: ...
+    async def bandwidth(self) -> BandwidthView: ...
     def subscribe(self, buffer: int = 1000) -> Subscription: ...
 
 
@@ -142,6 +145,9 @@ class Handlers:
 
     async def health(self, request: Request) -> Response:
         return json_response(to_json(self._m.health()))
+
+    async def bandwidth(self, request: Request) -> Response:
+        return json_response(to_json(await self._m.bandwidth()))
 
     async def reconnect(self, request: Request) -> Response:
         request.json_object(allowed=frozenset())

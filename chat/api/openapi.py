@@ -16,6 +16,8 @@ from chat.api.limits import IDLE_TIMEOUT, MAX_CONNECTIONS_PER_SOURCE, REQUEST_RE
 from chat.api.protocol import MAX_BODY_BYTES, json_bytes
 from chat.api.sse import KEEPALIVE_INTERVAL
 from chat.events import (
+    BandwidthLineView,
+    BandwidthView,
     ChatView,
     ContactView,
     HealthView,
@@ -41,6 +43,8 @@ VIEWS: tuple[type, ...] = (
     HealthView,
     VerificationView,
     SearchResultView,
+    BandwidthLineView,
+    BandwidthView,
 )
 
 DESCRIPTION = f"""\
@@ -338,6 +342,15 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "10 s apart, `next_dial_at`); this dials at once. A peer already being dialled is "
         "left to finish (never two dials to one peer). 409 when chinwag knows no peer "
         "to dial (none configured, none discovered)."}},
+    "/v1/bandwidth": {"get": {**_operation(
+        "bandwidth", "Bytes in and out per protocol and per relay message kind",
+        (200, _json(_ref("BandwidthView"), "the bandwidth meter now")), tag="health"),
+        "description": "Totals since the node started and rates (bytes per second) over the "
+        "last minute and hour, per libp2p protocol (by the stream's protocol id) and, for "
+        "relay, per message kind: gossip control, subscriptions, chat messages, receipts and "
+        "SDS syncs (`sync`), contact and join requests, and `message` for a content topic "
+        "this client does not know. `wire` is every connection byte after the handshake, "
+        "`transport` the part no stream carried (Noise and muxer framing)."}},
     "/v1/contacts": {
         "get": _operation(
             "list_contacts", "Every contact and contact request",

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chat.reliability.store_checks import NS
+from chat.waku.bandwidth import MessageKinds
 from chat.waku.message import WakuMessage
 
 
@@ -125,13 +126,17 @@ class Conversation:
 class Conversations:
     """The conversations the pipeline serves, by id and by content topic."""
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: MessageKinds | None = None) -> None:
         self._by_id: dict[str, Conversation] = {}
         self._by_topic: dict[str, Conversation] = {}
+        self._kinds = kinds
+        """The bandwidth meter's classifier: a conversation's topic carries chat messages."""
 
     def add(self, conversation: Conversation) -> None:
         self._by_id[conversation.id] = conversation
         self._by_topic[conversation.content_topic] = conversation
+        if self._kinds is not None:
+            self._kinds.set_topic(conversation.content_topic, "chat")
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self._by_id.get(conversation_id)

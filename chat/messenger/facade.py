@@ -30,10 +30,11 @@ import trio
 from chat import events as ev
 from chat.client_node import ClientNode, ClientNodeConfig
 from chat.contacts import ContactRequests
-from chat.direct import DirectSessions
+from chat.direct import CONTACT_REQUEST_PARTITIONS, DirectSessions, contact_request_topic_of
 from chat.errors import ConfigError
 from chat.history import ChatHistory, search_views
 from chat.identity import Identity, IdentityError, sanitize_display_text, validate_display_name
+from chat.messenger.bandwidth import bandwidth_view
 from chat.messenger.channels import SdsChannels
 from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, MessengerConfig
 from chat.messenger.contact_book import ContactBook
@@ -51,7 +52,7 @@ from chat.messenger.sending import Sending
 from chat.messenger.startup import read_profile
 from chat.messenger.strangers import Strangers
 from chat.messenger.syncs import Syncs
-from chat.messenger.transport import BestEffort, RelayTransport
+from chat.messenger.transport import BestEffort, CountedAs, RelayTransport
 from chat.messenger.verification_flow import VerificationFlow
 from chat.reliability.store_checks import StoreChecks
 from chat.reliability.store_queries import StoreQueries
@@ -120,14 +121,17 @@ class Messenger:
         olm = self._olm = OlmCrypto(ctx)
         budget = StrangerBudget(self.config.strangers, self._clock())
         strangers = self._strangers = Strangers(ctx, budget, contacts, requests, olm)
-        conversations = Conversations()
+        kinds = self.node.bandwidth.kinds
+        for partition in range(CONTACT_REQUEST_PARTITIONS):
+            kinds.set_topic(contact_request_topic_of(partition), "contact_request")
+        conversations = Conversations(kinds)
         channels = SdsChannels(ctx)
         writer = self._writer = StateWriter(ctx, olm, channels)
         transport = RelayTransport(self.node)
         sending = self._sending = Sending(
             ctx, conversations, channels, transport, self.checks, writer, self.history
         )
-        syncs = Syncs(ctx, conversations, channels, transport, writer)
+        syncs = Syncs(ctx, conversations, channels, CountedAs(transport, kinds, "sync"), writer)
         self._watch = functools.partial(watch_topic, ctx, self.checks)
         direct = self._direct = DirectChats(
             ctx,
@@ -150,6 +154,7 @@ class Messenger:
             syncs,
             direct.chat_view,
             strangers_queue=self.config.strangers.queue,
+            bandwidth=self.node.bandwidth,
         )
         self._health = HealthWatch(
             ctx, self.node, self.checks, sending, receiver, self._lock, budget
@@ -411,6 +416,12 @@ class Messenger:
     def health(self) -> ev.HealthView:
         """The health monitor's verdict (chat/waku/health.py), with relay peers per shard."""
         return self._health.view()
+
+    async def bandwidth(self) -> ev.BandwidthView:
+        """Bytes in and out per protocol and per relay message kind, since the node started
+        and over the last minute and hour (chat/waku/bandwidth.py). Async: the meter runs on
+        trio's clock."""
+        return bandwidth_view(self.node.bandwidth.snapshot(trio.current_time()))
 
     async def reconnect_now(self) -> ev.HealthView:
         """Dial every known peer that is not connected, now, instead of at its next

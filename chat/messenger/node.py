@@ -16,6 +16,7 @@ from libp2p.peer.id import ID
 
 from chat.client_node import Received
 from chat.reliability.store_queries import StoreQuerier
+from chat.waku.bandwidth import BandwidthMeter
 from chat.waku.health import HealthSummary
 from chat.waku.health_monitor import CatchUp, OnReset
 from chat.waku.message import WakuMessage
@@ -45,6 +46,12 @@ class MessengerNode(Protocol):
 
     @property
     def store(self) -> StoreQuerier: ...
+
+    @property
+    def bandwidth(self) -> BandwidthMeter:
+        """The node's bandwidth meter (chat/waku/bandwidth.py); the messenger names what its
+        content topics carry."""
+        ...
 
     def run(self) -> AbstractAsyncContextManager[Any]: ...
     def pubsub_topic(self, shard: int) -> str: ...

@@ -54,7 +54,9 @@ from chat.reliability.sds import (
     SdsFrame,
 )
 from chat.reliability.store_checks import StoreChecks
+from chat.waku.bandwidth import IN, BandwidthMeter
 from chat.waku.message import WakuMessage
+from chat.waku.relay.traffic import published_frame_size
 from storage.repositories.messages import StoredMessage
 from storage.store import Store
 
@@ -92,8 +94,11 @@ class Receiver:
         chat_view: ChatViewer,
         *,
         strangers_queue: int,
+        bandwidth: BandwidthMeter | None = None,
     ) -> None:
         self._ctx = ctx
+        self._bandwidth = bandwidth
+        """Told when a frame that came in as a chat message was a sync (receipts only)."""
         self._conversations = conversations
         self._channels = channels
         self._checks = checks
@@ -297,6 +302,9 @@ class Receiver:
                 self._ctx.emit(ev.MessagesLost(conversation.id, len(event.entries)))
         if frame.content:
             self._syncs.soon(conversation.id, now)
+        elif self._bandwidth is not None and received.via == "relay":
+            size = published_frame_size(received.pubsub_topic, len(received.message.encode()))
+            self._bandwidth.relabel(IN, "chat", "sync", size)
         self._writer.save_later(crypto=True, channel=conversation.id)
         for view in added:
             self._ctx.emit(ev.MessageAdded(view))

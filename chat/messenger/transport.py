@@ -11,6 +11,7 @@ from typing import Any
 
 from chat.messenger.conversation import PublishFailed, Transport
 from chat.messenger.node import MessengerNode
+from chat.waku.bandwidth import MessageKinds
 from chat.waku.message import WakuMessage
 from chat.waku.relay.core import NoPeersReached
 
@@ -32,6 +33,23 @@ class RelayTransport:
 
     def reachable(self, pubsub_topic: str) -> bool:
         return self._node.relay_peers().get(pubsub_topic, 0) > 0
+
+
+class CountedAs:
+    """A transport whose publishes the bandwidth meter counts as one kind (an SDS sync goes
+    on a conversation's topic, whose messages are otherwise chat messages)."""
+
+    def __init__(self, transport: Transport, kinds: MessageKinds, kind: str) -> None:
+        self._transport = transport
+        self._kinds = kinds
+        self._kind = kind
+
+    def publish(self, pubsub_topic: str, message: WakuMessage) -> dict[str, Any]:
+        with self._kinds.sending(self._kind):  # relay queues the frames before returning
+            return self._transport.publish(pubsub_topic, message)
+
+    def reachable(self, pubsub_topic: str) -> bool:
+        return self._transport.reachable(pubsub_topic)
 
 
 class BestEffort:

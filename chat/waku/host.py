@@ -51,6 +51,8 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from multiaddr import Multiaddr
 
+from chat.waku.bandwidth import BandwidthMeter
+from chat.waku.bandwidth_taps import BandwidthTaps
 from chat.waku.errors import UserError
 from chat.waku.inbound_gate import InboundGate
 from chat.waku.inbound_limits import MAX_CONNECTIONS, InboundLimits
@@ -373,6 +375,10 @@ class WakuHost:
         self.events = ConnectionEvents()
         network = self.libp2p.get_network()
         network.register_notifee(self.events)
+        self.bandwidth = BandwidthMeter(0.0)
+        """Bytes per protocol and relay kind (bandwidth.py); counted by `bandwidth_taps`."""
+        self.bandwidth_taps = BandwidthTaps(self.bandwidth)
+        network.register_notifee(self.bandwidth_taps)
         self.inbound = InboundGate(inbound_limits, max_connections=max_connections)
         if isinstance(network, Swarm):
             self.inbound.install(network)
@@ -387,6 +393,7 @@ class WakuHost:
 
         Raises HostError (not wrapped in an exception group) when an address cannot be bound.
         """
+        self.bandwidth.start(trio.current_time())
         try:
             async with self.libp2p.run(self.listen_addrs):
                 # py-libp2p logs a failed bind and carries on; a node that cannot listen stops.

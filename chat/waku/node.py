@@ -20,6 +20,7 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
+from chat.waku.bandwidth_taps import roll_buckets
 from chat.waku.host import (
     DEFAULT_INBOUND_LIMITS,
     HostError,
@@ -99,6 +100,7 @@ class Node:
         """Listen, start every mounted service, dial static peers; stop all on exit."""
         async with self.host.running(), trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(roll_buckets, self.host.bandwidth)
             try:
                 for service in self._pending_mount:
                     await self._start_service(nursery, service)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import trio
 from multiaddr import Multiaddr
 
+from chat.waku.bandwidth import Line, Snapshot
 from chat.waku.enr.waku_fields import Capability, RelayShards
 from chat.waku.filter.server import FilterServer
 from chat.waku.inbound_gate import InboundGate
@@ -316,6 +317,7 @@ class ServiceNode:
                 len(self.node.host.connected_peers()),
             ),
             *relay_metrics(self.relay),
+            *bandwidth_metrics(self.node.host.bandwidth.snapshot(trio.current_time())),
             *inbound_metrics(self.node.host.inbound),
             *request_gate_metrics(self._gates()),
         ]
@@ -407,6 +409,45 @@ def request_gate_metrics(gates: Mapping[str, ServerGate]) -> list[Metric]:
 
 def _sample(value: float, **labels: str) -> Sample:
     return Sample(tuple(labels.items()), value)
+
+
+def bandwidth_metrics(snapshot: Snapshot) -> list[Metric]:
+    """The bandwidth meter's totals (chat/waku/bandwidth.py); rates are Prometheus's job."""
+
+    def by_direction(lines: Sequence[Line], label: str) -> tuple[Sample, ...]:
+        return tuple(
+            _sample(value, **{label: line.name}, direction=direction)
+            for line in lines
+            for direction, value in (("in", line.bytes_in), ("out", line.bytes_out))
+        )
+
+    return [
+        Metric(
+            "chinwag_bandwidth_bytes_total",
+            "counter",
+            "Bytes read and written per protocol (by the libp2p protocol id of the stream; "
+            "'transport' is the connections' Noise and muxer framing, so the protocols add "
+            "up to every connection byte after the handshakes).",
+            by_direction((*snapshot.protocols, snapshot.transport), "protocol"),
+        ),
+        Metric(
+            "chinwag_bandwidth_relay_bytes_total",
+            "counter",
+            "Relay bytes by what they carry: gossip control, subscriptions, and published "
+            "messages by kind ('message' for content topics this node does not classify).",
+            by_direction(snapshot.kinds, "kind"),
+        ),
+        Metric(
+            "chinwag_bandwidth_relay_messages_total",
+            "counter",
+            "Relay messages published or forwarded (control: RPCs with control parts), by kind.",
+            tuple(
+                _sample(value, kind=line.name, direction=direction)
+                for line in snapshot.kinds
+                for direction, value in (("in", line.messages_in), ("out", line.messages_out))
+            ),
+        ),
+    ]
 
 
 # RelayCounters field -> (metric, help) for the traffic counters, and drop reasons.

@@ -26,6 +26,7 @@ import trio
 from libp2p.peer.id import ID
 
 from chat.client_node import Received
+from chat.waku.bandwidth import BandwidthMeter
 from chat.waku.health import HealthState, HealthSummary
 from chat.waku.health_monitor import CatchUp, OnReset
 from chat.waku.message import WakuMessage
@@ -165,6 +166,8 @@ class FakeNode:
         self._connections: list[trio.MemorySendChannel[Any]] = []
         self._dial_changes: list[trio.MemorySendChannel[None]] = []
         self._relay_changed = trio.Event()
+        self.bandwidth = BandwidthMeter(0.0)
+        """Nothing goes over a wire here; the messenger's classifier is still registered."""
 
     # ---- MessengerNode ---------------------------------------------------------------------
     @property

@@ -16,6 +16,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from chat.events import (
+    BandwidthLineView,
+    BandwidthView,
     ChatView,
     ContactView,
     HealthView,
@@ -26,6 +28,7 @@ from chat.events import (
     TraceStep,
     VerificationView,
 )
+from ui.screens.bandwidth import BandwidthScreen
 from ui.screens.contacts import ContactsScreen
 from ui.screens.display_name import DisplayNameScreen
 from ui.screens.help import HelpScreen
@@ -348,3 +351,45 @@ def test_verify_screen(snap_compare: Any) -> None:
 
     app = Harness(lambda: VerifyScreen(bob), feed)
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def _bandwidth_line(
+    name: str, total_in: int, total_out: int, messages: int = 0
+) -> BandwidthLineView:
+    """Totals over an hour of uptime, a third of them in the last minute's rate."""
+    return BandwidthLineView(
+        name, total_in, total_out, messages, messages // 2,
+        total_in / 3 / 60, total_out / 3 / 60, total_in / 3600, total_out / 3600,
+    )  # fmt: skip
+
+
+def test_bandwidth_screen(snap_compare: Any) -> None:
+    protocols = [
+        _bandwidth_line("relay", 4_812_000, 1_950_000),
+        _bandwidth_line("store", 812_000, 31_000),
+        _bandwidth_line("filter", 0, 0),
+        _bandwidth_line("lightpush", 0, 0),
+        _bandwidth_line("metadata", 1_210, 1_190),
+        _bandwidth_line("identify", 9_800, 9_650),
+        _bandwidth_line("discovery", 0, 0),
+        _bandwidth_line("ping", 2_112, 2_112),
+        _bandwidth_line("other", 96, 120),
+    ]
+    kinds = [
+        _bandwidth_line("control", 1_310_000, 880_000, 5_400),
+        _bandwidth_line("subscriptions", 2_400, 2_300, 40),
+        _bandwidth_line("chat", 2_950_000, 910_000, 1_800),
+        _bandwidth_line("sync", 420_000, 150_000, 1_100),
+        _bandwidth_line("contact_request", 12_000, 3_100, 6),
+        _bandwidth_line("join_request", 0, 0),
+        _bandwidth_line("message", 117_600, 4_600, 90),
+    ]
+    wire = _bandwidth_line("wire", 5_900_000, 2_150_000)
+    transport = _bandwidth_line("transport", 262_782, 154_928)
+    view = BandwidthView(3_700.0, protocols, kinds, wire, transport)
+
+    def feed(screen: BandwidthScreen) -> None:
+        screen.show(view)
+        screen.query_one(HealthBar).show(HEALTH)
+
+    assert snap_compare(Harness(BandwidthScreen, feed), terminal_size=(110, 40), run_before=settle)

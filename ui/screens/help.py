@@ -21,6 +21,7 @@ KEYS = """\
 | F3 | main | outbox: everything not yet delivered; retry, retry all, discard |
 | F4 | main | your contact link and its QR code; there **c** copies the link |
 | F6 | anywhere | dark / light theme |
+| F8 | anywhere | bandwidth: bytes per protocol and relay message kind, lately and since start |
 | Ctrl+Q | anywhere | quit |
 | Tab / Shift+Tab | main | move between chat list, conversation and composer |
 | typing | chat list | goes to the composer |

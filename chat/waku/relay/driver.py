@@ -22,6 +22,7 @@ from chat.waku.relay.core import Deliver, Disconnect, NoPeersReached, Router, Se
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.metrics import RelayCounters
 from chat.waku.relay.sendqueue import SendQueue
+from chat.waku.relay.traffic import RelayTraffic
 from chat.waku.relay.wire import RELAY_PROTOCOL
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,12 @@ class RelayDriver:
         limits: DriverLimits | None = None,
         clock: Callable[[], float] = trio.current_time,
         faults: RelayFaults | None = None,
+        traffic: RelayTraffic | None = None,
     ) -> None:
         self.host = host
         self.faults = faults
+        self.traffic = traffic
+        """Counts the frames by kind for the bandwidth meter (traffic.py), if given."""
         self.router = router or Router()
         self.counters: RelayCounters = self.router.counters
         self.limits = limits or DriverLimits()
@@ -232,6 +236,8 @@ class RelayDriver:
         if peer is not None and self.faults is not None and self.faults.lose():
             return True  # lost on the link: to the sender it looks sent
         if peer is not None and peer.queue.put(send.frame):
+            if self.traffic is not None:
+                self.traffic.sent(send.frame)
             return True
         self._count_send_drop(send.peer, peer)
         return False
@@ -404,7 +410,10 @@ class RelayDriver:
                 router.penalise(peer_id)
                 return
             now = self._clock()
+            traffic = self.traffic
             for frame in frames:
+                if traffic is not None:
+                    traffic.received(frame)
                 router.handle_rpc(peer_id, frame, now)
             if not decoder.buffered:
                 partial_since = None

@@ -20,6 +20,7 @@ from chat.waku.protected import ShardKeyPair, ShardPublicKey
 from chat.waku.relay.core import Deliver, Router
 from chat.waku.relay.driver import DriverLimits, RelayDriver
 from chat.waku.relay.faults import RelayFaults
+from chat.waku.relay.traffic import RelayTraffic
 from chat.waku.relay.verdict import Accept, Ignore, Reject, ValidationResult
 from chat.waku.validation import Outcome, RelayValidator, ShardSigner
 
@@ -78,7 +79,13 @@ class RelayService:
         self._sinks.append(sink)
 
     async def serve(self, host: WakuHost, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        driver = RelayDriver(host.libp2p, self.router, limits=self._limits, faults=self.faults)
+        driver = RelayDriver(
+            host.libp2p,
+            self.router,
+            limits=self._limits,
+            faults=self.faults,
+            traffic=RelayTraffic(host.bandwidth),
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(driver.run)
             self._driver = driver

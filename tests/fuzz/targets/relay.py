@@ -7,9 +7,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from chat.waku.framing import FrameDecoder
+from chat.waku.bandwidth import BandwidthMeter
+from chat.waku.framing import FrameDecoder, encode_uvarint
 from chat.waku.relay.core import Router, Send
 from chat.waku.relay.service import router_validator
+from chat.waku.relay.traffic import RelayTraffic
 from chat.waku.relay.wire import (
     ControlBatch,
     RpcError,
@@ -86,6 +88,27 @@ def _seeds() -> Iterable[bytes]:
     yield join_records([b"\x00" + frame for frame in publish] + [b"\x80"])
 
 
+def fuzz_relay_traffic(data: bytes) -> None:
+    """Each record is a relay frame as read from a peer and, length-prefixed, as queued to
+    one: the bandwidth meter splits it by kind without raising and counts every byte once."""
+    meter = BandwidthMeter(0.0)
+    meter.kinds.set_topic("/chinwag/1/dm-x/proto", "chat")
+    traffic = RelayTraffic(meter)
+    expected_in = expected_out = 0
+    for record in records(data):
+        traffic.received(record)
+        expected_in += len(encode_uvarint(len(record))) + len(record)
+        framed = encode_uvarint(len(record)) + record
+        traffic.sent(framed)
+        traffic.sent(framed)  # the same frame to the next peer: remembered, counted again
+        expected_out += 2 * len(framed)
+    snapshot = meter.snapshot(1.0)
+    counted_in = sum(line.bytes_in for line in snapshot.kinds)
+    counted_out = sum(line.bytes_out for line in snapshot.kinds)
+    check(counted_in == expected_in, f"{counted_in} bytes counted in, {expected_in} read")
+    check(counted_out == expected_out, f"{counted_out} bytes counted out, {expected_out} sent")
+
+
 TARGETS = (
     Target(
         name="relay_rpc",
@@ -97,5 +120,16 @@ TARGETS = (
         seeds=_seeds,
         max_len=8192,
         tokens=(OPEN_TOPIC.encode(), PROTECTED_TOPIC.encode()),
+    ),
+    Target(
+        name="relay_traffic",
+        decoder="chat.waku.relay.traffic.RelayTraffic.received/sent (the bandwidth meter's "
+        "split of relay frames by kind)",
+        contract="never raises; every byte of every frame is counted once, in and out",
+        fuzz=fuzz_relay_traffic,
+        seeds=_seeds,
+        max_len=8192,
+        tokens=(OPEN_TOPIC.encode(), b"/chinwag/1/dm-x/proto"),
+        weight=0.5,
     ),
 )

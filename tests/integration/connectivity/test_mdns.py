@@ -78,6 +78,10 @@ async def test_two_nodes_find_each_other_over_mdns_and_chat(
             await wait_until(lambda: alice.meshed_with(bob_id) and bob.meshed_with(alice_id))
             alice.relay.publish(TOPIC, make_message("found you"))
             await wait_until(lambda: b"found you" in bob.received)
+            # The mDNS packets count as discovery in the bandwidth meter.
+            discovery = alice.node.host.bandwidth.snapshot(trio.current_time()).protocols[6]
+            assert discovery.name == "discovery"
+            assert discovery.bytes_in > 0 and discovery.bytes_out > 0
             # The stranger answers alice's queries too (at 0, 1 and 3 s); she drops it.
             core = services[0].core
             assert core is not None

@@ -146,6 +146,10 @@ def _view_strategy(view: type) -> st.SearchStrategy[Any]:
             overrides[name] = st.none() | finite
         elif name == "evidence":
             overrides[name] = st.dictionaries(st.text(max_size=5), json_scalars, max_size=3)
+        elif dataclasses.is_dataclass(hint):  # a view inside a view: its times finite too
+            overrides[name] = _view_strategy(typing.cast(type, hint))
+        elif typing.get_origin(hint) is list and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+            overrides[name] = st.lists(_view_strategy(typing.get_args(hint)[0]), max_size=3)
     return st.builds(view, **overrides)
 
 

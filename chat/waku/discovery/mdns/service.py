@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import trio
 
+from chat.waku.bandwidth import IN, OUT, BandwidthMeter, named_slot, wire_slot
 from chat.waku.discovery.mdns.core import (
     QUERY_INTERVAL,
     Discovered,
@@ -41,6 +42,13 @@ def default_interfaces() -> tuple[str, ...]:
         if ip not in found:
             found.append(ip)
     return tuple(found)
+
+
+_DISCOVERY_IN = named_slot("discovery", IN)
+_DISCOVERY_OUT = named_slot("discovery", OUT)
+_WIRE_IN, _WIRE_OUT = wire_slot(IN), wire_slot(OUT)
+"""mDNS packets count as discovery in the bandwidth meter, and on the wire (its UDP payload:
+the wire minus the protocols stays the connections' framing)."""
 
 
 class MdnsService:
@@ -100,7 +108,7 @@ class MdnsService:
                 while True:
                     now = trio.current_time()
                     if core.queries_due(now):
-                        await self._send(sock, interfaces, lambda _: core.query())
+                        await self._send(sock, interfaces, lambda _: core.query(), host.bandwidth)
                     await trio.sleep_until(core.next_wakeup(trio.current_time()))
 
     async def _open_socket(self, interfaces: Sequence[str]) -> trio.socket.SocketType:
@@ -137,6 +145,8 @@ class MdnsService:
         while True:
             data, _source = await sock.recvfrom(MAX_RECEIVE)
             self.packets_received += 1
+            host.bandwidth.count(_DISCOVERY_IN, len(data))
+            host.bandwidth.count(_WIRE_IN, len(data))
             answer, peers = core.receive(data, trio.current_time())
             if answer:
                 await self._send_response(sock, host, interfaces, core)
@@ -160,13 +170,14 @@ class MdnsService:
                 return core.response(addrs)
             return core.response([a for a in addrs if not is_loopback_address(a)])
 
-        await self._send(sock, interfaces, packet_for)
+        await self._send(sock, interfaces, packet_for, host.bandwidth)
 
     async def _send(
         self,
         sock: trio.socket.SocketType,
         interfaces: Sequence[str],
         packet_for: Callable[[str], bytes | None],
+        meter: BandwidthMeter,
     ) -> None:
         for ip in interfaces:
             packet = packet_for(ip)
@@ -176,5 +187,7 @@ class MdnsService:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(ip))
                 await sock.sendto(packet, (self.group, self.port))
                 self.packets_sent += 1
+                meter.count(_DISCOVERY_OUT, len(packet))
+                meter.count(_WIRE_OUT, len(packet))
             except OSError as exc:
                 log.debug("mDNS: send on %s failed: %s", ip, exc)

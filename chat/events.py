@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from chat.reliability.outbox import OutboxEntry
     from storage.repositories.conversations import Conversation
     from storage.repositories.messages import StoredMessage
+    from storage.repositories.recipients import Recipient
 
 
 MAX_TEXT_LENGTH = 16 * 1024
@@ -98,6 +99,14 @@ class MessageView:
     next_attempt_at: float | None = None
     reply_to: str | None = None
     received_at: float | None = None
+    kind: str = "text"
+    """'text', or 'system': a line about the chat (a join, a leave, a rename), not a message
+    someone wrote."""
+    recipients: int = 0
+    """Outgoing: how many members it was sent to (1 in a 1:1 chat)."""
+    delivered_to: list[str] = field(default_factory=list)
+    """Outgoing: the recipients (chat keys) who acknowledged it so far; it is delivered when
+    every recipient still a member is in here ("delivered 3/5")."""
 
 
 def chat_view_of(
@@ -110,9 +119,15 @@ def chat_view_of(
     )
 
 
-def message_view_of(stored: StoredMessage, entry: OutboxEntry | None = None) -> MessageView:
+def message_view_of(
+    stored: StoredMessage,
+    entry: OutboxEntry | None = None,
+    recipients: list[Recipient] | None = None,
+) -> MessageView:
     """A stored message as the faces see it; an outgoing message still in the outbox takes its
-    live state, reason and retry schedule from the entry."""
+    live state, reason and retry schedule from the entry, and its recipients say who has
+    acknowledged it."""
+    sent_to = recipients or []
     return MessageView(
         id=stored.message_id,
         chat_id=stored.conversation_id,
@@ -127,6 +142,9 @@ def message_view_of(stored: StoredMessage, entry: OutboxEntry | None = None) -> 
         next_attempt_at=entry.next_attempt_at if entry else None,
         reply_to=stored.reply_to or None,
         received_at=stored.received_at / 1000 if stored.received_at else None,
+        kind=stored.kind,
+        recipients=len(sent_to),
+        delivered_to=[r.member for r in sent_to if r.acknowledged_at is not None],
     )
 
 

@@ -218,7 +218,7 @@ class Messenger:
         self._contacts.verified = saved.verified
         await self._contacts_flow.restore(saved.flows, saved.stranger_requests_dropped)
         self._direct.restore(saved.conversations)
-        self._sending.restore(saved.outbox)
+        self._sending.restore(saved.outbox, saved.recipients)
         # Watch our contact-request partition and every chat, from their persisted cursors.
         request_topic = self._contacts_flow.request_topic
         self._receiver.add_inbox(request_topic, self._contacts_flow)
@@ -328,7 +328,7 @@ class Messenger:
         self, chat_id: str, *, limit: int = 50, before: str | None = None
     ) -> list[ev.MessageView]:
         page = await self.history.page(chat_id, limit=limit, before=before)
-        return [self._sending.view(m) for m in page]
+        return await self._sending.views(page)
 
     async def message(self, message_id: str) -> ev.MessageView:
         return await self._sending.message(message_id)

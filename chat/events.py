@@ -74,7 +74,7 @@ class ContactView:
 class ChatView:
     id: str
     kind: str
-    """'direct' (groups and communities come later)."""
+    """'direct' or 'group' (communities come later)."""
     name: str
     unread: int
     last_activity_at: float
@@ -146,6 +146,58 @@ def message_view_of(
         recipients=len(sent_to),
         delivered_to=[r.member for r in sent_to if r.acknowledged_at is not None],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemberView:
+    chat_key: str
+    display_name: str
+    """The name in the member's own (signed) contact link."""
+    state: str
+    """joined, invited, expired (an invitation nobody answered in time), declined, left or
+    removed."""
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    id: str
+    """Also the group's chat id (its messages go through /v1/chats/{id}/messages)."""
+    name: str
+    admins: list[str]
+    """Chat keys of the members who may add, remove and rename (the creator first)."""
+    members: list[GroupMemberView]
+    """Everyone the group's membership log names, with their state."""
+    creator: str
+    my_state: str
+    """Our own state in the group: joined, left or removed."""
+    undecryptable: int = 0
+    """Messages on the group's topic we could not decrypt since start (sent before we
+    joined, after we left or were removed, or whose key has not reached us yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InviteView:
+    id: str
+    group_id: str
+    name: str
+    """The group's name when the invitation was made."""
+    from_: str
+    """Who invited (a chat key); sent as `from`."""
+    to: str
+    """Who is invited (a chat key)."""
+    direction: str
+    """'received' (someone invited us) or 'sent' (we invited a contact)."""
+    state: str
+    """invited, joined, declined, expired, cancelled or failed (chat/groups/invites.py)."""
+    expires_at: float | None
+    reason: str | None = None
+    """Why it failed (a sent invitation that reached nobody)."""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    next_send_at: float | None = None
+    """Sent and open: when the invitation goes out again."""
+    sends: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +309,22 @@ class VerificationUpdated(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class GroupUpdated(Event):
+    """A group's members, admins or name changed (or ours in it)."""
+
+    kind: ClassVar[str] = "group_updated"
+    group: GroupView
+
+
+@dataclass(frozen=True, slots=True)
+class InviteUpdated(Event):
+    """An invitation to a group arrived or changed state (sent or received)."""
+
+    kind: ClassVar[str] = "invite_updated"
+    invite: InviteView
+
+
+@dataclass(frozen=True, slots=True)
 class MessagesLost(Event):
     """Earlier messages of a chat could not be retrieved; later ones are shown without them."""
 
@@ -286,6 +354,13 @@ class Rejected(Event):
     reason: str
 
 
+def json_name(field_name: str) -> str:
+    """A field's name in JSON: a Python keyword's trailing underscore dropped (`from_`)."""
+    return field_name[:-1] if field_name.endswith("_") else field_name
+
+
 def to_json(view: Any) -> dict[str, Any]:
     """A view (or event) as a JSON-ready dict."""
-    return dataclasses.asdict(view)
+    return dataclasses.asdict(
+        view, dict_factory=lambda items: {json_name(key): value for key, value in items}
+    )

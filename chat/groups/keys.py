@@ -141,6 +141,11 @@ class GroupKeys:
         self.outbound: OutboundSession | None = None
         self.own_sessions: dict[str, None] = {}
         self.inbound: dict[str, InboundSession] = {}
+        self.known_to: set[str] = set()
+        """Members who confirmed one of our sessions: they know we are a member (our shares
+        to them need not prove it again)."""
+        self.farewell: set[str] = set()
+        """Frames we may still seal after we left: our own `left` change."""
         self.changed: set[str] = set()
         """Session ids whose state moved since the last `take_changed` ('' for our own list)."""
         self.dropped: set[str] = set()
@@ -191,6 +196,20 @@ class GroupKeys:
         if session is not None and message_id in session.sealed and member not in session.confirmed:
             session.confirmed.add(member)
             self.changed.add(session.id)
+            if member not in self.known_to:
+                self.known_to.add(member)
+                self.changed.add("")
+
+    def rejoined(self) -> None:
+        """We are a member again (a new invitation): every member needs our proof again."""
+        self.known_to.clear()
+        self.farewell.clear()
+        self.changed.add("")
+
+    def leaving(self, message_id: str) -> None:
+        """We left; the frame that says so may still go out."""
+        self.farewell.add(message_id)
+        self.changed.add("")
 
     def departed(self, members: Iterable[str]) -> None:
         """These members left or were removed: our session must not carry content past them."""
@@ -272,7 +291,11 @@ class GroupKeys:
         """(owner, state) of a session as the profile keeps it; None if it is gone. The
         session id '' is our list of own session ids."""
         if session_id == "":
-            return self.own, {"own_sessions": list(self.own_sessions)}
+            return self.own, {
+                "own_sessions": list(self.own_sessions),
+                "known_to": sorted(self.known_to),
+                "farewell": sorted(self.farewell),
+            }
         out = self.outbound
         if out is not None and out.id == session_id:
             return self.own, {
@@ -298,6 +321,8 @@ class GroupKeys:
         """One row as `row` wrote it (a row of an older own session is dropped)."""
         if "own_sessions" in state:
             self.own_sessions.update(dict.fromkeys(str(s) for s in state["own_sessions"]))
+            self.known_to.update(str(m) for m in state.get("known_to", []))
+            self.farewell.update(str(m) for m in state.get("farewell", []))
         elif "outbound" in state:
             session = vodozemac.GroupSession.from_pickle(state["outbound"], key)
             restored = OutboundSession(

@@ -67,6 +67,9 @@ class Unsealed:
     """An SDS frame, for the pipeline; None for a message the kind handles itself."""
     detail: Any = None
     """The kind's own decoded payload (1:1: a chat.direct.Opened), for its control messages."""
+    assume_delivered: tuple[str, ...] = ()
+    """SDS message ids this conversation can never deliver to us (a group: what was sent
+    before we joined): frames must not wait for them."""
 
 
 class ConversationCrypto(Protocol):

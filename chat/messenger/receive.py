@@ -246,7 +246,8 @@ class Receiver:
             return
         channel = await self._channels.get(conversation.id)
         try:
-            sds_events = channel.receive(frame, int(now * 1000), received.msg_hash)
+            sds_events = channel.assume_delivered(list(unsealed.assume_delivered))
+            sds_events += channel.receive(frame, int(now * 1000), received.msg_hash)
         except SdsError as exc:
             self._ctx.reject(str(exc))
             return
@@ -353,18 +354,7 @@ class Receiver:
         return None if stored is None else self._sending.view(stored)
 
     def chat_message(self, content: bytes, message_id: str) -> Content | None:
-        """A frame's content as a ChatMessage (chat/proto/direct.proto), cleaned to show;
-        None (refused, said why) when it is not one, or names another id than its frame."""
-        try:
-            body = direct_pb2.ChatMessage.FromString(content)
-        except Exception:  # protobuf's DecodeError, or worse: nothing to show
-            self._ctx.reject("a chat message whose content is not a chat message")
-            return None
-        if body.id != message_id:
-            self._ctx.reject("a chat message whose id differs from its SDS id")
-            return None
-        text = sanitize_display_text(body.text, multiline=True)[:MAX_TEXT_LENGTH]
-        return Content(body.id, text, int(body.sent_at_ms), body.reply_to)
+        return chat_message(self._ctx, content, message_id)
 
     # ---- the timed feature: giving up on missing messages ------------------------------------
     def next_wakeup(self) -> float | None:
@@ -392,3 +382,18 @@ class Receiver:
                 if view is not None:
                     self._ctx.emit(ev.MessageAdded(view))
         self._writer.save_later(channel=conversation_id)
+
+
+def chat_message(ctx: MessengerContext, content: bytes, message_id: str) -> Content | None:
+    """A frame's content as a ChatMessage (chat/proto/direct.proto), cleaned to show; None
+    (refused, said why) when it is not one, or names another id than its frame."""
+    try:
+        body = direct_pb2.ChatMessage.FromString(content)
+    except Exception:  # protobuf's DecodeError, or worse: nothing to show
+        ctx.reject("a chat message whose content is not a chat message")
+        return None
+    if body.id != message_id:
+        ctx.reject("a chat message whose id differs from its SDS id")
+        return None
+    text = sanitize_display_text(body.text, multiline=True)[:MAX_TEXT_LENGTH]
+    return Content(body.id, text, int(body.sent_at_ms), body.reply_to)

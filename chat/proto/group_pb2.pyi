@@ -373,8 +373,9 @@ Global___GroupContent: _TypeAlias = GroupContent  # noqa: Y015
 
 @_typing.final
 class GroupShareBody(_message.Message):
-    """Inside Olm, to one member, in a group envelope: the sender's Megolm session key, and the
-    changes the recipient may not have yet (the sender's own join; their removal).
+    """Inside Olm, to one member, in a group envelope: the sender's Megolm session key, the
+    changes the recipient may not have yet (the sender's own join, what happened since the
+    recipient's invitation, their removal), and the newest SDS ids the recipient cannot read.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -384,6 +385,7 @@ class GroupShareBody(_message.Message):
     SESSION_KEY_FIELD_NUMBER: _builtins.int
     LINK_FIELD_NUMBER: _builtins.int
     CHANGES_FIELD_NUMBER: _builtins.int
+    HORIZON_FIELD_NUMBER: _builtins.int
     group_id: _builtins.str
     session_id: _builtins.str
     session_key: _builtins.str
@@ -392,6 +394,10 @@ class GroupShareBody(_message.Message):
     """the sender's current contact link"""
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignedChange]: ...
+    @_builtins.property
+    def horizon(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """SDS ids sent before the key: never wait for them"""
+
     def __init__(
         self,
         *,
@@ -400,10 +406,11 @@ class GroupShareBody(_message.Message):
         session_key: _builtins.str = ...,
         link: _builtins.str = ...,
         changes: _abc.Iterable[Global___SignedChange] | None = ...,
+        horizon: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "group_id", b"group_id", "link", b"link", "session_id", b"session_id", "session_key", b"session_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "group_id", b"group_id", "horizon", b"horizon", "link", b"link", "session_id", b"session_id", "session_key", b"session_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

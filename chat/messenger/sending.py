@@ -124,7 +124,16 @@ class Sending:
         return [self.view(m, found.get(m.id)) for m in page]
 
     async def message(self, message_id: str) -> ev.MessageView:
-        return (await self.views([await self._history.message(message_id)]))[0]
+        def read(store: Store) -> tuple[StoredMessage | None, list[Recipient]]:
+            stored = store.messages.by_id(message_id)
+            if stored is None or not stored.outgoing:
+                return stored, []
+            return stored, store.recipients.of([stored.id]).get(stored.id, [])
+
+        stored, recipients = await self._ctx.db.run(read)  # one call: one checkpoint
+        if stored is None:
+            raise ev.NotFound(f"no message {message_id[:64]}")
+        return self.view(stored, recipients)
 
     async def outbox_items(self) -> list[ev.OutboxItemView]:
         """Every message not delivered yet, failed ones included."""

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
 from harness.fake_messengers import Peers, Running, group_of
 from harness.waiting import wait_until
-
-from chat import events as ev
 
 
 async def texts(running: Running, chat_id: str, kind: str = "text") -> list[str]:
@@ -36,11 +33,13 @@ async def test_three_people_join_and_every_message_is_delivered_to_both_others(
             (("alice", alice), ("bob", bob), ("carol", carol))]  # fmt: skip
 
     async def delivered() -> bool:
-        views = [await p.messenger.message(m.id) for p, m in zip((alice, bob, carol), sent)]
+        views = [
+            await p.messenger.message(m.id) for p, m in zip((alice, bob, carol), sent, strict=True)
+        ]
         return all(v.state == "delivered" for v in views)
 
     await wait_until(delivered)
-    for running, message in zip((alice, bob, carol), sent):
+    for running, message in zip((alice, bob, carol), sent, strict=True):
         view = await running.messenger.message(message.id)
         assert view.recipients == 2 and len(view.delivered_to) == 2
         steps = await running.messenger.trace(message.id)

@@ -39,6 +39,8 @@ class Group:
     """Members' links fresher than the log's (from their shares), by chat key."""
     moved: bool = False
     """The member list or name changed since the messenger last reacted to it."""
+    lines: list[Change] = field(default_factory=list)
+    """Changes learned (by any path) to show as system lines in the conversation."""
     horizon: list[str] = field(default_factory=list)
     """SDS ids members told us we cannot read (sent before we had their key), to hand to the
     pipeline with the next frame we open."""

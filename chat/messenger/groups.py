@@ -6,7 +6,8 @@ A group is a conversation whose parts are (group_crypto.py):
 - membership: the joined members of the group's membership log (chat/groups/log.py): every
   one of them must acknowledge a message for it to be delivered (`GroupMembership`);
 - content: a frame carries a chat message or a signed membership change; a change goes into
-  the log and shows as a system line ("Bob joined").
+  the log and shows as a system line ("Bob joined"), whatever path it came by (a frame, a
+  key share, an answer): the line's id is the change's id, so it shows once.
 
 This module holds the groups (group_state.py) and gives the façade its commands: create,
 rename, add, remove, make admin, leave, send. Every change we make is checked against the
@@ -46,6 +47,7 @@ from chat.messenger.sending import Sending
 from chat.messenger.syncs import Syncs
 from chat.proto import direct_pb2
 from storage.repositories.conversations import Conversation as StoredConversation
+from storage.repositories.messages import StoredMessage
 from storage.store import Store
 
 if TYPE_CHECKING:
@@ -75,6 +77,10 @@ def system_text(state: GroupState, change: Change) -> str:
         ChangeKind.RENAMED: f"{author} renamed the group to “{change.name}”",
         ChangeKind.ADMIN_GRANTED: f"{author} made {subject} an admin",
     }[change.kind]
+
+
+def _message_at(rowid: int) -> Callable[[Store], StoredMessage | None]:
+    return lambda store: store.messages.get(rowid)
 
 
 class GroupChats:
@@ -185,6 +191,9 @@ class GroupChats:
             return None
         if added.new:
             self._writer.save_later()
+            if added.ignored is None and group.joined:
+                group.lines.append(change)
+                group.moved = True
             if added.ignored is not None:
                 self._ctx.reject(
                     f"a '{change.kind.value}' change by {change.author[:16]}… in {via} is "
@@ -212,7 +221,7 @@ class GroupChats:
         if change is None:
             return None
         text = system_text(group.state, change)
-        return Content(message_id, text, int(change.at * 1000), kind="system")
+        return Content(change.id, text, int(change.at * 1000), kind="system")
 
     async def _on_control(self, conversation: Conversation, unsealed: Unsealed) -> None:
         self._ctx.reject("a group message that is not an SDS frame")
@@ -231,6 +240,7 @@ class GroupChats:
         conversation = self._conversations.get(group.id)
         if conversation is None:
             return
+        await self._write_lines(group)
         await self._sending.membership_changed(conversation)
         if group.joined and group.needs_our_key(self._ctx.clock()):
             # A new member: a sync carries our key (and who we are) to them now, rather
@@ -241,6 +251,41 @@ class GroupChats:
         if self.invites is not None:
             await self.invites.answered_in_log(group)
         self._ctx.emit(ev.ChatUpdated(await self.chat_view(group.id)))
+
+    async def _write_lines(self, group: Group) -> None:
+        """The changes learned since the last pass as system lines (once each: a line that
+        came in its frame meanwhile is there already)."""
+        lines, group.lines = group.lines, []
+        state, now_ms = group.state, self._ctx.now_ms()
+        rows = [(c, system_text(state, c)) for c in lines]
+
+        def write(store: Store) -> list[int]:
+            added: list[int] = []
+            with store.db.transaction():
+                for change, text in rows:
+                    if store.messages.by_message_id(group.id, change.id) is None:
+                        rowid = store.messages.add(
+                            conversation_id=group.id,
+                            message_id=change.id,
+                            sender=change.author,
+                            outgoing=False,
+                            body=text,
+                            sent_at=int(change.at * 1000),
+                            state="received",
+                            now=now_ms,
+                            received_at=now_ms,
+                            kind="system",
+                            evidence={"via": "membership log"},
+                        )
+                        added.append(rowid)
+            return added
+
+        if not rows:
+            return
+        for rowid in await self._ctx.db.run(write):
+            stored = await self._ctx.db.run(_message_at(rowid))
+            if stored is not None:
+                self._ctx.emit(ev.MessageAdded(self._sending.view(stored)))
 
     # ---- commands (under the lock) -----------------------------------------------------------
     async def create(self, name: str, members: list[str]) -> ev.GroupView:
@@ -391,7 +436,10 @@ class GroupChats:
         if conversation is None:
             raise ev.NotFound(f"no group {group.id}")
         now = self._ctx.clock()
-        message_id = secrets.token_hex(16)
+        # The frame's id is the change's, so its line shows once everywhere; a change we
+        # hold a line for already (relayed) goes in a frame of its own id.
+        held = await self._ctx.db.run(lambda s: s.messages.by_message_id(group.id, change.id))
+        message_id = change.id if held is None else secrets.token_hex(16)
         if farewell:
             group.keys.leaving(message_id)
         content = GroupContent(change=change.signed).encode()

@@ -347,7 +347,8 @@ class Receiver:
                     reply_to=reply_to or None,
                     kind=body.kind,
                 )
-                store.conversations.touch(conversation_id, now=now_ms, unread_delta=1)
+                unread = 1 if body.kind == "text" else 0  # a system line is not unread
+                store.conversations.touch(conversation_id, now=now_ms, unread_delta=unread)
             return store.messages.get(rowid)
 
         stored = await self._ctx.db.run(add)

@@ -27,11 +27,11 @@ from chat.api.routing import Route
 from chat.events import (
     ChatView,
     ContactView,
-    Event,
     HealthView,
     IdentityView,
     MessageView,
     OutboxItemView,
+    Subscription,
     TraceStep,
     VerificationView,
     to_json,
@@ -102,7 +102,7 @@ class MessengerFace(Protocol):
     async def outbox(self) -> list[OutboxItemView]: ...
     async def mark_read(self, chat_id: str) -> ChatView: ...
     def health(self) -> HealthView: ...
-    def subscribe(self, buffer: int = 1000) -> trio.MemoryReceiveChannel[Event]: ...
+    def subscribe(self, buffer: int = 1000) -> Subscription: ...
 
 
 def _views(views: list[Any]) -> Response:
@@ -214,18 +214,17 @@ class Handlers:
         return json_response({"retried": await self._m.retry_all()}, 202)
 
     async def events(self, request: Request) -> StreamResponse:
-        # Subscribe now, before the client sees the response: nothing after it is missed.
-        channel = self._m.subscribe(EVENT_BUFFER)
         return StreamResponse(
-            produce=lambda send: self._relay_events(channel, send),
+            produce=self._relay_events,
             content_type=sse.CONTENT_TYPE,
             headers=((b"x-accel-buffering", b"no"),),
         )
 
-    async def _relay_events(
-        self, channel: trio.MemoryReceiveChannel[Event], send: SendChunk
-    ) -> None:
-        with channel:
+    async def _relay_events(self, send: SendChunk) -> None:
+        # Subscribed before the first send, which carries the response head: the client
+        # misses nothing after it sees the response. Closed (the messenger forgets it) as
+        # soon as the stream ends, however it ends.
+        with self._m.subscribe(EVENT_BUFFER) as channel:
             await send(sse.comment_frame("connected"))
             while True:
                 with trio.move_on_after(self._keepalive) as idle:

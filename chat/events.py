@@ -47,6 +47,11 @@ class NotPossible(MessengerError):
     """The command is understood but not possible in the current state (REST: 409)."""
 
 
+class NotAllowed(NotPossible):
+    """The command is understood but we may not do it: a group change by a member who is
+    no admin (REST: 403). A NotPossible, so faces that catch that still do."""
+
+
 # ---- views -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class IdentityView:

@@ -533,6 +533,7 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             },
             "members": {
                 "type": "array",
+                "nullable": True,
                 "maxItems": MAX_MEMBERS - 1,
                 "items": {"type": "string"},
                 "description": "chat keys of mutual contacts to invite (a group has at most "
@@ -616,10 +617,6 @@ LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
             ("SendToGroup", "send_message"),
             ("LeaveGroup", "leave_group"),
         )
-    },
-    ("/v1/invites", "get", "200"): {
-        name: {"operationId": target, "parameters": {"id": "$response.body#/0/id"}}
-        for name, target in (("AcceptFirst", "accept_invite"), ("DeclineFirst", "decline_invite"))
     },
 }
 """OpenAPI links: where an id that one operation returns can be used next."""

@@ -134,14 +134,18 @@ class MembershipLog:
         self.group_id = root.group_id
         self._changes: list[Change] = [root]
         self._ids: set[str] = {root.id}
+        self._arrival: dict[str, int] = {root.id: 0}
+        """Per change id, when it came into this log (0, 1, 2, ...): what an invitation we
+        made could not carry is what came after it."""
         self.verdicts: dict[str, str | None] = {}
         """Per change id, why it is ignored (None: it applies)."""
         self.state = self._fold()
 
     @classmethod
     def from_changes(cls, changes: Iterable[Change]) -> MembershipLog:
-        """A log from changes in any order; LogError if the root is missing or they belong to
-        different groups (changes beyond the bound are dropped, the latest first)."""
+        """A log from changes in any order, taken as their arrival order; LogError if the root
+        is missing or they belong to different groups (changes beyond the bound are dropped,
+        the latest first)."""
         given = list(changes)
         roots = [c for c in given if c.kind is ChangeKind.CREATED and c.id and c.lamport == 0]
         root = next((c for c in roots if all(o.group_id == c.group_id for o in given)), None)
@@ -149,8 +153,10 @@ class MembershipLog:
             raise LogError("these changes are not one group's log")
         log = cls(root)
         rest = sorted((c for c in given if c.id != root.id), key=lambda c: c.order)
-        for change in rest[: MAX_LOG_ENTRIES - 1]:
-            log._insert(change)
+        kept = {c.id for c in rest[: MAX_LOG_ENTRIES - 1]}
+        for change in given:
+            if change.id in kept and change.id not in log._ids:
+                log._insert(change)
         log.state = log._fold()
         return log
 
@@ -186,6 +192,21 @@ class MembershipLog:
         keys = [c.order for c in self._changes]
         self._changes.insert(bisect.bisect(keys, change.order), change)
         self._ids.add(change.id)
+        self._arrival[change.id] = len(self._arrival)
+
+    def unknown_at(self, invitation: Change, *, ours: bool) -> list[Change]:
+        """The changes a copy of the log taken with `invitation` cannot hold, in order:
+        every change at the invitation's lamport or later (no change its author had seen is
+        there), and, for an invitation we made (`ours`: the copy we sent was this log then),
+        every change that came into this log after it: one made concurrently by a member
+        whose log was behind ours sorts before it."""
+        arrived = self._arrival.get(invitation.id, len(self._arrival))
+        return [
+            c
+            for c in self._changes
+            if c.id != invitation.id
+            and (c.lamport >= invitation.lamport or (ours and self._arrival[c.id] > arrived))
+        ]
 
     # ---- the fold ----------------------------------------------------------------------------
     def _fold(self) -> GroupState:

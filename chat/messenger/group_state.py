@@ -104,13 +104,31 @@ class Group:
         return found[-2:]
 
     def since_invitation(self, chat_key: str) -> list[Change]:
-        """The changes after a member's latest invitation: what its copy of the log may lack
-        (it was taken when the invitation was made)."""
+        """What a member's copy of the log may lack (it was taken when their latest
+        invitation was made): the changes after it, those made at the same time (crossed),
+        and, if we invited them, every change we learned after inviting them."""
         member = self.state.member(chat_key)
-        changes = self.log.changes()
         invite_id = member.invite_id if member is not None else None
-        start = next((i for i, c in enumerate(changes) if c.id == invite_id), None)
-        return [] if start is None else changes[start + 1 :]
+        invitation = next((c for c in self.log.changes() if c.id == invite_id), None)
+        if invitation is None:
+            return []
+        return self.log.unknown_at(invitation, ours=invitation.author == self.own)
+
+    def tell_our_invitees(self, change: Change) -> None:
+        """A change new to us: members we invited, whose copy of the log cannot hold it
+        (it sorts before their invitation but came to us after), get it pairwise. Those
+        still to join get it with our key when they do (`since_invitation`)."""
+        by_id = {c.id: c for c in self.log.changes()}
+        for member in self.state.members.values():
+            invitation = by_id.get(member.invite_id)
+            if (
+                member.state is MemberState.JOINED
+                and member.chat_key not in (self.own, change.author)
+                and invitation is not None
+                and invitation.author == self.own
+                and change.order < invitation.order
+            ):
+                self.notify(member.chat_key, change)
 
     def needs_our_key(self, now: float) -> bool:
         """A member has not got our current session's key (a new member): our next envelope

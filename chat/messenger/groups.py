@@ -191,6 +191,7 @@ class GroupChats:
             return None
         if added.new:
             self._writer.save_later()
+            group.tell_our_invitees(change)
             if added.ignored is None and group.joined:
                 group.lines.append(change)
                 group.moved = True

@@ -57,10 +57,12 @@ class GroupRepository:
         return [bytes(r[0]) for r in rows]
 
     def all_changes(self) -> dict[str, list[bytes]]:
-        """Every group's log, by group id."""
+        """Every group's log, by group id, in the order the changes came (as far as the
+        time they were saved tells)."""
         found: dict[str, list[bytes]] = {}
         for group_id, signed in self._db.fetchall(
-            "SELECT group_id, signed FROM group_changes ORDER BY group_id, lamport, change_id"
+            "SELECT group_id, signed FROM group_changes "
+            "ORDER BY group_id, added_at, lamport, change_id"
         ):
             found.setdefault(group_id, []).append(bytes(signed))
         return found

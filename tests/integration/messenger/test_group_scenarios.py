@@ -24,6 +24,7 @@ from harness.live_groups import (
 from harness.waiting import wait_until
 
 from chat.groups import changes as ch
+from chat.groups.changes import ChangeKind
 from chat.groups.wire import GroupEnvelope, group_content_topic
 from chat.identity import ContactLink
 from chat.messenger import Messenger
@@ -213,7 +214,8 @@ async def test_two_admins_changing_the_members_at_once_end_with_the_same_list(ne
         await net.start(n) for n in ("alice", "bob", "carol", "dave", "erin")
     ]
     group_id = await group_of(alice, bob, carol, dave)
-    await alice.grant_group_admin(group_id, bob.identity().chat_key)
+    bob_key = bob.identity().chat_key
+    await alice.grant_group_admin(group_id, bob_key)
     for member in (bob, carol, dave):
         await wait_until(lambda m=member: _admin(m, group_id, bob.identity().chat_key))
     await befriend(bob, erin)
@@ -232,8 +234,17 @@ async def test_two_admins_changing_the_members_at_once_end_with_the_same_list(ne
         "Erin": "joined",
     }
     await all_see(group_id, final, alice, bob, carol, erin, limit=60)
-    names = {(await m.group(group_id)).name for m in (alice, bob, carol, erin)}
-    assert len(names) == 1  # the same rename wins everywhere
+
+    async def one_name() -> bool:  # the same rename wins everywhere
+        return len({(await m.group(group_id)).name for m in (alice, bob, carol, erin)}) == 1
+
+    await wait_until(one_name, 60)
+    log = alice._groups.groups.get(group_id).log.changes()
+    removal = next(c for c in log if c.kind is ChangeKind.REMOVED)
+    invitation = next(c for c in log if c.kind is ChangeKind.INVITED and c.author == bob_key)
+    renames = [c.lamport for c in log if c.kind is ChangeKind.RENAMED]
+    assert removal.lamport == invitation.lamport  # they crossed: neither saw the other
+    assert len(renames) == 2 and renames[0] == renames[1]
     admins = [sorted((await m.group(group_id)).admins) for m in (alice, bob, carol, erin)]
     assert all(a == admins[0] for a in admins)
 

@@ -236,3 +236,35 @@ def test_the_state_always_obeys_the_rules(changes: list[ch.Change]) -> None:
         if member.admin:
             assert member.state is MemberState.JOINED
     assert state.name
+
+
+def test_what_a_copy_taken_with_an_invitation_cannot_hold() -> None:
+    """Bob (an admin) invites Erin while Alice, whose log is behind, removes Carol: the
+    removal sorts before the invitation, yet Bob's copy for Erin could not hold it."""
+    _, alice_log = new_group()
+    invite_and_join(alice_log, BOB)
+    invite_and_join(alice_log, CAROL)
+    gid = alice_log.group_id
+    grant = ch.admin_granted(ALICE, gid, alice_log.next_lamport(), BOB.chat_key, 103)
+    alice_log.add(grant)
+    bob_log = MembershipLog.from_changes(alice_log.changes())
+    invite_and_join(bob_log, DAVE, by=BOB)  # Bob's log moves on: Alice's stays behind
+    removal = ch.removed(ALICE, gid, alice_log.next_lamport(), CAROL.chat_key, 104)
+    crossed = ch.renamed(ALICE, gid, bob_log.next_lamport(), "Alice's", 104)
+    erin = ch.invited(BOB, gid, bob_log.next_lamport(), ERIN.contact_link(), LATER, 105)
+    bob_log.add(erin)
+    bob_log.add(removal)  # came to Bob after he invited Erin
+    bob_log.add(crossed)
+    assert removal.lamport < erin.lamport == crossed.lamport
+    # Anyone: what is at the invitation's lamport or later (the crossed rename).
+    assert [c.id for c in bob_log.unknown_at(erin, ours=False)] == [crossed.id]
+    # Bob, who made it: also what came to him after it (the removal).
+    assert {c.id for c in bob_log.unknown_at(erin, ours=True)} == {removal.id, crossed.id}
+    # A log rebuilt from the changes in the order they came knows the same.
+    again = MembershipLog.from_changes(bob_log_in_arrival_order(bob_log))
+    assert {c.id for c in again.unknown_at(erin, ours=True)} == {removal.id, crossed.id}
+
+
+def bob_log_in_arrival_order(log: MembershipLog) -> list[ch.Change]:
+    order = log._arrival
+    return sorted(log.changes(), key=lambda c: order[c.id])

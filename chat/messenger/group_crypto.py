@@ -48,7 +48,9 @@ ENVELOPE_BUDGET = 120 * 1024
 shares go without catch-up changes, and the rest with the next envelopes."""
 HORIZON = 16
 """SDS ids a share names as unreadable: our newest ones, which our next frames depend on
-(a content frame names the last 2, a sync up to 16)."""
+(a content frame names the last 2, a sync up to 16). Only in the first share of a session to
+a member who never confirmed one of ours: a re-share (they were offline) or a rotation
+reaches members who can read those frames."""
 NOT_A_MEMBER = "you are not a member of this group any more"
 
 Learn = Callable[[Group, bytes, str], Change | None]
@@ -144,7 +146,11 @@ class GroupCrypto:
             body.session_id = session.id
             body.session_key = session.session.session_key.to_base64()
             channel = self._channel()
-            if channel is not None:
+            # Only to a member who never had a key of ours: anyone else can read what we
+            # sent before (with this session at an earlier index, or the one before it) and
+            # must wait for it, or they would show our messages out of order.
+            first = member not in session.shared_at and member not in group.keys.known_to
+            if channel is not None and first:
                 body.horizon.extend(channel.recent_ids(HORIZON))
             if member not in group.keys.known_to:
                 body.link = self._ctx.me.contact_link()

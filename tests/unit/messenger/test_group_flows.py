@@ -197,3 +197,49 @@ async def test_groups_sessions_and_invitations_survive_a_restart(
     await wait_until(lambda: _equal(texts(alice, group_id), ["back"]))  # type: ignore[arg-type]
     assert (await bob.messenger.group(group_id)).name == "Friends"
     assert [i.state for i in await bob.messenger.invites()] == ["joined"]
+
+
+async def test_a_change_made_on_a_log_that_was_behind_reaches_a_member_invited_meanwhile(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """Alice, offline and behind, removes Dave; Bob, ahead, has invited Erin, who joined. The
+    removal sorts before Erin's invitation, so neither Erin's copy of the log nor Alice's
+    catch-up (what is at the invitation's lamport or later) has it; Erin still ends with the
+    same list: Alice's frame goes out sealed for the members of that moment, and Bob, who
+    invited Erin, hands on what reached him after inviting her."""
+    alice, bob, carol, dave, erin = [
+        await peers.start(n) for n in ("alice", "bob", "carol", "dave", "erin")
+    ]
+    group_id = await group_of(alice, bob, carol, dave)
+    everyone = {**EVERYONE, "Dave": "joined"}
+    await all_see(group_id, everyone, alice, bob, carol, dave)
+    await alice.messenger.grant_group_admin(group_id, bob.messenger.identity().chat_key)
+    await all_see(group_id, everyone, alice, bob, carol, dave)
+    await befriend(bob, erin)
+    await trio.sleep(5)
+    alice.node.set_online(False)
+    for name in ("Bob 1", "Bob 2", "Bob 3"):  # Bob's log moves ahead of Alice's
+        await bob.messenger.rename_group(group_id, name)
+    await alice.messenger.remove_group_member(group_id, dave.messenger.identity().chat_key)
+    await bob.messenger.add_group_member(group_id, erin.messenger.identity().chat_key)
+    await trio.testing.wait_all_tasks_blocked()
+    (invite,) = await erin.messenger.invites()
+    await erin.messenger.accept_invite(invite.id)
+    await all_see(group_id, {**everyone, "Erin": "joined"}, bob, carol, erin, limit=120)
+    welcome = await bob.messenger.send_text(group_id, "welcome, Erin")
+
+    async def erin_has_bobs_key() -> bool:  # Bob's next shares carry no catch-up for her
+        view = await bob.messenger.message(welcome.id)
+        return erin.messenger.identity().chat_key in view.delivered_to
+
+    await wait_until(erin_has_bobs_key, 120)
+    group = bob.messenger._groups.groups.get(group_id)
+    assert group is not None
+    assert erin.messenger.identity().chat_key in group.keys.known_to
+    invitation = next(c for c in group.log.changes() if c.id == group.state.member(
+        erin.messenger.identity().chat_key).invite_id)  # fmt: skip
+    alice.node.set_online(True)
+    final = {**everyone, "Dave": "removed", "Erin": "joined"}
+    await all_see(group_id, final, alice, bob, carol, erin, limit=300)
+    removal = next(c for c in group.log.changes() if c.kind.value == "removed")
+    assert removal.order < invitation.order  # it sorts before the invitation

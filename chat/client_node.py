@@ -28,6 +28,7 @@ from chat.waku.health_monitor import HealthService
 from chat.waku.host import ConnectionEvent, generate_node_key
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
+from chat.waku.peer_manager import DialSchedule
 from chat.waku.peers import Service
 from chat.waku.relay.core import Router
 from chat.waku.relay.faults import RelayFaults
@@ -158,6 +159,18 @@ class ClientNode:
 
     def connection_events(self) -> trio.MemoryReceiveChannel[ConnectionEvent]:
         return self.node.host.events.subscribe()
+
+    def dial_schedule(self) -> DialSchedule:
+        """When the next dial is due while offline, dials under way, peers known."""
+        return self.connectivity.peers.dial_schedule()
+
+    def dial_changes(self) -> trio.MemoryReceiveChannel[None]:
+        """A nudge when dials start or end, or connections change."""
+        return self.connectivity.peers.subscribe()
+
+    async def redial_now(self) -> int:
+        """Dial every known peer not connected now; the dials under way afterwards."""
+        return await self.connectivity.peers.redial_now()
 
     async def wait_relay_peers(self, *, present: bool) -> None:
         """Returns once some relay peer is on one of our topics (`present`), or none is."""

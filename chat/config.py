@@ -46,6 +46,8 @@ class NetworkConfig:
     cluster_id: int = DEFAULT_CLUSTER_ID
     shards: tuple[int, ...] = DEFAULT_SHARDS
     peers: tuple[str, ...] = ()
+    protected_shards: tuple[str, ...] = ()
+    """`SHARD:PUBKEY` entries for `chinwag node`, in the --protected-shard form (checked there)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
 
 
 def _parse_network(raw: Mapping[str, Any], where: str) -> NetworkConfig:
-    known = {"cluster_id", "shards", "peers"}
+    known = {"cluster_id", "shards", "peers", "protected_shards"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -114,6 +116,11 @@ def _parse_network(raw: Mapping[str, Any], where: str) -> NetworkConfig:
         if not all(isinstance(p, str) for p in peers):
             raise ConfigError(f"{where}.peers must be a list of multiaddr strings")
         net = replace(net, peers=tuple(peers))
+    if "protected_shards" in raw:
+        entries = _expect(raw["protected_shards"], list, f"{where}.protected_shards")
+        if not all(isinstance(e, str) for e in entries):
+            raise ConfigError(f"{where}.protected_shards must be a list of SHARD:PUBKEY strings")
+        net = replace(net, protected_shards=tuple(entries))
     return net
 
 

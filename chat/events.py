@@ -104,6 +104,8 @@ class MessageView:
     """Outgoing: queued, sent, stored, delivered, failed. Incoming: received."""
     state_reason: str | None = None
     attempts: int = 0
+    """Outgoing, still in the outbox: how much of its current budget (`budget`) is spent;
+    never more than `max_attempts`, the budget's size."""
     max_attempts: int = 0
     next_attempt_at: float | None = None
     reply_to: str | None = None
@@ -116,6 +118,11 @@ class MessageView:
     delivered_to: list[str] = field(default_factory=list)
     """Outgoing: the recipients (chat keys) who acknowledged it so far; it is delivered when
     every recipient still a member is in here ("delivered 3/5")."""
+    budget: str = "attempt"
+    """Which budget `attempts` counts: 'attempt' (getting it onto the network) or
+    're-send' (sent; re-sent until the recipient acknowledges it)."""
+    total_attempts: int = 0
+    """Every attempt ever made to send it (the trace), across manual retries."""
 
 
 def chat_view_of(
@@ -137,6 +144,7 @@ def message_view_of(
     live state, reason and retry schedule from the entry, and its recipients say who has
     acknowledged it."""
     sent_to = recipients or []
+    budget, used, size = entry.budget() if entry else ("attempt", 0, 0)
     return MessageView(
         id=stored.message_id,
         chat_id=stored.conversation_id,
@@ -146,14 +154,16 @@ def message_view_of(
         timestamp=stored.sent_at / 1000,
         state=entry.state.value if entry else stored.state,
         state_reason=entry.reason if entry else stored.state_reason,
-        attempts=entry.attempts if entry else 0,
-        max_attempts=entry.max_attempts if entry else 0,
+        attempts=used,
+        max_attempts=size,
         next_attempt_at=entry.next_attempt_at if entry else None,
         reply_to=stored.reply_to or None,
         received_at=stored.received_at / 1000 if stored.received_at else None,
         kind=stored.kind,
         recipients=len(sent_to),
         delivered_to=[r.member for r in sent_to if r.acknowledged_at is not None],
+        budget=budget,
+        total_attempts=entry.attempts if entry else 0,
     )
 
 
@@ -210,6 +220,26 @@ class InviteView:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchResultView:
+    """A message that matches a search, with the words around the match."""
+
+    chat_id: str
+    message_id: str
+    text: str
+    """The whole message."""
+    timestamp: float
+    """The sender's clock at sending time."""
+    snippet: str
+    """The part of the message around the matched words ('…' where it goes on)."""
+    highlights: list[tuple[int, int]]
+    """Where the matched words are in `snippet`: [start, end) character offsets."""
+    chat_name: str
+    sender: str
+    """The sender's chat key (ours for outgoing messages)."""
+    outgoing: bool
+
+
+@dataclass(frozen=True, slots=True)
 class VerificationView:
     chat_key: str
     state: str
@@ -240,9 +270,15 @@ class OutboxItemView:
     state: str
     reason: str | None
     attempts: int
+    """How much of the current budget is spent (messages: see MessageView.budget; contact
+    requests: how often it went out)."""
     max_attempts: int
     next_attempt_at: float | None
     created_at: float
+    budget: str = "attempt"
+    """'attempt' or 're-send' (see MessageView.budget)."""
+    total_attempts: int = 0
+    """Every attempt ever made (across manual retries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +302,14 @@ class HealthView:
     (over the rate limit or the cap; chat/request_budget.py)."""
     stranger_requests_held: int = 0
     """Requests from strangers kept, waiting for an answer (at most the cap)."""
+    dialing: int = 0
+    """Dials to peers under way."""
+    next_dial_at: float | None = None
+    """While no peer is connected: when the next known peer is dialled (at most 10 s apart;
+    `Messenger.reconnect_now` dials at once). None when online, while every known peer is
+    being dialled, or when no peer is known."""
+    known_peers: int = 0
+    """Peers chinwag knows to dial: configured (--peer, fleet, config) or discovered."""
 
 
 # ---- events ------------------------------------------------------------------------------

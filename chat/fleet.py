@@ -169,6 +169,32 @@ def resolve_network(
     )
 
 
+DIALABLE_HOSTS = ("ip4", "ip6", "dns", "dns4", "dns6")
+DIALABLE_TRANSPORTS: tuple[tuple[str, ...], ...] = ((), ("ws",), ("wss",))
+"""What may sit between /tcp/<port> and /p2p/<peer id>: chinwag dials TCP and WebSocket."""
+
+
+def dial_problem(addr: str) -> str | None:
+    """Why chinwag cannot dial this full multiaddr (a phrase to follow the address), or
+    None. A peer with no host and port, or on a transport we do not speak (QUIC, WebRTC),
+    would be accepted and then never reached: offline for good, with no word why."""
+    try:
+        protocols = [p.name for p in Multiaddr(addr).protocols()]
+    except Exception:
+        return "is not a multiaddr"
+    if (
+        len(protocols) < 3
+        or protocols[0] not in DIALABLE_HOSTS
+        or protocols[1] != "tcp"
+        or tuple(protocols[2:-1]) not in DIALABLE_TRANSPORTS
+    ):
+        return (
+            "is not an address chinwag can dial: it needs a host and a TCP port before "
+            "/p2p/, as in /ip4/192.0.2.10/tcp/60000/p2p/<peer id> (or .../tcp/8000/ws/p2p/...)"
+        )
+    return None
+
+
 def peer_id_of(addr: str) -> str | None:
     """The /p2p/ peer id at the end of a full multiaddr, None if there is none."""
     try:
@@ -266,6 +292,8 @@ def _check_address(addr: str, label: str) -> None:
         raise FleetError(f"{label}: {addr!r} is not a multiaddr") from None
     if peer_id_of(addr) is None:
         raise FleetError(f"{label}: {addr} must end in /p2p/<peer id>")
+    if (problem := dial_problem(addr)) is not None:
+        raise FleetError(f"{label}: {addr} {problem}")
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

@@ -39,29 +39,19 @@ def forget_secrets() -> None:
         _secrets.clear()
 
 
-class RedactSecrets(logging.Filter):
-    """Replaces any registered secret in the rendered message with a marker."""
+class RedactingFormatter(logging.Formatter):
+    """Renders a record, then replaces any registered secret in the text (traceback included)
+    with a marker. A formatter, not a filter: the record is shared with every other handler
+    (pytest's capture among them), so it must reach them unchanged, exception and all."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
         with _secrets_lock:
             secrets = tuple(_secrets)
-        if not secrets:
-            return True
-        message = record.getMessage()
-        redacted = message
         for secret in secrets:
-            if secret in redacted:
-                redacted = redacted.replace(secret, REDACTED)
-        if redacted != message or record.exc_info:
-            if record.exc_info:
-                text = logging.Formatter().formatException(record.exc_info)
-                for secret in secrets:
-                    text = text.replace(secret, REDACTED)
-                redacted = f"{redacted}\n{text}"
-                record.exc_info = None
-                record.exc_text = None
-            record.msg, record.args = redacted, None
-        return True
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
 
 
 def setup_logging(log_file: Path, level: str = "INFO", *, stderr_level: str = "WARNING") -> None:
@@ -75,16 +65,13 @@ def setup_logging(log_file: Path, level: str = "INFO", *, stderr_level: str = "W
         old = _installed_handlers.pop()
         root.removeHandler(old)
         old.close()
-    redact = RedactSecrets()
     file_handler = logging.handlers.RotatingFileHandler(
         log_file, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
     )
-    file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    file_handler.addFilter(redact)
+    file_handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     file_handler.setLevel(level)
     stderr_handler = logging.StreamHandler()
-    stderr_handler.setFormatter(logging.Formatter("chinwag: %(levelname)s %(name)s: %(message)s"))
-    stderr_handler.addFilter(redact)
+    stderr_handler.setFormatter(RedactingFormatter("chinwag: %(levelname)s %(name)s: %(message)s"))
     stderr_handler.setLevel(stderr_level)
     for handler in (file_handler, stderr_handler):
         _installed_handlers.append(handler)

@@ -37,7 +37,7 @@ from multiaddr import Multiaddr
 
 from chat.config import Config
 from chat.errors import UserError
-from chat.fleet import load_fleet, peer_id_of, resolve_network
+from chat.fleet import dial_problem, load_fleet, peer_id_of, resolve_network
 from chat.identity import MAX_DISPLAY_NAME, clean_link, render_qr, validate_display_name
 from chat.logs import register_secret
 from storage.errors import ProfileNotFound, StorageError
@@ -177,8 +177,10 @@ class MessengerSettings:
 def messenger_settings(config: Config, flags: NetworkFlags | None = None) -> MessengerSettings:
     """The one builder every face uses: command-line flags, then the fleet file, then the
     config file, then the defaults (peer lists add up; see chat/fleet.py). Bad values are
-    UserErrors that name the option."""
+    UserErrors that name the option (or the config file), raised before anything starts:
+    every face calls this first (the TUI, `serve`, and `info`, which checks the config)."""
     flags = flags or NetworkFlags()
+    _full_multiaddrs(config.network.peers, f"{config.config_file}: [network] peers:")
     listen = flags.listen or (DEFAULT_LISTEN,)
     for value in listen:
         try:
@@ -206,6 +208,8 @@ def _full_multiaddrs(values: tuple[str, ...], option: str) -> tuple[str, ...]:
     for value in values:
         if peer_id_of(value) is None:
             raise UserError(f"{option} {value} must be a multiaddr ending in /p2p/<peer id>")
+        if (problem := dial_problem(value)) is not None:
+            raise UserError(f"{option} {value} {problem}")
     return values
 
 
@@ -260,10 +264,19 @@ class ChatSource(Protocol):
     async def chats(self) -> list[ev.ChatView]: ...
 
     async def messages(
-        self, chat_id: str, *, limit: int = 50, before: str | None = None
+        self,
+        chat_id: str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[ev.MessageView]: ...
 
     async def message(self, message_id: str) -> ev.MessageView: ...
+
+    async def search(
+        self, query: str, *, chat_id: str | None = None, limit: int = 20
+    ) -> list[ev.SearchResultView]: ...
 
 
 class OpenProfile:

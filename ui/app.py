@@ -86,6 +86,7 @@ class ChinwagApp(App[int]):
         Binding("f1", "help", "Help"),
         # Priority: the composer (a TextArea) binds F6 to "select line" otherwise.
         Binding("f6", "toggle_dark", "Theme", show=False, priority=True),
+        Binding("ctrl+r", "reconnect", "Reconnect", show=False),
     ]
 
     def __init__(self, session: Session, *, passphrase: str | None = None) -> None:
@@ -314,6 +315,21 @@ class ChinwagApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    async def action_reconnect(self) -> None:
+        await self.reconnect_now()
+
+    async def reconnect_now(self) -> None:
+        """Dial every known peer now instead of at its next scheduled dial."""
+        from ui.format import reconnect_notice
+
+        messenger = self.messenger
+        if messenger is None:
+            self.notify("The network core is not running yet.", severity="warning")
+            return
+        health = await self.call(messenger.reconnect_now)
+        if health is not None:
+            self.notify(reconnect_notice(health))
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
@@ -368,6 +384,11 @@ class ChinwagApp(App[int]):
             )
             yield SystemCommand(
                 "Change display name", "The name your contacts see", self.action_change_name
+            )
+            yield SystemCommand(
+                "Reconnect now",
+                "Dial every known peer at once instead of waiting (Ctrl+R)",
+                self.action_reconnect,
             )
         actions = getattr(screen, "palette_commands", None)
         if actions is not None:

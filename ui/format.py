@@ -39,6 +39,7 @@ HEALTH_GLYPHS: dict[str, str] = {
     "sleeping": "☾",
 }
 RETRY_KEY = "ctrl+r"
+RECONNECT_KEY = "ctrl+r"
 
 
 def state_glyph(state: str) -> str:
@@ -76,10 +77,32 @@ def in_how_long(at: float | None, now: float) -> str:
     return f"in {math.ceil(seconds / 3600)} h"
 
 
-def attempts_text(attempts: int, max_attempts: int) -> str:
+def attempts_text(attempts: int, max_attempts: int, budget: str = "attempt") -> str:
+    """'attempt 3 of 8', 're-send 2 of 12' (the budget a message spends now); '' before the
+    first one."""
+    if not attempts:
+        return ""
     if max_attempts:
-        return f"attempt {attempts} of {max_attempts}"
-    return f"attempt {attempts}"
+        return f"{budget} {attempts} of {max_attempts}"
+    return f"{budget} {attempts}"
+
+
+def retry_notice(message: MessageView) -> str:
+    """What a manual retry did, in a sentence."""
+    if message.state == "queued" and message.state_reason == "no peers":
+        return (
+            "Queued again with a fresh budget. There is no peer right now: it goes as soon "
+            "as chinwag reconnects."
+        )
+    return "Retrying now."
+
+
+def reconnect_notice(health: HealthView) -> str:
+    """What Ctrl+R (reconnect now) did, in a sentence."""
+    if health.dialing:
+        peers = "peer" if health.dialing == 1 else "peers"
+        return f"Reconnecting now: dialling {health.dialing} {peers}."
+    return f"Connected to {health.peers} of the peers chinwag knows; nothing more to dial now."
 
 
 def message_status(message: MessageView, now: float) -> str:
@@ -104,8 +127,9 @@ def state_detail(message: MessageView, now: float) -> str:
         parts = []
         if message.state_reason:
             parts.append(message.state_reason + ";")
-        parts.append(f"retrying {in_how_long(message.next_attempt_at, now)},")
-        parts.append(attempts_text(message.attempts, message.max_attempts))
+        retrying = f"retrying {in_how_long(message.next_attempt_at, now)}"
+        attempts = attempts_text(message.attempts, message.max_attempts, message.budget)
+        parts.append(f"{retrying}, {attempts}" if attempts else retrying)
         return " ".join(parts)
     return ""
 
@@ -138,7 +162,20 @@ def chat_label(chat: ChatView) -> str:
     return chat.name or (chat.peer_chat_key or chat.id)[:16]
 
 
-def health_summary(health: HealthView) -> str:
+def reconnect_text(health: HealthView, now: float) -> str | None:
+    """While no peer is connected: when chinwag dials again, and the key that dials now."""
+    if health.peers or not health.known_peers:
+        return None
+    if health.next_dial_at is None and not health.dialing:
+        return None
+    seconds = 0.0 if health.next_dial_at is None else health.next_dial_at - now
+    if health.dialing or seconds <= 0.5:
+        return "reconnecting…"
+    return f"reconnecting in {math.ceil(seconds)} s ({RECONNECT_KEY}: now)"
+
+
+def health_summary(health: HealthView, now: float | None = None) -> str:
+    """The health bar's line; with `now`, while offline, when chinwag dials again."""
     glyph = HEALTH_GLYPHS.get(health.status, "?")
     shards = " ".join(
         f"{_shard_name(topic)}:{count}" for topic, count in sorted(health.peers_per_shard.items())
@@ -147,7 +184,11 @@ def health_summary(health: HealthView) -> str:
         store = "store ?"
     else:
         store = "store ✓" if health.store_reachable else "store ✗"
-    parts = [f"{glyph} {health.status}", f"peers {health.peers}"]
+    parts = [f"{glyph} {health.status}"]
+    reconnect = reconnect_text(health, now) if now is not None else None
+    if reconnect:
+        parts[0] += f", {reconnect}"
+    parts.append(f"peers {health.peers}")
     if shards:
         parts.append(shards)
     parts.extend([store, f"outbox {health.outbox}"])
@@ -188,7 +229,7 @@ def outbox_row(item: OutboxItemView, now: float) -> tuple[str, str, str, str, st
         item.summary,
         f"{state_glyph(item.state)} {item.state}",
         item.reason or "",
-        attempts_text(item.attempts, item.max_attempts),
+        attempts_text(item.attempts, item.max_attempts, item.budget) or "—",
         in_how_long(item.next_attempt_at, now) if item.state != "failed" else "—",
     )
 

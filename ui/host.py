@@ -82,6 +82,9 @@ class ChatHost(Protocol):
     async def create_profile(self, display_name: str, passphrase: str) -> str | None:
         """Create the profile, then start the messenger; or the sentence that says why not."""
 
+    async def reconnect_now(self) -> None:
+        """Dial every known peer now (Ctrl+R, the palette), and say what happened."""
+
     def announce_message(self, chat_name: str) -> None:
         """A message arrived that the user is not looking at: bell and desktop notification,
         as the config file says."""

@@ -37,13 +37,14 @@ from chat.events import (
     InviteView,
     MessageView,
     OutboxItemView,
+    SearchResultView,
     Subscription,
     TraceStep,
     VerificationView,
     to_json,
 )
 from chat.groups.log import MAX_MEMBERS
-from chat.history import MAX_PAGE
+from chat.history import MAX_PAGE, MAX_SEARCH_RESULTS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/identity", "identity"),
     ("PUT", "/v1/identity", "set_identity"),
     ("GET", "/v1/health", "health"),
+    ("POST", "/v1/health/reconnect", "reconnect"),
     ("GET", "/v1/contacts", "list_contacts"),
     ("POST", "/v1/contacts", "add_contact"),
     ("POST", "/v1/contacts/{chat_key}/accept", "accept_contact"),
@@ -68,6 +70,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/messages/{id}/retry", "retry_message"),
     ("POST", "/v1/messages/{id}/discard", "discard_message"),
     ("GET", "/v1/messages/{id}/trace", "trace_message"),
+    ("GET", "/v1/search", "search"),
     ("GET", "/v1/outbox", "outbox"),
     ("POST", "/v1/outbox/retry", "retry_all"),
     ("GET", "/v1/groups", "list_groups"),
@@ -86,6 +89,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
 """(method, path pattern, operation id): the operation id names the Handlers method."""
 
 DEFAULT_PAGE = 50
+DEFAULT_SEARCH_RESULTS = 20
 EVENT_BUFFER = 1000
 """Events a slow /v1/events client may fall behind before it loses some (the messenger
 counts and logs the loss rather than stall)."""
@@ -110,8 +114,16 @@ class MessengerFace(Protocol):
         self, chat_id: str, text: str, reply_to: str | None = None
     ) -> MessageView: ...
     async def messages(
-        self, chat_id: str, *, limit: int = 50, before: str | None = None
+        self,
+        chat_id: str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[MessageView]: ...
+    async def search(
+        self, query: str, *, chat_id: str | None = None, limit: int = 20
+    ) -> list[SearchResultView]: ...
     async def message(self, message_id: str) -> MessageView: ...
     async def retry(self, message_id: str) -> MessageView: ...
     async def retry_all(self) -> int: ...
@@ -131,6 +143,7 @@ class MessengerFace(Protocol):
     async def accept_invite(self, invite_id: str) -> InviteView: ...
     async def decline_invite(self, invite_id: str) -> InviteView: ...
     def health(self) -> HealthView: ...
+    async def reconnect_now(self) -> HealthView: ...
     def subscribe(self, buffer: int = 1000) -> Subscription: ...
 
 
@@ -158,6 +171,10 @@ class Handlers:
 
     async def health(self, request: Request) -> Response:
         return json_response(to_json(self._m.health()))
+
+    async def reconnect(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.reconnect_now()), 202)
 
     async def list_contacts(self, request: Request) -> Response:
         return _views(await self._m.contacts())
@@ -211,7 +228,17 @@ class Handlers:
     async def list_messages(self, request: Request) -> Response:
         limit = request.query_int("limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE)
         before = request.query.get("before") or None
-        return _views(await self._m.messages(request.params["id"], limit=limit, before=before))
+        after = request.query.get("after") or None
+        page = await self._m.messages(request.params["id"], limit=limit, before=before, after=after)
+        return _views(page)
+
+    async def search(self, request: Request) -> Response:
+        limit = request.query_int(
+            "limit", default=DEFAULT_SEARCH_RESULTS, low=1, high=MAX_SEARCH_RESULTS
+        )
+        query = request.query.get("q", "")
+        chat_id = request.query.get("chat") or None
+        return _views(await self._m.search(query, chat_id=chat_id, limit=limit))
 
     async def send_message(self, request: Request) -> Response:
         body = request.json_object(allowed=frozenset({"text", "reply_to"}))

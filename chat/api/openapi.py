@@ -25,12 +25,14 @@ from chat.events import (
     InviteView,
     MessageView,
     OutboxItemView,
+    SearchResultView,
     TraceStep,
     VerificationView,
     json_name,
 )
 from chat.groups.changes import MAX_GROUP_NAME
 from chat.groups.log import MAX_MEMBERS
+from chat.history import MAX_SEARCH_RESULTS
 from chat.identity import MAX_DISPLAY_NAME
 from chat.messenger import MAX_INTRO_LENGTH, MAX_TEXT_LENGTH
 
@@ -47,6 +49,7 @@ VIEWS: tuple[type, ...] = (
     GroupView,
     GroupMemberView,
     InviteView,
+    SearchResultView,
 )
 
 DESCRIPTION = f"""\
@@ -138,6 +141,13 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
                   "confirmed, the acknowledgement's source, the error of a failed attempt"},
     "OutboxItemView": {"id": "the message id (kind 'message') or the contact's chat key "
                        "(kind 'contact_request')"},
+    "SearchResultView": {
+        "text": "the whole message",
+        "snippet": "the part of the message around the matched words ('…' where it goes on)",
+        "highlights": "where the matched words are in `snippet`: [start, end) offsets in "
+                      "characters (code points)",
+        "sender": "the sender's chat key (ours for outgoing messages)",
+    },
     "HealthView": {
         "status": "online, degraded, offline or sleeping",
         "peers_per_shard": "relay peers per pubsub topic",
@@ -147,6 +157,13 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
                                      "protection (over the rate limit, or over the cap of "
                                      "those kept) since the profile began",
         "stranger_requests_held": "contact requests from strangers kept, waiting for an answer",
+        "dialing": "dials to peers under way",
+        "next_dial_at": "while no peer is connected: when the next known peer is dialled "
+                        "(at most 10 s apart; POST /v1/health/reconnect dials at once); null "
+                        "when online, while every known peer is being dialled, or when none "
+                        "is known",
+        "known_peers": "peers chinwag knows to dial: configured (--peer, fleet file, config) "
+                       "or discovered",
     },
 }  # fmt: skip
 
@@ -274,6 +291,39 @@ _PAGE = (
         "description": "a message id: only messages older than it",
         "schema": {"type": "string"},
     },
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "a message id: the oldest messages newer than it (reading on from a "
+        "search result); not with `before`",
+        "schema": {"type": "string"},
+    },
+)
+_SEARCH = (
+    {
+        "name": "q",
+        "in": "query",
+        "required": True,
+        "description": "the words to find: every one must occur, in any order; `word*` "
+        "matches words starting with it; case and accents are ignored. Nothing typed is "
+        "read as query syntax. At most 200 characters and 16 words.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
+    {
+        "name": "chat",
+        "in": "query",
+        "required": False,
+        "description": "a chat id: search this chat only (default: every chat)",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "how many results at most, best match first",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_RESULTS, "default": 20},
+    },
 )
 
 
@@ -325,6 +375,14 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/v1/health": {"get": _operation(
         "health", "Connectivity: peers, store reachability, outbox size",
         (200, _json(_ref("HealthView"), "the current health")), tag="health")},
+    "/v1/health/reconnect": {"post": {**_operation(
+        "reconnect", "Dial every known peer now instead of at its next scheduled dial",
+        (202, _json(_ref("HealthView"), "the dials are under way (`dialing`)")), (409,),
+        tag="health"),
+        "description": "While offline chinwag redials known peers every few seconds (at most "
+        "10 s apart, `next_dial_at`); this dials at once. A peer already being dialled is "
+        "left to finish (never two dials to one peer). 409 when chinwag knows no peer "
+        "to dial (none configured, none discovered)."}},
     "/v1/contacts": {
         "get": _operation(
             "list_contacts", "Every contact and contact request",
@@ -398,6 +456,15 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "trace_message", "Every state transition of a message, with time and evidence",
         (200, _json(_list_of("TraceStep"), "the transitions, oldest first")), (400, 404),
         parameters=(_MESSAGE_ID,), tag="messages")},
+    "/v1/search": {"get": {**_operation(
+        "search", "Find messages by their words, in every chat or one",
+        (200, _json(_list_of("SearchResultView"), "the matches, best first")), (400, 404),
+        parameters=_SEARCH, tag="messages"),
+        "description": "Full-text search over every message in the profile (its FTS5 index): "
+        "ranked by relevance (bm25), newest first among equals, each with the words around "
+        "the match. A query with no word, too long, or that the index cannot search is a "
+        "400 with a sentence; an unknown chat is a 404. Read on from a result with "
+        "`GET /v1/chats/{id}/messages?after=<message_id>`."}},
     "/v1/outbox": {"get": _operation(
         "outbox", "What is waiting to go out or failed: messages and contact requests",
         (200, _json(_list_of("OutboxItemView"), "the outbox")), tag="outbox")},

@@ -1,4 +1,8 @@
-"""`chinwag info`: version, where the config and data live, and which profiles exist."""
+"""`chinwag info`: version, where the config and data live, and which profiles exist.
+
+It checks the config file's network settings as the chat UI and `serve` do
+(`chat.session.messenger_settings`), so a mistake there is the same one sentence here,
+before anything starts, and never a chat screen that cannot start."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import platform
 
 from chat import __version__
 from chat.config import Config
+from chat.session import messenger_settings
 
 NAME = "info"
 HELP = "show the version, config file, data directory and profiles"
@@ -19,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def collect(config: Config) -> dict[str, object]:
+    """What `info` prints; a UserError (one sentence) for a config the chat cannot run with."""
+    settings = messenger_settings(config)
     profiles = (
         sorted(p.name for p in config.profiles_dir.iterdir() if p.is_dir())
         if config.profiles_dir.is_dir()
@@ -35,6 +42,7 @@ def collect(config: Config) -> dict[str, object]:
         "profiles": profiles,
         "cluster_id": config.network.cluster_id,
         "shards": list(config.network.shards),
+        "peers": list(settings.peers),
     }
 
 
@@ -52,4 +60,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     listed = ", ".join(profiles) if isinstance(profiles, list) and profiles else "(none yet)"
     print(f"profiles:     {listed}")
     print(f"network:      cluster {info['cluster_id']}, shards {info['shards']}")
+    peers = info["peers"]
+    listed = ", ".join(peers) if isinstance(peers, list) and peers else "(none: LAN discovery)"
+    print(f"peers:        {listed}")
     return 0

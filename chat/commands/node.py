@@ -128,7 +128,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--protected-shard",
         action="append",
         metavar="SHARD:PUBKEY",
-        help="only relay messages on SHARD signed by this secp256k1 key (hex), repeatable",
+        help="serve SHARD and relay only messages signed by this secp256k1 public key (hex, "
+        "compressed or not), as nwaku does; repeatable (default: config network.protected_shards)",
     )
     parser.add_argument(
         "--node-key",
@@ -267,25 +268,60 @@ def _peer_id_text(key_pair: KeyPair) -> str:
     return ID.from_pubkey(key_pair.public_key).to_base58()
 
 
-def protected_shards_from(args: argparse.Namespace, cluster_id: int) -> dict[str, ShardPublicKey]:
-    from chat.waku.protected import ProtectedShardError, ShardPublicKey
-    from chat.waku.topics import RelayShard
-
+def protected_shards_from(
+    args: argparse.Namespace, config: Config, cluster_id: int
+) -> dict[str, ShardPublicKey]:
+    """--protected-shard values (or, without any, the config file's network.protected_shards)
+    as pubsub topic -> public key."""
+    if args.protected_shard:
+        entries, option = list(args.protected_shard), "--protected-shard"
+    else:
+        entries = list(config.network.protected_shards)
+        option = f"network.protected_shards in {config.config_file}:"
     protected: dict[str, ShardPublicKey] = {}
-    for item in args.protected_shard or []:
-        shard_text, sep, key_text = item.partition(":")
-        try:
-            if not sep:
-                raise ValueError
-            shard = _shard(shard_text)
-            key = ShardPublicKey.from_hex(key_text)
-        except (ValueError, argparse.ArgumentTypeError, ProtectedShardError):
+    for entry in entries:
+        topic, key = parse_protected_shard(entry, cluster_id, option)
+        if protected.get(topic, key) != key:
             raise UserError(
-                f"--protected-shard {item} must be SHARD:PUBKEY, a shard number and a hex "
-                "secp256k1 public key"
-            ) from None
-        protected[RelayShard(cluster_id, shard).pubsub_topic] = key
+                f"{option} names shard {topic} twice with different keys; a shard has one key"
+            )
+        protected[topic] = key
     return protected
+
+
+def parse_protected_shard(text: str, cluster_id: int, option: str) -> tuple[str, ShardPublicKey]:
+    """`SHARD:PUBKEY` (nwaku's form; SHARD may also be a /waku/2/rs/C/S pubsub topic of our
+    cluster), the key compressed or uncompressed hex, as (pubsub topic, key)."""
+    from chat.waku.protected import ProtectedShardError, ShardPublicKey
+    from chat.waku.topics import RelayShard, TopicError
+
+    shard_text, sep, key_text = text.strip().rpartition(":")
+    problem = ""
+    topic = ""
+    if not sep or not shard_text or not key_text:
+        problem = "it needs a shard and a key separated by a colon"
+    elif shard_text.startswith("/"):
+        try:
+            shard = RelayShard.parse(shard_text)
+        except TopicError:
+            problem = f"{shard_text[:64]} is not a /waku/2/rs/<cluster>/<shard> topic"
+        else:
+            if shard.cluster_id != cluster_id:
+                problem = f"{shard_text} is not in this node's cluster {cluster_id}"
+            topic = shard.pubsub_topic
+    elif not shard_text.isdigit() or int(shard_text) > 1023:
+        problem = f"the shard {shard_text[:16]!r} is not a number 0-1023"
+    else:
+        topic = RelayShard(cluster_id, int(shard_text)).pubsub_topic
+    if not problem:
+        try:
+            return topic, ShardPublicKey.from_hex(key_text)
+        except ProtectedShardError as exc:
+            problem = f"the key is not a secp256k1 public key ({exc})"
+    raise UserError(
+        f"{option} {text[:200]} must be SHARD:PUBKEY (a shard number and the shard's "
+        f"secp256k1 public key in hex, 33 or 65 bytes), but {problem}"
+    )
 
 
 def parse_duration(text: str, option: str) -> int:
@@ -363,7 +399,7 @@ def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions
 def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNodeConfig:
     """Everything `chinwag node` runs, from its options; bad options are UserErrors."""
     from chat.waku.ratelimit import RateLimitError, rate_limits_from_flags
-    from chat.waku.service_node import ServiceNodeConfig
+    from chat.waku.service_node import ServiceNodeConfig, with_protected_shards
 
     store = store_options_from(args, config)
     try:
@@ -372,9 +408,10 @@ def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNode
         raise UserError(f"a --rate-limit value is not valid: {exc}") from None
     metrics = parse_metrics_address(args.metrics) if args.metrics is not None else None
     node_config = node_config_from(args, config)
+    protected = protected_shards_from(args, config, node_config.cluster_id)
     return ServiceNodeConfig(
-        node=node_config,
-        protected=protected_shards_from(args, node_config.cluster_id),
+        node=with_protected_shards(node_config, protected),
+        protected=protected,
         store=store,
         filter=args.filter,
         lightpush=args.lightpush,

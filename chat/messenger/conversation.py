@@ -110,6 +110,10 @@ class Transport(Protocol):
         the peers reached). Raises PublishFailed."""
         ...
 
+    def reachable(self, pubsub_topic: str) -> bool:
+        """Whether a publish on this topic could reach anyone now (relay: a peer on it)."""
+        ...
+
 
 ControlHandler = Callable[["Conversation", Unsealed], Awaitable[None]]
 """A kind's handler for what its crypto opened that is not an SDS frame. Under the lock."""

@@ -32,7 +32,7 @@ from chat.client_node import ClientNode, ClientNodeConfig
 from chat.contacts import ContactRequests
 from chat.direct import DirectSessions
 from chat.errors import ConfigError
-from chat.history import ChatHistory
+from chat.history import ChatHistory, search_views
 from chat.identity import Identity, IdentityError, sanitize_display_text, validate_display_name
 from chat.messenger.channels import SdsChannels
 from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, MessengerConfig
@@ -221,6 +221,7 @@ class Messenger:
             nursery.start_soon(self._health.watch_connections)
             nursery.start_soon(self._health.watch_health)
             nursery.start_soon(self._health.watch_outages)
+            nursery.start_soon(self._health.watch_dials)
             self.node.health.set_catch_up(self._health.catch_up)
             self.node.health.on_reset(self._health.after_reset)
             try:
@@ -371,10 +372,29 @@ class Messenger:
         return view
 
     async def messages(
-        self, chat_id: str, *, limit: int = 50, before: str | None = None
+        self,
+        chat_id: str,
+        *,
+        limit: int = 50,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[ev.MessageView]:
-        page = await self.history.page(chat_id, limit=limit, before=before)
+        """A page of a chat, oldest first: the newest `limit` (before message `before`), or
+        the oldest `limit` after message `after`."""
+        page = await self.history.page(chat_id, limit=limit, before=before, after=after)
         return await self._sending.views(page)
+
+    async def search(
+        self, query: str, *, chat_id: str | None = None, limit: int = 20
+    ) -> list[ev.SearchResultView]:
+        """Messages with every word of `query` (`word*`: words starting with it), in one
+        chat or all, best match first, each with the words around the match."""
+        hits = await self.history.search(query, chat_id=chat_id, limit=limit)
+        names = {
+            chat: (await self._chat_view(chat)).name
+            for chat in {hit.message.conversation_id for hit in hits}
+        }
+        return search_views(hits, names)
 
     async def message(self, message_id: str) -> ev.MessageView:
         return await self._sending.message(message_id)
@@ -490,6 +510,12 @@ class Messenger:
     def health(self) -> ev.HealthView:
         """The health monitor's verdict (chat/waku/health.py), with relay peers per shard."""
         return self._health.view()
+
+    async def reconnect_now(self) -> ev.HealthView:
+        """Dial every known peer that is not connected, now, instead of at its next
+        scheduled dial (never a second dial to a peer being dialled). NotPossible when
+        chinwag knows no peer to dial."""
+        return await self._health.reconnect_now()
 
 
 def unicode_text(text: str, what: str) -> str:

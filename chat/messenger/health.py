@@ -9,6 +9,7 @@ recovers what it missed.
 - When relay peers return after an outage, queued messages go at once instead of after
   their backoff, and sent ones no store confirmed are sent again.
 - The store query driver (chat/reliability/store_queries.py) reports its answers here.
+- While offline the view says when the next dial is due, and `reconnect_now` dials at once.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ class HealthWatch:
         status = summary.state.value if running else "offline"
         reachable = {s.value: ok for s, ok in summary.reachable().items()}
         store = reachable.get(Service.STORE.value, self.store_ok)
+        schedule = self._node.dial_schedule() if running else None
+        next_dial_at = None
+        if schedule is not None and schedule.next_dial_in is not None:
+            # Rounded: views compared a moment apart must not differ by clock noise.
+            next_dial_at = round(self._ctx.clock() + schedule.next_dial_in, 1)
         return ev.HealthView(
             status=status,
             online=status == "online",
@@ -83,7 +89,35 @@ class HealthWatch:
             outbox=self._sending.pending_count(),
             stranger_requests_dropped=self._strangers.dropped,
             stranger_requests_held=len(self._strangers),
+            dialing=schedule.dialing if schedule else 0,
+            next_dial_at=next_dial_at,
+            known_peers=schedule.known_peers if schedule else 0,
         )
+
+    async def reconnect_now(self) -> ev.HealthView:
+        """Dial every known peer that is not connected, at once (the user asks)."""
+        if not self.running:
+            raise ev.NotPossible("the network core is not running")
+        if self._node.dial_schedule().known_peers == 0:
+            raise ev.NotPossible(
+                "there is no peer to reconnect to: chinwag looks for peers on your local "
+                "network by itself; to reach others, start it with --peer or --fleet"
+            )
+        await self._node.redial_now()
+        view = self.view()
+        self._ctx.emit(ev.HealthUpdated(view))
+        return view
+
+    async def watch_dials(self) -> None:
+        """Tell faces when dials start and end: while offline the view says when the next
+        one is due, and that changes with every dial."""
+        last = self.view()
+        async with self._node.dial_changes() as changes:
+            async for _ in changes:
+                current = self.view()
+                if current != last:
+                    self._ctx.emit(ev.HealthUpdated(current))
+                last = current
 
     async def watch_health(self) -> None:
         async with self._node.health.subscribe() as summaries:

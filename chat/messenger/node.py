@@ -19,6 +19,7 @@ from chat.reliability.store_queries import StoreQuerier
 from chat.waku.health import HealthSummary
 from chat.waku.health_monitor import CatchUp, OnReset
 from chat.waku.message import WakuMessage
+from chat.waku.peer_manager import DialSchedule
 
 
 class NodeHealth(Protocol):
@@ -62,4 +63,16 @@ class MessengerNode(Protocol):
 
     async def wait_relay_peers(self, *, present: bool) -> None:
         """Returns once some relay peer is on one of our topics (`present`), or none is."""
+        ...
+
+    def dial_schedule(self) -> DialSchedule:
+        """While offline: when the next dial is due; dials under way; peers known."""
+        ...
+
+    def dial_changes(self) -> trio.MemoryReceiveChannel[None]:
+        """A nudge whenever dials start or end or connections change (coalesced)."""
+        ...
+
+    async def redial_now(self) -> int:
+        """Dial every known peer that is not connected, now; the dials under way after."""
         ...

@@ -142,6 +142,7 @@ class Sending:
             outgoing = self.outgoing.get(entry.message_id)
             stored = await self._ctx.db.run(_by_id(entry.message_id))
             summary = (stored.body if stored else "")[:80]
+            budget, used, size = entry.budget()
             items.append(
                 ev.OutboxItemView(
                     id=entry.message_id,
@@ -150,10 +151,12 @@ class Sending:
                     summary=summary,
                     state=entry.state.value,
                     reason=entry.reason,
-                    attempts=entry.attempts,
-                    max_attempts=entry.max_attempts,
+                    attempts=used,
+                    max_attempts=size,
                     next_attempt_at=entry.next_attempt_at,
                     created_at=entry.created_at,
+                    budget=budget,
+                    total_attempts=entry.attempts,
                 )
             )
         return items
@@ -229,8 +232,11 @@ class Sending:
             if stored.state == ob.State.DELIVERED.value:
                 raise ev.NotPossible("a delivered message cannot be retried")
             raise ev.NotPossible("that message is not in the outbox")
+        outgoing = self.outgoing.get(message_id)
+        # With no peer to take it, an attempt now would only spend the budget.
+        peers = outgoing is None or self._transport.reachable(outgoing.pubsub_topic)
         try:
-            transition = self.outbox.retry(message_id, self._ctx.clock())
+            transition = self.outbox.retry(message_id, self._ctx.clock(), peers=peers)
         except ob.OutboxError as exc:
             raise ev.NotPossible(str(exc)) from None
         await self.record(message_id, transition)

@@ -30,6 +30,9 @@ class RelayTransport:
             raise PublishFailed(str(exc), permanent=True) from None
         return {"peers_reached": reached}
 
+    def reachable(self, pubsub_topic: str) -> bool:
+        return self._node.relay_peers().get(pubsub_topic, 0) > 0
+
 
 class BestEffort:
     """For messages whose own flow sends them again (contact requests and answers,

@@ -24,6 +24,12 @@ Rules (the table below is the whole truth; everything else only schedules):
 - A permanent rejection (too large, invalid) fails at once, also of a re-send: retrying the
   same bytes cannot help.
 - The user may retry a failed message at any time: it is queued with both budgets fresh.
+  A pending one is made due now. But a manual retry while no peer is reachable attempts
+  nothing (it would only spend the budget and lengthen the backoff): a pending message is
+  left exactly as it was (`NoPeersNow` says so), and a failed one is queued with fresh
+  budgets on the ordinary schedule, to go as soon as peers are back.
+- The count shown with a message is the budget it spends now, never more than its size:
+  `budget()` is ("attempt", n, max) while it is queued, ("re-send", n, max) once sent.
 """
 
 from __future__ import annotations
@@ -93,6 +99,16 @@ ACTIVE_STATES = frozenset({State.QUEUED, State.SENT, State.STORED})
 
 class OutboxError(Exception):
     pass
+
+
+class NoPeersNow(OutboxError):
+    """A manual retry of a pending message while no peer is reachable: nothing changed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "there is no peer to send it to right now: it goes as soon as chinwag "
+            "reconnects, and its attempts and schedule are unchanged"
+        )
 
 
 class InvalidTransition(OutboxError):
@@ -167,6 +183,14 @@ class OutboxEntry:
     @property
     def pending(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    def budget(self) -> tuple[str, int, int]:
+        """The budget the message spends now and how much of it is used: ("attempt", n, max)
+        to get it onto the network, ("re-send", n, max) waiting for its acknowledgement.
+        n never exceeds max (the message fails when it is spent)."""
+        if self.state in (State.SENT, State.STORED) or self.resends:
+            return ("re-send", min(self.resends, self.max_resends), self.max_resends)
+        return ("attempt", min(self.queued_attempts, self.max_attempts), self.max_attempts)
 
 
 class Outbox:
@@ -314,22 +338,29 @@ class Outbox:
         entry.next_attempt_at = None
         return transition
 
-    def retry(self, message_id: str, now: float) -> Transition | None:
+    def retry(self, message_id: str, now: float, *, peers: bool = True) -> Transition | None:
         """Manual retry: a failed message is queued with fresh budgets; a pending one is
-        simply made due now. Returns the transition when the state changed."""
+        simply made due now. Returns the transition when the state changed.
+
+        `peers=False`: no peer is reachable, so nothing is attempted now. A failed message
+        is still queued with fresh budgets, its first attempt on the ordinary schedule (or
+        sooner, when peers return); a pending one is left as it was: NoPeersNow."""
         entry = self.get(message_id)
         if entry.state is State.DELIVERED:
             raise OutboxError("a delivered message cannot be retried")
         if entry.in_flight:
             raise OutboxError("the message is being sent right now; wait for the outcome")
         if entry.state is State.FAILED:
-            transition = self._apply(entry, Event.RETRY_REQUESTED, now, {"by": "user"})
+            evidence = {"by": "user"} if peers else {"by": "user", "peers": 0}
+            transition = self._apply(entry, Event.RETRY_REQUESTED, now, evidence)
             entry.queued_attempts = entry.resends = 0
             entry.max_attempts = self.policy.max_attempts
             entry.max_resends = self.policy.max_resends
-            entry.reason = None
-            entry.next_attempt_at = now
+            entry.reason = None if peers else "no peers"
+            entry.next_attempt_at = now if peers else now + self.policy.delay(0, self._rng)
             return transition
+        if not peers:
+            raise NoPeersNow()
         entry.next_attempt_at = now
         return None
 

@@ -11,6 +11,12 @@ The messenger asks `store_peers()` for store nodes best first, and reports each 
 outcome with `record(peer, Service.STORE, ok)`: a peer failing twice in a row is set aside
 for a while and the next one is used (and dialled if needed). After sleep or a network change
 the health driver calls `reset()`: every connection is dropped and old backoffs are cleared.
+
+While no peer is connected, known peers are redialled every few seconds (the core's
+`offline_redial`); `dial_schedule()` says when the next dial is due, and `redial_now()`
+dials at once when the user asks. Never two dials to one peer at once: a dial on a slow
+link may take the whole 30 s, and one that the core already counted as timed out is still
+left to finish before that peer is dialled again.
 """
 
 from __future__ import annotations
@@ -59,6 +65,17 @@ def services_from_protocols(protocols: Iterable[str]) -> frozenset[Service]:
 
 
 @dataclass(frozen=True)
+class DialSchedule:
+    """What the faces show while we are offline: when the next dial is due, in seconds from
+    now (None: online, every known peer being dialled, or no peer known), how many dials
+    are under way, and how many peers we know to dial."""
+
+    next_dial_in: float | None
+    dialing: int
+    known_peers: int
+
+
+@dataclass(frozen=True)
 class PeerManagerStats:
     dials_started: int
     dials_failed: int
@@ -90,6 +107,8 @@ class PeerManagerService:
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self._changed: list[trio.MemorySendChannel[None]] = []
+        self._dialing: set[str] = set()
+        """Peers with a dial task running (it may outlive the core's own timeout)."""
 
     # --- candidates -------------------------------------------------------------------------
 
@@ -167,6 +186,22 @@ class PeerManagerService:
             connected=len(self.core.connected_peers()),
             dials_in_flight=self.core.dials_in_flight(),
         )
+
+    def dial_schedule(self) -> DialSchedule:
+        now = self._clock()
+        at = self.core.next_redial_at(now)
+        return DialSchedule(
+            next_dial_in=None if at is None else max(0.0, at - now),
+            dialing=self.core.dials_in_flight(),
+            known_peers=self.core.known_peers(now),
+        )
+
+    async def redial_now(self) -> int:
+        """Dial every known peer that is neither connected nor being dialled, now (within
+        the dial limits). Returns the dials under way afterwards."""
+        await self._execute(self.core.redial_now(self._clock()))
+        self._notify()
+        return self.core.dials_in_flight()
 
     def subscribe(self, buffer: int = 16) -> trio.MemoryReceiveChannel[None]:
         """A nudge whenever connectivity may have changed (coalesced when unread)."""
@@ -263,14 +298,26 @@ class PeerManagerService:
     async def _execute(self, actions: Iterable[Action]) -> None:
         for action in actions:
             if isinstance(action, Dial):
-                if self._nursery is not None:
+                if action.peer in self._dialing:
+                    # The core gave up on the last dial, which is still running: its outcome
+                    # answers this dial too (never two dials to one peer at once).
+                    log.debug("dial to %s still under way; not starting another", action.peer)
+                elif self._nursery is not None:
+                    self._dialing.add(action.peer)
                     self._nursery.start_soon(self._dial, action.peer)
+                    self._notify()
             elif isinstance(action, Disconnect) and self._host is not None:
                 log.info("disconnecting %s: %s", action.peer, action.reason)
                 await self._host.disconnect(ID.from_base58(action.peer))
                 self._notify()
 
     async def _dial(self, peer: str) -> None:
+        try:
+            await self._dial_once(peer)
+        finally:
+            self._dialing.discard(peer)
+
+    async def _dial_once(self, peer: str) -> None:
         assert self._host is not None
         addrs = list(self._addrs.get(peer, ()))
         peer_id = ID.from_base58(peer)

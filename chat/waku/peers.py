@@ -12,6 +12,11 @@ Policy, in short:
 - redial a failed peer after an exponential backoff (base × factor^(failures−1), capped) with
   jitter drawn from [1 − jitter, 1] of that delay, so peers that failed together do not all
   come back at the same instant;
+- but while no peer at all is connected, every known peer is redialled at most
+  `offline_redial` (jittered the same way) after its last dial or connection ended, whatever
+  its backoff: the backoff protects peers from us when we have others, and an offline node
+  has nothing to protect, so it should find the network again within seconds of its return
+  (and `redial_now` dials at once when the user asks);
 - never more than `max_dials_in_flight` dials at once nor `max_dials_per_interval` dials per
   `dial_interval`: no dial storms when the network comes back;
 - rank peers by a score of recent successes and failures that decays with a half-life;
@@ -73,6 +78,12 @@ class PeerPolicy:
     backoff_factor: float = 2.0
     backoff_cap: float = 300.0
     backoff_jitter: float = 0.5
+    offline_redial: float | None = 6.0
+    """While no peer at all is connected, a known peer is redialled at most this long (less
+    jitter: 3-6 s by default) after its last dial or connection ended. With the driver's 1 s
+    tick no peer waits more than 7 s between dials while offline, so a node that returns is
+    found again well within 10 s (a connection, metadata, the relay mesh and a catch-up
+    follow). None: backoff only."""
     reconnect_delay: float = 1.0
     """Wait after a disconnect before redialling, so a flapping peer cannot spin us."""
     flap_window: float = 5.0
@@ -95,6 +106,8 @@ class PeerPolicy:
             or self.backoff_cap < self.backoff_base
         ):
             raise ValueError("backoff needs base > 0, factor >= 1 and cap >= base")
+        if self.offline_redial is not None and self.offline_redial <= 0:
+            raise ValueError("offline_redial must be positive (or None)")
 
 
 @dataclass(slots=True)
@@ -109,6 +122,8 @@ class _Peer:
     dialing_since: float | None = None
     failures: int = 0
     next_dial_at: float = 0.0
+    offline_dial_at: float = 0.0
+    """When the peer may be dialled again while we have no peer at all (offline_redial)."""
     banned: bool = False
     score: float = 0.0
     score_at: float = 0.0
@@ -193,15 +208,18 @@ class PeerManager:
         if p is None:
             return
         delay = self._jittered(self.policy.reconnect_delay)
+        offline_delay = delay
         if p.connected and p.connected_at is not None:
             if now - p.connected_at < self.policy.flap_window:
                 p.failures += 1
                 delay = max(delay, self.backoff_delay(p.failures))
+                offline_delay = max(offline_delay, self._offline_delay(delay))
             else:
                 p.failures = 0
         p.connected = False
         p.connected_at = None
         p.next_dial_at = max(p.next_dial_at, now + delay)
+        p.offline_dial_at = max(p.offline_dial_at, now + offline_delay)
 
     def dial_succeeded(self, peer: PeerId, now: float) -> list[Action]:
         p = self._peers.get(peer)
@@ -233,7 +251,9 @@ class PeerManager:
         if not p.static and p.failures >= self.policy.forget_after_failures and not p.connected:
             del self._peers[peer]
             return
-        p.next_dial_at = now + self.backoff_delay(p.failures)
+        delay = self.backoff_delay(p.failures)
+        p.next_dial_at = now + delay
+        p.offline_dial_at = now + self._offline_delay(delay)
 
     def service_result(self, peer: PeerId, service: Service, ok: bool, now: float) -> None:
         """The outcome of one request to `peer` for `service` (a store query, a push...)."""
@@ -268,10 +288,19 @@ class PeerManager:
         """After sleep or a network change, old failures say nothing about the new network."""
         for p in self._peers.values():
             p.failures = 0
-            p.next_dial_at = 0.0
+            p.next_dial_at = p.offline_dial_at = 0.0
             p.service_failures.clear()
             p.cooldown_until.clear()
         # The dial-rate window is kept: a reset must not become a dial storm.
+
+    def redial_now(self, now: float) -> list[Action]:
+        """The user asks to reconnect: every known peer that is neither connected nor being
+        dialled is due at once (a dial under way is left to finish: never two to one peer).
+        The dial limits still hold, so this cannot become a dial storm."""
+        for p in self._peers.values():
+            if not p.connected and p.dialing_since is None and not p.banned:
+                p.next_dial_at = p.offline_dial_at = 0.0
+        return self.tick(now)
 
     def disconnect_all(self, reason: str) -> list[Action]:
         actions: list[Action] = []
@@ -332,7 +361,32 @@ class PeerManager:
 
     def next_dial_at(self, peer: PeerId) -> float | None:
         p = self._peers.get(peer)
-        return None if p is None else p.next_dial_at
+        return None if p is None else self._due_at(p, self.offline())
+
+    def offline(self) -> bool:
+        """No peer at all is connected: the short redial interval applies."""
+        return not any(p.connected for p in self._peers.values())
+
+    def next_redial_at(self, now: float) -> float | None:
+        """While offline: when the next known peer is due to be dialled (None when online,
+        when a dial is under way for every known peer, or when no peer is known)."""
+        if not self.offline():
+            return None
+        waiting = [self._due_at(p, True) for p in self._dialable(now) if p.dialing_since is None]
+        return min(waiting) if waiting else None
+
+    def known_peers(self, now: float) -> int:
+        """Peers we could dial for what we need (configured or discovered; not banned)."""
+        return len(self._dialable(now))
+
+    def _dialable(self, now: float) -> list[_Peer]:
+        everything = {s: 1 for s in self._shards}
+        services = {svc: 1 for svc, n in self.policy.service_targets.items() if n > 0}
+        return [
+            p
+            for p in self._peers.values()
+            if not p.banned and self._covers(p, everything, services, now)
+        ]
 
     def score(self, peer: PeerId, now: float) -> float:
         p = self._peers.get(peer)
@@ -346,6 +400,18 @@ class PeerManager:
         exponent = min(failures - 1, 64)  # past the cap anyway; keeps the float finite
         raw = min(pol.backoff_cap, pol.backoff_base * pol.backoff_factor**exponent)
         return self._jittered(raw)
+
+    def _offline_delay(self, delay: float) -> float:
+        """The wait before redialling while we have no peer at all: `delay`, at most the
+        jittered `offline_redial`."""
+        cap = self.policy.offline_redial
+        return delay if cap is None else min(delay, self._jittered(cap))
+
+    def _due_at(self, p: _Peer, offline: bool) -> float:
+        """When `p` may be dialled: its backoff, or sooner while we have no peer at all."""
+        if self.policy.offline_redial is not None and offline:
+            return min(p.next_dial_at, p.offline_dial_at)
+        return p.next_dial_at
 
     def _jittered(self, delay: float) -> float:
         return delay * (1.0 - self.policy.backoff_jitter * self._rng.random())
@@ -402,13 +468,14 @@ class PeerManager:
         shard_need, service_need = self._deficits(now)
         if not shard_need and not service_need:
             return
+        offline = self.offline()
         candidates = [
             p
             for p in self._peers.values()
             if not p.connected
             and p.dialing_since is None
             and not p.banned
-            and p.next_dial_at <= now
+            and self._due_at(p, offline) <= now
         ]
         candidates.sort(key=lambda p: (-self._score(p, now), p.failures, p.id))
         for p in candidates:

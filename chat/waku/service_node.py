@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +83,30 @@ class ServiceNodeConfig:
     """Fault injection: outgoing relay frames this node drops (tests, `--drop-frames`)."""
 
 
+def with_protected_shards(
+    node_config: NodeConfig, protected: Mapping[str, ShardPublicKey]
+) -> NodeConfig:
+    """`node_config` serving its protected shards too: protecting a shard means relaying it.
+    Raises ValueError for a protected pubsub topic outside the node's cluster."""
+    shards = list(node_config.shards)
+    for topic in protected:
+        shard = RelayShard.parse(topic)
+        if shard.cluster_id != node_config.cluster_id:
+            raise ValueError(
+                f"protected shard {topic} is not in this node's cluster {node_config.cluster_id}"
+            )
+        if shard.shard_id not in shards:
+            shards.append(shard.shard_id)
+    return replace(node_config, shards=tuple(shards))
+
+
 def relay_service_for(
     node_config: NodeConfig,
     protected: Mapping[str, ShardPublicKey] | None = None,
     faults: RelayFaults | None = None,
 ) -> RelayService:
     topics = [RelayShard(node_config.cluster_id, s).pubsub_topic for s in node_config.shards]
+    topics.extend(t for t in (protected or {}) if t not in topics)
     validator = RelayValidator(clock=now_ns, protected=protected or {})
     return RelayService(topics, validator=validator, faults=faults)
 
@@ -184,9 +202,10 @@ class ServiceNode:
 
     def __init__(self, config: ServiceNodeConfig) -> None:
         """Raises storage.archive.ArchiveError when the archive cannot be opened."""
-        self.config = config
-        self.node = Node(config.node)
-        self.relay = relay_service_for(config.node, config.protected, config.faults)
+        node_config = with_protected_shards(config.node, config.protected)
+        self.config = replace(config, node=node_config)
+        self.node = Node(node_config)
+        self.relay = relay_service_for(node_config, config.protected, config.faults)
         limits = config.rate_limits
         self.archive: Archive | None = None
         self.archiver: MessageArchiver | None = None
@@ -441,6 +460,7 @@ def relay_metrics(relay: RelayService) -> list[Metric]:
             tuple(validation),
         )
     )
+    metrics.extend(protected_shard_metrics(relay.validator))
     try:
         relay_peers = len(relay.driver.relay_peers)
     except RuntimeError:  # relay is not running
@@ -461,6 +481,39 @@ def relay_metrics(relay: RelayService) -> list[Metric]:
         )
     )
     return metrics
+
+
+def protected_shard_metrics(validator: RelayValidator) -> list[Metric]:
+    """Which shards are protected by which key, key rotations, and who is attacked how."""
+    protected = validator.protected_topics
+    return [
+        Metric(
+            "chinwag_relay_protected_shard_key",
+            "gauge",
+            "1 for each protected shard (pubsub topic) with the public key it checks now.",
+            tuple(
+                _sample(1, topic=topic, key=protected[topic].to_hex())
+                for topic in sorted(protected)
+            ),
+        ),
+        Metric.by_label(
+            "chinwag_relay_protected_key_rotations_total",
+            "counter",
+            "Times a protected shard's key was replaced by another at run time.",
+            "topic",
+            {topic: validator.key_changes[topic] for topic in protected},
+        ),
+        Metric(
+            "chinwag_relay_protected_rejections_total",
+            "counter",
+            "Messages rejected on protected shards (never forwarded; the forwarder is "
+            "penalised), by pubsub topic and reason.",
+            tuple(
+                _sample(count, topic=topic, reason=reason)
+                for (topic, reason), count in sorted(validator.protected_rejected.items())
+            ),
+        ),
+    ]
 
 
 async def archive_metrics(archive: Archive, writer: ArchiveWriter) -> list[Metric]:

@@ -101,15 +101,43 @@ class RelayValidator:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()
+        self.protected_rejected: Counter[tuple[str, str]] = Counter()
+        """Rejections on protected shards, by (pubsub topic, reason): which shard is attacked."""
+        self.key_changes: Counter[str] = Counter()
+        """Key rotations per protected pubsub topic."""
 
-    def protect(self, pubsub_topic: str, key: ShardPublicKey) -> None:
+    def protect(self, pubsub_topic: str, key: ShardPublicKey) -> ShardPublicKey | None:
+        """Protect a shard with `key`, or rotate its key: from this call on only messages
+        signed by `key` pass, and those signed by the previous key are rejected at once (a
+        banned member's key must stop working now, not after a grace period). Returns the
+        previous key, None if the shard was not protected."""
+        previous = self._protected.get(pubsub_topic)
         self._protected[pubsub_topic] = key
+        if previous is None:
+            log.info("protected shard %s: key %s", pubsub_topic, key.to_hex())
+        elif previous != key:
+            self.key_changes[pubsub_topic] += 1
+            log.info(
+                "protected shard %s: key rotated from %s to %s",
+                pubsub_topic,
+                previous.to_hex(),
+                key.to_hex(),
+            )
+        return previous
 
     def unprotect(self, pubsub_topic: str) -> None:
         self._protected.pop(pubsub_topic, None)
 
     def is_protected(self, pubsub_topic: str) -> bool:
         return pubsub_topic in self._protected
+
+    def protection_key(self, pubsub_topic: str) -> ShardPublicKey | None:
+        """The public key a shard's messages must be signed with now, None if unprotected."""
+        return self._protected.get(pubsub_topic)
+
+    @property
+    def protected_topics(self) -> dict[str, ShardPublicKey]:
+        return dict(self._protected)
 
     def __call__(self, pubsub_topic: str, data: bytes, from_peer: object = None) -> Verdict:
         return self.validate(pubsub_topic, data, from_peer)
@@ -121,6 +149,8 @@ class RelayValidator:
         else:
             counters = self.rejected if verdict.outcome is Outcome.REJECT else self.ignored
             counters[verdict.reason] += 1
+            if verdict.outcome is Outcome.REJECT and pubsub_topic in self._protected:
+                self._count_protected_rejection(pubsub_topic, verdict.reason, from_peer)
             log.debug(
                 "relay message on %s from %s: %s (%s)",
                 pubsub_topic,
@@ -129,6 +159,19 @@ class RelayValidator:
                 verdict.reason,
             )
         return verdict
+
+    def _count_protected_rejection(self, pubsub_topic: str, reason: str, peer: object) -> None:
+        key = (pubsub_topic, reason)
+        self.protected_rejected[key] += 1
+        if self.protected_rejected[key] == 1:
+            # Once per shard and reason (a bounded number of lines); the metrics count the rest.
+            log.warning(
+                "protected shard %s: rejected a message from %s (%s); further ones are only "
+                "counted (chinwag_relay_protected_rejections_total)",
+                pubsub_topic,
+                "this node (its own or a light-pushed message)" if peer is None else peer,
+                reason,
+            )
 
     def _check(self, pubsub_topic: str, data: bytes) -> Verdict:
         if len(data) > self.max_message_size:

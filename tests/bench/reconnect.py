@@ -15,6 +15,10 @@ Prints JSON lines:
 Figures to report, never asserted.
 
     python tests/bench/reconnect.py [--cuts 20] [--outage 2] [--stable 6] [--unreachable 60]
+                                    [--offline-redial SECONDS]
+
+`--offline-redial 0` runs the client with backoff alone (no short redial interval while it
+has no peer: how chinwag behaved before issue 15), for a side-by-side comparison.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from chat.waku.health import HealthState  # noqa: E402
 from chat.waku.host import generate_node_key  # noqa: E402
 from chat.waku.message import now_ns  # noqa: E402
 from chat.waku.node import Node, NodeConfig  # noqa: E402
-from chat.waku.peers import Service  # noqa: E402
+from chat.waku.peers import PeerPolicy, Service  # noqa: E402
 from chat.waku.relay.service import RelayService  # noqa: E402
 from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions  # noqa: E402
 from chat.waku.store.client import StoreClient  # noqa: E402
@@ -53,6 +57,8 @@ from chat.waku.validation import RelayValidator  # noqa: E402
 SHARDS = (0,)
 TOPIC = "/waku/2/rs/42/0"
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+POLICY = PeerPolicy()
+"""The client's peer policy (main() may replace it from --offline-redial)."""
 
 
 class Server:
@@ -95,6 +101,7 @@ def client_connectivity(
         store_peers=(store_addr,) if store_addr else (),
         required_services=(Service.STORE,),
         rendezvous=False,
+        peer_policy=POLICY,
     )
     connectivity = Connectivity(node, options)
     store = StoreClient(node.host.libp2p, timeout=5.0)
@@ -201,7 +208,16 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=2.0, help="seconds each cut lasts")
     parser.add_argument("--stable", type=float, default=6.0, help="seconds online before each cut")
     parser.add_argument("--unreachable", type=float, default=60.0, help="seconds to count dials")
+    parser.add_argument(
+        "--offline-redial",
+        type=float,
+        default=PeerPolicy().offline_redial,
+        help="the peer policy's redial interval while offline (0: backoff alone)",
+    )
     args = parser.parse_args()
+    global POLICY
+    POLICY = PeerPolicy(offline_redial=args.offline_redial or None)
+    print(json.dumps({"kind": "policy", "offline_redial_s": POLICY.offline_redial}), flush=True)
     started = time.monotonic()
     trio.run(main_async, args.cuts, args.outage, args.stable, args.unreachable)
     print(json.dumps({"kind": "done", "wall_s": round(time.monotonic() - started, 1)}))

@@ -5,8 +5,11 @@
 Builds a profile with 1,000,000 messages across 500 conversations (100,000 with --quick),
 one tenth of them in a single busy conversation so that "100 pages back" exists. Measures
 unlock, inserting 10k messages (one transaction each, as the messenger does), the newest 50
-messages of a conversation (p50/p95), a page 100 pages back, and full-text searches. Prints one
-JSON object per line; `ratio` is encrypted/plain (goal: at most 1.2 on every read).
+messages of a conversation (p50/p95), a page 100 pages back, and full-text searches as the
+search screen runs them (best 50, with snippets): a rare word (0.1 % of messages), a
+vocabulary word (~0.2 %), a frequent word (1 in 7 messages), a prefix, and the frequent word
+in the busy conversation alone. Prints one JSON object per line; `ratio` is encrypted/plain
+(goal: at most 1.2 on every read).
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ def populate(store: Store, total: int, seed: int) -> None:
             body = " ".join(rng.choices(words, k=rng.randint(4, 20)))
             if i % 1000 == 7:
                 body += " zebracrossing"  # a rare word: 0.1 % of messages
+            if i % 7 == 3:
+                body += " weather"  # a frequent word: 1 in 7 messages, in every conversation
             rows.append(
                 (i + 1, f"c{conversation_of(i, total)}", f"m{i}", "peer", 0, body, i, "received")
             )
@@ -128,8 +133,18 @@ def reads(store: Store, seed: int, runs: int, pages_back: int) -> dict[str, list
     assert row is not None, f"the busy conversation has fewer than {pages_back} pages"
     cursor = PageCursor(row[0], row[1])
     back = timings(lambda: store.messages.page("c0", limit=PAGE, before=cursor), runs)
-    rare = timings(lambda: store.messages.search("zebracrossing", limit=PAGE), runs)
-    return {"newest_50": newest, f"page_{pages_back}_back": back, "search_rare_word": rare}
+    searches = {
+        "search_rare_word": ("zebracrossing", None),
+        "search_vocabulary_word": (vocabulary(random.Random(1))[0], None),
+        "search_frequent_word": ("weather", None),
+        "search_prefix": ("zebra*", None),
+        "search_frequent_word_in_busy_chat": ("weather", "c0"),
+    }
+    found = {
+        name: timings(lambda q=query, c=chat: store.messages.search_hits(q, c, PAGE), runs)
+        for name, (query, chat) in searches.items()
+    }
+    return {"newest_50": newest, f"page_{pages_back}_back": back, **found}
 
 
 def insert_burst(store: Store, count: int, offset: int) -> float:

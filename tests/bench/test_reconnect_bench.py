@@ -20,7 +20,8 @@ def test_reconnect_benchmark_smoke() -> None:
     out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
     lines = [json.loads(line) for line in out.splitlines()]
     kinds = [line["kind"] for line in lines]
-    assert kinds == ["cut", "cut", "recovery", "unreachable", "done"]
-    assert lines[2]["cuts"] == 2 and lines[2]["p50_s"] <= lines[2]["p95_s"]
-    unreachable = lines[3]
+    assert kinds == ["policy", "cut", "cut", "recovery", "unreachable", "done"]
+    assert lines[0]["offline_redial_s"] is not None  # the default: short redials offline
+    assert lines[3]["cuts"] == 2 and lines[3]["p50_s"] <= lines[3]["p95_s"]
+    unreachable = lines[4]
     assert unreachable["dials"] >= 1 and unreachable["dials_per_minute"] > 0

@@ -24,7 +24,10 @@ def test_storage_benchmark_smoke(tmp_path: Path) -> None:
     ).stdout  # fmt: skip
     rows = [json.loads(line) for line in out.splitlines()]
     metrics = {(r["metric"], r.get("cache")) for r in rows}
-    for read in ("newest_50", "page_2_back", "search_rare_word"):
+    searches = ("rare_word", "vocabulary_word", "frequent_word", "prefix",
+                "frequent_word_in_busy_chat")  # fmt: skip
+    reads = ("newest_50", "page_2_back", *(f"search_{s}" for s in searches))
+    for read in reads:
         assert (read, "cold") in metrics and (read, "warm") in metrics
     assert ("unlock_s", None) in metrics and ("insert_one_tx_each", None) in metrics
     for row in rows:

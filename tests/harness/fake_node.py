@@ -29,6 +29,7 @@ from chat.client_node import Received
 from chat.waku.health import HealthState, HealthSummary
 from chat.waku.health_monitor import CatchUp, OnReset
 from chat.waku.message import WakuMessage
+from chat.waku.peer_manager import DialSchedule
 from chat.waku.peers import Service
 from chat.waku.relay.core import NoPeersReached
 from chat.waku.store.client import StoreClientError
@@ -152,12 +153,17 @@ class FakeNode:
     """Everything this node put on the network."""
     store_results: list[bool] = field(default_factory=list)
     """What the messenger recorded about each store query (record_store)."""
+    schedule: DialSchedule = field(default_factory=lambda: DialSchedule(None, 0, 1))
+    """What the peer manager would say of its dials (tests set it with `set_schedule`)."""
+    redials: int = 0
+    """How often the messenger asked to redial at once."""
 
     def __post_init__(self) -> None:
         self.peer_id = ID(self.name.encode())
         self._inbox_send, self._inbox = trio.open_memory_channel[Received](4096)
         self.health = FakeHealth(self.shards)
         self._connections: list[trio.MemorySendChannel[Any]] = []
+        self._dial_changes: list[trio.MemorySendChannel[None]] = []
         self._relay_changed = trio.Event()
 
     # ---- MessengerNode ---------------------------------------------------------------------
@@ -221,12 +227,33 @@ class FakeNode:
         while bool(self.relay_peers()[self.pubsub_topics[0]]) != present:
             await self._relay_changed.wait()
 
+    def dial_schedule(self) -> DialSchedule:
+        return self.schedule
+
+    def dial_changes(self) -> trio.MemoryReceiveChannel[None]:
+        send, receive = trio.open_memory_channel[None](16)
+        self._dial_changes.append(send)
+        return receive
+
+    async def redial_now(self) -> int:
+        await trio.lowlevel.checkpoint()
+        self.redials += 1
+        self.set_schedule(replace(self.schedule, next_dial_in=None, dialing=1))
+        return 1
+
     # ---- steering --------------------------------------------------------------------------
     def deliver(self, pubsub_topic: str, message: WakuMessage, via: str = "relay") -> None:
         """Hand this node a message as if relay (or a store) brought it."""
         self._inbox_send.send_nowait(
             Received(pubsub_topic, message, message.hash(pubsub_topic), via)
         )
+
+    def set_schedule(self, schedule: DialSchedule) -> None:
+        """The peer manager's dials changed: the messenger is nudged, as by the real one."""
+        self.schedule = schedule
+        for channel in self._dial_changes:
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                channel.send_nowait(None)
 
     def set_online(self, online: bool) -> None:
         """Connections drop or return: peers see it as relay would."""

@@ -6,6 +6,7 @@ metadata cluster rule with relay mounted. See docs/relay.md, "Interop"."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,6 +14,15 @@ from typing import Any
 
 import pytest
 import trio
+from harness.protected_shard import (
+    MINUTE_NS,
+    Member,
+    network,
+    protected_relay,
+    rejections,
+)
+from harness.protected_shard import PROTECTED as SHARD7
+from harness.protected_shard import SHARD as SHARD7_INDEX
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
@@ -352,3 +362,64 @@ async def _outcome_for(
         if outcome.peer_id.to_base58() == peer:
             return outcome
     raise AssertionError("the metadata service stopped before judging the peer")
+
+
+async def test_a_js_waku_outsider_is_rejected_by_every_protected_relay(start_js: Any) -> None:
+    """Three of our relays as `chinwag node --protected-shard` builds them, a real js-waku
+    relay node meshed with each (it does not check signatures, so it is the outsider), a
+    member holding the key, and a subscriber of ours that checks nothing (it would deliver
+    whatever a relay forwarded). js-waku's unsigned messages, and the forged and replayed
+    ones it publishes verbatim, are all rejected by every relay; the subscriber gets only the
+    member's signed messages."""
+    owner, impostor = ShardKeyPair.generate(), ShardKeyPair.generate()
+    relays = [protected_relay(f"R{i}", owner) for i in (1, 2, 3)]
+    member, subscriber = Member("member"), Member("subscriber")
+    member.relay.sign_with(SHARD7, owner)
+    links = [
+        *itertools.combinations(relays, 2),
+        *((subscriber, relay) for relay in relays),
+        (member, relays[0]),
+    ]
+    forged = impostor.sign(SHARD7, message("forged", JS_CONTENT)).encode()
+    replayed = owner.sign(
+        SHARD7, WakuMessage(b"replayed", JS_CONTENT, timestamp=now_ns() - 10 * MINUTE_NS)
+    ).encode()
+    unsigned = 4
+    expected = Counter(
+        signature_length=unsigned, signature_mismatch=1, signed_timestamp_out_of_window=1
+    )
+    with trio.fail_after(DEADLINE):
+        async with (
+            network([*relays, member, subscriber], links),
+            start_js("sdk027", muxer="yamux", clusterId=CLUSTER, shards=[SHARD7_INDEX]) as js,
+        ):
+            for relay in relays:
+                await js.call("dial", addr=str(relay.node.full_multiaddrs()[0]))
+            for relay in relays:
+                js_id = ID.from_base58(js.peer_id)
+                await relay.relay.driver.wait_until(lambda r, js_id=js_id: js_id in r.mesh[SHARD7])
+                await js.call("waitMesh", pubsubTopic=SHARD7, peer=relay.peer_id.to_base58())
+
+            reply = await js.call(
+                "publish", contentTopic=JS_CONTENT, shard=SHARD7_INDEX, count=unsigned
+            )
+            assert reply["sent"] == unsigned, reply["failures"]
+            for data in (forged, replayed):
+                reply = await js.call("publishRaw", shard=SHARD7_INDEX, hex=data.hex())
+                assert reply["recipients"] == 3
+            for relay in relays:
+                await relay.relay.driver.wait_until(
+                    lambda router, relay=relay: rejections(relay) == expected
+                )
+            signed = [b"signed 0", b"signed 1"]
+            for payload in signed:
+                member.relay.publish(SHARD7, message(payload.decode(), "/chinwag/1/member/proto"))
+            await subscriber.heard(len(signed))
+            for relay in relays:
+                await relay.heard(len(signed))
+
+    assert subscriber.payloads == signed
+    for relay in relays:
+        assert relay.payloads == signed, relay.name
+        assert relay.relay.validator.accepted == len(signed), relay.name
+        assert rejections(relay) == expected, relay.name

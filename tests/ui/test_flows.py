@@ -331,14 +331,15 @@ def test_outgoing_request_outbox_failure_reason_retry_and_discard(
             await pilot.press(*"and again", "enter")
             await ui.wait_for_text(pilot, "retrying")
             await ui.wait_for_text(pilot, "failed: no peers (ctrl+r retries)", limit=40)
-            await pilot.press("ctrl+r")
-            await ui.wait_for_text(pilot, "Retrying now")
+            await pilot.press("ctrl+r")  # offline: reconnects now, and queues it again
+            await ui.wait_for_text(pilot, "Reconnecting now")
+            await ui.wait_for_text(pilot, "Queued again with a fresh budget")
             await pilot.press("f3")
             await ui.wait_until(pilot, on(app, OutboxScreen))
             await ui.wait_for_text(pilot, "into the void")
             assert "no peers" in ui.screen_text(app)
             await pilot.press("R")
-            await ui.wait_for_text(pilot, "Retrying")
+            await ui.wait_for_text(pilot, "There is no peer right now")
             outbox = app.screen
             assert isinstance(outbox, OutboxScreen)
             before = len(outbox.items)

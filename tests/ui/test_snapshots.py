@@ -13,6 +13,7 @@ import pytest
 from harness.tui import NOW
 from harness.tui import ViewHost as Harness
 from textual.pilot import Pilot
+from textual.widgets import Input, Static
 
 from chat.events import (
     ChatView,
@@ -21,6 +22,7 @@ from chat.events import (
     IdentityView,
     MessageView,
     OutboxItemView,
+    SearchResultView,
     TraceStep,
     VerificationView,
 )
@@ -31,6 +33,7 @@ from ui.screens.link import LinkScreen
 from ui.screens.main import MainScreen
 from ui.screens.onboarding import OnboardingScreen
 from ui.screens.outbox import OutboxScreen
+from ui.screens.search import SearchScreen
 from ui.screens.trace import TraceScreen
 from ui.screens.verify import VerifyScreen
 from ui.screens.verify_request import VerificationRequestScreen
@@ -262,6 +265,44 @@ def test_verification_request_screen(snap_compare: Any) -> None:
 
 def test_display_name_screen(snap_compare: Any) -> None:
     app = Harness(lambda: DisplayNameScreen("Alice"), lambda _: None)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_main_screen_offline_counts_down_to_the_next_dial(snap_compare: Any) -> None:
+    offline = HealthView(
+        status="offline", online=False, peers=0,
+        peers_per_shard={"/waku/2/rs/42/0": 0, "/waku/2/rs/42/1": 0}, store_reachable=False,
+        services={"store": False}, last_catch_up=NOW - 300, outbox=1, dialing=0,
+        next_dial_at=NOW + 4.2, known_peers=1,
+    )  # fmt: skip
+
+    def feed(screen: MainScreen) -> None:
+        feed_main(screen)
+        screen.query_one(HealthBar).show(offline)
+
+    assert snap_compare(Harness(MainScreen, feed), terminal_size=SIZE, run_before=settle)
+
+
+def test_search_screen(snap_compare: Any) -> None:
+    results = [
+        SearchResultView(
+            BOB_CHAT, "m004", "running late, ten minutes", NOW - 3_000,
+            "running late, ten minutes", [(8, 12)], "Bob", ALICE, True,
+        ),
+        SearchResultView(
+            CAROL_CHAT, "c017", "so we were late again, and the bakery had closed", NOW - 90_000,
+            "…we were late again, and the bakery…", [(9, 13)], "Carol", CAROL, False,
+        ),
+    ]  # fmt: skip
+
+    def feed(screen: SearchScreen) -> None:
+        field = screen.query_one("#search-input", Input)
+        with screen.prevent(Input.Changed):
+            field.value = "late"
+        screen.show_results(results, "late")
+        screen.query_one("#search-status", Static).update("2 message(s) in every chat")
+
+    app = Harness(lambda: SearchScreen(BOB_CHAT, "Bob"), feed)
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
 
 

@@ -69,6 +69,7 @@ async def test_the_tui_befriends_and_chats_with_a_headless_contact(tmp_path: Pat
             chat_id = await befriend(tmux, bob)
             await chat(tmux, bob, chat_id)
             await message_for_a_stopped_contact(tmux, served.process, bob, chat_id)
+        await search_and_open(tmux)
         tmux.keys("C-q")
         await tmux.wait_for(lambda s: "Pane is dead" in s or "● online" not in s, limit=20)
     finally:
@@ -152,3 +153,15 @@ async def message_for_a_stopped_contact(
         return await incoming(bob, chat_id) == ["hello Bob", "are you there?"]
 
     await wait_until(bob_got_it)
+
+
+async def search_and_open(tmux: Tmux) -> None:
+    """Ctrl+F in a real terminal: the search screen finds Bob's message; Enter (to the
+    results) and Enter again open the chat with that message selected."""
+    tmux.keys("C-f")
+    await tmux.wait_for("Search messages")
+    tmux.type("from bob")
+    await tmux.wait_for("1 message(s) in every chat")
+    tmux.keys("Enter")
+    tmux.keys("Enter")
+    await tmux.wait_for(lambda s: "Search messages" not in s and "Bob: hello from Bob" in s)

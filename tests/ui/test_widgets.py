@@ -86,6 +86,27 @@ def test_conversation_loads_older_pages_at_the_top_and_keeps_the_reader_in_place
     asyncio.run(scenario())
 
 
+def test_the_newest_message_stays_in_view_when_the_conversation_gets_shorter() -> None:
+    """A line appearing above the health bar (the no-peers hint) takes rows from the
+    conversation after it opened at the bottom: the newest message must stay in view."""
+    history = [view(n) for n in range(50)]
+
+    async def scenario() -> None:
+        app = ConversationApp(history)
+        async with app.run_test(size=(80, 20)) as pilot:
+            conversation = app.query_one(ConversationView)
+            conversation.show_chat(CHAT, history, unread=0, has_older=False)
+            await pilot.pause()
+            assert "message 49" in conversation.visible_text()
+            await pilot.resize_terminal(80, 17)  # same width, three rows fewer
+            await pilot.pause()
+            await pilot.pause()
+            assert "message 49" in conversation.visible_text()
+            assert conversation.scroll_y == conversation.max_scroll_y
+
+    asyncio.run(scenario())
+
+
 def test_read_marker_sits_above_the_first_unread_and_updates_rerender_one_message() -> None:
     messages = [view(1), view(2, outgoing=True, state="sent"), view(3), view(4)]
 
@@ -176,6 +197,32 @@ def test_words_for_states_schedules_and_passphrases() -> None:
     assert in_how_long(NOW + 600, NOW) == "in 10 min" and in_how_long(None, NOW) == "not scheduled"
     assert passphrase_strength("abc")[0] == 1
     assert passphrase_strength("correct horse battery staple")[0] == 4
+
+
+def test_the_health_bar_counts_down_to_the_next_dial_while_offline() -> None:
+    from chat.events import HealthView
+    from ui.format import health_summary
+
+    def offline(**fields: Any) -> HealthView:
+        base: dict[str, Any] = {
+            "status": "offline", "online": False, "peers": 0, "peers_per_shard": {},
+            "store_reachable": False, "services": {}, "last_catch_up": None, "outbox": 0,
+            "known_peers": 1,
+        }  # fmt: skip
+        return HealthView(**{**base, **fields})
+
+    assert health_summary(offline(next_dial_at=NOW + 4.2), NOW).startswith(
+        "○ offline, reconnecting in 5 s (ctrl+r: now)  │  peers 0"
+    )
+    assert health_summary(offline(next_dial_at=NOW + 0.2), NOW).startswith(
+        "○ offline, reconnecting…  │"
+    )
+    assert health_summary(offline(dialing=1), NOW).startswith("○ offline, reconnecting…  │")
+    # Nobody to dial, or nothing known when: no promise on the bar.
+    assert health_summary(offline(known_peers=0, next_dial_at=NOW + 3), NOW).startswith(
+        "○ offline  │"
+    )
+    assert health_summary(offline(), NOW).startswith("○ offline  │")
 
 
 def test_a_state_has_its_own_column_that_message_text_cannot_reach() -> None:

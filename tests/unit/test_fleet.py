@@ -46,6 +46,10 @@ def test_minimal_fleet_uses_default_shards(tmp_path: Path) -> None:
     assert (fleet.cluster_id, fleet.shards, fleet.bootstrap) == (42, DEFAULT_SHARDS, (A,))
 
 
+QUIC = f"/ip4/1.2.3.4/udp/1/quic-v1/p2p/{A.rsplit('/', 1)[1]}"
+"""A transport chinwag does not dial."""
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -61,6 +65,7 @@ def test_minimal_fleet_uses_default_shards(tmp_path: Path) -> None:
         (f'cluster_id = 1\nshards = []\nbootstrap = ["{A}"]\n', "line 2: shards must be a non"),
         ('cluster_id = 1\nbootstrap = ["/ip4/1.2.3.4/tcp/1"]\n', "line 2: bootstrap: /ip4/1.2"),
         ('cluster_id = 1\nbootstrap = ["not an address"]\n', "is not a multiaddr"),
+        (f'cluster_id = 1\nbootstrap = ["{QUIC}"]\n', f"line 2: bootstrap: {QUIC} is not an"),
         ("cluster_id = 1\nbootstrap = [3]\n", "must hold multiaddr strings"),
         ('cluster_id = 1\n[services]\nstore = "x"\n', "line 3: services.store must be a list"),
         ("cluster_id = 1\n", "names no node"),

@@ -248,7 +248,14 @@ def test_peers_and_health_recover_together_after_sleep() -> None:
     pm = PeerManager(
         (0,),
         random.Random(3),
-        PeerPolicy(relay_peers_per_shard=1, service_targets={Service.STORE: 1}, backoff_cap=3600),
+        # The backoff alone: the short redial interval while offline would hide what the
+        # reset after a sleep clears (a peer manager with it is never deep in backoff here).
+        PeerPolicy(
+            relay_peers_per_shard=1,
+            service_targets={Service.STORE: 1},
+            backoff_cap=3600,
+            offline_redial=None,
+        ),
     )
     hm = HealthMonitor(shards=(0,))
     pm.add_peer("fleet", services=[Service.RELAY, Service.STORE], shards=[0], static=True)

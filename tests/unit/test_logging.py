@@ -70,3 +70,24 @@ def test_second_setup_replaces_handlers_instead_of_duplicating(tmp_path: Path) -
         h.flush()
     assert "only in b" in (tmp_path / "b.log").read_text()
     assert "only in b" not in (tmp_path / "a.log").read_text()
+
+
+def test_redaction_leaves_the_record_intact_for_other_handlers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redacting rewrote the shared record (exception folded into the message, exc_info
+    dropped), so every handler after ours, pytest's capture included, lost the exception."""
+    register_secret("correct horse battery")
+    log_file = tmp_path / "chinwag.log"
+    setup_logging(log_file, "INFO")
+    try:
+        raise ValueError("bad key correct horse battery")
+    except ValueError:
+        logging.getLogger("chat.test").exception("failed")
+    for h in logging.getLogger().handlers:
+        h.flush()
+    [record] = [r for r in caplog.records if r.name == "chat.test"]
+    assert record.exc_info is not None and record.getMessage() == "failed"
+    text = log_file.read_text()
+    assert "correct horse battery" not in text
+    assert "ValueError: bad key [redacted]" in text

@@ -63,11 +63,14 @@ def test_zero_jitter_is_exact() -> None:
     assert [pm.backoff_delay(n) for n in (1, 2, 3, 4, 5)] == [2.0, 6.0, 18.0, 50.0, 50.0]
 
 
-def test_unreachable_peer_for_ten_hours() -> None:
-    """One static peer that never answers: dial times follow the capped, jittered schedule."""
-    policy = PeerPolicy(backoff_cap=300.0, backoff_jitter=0.5, relay_peers_per_shard=1)
+def test_unreachable_peer_for_ten_hours_while_another_peer_is_connected() -> None:
+    """One static peer that never answers while we have another: dial times follow the
+    capped, jittered backoff (the short offline interval is for when we have no peer)."""
+    policy = PeerPolicy(backoff_cap=300.0, backoff_jitter=0.5, relay_peers_per_shard=2)
     pm = manager(policy, shards=(0,))
+    pm.add_peer("fleet-0", shards=[0], static=True)
     pm.add_peer("fleet-1", shards=[0], static=True)
+    pm.connected("fleet-0", 0.0)
     dial_times: list[float] = []
     now = 0.0
     while now < 10 * HOUR:
@@ -98,7 +101,7 @@ def test_discovered_peer_is_forgotten_after_repeated_failures() -> None:
 
 
 def test_success_resets_backoff() -> None:
-    pm = manager(PeerPolicy(backoff_jitter=0.0))
+    pm = manager(PeerPolicy(backoff_jitter=0.0, offline_redial=None))  # the backoff alone
     pm.add_peer("a", shards=[0], static=True)
     for t in range(6):
         for peer in dials(pm.tick(1000.0 * t)):
@@ -437,10 +440,11 @@ def test_a_peer_that_drops_every_connection_at_once_backs_off() -> None:
             pm.dial_succeeded("a", now)
             pm.disconnected("a", now + 0.1)  # accepted, then closed at once
         now += 0.5
-    # Each gap is the backoff for one more failure (1, 2, 4, 8, 16 s, rounded up to the next
-    # 0.5 s tick after the 0.1 s the connection lasted): not a dial every second.
+    # Each gap is the backoff for one more failure (1, 2, 4 s, rounded up to the next 0.5 s
+    # tick after the 0.1 s the connection lasted): not a dial every second; and as it is our
+    # only peer, never longer than the offline interval (6 s) either.
     gaps = [b - a for a, b in itertools.pairwise(dial_times)]
-    assert gaps == [1.5, 2.5, 4.5, 8.5, 16.5]
+    assert gaps[:4] == [1.5, 2.5, 4.5, 6.5] and set(gaps[3:]) == {6.5}
 
 
 def test_a_long_connection_that_ends_redials_after_the_reconnect_delay() -> None:
@@ -460,3 +464,128 @@ def test_a_dial_expired_by_the_core_is_not_counted_again_by_the_driver() -> None
     assert dials(pm.tick(0.0)) == ["a"] and pm.dialing("a")
     pm.tick(30.0)
     assert not pm.dialing("a") and pm.next_dial_at("a") == 31.0
+
+
+# --- offline: no peer at all -----------------------------------------------------------------
+
+
+Spans = dict[str, list[tuple[float, float]]]
+
+
+def _outage(seed: int, *, outage: float, slow_dials: float) -> tuple[Spans, float]:
+    """Two fleet nodes, connected for a minute, then gone for `outage` seconds (a restart).
+    The driver ticks every second (and at once after a disconnect); a failed dial ends at once
+    (connection refused) or, a `slow_dials` share of the time, after the driver's 30 s limit
+    (an unreachable host). Returns each peer's dials as (start, end), and when we were
+    connected again after the nodes came back."""
+    rng = random.Random(seed)
+    pm = manager(PeerPolicy(), shards=(0,), seed=seed)
+    for peer in ("node-1", "node-2"):
+        pm.add_peer(peer, services=[Service.RELAY, Service.STORE], shards=[0], static=True)
+    for peer in dials(pm.tick(0.0)):
+        pm.dial_succeeded(peer, 0.0)
+    down_at, up_at = 60.0, 60.0 + outage
+    for peer in ("node-1", "node-2"):
+        pm.disconnected(peer, down_at)
+    spans: Spans = {"node-1": [], "node-2": []}
+    ending: dict[str, float] = {}
+    now = down_at
+    while not pm.connected_peers():
+        for peer, end in list(ending.items()):
+            if end <= now:
+                del ending[peer]
+                if end >= up_at:
+                    pm.dial_succeeded(peer, end)
+                else:
+                    pm.dial_failed(peer, end)
+        for peer in dials(pm.tick(now)):
+            assert peer not in ending, "a second dial to a peer whose dial is under way"
+            took = 30.0 if now < up_at and rng.random() < slow_dials else 0.05
+            end = now + took if now + took < up_at or took < 1 else up_at + 0.05
+            ending[peer] = end
+            spans[peer].append((now, end))
+        now = round(now + 1.0, 6)
+    return spans, now - up_at
+
+
+@pytest.mark.parametrize("outage", [44.0, 600.0, HOUR])
+def test_while_offline_known_peers_are_redialled_at_most_ten_seconds_apart(outage: float) -> None:
+    """The rule of issue 15 item 2: with no peer at all, configured and known peers are
+    redialled at a short, jittered interval: never more than 10 s between the end of one
+    dial and the start of the next, never two dials to one peer at once, whatever the
+    backoff of the failures so far; so we are back within 10 s of the nodes' return."""
+    for seed in range(5):
+        spans, back_after = _outage(seed, outage=outage, slow_dials=0.2)
+        for peer, dial_spans in spans.items():
+            gaps = [start - end for (_, end), (start, _) in itertools.pairwise(dial_spans)]
+            assert all(gap >= 0 for gap in gaps), f"{peer}: overlapping dials"
+            assert max(gaps) <= 10.0, f"{peer}: {max(gaps)} s between dials"
+            if len(gaps) >= 10:
+                assert len({round(gap, 1) for gap in gaps}) > 3, "jittered, not in lockstep"
+        assert back_after <= 10.0
+
+
+def test_going_offline_brings_a_long_backoff_in() -> None:
+    """A peer that failed for an hour while we had another one waits minutes between dials;
+    once the other one goes too, it is dialled within the offline interval."""
+    pm = manager(PeerPolicy(relay_peers_per_shard=2), shards=(0,))
+    pm.add_peer("good", shards=[0], static=True)
+    pm.add_peer("flaky", shards=[0], static=True)
+    now = failed_at = 0.0
+    pm.connected("good", now)
+    while now < HOUR:
+        for peer in dials(pm.tick(now)):
+            pm.dial_failed(peer, now)
+            failed_at = now
+        now += 1.0
+    assert (pm.next_dial_at("flaky") or 0) - failed_at >= 150.0  # a long backoff while online
+    assert pm.next_redial_at(now) is None  # online: nothing to show
+    pm.disconnected("good", now)
+    assert pm.offline()
+    redial_at = pm.next_redial_at(now)
+    assert redial_at is not None and redial_at - now <= 6.0
+    first = now
+    while not dials(pm.tick(now)):
+        now += 1.0
+    assert now - first <= 7.0
+
+
+def test_redial_now_dials_every_known_peer_at_once_but_none_twice() -> None:
+    pm = manager(PeerPolicy(relay_peers_per_shard=3), shards=(0,))
+    for peer in ("a", "b", "c"):
+        pm.add_peer(peer, shards=[0], static=True)
+    pm.add_peer("other-cluster", shards=[0], static=True)
+    pm.cluster_mismatch("other-cluster")
+    assert sorted(dials(pm.tick(0.0))) == ["a", "b", "c"]
+    pm.dial_failed("a", 1.0)
+    pm.dial_failed("b", 1.0)  # "c" is still being dialled (a slow link)
+    assert dials(pm.tick(1.5)) == []  # backoff
+    assert sorted(dials(pm.redial_now(2.0))) == ["a", "b"]
+    assert pm.dials_in_flight() == 3
+    assert dials(pm.redial_now(2.1)) == []  # all under way: nothing doubled
+    assert pm.known_peers(2.1) == 3
+
+
+def test_redial_now_keeps_the_dial_limits() -> None:
+    pm = manager(PeerPolicy(max_dials_in_flight=5, max_dials_per_interval=10), shards=(0,))
+    for i in range(50):
+        pm.add_peer(f"p{i:02}", shards=[0])
+    assert len(dials(pm.redial_now(0.0))) == 5
+
+
+def test_next_redial_at_counts_only_peers_we_would_dial() -> None:
+    pm = manager(PeerPolicy(backoff_jitter=0.0), shards=(0,))
+    assert pm.next_redial_at(0.0) is None and pm.known_peers(0.0) == 0
+    pm.connected("inbound-only", 0.0)  # no services known: never dialled by us
+    pm.disconnected("inbound-only", 1.0)
+    assert pm.next_redial_at(1.0) is None and pm.known_peers(1.0) == 0
+    pm.add_peer("fleet", shards=[0], static=True)
+    assert dials(pm.tick(1.0)) == ["fleet"]
+    assert pm.next_redial_at(1.0) is None  # being dialled
+    pm.dial_failed("fleet", 2.0)
+    assert pm.next_redial_at(2.0) == 3.0
+
+
+def test_offline_redial_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        PeerPolicy(offline_redial=0.0)

@@ -82,6 +82,49 @@ def test_bad_flags_are_sentences(tmp_path: Path, flags: NetworkFlags, message: s
         messenger_settings(config_with(tmp_path, NetworkConfig()), flags)
 
 
+PEER_ID = "16Uiu2HAmCz7rRsmWvRr3cf1HmMEQDNYxMeuC8EsgHGdZTvXqSEzM"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "/ip4/127.0.0.1/tcp/60000",  # no peer id: accepted by `info`, once
+        f"/p2p/{PEER_ID}",  # no host to dial
+        f"/ip4/127.0.0.1/udp/60000/quic-v1/p2p/{PEER_ID}",  # a transport we do not speak
+        f"/ip4/127.0.0.1/p2p/{PEER_ID}",  # no port
+    ],
+)
+def test_a_peer_chinwag_cannot_dial_is_a_sentence_before_anything_starts(
+    tmp_path: Path, address: str
+) -> None:
+    """Issue 15 item 6: one check, in the one settings builder every face calls first."""
+    for flags in (NetworkFlags(peers=(address,)), NetworkFlags(store_peers=(address,))):
+        with pytest.raises(UserError, match=re.escape(address)) as caught:
+            messenger_settings(config_with(tmp_path, NetworkConfig()), flags)
+        assert "/p2p/" in str(caught.value) and "\n" not in str(caught.value)
+    config = config_with(tmp_path, NetworkConfig(peers=(address,)))
+    with pytest.raises(UserError, match=re.escape(f"{config.config_file}: [network] peers:")):
+        messenger_settings(config)
+    # Named on the command line too, the config file's peer is still checked.
+    with pytest.raises(UserError, match=re.escape(address)):
+        messenger_settings(config, NetworkFlags(peers=(f"/ip4/10.0.0.1/tcp/1/p2p/{PEER_ID}",)))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        f"/ip4/192.0.2.1/tcp/60000/p2p/{PEER_ID}",
+        f"/ip6/::1/tcp/60000/p2p/{PEER_ID}",
+        f"/dns4/boot.example.org/tcp/60000/p2p/{PEER_ID}",
+        f"/dns/boot.example.org/tcp/8000/ws/p2p/{PEER_ID}",
+        f"/dns6/boot.example.org/tcp/443/wss/p2p/{PEER_ID}",
+    ],
+)
+def test_addresses_chinwag_can_dial_are_taken(tmp_path: Path, address: str) -> None:
+    settings = messenger_settings(config_with(tmp_path, NetworkConfig(peers=(address,))))
+    assert settings.peers == (address,)
+
+
 def ui_flags(argv: list[str]) -> NetworkFlags:
     args = build_parser().parse_args(argv)
     assert getattr(args, "_module", tui) is tui

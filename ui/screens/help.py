@@ -26,6 +26,7 @@ KEYS = """\
 | typing | chat list | goes to the composer |
 | Alt+A | main | jump to the next chat with unread messages |
 | Alt+Up / Alt+Down | main | previous / next chat |
+| Ctrl+F | main | search messages (Ctrl+O: this chat / all); Enter opens the chat there |
 | Enter | composer | send |
 | Alt+Enter or Ctrl+J | composer | new line (Shift+Enter only where the terminal sends it) |
 | Up / Down | composer | recall earlier messages (from the first / last line) |
@@ -34,7 +35,8 @@ KEYS = """\
 | PgUp / PgDn, Home / End | conversation | scroll; older messages load at the top |
 | r | conversation | reply to the selected message |
 | t | conversation | delivery trace of the selected (or last) message |
-| Ctrl+R | main | retry the selected message, or the last failed one |
+| Ctrl+R | main | not online: reconnect now; and retry the selected (or last failed) message |
+| Ctrl+R | other screens | reconnect now: dial every known peer at once |
 | a / d / c / v | contacts list | accept / decline / cancel request / verify |
 | y / n | verify | the emoji match / differ |
 | y / n / Esc | verification request | compare the emoji now / decline / decide later |
@@ -54,7 +56,8 @@ def _glyph_table() -> str:
     meanings = {
         "online": "connected to relay peers on every shard",
         "degraded": "connected, but some shard or service is missing",
-        "offline": "no peers: messages wait in the outbox",
+        "offline": "no peers: messages wait in the outbox; chinwag redials every few "
+        "seconds (the bar counts down; Ctrl+R dials now)",
         "sleeping": "the computer slept; catching up",
     }
     for status, glyph in HEALTH_GLYPHS.items():

@@ -1,9 +1,11 @@
 """The main screen: chat list, conversation, composer, and the health bar.
 
 Keys (also in the command palette and on the help screen): Alt+A next unread chat,
-Alt+Up/Down previous/next chat, Ctrl+R retry the selected (or last failed) message, F2
-contacts, F3 outbox, F4 your link, Tab moves between list, conversation and composer. Text
-typed while the chat list has the focus goes to the composer.
+Alt+Up/Down previous/next chat, Ctrl+R retry: reconnect now when not online, and retry the
+selected (or last failed) message, Ctrl+F search messages (Enter opens the conversation at
+the message found), F2 contacts, F3 outbox, F4 your link, Tab moves between list,
+conversation and composer. Text typed while the chat list has the focus goes to the
+composer.
 
 Under 80 columns the chat list narrows (the `-narrow` class); with no peer configured and
 none found, a hint above the health bar says how to add one; when the network part stops,
@@ -38,7 +40,7 @@ from chat.events import (
     StrangerRequestsDropped,
 )
 from chat.text import replace_lone_surrogates
-from ui.format import chat_label, no_peers_hint, stopped_hint
+from ui.format import chat_label, no_peers_hint, retry_notice, stopped_hint
 from ui.host import ChatHost, host
 from ui.messages import DisplayNameChanged, MessengerStarted, MessengerStopped
 from ui.widgets.chat_list import ChatList
@@ -48,6 +50,8 @@ from ui.widgets.health_bar import HealthBar
 
 PAGE = 60
 """Messages per page: the newest page on opening a chat, then one per scroll to the top."""
+CONTEXT = 20
+"""Messages loaded above one opened from a search result."""
 MARK_READ_DELAY = 0.3
 """Seconds a burst of arrivals in the open chat is collected into one mark_read."""
 
@@ -59,6 +63,7 @@ class MainScreen(Screen[None]):
         Binding("alt+up", "chat(-1)", "Prev chat", show=False),
         Binding("alt+down", "chat(1)", "Next chat", show=False),
         Binding("ctrl+r", "retry", "Retry"),
+        Binding("ctrl+f", "search", "Search"),
         Binding("f2", "contacts", "Contacts"),
         Binding("f3", "outbox", "Outbox"),
         Binding("f4", "app.my_link", "My link"),
@@ -251,6 +256,66 @@ class MainScreen(Screen[None]):
             return
         self.query_one(ConversationView).set_quote(quoted)
 
+    async def on_conversation_view_newer_wanted(self, event: ConversationView.NewerWanted) -> None:
+        source = self.chinwag.chat_source()
+        if source is None:
+            return
+        page = await self.chinwag.call(
+            source.messages, event.chat_id, limit=PAGE, after=event.after
+        )
+        if page is not None:
+            self.query_one(ConversationView).append_page(
+                event.chat_id, page, has_newer=len(page) == PAGE
+            )
+
+    async def on_conversation_view_newest_wanted(
+        self, event: ConversationView.NewestWanted
+    ) -> None:
+        await self.open_chat(event.chat_id)
+
+    # ---- search --------------------------------------------------------------------------
+    def action_search(self) -> None:
+        from ui.screens.search import SearchScreen
+
+        chat_id = self.current_chat
+        name = self.chat_name(chat_id) if chat_id is not None else ""
+        self.app.push_screen(SearchScreen(chat_id, name), self._after_search)
+
+    async def _after_search(self, choice: object) -> None:
+        from ui.screens.search import SearchChoice
+
+        if isinstance(choice, SearchChoice):
+            await self.open_at(choice.chat_id, choice.message_id)
+
+    async def open_at(self, chat_id: str, message_id: str) -> None:
+        """Open a chat at one of its messages (found by search): the message selected, with
+        what came before it and after it; older and newer pages load as the user scrolls."""
+        source = self.chinwag.chat_source()
+        if source is None:
+            return
+        older = await self.chinwag.call(source.messages, chat_id, limit=CONTEXT, before=message_id)
+        found = await self.chinwag.call(source.message, message_id)
+        newer = await self.chinwag.call(source.messages, chat_id, limit=PAGE, after=message_id)
+        if older is None or found is None or newer is None:
+            return
+        chat_list = self.query_one(ChatList)
+        chat = chat_list.chats.get(chat_id)
+        self.current_chat = chat_id
+        chat_list.set_current(chat_id)
+        self.cancel_reply()
+        self._show_title(chat, chat_id)
+        conversation = self.query_one(ConversationView)
+        conversation.show_window(
+            chat_id,
+            [*older, found, *newer],
+            focus=message_id,
+            has_older=len(older) == CONTEXT,
+            has_newer=len(newer) == PAGE,
+        )
+        conversation.focus()
+        if chat is not None and chat.unread:
+            self.mark_read_soon(chat_id)
+
     def on_conversation_view_action(self, event: ConversationView.Action) -> None:
         if event.action == "reply":
             self.reply_to = event.message
@@ -422,19 +487,25 @@ class MainScreen(Screen[None]):
             self.query_one(Composer).focus()
 
     async def action_retry(self) -> None:
+        """Retry now: when not online, dial every known peer at once; and retry the selected
+        (or last failed) message."""
         messenger = self.chinwag.messenger
         conversation = self.query_one(ConversationView)
         selected = conversation.selected
         target = selected if selected is not None and selected.outgoing else None
         if target is None or target.state in ("delivered", "stored", "sent"):
             target = conversation.last_failed()
+        reconnecting = messenger is not None and messenger.health().status != "online"
+        if reconnecting:
+            await self.chinwag.reconnect_now()
         if messenger is None or target is None:
-            self.notify("Nothing to retry here.")
+            if not reconnecting:
+                self.notify("Nothing to retry here.")
             return
         updated = await self.chinwag.call(messenger.retry, target.id)
         if updated is not None:
             conversation.update(updated)
-            self.notify("Retrying now.")
+            self.notify(retry_notice(updated))
 
     def action_contacts(self) -> None:
         from ui.screens.contacts import ContactsScreen
@@ -461,13 +532,18 @@ class MainScreen(Screen[None]):
             ),
             SystemCommand("Outbox", "Everything not yet delivered (F3)", self.action_outbox),
             SystemCommand(
+                "Search messages",
+                "Find messages by their words, in every chat or this one (Ctrl+F)",
+                self.action_search,
+            ),
+            SystemCommand(
                 "Next unread chat",
                 "Jump to the next chat with unread messages (Alt+A)",
                 self.action_next_unread,
             ),
             SystemCommand(
                 "Retry message",
-                "Retry the selected or last failed message (Ctrl+R)",
+                "Retry the selected or last failed message; reconnect when offline (Ctrl+R)",
                 self.action_retry,
             ),
             SystemCommand(

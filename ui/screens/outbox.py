@@ -1,5 +1,8 @@
 """The outbox: everything not yet delivered, across chats and request flows, with the reason,
-the attempt count and the next attempt. r retries one, R retries all, d discards."""
+the attempt count and the next attempt. r retries one, R retries all, d discards.
+
+A retry while there is no peer attempts nothing (it would only spend the message's budget):
+the screen says so, and a failed message is queued again with a fresh budget."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from chat.events import (
     MessageUpdated,
     OutboxItemView,
 )
-from ui.format import outbox_row
+from ui.format import outbox_row, retry_notice
 from ui.host import ChatHost, host
 from ui.widgets.health_bar import HealthBar
 
@@ -121,7 +124,9 @@ class OutboxScreen(Screen[None]):
                 severity="warning",
             )
             return
-        await self.chinwag.call(messenger.retry, item.id)
+        updated = await self.chinwag.call(messenger.retry, item.id)
+        if updated is not None:
+            self.notify(retry_notice(updated))
         await self.reload()
 
     async def action_retry_all(self) -> None:
@@ -129,7 +134,12 @@ class OutboxScreen(Screen[None]):
         if messenger is None:
             return
         count = await self.chinwag.call(messenger.retry_all)
-        if count is not None:
+        if count is not None and messenger.health().peers == 0:
+            self.notify(
+                f"There is no peer right now: {count} failed item(s) queued again with a "
+                "fresh budget; everything goes as soon as chinwag reconnects."
+            )
+        elif count is not None:
             self.notify(f"Retrying {count} item(s) now.")
         await self.reload()
 

@@ -2,8 +2,10 @@
 
 Only the loaded pages are kept (the newest page when a chat opens; older pages as the user
 scrolls to the top), and only the visible lines are drawn (`render_line`), so a chat with
-100k messages opens as fast as one with 50. Each message renders to a block of lines once per
-width; an update re-renders just that block.
+100k messages opens as fast as one with 50. Opened at a message found by search
+(`show_window`), the view holds a stretch around it, the message selected; newer pages load
+as the user scrolls to the bottom, and End goes to the newest. Each message renders to a
+block of lines once per width; an update re-renders just that block.
 
 Lines: day separators, a read marker before the first unread message, a quote line above a
 reply, then `HH:MM ✓✓ name: text` with a hanging indent. The state of an outgoing message
@@ -103,6 +105,22 @@ class ConversationView(ScrollView, can_focus=True):
             self.chat_id = chat_id
             self.before = before
 
+    class NewerWanted(Message):
+        """The user reached the bottom of a stretch opened at a found message: load the
+        page after `after` (a message id)."""
+
+        def __init__(self, chat_id: str, after: str) -> None:
+            super().__init__()
+            self.chat_id = chat_id
+            self.after = after
+
+    class NewestWanted(Message):
+        """End, in a stretch that does not reach the newest message: open the newest page."""
+
+        def __init__(self, chat_id: str) -> None:
+            super().__init__()
+            self.chat_id = chat_id
+
     class QuoteWanted(Message):
         """A reply quotes a message that is not loaded."""
 
@@ -139,6 +157,9 @@ class ConversationView(ScrollView, can_focus=True):
         self._read_marker: str | None = None
         self._has_older = False
         self._loading_older = False
+        self._has_newer = False
+        """The newest messages are not loaded (a stretch opened at a found message)."""
+        self._loading_newer = False
         self._follow = True
         self._names = names or (lambda m: "me" if m.outgoing else m.sender[:12])
         self._now = clock_fn
@@ -156,6 +177,7 @@ class ConversationView(ScrollView, can_focus=True):
         self._asked_quotes.clear()
         self._has_older = has_older
         self._loading_older = False
+        self._has_newer = self._loading_newer = False
         self._read_marker = None
         if unread:
             incoming = [m for m in self.messages if not m.outgoing]
@@ -166,10 +188,57 @@ class ConversationView(ScrollView, can_focus=True):
         self._rebuild()
         self._to_bottom()
 
+    def show_window(
+        self,
+        chat_id: str,
+        messages: Sequence[MessageView],
+        *,
+        focus: str,
+        has_older: bool,
+        has_newer: bool,
+    ) -> None:
+        """Replace the content with a stretch of a chat around message `focus` (found by
+        search), that message selected and scrolled into view with some context above."""
+        self.chat_id = chat_id
+        self.messages = list(messages)
+        self._reindex()
+        self._quotes.clear()
+        self._asked_quotes.clear()
+        self._has_older, self._has_newer = has_older, has_newer
+        self._loading_older = self._loading_newer = False
+        self._read_marker = None
+        self._follow = False
+        self.set_reactive(ConversationView.cursor, self._index.get(focus))
+        self._rebuild()
+        self.call_after_refresh(self._scroll_to_cursor)
+
+    def _scroll_to_cursor(self) -> None:
+        """The selected message a third of the way down, so what led to it shows too."""
+        block = self._message_block.get(self.cursor) if self.cursor is not None else None
+        if block is None:
+            return
+        top = sum(len(b.lines) for b in self._blocks[:block])
+        self.scroll_to(y=max(0, top - self.size.height // 3), animate=False, immediate=True)
+        self.refresh()
+
+    def append_page(self, chat_id: str, newer: Sequence[MessageView], *, has_newer: bool) -> None:
+        """Add a newer page below what is loaded (scrolling down a found stretch)."""
+        if chat_id != self.chat_id:
+            return
+        self._loading_newer = False
+        self._has_newer = has_newer
+        self.messages += [m for m in newer if m.id not in self._index]
+        self._reindex()
+        self._rebuild()
+
     def _to_bottom(self) -> None:
         """Scroll to the newest line once the new virtual size has been laid out."""
         self._follow = True
-        self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+        self.call_after_refresh(self._scroll_end_now)
+
+    def _scroll_end_now(self) -> None:
+        if not self._has_newer:  # a found stretch came meanwhile: it has its own place
+            self.scroll_end(animate=False, immediate=True)
 
     def clear_chat(self) -> None:
         self.chat_id = None
@@ -205,6 +274,12 @@ class ConversationView(ScrollView, can_focus=True):
             return
         if message.id in self._index:
             self.update(message)
+            return
+        if self._has_newer:
+            # Beyond the loaded stretch: it shows when the reader reaches the newest; but
+            # what the user just sent they expect to see now, at the end of the chat.
+            if message.outgoing:
+                self.post_message(self.NewestWanted(message.chat_id))
             return
         at_bottom = self._follow or self.scroll_y >= self.max_scroll_y
         previous = self.messages[-1] if self.messages else None
@@ -363,6 +438,10 @@ class ConversationView(ScrollView, can_focus=True):
                 self._blocks.append(self._separator("new", "marker"))
             self._message_block[i] = len(self._blocks)
             self._blocks.append(_Block(self._render_message(message), i))
+        if self.chat_id is not None and self._has_newer:
+            self._blocks.append(
+                self._separator("↓ newer messages load as you scroll (End: the newest)", "notice")
+            )
         self._flatten()
 
     def _flatten(self) -> None:
@@ -403,12 +482,17 @@ class ConversationView(ScrollView, can_focus=True):
             self._flatten()
 
     def on_resize(self, event: events.Resize) -> None:
+        at_bottom = self._follow
         if event.size.width != self._width:
             self._width = event.size.width
-            at_bottom = self._follow
             self._rebuild()
-            if at_bottom:
+            if self._has_newer:  # a found stretch: keep the found message in view
+                self.call_after_refresh(self._scroll_to_cursor)
+            elif at_bottom:
                 self._to_bottom()
+        elif at_bottom and not self._has_newer:
+            # Shorter (a hint above the health bar took rows): the newest line stays in view.
+            self._to_bottom()
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -417,6 +501,11 @@ class ConversationView(ScrollView, can_focus=True):
             self._loading_older = True
             assert self.chat_id is not None
             self.post_message(self.OlderWanted(self.chat_id, self.messages[0].id))
+        at_bottom = new >= self.max_scroll_y and self.max_scroll_y > 0
+        if at_bottom and self._has_newer and not self._loading_newer and self.messages:
+            self._loading_newer = True
+            assert self.chat_id is not None
+            self.post_message(self.NewerWanted(self.chat_id, self.messages[-1].id))
 
     def watch_cursor(self, cursor: int | None) -> None:
         self.refresh()
@@ -451,6 +540,9 @@ class ConversationView(ScrollView, can_focus=True):
 
     def action_newest(self) -> None:
         self.cursor = None
+        if self._has_newer and self.chat_id is not None:
+            self.post_message(self.NewestWanted(self.chat_id))
+            return
         self.scroll_end(animate=False, immediate=True)
 
     def action_clear_cursor(self) -> None:

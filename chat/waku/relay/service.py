@@ -16,6 +16,7 @@ import trio
 
 from chat.waku.host import WakuHost
 from chat.waku.message import MessageError, WakuMessage, now_ns
+from chat.waku.protected import ShardKeyPair, ShardPublicKey
 from chat.waku.relay.core import Deliver, Router
 from chat.waku.relay.driver import DriverLimits, RelayDriver
 from chat.waku.relay.faults import RelayFaults
@@ -106,6 +107,20 @@ class RelayService:
         if self._nursery is not None:
             self._start_topic(pubsub_topic)
 
+    def protect(self, pubsub_topic: str, key: ShardPublicKey) -> None:
+        """Serve `pubsub_topic` as a protected shard, or rotate its key: from now on every
+        message relayed or published there must be signed by `key` (the old key's are
+        rejected at once). The hook a community description drives."""
+        self.validator.protect(pubsub_topic, key)
+        self.subscribe(pubsub_topic)
+
+    def sign_with(self, pubsub_topic: str, pair: ShardKeyPair) -> None:
+        """Publish on a protected shard as a member: what we publish there is signed with
+        `pair` (in `meta`), and what others relay is checked against its public key. A new
+        pair for the same shard replaces the old one, on both sides."""
+        self.signer.add_key(pubsub_topic, pair)
+        self.protect(pubsub_topic, pair.public_key)
+
     def _start_topic(self, topic: str) -> None:
         assert self._nursery is not None
         channel = self.driver.subscribe(topic)
@@ -149,12 +164,20 @@ class RelayService:
     def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
         """Sign (on protected shards), validate like a received message, publish, and hand
         it to our own sinks. Returns the number of peers reached; raises the router's
-        NoPeersReached when there were none, and ValueError when our own validator refuses."""
+        NoPeersReached when there were none, and ValueError when our own validator refuses
+        (on a protected shard: we hold no key for it, or an old one, or a stale timestamp)."""
+        # Without our key the message may still be signed already (a light client's, pushed
+        # through us): the validator judges it like any other.
         message = self.signer.prepare(pubsub_topic, message)
         data = message.encode()
         verdict = self.validator(pubsub_topic, data, None)
         if verdict.outcome is not Outcome.ACCEPT:
-            raise ValueError(f"message refused before publishing: {verdict.reason}")
+            why = ""
+            if self.validator.is_protected(pubsub_topic) and not self.signer.is_protected(
+                pubsub_topic
+            ):
+                why = f" ({pubsub_topic} is a protected shard and this node holds no key for it)"
+            raise ValueError(f"message refused before publishing: {verdict.reason}{why}")
         reached = self.driver.publish(pubsub_topic, data)
         self._fan_out(pubsub_topic, message, data)
         return reached

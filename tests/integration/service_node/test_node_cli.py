@@ -20,6 +20,7 @@ from chat.errors import UserError
 from chat.waku.lightpush.client import push_once
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
+from chat.waku.protected import ShardKeyPair
 from chat.waku.ratelimit import RateLimit
 from chat.waku.service_node import DEFAULT_RETENTION, ServiceNodeConfig
 from chat.waku.topics import RelayShard
@@ -230,3 +231,84 @@ async def test_service_node_subprocess_serves_metrics_and_stops_on_sigterm(
     assert after['chinwag_lightpush_requests_total{version="v3",status="505"}'] == 1
     assert after["chinwag_connected_peers"] == 1
     assert (tmp_path / "node" / "archive.sqlite").exists()
+
+
+SHARD_KEY = ShardKeyPair.from_hex(
+    "5526a8990317c9b7b58d07843d270f9cd1d9aaee129294c1c478abf7261dd9e6"
+)
+PUBKEY = SHARD_KEY.public_key.to_hex()
+
+
+def test_protected_shards_are_served_and_keyed(tmp_path: Path) -> None:
+    other = ShardKeyPair.generate().public_key
+    config = configure(
+        tmp_path,
+        "--protected-shard", f"7:{PUBKEY}",
+        "--protected-shard", f"/waku/2/rs/42/9:0x{other.to_hex(compressed=False)}",
+        "--protected-shard", f"7:{SHARD_KEY.public_key.to_hex(compressed=False)}",  # same key
+    )  # fmt: skip
+    assert config.protected == {"/waku/2/rs/42/7": SHARD_KEY.public_key, "/waku/2/rs/42/9": other}
+    assert config.node.shards == (0, 1, 7, 9)  # protecting a shard means serving it
+    assert configure(tmp_path, "--shard", "7", "--protected-shard", f"7:{PUBKEY}").node.shards == (
+        7,
+    )
+
+
+def test_protected_shards_from_the_config_file_unless_flags_are_given(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[network]\nprotected_shards = ["12:{PUBKEY}"]\n')
+    base = ["--config", str(config_file), "--data-dir", str(tmp_path), "node"]
+    loaded = load_config(config_file=config_file, data_dir=tmp_path)
+    from_file = service_config_from(build_parser().parse_args(base), loaded)
+    assert from_file.protected == {"/waku/2/rs/42/12": SHARD_KEY.public_key}
+    assert 12 in from_file.node.shards
+    flags = build_parser().parse_args([*base, "--protected-shard", f"13:{PUBKEY}"])
+    assert list(service_config_from(flags, loaded).protected) == ["/waku/2/rs/42/13"]
+    config_file.write_text('[network]\nprotected_shards = ["12"]\n')
+    broken = load_config(config_file=config_file, data_dir=tmp_path)
+    with pytest.raises(UserError, match=r"^network.protected_shards in .*config.toml: 12 must be"):
+        service_config_from(build_parser().parse_args(base), broken)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("7", "it needs a shard and a key separated by a colon"),
+        (f":{PUBKEY}", "it needs a shard and a key separated by a colon"),
+        ("7:", "it needs a shard and a key separated by a colon"),
+        (f"seven:{PUBKEY}", "the shard 'seven' is not a number 0-1023"),
+        (f"1024:{PUBKEY}", "the shard '1024' is not a number 0-1023"),
+        (f"-1:{PUBKEY}", "the shard '-1' is not a number 0-1023"),
+        (f"/waku/2/rs/16/32:{PUBKEY}", "/waku/2/rs/16/32 is not in this node's cluster 42"),
+        (f"/waku/2/rs/42:{PUBKEY}", "/waku/2/rs/42 is not a /waku/2/rs/<cluster>/<shard> topic"),
+        ("7:zz", "the key is not a secp256k1 public key (public key is not hexadecimal)"),
+        ("7:02ab", "the key is not a secp256k1 public key (a public key is 33 or 65 bytes, not 2)"),
+        ("7:02" + "ff" * 32, "the key is not a secp256k1 public key (those bytes are not a point"),
+        (f"7:{SHARD_KEY.secret_hex()}", "the key is not a secp256k1 public key (a public key is"),
+    ],
+)
+def test_a_malformed_protected_shard_is_one_sentence(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    with pytest.raises(UserError) as caught:
+        configure(tmp_path, f"--protected-shard={value}")
+    sentence = str(caught.value)
+    assert sentence.startswith(f"--protected-shard {value} must be SHARD:PUBKEY (a shard number")
+    assert f", but {problem}" in sentence
+    assert "\n" not in sentence
+
+
+def test_one_shard_cannot_have_two_keys(tmp_path: Path) -> None:
+    other = ShardKeyPair.generate().public_key.to_hex()
+    with pytest.raises(UserError, match="names shard /waku/2/rs/42/7 twice with different keys"):
+        configure(tmp_path, "--protected-shard", f"7:{PUBKEY}", "--protected-shard", f"7:{other}")
+
+
+def test_a_malformed_protected_shard_exits_2_with_the_sentence(tmp_path: Path) -> None:
+    argv = ["--data-dir", str(tmp_path), "node", "--protected-shard", "7:nothex"]
+    done = subprocess.run(
+        [sys.executable, "-m", "chat.cli", *argv], capture_output=True, text=True, timeout=DEADLINE
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("chinwag: --protected-shard 7:nothex must be SHARD:PUBKEY")
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

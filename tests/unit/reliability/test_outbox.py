@@ -8,6 +8,7 @@ from chat.reliability.outbox import (
     TRANSITIONS,
     Event,
     InvalidTransition,
+    NoPeersNow,
     Outbox,
     OutboxError,
     RetryPolicy,
@@ -214,18 +215,19 @@ COMMANDS = (
     "acknowledged",
     "ack_overdue",
     "retry",
+    "retry_without_peers",
 )
 Q, S, ST, D, F = State.QUEUED, State.SENT, State.STORED, State.DELIVERED, State.FAILED
 SITUATIONS: dict[str, tuple[Expected, ...]] = {
-    "queued": (Q, ERROR, ERROR, ERROR, ST, D, Q, Q),
-    "queued*": (ERROR, S, Q, F, ST, D, Q, ERROR),
-    "sent": (S, ERROR, ERROR, ERROR, ST, D, S, S),
-    "sent*": (ERROR, S, S, F, ST, D, S, ERROR),
-    "stored": (ST, ERROR, ERROR, ERROR, ST, D, ST, ST),
-    "stored*": (ERROR, ST, ST, F, ST, D, ST, ERROR),
-    "delivered": (ERROR, ERROR, ERROR, ERROR, D, D, D, ERROR),
-    "delivered*": (ERROR, D, D, D, D, D, D, ERROR),
-    "failed": (ERROR, ERROR, ERROR, ERROR, F, D, F, Q),
+    "queued": (Q, ERROR, ERROR, ERROR, ST, D, Q, Q, ERROR),
+    "queued*": (ERROR, S, Q, F, ST, D, Q, ERROR, ERROR),
+    "sent": (S, ERROR, ERROR, ERROR, ST, D, S, S, ERROR),
+    "sent*": (ERROR, S, S, F, ST, D, S, ERROR, ERROR),
+    "stored": (ST, ERROR, ERROR, ERROR, ST, D, ST, ST, ERROR),
+    "stored*": (ERROR, ST, ST, F, ST, D, ST, ERROR, ERROR),
+    "delivered": (ERROR, ERROR, ERROR, ERROR, D, D, D, ERROR, ERROR),
+    "delivered*": (ERROR, D, D, D, D, D, D, ERROR, ERROR),
+    "failed": (ERROR, ERROR, ERROR, ERROR, F, D, F, Q, Q),
 }
 
 
@@ -263,6 +265,8 @@ def _run(box: Outbox, command: str) -> None:
         box.attempt_started("m")
     elif command in ("attempt_failed", "rejected"):
         getattr(box, command)("m", now, reason="no relay peers")
+    elif command == "retry_without_peers":
+        box.retry("m", now, peers=False)
     else:
         getattr(box, command)("m", now)
 
@@ -347,3 +351,74 @@ def test_enqueue_is_idempotent_and_discard_forgets() -> None:
     assert len(box.get("m1").history) == 1
     box.discard("m1")
     assert "m1" not in box
+
+
+# --- manual retries while no peer is reachable (issue 15 item 3) ---------------------------
+
+
+def _failed_for_want_of_peers(box: Outbox) -> float:
+    box.enqueue("m1", "c", now=0)
+    now = 0.0
+    while box.get("m1").state is State.QUEUED:
+        box.attempt_started("m1")
+        box.attempt_failed("m1", now, reason="no peers")
+        now = box.get("m1").next_attempt_at or now
+    return now
+
+
+def test_a_manual_retry_without_peers_leaves_a_pending_message_exactly_as_it_was() -> None:
+    box = _outbox()
+    box.enqueue("m1", "c", now=0)
+    box.attempt_started("m1")
+    box.attempt_failed("m1", 0, reason="no peers")
+    entry = box.get("m1")
+    before = (entry.queued_attempts, entry.attempts, entry.next_attempt_at, len(entry.history))
+    for now in (1.0, 2.0, 3.0, 4.0, 5.0):  # the user presses r again and again
+        with pytest.raises(NoPeersNow, match="no peer to send it to right now"):
+            box.retry("m1", now, peers=False)
+    after = (entry.queued_attempts, entry.attempts, entry.next_attempt_at, len(entry.history))
+    assert after == before and entry.budget() == ("attempt", 1, POLICY.max_attempts)
+
+
+def test_a_failed_message_retried_without_peers_gets_a_fresh_budget_and_waits() -> None:
+    box = _outbox()
+    now = _failed_for_want_of_peers(box)
+    entry = box.get("m1")
+    assert entry.state is State.FAILED and entry.budget() == ("attempt", 4, 4)
+    box.retry("m1", now, peers=False)
+    assert entry.state is State.QUEUED and entry.budget() == ("attempt", 0, 4)
+    assert entry.reason == "no peers" and entry.history[-1].evidence == {"by": "user", "peers": 0}
+    # Not due now (an attempt would find no peer), but on the ordinary schedule.
+    assert entry.next_attempt_at is not None
+    assert 9.0 <= entry.next_attempt_at - now <= 11.0
+    assert box.due(now) == []
+
+
+def test_the_budget_shown_never_exceeds_its_size_across_manual_retries() -> None:
+    """The outbox once showed "attempt 18 of 8": every attempt ever made, against a budget
+    renewed by each manual retry."""
+    box = _outbox()
+    now = 0.0
+    box.enqueue("m1", "c", now=0)
+    for _ in range(5):  # fail for want of peers, retry by hand, fail again ...
+        while box.get("m1").state is State.QUEUED:
+            box.attempt_started("m1")
+            box.attempt_failed("m1", now, reason="no peers")
+            _, used, size = box.get("m1").budget()
+            assert used <= size
+            now = box.get("m1").next_attempt_at or now
+        box.retry("m1", now)
+    entry = box.get("m1")
+    assert entry.attempts == 5 * POLICY.max_attempts  # the trace keeps every one
+    assert entry.budget() == ("attempt", 0, POLICY.max_attempts)
+
+
+def test_the_budget_of_a_sent_message_is_its_re_sends() -> None:
+    box = _outbox()
+    box.enqueue("m1", "c", now=0)
+    box.attempt_started("m1")
+    box.published("m1", 0)
+    assert box.get("m1").budget() == ("re-send", 0, POLICY.max_resends)
+    box.attempt_started("m1")
+    box.published("m1", 60)
+    assert box.get("m1").budget() == ("re-send", 1, POLICY.max_resends)

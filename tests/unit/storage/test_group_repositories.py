@@ -1,4 +1,4 @@
-"""The group tables of migration 5: membership logs, Megolm session rows, invitations, the
+"""The group tables of migration 6: membership logs, Megolm session rows, invitations, the
 recipients of each outgoing message with their acknowledgements, and system lines."""
 
 from __future__ import annotations

@@ -109,7 +109,12 @@ class GroupCrypto:
         if reason is not None:
             log.info("group %s: a new Megolm session (%s)", group.id[:8], reason)
         others = group.state.joined() - {group.own}
-        need = session.needs_key(others, now, group.keys.policy.reshare_after)
+        # A re-send (its frame was sealed with this session before) goes to members who have
+        # not acknowledged it: each who has not confirmed the session gets the key again,
+        # however recently (the last share may have come before they knew we are a member).
+        resend = content and sds.message_id in session.sealed
+        reshare_after = 0.0 if resend else group.keys.policy.reshare_after
+        need = session.needs_key(others, now, reshare_after)
         notices = group.take_notices()
         shares: list[Share] = []
         budget = ENVELOPE_BUDGET

@@ -14,6 +14,7 @@ from harness.waiting import wait_until
 from chat.groups.invites import InvitePolicy
 from chat.groups.keys import RotationPolicy
 from chat.groups.wire import GroupEnvelope
+from chat.waku.message import WakuMessage
 
 EVERYONE = {"Alice": "joined", "Bob": "joined", "Carol": "joined"}
 
@@ -243,3 +244,40 @@ async def test_a_change_made_on_a_log_that_was_behind_reaches_a_member_invited_m
     await all_see(group_id, final, alice, bob, carol, erin, limit=300)
     removal = next(c for c in group.log.changes() if c.kind.value == "removed")
     assert removal.order < invitation.order  # it sorts before the invitation
+
+
+async def test_a_join_read_before_its_invitation_is_read_on_the_joiners_next_resend(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """Bob gets Dave's join before Alice's `invited` (lost, then re-sent): Dave's key share
+    is refused (Dave is nobody in Bob's log yet). Dave's re-send of his join carries his key
+    again to Bob, who has not acknowledged it, instead of waiting for the re-share time."""
+    slow_reshare = RotationPolicy(reshare_after=3600.0)
+    alice, bob, dave = [
+        await peers.start(n, group_keys=slow_reshare) for n in ("alice", "bob", "dave")
+    ]
+    group_id = await group_of(alice, bob)
+    await all_see(group_id, {"Alice": "joined", "Bob": "joined"}, alice, bob)
+    await befriend(alice, dave)
+    publish = alice.node.publish
+
+    def lose_group_frames_once(pubsub_topic: str, message: WakuMessage) -> int:
+        if "/group-" in message.content_topic and not lost:
+            lost.append(message)  # sent, and lost on the way
+            return 1
+        return publish(pubsub_topic, message)
+
+    lost: list[WakuMessage] = []
+    alice.node.publish = lose_group_frames_once  # type: ignore[method-assign]
+    await alice.messenger.add_group_member(group_id, dave.messenger.identity().chat_key)
+    await trio.testing.wait_all_tasks_blocked()
+    (invite,) = await dave.messenger.invites()
+    await dave.messenger.accept_invite(invite.id)
+    joined_at = trio.current_time()
+    await trio.testing.wait_all_tasks_blocked()
+    assert lost and any("not in this group" in r for r in bob.rejections())
+    everyone = {"Alice": "joined", "Bob": "joined", "Dave": "joined"}
+    # Dave re-sends within 30 s, 60 s, ... (the outbox's schedule); his key would go again
+    # only after an hour.
+    await all_see(group_id, everyone, alice, bob, dave, limit=300)
+    assert trio.current_time() - joined_at < 300

@@ -1,9 +1,11 @@
 """`chinwag node`: a headless Waku service node: relay on its shards, plus metadata,
-identify and ping; store (`--store`), filter (`--filter`), light push (`--lightpush`) and a
-Prometheus endpoint (`--metrics`) on request. The composition is chat.waku.service_node.
+identify, ping and peer exchange (unless `--no-peer-exchange`); store (`--store`), filter
+(`--filter`), light push (`--lightpush`) and a Prometheus endpoint (`--metrics`) on request.
+The composition is chat.waku.service_node.
 
 It prints its full multiaddrs (with /p2p/) on start, one per line after a header line, then
-the metrics URL if any, and stops cleanly on SIGINT or SIGTERM.
+the metrics URL if any, then its node record (`enr enr:-...`, when it serves peer exchange:
+what an operator hands to light clients), and stops cleanly on SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chat.waku.inbound_limits import DEFAULT_LIMITS, MAX_CONNECTIONS, InboundLim
 # other commands do not pay for it.
 if TYPE_CHECKING:
     from libp2p.crypto.keys import KeyPair
+    from multiaddr import Multiaddr
 
     from chat.waku.connectivity import ConnectivityOptions
     from chat.waku.health import HealthSummary
@@ -164,9 +167,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lightpush", action="store_true", help="serve light push v3 (and legacy v2)"
     )
     services.add_argument(
+        "--no-peer-exchange", action="store_true",
+        help="do not serve peer exchange (on by default: light clients find further service "
+        "nodes through it; the node's record, printed at start, is what to hand out)",
+    )  # fmt: skip
+    services.add_argument(
+        "--ext-multiaddr", action="append", metavar="MULTIADDR",
+        help="an address clients reach the node on, put in its record (ENR) instead of the "
+        "listen addresses: a public IP behind NAT, a DNS name, a wss proxy "
+        "(e.g. /dns4/node.example.org/tcp/443/wss); no /p2p; repeatable",
+    )  # fmt: skip
+    services.add_argument(
         "--rate-limit", action="append", metavar="[PROTO:]N/PERIOD",
         help="nwaku-style rate limit, e.g. store:20/1s or lightpush:10/1m, or PROTO:off; "
-        "repeatable (default store:50/1s, lightpush:30/1s, filter:30/1m per peer)",
+        "repeatable (default store:50/1s, lightpush:30/1s, filter:30/1m per peer, px:10/1s)",
     )  # fmt: skip
     limits = parser.add_argument_group("connection limits")
     limits.add_argument(
@@ -396,6 +410,26 @@ def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions
     return StoreOptions(archive_path=args.archive or default_archive(config), retention=retention)
 
 
+def ext_multiaddrs_from(args: argparse.Namespace) -> tuple[Multiaddr, ...]:
+    from multiaddr import Multiaddr
+
+    addrs: list[Multiaddr] = []
+    for text in args.ext_multiaddr or ():
+        try:
+            addr = Multiaddr(text)
+            names = [p.name for p in addr.protocols()]
+        except Exception:
+            raise UserError(f"--ext-multiaddr {text} is not a multiaddr") from None
+        if "p2p" in names:
+            raise UserError(f"--ext-multiaddr {text} must not end in /p2p/<peer id>")
+        if "tcp" not in names:
+            raise UserError(f"--ext-multiaddr {text} must be a TCP address (plain, ws or wss)")
+        addrs.append(addr)
+    if addrs and args.no_peer_exchange:
+        raise UserError("--ext-multiaddr goes into the node's record: drop --no-peer-exchange")
+    return tuple(addrs)
+
+
 def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNodeConfig:
     """Everything `chinwag node` runs, from its options; bad options are UserErrors."""
     from chat.waku.ratelimit import RateLimitError, rate_limits_from_flags
@@ -415,6 +449,8 @@ def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNode
         store=store,
         filter=args.filter,
         lightpush=args.lightpush,
+        peer_exchange=not args.no_peer_exchange,
+        announce=ext_multiaddrs_from(args),
         rate_limits=limits,
         metrics=metrics,
     )
@@ -428,6 +464,8 @@ def _services_line(config: ServiceNodeConfig) -> str:
         names.append("filter")
     if config.lightpush:
         names.append("lightpush")
+    if config.peer_exchange:
+        names.append("px")
     return ",".join(names)
 
 
@@ -470,6 +508,9 @@ async def serve(
     connectivity = None
     if options is not None:
         connectivity = Connectivity(service_node.node, options)
+        if service_node.peer_exchange is not None:
+            # Records our peers hand us are candidates for the peer manager to dial.
+            service_node.peer_exchange.on_learned = connectivity.found_by_peer_exchange
         await connectivity.mount()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
@@ -485,6 +526,9 @@ async def serve(
                     print(addr, flush=True)
                 if service_node.metrics is not None:
                     print(f"metrics {service_node.metrics.url}", flush=True)
+                px = service_node.peer_exchange
+                if px is not None and px.own is not None:
+                    print(f"enr {px.own.enr.text}", flush=True)
                 async with trio.open_nursery() as nursery:
                     if connectivity is not None:
                         nursery.start_soon(_print_health, connectivity.health)

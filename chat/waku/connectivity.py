@@ -24,6 +24,7 @@ from chat.waku.discovery.mdns.core import Discovered
 from chat.waku.discovery.mdns.service import MdnsService
 from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.discovery.rendezvous import RendezvousPoint, ShardPeer, ShardRendezvous
+from chat.waku.enr.waku_fields import Capability, WakuPeer
 from chat.waku.health import HealthPolicy
 from chat.waku.health_monitor import DEFAULT_POLICY, HealthService
 from chat.waku.network import NetworkSettings
@@ -126,3 +127,20 @@ class Connectivity:
 
     def _found_at_rendezvous(self, peer: ShardPeer) -> None:
         self.peers.add_discovered(peer.peer_id, list(peer.addrs), shards=[peer.shard])
+
+    def found_by_peer_exchange(self, peer: WakuPeer) -> None:
+        """A peer whose record came through peer exchange: a candidate like any found one."""
+        suffix = Multiaddr(f"/p2p/{peer.peer_id.to_base58()}")
+        services = [s for capability, s in ENR_SERVICES if peer.serves(capability)]
+        shards = peer.shards.shards if peer.shards is not None else None
+        addrs = [a.decapsulate(suffix) for a in peer.dial_addrs]
+        self.peers.add_discovered(peer.peer_id, addrs, services=services, shards=shards)
+
+
+ENR_SERVICES = (
+    (Capability.RELAY, Service.RELAY),
+    (Capability.STORE, Service.STORE),
+    (Capability.FILTER, Service.FILTER),
+    (Capability.LIGHTPUSH, Service.LIGHTPUSH),
+)
+"""The `waku2` bits of a record, as the peer manager's services."""

@@ -68,7 +68,7 @@ DEFAULT_RATE_LIMITS: Mapping[str, RateLimit | None] = {
     "store": RateLimit(50, 1.0),
     "lightpush": RateLimit(30, 1.0),
     "filter": RateLimit(30, 60.0),
-    "px": None,  # not served yet
+    "px": RateLimit(10, 1.0),
 }
 """What `chinwag node` applies without --rate-limit (docs/operator-guide.md, "Rate limits")."""
 

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from multiaddr import Multiaddr
 
+from chat.waku.enr.waku_fields import Capability, RelayShards
 from chat.waku.filter.server import FilterServer
 from chat.waku.inbound_gate import InboundGate
 from chat.waku.lightpush.server import LightPushServer
@@ -31,6 +33,7 @@ from chat.waku.lightpush.wire import LightPushStatus
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.metrics import Metric, MetricsServer, Sample
 from chat.waku.node import Node, NodeConfig
+from chat.waku.peer_exchange.service import PeerExchangeServer
 from chat.waku.protected import ShardPublicKey
 from chat.waku.ratelimit import RateLimit, limiter_for, rate_limits_from_flags
 from chat.waku.relay.core import DuplicateMessage, NoPeersReached
@@ -72,15 +75,32 @@ class ServiceNodeConfig:
     store: StoreOptions | None = None
     filter: bool = False
     lightpush: bool = False
+    peer_exchange: bool = True
+    """Serve peer exchange (and learn records from our peers to serve)."""
+    announce: tuple[Multiaddr, ...] = ()
+    """Addresses the node's record gives instead of its listen addresses (a node behind NAT
+    or a proxy: its public address, a DNS name, a wss front); empty: the listen addresses."""
     rate_limits: Mapping[str, RateLimit | None] = field(
         default_factory=lambda: rate_limits_from_flags(())
     )
-    """Per protocol (`store`, `filter`, `lightpush`); None is unlimited."""
+    """Per protocol (`store`, `filter`, `lightpush`, `px`); None is unlimited."""
     metrics: tuple[str, int] | None = None
     """(address, port) for the Prometheus endpoint; port 0 picks a free one."""
     archive_queue: int = ARCHIVE_QUEUE
     faults: RelayFaults | None = None
     """Fault injection: outgoing relay frames this node drops (tests, `--drop-frames`)."""
+
+
+def capabilities_of(config: ServiceNodeConfig) -> Capability:
+    """The `waku2` bits of the node's record: what it serves."""
+    capabilities = Capability.RELAY
+    if config.store is not None:
+        capabilities |= Capability.STORE
+    if config.filter:
+        capabilities |= Capability.FILTER
+    if config.lightpush:
+        capabilities |= Capability.LIGHTPUSH
+    return capabilities
 
 
 def with_protected_shards(
@@ -214,6 +234,7 @@ class ServiceNode:
         self.filter: FilterServer | None = None
         self.lightpush: LightPushServer | None = None
         self.metrics: MetricsServer | None = None
+        self.peer_exchange: PeerExchangeServer | None = None
         libp2p = self.node.host.libp2p
         if config.store is not None:
             path = config.store.archive_path
@@ -240,6 +261,13 @@ class ServiceNode:
                 shard_for=autoshard_topic(config.node.cluster_id, config.node.shards),
                 rate_limiter=limiter_for("lightpush", limits),
             )
+        if config.peer_exchange:
+            self.peer_exchange = PeerExchangeServer(
+                capabilities_of(config),
+                RelayShards(node_config.cluster_id, node_config.shards),
+                rate_limiter=limiter_for("px", limits),
+                announce=config.announce,
+            )
         if config.metrics is not None:
             address, port = config.metrics
             self.metrics = MetricsServer(self.collect_metrics, address, port)
@@ -265,8 +293,9 @@ class ServiceNode:
             for service in (self.archive_writer, self.filter, self.relay, self.store):
                 if service is not None:
                     await self.node.mount(service)
-            if self.lightpush is not None:
-                await self.node.mount(self.lightpush)
+            for late in (self.lightpush, self.peer_exchange):
+                if late is not None:
+                    await self.node.mount(late)
             if self.metrics is not None:
                 await self.node.mount(self.metrics)
             async with self.node.run():
@@ -317,6 +346,8 @@ class ServiceNode:
                     ),
                 )
             )
+        if self.peer_exchange is not None:
+            metrics.extend(peer_exchange_metrics(self.peer_exchange))
         return metrics
 
     def _gates(self) -> dict[str, ServerGate]:
@@ -324,6 +355,7 @@ class ServiceNode:
             "store": self.store,
             "filter": self.filter,
             "lightpush": self.lightpush,
+            "px": self.peer_exchange,
         }
         return {name: server.gate for name, server in servers.items() if server is not None}
 
@@ -550,6 +582,37 @@ async def archive_metrics(archive: Archive, writer: ArchiveWriter) -> list[Metri
             "counter",
             "Retention passes run.",
             archiver.retention_passes,
+        ),
+    ]
+
+
+def peer_exchange_metrics(server: PeerExchangeServer) -> list[Metric]:
+    return [
+        Metric.by_label(
+            "chinwag_px_requests_total",
+            "counter",
+            "Peer exchange requests answered, by status code.",
+            "status",
+            {str(k): v for k, v in sorted(server.responses.items())},
+        ),
+        Metric.single(
+            "chinwag_px_records_sent_total",
+            "counter",
+            "Node records handed out in peer exchange answers.",
+            server.records_sent,
+        ),
+        Metric.single(
+            "chinwag_px_known_records",
+            "gauge",
+            "Node records of other peers this node knows (it hands out the live ones).",
+            len(server.book),
+        ),
+        Metric.by_label(
+            "chinwag_px_records_dropped_total",
+            "counter",
+            "Records our peers sent us that failed the checks, by reason.",
+            "reason",
+            dict(sorted(server.learned_dropped.items())),
         ),
     ]
 

@@ -168,6 +168,45 @@ async def dial_series(address: str, dials: int) -> dict[str, Any]:
     }
 
 
+ATTACKER_READY = "ready"
+"""An attacker worker's first line: its SIGTERM handler is in place, so stopping it from now
+on gets its counts (a worker still starting when stopped would die silently)."""
+
+
+async def start_attacker(command: list[str]) -> trio.Process:
+    """Start an attacker worker and wait for it to be ready: on a loaded machine starting
+    Python and its imports can take longer than the ramp, and the attack must not be
+    mistaken for one that ran."""
+    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    first = b""
+    with trio.fail_after(120):
+        while not first.endswith(b"\n"):
+            chunk = await process.stdout.receive_some(1)
+            if not chunk:
+                raise RuntimeError(f"the attacker worker ended before it was ready: {command}")
+            first += chunk
+    if first.decode().strip() != ATTACKER_READY:
+        raise RuntimeError(f"the attacker worker said {first!r} instead of being ready")
+    return process
+
+
+async def stop_attacker(process: trio.Process) -> dict[str, Any]:
+    """Stop a ready attacker worker and return the counts it prints as its last line."""
+    process.terminate()
+    assert process.stdout is not None
+    output = b""
+    with trio.fail_after(120):
+        while chunk := await process.stdout.receive_some(65536):
+            output += chunk
+        await process.wait()
+    lines = output.decode().strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"the attacker worker printed no counts (exit {process.returncode})")
+    counts: dict[str, Any] = json.loads(lines[-1])
+    return counts
+
+
 def hold_worker(port: int, count: int, seconds: float) -> None:
     """The attacker: hold `count` idle TCP connections to 127.0.0.1:`port` for `seconds`,
     reopening each one the node closes; prints its counts as JSON at the end."""
@@ -198,6 +237,7 @@ def hold_worker(port: int, count: int, seconds: float) -> None:
 
     async def run() -> None:
         with trio.open_signal_receiver(signal.SIGTERM) as stop:
+            print(ATTACKER_READY, flush=True)
             async with trio.open_nursery() as nursery:
                 for _ in range(count):
                     nursery.start_soon(one)
@@ -219,20 +259,13 @@ async def held_connections(options: argparse.Namespace, workdir: Path) -> dict[s
         baseline = await dial_series(address, options.dials)
         # Long enough for the attacker to open everything and for every dial of the series.
         seconds = options.ramp + options.dials * (DIAL_LIMIT + 0.5)
-        attacker = await trio.lowlevel.open_process(
+        attacker = await start_attacker(
             [sys.executable, __file__, "--hold-worker", str(port), str(options.held),
-             str(seconds)],
-            stdout=subprocess.PIPE,
+             str(seconds)]
         )  # fmt: skip
         await trio.sleep(options.ramp)  # let it open its connections
         under_attack = await dial_series(address, options.dials)
-        attacker.terminate()
-        assert attacker.stdout is not None
-        output = b""
-        with trio.move_on_after(5):
-            while chunk := await attacker.stdout.receive_some(65536):
-                output += chunk
-        await attacker.wait()
+        attacker_counts = await stop_attacker(attacker)
         counters = await scrape(metrics, ("chinwag_inbound_connections_total",))
     finally:
         await chinwag.close()
@@ -240,7 +273,7 @@ async def held_connections(options: argparse.Namespace, workdir: Path) -> dict[s
         "held": options.held,
         "baseline": baseline,
         "under_attack": under_attack,
-        "attacker": json.loads(output) if output.strip() else None,
+        "attacker": attacker_counts,
         "node_counters": counters,
     }
 

@@ -21,7 +21,6 @@ import json
 import logging
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -84,7 +83,10 @@ def hold_open_worker(
                 await trio.sleep(REDIAL_PAUSE)
 
     async def run() -> None:
+        from bench.attack import ATTACKER_READY
+
         with trio.open_signal_receiver(signal.SIGTERM) as stop:
+            print(ATTACKER_READY, flush=True)
             async with trio.open_nursery() as nursery:
                 for slot in range(per_source):
                     for number, source in enumerate(sources):
@@ -137,7 +139,7 @@ async def admitted_series(address: str, dials: int) -> dict[str, Any]:
 
 
 async def held_open_connections(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from bench.attack import scrape, start_node
+    from bench.attack import scrape, start_attacker, start_node, stop_attacker
 
     chinwag = Chinwag(workdir / "held-open")
     limits = []
@@ -149,22 +151,15 @@ async def held_open_connections(options: argparse.Namespace, workdir: Path) -> d
         _, address, metrics = await start_node(chinwag, *limits)
         baseline = await admitted_series(address, options.dials)
         seconds = options.open_ramp + options.dials * 11 + STAY + 30
-        attacker = await trio.lowlevel.open_process(
+        attacker = await start_attacker(
             [sys.executable, __file__, WORKER_FLAG, address, ",".join(sources),
-             str(options.open_per_source), str(options.open_ramp), str(seconds)],
-            stdout=subprocess.PIPE,
+             str(options.open_per_source), str(options.open_ramp), str(seconds)]
         )  # fmt: skip
         await trio.sleep(options.open_ramp)  # let it fill the node
         before = await scrape(metrics, ("chinwag_connected_peers", "chinwag_inbound_connections"))
         under_attack = await admitted_series(address, options.dials)
         stayed = (await admitted(address, STAY))[1]
-        attacker.terminate()
-        assert attacker.stdout is not None
-        output = b""
-        with trio.move_on_after(10):
-            while chunk := await attacker.stdout.receive_some(65536):
-                output += chunk
-        await attacker.wait()
+        attacker_counts = await stop_attacker(attacker)
         counters = await scrape(metrics, ("chinwag_inbound_connections_total",))
     finally:
         await chinwag.close()
@@ -176,7 +171,7 @@ async def held_open_connections(options: argparse.Namespace, workdir: Path) -> d
         "node_when_filled": before,
         "under_attack": under_attack,
         "newcomer_connected_after_5s": stayed,
-        "attacker": json.loads(output) if output.strip() else None,
+        "attacker": attacker_counts,
         "node_counters": counters,
     }
 

@@ -108,3 +108,33 @@ def test_search_finds_messages_and_opens_the_chat_at_the_one_chosen(
 
     asyncio.run(scenario())
     assert "| Ctrl+F | main | search messages" in KEYS  # the help screen's table
+
+
+def test_enter_enter_both_reaching_the_search_field_opens_the_first_result(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """Enter, Enter typed quickly (tmux on a loaded machine): both reach the search field
+    before the first has moved the focus to the results. The second must open the result,
+    not search again and leave the screen up."""
+    make_profile("Alice")
+    seed(config, ui.passphrase)
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE) as pilot:
+            await ui.wait_until(pilot, running(app))
+            await pilot.press("ctrl+f")
+            await ui.wait_until(pilot, on(app, SearchScreen))
+            await pilot.press(*"binoculars")
+            await ui.wait_for_text(pilot, "1 message(s) in every chat")
+            field = app.screen.query_one("#search-input", Input)
+            field.post_message(Input.Submitted(field, field.value))
+            field.post_message(Input.Submitted(field, field.value))
+            await ui.wait_until(pilot, running(app))
+            conversation = app.screen.query_one(ConversationView)
+            await ui.wait_until(pilot, lambda: conversation.selected is not None)
+            assert conversation.selected is not None
+            assert conversation.selected.id == f"bob-{TARGET}"
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -80,6 +80,8 @@ class SearchScreen(ModalScreen[SearchChoice | None]):
         self.results: list[SearchResultView] = []
         self.searched = ""
         """The query the shown results are for."""
+        self._sent_to_results = False
+        """Enter in the field has moved the focus to the results (the move itself comes later)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="search-box", classes="dialog"):
@@ -107,6 +109,7 @@ class SearchScreen(ModalScreen[SearchChoice | None]):
     # ---- searching -----------------------------------------------------------------------
     @on(Input.Changed, "#search-input")
     def _typed(self) -> None:
+        self._sent_to_results = False
         self.search_soon()
 
     @on(Checkbox.Changed, "#search-scope")
@@ -115,9 +118,22 @@ class SearchScreen(ModalScreen[SearchChoice | None]):
 
     @on(Input.Submitted, "#search-input")
     async def _submitted(self) -> None:
-        await self.search()
+        options = self.query_one(OptionList)
+        if self._sent_to_results and self.results and options.highlighted is not None:
+            # Enter, Enter typed quickly: both reached the field before the first moved the
+            # focus (it moves later), so this one was meant for the results.
+            self._open(options.highlighted)
+            return
+        if not (self.results and self.searched == self.query_one("#search-input", Input).value):
+            await self.search()  # the results shown are not for these words (yet)
         if self.results:
-            self.query_one(OptionList).focus()
+            options.focus()
+            self._sent_to_results = True
+
+    @on(events.DescendantFocus)
+    def _focus_moved(self, event: events.DescendantFocus) -> None:
+        if isinstance(event.widget, Input):  # back in the field: Enter goes to the results again
+            self._sent_to_results = False
 
     @work(exclusive=True, group="search")
     async def search_soon(self, delay: float = SEARCH_DELAY) -> None:
@@ -161,7 +177,10 @@ class SearchScreen(ModalScreen[SearchChoice | None]):
     # ---- choosing ------------------------------------------------------------------------
     @on(OptionList.OptionSelected, "#search-results")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        result = self.results[event.option_index]
+        self._open(event.option_index)
+
+    def _open(self, index: int) -> None:
+        result = self.results[index]
         self.dismiss(SearchChoice(result.chat_id, result.message_id))
 
     def action_to_results(self) -> None:

@@ -17,12 +17,13 @@ from chat.cli import build_parser
 from chat.commands.node import service_config_from
 from chat.config import load_config
 from chat.errors import UserError
+from chat.waku.enr.waku_fields import Capability, RelayShards, WakuPeer
 from chat.waku.lightpush.client import push_once
 from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardKeyPair
 from chat.waku.ratelimit import RateLimit
-from chat.waku.service_node import DEFAULT_RETENTION, ServiceNodeConfig
+from chat.waku.service_node import DEFAULT_RETENTION, ServiceNode, ServiceNodeConfig
 from chat.waku.topics import RelayShard
 from storage.archive import RetentionPolicy
 
@@ -55,6 +56,22 @@ def test_defaults_are_relay_only(tmp_path: Path) -> None:
         8,
         64,
     )
+
+
+def test_peer_exchange_is_served_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    config = configure(tmp_path)
+    assert config.peer_exchange and config.rate_limits["px"] == RateLimit(10, 1.0)
+    assert configure(tmp_path, "--rate-limit", "px:2/1s").rate_limits["px"] == RateLimit(2, 1.0)
+    assert not configure(tmp_path, "--no-peer-exchange").peer_exchange
+    wss = "/dns4/node.example.org/tcp/443/wss"
+    announced = configure(tmp_path, "--ext-multiaddr", "/ip4/203.0.113.5/tcp/60000",
+                          "--ext-multiaddr", wss).announce  # fmt: skip
+    assert [str(a) for a in announced] == ["/ip4/203.0.113.5/tcp/60000", wss]
+    # The record announces the shards the node relays, a protected one included.
+    key = "029c5fac802da41e07e6cdf51c3b9a6351ad5e65921527f2df5b7d59fd9b56ab02"
+    node = ServiceNode(configure(tmp_path, "--shard", "0", "--protected-shard", f"7:{key}"))
+    assert node.peer_exchange is not None
+    assert node.peer_exchange.shards == RelayShards(42, (0, 7))
 
 
 def test_a_store_keeps_a_week_in_at_most_a_gigabyte_by_default(tmp_path: Path) -> None:
@@ -162,6 +179,23 @@ def test_archive_path_and_metrics_shorthands(tmp_path: Path) -> None:
         (("--archive", "a.sqlite"), "--archive only makes sense with --store"),
         (("--metrics", "localhost:http"), "--metrics localhost:http must be HOST:PORT or PORT"),
         (("--metrics", "127.0.0.1:70000"), "--metrics 127.0.0.1:70000 must be HOST:PORT"),
+        (("--ext-multiaddr", "node.example.org"), "--ext-multiaddr node.example.org is not a"),
+        (
+            ("--ext-multiaddr", "/ip4/1.2.3.4/udp/9000"),
+            "--ext-multiaddr /ip4/1.2.3.4/udp/9000 must be a TCP address",
+        ),
+        (
+            (
+                "--ext-multiaddr",
+                "/ip4/1.2.3.4/tcp/1/p2p/16Uiu2HAmPLe7Mzm8TsYUubgCAW1aJoeFScxrLj8ppHFivPo97bUZ",
+            ),
+            "--ext-multiaddr /ip4/1.2.3.4/tcp/1/p2p/"
+            "16Uiu2HAmPLe7Mzm8TsYUubgCAW1aJoeFScxrLj8ppHFivPo97bUZ must not end in /p2p/<peer id>",
+        ),
+        (
+            ("--ext-multiaddr", "/ip4/1.2.3.4/tcp/1", "--no-peer-exchange"),
+            "--ext-multiaddr goes into the node's record: drop --no-peer-exchange",
+        ),
     ],
 )
 def test_mistakes_are_sentences(tmp_path: Path, options: tuple[str, ...], sentence: str) -> None:
@@ -200,9 +234,14 @@ async def test_service_node_subprocess_serves_metrics_and_stops_on_sigterm(
     with trio.fail_after(DEADLINE):
         proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE)
         try:
-            lines = await read_lines_until(proc, "metrics ")
-            header, addrs, url = lines[0], lines[1:-1], lines[-1].split(" ", 1)[1]
-            assert header.endswith("services relay,store,filter,lightpush")
+            lines = await read_lines_until(proc, "enr ")
+            header, addrs, url = lines[0], lines[1:-2], lines[-2].split(" ", 1)[1]
+            assert header.endswith("services relay,store,filter,lightpush,px")
+            record = WakuPeer.from_text(lines[-1].removeprefix("enr "))
+            assert record.capabilities == Capability.RELAY | Capability.STORE | (
+                Capability.FILTER | Capability.LIGHTPUSH
+            )
+            assert [str(a) for a in record.dial_addrs] == [addrs[0]]
             assert addrs and all("/p2p/16Uiu2" in a for a in addrs)
             assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
             before = await scrape(url)
@@ -228,6 +267,7 @@ async def test_service_node_subprocess_serves_metrics_and_stops_on_sigterm(
     assert attempt.status_code == 505
     assert before["chinwag_archive_messages"] == 0
     assert before["chinwag_connected_peers"] == 0
+    assert before["chinwag_px_known_records"] == 0  # peer exchange runs, knows nobody yet
     assert after['chinwag_lightpush_requests_total{version="v3",status="505"}'] == 1
     assert after["chinwag_connected_peers"] == 1
     assert (tmp_path / "node" / "archive.sqlite").exists()

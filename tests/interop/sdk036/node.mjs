@@ -1,6 +1,7 @@
 // A js-waku light node (@waku/sdk 0.0.36 createLightNode, libp2p 2.8) driven over JSON lines:
-// light push, filter and store against a chinwag service node.
-// Usage: node node.mjs '{"muxer": "mplex"|"yamux", "clusterId": 42}'
+// light push, filter and store against a chinwag service node; with "peerExchange": true also
+// js-waku's own peer exchange discovery, reporting each peer it learns ("discovered" events).
+// Usage: node node.mjs '{"muxer": "mplex"|"yamux", "clusterId": 42, "peerExchange": false}'
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { mplex } from "@libp2p/mplex";
 import { tcp } from "@libp2p/tcp";
@@ -23,8 +24,11 @@ const cfg = config();
 const clusterId = cfg.clusterId ?? 42;
 const networkConfig = { clusterId };
 
+// Peer exchange only: no DNS discovery or peer cache (they would reach the internet).
+const discovery = cfg.peerExchange ? { peerExchange: true, dns: false, peerCache: false } : {};
 const waku = await createLightNode({
   networkConfig,
+  discovery,
   libp2p: {
     addresses: { listen: [] },
     // TCP for the tests, plus js-waku's default WebSocket transport (unfiltered: ws:// on
@@ -35,6 +39,14 @@ const waku = await createLightNode({
   },
 });
 reportConnections(waku.libp2p);
+
+// Peers js-waku learned (through peer exchange: from the ENRs our node sent), by peer id.
+const discovered = new Map();
+waku.libp2p.addEventListener("peer:discovery", (evt) => {
+  const { id, multiaddrs } = evt.detail;
+  discovered.set(id.toString(), id);
+  emit({ event: "discovered", peer: id.toString(), addrs: multiaddrs.map(String) });
+});
 
 const routing = (shard) => utils.StaticShardingRoutingInfo.fromShard(shard, networkConfig);
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
@@ -69,6 +81,14 @@ serveCommands({
   async dial({ addr }) {
     const conn = await waku.libp2p.dial(multiaddr(addr));
     return { peer: conn.remotePeer.toString(), muxer: conn.multiplexer };
+  },
+  // Dial a discovered peer by its id alone: libp2p takes the addresses from its peer store,
+  // where peer exchange put what the peer's ENR says.
+  async dialDiscovered({ peer }) {
+    const id = discovered.get(peer);
+    if (!id) throw new Error(`${peer} was not discovered`);
+    const conn = await waku.libp2p.dial(id);
+    return { peer: conn.remotePeer.toString(), addr: conn.remoteAddr.toString() };
   },
   // Until the sdk's peer manager would pick `peer` for every protocol on the shard: identify
   // and the metadata handshake are done. js-waku's own waitForPeers returns too early.

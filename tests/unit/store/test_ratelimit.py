@@ -41,7 +41,7 @@ def test_every_served_protocol_is_limited_by_default_and_flags_override() -> Non
         "store": RateLimit(50, 1.0),
         "lightpush": RateLimit(30, 1.0),
         "filter": RateLimit(30, 60.0),
-        "px": None,  # not served
+        "px": RateLimit(10, 1.0),
     }
     limits = rate_limits_from_flags(["50/1s", "store:20/1s"])
     assert limits["store"] == RateLimit(20, 1.0)

@@ -106,4 +106,21 @@ if [ $want_test -eq 1 ] && [ "$(id -u)" -eq 0 ] && ! command -v iptables >/dev/n
     { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq iptables >/dev/null 2>&1; }; } ||
     say "could not install iptables; the impaired-network tests will skip"
 fi
+# 6. PostgreSQL and Chromium (tests only): the telemetry collector's tests run against a real
+#    PostgreSQL server they start themselves (tests/harness/postgres.py), and check the report's
+#    HTML page in a real headless Chromium (tests/harness/browser.py). Installed with apt-get
+#    as root only; elsewhere those tests skip and say why. Never fatal.
+if [ $want_test -eq 1 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt_pkgs=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 ||
+    apt_pkgs+=(postgresql)
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+    apt_pkgs+=(chromium)
+  if [ ${#apt_pkgs[@]} -gt 0 ]; then
+    say "installing ${apt_pkgs[*]} with apt-get (for the telemetry collector's tests)"
+    { apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null 2>&1; }; } ||
+      say "could not install ${apt_pkgs[*]}; the tests that need them will skip"
+  fi
+fi
 say "ready"

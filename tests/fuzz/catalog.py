@@ -20,6 +20,7 @@ from fuzz.targets import (
     relay,
     sds,
     store,
+    telemetry,
     topics,
 )
 
@@ -40,5 +41,6 @@ FAMILIES = (
     mdns,
     http,
     http_server,
+    telemetry,
 )
 TARGETS: dict[str, Target] = {t.name: t for family in FAMILIES for t in family.TARGETS}

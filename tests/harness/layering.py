@@ -13,7 +13,10 @@ Layers, top to bottom; an import may point to its own layer or below, never up:
 Besides: ui/ talks to the core only (the messenger's public names, its events, the session,
 chat.errors, chat.text's rules for typed text: no storage, no node stack, no libp2p), and
 nothing in ui/ imports ui.app (screens reach the app through the host protocol, ui/host.py);
-chat/waku imports nothing from the rest of chat/; storage/ nothing from chat/ or ui/."""
+chat/waku imports nothing from the rest of chat/; storage/ nothing from chat/ or ui/.
+The telemetry collector (chat/telemetry/collector) is a face of its own: it may use chat/api's
+HTTP server but never the core or storage/; the wire format it shares with the client
+(the rest of chat/telemetry) imports nothing else of chat/."""
 
 from __future__ import annotations
 
@@ -24,7 +27,18 @@ from pathlib import Path
 
 PACKAGES = ("chat", "ui", "storage")
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("faces", ("ui", "chat.api", "chat.commands", "chat.cli", "chat.unlock", "chat.__main__")),
+    (
+        "faces",
+        (
+            "ui",
+            "chat.api",
+            "chat.commands",
+            "chat.cli",
+            "chat.unlock",
+            "chat.__main__",
+            "chat.telemetry.collector",
+        ),
+    ),
     ("core", ("chat.session", "chat.messenger")),
     ("features", ("chat",)),
     ("node stack", ("chat.waku",)),
@@ -33,6 +47,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 UI_MAY_IMPORT = ("chat.messenger", "chat.events", "chat.session", "chat.errors", "chat.text")
 """Exactly these modules of chat/ (not chat.messenger's submodules: its public names only)."""
 NODE_LIBRARIES = ("libp2p", "multiaddr")
+TELEMETRY_WIRE = "chat.telemetry"
+"""The wire format the client and the collector share: it imports nothing else of chat/."""
+COLLECTOR = "chat.telemetry.collector"
+COLLECTOR_NEVER = ("chat.session", "chat.messenger", "storage")
+"""The collector is a server of its own: no profile, no messenger, no profile storage."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,21 @@ def violations(imports: Iterable[Import]) -> list[str]:
         into_chat = _within(item.module, "chat") and not _within(item.module, "chat.waku")
         if _within(item.importer, "chat.waku") and into_chat:
             found.append(f"{item.where()}: chat/waku imports nothing from the rest of chat/")
+            continue
+        if _within(item.importer, COLLECTOR) and any(
+            _within(item.module, name) for name in COLLECTOR_NEVER
+        ):
+            found.append(f"{item.where()}: the collector never imports the core or storage/")
+            continue
+        if (
+            _within(item.importer, TELEMETRY_WIRE)
+            and not _within(item.importer, COLLECTOR)
+            and _within(item.module, "chat")
+            and not _within(item.module, TELEMETRY_WIRE)
+        ):
+            found.append(
+                f"{item.where()}: chat/telemetry's wire format imports nothing else of chat/"
+            )
             continue
         if _within(item.importer, "storage") and target is not None and target != source:
             found.append(f"{item.where()}: storage/ imports nothing from chat/ or ui/")

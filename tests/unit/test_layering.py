@@ -54,6 +54,14 @@ def test_the_check_names_file_and_line_of_every_kind_of_break(tmp_path: Path) ->
         "ui/screens/__init__.py": "",
         "ui/screens/main.py": "from ui.host import host\nfrom ui.app import ChinwagApp\n",
         "ui/host.py": "",
+        "chat/telemetry/__init__.py": "",
+        "chat/telemetry/schema.py": "import re\nfrom chat.telemetry import identifiers\n",
+        "chat/telemetry/identifiers.py": "from chat.errors import UserError\n",
+        "chat/telemetry/collector/__init__.py": "",
+        "chat/telemetry/collector/app.py": (
+            "from chat.api.server import serve_api\nfrom chat.telemetry import schema\n"
+            "from chat.messenger import Messenger\n"
+        ),
     }
     for name, text in files.items():
         path = tmp_path / name
@@ -64,6 +72,8 @@ def test_the_check_names_file_and_line_of_every_kind_of_break(tmp_path: Path) ->
 
     assert sorted(line.split(": ", 1)[0] for line in found) == [
         "chat/contacts.py:2",  # features → core, even inside a function
+        "chat/telemetry/collector/app.py:3",  # the collector → the core
+        "chat/telemetry/identifiers.py:1",  # the shared wire format → the rest of chat/
         "chat/waku/host.py:2",  # the node stack → chat/ (a relative import)
         "storage/store.py:4",
         "ui/bad.py:4",  # storage, under TYPE_CHECKING too
@@ -78,6 +88,8 @@ def test_the_check_names_file_and_line_of_every_kind_of_break(tmp_path: Path) ->
     assert any("storage/ imports nothing from chat/ or ui/" in line for line in found)
     assert any("features may not import core" in line for line in found)
     assert any("screens reach the app through ui.host" in line for line in found)
+    assert any("the collector never imports the core" in line for line in found)
+    assert any("wire format imports nothing else of chat/" in line for line in found)
 
 
 def _module_params() -> list[object]:

@@ -181,6 +181,11 @@ class DirectSessions:
             self.unverified_rank.pop(their_key, None)
             self.changed.add(their_key)
 
+    def vouch(self, their_identity_key: bytes) -> None:
+        """Someone we know by other means (a member of one of our groups, by its signed log)
+        is no longer an unverified sender: their sessions are not evicted as a stranger's."""
+        self._trust(their_identity_key)
+
     def has_session(self, their_identity_key: bytes) -> bool:
         return bool(self.sessions.get(their_identity_key))
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chat.reliability.outbox import OutboxEntry
     from storage.repositories.conversations import Conversation
     from storage.repositories.messages import StoredMessage
+    from storage.repositories.recipients import Recipient
 
 
 MAX_TEXT_LENGTH = 16 * 1024
@@ -44,6 +45,11 @@ class InvalidInput(MessengerError):
 
 class NotPossible(MessengerError):
     """The command is understood but not possible in the current state (REST: 409)."""
+
+
+class NotAllowed(NotPossible):
+    """The command is understood but we may not do it: a group change by a member who is
+    no admin (REST: 403). A NotPossible, so faces that catch that still do."""
 
 
 # ---- views -------------------------------------------------------------------------------
@@ -77,7 +83,7 @@ class ContactView:
 class ChatView:
     id: str
     kind: str
-    """'direct' (groups and communities come later)."""
+    """'direct' or 'group' (communities come later)."""
     name: str
     unread: int
     last_activity_at: float
@@ -104,6 +110,14 @@ class MessageView:
     next_attempt_at: float | None = None
     reply_to: str | None = None
     received_at: float | None = None
+    kind: str = "text"
+    """'text', or 'system': a line about the chat (a join, a leave, a rename), not a message
+    someone wrote."""
+    recipients: int = 0
+    """Outgoing: how many members it was sent to (1 in a 1:1 chat)."""
+    delivered_to: list[str] = field(default_factory=list)
+    """Outgoing: the recipients (chat keys) who acknowledged it so far; it is delivered when
+    every recipient still a member is in here ("delivered 3/5")."""
     budget: str = "attempt"
     """Which budget `attempts` counts: 'attempt' (getting it onto the network) or
     're-send' (sent; re-sent until the recipient acknowledges it)."""
@@ -121,9 +135,15 @@ def chat_view_of(
     )
 
 
-def message_view_of(stored: StoredMessage, entry: OutboxEntry | None = None) -> MessageView:
+def message_view_of(
+    stored: StoredMessage,
+    entry: OutboxEntry | None = None,
+    recipients: list[Recipient] | None = None,
+) -> MessageView:
     """A stored message as the faces see it; an outgoing message still in the outbox takes its
-    live state, reason and retry schedule from the entry."""
+    live state, reason and retry schedule from the entry, and its recipients say who has
+    acknowledged it."""
+    sent_to = recipients or []
     budget, used, size = entry.budget() if entry else ("attempt", 0, 0)
     return MessageView(
         id=stored.message_id,
@@ -139,9 +159,64 @@ def message_view_of(stored: StoredMessage, entry: OutboxEntry | None = None) -> 
         next_attempt_at=entry.next_attempt_at if entry else None,
         reply_to=stored.reply_to or None,
         received_at=stored.received_at / 1000 if stored.received_at else None,
+        kind=stored.kind,
+        recipients=len(sent_to),
+        delivered_to=[r.member for r in sent_to if r.acknowledged_at is not None],
         budget=budget,
         total_attempts=entry.attempts if entry else 0,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemberView:
+    chat_key: str
+    display_name: str
+    """The name in the member's own (signed) contact link."""
+    state: str
+    """joined, invited, expired (an invitation nobody answered in time), declined, left or
+    removed."""
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    id: str
+    """Also the group's chat id (its messages go through /v1/chats/{id}/messages)."""
+    name: str
+    admins: list[str]
+    """Chat keys of the members who may add, remove and rename (the creator first)."""
+    members: list[GroupMemberView]
+    """Everyone the group's membership log names, with their state."""
+    creator: str
+    my_state: str
+    """Our own state in the group: joined, left or removed."""
+    undecryptable: int = 0
+    """Messages on the group's topic we could not decrypt since start (sent before we
+    joined, after we left or were removed, or whose key has not reached us yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InviteView:
+    id: str
+    group_id: str
+    name: str
+    """The group's name when the invitation was made."""
+    from_: str
+    """Who invited (a chat key); sent as `from`."""
+    to: str
+    """Who is invited (a chat key)."""
+    direction: str
+    """'received' (someone invited us) or 'sent' (we invited a contact)."""
+    state: str
+    """invited, joined, declined, expired, cancelled or failed (chat/groups/invites.py)."""
+    expires_at: float | None
+    reason: str | None = None
+    """Why it failed (a sent invitation that reached nobody)."""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    next_send_at: float | None = None
+    """Sent and open: when the invitation goes out again."""
+    sends: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +397,22 @@ class VerificationUpdated(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class GroupUpdated(Event):
+    """A group's members, admins or name changed (or ours in it)."""
+
+    kind: ClassVar[str] = "group_updated"
+    group: GroupView
+
+
+@dataclass(frozen=True, slots=True)
+class InviteUpdated(Event):
+    """An invitation to a group arrived or changed state (sent or received)."""
+
+    kind: ClassVar[str] = "invite_updated"
+    invite: InviteView
+
+
+@dataclass(frozen=True, slots=True)
 class MessagesLost(Event):
     """Earlier messages of a chat could not be retrieved; later ones are shown without them."""
 
@@ -350,6 +441,11 @@ class Rejected(Event):
 
     kind: ClassVar[str] = "rejected"
     reason: str
+
+
+def json_name(field_name: str) -> str:
+    """A field's name in JSON: a Python keyword's trailing underscore dropped (`from_`)."""
+    return field_name[:-1] if field_name.endswith("_") else field_name
 
 
 class Subscription(trio.abc.ReceiveChannel[Event]):
@@ -393,4 +489,6 @@ class Subscription(trio.abc.ReceiveChannel[Event]):
 
 def to_json(view: Any) -> dict[str, Any]:
     """A view (or event) as a JSON-ready dict."""
-    return dataclasses.asdict(view)
+    return dataclasses.asdict(
+        view, dict_factory=lambda items: {json_name(key): value for key, value in items}
+    )

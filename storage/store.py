@@ -7,10 +7,12 @@ from storage.kdf import subkey
 from storage.repositories.communities import CommunityRepository
 from storage.repositories.contacts import ContactRepository
 from storage.repositories.conversations import ConversationRepository
+from storage.repositories.groups import GroupInviteRepository, GroupRepository
 from storage.repositories.identity import IdentityRepository
 from storage.repositories.messages import MessageRepository
 from storage.repositories.meta import ProfileMetaRepository
 from storage.repositories.outbox import OutboxRepository
+from storage.repositories.recipients import RecipientRepository
 from storage.repositories.reliability import (
     ReceivedHashRepository,
     SdsChannelRepository,
@@ -21,6 +23,7 @@ from storage.repositories.telemetry import TelemetryQueueRepository
 
 ACCOUNT_PICKLE_PURPOSE = "olm-account-pickle"
 OLM_SESSION_PICKLE_PURPOSE = "olm-session-pickle"
+GROUP_SESSION_PICKLE_PURPOSE = "megolm-session-pickle"
 
 
 class Store:
@@ -42,6 +45,10 @@ class Store:
         self.contact_flows = ContactFlowRepository(db)
         self.olm_sessions = OlmSessionRepository(db)
         self.session_pickle_key = subkey(database_key, OLM_SESSION_PICKLE_PURPOSE)
+        self.groups = GroupRepository(db)
+        self.group_invites = GroupInviteRepository(db)
+        self.recipients = RecipientRepository(db)
+        self.group_pickle_key = subkey(database_key, GROUP_SESSION_PICKLE_PURPOSE)
 
     def close(self) -> None:
         self.db.close()

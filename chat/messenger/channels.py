@@ -40,6 +40,11 @@ class SdsChannels:
         self._channels[conversation_id] = channel
         return channel
 
+    def loaded_channel(self, conversation_id: str) -> SdsChannel | None:
+        """The channel if it is in memory (it is, for any conversation that sent or received
+        since start)."""
+        return self._channels.get(conversation_id)
+
     def loaded(self) -> list[tuple[str, SdsChannel]]:
         return list(self._channels.items())
 

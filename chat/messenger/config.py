@@ -11,6 +11,8 @@ from libp2p.crypto.keys import KeyPair
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.contacts import RequestPolicy
 from chat.events import MAX_TEXT_LENGTH as MAX_TEXT_LENGTH  # one value for every face
+from chat.groups.invites import InvitePolicy
+from chat.groups.keys import RotationPolicy
 from chat.reliability.outbox import RetryPolicy
 from chat.reliability.sds import SdsParams
 from chat.reliability.store_checks import StoreCheckParams
@@ -59,6 +61,11 @@ class MessengerConfig:
     requests: RequestPolicy = field(default_factory=RequestPolicy)
     strangers: StrangerPolicy = field(default_factory=StrangerPolicy)
     """The budget for contact requests from strangers (chat/request_budget.py)."""
+    invites: InvitePolicy = field(default_factory=InvitePolicy)
+    """Group invitations: lifetime, re-send schedule, failure budget (chat/groups/invites.py)."""
+    group_keys: RotationPolicy = field(default_factory=RotationPolicy)
+    """When a group's Megolm session rotates, and how often its key goes again to a member
+    who has not confirmed it (chat/groups/keys.py)."""
     store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
     sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
     """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""

@@ -353,6 +353,9 @@ class ContactsFlow:
             await self._on_answer(opened)
         elif body == "cancel":
             await self._on_cancel(opened)
+        elif body == "group_invite":  # contacts invite on our 1:1 topic; this is a stranger
+            self._ctx.reject("a group invitation from someone who is not a contact")
+            self._writer.save_later(crypto=True)
         else:
             self._ctx.reject(f"a {body or 'empty'} payload on the wrong topic")
             self._writer.save_later(crypto=True)

@@ -12,8 +12,9 @@ What differs between kinds is three parts, each a small interface here:
 
 - `ConversationCrypto` seals frames for the members and opens what they sent, proving who
   sent it (1:1: pairwise Olm; next: a group key, a community key).
-- `Membership` says which member a proven key belongs to, and whose acknowledgements make
-  a message delivered (1:1: the one contact; next: k of n).
+- `Membership` says which member a proven key belongs to, and who the other members are
+  now: a message is delivered when every member it was sent to who is still one has
+  acknowledged it (1:1: the one contact; a group: k of n, persisted per message).
 - `Transport` puts a WakuMessage on the network (relay today; light push next). It is the
   profile's, shared by every conversation.
 """
@@ -67,6 +68,9 @@ class Unsealed:
     """An SDS frame, for the pipeline; None for a message the kind handles itself."""
     detail: Any = None
     """The kind's own decoded payload (1:1: a chat.direct.Opened), for its control messages."""
+    assume_delivered: tuple[str, ...] = ()
+    """SDS message ids this conversation can never deliver to us (a group: what was sent
+    before we joined): frames must not wait for them."""
 
 
 class ConversationCrypto(Protocol):
@@ -90,8 +94,14 @@ class Membership(Protocol):
         """The member (their SDS sender id) whose key the crypto proved, None for anyone else."""
         ...
 
-    def delivered(self, acknowledged_by: frozenset[str]) -> bool:
-        """Whether acknowledgements from these members make a message delivered."""
+    def members(self) -> frozenset[str]:
+        """The other members now (their SDS sender ids): whom a new message is sent to, and
+        whose acknowledgements a pending one still waits for (one who left is not)."""
+        ...
+
+    def acknowledged(self, member: str, message_id: str) -> None:
+        """A member's SDS traffic named one of our messages (the crypto may learn from it
+        that they hold a key)."""
         ...
 
 
@@ -110,6 +120,24 @@ ControlHandler = Callable[["Conversation", Unsealed], Awaitable[None]]
 """A kind's handler for what its crypto opened that is not an SDS frame. Under the lock."""
 
 
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What a delivered content frame shows in the conversation."""
+
+    message_id: str
+    text: str
+    sent_at_ms: int
+    reply_to: str = ""
+    kind: str = "text"
+    """'text', or 'system' (a line about the chat: a join, a leave, a rename)."""
+
+
+ContentReader = Callable[["Conversation", bytes, str, str], Awaitable[Content | None]]
+"""A kind's reader of a content frame: (conversation, frame content, SDS message id, SDS
+sender) -> what to show, or None when it refused it (it said why with `reject`). Under the
+lock. Without one, the content is a ChatMessage (chat/proto/direct.proto)."""
+
+
 @dataclass(frozen=True)
 class Conversation:
     id: str
@@ -121,6 +149,7 @@ class Conversation:
     crypto: ConversationCrypto
     membership: Membership
     on_control: ControlHandler
+    read_content: ContentReader | None = None
 
 
 class Conversations:
@@ -137,6 +166,9 @@ class Conversations:
         self._by_topic[conversation.content_topic] = conversation
         if self._kinds is not None:
             self._kinds.set_topic(conversation.content_topic, "chat")
+
+    def of_kind(self, kind: str) -> list[Conversation]:
+        return [c for c in self._by_id.values() if c.kind == kind]
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self._by_id.get(conversation_id)

@@ -36,7 +36,7 @@ WatchTopic = Callable[[str, str], Awaitable[None]]
 
 
 class PairMembership:
-    """The contact is the one member; their acknowledgement delivers a message."""
+    """The contact is the one other member; their acknowledgement delivers a message."""
 
     def __init__(self, contacts: ContactBook, peer: str) -> None:
         self._contacts = contacts
@@ -46,8 +46,11 @@ class PairMembership:
         link = self._contacts.link(self.peer)
         return self.peer if link is not None and link.identity_key == sender_key else None
 
-    def delivered(self, acknowledged_by: frozenset[str]) -> bool:
-        return self.peer in acknowledged_by
+    def members(self) -> frozenset[str]:
+        return frozenset((self.peer,))
+
+    def acknowledged(self, member: str, message_id: str) -> None:
+        return None
 
 
 class DirectChats:

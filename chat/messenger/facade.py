@@ -42,6 +42,10 @@ from chat.messenger.contacts_flow import ContactsFlow
 from chat.messenger.context import EventFanOut, MessengerContext
 from chat.messenger.conversation import Conversations
 from chat.messenger.direct_chats import DirectChats
+from chat.messenger.group_invites import GroupInvitesFlow
+from chat.messenger.group_state import Groups
+from chat.messenger.groups import KIND as GROUP
+from chat.messenger.groups import GroupChats
 from chat.messenger.health import HealthWatch, watch_topic
 from chat.messenger.node import MessengerNode
 from chat.messenger.olm import OlmCrypto
@@ -144,6 +148,27 @@ class Messenger:
             self._watch,
             self.pubsub_topic,
         )
+        group_state = Groups(store.group_pickle_key, self.config.group_keys)
+        writer.add_state(group_state)
+        groups = self._groups = GroupChats(
+            ctx,
+            contacts,
+            requests,
+            olm,
+            conversations,
+            sending,
+            syncs,
+            channels,
+            self.history,
+            writer,
+            group_state,
+            self._watch,
+            self.pubsub_topic,
+        )
+        invites = self._invites = GroupInvitesFlow(
+            ctx, contacts, olm, writer, transport, direct, groups, self.config.invites
+        )
+        groups.invites = invites
         receiver = self._receiver = Receiver(
             ctx,
             conversations,
@@ -152,7 +177,7 @@ class Messenger:
             writer,
             sending,
             syncs,
-            direct.chat_view,
+            self._chat_view,
             strangers_queue=self.config.strangers.queue,
             bandwidth=self.node.bandwidth,
         )
@@ -178,8 +203,10 @@ class Messenger:
         # Timed features, in the order they run on each pass of the scheduler.
         for feature in (
             writer,
+            groups,
             sending,
             self._contacts_flow,
+            invites,
             strangers,
             syncs,
             receiver,
@@ -224,12 +251,17 @@ class Messenger:
         self._contacts.verified = saved.verified
         await self._contacts_flow.restore(saved.flows, saved.stranger_requests_dropped)
         self._direct.restore(saved.conversations)
-        self._sending.restore(saved.outbox)
+        self._groups.groups.load(
+            saved.identity.chat_key_text, saved.group_logs, saved.group_sessions
+        )
+        self._groups.restore(saved.conversations)
+        self._invites.restore(saved.group_invites)
+        self._sending.restore(saved.outbox, saved.recipients)
         # Watch our contact-request partition and every chat, from their persisted cursors.
         request_topic = self._contacts_flow.request_topic
         self._receiver.add_inbox(request_topic, self._contacts_flow)
         await self._watch(self.pubsub_topic, request_topic)
-        for conversation in self._direct.conversations():
+        for conversation in [*self._direct.conversations(), *self._groups.conversations()]:
             await self._watch(conversation.pubsub_topic, conversation.content_topic)
         self.checks.catch_up(now)
 
@@ -327,12 +359,20 @@ class Messenger:
 
     # ==== chats and messages ==================================================================
     async def chats(self) -> list[ev.ChatView]:
-        return [self._direct.view(c) for c in await self.history.conversations()]
+        views = []
+        for conv in await self.history.conversations():
+            group = conv.kind == GROUP
+            views.append(self._groups.chat_view_of(conv) if group else self._direct.view(conv))
+        return views
+
+    async def _chat_view(self, chat_id: str) -> ev.ChatView:
+        conv = await self.history.conversation(chat_id)
+        return self._groups.chat_view_of(conv) if conv.kind == GROUP else self._direct.view(conv)
 
     async def mark_read(self, chat_id: str) -> ev.ChatView:
-        await self._direct.chat_view(chat_id)
+        await self._chat_view(chat_id)
         await self._db.run(lambda s: s.conversations.mark_read(chat_id))
-        view = await self._direct.chat_view(chat_id)
+        view = await self._chat_view(chat_id)
         self._events.emit(ev.ChatUpdated(view))
         return view
 
@@ -347,7 +387,7 @@ class Messenger:
         """A page of a chat, oldest first: the newest `limit` (before message `before`), or
         the oldest `limit` after message `after`."""
         page = await self.history.page(chat_id, limit=limit, before=before, after=after)
-        return [self._sending.view(m) for m in page]
+        return await self._sending.views(page)
 
     async def search(
         self, query: str, *, chat_id: str | None = None, limit: int = 20
@@ -356,7 +396,7 @@ class Messenger:
         chat or all, best match first, each with the words around the match."""
         hits = await self.history.search(query, chat_id=chat_id, limit=limit)
         names = {
-            chat: (await self._direct.chat_view(chat)).name
+            chat: (await self._chat_view(chat)).name
             for chat in {hit.message.conversation_id for hit in hits}
         }
         return search_views(hits, names)
@@ -383,9 +423,12 @@ class Messenger:
         if reply_to is not None:
             reply_to = unicode_text(reply_to, "reply_to") or None
         async with self._lock:
-            view = await self._direct.send_text(chat_id, text, reply_to)
+            if self._groups.groups.get(chat_id[:64]) is not None:
+                view = await self._groups.send_text(chat_id, text, reply_to)
+            else:
+                view = await self._direct.send_text(chat_id, text, reply_to)
         self._events.emit(ev.MessageAdded(view))
-        self._events.emit(ev.ChatUpdated(await self._direct.chat_view(chat_id)))
+        self._events.emit(ev.ChatUpdated(await self._chat_view(chat_id)))
         self._scheduler.wake()
         return view
 
@@ -410,7 +453,63 @@ class Messenger:
 
     async def outbox(self) -> list[ev.OutboxItemView]:
         """Everything not yet delivered: messages (failed ones included) and open requests."""
-        return await self._sending.outbox_items() + self._contacts_flow.outbox_items()
+        return (
+            await self._sending.outbox_items()
+            + self._contacts_flow.outbox_items()
+            + self._invites.outbox_items()
+        )
+
+    # ==== private groups ======================================================================
+    async def groups(self) -> list[ev.GroupView]:
+        return self._groups.views()
+
+    async def group(self, group_id: str) -> ev.GroupView:
+        return self._groups.view(self._groups.group(group_id))
+
+    async def create_group(self, name: str, members: list[str]) -> ev.GroupView:
+        """A new group with us as its creator and admin; every member (a contact) is
+        invited. Its id is also its chat id."""
+        name = unicode_text(name, "a group name")
+        members = [unicode_text(m, "a member's chat key") for m in members]
+        async with self._lock:
+            return await self._groups.create(name, members)
+
+    async def rename_group(self, group_id: str, name: str) -> ev.GroupView:
+        name = unicode_text(name, "a group name")
+        async with self._lock:
+            return await self._groups.rename(group_id, name)
+
+    async def add_group_member(self, group_id: str, chat_key: str) -> ev.GroupView:
+        """Invite a contact to the group (admins only)."""
+        chat_key = unicode_text(chat_key, "a chat key")
+        async with self._lock:
+            return await self._groups.add_member(group_id, chat_key)
+
+    async def remove_group_member(self, group_id: str, chat_key: str) -> ev.GroupView:
+        """Remove a member, or withdraw an invitation (admins only): our next message goes
+        in a new session they cannot read."""
+        async with self._lock:
+            return await self._groups.remove_member(group_id, chat_key)
+
+    async def grant_group_admin(self, group_id: str, chat_key: str) -> ev.GroupView:
+        async with self._lock:
+            return await self._groups.grant_admin(group_id, chat_key)
+
+    async def leave_group(self, group_id: str) -> ev.GroupView:
+        async with self._lock:
+            return await self._groups.leave(group_id)
+
+    async def invites(self) -> list[ev.InviteView]:
+        """Group invitations, received and sent, newest first."""
+        return self._invites.views()
+
+    async def accept_invite(self, invite_id: str) -> ev.InviteView:
+        async with self._lock:
+            return await self._invites.accept(invite_id)
+
+    async def decline_invite(self, invite_id: str) -> ev.InviteView:
+        async with self._lock:
+            return await self._invites.decline(invite_id)
 
     # ==== health ==============================================================================
     def health(self) -> ev.HealthView:

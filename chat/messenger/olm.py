@@ -100,6 +100,17 @@ class OlmCrypto:
         except DirectError as exc:
             raise OpenRefused(str(exc)) from None
 
+    def open_envelope(self, envelope: Envelope) -> Opened:
+        """An Olm envelope that came inside something else (a group envelope's share)."""
+        try:
+            return self._sessions.open(envelope)
+        except DirectError as exc:
+            raise OpenRefused(str(exc)) from None
+
+    def vouch(self, their_identity_key: bytes) -> None:
+        """A sender we know by other means (a group member): kept, not evicted as a stranger."""
+        self._sessions.vouch(their_identity_key)
+
     def verify_request(self, opened: Opened) -> VerifiedRequest:
         """A contact request's link checked against the Olm-proven sender (DirectError if not)."""
         return self._sessions.verify_request(opened)

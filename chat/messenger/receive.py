@@ -38,7 +38,13 @@ from chat.messenger.config import (
     RECEIVED_STATE,
 )
 from chat.messenger.context import MessengerContext
-from chat.messenger.conversation import Conversation, Conversations, OpenRefused, Unsealed
+from chat.messenger.conversation import (
+    Content,
+    Conversation,
+    Conversations,
+    OpenRefused,
+    Unsealed,
+)
 from chat.messenger.lanes import Lanes
 from chat.messenger.persist import StateWriter
 from chat.messenger.sending import Sending
@@ -63,6 +69,8 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 ChatViewer = Callable[[str], Awaitable[ev.ChatView]]
+NOT_A_MEMBER = {"direct": "this chat's contact", "group": "a member of this group"}
+"""Who a frame's sender should have been, by conversation kind (for the rejection)."""
 
 
 class Inbox(Protocol):
@@ -251,7 +259,8 @@ class Receiver:
     ) -> None:
         member = conversation.membership.member_of(unsealed.sender_key)
         if member is None:
-            self._ctx.reject("a chat message from someone who is not this chat's contact")
+            who = NOT_A_MEMBER.get(conversation.kind, "a member of this chat")
+            self._ctx.reject(f"a chat message from someone who is not {who}")
             return
         try:
             frame = SdsFrame.decode(frame_bytes)
@@ -266,10 +275,22 @@ class Receiver:
             return
         channel = await self._channels.get(conversation.id)
         try:
-            sds_events = channel.receive(frame, int(now * 1000), received.msg_hash)
+            sds_events = channel.assume_delivered(list(unsealed.assume_delivered))
+            sds_events += channel.receive(frame, int(now * 1000), received.msg_hash)
         except SdsError as exc:
             self._ctx.reject(str(exc))
             return
+        # Every id in the frame's history is the sender's acknowledgement (a group counts
+        # each member's; the SDS channel reports only the first).
+        for entry in frame.causal_history:
+            await self._sending.acknowledged(
+                conversation,
+                entry.message_id,
+                member,
+                ack_by="history",
+                ack_from=member,
+                ack_frame=frame.message_id,
+            )
         added: list[ev.MessageView] = []
         for event in sds_events:
             if isinstance(event, Delivered) and event.frame.content:
@@ -284,7 +305,7 @@ class Receiver:
                     )
                     if view is not None:
                         added.append(view)
-            elif isinstance(event, Acknowledged):
+            elif isinstance(event, Acknowledged) and event.by != "history":
                 await self._sending.acknowledged(
                     conversation,
                     event.message_id,
@@ -321,22 +342,23 @@ class Receiver:
         msg_hash: bytes | None,
     ) -> ev.MessageView | None:
         """A delivered content frame as a message of the conversation; None when it is not
-        a chat message, or a copy of one we have (dedupe by id). `via`: relay, store, or
-        sds (released after waiting, with no Waku message of its own to name)."""
-        try:
-            body = direct_pb2.ChatMessage.FromString(frame.content)
-        except Exception:  # protobuf's DecodeError, or worse: nothing to show
-            self._ctx.reject("a chat message whose content is not a chat message")
+        one (its kind's reader refused it), or a copy of one we have (dedupe by id). `via`:
+        relay, store, or sds (released after waiting, with no Waku message of its own)."""
+        conversation = self._conversations.get(conversation_id)
+        if conversation is not None and conversation.read_content is not None:
+            body = await conversation.read_content(
+                conversation, frame.content, frame.message_id, frame.sender_id
+            )
+        else:
+            body = self.chat_message(frame.content, frame.message_id)
+        if body is None:
             return None
-        if body.id != frame.message_id:
-            self._ctx.reject("a chat message whose id differs from its SDS id")
-            return None
-        text = sanitize_display_text(body.text, multiline=True)[:MAX_TEXT_LENGTH]
+        text = body.text
         now_ms = int(now * 1000)
         sender = frame.sender_id  # checked against the crypto when the frame arrived
 
         def add(store: Store) -> StoredMessage | None:
-            if store.messages.by_message_id(conversation_id, body.id) is not None:
+            if store.messages.by_message_id(conversation_id, body.message_id) is not None:
                 return None
             # A reply keeps its reference only to a message of this chat that we hold; the
             # message itself is kept either way.
@@ -350,7 +372,7 @@ class Receiver:
             with store.db.transaction():
                 rowid = store.messages.add(
                     conversation_id=conversation_id,
-                    message_id=body.id,
+                    message_id=body.message_id,
                     sender=sender,
                     outgoing=False,
                     body=text,
@@ -361,12 +383,17 @@ class Receiver:
                     waku_hash=msg_hash or None,
                     evidence={"via": via, "waku_hash": msg_hash.hex() if msg_hash else ""},
                     reply_to=reply_to or None,
+                    kind=body.kind,
                 )
-                store.conversations.touch(conversation_id, now=now_ms, unread_delta=1)
+                unread = 1 if body.kind == "text" else 0  # a system line is not unread
+                store.conversations.touch(conversation_id, now=now_ms, unread_delta=unread)
             return store.messages.get(rowid)
 
         stored = await self._ctx.db.run(add)
         return None if stored is None else self._sending.view(stored)
+
+    def chat_message(self, content: bytes, message_id: str) -> Content | None:
+        return chat_message(self._ctx, content, message_id)
 
     # ---- the timed feature: giving up on missing messages ------------------------------------
     def next_wakeup(self) -> float | None:
@@ -395,6 +422,21 @@ class Receiver:
                     if view is not None:
                         self._ctx.emit(ev.MessageAdded(view))
         self._writer.save_later(channel=conversation_id)
+
+
+def chat_message(ctx: MessengerContext, content: bytes, message_id: str) -> Content | None:
+    """A frame's content as a ChatMessage (chat/proto/direct.proto), cleaned to show; None
+    (refused, said why) when it is not one, or names another id than its frame."""
+    try:
+        body = direct_pb2.ChatMessage.FromString(content)
+    except Exception:  # protobuf's DecodeError, or worse: nothing to show
+        ctx.reject("a chat message whose content is not a chat message")
+        return None
+    if body.id != message_id:
+        ctx.reject("a chat message whose id differs from its SDS id")
+        return None
+    text = sanitize_display_text(body.text, multiline=True)[:MAX_TEXT_LENGTH]
+    return Content(body.id, text, int(body.sent_at_ms), body.reply_to)
 
 
 def believable_sent_at(claimed_ms: int, now_ms: int) -> int:

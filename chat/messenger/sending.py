@@ -5,14 +5,15 @@
 
 Every step that moves a message's state records its evidence (chat/reliability/outbox.py):
 'sent' when the transport took it, 'stored' when a store node lists its hash, 'delivered'
-when the conversation's membership says enough members acknowledged it in their SDS
-traffic. Nothing leaves before the outbox entry and the ratchet state are committed.
+when every member it was sent to who is still a member acknowledged it in their SDS
+traffic (receipts.py keeps the tally). Nothing leaves before the outbox entry and the
+ratchet state are committed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +31,13 @@ from chat.messenger.conversation import (
 )
 from chat.messenger.olm import NOT_A_CONTACT
 from chat.messenger.persist import StateWriter
+from chat.messenger.receipts import Receipts
 from chat.reliability import outbox as ob
 from chat.reliability.store_checks import StoreChecks, Stored
 from storage.errors import StorageError
 from storage.repositories.messages import StoredMessage
 from storage.repositories.outbox import OutboxEntry as OutboxRow
+from storage.repositories.recipients import Recipient
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -74,11 +77,15 @@ class Sending:
         self.outgoing: dict[str, OutgoingMessage] = {}
         self._by_hash: dict[bytes, str] = {}
         """Message id by the Waku hash of each copy we published (store evidence names it)."""
-        self._acknowledged_by: dict[str, set[str]] = {}
-        """Members who acknowledged a message whose membership wants more of them."""
+        self.receipts = Receipts()
 
-    def restore(self, rows: list[tuple[OutboxRow, StoredMessage | None]]) -> None:
-        """The outbox as the profile kept it; an entry this version cannot read is skipped."""
+    def restore(
+        self,
+        rows: list[tuple[OutboxRow, StoredMessage | None]],
+        recipients: Mapping[int, list[Recipient]],
+    ) -> None:
+        """The outbox as the profile kept it, with each entry's recipients and their
+        acknowledgements; an entry this version cannot read is skipped."""
         for row, message in rows:
             if message is None:
                 continue
@@ -88,6 +95,7 @@ class Sending:
                 log.warning("%s", exc)
                 continue
             self.outbox.restore(entry)
+            self.receipts.restore(message.message_id, recipients.get(row.message, []))
             self.outgoing[message.message_id] = OutgoingMessage(
                 row.message,
                 message.conversation_id,
@@ -100,15 +108,32 @@ class Sending:
         return len(self.outbox.pending())
 
     # ---- views -------------------------------------------------------------------------------
-    def view(self, stored: StoredMessage) -> ev.MessageView:
-        """A stored message with its live outbox state, if it is outgoing and still there."""
+    def view(
+        self, stored: StoredMessage, recipients: list[Recipient] | None = None
+    ) -> ev.MessageView:
+        """A stored message with its live outbox state, if it is outgoing and still there,
+        and (outgoing) whom it went to and who acknowledged it."""
         entry = None
         if stored.outgoing and stored.message_id in self.outbox:
             entry = self.outbox.get(stored.message_id)
-        return ev.message_view_of(stored, entry)
+        return ev.message_view_of(stored, entry, recipients or [])
+
+    async def views(self, page: list[StoredMessage]) -> list[ev.MessageView]:
+        rowids = [m.id for m in page if m.outgoing]
+        found = await self._ctx.db.run(lambda s: s.recipients.of(rowids)) if rowids else {}
+        return [self.view(m, found.get(m.id)) for m in page]
 
     async def message(self, message_id: str) -> ev.MessageView:
-        return self.view(await self._history.message(message_id))
+        def read(store: Store) -> tuple[StoredMessage | None, list[Recipient]]:
+            stored = store.messages.by_id(message_id)
+            if stored is None or not stored.outgoing:
+                return stored, []
+            return stored, store.recipients.of([stored.id]).get(stored.id, [])
+
+        stored, recipients = await self._ctx.db.run(read)  # one call: one checkpoint
+        if stored is None:
+            raise ev.NotFound(f"no message {message_id[:64]}")
+        return self.view(stored, recipients)
 
     async def outbox_items(self) -> list[ev.OutboxItemView]:
         """Every message not delivered yet, failed ones included."""
@@ -146,9 +171,12 @@ class Sending:
         text: str,
         reply_to: str | None,
         now: float,
+        kind: str = "text",
+        also: Callable[[Store], None] | None = None,
     ) -> ev.MessageView:
-        """A new message: its SDS frame, the message row and the outbox entry, committed
-        together. The scheduler makes the first attempt."""
+        """A new message: its SDS frame, the message row, the outbox entry and its recipients
+        (the conversation's other members now), committed together with `also`. The
+        scheduler makes the first attempt."""
         now_ms = int(now * 1000)
         channel = await self._channels.get(conversation.id)
         frame = channel.wrap(content, message_id, now_ms).encode()
@@ -156,6 +184,7 @@ class Sending:
         entry = self.outbox.get(message_id)
         sds_state = self._channels.state_row(conversation.id, now)
         sender = self._ctx.me.chat_key_text
+        recipients = conversation.membership.members()
 
         def commit(store: Store) -> int:
             with store.db.transaction():
@@ -169,7 +198,9 @@ class Sending:
                     state=transition.new.value,
                     now=now_ms,
                     reply_to=reply_to,
+                    kind=kind,
                 )
+                store.recipients.add(rowid, sorted(recipients))
                 store.outbox.enqueue(
                     rowid,
                     pubsub_topic=conversation.pubsub_topic,
@@ -180,6 +211,8 @@ class Sending:
                 )
                 store.sds_channels.save(sds_state)
                 store.conversations.touch(conversation.id, now=now_ms)
+                if also is not None:
+                    also(store)
             return rowid
 
         try:
@@ -190,6 +223,7 @@ class Sending:
         self.outgoing[message_id] = OutgoingMessage(
             rowid, conversation.id, conversation.pubsub_topic, conversation.content_topic, frame
         )
+        self.receipts.sent_to(message_id, recipients)
         return await self.message(message_id)
 
     async def retry(self, message_id: str) -> None:
@@ -217,7 +251,7 @@ class Sending:
         if entry.in_flight:
             raise ev.NotPossible("the message is being sent right now; try again")
         self.outbox.discard(message_id)
-        self._acknowledged_by.pop(message_id, None)
+        self.receipts.forget(message_id)
         outgoing = self.outgoing.pop(message_id)
         now_ms = self._ctx.now_ms()
 
@@ -281,6 +315,7 @@ class Sending:
         message = waku_message(outgoing.content_topic, payload, clock())
         msg_hash = message.hash(outgoing.pubsub_topic)
         data = ob.entry_to_json(entry)
+        resend_for = self._missing(conversation, message_id, entry)
 
         def attempt_counted(store: Store) -> None:
             store.outbox.save_entry(
@@ -299,7 +334,12 @@ class Sending:
             await self.record(message_id, transition)
             return
         transition = self.outbox.published(
-            message_id, clock(), **evidence, attempt=entry.attempts, waku_hash=msg_hash.hex()
+            message_id,
+            clock(),
+            **evidence,
+            **resend_for,
+            attempt=entry.attempts,
+            waku_hash=msg_hash.hex(),
         )
         channel = await self._channels.get(outgoing.conversation_id)
         channel.mark_sent(message_id, msg_hash)
@@ -307,21 +347,71 @@ class Sending:
         self._checks.received(msg_hash, clock())
         self._by_hash[msg_hash] = message_id
         await self.record(message_id, transition, sds_chat=outgoing.conversation_id)
+        await self.check_delivered(conversation, message_id)
 
     # ---- evidence ----------------------------------------------------------------------------
+    def _missing(
+        self, conversation: Conversation, message_id: str, entry: ob.OutboxEntry
+    ) -> dict[str, Any]:
+        """A re-send's evidence: the members it is for (those still missing)."""
+        if entry.state not in (ob.State.SENT, ob.State.STORED):
+            return {}
+        tally = self.receipts.tally(message_id, conversation.membership.members())
+        return {"resent_for": list(tally.missing)} if tally.acknowledged else {}
+
     async def acknowledged(
         self, conversation: Conversation, message_id: str, member: str, **evidence: Any
     ) -> None:
-        """A member's SDS traffic names one of our messages. Delivered once the
-        conversation's membership counts enough of them. Under the lock."""
-        if message_id not in self.outbox:
+        """A member's SDS traffic names one of our messages: their acknowledgement is
+        recorded (a trace step while others are missing); delivered once every recipient
+        still a member has acknowledged it. Under the lock."""
+        conversation.membership.acknowledged(member, message_id)
+        outgoing = self.outgoing.get(message_id)
+        if outgoing is None or message_id not in self.outbox:
             return
-        by = self._acknowledged_by.setdefault(message_id, set())
-        by.add(member)
-        if not conversation.membership.delivered(frozenset(by)):
+        tally = self.receipts.acknowledge(message_id, member, conversation.membership.members())
+        if tally is None:
             return
-        del self._acknowledged_by[message_id]
-        await self._apply_evidence(message_id, "acknowledged", **evidence)
+        entry = self.outbox.get(message_id)
+        now_ms = self._ctx.now_ms()
+        partial = not tally.complete and entry.state is not ob.State.DELIVERED
+        step = {**evidence, **tally.evidence()}
+
+        def save(store: Store) -> None:
+            with store.db.transaction():
+                store.recipients.acknowledge(outgoing.rowid, member, at=now_ms)
+                if partial:  # a step of the trace; the state stays
+                    store.messages.record_transition(
+                        outgoing.rowid, entry.state.value, at=now_ms, evidence=step,
+                        reason=entry.reason,
+                    )  # fmt: skip
+
+        await self._ctx.db.run(save)
+        if tally.complete:
+            await self._apply_evidence(message_id, "acknowledged", **step, delivered=tally.count)
+        else:
+            self._ctx.emit(ev.MessageUpdated(await self.message(message_id)))
+
+    async def check_delivered(self, conversation: Conversation, message_id: str) -> None:
+        """Delivered without another acknowledgement: the members it still waited for
+        left, or it went to nobody (a group with no other member). Under the lock."""
+        known = message_id in self.outbox and message_id in self.outgoing
+        if not known or not self.receipts.knows(message_id):
+            return
+        entry = self.outbox.get(message_id)
+        if entry.state in (ob.State.QUEUED, ob.State.DELIVERED) or entry.in_flight:
+            return
+        tally = self.receipts.tally(message_id, conversation.membership.members())
+        if tally.complete and (tally.acknowledged or not tally.recipients):
+            await self._apply_evidence(
+                message_id, "acknowledged", **tally.evidence(), delivered=tally.count
+            )
+
+    async def membership_changed(self, conversation: Conversation) -> None:
+        """Members left: messages that waited only for them are delivered. Under the lock."""
+        for message_id, outgoing in list(self.outgoing.items()):
+            if outgoing.conversation_id == conversation.id:
+                await self.check_delivered(conversation, message_id)
 
     async def store_confirmed(self, event: Stored) -> None:
         """A store node lists a copy we published. Under the lock."""
@@ -388,6 +478,7 @@ class Sending:
         if done:
             self.outgoing.pop(message_id, None)
             self.outbox.discard(message_id)
+            self.receipts.forget(message_id)
         if transition is not None or not done:
             self._ctx.emit(ev.MessageUpdated(await self.message(message_id)))
 

@@ -3,6 +3,7 @@
 isort:skip_file
 1:1 conversations: the Olm envelope on the wire, and what it carries."""
 
+from chat.proto import group_pb2 as _group_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 import builtins as _builtins
@@ -163,6 +164,10 @@ class DirectPayload(_message.Message):
     SDS_FRAME_FIELD_NUMBER: _builtins.int
     VERIFICATION_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
+    GROUP_SHARE_FIELD_NUMBER: _builtins.int
+    GROUP_INVITE_FIELD_NUMBER: _builtins.int
+    GROUP_INVITE_ANSWER_FIELD_NUMBER: _builtins.int
+    GROUP_INVITE_CANCEL_FIELD_NUMBER: _builtins.int
     sds_frame: _builtins.bytes
     """an SDS frame whose content is a ChatMessage"""
     @_builtins.property
@@ -173,6 +178,18 @@ class DirectPayload(_message.Message):
     def verification(self) -> Global___VerificationBody: ...
     @_builtins.property
     def cancel(self) -> Global___ContactCancelBody: ...
+    @_builtins.property
+    def group_share(self) -> _group_pb2.GroupShareBody:
+        """only inside a group envelope"""
+
+    @_builtins.property
+    def group_invite(self) -> _group_pb2.GroupInviteBody:
+        """on the 1:1 topic"""
+
+    @_builtins.property
+    def group_invite_answer(self) -> _group_pb2.GroupInviteAnswerBody: ...
+    @_builtins.property
+    def group_invite_cancel(self) -> _group_pb2.GroupInviteCancelBody: ...
     def __init__(
         self,
         *,
@@ -181,12 +198,16 @@ class DirectPayload(_message.Message):
         sds_frame: _builtins.bytes = ...,
         verification: Global___VerificationBody | None = ...,
         cancel: Global___ContactCancelBody | None = ...,
+        group_share: _group_pb2.GroupShareBody | None = ...,
+        group_invite: _group_pb2.GroupInviteBody | None = ...,
+        group_invite_answer: _group_pb2.GroupInviteAnswerBody | None = ...,
+        group_invite_cancel: _group_pb2.GroupInviteCancelBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "group_invite", b"group_invite", "group_invite_answer", b"group_invite_answer", "group_invite_cancel", b"group_invite_cancel", "group_share", b"group_share", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "group_invite", b"group_invite", "group_invite_answer", b"group_invite_answer", "group_invite_cancel", b"group_invite_cancel", "group_share", b"group_share", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "answer", "sds_frame", "verification", "cancel"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "answer", "sds_frame", "verification", "cancel", "group_share", "group_invite", "group_invite_answer", "group_invite_cancel"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

@@ -449,6 +449,25 @@ class SdsChannel:
     def waiting(self) -> list[SdsFrame]:
         return [w.frame for w in self._incoming.values()]
 
+    def recent_ids(self, count: int) -> list[str]:
+        """The ids of the newest `count` messages of our log (the ones our next frames will
+        name in their histories)."""
+        return [mid for _, mid in self._log[-count:]] if count > 0 else []
+
+    def assume_delivered(self, message_ids: list[str]) -> list[SdsEvent]:
+        """Stop waiting for these messages: we can never have them (ours: a group member
+        who joined cannot read what was sent before). They count as satisfied dependencies,
+        like given-up ones; the waiting frames that were waiting only for them are delivered
+        now, in lamport order."""
+        for mid in message_ids[: self.params.lost_ids_length]:
+            if not self._is_delivered(mid) and mid not in self._incoming:
+                self._remember(self._lost, mid, self.params.lost_ids_length)
+        ready = [w for w in self._incoming.values() if self._deps_met(w.frame)]
+        ready.sort(key=lambda w: (w.frame.lamport or 0, w.frame.message_id))
+        for waiting in ready:
+            del self._incoming[waiting.frame.message_id]
+        return self._deliver(ready)
+
     # ---- log -----------------------------------------------------------------------------
     def _log_insert(self, lamport: int, message_id: str, hint: bytes) -> None:
         if self._is_delivered(message_id):

@@ -70,6 +70,12 @@ class ConversationRepository:
             (now, unread_delta, conversation_id),
         )
 
+    def set_title(self, conversation_id: str, title: str) -> None:
+        """A group renamed: the title the chat list shows before the messenger runs."""
+        self._db.execute(
+            "UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id)
+        )
+
     def mark_read(self, conversation_id: str) -> None:
         self._db.execute("UPDATE conversations SET unread = 0 WHERE id = ?", (conversation_id,))
 

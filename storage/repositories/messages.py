@@ -43,6 +43,8 @@ class StoredMessage:
     state_reason: str | None
     waku_hash: bytes | None
     reply_to: str | None = None
+    kind: str = "text"
+    """'text', or 'system': a line about the chat (a join, a leave, a rename)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class PageCursor:
 
 _COLUMNS = (
     "id, conversation_id, message_id, sender, outgoing, body, sent_at, received_at, state, "
-    "state_reason, waku_hash, reply_to"
+    "state_reason, waku_hash, reply_to, kind"
 )
 
 
@@ -119,6 +121,7 @@ def _message(r: Row) -> StoredMessage:
         r[9],
         r[10] and bytes(r[10]),
         r[11],
+        r[12],
     )
 
 
@@ -148,14 +151,15 @@ class MessageRepository:
         waku_hash: bytes | None = None,
         evidence: Mapping[str, Any] | None = None,
         reply_to: str | None = None,
+        kind: str = "text",
     ) -> int:
         """Insert the message and its first transition; returns its row id."""
         evidence_text = _evidence_json(evidence)
         with self._db.transaction():
             rowid = self._db.execute(
                 "INSERT INTO messages (conversation_id, message_id, sender, outgoing, body, "
-                "sent_at, received_at, state, waku_hash, reply_to) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "sent_at, received_at, state, waku_hash, reply_to, kind) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     message_id,
@@ -167,6 +171,7 @@ class MessageRepository:
                     state,
                     waku_hash,
                     reply_to,
+                    kind,
                 ),
             )
             self._db.execute(

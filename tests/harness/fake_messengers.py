@@ -10,6 +10,8 @@ import trio
 
 from chat import events as ev
 from chat.contacts import RequestPolicy
+from chat.groups.invites import InvitePolicy
+from chat.groups.keys import RotationPolicy
 from chat.messenger import Messenger, MessengerConfig
 from chat.reliability.outbox import RetryPolicy
 from chat.reliability.store_checks import StoreCheckParams
@@ -32,6 +34,8 @@ CONFIG = MessengerConfig(
         max_resend_delay=120.0,
     ),
     requests=RequestPolicy(first_resend=60.0, factor=3.0, jitter=0.0),
+    invites=InvitePolicy(first_resend=60.0, factor=3.0, jitter=0.0, max_unreached=3),
+    group_keys=RotationPolicy(reshare_after=30.0),
     store_checks=StoreCheckParams(first_check_after=3.0, check_every=3.0, scan_every=60.0),
     sync_delay=1.0,
     mdns=False,
@@ -110,8 +114,26 @@ async def befriend(alice: Running, bob: Running) -> str:
     accepted = await bob.messenger.accept_contact(alice_key)
     await trio.testing.wait_all_tasks_blocked()
     assert accepted.chat_id is not None
-    assert [c.state for c in await alice.messenger.contacts()] == ["mutual"]
+    bob_key = bob.messenger.identity().chat_key
+    assert [c.state for c in await alice.messenger.contacts() if c.chat_key == bob_key] == [
+        "mutual"
+    ]
     return accepted.chat_id
+
+
+async def group_of(creator: Running, *members: Running, name: str = "Friends") -> str:
+    """`creator` befriends each of `members`, makes a group of them, and each accepts the
+    invitation. Returns the group id (also its chat id)."""
+    for member in members:
+        await befriend(creator, member)
+    keys = [m.messenger.identity().chat_key for m in members]
+    group = await creator.messenger.create_group(name, keys)
+    await trio.testing.wait_all_tasks_blocked()
+    for member in members:
+        (invite,) = [i for i in await member.messenger.invites() if i.group_id == group.id]
+        await member.messenger.accept_invite(invite.id)
+        await trio.testing.wait_all_tasks_blocked()
+    return group.id
 
 
 async def states(running: Running, chat_id: str) -> list[str]:

@@ -1,0 +1,319 @@
+"""A private group's membership as a log of signed changes, and the member list it yields.
+
+Every member keeps the same set of changes and reads it the same way, so every member ends
+with the same member list, admins and name, whatever order the changes arrived in:
+
+- Order: changes are sorted by (lamport, change id). An author gives a new change the log's
+  highest lamport + 1, so a change comes after every change its author had seen; changes
+  made concurrently (crossed) are ordered by their ids, the same on every member.
+- State: the member list is the result of applying the changes in that order to an empty
+  group, each checked against the rules below *at its place in the order*. A change that
+  breaks a rule there is ignored (it stays in the log: a change arriving late may come
+  before it and make it valid, and every member must keep the same set).
+- A change arriving late is put in its place and the state is computed again; so is one that
+  arrives twice (once: changes are kept by id).
+
+Rules (checked at the change's place in the order):
+- created: the root. Its author (the creator) is the first member and the first admin; the
+  group id is the hash of this change. There is exactly one; another is ignored.
+- invited: by an admin; the invitee is not a member and has no open invitation (one past its
+  expiry may be renewed); at most MAX_MEMBERS people are members or invited.
+- joined / declined: by the invitee, naming their current invitation, no later than its
+  expiry (by the joiner's own clock: every member judges the same change the same way).
+- left: by a member, about themselves. An admin who leaves is no longer one.
+- removed: by an admin, of a member or an invitee; never the creator (who may leave).
+- renamed: by an admin. admin_granted: by an admin, to a member who is not one yet.
+- The log holds at most MAX_LOG_ENTRIES changes; a change beyond that is refused.
+
+Sans-IO: no clock (times come with the changes, and `now` with a view), no I/O.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from chat.groups.changes import Change, ChangeError, ChangeKind
+from chat.identity import ContactLink
+
+MAX_MEMBERS = 50
+"""Members and invitees of a group at one time. A rotation costs one Olm message per member in
+one envelope: 50 keep it near 25 KB, and the whole log fits one invitation (docs/protocol.md)."""
+MAX_LOG_ENTRIES = 250
+"""Changes one log holds. An invitation carries the whole log inside one WakuMessage (under
+150 KiB): 250 changes of at most ~500 bytes each stay well under it."""
+
+
+class MemberState(Enum):
+    INVITED = "invited"
+    JOINED = "joined"
+    DECLINED = "declined"
+    LEFT = "left"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    chat_key: str
+    state: MemberState
+    link: ContactLink | None
+    link_text: str = ""
+    admin: bool = False
+    invite_id: str = ""
+    """Their latest invitation."""
+    invited_by: str = ""
+    expires_at: float | None = None
+    since: float = 0.0
+    """When the state began (the change's own time)."""
+
+    @property
+    def display_name(self) -> str:
+        return self.link.display_name if self.link is not None else ""
+
+    def state_at(self, now: float) -> str:
+        """As shown: an invitation past its expiry reads 'expired'."""
+        expires_at = self.expires_at
+        if self.state is MemberState.INVITED and expires_at is not None and now > expires_at:
+            return "expired"
+        return self.state.value
+
+
+@dataclass(frozen=True)
+class GroupState:
+    group_id: str
+    name: str
+    creator: str
+    members: dict[str, Member] = field(default_factory=dict)
+    """Everyone the log names, by chat key, in the order they first appeared."""
+
+    def member(self, chat_key: str) -> Member | None:
+        return self.members.get(chat_key)
+
+    def is_member(self, chat_key: str) -> bool:
+        found = self.members.get(chat_key)
+        return found is not None and found.state is MemberState.JOINED
+
+    def joined(self) -> frozenset[str]:
+        return frozenset(k for k, m in self.members.items() if m.state is MemberState.JOINED)
+
+    def admins(self) -> list[str]:
+        return [k for k, m in self.members.items() if m.admin]
+
+    def is_admin(self, chat_key: str) -> bool:
+        found = self.members.get(chat_key)
+        return found is not None and found.admin
+
+    def present(self) -> int:
+        """Members and invitees: what MAX_MEMBERS bounds."""
+        return sum(
+            1 for m in self.members.values() if m.state in (MemberState.JOINED, MemberState.INVITED)
+        )
+
+
+class LogError(ValueError):
+    """The log cannot take a change (full, or not this group's); a sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    change: Change
+    new: bool
+    """False for a change the log already held."""
+    ignored: str | None
+    """Why the change has no effect at its place in the order (None: it applies)."""
+
+
+class MembershipLog:
+    """The changes of one group, in order, and the state they yield."""
+
+    def __init__(self, root: Change) -> None:
+        if root.kind is not ChangeKind.CREATED:
+            raise LogError("a group's log begins with its 'created' change")
+        self.group_id = root.group_id
+        self._changes: list[Change] = [root]
+        self._ids: set[str] = {root.id}
+        self._arrival: dict[str, int] = {root.id: 0}
+        """Per change id, when it came into this log (0, 1, 2, ...): what an invitation we
+        made could not carry is what came after it."""
+        self.verdicts: dict[str, str | None] = {}
+        """Per change id, why it is ignored (None: it applies)."""
+        self.state = self._fold()
+
+    @classmethod
+    def from_changes(cls, changes: Iterable[Change]) -> MembershipLog:
+        """A log from changes in any order, taken as their arrival order; LogError if the root
+        is missing or they belong to different groups (changes beyond the bound are dropped,
+        the latest first)."""
+        given = list(changes)
+        roots = [c for c in given if c.kind is ChangeKind.CREATED and c.id and c.lamport == 0]
+        root = next((c for c in roots if all(o.group_id == c.group_id for o in given)), None)
+        if root is None:
+            raise LogError("these changes are not one group's log")
+        log = cls(root)
+        rest = sorted((c for c in given if c.id != root.id), key=lambda c: c.order)
+        kept = {c.id for c in rest[: MAX_LOG_ENTRIES - 1]}
+        for change in given:
+            if change.id in kept and change.id not in log._ids:
+                log._insert(change)
+        log.state = log._fold()
+        return log
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+    def __contains__(self, change_id: str) -> bool:
+        return change_id in self._ids
+
+    def changes(self) -> list[Change]:
+        return list(self._changes)
+
+    @property
+    def root(self) -> Change:
+        return self._changes[0]
+
+    def next_lamport(self) -> int:
+        return max(c.lamport for c in self._changes) + 1
+
+    def add(self, change: Change) -> Added:
+        """Put a verified change in its place and compute the state again."""
+        if change.group_id != self.group_id:
+            raise LogError("a membership change of another group")
+        if change.id in self._ids:
+            return Added(change, new=False, ignored=self.verdicts.get(change.id))
+        if len(self._changes) >= MAX_LOG_ENTRIES:
+            raise LogError(f"the group's log is full ({MAX_LOG_ENTRIES} changes)")
+        self._insert(change)
+        self.state = self._fold()
+        return Added(change, new=True, ignored=self.verdicts.get(change.id))
+
+    def _insert(self, change: Change) -> None:
+        keys = [c.order for c in self._changes]
+        self._changes.insert(bisect.bisect(keys, change.order), change)
+        self._ids.add(change.id)
+        self._arrival[change.id] = len(self._arrival)
+
+    def unknown_at(self, invitation: Change, *, ours: bool) -> list[Change]:
+        """The changes a copy of the log taken with `invitation` cannot hold, in order:
+        every change at the invitation's lamport or later (no change its author had seen is
+        there), and, for an invitation we made (`ours`: the copy we sent was this log then),
+        every change that came into this log after it: one made concurrently by a member
+        whose log was behind ours sorts before it."""
+        arrived = self._arrival.get(invitation.id, len(self._arrival))
+        return [
+            c
+            for c in self._changes
+            if c.id != invitation.id
+            and (c.lamport >= invitation.lamport or (ours and self._arrival[c.id] > arrived))
+        ]
+
+    # ---- the fold ----------------------------------------------------------------------------
+    def _fold(self) -> GroupState:
+        root = self._changes[0]
+        assert root.link is not None
+        creator = Member(
+            root.author, MemberState.JOINED, root.link, root.link_text, admin=True, since=root.at
+        )
+        state = GroupState(self.group_id, root.name, root.author, {root.author: creator})
+        self.verdicts = {root.id: None}
+        for change in self._changes[1:]:
+            try:
+                state = apply(state, change)
+            except ChangeError as exc:
+                self.verdicts[change.id] = str(exc)
+            else:
+                self.verdicts[change.id] = None
+        return state
+
+
+def apply(state: GroupState, change: Change) -> GroupState:
+    """The state after one change, or ChangeError saying which rule it breaks."""
+    kind = change.kind
+    author = state.member(change.author)
+    if kind is ChangeKind.CREATED:
+        raise ChangeError("a second 'created' change")
+    if kind in (ChangeKind.JOINED, ChangeKind.DECLINED):
+        return _answer(state, change, author)
+    if author is None or author.state is not MemberState.JOINED:
+        raise ChangeError(f"a '{kind.value}' change by someone who is not a member")
+    if kind is ChangeKind.LEFT:
+        return _with(state, replace(author, state=MemberState.LEFT, admin=False, since=change.at))
+    if not author.admin:
+        raise ChangeError(f"a '{kind.value}' change by a member who is not an admin")
+    if kind is ChangeKind.RENAMED:
+        return replace(state, name=change.name)
+    subject = state.member(change.subject)
+    if kind is ChangeKind.INVITED:
+        return _invite(state, change, subject)
+    if kind is ChangeKind.REMOVED:
+        if subject is None or subject.state not in (MemberState.JOINED, MemberState.INVITED):
+            raise ChangeError("a removal of someone who is neither a member nor invited")
+        if subject.chat_key == change.author:
+            raise ChangeError("a removal of its own author (that is leaving)")
+        if subject.chat_key == state.creator:
+            raise ChangeError("a removal of the group's creator")
+        return _with(
+            state, replace(subject, state=MemberState.REMOVED, admin=False, since=change.at)
+        )
+    # ADMIN_GRANTED
+    if subject is None or subject.state is not MemberState.JOINED:
+        raise ChangeError("admin rights for someone who is not a member")
+    if subject.admin:
+        raise ChangeError("admin rights for someone who has them")
+    return _with(state, replace(subject, admin=True))
+
+
+def _invite(state: GroupState, change: Change, subject: Member | None) -> GroupState:
+    if subject is not None:
+        if subject.state is MemberState.JOINED:
+            raise ChangeError("an invitation of someone who is a member")
+        open_invite = subject.state is MemberState.INVITED and (
+            subject.expires_at is None or change.at <= subject.expires_at
+        )
+        if open_invite:
+            raise ChangeError("an invitation of someone whose invitation is open")
+    renewed = subject is not None and subject.state is MemberState.INVITED
+    if not renewed and state.present() >= MAX_MEMBERS:
+        raise ChangeError(f"an invitation beyond {MAX_MEMBERS} members")
+    if change.expires_at is None or change.expires_at <= change.at:
+        raise ChangeError("an invitation that expires before it is made")
+    member = Member(
+        change.subject,
+        MemberState.INVITED,
+        change.link,
+        change.link_text,
+        invite_id=change.id,
+        invited_by=change.author,
+        expires_at=change.expires_at,
+        since=change.at,
+    )
+    return _with(state, member)
+
+
+def _answer(state: GroupState, change: Change, author: Member | None) -> GroupState:
+    kind = change.kind
+    if author is None or author.state is not MemberState.INVITED:
+        raise ChangeError(f"a '{kind.value}' change by someone who is not invited")
+    if change.invite_id != author.invite_id:
+        raise ChangeError(f"a '{kind.value}' change answering another invitation")
+    if author.expires_at is not None and change.at > author.expires_at:
+        raise ChangeError(f"a '{kind.value}' change after the invitation expired")
+    if kind is ChangeKind.DECLINED:
+        return _with(state, replace(author, state=MemberState.DECLINED, since=change.at))
+    return _with(
+        state,
+        replace(
+            author,
+            state=MemberState.JOINED,
+            link=change.link,
+            link_text=change.link_text,
+            since=change.at,
+        ),
+    )
+
+
+def _with(state: GroupState, member: Member) -> GroupState:
+    members = dict(state.members)
+    members[member.chat_key] = member
+    return replace(state, members=members)

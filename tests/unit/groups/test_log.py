@@ -1,0 +1,270 @@
+"""The membership log: signed changes, the rules at each change's place, and convergence:
+every member holding the same changes reads the same member list, admins and name, in
+whatever order the changes arrived."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chat.groups import changes as ch
+from chat.groups.changes import ChangeError, ChangeKind
+from chat.groups.log import MAX_LOG_ENTRIES, LogError, MembershipLog, MemberState
+from chat.identity import Identity
+from chat.proto import group_pb2
+
+ALICE, BOB, CAROL, DAVE, ERIN = (
+    Identity.create(n, 0) for n in ("Alice", "Bob", "Carol", "Dave", "Erin")
+)
+PEOPLE = (ALICE, BOB, CAROL, DAVE, ERIN)
+LATER = 10_000.0
+
+
+def new_group(name: str = "Friends") -> tuple[ch.Change, MembershipLog]:
+    root = ch.created(ALICE, name, 100.0)
+    return root, MembershipLog(root)
+
+
+def invite_and_join(log: MembershipLog, who: Identity, by: Identity = ALICE) -> None:
+    invite = ch.invited(by, log.group_id, log.next_lamport(), who.contact_link(), LATER, 101.0)
+    assert log.add(invite).ignored is None
+    joined = ch.joined(who, log.group_id, log.next_lamport(), invite.id, 102.0)
+    assert log.add(joined).ignored is None
+
+
+def test_the_creator_is_the_first_member_and_admin_and_the_id_is_the_roots_hash() -> None:
+    root, log = new_group()
+    assert root.group_id == ch.group_id_of(root.signed) and len(root.group_id) == 32
+    assert log.state.name == "Friends" and log.state.creator == ALICE.chat_key_text
+    assert log.state.joined() == {ALICE.chat_key_text}
+    assert log.state.admins() == [ALICE.chat_key_text]
+
+
+def test_invite_join_rename_grant_leave_remove() -> None:
+    _, log = new_group()
+    invite_and_join(log, BOB)
+    invite_and_join(log, CAROL)
+    assert log.state.joined() == {p.chat_key_text for p in (ALICE, BOB, CAROL)}
+    gid = log.group_id
+    assert log.add(ch.renamed(ALICE, gid, log.next_lamport(), "Best friends", 103)).ignored is None
+    assert log.state.name == "Best friends"
+    grant = ch.admin_granted(ALICE, gid, log.next_lamport(), BOB.chat_key, 104)
+    assert log.add(grant).ignored is None
+    assert log.state.is_admin(BOB.chat_key_text)
+    assert log.add(ch.removed(BOB, gid, log.next_lamport(), CAROL.chat_key, 105)).ignored is None
+    assert log.state.members[CAROL.chat_key_text].state is MemberState.REMOVED
+    assert log.add(ch.left(BOB, gid, log.next_lamport(), 106)).ignored is None
+    bob = log.state.members[BOB.chat_key_text]
+    assert bob.state is MemberState.LEFT and not bob.admin
+    assert log.state.joined() == {ALICE.chat_key_text}
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda g, n: ch.renamed(BOB, g, n, "mine now", 103), "not an admin"),
+        (lambda g, n: ch.removed(BOB, g, n, ALICE.chat_key, 103), "not an admin"),
+        (lambda g, n: ch.invited(CAROL, g, n, DAVE.contact_link(), LATER, 103), "not a member"),
+        (lambda g, n: ch.removed(ALICE, g, n, ALICE.chat_key, 103), "its own author"),
+        (lambda g, n: ch.admin_granted(ALICE, g, n, CAROL.chat_key, 103), "not a member"),
+        (lambda g, n: ch.joined(CAROL, g, n, "0" * 32, 103), "not invited"),
+        (lambda g, n: ch.invited(ALICE, g, n, BOB.contact_link(), LATER, 103), "is a member"),
+        (lambda g, n: ch.invited(ALICE, g, n, CAROL.contact_link(), 50, 103), "expires before"),
+    ],
+)
+def test_changes_that_break_a_rule_are_kept_but_ignored(make, reason) -> None:  # type: ignore[no-untyped-def]
+    _, log = new_group()
+    invite_and_join(log, BOB)
+    before = log.state
+    added = log.add(make(log.group_id, log.next_lamport()))
+    assert added.new and added.ignored is not None and reason in added.ignored
+    assert log.state == before
+    assert added.change.id in log
+
+
+def test_the_creator_cannot_be_removed_even_by_another_admin() -> None:
+    _, log = new_group()
+    invite_and_join(log, BOB)
+    log.add(ch.admin_granted(ALICE, log.group_id, log.next_lamport(), BOB.chat_key, 103))
+    added = log.add(ch.removed(BOB, log.group_id, log.next_lamport(), ALICE.chat_key, 104))
+    assert added.ignored == "a removal of the group's creator"
+
+
+def test_a_join_after_the_invitation_expired_or_for_another_invitation_is_ignored() -> None:
+    _, log = new_group()
+    invite = ch.invited(ALICE, log.group_id, 1, BOB.contact_link(), 200.0, 101.0)
+    log.add(invite)
+    late = ch.joined(BOB, log.group_id, 2, invite.id, 201.0)
+    assert "expired" in (log.add(late).ignored or "")
+    assert log.state.members[BOB.chat_key_text].state_at(199.0) == "invited"
+    assert log.state.members[BOB.chat_key_text].state_at(201.0) == "expired"
+    renewed = ch.invited(ALICE, log.group_id, 3, BOB.contact_link(), LATER, 300.0)
+    assert log.add(renewed).ignored is None  # an expired invitation may be renewed
+    old_answer = ch.joined(BOB, log.group_id, 4, invite.id, 301.0)
+    assert "another invitation" in (log.add(old_answer).ignored or "")
+    assert log.add(ch.joined(BOB, log.group_id, 5, renewed.id, 302.0)).ignored is None
+
+
+def test_forged_and_foreign_changes_do_not_decode() -> None:
+    root, log = new_group()
+    change = ch.renamed(ALICE, log.group_id, 1, "x", 101)
+    signed = group_pb2.SignedChange.FromString(change.signed)
+    body = group_pb2.ChangeBody.FromString(signed.body)
+    body.renamed.name = "forged"
+    forged = group_pb2.SignedChange(body=body.SerializeToString(), signature=signed.signature)
+    with pytest.raises(ChangeError, match="bad signature"):
+        ch.decode_change(forged.SerializeToString(), log.group_id)
+    with pytest.raises(ChangeError, match="another group"):
+        ch.decode_change(change.signed, "f" * 32)
+    _, other = new_group("Other")
+    with pytest.raises(LogError):
+        log.add(ch.renamed(ALICE, other.group_id, 1, "y", 101))
+    with pytest.raises(ChangeError):
+        ch.decode_change(b"\xff" * 40)
+    with pytest.raises(ChangeError, match="bytes"):
+        ch.decode_change(b"\x00" * (ch.MAX_CHANGE_BYTES + 1))
+    assert ch.decode_change(root.signed).kind is ChangeKind.CREATED
+
+
+def test_names_are_cleaned_and_bounded() -> None:
+    with pytest.raises(ChangeError):
+        ch.created(ALICE, "\x1b \u200b\t", 1.0)
+    with pytest.raises(ChangeError):
+        ch.created(ALICE, "x" * (ch.MAX_GROUP_NAME + 1), 1.0)
+    assert ch.created(ALICE, " a\x1b  b ", 1.0).name == "a b"
+
+
+def test_a_change_held_twice_is_one_change() -> None:
+    _, log = new_group()
+    rename = ch.renamed(ALICE, log.group_id, 1, "again", 101)
+    assert log.add(rename).new
+    assert not log.add(ch.decode_change(rename.signed)).new
+    assert len(log) == 2
+
+
+def test_the_log_is_bounded() -> None:
+    _, log = new_group()
+    for n in range(1, MAX_LOG_ENTRIES):
+        log.add(ch.renamed(ALICE, log.group_id, n, f"name {n}", 100 + n))
+    assert len(log) == MAX_LOG_ENTRIES
+    with pytest.raises(LogError, match="full"):
+        log.add(ch.renamed(ALICE, log.group_id, MAX_LOG_ENTRIES, "one more", 1.0))
+
+
+def test_crossed_removals_by_two_admins_end_the_same_on_every_member() -> None:
+    """Alice's admin Bob removes Carol while Alice removes Bob: both made at the same log
+    position. Whichever comes first by id wins; every member agrees which."""
+    _, log = new_group()
+    for who in (BOB, CAROL):
+        invite_and_join(log, who)
+    log.add(ch.admin_granted(ALICE, log.group_id, log.next_lamport(), BOB.chat_key, 103))
+    n = log.next_lamport()
+    by_alice = ch.removed(ALICE, log.group_id, n, BOB.chat_key, 104)
+    by_bob = ch.removed(BOB, log.group_id, n, CAROL.chat_key, 104)
+    base = log.changes()
+    one = MembershipLog.from_changes([*base, by_alice, by_bob])
+    other = MembershipLog.from_changes([*base, by_bob, by_alice])
+    assert one.state == other.state and one.verdicts == other.verdicts
+    first, second = sorted([by_alice, by_bob], key=lambda c: c.order)
+    assert one.verdicts[first.id] is None
+    if first is by_alice:  # Bob was no admin any more when his removal came
+        assert one.verdicts[second.id] is not None
+    assert one.state.members[BOB.chat_key_text].state is MemberState.REMOVED
+
+
+# ---- convergence, for any script and any delivery order ----------------------------------
+OPS = ("invite", "join", "decline", "leave", "remove", "rename", "grant")
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> list[ch.Change]:
+    """A random set of signed changes to one group by random authors, at random log
+    positions: many break a rule somewhere, which is the point."""
+    root = ch.created(ALICE, "Start", 100.0)
+    made = [root]
+    invites: dict[str, str] = {}
+    for step in range(draw(st.integers(1, 14))):
+        op = draw(st.sampled_from(OPS))
+        author = draw(st.sampled_from(PEOPLE))
+        subject = draw(st.sampled_from(PEOPLE))
+        lamport = draw(st.integers(1, 8))
+        at = 100.0 + draw(st.integers(0, 50))
+        gid = root.group_id
+        if op == "invite" and subject is not author:
+            change = ch.invited(author, gid, lamport, subject.contact_link(), 140.0, at)
+            invites[subject.chat_key_text] = change.id
+        elif op in ("join", "decline"):
+            invite_id = invites.get(author.chat_key_text, "0" * 32)
+            make = ch.joined if op == "join" else ch.declined
+            change = make(author, gid, lamport, invite_id, at)
+        elif op == "leave":
+            change = ch.left(author, gid, lamport, at)
+        elif op == "remove":
+            change = ch.removed(author, gid, lamport, subject.chat_key, at)
+        elif op == "grant":
+            change = ch.admin_granted(author, gid, lamport, subject.chat_key, at)
+        else:
+            change = ch.renamed(author, gid, lamport, f"name {step}", at)
+        made.append(change)
+    return made
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), changes=scripts())
+def test_every_member_converges_whatever_the_arrival_order(
+    data: st.DataObject, changes: list[ch.Change]
+) -> None:
+    reference = MembershipLog.from_changes(changes)
+    for _ in range(3):
+        order = data.draw(st.permutations(changes[1:]))
+        replica = MembershipLog(changes[0])
+        for change in order:
+            replica.add(ch.decode_change(change.signed, replica.group_id))
+            assert replica.add(change).new is False  # a copy changes nothing
+        assert replica.state == reference.state
+        assert replica.verdicts == reference.verdicts
+        assert [c.id for c in replica.changes()] == [c.id for c in reference.changes()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(changes=scripts())
+def test_the_state_always_obeys_the_rules(changes: list[ch.Change]) -> None:
+    state = MembershipLog.from_changes(changes).state
+    assert state.is_admin(state.creator) or state.members[state.creator].state is MemberState.LEFT
+    for member in state.members.values():
+        if member.admin:
+            assert member.state is MemberState.JOINED
+    assert state.name
+
+
+def test_what_a_copy_taken_with_an_invitation_cannot_hold() -> None:
+    """Bob (an admin) invites Erin while Alice, whose log is behind, removes Carol: the
+    removal sorts before the invitation, yet Bob's copy for Erin could not hold it."""
+    _, alice_log = new_group()
+    invite_and_join(alice_log, BOB)
+    invite_and_join(alice_log, CAROL)
+    gid = alice_log.group_id
+    grant = ch.admin_granted(ALICE, gid, alice_log.next_lamport(), BOB.chat_key, 103)
+    alice_log.add(grant)
+    bob_log = MembershipLog.from_changes(alice_log.changes())
+    invite_and_join(bob_log, DAVE, by=BOB)  # Bob's log moves on: Alice's stays behind
+    removal = ch.removed(ALICE, gid, alice_log.next_lamport(), CAROL.chat_key, 104)
+    crossed = ch.renamed(ALICE, gid, bob_log.next_lamport(), "Alice's", 104)
+    erin = ch.invited(BOB, gid, bob_log.next_lamport(), ERIN.contact_link(), LATER, 105)
+    bob_log.add(erin)
+    bob_log.add(removal)  # came to Bob after he invited Erin
+    bob_log.add(crossed)
+    assert removal.lamport < erin.lamport == crossed.lamport
+    # Anyone: what is at the invitation's lamport or later (the crossed rename).
+    assert [c.id for c in bob_log.unknown_at(erin, ours=False)] == [crossed.id]
+    # Bob, who made it: also what came to him after it (the removal).
+    assert {c.id for c in bob_log.unknown_at(erin, ours=True)} == {removal.id, crossed.id}
+    # A log rebuilt from the changes in the order they came knows the same.
+    again = MembershipLog.from_changes(bob_log_in_arrival_order(bob_log))
+    assert {c.id for c in again.unknown_at(erin, ours=True)} == {removal.id, crossed.id}
+
+
+def bob_log_in_arrival_order(log: MembershipLog) -> list[ch.Change]:
+    order = log._arrival
+    return sorted(log.changes(), key=lambda c: order[c.id])

@@ -1,0 +1,149 @@
+"""Private groups under bad input, on the fake network: a forged or unauthorised membership
+change, an invitation from a stranger, a message from a removed member, a tampered or
+replayed envelope. Each is refused, shows nothing, and is logged."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import trio
+from harness.fake_groups import all_see, group_messages, group_rejections, members_of, texts
+from harness.fake_messengers import Peers, Running, group_of
+from harness.waiting import wait_until
+
+from chat.groups import changes as ch
+from chat.groups.wire import GroupEnvelope, group_content_topic
+from chat.identity import ContactLink
+from chat.proto import direct_pb2, group_pb2
+from chat.waku.message import WakuMessage
+
+EVERYONE = {"Alice": "joined", "Bob": "joined", "Carol": "joined"}
+
+
+async def three(peers: Peers) -> tuple[Running, Running, Running, str]:
+    alice, bob, carol = [await peers.start(n) for n in ("alice", "bob", "carol")]
+    group_id = await group_of(alice, bob, carol)
+    await all_see(group_id, EVERYONE, alice, bob, carol)
+    for running in (alice, bob, carol):
+        running.drain()
+    return alice, bob, carol, group_id
+
+
+async def test_a_change_by_a_member_who_is_no_admin_and_a_forged_one_are_ignored_and_logged(
+    peers: Peers, autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice, bob, carol, group_id = await three(peers)
+    group = bob.messenger._groups.groups.get(group_id)  # Bob turns rogue
+    assert group is not None
+    alice_key = alice.messenger.identity().chat_key
+    bob_identity = bob.messenger.me
+    unauthorised = ch.removed(
+        bob_identity, group_id, group.log.next_lamport(), alice.messenger.me.chat_key, 1.0
+    )
+    signed = group_pb2.SignedChange.FromString(
+        ch.renamed(bob_identity, group_id, group.log.next_lamport(), "Bob's now", 1.0).signed
+    )
+    body = group_pb2.ChangeBody.FromString(signed.body)
+    body.author = alice.messenger.me.chat_key  # claims to be Alice's
+    forged = replace(
+        unauthorised,
+        id="f" * 32,
+        signed=group_pb2.SignedChange(
+            body=body.SerializeToString(), signature=signed.signature
+        ).SerializeToString(),
+    )
+    async with bob.messenger._lock:
+        await bob.messenger._groups.relay(group, unauthorised)
+        await bob.messenger._groups.relay(group, forged)
+    await trio.sleep(5)
+    for running in (alice, carol):
+        reasons = group_rejections(running)
+        assert any("is ignored" in r and "not an admin" in r for r in reasons), reasons
+        assert any("bad signature" in r for r in reasons), reasons
+        view = await running.messenger.group(group_id)
+        assert view.name == "Friends" and alice_key in view.admins
+        assert await members_of(running, group_id) == EVERYONE
+        assert not [
+            t for t in await texts(running, group_id, "system") if "Bob" in t and "now" in t
+        ]
+    assert "is ignored: a 'removed' change by a member who is not an admin" in caplog.text
+
+
+async def test_a_tampered_and_a_replayed_envelope_are_refused_and_show_nothing(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, bob, _, group_id = await three(peers)
+    alice.node.lose_next = 1  # Bob gets it from us below: tampered first
+    await alice.messenger.send_text(group_id, "the real one")
+    await trio.testing.wait_all_tasks_blocked()
+    topic, original = group_messages(alice)[-1]
+    envelope = GroupEnvelope.decode(original.payload)
+    ciphertext = bytearray(envelope.ciphertext)
+    ciphertext[-80] ^= 0x40  # inside the encrypted part, before the MAC and signature
+    tampered = replace(envelope, ciphertext=bytes(ciphertext))
+    bob.node.deliver(topic, replace(original, payload=tampered.encode()))
+    await trio.sleep(0.1)
+    bob.node.deliver(topic, original)  # the real one reads
+    later = original.timestamp + 1_000_000  # another Waku hash: not a copy, a replay
+    bob.node.deliver(topic, replace(original, timestamp=later))
+    await trio.sleep(2)
+    reasons = group_rejections(bob)
+    assert any("tampered" in r for r in reasons), reasons
+    assert any("replayed" in r for r in reasons), reasons
+    assert (await texts(bob, group_id)).count("the real one") == 1
+
+
+async def test_a_message_from_a_removed_member_is_refused_and_logged(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, bob, carol, group_id = await three(peers)
+    await carol.messenger.send_text(group_id, "while a member")
+    await wait_until(lambda: _has(bob, group_id, "while a member"))
+    await alice.messenger.remove_group_member(group_id, carol.messenger.identity().chat_key)
+    await all_see(group_id, {**EVERYONE, "Carol": "removed"}, alice, bob, carol)
+    group = carol.messenger._groups.groups.get(group_id)  # Carol's client ignores it
+    assert group is not None and group.keys.outbound is not None
+    channel = await carol.messenger._sending._channels.get(group_id)
+    content = group_pb2.GroupContent(
+        message=direct_pb2.ChatMessage(id="a" * 32, text="still here").SerializeToString()
+    ).SerializeToString()
+    frame = channel.wrap(content, "a" * 32, int(trio.current_time() * 1000))
+    session = group.keys.outbound
+    ciphertext = group.keys.encrypt(session, frame.message_id, frame.encode(), content=True)
+    payload = GroupEnvelope(session.id, ciphertext).encode()
+    message = WakuMessage(payload, group_content_topic(group_id), timestamp=1)
+    bob.drain()
+    bob.node.deliver(bob.messenger.pubsub_topic, message)
+    await trio.sleep(2)
+    reasons = group_rejections(bob)
+    assert any("who is not a member of this group" in r for r in reasons), reasons
+    assert "still here" not in await texts(bob, group_id)
+
+
+async def test_an_invitation_from_someone_who_is_not_a_contact_is_refused(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, bob, _, group_id = await three(peers)
+    mallory = await peers.start("mallory")  # has Bob's link, is not his contact
+    group = alice.messenger._groups.groups.get(group_id)
+    assert group is not None
+    body = group_pb2.GroupInviteBody(invite_id="b" * 32, group_id=group_id)
+    for change in group.log.changes():
+        body.log.add().ParseFromString(change.signed)
+    link = ContactLink.parse(bob.messenger.identity().contact_link)
+    async with mallory.messenger._lock:
+        envelope = mallory.messenger._olm.seal_to(link, direct_pb2.DirectPayload(group_invite=body))
+    bob.drain()
+    topic = bob.messenger._contacts_flow.request_topic
+    bob.node.deliver(bob.messenger.pubsub_topic, WakuMessage(envelope.encode(), topic, 1))
+    await trio.sleep(1)
+    assert "a group invitation from someone who is not a contact" in bob.rejections()
+    assert await bob.messenger.invites() == [
+        i for i in await bob.messenger.invites() if i.id != "b" * 32
+    ]
+
+
+async def _has(running: Running, group_id: str, text: str) -> bool:
+    return text in await texts(running, group_id)

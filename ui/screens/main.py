@@ -70,7 +70,8 @@ class MainScreen(Screen[None]):
         Binding("f3", "outbox", "Outbox"),
         Binding("f4", "app.my_link", "My link"),
         Binding("f5", "new_group", "New group"),
-        Binding("f7", "members", "Members"),
+        # Priority: the composer (a TextArea) binds F7 to "select all" otherwise.
+        Binding("f7", "members", "Members", priority=True),
         Binding("escape", "cancel_reply", "Cancel reply", show=False),
     ]
 

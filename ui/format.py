@@ -38,7 +38,7 @@ STATE_WORDS: dict[str, str] = {
     "queued": "queued: saved, not on the wire yet",
     "sent": "sent: relayed to at least one peer",
     "stored": "stored: a store node has it",
-    "delivered": "delivered: your contact acknowledged it (in a group: every member)",
+    "delivered": "delivered: your contact acknowledged it",
     "failed": "failed",
     "received": "received",
 }
@@ -83,7 +83,9 @@ def in_how_long(at: float | None, now: float) -> str:
         return f"in {math.ceil(seconds)} s"
     if seconds < 90 * 60:
         return f"in {math.ceil(seconds / 60)} min"
-    return f"in {math.ceil(seconds / 3600)} h"
+    if seconds < 48 * 3600:
+        return f"in {math.ceil(seconds / 3600)} h"
+    return f"in {math.ceil(seconds / 86_400)} d"
 
 
 def attempts_text(attempts: int, max_attempts: int) -> str:
@@ -158,6 +160,20 @@ def delivery_count(message: MessageView) -> str:
     if not message.outgoing or not message.recipients or message.state == "queued":
         return ""
     return f"{len(message.delivered_to)}/{message.recipients}"
+
+
+def group_delivery(message: MessageView) -> str:
+    """An outgoing group message's state in words, with the members' count."""
+    count = delivery_count(message)
+    if not count:
+        return STATE_WORDS.get(message.state, message.state)
+    acknowledged, recipients = count.split("/")
+    words = f"acknowledged by {acknowledged} of the {recipients} members it was sent to"
+    if message.state == "delivered":
+        if acknowledged != recipients:
+            words += " (the others left since: not waited for)"
+        return f"delivered: {words}"
+    return f"{message.state}: {words}"
 
 
 def group_status(message: MessageView) -> str:

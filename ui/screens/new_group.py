@@ -63,8 +63,7 @@ class NewGroupScreen(ModalScreen[str | None]):
 
     async def on_mount(self) -> None:
         messenger = self.chinwag.messenger
-        if messenger is None:
-            self.show_error("The network core is not running.")
+        if messenger is None:  # not started yet: the command says so if it is tried
             return
         found = await attempt(self.chinwag, messenger.contacts)
         if isinstance(found, Refused):

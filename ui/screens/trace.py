@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Static
 from chat.events import Event, GroupUpdated, GroupView, MessageUpdated, MessageView, TraceStep
 from ui.format import (
     STATE_WORDS,
-    delivery_count,
+    group_delivery,
     message_status,
     recipient_states,
     state_glyph,
@@ -81,12 +81,12 @@ class TraceScreen(ModalScreen[None]):
         direction = "to" if message.outgoing else "from"
         snippet = message.text.replace("\n", " ")[:70]
         status = message_status(message, app.clock()) or STATE_WORDS.get(message.state, "")
-        count = delivery_count(message) if self.group is not None else ""
-        if count:
-            status += f"  ·  acknowledged by {count} members"
+        words = STATE_WORDS.get(message.state, message.state)
+        if self.group is not None and message.outgoing:
+            words = group_delivery(message)
         head.update(
             f"{message.id}  {direction} chat {message.chat_id[:8]}\n“{snippet}”\n"
-            f"now: {STATE_WORDS.get(message.state, message.state)}  {status}"
+            f"now: {words}  {status}"
         )
         messenger = app.messenger
         if messenger is None:

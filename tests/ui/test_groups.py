@@ -23,6 +23,7 @@ from ui.screens.group_dialogs import LeaveGroupScreen, PickContactScreen, Rename
 from ui.screens.main import MainScreen
 from ui.screens.members import MembersScreen
 from ui.screens.new_group import NewGroupScreen
+from ui.screens.outbox import OutboxScreen
 from ui.screens.trace import TraceScreen
 from ui.widgets.chat_list import ChatList
 from ui.widgets.composer import Composer
@@ -171,8 +172,36 @@ def test_create_a_group_chat_with_counts_trace_members_and_system_lines(
             await pilot.press("a")
             await ui.wait_until(pilot, on(app, PickContactScreen))
             await ui.wait_for_text(pilot, "Carol")  # removed: she may be invited again
-            await pilot.press("escape")
+            assert "Bob  ·" not in ui.screen_text(app)  # a member already
+            await pilot.press("enter")
             await ui.wait_until(pilot, on(app, MembersScreen))
+            await ui.wait_until(
+                pilot,
+                lambda: any(
+                    m.chat_key == carol_key and m.state == "invited" for m in panel.group.members
+                ),
+                what="Carol invited again",
+            )
+            await ui.wait_for_text(pilot, "invited, not answered yet")
+            await pilot.press("escape")
+
+            # Her invitation waits in the outbox until she answers; d withdraws it.
+            await ui.wait_until(pilot, running(app))
+            await pilot.press("f3")
+            await ui.wait_until(pilot, on(app, OutboxScreen))
+            await ui.wait_for_text(pilot, "group invitation")
+            assert "invitation to Best friends for Carol" in ui.screen_text(app)
+            outbox = app.screen
+            assert isinstance(outbox, OutboxScreen)
+            outbox.query_one(DataTable).move_cursor(
+                row=next(i for i, item in enumerate(outbox.items) if item.kind == "group_invite")
+            )
+            await pilot.press("d")
+            await ui.wait_until(
+                pilot,
+                lambda: all(item.kind != "group_invite" for item in outbox.items),
+                what="the invitation withdrawn",
+            )
             await pilot.press("escape")
 
             await ui.wait_until(pilot, running(app))
@@ -248,6 +277,13 @@ def test_an_invitation_beside_the_requests_then_a_member_may_only_leave(
                 return any(m.chat_key == alice_key and m.state == "left" for m in view.members)
 
             await network.arun(wait_until, bob_sees_her_leave)
+            await pilot.press("ctrl+p", *"new group")
+            await ui.wait_for_text(pilot, "A private group with contacts you pick")
+            await pilot.press("enter")
+            await ui.wait_until(pilot, on(app, NewGroupScreen))
+            await ui.wait_for_text(pilot, "Bob  ·  cw1")
+            await pilot.press("escape")
+            await ui.wait_until(pilot, running(app))
             await pilot.press("ctrl+q")
 
     asyncio.run(scenario())

@@ -55,7 +55,9 @@ class PickContactScreen(ModalScreen[GroupView | None]):
         picker = self.query_one(OptionList)
         picker.clear_options()
         picker.add_options([Option(contact_prompt(c), id=c.chat_key) for c in candidates])
-        if not candidates:
+        if candidates:
+            picker.highlighted = 0  # Enter acts at once
+        else:
             self.show_error("Every contact is in the group or invited already.")
 
     def show_error(self, text: str) -> None:

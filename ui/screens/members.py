@@ -93,7 +93,10 @@ class MembersScreen(ModalScreen[None]):
         table = self.query_one(DataTable)
         chosen = self.selected
         table.clear()
-        ordered = sorted(group.members, key=lambda m: (STATE_ORDER.get(m.state, 9), m.chat_key))
+        ordered = sorted(
+            group.members,
+            key=lambda m: (STATE_ORDER.get(m.state, 9), not m.admin, member_name(m).casefold()),
+        )
         for member in ordered:
             name = member_name(member) + (" (you)" if member.chat_key == self.me else "")
             table.add_row(

@@ -165,6 +165,15 @@ def test_create_a_group_chat_with_counts_trace_members_and_system_lines(
             await pilot.press("n")
             await ui.wait_until(pilot, on(app, RenameGroupScreen))
             field = app.screen.query_one(Input)
+            field.value = " "
+            await pilot.press("enter")  # the core refuses an empty name: one sentence
+            await ui.wait_until(
+                pilot,
+                lambda: str(app.screen.query_one("#rename-error").render()).endswith("."),
+                what="the refusal",
+            )
+            refusal = str(app.screen.query_one("#rename-error").render())
+            assert refusal[:1].isupper() and "\n" not in refusal.strip(), refusal
             field.value = ""
             await pilot.press(*"Best friends", "enter")
             await ui.wait_until(pilot, on(app, MembersScreen))

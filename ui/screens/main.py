@@ -239,7 +239,7 @@ class MainScreen(Screen[None]):
             page,
             unread=chat.unread if chat else 0,
             has_older=len(page) == PAGE,
-            group=chat is not None and chat.kind == "group",
+            group=(chat is not None and chat.kind == "group") or chat_id in self.groups,
         )
         self.refresh_bindings()  # F7 members: for a group only
         messenger = self.chinwag.messenger
@@ -407,6 +407,7 @@ class MainScreen(Screen[None]):
                 conversation.names_changed()  # the contact renamed themselves
             if chat.id == self.current_chat:
                 self._show_title(chat)
+                conversation.set_group(chat.kind == "group")
         elif isinstance(event, ContactUpdated):
             self.contacts_waiting[event.contact.chat_key] = (
                 event.contact.state == "request_received"
@@ -424,6 +425,7 @@ class MainScreen(Screen[None]):
             self.groups[event.group.id] = event.group
             if event.group.id == self.current_chat:
                 self._show_title(chat_list.chats.get(event.group.id), event.group.id)
+                conversation.set_group(True)
                 conversation.names_changed()
                 self.refresh_bindings()
         elif isinstance(event, HealthUpdated):

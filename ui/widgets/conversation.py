@@ -191,6 +191,12 @@ class ConversationView(ScrollView, can_focus=True):
         self._follow = True
         self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
 
+    def set_group(self, group: bool) -> None:
+        """The open chat turned out to be a group (its view came after it was opened)."""
+        if group != self.group:
+            self.group = group
+            self._rebuild()
+
     def clear_chat(self) -> None:
         self.chat_id = None
         self.group = False

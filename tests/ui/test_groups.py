@@ -229,8 +229,9 @@ def test_create_a_group_chat_with_counts_trace_members_and_system_lines(
 def test_an_invitation_beside_the_requests_then_a_member_may_only_leave(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:
-    """Bob (headless) invites Alice: the chat list's badge and the contacts screen show the
-    invitation; she accepts it there and opens the group. Not an admin, her member panel
+    """Bob (headless) invites Alice to two groups: the chat list's badge and the contacts
+    screen show the invitations; she declines one (Bob's group says so) and accepts the
+    other there, and opens that group. Not an admin, her member panel
     offers only leaving; she leaves, and the conversation says so."""
     make_profile("Alice")
     network.start_service()
@@ -241,8 +242,9 @@ def test_an_invitation_beside_the_requests_then_a_member_may_only_leave(
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_until(pilot, running(app))
             alice_key = await befriend_headless(app, pilot, network, ui, bob)
+            chess = await network.arun(bob.create_group, "Chess", [alice_key])
             group = await network.arun(bob.create_group, "Book club", [alice_key])
-            await ui.wait_for_text(pilot, "✉ 1 group invitation")
+            await ui.wait_for_text(pilot, "✉ 2 group invitations")
             chat_list = app.screen.query_one(ChatList)
             chat_list.focus()
             chat_list.highlighted = 0
@@ -250,8 +252,27 @@ def test_an_invitation_beside_the_requests_then_a_member_may_only_leave(
             await ui.wait_until(pilot, on(app, ContactsScreen))
             await ui.wait_for_text(pilot, "Bob invited you")
             assert "waiting for your answer; expires in" in ui.screen_text(app)
-            app.screen.query_one("#invites-table", DataTable).focus()
+            invites = app.screen.query_one("#invites-table", DataTable)
+            invites.focus()
             await ui.wait_for_text(pilot, "a accept · d decline the group invitation")
+            contacts = app.screen
+            assert isinstance(contacts, ContactsScreen)
+
+            def row_of(name: str) -> int:
+                return next(
+                    invites.get_row_index(i.id) for i in contacts.invites.values() if i.name == name
+                )
+
+            invites.move_cursor(row=row_of("Chess"))
+            await pilot.press("d")
+            await ui.wait_for_text(pilot, "you declined")
+
+            async def bob_sees_the_decline() -> bool:
+                view = await bob.group(chess.id)
+                return any(m.chat_key == alice_key and m.state == "declined" for m in view.members)
+
+            await network.arun(wait_until, bob_sees_the_decline)
+            invites.move_cursor(row=row_of("Book club"))
             await pilot.press("a")
             await ui.wait_for_text(pilot, "You joined Book club")
             await ui.wait_for_text(pilot, "you joined")

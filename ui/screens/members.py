@@ -20,6 +20,9 @@ from ui.format import group_title, member_name, member_state
 from ui.host import ChatHost, Refused, attempt, host
 
 ADMIN_MARK = "★"
+MAX_TABLE_ROWS = 20
+PANEL_ROWS = 13
+"""Rows of the panel besides the member list (borders, title, role, error, hint, footer)."""
 STATE_ORDER = {"joined": 0, "invited": 1, "expired": 2, "declined": 3, "left": 4, "removed": 5}
 ACTION_WORDS = {
     "add": "a add a contact",
@@ -62,6 +65,11 @@ class MembersScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(" ", "name", "state", "chat key")
         self.show(self.group)
+
+    def on_resize(self) -> None:
+        # The list scrolls rather than push the error and the hint out of a small window.
+        room = self.size.height - PANEL_ROWS
+        self.query_one(DataTable).styles.max_height = max(3, min(MAX_TABLE_ROWS, room))
 
     # ---- what the panel shows ----------------------------------------------------------------
     @property

@@ -15,7 +15,10 @@ from textual.widgets import Button, Input, SelectionList, Static
 from chat.events import ContactView
 from ui.host import ChatHost, Refused, attempt, host
 
-HINT = "Space picks a contact · Enter in the name or Create makes the group · Esc cancels"
+HINT = "Space picks · Enter (in the name) or Create makes the group · Esc cancels"
+MAX_LIST_ROWS = 12
+DIALOG_ROWS = 22
+"""Rows of the dialog besides the contact list's own (borders, fields, buttons, hint)."""
 NO_CONTACTS = "No contacts to invite yet: add some with F2 (both of you must accept)."
 
 
@@ -48,8 +51,7 @@ class NewGroupScreen(ModalScreen[str | None]):
         with Vertical(id="new-group-box", classes="dialog"):
             yield Static("New group", classes="dialog-title")
             yield Static(
-                "A private group: end-to-end encrypted, and every message shows how many "
-                "members acknowledged it. Each contact you pick gets an invitation.",
+                "End-to-end encrypted; each contact you pick gets an invitation.",
                 classes="muted",
             )
             yield Input(placeholder="the group's name", max_length=200, id="group-name")
@@ -76,8 +78,19 @@ class NewGroupScreen(ModalScreen[str | None]):
         picker = self.query_one(SelectionList)
         picker.clear_options()
         picker.add_options([(contact_prompt(c), c.chat_key) for c in self.contacts])
+        self._fit_list()
         if not self.contacts:
             self.show_error(NO_CONTACTS)
+
+    def _fit_list(self) -> None:
+        """As tall as its contacts (up to 12), shorter when the window is: the buttons and
+        the hint below it stay in view."""
+        room = self.size.height - DIALOG_ROWS
+        rows = max(1, min(len(self.contacts), MAX_LIST_ROWS, room))
+        self.query_one(SelectionList).styles.height = rows + 2  # its border
+
+    def on_resize(self) -> None:
+        self._fit_list()
 
     def show_error(self, text: str) -> None:
         self.query_one("#new-group-error", Static).update(text)

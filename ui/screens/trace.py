@@ -25,6 +25,11 @@ from ui.format import (
 )
 from ui.host import host
 
+MAX_STEP_ROWS = 20
+MAX_MEMBER_ROWS = 12
+TRACE_ROWS = 17
+"""Rows of the trace box besides its tables (borders, head, titles, the last line)."""
+
 
 def evidence_text(evidence: dict[str, Any]) -> str:
     parts = []
@@ -106,6 +111,17 @@ class TraceScreen(ModalScreen[None]):
                 evidence_text(step.evidence),
             )
 
+    def on_resize(self) -> None:
+        """Both tables in view on a small window: each scrolls within its share."""
+        room = self.size.height - TRACE_ROWS
+        members = self.query_one("#trace-members", DataTable)
+        if members.display:
+            share = max(3, min(MAX_MEMBER_ROWS, room // 2))
+            members.styles.max_height = share
+            room -= share
+        steps = self.query_one("#trace-table", DataTable)
+        steps.styles.max_height = max(3, min(MAX_STEP_ROWS, room))
+
     def show_members(self) -> None:
         """Each recipient of an outgoing group message and whether they acknowledged it."""
         title = self.query_one("#trace-members-title", Static)
@@ -114,6 +130,7 @@ class TraceScreen(ModalScreen[None]):
         title.display = table.display = shown
         if not shown:
             return
+        self.on_resize()
         rows = recipient_states(self.message, self.steps, self.group)
         title.update(f"Members ({len(rows)} it was sent to)")
         table.clear()

@@ -1,15 +1,25 @@
 """The group parts of the widgets and words, fed hand-made views: the count column of a
 group chat (text cannot reach it), system lines (no sender, never unread, no reply), the
-recipients of a message for the trace, the words for invitations and members."""
+recipients of a message for the trace, the words for invitations and members, and the group
+dialogs on a small window."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from harness.tui import ViewHost
+from harness.waiting import screen_text
 from textual.app import App, ComposeResult
 
-from chat.events import GroupMemberView, GroupView, InviteView, MessageView, TraceStep
+from chat.events import (
+    ContactView,
+    GroupMemberView,
+    GroupView,
+    InviteView,
+    MessageView,
+    TraceStep,
+)
 from ui.format import (
     ACKNOWLEDGED,
     MISSING,
@@ -22,6 +32,8 @@ from ui.format import (
     invite_who,
     recipient_states,
 )
+from ui.screens.members import MembersScreen
+from ui.screens.new_group import NewGroupScreen
 from ui.widgets.conversation import ConversationView
 
 NOW = 1_800_000_000.0
@@ -135,3 +147,36 @@ def test_words_for_invitations_and_groups() -> None:
     assert in_how_long(NOW + 3_600 * 5, NOW) == "in 5 h"
     trip = group((ME, "joined"), (BOB, "joined"), (CAROL, "invited"))
     assert group_title(trip) == "# Trip  ·  group of 2, 1 invited"
+
+
+def test_the_group_dialogs_keep_their_buttons_and_hints_in_a_small_window() -> None:
+    """80x24 with many contacts and members: the lists scroll, and what is under them (the
+    buttons, the hint, the error line) stays in view."""
+    people = [(f"cw1p{i:02d}" + "0" * 55, f"Person {i}") for i in range(25)]
+    contacts = [ContactView(key, name, "mutual", "x" * 32, "", False, NOW) for key, name in people]
+    members = [GroupMemberView(key, name, "joined") for key, name in people]
+    big = GroupView(GROUP, "Big", [people[0][0]], members, people[0][0], "joined")
+
+    async def scenario(screen: Any, feed: Any, expected: list[str]) -> None:
+        app = ViewHost(screen, feed)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.pause()
+            text = screen_text(app)
+            for words in expected:
+                assert words in text, (words, text)
+
+    asyncio.run(
+        scenario(
+            NewGroupScreen,
+            lambda screen: screen.show_contacts(contacts),
+            ["Create", "Cancel", "Esc cancels", "Person 0"],
+        )
+    )
+    asyncio.run(
+        scenario(
+            lambda: MembersScreen(big, people[0][0]),
+            lambda _: None,
+            ["a add a contact · n rename", "Person 0 (you)"],
+        )
+    )

@@ -270,6 +270,9 @@ class MainScreen(Screen[None]):
     def on_chat_list_requests_chosen(self, _: ChatList.RequestsChosen) -> None:
         self.action_contacts()
 
+    def on_chat_list_new_group_chosen(self, _: ChatList.NewGroupChosen) -> None:
+        self.action_new_group()
+
     async def on_conversation_view_older_wanted(self, event: ConversationView.OlderWanted) -> None:
         source = self.chinwag.chat_source()
         if source is None:

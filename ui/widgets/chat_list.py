@@ -1,5 +1,6 @@
-"""The chat list: chats by latest activity, unread counts (a group's name after `#`), and a
-badge for open contact requests and group invitations."""
+"""The chat list: chats by latest activity, unread counts (a group's name after `#`), a
+badge for open contact requests and group invitations, and last a line that makes a new
+group."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from chat.events import ChatView
 from ui.format import GROUP_MARK, chat_label
 from ui.widgets.typeahead import follow_focus, typed_character
 
+NEW_GROUP_ID = "__new_group__"
+"""The last option: opens the new-group dialog."""
 REQUESTS_ID = "__requests__"
 """The option that opens the contacts screen when requests or invitations wait for an
 answer."""
@@ -35,6 +38,9 @@ class ChatList(OptionList):
     class RequestsChosen(Message):
         pass
 
+    class NewGroupChosen(Message):
+        pass
+
     def __init__(
         self, *, typing_target: Callable[[], Widget | None] | None = None, id: str | None = None
     ) -> None:
@@ -42,6 +48,7 @@ class ChatList(OptionList):
         self.chats: dict[str, ChatView] = {}
         self.requests = 0
         self.invitations = 0
+        self._had_chats = False
         self.current: str | None = None
         self.typing_target = typing_target
 
@@ -127,7 +134,11 @@ class ChatList(OptionList):
             label = Text(f" ✉ {', '.join(waiting)}", "bold yellow")
             options.append(Option(label, id=REQUESTS_ID))
         options.extend(Option(self._label(chat), id=chat.id) for chat in self.ordered())
+        options.append(Option(Text(" + New group", "dim"), id=NEW_GROUP_ID))
         self.set_options(options)
+        if highlighted == NEW_GROUP_ID and not self._had_chats:
+            highlighted = None  # it was the only line: the first chat takes the highlight
+        self._had_chats = bool(self.chats)
         target = highlighted or self.current
         self.highlighted = 0 if options else None  # Enter always acts on something
         if target is not None:
@@ -138,5 +149,7 @@ class ChatList(OptionList):
         event.stop()
         if event.option.id == REQUESTS_ID:
             self.post_message(self.RequestsChosen())
+        elif event.option.id == NEW_GROUP_ID:
+            self.post_message(self.NewGroupChosen())
         elif event.option.id is not None:
             self.post_message(self.ChatChosen(event.option.id))

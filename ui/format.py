@@ -16,9 +16,13 @@ from chat.events import (
     BandwidthView,
     ChatView,
     ContactView,
+    GroupMemberView,
+    GroupView,
     HealthView,
+    InviteView,
     MessageView,
     OutboxItemView,
+    TraceStep,
 )
 from ui.host import NetworkSetup
 
@@ -82,7 +86,9 @@ def in_how_long(at: float | None, now: float) -> str:
         return f"in {math.ceil(seconds)} s"
     if seconds < 90 * 60:
         return f"in {math.ceil(seconds / 60)} min"
-    return f"in {math.ceil(seconds / 3600)} h"
+    if seconds < 48 * 3600:
+        return f"in {math.ceil(seconds / 3600)} h"
+    return f"in {math.ceil(seconds / 86_400)} d"
 
 
 def attempts_text(attempts: int, max_attempts: int, budget: str = "attempt") -> str:
@@ -170,6 +176,140 @@ def chat_label(chat: ChatView) -> str:
     return chat.name or (chat.peer_chat_key or chat.id)[:16]
 
 
+GROUP_MARK = "#"
+"""Before a group's name in the chat list and the title: which chats are groups."""
+
+
+def delivery_count(message: MessageView) -> str:
+    """'3/5': how many of an outgoing group message's recipients acknowledged it; '' for a
+    received message or one not counted (queued, no recipients recorded)."""
+    if not message.outgoing or not message.recipients or message.state == "queued":
+        return ""
+    return f"{len(message.delivered_to)}/{message.recipients}"
+
+
+def group_delivery(message: MessageView) -> str:
+    """An outgoing group message's state in words, with the members' count."""
+    count = delivery_count(message)
+    if not count:
+        return STATE_WORDS.get(message.state, message.state)
+    acknowledged, recipients = count.split("/")
+    words = f"acknowledged by {acknowledged} of the {recipients} members it was sent to"
+    if message.state == "delivered":
+        if acknowledged != recipients:
+            words += " (the others left since: not waited for)"
+        return f"delivered: {words}"
+    return f"{message.state}: {words}"
+
+
+def group_status(message: MessageView) -> str:
+    """The state column of a group message: '✓✓ 3/5' (glyph and count), '◷' while queued."""
+    glyph = state_glyph(message.state) if message.outgoing else ""
+    count = delivery_count(message)
+    return f"{glyph.ljust(2)} {count}" if count else glyph
+
+
+MEMBER_STATE_WORDS: dict[str, str] = {
+    "joined": "member",
+    "invited": "invited, not answered yet",
+    "expired": "invitation expired",
+    "declined": "declined the invitation",
+    "left": "left",
+    "removed": "removed",
+}
+
+
+def member_state(member: GroupMemberView) -> str:
+    return MEMBER_STATE_WORDS.get(member.state, member.state)
+
+
+def member_name(member: GroupMemberView) -> str:
+    return member.display_name or member.chat_key[:16]
+
+
+def group_title(group: GroupView) -> str:
+    """'# Friends  ·  group of 4' (with our own state when we are no longer in it)."""
+    joined = sum(1 for m in group.members if m.state == "joined")
+    invited = sum(1 for m in group.members if m.state == "invited")
+    words = f"{GROUP_MARK} {group.name}  ·  group of {joined}"
+    if invited:
+        words += f", {invited} invited"
+    if group.my_state == "left":
+        words += "  ·  you left"
+    elif group.my_state == "removed":
+        words += "  ·  you were removed"
+    return words
+
+
+def invite_state(invite: InviteView, now: float) -> str:
+    """An invitation's state as a sentence fragment, with what happens next."""
+    received = invite.direction == "received"
+    if invite.state == "invited":
+        if received:
+            return f"waiting for your answer; expires {in_how_long(invite.expires_at, now)}"
+        return (
+            f"waiting for them; sent {invite.sends}×, next {in_how_long(invite.next_send_at, now)}"
+        )
+    if invite.state == "failed":
+        return f"failed: {invite.reason or 'no reason given'}"
+    words = {
+        "joined": "you joined" if received else "they joined",
+        "declined": "you declined" if received else "they declined",
+        "expired": "expired: nobody answered in time",
+        "cancelled": "withdrawn by the inviter" if received else "you withdrew it",
+    }
+    return words.get(invite.state, invite.state)
+
+
+def invite_who(invite: InviteView, names: dict[str, str]) -> str:
+    """'Bob invited you' / 'you invited Carol', with the names we know."""
+    if invite.direction == "received":
+        return f"{names.get(invite.from_) or invite.from_[:16]} invited you"
+    return f"you invited {names.get(invite.to) or invite.to[:16]}"
+
+
+ACKNOWLEDGED = "✓✓ acknowledged"
+MISSING = "… missing"
+NOT_WAITED_FOR = "left: not waited for"
+
+
+def recipient_states(
+    message: MessageView, steps: list[TraceStep], group: GroupView | None
+) -> list[tuple[str, str]]:
+    """Each recipient of an outgoing group message (chat key) with whether they
+    acknowledged it, are missing, or left after it was sent (not waited for).
+
+    The view names who acknowledged; the latest acknowledgement step of the trace names who
+    was missing then (at most 20); a message no one has acknowledged yet went to the group's
+    other members as they are now (the member list it was committed with, unless it changed
+    since)."""
+    acknowledged = list(message.delivered_to)
+    named: list[str] = []
+    gone: set[str] = set()
+    for step in reversed(steps):
+        if "missing" in step.evidence or "not_waited_for" in step.evidence:
+            named.extend(_keys(step.evidence.get("missing")))
+            gone.update(_keys(step.evidence.get("not_waited_for")))
+            named.extend(sorted(gone))
+            break
+    members = {m.chat_key: m for m in group.members} if group is not None else {}
+    known = set(acknowledged)
+    others = [key for key in dict.fromkeys(named) if key not in known]
+    known.update(others)
+    for member in members.values():  # nobody named yet: the group's other members now
+        if len(known) >= message.recipients:
+            break
+        if member.state == "joined" and member.chat_key not in known | {message.sender}:
+            others.append(member.chat_key)
+            known.add(member.chat_key)
+    rows = [(key, ACKNOWLEDGED) for key in acknowledged]
+    for key in others:
+        now = members.get(key)
+        left = key in gone or (now is not None and now.state in ("left", "removed"))
+        rows.append((key, NOT_WAITED_FOR if left else MISSING))
+    return rows
+
+
 def reconnect_text(health: HealthView, now: float) -> str | None:
     """While no peer is connected: when chinwag dials again, and the key that dials now."""
     if health.peers or not health.known_peers:
@@ -231,7 +371,9 @@ def contact_state(contact: ContactView, now: float) -> str:
 
 
 def outbox_row(item: OutboxItemView, now: float) -> tuple[str, str, str, str, str, str]:
-    kind = "message" if item.kind == "message" else "contact request"
+    kind = {"message": "message", "group_invite": "group invitation"}.get(
+        item.kind, "contact request"
+    )
     return (
         kind,
         item.summary,
@@ -290,6 +432,10 @@ def split_message(text: str, limit: int) -> list[str]:
     if rest.strip():
         parts.append(rest)
     return [part for part in parts if part.strip()]
+
+
+def _keys(value: object) -> list[str]:
+    return [str(key) for key in value] if isinstance(value, list) else []
 
 
 def no_peers_hint(setup: NetworkSetup) -> str:

@@ -9,6 +9,7 @@ screen's internals."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar, cast
@@ -93,3 +94,32 @@ class ChatHost(Protocol):
 def host(node: DOMNode) -> ChatHost:
     """The app `node` runs in, as its screens see it."""
     return cast("ChatHost", node.app)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A command the core refused, or could not run: why, as one sentence."""
+
+    reason: str
+
+
+async def attempt(
+    chat_host: ChatHost, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+) -> T | Refused:
+    """Run a messenger command for a dialog that shows a refusal in its own error line (not
+    as a notification): the result, or the refusal as one sentence."""
+    from chat.errors import UserError
+    from ui.bridge import BridgeClosed
+
+    try:
+        return await chat_host.bridge.call(functools.partial(fn, *args, **kwargs))
+    except UserError as exc:
+        return Refused(_sentence(str(exc)))
+    except BridgeClosed:
+        return Refused("The network core is not running.")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip() or "refused"
+    text = text[:1].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."

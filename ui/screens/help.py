@@ -20,6 +20,8 @@ KEYS = """\
 | F2 | main | contacts: add by link, accept or decline requests, verify |
 | F3 | main | outbox: everything not yet delivered; retry, retry all, discard |
 | F4 | main | your contact link and its QR code; there **c** copies the link |
+| F5 | main | new group: a name and the contacts to invite |
+| F7 | main, in a group | members: add, remove, rename, make admin, leave (only what you may) |
 | F6 | anywhere | dark / light theme |
 | F8 | anywhere | bandwidth: bytes per protocol and relay message kind, lately and since start |
 | Ctrl+Q | anywhere | quit |
@@ -39,6 +41,8 @@ KEYS = """\
 | Ctrl+R | main | not online: reconnect now; and retry the selected (or last failed) message |
 | Ctrl+R | other screens | reconnect now: dial every known peer at once |
 | a / d / c / v | contacts list | accept / decline / cancel request / verify |
+| a / d / Enter | group invitations | accept / decline / open the group once joined |
+| a / x / n / m / l | members | add / remove / rename / make admin / leave |
 | y / n | verify | the emoji match / differ |
 | y / n / Esc | verification request | compare the emoji now / decline / decide later |
 | r / R / d / t | outbox | retry / retry all / discard / trace |
@@ -51,6 +55,15 @@ def _glyph_table() -> str:
     for state, glyph in STATE_GLYPHS.items():
         if glyph:
             rows.append(f"| {glyph} | {STATE_WORDS[state]} |")
+    rows.append("")
+    rows.append(
+        "In a group, the glyph is followed by how many members acknowledged the message: "
+        "**✓✓ 3/5** is delivered, with 3 of the 5 members it was sent to acknowledging it "
+        "(the other 2 left after it was sent, so it does not wait for them); **✓ 2/5** "
+        "still waits for 3 members. The trace (t) lists who. A line starting with · "
+        "is about the group (a join, a leave, a rename), not a message. In the chat list "
+        "a group's name follows #."
+    )
     rows.append("")
     rows.append("| health | meaning |")
     rows.append("|---|---|")

@@ -3,9 +3,12 @@
 Keys (also in the command palette and on the help screen): Alt+A next unread chat,
 Alt+Up/Down previous/next chat, Ctrl+R retry: reconnect now when not online, and retry the
 selected (or last failed) message, Ctrl+F search messages (Enter opens the conversation at
-the message found), F2 contacts, F3 outbox, F4 your link, Tab moves between list,
-conversation and composer. Text typed while the chat list has the focus goes to the
-composer.
+the message found), F2 contacts (and group invitations), F3 outbox, F4 your link, F5 new
+group, F7 the open group's members, Tab moves between list, conversation and composer.
+Text typed while the chat list has the focus goes to the composer.
+
+A group chat's title says how many members it has; its messages carry their sender's name
+(the member's), and ours the count of members who acknowledged them.
 
 Under 80 columns the chat list narrows (the `-narrow` class); with no peer configured and
 none found, a hint above the health bar says how to add one; when the network part stops,
@@ -30,8 +33,11 @@ from chat.events import (
     ChatView,
     ContactUpdated,
     Event,
+    GroupUpdated,
+    GroupView,
     HealthUpdated,
     HealthView,
+    InviteUpdated,
     MessageAdded,
     MessagesLost,
     MessageUpdated,
@@ -40,7 +46,7 @@ from chat.events import (
     StrangerRequestsDropped,
 )
 from chat.text import replace_lone_surrogates
-from ui.format import chat_label, no_peers_hint, retry_notice, stopped_hint
+from ui.format import GROUP_MARK, chat_label, group_title, no_peers_hint, retry_notice, stopped_hint
 from ui.host import ChatHost, host
 from ui.messages import DisplayNameChanged, MessengerStarted, MessengerStopped
 from ui.widgets.chat_list import ChatList
@@ -67,6 +73,9 @@ class MainScreen(Screen[None]):
         Binding("f2", "contacts", "Contacts"),
         Binding("f3", "outbox", "Outbox"),
         Binding("f4", "app.my_link", "My link"),
+        Binding("f5", "new_group", "New group"),
+        # Priority: the composer (a TextArea) binds F7 to "select all" otherwise.
+        Binding("f7", "members", "Members", priority=True),
         Binding("escape", "cancel_reply", "Cancel reply", show=False),
     ]
 
@@ -75,6 +84,10 @@ class MainScreen(Screen[None]):
         self.current_chat: str | None = None
         self.reply_to: MessageView | None = None
         self.contacts_waiting: dict[str, bool] = {}
+        self.invites_waiting: dict[str, bool] = {}
+        self.groups: dict[str, GroupView] = {}
+        self.contact_names: dict[str, str] = {}
+        """Display names by chat key: senders in groups who are our contacts too."""
         self.own_name = "me"
         self._send_order = asyncio.Lock()
 
@@ -171,6 +184,12 @@ class MainScreen(Screen[None]):
         self.own_name = messenger.identity().display_name or "me"
         self._show_health(messenger.health())
         await self._count_requests()
+        groups = await self.chinwag.call(messenger.groups) or []
+        self.groups = {group.id: group for group in groups}
+        if self.current_chat in self.groups:
+            self._show_title(self.query_one(ChatList).chats.get(self.current_chat))
+            self.query_one(ConversationView).names_changed()
+        self.refresh_bindings()
 
     async def _count_requests(self) -> None:
         messenger = self.chinwag.messenger
@@ -178,7 +197,13 @@ class MainScreen(Screen[None]):
             return
         contacts = await self.chinwag.call(messenger.contacts) or []
         self.contacts_waiting = {c.chat_key: c.state == "request_received" for c in contacts}
+        self.contact_names = {c.chat_key: c.display_name for c in contacts if c.display_name}
         self.query_one(ChatList).set_requests(sum(self.contacts_waiting.values()))
+        invites = await self.chinwag.call(messenger.invites) or []
+        self.invites_waiting = {
+            i.id: i.direction == "received" and i.state == "invited" for i in invites
+        }
+        self.query_one(ChatList).set_invitations(sum(self.invites_waiting.values()))
 
     @work(exclusive=True, group="requests-recount")
     async def recount_requests_soon(self) -> None:
@@ -188,7 +213,12 @@ class MainScreen(Screen[None]):
     def _sender_name(self, message: MessageView) -> str:
         if message.outgoing:
             return self.own_name
-        return self.chat_name(message.chat_id)
+        group = self.groups.get(message.chat_id)
+        if group is None:
+            return self.chat_name(message.chat_id)
+        member = next((m for m in group.members if m.chat_key == message.sender), None)
+        name = member.display_name if member is not None else ""
+        return self.contact_names.get(message.sender) or name or message.sender[:12]
 
     def chat_name(self, chat_id: str) -> str:
         chat = self.query_one(ChatList).chats.get(chat_id)
@@ -209,8 +239,13 @@ class MainScreen(Screen[None]):
         self.cancel_reply()
         self._show_title(chat, chat_id)
         self.query_one(ConversationView).show_chat(
-            chat_id, page, unread=chat.unread if chat else 0, has_older=len(page) == PAGE
+            chat_id,
+            page,
+            unread=chat.unread if chat else 0,
+            has_older=len(page) == PAGE,
+            group=(chat is not None and chat.kind == "group") or chat_id in self.groups,
         )
+        self.refresh_bindings()  # F7 members: for a group only
         messenger = self.chinwag.messenger
         if chat is not None and chat.unread and messenger is not None:
             updated = await self.chinwag.call(messenger.mark_read, chat_id)
@@ -219,7 +254,12 @@ class MainScreen(Screen[None]):
 
     def _show_title(self, chat: ChatView | None, chat_id: str = "") -> None:
         title = chat_label(chat) if chat is not None else chat_id
-        if chat is not None and chat.peer_chat_key:
+        group = self.groups.get(chat.id) if chat is not None else None
+        if group is not None:
+            title = group_title(group) + "  ·  F7 members"
+        elif chat is not None and chat.kind == "group":
+            title = f"{GROUP_MARK} {title}"
+        elif chat is not None and chat.peer_chat_key:
             title += f"  ·  {chat.peer_chat_key}"
         self.query_one("#chat-title", Static).update(title)
 
@@ -233,6 +273,9 @@ class MainScreen(Screen[None]):
 
     def on_chat_list_requests_chosen(self, _: ChatList.RequestsChosen) -> None:
         self.action_contacts()
+
+    def on_chat_list_new_group_chosen(self, _: ChatList.NewGroupChosen) -> None:
+        self.action_new_group()
 
     async def on_conversation_view_older_wanted(self, event: ConversationView.OlderWanted) -> None:
         source = self.chinwag.chat_source()
@@ -332,7 +375,13 @@ class MainScreen(Screen[None]):
     def show_trace(self, message: MessageView) -> None:
         from ui.screens.trace import TraceScreen
 
-        self.app.push_screen(TraceScreen(message))
+        group = self.groups.get(message.chat_id)
+        names = self._member_names(group) if group is not None else {}
+        self.app.push_screen(TraceScreen(message, group=group, names=names))
+
+    def _member_names(self, group: GroupView) -> dict[str, str]:
+        names = {m.chat_key: m.display_name for m in group.members if m.display_name}
+        return {**names, **self.contact_names}
 
     # ---- sending -----------------------------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
@@ -411,7 +460,7 @@ class MainScreen(Screen[None]):
             self._show_health(messenger.health())
         if isinstance(event, MessageAdded):
             conversation.add(event.message)
-            if not event.message.outgoing:
+            if not event.message.outgoing and event.message.kind != "system":
                 self._arrived(event.message.chat_id)
         elif isinstance(event, MessageUpdated):
             conversation.update(event.message)
@@ -425,11 +474,27 @@ class MainScreen(Screen[None]):
                 conversation.names_changed()  # the contact renamed themselves
             if chat.id == self.current_chat:
                 self._show_title(chat)
+                conversation.set_group(chat.kind == "group")
         elif isinstance(event, ContactUpdated):
             self.contacts_waiting[event.contact.chat_key] = (
                 event.contact.state == "request_received"
             )
+            if event.contact.display_name:
+                self.contact_names[event.contact.chat_key] = event.contact.display_name
             chat_list.set_requests(sum(self.contacts_waiting.values()))
+        elif isinstance(event, InviteUpdated):
+            invite = event.invite
+            self.invites_waiting[invite.id] = (
+                invite.direction == "received" and invite.state == "invited"
+            )
+            chat_list.set_invitations(sum(self.invites_waiting.values()))
+        elif isinstance(event, GroupUpdated):
+            self.groups[event.group.id] = event.group
+            if event.group.id == self.current_chat:
+                self._show_title(chat_list.chats.get(event.group.id), event.group.id)
+                conversation.set_group(True)
+                conversation.names_changed()
+                self.refresh_bindings()
         elif isinstance(event, HealthUpdated):
             self._show_health(event.health)
         elif isinstance(event, StrangerRequestsDropped):
@@ -522,6 +587,29 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(OutboxScreen())
 
+    def action_new_group(self) -> None:
+        from ui.screens.new_group import NewGroupScreen
+
+        if self.chinwag.messenger is None:
+            self.notify("Groups can be made once the network part has started.")
+            return
+        self.app.push_screen(NewGroupScreen(), self._after_contacts)
+
+    def action_members(self) -> None:
+        from ui.screens.members import MembersScreen
+
+        group = self.groups.get(self.current_chat or "")
+        messenger = self.chinwag.messenger
+        if group is None or messenger is None:
+            self.notify("Open a group chat first (F5 makes one).")
+            return
+        self.app.push_screen(MembersScreen(group, messenger.identity().chat_key))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "members":  # offered in a group chat only
+            return self.current_chat in self.groups
+        return True
+
     def action_trace_selected(self) -> None:
         self.query_one(ConversationView).action_trace()
 
@@ -535,6 +623,9 @@ class MainScreen(Screen[None]):
                 "Search messages",
                 "Find messages by their words, in every chat or this one (Ctrl+F)",
                 self.action_search,
+            ),
+            SystemCommand(
+                "New group", "A private group with contacts you pick (F5)", self.action_new_group
             ),
             SystemCommand(
                 "Next unread chat",
@@ -552,6 +643,14 @@ class MainScreen(Screen[None]):
                 self.action_trace_selected,
             ),
         ]
+        if self.current_chat in self.groups:
+            commands.append(
+                SystemCommand(
+                    "Group members",
+                    "Members of this group: add, remove, rename, make admin, leave (F7)",
+                    self.action_members,
+                )
+            )
         if self.query_one(Composer).over_limit:
             commands.insert(
                 0,

@@ -1,5 +1,6 @@
 """The outbox: everything not yet delivered, across chats and request flows, with the reason,
-the attempt count and the next attempt. r retries one, R retries all, d discards.
+the attempt count and the next attempt. r retries one, R retries all, d discards (a group
+invitation: r sends a failed one again, d withdraws it).
 
 A retry while there is no peer attempts nothing (it would only spend the message's budget):
 the screen says so, and a failed message is queued again with a fresh budget."""
@@ -19,6 +20,8 @@ from chat.events import (
     ContactUpdated,
     Event,
     HealthUpdated,
+    InviteUpdated,
+    InviteView,
     MessageAdded,
     MessageUpdated,
     OutboxItemView,
@@ -100,7 +103,7 @@ class OutboxScreen(Screen[None]):
         await self.reload()
 
     def handle_event(self, event: Event) -> None:
-        if isinstance(event, MessageAdded | MessageUpdated | ContactUpdated):
+        if isinstance(event, MessageAdded | MessageUpdated | ContactUpdated | InviteUpdated):
             self.reload_soon()
         elif isinstance(event, HealthUpdated):
             self.query_one(HealthBar).show(event.health)
@@ -116,6 +119,12 @@ class OutboxScreen(Screen[None]):
         messenger = self.chinwag.messenger
         item = self.selected
         if messenger is None or item is None:
+            return
+        if item.kind == "group_invite":
+            invite = await self._invite(item.id)
+            if invite is not None:
+                await self.chinwag.call(messenger.add_group_member, invite.group_id, invite.to)
+            await self.reload()
             return
         if item.kind != "message":
             self.notify(
@@ -150,6 +159,10 @@ class OutboxScreen(Screen[None]):
             return
         if item.kind == "message":
             await self.chinwag.call(messenger.discard, item.id)
+        elif item.kind == "group_invite":
+            invite = await self._invite(item.id)
+            if invite is not None:
+                await self.chinwag.call(messenger.remove_group_member, invite.group_id, invite.to)
         else:
             await self.chinwag.call(messenger.cancel_contact_request, item.id)
         await self.reload()
@@ -162,8 +175,19 @@ class OutboxScreen(Screen[None]):
         if messenger is None or item is None or item.kind != "message":
             return
         message = await self.chinwag.call(messenger.message, item.id)
-        if message is not None:
-            self.app.push_screen(TraceScreen(message))
+        if message is None:
+            return
+        groups = await self.chinwag.call(messenger.groups) or []
+        group = next((g for g in groups if g.id == message.chat_id), None)
+        names = {m.chat_key: m.display_name for m in group.members} if group else {}
+        self.app.push_screen(TraceScreen(message, group=group, names=names))
+
+    async def _invite(self, invite_id: str) -> InviteView | None:
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return None
+        invites = await self.chinwag.call(messenger.invites) or []
+        return next((i for i in invites if i.id == invite_id), None)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,4 +1,6 @@
-"""The chat list: chats by latest activity, unread counts, and a badge for open requests."""
+"""The chat list: chats by latest activity, unread counts (a group's name after `#`), a
+badge for open contact requests and group invitations, and last a line that makes a new
+group."""
 
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from chat.events import ChatView
-from ui.format import chat_label
+from ui.format import GROUP_MARK, chat_label
 from ui.widgets.typeahead import follow_focus, typed_character
 
+NEW_GROUP_ID = "__new_group__"
+"""The last option: opens the new-group dialog."""
 REQUESTS_ID = "__requests__"
-"""The option that opens the contacts screen when requests wait for an answer."""
+"""The option that opens the contacts screen when requests or invitations wait for an
+answer."""
 
 
 class ChatList(OptionList):
@@ -33,12 +38,17 @@ class ChatList(OptionList):
     class RequestsChosen(Message):
         pass
 
+    class NewGroupChosen(Message):
+        pass
+
     def __init__(
         self, *, typing_target: Callable[[], Widget | None] | None = None, id: str | None = None
     ) -> None:
         super().__init__(id=id)
         self.chats: dict[str, ChatView] = {}
         self.requests = 0
+        self.invitations = 0
+        self._had_chats = False
         self.current: str | None = None
         self.typing_target = typing_target
 
@@ -64,6 +74,12 @@ class ChatList(OptionList):
     def set_requests(self, count: int) -> None:
         if count != self.requests:
             self.requests = count
+            self._redraw()
+
+    def set_invitations(self, count: int) -> None:
+        """Group invitations waiting for our answer."""
+        if count != self.invitations:
+            self.invitations = count
             self._redraw()
 
     def set_current(self, chat_id: str | None) -> None:
@@ -95,6 +111,8 @@ class ChatList(OptionList):
         text = Text()
         text.append("▌" if chat.id == self.current else " ", "bold")
         name = chat_label(chat)
+        if chat.kind == "group":
+            text.append(GROUP_MARK + " ", "dim")
         if chat.unread:
             text.append(name, "bold")
             text.append(f" ({chat.unread})", "bold yellow")
@@ -105,12 +123,22 @@ class ChatList(OptionList):
     def _redraw(self) -> None:
         highlighted = self.highlighted_option.id if self.highlighted_option else None
         options: list[Option] = []
+        waiting = []
         if self.requests:
             plural = "s" if self.requests != 1 else ""
-            label = Text(f" ✉ {self.requests} contact request{plural}", "bold yellow")
+            waiting.append(f"{self.requests} contact request{plural}")
+        if self.invitations:
+            plural = "s" if self.invitations != 1 else ""
+            waiting.append(f"{self.invitations} group invitation{plural}")
+        if waiting:
+            label = Text(f" ✉ {', '.join(waiting)}", "bold yellow")
             options.append(Option(label, id=REQUESTS_ID))
         options.extend(Option(self._label(chat), id=chat.id) for chat in self.ordered())
+        options.append(Option(Text(" + New group", "dim"), id=NEW_GROUP_ID))
         self.set_options(options)
+        if highlighted == NEW_GROUP_ID and not self._had_chats:
+            highlighted = None  # it was the only line: the first chat takes the highlight
+        self._had_chats = bool(self.chats)
         target = highlighted or self.current
         self.highlighted = 0 if options else None  # Enter always acts on something
         if target is not None:
@@ -121,5 +149,7 @@ class ChatList(OptionList):
         event.stop()
         if event.option.id == REQUESTS_ID:
             self.post_message(self.RequestsChosen())
+        elif event.option.id == NEW_GROUP_ID:
+            self.post_message(self.NewGroupChosen())
         elif event.option.id is not None:
             self.post_message(self.ChatChosen(event.option.id))

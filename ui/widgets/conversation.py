@@ -12,6 +12,10 @@ reply, then `HH:MM ✓✓ name: text` with a hanging indent. The state of an out
 sits in its own column between the time and the name, where no message text can reach
 (text starts after the name and wraps under the indent), so a message that contains "✓✓"
 cannot pass for a delivered one; why it failed or when it is retried goes on the next line.
+
+In a group chat the state column is wider: it holds the count of members who acknowledged an
+outgoing message (`✓✓ 3/5`). A system line (a join, a leave, a rename) has no sender's name:
+`HH:MM · Bob joined`, in the system style.
 """
 
 from __future__ import annotations
@@ -33,14 +37,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from chat.events import MessageView
-from ui.format import clock, day_key, day_label, state_detail, state_glyph
+from ui.format import clock, day_key, day_label, group_status, state_detail, state_glyph
 
 TIME_WIDTH = 6
 """'HH:MM '."""
 STATE_WIDTH = 3
 """The state column: the glyph (at most two cells, ✓✓) and a space; blank when received."""
+GROUP_STATE_WIDTH = 9
+"""In a group: the glyph, a space, the count of acknowledgements (up to '50/50') and a
+space."""
 INDENT = TIME_WIDTH + STATE_WIDTH
-"""Continuation lines start under the text."""
+"""Continuation lines start under the text (in a 1:1 chat)."""
+SYSTEM_MARK = "· "
+"""Before a system line's text, where a message has its sender's name."""
 COUNTDOWN_EVERY = 1.0
 """Seconds between refreshes of the retry countdowns on queued messages (they count
 seconds)."""
@@ -68,6 +77,7 @@ class ConversationView(ScrollView, can_focus=True):
         "conversation--quote",
         "conversation--cursor",
         "conversation--notice",
+        "conversation--system",
     }
     DEFAULT_CSS = """
     ConversationView { background: $surface; }
@@ -81,6 +91,7 @@ class ConversationView(ScrollView, can_focus=True):
     ConversationView > .conversation--quote { color: $text-muted; text-style: italic; }
     ConversationView > .conversation--cursor { background: $boost; }
     ConversationView > .conversation--notice { color: $text-muted; text-style: italic; }
+    ConversationView > .conversation--system { color: $secondary; text-style: italic; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor(-1)", "Previous message", show=False),
@@ -163,14 +174,23 @@ class ConversationView(ScrollView, can_focus=True):
         self._follow = True
         self._names = names or (lambda m: "me" if m.outgoing else m.sender[:12])
         self._now = clock_fn
+        self.group = False
+        """The open chat is a group: the state column holds the delivery count."""
 
     # ---- feeding ---------------------------------------------------------------------
     def show_chat(
-        self, chat_id: str, messages: Sequence[MessageView], *, unread: int, has_older: bool
+        self,
+        chat_id: str,
+        messages: Sequence[MessageView],
+        *,
+        unread: int,
+        has_older: bool,
+        group: bool = False,
     ) -> None:
         """Replace the content with a chat's newest page; the read marker sits above the
-        first of the last `unread` incoming messages."""
+        first of the last `unread` incoming messages (system lines are never unread)."""
         self.chat_id = chat_id
+        self.group = group
         self.messages = list(messages)
         self._reindex()
         self._quotes.clear()
@@ -180,7 +200,7 @@ class ConversationView(ScrollView, can_focus=True):
         self._has_newer = self._loading_newer = False
         self._read_marker = None
         if unread:
-            incoming = [m for m in self.messages if not m.outgoing]
+            incoming = [m for m in self.messages if not m.outgoing and m.kind != "system"]
             if incoming:
                 self._read_marker = incoming[max(0, len(incoming) - unread)].id
         self.cursor = None
@@ -240,8 +260,15 @@ class ConversationView(ScrollView, can_focus=True):
         if not self._has_newer:  # a found stretch came meanwhile: it has its own place
             self.scroll_end(animate=False, immediate=True)
 
+    def set_group(self, group: bool) -> None:
+        """The open chat turned out to be a group (its view came after it was opened)."""
+        if group != self.group:
+            self.group = group
+            self._rebuild()
+
     def clear_chat(self) -> None:
         self.chat_id = None
+        self.group = False
         self.messages = []
         self._reindex()
         self.cursor = None
@@ -356,9 +383,13 @@ class ConversationView(ScrollView, can_focus=True):
     def _console(self) -> Console:
         return self.app.console
 
-    def _render_text(self, text: Text, indent: int = INDENT) -> list[Strip]:
+    @property
+    def _indent(self) -> int:
+        return TIME_WIDTH + (GROUP_STATE_WIDTH if self.group else STATE_WIDTH)
+
+    def _render_text(self, text: Text, indent: int | None = None) -> list[Strip]:
         """Wrap `text` under a hanging indent; the first line's indent is filled by caller."""
-        width = max(self._width - indent, 8)
+        width = max(self._width - (self._indent if indent is None else indent), 8)
         lines = text.wrap(self._console, width, overflow="fold")
         return [Strip(line.render(self._console), line.cell_len) for line in lines]
 
@@ -372,19 +403,25 @@ class ConversationView(ScrollView, can_focus=True):
         lines: list[Strip] = []
         if message.reply_to:
             lines.extend(self._render_quote(message.reply_to))
-        name = self._names(message)
         body = Text()
-        body.append(name, self._style("me" if message.outgoing else "them"))
-        body.append(": ")
-        body.append(message.text)
+        if message.kind == "system":  # about the chat, not written by anyone
+            body.append(SYSTEM_MARK + message.text, self._style("system"))
+        else:
+            body.append(self._names(message), self._style("me" if message.outgoing else "them"))
+            body.append(": ")
+            body.append(message.text)
         wrapped = self._render_text(body)
         failed = message.outgoing and message.state == "failed"
         state_style = self._style("failed" if failed else "status")
-        glyph = state_glyph(message.state) if message.outgoing else ""
+        if self.group:
+            status, width = group_status(message), GROUP_STATE_WIDTH
+        else:
+            status = state_glyph(message.state) if message.outgoing else ""
+            width = STATE_WIDTH
         prefix = Text(clock(message.timestamp).ljust(TIME_WIDTH), self._style("time"))
-        prefix.append(glyph.ljust(STATE_WIDTH), state_style)
+        prefix.append(status.ljust(width), state_style)
         first = Strip(prefix.render(self._console), prefix.cell_len)
-        pad = Strip.blank(INDENT)
+        pad = Strip.blank(self._indent)
         for i, strip in enumerate(wrapped):
             lines.append(Strip.join([first if i == 0 else pad, strip]))
         detail = state_detail(message, self._now())
@@ -409,8 +446,9 @@ class ConversationView(ScrollView, can_focus=True):
                 snippet = snippet[:59] + "…"
             words = f"↱ {self._names(quoted)}: {snippet}"
         text = Text(words, self._style("quote"))
-        text.truncate(max(self._width - INDENT, 8), overflow="ellipsis")
-        return [Strip.join([Strip.blank(INDENT), Strip(text.render(self._console), text.cell_len)])]
+        text.truncate(max(self._width - self._indent, 8), overflow="ellipsis")
+        indent = Strip.blank(self._indent)
+        return [Strip.join([indent, Strip(text.render(self._console), text.cell_len)])]
 
     def names_changed(self) -> None:
         """Someone was renamed: render the loaded messages again with the new names."""
@@ -549,7 +587,7 @@ class ConversationView(ScrollView, can_focus=True):
         self.cursor = None
 
     def action_reply(self) -> None:
-        if self.selected is not None:
+        if self.selected is not None and self.selected.kind != "system":
             self.post_message(self.Action("reply", self.selected))
 
     def action_trace(self) -> None:

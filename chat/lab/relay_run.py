@@ -98,8 +98,8 @@ class RelayRun:
             sim.add_router(self.spammer, now)
             for victim in self.rng.sample(self.honest, min(s.spammer.degree, s.nodes)):
                 sim.connect(self.spammer, victim, now)
-        for node in sim.routers:
-            sim.subscribe(node, TOPIC, now)
+        for member in list(sim.routers):
+            sim.subscribe(member, TOPIC, now)
         traffic = now + s.warmup
         self.end = traffic + s.duration + s.settle
         self._schedule_traffic(traffic)
@@ -110,6 +110,14 @@ class RelayRun:
 
     def _schedule_traffic(self, traffic: float) -> None:
         s, sim = self.scenario, self.sim
+        # Partitions first: a message published at the instant of a cut is already cut off.
+        for part in s.partitions:
+            cut = int(s.nodes * part.fraction)
+            groups = [set(self.honest[:cut]), set(self.honest[cut:])]
+            if self.spammer is not None:
+                groups[1].add(self.spammer)
+            sim.schedule(traffic + part.start, _Partitioner(sim, groups).cut)
+            sim.schedule(traffic + part.end, _Partitioner(sim, groups).heal)
         count = int(s.duration / s.publish_interval)
         for index in range(count):
             sim.schedule(traffic + index * s.publish_interval, self._publish)
@@ -118,13 +126,6 @@ class RelayRun:
             while at < traffic + s.duration:
                 sim.schedule(at, self._leave)
                 at += s.churn.interval
-        for part in s.partitions:
-            cut = int(s.nodes * part.fraction)
-            groups = [set(self.honest[:cut]), set(self.honest[cut:])]
-            if self.spammer is not None:
-                groups[1].add(self.spammer)
-            sim.schedule(traffic + part.start, lambda _t, g=groups: sim.partition(g))
-            sim.schedule(traffic + part.end, lambda _t: sim.heal())
         if s.spammer is not None:
             first = traffic + s.spammer.start
             sim.schedule(first, self._spam_begins)
@@ -199,7 +200,9 @@ class RelayRun:
     def _spam_begins(self, now: float) -> None:
         assert self.spammer is not None
         watch = self.spam
-        watch.victims = sorted(self.sim.adjacency.get(self.spammer, {}))  # type: ignore[type-var]
+        watch.victims = sorted(
+            p for p in self.sim.adjacency.get(self.spammer, {}) if isinstance(p, int)
+        )
         for victim in watch.victims:
             mesh = self.sim.routers[victim].mesh.get(TOPIC, set())
             if self.spammer in mesh:
@@ -350,12 +353,14 @@ class RelayRun:
             "bytes_sent_per_s": summary(sent, 1),
             "bytes_received_per_s": summary(received, 1),
             "amplification_per_node": summary(amplification, 3),
-            "amplification_network": rounded(total_sent / total_payload if total_payload else 0.0, 3),
+            "amplification_network": rounded(
+                total_sent / total_payload if total_payload else 0.0, 3
+            ),
         }
 
     def _partitions(self) -> list[dict[str, object]]:
         s = self.scenario
-        out = []
+        out: list[dict[str, object]] = []
         traffic = self.start + s.warmup
         for part in s.partitions:
             start, end = traffic + part.start, traffic + part.end
@@ -406,6 +411,18 @@ class RelayRun:
             "lowest_score": rounded(watch.lowest_score, 1),
             "still_connected": self.sim.degree(self.spammer),
         }
+
+
+@dataclass(slots=True)
+class _Partitioner:
+    sim: SimNetwork
+    groups: list[set[int]]
+
+    def cut(self, now: float) -> None:
+        self.sim.partition(list(self.groups))  # type: ignore[arg-type]
+
+    def heal(self, now: float) -> None:
+        self.sim.heal()
 
 
 def _scenario_dict(scenario: RelayScenario) -> dict[str, object]:

@@ -135,7 +135,9 @@ def load_scenario(path: Path, **overrides: Any) -> RelayScenario:
     return scenario_from_dict(data, str(path), **overrides)
 
 
-def scenario_from_dict(data: dict[str, Any], where: str = "scenario", **overrides: Any) -> RelayScenario:
+def scenario_from_dict(
+    data: dict[str, Any], where: str = "scenario", **overrides: Any
+) -> RelayScenario:
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key == "latency":
@@ -154,7 +156,8 @@ def scenario_from_dict(data: dict[str, Any], where: str = "scenario", **override
         else:
             values[key] = value
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return _build(RelayScenario, values, where)
+    scenario: RelayScenario = _build(RelayScenario, values, where)
+    return scenario
 
 
 def _build(kind: Any, value: Any, where: str) -> Any:

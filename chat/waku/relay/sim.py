@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -163,9 +163,9 @@ class SimNetwork:
     def degree(self, node: NodeId) -> int:
         return len(self.adjacency.get(node, {}))
 
-    def random_topology(self, nodes: list[NodeId], degree: int, now: float) -> None:
+    def random_topology(self, nodes: Sequence[NodeId], degree: int, now: float) -> None:
         """A random spanning tree (so the graph is connected) plus random extra links."""
-        order = nodes[:]
+        order = list(nodes)
         self.rng.shuffle(order)
         for i in range(1, len(order)):
             self.connect(order[i], order[self.rng.randrange(i)], now)
@@ -252,7 +252,7 @@ class SimNetwork:
             elif kind is Deliver:
                 self._deliver(node, action, now)  # type: ignore[arg-type]
             elif kind is Disconnect:
-                self.disconnect(node, action.peer, now)
+                self.disconnect(node, action.peer, now)  # type: ignore[union-attr]
 
     def _deliver(self, node: NodeId, action: Deliver, now: float) -> None:
         if self.on_deliver is not None:

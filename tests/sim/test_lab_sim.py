@@ -176,7 +176,7 @@ def test_scenario_files_name_their_mistakes(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="unknown key 'los'"):
         load_scenario(bad)
     bad.write_text('nodes = 100\n[latency]\ndistribution = "pareto"\n')
-    with pytest.raises(ScenarioError, match="latency.distribution"):
+    with pytest.raises(ScenarioError, match=r"latency\.distribution"):
         load_scenario(bad)
     bad.write_text("nodes = 100\nloss = \n")
     with pytest.raises(ScenarioError, match="line 2"):

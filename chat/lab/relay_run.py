@@ -348,14 +348,15 @@ class RelayRun:
             if payload:
                 amplification.append(log.bytes_sent / payload)
         total_sent = sum(self.sim.logs[node].bytes_sent for node in self.honest)
-        total_payload = sum(delivered_per_node) * s.payload_size
+        message_sent = sum(self.sim.logs[node].message_bytes_sent for node in self.honest)
+        total_payload = sum(delivered_per_node) * s.payload_size or 1
         return {
             "bytes_sent_per_s": summary(sent, 1),
             "bytes_received_per_s": summary(received, 1),
             "amplification_per_node": summary(amplification, 3),
-            "amplification_network": rounded(
-                total_sent / total_payload if total_payload else 0.0, 3
-            ),
+            "amplification_network": rounded(total_sent / total_payload, 3),
+            "amplification_message_frames": rounded(message_sent / total_payload, 3),
+            "amplification_control_frames": rounded((total_sent - message_sent) / total_payload, 3),
         }
 
     def _partitions(self) -> list[dict[str, object]]:

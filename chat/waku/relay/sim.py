@@ -31,6 +31,8 @@ NodeId = Hashable
 LatencyModel = Callable[[random.Random], float]
 """Draws one link's one-way latency in seconds."""
 
+_TAG_PUBLISH = 0x12
+"""RPC field 2 (publish): routers put messages and control in separate frames."""
 _RECEIVE = 0
 _HEARTBEAT = 1
 _CALL = 2
@@ -51,6 +53,8 @@ class NodeLog:
     """Frames received by a raw (non-router) node."""
     frames_sent: int = 0
     bytes_sent: int = 0
+    message_bytes_sent: int = 0
+    """The part of `bytes_sent` in frames that carry messages (the rest is control)."""
     frames_received: int = 0
     bytes_received: int = 0
 
@@ -273,6 +277,8 @@ class SimNetwork:
         log = self.logs[source]
         log.frames_sent += 1
         log.bytes_sent += len(frame)
+        if _first_tag(frame) == _TAG_PUBLISH:
+            log.message_bytes_sent += len(frame)
         groups = self.groups
         if (groups is not None and groups.get(source) != groups.get(target)) or (
             link.loss and self.rng.random() < link.loss
@@ -314,3 +320,11 @@ class SimNetwork:
             return FrameDecoder(self._max_frame).feed(frame)
         except FramingError:
             return []
+
+
+def _first_tag(frame: bytes) -> int:
+    """The first protobuf tag after a frame's length prefix (-1 for a frame too short)."""
+    for index in range(min(len(frame) - 1, 4)):
+        if frame[index] < 0x80:
+            return frame[index + 1]
+    return -1

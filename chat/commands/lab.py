@@ -10,18 +10,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chat.config import Config
 from chat.errors import UserError
-from chat.lab.relay_run import run_relay_scenario
-from chat.lab.scenario import (
-    RelayScenario,
-    ScenarioError,
-    Spammer,
-    load_scenario,
-    scenario_from_dict,
-)
+
+if TYPE_CHECKING:
+    from chat.lab.scenario import RelayScenario
 
 NAME = "lab"
 HELP = "simulate networks: 'lab sim' runs thousands of relay nodes in one process"
@@ -53,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def scenario_from_args(args: argparse.Namespace) -> RelayScenario:
+    # Imported here: `chinwag --help` and the other commands never load the simulator (trio).
+    from chat.lab.scenario import ScenarioError, Spammer, load_scenario, scenario_from_dict
+
     overrides: dict[str, Any] = {
         "nodes": args.nodes,
         "seed": args.seed,
@@ -73,6 +71,8 @@ def scenario_from_args(args: argparse.Namespace) -> RelayScenario:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    from chat.lab.relay_run import run_relay_scenario
+
     scenario = scenario_from_args(args)
     started = time.perf_counter()
     report = run_relay_scenario(scenario)

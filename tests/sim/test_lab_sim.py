@@ -192,3 +192,33 @@ def test_shipped_scenarios_load() -> None:
     assert shipped
     for path in shipped:
         assert load_scenario(path).nodes >= 1000
+
+
+def test_cli_explains_a_bad_option_in_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chat.cli import main
+
+    code = main(["--data-dir", str(tmp_path), "lab", "sim", "--nodes", "1"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert err.startswith("chinwag: ") and "nodes must be at least 2" in err
+    assert "Traceback" not in err
+    missing = tmp_path / "missing.toml"
+    assert main(["--data-dir", str(tmp_path), "lab", "sim", "--scenario", str(missing)]) != 0
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_cli_summary_names_the_headline_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chat.cli import main
+
+    argv = ["--data-dir", str(tmp_path), "lab", "sim", "--nodes", "30", "--duration", "3"]
+    assert main([*argv, "--spammer", "--output", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    for word in ("delivery:", "latency:", "hops:", "duplicates:", "bandwidth:", "mesh:"):
+        assert word in out
+    assert "spammer:" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["scenario"]["nodes"] == 30 and report["spammer"]["victims"] > 0

@@ -420,7 +420,7 @@ class _Partitioner:
     groups: list[set[int]]
 
     def cut(self, now: float) -> None:
-        self.sim.partition(list(self.groups))  # type: ignore[arg-type]
+        self.sim.partition(self.groups)
 
     def heal(self, now: float) -> None:
         self.sim.heal()

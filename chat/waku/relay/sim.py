@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -179,7 +179,7 @@ class SimNetwork:
             while len(links) < degree:
                 self.connect(node, self.rng.choice(nodes), now)
 
-    def partition(self, groups: list[set[NodeId]]) -> None:
+    def partition(self, groups: Sequence[Collection[NodeId]]) -> None:
         """Frames between different groups are lost until `heal`."""
         self.groups = {node: i for i, group in enumerate(groups) for node in group}
 

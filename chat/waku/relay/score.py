@@ -122,7 +122,7 @@ class PeerScore:
                 topic_score = in_mesh * tp.time_in_mesh_weight + topic_score
             invalid = ts.invalid_deliveries
             if invalid:
-                topic_score += invalid * invalid * tp.invalid_message_deliveries_weight
+                topic_score += invalid**2 * tp.invalid_message_deliveries_weight
             total += topic_score * tp.topic_weight
         if p.topic_score_cap > 0 and total > p.topic_score_cap:
             total = p.topic_score_cap

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
 from chat.waku.relay.sim import LatencyModel
 
 
@@ -108,8 +109,14 @@ class RelayScenario:
             problems.append("duration and publish_interval must be positive")
         if not 0 <= self.d_lo <= self.d <= self.d_hi:
             problems.append("need d_lo <= d <= d_hi")
-        if self.payload_size < 16:
-            problems.append("payload_size must be at least 16 bytes")
+        if not 16 <= self.payload_size <= DEFAULT_MAX_MESSAGE_SIZE:
+            problems.append(f"payload_size must be 16..{DEFAULT_MAX_MESSAGE_SIZE} bytes")
+        if self.degree < 1 or self.warmup < 0 or self.settle < 0:
+            problems.append("need degree >= 1, warmup >= 0 and settle >= 0")
+        if self.churn.interval < 0 or self.churn.downtime < 0:
+            problems.append("churn.interval and churn.downtime cannot be negative")
+        if self.spammer is not None and (self.spammer.rate <= 0 or self.spammer.degree < 1):
+            problems.append("spammer.rate must be positive and spammer.degree at least 1")
         if self.latency.distribution not in ("uniform", "lognormal", "fixed"):
             problems.append("latency.distribution must be uniform, lognormal or fixed")
         if not 0 < self.latency.low <= self.latency.high:

@@ -182,6 +182,9 @@ def test_scenario_files_name_their_mistakes(tmp_path: Path) -> None:
     bad.write_text("nodes = 100\nloss = \n")
     with pytest.raises(ScenarioError, match="line 2"):
         load_scenario(bad)
+    bad.write_text("[spammer]\nrate = 0\n")
+    with pytest.raises(ScenarioError, match=r"spammer\.rate must be positive"):
+        load_scenario(bad)
     bad.write_text('nodes = "many"\n')
     with pytest.raises(ScenarioError, match="nodes must be a number"):
         load_scenario(bad)

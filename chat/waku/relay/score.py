@@ -116,12 +116,13 @@ class PeerScore:
         tp = p.topic
         total = 0.0
         for ts in stats.topics.values():
-            topic_score = 0.0
+            topic_score = ts.first_deliveries * tp.first_message_deliveries_weight
             if ts.in_mesh and now > ts.graft_time:
                 in_mesh = min((now - ts.graft_time) / tp.time_in_mesh_quantum, tp.time_in_mesh_cap)
-                topic_score += in_mesh * tp.time_in_mesh_weight
-            topic_score += ts.first_deliveries * tp.first_message_deliveries_weight
-            topic_score += ts.invalid_deliveries**2 * tp.invalid_message_deliveries_weight
+                topic_score = in_mesh * tp.time_in_mesh_weight + topic_score
+            invalid = ts.invalid_deliveries
+            if invalid:
+                topic_score += invalid**2 * tp.invalid_message_deliveries_weight
             total += topic_score * tp.topic_weight
         if p.topic_score_cap > 0 and total > p.topic_score_cap:
             total = p.topic_score_cap

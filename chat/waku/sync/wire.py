@@ -10,12 +10,12 @@ A range carries only its upper bound; its lower bound is the previous range's up
 the first lower bound is (0, 0). A bound is written as the timestamp's difference from the
 previous bound; when that difference is 0, one byte N and the first N bytes of the hash follow
 (the rest is zero; N is at least one byte past the prefix shared with the previous bound's
-hash, and covers the hash's last non-zero byte), else the hash is all zero. Then one byte of range type: 0 skip, 1 fingerprint (32 bytes
-follow: the XOR of the hashes in the range), 2 item set (a varint count, then per item the
-timestamp's difference from the previous item's, the first one's from 0, and the full hash,
-then one byte `reconciled`, 0 or 1).
+hash, and covers the hash's last non-zero byte), else the hash is all zero. Then one byte of
+range type: 0 skip, 1 fingerprint (32 bytes follow: the XOR of the hashes in the range),
+2 item set (a varint count, then per item the timestamp's difference from the previous
+item's, the first one's from 0, and the full hash, then one byte `reconciled`, 0 or 1).
 
-nwaku differs (reference/reliability.md §5.3): no cluster id, the first lower bound's
+nwaku differs: no cluster id, the first lower bound's
 timestamp written out, and its transfer message has the two fields swapped. We follow the
 spec text; see docs/protocol.md.
 

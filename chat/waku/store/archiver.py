@@ -74,6 +74,25 @@ class MessageArchiver:
         self.outcomes[outcome] += 1
         return outcome
 
+    async def archive_synced(
+        self, pubsub_topic: str, msg: WakuMessage, encoded: bytes, message_hash_: bytes
+    ) -> ArchiveOutcome:
+        """Archive a message a sync peer sent (chat/waku/sync): older than the ±20 s rule
+        allows, so the caller checks it against the sync window instead; ephemeral messages
+        are still refused, duplicates counted as such."""
+        if msg.ephemeral:
+            outcome = ArchiveOutcome.EPHEMERAL
+        else:
+            record = ArchiveRecord(
+                message_hash=message_hash_,
+                pubsub_topic=pubsub_topic,
+                content_topic=msg.content_topic,
+                timestamp=msg.timestamp,
+                message=encoded,
+            )
+            outcome = await self._write(record)
+        return outcome  # counted by the sync service, not with relay's outcomes
+
     async def _write(self, record: ArchiveRecord) -> ArchiveOutcome:
         try:
             added = await trio.to_thread.run_sync(self.archive.insert, record)

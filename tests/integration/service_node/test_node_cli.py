@@ -236,7 +236,7 @@ async def test_service_node_subprocess_serves_metrics_and_stops_on_sigterm(
         try:
             lines = await read_lines_until(proc, "enr ")
             header, addrs, url = lines[0], lines[1:-2], lines[-2].split(" ", 1)[1]
-            assert header.endswith("services relay,store,filter,lightpush,px")
+            assert header.endswith("services relay,store,sync,filter,lightpush,px")
             record = WakuPeer.from_text(lines[-1].removeprefix("enr "))
             assert record.capabilities == Capability.RELAY | Capability.STORE | (
                 Capability.FILTER | Capability.LIGHTPUSH

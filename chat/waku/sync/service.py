@@ -1,0 +1,440 @@
+"""Waku Sync as a store node service: reconciliation sessions with peers, and the transfer of
+what each side lacks (chat/waku/sync/core.py decides, this moves bytes).
+
+Every `interval` seconds (and a few seconds after a peer connects) the node starts a session
+with each connected peer that speaks reconciliation, one peer at a time, over the window
+[now - offset - window, now - offset) of its archive; the peer answers sessions on the same
+protocol. When a session ends each side sends the messages the other lacks over the transfer
+protocol, read from its archive. A received message is archived only if its peer has a
+session with us that named it as missing, it belongs to a shard we serve, and it lies in the
+window; anything else is refused and the peer gets a strike (core.PeerStrikes: three and it
+is refused for ten minutes). Sessions we answer pass the `sync` rate limit and at most one runs
+per peer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+
+from chat.waku.framing import FrameReader, FramingError, read_frame, write_frame
+from chat.waku.message import message_hash, now_ns
+from chat.waku.metrics import Metric
+from chat.waku.ratelimit import RateLimiter, RequestLimiter
+from chat.waku.reqres import close_quietly, end_served_stream, remote_peer
+from chat.waku.store.archiver import ArchiveOutcome, MessageArchiver
+from chat.waku.sync.core import ItemIndex, PeerStrikes, SyncLimits, SyncRefused, SyncSession
+from chat.waku.sync.wire import (
+    MAX_PAYLOAD_SIZE,
+    MAX_TRANSFER_SIZE,
+    RECONCILIATION_PROTOCOL,
+    TRANSFER_PROTOCOL,
+    RangeKind,
+    SyncId,
+    SyncPayload,
+    SyncWireError,
+    decode_payload,
+    decode_transfer,
+    encode_payload,
+    encode_transfer,
+)
+from storage.archive import Archive, ArchiveError, ArchiveQuery
+
+log = logging.getLogger(__name__)
+
+RECONCILIATION = TProtocol(RECONCILIATION_PROTOCOL)
+TRANSFER = TProtocol(TRANSFER_PROTOCOL)
+DEFAULT_INTERVAL = 300.0
+DEFAULT_WINDOW = 3600.0
+DEFAULT_OFFSET = 20.0
+"""Seconds left out at the recent end: gossip may still be delivering those (nwaku's 20 s)."""
+FIRST_SYNC_DELAY = 2.0
+"""Seconds after a peer connects before its first session (identify has told us its protocols)."""
+MAX_WINDOW_ITEMS = 200_000
+"""SyncIDs one session may load from the archive; a fuller window is refused, not truncated
+(a truncated set would name false differences)."""
+SESSION_TIME_LIMIT = 60.0
+ROUND_TIMEOUT = 10.0
+EXPECTATION_TTL = 120.0
+"""Seconds a session's missing items are accepted over transfer after the session."""
+TRANSFER_BATCH = 100
+"""Messages read from the archive per query when sending."""
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    interval: float = DEFAULT_INTERVAL
+    window: float = DEFAULT_WINDOW
+    offset: float = DEFAULT_OFFSET
+    limits: SyncLimits = field(default_factory=SyncLimits)
+
+
+@dataclass
+class _Expected:
+    items: set[SyncId]
+    window: tuple[int, int]
+    until: float
+
+
+class SyncService:
+    """Serves both sync protocols and syncs with connected peers; `counters` feed metrics."""
+
+    name = "sync"
+
+    def __init__(
+        self,
+        archive: Archive,
+        archiver: MessageArchiver,
+        cluster_id: int,
+        pubsub_topics: Iterable[str],
+        shards: Iterable[int],
+        options: SyncOptions = SyncOptions(),
+        *,
+        limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = trio.current_time,
+        wall_clock_ns: Callable[[], int] = now_ns,
+    ) -> None:
+        self.archive = archive
+        self.archiver = archiver
+        self.cluster_id = cluster_id
+        self.topics = tuple(sorted(set(pubsub_topics)))
+        self.shards = tuple(sorted(set(shards)))
+        self.options = options
+        self.limiter: RateLimiter = limiter or RequestLimiter(None)
+        self.clock = clock
+        self.wall_clock_ns = wall_clock_ns
+        self.strikes = PeerStrikes()
+        self.sessions: Counter[str] = Counter()
+        """Sessions by outcome: completed, refused (by us), failed (stream or peer)."""
+        self.counters: Counter[str] = Counter()
+        """items_sent, items_received, bytes_sent, bytes_received, refused messages."""
+        self._expected: dict[str, _Expected] = {}
+        self._answering: set[str] = set()
+        self._due: dict[ID, float] = {}
+        self._db = trio.CapacityLimiter(1)
+        self._libp2p: Any = None
+
+    async def serve(self, host: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        libp2p = self._libp2p = host.libp2p
+        libp2p.set_stream_handler(RECONCILIATION, self._answer_session)
+        libp2p.set_stream_handler(TRANSFER, self._receive_transfer)
+        try:
+            task_status.started()
+            await self._sync_loop(host)
+        finally:
+            libp2p.remove_stream_handler(RECONCILIATION)
+            libp2p.remove_stream_handler(TRANSFER)
+
+    # -- the initiating side
+
+    async def _sync_loop(self, host: Any) -> None:
+        while True:
+            now = self.clock()
+            connected = set(host.connected_peers())
+            for peer in list(self._due):
+                if peer not in connected:
+                    del self._due[peer]
+            for peer in connected:
+                self._due.setdefault(peer, now + FIRST_SYNC_DELAY)
+            for peer, due in sorted(self._due.items(), key=lambda entry: entry[1]):
+                if due <= now:
+                    self._due[peer] = now + self.options.interval
+                    await self.sync_with(peer)
+            await trio.sleep(min(1.0, self.options.interval))
+
+    def window_ns(self) -> tuple[int, int]:
+        end = self.wall_clock_ns() - int(self.options.offset * 1e9)
+        return end - int(self.options.window * 1e9), end
+
+    async def sync_with(self, peer: ID) -> bool:
+        """One session with `peer` as initiator, then the transfer of what it lacks. True
+        when the session completed."""
+        start, end = self.window_ns()
+        try:
+            index = await self._load_index(start, end)
+        except (ArchiveError, SyncRefused) as exc:
+            log.warning("sync with %s not started: %s", peer, exc)
+            self.sessions["refused"] += 1
+            return False
+        session = SyncSession(index, self.cluster_id, self.shards, self.options.limits)
+        key = str(peer)
+        stream = None
+        try:
+            with trio.fail_after(SESSION_TIME_LIMIT):
+                assert self._libp2p is not None, "serve() first"
+                stream = await self._libp2p.new_stream(peer, [RECONCILIATION])
+                payload = session.start(start, end)
+                while True:
+                    await self._send_payload(stream, payload)
+                    if not payload.ranges:
+                        break
+                    received = await self._read_payload(stream)
+                    if not received.ranges:
+                        session.received_final()
+                        break
+                    payload = session.respond(received)
+                    self._expect(key, session, (start, end))
+        except (SyncWireError, SyncRefused) as exc:
+            log.info("sync with %s refused: %s", peer, exc)
+            self.strikes.strike(key, self.clock())
+            self.sessions["refused"] += 1
+            return False
+        except Exception as exc:  # a broken stream or peer ends this exchange only
+            log.debug("sync with %s failed: %r", peer, exc)
+            self.sessions["failed"] += 1
+            return False
+        finally:
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await close_quietly(stream)
+        self.sessions["completed"] += 1
+        await self._send_missing(peer, session.we_have)
+        return True
+
+    # -- the answering side
+
+    async def _answer_session(self, stream: Any) -> None:
+        peer = remote_peer(stream)
+        now = self.clock()
+        if (
+            self.strikes.banned(peer, now)
+            or peer in self._answering
+            or not self.limiter.allow(peer, now)
+        ):
+            self.sessions["refused"] += 1
+            await end_served_stream(stream, answered=False)
+            return
+        self._answering.add(peer)
+        session: SyncSession | None = None
+        completed = False
+        try:
+            with trio.fail_after(SESSION_TIME_LIMIT):
+                while True:
+                    received = await self._read_payload(stream)
+                    if session is None:
+                        window = _window_of(received)
+                        session = SyncSession(
+                            await self._load_index(*window),
+                            self.cluster_id,
+                            self.shards,
+                            self.options.limits,
+                        )
+                    if not received.ranges:
+                        session.received_final()
+                        completed = True
+                        break
+                    payload = session.respond(received)
+                    self._expect(peer, session, window)
+                    await self._send_payload(stream, payload)
+                    if not payload.ranges:
+                        completed = True
+                        break
+        except (SyncWireError, SyncRefused) as exc:
+            log.info("sync session from %s refused: %s", peer, exc)
+            self.strikes.strike(peer, self.clock())
+            self.sessions["refused"] += 1
+        except Exception as exc:  # a broken stream or peer ends this exchange only
+            log.debug("sync session from %s failed: %r", peer, exc)
+            self.sessions["failed"] += 1
+        finally:
+            self._answering.discard(peer)
+            await end_served_stream(stream, answered=completed)
+        if completed and session is not None:
+            self.sessions["completed"] += 1
+            await self._send_missing(stream.muxed_conn.peer_id, session.we_have)
+
+    # -- payloads
+
+    async def _send_payload(self, stream: Any, payload: SyncPayload) -> None:
+        data = encode_payload(payload)
+        self.counters["bytes_sent"] += len(data)
+        with trio.fail_after(ROUND_TIMEOUT):
+            await write_frame(stream, data)
+
+    async def _read_payload(self, stream: Any) -> SyncPayload:
+        with trio.fail_after(ROUND_TIMEOUT):
+            data = await read_frame(stream, MAX_PAYLOAD_SIZE)
+        self.counters["bytes_received"] += len(data)
+        return decode_payload(data)
+
+    async def _load_index(self, start: int, end: int) -> ItemIndex:
+        """Our SyncIDs in [start, end) on the shards we serve."""
+
+        def load() -> list[SyncId]:
+            items: list[SyncId] = []
+            for topic in self.topics:
+                query = ArchiveQuery(
+                    pubsub_topic=topic,
+                    time_start=start,
+                    time_end=end - 1,
+                    limit=MAX_WINDOW_ITEMS + 1 - len(items),
+                )
+                items.extend((row.timestamp, row.message_hash) for row in self.archive.query(query))
+                if len(items) > MAX_WINDOW_ITEMS:
+                    raise SyncRefused(f"the window holds more than {MAX_WINDOW_ITEMS} messages")
+            return items
+
+        return ItemIndex(await trio.to_thread.run_sync(load, limiter=self._db))
+
+    # -- transfer
+
+    def _expect(self, peer: str, session: SyncSession, window: tuple[int, int]) -> None:
+        now = self.clock()
+        for key in [k for k, v in self._expected.items() if v.until < now]:
+            del self._expected[key]
+        entry = self._expected.get(peer)
+        if entry is None:
+            entry = self._expected[peer] = _Expected(set(), window, 0.0)
+        entry.items |= session.we_need
+        entry.until = now + EXPECTATION_TTL
+
+    async def _send_missing(self, peer: ID, missing: set[SyncId]) -> None:
+        """Send the messages in `missing` from our archive over a new transfer stream."""
+        if not missing or self._libp2p is None:
+            return
+        hashes = [digest for _, digest in sorted(missing)]
+        stream = None
+        try:
+            with trio.fail_after(SESSION_TIME_LIMIT):
+                stream = await self._libp2p.new_stream(peer, [TRANSFER])
+                for first in range(0, len(hashes), TRANSFER_BATCH):
+                    batch = tuple(hashes[first : first + TRANSFER_BATCH])
+                    query = ArchiveQuery(message_hashes=batch, limit=len(batch), include_data=True)
+                    rows = await trio.to_thread.run_sync(
+                        self.archive.query, query, limiter=self._db
+                    )
+                    for row in rows:
+                        if row.message is None or row.pubsub_topic is None:
+                            continue
+                        data = encode_transfer(row.pubsub_topic, row.message)
+                        await write_frame(stream, data)
+                        self.counters["items_sent"] += 1
+                        self.counters["bytes_sent"] += len(data)
+        except Exception as exc:  # a broken stream or peer ends this exchange only
+            log.info("sending %d messages to %s failed: %r", len(missing), peer, exc)
+        finally:
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await close_quietly(stream)
+
+    async def _receive_transfer(self, stream: Any) -> None:
+        peer = remote_peer(stream)
+        entry = self._expected.get(peer)
+        if entry is None or self.strikes.banned(peer, self.clock()):
+            self.counters["refused_unasked"] += 1
+            self.strikes.strike(peer, self.clock())
+            await end_served_stream(stream, answered=False)
+            return
+        answered = True
+        reader = FrameReader(stream, MAX_TRANSFER_SIZE)
+        try:
+            while entry.items:
+                with trio.fail_after(ROUND_TIMEOUT):
+                    data = await reader.next_frame()
+                if data is None:
+                    break
+                self.counters["bytes_received"] += len(data)
+                if not await self._take(peer, entry, data):
+                    answered = False
+                    break
+        except FramingError as exc:
+            log.info("transfer from %s is malformed: %s", peer, exc)
+            self.strikes.strike(peer, self.clock())
+        except Exception as exc:  # a broken stream or peer ends this exchange only
+            log.debug("transfer from %s failed: %r", peer, exc)
+        finally:
+            await end_served_stream(stream, answered=answered)
+
+    async def _take(self, peer: str, entry: _Expected, data: bytes) -> bool:
+        """Archive one transferred message; False (and a strike) if the peer broke a rule."""
+        try:
+            received = decode_transfer(data)
+        except SyncWireError as exc:
+            return self._refuse(peer, "malformed", str(exc))
+        if received.pubsub_topic not in self.topics:
+            return self._refuse(peer, "other_shard", received.pubsub_topic)
+        message = received.message
+        digest = message_hash(received.pubsub_topic, message)
+        item = (message.timestamp, digest)
+        if item not in entry.items or not entry.window[0] <= message.timestamp < entry.window[1]:
+            return self._refuse(peer, "unasked", digest.hex()[:16])
+        entry.items.discard(item)
+        outcome = await self.archiver.archive_synced(
+            received.pubsub_topic, message, received.encoded, digest
+        )
+        if outcome is ArchiveOutcome.STORED:
+            self.counters["items_received"] += 1
+        else:
+            self.counters[f"not_stored_{outcome.value}"] += 1
+        return True
+
+    def _refuse(self, peer: str, reason: str, detail: str) -> bool:
+        log.info("sync transfer from %s refused (%s): %s", peer, reason, detail)
+        self.counters[f"refused_{reason}"] += 1
+        self.strikes.strike(peer, self.clock())
+        return False
+
+
+def _window_of(payload: SyncPayload) -> tuple[int, int]:
+    """The time span a session's first payload covers: after its leading skip, up to its last
+    bound (a bound with a hash covers its timestamp too)."""
+    ranges = payload.ranges
+    if not ranges:
+        return (0, 0)
+    start = ranges[0].upper[0] if ranges[0].kind is RangeKind.SKIP else 0
+    last = ranges[-1].upper
+    end = last[0] + (1 if any(last[1]) else 0)
+    return (start, end)
+
+
+def sync_metrics(service: SyncService) -> list[Metric]:
+    """The sync service's counters as `chinwag_sync_*` metrics (docs/operator-guide.md)."""
+    counters = service.counters
+    refused = {
+        key.removeprefix("refused_"): value
+        for key, value in counters.items()
+        if key.startswith("refused_")
+    }
+    return [
+        Metric.by_label(
+            "chinwag_sync_sessions_total",
+            "counter",
+            "Sync sessions (started or answered), by outcome.",
+            "outcome",
+            {outcome: service.sessions[outcome] for outcome in ("completed", "refused", "failed")},
+        ),
+        Metric.by_label(
+            "chinwag_sync_messages_total",
+            "counter",
+            "Messages sent to and received from sync peers (received: newly archived).",
+            "direction",
+            {"sent": counters["items_sent"], "received": counters["items_received"]},
+        ),
+        Metric.by_label(
+            "chinwag_sync_bytes_total",
+            "counter",
+            "Bytes of reconciliation payloads and transfer messages, by direction.",
+            "direction",
+            {"sent": counters["bytes_sent"], "received": counters["bytes_received"]},
+        ),
+        Metric.by_label(
+            "chinwag_sync_refused_total",
+            "counter",
+            "Transfers refused, by reason (malformed, other_shard, unasked).",
+            "reason",
+            {"malformed": 0, "other_shard": 0, "unasked": 0, **refused},
+        ),
+        Metric.single(
+            "chinwag_sync_strikes_total",
+            "counter",
+            "Strikes against sync peers that broke a rule (three in ten minutes: refused).",
+            service.strikes.total,
+        ),
+    ]

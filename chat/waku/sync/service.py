@@ -81,6 +81,7 @@ class _Expected:
     items: set[SyncId]
     window: tuple[int, int]
     until: float
+    received: set[SyncId] = field(default_factory=set)
 
 
 class SyncService:
@@ -117,6 +118,9 @@ class SyncService:
         """items_sent, items_received, bytes_sent, bytes_received, refused messages."""
         self._expected: dict[str, _Expected] = {}
         self._answering: set[str] = set()
+        self._initiating: set[str] = set()
+        self._sent: dict[str, tuple[float, set[bytes]]] = {}
+        """Per peer, hashes sent lately: two sessions that overlap name the same items once."""
         self._due: dict[ID, float] = {}
         self._db = trio.CapacityLimiter(1)
         self._libp2p: Any = None
@@ -144,7 +148,12 @@ class SyncService:
             for peer in connected:
                 self._due.setdefault(peer, now + FIRST_SYNC_DELAY)
             for peer, due in sorted(self._due.items(), key=lambda entry: entry[1]):
-                if due <= now:
+                if due <= now and str(peer) not in self._answering:
+                    if not _speaks_sync(host, peer):
+                        self._due[peer] = (
+                            now + FIRST_SYNC_DELAY
+                        )  # not identified yet, or not a sync peer
+                        continue
                     self._due[peer] = now + self.options.interval
                     await self.sync_with(peer)
             await trio.sleep(min(1.0, self.options.interval))
@@ -166,6 +175,7 @@ class SyncService:
         session = SyncSession(index, self.cluster_id, self.shards, self.options.limits)
         key = str(peer)
         stream = None
+        self._initiating.add(key)
         try:
             with trio.fail_after(SESSION_TIME_LIMIT):
                 assert self._libp2p is not None, "serve() first"
@@ -191,6 +201,7 @@ class SyncService:
             self.sessions["failed"] += 1
             return False
         finally:
+            self._initiating.discard(key)
             if stream is not None:
                 with trio.CancelScope(shield=True):
                     await close_quietly(stream)
@@ -206,6 +217,7 @@ class SyncService:
         if (
             self.strikes.banned(peer, now)
             or peer in self._answering
+            or peer in self._initiating
             or not self.limiter.allow(peer, now)
         ):
             self.sessions["refused"] += 1
@@ -299,7 +311,14 @@ class SyncService:
         """Send the messages in `missing` from our archive over a new transfer stream."""
         if not missing or self._libp2p is None:
             return
-        hashes = [digest for _, digest in sorted(missing)]
+        now = self.clock()
+        for key in [k for k, (until, _) in self._sent.items() if until < now]:
+            del self._sent[key]
+        _, sent = self._sent.setdefault(str(peer), (now + EXPECTATION_TTL, set()))
+        hashes = [digest for _, digest in sorted(missing) if digest not in sent]
+        sent.update(hashes)
+        if not hashes:
+            return
         stream = None
         try:
             with trio.fail_after(SESSION_TIME_LIMIT):
@@ -363,9 +382,13 @@ class SyncService:
         message = received.message
         digest = message_hash(received.pubsub_topic, message)
         item = (message.timestamp, digest)
+        if item in entry.received:
+            self.counters["duplicates"] += 1
+            return True
         if item not in entry.items or not entry.window[0] <= message.timestamp < entry.window[1]:
             return self._refuse(peer, "unasked", digest.hex()[:16])
         entry.items.discard(item)
+        entry.received.add(item)
         outcome = await self.archiver.archive_synced(
             received.pubsub_topic, message, received.encoded, digest
         )
@@ -380,6 +403,15 @@ class SyncService:
         self.counters[f"refused_{reason}"] += 1
         self.strikes.strike(peer, self.clock())
         return False
+
+
+def _speaks_sync(host: Any, peer: ID) -> bool:
+    """Whether identify says the peer serves reconciliation (peers without it are skipped)."""
+    try:
+        protocols = host.libp2p.get_peerstore().get_protocols(peer)
+    except Exception:  # not identified yet
+        return False
+    return RECONCILIATION_PROTOCOL in (str(p) for p in protocols)
 
 
 def _window_of(payload: SyncPayload) -> tuple[int, int]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 from harness.sync import (
+    CLUSTER,
     CONTENT,
+    LOOPBACK,
     SHARD0,
     archived_hashes,
     fill,
@@ -18,10 +21,26 @@ from harness.sync import (
     sync_node,
 )
 from harness.waiting import wait_until
+from libp2p.custom_types import TProtocol
 
-from chat.waku.message import WakuMessage, now_ns
+from chat.waku.framing import read_frame, write_frame
+from chat.waku.message import WakuMessage, message_hash, now_ns
+from chat.waku.node import Node, NodeConfig
 from chat.waku.service_node import ServiceNode
 from chat.waku.store.archiver import ArchiveOutcome
+from chat.waku.sync.core import ItemIndex, SyncSession
+from chat.waku.sync.service import RECONCILIATION
+from chat.waku.sync.wire import (
+    MAX_ITEMS,
+    MAX_PAYLOAD_SIZE,
+    RECONCILIATION_PROTOCOL,
+    TRANSFER_PROTOCOL,
+    SyncId,
+    decode_payload,
+    encode_payload,
+    encode_transfer,
+)
+from chat.waku.topics import RelayShard
 
 PUBLISHED = 1000
 CONVERGE = 60.0
@@ -59,9 +78,10 @@ async def test_a_node_that_was_down_gets_exactly_what_it_missed(tmp_path: Path) 
                 await wait_until(lambda: same_archives(node_a, node_b), CONVERGE,
                                  what="both archives to hold the same set")  # fmt: skip
                 took = trio.current_time() - started
-                assert node_a.sync is not None and node_b.sync is not None
+                sync_a, sync_b = node_a.sync, node_b.sync
+                assert sync_a is not None and sync_b is not None
                 # Only what B missed crossed the wire, once, and nothing went the other way.
-                await wait_until(lambda: node_a.sync.counters["items_sent"] == PUBLISHED)  # type: ignore[union-attr]
+                await wait_until(lambda: sync_a.counters["items_sent"] == PUBLISHED)
                 assert node_b.sync.counters["items_received"] == PUBLISHED
                 assert node_b.sync.counters["items_sent"] == 0
                 assert node_a.sync.counters["items_received"] == 0
@@ -96,3 +116,91 @@ async def test_three_nodes_that_each_missed_a_third_converge(tmp_path: Path) -> 
             assert await trio.to_thread.run_sync(archived_hashes, nodes[0].archive) == union
     received = sum(node.sync.counters["items_received"] for node in nodes if node.sync)
     assert received == 300  # each node received its missing third, once
+
+
+async def run_session_as(host: Any, node: ServiceNode, items: list[SyncId]) -> SyncSession:
+    """Drive one reconciliation session from a raw py-libp2p host with our own `items`."""
+    start, end = now_ns() - 3600 * 10**9, now_ns()
+    session = SyncSession(ItemIndex(items), CLUSTER, (0,))
+    stream = await host.new_stream(node.node.host.peer_id, [RECONCILIATION])
+    payload = session.start(start, end)
+    while True:
+        await write_frame(stream, encode_payload(payload))
+        if not payload.ranges:
+            break
+        received = decode_payload(await read_frame(stream, MAX_PAYLOAD_SIZE))
+        if not received.ranges:
+            break
+        payload = session.respond(received)
+    await stream.close()
+    return session
+
+
+async def send_raw(host: Any, node: ServiceNode, protocol: str, frames: list[bytes]) -> bytes:
+    """Write frames on a new stream; what the node answers (b"" when it ends the stream)."""
+    try:
+        stream = await host.new_stream(node.node.host.peer_id, [TProtocol(protocol)])
+        for frame in frames:
+            await write_frame(stream, frame)
+        with trio.fail_after(5):
+            return await stream.read(65536) or b""
+    except Exception:  # the node reset the stream (a refusal may come before negotiation ends)
+        return b""
+
+
+def attacker_node() -> Node:
+    """A plain node of the cluster (it passes the metadata handshake) that speaks no sync."""
+    return Node(NodeConfig(listen_addrs=[LOOPBACK], cluster_id=CLUSTER, shards=(0,)))
+
+
+async def test_bad_input_is_refused_and_scored(tmp_path: Path) -> None:
+    node = sync_node(tmp_path / "node.sqlite")
+    with trio.fail_after(30):
+        async with node.run(), attacker_node().run() as peer:
+            await peer.host.dial(node.node.full_multiaddrs()[0])
+            attacker = peer.host.libp2p
+            sync = node.sync
+            assert sync is not None
+            # A malformed range (unknown range type) and an oversized item list: refused.
+            header = bytes([CLUSTER, 1, 0])
+            assert (
+                await send_raw(attacker, node, RECONCILIATION_PROTOCOL, [header + b"\x05\x07"])
+                == b""
+            )
+            count = MAX_ITEMS + 1
+            oversized = header + b"\x05\x02" + bytes([0x80 | count & 0x7F, count >> 7])
+            assert await send_raw(attacker, node, RECONCILIATION_PROTOCOL, [oversized]) == b""
+            await wait_until(lambda: sync.sessions["refused"] == 2)
+            assert sync.strikes.total == 2
+
+    node = sync_node(tmp_path / "node2.sqlite")
+    with trio.fail_after(30):
+        async with node.run(), attacker_node().run() as peer:
+            await peer.host.dial(node.node.full_multiaddrs()[0])
+            attacker = peer.host.libp2p
+            sync = node.sync
+            assert sync is not None
+            # A valid session in which we claim one message the node lacks...
+            claimed = WakuMessage(b"claimed", CONTENT, timestamp=now_ns() - 10**9)
+            other_shard = RelayShard(CLUSTER, 5).pubsub_topic
+            item = (claimed.timestamp, message_hash(SHARD0, claimed))
+            await run_session_as(attacker, node, [item])
+            await wait_until(lambda: sync.sessions["completed"] == 1)
+            # ... then send it on another shard: refused, struck, not archived.
+            wrong = encode_transfer(other_shard, claimed.encode())
+            await send_raw(attacker, node, TRANSFER_PROTOCOL, [wrong])
+            await wait_until(lambda: sync.counters["refused_other_shard"] == 1)
+            # A message nobody asked for: refused too; a third strike bans the peer.
+            unasked = WakuMessage(b"unasked", CONTENT, timestamp=now_ns() - 10**9)
+            await send_raw(attacker, node, TRANSFER_PROTOCOL,
+                           [encode_transfer(SHARD0, unasked.encode())])  # fmt: skip
+            await wait_until(lambda: sync.counters["refused_unasked"] == 1)
+            await send_raw(attacker, node, RECONCILIATION_PROTOCOL, [b"\xff"])
+            await wait_until(lambda: sync.strikes.total == 3)
+            refused_before = sync.sessions["refused"]
+            await send_raw(attacker, node, RECONCILIATION_PROTOCOL, [header])
+            await wait_until(lambda: sync.sessions["refused"] == refused_before + 1)
+            assert await trio.to_thread.run_sync(archived_hashes, node.archive) == set()
+            metrics = {m.name: m for m in await node.collect_metrics()}
+            refused = {s.labels: s.value for s in metrics["chinwag_sync_refused_total"].samples}
+            assert refused[(("reason", "other_shard"),)] == 1

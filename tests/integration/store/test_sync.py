@@ -82,11 +82,11 @@ async def test_a_node_that_was_down_gets_exactly_what_it_missed(tmp_path: Path) 
                 assert sync_a is not None and sync_b is not None
                 # Only what B missed crossed the wire, once, and nothing went the other way.
                 await wait_until(lambda: sync_a.counters["items_sent"] == PUBLISHED)
-                assert node_b.sync.counters["items_received"] == PUBLISHED
-                assert node_b.sync.counters["items_sent"] == 0
-                assert node_a.sync.counters["items_received"] == 0
-                refused = {k: v for k, v in node_b.sync.counters.items() if "refused" in k}
-                assert refused == {} and node_b.sync.strikes.total == 0
+                assert sync_b.counters["items_received"] == PUBLISHED
+                assert sync_b.counters["items_sent"] == 0
+                assert sync_a.counters["items_received"] == 0
+                refused = {k: v for k, v in sync_b.counters.items() if "refused" in k}
+                assert refused == {} and sync_b.strikes.total == 0
                 metrics = {m.name: m for m in await node_b.collect_metrics()}
                 received = metrics["chinwag_sync_messages_total"].samples
                 assert any(s.value == PUBLISHED for s in received)

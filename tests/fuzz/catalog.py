@@ -20,6 +20,7 @@ from fuzz.targets import (
     relay,
     sds,
     store,
+    sync,
     topics,
 )
 
@@ -28,6 +29,7 @@ FAMILIES = (
     message,
     relay,
     store,
+    sync,
     filter,
     lightpush,
     metadata,

@@ -24,10 +24,12 @@ FAST_SYNC = SyncOptions(interval=2.0, window=3600.0, offset=0.5)
 """Sessions every 2 s over the last hour, leaving out only the last half second."""
 
 
-def sync_node(archive: Path, options: SyncOptions | None = FAST_SYNC) -> ServiceNode:
+def sync_node(
+    archive: Path, options: SyncOptions | None = FAST_SYNC, shards: tuple[int, ...] = (0,)
+) -> ServiceNode:
     return ServiceNode(
         ServiceNodeConfig(
-            node=NodeConfig(listen_addrs=[LOOPBACK], cluster_id=CLUSTER, shards=(0,)),
+            node=NodeConfig(listen_addrs=[LOOPBACK], cluster_id=CLUSTER, shards=shards),
             store=StoreOptions(archive),
             sync=options,
             peer_exchange=False,

@@ -155,10 +155,16 @@ class SyncSession:
             )
         return SyncPayload(self.cluster_id, self.shards, tuple(ranges))
 
+    def same_shards(self, payload: SyncPayload) -> bool:
+        """Whether the peer syncs our cluster and exactly our shards."""
+        return (
+            payload.cluster_id == self.cluster_id and tuple(sorted(payload.shards)) == self.shards
+        )
+
     def respond(self, payload: SyncPayload) -> SyncPayload:
         """Our answer to the peer's payload; no ranges means the session is over. Raises
         SyncRefused (ShardMismatch for another cluster or shard set)."""
-        if payload.cluster_id != self.cluster_id or tuple(sorted(payload.shards)) != self.shards:
+        if not self.same_shards(payload):
             raise ShardMismatch(
                 f"peer syncs cluster {payload.cluster_id} shards {sorted(payload.shards)}, "
                 f"we sync cluster {self.cluster_id} shards {list(self.shards)}"

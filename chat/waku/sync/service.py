@@ -15,6 +15,7 @@ per peer.
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ FIRST_SYNC_DELAY = 2.0
 MAX_WINDOW_ITEMS = 200_000
 """SyncIDs one session may load from the archive; a fuller window is refused, not truncated
 (a truncated set would name false differences)."""
+RETRY_DELAY = 5.0
+"""Seconds (plus up to as much jitter) before a failed session is tried again."""
 SESSION_TIME_LIMIT = 60.0
 ROUND_TIMEOUT = 10.0
 EXPECTATION_TTL = 120.0
@@ -113,7 +116,7 @@ class SyncService:
         self.wall_clock_ns = wall_clock_ns
         self.strikes = PeerStrikes()
         self.sessions: Counter[str] = Counter()
-        """Sessions by outcome: completed, refused (by us), failed (stream or peer)."""
+        """Sessions by outcome: completed, refused (by us), mismatch (other shards), failed."""
         self.counters: Counter[str] = Counter()
         """items_sent, items_received, bytes_sent, bytes_received, refused messages."""
         self._expected: dict[str, _Expected] = {}
@@ -146,32 +149,35 @@ class SyncService:
                 if peer not in connected:
                     del self._due[peer]
             for peer in connected:
-                self._due.setdefault(peer, now + FIRST_SYNC_DELAY)
+                # Jitter: two nodes that meet should not both start a session at once.
+                self._due.setdefault(peer, now + FIRST_SYNC_DELAY * (1 + random.random()))
             for peer, due in sorted(self._due.items(), key=lambda entry: entry[1]):
                 if due <= now and str(peer) not in self._answering:
                     if not _speaks_sync(host, peer):
-                        self._due[peer] = (
-                            now + FIRST_SYNC_DELAY
-                        )  # not identified yet, or not a sync peer
+                        # Not identified yet, or not a sync peer: look again later.
+                        self._due[peer] = now + FIRST_SYNC_DELAY
                         continue
                     self._due[peer] = now + self.options.interval
-                    await self.sync_with(peer)
+                    if await self.sync_with(peer) == "failed":
+                        # Retry soon (the peer may have been busy with a session of its own).
+                        retry = now + RETRY_DELAY * (1 + random.random())
+                        self._due[peer] = min(self._due[peer], retry)
             await trio.sleep(min(1.0, self.options.interval))
 
     def window_ns(self) -> tuple[int, int]:
         end = self.wall_clock_ns() - int(self.options.offset * 1e9)
         return end - int(self.options.window * 1e9), end
 
-    async def sync_with(self, peer: ID) -> bool:
-        """One session with `peer` as initiator, then the transfer of what it lacks. True
-        when the session completed."""
+    async def sync_with(self, peer: ID) -> str:
+        """One session with `peer` as initiator, then the transfer of what it lacks. Returns
+        the outcome: completed, refused, mismatch (the peer syncs other shards) or failed."""
         start, end = self.window_ns()
         try:
             index = await self._load_index(start, end)
         except (ArchiveError, SyncRefused) as exc:
             log.warning("sync with %s not started: %s", peer, exc)
             self.sessions["refused"] += 1
-            return False
+            return "refused"
         session = SyncSession(index, self.cluster_id, self.shards, self.options.limits)
         key = str(peer)
         stream = None
@@ -186,6 +192,10 @@ class SyncService:
                     if not payload.ranges:
                         break
                     received = await self._read_payload(stream)
+                    if not session.same_shards(received):
+                        log.info("sync with %s: it syncs other shards %s", peer, received.shards)
+                        self.sessions["mismatch"] += 1
+                        return "mismatch"
                     if not received.ranges:
                         session.received_final()
                         break
@@ -195,11 +205,11 @@ class SyncService:
             log.info("sync with %s refused: %s", peer, exc)
             self.strikes.strike(key, self.clock())
             self.sessions["refused"] += 1
-            return False
+            return "refused"
         except Exception as exc:  # a broken stream or peer ends this exchange only
             log.debug("sync with %s failed: %r", peer, exc)
             self.sessions["failed"] += 1
-            return False
+            return "failed"
         finally:
             self._initiating.discard(key)
             if stream is not None:
@@ -207,7 +217,7 @@ class SyncService:
                     await close_quietly(stream)
         self.sessions["completed"] += 1
         await self._send_missing(peer, session.we_have)
-        return True
+        return "completed"
 
     # -- the answering side
 
@@ -238,6 +248,13 @@ class SyncService:
                             self.shards,
                             self.options.limits,
                         )
+                    if not session.same_shards(received):
+                        # Not an offence: the peer learns our shards from the empty answer.
+                        self.sessions["mismatch"] += 1
+                        await self._send_payload(stream, SyncPayload(self.cluster_id, self.shards))
+                        completed = True
+                        session = None
+                        break
                     if not received.ranges:
                         session.received_final()
                         completed = True
@@ -258,7 +275,7 @@ class SyncService:
         finally:
             self._answering.discard(peer)
             await end_served_stream(stream, answered=completed)
-        if completed and session is not None:
+        if completed and session is not None:  # (None: a shard mismatch, counted above)
             self.sessions["completed"] += 1
             await self._send_missing(stream.muxed_conn.peer_id, session.we_have)
 
@@ -267,6 +284,7 @@ class SyncService:
     async def _send_payload(self, stream: Any, payload: SyncPayload) -> None:
         data = encode_payload(payload)
         self.counters["bytes_sent"] += len(data)
+        self.counters["reconciliation_bytes_sent"] += len(data)
         with trio.fail_after(ROUND_TIMEOUT):
             await write_frame(stream, data)
 
@@ -274,6 +292,7 @@ class SyncService:
         with trio.fail_after(ROUND_TIMEOUT):
             data = await read_frame(stream, MAX_PAYLOAD_SIZE)
         self.counters["bytes_received"] += len(data)
+        self.counters["reconciliation_bytes_received"] += len(data)
         return decode_payload(data)
 
     async def _load_index(self, start: int, end: int) -> ItemIndex:
@@ -438,9 +457,10 @@ def sync_metrics(service: SyncService) -> list[Metric]:
         Metric.by_label(
             "chinwag_sync_sessions_total",
             "counter",
-            "Sync sessions (started or answered), by outcome.",
+            "Sync sessions (started or answered), by outcome (mismatch: the peer syncs other "
+            "shards).",
             "outcome",
-            {outcome: service.sessions[outcome] for outcome in ("completed", "refused", "failed")},
+            {o: service.sessions[o] for o in ("completed", "refused", "mismatch", "failed")},
         ),
         Metric.by_label(
             "chinwag_sync_messages_total",

@@ -204,3 +204,20 @@ async def test_bad_input_is_refused_and_scored(tmp_path: Path) -> None:
             metrics = {m.name: m for m in await node.collect_metrics()}
             refused = {s.labels: s.value for s in metrics["chinwag_sync_refused_total"].samples}
             assert refused[(("reason", "other_shard"),)] == 1
+
+
+async def test_nodes_of_other_shards_do_not_sync_and_are_not_blamed(tmp_path: Path) -> None:
+    ours = sync_node(tmp_path / "ours.sqlite")
+    theirs = sync_node(tmp_path / "theirs.sqlite", shards=(1,))
+    fill(ours.archive, history(10))
+    with trio.fail_after(30):
+        async with ours.run(), theirs.run():
+            await theirs.node.host.dial(ours.node.full_multiaddrs()[0])
+            sync_ours, sync_theirs = ours.sync, theirs.sync
+            assert sync_ours is not None and sync_theirs is not None
+            await wait_until(
+                lambda: sync_ours.sessions["mismatch"] + sync_theirs.sessions["mismatch"] >= 2
+            )
+            assert sync_ours.strikes.total == sync_theirs.strikes.total == 0
+            assert sync_theirs.counters["items_received"] == 0
+            assert await trio.to_thread.run_sync(archived_hashes, theirs.archive) == set()

@@ -340,21 +340,22 @@ class SyncService:
             return
         stream = None
         try:
-            with trio.fail_after(SESSION_TIME_LIMIT):
+            # Each step has its own deadline: a large gap takes as long as it takes, a stalled
+            # reader does not.
+            with trio.fail_after(ROUND_TIMEOUT):
                 stream = await self._libp2p.new_stream(peer, [TRANSFER])
-                for first in range(0, len(hashes), TRANSFER_BATCH):
-                    batch = tuple(hashes[first : first + TRANSFER_BATCH])
-                    query = ArchiveQuery(message_hashes=batch, limit=len(batch), include_data=True)
-                    rows = await trio.to_thread.run_sync(
-                        self.archive.query, query, limiter=self._db
-                    )
-                    for row in rows:
-                        if row.message is None or row.pubsub_topic is None:
-                            continue
-                        data = encode_transfer(row.pubsub_topic, row.message)
+            for first in range(0, len(hashes), TRANSFER_BATCH):
+                batch = tuple(hashes[first : first + TRANSFER_BATCH])
+                query = ArchiveQuery(message_hashes=batch, limit=len(batch), include_data=True)
+                rows = await trio.to_thread.run_sync(self.archive.query, query, limiter=self._db)
+                for row in rows:
+                    if row.message is None or row.pubsub_topic is None:
+                        continue
+                    data = encode_transfer(row.pubsub_topic, row.message)
+                    with trio.fail_after(ROUND_TIMEOUT):
                         await write_frame(stream, data)
-                        self.counters["items_sent"] += 1
-                        self.counters["bytes_sent"] += len(data)
+                    self.counters["items_sent"] += 1
+                    self.counters["bytes_sent"] += len(data)
         except Exception as exc:  # a broken stream or peer ends this exchange only
             log.info("sending %d messages to %s failed: %r", len(missing), peer, exc)
         finally:
@@ -408,6 +409,7 @@ class SyncService:
             return self._refuse(peer, "unasked", digest.hex()[:16])
         entry.items.discard(item)
         entry.received.add(item)
+        entry.until = self.clock() + EXPECTATION_TTL  # a long transfer keeps its session alive
         outcome = await self.archiver.archive_synced(
             received.pubsub_topic, message, received.encoded, digest
         )

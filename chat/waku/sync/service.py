@@ -19,18 +19,24 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from chat.waku.framing import FrameReader, FramingError, read_frame, write_frame
+from chat.waku.framing import (
+    FrameReader,
+    FramingError,
+    encode_frame,
+    read_frame,
+    write_frame,
+)
 from chat.waku.message import message_hash, now_ns
 from chat.waku.metrics import Metric
 from chat.waku.ratelimit import RateLimiter, RequestLimiter
 from chat.waku.reqres import close_quietly, end_served_stream, remote_peer
-from chat.waku.store.archiver import ArchiveOutcome, MessageArchiver
+from chat.waku.store.archiver import MessageArchiver
 from chat.waku.sync.core import ItemIndex, PeerStrikes, SyncLimits, SyncRefused, SyncSession
 from chat.waku.sync.wire import (
     MAX_PAYLOAD_SIZE,
@@ -46,7 +52,7 @@ from chat.waku.sync.wire import (
     encode_payload,
     encode_transfer,
 )
-from storage.archive import Archive, ArchiveError, ArchiveQuery
+from storage.archive import Archive, ArchiveError, ArchiveQuery, ArchiveRecord
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,8 @@ EXPECTATION_TTL = 120.0
 """Seconds a session's missing items are accepted over transfer after the session."""
 TRANSFER_BATCH = 100
 """Messages read from the archive per query when sending."""
+ARCHIVE_BATCH = 200
+"""Received messages archived per transaction (one commit per message is disk-bound)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,10 @@ class SyncOptions:
     window: float = DEFAULT_WINDOW
     offset: float = DEFAULT_OFFSET
     limits: SyncLimits = field(default_factory=SyncLimits)
+
+
+class _BrokeRule(Exception):
+    """A transferred message broke a rule; the transfer ends (the peer has its strike)."""
 
 
 @dataclass
@@ -277,6 +289,10 @@ class SyncService:
             await end_served_stream(stream, answered=completed)
         if completed and session is not None:  # (None: a shard mismatch, counted above)
             self.sessions["completed"] += 1
+            # The peer just synced with us: our own session with it can wait its interval.
+            peer_id = stream.muxed_conn.peer_id
+            if peer_id in self._due:
+                self._due[peer_id] = self.clock() + self.options.interval
             await self._send_missing(stream.muxed_conn.peer_id, session.we_have)
 
     # -- payloads
@@ -348,14 +364,16 @@ class SyncService:
                 batch = tuple(hashes[first : first + TRANSFER_BATCH])
                 query = ArchiveQuery(message_hashes=batch, limit=len(batch), include_data=True)
                 rows = await trio.to_thread.run_sync(self.archive.query, query, limiter=self._db)
-                for row in rows:
-                    if row.message is None or row.pubsub_topic is None:
-                        continue
-                    data = encode_transfer(row.pubsub_topic, row.message)
-                    with trio.fail_after(ROUND_TIMEOUT):
-                        await write_frame(stream, data)
-                    self.counters["items_sent"] += 1
-                    self.counters["bytes_sent"] += len(data)
+                frames = [
+                    encode_frame(encode_transfer(row.pubsub_topic, row.message))
+                    for row in rows
+                    if row.message is not None and row.pubsub_topic is not None
+                ]
+                chunk = b"".join(frames)  # one write per batch, not per message
+                with trio.fail_after(ROUND_TIMEOUT):
+                    await stream.write(chunk)
+                self.counters["items_sent"] += len(frames)
+                self.counters["bytes_sent"] += len(chunk)
         except Exception as exc:  # a broken stream or peer ends this exchange only
             log.info("sending %d messages to %s failed: %r", len(missing), peer, exc)
         finally:
@@ -373,6 +391,7 @@ class SyncService:
             return
         answered = True
         reader = FrameReader(stream, MAX_TRANSFER_SIZE)
+        batch: list[ArchiveRecord] = []
         try:
             while entry.items:
                 with trio.fail_after(ROUND_TIMEOUT):
@@ -380,50 +399,66 @@ class SyncService:
                 if data is None:
                     break
                 self.counters["bytes_received"] += len(data)
-                if not await self._take(peer, entry, data):
+                try:
+                    record = self._take(peer, entry, data)
+                except _BrokeRule:
                     answered = False
                     break
+                if record is not None:
+                    batch.append(record)
+                if len(batch) >= ARCHIVE_BATCH:
+                    await self._archive(batch)
         except FramingError as exc:
             log.info("transfer from %s is malformed: %s", peer, exc)
             self.strikes.strike(peer, self.clock())
         except Exception as exc:  # a broken stream or peer ends this exchange only
             log.debug("transfer from %s failed: %r", peer, exc)
         finally:
-            await end_served_stream(stream, answered=answered)
+            with trio.CancelScope(shield=True):
+                await self._archive(batch)  # what arrived before a refusal or failure is kept
+                await end_served_stream(stream, answered=answered)
 
-    async def _take(self, peer: str, entry: _Expected, data: bytes) -> bool:
-        """Archive one transferred message; False (and a strike) if the peer broke a rule."""
+    async def _archive(self, batch: list[ArchiveRecord]) -> None:
+        if batch:
+            self.counters["items_received"] += await self.archiver.archive_synced(batch)
+            batch.clear()
+
+    def _take(self, peer: str, entry: _Expected, data: bytes) -> ArchiveRecord | None:
+        """The record to archive for one transferred message, or None for one to leave out;
+        raises _BrokeRule (after a strike) if the peer broke a rule."""
         try:
             received = decode_transfer(data)
         except SyncWireError as exc:
-            return self._refuse(peer, "malformed", str(exc))
+            self._refuse(peer, "malformed", str(exc))
         if received.pubsub_topic not in self.topics:
-            return self._refuse(peer, "other_shard", received.pubsub_topic)
+            self._refuse(peer, "other_shard", received.pubsub_topic)
         message = received.message
         digest = message_hash(received.pubsub_topic, message)
         item = (message.timestamp, digest)
         if item in entry.received:
             self.counters["duplicates"] += 1
-            return True
+            return None
         if item not in entry.items or not entry.window[0] <= message.timestamp < entry.window[1]:
-            return self._refuse(peer, "unasked", digest.hex()[:16])
+            self._refuse(peer, "unasked", digest.hex()[:16])
         entry.items.discard(item)
         entry.received.add(item)
         entry.until = self.clock() + EXPECTATION_TTL  # a long transfer keeps its session alive
-        outcome = await self.archiver.archive_synced(
-            received.pubsub_topic, message, received.encoded, digest
+        if message.ephemeral:
+            self.counters["not_stored_ephemeral"] += 1
+            return None
+        return ArchiveRecord(
+            digest,
+            received.pubsub_topic,
+            message.content_topic,
+            message.timestamp,
+            received.encoded,
         )
-        if outcome is ArchiveOutcome.STORED:
-            self.counters["items_received"] += 1
-        else:
-            self.counters[f"not_stored_{outcome.value}"] += 1
-        return True
 
-    def _refuse(self, peer: str, reason: str, detail: str) -> bool:
+    def _refuse(self, peer: str, reason: str, detail: str) -> NoReturn:
         log.info("sync transfer from %s refused (%s): %s", peer, reason, detail)
         self.counters[f"refused_{reason}"] += 1
         self.strikes.strike(peer, self.clock())
-        return False
+        raise _BrokeRule(reason)
 
 
 def _speaks_sync(host: Any, peer: ID) -> bool:

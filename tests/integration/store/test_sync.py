@@ -22,6 +22,7 @@ from harness.sync import (
 )
 from harness.waiting import wait_until
 from libp2p.custom_types import TProtocol
+from trio.testing import MockClock
 
 from chat.waku.framing import read_frame, write_frame
 from chat.waku.message import WakuMessage, message_hash, now_ns
@@ -29,7 +30,7 @@ from chat.waku.node import Node, NodeConfig
 from chat.waku.service_node import ServiceNode
 from chat.waku.store.archiver import ArchiveOutcome
 from chat.waku.sync.core import ItemIndex, SyncSession
-from chat.waku.sync.service import RECONCILIATION
+from chat.waku.sync.service import RECONCILIATION, ROUND_TIMEOUT
 from chat.waku.sync.wire import (
     MAX_ITEMS,
     MAX_PAYLOAD_SIZE,
@@ -43,6 +44,14 @@ from chat.waku.sync.wire import (
 from chat.waku.topics import RelayShard
 
 PUBLISHED = 1000
+
+
+@pytest.fixture
+def clock() -> MockClock:
+    """Real-speed time that a test can jump forward (pytest-trio runs tests on it)."""
+    return MockClock(rate=1.0)
+
+
 CONVERGE = 60.0
 
 
@@ -221,3 +230,27 @@ async def test_nodes_of_other_shards_do_not_sync_and_are_not_blamed(tmp_path: Pa
             assert sync_ours.strikes.total == sync_theirs.strikes.total == 0
             assert sync_theirs.counters["items_received"] == 0
             assert await trio.to_thread.run_sync(archived_hashes, theirs.archive) == set()
+
+
+async def test_a_silent_session_is_ended_after_its_round_timeout(
+    tmp_path: Path, clock: MockClock
+) -> None:
+    node = sync_node(tmp_path / "node.sqlite")
+    with trio.fail_after(60):
+        async with node.run(), attacker_node().run() as peer:
+            await peer.host.dial(node.node.full_multiaddrs()[0])
+            sync = node.sync
+            assert sync is not None
+            # Both handshakes done first, so that the jump times out only the silent session.
+            node_id, peer_id = node.node.host.peer_id, peer.host.peer_id
+            await wait_until(lambda: node.node.metadata.book.get(peer_id) is not None)
+            await wait_until(lambda: peer.metadata.book.get(node_id) is not None)
+            stream = await peer.host.libp2p.new_stream(node_id, [RECONCILIATION])
+            await wait_until(lambda: str(peer_id) in sync._answering)
+            clock.jump(ROUND_TIMEOUT + 1)
+            await wait_until(lambda: sync.sessions["failed"] == 1)
+            # The peer is not held as busy: its next session is answered.
+            session = await run_session_as(peer.host.libp2p, node, [])
+            assert session.done or not session.we_need
+            await wait_until(lambda: sync.sessions["completed"] == 1)
+            await stream.reset()

@@ -67,6 +67,10 @@ FIRST_SYNC_DELAY = 2.0
 MAX_WINDOW_ITEMS = 200_000
 """SyncIDs one session may load from the archive; a fuller window is refused, not truncated
 (a truncated set would name false differences)."""
+MAX_ANSWERING = 4
+"""Sessions answered at once over all peers (each holds a window's index in memory)."""
+MAX_EXPECTING = 64
+"""Peers whose session results we hold for their transfers; the oldest goes first."""
 RETRY_DELAY = 5.0
 """Seconds (plus up to as much jitter) before a failed session is tried again."""
 SESSION_TIME_LIMIT = 60.0
@@ -239,6 +243,7 @@ class SyncService:
         if (
             self.strikes.banned(peer, now)
             or peer in self._answering
+            or len(self._answering) >= MAX_ANSWERING
             or peer in self._initiating
             or not self.limiter.allow(peer, now)
         ):
@@ -338,6 +343,8 @@ class SyncService:
             del self._expected[key]
         entry = self._expected.get(peer)
         if entry is None:
+            while len(self._expected) >= MAX_EXPECTING:
+                del self._expected[next(iter(self._expected))]
             entry = self._expected[peer] = _Expected(set(), window, 0.0)
         entry.items |= session.we_need
         entry.until = now + EXPECTATION_TTL

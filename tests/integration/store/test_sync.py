@@ -30,7 +30,7 @@ from chat.waku.node import Node, NodeConfig
 from chat.waku.service_node import ServiceNode
 from chat.waku.store.archiver import ArchiveOutcome
 from chat.waku.sync.core import ItemIndex, SyncSession
-from chat.waku.sync.service import RECONCILIATION, ROUND_TIMEOUT
+from chat.waku.sync.service import MAX_ANSWERING, RECONCILIATION, ROUND_TIMEOUT
 from chat.waku.sync.wire import (
     MAX_ITEMS,
     MAX_PAYLOAD_SIZE,
@@ -215,6 +215,7 @@ async def test_bad_input_is_refused_and_scored(tmp_path: Path) -> None:
             assert refused[(("reason", "other_shard"),)] == 1
 
 
+@pytest.mark.slow
 async def test_nodes_of_other_shards_do_not_sync_and_are_not_blamed(tmp_path: Path) -> None:
     ours = sync_node(tmp_path / "ours.sqlite")
     theirs = sync_node(tmp_path / "theirs.sqlite", shards=(1,))
@@ -254,3 +255,27 @@ async def test_a_silent_session_is_ended_after_its_round_timeout(
             assert session.done or not session.we_need
             await wait_until(lambda: sync.sessions["completed"] == 1)
             await stream.reset()
+
+
+async def test_sessions_answered_at_once_are_bounded(tmp_path: Path) -> None:
+    node = sync_node(tmp_path / "node.sqlite")
+    peers = [attacker_node() for _ in range(MAX_ANSWERING + 1)]
+    with trio.fail_after(30):
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(node.run())
+            for peer in peers:
+                await stack.enter_async_context(peer.run())
+                await peer.host.dial(node.node.full_multiaddrs()[0])
+            sync = node.sync
+            assert sync is not None
+            # MAX_ANSWERING peers open a session and go silent: they hold every place ...
+            for peer in peers[:MAX_ANSWERING]:
+                await peer.host.libp2p.new_stream(node.node.host.peer_id, [RECONCILIATION])
+            await wait_until(lambda: len(sync._answering) == MAX_ANSWERING)
+            # ... so one more peer's session is refused, not loaded.
+            late = peers[-1].host.libp2p
+            assert (
+                await send_raw(late, node, RECONCILIATION_PROTOCOL, [bytes([CLUSTER, 1, 0])]) == b""
+            )
+            await wait_until(lambda: sync.sessions["refused"] == 1)
+            assert sync.strikes.total == 0

@@ -347,6 +347,7 @@ class SyncService:
                 del self._expected[next(iter(self._expected))]
             entry = self._expected[peer] = _Expected(set(), window, 0.0)
         entry.items |= session.we_need
+        entry.window = (min(entry.window[0], window[0]), max(entry.window[1], window[1]))
         entry.until = now + EXPECTATION_TTL
 
     async def _send_missing(self, peer: ID, missing: set[SyncId]) -> None:
@@ -362,6 +363,7 @@ class SyncService:
         if not hashes:
             return
         stream = None
+        first = 0
         try:
             # Each step has its own deadline: a large gap takes as long as it takes, a stalled
             # reader does not.
@@ -383,6 +385,7 @@ class SyncService:
                 self.counters["bytes_sent"] += len(chunk)
         except Exception as exc:  # a broken stream or peer ends this exchange only
             log.info("sending %d messages to %s failed: %r", len(missing), peer, exc)
+            sent.difference_update(hashes[first:])  # the next session sends the rest
         finally:
             if stream is not None:
                 with trio.CancelScope(shield=True):

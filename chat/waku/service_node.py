@@ -264,6 +264,7 @@ class ServiceNode:
                     node_config.shards,
                     config.sync,
                     limiter=limiter_for("sync", limits),
+                    shard_key=self.relay.validator.protection_key,
                 )
         if config.filter:
             self.filter = FilterServer(libp2p, rate_limiter=limiter_for("filter", limits))

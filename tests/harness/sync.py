@@ -4,13 +4,14 @@ archives filled directly (history a node already has) or through relay (traffic 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from multiaddr import Multiaddr
 
 from chat.waku.message import WakuMessage, message_hash, now_ns
 from chat.waku.node import NodeConfig
+from chat.waku.protected import ShardPublicKey
 from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions
 from chat.waku.sync.service import SyncOptions
 from chat.waku.topics import RelayShard
@@ -25,11 +26,15 @@ FAST_SYNC = SyncOptions(interval=2.0, window=3600.0, offset=0.5)
 
 
 def sync_node(
-    archive: Path, options: SyncOptions | None = FAST_SYNC, shards: tuple[int, ...] = (0,)
+    archive: Path,
+    options: SyncOptions | None = FAST_SYNC,
+    shards: tuple[int, ...] = (0,),
+    protected: Mapping[str, ShardPublicKey] | None = None,
 ) -> ServiceNode:
     return ServiceNode(
         ServiceNodeConfig(
             node=NodeConfig(listen_addrs=[LOOPBACK], cluster_id=CLUSTER, shards=shards),
+            protected=protected or {},
             store=StoreOptions(archive),
             sync=options,
             peer_exchange=False,
@@ -54,6 +59,16 @@ def history(
             )
         )
     return records
+
+
+def record_of(message: WakuMessage, pubsub_topic: str = SHARD0) -> ArchiveRecord:
+    return ArchiveRecord(
+        message_hash(pubsub_topic, message),
+        pubsub_topic,
+        message.content_topic,
+        message.timestamp,
+        message.encode(),
+    )
 
 
 def fill(archive: Archive | None, records: Sequence[ArchiveRecord]) -> None:

@@ -34,6 +34,7 @@ from chat.waku.framing import (
 )
 from chat.waku.message import message_hash, now_ns
 from chat.waku.metrics import Metric
+from chat.waku.protected import ProtectedShardError, ShardPublicKey
 from chat.waku.ratelimit import RateLimiter, RequestLimiter
 from chat.waku.reqres import close_quietly, end_served_stream, remote_peer
 from chat.waku.store.archiver import MessageArchiver
@@ -120,8 +121,12 @@ class SyncService:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = trio.current_time,
         wall_clock_ns: Callable[[], int] = now_ns,
+        shard_key: Callable[[str], ShardPublicKey | None] = lambda topic: None,
     ) -> None:
+        """`shard_key(pubsub_topic)`: the key of a protected shard (relay's validator has
+        them), whose messages must carry its signature to be archived from sync too."""
         self.archive = archive
+        self.shard_key = shard_key
         self.archiver = archiver
         self.cluster_id = cluster_id
         self.topics = tuple(sorted(set(pubsub_topics)))
@@ -456,6 +461,12 @@ class SyncService:
         if message.ephemeral:
             self.counters["not_stored_ephemeral"] += 1
             return None
+        key = self.shard_key(received.pubsub_topic)
+        if key is not None:
+            try:
+                key.check_signature(received.pubsub_topic, message)
+            except ProtectedShardError as exc:
+                self._refuse(peer, "unsigned", f"protected shard: {exc}")
         return ArchiveRecord(
             digest,
             received.pubsub_topic,
@@ -526,9 +537,9 @@ def sync_metrics(service: SyncService) -> list[Metric]:
         Metric.by_label(
             "chinwag_sync_refused_total",
             "counter",
-            "Transfers refused, by reason (malformed, other_shard, unasked).",
+            "Transfers refused, by reason (malformed, other_shard, unasked, unsigned).",
             "reason",
-            {"malformed": 0, "other_shard": 0, "unasked": 0, **refused},
+            {"malformed": 0, "other_shard": 0, "unasked": 0, "unsigned": 0, **refused},
         ),
         Metric.single(
             "chinwag_sync_strikes_total",

@@ -18,6 +18,7 @@ from harness.sync import (
     archived_hashes,
     fill,
     history,
+    record_of,
     sync_node,
 )
 from harness.waiting import wait_until
@@ -27,6 +28,7 @@ from trio.testing import MockClock
 from chat.waku.framing import read_frame, write_frame
 from chat.waku.message import WakuMessage, message_hash, now_ns
 from chat.waku.node import Node, NodeConfig
+from chat.waku.protected import ShardKeyPair
 from chat.waku.service_node import ServiceNode
 from chat.waku.store.archiver import ArchiveOutcome
 from chat.waku.sync.core import ItemIndex, SyncSession
@@ -279,3 +281,29 @@ async def test_sessions_answered_at_once_are_bounded(tmp_path: Path) -> None:
             )
             await wait_until(lambda: sync.sessions["refused"] == 1)
             assert sync.strikes.total == 0
+
+
+async def test_on_a_protected_shard_only_signed_messages_are_taken(tmp_path: Path) -> None:
+    pair = ShardKeyPair.generate()
+    protected = {SHARD0: pair.public_key}
+    stamp = now_ns() - 10**9
+    signed = pair.sign(SHARD0, WakuMessage(b"signed", CONTENT, timestamp=stamp))
+    node_a = sync_node(tmp_path / "a.sqlite", protected=protected)
+    node_b = sync_node(tmp_path / "b.sqlite", protected=protected)
+    fill(node_a.archive, [record_of(signed)])
+    unsigned = WakuMessage(b"unsigned", CONTENT, timestamp=stamp)
+    with trio.fail_after(30):
+        async with node_a.run(), node_b.run(), attacker_node().run() as peer:
+            await node_b.node.host.dial(node_a.node.full_multiaddrs()[0])
+            await wait_until(lambda: same_archives(node_a, node_b))
+            # A peer that claims an unsigned message on the protected shard is refused.
+            sync = node_b.sync
+            assert sync is not None
+            await peer.host.dial(node_b.node.full_multiaddrs()[0])
+            item = (unsigned.timestamp, message_hash(SHARD0, unsigned))
+            await run_session_as(peer.host.libp2p, node_b, [item])
+            await send_raw(peer.host.libp2p, node_b, TRANSFER_PROTOCOL,
+                           [encode_transfer(SHARD0, unsigned.encode())])  # fmt: skip
+            await wait_until(lambda: sync.counters["refused_unsigned"] == 1)
+            held = await trio.to_thread.run_sync(archived_hashes, node_b.archive)
+            assert held == {message_hash(SHARD0, signed)}

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from chat.waku.node import NodeConfig
     from chat.waku.protected import ShardPublicKey
     from chat.waku.service_node import ServiceNodeConfig, StoreOptions
+    from chat.waku.sync.service import SyncOptions
 
 NAME = "node"
 HELP = "run a headless Waku service node"
@@ -160,6 +161,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retention-bytes", metavar="SIZE",
         help="hard cap on the archive file: bytes, or with a unit (500MB, 2GiB), or none "
         "(default 1GB)",
+    )  # fmt: skip
+    store.add_argument(
+        "--sync", action=argparse.BooleanOptionalAction, default=None,
+        help="Waku Sync with the store nodes this node is connected to: each side sends the "
+        "other what its archive lacks (default: on with --store)",
+    )  # fmt: skip
+    store.add_argument(
+        "--sync-interval", metavar="DURATION",
+        help="time between sync sessions with each peer, e.g. 5m or 30s (default 5m)",
+    )  # fmt: skip
+    store.add_argument(
+        "--sync-window", metavar="DURATION",
+        help="how far back sync compares archives, e.g. 1h (default 1h)",
     )  # fmt: skip
     services = parser.add_argument_group("light client services")
     services.add_argument("--filter", action="store_true", help="serve filter v2 subscriptions")
@@ -410,6 +424,25 @@ def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions
     return StoreOptions(archive_path=args.archive or default_archive(config), retention=retention)
 
 
+def sync_options_from(args: argparse.Namespace, store: StoreOptions | None) -> SyncOptions | None:
+    from chat.waku.sync.service import SyncOptions
+
+    flags = {"--sync-interval": args.sync_interval, "--sync-window": args.sync_window}
+    given = [flag for flag, value in flags.items() if value is not None]
+    if args.sync and store is None:
+        raise UserError("--sync needs --store (it synchronises archives)")
+    if store is None or args.sync is False:
+        if given:
+            raise UserError(f"{given[0]} only makes sense with --store and sync on")
+        return None
+    options = SyncOptions()
+    if args.sync_interval is not None:
+        options = replace(options, interval=parse_duration(args.sync_interval, "--sync-interval"))
+    if args.sync_window is not None:
+        options = replace(options, window=parse_duration(args.sync_window, "--sync-window"))
+    return options
+
+
 def ext_multiaddrs_from(args: argparse.Namespace) -> tuple[Multiaddr, ...]:
     from multiaddr import Multiaddr
 
@@ -447,6 +480,7 @@ def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNode
         node=with_protected_shards(node_config, protected),
         protected=protected,
         store=store,
+        sync=sync_options_from(args, store),
         filter=args.filter,
         lightpush=args.lightpush,
         peer_exchange=not args.no_peer_exchange,
@@ -460,6 +494,8 @@ def _services_line(config: ServiceNodeConfig) -> str:
     names = ["relay"]
     if config.store is not None:
         names.append("store")
+    if config.sync is not None:
+        names.append("sync")
     if config.filter:
         names.append("filter")
     if config.lightpush:

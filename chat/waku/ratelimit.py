@@ -26,7 +26,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-PROTOCOLS = ("store", "lightpush", "filter", "px")
+PROTOCOLS = ("store", "lightpush", "filter", "px", "sync")
 # nwaku accepts these names too; they configure the same services here.
 PROTOCOL_ALIASES = {"storev2": "store", "storev3": "store"}
 PER_PEER_SHARE = 0.75
@@ -69,6 +69,7 @@ DEFAULT_RATE_LIMITS: Mapping[str, RateLimit | None] = {
     "lightpush": RateLimit(30, 1.0),
     "filter": RateLimit(30, 60.0),
     "px": RateLimit(10, 1.0),
+    "sync": RateLimit(30, 60.0),
 }
 """What `chinwag node` applies without --rate-limit (docs/operator-guide.md, "Rate limits")."""
 

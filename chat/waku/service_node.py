@@ -44,7 +44,8 @@ from chat.waku.relay.service import RelayService
 from chat.waku.server_gate import ServerGate
 from chat.waku.store.archiver import DEFAULT_RETENTION_INTERVAL, ArchiveOutcome, MessageArchiver
 from chat.waku.store.server import StoreServer
-from chat.waku.topics import RelayShard, TopicError, autoshard
+from chat.waku.sync.service import SyncOptions, SyncService, sync_metrics
+from chat.waku.topics import RelayShard, TopicError, autoshard, format_pubsub_topic
 from chat.waku.validation import RelayValidator
 from storage.archive import Archive, ArchiveUnavailable, RetentionPolicy, SqliteArchive
 
@@ -74,6 +75,8 @@ class ServiceNodeConfig:
     node: NodeConfig
     protected: Mapping[str, ShardPublicKey] = field(default_factory=dict)
     store: StoreOptions | None = None
+    sync: SyncOptions | None = None
+    """Waku Sync with other store nodes (needs `store`); None: off."""
     filter: bool = False
     lightpush: bool = False
     peer_exchange: bool = True
@@ -232,6 +235,7 @@ class ServiceNode:
         self.archiver: MessageArchiver | None = None
         self.archive_writer: ArchiveWriter | None = None
         self.store: StoreServer | None = None
+        self.sync: SyncService | None = None
         self.filter: FilterServer | None = None
         self.lightpush: LightPushServer | None = None
         self.metrics: MetricsServer | None = None
@@ -252,6 +256,17 @@ class ServiceNode:
             )
             self.store = StoreServer(self.archive, limiter=limiter_for("store", limits))
             self.relay.add_sink(self.archive_writer.offer)
+            if config.sync is not None:
+                self.sync = SyncService(
+                    self.archive,
+                    self.archiver,
+                    node_config.cluster_id,
+                    [format_pubsub_topic(node_config.cluster_id, s) for s in node_config.shards],
+                    node_config.shards,
+                    config.sync,
+                    limiter=limiter_for("sync", limits),
+                    shard_key=self.relay.validator.protection_key,
+                )
         if config.filter:
             self.filter = FilterServer(libp2p, rate_limiter=limiter_for("filter", limits))
             self.relay.add_sink(self._to_filter)
@@ -294,7 +309,7 @@ class ServiceNode:
             for service in (self.archive_writer, self.filter, self.relay, self.store):
                 if service is not None:
                     await self.node.mount(service)
-            for late in (self.lightpush, self.peer_exchange):
+            for late in (self.lightpush, self.peer_exchange, self.sync):
                 if late is not None:
                     await self.node.mount(late)
             if self.metrics is not None:
@@ -333,6 +348,8 @@ class ServiceNode:
             )
         if self.archive is not None and self.archive_writer is not None:
             metrics.extend(await archive_metrics(self.archive, self.archive_writer))
+        if self.sync is not None:
+            metrics.extend(sync_metrics(self.sync))
         if self.filter is not None:
             metrics.extend(filter_metrics(self.filter))
         if self.lightpush is not None:

@@ -20,6 +20,7 @@ from fuzz.targets import (
     relay,
     sds,
     store,
+    sync,
     telemetry,
     topics,
 )
@@ -29,6 +30,7 @@ FAMILIES = (
     message,
     relay,
     store,
+    sync,
     filter,
     lightpush,
     metadata,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 
@@ -73,6 +73,25 @@ class MessageArchiver:
             outcome = await self._write(record)
         self.outcomes[outcome] += 1
         return outcome
+
+    async def archive_synced(self, records: Sequence[ArchiveRecord]) -> int:
+        """Archive messages a sync peer sent (chat/waku/sync) in one transaction; returns how
+        many were new (duplicates by hash are dropped). They are history, older than the ±20 s
+        rule for relay allows: the caller checks them against its sync window and leaves out
+        ephemeral ones. A full disk or archive error is reported like a relay write's (0 new).
+        Counted by the sync service, not with relay's outcomes."""
+        try:
+            added = await trio.to_thread.run_sync(self.archive.insert_many, records)
+        except ArchiveFull as exc:
+            if not self.disk_full:
+                log.warning("archive is full; synced messages are not stored: %s", exc)
+            self.disk_full = True
+            return 0
+        except ArchiveError as exc:
+            log.warning("archive write of synced messages failed: %s", exc)
+            return 0
+        self.disk_full = False
+        return int(added)
 
     async def _write(self, record: ArchiveRecord) -> ArchiveOutcome:
         try:

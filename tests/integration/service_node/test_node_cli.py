@@ -236,7 +236,7 @@ async def test_service_node_subprocess_serves_metrics_and_stops_on_sigterm(
         try:
             lines = await read_lines_until(proc, "enr ")
             header, addrs, url = lines[0], lines[1:-2], lines[-2].split(" ", 1)[1]
-            assert header.endswith("services relay,store,filter,lightpush,px")
+            assert header.endswith("services relay,store,sync,filter,lightpush,px")
             record = WakuPeer.from_text(lines[-1].removeprefix("enr "))
             assert record.capabilities == Capability.RELAY | Capability.STORE | (
                 Capability.FILTER | Capability.LIGHTPUSH
@@ -352,3 +352,24 @@ def test_a_malformed_protected_shard_exits_2_with_the_sentence(tmp_path: Path) -
     assert done.returncode == 2
     assert done.stderr.startswith("chinwag: --protected-shard 7:nothex must be SHARD:PUBKEY")
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_sync_is_on_with_a_store_and_configurable(tmp_path: Path) -> None:
+    from chat.waku.sync.service import SyncOptions
+
+    assert configure(tmp_path).sync is None
+    assert configure(tmp_path, "--store").sync == SyncOptions()
+    assert configure(tmp_path, "--store", "--no-sync").sync is None
+    tuned = configure(tmp_path, "--store", "--sync-interval", "30s", "--sync-window", "2h").sync
+    assert tuned is not None and (tuned.interval, tuned.window) == (30, 7200)
+    assert configure(tmp_path, "--rate-limit", "sync:5/1m").rate_limits["sync"] == RateLimit(
+        5, 60.0
+    )
+    for options, message in [
+        (("--sync",), "--sync needs --store"),
+        (("--sync-interval", "1m"), "only makes sense with --store"),
+        (("--store", "--no-sync", "--sync-window", "1h"), "only makes sense"),
+        (("--store", "--sync-interval", "soon"), "--sync-interval soon must be"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            configure(tmp_path, *options)

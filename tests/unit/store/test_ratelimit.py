@@ -42,6 +42,7 @@ def test_every_served_protocol_is_limited_by_default_and_flags_override() -> Non
         "lightpush": RateLimit(30, 1.0),
         "filter": RateLimit(30, 60.0),
         "px": RateLimit(10, 1.0),
+        "sync": RateLimit(30, 60.0),
     }
     limits = rate_limits_from_flags(["50/1s", "store:20/1s"])
     assert limits["store"] == RateLimit(20, 1.0)
@@ -56,7 +57,7 @@ def test_off_lifts_a_limit_on_purpose() -> None:
     assert limits["store"] == RateLimit(50, 1.0)
     everything = rate_limits_from_flags(["off", "filter:10/1m"])
     assert everything == {"store": None, "lightpush": None, "filter": RateLimit(10, 60.0),
-                          "px": None}  # fmt: skip
+                          "px": None, "sync": None}  # fmt: skip
 
 
 def test_period_ratio_matches_nwaku() -> None:

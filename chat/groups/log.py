@@ -20,6 +20,10 @@ Rules (checked at the change's place in the order):
   expiry may be renewed); at most MAX_MEMBERS people are members or invited.
 - joined / declined: by the invitee, naming their current invitation, no later than its
   expiry (by the joiner's own clock: every member judges the same change the same way).
+- invited / joined: the link's Olm identity key is no other member's or invitee's. Shares
+  and frames are attributed by that key (a link is signed by its chat key only, so anyone
+  can put another's Olm key in theirs): two people with one key would let the first named
+  take the other's messages as theirs and have them refused.
 - left: by a member, about themselves. An admin who leaves is no longer one.
 - removed: by an admin, of a member or an invitee; never the creator (who may leave).
 - renamed: by an admin. admin_granted: by an admin, to a member who is not one yet.
@@ -278,6 +282,7 @@ def _invite(state: GroupState, change: Change, subject: Member | None) -> GroupS
         raise ChangeError(f"an invitation beyond {MAX_MEMBERS} members")
     if change.expires_at is None or change.expires_at <= change.at:
         raise ChangeError("an invitation that expires before it is made")
+    _identity_key_free(state, change)
     member = Member(
         change.subject,
         MemberState.INVITED,
@@ -301,6 +306,7 @@ def _answer(state: GroupState, change: Change, author: Member | None) -> GroupSt
         raise ChangeError(f"a '{kind.value}' change after the invitation expired")
     if kind is ChangeKind.DECLINED:
         return _with(state, replace(author, state=MemberState.DECLINED, since=change.at))
+    _identity_key_free(state, change)
     return _with(
         state,
         replace(
@@ -311,6 +317,22 @@ def _answer(state: GroupState, change: Change, author: Member | None) -> GroupSt
             since=change.at,
         ),
     )
+
+
+def _identity_key_free(state: GroupState, change: Change) -> None:
+    """ChangeError if the link of an invitation or a join names the Olm identity key of
+    someone else who is a member or invited."""
+    link = change.link
+    if link is None:
+        return
+    for member in state.members.values():
+        if (
+            member.chat_key != change.subject
+            and member.state in (MemberState.JOINED, MemberState.INVITED)
+            and member.link is not None
+            and member.link.identity_key == link.identity_key
+        ):
+            raise ChangeError(f"a '{change.kind.value}' change whose link names another's key")
 
 
 def _with(state: GroupState, member: Member) -> GroupState:

@@ -13,6 +13,7 @@ from chat.groups.changes import ChangeError, ChangeKind
 from chat.groups.log import MAX_LOG_ENTRIES, LogError, MembershipLog, MemberState
 from chat.identity import Identity
 from chat.proto import group_pb2
+from tests.harness.forged_links import link_claiming
 
 ALICE, BOB, CAROL, DAVE, ERIN = (
     Identity.create(n, 0) for n in ("Alice", "Bob", "Carol", "Dave", "Erin")
@@ -268,3 +269,30 @@ def test_what_a_copy_taken_with_an_invitation_cannot_hold() -> None:
 def bob_log_in_arrival_order(log: MembershipLog) -> list[ch.Change]:
     order = log._arrival
     return sorted(log.changes(), key=lambda c: order[c.id])
+
+
+def test_a_join_whose_link_names_another_members_olm_key_is_ignored() -> None:
+    """Shares and frames are attributed by the sender's Olm identity key: a member whose link
+    claimed another's key would take that member's messages as theirs (and have them
+    refused as sent under the wrong name)."""
+    _, log = new_group()
+    gid = log.group_id
+    invite_bob = ch.invited(ALICE, gid, log.next_lamport(), BOB.contact_link(), LATER, 101.0)
+    assert log.add(invite_bob).ignored is None
+    invite_and_join(log, CAROL)
+    forged = link_claiming(BOB, CAROL.identity_key)
+    bob_joins = ch.joined(BOB, gid, log.next_lamport(), invite_bob.id, 103.0)
+    body = group_pb2.ChangeBody.FromString(group_pb2.SignedChange.FromString(bob_joins.signed).body)
+    body.joined.link = forged
+    bad_join = ch.sign_change(BOB, body)
+    added = log.add(bad_join)
+    assert added.ignored is not None and "another's key" in added.ignored
+    assert log.state.members[BOB.chat_key_text].state is MemberState.INVITED
+    # Nor may an admin invite someone under a member's key.
+    forged_invite = ch.invited(
+        ALICE, gid, log.next_lamport(), link_claiming(DAVE, CAROL.identity_key), LATER, 104.0
+    )
+    assert log.add(forged_invite).ignored is not None
+    assert log.state.member(DAVE.chat_key_text) is None
+    # Bob's honest join still works.
+    assert log.add(ch.joined(BOB, gid, log.next_lamport(), invite_bob.id, 105.0)).ignored is None

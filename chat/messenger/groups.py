@@ -29,7 +29,14 @@ from chat import events as ev
 from chat.contacts import MUTUAL, ContactRequests
 from chat.groups import changes as ch
 from chat.groups.changes import Change, ChangeError, ChangeKind
-from chat.groups.log import MAX_MEMBERS, GroupState, LogError, MembershipLog, MemberState, apply
+from chat.groups.log import (
+    MAX_MEMBERS,
+    GroupState,
+    LogError,
+    MembershipLog,
+    MemberState,
+    apply,
+)
 from chat.groups.wire import GroupContent, GroupWireError, group_content_topic
 from chat.history import ChatHistory
 from chat.identity import IdentityError, parse_chat_key
@@ -185,7 +192,7 @@ class GroupChats:
             self._ctx.reject(f"a membership change in {via}: {exc}")
             return None
         try:
-            added = group.learn(change)
+            added = group.learn(change, untrusted=True)
         except LogError as exc:
             self._ctx.reject(f"a membership change in {via}: {exc}")
             return None
@@ -425,9 +432,9 @@ class GroupChats:
         the scheduler publishes it. `farewell`: our own leaving, which may go out after."""
         try:
             apply(group.state, change)
-        except ChangeError as exc:
+            group.learn(change)
+        except (ChangeError, LogError) as exc:
             raise ev.NotPossible(str(exc)) from None
-        group.learn(change)
         return await self.relay(group, change, farewell=farewell)
 
     async def relay(self, group: Group, change: Change, *, farewell: bool = False) -> str:

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import trio
 from harness.fake_groups import all_see, group_messages, group_rejections, members_of, texts
-from harness.fake_messengers import Peers, Running, group_of
+from harness.fake_messengers import Peers, Running, befriend, group_of
 from harness.waiting import wait_until
 
 from chat.groups import changes as ch
+from chat.groups.log import MAX_IGNORED_PER_AUTHOR, MAX_LOG_ENTRIES
 from chat.groups.wire import GroupEnvelope, group_content_topic
 from chat.identity import ContactLink
 from chat.proto import direct_pb2, group_pb2
@@ -147,3 +148,31 @@ async def test_an_invitation_from_someone_who_is_not_a_contact_is_refused(
 
 async def _has(running: Running, group_id: str, text: str) -> bool:
     return text in await texts(running, group_id)
+
+
+async def test_a_member_cannot_fill_the_log_with_changes_that_do_nothing(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """Bob (no admin) and Erin (not in the group) send changes that break the rules; were they
+    all kept, Alice's log would be full and take no change again (not even Bob's removal).
+    A few of Bob's are kept (crossed changes are legitimate), none of Erin's."""
+    alice, bob, carol, group_id = await three(peers)
+    erin, dave = await peers.start("erin"), await peers.start("dave")
+    await befriend(alice, dave)
+    group = alice.messenger._groups.groups.get(group_id)
+    assert group is not None
+    lamport = group.log.next_lamport()
+    async with alice.messenger._lock:  # as the pipeline hands them over, from frames
+        for n in range(MAX_LOG_ENTRIES):
+            for rogue in (bob, erin):
+                change = ch.renamed(rogue.messenger.me, group_id, lamport + n, f"Ours {n}", 1.0)
+                alice.messenger._groups.learn(group, change.signed, "a group frame")
+    assert len(group.log) < 2 * MAX_IGNORED_PER_AUTHOR + 10
+    assert any("not kept" in r for r in group_rejections(alice))
+    await alice.messenger.remove_group_member(group_id, bob.messenger.identity().chat_key)
+    await alice.messenger.add_group_member(group_id, dave.messenger.identity().chat_key)
+    await trio.testing.wait_all_tasks_blocked()
+    (invite,) = await dave.messenger.invites()
+    await dave.messenger.accept_invite(invite.id)
+    expected = {"Alice": "joined", "Bob": "removed", "Carol": "joined", "Dave": "joined"}
+    await all_see(group_id, expected, alice, carol, dave)

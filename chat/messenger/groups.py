@@ -33,6 +33,7 @@ from chat.groups.log import (
     MAX_MEMBERS,
     GroupState,
     LogError,
+    Member,
     MembershipLog,
     MemberState,
     apply,
@@ -345,9 +346,22 @@ class GroupChats:
             if open_invite is not None and self.invites is not None:
                 await self.invites.send_again(open_invite.id)  # a failed one goes again
                 return self.view(group)
+            unsent = self._unsent_invitation(group, member)
+            if unsent is not None and self.invites is not None:
+                await self.invites.send(group, unsent)
+                return self.view(group)
             raise ev.NotPossible("they are invited already")
         await self._invite(group, chat_key)
         return self.view(group)
+
+    def _unsent_invitation(self, group: Group, member: Member) -> Change | None:
+        """Our `invited` change for them that has no invitation row: we stopped between
+        committing the change and saving the invitation (a crash); it goes now."""
+        if self.invites is None or member.invited_by != group.own:
+            return None
+        if self.invites.invites.get(member.invite_id) is not None:
+            return None
+        return next((c for c in group.log.changes() if c.id == member.invite_id), None)
 
     async def _invite(self, group: Group, chat_key: str) -> None:
         assert self.invites is not None

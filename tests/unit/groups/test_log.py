@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from chat.groups import changes as ch
 from chat.groups.changes import ChangeError, ChangeKind
-from chat.groups.log import MAX_LOG_ENTRIES, LogError, MembershipLog, MemberState
+from chat.groups.log import (
+    MAX_IGNORED_PER_AUTHOR,
+    MAX_LOG_ENTRIES,
+    LogError,
+    MembershipLog,
+    MemberState,
+)
 from chat.identity import Identity
 from chat.proto import group_pb2
 from tests.harness.forged_links import link_claiming
@@ -296,3 +302,24 @@ def test_a_join_whose_link_names_another_members_olm_key_is_ignored() -> None:
     assert log.state.member(DAVE.chat_key_text) is None
     # Bob's honest join still works.
     assert log.add(ch.joined(BOB, gid, log.next_lamport(), invite_bob.id, 105.0)).ignored is None
+
+
+def test_changes_from_the_network_that_do_nothing_are_kept_only_within_a_budget() -> None:
+    _, log = new_group()
+    gid = log.group_id
+    invite_and_join(log, BOB)
+    lamport = log.next_lamport()
+    stranger = ch.renamed(ERIN, gid, lamport, "Erin's", 103.0)
+    with pytest.raises(LogError, match="not kept"):
+        log.add(stranger, untrusted=True)
+    assert stranger.id not in log and len(log) == 3
+    assert log.add(stranger).ignored is not None  # an admin's invitation log is taken whole
+    kept = [
+        log.add(ch.renamed(BOB, gid, lamport + n, f"Bob's {n}", 104.0), untrusted=True)
+        for n in range(MAX_IGNORED_PER_AUTHOR)
+    ]
+    assert all(a.new and a.ignored for a in kept)
+    with pytest.raises(LogError, match="not kept"):
+        log.add(ch.renamed(BOB, gid, lamport + 99, "one more", 105.0), untrusted=True)
+    assert log.add(ch.left(BOB, gid, log.next_lamport(), 106.0), untrusted=True).ignored is None
+    assert log.state.joined() == {ALICE.chat_key_text}

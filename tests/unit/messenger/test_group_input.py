@@ -13,6 +13,7 @@ from harness.fake_groups import all_see, group_messages, group_rejections, membe
 from harness.fake_messengers import Peers, Running, befriend, group_of
 from harness.waiting import wait_until
 
+from chat import events as ev
 from chat.groups import changes as ch
 from chat.groups.log import MAX_IGNORED_PER_AUTHOR, MAX_LOG_ENTRIES
 from chat.groups.wire import GroupEnvelope, Share, group_content_topic
@@ -225,3 +226,15 @@ async def test_a_member_passing_on_anothers_session_key_as_theirs_does_not_silen
     await wait_until(lambda: _has(dave, group_id, "hello Dave"), 300)
     assert daves.keys.inbound[session.id].owner == bob.messenger.identity().chat_key
     assert daves.keys.inbound[session.id].confirmed
+
+
+async def test_a_change_on_a_full_log_is_not_possible_rather_than_an_error(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, _, _, group_id = await three(peers)
+    group = alice.messenger._groups.groups.get(group_id)
+    assert group is not None
+    while len(group.log) < MAX_LOG_ENTRIES:  # an admin's own renames, from an earlier life
+        group.learn(ch.renamed(alice.messenger.me, group_id, group.log.next_lamport(), "R", 1.0))
+    with pytest.raises(ev.NotPossible, match="full"):
+        await alice.messenger.rename_group(group_id, "One too many")

@@ -8,8 +8,11 @@ is replaced (the rotation policy).
   encrypted with it (`confirmed`); until then the key goes along again every `reshare_after`.
 - Each member's session reaches us the same way; we read their frames with it (vodozemac
   `InboundGroupSession`, which checks the session's signature and MAC: a tampered message
-  does not decrypt). A session belongs to the member whose Olm session delivered its key;
-  a second member claiming the same session id is refused.
+  does not decrypt). A session belongs to the member whose Olm session delivered its key.
+  Every member holds every member's key, so one may pass on another's as theirs: until a
+  frame of the session names its owner as its sender (`confirm`: only its creator can make
+  its frames), a second member's claim replaces the first; after, it is refused. Otherwise
+  a member could make a newcomer refuse another member's messages for good.
 - Replays: an (session, message index) read once is never read again (the indexes read are
   kept per session, bounded).
 - Rotation (`RotationPolicy`): a new outbound session before the next content frame when a
@@ -117,6 +120,8 @@ class InboundSession:
     owner_identity_key: bytes
     received_at: float
     seen: dict[int, None] = field(default_factory=dict)
+    confirmed: bool = False
+    """A frame of it named `owner` as its sender: the owner is right (see the module)."""
 
     @property
     def id(self) -> str:
@@ -231,9 +236,10 @@ class GroupKeys:
         """A member's session key, delivered by their Olm session; False when we hold it."""
         known = self.inbound.get(session_id)
         if known is not None:
-            if known.owner != owner:
+            if known.owner == owner:
+                return False
+            if known.confirmed:
                 raise Refused(f"a session key that {known.owner[:16]}… already owns")
-            return False
         if session_id in self.own_sessions:
             raise Refused("a session key claiming one of our own sessions")
         try:
@@ -242,6 +248,7 @@ class GroupKeys:
             raise Refused("a session key that does not decode") from None
         if session.session_id != session_id:
             raise Refused("a session key for another session than it names")
+        # A replaced claim starts afresh: no frame it decrypted was taken (none named it).
         self.inbound[session_id] = InboundSession(session, owner, owner_identity_key, now)
         self.changed.add(session_id)
         self._bound(owner)
@@ -254,6 +261,14 @@ class GroupKeys:
         for old in theirs[:-MAX_INBOUND_PER_MEMBER]:
             del self.inbound[old.id]
             self.dropped.add(old.id)
+
+    def confirm(self, session_id: str, sender: str) -> None:
+        """A frame of this session, authenticated by it, names `sender`: if that is its
+        owner, the ownership is settled."""
+        inbound = self.inbound.get(session_id)
+        if inbound is not None and not inbound.confirmed and inbound.owner == sender:
+            inbound.confirmed = True
+            self.changed.add(session_id)
 
     def decrypt(self, session_id: str, ciphertext: bytes) -> Opened:
         inbound = self.inbound.get(session_id)
@@ -315,6 +330,7 @@ class GroupKeys:
             "owner_identity_key": inbound.owner_identity_key.hex(),
             "received_at": inbound.received_at,
             "seen": list(inbound.seen),
+            "confirmed": inbound.confirmed,
         }
 
     def restore(self, session_id: str, owner: str, state: dict[str, Any], key: bytes) -> None:
@@ -348,5 +364,6 @@ class GroupKeys:
                 bytes.fromhex(state["owner_identity_key"]),
                 float(state["received_at"]),
                 dict.fromkeys(int(i) for i in state["seen"]),
+                bool(state.get("confirmed", True)),
             )
             self.inbound[session_id] = inbound

@@ -20,10 +20,21 @@ Rules (checked at the change's place in the order):
   expiry may be renewed); at most MAX_MEMBERS people are members or invited.
 - joined / declined: by the invitee, naming their current invitation, no later than its
   expiry (by the joiner's own clock: every member judges the same change the same way).
+- invited / joined: the link's Olm identity key is no other member's or invitee's. Shares
+  and frames are attributed by that key (a link is signed by its chat key only, so anyone
+  can put another's Olm key in theirs): two people with one key would let the first named
+  take the other's messages as theirs and have them refused.
 - left: by a member, about themselves. An admin who leaves is no longer one.
 - removed: by an admin, of a member or an invitee; never the creator (who may leave).
 - renamed: by an admin. admin_granted: by an admin, to a member who is not one yet.
 - The log holds at most MAX_LOG_ENTRIES changes; a change beyond that is refused.
+- A change from the network that is ignored at its place is kept only if its author is a
+  member or invitee and has fewer than MAX_IGNORED_PER_AUTHOR ignored changes in the log
+  (`add(..., untrusted=True)`); otherwise it is refused and not kept. Without this, one
+  member (or invitee) could fill the log with changes that do nothing, signed by themselves
+  or by made-up keys, and the group could take no change ever again, not even their
+  removal. A legitimate change refused this way (its author's invitation not known yet)
+  comes again with its author's re-sends.
 
 Sans-IO: no clock (times come with the changes, and `now` with a view), no I/O.
 """
@@ -41,6 +52,9 @@ from chat.identity import ContactLink
 MAX_MEMBERS = 50
 """Members and invitees of a group at one time. A rotation costs one Olm message per member in
 one envelope: 50 keep it near 25 KB, and the whole log fits one invitation (docs/protocol.md)."""
+MAX_IGNORED_PER_AUTHOR = 8
+"""Ignored changes by one author a log keeps from the network (crossed changes of an honest
+admin are a few at most)."""
 MAX_LOG_ENTRIES = 250
 """Changes one log holds. An invitation carries the whole log inside one WakuMessage (under
 150 KiB): 250 changes of at most ~500 bytes each stay well under it."""
@@ -176,8 +190,10 @@ class MembershipLog:
     def next_lamport(self) -> int:
         return max(c.lamport for c in self._changes) + 1
 
-    def add(self, change: Change) -> Added:
-        """Put a verified change in its place and compute the state again."""
+    def add(self, change: Change, *, untrusted: bool = False) -> Added:
+        """Put a verified change in its place and compute the state again. `untrusted`: it
+        came from the network, and is refused (LogError, not kept) if it is ignored at its
+        place and its author may not add more that do nothing (the module's rules)."""
         if change.group_id != self.group_id:
             raise LogError("a membership change of another group")
         if change.id in self._ids:
@@ -186,7 +202,29 @@ class MembershipLog:
             raise LogError(f"the group's log is full ({MAX_LOG_ENTRIES} changes)")
         self._insert(change)
         self.state = self._fold()
-        return Added(change, new=True, ignored=self.verdicts.get(change.id))
+        ignored = self.verdicts.get(change.id)
+        if untrusted and ignored is not None and not self._may_keep_ignored(change):
+            self._withdraw(change)
+            raise LogError(f"a change that does nothing ({ignored}), not kept")
+        return Added(change, new=True, ignored=ignored)
+
+    def _may_keep_ignored(self, change: Change) -> bool:
+        author = self.state.member(change.author)
+        if author is None or author.state not in (MemberState.JOINED, MemberState.INVITED):
+            return False
+        theirs = sum(
+            1
+            for c in self._changes
+            if c.author == change.author and c.id != change.id and self.verdicts.get(c.id)
+        )
+        return theirs < MAX_IGNORED_PER_AUTHOR
+
+    def _withdraw(self, change: Change) -> None:
+        """Undo `_insert` of the change that came last."""
+        self._changes.remove(change)
+        self._ids.discard(change.id)
+        del self._arrival[change.id]
+        self.state = self._fold()
 
     def _insert(self, change: Change) -> None:
         keys = [c.order for c in self._changes]
@@ -278,6 +316,7 @@ def _invite(state: GroupState, change: Change, subject: Member | None) -> GroupS
         raise ChangeError(f"an invitation beyond {MAX_MEMBERS} members")
     if change.expires_at is None or change.expires_at <= change.at:
         raise ChangeError("an invitation that expires before it is made")
+    _identity_key_free(state, change)
     member = Member(
         change.subject,
         MemberState.INVITED,
@@ -301,6 +340,7 @@ def _answer(state: GroupState, change: Change, author: Member | None) -> GroupSt
         raise ChangeError(f"a '{kind.value}' change after the invitation expired")
     if kind is ChangeKind.DECLINED:
         return _with(state, replace(author, state=MemberState.DECLINED, since=change.at))
+    _identity_key_free(state, change)
     return _with(
         state,
         replace(
@@ -311,6 +351,22 @@ def _answer(state: GroupState, change: Change, author: Member | None) -> GroupSt
             since=change.at,
         ),
     )
+
+
+def _identity_key_free(state: GroupState, change: Change) -> None:
+    """ChangeError if the link of an invitation or a join names the Olm identity key of
+    someone else who is a member or invited."""
+    link = change.link
+    if link is None:
+        return
+    for member in state.members.values():
+        if (
+            member.chat_key != change.subject
+            and member.state in (MemberState.JOINED, MemberState.INVITED)
+            and member.link is not None
+            and member.link.identity_key == link.identity_key
+        ):
+            raise ChangeError(f"a '{change.kind.value}' change whose link names another's key")
 
 
 def _with(state: GroupState, member: Member) -> GroupState:

@@ -199,6 +199,10 @@ class GroupCrypto:
             raise OpenRefused(
                 f"a group message from {opened.owner[:16]}…, who is not a member of this group"
             )
+        try:  # the frame names its sender; its session's signature vouches for the name
+            group.keys.confirm(envelope.session_id, SdsFrame.decode(opened.plaintext).sender_id)
+        except SdsError:
+            pass  # refused as a bad frame further on
         horizon, group.horizon = tuple(group.horizon), []
         return Unsealed(opened.owner_identity_key, opened.plaintext, assume_delivered=horizon)
 

@@ -57,11 +57,11 @@ class Group:
     def joined(self) -> bool:
         return self.state.is_member(self.own)
 
-    def learn(self, change: Change) -> Added:
+    def learn(self, change: Change, *, untrusted: bool = False) -> Added:
         """Put a verified change in the log (LogError if it cannot take it); what it changed
         moves the sessions: ours rotates past anyone who left."""
         before = self.state
-        added = self.log.add(change)
+        added = self.log.add(change, untrusted=untrusted)
         if added.new:
             self.unsaved.append(change)
         after = self.state

@@ -29,7 +29,15 @@ from chat import events as ev
 from chat.contacts import MUTUAL, ContactRequests
 from chat.groups import changes as ch
 from chat.groups.changes import Change, ChangeError, ChangeKind
-from chat.groups.log import MAX_MEMBERS, GroupState, LogError, MembershipLog, MemberState, apply
+from chat.groups.log import (
+    MAX_MEMBERS,
+    GroupState,
+    LogError,
+    Member,
+    MembershipLog,
+    MemberState,
+    apply,
+)
 from chat.groups.wire import GroupContent, GroupWireError, group_content_topic
 from chat.history import ChatHistory
 from chat.identity import IdentityError, parse_chat_key
@@ -185,7 +193,7 @@ class GroupChats:
             self._ctx.reject(f"a membership change in {via}: {exc}")
             return None
         try:
-            added = group.learn(change)
+            added = group.learn(change, untrusted=True)
         except LogError as exc:
             self._ctx.reject(f"a membership change in {via}: {exc}")
             return None
@@ -338,9 +346,22 @@ class GroupChats:
             if open_invite is not None and self.invites is not None:
                 await self.invites.send_again(open_invite.id)  # a failed one goes again
                 return self.view(group)
+            unsent = self._unsent_invitation(group, member)
+            if unsent is not None and self.invites is not None:
+                await self.invites.send(group, unsent)
+                return self.view(group)
             raise ev.NotPossible("they are invited already")
         await self._invite(group, chat_key)
         return self.view(group)
+
+    def _unsent_invitation(self, group: Group, member: Member) -> Change | None:
+        """Our `invited` change for them that has no invitation row: we stopped between
+        committing the change and saving the invitation (a crash); it goes now."""
+        if self.invites is None or member.invited_by != group.own:
+            return None
+        if self.invites.invites.get(member.invite_id) is not None:
+            return None
+        return next((c for c in group.log.changes() if c.id == member.invite_id), None)
 
     async def _invite(self, group: Group, chat_key: str) -> None:
         assert self.invites is not None
@@ -425,9 +446,9 @@ class GroupChats:
         the scheduler publishes it. `farewell`: our own leaving, which may go out after."""
         try:
             apply(group.state, change)
-        except ChangeError as exc:
+            group.learn(change)
+        except (ChangeError, LogError) as exc:
             raise ev.NotPossible(str(exc)) from None
-        group.learn(change)
         return await self.relay(group, change, farewell=farewell)
 
     async def relay(self, group: Group, change: Change, *, farewell: bool = False) -> str:

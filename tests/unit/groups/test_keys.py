@@ -55,10 +55,21 @@ def test_a_member_given_the_key_later_reads_only_what_follows() -> None:
 def test_a_session_claimed_by_a_second_member_or_with_a_wrong_id_is_refused() -> None:
     alice, bob = pair()
     session, _ = alice.session_for(content=True, now=0.0)
-    share(alice, bob, session)
     key = session.session.session_key.to_base64()
+    # Mallory, who holds Alice's key as every member does, passes it on as hers first.
+    assert bob.add_inbound(session.id, key, "mallory", b"\x02" * 32, 0.0)
+    share(alice, bob, session)  # Alice's own claim replaces it: no frame named Mallory
+    ciphertext = alice.encrypt(session, "m1", b"hello", content=True)
+    opened = bob.decrypt(session.id, ciphertext)
+    assert opened.owner == "alice" and opened.owner_identity_key == b"\x01" * 32
+    bob.confirm(session.id, "mallory")  # a frame naming someone else settles nothing
+    assert bob.add_inbound(session.id, key, "mallory", b"\x02" * 32, 1.0)
+    share(alice, bob, session)
+    bob.confirm(session.id, "alice")  # a frame of it named its owner: settled
     with pytest.raises(Refused, match="already owns"):
         bob.add_inbound(session.id, key, "mallory", b"\x02" * 32, 1.0)
+    stored = bob.row(session.id, KEY)
+    assert stored is not None and stored[1]["confirmed"] is True
     with pytest.raises(Refused, match="another session"):
         bob.add_inbound("other-id", key, "alice", b"\x01" * 32, 1.0)
     with pytest.raises(Refused, match="does not decode"):

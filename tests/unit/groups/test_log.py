@@ -10,9 +10,16 @@ from hypothesis import strategies as st
 
 from chat.groups import changes as ch
 from chat.groups.changes import ChangeError, ChangeKind
-from chat.groups.log import MAX_LOG_ENTRIES, LogError, MembershipLog, MemberState
+from chat.groups.log import (
+    MAX_IGNORED_PER_AUTHOR,
+    MAX_LOG_ENTRIES,
+    LogError,
+    MembershipLog,
+    MemberState,
+)
 from chat.identity import Identity
 from chat.proto import group_pb2
+from tests.harness.forged_links import link_claiming
 
 ALICE, BOB, CAROL, DAVE, ERIN = (
     Identity.create(n, 0) for n in ("Alice", "Bob", "Carol", "Dave", "Erin")
@@ -268,3 +275,51 @@ def test_what_a_copy_taken_with_an_invitation_cannot_hold() -> None:
 def bob_log_in_arrival_order(log: MembershipLog) -> list[ch.Change]:
     order = log._arrival
     return sorted(log.changes(), key=lambda c: order[c.id])
+
+
+def test_a_join_whose_link_names_another_members_olm_key_is_ignored() -> None:
+    """Shares and frames are attributed by the sender's Olm identity key: a member whose link
+    claimed another's key would take that member's messages as theirs (and have them
+    refused as sent under the wrong name)."""
+    _, log = new_group()
+    gid = log.group_id
+    invite_bob = ch.invited(ALICE, gid, log.next_lamport(), BOB.contact_link(), LATER, 101.0)
+    assert log.add(invite_bob).ignored is None
+    invite_and_join(log, CAROL)
+    forged = link_claiming(BOB, CAROL.identity_key)
+    bob_joins = ch.joined(BOB, gid, log.next_lamport(), invite_bob.id, 103.0)
+    body = group_pb2.ChangeBody.FromString(group_pb2.SignedChange.FromString(bob_joins.signed).body)
+    body.joined.link = forged
+    bad_join = ch.sign_change(BOB, body)
+    added = log.add(bad_join)
+    assert added.ignored is not None and "another's key" in added.ignored
+    assert log.state.members[BOB.chat_key_text].state is MemberState.INVITED
+    # Nor may an admin invite someone under a member's key.
+    forged_invite = ch.invited(
+        ALICE, gid, log.next_lamport(), link_claiming(DAVE, CAROL.identity_key), LATER, 104.0
+    )
+    assert log.add(forged_invite).ignored is not None
+    assert log.state.member(DAVE.chat_key_text) is None
+    # Bob's honest join still works.
+    assert log.add(ch.joined(BOB, gid, log.next_lamport(), invite_bob.id, 105.0)).ignored is None
+
+
+def test_changes_from_the_network_that_do_nothing_are_kept_only_within_a_budget() -> None:
+    _, log = new_group()
+    gid = log.group_id
+    invite_and_join(log, BOB)
+    lamport = log.next_lamport()
+    stranger = ch.renamed(ERIN, gid, lamport, "Erin's", 103.0)
+    with pytest.raises(LogError, match="not kept"):
+        log.add(stranger, untrusted=True)
+    assert stranger.id not in log and len(log) == 3
+    assert log.add(stranger).ignored is not None  # an admin's invitation log is taken whole
+    kept = [
+        log.add(ch.renamed(BOB, gid, lamport + n, f"Bob's {n}", 104.0), untrusted=True)
+        for n in range(MAX_IGNORED_PER_AUTHOR)
+    ]
+    assert all(a.new and a.ignored for a in kept)
+    with pytest.raises(LogError, match="not kept"):
+        log.add(ch.renamed(BOB, gid, lamport + 99, "one more", 105.0), untrusted=True)
+    assert log.add(ch.left(BOB, gid, log.next_lamport(), 106.0), untrusted=True).ignored is None
+    assert log.state.joined() == {ALICE.chat_key_text}

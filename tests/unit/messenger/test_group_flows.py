@@ -11,6 +11,7 @@ from harness.fake_groups import all_see, group_messages, texts
 from harness.fake_messengers import Peers, Running, befriend, group_of
 from harness.waiting import wait_until
 
+from chat.groups import changes as ch
 from chat.groups.invites import InvitePolicy
 from chat.groups.keys import RotationPolicy
 from chat.groups.wire import GroupEnvelope
@@ -281,3 +282,34 @@ async def test_a_join_read_before_its_invitation_is_read_on_the_joiners_next_res
     # only after an hour.
     await all_see(group_id, everyone, alice, bob, dave, limit=300)
     assert trio.current_time() - joined_at < 300
+
+
+async def test_an_invitation_committed_but_not_saved_before_a_crash_goes_when_asked_again(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """Alice's `invited` change was committed (with its frame) and she stopped before the
+    invitation itself was saved and sent: Dave shows as invited to everyone, and adding
+    him again sends the invitation rather than answering "they are invited already"."""
+    alice, bob, dave = [await peers.start(n) for n in ("alice", "bob", "dave")]
+    group_id = await group_of(alice, bob)
+    await befriend(alice, dave)
+    dave_key = dave.messenger.identity().chat_key
+    async with alice.messenger._lock:  # the first step of add_group_member, alone
+        groups = alice.messenger._groups
+        group = groups.groups.get(group_id)
+        assert group is not None
+        now = alice.messenger._ctx.clock()
+        change = ch.invited(
+            alice.messenger.me, group_id, group.log.next_lamport(),
+            groups._contacts.link_texts[dave_key], now + 3600.0, now,
+        )  # fmt: skip
+        await groups.publish(group, change)
+    await peers.stop("alice")
+    alice = await peers.start("alice")
+    await all_see(group_id, {"Alice": "joined", "Bob": "joined", "Dave": "invited"}, alice, bob)
+    assert await dave.messenger.invites() == []
+    await alice.messenger.add_group_member(group_id, dave_key)
+    await trio.testing.wait_all_tasks_blocked()
+    (invite,) = await dave.messenger.invites()
+    await dave.messenger.accept_invite(invite.id)
+    await all_see(group_id, {"Alice": "joined", "Bob": "joined", "Dave": "joined"}, alice, bob)

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 import trio
 from harness.fake_groups import all_see, group_messages, group_rejections, members_of, texts
-from harness.fake_messengers import Peers, Running, group_of
+from harness.fake_messengers import Peers, Running, befriend, group_of
 from harness.waiting import wait_until
 
+from chat import events as ev
 from chat.groups import changes as ch
-from chat.groups.wire import GroupEnvelope, group_content_topic
+from chat.groups.log import MAX_IGNORED_PER_AUTHOR, MAX_LOG_ENTRIES
+from chat.groups.wire import GroupEnvelope, Share, group_content_topic
 from chat.identity import ContactLink
 from chat.proto import direct_pb2, group_pb2
 from chat.waku.message import WakuMessage
@@ -147,3 +149,92 @@ async def test_an_invitation_from_someone_who_is_not_a_contact_is_refused(
 
 async def _has(running: Running, group_id: str, text: str) -> bool:
     return text in await texts(running, group_id)
+
+
+async def test_a_member_cannot_fill_the_log_with_changes_that_do_nothing(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """Bob (no admin) and Erin (not in the group) send changes that break the rules; were they
+    all kept, Alice's log would be full and take no change again (not even Bob's removal).
+    A few of Bob's are kept (crossed changes are legitimate), none of Erin's."""
+    alice, bob, carol, group_id = await three(peers)
+    erin, dave = await peers.start("erin"), await peers.start("dave")
+    await befriend(alice, dave)
+    group = alice.messenger._groups.groups.get(group_id)
+    assert group is not None
+    lamport = group.log.next_lamport()
+    async with alice.messenger._lock:  # as the pipeline hands them over, from frames
+        for n in range(MAX_LOG_ENTRIES):
+            for rogue in (bob, erin):
+                change = ch.renamed(rogue.messenger.me, group_id, lamport + n, f"Ours {n}", 1.0)
+                alice.messenger._groups.learn(group, change.signed, "a group frame")
+    assert len(group.log) < 2 * MAX_IGNORED_PER_AUTHOR + 10
+    assert any("not kept" in r for r in group_rejections(alice))
+    await alice.messenger.remove_group_member(group_id, bob.messenger.identity().chat_key)
+    await alice.messenger.add_group_member(group_id, dave.messenger.identity().chat_key)
+    await trio.testing.wait_all_tasks_blocked()
+    (invite,) = await dave.messenger.invites()
+    await dave.messenger.accept_invite(invite.id)
+    expected = {"Alice": "joined", "Bob": "removed", "Carol": "joined", "Dave": "joined"}
+    await all_see(group_id, expected, alice, carol, dave)
+
+
+async def test_a_member_passing_on_anothers_session_key_as_theirs_does_not_silence_them(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """Every member holds Bob's session key. Carol's client hands it to Dave, who just
+    joined, as hers, before Bob's own share reaches him: Bob's share still wins (no frame
+    of the session ever named Carol), and Dave reads Bob."""
+    alice, bob, carol, group_id = await three(peers)
+    dave = await peers.start("dave")
+    await befriend(alice, dave)
+    await bob.messenger.send_text(group_id, "before Dave")
+    await wait_until(lambda: _has(carol, group_id, "before Dave"))
+    bob.node.set_online(False)
+    await alice.messenger.add_group_member(group_id, dave.messenger.identity().chat_key)
+    await trio.testing.wait_all_tasks_blocked()
+    (invite,) = await dave.messenger.invites()
+    await dave.messenger.accept_invite(invite.id)
+    joined = {**EVERYONE, "Dave": "joined"}
+    await all_see(group_id, joined, alice, carol, dave)
+
+    bobs = bob.messenger._groups.groups.get(group_id)
+    assert bobs is not None and bobs.keys.outbound is not None
+    session = bobs.keys.outbound
+    body = group_pb2.GroupShareBody(
+        group_id=group_id,
+        session_id=session.id,
+        session_key=session.session.session_key.to_base64(),
+    )
+    dave_link = ContactLink.parse(dave.messenger.me.contact_link())
+    async with carol.messenger._lock:
+        sealed = carol.messenger._olm.seal_to(dave_link, direct_pb2.DirectPayload(group_share=body))
+    share = Share(dave_link.identity_key, sealed.encode())
+    payload = GroupEnvelope("c" * 43, b"\x00", (share,)).encode()
+    dave.node.deliver(
+        dave.messenger.pubsub_topic,
+        WakuMessage(payload, group_content_topic(group_id), timestamp=2),
+    )
+    await trio.sleep(1)
+    daves = dave.messenger._groups.groups.get(group_id)
+    assert daves is not None
+    assert daves.keys.inbound[session.id].owner == carol.messenger.identity().chat_key
+
+    bob.node.set_online(True)
+    await all_see(group_id, joined, bob, limit=300)
+    await bob.messenger.send_text(group_id, "hello Dave")
+    await wait_until(lambda: _has(dave, group_id, "hello Dave"), 300)
+    assert daves.keys.inbound[session.id].owner == bob.messenger.identity().chat_key
+    assert daves.keys.inbound[session.id].confirmed
+
+
+async def test_a_change_on_a_full_log_is_not_possible_rather_than_an_error(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, _, _, group_id = await three(peers)
+    group = alice.messenger._groups.groups.get(group_id)
+    assert group is not None
+    while len(group.log) < MAX_LOG_ENTRIES:  # an admin's own renames, from an earlier life
+        group.learn(ch.renamed(alice.messenger.me, group_id, group.log.next_lamport(), "R", 1.0))
+    with pytest.raises(ev.NotPossible, match="full"):
+        await alice.messenger.rename_group(group_id, "One too many")

@@ -12,6 +12,8 @@ from harness.fake_messengers import Peers, befriend, group_of
 from harness.waiting import wait_until
 
 from chat import events as ev
+from chat.groups.wire import group_content_topic
+from chat.waku.bandwidth import KINDS
 
 
 async def test_three_people_join_and_every_message_is_delivered_to_both_others(
@@ -163,3 +165,19 @@ async def test_a_rename_and_a_leave_reach_everyone_as_system_lines(
         assert "only an admin" in str(exc)
     else:
         raise AssertionError("a member who is no admin could rename")
+
+
+async def test_the_bandwidth_meter_counts_a_groups_topic_as_chat(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """The meter was written before groups: their conversation topic must count as chat on
+    every member (an SDS sync on it is relabelled per message), not as `message`."""
+    alice, bob = await peers.start("alice"), await peers.start("bob")
+    group_id = await group_of(alice, bob)
+    topic = group_content_topic(group_id)
+    for running in (alice, bob):
+        kinds = running.node.bandwidth.kinds
+        assert kinds.kind_index(topic, outbound=False) == KINDS.index("chat")
+    await peers.stop("bob")  # and after a restart, from the stored conversation
+    bob = await peers.start("bob")
+    assert bob.node.bandwidth.kinds.kind_index(topic, outbound=False) == KINDS.index("chat")

@@ -9,8 +9,12 @@ seconds (float).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import trio
 
 from chat.errors import UserError
 
@@ -41,6 +45,11 @@ class InvalidInput(MessengerError):
 
 class NotPossible(MessengerError):
     """The command is understood but not possible in the current state (REST: 409)."""
+
+
+class NotAllowed(NotPossible):
+    """The command is understood but we may not do it: a group change by a member who is
+    no admin (REST: 403). A NotPossible, so faces that catch that still do."""
 
 
 # ---- views -------------------------------------------------------------------------------
@@ -348,7 +357,8 @@ class StrangerRequestsDropped(Event):
 
 @dataclass(frozen=True, slots=True)
 class Rejected(Event):
-    """Something arrived that we refused (tampered, replayed, forged sender); nothing shown."""
+    """Something arrived that we refused (tampered, replayed, forged sender, or its handling
+    failed); nothing shown."""
 
     kind: ClassVar[str] = "rejected"
     reason: str
@@ -357,6 +367,45 @@ class Rejected(Event):
 def json_name(field_name: str) -> str:
     """A field's name in JSON: a Python keyword's trailing underscore dropped (`from_`)."""
     return field_name[:-1] if field_name.endswith("_") else field_name
+
+
+class Subscription(trio.abc.ReceiveChannel[Event]):
+    """The messenger's events for one face (`Messenger.subscribe()`), in order; iterating
+    ends when the messenger stops. Close it when done (`with`, `async with` or `close()`):
+    the messenger forgets it at once, instead of when it next emits an event."""
+
+    def __init__(
+        self, channel: trio.MemoryReceiveChannel[Event], forget: Callable[[], None]
+    ) -> None:
+        self._channel = channel
+        self._forget: Callable[[], None] | None = forget
+
+    async def receive(self) -> Event:
+        return await self._channel.receive()
+
+    def receive_nowait(self) -> Event:
+        return self._channel.receive_nowait()
+
+    def close(self) -> None:
+        self._channel.close()
+        if self._forget is not None:
+            forget, self._forget = self._forget, None
+            forget()
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def to_json(view: Any) -> dict[str, Any]:

@@ -109,11 +109,12 @@ class _Exchange:
 
 
 class HttpConnection:
-    """Serves the requests of one accepted connection, then closes it."""
+    """Serves the requests of one accepted connection, then closes it. Any half-closeable
+    stream will do: the server passes sockets, tests and fuzz targets in-memory streams."""
 
     def __init__(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.HalfCloseableStream,
         app: AsgiApp,
         limits: ApiLimits,
         *,
@@ -229,7 +230,7 @@ class HttpConnection:
 
     async def _answer(self, request: h11.Request) -> bool:
         """Run the app for `request`; whether the connection can carry another request."""
-        method = request.method.decode("ascii").upper()
+        method = request.method.decode("ascii")  # case-sensitive, as h11 reads it
         path, _, query = request.target.partition(b"?")
         scope = {
             "type": "http",
@@ -408,7 +409,7 @@ async def _abandon(exchange: _Exchange) -> None:
     await trio.lowlevel.checkpoint()
 
 
-async def linger(stream: trio.SocketStream) -> None:
+async def linger(stream: trio.abc.HalfCloseableStream) -> None:
     """Half-close, then read (bounded) what the client still sends until it closes: closing
     with unread bytes would reset the connection and could destroy our answer in flight."""
     with trio.move_on_after(LINGER_TIMEOUT):

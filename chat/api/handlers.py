@@ -3,7 +3,10 @@ handler name); chat/api/openapi.py documents the same table, and a test holds th
 
 Status codes: reading is 200; sending something (a contact request, a message, a retry) is
 202, because it is queued and goes out when it can; changing a contact's state or our own
-display name is 200; a discard is 204.
+display name is 200; a discard is 204. Creating a group is 201 (it exists at once, its
+invitations are queued); a change to a group (rename, add, remove, leave) is 200 with the
+group as it is now (the change is in its log and queued for the members); a change that
+needs an admin, by a member who is none, is 403.
 """
 
 from __future__ import annotations
@@ -22,20 +25,24 @@ from chat.api.protocol import (
     json_response,
     no_content,
     text_field,
+    text_list_field,
 )
 from chat.api.routing import Route
 from chat.events import (
     ChatView,
     ContactView,
-    Event,
+    GroupView,
     HealthView,
     IdentityView,
+    InviteView,
     MessageView,
     OutboxItemView,
+    Subscription,
     TraceStep,
     VerificationView,
     to_json,
 )
+from chat.groups.log import MAX_MEMBERS
 from chat.history import MAX_PAGE
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,17 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/messages/{id}/trace", "trace_message"),
     ("GET", "/v1/outbox", "outbox"),
     ("POST", "/v1/outbox/retry", "retry_all"),
+    ("GET", "/v1/groups", "list_groups"),
+    ("POST", "/v1/groups", "create_group"),
+    ("GET", "/v1/groups/{id}", "get_group"),
+    ("PUT", "/v1/groups/{id}", "rename_group"),
+    ("POST", "/v1/groups/{id}/members", "add_group_member"),
+    ("DELETE", "/v1/groups/{id}/members/{chat_key}", "remove_group_member"),
+    ("POST", "/v1/groups/{id}/admins", "grant_group_admin"),
+    ("POST", "/v1/groups/{id}/leave", "leave_group"),
+    ("GET", "/v1/invites", "list_invites"),
+    ("POST", "/v1/invites/{id}/accept", "accept_invite"),
+    ("POST", "/v1/invites/{id}/decline", "decline_invite"),
     ("GET", "/v1/events", "events"),
 )
 """(method, path pattern, operation id): the operation id names the Handlers method."""
@@ -101,8 +119,19 @@ class MessengerFace(Protocol):
     async def trace(self, message_id: str) -> list[TraceStep]: ...
     async def outbox(self) -> list[OutboxItemView]: ...
     async def mark_read(self, chat_id: str) -> ChatView: ...
+    async def groups(self) -> list[GroupView]: ...
+    async def group(self, group_id: str) -> GroupView: ...
+    async def create_group(self, name: str, members: list[str]) -> GroupView: ...
+    async def rename_group(self, group_id: str, name: str) -> GroupView: ...
+    async def add_group_member(self, group_id: str, chat_key: str) -> GroupView: ...
+    async def remove_group_member(self, group_id: str, chat_key: str) -> GroupView: ...
+    async def grant_group_admin(self, group_id: str, chat_key: str) -> GroupView: ...
+    async def leave_group(self, group_id: str) -> GroupView: ...
+    async def invites(self) -> list[InviteView]: ...
+    async def accept_invite(self, invite_id: str) -> InviteView: ...
+    async def decline_invite(self, invite_id: str) -> InviteView: ...
     def health(self) -> HealthView: ...
-    def subscribe(self, buffer: int = 1000) -> trio.MemoryReceiveChannel[Event]: ...
+    def subscribe(self, buffer: int = 1000) -> Subscription: ...
 
 
 def _views(views: list[Any]) -> Response:
@@ -213,19 +242,69 @@ class Handlers:
         request.json_object(allowed=frozenset())
         return json_response({"retried": await self._m.retry_all()}, 202)
 
+    # ---- private groups ------------------------------------------------------------------
+    async def list_groups(self, request: Request) -> Response:
+        return _views(await self._m.groups())
+
+    async def create_group(self, request: Request) -> Response:
+        body = request.json_object(allowed=frozenset({"name", "members"}))
+        name = text_field(body, "name", required=True) or ""
+        members = text_list_field(body, "members", required=False, max_items=MAX_MEMBERS)
+        return json_response(to_json(await self._m.create_group(name, members)), 201)
+
+    async def get_group(self, request: Request) -> Response:
+        return json_response(to_json(await self._m.group(request.params["id"])))
+
+    async def rename_group(self, request: Request) -> Response:
+        body = request.json_object(allowed=frozenset({"name"}))
+        name = text_field(body, "name", required=True) or ""
+        return json_response(to_json(await self._m.rename_group(request.params["id"], name)))
+
+    async def add_group_member(self, request: Request) -> Response:
+        body = request.json_object(allowed=frozenset({"chat_key"}))
+        chat_key = text_field(body, "chat_key", required=True) or ""
+        group = await self._m.add_group_member(request.params["id"], chat_key)
+        return json_response(to_json(group))
+
+    async def remove_group_member(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        params = request.params
+        group = await self._m.remove_group_member(params["id"], params["chat_key"])
+        return json_response(to_json(group))
+
+    async def grant_group_admin(self, request: Request) -> Response:
+        body = request.json_object(allowed=frozenset({"chat_key"}))
+        chat_key = text_field(body, "chat_key", required=True) or ""
+        group = await self._m.grant_group_admin(request.params["id"], chat_key)
+        return json_response(to_json(group))
+
+    async def leave_group(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.leave_group(request.params["id"])))
+
+    async def list_invites(self, request: Request) -> Response:
+        return _views(await self._m.invites())
+
+    async def accept_invite(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.accept_invite(request.params["id"])))
+
+    async def decline_invite(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        return json_response(to_json(await self._m.decline_invite(request.params["id"])))
+
     async def events(self, request: Request) -> StreamResponse:
-        # Subscribe now, before the client sees the response: nothing after it is missed.
-        channel = self._m.subscribe(EVENT_BUFFER)
         return StreamResponse(
-            produce=lambda send: self._relay_events(channel, send),
+            produce=self._relay_events,
             content_type=sse.CONTENT_TYPE,
             headers=((b"x-accel-buffering", b"no"),),
         )
 
-    async def _relay_events(
-        self, channel: trio.MemoryReceiveChannel[Event], send: SendChunk
-    ) -> None:
-        with channel:
+    async def _relay_events(self, send: SendChunk) -> None:
+        # Subscribed before the first send, which carries the response head: the client
+        # misses nothing after it sees the response. Closed (the messenger forgets it) as
+        # soon as the stream ends, however it ends.
+        with self._m.subscribe(EVENT_BUFFER) as channel:
             await send(sse.comment_frame("connected"))
             while True:
                 with trio.move_on_after(self._keepalive) as idle:

@@ -18,13 +18,19 @@ from chat.api.sse import KEEPALIVE_INTERVAL
 from chat.events import (
     ChatView,
     ContactView,
+    GroupMemberView,
+    GroupView,
     HealthView,
     IdentityView,
+    InviteView,
     MessageView,
     OutboxItemView,
     TraceStep,
     VerificationView,
+    json_name,
 )
+from chat.groups.changes import MAX_GROUP_NAME
+from chat.groups.log import MAX_MEMBERS
 from chat.identity import MAX_DISPLAY_NAME
 from chat.messenger import MAX_INTRO_LENGTH, MAX_TEXT_LENGTH
 
@@ -38,6 +44,9 @@ VIEWS: tuple[type, ...] = (
     OutboxItemView,
     HealthView,
     VerificationView,
+    GroupView,
+    GroupMemberView,
+    InviteView,
 )
 
 DESCRIPTION = f"""\
@@ -49,7 +58,8 @@ profile directory, file `api-token`, mode 0600, and reused across runs). Without
 
 **Errors** are JSON `{{"error": "<sentence>"}}`: 400 bad input (malformed JSON, unknown
 fields, a value the messenger refuses, a string that is not Unicode text), 401 no or wrong
-token, 404 no such path, chat, contact or message, 405 method not allowed (with `Allow`), 408
+token, 403 a group change that needs an admin, by a member who is none, 404 no such path,
+chat, contact, message, group or invitation, 405 method not allowed (with `Allow`), 408
 a request that took over {REQUEST_READ_TIMEOUT:.0f} s to arrive, 409 not possible in the current
 state, 413 a body over {MAX_BODY_BYTES} bytes, 503 too many busy connections from one address
 (with `Retry-After`), 505 a protocol other than HTTP/1.1.
@@ -63,7 +73,13 @@ connections, and so {MAX_CONNECTIONS_PER_SOURCE} requests in flight.
 
 **Sending is asynchronous.** A message or contact request is queued (202) and goes out when
 it can; follow its `state` (queued, sent, stored, delivered, failed) with
-`GET /v1/messages/{{id}}`, its evidence with `/trace`, or live with `GET /v1/events`.
+`GET /v1/messages/{{id}}`, its evidence with `/trace`, or live with `GET /v1/events`. In a
+group, a message is `delivered` when every recipient still a member acknowledged it:
+`recipients` says how many it went to, `delivered_to` who has acknowledged it so far.
+
+**Private groups** (`/v1/groups`) are chats of `kind` "group": the group's id is its chat id,
+its messages go through `/v1/chats/{{id}}/messages`. Members are contacts invited by an admin;
+an invitation (`/v1/invites`) is joined or declined by its invitee, or expires.
 
 **Times** are Unix seconds (numbers)."""
 
@@ -72,7 +88,8 @@ Server-sent events (`text/event-stream`): one event per messenger event from the
 connecting, `event: <kind>` and `data: <json>`, the JSON being the event with its `kind`.
 Kinds: message_added and message_updated (`message`: a MessageView), contact_updated
 (`contact`), verification_updated (`verification`), chat_updated (`chat`), health_updated
-(`health`), messages_lost (`chat_id`,
+(`health`), group_updated (`group`: a GroupView, after any change of its members, admins or
+name), invite_updated (`invite`: an InviteView, sent or received), messages_lost (`chat_id`,
 `count`), rejected (`reason`), stranger_requests_dropped (`dropped`: contact requests from
 strangers dropped by spam protection since the profile began, `held`: those kept now; at most
 every few seconds, and kept requests may have been dropped: read the contacts again). A
@@ -88,12 +105,34 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "next_send_at": "when our open request is re-sent next",
         "sends": "how often our current request went out",
     },
-    "ChatView": {"kind": "'direct' (groups and communities come later)"},
+    "ChatView": {"kind": "'direct' or 'group' (communities come later)"},
     "MessageView": {
         "sender": "the sender's chat key (ours for outgoing messages)",
         "timestamp": "the sender's clock at sending time",
         "state": "outgoing: queued, sent, stored, delivered, failed; incoming: received",
         "state_reason": "why the message is in its state (for failed: the last error)",
+        "kind": "'text', or 'system': a line about the chat (a join, a leave, a rename)",
+        "recipients": "outgoing: how many members it was sent to (1 in a 1:1 chat)",
+        "delivered_to": "outgoing: the chat keys of the recipients who acknowledged it",
+    },
+    "GroupView": {
+        "id": "the group's id, also its chat id",
+        "admins": "chat keys of the members who may add, remove and rename",
+        "members": "everyone the group's membership log names, with their state",
+        "my_state": "our own state in the group: joined, left or removed",
+        "undecryptable": "messages on the group's topic we could not decrypt since start",
+    },
+    "GroupMemberView": {
+        "state": "joined, invited, expired, declined, left or removed",
+        "display_name": "the name in the member's own signed contact link",
+    },
+    "InviteView": {
+        "from": "who invited (a chat key)",
+        "to": "who is invited (a chat key)",
+        "direction": "'received' (someone invited us) or 'sent' (we invited a contact)",
+        "state": "invited, joined, declined, expired, cancelled or failed",
+        "reason": "why it failed (a sent invitation that reached nobody)",
+        "next_send_at": "sent and open: when the invitation goes out again",
     },
     "TraceStep": {"evidence": "what proved the step: peers reached, the store node that "
                   "confirmed, the acknowledgement's source, the error of a failed attempt"},
@@ -150,15 +189,17 @@ def view_schema(view: type) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for item in dataclasses.fields(view):
         schema = schema_for(hints[item.name])
-        if item.name in notes:
-            schema["description"] = notes[item.name]
-        properties[item.name] = schema
+        name = json_name(item.name)
+        if name in notes:
+            schema["description"] = notes[name]
+        properties[name] = schema
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
 ERRORS: dict[int, str] = {
     400: "BadRequest",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
@@ -167,7 +208,8 @@ ERRORS: dict[int, str] = {
 ERROR_TEXT = {
     400: "bad input: malformed JSON, an unknown field, a value the messenger refuses",
     401: "no token, or a wrong one",
-    404: "no such chat, contact or message",
+    403: "a group change that needs an admin, by a member who is none",
+    404: "no such chat, contact, message, group or invitation",
     405: "this path does not take this method",
     409: "not possible in the current state",
     413: f"the request body is over {MAX_BODY_BYTES} bytes",
@@ -214,6 +256,9 @@ _CHAT_ID = {
     "schema": {"type": "string"},
 }
 _MESSAGE_ID = {**_CHAT_ID, "description": "a message id (unique across chats)"}
+_GROUP_ID = {**_CHAT_ID, "description": "a group id (also its chat id, 32 hex characters)"}
+_MEMBER_KEY = {**_CHAT_KEY, "description": "a member's chat key (cw1...)"}
+_INVITE_ID = {**_CHAT_ID, "description": "an invitation id"}
 _PAGE = (
     {
         "name": "limit",
@@ -359,6 +404,59 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/v1/outbox/retry": {"post": _operation(
         "retry_all", "Retry everything in the outbox now",
         (202, _json(_ref("RetryAll"), "how many were queued again")), tag="outbox")},
+    "/v1/groups": {
+        "get": _operation(
+            "list_groups", "Every private group we are or were in",
+            (200, _json(_list_of("GroupView"), "the groups")), tag="groups"),
+        "post": {**_operation(
+            "create_group", "Create a private group and invite contacts to it",
+            (201, _json(_ref("GroupView"), "the group (its id is its chat id)")), (409,),
+            body="CreateGroup", tag="groups"),
+            "description": "We are its creator and first admin. Each member must be a "
+            "mutual contact (else 409); each gets an invitation (see /v1/invites) and is "
+            "listed as invited until they join or decline."},
+    },
+    "/v1/groups/{id}": {
+        "get": _operation(
+            "get_group", "A group: its name, admins and members with their state",
+            (200, _json(_ref("GroupView"), "the group")), (400, 404),
+            parameters=(_GROUP_ID,), tag="groups"),
+        "put": _operation(
+            "rename_group", "Rename a group (admins only)",
+            (200, _json(_ref("GroupView"), "the group")), (403, 404, 409),
+            parameters=(_GROUP_ID,), body="RenameGroup", tag="groups"),
+    },
+    "/v1/groups/{id}/members": {"post": {**_operation(
+        "add_group_member", "Invite a contact to a group (admins only)",
+        (200, _json(_ref("GroupView"), "the group")), (403, 404, 409),
+        parameters=(_GROUP_ID,), body="GroupMember", tag="groups"),
+        "description": "Inviting someone whose invitation failed or expired sends it again; "
+        "someone already a member or invited is a 409."}},
+    "/v1/groups/{id}/members/{chat_key}": {"delete": {**_operation(
+        "remove_group_member", "Remove a member, or withdraw an invitation (admins only)",
+        (200, _json(_ref("GroupView"), "the group")), (400, 403, 404, 409),
+        parameters=(_GROUP_ID, _MEMBER_KEY), tag="groups"),
+        "description": "Our next message goes in a new Megolm session the removed member "
+        "cannot read; every other member rotates theirs when they learn of the removal."}},
+    "/v1/groups/{id}/admins": {"post": _operation(
+        "grant_group_admin", "Make a member an admin (admins only)",
+        (200, _json(_ref("GroupView"), "the group")), (403, 404, 409),
+        parameters=(_GROUP_ID,), body="GroupMember", tag="groups")},
+    "/v1/groups/{id}/leave": {"post": _operation(
+        "leave_group", "Leave a group (the others are told)",
+        (200, _json(_ref("GroupView"), "the group")), (400, 404, 409),
+        parameters=(_GROUP_ID,), tag="groups")},
+    "/v1/invites": {"get": _operation(
+        "list_invites", "Group invitations, received and sent, newest first",
+        (200, _json(_list_of("InviteView"), "the invitations")), tag="invites")},
+    "/v1/invites/{id}/accept": {"post": _operation(
+        "accept_invite", "Join the group of an invitation we received",
+        (200, _json(_ref("InviteView"), "the invitation")), (400, 404, 409),
+        parameters=(_INVITE_ID,), tag="invites")},
+    "/v1/invites/{id}/decline": {"post": _operation(
+        "decline_invite", "Decline an invitation we received (the group is told)",
+        (200, _json(_ref("InviteView"), "the invitation")), (400, 404, 409),
+        parameters=(_INVITE_ID,), tag="invites")},
     "/v1/events": {"get": {
         **_operation(
             "events", "Live messenger events (server-sent events)",
@@ -422,6 +520,46 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "CreateGroup": {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "description": f"at most {MAX_GROUP_NAME} characters once cleaned (control "
+                "and invisible characters removed); empty or longer is a 400",
+            },
+            "members": {
+                "type": "array",
+                "maxItems": MAX_MEMBERS - 1,
+                "items": {"type": "string"},
+                "description": "chat keys of mutual contacts to invite (a group has at most "
+                f"{MAX_MEMBERS} members, us included)",
+            },
+        },
+    },
+    "RenameGroup": {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "description": f"at most {MAX_GROUP_NAME} characters once cleaned",
+            },
+        },
+    },
+    "GroupMember": {
+        "type": "object",
+        "required": ["chat_key"],
+        "additionalProperties": False,
+        "properties": {
+            "chat_key": {"type": "string", "description": "a mutual contact's chat key"},
+        },
+    },
 }
 OTHER_SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -468,6 +606,20 @@ LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
             ("DeclineFirst", "decline_contact"),
             ("CancelFirst", "cancel_contact_request"),
         )
+    },
+    ("/v1/groups", "post", "201"): {
+        name: {"operationId": target, "parameters": {"id": "$response.body#/id"}}
+        for name, target in (
+            ("GetGroup", "get_group"),
+            ("RenameGroup", "rename_group"),
+            ("ListGroupMessages", "list_messages"),
+            ("SendToGroup", "send_message"),
+            ("LeaveGroup", "leave_group"),
+        )
+    },
+    ("/v1/invites", "get", "200"): {
+        name: {"operationId": target, "parameters": {"id": "$response.body#/0/id"}}
+        for name, target in (("AcceptFirst", "accept_invite"), ("DeclineFirst", "decline_invite"))
     },
 }
 """OpenAPI links: where an id that one operation returns can be used next."""

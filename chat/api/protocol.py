@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat.events import InvalidInput, MessengerError, NotFound, NotPossible
+from chat.events import InvalidInput, MessengerError, NotAllowed, NotFound, NotPossible
 from chat.text import find_lone_surrogate, join_surrogate_pairs, replace_lone_surrogates
 
 JSON_TYPE = b"application/json"
@@ -32,6 +32,7 @@ class ApiError(Exception):
 MESSENGER_ERROR_STATUS: tuple[tuple[type[MessengerError], int], ...] = (
     (NotFound, 404),
     (InvalidInput, 400),
+    (NotAllowed, 403),
     (NotPossible, 409),
 )
 """The messenger's errors as HTTP statuses; any other MessengerError is a 400."""
@@ -122,6 +123,23 @@ def text_field(body: Mapping[str, Any], name: str, *, required: bool) -> str | N
     if not isinstance(value, str):
         raise ApiError(400, f"'{name}' must be a string.")
     return value
+
+
+def text_list_field(
+    body: Mapping[str, Any], name: str, *, required: bool, max_items: int
+) -> list[str]:
+    """A list of strings in a JSON body (absent or null: empty, unless required); at most
+    `max_items` of them."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise ApiError(400, f"the request body needs '{name}', a list of strings.")
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ApiError(400, f"'{name}' must be a list of strings.")
+    if len(value) > max_items:
+        raise ApiError(400, f"'{name}' has more than {max_items} items.")
+    return list(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inbound connections still in their handshake from one IP address "
         f"(default {DEFAULT_LIMITS.max_pending_per_source})",
     )  # fmt: skip
+    limits.add_argument(
+        "--trusted-proxy", action="append", metavar="ADDRESS",
+        help="a proxy in front of the node (the TLS proxy for WebSocket): an IP address or "
+        "network; each connection through it counts as its own address for the per-IP "
+        "limits; repeatable",
+    )  # fmt: skip
     discovery = parser.add_argument_group("discovery")
     discovery.add_argument(
         "--mdns", action="store_true", help="announce and find nodes of our cluster on the LAN"
@@ -247,8 +253,12 @@ def inbound_limits_from(args: argparse.Namespace) -> InboundLimits:
         "max_open_per_source": args.max_connections_per_ip,
         "max_pending": args.max_pending_connections,
         "max_pending_per_source": args.max_pending_per_ip,
+        "trusted_proxies": tuple(args.trusted_proxy) if args.trusted_proxy else None,
     }
-    return replace(DEFAULT_INBOUND_LIMITS, **{k: v for k, v in chosen.items() if v is not None})
+    try:
+        return replace(DEFAULT_INBOUND_LIMITS, **{k: v for k, v in chosen.items() if v is not None})
+    except ValueError as exc:
+        raise UserError(f"bad --trusted-proxy: {exc}") from None
 
 
 def _peer_id_text(key_pair: KeyPair) -> str:

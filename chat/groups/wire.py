@@ -13,8 +13,9 @@ from chat.waku.protowire import parse
 ENVELOPE_VERSION = 1
 MAX_SESSION_ID = 64
 """vodozemac's session ids are 43 characters (unpadded base64 of 32 bytes)."""
-MAX_SHARE_BYTES = 4096
-"""One pairwise share: an Olm pre-key message around a session key and a link or two."""
+MAX_SHARE_BYTES = 24 * 1024
+"""One pairwise share: an Olm pre-key message around a session key, a link, and at most
+MAX_SHARE_CHANGES signed changes (2 KB each at most)."""
 
 
 class GroupWireError(ValueError):

@@ -22,6 +22,10 @@ from chat.waku.relay.faults import RelayFaults
 
 MAX_MESSAGE_ID_LENGTH = 64
 """Ours are 32 hex characters; a reference (reply_to) longer than this names nothing."""
+MAX_SENT_AT_AHEAD_MS = 5 * 60 * 1000
+"""A received message's send time (the sender's claim, any uint64 on the wire) may be this far
+ahead of our clock (clocks differ); a later time has not come yet and is replaced by the
+time the message arrived."""
 RECEIVED_STATE = "received"
 """The state every incoming message is stored in."""
 CONTACT_SHARD = 0

@@ -9,7 +9,9 @@ with Olm and the profile DB.
   strangers before it is opened (strangers.py); messages from people we chose do not, and
   are handled before the strangers' backlog (`urgent`).
 - An answer, and the withdrawal of a request, travel inside the session the request opened.
-  Accepting creates the 1:1 chat.
+  Accepting creates the 1:1 chat. A withdrawal that comes before its request (relay brought
+  it, a store scan brings the request later) is kept a while and applied when the request
+  comes (chat/early_withdrawals.py).
 - Asking someone we already asked sends nothing: the open request keeps its schedule.
 - Every flow step is saved (with the ratchet it moved) before anything is published.
 """
@@ -40,6 +42,7 @@ from chat.direct import (
     contact_request_content_topic,
     request_payload,
 )
+from chat.early_withdrawals import EarlyWithdrawals
 from chat.identity import ContactLink, IdentityError, sanitize_display_text
 from chat.identity_store import save_identity
 from chat.messenger.contact_book import ContactBook
@@ -81,6 +84,7 @@ class ContactsFlow:
         self._direct = direct
         self.strangers = strangers
         self._pubsub_topic = pubsub_topic
+        self._early_withdrawals = EarlyWithdrawals()
 
     async def restore(self, flows: list[StoredFlow], dropped: int) -> None:
         """The profile's flows; strangers' requests beyond the cap (a profile flooded before
@@ -388,8 +392,14 @@ class ContactsFlow:
             # Crossed requests, or a re-send of a request we accepted whose answer was lost:
             # answer (again), so they reach mutual too.
             await self._answer(chat_key, accepted=True, transition=transition, dropped=dropped)
-        else:
-            await self._save_flow(chat_key, transition, with_crypto=True, dropped=dropped)
+            return
+        if self.requests.get(chat_key).open and self._early_withdrawals.take(
+            opened.sender_identity_key, verified.request_id, self._ctx.clock()
+        ):
+            # Its withdrawal came first: the request arrives withdrawn.
+            transition = self.requests.withdrawn(chat_key, self._ctx.clock())
+            dropped += self.strangers.moved(chat_key, transition.event)
+        await self._save_flow(chat_key, transition, with_crypto=True, dropped=dropped)
 
     async def _on_answer(self, opened: Opened) -> None:
         chat_key = self._contacts.by_identity_key.get(opened.sender_identity_key)
@@ -427,7 +437,9 @@ class ContactsFlow:
         flow = self.requests.find(chat_key) if chat_key is not None else None
         request_id = opened.payload.cancel.request_id
         if chat_key is None or flow is None or flow.request_id != request_id:
-            log.info("a withdrawal of a request we do not hold, ignored")
+            # Maybe its request has not come yet: it is withdrawn when it does.
+            self._early_withdrawals.add(opened.sender_identity_key, request_id, self._ctx.clock())
+            log.info("a withdrawal of a request we do not hold (yet), kept a while")
             return
         try:
             transition = self.requests.withdrawn(chat_key, self._ctx.clock())

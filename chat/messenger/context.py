@@ -25,10 +25,21 @@ class EventFanOut:
         self._subscribers: list[trio.MemorySendChannel[ev.Event]] = []
         self.dropped = 0
 
-    def subscribe(self, buffer: int = 1000) -> trio.MemoryReceiveChannel[ev.Event]:
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, buffer: int = 1000) -> ev.Subscription:
         send, receive = trio.open_memory_channel[ev.Event](buffer)
         self._subscribers.append(send)
-        return receive
+        return ev.Subscription(receive, lambda: self._forget(send))
+
+    def _forget(self, channel: trio.MemorySendChannel[ev.Event]) -> None:
+        """A subscriber closed its subscription: drop it now (a quiet messenger would
+        otherwise keep it, and its buffer, until its next event)."""
+        channel.close()
+        if channel in self._subscribers:
+            self._subscribers.remove(channel)
 
     def emit(self, event: ev.Event) -> None:
         for channel in list(self._subscribers):

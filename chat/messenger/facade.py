@@ -263,8 +263,14 @@ class Messenger:
         return self.node.full_multiaddrs()
 
     # ==== events ==============================================================================
-    def subscribe(self, buffer: int = 1000) -> trio.MemoryReceiveChannel[ev.Event]:
+    def subscribe(self, buffer: int = 1000) -> ev.Subscription:
+        """Every event from now on; close the subscription when done."""
         return self._events.subscribe(buffer)
+
+    @property
+    def event_subscribers(self) -> int:
+        """Subscriptions open now."""
+        return self._events.subscribers
 
     @property
     def events_dropped(self) -> int:

@@ -37,9 +37,15 @@ from chat.waku.message import WakuMessage
 
 log = logging.getLogger(__name__)
 
-MAX_SHARE_CHANGES = 24
-"""Changes one share may carry (proofs, what happened since an invitation, a removal); more
-are not read (a member who lacks more learns them from the frames that follow)."""
+MAX_SHARE_CHANGES = 10
+"""Changes one share may carry: our proof (2), the newest changes since the recipient's
+invitation, a removal; more are not read (a member who lacks more learns them from the
+frames that follow). With the key and a link a share stays under ~22 KB."""
+CATCH_UP_CHANGES = 6
+"""Of those, the newest changes made since the recipient's invitation."""
+ENVELOPE_BUDGET = 120 * 1024
+"""Bytes of shares one envelope carries at most (a WakuMessage is at most 150 KiB): past it,
+shares go without catch-up changes, and the rest with the next envelopes."""
 HORIZON = 16
 """SDS ids a share names as unreadable: our newest ones, which our next frames depend on
 (a content frame names the last 2, a sync up to 16)."""
@@ -104,16 +110,26 @@ class GroupCrypto:
         need = session.needs_key(others, now, group.keys.policy.reshare_after)
         notices = group.take_notices()
         shares: list[Share] = []
+        budget = ENVELOPE_BUDGET
         for member in sorted(set(need) | set(notices)):
-            share = self._share(member, session if member in need else None, notices.get(member))
-            if share is not None:
-                shares.append(share)
+            keyed = session if member in need else None
+            share = self._share(member, keyed, notices.get(member), catch_up=budget > 0)
+            if share is None or len(share.envelope) > budget:
+                need = [m for m in need if m != member]  # it goes with a later envelope
+                continue
+            shares.append(share)
+            budget -= len(share.envelope) + 40
         group.keys.shared(session, need, now)
         ciphertext = group.keys.encrypt(session, sds.message_id, frame, content=content)
         return GroupEnvelope(session.id, ciphertext, tuple(shares)).encode()
 
     def _share(
-        self, member: str, session: OutboundSession | None, notices: list[Change] | None
+        self,
+        member: str,
+        session: OutboundSession | None,
+        notices: list[Change] | None,
+        *,
+        catch_up: bool,
     ) -> Share | None:
         """One member's pairwise body: our session key (if they need it), our proof and link
         (if they may not know us), and notices; None if we cannot reach them (no link)."""
@@ -132,7 +148,8 @@ class GroupCrypto:
                 body.horizon.extend(channel.recent_ids(HORIZON))
             if member not in group.keys.known_to:
                 body.link = self._ctx.me.contact_link()
-                changes = group.proofs() + group.since_invitation(member) + changes
+                missed = group.since_invitation(member)[-CATCH_UP_CHANGES:] if catch_up else []
+                changes = group.proofs() + missed + changes
         for change in changes[:MAX_SHARE_CHANGES]:
             body.changes.add().ParseFromString(change.signed)
         payload = direct_pb2.DirectPayload(group_share=body)

@@ -415,7 +415,7 @@ class GroupChats:
         if not group.joined:
             raise ev.NotPossible(NOT_A_MEMBER)
         if not group.state.is_admin(group.own):
-            raise ev.NotPossible(f"only an admin of this group can {what}")
+            raise ev.NotAllowed(f"only an admin of this group can {what}")
         return group
 
     async def publish(self, group: Group, change: Change, *, farewell: bool = False) -> str:

@@ -6,8 +6,10 @@
 
 Input is untrusted: anything that fails to decrypt, replays, or names a sender other than
 the one the crypto proved is dropped, logged and reported as a `Rejected` event; the user
-never sees it. Topics that are not conversations but are read the same way (our contact-
-request partition) are `Inbox`es: they get the message once it is known to be new.
+never sees it. A message whose handling fails for any other reason (a bug, a failing disk) is
+dropped the same way, its traceback logged: one message never ends the receive loop.
+Topics that are not conversations but are read the same way (our contact-request
+partition) are `Inbox`es: they get the message once it is known to be new.
 
 What the node hands over is sorted into two lanes first (lanes.py): conversations and
 answers from people we chose before strangers' requests, whose backlog is bounded.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
 import trio
@@ -29,7 +31,12 @@ from chat import events as ev
 from chat.client_node import Received
 from chat.identity import sanitize_display_text
 from chat.messenger.channels import SdsChannels
-from chat.messenger.config import MAX_MESSAGE_ID_LENGTH, MAX_TEXT_LENGTH, RECEIVED_STATE
+from chat.messenger.config import (
+    MAX_MESSAGE_ID_LENGTH,
+    MAX_SENT_AT_AHEAD_MS,
+    MAX_TEXT_LENGTH,
+    RECEIVED_STATE,
+)
 from chat.messenger.context import MessengerContext
 from chat.messenger.conversation import (
     Content,
@@ -178,8 +185,25 @@ class Receiver:
             if request_inbox is not None:
                 request_inbox.shed(received.message)
 
+    @contextlib.contextmanager
+    def _contained(self, what: str) -> Iterator[None]:
+        """Whatever fails in handling one message drops that message only: logged with its
+        traceback and reported as refused. Cancellation (a BaseException) passes through."""
+        try:
+            yield
+        except Exception as exc:
+            log.exception("handling %s failed; it is dropped", what)
+            self._ctx.reject(
+                f"{what} could not be handled ({type(exc).__name__}) and was dropped;"
+                " chinwag's log has the details"
+            )
+
     async def on_received(self, received: Received) -> None:
         """One message from relay or from a store. Under the lock."""
+        with self._contained("a received message"):
+            await self._on_received(received)
+
+    async def _on_received(self, received: Received) -> None:
         now = self._ctx.clock()
         topic = received.message.content_topic
         inbox = self._inboxes.get(topic)
@@ -265,11 +289,17 @@ class Receiver:
         added: list[ev.MessageView] = []
         for event in sds_events:
             if isinstance(event, Delivered) and event.frame.content:
-                view = await self._store_incoming(
-                    conversation.id, event.frame, now, via=received.via, msg_hash=received.msg_hash
-                )
-                if view is not None:
-                    added.append(view)
+                # Each on its own: one that fails does not take the others it released.
+                with self._contained("a chat message"):
+                    view = await self._store_incoming(
+                        conversation.id,
+                        event.frame,
+                        now,
+                        via=received.via,
+                        msg_hash=received.msg_hash,
+                    )
+                    if view is not None:
+                        added.append(view)
             elif isinstance(event, Acknowledged) and event.by != "history":
                 await self._sending.acknowledged(
                     conversation,
@@ -338,7 +368,7 @@ class Receiver:
                     sender=sender,
                     outgoing=False,
                     body=text,
-                    sent_at=int(body.sent_at_ms) or now_ms,
+                    sent_at=believable_sent_at(body.sent_at_ms, now_ms),
                     state=RECEIVED_STATE,
                     now=now_ms,
                     received_at=now_ms,
@@ -377,11 +407,12 @@ class Receiver:
             if isinstance(event, Lost):
                 self._ctx.emit(ev.MessagesLost(conversation_id, len(event.entries)))
             elif isinstance(event, Delivered) and event.frame.content:
-                view = await self._store_incoming(
-                    conversation_id, event.frame, now, via="sds", msg_hash=None
-                )
-                if view is not None:
-                    self._ctx.emit(ev.MessageAdded(view))
+                with self._contained("a chat message released after waiting"):
+                    view = await self._store_incoming(
+                        conversation_id, event.frame, now, via="sds", msg_hash=None
+                    )
+                    if view is not None:
+                        self._ctx.emit(ev.MessageAdded(view))
         self._writer.save_later(channel=conversation_id)
 
 
@@ -398,3 +429,13 @@ def chat_message(ctx: MessengerContext, content: bytes, message_id: str) -> Cont
         return None
     text = sanitize_display_text(body.text, multiline=True)[:MAX_TEXT_LENGTH]
     return Content(body.id, text, int(body.sent_at_ms), body.reply_to)
+
+
+def believable_sent_at(claimed_ms: int, now_ms: int) -> int:
+    """The send time a received message is shown with: the sender's claim, unless it gives
+    none (0) or one that has not come yet (more than `MAX_SENT_AT_AHEAD_MS` ahead of our
+    clock, up to 2^64 - 1 on the wire, which SQLite cannot even hold): then the time it
+    arrived. A past time is kept: a message may wait days in a store."""
+    if claimed_ms <= 0 or claimed_ms > now_ms + MAX_SENT_AT_AHEAD_MS:
+        return now_ms
+    return claimed_ms

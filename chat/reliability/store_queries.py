@@ -40,6 +40,10 @@ STORE_TRIES = 3
 """Store nodes one query tries before it waits for its retry."""
 NO_STORE_RECHECK = 1.0
 """Seconds between looks for a store node while queries are due and none is connected."""
+QUERIES_IN_FLIGHT = 4
+"""Queries this client has open at once; the rest wait their turn. A store node answers a
+peer's ninth open query with 429 (chat/waku/request_gate.py: 8 open, 2 running per peer),
+and over a slow link presence checks, scans and fetches pile up faster than they return."""
 
 
 class StoreQuerier(Protocol):
@@ -108,6 +112,7 @@ class StoreQueries:
         self._default_pubsub_topic = default_pubsub_topic
         """For a fetched message the store returns without its pubsub topic."""
         self._nursery: trio.Nursery | None = None
+        self._in_flight = trio.CapacityLimiter(QUERIES_IN_FLIGHT)
 
     def attach(self, nursery: trio.Nursery | None) -> None:
         """The nursery queries run in; None while stopping (queries are asked again later)."""
@@ -137,7 +142,11 @@ class StoreQueries:
 
     async def _run(self, query: Query) -> None:
         """Ask the best store node; on failure the next one (failover), then give up for
-        now (the core schedules the retry)."""
+        now (the core schedules the retry). At most QUERIES_IN_FLIGHT run at once."""
+        async with self._in_flight:
+            await self._run_one(query)
+
+    async def _run_one(self, query: Query) -> None:
         for peer in self._nodes.store_peers()[:STORE_TRIES]:
             try:
                 await self._ask(peer, query)

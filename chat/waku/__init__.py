@@ -15,8 +15,9 @@ here, stay cheap to import):
     health.py, health_monitor.py the health core and its node service
     connectivity.py              peer manager, health and discovery mounted in one call
     inbound_limits.py, inbound_gate.py    which inbound connections are kept; the listener
+    inbound_sources.py           what counts as one source address (IPv6 /64, trusted proxies)
     ratelimit.py, request_gate.py, server_gate.py    what a request/response server admits
-    reqres.py                    one request, one response over a stream
+    reqres.py, write_pace.py     one request, one response over a stream; its write deadline
     admission.py, metrics.py     HTTP connection admission; Prometheus /metrics
 
 Protocol folders, one shape each (docs/architecture.md, "Protocol folders"): relay/,

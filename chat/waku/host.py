@@ -38,10 +38,12 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.secp256k1 import Secp256k1PrivateKey, create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
-from libp2p.network.config import ConnectionConfig
+from libp2p.network.config import LOW_WATERMARK, MIN_CONNECTIONS, ConnectionConfig
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.rcmgr import ResourceLimits, ResourceManager, new_resource_manager
+from libp2p.rcmgr.connection_limits import ConnectionLimits
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
@@ -68,6 +70,11 @@ class TaskStatusLike(Protocol):
     """What `nursery.start` passes as task_status (trio-typing's stubs lack trio.TaskStatus)."""
 
     def started(self) -> None: ...
+
+
+MAX_NODE_KEY_FILE_BYTES = 1024
+"""A node key file is one line of 64 hex digits; anything much larger is not one (read no
+more than this, whatever the file holds)."""
 
 
 class NodeKeyError(UserError):
@@ -109,11 +116,21 @@ def load_or_create_node_key(path: Path) -> KeyPair:
     `--nodekey` option uses, so a key can move between implementations.
     """
     try:
-        text = path.read_text(encoding="ascii")
+        with path.open("rb") as key_file:
+            raw = key_file.read(MAX_NODE_KEY_FILE_BYTES + 1)
     except FileNotFoundError:
         return _create_node_key_file(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NodeKeyError(f"cannot read the node key file {path}: {exc}") from None
+    except OSError as exc:
+        raise NodeKeyError(f"cannot read the node key file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_NODE_KEY_FILE_BYTES:
+        raise NodeKeyError(
+            f"the node key file {path} is over {MAX_NODE_KEY_FILE_BYTES} bytes;"
+            " it should hold one line of 64 hex digits"
+        )
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise NodeKeyError(f"the node key file {path} is not ASCII text") from None
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         log.warning("node key file %s is readable by others (mode %o); use chmod 600", path, mode)
@@ -289,6 +306,28 @@ def listen_addrs_for(tcp: Sequence[Multiaddr | str], ws_port: int | None = None)
     return addrs
 
 
+def connection_resources(max_connections: int, max_pending: int) -> ResourceManager:
+    """py-libp2p's resource manager, with its connection limits out of the way of ours.
+
+    Its defaults allow 256 established inbound connections (fewer than our 300) and refuse
+    the next one after its handshake; every connection refused there kept one of the
+    manager's 1,000 connection slots for good (py-libp2p 0.8.1), so a node filled from a few
+    addresses, and dialled again, refused every connection after some 1,000 refusals —
+    legitimate ones too, until restarted (measured with tests/bench/attack.py). Our gate
+    (inbound_gate.py) and the swarm's maximum decide instead: no per-direction or per-peer
+    limits here, and room for every connection the swarm can hold plus every handshake in
+    progress. Its circuit breaker and graceful degradation are off: both refuse everyone at
+    once because of what some did.
+    """
+    room = max_connections + max_pending
+    return new_resource_manager(
+        limits=ResourceLimits(max_connections=room + max_pending),
+        connection_limits=ConnectionLimits(),  # none
+        enable_circuit_breaker=False,
+        enable_graceful_degradation=False,
+    )
+
+
 class WakuHost:
     """A py-libp2p host configured for Waku, and the helpers the node stack needs around it."""
 
@@ -305,13 +344,25 @@ class WakuHost:
         self.key_pair = key_pair
         self.listen_addrs = list(listen_addrs)
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+        swarm_room = max_connections + inbound_limits.max_pending
+        self.resources = connection_resources(max_connections, inbound_limits.max_pending)
         self.libp2p: IHost = new_host(
             key_pair=key_pair,
             sec_opt={NOISE_PROTOCOL_ID: noise},
             muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
             listen_addrs=self.listen_addrs,
+            resource_manager=self.resources,
             connection_config=ConnectionConfig(
-                max_connections=max_connections,
+                # Room for the pending inbound connections on top: py-libp2p refuses a
+                # connection before its handshake once this many are open, while the inbound
+                # gate holds `max_connections` after it, making room (inbound_gate.py). At
+                # its high watermark py-libp2p would prune on its own: never, then.
+                max_connections=swarm_room,
+                high_watermark=swarm_room,
+                # Its defaults (50 and 100) must not exceed the maximum, or a node with a low
+                # --max-connections fails to start (it did). Its auto-connector is stopped.
+                min_connections=min(MIN_CONNECTIONS, swarm_room),
+                low_watermark=min(LOW_WATERMARK, swarm_room),
                 max_connections_per_peer=1,
                 # py-libp2p's 10 s for Noise + muxer negotiation is too short on a slow,
                 # lossy link (several round trips of a second or more each); ours is the dial's.
@@ -322,7 +373,7 @@ class WakuHost:
         self.events = ConnectionEvents()
         network = self.libp2p.get_network()
         network.register_notifee(self.events)
-        self.inbound = InboundGate(inbound_limits)
+        self.inbound = InboundGate(inbound_limits, max_connections=max_connections)
         if isinstance(network, Swarm):
             self.inbound.install(network)
 

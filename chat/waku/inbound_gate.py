@@ -16,7 +16,14 @@ What this handler does instead, per accepted socket:
    reopens them; if each cost the node more than it costs him, the kernel's accept queue
    (py-libp2p listens with a backlog of 128) would stay full and drop a real dialer's SYN;
 3. py-libp2p's Noise + muxer upgrade, under the handshake deadline;
-4. the socket is kept until the connection ends (trio closes it when the handler returns).
+4. if the node is now over `max_connections` (both directions), an open inbound connection
+   is closed to make room (the core's `make_room`: never one a keeper values, such as a
+   relay mesh peer or a filter subscriber; else the longest idle of the source holding the
+   most), which may be the newcomer itself;
+5. the socket is kept until the connection ends (trio closes it when the handler returns).
+So that 4. can run after the handshake, the swarm is configured with room for the pending
+connections on top of `max_connections` (chat/waku/host.py): py-libp2p refuses a
+connection before its handshake once that many are open, and we decide after it.
 Sheds fail the socket (its reads end) instead of cancelling py-libp2p: cancelled, its
 clean-up stops at its first await and leaks a slot of its resource manager every time.
 The swarm's allow/deny lists are not consulted (we configure none).
@@ -30,15 +37,22 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-from libp2p.abc import IMuxedConn
+from libp2p.abc import IMuxedConn, INetConn, INetStream, INetwork, INotifee
 from libp2p.io.abc import ReadWriteCloser
 from libp2p.io.exceptions import ConnectionClosedError
 from libp2p.io.trio import TrioTCPStream
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.network.swarm import Swarm
+from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
-from chat.waku.inbound_limits import InboundAdmission, InboundConnection, InboundLimits, Outcome
+from chat.waku.inbound_limits import (
+    MAX_CONNECTIONS,
+    InboundAdmission,
+    InboundConnection,
+    InboundLimits,
+    Outcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +148,41 @@ def _websocket_socket(stream: Any) -> Any:
     return None
 
 
+Keeper = Callable[[ID], bool]
+"""Whether the node values the peer's connection (it is never closed to make room)."""
+
+
 class InboundGate:
     """Install with `install(swarm)` before the swarm listens."""
 
     def __init__(
-        self, limits: InboundLimits | None = None, *, clock: Callable[[], float] = trio.current_time
+        self,
+        limits: InboundLimits | None = None,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self.admission = InboundAdmission(limits)
+        self.max_connections = max_connections
         self.clock = clock
         self._sockets: dict[int, _WatchedSocket] = {}
+        self._open: dict[int, InboundConnection] = {}
+        """Open connections by id() of their muxed connection (to see their streams)."""
+        self._leaving: set[int] = set()
+        """Connections closed to make room that the swarm may still count."""
+        self._keepers: list[Keeper] = []
+
+    def add_keeper(self, keeper: Keeper) -> None:
+        """Never close a connection of a peer `keeper` values to make room (a relay mesh
+        peer, a filter subscriber)."""
+        self._keepers.append(keeper)
+
+    def remove_keeper(self, keeper: Keeper) -> None:
+        if keeper in self._keepers:
+            self._keepers.remove(keeper)
 
     def install(self, swarm: Swarm) -> None:
+        swarm.register_notifee(_StreamActivity(self))
         original = swarm._handle_inbound_connection
 
         async def handle(read_write_closer: ReadWriteCloser, maddr: Multiaddr) -> None:
@@ -172,15 +210,47 @@ class InboundGate:
             return
         socket = _WatchedSocket(stream)
         self._sockets[connection.number] = socket
+        muxed: IMuxedConn | None = None
         try:
             if await self._first_bytes(socket, connection):
                 muxed = await self._upgrade(swarm, socket, maddr, connection)
-                if muxed is not None and self.admission.upgraded(connection):
+                if muxed is not None and self.admission.upgraded(
+                    connection, self.clock(), muxed.peer_id
+                ):
+                    self._open[id(muxed)] = connection
+                    self._make_room_if_full(swarm, connection)
                     await _wait_closed(muxed)
         finally:
+            if muxed is not None:
+                self._open.pop(id(muxed), None)
             self._sockets.pop(connection.number, None)
+            self._leaving.discard(connection.number)
             self.admission.closed(connection)
             _close_now(stream)
+
+    def stream_opened(self, stream: INetStream) -> None:
+        connection = self._open.get(id(stream.muxed_conn))
+        if connection is not None:
+            self.admission.active(connection, self.clock())
+
+    def _make_room_if_full(self, swarm: Swarm, newcomer: InboundConnection) -> None:
+        if len(swarm.get_connections()) - len(self._leaving) <= self.max_connections:
+            return
+        victim = self.admission.make_room(newcomer, self._kept)
+        if victim is None:
+            return  # everything is valued: the swarm's room for pending connections holds it
+        socket = self._sockets.get(victim.number)
+        if socket is not None:
+            self._leaving.add(victim.number)
+            socket.shed()
+        log.debug("connections full: closed one from %s to make room", victim.source)
+
+    def keeps(self, peer: ID) -> bool:
+        """Whether a keeper values the peer (its connections are never closed for room)."""
+        return any(keeper(peer) for keeper in self._keepers)
+
+    def _kept(self, connection: InboundConnection) -> bool:
+        return isinstance(connection.peer, ID) and self.keeps(connection.peer)
 
     async def _first_bytes(self, socket: _WatchedSocket, conn: InboundConnection) -> bool:
         """The idle phase; False if the connection ended in it (shed, timed out, hung up)."""
@@ -232,6 +302,31 @@ class InboundGate:
     def _deadline(self, conn: InboundConnection) -> float:
         deadline = self.admission.deadline(conn)
         return math.inf if deadline is None else deadline
+
+
+class _StreamActivity(INotifee):
+    """Tells the gate when a stream opens, for the idle time of open connections."""
+
+    def __init__(self, gate: InboundGate) -> None:
+        self.gate = gate
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        self.gate.stream_opened(stream)
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        return None
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        return None
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
 
 
 async def _wait_closed(muxed: IMuxedConn) -> None:

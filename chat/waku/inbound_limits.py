@@ -16,7 +16,18 @@ handshakes are done (unauthenticated: anyone can open thousands), then *open*. T
   so that stays long; only silence is cut short).
 - A source may hold at most `max_open_per_source` open inbound connections; beyond that
   new connections from it are refused at once.
+- Open connections in total (both directions) are limited by the node (`max_connections`).
+  When an inbound connection that just finished its handshakes finds the node over that
+  limit, `make_room` picks an open inbound connection to close: never one the node values
+  (the driver's `keep`: a relay mesh peer, a filter subscriber), else one of the source
+  holding the most open connections, the one idle longest (no stream opened on it for the
+  longest time). That may be the newcomer itself (refused: everything else is valued, or its
+  own source holds the most). Outbound connections are the node's own choice and never
+  closed here. So whoever fills the node from a few addresses only pushes out his own
+  connections, and a new peer still gets in; only the handshake, not a bare socket, can
+  make room, so an attacker pays for every connection he pushes out.
 
+What counts as one source (IPv6 by /64, trusted proxies) is chat/waku/inbound_sources.py.
 Every eviction, refusal and timeout is counted by reason in `counts`.
 """
 
@@ -25,7 +36,10 @@ from __future__ import annotations
 import enum
 import itertools
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+
+from chat.waku.inbound_sources import Network, parse_networks, source_group
 
 
 class Outcome(enum.Enum):
@@ -38,6 +52,8 @@ class Outcome(enum.Enum):
     EVICTED_TOTAL = "evicted_pending_full"
     REFUSED_PENDING = "refused_pending_full"
     REFUSED_SOURCE_OPEN = "refused_source_open_full"
+    EVICTED_OPEN = "evicted_open_full"
+    REFUSED_FULL = "refused_connections_full"
     FIRST_BYTES_TIMEOUT = "first_bytes_timeout"
     HANDSHAKE_TIMEOUT = "handshake_timeout"
 
@@ -47,6 +63,8 @@ SHEDS = (
     Outcome.EVICTED_TOTAL,
     Outcome.REFUSED_PENDING,
     Outcome.REFUSED_SOURCE_OPEN,
+    Outcome.EVICTED_OPEN,
+    Outcome.REFUSED_FULL,
     Outcome.FIRST_BYTES_TIMEOUT,
     Outcome.HANDSHAKE_TIMEOUT,
 )
@@ -65,8 +83,12 @@ class InboundLimits:
     first_bytes_timeout: float = 10.0
     handshake_timeout: float = 30.0
     grace: float = 1.0
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks whose connections are exempt from the per-source limits, each
+    counting as a source of its own (inbound_sources.py)."""
 
     def __post_init__(self) -> None:
+        parse_networks(self.trusted_proxies)  # a bad address fails here, not at the first dial
         for name in ("max_pending", "max_pending_per_source", "max_open_per_source"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -91,9 +113,14 @@ class Phase(enum.Enum):
 class InboundConnection:
     number: int
     source: str
+    """The source it counts against (inbound_sources.py), not necessarily its address."""
     accepted_at: float
     phase: Phase = Phase.IDLE
     done: bool = False
+    peer: Hashable | None = None
+    """Once open: the peer it authenticated."""
+    last_active: float = 0.0
+    """Once open: when a stream was last opened on it (or it opened)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +140,10 @@ class InboundAdmission:
         # Per source, its pending connections oldest first.
         self._pending: dict[str, OrderedDict[int, InboundConnection]] = {}
         self._pending_total = 0
-        self._open: Counter[str] = Counter()
+        # Per source, its open connections in the order they opened.
+        self._open: dict[str, OrderedDict[int, InboundConnection]] = {}
+        self._open_total = 0
+        self._trusted: tuple[Network, ...] = parse_networks(self.limits.trusted_proxies)
 
     @property
     def pending(self) -> int:
@@ -121,18 +151,24 @@ class InboundAdmission:
 
     @property
     def open(self) -> int:
-        return sum(self._open.values())
+        return self._open_total
 
-    def pending_from(self, source: str) -> int:
-        return len(self._pending.get(source, ()))
+    def source_of(self, address: str) -> str:
+        """The source an address counts against (unique per call for a trusted proxy)."""
+        group = source_group(address, self._trusted)
+        return group if group is not None else f"{address}#{next(self._numbers)}"
 
-    def open_from(self, source: str) -> int:
-        return self._open[source]
+    def pending_from(self, address: str) -> int:
+        return len(self._pending.get(source_group(address, self._trusted) or "", ()))
 
-    def arrive(self, source: str, now: float) -> Arrival:
-        """A connection from `source` was accepted at `now`."""
+    def open_from(self, address: str) -> int:
+        return len(self._open.get(source_group(address, self._trusted) or "", ()))
+
+    def arrive(self, address: str, now: float) -> Arrival:
+        """A connection from `address` was accepted at `now`."""
         limits = self.limits
-        if self._open[source] >= limits.max_open_per_source:
+        source = self.source_of(address)
+        if len(self._open.get(source, ())) >= limits.max_open_per_source:
             return self._refuse(Outcome.REFUSED_SOURCE_OPEN)
         evicted: list[InboundConnection] = []
         if self.pending_from(source) >= limits.max_pending_per_source:
@@ -163,15 +199,47 @@ class InboundAdmission:
             return connection.accepted_at + self.limits.handshake_timeout
         return None
 
-    def upgraded(self, connection: InboundConnection) -> bool:
-        """The handshakes are done; False if the connection was evicted meanwhile."""
+    def upgraded(
+        self, connection: InboundConnection, now: float, peer: Hashable | None = None
+    ) -> bool:
+        """The handshakes are done (with `peer`); False if it was evicted meanwhile."""
         if connection.done or connection.phase is Phase.OPEN:
             return False
         self._forget_pending(connection)
         connection.phase = Phase.OPEN
-        self._open[connection.source] += 1
+        connection.peer = peer
+        connection.last_active = now
+        self._open.setdefault(connection.source, OrderedDict())[connection.number] = connection
+        self._open_total += 1
         self.counts[Outcome.UPGRADED] += 1
         return True
+
+    def active(self, connection: InboundConnection, now: float) -> None:
+        """A stream was opened on the open connection (either side)."""
+        connection.last_active = max(connection.last_active, now)
+
+    def make_room(
+        self,
+        newcomer: InboundConnection,
+        keep: Callable[[InboundConnection], bool] = lambda connection: False,
+    ) -> InboundConnection | None:
+        """`newcomer` just opened and the node is over its connection limit: the open inbound
+        connection to close (closed here and counted), or None if every one is kept.
+
+        Never one `keep` says the node values; else of the source holding the most open
+        connections, the one idle longest. When that is the newcomer it is refused
+        (`REFUSED_FULL`) instead of another being evicted (`EVICTED_OPEN`): being the most
+        recently active of its source, it is chosen only when everything else is kept or
+        its own source holds the most."""
+        for source in sorted(self._open, key=lambda s: -len(self._open[s])):
+            candidates = [c for c in self._open[source].values() if not keep(c)]
+            if candidates:
+                victim = min(candidates, key=lambda c: (c.last_active, c.number))
+                reason = Outcome.REFUSED_FULL if victim is newcomer else Outcome.EVICTED_OPEN
+                self.counts[reason] += 1
+                self.closed(victim)
+                return victim
+        return None
 
     def timed_out(self, connection: InboundConnection) -> None:
         """Its deadline passed while pending (the driver closes it)."""
@@ -197,9 +265,11 @@ class InboundAdmission:
             return
         connection.done = True
         if connection.phase is Phase.OPEN:
-            self._open[connection.source] -= 1
-            if self._open[connection.source] <= 0:
-                del self._open[connection.source]
+            opened = self._open.get(connection.source)
+            if opened is not None and opened.pop(connection.number, None) is not None:
+                self._open_total -= 1
+                if not opened:
+                    del self._open[connection.source]
         else:
             self._forget_pending(connection)
 

@@ -7,6 +7,8 @@ length-prefixed request, half-close, read one length-prefixed response, close.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
@@ -14,7 +16,8 @@ from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.stream.net_stream import NetStream
 from libp2p.peer.id import ID
 
-from chat.waku.framing import FramingError, read_frame, write_frame
+from chat.waku.framing import FramingError, WritableStream, read_frame, write_frame
+from chat.waku.write_pace import WritePace
 
 STREAM_ERRORS: tuple[type[BaseException], ...] = (
     BaseLibp2pError,
@@ -67,6 +70,24 @@ async def end_served_stream(stream: INetStream, *, answered: bool) -> None:
             await stream.reset()
         except STREAM_ERRORS:
             pass
+
+
+async def write_paced(stream: WritableStream, parts: Sequence[bytes], pace: WritePace) -> bool:
+    """Write `parts` one after another in chunks, each under the pace's deadline
+    (write_pace.py; in trio's time, which tests replace with a MockClock). False when a
+    chunk did not get through in time: the reader stalled, the rest is not written, and the
+    caller resets the stream (a write cut short may have left half a frame in it)."""
+    clock = trio.current_time
+    started = clock()
+    for part in parts:
+        view = memoryview(part)
+        for offset in range(0, len(part), pace.chunk):
+            chunk = part if len(part) <= pace.chunk else bytes(view[offset : offset + pace.chunk])
+            with trio.move_on_at(pace.chunk_deadline(started, clock(), len(chunk))):
+                await stream.write(chunk)
+                continue
+            return False
+    return True
 
 
 async def exchange(

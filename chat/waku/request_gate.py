@@ -17,6 +17,8 @@ is what memory and threads follow. Two stages, so that the cheapest work is shed
    at once, and at most `running_per_peer` of one peer, in arrival order. A request whose
    turn has not come within `max_wait` seconds is shed (`give_up`); since every request
    waits equally long, the oldest go first.
+3. The response: a peer that stops reading it is given up on (`slow_reader`, counted: the
+   server resets its stream, see write_pace.py), which frees its turn at once.
 
 `leave(ticket)` at the end, whatever happened. Every refusal is counted by reason in `shed`.
 Time is injected (monotonic seconds), so the rules are tested without sleeping.
@@ -43,6 +45,9 @@ class Shed(enum.Enum):
     NEVER_SENT = "never_sent"
     """Admitted, but its request had not come `read_grace` seconds later when the server was
     full: dropped for a new request (its stream is reset)."""
+    SLOW_READER = "slow_reader"
+    """Answered, but the peer did not take the answer in time (write_pace.py): its stream
+    is reset and its place freed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +169,10 @@ class RequestGate:
             return False
         self.shed[Shed.WAITED_TOO_LONG] += 1
         return True
+
+    def slow_reader(self, ticket: Ticket) -> None:
+        """The ticket's answer was given up on: its reader stalled (it still has to leave)."""
+        self.shed[Shed.SLOW_READER] += 1
 
     def leave(self, ticket: Ticket) -> list[Ticket]:
         """The request is over; returns the waiting tickets that got their turn because of it."""

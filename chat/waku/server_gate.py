@@ -62,6 +62,10 @@ class ServerGate:
             self._turns.pop(ticket.number, None)
         return ticket.running or not self.core.give_up(ticket)
 
+    def slow_reader(self, ticket: Ticket) -> None:
+        """The ticket's answer was given up on (its reader stalled); it still leaves."""
+        self.core.slow_reader(ticket)
+
     def leave(self, ticket: Ticket) -> None:
         for started in self.core.leave(ticket):
             event = self._turns.get(started.number)

@@ -501,6 +501,9 @@ async def archive_metrics(archive: Archive, writer: ArchiveWriter) -> list[Metri
     ]
 
 
+PUSH_DROP_REASONS = ("queue_full", "memory_full", "not_connected", "stream_failed")
+
+
 def filter_metrics(server: FilterServer) -> list[Metric]:
     stats = server.stats
     return [
@@ -522,7 +525,13 @@ def filter_metrics(server: FilterServer) -> list[Metric]:
             "counter",
             "Pushes not delivered, by reason.",
             "reason",
-            {r: stats.pushes_dropped[r] for r in ("queue_full", "not_connected", "stream_failed")},
+            {r: stats.pushes_dropped[r] for r in PUSH_DROP_REASONS},
+        ),
+        Metric.single(
+            "chinwag_filter_push_queue_bytes",
+            "gauge",
+            "Bytes of pushes held for subscribers, waiting or being written.",
+            server.push_queues.total_bytes,
         ),
         Metric.single(
             "chinwag_filter_subscribers",

@@ -16,12 +16,18 @@ Sections:
   same run), then while an attacker process holds N idle TCP connections to the node's
   libp2p port and reopens each one the node closes. Reports dials, successes, p50/max ms,
   what the attacker managed, and the node's inbound-connection counters from /metrics.
+- `held_open_connections`: the same dials while an attacker fills the node's open
+  connections with finished handshakes from a few addresses (tests/bench/attack_open.py),
+  and whether a peer that got in stays connected.
 - `store_memory`: the node's RSS (/proc/PID/status) idle, at its peak and after a burst of
   P parallel full-page store queries (include_data, page size 100) from C client peers,
   once M large messages were light-pushed through it. Rate limits are loosened for this
   section (`--rate-limit store:100000/1s` etc., stated in the output) so that what is
   measured is the node's memory bounds, not its rate limiter. The run reports idle, peak
   and after; a before/after comparison needs two runs on two versions of the code.
+- `store_slow_readers`: peers that ask for full pages and stop reading, taking every turn
+  that answers, while an honest peer queries (tests/bench/attack_readers.py): its status and
+  latency, and how long the node held the attackers' queries.
 - `contact_spam`: a contact's message latency (send -> shown, p50/p99) while S contact
   requests from fresh identities arrive over T seconds, with how many requests were kept
   and dropped (tests/bench/attack_spam.py, in process over real relay on loopback).
@@ -393,6 +399,18 @@ async def store_memory(options: argparse.Namespace, workdir: Path) -> dict[str, 
     }
 
 
+async def held_open_connections(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from bench.attack_open import held_open_connections as measure
+
+    return await measure(options, workdir)
+
+
+async def store_slow_readers(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from bench.attack_readers import store_slow_readers as measure
+
+    return await measure(options, workdir)
+
+
 async def contact_spam(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from bench.attack_spam import contact_latency_under_spam
 
@@ -412,7 +430,9 @@ async def request_cost(options: argparse.Namespace, workdir: Path) -> dict[str, 
 Section = Callable[[argparse.Namespace, Path], Awaitable[dict[str, Any]]]
 SECTIONS: dict[str, Section] = {
     "held_connections": held_connections,
+    "held_open_connections": held_open_connections,
     "store_memory": store_memory,
+    "store_slow_readers": store_slow_readers,
     "contact_spam": contact_spam,
     "request_cost": request_cost,
 }
@@ -438,23 +458,36 @@ def main() -> None:
     parser.add_argument("--held", type=int, help="idle connections held (full: 1000)")
     parser.add_argument("--dials", type=int, help="legitimate dials per series (full: 10)")
     parser.add_argument("--ramp", type=float, default=3.0, help="seconds to open the held set")
+    parser.add_argument("--open-sources", type=int, help="attacker addresses (full: 5)")
+    parser.add_argument(
+        "--open-per-source", type=int, help="open connections per address (full: 64)"
+    )
+    parser.add_argument("--open-max", type=int, help="the node's --max-connections (full: 300)")
+    parser.add_argument("--open-ramp", type=float, help="seconds to fill the node (full: 60)")
     parser.add_argument("--messages", type=int, help="messages pushed (full: 300)")
     parser.add_argument("--size", type=int, help="payload bytes per message (full: 140000)")
     parser.add_argument("--parallel", type=int, help="parallel queries (full: 100)")
     parser.add_argument("--clients", type=int, help="peers the queries come from (full: 10)")
     parser.add_argument("--settle", type=int, default=10, help="seconds to watch RSS after")
+    parser.add_argument("--readers", type=int, help="peers that stop reading (full: 4)")
+    parser.add_argument("--reader-queries", type=int, help="queries each (full: 2)")
+    parser.add_argument("--reader-messages", type=int, help="messages in the page (full: 30)")
     parser.add_argument("--spam", type=int, help="contact requests from strangers (full: 1000)")
     parser.add_argument("--spam-seconds", type=float, help="arriving over (full: 10)")
     parser.add_argument("--contact-messages", type=int, help="a contact's messages (full: 100)")
     parser.add_argument("--backlog", type=int, help="requests for the cost run (full: 2000)")
     parser.add_argument("--backlog-step", type=int, help="measured every (full: 250)")
     options = parser.parse_args()
-    full = {"held": 1000, "dials": 10, "messages": 300, "size": 140_000, "parallel": 100,
-            "clients": 10, "spam": 1000, "spam_seconds": 10.0, "contact_messages": 100,
-            "backlog": 2000, "backlog_step": 250}  # fmt: skip
-    quick = {"held": 60, "dials": 3, "messages": 20, "size": 20_000, "parallel": 10,
-             "clients": 2, "spam": 60, "spam_seconds": 2.0, "contact_messages": 10,
-             "backlog": 100, "backlog_step": 50}  # fmt: skip
+    full = {"held": 1000, "dials": 10, "open_sources": 5, "open_per_source": 64,
+            "open_max": None, "open_ramp": 60.0, "messages": 300, "size": 140_000,
+            "parallel": 100, "clients": 10, "readers": 4, "reader_queries": 2,
+            "reader_messages": 30, "spam": 1000, "spam_seconds": 10.0,
+            "contact_messages": 100, "backlog": 2000, "backlog_step": 250}  # fmt: skip
+    quick = {"held": 60, "dials": 3, "open_sources": 3, "open_per_source": 4, "open_max": 10,
+             "open_ramp": 5.0, "messages": 20, "size": 20_000, "parallel": 10,
+             "clients": 2, "readers": 2, "reader_queries": 2, "reader_messages": 30,
+             "spam": 60, "spam_seconds": 2.0, "contact_messages": 10, "backlog": 100,
+             "backlog_step": 50}  # fmt: skip
     for key, value in (quick if options.quick else full).items():
         if getattr(options, key) is None:
             setattr(options, key, value)

@@ -10,6 +10,7 @@ from fuzz.targets import (
     filter,
     framing,
     http,
+    http_server,
     identity,
     lightpush,
     mdns,
@@ -36,5 +37,6 @@ FAMILIES = (
     files,
     mdns,
     http,
+    http_server,
 )
 TARGETS: dict[str, Target] = {t.name: t for family in FAMILIES for t in family.TARGETS}

@@ -26,7 +26,9 @@ async def members_of(running: Running, group_id: str) -> dict[str, str]:
     return {m.display_name: m.state for m in view.members}
 
 
-async def all_see(group_id: str, expected: dict[str, str], *people: Running) -> None:
+async def all_see(
+    group_id: str, expected: dict[str, str], *people: Running, limit: float = 30.0
+) -> None:
     async def agreed() -> bool:
         return all([await members_of(p, group_id) == expected for p in people])
 
@@ -34,7 +36,7 @@ async def all_see(group_id: str, expected: dict[str, str], *people: Running) -> 
         return repr([await members_of(p, group_id) for p in people])
 
     try:
-        await wait_until(agreed)
+        await wait_until(agreed, limit)
     except Exception:
         raise AssertionError(await what()) from None
 

@@ -49,7 +49,7 @@ class Running:
     messenger: Messenger
     node: FakeNode
     store: Store
-    events: trio.MemoryReceiveChannel[ev.Event]
+    events: ev.Subscription
     scope: trio.CancelScope
     seen: list[ev.Event] = field(default_factory=list)
 

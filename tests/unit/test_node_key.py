@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,27 @@ def test_bad_key_files_raise_a_user_error(tmp_path: Path, content: str) -> None:
 def test_wrong_length_secret_is_rejected() -> None:
     with pytest.raises(NodeKeyError):
         node_key_from_secret(b"\x01" * 31)
+
+
+def test_a_huge_node_key_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """A damaged or wrong file at the key's path (here 64 MiB, sparse) is one sentence, and
+    reading it allocates no more than a key file's worth."""
+    path = tmp_path / "nodekey"
+    with path.open("wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(NodeKeyError, match="is over 1024 bytes"):
+            load_or_create_node_key(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024
+
+
+def test_a_node_key_file_that_is_not_text_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "nodekey"
+    path.write_bytes(b"\xff\xfe" + b"00" * 32)
+    with pytest.raises(NodeKeyError) as raised:
+        load_or_create_node_key(path)
+    assert str(raised.value) == f"the node key file {path} is not ASCII text"

@@ -2,17 +2,21 @@
 
 The subscription state lives in the sans-IO FilterSubscriptions; this module only moves bytes.
 Whoever receives relay traffic calls `on_message(pubsub_topic, message)`; it never blocks.
-Each subscriber gets its own pusher task with a bounded queue and one long-lived push stream
-(nwaku writes many frames on one stream), so a stalled subscriber only loses its own frames.
+Each subscriber gets its own pusher task and one long-lived push stream (nwaku writes many
+frames on one stream), so a stalled subscriber only loses its own frames. What they may hold
+queued is bounded in bytes, per subscriber and in all (push_queue.py): a subscriber that
+stops reading loses its oldest frames, and catches up from store.
 A request gate bounds the subscribe requests one peer (`GateLimits.per_peer`) and everyone
-(`total`) may have open at once: beyond that a request is refused unread (429, or 503).
+(`total`) may have open at once: beyond that a request is refused unread (429, or 503). A
+response is written at a pace (chat/waku/write_pace.py): not taken in time, its stream is
+reset and its place freed (`slow_reader`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +25,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
+from chat.waku.filter.push_queue import PushLimits, PushQueues, SubscriberQueue
 from chat.waku.filter.server_core import (
     FilterSubscriptions,
     bad_request_response,
@@ -36,7 +41,7 @@ from chat.waku.filter.wire import (
     SubscribeRequest,
     SubscribeResponse,
 )
-from chat.waku.framing import FramingError, encode_frame, read_frame, write_frame
+from chat.waku.framing import FramingError, encode_frame, read_frame
 from chat.waku.message import WakuMessage
 from chat.waku.ratelimit import RateLimiter
 from chat.waku.reqres import (
@@ -44,9 +49,11 @@ from chat.waku.reqres import (
     close_quietly,
     end_served_stream,
     remote_peer,
+    write_paced,
 )
 from chat.waku.request_gate import GateLimits, Shed, Ticket
 from chat.waku.server_gate import ServerGate
+from chat.waku.write_pace import DEFAULT_PACE, WritePace
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -58,7 +65,6 @@ REQUEST_TIMEOUT = 10.0
 streams eagerly on identify and may never use them)."""
 PUSH_TIMEOUT = 20.0
 """nwaku gives up on a push round after 20 s."""
-PUSH_QUEUE_FRAMES = 64
 MAINTENANCE_INTERVAL = 60.0
 FILTER_GATE = GateLimits(per_peer=4, total=64)
 
@@ -76,15 +82,17 @@ class FilterServerStats:
     """Streams that ended, broke or sent an oversized frame before a request arrived."""
     pushes_sent: int = 0
     pushes_dropped: Counter[str] = field(default_factory=Counter)
-    """Frames not delivered, by reason: queue_full, not_connected, stream_failed."""
+    """Frames not delivered, by reason: queue_full (the subscriber's own bound),
+    memory_full (the bound for all), not_connected, stream_failed."""
 
 
 class _Pusher:
     """One subscriber's outbound queue and push stream."""
 
-    def __init__(self, peer: str, queue_frames: int) -> None:
+    def __init__(self, peer: str, queue: SubscriberQueue) -> None:
         self.peer = peer
-        self.send, self.receive = trio.open_memory_channel[bytes](queue_frames)
+        self.queue = queue
+        self.wake = trio.Event()
         self.stream: INetStream | None = None
         self.cancel_scope = trio.CancelScope()
 
@@ -100,17 +108,19 @@ class FilterServer:
         rate_limiter: RateLimiter | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         push_timeout: float = PUSH_TIMEOUT,
-        push_queue_frames: int = PUSH_QUEUE_FRAMES,
+        push_limits: PushLimits | None = None,
         maintenance_interval: float = MAINTENANCE_INTERVAL,
         gate: GateLimits = FILTER_GATE,
+        pace: WritePace = DEFAULT_PACE,
     ) -> None:
         self.host = host
         self.gate = ServerGate(gate)
+        self.pace = pace
         self.subscriptions = subscriptions or FilterSubscriptions()
         self.rate_limiter = rate_limiter
         self.request_timeout = request_timeout
         self.push_timeout = push_timeout
-        self.push_queue_frames = push_queue_frames
+        self.push_queues = PushQueues(push_limits)
         self.maintenance_interval = maintenance_interval
         self.stats = FilterServerStats()
         self._pushers: dict[str, _Pusher] = {}
@@ -135,8 +145,16 @@ class FilterServer:
             self.host.remove_stream_handler(TProtocol(SUBSCRIBE_PROTOCOL))
 
     async def serve(self, host: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Node service entry point; the server already holds its host (`host.libp2p`)."""
-        await self.run(task_status=task_status)
+        """Node service entry point; the server already holds its host (`host.libp2p`).
+        A full node never closes a subscriber's connection to make room for a newcomer."""
+        host.inbound.add_keeper(self.subscribed)
+        try:
+            await self.run(task_status=task_status)
+        finally:
+            host.inbound.remove_keeper(self.subscribed)
+
+    def subscribed(self, peer: Hashable) -> bool:
+        return self.subscriptions.is_subscribed(str(peer), trio.current_time())
 
     # -- subscribe requests ----------------------------------------------------------------
 
@@ -150,8 +168,12 @@ class FilterServer:
             else:
                 response = await self._answer(stream, peer, ticket)
             if response is not None:
-                await write_frame(stream, response.encode())
                 self.stats.requests[response.status_code] += 1
+                frame = encode_frame(response.encode())
+                if not await write_paced(stream, (frame,), self.pace):
+                    response = None  # not taken in time: its stream is reset
+                    if isinstance(ticket, Ticket):
+                        self.gate.slow_reader(ticket)
         except STREAM_ERRORS as exc:
             log.debug("filter subscribe stream from %s failed: %r", peer, exc)
         finally:
@@ -198,29 +220,43 @@ class FilterServer:
         if not peers:
             return 0
         frame = encode_frame(MessagePush(message, pubsub_topic).encode())
-        queued = 0
+        pushers = []
         for peer in peers:
             pusher = self._pushers.get(peer)
             if pusher is None:
-                pusher = self._pushers[peer] = _Pusher(peer, self.push_queue_frames)
+                pusher = self._pushers[peer] = _Pusher(peer, self.push_queues.open(peer))
                 self._nursery.start_soon(self._push_loop, pusher)
-            try:
-                pusher.send.send_nowait(frame)
-                queued += 1
-            except trio.WouldBlock:
-                self.stats.pushes_dropped["queue_full"] += 1
+            pushers.append(pusher)
+        dropped_before = self.push_queues.dropped.copy()
+        queued = self.push_queues.offer((p.queue for p in pushers), frame)
+        self.stats.pushes_dropped.update(self.push_queues.dropped - dropped_before)
+        for pusher in pushers:
+            pusher.wake.set()
         return queued
 
     def queued_frames(self, peer: str) -> int:
         pusher = self._pushers.get(peer)
-        return pusher.receive.statistics().current_buffer_used if pusher else 0
+        return pusher.queue.queued_frames if pusher else 0
+
+    def queued_bytes(self, peer: str) -> int:
+        pusher = self._pushers.get(peer)
+        return pusher.queue.queued_bytes if pusher else 0
 
     async def _push_loop(self, pusher: _Pusher) -> None:
         try:
             with pusher.cancel_scope:
-                async for frame in pusher.receive:
-                    await self._push(pusher, frame)
+                while True:
+                    frame = pusher.queue.take()
+                    if frame is None:
+                        await pusher.wake.wait()
+                        pusher.wake = trio.Event()
+                        continue
+                    try:
+                        await self._push(pusher, frame)
+                    finally:
+                        pusher.queue.done()
         finally:
+            pusher.queue.close()
             if pusher.stream is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(1.0):
                     await close_quietly(pusher.stream)
@@ -253,8 +289,8 @@ class FilterServer:
     def _stop_pusher(self, peer: str) -> None:
         pusher = self._pushers.pop(peer, None)
         if pusher is not None:
-            pusher.send.close()
-            pusher.cancel_scope.cancel()  # frames still queued are for a lapsed subscription
+            pusher.queue.close()  # frames still queued are for a lapsed subscription
+            pusher.cancel_scope.cancel()
 
     # -- maintenance -----------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ One request and one response per stream. Rate-limited requests are answered nwak
 without reading the body; a request that never arrives is dropped after a time limit. A
 request gate bounds how many requests one peer (`GateLimits.per_peer`) and everyone
 (`total`) may have open at once, each holding up to a frame of ~1.6 MB while it is read:
-beyond that a request is refused unread (429 for a busy peer, 503 for a full node).
+beyond that a request is refused unread (429 for a busy peer, 503 for a full node). The
+response is written at a pace (chat/waku/write_pace.py): a peer that does not take it in
+time has its stream reset and frees its place (`slow_reader`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 
-from chat.waku.framing import FramingError, read_frame, write_frame
+from chat.waku.framing import FramingError, encode_frame, read_frame
 from chat.waku.lightpush.server_core import (
     TOO_MANY_REQUESTS_DESC,
     Publish,
@@ -38,9 +40,10 @@ from chat.waku.lightpush.wire import (
     PushResponse,
 )
 from chat.waku.ratelimit import RateLimiter
-from chat.waku.reqres import STREAM_ERRORS, end_served_stream, remote_peer
+from chat.waku.reqres import STREAM_ERRORS, end_served_stream, remote_peer, write_paced
 from chat.waku.request_gate import GateLimits, Shed, Ticket
 from chat.waku.server_gate import ServerGate
+from chat.waku.write_pace import DEFAULT_PACE, WritePace
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class LightPushServer:
         request_timeout: float = REQUEST_TIMEOUT,
         serve_v2: bool = True,
         gate: GateLimits = LIGHTPUSH_GATE,
+        pace: WritePace = DEFAULT_PACE,
     ) -> None:
         self.host = host
         self.publish = publish
@@ -71,6 +75,7 @@ class LightPushServer:
         self.request_timeout = request_timeout
         self.serve_v2 = serve_v2
         self.gate = ServerGate(gate)
+        self.pace = pace
         self.responses: Counter[tuple[str, int]] = Counter()
         """(protocol version, status) -> count; v2 counts 200 for success and 0 for failure."""
 
@@ -107,6 +112,14 @@ class LightPushServer:
                 log.debug("bad light push frame: %s", exc)
         return None if ticket.evicted else frame
 
+    async def _write(self, stream: INetStream, response: bytes, ticket: Ticket | Shed) -> bool:
+        """The response, at the pace; False (counted) if the peer did not take it in time."""
+        if await write_paced(stream, (encode_frame(response),), self.pace):
+            return True
+        if isinstance(ticket, Ticket):
+            self.gate.slow_reader(ticket)
+        return False
+
     async def _handle_v3(self, stream: INetStream) -> None:
         response = None
         ticket = self.gate.enter(remote_peer(stream))
@@ -116,8 +129,9 @@ class LightPushServer:
             else:
                 response = await self._answer_v3(stream, ticket)
             if response is not None:
-                await write_frame(stream, response.encode())
                 self.responses[("v3", response.status_code)] += 1
+                if not await self._write(stream, response.encode(), ticket):
+                    response = None  # not taken in time: reset
         except STREAM_ERRORS as exc:
             log.debug("light push v3 stream failed: %r", exc)
         finally:
@@ -156,8 +170,9 @@ class LightPushServer:
             else:
                 response = await self._answer_v2(stream, ticket)
             if response is not None:
-                await write_frame(stream, response.encode())
                 self.responses[("v2", 200 if response.is_success else 0)] += 1
+                if not await self._write(stream, response.encode(), ticket):
+                    response = None  # not taken in time: reset
         except STREAM_ERRORS as exc:
             log.debug("light push v2 stream failed: %r", exc)
         finally:

@@ -9,7 +9,7 @@ callables that must not block: they run on the relay's task.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import trio
@@ -84,12 +84,19 @@ class RelayService:
             self._nursery = nursery
             for topic in self._topics:
                 self._start_topic(topic)
+            # A full node never closes a mesh peer's connection to make room for a newcomer.
+            host.inbound.add_keeper(self.in_mesh)
             task_status.started()
             try:
                 await trio.sleep_forever()
             finally:
+                host.inbound.remove_keeper(self.in_mesh)
                 self._driver = None
                 self._nursery = None
+
+    def in_mesh(self, peer: Hashable) -> bool:
+        """Whether the peer is in our mesh of any shard."""
+        return any(peer in mesh for mesh in self.router.mesh.values())
 
     def subscribe(self, pubsub_topic: str) -> None:
         """Join a shard at run time (a community shard, say)."""

@@ -10,8 +10,10 @@ What one peer, and all together, can make the node hold (docs/operator-guide.md,
 - a byte budget per response (`max_response_bytes` of messages; the rest follows by cursor);
 - the rate limiter (nwaku's 429, answered before a byte of the request is read);
 - time limits: the request must arrive within `read_timeout` (js-waku opens streams eagerly
-  on identify and may never use them: those are reset), the response must be taken within
-  `write_timeout`.
+  on identify and may never use them: those are reset); the response is written at a pace
+  (`pace`, chat/waku/write_pace.py): each 16 KiB must get through within 3 s plus 1 s, the
+  whole within 30 s, else the stream is reset and its turn freed (`slow_reader`). A peer
+  that asks and stops reading held a turn for the whole 30 s: 4 peer ids held all 8.
 Memory is therefore bounded by `running` responses of `max_response_bytes`, whatever the
 number of parallel queries.
 """
@@ -28,7 +30,7 @@ import trio
 from chat.waku.framing import FramingError, encode_uvarint, read_frame
 from chat.waku.message import DEFAULT_MAX_MESSAGE_SIZE
 from chat.waku.ratelimit import RateLimiter, RequestLimiter
-from chat.waku.reqres import end_served_stream, remote_peer
+from chat.waku.reqres import end_served_stream, remote_peer, write_paced
 from chat.waku.request_gate import GateLimits, Shed, Ticket
 from chat.waku.server_gate import ServerGate
 from chat.waku.store.server_core import (
@@ -42,12 +44,12 @@ from chat.waku.store.server_core import (
     undecodable_response,
 )
 from chat.waku.store.wire import MAX_REQUEST_SIZE, PROTOCOL_ID
+from chat.waku.write_pace import DEFAULT_PACE, WritePace
 from storage.archive import Archive, ArchiveError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_READ_TIMEOUT = 10.0
-DEFAULT_WRITE_TIMEOUT = 30.0
 DEFAULT_CONCURRENT_QUERIES = 4
 """Database threads; the gate's `running` queries share them."""
 STORE_GATE = GateLimits(per_peer=8, total=128, running=8, running_per_peer=2, max_wait=10.0)
@@ -63,7 +65,7 @@ class StoreServer:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = trio.current_time,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
-        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        pace: WritePace = DEFAULT_PACE,
         concurrent_queries: int = DEFAULT_CONCURRENT_QUERIES,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -73,7 +75,7 @@ class StoreServer:
         self.limiter: RateLimiter = limiter or RequestLimiter(None)
         self.clock = clock
         self.read_timeout = read_timeout
-        self.write_timeout = write_timeout
+        self.pace = pace
         self.max_message_size = max_message_size
         self.max_response_bytes = max_response_bytes
         self.gate = ServerGate(gate, clock=clock)
@@ -104,11 +106,11 @@ class StoreServer:
             peer = remote_peer(stream)
             ticket = self.gate.enter(peer)
             if ticket is Shed.PEER_BUSY:
-                await self._send(stream, 429, self._busy)
+                answered = await self._send(stream, 429, self._busy)
             elif ticket is Shed.SERVER_FULL:
-                await self._send(stream, 503, self._full)
+                answered = await self._send(stream, 503, self._full)
             elif not self.limiter.allow(peer, self.clock()):
-                await self._send(stream, 429, self._rate_limited)
+                answered = await self._send(stream, 429, self._rate_limited)
             else:
                 assert isinstance(ticket, Ticket)
                 answered = await self._serve_request(stream, peer, ticket)
@@ -120,28 +122,25 @@ class StoreServer:
             await end_served_stream(stream, answered=answered)
 
     async def _serve_request(self, stream: Any, peer: str, ticket: Ticket) -> bool:
-        """Read, plan, wait for a turn, query and answer; False if no request ever came."""
+        """Read, plan, wait for a turn, query and answer; False if no request ever came or
+        the answer was given up on (the stream is then reset)."""
         with self.gate.reading(ticket), trio.move_on_after(self.read_timeout) as scope:
             try:
                 raw = await read_frame(stream, MAX_REQUEST_SIZE)
             except FramingError as exc:
                 response = undecodable_response(str(exc))
-                await self._send(stream, response.status_code, response.encode())
-                return True
+                return await self._send(stream, response.status_code, response.encode(), ticket)
         if scope.cancelled_caught or ticket.evicted:
             log.debug("store stream from %s sent no request; resetting it", peer)
             return False
         plan = plan_query(raw, max_response_bytes=self.max_response_bytes)
         if not isinstance(plan, QueryPlan):
-            await self._send(stream, plan.status_code, plan.encode())
-            return True
+            return await self._send(stream, plan.status_code, plan.encode(), ticket)
         if not await self.gate.turn(ticket):
             response = overloaded_response(plan.request.request_id)
-            await self._send(stream, response.status_code, response.encode())
-            return True
+            return await self._send(stream, response.status_code, response.encode(), ticket)
         status, body = await self._query(plan)
-        await self._send(stream, status, body)
-        return True
+        return await self._send(stream, status, body, ticket)
 
     async def respond(self, raw: bytes) -> bytes:
         """The encoded response to one request's bytes (no gate, no rate limit)."""
@@ -161,9 +160,17 @@ class StoreServer:
         body = encoded_answer(plan, rows, max_message_size=self.max_message_size)
         return 200, body
 
-    async def _send(self, stream: Any, status: int, body: bytes) -> None:
+    async def _send(
+        self, stream: Any, status: int, body: bytes, ticket: Ticket | None = None
+    ) -> bool:
+        """Write the response at the pace; False if its reader stalled (counted against the
+        ticket's gate: the caller resets the stream, which frees the ticket's turn)."""
         self.status_counts[status] += 1
-        with trio.move_on_after(self.write_timeout):
-            # The length prefix on its own: joining it to a large body would copy the body.
-            await stream.write(encode_uvarint(len(body)))
-            await stream.write(body)
+        # The length prefix on its own: joining it to a large body would copy the body.
+        parts = (encode_uvarint(len(body)), body)
+        if await write_paced(stream, parts, self.pace):
+            return True
+        log.debug("store answer of %d bytes not taken in time; resetting its stream", len(body))
+        if ticket is not None:
+            self.gate.slow_reader(ticket)
+        return False

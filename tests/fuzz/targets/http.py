@@ -1,10 +1,12 @@
-"""HTTP requests from the outside: the REST API (chat/api: token check, routing, path
-parameters, query, bounded JSON bodies, each route's handler) in front of a real messenger,
-and the metrics endpoint's request line (chat/waku/metrics.py).
+"""HTTP requests from the outside: the REST API (chat/api: our HTTP/1.1 connection, token
+check, routing, path parameters, query, bounded JSON bodies, each route's handler) in front
+of a real messenger, and the metrics endpoint's request line (chat/waku/metrics.py).
 
-The API target parses each input as HTTP/1.1 with h11 (what Hypercorn uses), builds the ASGI
-scope the way Hypercorn does, and calls the real `ApiApp` whose routes are the real
-`Handlers` of a real `Messenger` (its own profile, no peers), running on a trio thread."""
+The API target writes each input, as raw bytes, into the real `HttpConnection` (the code a
+socket's bytes go through) over an in-memory stream, then half-closes; the connection runs
+the real `ApiApp` whose routes are the real `Handlers` of a real `Messenger` (its own
+profile, no peers), on a trio thread. What comes back is read by h11 as a client reads it.
+The connection's own parsing is fuzzed on its own (http_server.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
-from urllib.parse import unquote
 
-import h11
 import trio
 from harness.fast import FAST
+from harness.http_memory import MalformedResponse, exchange, parse_responses
 
 from chat.api.app import ApiApp
 from chat.api.handlers import Handlers
@@ -34,8 +35,10 @@ from storage.profiles import Profiles
 
 TOKEN = "fuzz-token-" + "x" * 32
 PASSPHRASE = "fuzzing passphrase"
-STATUSES = frozenset({200, 202, 204, 400, 401, 404, 405, 409, 413})
-"""Every answer the API documents; 500 means an exception escaped a handler."""
+STATUSES = frozenset({200, 202, 204, 400, 401, 404, 405, 409, 413, 431, 505})
+"""Every answer the API documents (the app's, and the connection's refusals of a request
+that is not HTTP/1.1 or whose head is too large); 500 means an exception escaped a handler.
+No 408: the client sends everything at once."""
 
 
 class _Failures(logging.Handler):
@@ -49,9 +52,21 @@ class _Failures(logging.Handler):
         self.records.append(self.format(record))
 
 
+class _Methods:
+    """The app, noting the method of each request it is given (a HEAD answer has no body)."""
+
+    def __init__(self, app: ApiApp) -> None:
+        self.app = app
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.seen.append(scope["method"])
+        await self.app(scope, receive, send)
+
+
 @dataclass
 class ApiHarness:
-    app: ApiApp | None = None
+    app: _Methods | None = None
     token: trio.lowlevel.TrioToken | None = None
     chat_key: str = ""
     ready: threading.Event = field(default_factory=threading.Event)
@@ -73,32 +88,25 @@ class ApiHarness:
             kdf=KdfParams.fresh(opslimit=1, memlimit=8192),
         )
         messenger = Messenger(store, replace(FAST, peers=()))
-        self.app = ApiApp(Router(Handlers(messenger, keepalive=0.05).routes()), TOKEN, b"{}")
+        app = ApiApp(Router(Handlers(messenger, keepalive=0.05).routes()), TOKEN, b"{}")
+        self.app = _Methods(app)
         async with messenger.run():
             self.chat_key = messenger.identity().chat_key
             self.token = trio.lowlevel.current_trio_token()
             self.ready.set()
             await trio.sleep_forever()
 
-    def call(self, scope: dict[str, Any], body: bytes, complete: bool) -> list[dict[str, Any]]:
-        return trio.from_thread.run(self._call, scope, body, complete, trio_token=self.token)
+    def call(self, data: bytes) -> tuple[bytes, list[str]]:
+        """Everything the server sent on one connection carrying `data`, and the methods
+        of the requests the app was given."""
+        return trio.from_thread.run(self._call, data, trio_token=self.token)
 
-    async def _call(
-        self, scope: dict[str, Any], body: bytes, complete: bool
-    ) -> list[dict[str, Any]]:
+    async def _call(self, data: bytes) -> tuple[bytes, list[str]]:
         assert self.app is not None
-        sent: list[dict[str, Any]] = []
-        pending = [{"type": "http.request", "body": body, "more_body": False}] if complete else []
-
-        async def receive() -> dict[str, Any]:
-            return pending.pop(0) if pending else {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
+        self.app.seen = []
         with trio.fail_after(30):
-            await self.app(scope, receive, send)
-        return sent
+            raw = await exchange(self.app, [data])
+        return raw, self.app.seen
 
 
 @cache
@@ -108,61 +116,28 @@ def harness() -> ApiHarness:
     return api
 
 
-def _parse(data: bytes) -> tuple[dict[str, Any], bytes, bool] | None:
-    """The ASGI scope, body and whether the body is complete, as Hypercorn would see them."""
-    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
-    try:
-        connection.receive_data(data)
-        connection.receive_data(b"")
-        request = connection.next_event()
-        if not isinstance(request, h11.Request):
-            return None
-        body = bytearray()
-        while True:
-            event = connection.next_event()
-            if isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                complete = True
-                break
-            else:
-                complete = False
-                break
-    except h11.RemoteProtocolError:
-        return None
-    path, _, query = request.target.partition(b"?")
-    scope = {
-        "type": "http",
-        "http_version": request.http_version.decode(),
-        "method": request.method.decode("ascii").upper(),
-        "path": unquote(path.decode("ascii")),
-        "raw_path": path,
-        "query_string": query,
-        "headers": list(request.headers),
-    }
-    return scope, bytes(body), complete
-
-
 def fuzz_api(data: bytes) -> None:
-    parsed = _parse(data)
-    if parsed is None:
-        return
     api = harness()
     api.failures.records.clear()
-    sent = api.call(*parsed)
-    if not sent:
-        return  # the client left before its request was complete: nothing to answer
-    start = sent[0]
-    check(start["type"] == "http.response.start", f"first message {start['type']}")
-    status = start["status"]
-    if status not in STATUSES:
-        raise AssertionError(f"status {status}:\n" + "\n".join(api.failures.records))
-    headers = dict(start["headers"])
-    if headers.get(b"content-type") == b"application/json":
-        body = b"".join(m.get("body", b"") for m in sent[1:])
-        value = json.loads(body)
-        if status >= 400:
-            check(isinstance(value, dict) and set(value) == {"error"}, f"error body {value!r}")
+    raw, methods = api.call(data)
+    try:
+        responses = parse_responses(raw, methods)
+    except MalformedResponse as exc:
+        raise AssertionError(f"not well-formed HTTP: {exc}") from None
+    check(len(responses) <= len(methods) + 1, f"{len(responses)} answers to {methods}")
+    for response in responses:
+        status = response.status
+        if status not in STATUSES:
+            raise AssertionError(f"status {status}:\n" + "\n".join(api.failures.records))
+        content_type = response.headers.get(b"content-type", b"")
+        if not response.complete:
+            # Only an event stream ends with its client (which half-closed after writing).
+            check(content_type.startswith(b"text/event-stream"), f"cut short: {response}")
+        elif content_type == b"application/json" and response.body:
+            value = json.loads(response.body)
+            if status >= 400:
+                check(isinstance(value, dict) and set(value) == {"error"}, f"error {value!r}")
+    check(not api.failures.records, "\n".join(api.failures.records))
 
 
 def _request(method: str, target: str, body: object = None, token: str = TOKEN) -> bytes:
@@ -200,6 +175,8 @@ def _api_seeds() -> Iterable[bytes]:
     yield _request("GET", "/v1/events")
     yield _request("GET", "/openapi.json", token="wrong")
     yield _request("DELETE", "/v1/chats/%ff/messages?x=1&x=2", token="wrong")
+    yield _request("GET", "/v1/identity") + _request("GET", "/v1/health")  # pipelined
+    yield _request("HEAD", "/v1/chats") + _request("GET", "/v1/events") + _request("GET", "/")
 
 
 def fuzz_metrics_request(data: bytes) -> None:
@@ -217,10 +194,12 @@ def fuzz_metrics_request(data: bytes) -> None:
 TARGETS = (
     Target(
         name="api_request",
-        decoder="chat.api.app.ApiApp (token, routing and path parameters, query, bounded JSON "
-        "body) and every route's handler, on a real messenger",
-        contract="every request gets one of the documented statuses (never 500, which means "
-        "an exception escaped); JSON error bodies are {'error': sentence}",
+        decoder="raw bytes through chat.api.connection.HttpConnection into chat.api.app.ApiApp "
+        "(token, routing and path parameters, query, bounded JSON body) and every route's "
+        "handler, on a real messenger",
+        contract="well-formed HTTP/1.1 answers, each one of the documented statuses (never "
+        "500, which means an exception escaped), only an event stream cut short by the "
+        "client's close; JSON error bodies are {'error': sentence}; nothing logged as an error",
         fuzz=fuzz_api,
         seeds=_api_seeds,
         max_len=4096,

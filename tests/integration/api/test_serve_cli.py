@@ -203,5 +203,6 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(chinwag
     assert " passed" in summary
     async with alice.client() as alice_http:
         chats = (await alice_http.get("/v1/chats")).json()
-        assert [c["id"] for c in chats] == [chat_id]
+        # Generated requests may have made groups (with no members); the direct chat is one.
+        assert [c["id"] for c in chats if c["kind"] == "direct"] == [chat_id]
     assert "Traceback" not in alice.process.stderr

@@ -12,12 +12,14 @@ from libp2p.network.stream.exceptions import StreamReset
 from trio.testing import MockClock
 
 from chat.waku.filter.client import FilterClient
+from chat.waku.filter.push_queue import MEMORY_FULL, QUEUE_FULL, PushLimits
 from chat.waku.filter.server import FilterServer
 from chat.waku.filter.wire import (
     MAX_FRAME_SIZE,
     MAX_RESPONSE_SIZE,
     PUSH_PROTOCOL,
     SUBSCRIBE_PROTOCOL,
+    MessagePush,
     SubscribeRequest,
     SubscribeResponse,
 )
@@ -104,8 +106,10 @@ async def test_subscription_lapses_after_ttl_then_ping_is_404(hosts, clock: Mock
         await nursery.start(server.run)
         answer = await ask(hosts, light, service, SubscribeRequest("s", 1, PUBSUB, (TOPIC,)))
         assert (answer.request_id, answer.status_code) == ("s", 200)
+        assert server.subscribed(light.get_id())  # a full node keeps its connection
         clock.jump(301)
         assert server.on_message(PUBSUB, message(1)) == 0
+        assert not server.subscribed(light.get_id())
         answer = await ask(hosts, light, service, SubscribeRequest("p", 0))
         assert (answer.status_code, answer.status_desc) == (
             404,
@@ -192,7 +196,7 @@ async def test_stalled_subscriber_loses_only_its_own_frames(hosts, clock: MockCl
     for light in (healthy, stalled):
         await hosts.connect(light, service)
     async with trio.open_nursery() as nursery:
-        server = FilterServer(service, push_queue_frames=8)
+        server = FilterServer(service, push_limits=PushLimits(per_subscriber_frames=8))
         await nursery.start(server.run)
         client = FilterClient(healthy, [service.get_id()])
         client.subscribe(PUBSUB, [TOPIC])
@@ -206,6 +210,46 @@ async def test_stalled_subscriber_loses_only_its_own_frames(hosts, clock: MockCl
             assert got.message.payload.startswith(b"m%d" % i)
         assert server.stats.pushes_dropped["queue_full"] > 0, (server.stats, stalled_streams)
         assert server.queued_frames(str(stalled.get_id())) <= 8
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_subscriber_that_stops_reading_holds_at_most_its_bytes_however_long(
+    hosts, clock: MockClock
+):
+    # Bounded only in frames, one stalled subscriber held 64 frames of up to 150 KiB (9.6 GB
+    # for 1,000 of them); now what each holds is bounded in bytes, and all of them together.
+    service = await hosts.start("yamux")
+    stalled = [await hosts.start("yamux") for _ in range(3)]
+    topics = [f"/app/1/stalled-{index}/proto" for index in range(3)]
+
+    async def never_read(stream) -> None:
+        await trio.sleep_forever()
+
+    per_subscriber = PushLimits().per_subscriber_bytes  # the default: 1 MiB
+    total = 2 * 1024 * 1024  # in all: less than the 3 subscribers' bounds together
+    smallest_frame = len(encode_frame(MessagePush(message(0, size=100 * 1024), PUBSUB).encode()))
+    async with trio.open_nursery() as nursery:
+        server = FilterServer(service, push_limits=PushLimits(total_bytes=total))
+        await nursery.start(server.run)
+        for light, topic in zip(stalled, topics, strict=True):
+            light.set_stream_handler(TProtocol(PUSH_PROTOCOL), never_read)
+            await hosts.connect(light, service)
+            assert (await ask(hosts, light, service, SubscribeRequest("s", 1, PUBSUB, (topic,)))).ok
+        for i in range(100):  # 100 messages of 100 KiB for each, none read
+            for topic in topics:
+                server.on_message(PUBSUB, message(i, topic, size=100 * 1024))
+            await trio.testing.wait_all_tasks_blocked()
+            for light in stalled:
+                peer = str(light.get_id())
+                assert server.queued_frames(peer) * smallest_frame <= per_subscriber
+                assert server.queued_bytes(peer) <= per_subscriber
+            assert server.push_queues.total_bytes <= total
+        # Every frame is accounted for: pushed, dropped (counted), queued, or being written.
+        dropped = server.stats.pushes_dropped
+        queued = sum(server.queued_frames(str(light.get_id())) for light in stalled)
+        accounted = server.stats.pushes_sent + sum(dropped.values()) + queued
+        assert accounted <= 300 <= accounted + 3
+        assert dropped[QUEUE_FULL] + dropped[MEMORY_FULL] > 0
         nursery.cancel_scope.cancel()
 
 

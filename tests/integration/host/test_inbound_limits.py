@@ -10,23 +10,29 @@ import contextlib
 import resource
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
 import trio
 import trio.testing
+from harness.sources import dial_from
 from harness.waiting import wait_until
+from libp2p.network.exceptions import SwarmException
 from libp2p.rcmgr import new_resource_manager
 from multiaddr import Multiaddr
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from chat.waku.host import HostError, listen_addrs_for
 from chat.waku.inbound_limits import InboundLimits
+from chat.waku.network import DEFAULT_CLUSTER_ID
 from chat.waku.node import Node, NodeConfig
+from chat.waku.service_node import relay_service_for
+from chat.waku.topics import RelayShard
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
 DEADLINE = 60
 HELD = 1000
+SHARD = RelayShard(DEFAULT_CLUSTER_ID, 0).pubsub_topic
 
 
 def make_node(limits: InboundLimits | None = None) -> Node:
@@ -158,6 +164,42 @@ async def test_one_address_holds_only_so_many_open_connections() -> None:
                 await later.host.dial(address)  # room again
 
 
+async def test_connections_through_a_trusted_proxy_are_not_limited_as_one_address() -> None:
+    # Behind the TLS proxy the operator guide recommends for WebSocket, every browser has
+    # the proxy's address: without this, they would share its one address's limits.
+    node = make_node(InboundLimits(max_open_per_source=1, trusted_proxies=("127.0.0.1",)))
+    peers = [make_node() for _ in range(3)]
+    with trio.fail_after(DEADLINE):
+        async with serving(node) as (address, _), AsyncExitStack() as stack:
+            for peer in peers:
+                await stack.enter_async_context(peer.run())
+                await peer.host.dial(address)
+            assert node.host.inbound.admission.open == 3
+            assert node.host.inbound.counts["refused_source_open_full"] == 0
+            first, second = make_node(), make_node()  # any other address keeps its limit
+            await stack.enter_async_context(first.run())
+            await stack.enter_async_context(second.run())
+            await dial_from(first.host.libp2p, address, "127.0.0.2")
+            with pytest.raises(SwarmException):
+                await dial_from(second.host.libp2p, address, "127.0.0.2")
+            assert node.host.inbound.counts["refused_source_open_full"] >= 1
+
+
+def test_py_libp2p_s_own_connection_limits_never_refuse_before_ours() -> None:
+    # Its defaults refused the 257th established inbound connection after its handshake,
+    # and kept one of its resource manager's 1,000 slots for every connection so refused:
+    # a node filled from 5 addresses, dialled on, refused every connection after some 1,000
+    # (tests/bench/attack.py, held_open_connections: 0 of 10 legitimate dials got in).
+    node = make_node()
+    manager = node.host.resources
+    assert node.host.libp2p.get_network()._resource_manager is manager
+    limits = manager.connection_limits
+    assert limits.max_pending_inbound is None and limits.max_established_inbound is None
+    assert limits.max_established_total is None and limits.max_established_per_peer is None
+    assert manager.limits.max_connections >= 300 + 2 * 64  # every connection and handshake
+    assert manager.circuit_breaker is None and manager.graceful_degradation is None
+
+
 def test_the_listen_backlog_is_deeper_than_py_libp2p_s() -> None:
     # 128 fills under a flood and the kernel drops a real dialer's SYN (retried after 1 s).
     from chat.waku.host import LISTEN_BACKLOG
@@ -226,3 +268,44 @@ async def test_websocket_handshakes_cut_short_give_back_py_libp2p_s_connection_s
             client = Node(NodeConfig(listen_addrs=listen_addrs_for([LOOPBACK], ws_port=0)))
             async with client.run():  # the WebSocket listener still serves
                 assert await client.host.dial(str(ws)) == node.host.peer_id
+
+
+async def test_a_node_full_of_open_connections_lets_a_new_peer_in_and_keeps_its_mesh() -> None:
+    # py-libp2p's cap on open connections is reachable from a few addresses, after which the
+    # node refused every new connection and never closed one: now the newcomer's handshake
+    # makes room by closing the longest idle connection of the busiest address, never a
+    # relay mesh peer's.
+    node = Node(NodeConfig(listen_addrs=[LOOPBACK], shards=(0,), max_connections=6))
+    relay = relay_service_for(node.config)
+    await node.mount(relay)
+    mesh_peer = Node(NodeConfig(listen_addrs=[LOOPBACK], shards=(0,)))
+    await mesh_peer.mount(relay_service_for(mesh_peer.config))
+    attackers = [Node(NodeConfig(listen_addrs=[LOOPBACK], shards=(0,))) for _ in range(5)]
+    newcomer = Node(NodeConfig(listen_addrs=[LOOPBACK], shards=(0,)))
+    with trio.fail_after(DEADLINE):
+        async with serving(node) as (address, _), AsyncExitStack() as stack:
+            for peer in (mesh_peer, newcomer, *attackers):
+                await stack.enter_async_context(peer.run())
+            # The mesh peer comes first from 127.0.0.2: the oldest and longest idle there.
+            await dial_from(mesh_peer.host.libp2p, address, "127.0.0.2")
+            await relay.driver.wait_until(lambda router: bool(router.mesh.get(SHARD)))
+            sources = ["127.0.0.2"] * 2 + ["127.0.0.3"] * 3
+            for attacker, source in zip(attackers, sources, strict=True):
+                await dial_from(attacker.host.libp2p, address, source)
+            assert len(node.host.connected_peers()) == 6  # full
+
+            await dial_from(newcomer.host.libp2p, address, "127.0.0.1")
+
+            async def made_room() -> bool:
+                counts = node.host.inbound.counts
+                return counts["evicted_open_full"] == 1 and len(node.host.connected_peers()) == 6
+
+            await wait_until(made_room)
+            await trio.sleep(1.0)  # and it stays so
+            connected = set(node.host.connected_peers())
+            assert {newcomer.host.peer_id, mesh_peer.host.peer_id} <= connected
+            # The one closed was an attacker's from 127.0.0.2 (the busiest addresses tie;
+            # the first wins), not its mesh peer although that was idle longer.
+            assert sum(a.host.peer_id in connected for a in attackers) == 4
+            assert node.host.inbound.admission.open_from("127.0.0.2") == 2
+            assert node.host.inbound.counts["refused_connections_full"] == 0

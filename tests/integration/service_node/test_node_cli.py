@@ -85,6 +85,20 @@ def test_connection_limit_flags(tmp_path: Path) -> None:
     )
 
 
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    config = configure(tmp_path, "--trusted-proxy", "127.0.0.1", "--trusted-proxy", "fd00::/8")
+    assert config.node.inbound_limits.trusted_proxies == ("127.0.0.1", "fd00::/8")
+    with pytest.raises(UserError, match=r"--trusted-proxy.*'proxy\.local' is not an IP"):
+        configure(tmp_path, "--trusted-proxy", "proxy.local")
+
+
+def test_a_node_with_fewer_connections_than_py_libp2p_s_watermarks_starts(tmp_path: Path) -> None:
+    # py-libp2p refused a maximum below its own watermarks (300 and 100): `--max-connections
+    # 50` stopped the node with a ValueError before it started.
+    config = configure(tmp_path, "--max-connections", "50")
+    assert Node(config.node).host.inbound.max_connections == 50
+
+
 def test_every_service_and_its_options(tmp_path: Path) -> None:
     config = configure(
         tmp_path,

@@ -102,6 +102,9 @@ async def test_light_push_is_relayed_archived_pushed_and_counted(
             subscriber.subscribe(SHARD0, [CONTENT])
             subscriptions = service.filter.subscriptions
             await wait_until(lambda: subscriptions.peer_count == 1)
+            # Neither the subscriber nor the mesh peer is closed to make room when full.
+            inbound = service.node.host.inbound
+            assert inbound.keeps(light.host.peer_id) and inbound.keeps(peer.node.host.peer_id)
 
             # Light push with an explicit pubsub topic: 200, relayed to the peer.
             pushed = message("hello via light push")

@@ -9,14 +9,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import trio
+from harness.stall_proxy import stall_proxy
 from harness.waiting import wait_until
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from multiaddr import Multiaddr
 
 from chat.waku.message import WakuMessage
 from chat.waku.request_gate import GateLimits
 from chat.waku.store.client import StoreClient, StoreClientError, new_request_id
 from chat.waku.store.server import StoreServer
 from chat.waku.store.wire import PROTOCOL_ID, StoreQueryRequest
+from chat.waku.write_pace import WritePace
 from storage.archive import ArchiveQuery, ArchiveRecord, ArchiveRow, SqliteArchive
 
 from .conftest import HostFactory, connect
@@ -65,8 +70,9 @@ class SlowArchive(SqliteArchive):
     """The real archive, with a query that takes a while (so queries overlap) and a count of
     how many run at once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, delay: float = 0.2) -> None:
         super().__init__(path)
+        self.delay = delay
         self.running = 0
         self.most_at_once = 0
 
@@ -74,7 +80,7 @@ class SlowArchive(SqliteArchive):
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
-            time.sleep(0.2)  # a worker thread standing for a slow disk
+            time.sleep(self.delay)  # a worker thread standing for a slow disk
             return super().query(query)
         finally:
             self.running -= 1
@@ -125,6 +131,7 @@ async def test_parallel_queries_are_bounded_per_peer_and_run_a_few_at_a_time(
         "server_full": 1,
         "waited_too_long": 0,
         "never_sent": 0,
+        "slow_reader": 0,
     }
     # Of the admitted, never more than `running` queried at once.
     assert archive.most_at_once <= 2
@@ -165,4 +172,54 @@ async def test_streams_that_never_send_their_request_cannot_lock_queries_out(
         assert response.status_code == 200
         for stream in silent:
             await stream.reset()
+    archive.close()
+
+
+@pytest.mark.slow
+async def test_a_peer_that_stops_reading_its_answers_gives_up_its_turns_within_seconds(
+    tmp_path: Path, host_factory: HostFactory
+) -> None:
+    # A peer that asks for full pages and then stops reading held both of its turns for
+    # the whole 30 s write timeout; a few peer ids held every turn, and every other query
+    # waited and was refused. Now each chunk of an answer must get through in time.
+    archive = SlowArchive(tmp_path / "a.db", delay=1.0)  # time to stall before it answers
+    archive.insert_many(
+        [ArchiveRecord(m.hash(PUBSUB), PUBSUB, TOPIC, m.timestamp, m.encode()) for m in BIG]
+    )
+    gate = GateLimits(per_peer=4, total=16, running=2, running_per_peer=2, max_wait=20.0)
+    pace = WritePace(chunk=64 * 1024, min_rate=64 * 1024, min_time=0.5, max_time=30.0)
+    server = StoreServer(archive, gate=gate, pace=pace)  # 2 MiB pages: 14 of these messages
+    async with (
+        host_factory() as server_host,
+        host_factory() as mallory,
+        host_factory() as alice,
+    ):
+        server.mount(server_host)
+        port = int(server_host.get_addrs()[0].value_for_protocol("tcp"))
+        async with stall_proxy(port) as proxy, trio.open_nursery() as nursery:
+            relayed = f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{server_host.get_id()}"
+            await mallory.connect(info_from_p2p_addr(Multiaddr(relayed)))
+            for _ in range(2):
+                nursery.start_soon(StoreClient(mallory).query, server_host.get_id(), full_page())
+
+            async def both_turns_taken() -> bool:
+                return server.gate.core.running == 2
+
+            await wait_until(both_turns_taken, 10)
+            proxy.stall()  # Mallory reads nothing from here on: before his answers come
+            stalled = trio.current_time()
+            await connect(alice, server_host)
+            with trio.fail_after(10):
+                response = await StoreClient(alice).query(server_host.get_id(), full_page())
+            assert response.status_code == 200 and len(response.messages) == 14
+
+            # Both of Mallory's answers were given up on (the first chunks may pass into the
+            # socket buffers; the next ones cannot) within seconds, not after 30 s.
+            async def both_given_up() -> bool:
+                return server.gate.shed["slow_reader"] == 2
+
+            await wait_until(both_given_up, 15)
+            assert trio.current_time() - stalled < 15
+            assert server.gate.core.running == 0
+            nursery.cancel_scope.cancel()
     archive.close()

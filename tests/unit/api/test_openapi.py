@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from chat.api.handlers import ROUTES
 from chat.api.openapi import VIEWS, document, document_bytes, schema_for, view_schema
 from chat.api.protocol import json_bytes
-from chat.events import MessageView, to_json
+from chat.events import MessageView, json_name, to_json
 
 
 def test_the_document_is_valid_openapi_3() -> None:
@@ -88,7 +88,7 @@ def test_every_reference_resolves() -> None:
 def test_view_schemas_list_every_field_as_required() -> None:
     for view in VIEWS:
         schema = view_schema(view)
-        names = [f.name for f in dataclasses.fields(view)]
+        names = [json_name(f.name) for f in dataclasses.fields(view)]  # from_ is "from"
         assert list(schema["properties"]) == names
         assert schema["required"] == names
     message = view_schema(MessageView)["properties"]

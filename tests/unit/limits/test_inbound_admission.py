@@ -1,7 +1,10 @@
 """Which inbound connections the listener keeps (sans-IO, time injected): pending ones are
 limited per source and in total, the idle evicted first and oldest first, a handshake in
 progress is protected for its grace, silence is cut short while slow handshakes keep their
-30 s, and one source may hold only so many open connections."""
+30 s, one source may hold only so many open connections, and a node full of open connections
+makes room for a new one at the expense of the busiest source's longest idle one, never of a
+connection it values. What a source is: an IPv4 address, an IPv6 /64, and each connection
+through a trusted proxy on its own."""
 
 from __future__ import annotations
 
@@ -99,7 +102,7 @@ def test_open_connections_are_limited_per_source_and_never_evicted() -> None:
     for at in (0.0, 0.1):
         connection = accept(admission, "10.0.0.1", at)
         admission.first_bytes(connection)
-        assert admission.upgraded(connection)
+        assert admission.upgraded(connection, at)
         opened.append(connection)
     assert admission.deadline(opened[0]) is None and opened[0].phase is Phase.OPEN
     refused = admission.arrive("10.0.0.1", 1.0)
@@ -116,7 +119,7 @@ def test_an_evicted_connection_is_counted_once_whatever_happens_to_it_next() -> 
     admission.arrive("10.0.0.1", 0.2)
     admission.failed(first)  # its handshake then fails: not a second outcome
     admission.timed_out(first)
-    assert not admission.upgraded(first)
+    assert not admission.upgraded(first, 0.3)
     assert sum(admission.counts[o] for o in SHEDS) == 1
     assert admission.counts[Outcome.FAILED] == 0
 
@@ -132,3 +135,126 @@ def test_a_failed_handshake_frees_its_slot() -> None:
 def test_limits_must_be_positive(field: str) -> None:
     with pytest.raises(ValueError):
         InboundLimits(**{field: 0})  # type: ignore[arg-type]
+
+
+def open_connection(
+    admission: InboundAdmission, address: str, now: float, peer: str | None = None
+) -> InboundConnection:
+    connection = accept(admission, address, now)
+    admission.first_bytes(connection)
+    assert admission.upgraded(connection, now, peer or f"{address}@{now}")
+    return connection
+
+
+def test_an_ipv6_source_is_its_64_so_its_other_addresses_share_its_limits() -> None:
+    admission = InboundAdmission(LIMITS)
+    accept(admission, "2001:db8:1:2::1", 0.0)
+    accept(admission, "2001:db8:1:2:ffff:ffff:ffff:ffff", 0.1)
+    # A third address of the same /64 is the same source, over its 2 pending: it evicts.
+    arrival = admission.arrive("2001:db8:1:2:1234::9", 0.2)
+    assert arrival.connection is not None and len(arrival.evicted) == 1
+    assert admission.pending_from("2001:db8:1:2::42") == 2
+    # The next /64 is another source.
+    assert admission.arrive("2001:db8:1:3::1", 0.3).evicted == ()
+    assert admission.pending_from("2001:db8:1:3::1") == 1
+
+
+def test_an_ipv6_64_is_limited_in_open_connections_like_one_address() -> None:
+    admission = InboundAdmission(LIMITS)
+    open_connection(admission, "2001:db8::1", 0.0)
+    open_connection(admission, "2001:db8::2", 0.1)
+    refused = admission.arrive("2001:db8::3", 0.2)
+    assert refused.refused is Outcome.REFUSED_SOURCE_OPEN
+    assert admission.open_from("2001:db8::ffff") == 2
+
+
+def test_an_ipv4_mapped_ipv6_address_counts_as_its_ipv4_address() -> None:
+    admission = InboundAdmission(LIMITS)
+    open_connection(admission, "192.0.2.7", 0.0)
+    open_connection(admission, "::ffff:192.0.2.7", 0.1)
+    assert admission.open_from("192.0.2.7") == 2
+    assert admission.arrive("::ffff:c000:207", 0.2).refused is Outcome.REFUSED_SOURCE_OPEN
+    assert admission.open_from("192.0.2.8") == 0  # IPv4 addresses stay one source each
+
+
+@pytest.mark.parametrize(
+    ("address", "source"),
+    [
+        ("10.1.2.3", "10.1.2.3"),
+        ("::ffff:10.1.2.3", "10.1.2.3"),
+        ("2001:db8:aaaa:bbbb:1:2:3:4", "2001:db8:aaaa:bbbb::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::1", "::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_what_source_an_address_counts_as(address: str, source: str) -> None:
+    assert InboundAdmission(LIMITS).source_of(address) == source
+
+
+def test_each_connection_through_a_trusted_proxy_is_a_source_of_its_own() -> None:
+    limits = InboundLimits(
+        max_pending=4, max_pending_per_source=2, max_open_per_source=2,
+        trusted_proxies=("127.0.0.1", "10.9.0.0/16"),
+    )  # fmt: skip
+    admission = InboundAdmission(limits)
+    for at in range(3):  # beyond the per-source limits of 2, from the proxy
+        open_connection(admission, "127.0.0.1", float(at))
+        open_connection(admission, "10.9.4.4", float(at))
+    assert admission.open == 6 and admission.counts[Outcome.REFUSED_SOURCE_OPEN] == 0
+    # The total still holds for them: 4 pending, the idle evicted first.
+    for at in range(5):
+        admission.arrive("127.0.0.1", 10.0 + at)
+    assert admission.pending == 4 and admission.counts[Outcome.EVICTED_TOTAL] == 1
+    # Any other address keeps its limits.
+    open_connection(admission, "10.10.0.1", 20.0)
+    open_connection(admission, "10.10.0.1", 20.1)
+    assert admission.arrive("10.10.0.1", 20.2).refused is Outcome.REFUSED_SOURCE_OPEN
+
+
+def test_a_bad_trusted_proxy_is_refused_when_the_limits_are_made() -> None:
+    with pytest.raises(ValueError, match="not an IP address"):
+        InboundLimits(trusted_proxies=("proxy.example.org",))
+
+
+OPEN_LIMITS = InboundLimits(max_pending=64, max_pending_per_source=8, max_open_per_source=64)
+
+
+def test_a_full_node_makes_room_with_the_busiest_source_s_longest_idle_connection() -> None:
+    admission = InboundAdmission(OPEN_LIMITS)
+    held = {
+        address: [open_connection(admission, address, float(i)) for i in range(5)]
+        for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3")
+    }
+    held["10.0.0.1"].append(open_connection(admission, "10.0.0.1", 5.0))  # the busiest: 6
+    admission.active(held["10.0.0.1"][0], 9.0)  # a stream opened on its oldest one
+    newcomer = open_connection(admission, "192.0.2.1", 10.0)
+    victim = admission.make_room(newcomer)
+    assert victim is held["10.0.0.1"][1]  # idle the longest of the busiest source
+    assert victim.done and admission.open_from("10.0.0.1") == 5
+    assert admission.counts[Outcome.EVICTED_OPEN] == 1
+    # Filling again takes the busiest in turn, never the newcomer from a quiet address.
+    for at in range(20):
+        assert admission.make_room(open_connection(admission, "10.0.0.2", 11.0 + at)) is not None
+    assert not newcomer.done
+    assert admission.counts[Outcome.REFUSED_FULL] == 0
+
+
+def test_connections_the_node_values_are_never_closed_to_make_room() -> None:
+    admission = InboundAdmission(OPEN_LIMITS)
+    mesh = [open_connection(admission, "10.0.0.1", float(i), peer=f"mesh{i}") for i in range(4)]
+    other = open_connection(admission, "10.0.0.2", 5.0)
+
+    def keep(connection: InboundConnection) -> bool:
+        return str(connection.peer).startswith("mesh")
+
+    newcomer = open_connection(admission, "10.0.0.3", 6.0)
+    assert admission.make_room(newcomer, keep) is other  # not the busier, valued source
+    assert not any(c.done for c in mesh)
+    # When everything but the newcomer is valued, the newcomer is the one refused.
+    assert admission.make_room(open_connection(admission, "10.0.0.4", 7.0), keep) is newcomer
+    last = open_connection(admission, "10.0.0.5", 8.0, peer="mesh-to-be")
+    admission.make_room(last, keep)  # takes the one from 10.0.0.4, idle longer
+    assert admission.make_room(last, lambda connection: connection is not last) is last
+    assert admission.counts[Outcome.REFUSED_FULL] == 1
+    assert admission.make_room(last, lambda connection: True) is None  # nothing may go

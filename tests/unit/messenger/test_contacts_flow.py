@@ -161,3 +161,37 @@ async def test_the_withdrawal_of_an_older_request_leaves_a_newer_one_open(
     assert [(c.state, c.intro) for c in await bob.messenger.contacts()] == [
         ("request_received", "second")
     ]
+
+
+async def test_a_withdrawal_that_comes_before_its_request_withdraws_it_when_it_comes(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Relay brings the withdrawal; the request it withdraws comes later, from a store scan.
+    # The withdrawal was ignored, and the request then showed as waiting until it expired.
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    alice_key = alice.messenger.identity().chat_key
+    bob_key = bob.messenger.identity().chat_key
+    alice.node.lose_next = 1  # the request is held up on the way
+    await alice.messenger.add_contact(bob.messenger.identity().contact_link, "hi")
+    _, late_request = alice.node.published[-1]
+    await alice.messenger.cancel_contact_request(bob_key)
+    await trio.testing.wait_all_tasks_blocked()
+    assert await bob.messenger.contacts() == []  # nothing to show yet
+    bob.node.deliver(bob.node.pubsub_topic(0), late_request, via="store")
+    await trio.testing.wait_all_tasks_blocked()
+    [withdrawn] = await bob.messenger.contacts()
+    assert (withdrawn.chat_key, withdrawn.state, withdrawn.intro) == (
+        alice_key,
+        "cancelled_by_them",
+        "hi",
+    )
+    assert bob.rejections() == []
+    with pytest.raises(ev.NotPossible):  # nothing left to answer
+        await bob.messenger.accept_contact(alice_key)
+    # A new request of hers is a new request, and opens.
+    await alice.messenger.add_contact(bob.messenger.identity().contact_link, "again")
+    await trio.testing.wait_all_tasks_blocked()
+    assert [(c.state, c.intro) for c in await bob.messenger.contacts()] == [
+        ("request_received", "again")
+    ]

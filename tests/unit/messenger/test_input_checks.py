@@ -132,3 +132,45 @@ async def test_the_verification_of_someone_who_is_not_a_contact_is_not_found(
             alice.messenger.verification(chat_key)
     await befriend(alice, bob)
     assert alice.messenger.verification(bob.messenger.identity().chat_key).state == "none"
+
+
+async def _send_as_a_modified_client(running: Any, chat_id: str, body: Any) -> None:
+    """Queue `body` (a ChatMessage) as it is: what a client other than ours may send."""
+    conversation = running.messenger._direct._conversations.get(chat_id)
+    assert conversation is not None
+    async with running.messenger._lock:
+        await running.messenger._sending.submit(
+            conversation, body.id, body.SerializeToString(), text=body.text, reply_to=None, now=1
+        )
+    running.messenger._scheduler.wake()
+
+
+async def test_a_contact_cannot_stop_the_messenger_with_an_impossible_sent_time(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """`sent_at_ms` is any uint64 on the wire; SQLite holds at most 2^63 - 1. A time that has
+    not come yet is shown as the time the message arrived; a time a little ahead (clock
+    skew) or in the past is kept as sent."""
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    chat_id = await befriend(alice, bob)
+    now_ms = int(bob.messenger._ctx.clock() * 1000)
+    claims = {
+        "beyond uint64's half": 2**64 - 1,
+        "exactly 2^63": 2**63,
+        "next year": now_ms + 365 * 86_400_000,
+        "a minute ahead": now_ms + 60_000,
+        "yesterday": now_ms - 86_400_000,
+    }
+    for text, sent_at_ms in claims.items():
+        body = direct_pb2.ChatMessage(id=secrets.token_hex(16), text=text, sent_at_ms=sent_at_ms)
+        await _send_as_a_modified_client(alice, chat_id, body)
+    await wait_until(lambda: _arrived(bob, chat_id, len(claims)))
+    received = {m.text: m for m in await bob.messenger.messages(chat_id)}
+    for text in ("beyond uint64's half", "exactly 2^63", "next year"):
+        assert received[text].timestamp == received[text].received_at
+    assert received["a minute ahead"].timestamp == claims["a minute ahead"] / 1000
+    assert received["yesterday"].timestamp == claims["yesterday"] / 1000
+    # Bob's messenger still runs: a message sent after these arrives.
+    await alice.messenger.send_text(chat_id, "still there?")
+    await wait_until(lambda: _arrived(bob, chat_id, len(claims) + 1))

@@ -3,8 +3,10 @@ refusals that never reach the user, gaps filled from the store."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 import trio
 from harness.fake_messengers import Peers, Running, befriend, states, texts
 from harness.waiting import wait_until
@@ -134,3 +136,73 @@ async def test_a_message_only_the_store_has_is_fetched_by_its_hint_and_shown_in_
     assert await texts(bob, chat_id) == ["first", "second"]
     fetched = [q for q in peers.network.store_client.queries if q.include_data]
     assert len(fetched) == 1
+
+
+def _fail_to_store(running: Running, text: str) -> None:
+    """Bob's profile DB refuses to store a message with this text (a real SQLite failure, as
+    a full or failing disk would give), on his own connection only."""
+    running.store.db.execute(
+        "CREATE TEMP TRIGGER refuse_one BEFORE INSERT ON main.messages "
+        f"WHEN NEW.body = '{text}' BEGIN SELECT RAISE(ABORT, 'the disk failed'); END"
+    )
+
+
+def _failures_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.name == "chat.messenger.receive" and r.levelno == logging.ERROR and r.exc_info
+    ]
+
+
+async def test_a_message_whose_handling_fails_is_dropped_and_the_receive_loop_goes_on(
+    peers: Peers, autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    chat_id = await befriend(alice, bob)
+    bob.drain()
+    _fail_to_store(bob, "cannot be stored")
+    await alice.messenger.send_text(chat_id, "cannot be stored")
+    await alice.messenger.send_text(chat_id, "after it")
+    await wait_until(lambda: _has_texts(bob, chat_id, ["after it"]))
+    [reason] = bob.rejections()
+    assert reason == (
+        "a chat message could not be handled (IntegrityError) and was dropped;"
+        " chinwag's log has the details"
+    )
+    [failure] = _failures_logged(caplog)
+    assert failure.exc_info is not None and "the disk failed" in str(failure.exc_info[1])
+
+
+async def test_a_message_released_after_waiting_that_fails_does_not_stop_the_messenger(
+    peers: Peers, autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scheduler shows a message that waited too long for an earlier one; if storing it
+    fails, that message is dropped, and the scheduler (every timer) goes on."""
+    alice = await peers.start("alice")
+    bob = await peers.start("bob")
+    chat_id = await befriend(alice, bob)
+    bob.drain()
+    _fail_to_store(bob, "waited in vain")
+    # A frame naming an earlier one that never comes (a modified client's, or lost for good).
+    channel = SdsChannel(chat_id, alice.messenger.me.chat_key_text)
+    now_ms = int(bob.messenger._ctx.clock() * 1000)
+    for message_id, text in (("a" * 32, "never arrives"), ("b" * 32, "waited in vain")):
+        body = direct_pb2.ChatMessage(id=message_id, text=text, sent_at_ms=now_ms)
+        frame = channel.wrap(body.SerializeToString(), message_id, now_ms)
+        channel.mark_sent(message_id)
+    _hand_over(
+        bob, chat_id, _sealed(alice, bob, direct_pb2.DirectPayload(sds_frame=frame.encode()))
+    )
+    await trio.testing.wait_all_tasks_blocked()
+    assert await texts(bob, chat_id) == []
+    await trio.sleep(bob.messenger._ctx.config.give_up_missing_after + 60)
+    assert any("released after waiting could not be handled" in r for r in bob.rejections())
+    assert len(_failures_logged(caplog)) == 1
+    await alice.messenger.send_text(chat_id, "later")
+    await wait_until(lambda: _has_texts(bob, chat_id, ["later"]))
+
+
+async def _has_texts(running: Running, chat_id: str, expected: list[str]) -> bool:
+    return await texts(running, chat_id) == expected

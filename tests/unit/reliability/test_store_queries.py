@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import trio
 from harness.fake_node import FakeNetwork
 
 from chat.reliability.store_checks import CursorAdvanced, StoreCheckParams, StoreChecks, Stored
-from chat.reliability.store_queries import NO_STORE_RECHECK, StoreQueries
+from chat.reliability.store_queries import NO_STORE_RECHECK, QUERIES_IN_FLIGHT, StoreQueries
 from chat.waku.message import WakuMessage
 
 CONTENT_TOPIC = "/chinwag/1/dm-test/proto"
@@ -108,4 +109,74 @@ async def test_a_scan_a_presence_check_and_a_fetch_answered_by_the_store(
         await driver.run_due(trio.current_time())
         await trio.testing.wait_all_tasks_blocked()
     assert answers.scans_failed == 1 and answers.reached[-1] is False
+    network.close()
+
+
+class SlowStore:
+    """The fake network's store client, answering presence checks after `delay` seconds and
+    counting how many it holds at once."""
+
+    def __init__(self, store: Any, delay: float) -> None:
+        self._store = store
+        self._delay = delay
+        self.open = 0
+        self.most_open = 0
+        self.asked = 0
+
+    async def present(self, peer_id: Any, message_hashes: Sequence[bytes]) -> set[bytes]:
+        self.open += 1
+        self.asked += 1
+        self.most_open = max(self.most_open, self.open)
+        try:
+            await trio.sleep(self._delay)
+            return set(await self._store.present(peer_id, message_hashes))
+        finally:
+            self.open -= 1
+
+    async def query_all(self, peer_id: Any, request: Any) -> Any:
+        return await self._store.query_all(peer_id, request)
+
+
+class SlowNode:
+    """A fake node whose store answers slowly, as over a lossy link."""
+
+    def __init__(self, node: Any, delay: float) -> None:
+        self._node = node
+        self.store = SlowStore(node.store, delay)
+
+    def store_peers(self) -> Any:
+        return self._node.store_peers()
+
+    def record_store(self, peer: Any, ok: bool) -> None:
+        self._node.record_store(peer, ok)
+
+
+async def test_presence_checks_that_pile_up_stay_under_what_a_store_node_lets_one_peer_open(
+    autojump_clock: Any,
+) -> None:
+    """A store node answers a peer's ninth open query with 429: found over a 30 % loss link,
+    where every message's check started at once and the ninth and later were refused."""
+    network = FakeNetwork()
+    answers = Answers()
+    checks = StoreChecks(StoreCheckParams(first_check_after=0.0))
+    node = SlowNode(network.node("alice"), delay=5.0)
+    driver = StoreQueries(
+        checks,
+        node,
+        answers,
+        lock=trio.Lock(),
+        clock=trio.current_time,
+        wake=lambda: None,
+        default_pubsub_topic=network.nodes[0].pubsub_topic(0),
+    )
+    async with trio.open_nursery() as nursery:
+        driver.attach(nursery)
+        for index in range(20):  # one message a tenth of a second: one check each
+            checks.track(bytes([index]) * 32, trio.current_time())
+            await driver.run_due(trio.current_time())
+            await trio.sleep(0.1)
+        await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(60)
+    assert node.store.asked == 20
+    assert node.store.most_open == QUERIES_IN_FLIGHT < 8
     network.close()

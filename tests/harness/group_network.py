@@ -28,10 +28,11 @@ import trio
 from libp2p.io.trio import TrioTCPStream
 from multiaddr import Multiaddr
 
-from chat.events import MessageAdded, MessageUpdated
+from chat.events import MessageAdded, MessageUpdated, Subscription
 from chat.groups.wire import GroupEnvelope
 from chat.messenger import Messenger, MessengerConfig
 from chat.messenger.group_crypto import GroupCrypto
+from chat.proto import group_pb2
 from chat.reliability.sds import SdsFrame
 from chat.waku.message import WakuMessage
 from chat.waku.node import NodeConfig
@@ -125,7 +126,7 @@ class SealLog:
             sealed = seal(crypto, frame)
             took = time.perf_counter() - started
             sds = SdsFrame.decode(frame)
-            envelope = GroupEnvelope.decode(sealed)
+            envelope = group_pb2.GroupEnvelope.FromString(sealed)  # as sealed: no limits
             bare = GroupEnvelope(envelope.session_id, envelope.ciphertext).encode()
             record = Seal(
                 started, took, bool(sds.content), len(frame), len(sealed), len(envelope.ciphertext),
@@ -168,7 +169,7 @@ class Member:
     def group_publishes(self, start: float, end: float = float("inf")) -> list[int]:
         return [s for at, t, s in self.published if start <= at <= end and "/group-" in t]
 
-    async def watch(self, events: trio.MemoryReceiveChannel[Any]) -> None:
+    async def watch(self, events: Subscription) -> None:
         async for event in events:
             now = time.perf_counter()
             if isinstance(event, MessageAdded) and not event.message.outgoing:
@@ -191,6 +192,11 @@ class Member:
 
 async def _run_member(member: Member, task_status: Any) -> None:
     events = member.messenger.subscribe(EVENT_BUFFER)
+    with events:
+        await _watching(member, events, task_status)
+
+
+async def _watching(member: Member, events: Subscription, task_status: Any) -> None:
     async with member.messenger.run(), trio.open_nursery() as nursery:
         nursery.start_soon(member.watch, events)
         task_status.started()

@@ -286,7 +286,7 @@ async def rotation_phase(
         await all_delivered(steady, limit)
     _, steady_last, _ = latencies(steady, rest)
 
-    shown_before = len(removed.shown)
+    shown_before = set(removed.shown)
     undecryptable_before = (await removed.messenger.group(group_id)).undecryptable
     with Window(WIRE) as removal_window:
         await admin.messenger.remove_group_member(group_id, removed.key)
@@ -327,7 +327,9 @@ async def rotation_phase(
         "steady_round_s": round(steady_window.seconds, 2),
         "rotation_round_s": round(rotation_window.seconds, 2),
         "removed_member_undecryptable": view.undecryptable - undecryptable_before,
-        "removed_member_displayed_after": len(removed.shown) - shown_before,
+        "removed_member_texts_displayed_after": sum(
+            removed.kinds[i][0] == "text" for i in set(removed.shown) - shown_before
+        ),
     }
 
 
@@ -341,21 +343,23 @@ class Sizes:
     rotation_members: int
     idle_seconds: float
     limit: float
+    invite_at_once: bool = False
 
 
 async def setup_group(
-    net: Network, name: str, admin: Member, others: list[Member], rate: float, limit: float
+    name: str, admin: Member, others: list[Member], sizes: Sizes
 ) -> tuple[str, dict[str, Any]]:
     """The group formed on the wire, and one warm-up message from each member (every
     Megolm key in place and confirmed)."""
     started = time.perf_counter()
-    group_id = await form_group(name, admin, others, limit)
+    group_id = await form_group(name, admin, others, sizes.limit, at_once=sizes.invite_at_once)
     formed = time.perf_counter()
-    warm = await send_round(group_id, [admin, *others], TEXT, rate, limit)
-    delivered = await all_delivered(warm, limit)
+    warm = await send_round(group_id, [admin, *others], TEXT, sizes.rate, sizes.limit)
+    delivered = await all_delivered(warm, sizes.limit)
     return group_id, {
         "bench": "groups_setup",
         "members": len(others) + 1,
+        "invited": "at once" if sizes.invite_at_once else "one by one",
         "form_s": round(formed - started, 1),
         "warm_up_s": round(time.perf_counter() - formed, 1),
         "warm_up_delivered": delivered,
@@ -372,7 +376,7 @@ async def run(sizes: Sizes, base: Path, out: Callable[[dict[str, Any]], None]) -
         await net.meshed(everyone, sizes.limit)
         admin, others = everyone[0], everyone[1:]
         chats = await befriend(admin, others, sizes.limit)
-        group_id, setup = await setup_group(net, "bench", admin, others, sizes.rate, sizes.limit)
+        group_id, setup = await setup_group("bench", admin, others, sizes)
         out(setup)
         idle = await idle_rate(sizes.idle_seconds)
 
@@ -404,7 +408,7 @@ async def run(sizes: Sizes, base: Path, out: Callable[[dict[str, Any]], None]) -
         await net.meshed(extra, sizes.limit)
         await befriend(admin, extra, sizes.limit)
         big = [*everyone, *extra]
-        big_id, setup = await setup_group(net, "rotation", admin, big[1:], sizes.rate, sizes.limit)
+        big_id, setup = await setup_group("rotation", admin, big[1:], sizes)
         out(setup)
         out(await rotation_phase(big_id, big, big[-1], sizes.rate, sizes.limit))
     out({"bench": "groups_done", "wall_s": round(time.perf_counter() - started, 1)})
@@ -423,13 +427,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rotation-members", type=int, default=50)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle counting")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds for each wait")
+    parser.add_argument(
+        "--invite-at-once",
+        action="store_true",
+        help="create each group with every invitation (default: the admin adds one by one)",
+    )
     parser.add_argument("--quick", action="store_true", help="CI's smoke run: small sizes")
     args = parser.parse_args(argv)
     if args.quick:
-        sizes = Sizes(3, 6, 10.0, 2, 4, 1.0, 120.0)
+        sizes = Sizes(3, 6, 10.0, 2, 4, 1.0, 120.0, args.invite_at_once)
     else:
         sizes = Sizes(args.members, args.messages, args.rate, args.fanout_rounds,
-                      max(args.rotation_members, args.members), args.idle, args.limit)  # fmt: skip
+                      max(args.rotation_members, args.members), args.idle, args.limit,
+                      args.invite_at_once)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         trio.run(run, sizes, Path(tmp), emit)
     return 0

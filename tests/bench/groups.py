@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -50,7 +51,6 @@ sys.path.append(str(REPO / "tests"))
 import trio  # noqa: E402
 from harness.group_network import (  # noqa: E402
     Member,
-    Network,
     Seal,
     SealLog,
     Sent,
@@ -73,6 +73,7 @@ PLAIN_TOPIC = "/chinwag-bench/1/plain/proto"
 """Content topic of the plain relay publishes: on the shard, watched by no chat."""
 TCP = ("tcp_by_service", "tcp_by_members")
 
+log = logging.getLogger("groups-bench")
 WIRE = WireCounter()
 SEALS = SealLog()
 
@@ -281,6 +282,7 @@ async def rotation_phase(
     """A steady round (every member but `removed` sends one message), the admin removes
     `removed`, then the same round again: each sender's first envelope is a new session."""
     admin, rest = everyone[0], [m for m in everyone if m is not removed]
+    log.info("rotation: steady round")
     with Window(WIRE) as steady_window:
         steady = await send_round(group_id, rest, TEXT, rate, limit)
         await all_delivered(steady, limit)
@@ -288,6 +290,7 @@ async def rotation_phase(
 
     shown_before = set(removed.shown)
     undecryptable_before = (await removed.messenger.group(group_id)).undecryptable
+    log.info("rotation: removing %s", removed.name)
     with Window(WIRE) as removal_window:
         await admin.messenger.remove_group_member(group_id, removed.key)
         removal_id = ""
@@ -305,6 +308,7 @@ async def rotation_phase(
             return True
 
         await wait_until(removal_shown, limit, what="the removal shown at every member")
+    log.info("rotation: the round after the removal")
     with Window(WIRE) as rotation_window:
         rotating = await send_round(group_id, rest, TEXT, rate, limit)
         await all_delivered(rotating, limit)
@@ -354,6 +358,7 @@ async def setup_group(
     started = time.perf_counter()
     group_id = await form_group(name, admin, others, sizes.limit, at_once=sizes.invite_at_once)
     formed = time.perf_counter()
+    log.info("%s: formed with %d members; warm-up round", name, len(others) + 1)
     warm = await send_round(group_id, [admin, *others], TEXT, sizes.rate, sizes.limit)
     delivered = await all_delivered(warm, sizes.limit)
     return group_id, {
@@ -401,11 +406,13 @@ async def run(sizes: Sizes, base: Path, out: Callable[[dict[str, Any]], None]) -
             "plain_relay_per_message": plain.per(sizes.messages, idle),
         })  # fmt: skip
 
+        log.info("starting %d more members", sizes.rotation_members - sizes.members)
         extra = [
             await net.start_member(f"member{i:02d}")
             for i in range(sizes.members, sizes.rotation_members)
         ]
         await net.meshed(extra, sizes.limit)
+        log.info("befriending them")
         await befriend(admin, extra, sizes.limit)
         big = [*everyone, *extra]
         big_id, setup = await setup_group("rotation", admin, big[1:], sizes)
@@ -415,6 +422,7 @@ async def run(sizes: Sizes, base: Path, out: Callable[[dict[str, Any]], None]) -
 
 
 def emit(line: dict[str, Any]) -> None:
+    log.info("%s done", line["bench"])
     print(json.dumps(line), flush=True)
 
 
@@ -434,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="CI's smoke run: small sizes")
     args = parser.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("groups-bench", "harness.group_network"):
+        logging.getLogger(name).setLevel(logging.INFO)
     if args.quick:
         sizes = Sizes(3, 6, 10.0, 2, 4, 1.0, 120.0, args.invite_at_once)
     else:

@@ -50,6 +50,7 @@ sys.path.append(str(REPO / "tests"))
 
 import trio  # noqa: E402
 from harness.group_network import (  # noqa: E402
+    ADD_BATCH,
     Member,
     Seal,
     SealLog,
@@ -65,7 +66,9 @@ from harness.group_network import (  # noqa: E402
 )
 from harness.waiting import wait_until  # noqa: E402
 
+from chat.client_node import ClientNode  # noqa: E402
 from chat.messenger.conversation import waku_message  # noqa: E402
+from chat.waku.message import WakuMessage  # noqa: E402
 
 TEXT = "the quick brown fox jumps over the lazy dog, again and again"  # 60 bytes
 PLAINTEXT_BYTES = len(TEXT) + 6  # with the " 00042" each message ends with
@@ -262,18 +265,63 @@ async def fanout_phase(
     return line, window
 
 
-async def plain_phase(admin: Member, size: int, messages: int, rate: float) -> Window:
+PLAIN_ARRIVALS: dict[int, list[tuple[int, float]]] = {}
+"""A plain publish's number → (node, when) it reached each node (relay's delivery; the
+publisher's own node delivers it too, at once)."""
+
+
+def measure_plain_arrivals() -> None:
+    """Every client node records when a plain publish reaches it (before the members start:
+    a node hands relay its sink when it is built)."""
+    original = ClientNode._on_relay
+
+    def recording(self: ClientNode, pubsub_topic: str, message: WakuMessage, data: bytes) -> None:
+        if message.content_topic == PLAIN_TOPIC and len(message.payload) >= 4:
+            number = int.from_bytes(message.payload[:4], "big")
+            PLAIN_ARRIVALS.setdefault(number, []).append((id(self), time.perf_counter()))
+        original(self, pubsub_topic, message, data)
+
+    ClientNode._on_relay = recording  # type: ignore[method-assign]
+
+
+async def plain_phase(
+    admin: Member, receivers: int, size: int, messages: int, rate: float, limit: float
+) -> tuple[dict[str, Any], Window]:
     """The admin's node publishes `messages` payloads of `size` bytes on the shard, paced
-    like the group's messages; nothing answers them."""
+    like the group's messages; nothing answers them. Latency: to each other member's node."""
     messenger = admin.messenger
+    sent_at: dict[int, float] = {}
+    own = id(messenger.node)
+
+    def arrivals(number: int) -> list[float]:
+        return [at for node, at in PLAIN_ARRIVALS.get(number, ()) if node != own]
+
     with Window(WIRE) as window:
         for i in range(messages):
             payload = i.to_bytes(4, "big") + bytes(max(0, size - 4))
             message = waku_message(PLAIN_TOPIC, payload, time.time())
+            sent_at[i] = time.perf_counter()
             messenger.node.publish(messenger.pubsub_topic, message)
             await trio.sleep(1 / rate)
+        with trio.move_on_after(limit):
+            await wait_until(lambda: all(len(arrivals(i)) >= receivers for i in sent_at), limit)
         await trio.sleep(1.0)  # the last copies leave the service node
-    return window
+    each = [(t - sent_at[i]) * 1000 for i in sent_at for t in arrivals(i)]
+    last = [
+        (max(arrivals(i)) - sent_at[i]) * 1000 for i in sent_at if len(arrivals(i)) >= receivers
+    ]
+    line = {
+        "bench": "groups_plain_relay",
+        "members": receivers + 1,
+        "messages": messages,
+        "payload_bytes": size,
+        "rate_per_s": rate,
+        "arrived": len(each),
+        "expected": messages * receivers,
+        **summary(each, ""),
+        **summary(last, "all_members_"),
+    }
+    return line, window
 
 
 async def rotation_phase(
@@ -356,18 +404,24 @@ async def setup_group(
     """The group formed on the wire, and one warm-up message from each member (every
     Megolm key in place and confirmed)."""
     started = time.perf_counter()
-    group_id = await form_group(name, admin, others, sizes.limit, at_once=sizes.invite_at_once)
+    adds: list[float] = []
+    group_id = await form_group(
+        name, admin, others, sizes.limit, at_once=sizes.invite_at_once, adds=adds
+    )
     formed = time.perf_counter()
     log.info("%s: formed with %d members; warm-up round", name, len(others) + 1)
     warm = await send_round(group_id, [admin, *others], TEXT, sizes.rate, sizes.limit)
     delivered = await all_delivered(warm, sizes.limit)
+    _, last, _ = latencies(warm, [admin, *others])
     return group_id, {
         "bench": "groups_setup",
         "members": len(others) + 1,
-        "invited": "at once" if sizes.invite_at_once else "one by one",
+        "invited": "at once" if sizes.invite_at_once else f"{ADD_BATCH} at a time",
         "form_s": round(formed - started, 1),
+        **summary([a * 1000 for a in adds], "add_batch_"),
         "warm_up_s": round(time.perf_counter() - formed, 1),
         "warm_up_delivered": delivered,
+        **summary(last, "warm_up_all_members_"),
         **envelopes(SEALS.first(warm), "warm_up_"),
     }
 
@@ -375,6 +429,7 @@ async def setup_group(
 async def run(sizes: Sizes, base: Path, out: Callable[[dict[str, Any]], None]) -> None:
     WIRE.install()
     SEALS.install()
+    measure_plain_arrivals()
     started = time.perf_counter()
     async with group_network(base, WIRE) as net:
         everyone = [await net.start_member(f"member{i:02d}") for i in range(sizes.members)]
@@ -394,7 +449,10 @@ async def run(sizes: Sizes, base: Path, out: Callable[[dict[str, Any]], None]) -
         )
         out(fan_line)
         envelope = int(statistics.median(s.envelope for s in seals))
-        plain = await plain_phase(admin, envelope, sizes.messages, sizes.rate)
+        plain_line, plain = await plain_phase(
+            admin, len(others), envelope, sizes.messages, sizes.rate, sizes.limit
+        )
+        out(plain_line)
         out({
             "bench": "groups_bytes_on_wire",
             "members": sizes.members,
@@ -438,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--invite-at-once",
         action="store_true",
-        help="create each group with every invitation (default: the admin adds one by one)",
+        help="create each group with every invitation (default: the admin adds a few at a time)",
     )
     parser.add_argument("--quick", action="store_true", help="CI's smoke run: small sizes")
     args = parser.parse_args(argv)

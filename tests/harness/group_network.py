@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 PASSPHRASE = "benchmark passphrase"
 EVENT_BUFFER = 100_000
+ADD_BATCH = 3
+"""Members the admin adds at a time: their invitations and joins are 6 changes, which is
+what an invitation's catch-up carries (chat/messenger/group_crypto.py CATCH_UP_CHANGES)."""
 
 Sent = dict[str, tuple["Member", float]]
 """Message id → (its sender, when `send_text` was called: perf_counter)."""
@@ -282,28 +285,49 @@ async def befriend(admin: Member, others: list[Member], limit: float) -> dict[st
 
 
 async def form_group(
-    name: str, admin: Member, others: list[Member], limit: float, *, at_once: bool = False
+    name: str,
+    admin: Member,
+    others: list[Member],
+    limit: float,
+    *,
+    at_once: bool = False,
+    adds: list[float] | None = None,
 ) -> str:
     """Every member invited and joined; returns once every member sees everyone joined.
 
     `at_once`: the group is created with every invitation. Otherwise with the first, and the
-    admin adds the others one by one, each once everyone sees the one before joined. (At
+    admin adds the others ADD_BATCH at a time, each batch once everyone sees the one before
+    joined (few enough that an invitation's catch-up holds every change since it). (At
     once, each invitation carries the log as it was when it was made, and a member who
     joined early may never learn the invitations made after theirs; and a 'joined' that
     overtakes the admin's 'invited' is refused until it is sent again, a minute or more
-    later: see docs/performance.md, "Private groups".)"""
+    later: see docs/performance.md, "Private groups".) `adds` gets the seconds each batch
+    took, from the admin's first command to everyone seeing the batch joined."""
     first = others if at_once else others[:1]
     group = await admin.messenger.create_group(name, [m.key for m in first])
     await _accept(group.id, first, limit)
     await _all_joined(group.id, [admin, *first], limit)
-    for count, member in enumerate(others[len(first) :], start=len(first) + 1):
-        log.info("%s: adding %s (member %d)", name, member.name, count + 1)
-        await admin.messenger.add_group_member(group.id, member.key)
-        # The invitee answers once the members know of the invitation (a person takes that
+    done = len(first)
+    while done < len(others):
+        batch = others[done : done + ADD_BATCH]
+        started = time.perf_counter()
+        for member in batch:
+            await admin.messenger.add_group_member(group.id, member.key)
+        # The invitees answer once the members know of the invitations (a person takes that
         # long): a 'joined' that overtakes its 'invited' waits for a re-send (see above).
-        await _all_know(group.id, others[: count - 1], member, limit)
-        await _accept(group.id, [member], limit)
-        await _all_joined(group.id, [admin, *others[:count]], limit)
+        for member in batch:
+            await _all_know(group.id, others[:done], member, limit)
+        known = time.perf_counter()
+        await _accept(group.id, batch, limit)
+        accepted = time.perf_counter()
+        done += len(batch)
+        await _all_joined(group.id, [admin, *others[:done]], limit)
+        took = (known - started, accepted - known, time.perf_counter() - accepted)
+        log.info("%s: %d added (%d members): invitations known everywhere %.1f s, "
+                 "received and accepted %.1f s, seen joined everywhere %.1f s",
+                 name, len(batch), done + 1, *took)  # fmt: skip
+        if adds is not None:
+            adds.append(sum(took))
     return group.id
 
 

@@ -79,6 +79,8 @@ TCP = ("tcp_by_service", "tcp_by_members")
 log = logging.getLogger("groups-bench")
 WIRE = WireCounter()
 SEALS = SealLog()
+RELAY_COUNTS: list[Callable[[], dict[str, int]]] = []
+"""The running network's Network.relay_counts (one, once it runs)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -129,17 +131,24 @@ class Window:
     counter: WireCounter
     before: dict[str, int] = field(default_factory=dict)
     got: dict[str, int] = field(default_factory=dict)
+    relay_before: dict[str, int] = field(default_factory=dict)
+    relay: dict[str, int] = field(default_factory=dict)
+    """How relay carried the window's messages (Network.relay_counts), when it runs."""
     started: float = 0.0
     ended: float = 0.0
 
     def __enter__(self) -> Window:
         self.before = self.counter.snapshot()
+        self.relay_before = RELAY_COUNTS[0]() if RELAY_COUNTS else {}
         self.started = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         after = self.counter.snapshot()
         self.got = {k: after[k] - self.before[k] for k in after}
+        if RELAY_COUNTS:
+            relay_after = RELAY_COUNTS[0]()
+            self.relay = {k: relay_after[k] - self.relay_before[k] for k in relay_after}
         self.ended = time.perf_counter()
 
     @property
@@ -204,6 +213,7 @@ async def group_phase(
         "all_delivered": delivered_all,
         "group_publishes_per_message": round(len(publishes) / messages, 2),
         "syncs_sealed": len(SEALS.syncs_between(window.started, window.ended)),
+        "relay": window.relay,
     }
     return line, window, seals
 
@@ -261,6 +271,7 @@ async def fanout_phase(
         "all_delivered": delivered_all,
         "direct_message_bytes_median": median_int(published),
         "admin_publishes_per_round": round(len(published) / rounds, 2),
+        "relay": window.relay,
     }
     return line, window
 
@@ -320,6 +331,7 @@ async def plain_phase(
         "expected": messages * receivers,
         **summary(each, ""),
         **summary(last, "all_members_"),
+        "relay": window.relay,
     }
     return line, window
 
@@ -378,6 +390,9 @@ async def rotation_phase(
         "rotation_round_tcp_bytes": rotation_window.tcp,
         "steady_round_s": round(steady_window.seconds, 2),
         "rotation_round_s": round(rotation_window.seconds, 2),
+        "steady_relay": steady_window.relay,
+        "removal_relay": removal_window.relay,
+        "rotation_relay": rotation_window.relay,
         "removed_member_undecryptable": view.undecryptable - undecryptable_before,
         "removed_member_texts_displayed_after": sum(
             removed.kinds[i][0] == "text" for i in set(removed.shown) - shown_before
@@ -432,6 +447,7 @@ async def run(sizes: Sizes, base: Path, out: Callable[[dict[str, Any]], None]) -
     measure_plain_arrivals()
     started = time.perf_counter()
     async with group_network(base, WIRE) as net:
+        RELAY_COUNTS.append(net.relay_counts)
         everyone = [await net.start_member(f"member{i:02d}") for i in range(sizes.members)]
         await net.meshed(everyone, sizes.limit)
         admin, others = everyone[0], everyone[1:]

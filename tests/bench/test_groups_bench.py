@@ -51,6 +51,14 @@ def test_groups_benchmark_smoke() -> None:
     assert fanout["all_delivered"]
     assert_latencies(fanout, "", "all_members_", "delivered_")
 
+    plain = found["groups_plain_relay"][0]
+    assert plain["arrived"] == plain["expected"] == 6 * 2  # every publish at every other node
+    assert_latencies(plain, "", "all_members_")
+    for line in (group, fanout, plain):
+        relay = line["relay"]
+        assert relay["service_send_queue_drops"] == relay["members_inbox_drops"] == 0, line
+        assert relay["members_relay_received"] >= line["expected"], line
+
     wire = found["groups_bytes_on_wire"][0]
     plaintext = wire["plaintext_bytes"]
     # Encrypted, with its SDS history: larger than the text, far below a WakuMessage's limit.

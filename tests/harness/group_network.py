@@ -29,6 +29,7 @@ import trio
 from libp2p.io.trio import TrioTCPStream
 from multiaddr import Multiaddr
 
+from chat.client_node import ClientNode
 from chat.events import MessageAdded, MessageUpdated, Subscription
 from chat.groups.wire import GroupEnvelope
 from chat.messenger import Messenger, MessengerConfig
@@ -213,8 +214,27 @@ async def _watching(member: Member, events: Subscription, task_status: Any) -> N
 class Network:
     nursery: trio.Nursery
     base: Path
+    service: ServiceNode
     service_addr: str
     members: list[Member] = field(default_factory=list)
+
+    def relay_counts(self) -> dict[str, int]:
+        """Relay's counters that say how messages travelled or were lost: the service
+        node's copies dropped from full send queues, the members' first copies that came by
+        gossip (IHAVE → IWANT, outside the service node's mesh), and messages the members'
+        inboxes dropped (left to store scans)."""
+        clients = [
+            m.messenger.node for m in self.members if isinstance(m.messenger.node, ClientNode)
+        ]
+        service = self.service.relay.router.counters
+        return {
+            "service_send_queue_drops": service.send_queue_drops,
+            "members_received_by_gossip": sum(
+                c.relay.router.counters.received_after_iwant for c in clients
+            ),
+            "members_relay_received": sum(c.relay.router.counters.delivered for c in clients),
+            "members_inbox_drops": sum(c.inbox_drops for c in clients),
+        }
 
     async def start_member(self, name: str) -> Member:
         profiles = Profiles(self.base / "profiles")
@@ -248,7 +268,7 @@ async def group_network(base: Path, counter: WireCounter) -> AsyncIterator[Netwo
     async with service.run(), trio.open_nursery() as nursery:
         address = service.node.full_multiaddrs()[0]
         counter.service_port = int(address.value_for_protocol("tcp"))
-        net = Network(nursery, base, str(address))
+        net = Network(nursery, base, service, str(address))
         try:
             yield net
         finally:

@@ -308,8 +308,14 @@ class GroupChats:
         group = self.groups.new(MembershipLog(root), me.chat_key_text)
         await self._open_conversation(group)
         self._ctx.emit(ev.ChatUpdated(await self.chat_view(group.id)))
-        for chat_key in invitees:
-            await self._invite(group, chat_key)
+        # Every `invited` change first, then the invitations: each carries the log as it is
+        # when sent, so every invitee learns of all the others at once. Sent one by one, the
+        # first invitees' logs held only themselves, and what they missed was more than any
+        # later key share carries.
+        changes = [await self._commit_invitation(group, chat_key) for chat_key in invitees]
+        assert self.invites is not None
+        for change in changes:
+            await self.invites.send(group, change)
         return self.view(group)
 
     def _invitees(self, members: list[str]) -> list[str]:
@@ -364,6 +370,13 @@ class GroupChats:
         return next((c for c in group.log.changes() if c.id == member.invite_id), None)
 
     async def _invite(self, group: Group, chat_key: str) -> None:
+        change = await self._commit_invitation(group, chat_key)
+        assert self.invites is not None
+        await self.invites.send(group, change)
+
+    async def _commit_invitation(self, group: Group, chat_key: str) -> Change:
+        """Our `invited` change for them, committed with its frame; the invitation itself
+        goes after (`invites.send`)."""
         assert self.invites is not None
         now = self._ctx.clock()
         change = ch.invited(
@@ -375,7 +388,7 @@ class GroupChats:
             now,
         )
         await self.publish(group, change)
-        await self.invites.send(group, change)
+        return change
 
     async def rename(self, group_id: str, name: str) -> ev.GroupView:
         group = self._admin_of(group_id, "rename it")
@@ -497,6 +510,16 @@ class GroupChats:
                 group.learn(change)
         if self._conversations.get(group.id) is None:
             await self._open_conversation(group)
+        # Members still invited get our invitation and join pairwise (no key) with our first
+        # envelopes: one who accepts at the same moment sees us only invited, so no frame of
+        # ours would tell them until it was sent again a minute later.
+        invitation = next((c for c in group.log.changes() if c.id == joined.invite_id), None)
+        now = self._ctx.clock()
+        for member in group.state.members.values():
+            if member.chat_key != group.own and member.state_at(now) == "invited":
+                for proof in (invitation, joined):
+                    if proof is not None:
+                        group.notify(member.chat_key, proof)
         await self.publish(group, joined)
         return group
 

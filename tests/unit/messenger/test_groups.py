@@ -181,3 +181,16 @@ async def test_the_bandwidth_meter_counts_a_groups_topic_as_chat(
     await peers.stop("bob")  # and after a restart, from the stored conversation
     bob = await peers.start("bob")
     assert bob.node.bandwidth.kinds.kind_index(topic, outbound=False) == KINDS.index("chat")
+
+
+async def test_a_group_created_with_many_invitations_at_once_converges_for_everyone(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    """Every invitation of a new group carries the whole list of invitees: the first ones
+    invited used to get a log holding only themselves, and no later share carried enough of
+    the rest for them to ever see the whole group (found by tests/bench/groups.py)."""
+    people = [await peers.start(name) for name in ("alice", "bob", "carol", "dave", "erin",
+                                                      "frank", "grace", "heidi")]  # fmt: skip
+    group_id = await group_of(*people)
+    everyone = {p.messenger.identity().display_name: "joined" for p in people}
+    await all_see(group_id, everyone, *people, limit=30.0)

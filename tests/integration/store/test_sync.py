@@ -46,6 +46,8 @@ from chat.waku.sync.wire import (
 from chat.waku.topics import RelayShard
 
 PUBLISHED = 1000
+HEADER = b"\x01" + bytes([len(SHARD0)]) + SHARD0.encode() + b"\x00\x00"
+"""A payload's start: our pubsub topic, no content topics, start timestamp 0."""
 
 
 @pytest.fixture
@@ -132,7 +134,7 @@ async def test_three_nodes_that_each_missed_a_third_converge(tmp_path: Path) -> 
 async def run_session_as(host: Any, node: ServiceNode, items: list[SyncId]) -> SyncSession:
     """Drive one reconciliation session from a raw py-libp2p host with our own `items`."""
     start, end = now_ns() - 3600 * 10**9, now_ns()
-    session = SyncSession(ItemIndex(items), CLUSTER, (0,))
+    session = SyncSession(ItemIndex(items), (SHARD0,))
     stream = await host.new_stream(node.node.host.peer_id, [RECONCILIATION])
     payload = session.start(start, end)
     while True:
@@ -173,7 +175,7 @@ async def test_bad_input_is_refused_and_scored(tmp_path: Path) -> None:
             sync = node.sync
             assert sync is not None
             # A malformed range (unknown range type) and an oversized item list: refused.
-            header = bytes([CLUSTER, 1, 0])
+            header = HEADER
             assert (
                 await send_raw(attacker, node, RECONCILIATION_PROTOCOL, [header + b"\x05\x07"])
                 == b""
@@ -276,9 +278,7 @@ async def test_sessions_answered_at_once_are_bounded(tmp_path: Path) -> None:
             await wait_until(lambda: len(sync._answering) == MAX_ANSWERING)
             # ... so one more peer's session is refused, not loaded.
             late = peers[-1].host.libp2p
-            assert (
-                await send_raw(late, node, RECONCILIATION_PROTOCOL, [bytes([CLUSTER, 1, 0])]) == b""
-            )
+            assert await send_raw(late, node, RECONCILIATION_PROTOCOL, [HEADER]) == b""
             await wait_until(lambda: sync.sessions["refused"] == 1)
             assert sync.strikes.total == 0
 

@@ -86,14 +86,17 @@ class ItemIndex:
         return (self._prefix[end] ^ self._prefix[start]).to_bytes(HASH_SIZE, "big")
 
 
-def split_bound(before: SyncId, after: SyncId) -> SyncId:
-    """The shortest bound above `before` and at most `after` (consecutive items)."""
+def split_bound(before: SyncId, after: SyncId) -> SyncId | None:
+    """A bound above `before` and at most `after` (consecutive items) that nwaku writes back
+    exactly: a zero hash on a new timestamp; on the same one, `after`'s hash cut after its
+    first non-zero byte (nwaku writes a bound's hash only up to there). None if there is no
+    such bound between the two."""
     if before[0] < after[0]:
         return (after[0], ZERO_HASH)
-    length = 0
-    while before[1][length] == after[1][length]:
-        length += 1
-    return (after[0], after[1][: length + 1] + bytes(HASH_SIZE - length - 1))
+    digest = after[1]
+    first = len(digest) - len(digest.lstrip(b"\0"))
+    bound = (after[0], digest[: first + 1] + bytes(HASH_SIZE - first - 1))
+    return bound if bound > before else None
 
 
 class _Builder:
@@ -205,7 +208,13 @@ class SyncSession:
                 SyncRange(received.upper, RangeKind.FINGERPRINT, self.index.fingerprint(start, end))
             )
             return
-        for sub_lower, sub_upper in self._partition(lower, received.upper, start, end):
+        pieces = self._partition(lower, received.upper, start, end)
+        if len(pieces) == 1 and out.room_for(1, count):
+            # Items no writable bound separates (one timestamp, one first hash byte): all of
+            # them, or the range would come back unsplit round after round.
+            out.add(self._item_set(start, end, received.upper, reconciled=False))
+            return
+        for sub_lower, sub_upper in pieces:
             sub_start, sub_end = self.index.span(sub_lower, sub_upper)
             sub_count = sub_end - sub_start
             if sub_count <= self.limits.threshold and out.room_for(1, sub_count):
@@ -228,7 +237,7 @@ class SyncSession:
             if cut <= start:
                 continue
             bound = split_bound(items[cut - 1], items[cut])
-            if bound <= previous:
+            if bound is None or bound <= previous:
                 continue
             if bound[1] != ZERO_HASH and bound[0] != previous[0]:
                 bounds.append((bound[0], ZERO_HASH))

@@ -130,11 +130,28 @@ def test_equal_timestamps_split_on_hash_prefix_bounds() -> None:
     assert initiator.we_have == ours - theirs
 
 
-def test_split_bound_is_the_shortest_between_neighbours() -> None:
+def test_split_bound_is_one_nwaku_writes_exactly() -> None:
     before = (5, bytes([1, 2, 3]) + bytes(29))
-    after = (5, bytes([1, 2, 9, 4]) + bytes(28))
-    assert split_bound(before, after) == (5, bytes([1, 2, 9]) + bytes(29))
+    after = (5, bytes([7, 2, 9, 4]) + bytes(28))
+    # Cut after the first non-zero byte: nwaku writes that prefix and reads the same bound.
+    assert split_bound(before, after) == (5, bytes([7]) + bytes(31))
+    leading_zeros = (5, bytes([0, 0, 9, 4]) + bytes(28))
+    assert split_bound((5, bytes(31) + b"\1"), leading_zeros) == (5, bytes([0, 0, 9]) + bytes(29))
+    # Same first byte: no such bound lies between the two.
+    assert split_bound(before, (5, bytes([1, 2, 9]) + bytes(29))) is None
     assert split_bound((4, after[1]), after) == (5, ZERO_HASH)
+    assert decode_payload(encode_payload(SyncPayload((), (), 5, (SyncRange(
+        (5, bytes([7]) + bytes(31)), RangeKind.SKIP),)))).ranges[0].upper[1][0] == 7  # fmt: skip
+
+
+def test_items_no_bound_separates_go_out_as_one_item_set() -> None:
+    # 30 items at one timestamp whose hashes all start with the same byte: no bound nwaku
+    # writes exactly lies between them, so they cannot be split below the threshold.
+    same_first_byte = {(7_000, bytes([0x42]) + sync_id(7_000, n)[1][1:]) for n in range(30)}
+    theirs = set(sorted(same_first_byte)[::2])
+    initiator, responder, _ = run_session(same_first_byte, theirs, SyncLimits(threshold=4))
+    assert initiator.we_have == same_first_byte - theirs
+    assert responder.rounds <= 2
 
 
 def test_fingerprint_is_the_xor_of_hashes() -> None:

@@ -7,7 +7,9 @@ items when it holds at most `threshold` of them, else with `partitions` sub-rang
 for small ones, fingerprints for the rest); an item set is compared with its own items (the
 differences are recorded in both directions) and answered with its own items marked
 `reconciled`, unless the peer's set was already so marked. Trailing skips are left out, so
-the session ends when a payload holds no ranges.
+the session ends when a payload holds no ranges. Sub-ranges are cut at new timestamps, or
+inside one timestamp at a hash with a single non-zero byte after its leading zeros: nwaku
+writes a bound's hash only up to there, so every bound we send comes back as it was.
 
 Bounded: payloads stay within wire.MAX_RANGES and MAX_ITEMS (extra item sets go out as
 fingerprints, answered in a later round), a session within `max_rounds` rounds and

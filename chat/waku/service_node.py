@@ -260,9 +260,7 @@ class ServiceNode:
                 self.sync = SyncService(
                     self.archive,
                     self.archiver,
-                    node_config.cluster_id,
                     [format_pubsub_topic(node_config.cluster_id, s) for s in node_config.shards],
-                    node_config.shards,
                     config.sync,
                     limiter=limiter_for("sync", limits),
                     shard_key=self.relay.validator.protection_key,

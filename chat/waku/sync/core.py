@@ -7,7 +7,9 @@ items when it holds at most `threshold` of them, else with `partitions` sub-rang
 for small ones, fingerprints for the rest); an item set is compared with its own items (the
 differences are recorded in both directions) and answered with its own items marked
 `reconciled`, unless the peer's set was already so marked. Trailing skips are left out, so
-the session ends when a payload holds no ranges.
+the session ends when a payload holds no ranges. Sub-ranges are cut at new timestamps, or
+inside one timestamp at a hash with a single non-zero byte after its leading zeros: nwaku
+writes a bound's hash only up to there, so every bound we send comes back as it was.
 
 Bounded: payloads stay within wire.MAX_RANGES and MAX_ITEMS (extra item sets go out as
 fingerprints, answered in a later round), a session within `max_rounds` rounds and
@@ -22,7 +24,6 @@ from dataclasses import dataclass, field
 
 from chat.waku.sync.wire import (
     HASH_SIZE,
-    LOWEST,
     MAX_ITEMS,
     MAX_RANGES,
     ZERO_HASH,
@@ -40,8 +41,8 @@ class SyncRefused(Exception):
     """The peer's payload breaks the session's rules; the session ends."""
 
 
-class ShardMismatch(SyncRefused):
-    """The peer syncs another cluster or another set of shards."""
+class TopicMismatch(SyncRefused):
+    """The peer syncs other pubsub topics (other shards), or only some content topics."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,26 +88,30 @@ class ItemIndex:
         return (self._prefix[end] ^ self._prefix[start]).to_bytes(HASH_SIZE, "big")
 
 
-def split_bound(before: SyncId, after: SyncId) -> SyncId:
-    """The shortest bound above `before` and at most `after` (consecutive items)."""
+def split_bound(before: SyncId, after: SyncId) -> SyncId | None:
+    """A bound above `before` and at most `after` (consecutive items) that nwaku writes back
+    exactly: a zero hash on a new timestamp; on the same one, `after`'s hash cut after its
+    first non-zero byte (nwaku writes a bound's hash only up to there). None if there is no
+    such bound between the two."""
     if before[0] < after[0]:
         return (after[0], ZERO_HASH)
-    length = 0
-    while before[1][length] == after[1][length]:
-        length += 1
-    return (after[0], after[1][: length + 1] + bytes(HASH_SIZE - length - 1))
+    digest = after[1]
+    first = len(digest) - len(digest.lstrip(b"\0"))
+    bound = (after[0], digest[: first + 1] + bytes(HASH_SIZE - first - 1))
+    return bound if bound > before else None
 
 
 class _Builder:
     """An outgoing payload's ranges, with consecutive skips merged and budgets counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, lowest: SyncId) -> None:
+        self.lowest = lowest
         self.ranges: list[SyncRange] = []
         self.items = 0
 
     def skip(self, upper: SyncId) -> None:
         if self.ranges and self.ranges[-1].kind is RangeKind.SKIP:
-            before = self.ranges[-2].upper if len(self.ranges) > 1 else LOWEST
+            before = self.ranges[-2].upper if len(self.ranges) > 1 else self.lowest
             # A merged skip's bound must still be writable after the range before it.
             if upper[1] == ZERO_HASH or upper[0] == before[0]:
                 self.ranges[-1] = SyncRange(upper, RangeKind.SKIP)
@@ -131,8 +136,8 @@ class SyncSession:
     """One side of one reconciliation session over `index`."""
 
     index: ItemIndex
-    cluster_id: int
-    shards: tuple[int, ...]
+    pubsub_topics: tuple[str, ...]
+    """Ours, sorted; the peer must name the same (or none: all)."""
     limits: SyncLimits = field(default_factory=SyncLimits)
     we_have: set[SyncId] = field(default_factory=set)
     """Items the peer lacks (ours to send)."""
@@ -143,37 +148,35 @@ class SyncSession:
 
     def start(self, start_ns: int, end_ns: int) -> SyncPayload:
         """The initiator's first payload: one fingerprint over [start_ns, end_ns)."""
-        ranges: list[SyncRange] = []
         lower = (start_ns, ZERO_HASH)
         upper = (end_ns, ZERO_HASH)
-        if lower > LOWEST:
-            ranges.append(SyncRange(lower, RangeKind.SKIP))
-        if upper > lower:
-            first, last = self.index.span(lower, upper)
-            ranges.append(
-                SyncRange(upper, RangeKind.FINGERPRINT, self.index.fingerprint(first, last))
-            )
-        return SyncPayload(self.cluster_id, self.shards, tuple(ranges))
+        if upper <= lower:
+            return SyncPayload()
+        first, last = self.index.span(lower, upper)
+        fingerprint = SyncRange(upper, RangeKind.FINGERPRINT, self.index.fingerprint(first, last))
+        return SyncPayload(self.pubsub_topics, (), start_ns, (fingerprint,))
 
-    def same_shards(self, payload: SyncPayload) -> bool:
-        """Whether the peer syncs our cluster and exactly our shards."""
-        return (
-            payload.cluster_id == self.cluster_id and tuple(sorted(payload.shards)) == self.shards
-        )
+    def same_topics(self, payload: SyncPayload) -> bool:
+        """Whether the peer syncs our pubsub topics (naming none: all) on every content topic.
+        A payload without ranges names no topics: it always matches."""
+        if not payload.ranges:
+            return True
+        theirs = set(payload.pubsub_topics)
+        return (not theirs or theirs == set(self.pubsub_topics)) and not payload.content_topics
 
     def respond(self, payload: SyncPayload) -> SyncPayload:
         """Our answer to the peer's payload; no ranges means the session is over. Raises
-        SyncRefused (ShardMismatch for another cluster or shard set)."""
-        if not self.same_shards(payload):
-            raise ShardMismatch(
-                f"peer syncs cluster {payload.cluster_id} shards {sorted(payload.shards)}, "
-                f"we sync cluster {self.cluster_id} shards {list(self.shards)}"
+        SyncRefused (TopicMismatch for other pubsub topics or a content topic filter)."""
+        if not self.same_topics(payload):
+            raise TopicMismatch(
+                f"peer syncs pubsub topics {sorted(payload.pubsub_topics)} content topics "
+                f"{sorted(payload.content_topics)}, we sync {list(self.pubsub_topics)}"
             )
         self.rounds += 1
         if self.rounds > self.limits.max_rounds:
             raise SyncRefused(f"session took more than {self.limits.max_rounds} rounds")
-        out = _Builder()
-        lower = LOWEST
+        out = _Builder(payload.lowest)
+        lower = payload.lowest
         for received in payload.ranges:
             if received.kind is RangeKind.SKIP:
                 out.skip(received.upper)
@@ -185,7 +188,8 @@ class SyncSession:
         ranges = out.finish()
         if not ranges:
             self.done = True
-        return SyncPayload(self.cluster_id, self.shards, ranges)
+            return SyncPayload()
+        return SyncPayload(self.pubsub_topics, (), payload.start, ranges)
 
     def received_final(self) -> None:
         """The peer's payload held no ranges: nothing is left to answer."""
@@ -206,7 +210,13 @@ class SyncSession:
                 SyncRange(received.upper, RangeKind.FINGERPRINT, self.index.fingerprint(start, end))
             )
             return
-        for sub_lower, sub_upper in self._partition(lower, received.upper, start, end):
+        pieces = self._partition(lower, received.upper, start, end)
+        if len(pieces) == 1 and out.room_for(1, count):
+            # Items no writable bound separates (one timestamp, one first hash byte): all of
+            # them, or the range would come back unsplit round after round.
+            out.add(self._item_set(start, end, received.upper, reconciled=False))
+            return
+        for sub_lower, sub_upper in pieces:
             sub_start, sub_end = self.index.span(sub_lower, sub_upper)
             sub_count = sub_end - sub_start
             if sub_count <= self.limits.threshold and out.room_for(1, sub_count):
@@ -229,7 +239,7 @@ class SyncSession:
             if cut <= start:
                 continue
             bound = split_bound(items[cut - 1], items[cut])
-            if bound <= previous:
+            if bound is None or bound <= previous:
                 continue
             if bound[1] != ZERO_HASH and bound[0] != previous[0]:
                 bounds.append((bound[0], ZERO_HASH))

@@ -113,9 +113,7 @@ class SyncService:
         self,
         archive: Archive,
         archiver: MessageArchiver,
-        cluster_id: int,
         pubsub_topics: Iterable[str],
-        shards: Iterable[int],
         options: SyncOptions = SyncOptions(),
         *,
         limiter: RateLimiter | None = None,
@@ -128,9 +126,7 @@ class SyncService:
         self.archive = archive
         self.shard_key = shard_key
         self.archiver = archiver
-        self.cluster_id = cluster_id
         self.topics = tuple(sorted(set(pubsub_topics)))
-        self.shards = tuple(sorted(set(shards)))
         self.options = options
         self.limiter: RateLimiter = limiter or RequestLimiter(None)
         self.clock = clock
@@ -199,7 +195,7 @@ class SyncService:
             log.warning("sync with %s not started: %s", peer, exc)
             self.sessions["refused"] += 1
             return "refused"
-        session = SyncSession(index, self.cluster_id, self.shards, self.options.limits)
+        session = SyncSession(index, self.topics, self.options.limits)
         key = str(peer)
         stream = None
         self._initiating.add(key)
@@ -213,8 +209,9 @@ class SyncService:
                     if not payload.ranges:
                         break
                     received = await self._read_payload(stream)
-                    if not session.same_shards(received):
-                        log.info("sync with %s: it syncs other shards %s", peer, received.shards)
+                    if not session.same_topics(received):
+                        log.info("sync with %s: it syncs other topics %s %s", peer,
+                                 received.pubsub_topics, received.content_topics)  # fmt: skip
                         self.sessions["mismatch"] += 1
                         return "mismatch"
                     if not received.ranges:
@@ -265,15 +262,12 @@ class SyncService:
                     if session is None:
                         window = _window_of(received)
                         session = SyncSession(
-                            await self._load_index(*window),
-                            self.cluster_id,
-                            self.shards,
-                            self.options.limits,
+                            await self._load_index(*window), self.topics, self.options.limits
                         )
-                    if not session.same_shards(received):
-                        # Not an offence: the peer learns our shards from the empty answer.
+                    if not session.same_topics(received):
+                        # Not an offence: the session just ends (an empty answer, as nwaku's).
                         self.sessions["mismatch"] += 1
-                        await self._send_payload(stream, SyncPayload(self.cluster_id, self.shards))
+                        await self._send_payload(stream, SyncPayload())
                         completed = True
                         session = None
                         break
@@ -492,12 +486,12 @@ def _speaks_sync(host: Any, peer: ID) -> bool:
 
 
 def _window_of(payload: SyncPayload) -> tuple[int, int]:
-    """The time span a session's first payload covers: after its leading skip, up to its last
-    bound (a bound with a hash covers its timestamp too)."""
+    """The time span a session's first payload covers: from its start (after a leading skip)
+    up to its last bound (a bound with a hash covers its timestamp too)."""
     ranges = payload.ranges
     if not ranges:
         return (0, 0)
-    start = ranges[0].upper[0] if ranges[0].kind is RangeKind.SKIP else 0
+    start = ranges[0].upper[0] if ranges[0].kind is RangeKind.SKIP else payload.start
     last = ranges[-1].upper
     end = last[0] + (1 if any(last[1]) else 0)
     return (start, end)
@@ -516,7 +510,7 @@ def sync_metrics(service: SyncService) -> list[Metric]:
             "chinwag_sync_sessions_total",
             "counter",
             "Sync sessions (started or answered), by outcome (mismatch: the peer syncs other "
-            "shards).",
+            "pubsub topics or filters content topics).",
             "outcome",
             {o: service.sessions[o] for o in ("completed", "refused", "mismatch", "failed")},
         ),

@@ -1,26 +1,26 @@
-"""Waku Sync on the wire: reconciliation payloads and transfer messages, and their codecs.
+"""Waku Sync on the wire: reconciliation payloads and transfer messages, and their codecs,
+byte for byte as nwaku (waku/waku_store_sync/codec.nim) writes and reads them.
 
-Reconciliation (`/vac/waku/reconciliation/1.0.0`, WAKU-SYNC): a payload is the sender's
-cluster id, its shards, then a list of ranges over SyncIDs (timestamp ns, 32-byte message
-hash), all as LEB128 varints (minimal) and raw bytes:
+Reconciliation (`/vac/waku/reconciliation/1.0.0`): a payload is the sender's pubsub topics and
+content topics (each list a varint count, then per topic a varint length and its UTF-8 bytes;
+an empty list means all), the first range's lower bound timestamp, then its ranges over SyncIDs
+(timestamp ns, 32-byte message hash), all as LEB128 varints (minimal) and raw bytes:
 
-    cluster_id  shard_count  shard*  range*
+    pubsub_count (len topic)*  content_count (len topic)*  start  range*
 
-A range carries only its upper bound; its lower bound is the previous range's upper bound, and
-the first lower bound is (0, 0). A bound is written as the timestamp's difference from the
-previous bound; when that difference is 0, one byte N and the first N bytes of the hash follow
-(the rest is zero; N is at least one byte past the prefix shared with the previous bound's
-hash, and covers the hash's last non-zero byte), else the hash is all zero. Then one byte of
-range type: 0 skip, 1 fingerprint (32 bytes follow: the XOR of the hashes in the range),
-2 item set (a varint count, then per item the timestamp's difference from the previous
-item's, the first one's from 0, and the full hash, then one byte `reconciled`, 0 or 1).
-
-nwaku differs: no cluster id, the first lower bound's
-timestamp written out, and its transfer message has the two fields swapped. We follow the
-spec text; see docs/protocol.md.
+A payload without ranges is the one byte 0 (nwaku may also send an empty frame; both read as
+no ranges). A range carries only its upper bound; its lower bound is the previous range's upper
+bound, and the first one is (start, zero hash). A bound is written as the timestamp's difference
+from the previous bound; when that difference is 0, one byte N and the first N bytes of the
+hash follow (the rest is zero; N covers the hash's last non-zero byte, which is nwaku's
+prefix whenever nwaku's is exact), else the hash is all zero. Then one byte of range type:
+0 skip, 1 fingerprint (32 bytes follow: the XOR of the hashes in the range), 2 item set (a
+varint count, then per item the timestamp's difference from the previous item's, the first
+one's from 0, and the full hash, then one byte `reconciled`, 0 or 1).
 
 Transfer (`/vac/waku/transfer/1.0.0`): a stream of length-prefixed
-`WakuMessageAndTopic { optional WakuMessage message = 1; optional string pubsub_topic = 2; }`.
+`WakuMessageAndTopic { string pubsub_topic = 1; WakuMessage message = 2; }` (nwaku's field
+numbers, which are the reverse of the WAKU-SYNC text's; see docs/protocol.md).
 Every decoder raises SyncWireError, and only that, on bad bytes.
 """
 
@@ -38,7 +38,8 @@ HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
 MAX_TIMESTAMP = 2**63 - 1
 """Timestamps are int64 nanoseconds; a bound or item beyond that is malformed."""
-MAX_SHARDS = 1024
+MAX_TOPICS = 1024
+"""Topics one list of a payload may name."""
 MAX_RANGES = 2048
 """Ranges one payload may hold (a split answers one range with `partitions` ranges)."""
 MAX_ITEMS = 8192
@@ -52,7 +53,8 @@ MAX_VARINT_BYTES = 10
 
 SyncId = tuple[int, bytes]
 """(timestamp ns, message hash): ordered by timestamp, then hash."""
-LOWEST: SyncId = (0, ZERO_HASH)
+EMPTY_PAYLOAD = b"\x00"
+"""A payload without ranges (nwaku writes no topics then)."""
 
 
 class SyncWireError(ValueError):
@@ -78,20 +80,21 @@ class SyncRange:
 
 @dataclass(frozen=True, slots=True)
 class SyncPayload:
-    cluster_id: int
-    shards: tuple[int, ...]
+    pubsub_topics: tuple[str, ...] = ()
+    """The sender's pubsub topics (none: all of them); nwaku sends its shards' topics."""
+    content_topics: tuple[str, ...] = ()
+    """The sender's content topics (none: all of them)."""
+    start: int = 0
+    """The first range's lower bound timestamp (its hash is zero)."""
     ranges: tuple[SyncRange, ...] = ()
+
+    @property
+    def lowest(self) -> SyncId:
+        return (self.start, ZERO_HASH)
 
     @property
     def item_count(self) -> int:
         return sum(len(r.items) for r in self.ranges)
-
-
-def _shared_prefix(first: bytes, second: bytes) -> int:
-    for index, (a, b) in enumerate(zip(first, second, strict=True)):
-        if a != b:
-            return index
-    return HASH_SIZE
 
 
 def _significant(digest: bytes) -> int:
@@ -102,11 +105,17 @@ def _significant(digest: bytes) -> int:
 def encode_payload(payload: SyncPayload) -> bytes:
     """Raises ValueError for a payload the format cannot express (bounds not increasing, a
     hash after a timestamp change, a bad fingerprint or hash size)."""
-    out = bytearray(encode_uvarint(payload.cluster_id))
-    out += encode_uvarint(len(payload.shards))
-    for shard in payload.shards:
-        out += encode_uvarint(shard)
-    previous = LOWEST
+    if not payload.ranges:
+        return EMPTY_PAYLOAD  # (nwaku leaves the topics out too)
+    out = bytearray()
+    for topics in (payload.pubsub_topics, payload.content_topics):
+        out += encode_uvarint(len(topics))
+        for topic in topics:
+            encoded = topic.encode()
+            out += encode_uvarint(len(encoded))
+            out += encoded
+    out += encode_uvarint(payload.start)
+    previous = payload.lowest
     for sync_range in payload.ranges:
         timestamp, digest = sync_range.upper
         if sync_range.upper <= previous:
@@ -114,7 +123,10 @@ def encode_payload(payload: SyncPayload) -> bytes:
         difference = timestamp - previous[0]
         out += encode_uvarint(difference)
         if difference == 0:
-            length = max(_shared_prefix(previous[1], digest) + 1, _significant(digest))
+            # nwaku writes the bytes up to the first one that differs from the zero hash of
+            # the first lower bound; up to the last non-zero byte is the same when that is
+            # exact, and exact when it is not.
+            length = _significant(digest)
             out.append(length)
             out += digest[:length]
         elif digest != ZERO_HASH:
@@ -179,12 +191,16 @@ def decode_payload(data: bytes) -> SyncPayload:
     """A reconciliation payload, or SyncWireError saying what is wrong with it."""
     if len(data) > MAX_PAYLOAD_SIZE:
         raise SyncWireError(f"payload of {len(data)} bytes is over the {MAX_PAYLOAD_SIZE} limit")
+    if data in (b"", EMPTY_PAYLOAD):
+        return SyncPayload()  # no ranges (nwaku answers a topic mismatch with an empty frame)
     reader = _Reader(data)
-    cluster_id = reader.varint("the cluster id", 2**16 - 1)
-    shard_count = reader.varint("the shard count", MAX_SHARDS)
-    shards = tuple(reader.varint("a shard", 2**16 - 1) for _ in range(shard_count))
+    pubsub_topics = _topics(reader, "pubsub")
+    content_topics = _topics(reader, "content")
+    start = reader.varint("the start timestamp", MAX_TIMESTAMP)
+    if reader.done:
+        raise SyncWireError("payload names its start but holds no ranges")
     ranges: list[SyncRange] = []
-    previous = LOWEST
+    previous = (start, ZERO_HASH)
     items_total = 0
     while not reader.done:
         if len(ranges) == MAX_RANGES:
@@ -216,12 +232,14 @@ def decode_payload(data: bytes) -> SyncPayload:
             items_total += count
             items: list[SyncId] = []
             last_time = 0
+            # nwaku reads every lower bound's hash as zero, and so may fill a range from there.
+            lower = (previous[0], ZERO_HASH)
             for _ in range(count):
                 last_time += reader.varint("an item's timestamp", MAX_TIMESTAMP)
                 if last_time > MAX_TIMESTAMP:
                     raise SyncWireError("an item's timestamp is beyond int64")
                 item = (last_time, reader.take(HASH_SIZE, "an item's hash"))
-                if not previous <= item < upper:
+                if not lower <= item < upper:
                     raise SyncWireError("an item lies outside its range")
                 if items and item <= items[-1]:
                     raise SyncWireError("item set is not sorted")
@@ -231,7 +249,19 @@ def decode_payload(data: bytes) -> SyncPayload:
                 raise SyncWireError(f"reconciled flag {reconciled} is not 0 or 1")
             ranges.append(SyncRange(upper, kind, items=tuple(items), reconciled=bool(reconciled)))
         previous = upper
-    return SyncPayload(cluster_id, shards, tuple(ranges))
+    return SyncPayload(pubsub_topics, content_topics, start, tuple(ranges))
+
+
+def _topics(reader: _Reader, kind: str) -> tuple[str, ...]:
+    count = reader.varint(f"the {kind} topic count", MAX_TOPICS)
+    topics: list[str] = []
+    for _ in range(count):
+        length = reader.varint(f"a {kind} topic's length", MAX_TOPIC_LENGTH)
+        try:
+            topics.append(reader.take(length, f"a {kind} topic").decode())
+        except UnicodeDecodeError:
+            raise SyncWireError(f"a {kind} topic is not UTF-8") from None
+    return tuple(topics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +277,8 @@ def _field(number: int, value: bytes) -> bytes:
 
 
 def encode_transfer(pubsub_topic: str, encoded_message: bytes) -> bytes:
-    return _field(1, encoded_message) + _field(2, pubsub_topic.encode())
+    """nwaku's field numbers and order: the topic (1) first, then the message (2)."""
+    return _field(1, pubsub_topic.encode()) + _field(2, encoded_message)
 
 
 def decode_transfer(data: bytes) -> TransferredMessage:
@@ -267,9 +298,9 @@ def decode_transfer(data: bytes) -> TransferredMessage:
         if wire_type != 2:
             raise SyncWireError(f"field {number} has unsupported wire type {wire_type}")
         value = reader.take(reader.varint("a field length", len(data)), f"field {number}")
-        if number == 1:
+        if number == 2:
             encoded = value
-        elif number == 2:
+        elif number == 1:
             try:
                 topic = value.decode()
             except UnicodeDecodeError:

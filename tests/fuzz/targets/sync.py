@@ -27,7 +27,7 @@ def fuzz_sync_payload(data: bytes) -> None:
         return
     check(len(payload.ranges) <= MAX_RANGES, f"{len(payload.ranges)} ranges")
     check(payload.item_count <= MAX_ITEMS, f"{payload.item_count} items")
-    bounds = [r.upper for r in payload.ranges]
+    bounds = [payload.lowest] + [r.upper for r in payload.ranges]
     check(bounds == sorted(set(bounds)), "range bounds do not increase")
     # What was decoded encodes again (a bound's prefix may be written shorter) to the same.
     round_trip(payload, decode_payload(encode_payload(payload)))
@@ -45,13 +45,14 @@ def fuzz_sync_transfer(data: bytes) -> None:
 def _payload_seeds() -> list[bytes]:
     digest = bytes(range(1, 33))
     return [
-        encode_payload(SyncPayload(42, (0, 1))),
+        encode_payload(SyncPayload()),
         encode_payload(
             SyncPayload(
-                42,
-                (0,),
+                ("/waku/2/rs/42/0",),
+                (),
+                1000,
                 (
-                    SyncRange((1000, ZERO_HASH), RangeKind.SKIP),
+                    SyncRange((1500, ZERO_HASH), RangeKind.SKIP),
                     SyncRange((2000, ZERO_HASH), RangeKind.FINGERPRINT, fingerprint=digest),
                     SyncRange((2000, digest), RangeKind.ITEM_SET, items=((2000, digest[::-1]),)),
                 ),

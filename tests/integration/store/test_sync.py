@@ -25,7 +25,7 @@ from harness.waiting import wait_until
 from libp2p.custom_types import TProtocol
 from trio.testing import MockClock
 
-from chat.waku.framing import read_frame, write_frame
+from chat.waku.framing import FrameReader, encode_uvarint, read_frame, write_frame
 from chat.waku.message import WakuMessage, message_hash, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.protected import ShardKeyPair
@@ -38,6 +38,7 @@ from chat.waku.sync.wire import (
     MAX_PAYLOAD_SIZE,
     RECONCILIATION_PROTOCOL,
     TRANSFER_PROTOCOL,
+    ZERO_HASH,
     SyncId,
     decode_payload,
     encode_payload,
@@ -46,6 +47,8 @@ from chat.waku.sync.wire import (
 from chat.waku.topics import RelayShard
 
 PUBLISHED = 1000
+HEADER = b"\x01" + bytes([len(SHARD0)]) + SHARD0.encode() + b"\x00\x00"
+"""A payload's start: our pubsub topic, no content topics, start timestamp 0."""
 
 
 @pytest.fixture
@@ -132,7 +135,7 @@ async def test_three_nodes_that_each_missed_a_third_converge(tmp_path: Path) -> 
 async def run_session_as(host: Any, node: ServiceNode, items: list[SyncId]) -> SyncSession:
     """Drive one reconciliation session from a raw py-libp2p host with our own `items`."""
     start, end = now_ns() - 3600 * 10**9, now_ns()
-    session = SyncSession(ItemIndex(items), CLUSTER, (0,))
+    session = SyncSession(ItemIndex(items), (SHARD0,))
     stream = await host.new_stream(node.node.host.peer_id, [RECONCILIATION])
     payload = session.start(start, end)
     while True:
@@ -173,7 +176,7 @@ async def test_bad_input_is_refused_and_scored(tmp_path: Path) -> None:
             sync = node.sync
             assert sync is not None
             # A malformed range (unknown range type) and an oversized item list: refused.
-            header = bytes([CLUSTER, 1, 0])
+            header = HEADER
             assert (
                 await send_raw(attacker, node, RECONCILIATION_PROTOCOL, [header + b"\x05\x07"])
                 == b""
@@ -276,9 +279,7 @@ async def test_sessions_answered_at_once_are_bounded(tmp_path: Path) -> None:
             await wait_until(lambda: len(sync._answering) == MAX_ANSWERING)
             # ... so one more peer's session is refused, not loaded.
             late = peers[-1].host.libp2p
-            assert (
-                await send_raw(late, node, RECONCILIATION_PROTOCOL, [bytes([CLUSTER, 1, 0])]) == b""
-            )
+            assert await send_raw(late, node, RECONCILIATION_PROTOCOL, [HEADER]) == b""
             await wait_until(lambda: sync.sessions["refused"] == 1)
             assert sync.strikes.total == 0
 
@@ -307,3 +308,52 @@ async def test_on_a_protected_shard_only_signed_messages_are_taken(tmp_path: Pat
             await wait_until(lambda: sync.counters["refused_unsigned"] == 1)
             held = await trio.to_thread.run_sync(archived_hashes, node_b.archive)
             assert held == {message_hash(SHARD0, signed)}
+
+
+async def test_a_peer_speaking_nwakus_bytes_syncs_with_us(tmp_path: Path) -> None:
+    """A raw peer writes nwaku's payloads byte by byte (built here from nwaku's codec rules,
+    not with our encoder): our node answers in the same layout and sends what the peer lacks
+    as nwaku's WakuMessageAndTopic (topic = 1, message = 2)."""
+    node = sync_node(tmp_path / "node.sqlite")
+    records = history(10)
+    fill(node.archive, records)
+    start, end = now_ns() - 3600 * 10**9, now_ns()
+    # Our shard's topic (count 1, length, bytes); content topics: none (all).
+    topics = b"\x01" + bytes([len(SHARD0)]) + SHARD0.encode() + b"\x00"
+    window = topics + encode_uvarint(start) + encode_uvarint(end - start)
+    transferred: list[bytes] = []
+    with trio.fail_after(30):
+        async with node.run(), attacker_node().run() as peer:
+
+            async def take_transfer(stream: Any) -> None:
+                reader = FrameReader(stream, MAX_PAYLOAD_SIZE)
+                while (frame := await reader.next_frame()) is not None:
+                    transferred.append(frame)
+
+            peer.host.libp2p.set_stream_handler(TProtocol(TRANSFER_PROTOCOL), take_transfer)
+            await peer.host.dial(node.node.full_multiaddrs()[0])
+            stream = await peer.host.libp2p.new_stream(node.node.host.peer_id, [RECONCILIATION])
+            # nwaku's first payload while it holds nothing: one fingerprint of zero over the window.
+            await write_frame(stream, window + b"\x01" + ZERO_HASH)
+            answer = await read_frame(stream, MAX_PAYLOAD_SIZE)
+            items = sorted((r.timestamp, r.message_hash) for r in records)
+            expected = window + b"\x02\x0a"  # the whole window as an item set of ten
+            last = 0
+            for timestamp, digest in items:
+                expected += encode_uvarint(timestamp - last) + digest
+                last = timestamp
+            assert answer == expected + b"\x00"  # not yet reconciled
+            # nwaku answers with its own (empty) item set, reconciled; our node is done.
+            await write_frame(stream, window + b"\x02\x00\x01")
+            assert await read_frame(stream, MAX_PAYLOAD_SIZE) == b"\x00"
+            await wait_until(lambda: len(transferred) == 10)
+            await stream.close()
+    by_hash = {r.message_hash: r.message for r in records}
+    head = b"\x0a" + bytes([len(SHARD0)]) + SHARD0.encode() + b"\x12"  # topic, then message
+    hashes = set()
+    for frame in transferred:
+        assert frame.startswith(head)
+        length, message = frame[len(head)], frame[len(head) + 1 :]
+        assert length == len(message) < 128  # (a one-byte length: these messages are short)
+        hashes.add(message_hash(SHARD0, WakuMessage.decode(message)))
+    assert hashes == set(by_hash)

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from chat.waku.sync.core import (
     ItemIndex,
     PeerStrikes,
-    ShardMismatch,
     SyncLimits,
     SyncRefused,
     SyncSession,
+    TopicMismatch,
     fingerprint_of,
     split_bound,
 )
@@ -32,6 +32,7 @@ from chat.waku.sync.wire import (
 )
 
 WINDOW = (1_000, 10**6)
+TOPICS = ("/waku/2/rs/1/0",)
 
 
 def sync_id(timestamp: int, seed: int) -> SyncId:
@@ -45,8 +46,8 @@ def run_session(
 ) -> tuple[SyncSession, SyncSession, int]:
     """Initiator over `ours`, responder over `theirs`; every payload crosses the codec.
     Returns both sessions and the bytes exchanged."""
-    initiator = SyncSession(ItemIndex(ours), 1, (0,), limits)
-    responder = SyncSession(ItemIndex(theirs), 1, (0,), limits)
+    initiator = SyncSession(ItemIndex(ours), TOPICS, limits)
+    responder = SyncSession(ItemIndex(theirs), TOPICS, limits)
     payload = initiator.start(*WINDOW)
     sides = (responder, initiator)
     turn = 0
@@ -129,11 +130,28 @@ def test_equal_timestamps_split_on_hash_prefix_bounds() -> None:
     assert initiator.we_have == ours - theirs
 
 
-def test_split_bound_is_the_shortest_between_neighbours() -> None:
+def test_split_bound_is_one_nwaku_writes_exactly() -> None:
     before = (5, bytes([1, 2, 3]) + bytes(29))
-    after = (5, bytes([1, 2, 9, 4]) + bytes(28))
-    assert split_bound(before, after) == (5, bytes([1, 2, 9]) + bytes(29))
+    after = (5, bytes([7, 2, 9, 4]) + bytes(28))
+    # Cut after the first non-zero byte: nwaku writes that prefix and reads the same bound.
+    assert split_bound(before, after) == (5, bytes([7]) + bytes(31))
+    leading_zeros = (5, bytes([0, 0, 9, 4]) + bytes(28))
+    assert split_bound((5, bytes(31) + b"\1"), leading_zeros) == (5, bytes([0, 0, 9]) + bytes(29))
+    # Same first byte: no such bound lies between the two.
+    assert split_bound(before, (5, bytes([1, 2, 9]) + bytes(29))) is None
     assert split_bound((4, after[1]), after) == (5, ZERO_HASH)
+    assert decode_payload(encode_payload(SyncPayload((), (), 5, (SyncRange(
+        (5, bytes([7]) + bytes(31)), RangeKind.SKIP),)))).ranges[0].upper[1][0] == 7  # fmt: skip
+
+
+def test_items_no_bound_separates_go_out_as_one_item_set() -> None:
+    # 30 items at one timestamp whose hashes all start with the same byte: no bound nwaku
+    # writes exactly lies between them, so they cannot be split below the threshold.
+    same_first_byte = {(7_000, bytes([0x42]) + sync_id(7_000, n)[1][1:]) for n in range(30)}
+    theirs = set(sorted(same_first_byte)[::2])
+    initiator, responder, _ = run_session(same_first_byte, theirs, SyncLimits(threshold=4))
+    assert initiator.we_have == same_first_byte - theirs
+    assert responder.rounds <= 2
 
 
 def test_fingerprint_is_the_xor_of_hashes() -> None:
@@ -145,19 +163,24 @@ def test_fingerprint_is_the_xor_of_hashes() -> None:
     assert index.fingerprint(1, 2) == second
 
 
-def test_another_shard_set_is_refused() -> None:
-    session = SyncSession(ItemIndex([]), 1, (0,))
-    with pytest.raises(ShardMismatch):
-        session.respond(SyncPayload(1, (0, 1)))
-    with pytest.raises(ShardMismatch):
-        session.respond(SyncPayload(2, (0,)))
+PING = (SyncRange((9, ZERO_HASH), RangeKind.FINGERPRINT, bytes(31) + b"\1"),)
+
+
+def test_other_topics_or_a_content_filter_are_refused_and_none_means_all() -> None:
+    session = SyncSession(ItemIndex([]), TOPICS)
+    with pytest.raises(TopicMismatch):
+        session.respond(SyncPayload((*TOPICS, "/waku/2/rs/1/1"), (), 0, PING))
+    with pytest.raises(TopicMismatch):
+        session.respond(SyncPayload(("/waku/2/rs/2/0",), (), 0, PING))
+    with pytest.raises(TopicMismatch):
+        session.respond(SyncPayload(TOPICS, ("/app/1/chat/proto",), 0, PING))
+    answer = session.respond(SyncPayload((), (), 0, PING))  # nwaku's "all topics"
+    assert answer.pubsub_topics == TOPICS and answer.ranges
 
 
 def test_a_session_ends_after_its_round_limit() -> None:
-    session = SyncSession(ItemIndex([]), 1, (0,), SyncLimits(max_rounds=2))
-    ping = SyncPayload(
-        1, (0,), (SyncRange((9, ZERO_HASH), RangeKind.FINGERPRINT, bytes(31) + b"\1"),)
-    )
+    session = SyncSession(ItemIndex([]), TOPICS, SyncLimits(max_rounds=2))
+    ping = SyncPayload(TOPICS, (), 0, PING)
     session.respond(ping)
     session.respond(ping)
     with pytest.raises(SyncRefused, match="rounds"):
@@ -165,9 +188,10 @@ def test_a_session_ends_after_its_round_limit() -> None:
 
 
 def test_a_session_ends_when_the_differences_exceed_the_limit() -> None:
-    session = SyncSession(ItemIndex([]), 1, (0,), SyncLimits(max_differences=5))
+    session = SyncSession(ItemIndex([]), TOPICS, SyncLimits(max_differences=5))
     items = tuple(sorted(sync_id(10 + n, n) for n in range(6)))
-    flood = SyncPayload(1, (0,), (SyncRange((100, ZERO_HASH), RangeKind.ITEM_SET, items=items),))
+    item_set = SyncRange((100, ZERO_HASH), RangeKind.ITEM_SET, items=items)
+    flood = SyncPayload(TOPICS, (), 0, (item_set,))
     with pytest.raises(SyncRefused, match="differences"):
         session.respond(flood)
 

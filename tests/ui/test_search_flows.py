@@ -65,7 +65,7 @@ def test_search_finds_messages_and_opens_the_chat_at_the_one_chosen(
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await ui.wait_until(pilot, running(app))
             await ui.wait_for_text(pilot, f"chat line {LONG_CHAT - 1} about")  # Bob's, newest
-            assert "^f Search" in ui.screen_text(app)  # the key, in the footer
+            await ui.wait_for_text(pilot, "^f Search")  # the key, in the footer (drawn last)
 
             await pilot.press("ctrl+f")
             await ui.wait_until(pilot, on(app, SearchScreen))

@@ -46,7 +46,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from chat.groups.changes import Change, ChangeError, ChangeKind
+from chat.groups.changes import MAX_PARENTS, Change, ChangeError, ChangeKind
 from chat.identity import ContactLink
 
 MAX_MEMBERS = 50
@@ -246,23 +246,103 @@ class MembershipLog:
             and (c.lamport >= invitation.lamport or (ours and self._arrival[c.id] > arrived))
         ]
 
+    def heads(self) -> list[str]:
+        """The ids a change we make now names as its parents: the changes no other change in
+        the log follows, those that apply first, then the latest (at most MAX_PARENTS)."""
+        followed = {parent for c in self._changes for parent in c.parents}
+        heads = [c for c in self._changes if c.id not in followed]
+        heads.sort(key=lambda c: (self.verdicts.get(c.id) is None, c.order), reverse=True)
+        return [c.id for c in heads[:MAX_PARENTS]]
+
     # ---- the fold ----------------------------------------------------------------------------
     def _fold(self) -> GroupState:
+        pasts, waiting = self._causal_pasts()
+        voided: dict[str, str] = {}
+        while True:
+            state, verdicts = self._fold_once(waiting | voided)
+            more = _concurrent_with_removals(self._changes, pasts, verdicts, voided)
+            if not more:
+                break
+            voided.update(more)
+        self.verdicts = verdicts
+        return state
+
+    def _causal_pasts(self) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+        """Per change whose parents are all in the log, each placed and before it in the
+        order: every change it follows. The others wait (ignored, with why) for what they
+        name to arrive; one naming a change that does not come before it waits for good."""
+        pasts: dict[str, frozenset[str]] = {}
+        waiting: dict[str, str] = {}
+        lamports = {c.id: c.lamport for c in self._changes}
+        for change in self._changes:  # in order: a placed change's parents come before it
+            if any(parent not in pasts for parent in change.parents):
+                missing = any(parent not in lamports for parent in change.parents)
+                waiting[change.id] = (
+                    "a change that follows changes not known yet"
+                    if missing
+                    else "a change that follows a change that is not before it"
+                )
+                continue
+            if any(lamports[parent] >= change.lamport for parent in change.parents):
+                waiting[change.id] = "a change that follows a change that is not before it"
+                continue
+            past: set[str] = set(change.parents)
+            for parent in change.parents:
+                past |= pasts[parent]
+            pasts[change.id] = frozenset(past)
+        return pasts, waiting
+
+    def _fold_once(self, ignored: dict[str, str]) -> tuple[GroupState, dict[str, str | None]]:
         root = self._changes[0]
         assert root.link is not None
         creator = Member(
             root.author, MemberState.JOINED, root.link, root.link_text, admin=True, since=root.at
         )
         state = GroupState(self.group_id, root.name, root.author, {root.author: creator})
-        self.verdicts = {root.id: None}
+        verdicts: dict[str, str | None] = {root.id: None}
         for change in self._changes[1:]:
+            if change.id in ignored:
+                verdicts[change.id] = ignored[change.id]
+                continue
             try:
                 state = apply(state, change)
             except ChangeError as exc:
-                self.verdicts[change.id] = str(exc)
+                verdicts[change.id] = str(exc)
             else:
-                self.verdicts[change.id] = None
-        return state
+                verdicts[change.id] = None
+        return state, verdicts
+
+
+def _concurrent_with_removals(
+    changes: list[Change],
+    pasts: dict[str, frozenset[str]],
+    verdicts: dict[str, str | None],
+    voided: dict[str, str],
+) -> dict[str, str]:
+    """The changes not yet voided that a removal which applies voids: those by the removed
+    that neither it follows nor follow it. Made without knowing of it, at a lower lamport
+    they could come before it and use powers their author no longer has (a removed admin
+    removing, inviting, granting admin rights)."""
+    more: dict[str, str] = {}
+    for departure in changes:
+        if departure.kind is not ChangeKind.REMOVED or verdicts.get(departure.id):
+            continue
+        departed = departure.subject
+        before = pasts[departure.id]
+        for change in changes:
+            if (
+                change.author == departed
+                and change.id != departure.id
+                and change.id in pasts
+                and change.id not in voided
+                and change.id not in before
+                and departure.id not in pasts[change.id]
+            ):
+                more[change.id] = (
+                    f"a '{change.kind.value}' change its author made without knowing"
+                    " of their removal"
+                )
+    return more
 
 
 def apply(state: GroupState, change: Change) -> GroupState:

@@ -4,6 +4,8 @@ whatever order the changes arrived."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -198,21 +200,27 @@ def scripts(draw: st.DrawFn) -> list[ch.Change]:
         lamport = draw(st.integers(1, 8))
         at = 100.0 + draw(st.integers(0, 50))
         gid = root.group_id
+        # What it follows: any earlier changes (some at a lamport not below its own), and
+        # now and then one no member has.
+        known = [c.id for c in made]
+        parents = draw(st.lists(st.sampled_from([*known, "f" * 32]), max_size=3, unique=True))
         if op == "invite" and subject is not author:
-            change = ch.invited(author, gid, lamport, subject.contact_link(), 140.0, at)
+            change = ch.invited(
+                author, gid, lamport, subject.contact_link(), 140.0, at, parents=parents
+            )
             invites[subject.chat_key_text] = change.id
         elif op in ("join", "decline"):
             invite_id = invites.get(author.chat_key_text, "0" * 32)
             make = ch.joined if op == "join" else ch.declined
-            change = make(author, gid, lamport, invite_id, at)
+            change = make(author, gid, lamport, invite_id, at, parents=parents)
         elif op == "leave":
-            change = ch.left(author, gid, lamport, at)
+            change = ch.left(author, gid, lamport, at, parents=parents)
         elif op == "remove":
-            change = ch.removed(author, gid, lamport, subject.chat_key, at)
+            change = ch.removed(author, gid, lamport, subject.chat_key, at, parents=parents)
         elif op == "grant":
-            change = ch.admin_granted(author, gid, lamport, subject.chat_key, at)
+            change = ch.admin_granted(author, gid, lamport, subject.chat_key, at, parents=parents)
         else:
-            change = ch.renamed(author, gid, lamport, f"name {step}", at)
+            change = ch.renamed(author, gid, lamport, f"name {step}", at, parents=parents)
         made.append(change)
     return made
 
@@ -323,3 +331,95 @@ def test_changes_from_the_network_that_do_nothing_are_kept_only_within_a_budget(
         log.add(ch.renamed(BOB, gid, lamport + 99, "one more", 105.0), untrusted=True)
     assert log.add(ch.left(BOB, gid, log.next_lamport(), 106.0), untrusted=True).ignored is None
     assert log.state.joined() == {ALICE.chat_key_text}
+
+
+# ---- causal parents: a removed admin cannot act by backdating ---------------------------
+def test_a_change_waits_for_the_changes_it_follows_and_names_only_earlier_ones() -> None:
+    _, log = new_group()
+    invite_and_join(log, BOB)
+    gid = log.group_id
+    first = ch.renamed(ALICE, gid, log.next_lamport(), "One", 103.0, parents=log.heads())
+    second = ch.renamed(ALICE, gid, first.lamport + 1, "Two", 104.0, parents=[first.id])
+    added = log.add(second)
+    assert added.ignored is not None and "not known yet" in added.ignored
+    assert log.state.name == "Friends"
+    assert log.add(first).ignored is None
+    assert log.verdicts[second.id] is None and log.state.name == "Two"
+    assert log.heads() == [second.id]
+    backwards = ch.renamed(ALICE, gid, first.lamport, "Back", 105.0, parents=[first.id])
+    added = log.add(backwards)
+    assert added.ignored is not None and "not before it" in added.ignored
+    with pytest.raises(ChangeError, match="more than"):
+        ch.renamed(ALICE, gid, 99, "Many", 106.0, parents=[f"{n:032x}" for n in range(5)])
+
+
+def backdated_takeover() -> tuple[MembershipLog, ch.Change, list[ch.Change]]:
+    """Alice made Bob an admin, then removed him. Bob, from his log as it was before his
+    removal, signs changes at lamports below it: he removes Carol, invites Erin (his second
+    identity), Erin joins, he makes her an admin; Erin, seeing the removal, removes Dave."""
+    _, log = new_group()
+    for who in (BOB, CAROL, DAVE):
+        invite_and_join(log, who)
+    gid = log.group_id
+    grant = ch.admin_granted(ALICE, gid, log.next_lamport(), BOB.chat_key, 103, parents=log.heads())
+    assert log.add(grant).ignored is None
+    bob_heads, bob_lamport = log.heads(), log.next_lamport()
+    for n in range(4):  # Alice's log moves on before she removes Bob
+        rename = ch.renamed(ALICE, gid, log.next_lamport(), f"n{n}", 104, parents=log.heads())
+        assert log.add(rename).ignored is None
+    removal = ch.removed(ALICE, gid, log.next_lamport(), BOB.chat_key, 105, parents=log.heads())
+    assert removal.lamport > bob_lamport + 3
+    drop_carol = ch.removed(BOB, gid, bob_lamport, CAROL.chat_key, 106, parents=bob_heads)
+    erin_invite = ch.invited(
+        BOB, gid, bob_lamport + 1, ERIN.contact_link(), LATER, 106, parents=[drop_carol.id]
+    )
+    erin_joins = ch.joined(
+        ERIN, gid, bob_lamport + 2, erin_invite.id, 107, parents=[erin_invite.id]
+    )
+    erin_admin = ch.admin_granted(
+        BOB, gid, bob_lamport + 3, ERIN.chat_key, 107, parents=[erin_joins.id]
+    )
+    drop_dave = ch.removed(
+        ERIN,
+        gid,
+        removal.lamport + 1,
+        DAVE.chat_key,
+        108,
+        parents=[removal.id, erin_admin.id],
+    )
+    return log, removal, [drop_carol, erin_invite, erin_joins, erin_admin, drop_dave]
+
+
+def test_a_removed_admins_backdated_changes_are_void_in_every_arrival_order() -> None:
+    log, removal, attack = backdated_takeover()
+    base = log.changes()
+    results = set()
+    for order in itertools.permutations([removal, *attack]):
+        replica = MembershipLog.from_changes(base)
+        for change in order:
+            replica.add(change)
+        state = replica.state
+        assert state.members[BOB.chat_key_text].state is MemberState.REMOVED
+        assert state.is_member(CAROL.chat_key_text) and state.is_member(DAVE.chat_key_text)
+        assert not state.is_member(ERIN.chat_key_text) and not state.is_admin(ERIN.chat_key_text)
+        drop_carol, erin_invite, _, erin_admin, _ = attack
+        for bobs in (drop_carol, erin_invite, erin_admin):
+            verdict = replica.verdicts[bobs.id]
+            assert verdict is not None and "without knowing of their removal" in verdict
+        assert all(replica.verdicts[c.id] is not None for c in attack)
+        results.add((tuple(sorted(replica.verdicts.items())), repr(state)))
+    assert len(results) == 1
+
+
+def test_changes_made_after_seeing_a_removal_are_judged_as_usual() -> None:
+    """Bob, removed, is invited again and joins, knowing of his removal: he is a member."""
+    log, removal, _ = backdated_takeover()
+    assert log.add(removal).ignored is None
+    gid = log.group_id
+    again = ch.invited(
+        ALICE, gid, log.next_lamport(), BOB.contact_link(), LATER, 110, parents=log.heads()
+    )
+    assert log.add(again).ignored is None
+    rejoined = ch.joined(BOB, gid, log.next_lamport(), again.id, 111, parents=log.heads())
+    assert log.add(rejoined).ignored is None
+    assert log.state.is_member(BOB.chat_key_text)

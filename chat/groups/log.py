@@ -247,11 +247,13 @@ class MembershipLog:
         ]
 
     def heads(self) -> list[str]:
-        """The ids a change we make now names as its parents: the changes no other change in
-        the log follows, those that apply first, then the latest (at most MAX_PARENTS)."""
-        followed = {parent for c in self._changes for parent in c.parents}
-        heads = [c for c in self._changes if c.id not in followed]
-        heads.sort(key=lambda c: (self.verdicts.get(c.id) is None, c.order), reverse=True)
+        """The ids a change we make now names as its parents: the changes that apply and that
+        no other change that applies follows, the latest first (at most MAX_PARENTS). Not
+        ignored ones: other members may have refused them, and ours would wait for them."""
+        applied = [c for c in self._changes if self.verdicts.get(c.id, "") is None]
+        followed = {parent for c in applied for parent in c.parents}
+        heads = [c for c in applied if c.id not in followed]
+        heads.sort(key=lambda c: c.order, reverse=True)
         return [c.id for c in heads[:MAX_PARENTS]]
 
     # ---- the fold ----------------------------------------------------------------------------

@@ -258,15 +258,19 @@ class MembershipLog:
 
     # ---- the fold ----------------------------------------------------------------------------
     def _fold(self) -> GroupState:
+        """The state, and every change's verdict. A removal voids the changes of the removed
+        made without knowing of it (concurrent with it); which removals do is settled one at
+        a time, the one by the most senior admin first (see `_next_removal`), until none
+        voids anything more: the voided set only grows, so this ends, and it depends on the
+        set of changes alone."""
         pasts, waiting = self._causal_pasts()
         voided: dict[str, str] = {}
         while True:
-            state, verdicts = self._fold_once(waiting | voided)
-            more = _concurrent_with_removals(self._changes, pasts, verdicts, voided)
-            if not more:
+            removal = self._next_removal(pasts, {**waiting, **voided})
+            if removal is None:
                 break
-            voided.update(more)
-        self.verdicts = verdicts
+            voided.update(_voided_by(removal, self._changes, pasts, voided))
+        state, self.verdicts, _ = _fold_changes(self._changes, {**waiting, **voided})
         return state
 
     def _causal_pasts(self) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
@@ -294,57 +298,85 @@ class MembershipLog:
             pasts[change.id] = frozenset(past)
         return pasts, waiting
 
-    def _fold_once(self, ignored: dict[str, str]) -> tuple[GroupState, dict[str, str | None]]:
-        root = self._changes[0]
-        assert root.link is not None
-        creator = Member(
-            root.author, MemberState.JOINED, root.link, root.link_text, admin=True, since=root.at
-        )
-        state = GroupState(self.group_id, root.name, root.author, {root.author: creator})
-        verdicts: dict[str, str | None] = {root.id: None}
-        for change in self._changes[1:]:
-            if change.id in ignored:
-                verdicts[change.id] = ignored[change.id]
+    def _next_removal(
+        self, pasts: dict[str, frozenset[str]], ignored: dict[str, str]
+    ) -> Change | None:
+        """The removal to settle next: among those that would void something not voided
+        yet and that are valid in their own causal past (what their author knew: nothing
+        the removed made concurrently can make them invalid), the one whose author has been
+        an admin the longest (the creator first), then the first in the order. So a removed
+        admin cannot escape by a backdated removal of their remover, or of one granted by
+        a backdated grant: unless they are the more senior admin, theirs is voided first."""
+        best: tuple[tuple[int, str], tuple[int, str]] | None = None
+        chosen: Change | None = None
+        for removal in self._changes:
+            if removal.kind is not ChangeKind.REMOVED or removal.id in ignored:
                 continue
+            if not _voided_by(removal, self._changes, pasts, ignored):
+                continue
+            past = [c for c in self._changes if c.id in pasts[removal.id]]
+            state, _, admin_since = _fold_changes([self._changes[0], *past], ignored)
             try:
-                state = apply(state, change)
-            except ChangeError as exc:
-                verdicts[change.id] = str(exc)
-            else:
-                verdicts[change.id] = None
-        return state, verdicts
+                apply(state, removal)
+            except ChangeError:
+                continue
+            rank = (admin_since[removal.author], removal.order)
+            if best is None or rank < best:
+                best, chosen = rank, removal
+        return chosen
 
 
-def _concurrent_with_removals(
+def _fold_changes(
+    changes: list[Change], ignored: dict[str, str]
+) -> tuple[GroupState, dict[str, str | None], dict[str, tuple[int, str]]]:
+    """The changes (the root first, then in order) applied one by one, but for `ignored`
+    (id: why); with each verdict, and per admin the place of the change that made them
+    one (their seniority)."""
+    root = changes[0]
+    assert root.link is not None
+    creator = Member(
+        root.author, MemberState.JOINED, root.link, root.link_text, admin=True, since=root.at
+    )
+    state = GroupState(root.group_id, root.name, root.author, {root.author: creator})
+    verdicts: dict[str, str | None] = {root.id: None}
+    admin_since = {root.author: root.order}
+    for change in changes[1:]:
+        if change.id in ignored:
+            verdicts[change.id] = ignored[change.id]
+            continue
+        try:
+            state = apply(state, change)
+        except ChangeError as exc:
+            verdicts[change.id] = str(exc)
+            continue
+        verdicts[change.id] = None
+        if change.kind is ChangeKind.ADMIN_GRANTED:
+            admin_since[change.subject] = change.order
+    return state, verdicts, admin_since
+
+
+def _voided_by(
+    removal: Change,
     changes: list[Change],
     pasts: dict[str, frozenset[str]],
-    verdicts: dict[str, str | None],
     voided: dict[str, str],
 ) -> dict[str, str]:
-    """The changes not yet voided that a removal which applies voids: those by the removed
-    that neither it follows nor follow it. Made without knowing of it, at a lower lamport
-    they could come before it and use powers their author no longer has (a removed admin
-    removing, inviting, granting admin rights)."""
-    more: dict[str, str] = {}
-    for departure in changes:
-        if departure.kind is not ChangeKind.REMOVED or verdicts.get(departure.id):
-            continue
-        departed = departure.subject
-        before = pasts[departure.id]
-        for change in changes:
-            if (
-                change.author == departed
-                and change.id != departure.id
-                and change.id in pasts
-                and change.id not in voided
-                and change.id not in before
-                and departure.id not in pasts[change.id]
-            ):
-                more[change.id] = (
-                    f"a '{change.kind.value}' change its author made without knowing"
-                    " of their removal"
-                )
-    return more
+    """The changes not yet voided that a removal voids: those by the removed that neither
+    it follows nor follow it. Made without knowing of it, at a lower lamport they could
+    come before it and use powers their author no longer has (a removed admin removing,
+    inviting, granting admin rights)."""
+    removed = removal.subject
+    before = pasts[removal.id]
+    return {
+        change.id: f"a '{change.kind.value}' change its author made without knowing"
+        " of their removal"
+        for change in changes
+        if change.author == removed
+        and change.id in pasts
+        and change.id not in voided
+        and change.id not in before
+        and removal.id not in pasts[change.id]
+    }
 
 
 def apply(state: GroupState, change: Change) -> GroupState:

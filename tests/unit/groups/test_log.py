@@ -162,24 +162,27 @@ def test_the_log_is_bounded() -> None:
 
 
 def test_crossed_removals_by_two_admins_end_the_same_on_every_member() -> None:
-    """Alice's admin Bob removes Carol while Alice removes Bob: both made at the same log
-    position. Whichever comes first by id wins; every member agrees which."""
+    """Alice removes her admin Bob while Bob removes Carol: both made at the same log
+    position, neither knowing of the other. Bob's is void (he made it without knowing of his
+    removal), whichever comes first by id; every member agrees."""
     _, log = new_group()
     for who in (BOB, CAROL):
         invite_and_join(log, who)
-    log.add(ch.admin_granted(ALICE, log.group_id, log.next_lamport(), BOB.chat_key, 103))
-    n = log.next_lamport()
-    by_alice = ch.removed(ALICE, log.group_id, n, BOB.chat_key, 104)
-    by_bob = ch.removed(BOB, log.group_id, n, CAROL.chat_key, 104)
+    grant = ch.admin_granted(
+        ALICE, log.group_id, log.next_lamport(), BOB.chat_key, 103, parents=log.heads()
+    )
+    log.add(grant)
+    n, heads = log.next_lamport(), log.heads()
+    by_alice = ch.removed(ALICE, log.group_id, n, BOB.chat_key, 104, parents=heads)
+    by_bob = ch.removed(BOB, log.group_id, n, CAROL.chat_key, 104, parents=heads)
     base = log.changes()
     one = MembershipLog.from_changes([*base, by_alice, by_bob])
     other = MembershipLog.from_changes([*base, by_bob, by_alice])
     assert one.state == other.state and one.verdicts == other.verdicts
-    first, second = sorted([by_alice, by_bob], key=lambda c: c.order)
-    assert one.verdicts[first.id] is None
-    if first is by_alice:  # Bob was no admin any more when his removal came
-        assert one.verdicts[second.id] is not None
+    assert one.verdicts[by_alice.id] is None
+    assert "without knowing of their removal" in (one.verdicts[by_bob.id] or "")
     assert one.state.members[BOB.chat_key_text].state is MemberState.REMOVED
+    assert one.state.is_member(CAROL.chat_key_text)
 
 
 # ---- convergence, for any script and any delivery order ----------------------------------
@@ -423,3 +426,80 @@ def test_changes_made_after_seeing_a_removal_are_judged_as_usual() -> None:
     rejoined = ch.joined(BOB, gid, log.next_lamport(), again.id, 111, parents=log.heads())
     assert log.add(rejoined).ignored is None
     assert log.state.is_member(BOB.chat_key_text)
+
+
+def two_admins(first: Identity, second: Identity) -> MembershipLog:
+    """Alice's group of Bob, Carol and Dave; `first` made an admin, then `second`."""
+    _, log = new_group()
+    for who in (BOB, CAROL, DAVE):
+        invite_and_join(log, who)
+    for who in (first, second):
+        grant = ch.admin_granted(
+            ALICE, log.group_id, log.next_lamport(), who.chat_key, 103, parents=log.heads()
+        )
+        assert log.add(grant).ignored is None
+    return log
+
+
+def counter_removal(log: MembershipLog, remover: Identity, removed: Identity) -> list[ch.Change]:
+    """`remover` removes `removed`, after renaming the group twice; `removed`, from their log
+    as it was before (at lower lamports), removes `remover`, and grants Dave admin rights,
+    and Dave (knowing of the first removal) removes `remover` too."""
+    gid = log.group_id
+    old_heads, old_lamport = log.heads(), log.next_lamport()
+    for name in ("One", "Two"):
+        rename = ch.renamed(remover, gid, log.next_lamport(), name, 104, parents=log.heads())
+        assert log.add(rename).ignored is None
+    removal = ch.removed(
+        remover, gid, log.next_lamport(), removed.chat_key, 105, parents=log.heads()
+    )
+    counter = ch.removed(removed, gid, old_lamport, remover.chat_key, 106, parents=old_heads)
+    dave_admin = ch.admin_granted(
+        removed, gid, old_lamport + 1, DAVE.chat_key, 106, parents=[counter.id]
+    )
+    by_dave = ch.removed(
+        DAVE,
+        gid,
+        removal.lamport + 1,
+        remover.chat_key,
+        107,
+        parents=[removal.id, dave_admin.id],
+    )
+    assert counter.order < dave_admin.order < removal.order < by_dave.order
+    return [removal, counter, dave_admin, by_dave]
+
+
+def test_a_removed_admin_cannot_escape_by_removing_their_remover_in_any_arrival_order() -> None:
+    """Bob, the senior admin, removes Carol; her backdated removal of Bob, her grant to Dave
+    and Dave's removal of Bob are all void."""
+    log = two_admins(BOB, CAROL)
+    contested = counter_removal(log, BOB, CAROL)
+    base = log.changes()
+    results = set()
+    for order in itertools.permutations(contested):
+        replica = MembershipLog.from_changes(base)
+        for change in order:
+            replica.add(change)
+        state = replica.state
+        assert state.members[CAROL.chat_key_text].state is MemberState.REMOVED
+        assert state.is_member(BOB.chat_key_text) and state.is_admin(BOB.chat_key_text)
+        assert state.is_member(DAVE.chat_key_text) and not state.is_admin(DAVE.chat_key_text)
+        removal, counter, dave_admin, by_dave = contested
+        assert replica.verdicts[removal.id] is None
+        for voided in (counter, dave_admin):
+            assert "without knowing of their removal" in (replica.verdicts[voided.id] or "")
+        assert replica.verdicts[by_dave.id] is not None
+        results.add((tuple(sorted(replica.verdicts.items())), repr(state)))
+    assert len(results) == 1
+
+
+def test_of_two_admins_removing_each_other_the_senior_one_stays() -> None:
+    """Carol was an admin before Bob: Bob's removal of her is void when she removes him at
+    the same time (Bob's, made without knowing of his removal)."""
+    log = two_admins(CAROL, BOB)
+    removal, counter, _, _ = counter_removal(log, BOB, CAROL)
+    for order in ((removal, counter), (counter, removal)):
+        replica = MembershipLog.from_changes([*log.changes(), *order])
+        assert replica.state.members[BOB.chat_key_text].state is MemberState.REMOVED
+        assert replica.state.is_admin(CAROL.chat_key_text)
+        assert "without knowing of their removal" in (replica.verdicts[removal.id] or "")

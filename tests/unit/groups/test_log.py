@@ -36,9 +36,11 @@ def new_group(name: str = "Friends") -> tuple[ch.Change, MembershipLog]:
 
 
 def invite_and_join(log: MembershipLog, who: Identity, by: Identity = ALICE) -> None:
-    invite = ch.invited(by, log.group_id, log.next_lamport(), who.contact_link(), LATER, 101.0)
+    invite = ch.invited(
+        by, log.group_id, log.next_lamport(), who.contact_link(), LATER, 101.0, parents=log.heads()
+    )
     assert log.add(invite).ignored is None
-    joined = ch.joined(who, log.group_id, log.next_lamport(), invite.id, 102.0)
+    joined = ch.joined(who, log.group_id, log.next_lamport(), invite.id, 102.0, parents=log.heads())
     assert log.add(joined).ignored is None
 
 
@@ -196,17 +198,29 @@ def scripts(draw: st.DrawFn) -> list[ch.Change]:
     root = ch.created(ALICE, "Start", 100.0)
     made = [root]
     invites: dict[str, str] = {}
+    if draw(st.booleans()):  # from a group of four with two more admins: removals bite
+        log = MembershipLog(root)
+        for who in (BOB, CAROL, DAVE):
+            invite_and_join(log, who)
+        for who in (BOB, CAROL):
+            log.add(
+                ch.admin_granted(
+                    ALICE, root.group_id, log.next_lamport(), who.chat_key, 103, parents=log.heads()
+                )
+            )
+        made = log.changes()
     for step in range(draw(st.integers(1, 14))):
         op = draw(st.sampled_from(OPS))
         author = draw(st.sampled_from(PEOPLE))
         subject = draw(st.sampled_from(PEOPLE))
-        lamport = draw(st.integers(1, 8))
         at = 100.0 + draw(st.integers(0, 50))
         gid = root.group_id
-        # What it follows: any earlier changes (some at a lamport not below its own), and
-        # now and then one no member has.
-        known = [c.id for c in made]
-        parents = draw(st.lists(st.sampled_from([*known, "f" * 32]), max_size=3, unique=True))
+        # What it follows: any earlier changes, now and then one no member has; its lamport
+        # mostly above theirs (backdated as far as it may go, or later), now and then not.
+        parents = draw(st.lists(st.sampled_from([*made, None]), max_size=3, unique=True))
+        highest = max((c.lamport for c in parents if c is not None), default=0)
+        lamport = max(1, highest + draw(st.integers(-1, 3)))
+        parents = [c.id if c is not None else "f" * 32 for c in parents]
         if op == "invite" and subject is not author:
             change = ch.invited(
                 author, gid, lamport, subject.contact_link(), 140.0, at, parents=parents

@@ -265,8 +265,9 @@ class MembershipLog:
         set of changes alone."""
         pasts, waiting = self._causal_pasts()
         voided: dict[str, str] = {}
+        judged: dict[str, tuple[frozenset[str], tuple[int, str] | None]] = {}
         while True:
-            removal = self._next_removal(pasts, {**waiting, **voided})
+            removal = self._next_removal(pasts, {**waiting, **voided}, judged)
             if removal is None:
                 break
             voided.update(_voided_by(removal, self._changes, pasts, voided))
@@ -299,7 +300,10 @@ class MembershipLog:
         return pasts, waiting
 
     def _next_removal(
-        self, pasts: dict[str, frozenset[str]], ignored: dict[str, str]
+        self,
+        pasts: dict[str, frozenset[str]],
+        ignored: dict[str, str],
+        judged: dict[str, tuple[frozenset[str], tuple[int, str] | None]],
     ) -> Change | None:
         """The removal to settle next: among those that would void something not voided
         yet and that are valid in their own causal past (what their author knew: nothing
@@ -314,16 +318,38 @@ class MembershipLog:
                 continue
             if not _voided_by(removal, self._changes, pasts, ignored):
                 continue
-            past = [c for c in self._changes if c.id in pasts[removal.id]]
-            state, _, admin_since = _fold_changes([self._changes[0], *past], ignored)
-            try:
-                apply(state, removal)
-            except ChangeError:
+            seniority = self._seniority_in_past(removal, pasts[removal.id], ignored, judged)
+            if seniority is None:
                 continue
-            rank = (admin_since[removal.author], removal.order)
+            rank = (seniority, removal.order)
             if best is None or rank < best:
                 best, chosen = rank, removal
         return chosen
+
+    def _seniority_in_past(
+        self,
+        removal: Change,
+        past: frozenset[str],
+        ignored: dict[str, str],
+        judged: dict[str, tuple[frozenset[str], tuple[int, str] | None]],
+    ) -> tuple[int, str] | None:
+        """None if the removal breaks a rule in its causal past; else the place where its
+        author became an admin there. Kept per removal until a change of its past is voided
+        (a fold per removal per round would be slow on a full log)."""
+        voided_in_past = frozenset(past.intersection(ignored))
+        cached = judged.get(removal.id)
+        if cached is not None and cached[0] == voided_in_past:
+            return cached[1]
+        changes = [self._changes[0], *(c for c in self._changes[1:] if c.id in past)]
+        state, _, admin_since = _fold_changes(changes, ignored)
+        try:
+            apply(state, removal)
+        except ChangeError:
+            seniority = None
+        else:
+            seniority = admin_since[removal.author]
+        judged[removal.id] = (voided_in_past, seniority)
+        return seniority
 
 
 def _fold_changes(

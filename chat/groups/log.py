@@ -13,6 +13,14 @@ with the same member list, admins and name, whatever order the changes arrived i
 - A change arriving late is put in its place and the state is computed again; so is one that
   arrives twice (once: changes are kept by id).
 
+- Parents: a change names its author's log heads (changes.py); its causal past is those
+  and everything they follow. A change whose parents are not all here, or not all before
+  it, waits (ignored) until they are.
+- Removals void what the removed made without knowing of them (concurrent changes):
+  otherwise a removed admin could sign changes at a lamport below their removal, where they
+  were still an admin. A removal is judged in its own causal past; they are settled the
+  most senior admin's first (`_fold`, docs/protocol.md).
+
 Rules (checked at the change's place in the order):
 - created: the root. Its author (the creator) is the first member and the first admin; the
   group id is the hash of this change. There is exactly one; another is ignored.

@@ -18,8 +18,9 @@ with the same member list, admins and name, whatever order the changes arrived i
   it, waits (ignored) until they are.
 - Removals void what the removed made without knowing of them (concurrent changes):
   otherwise a removed admin could sign changes at a lamport below their removal, where they
-  were still an admin. A removal is judged in its own causal past; they are settled the
-  most senior admin's first (`_fold`, docs/protocol.md).
+  were still an admin; so does a `left`, of what its author made beside it. A removal is
+  judged in its own causal past; they are settled the most senior admin's first (`_fold`,
+  docs/protocol.md).
 
 Rules (checked at the change's place in the order):
 - created: the root. Its author (the creator) is the first member and the first admin; the
@@ -66,6 +67,12 @@ admin are a few at most)."""
 MAX_LOG_ENTRIES = 250
 """Changes one log holds. An invitation carries the whole log inside one WakuMessage (under
 150 KiB): 250 changes of at most ~500 bytes each stay well under it."""
+
+
+DEPARTURES = (ChangeKind.REMOVED, ChangeKind.LEFT)
+"""The changes that void what their subject made concurrently (not knowing of them)."""
+LEAVING_FIRST = (-1, "")
+"""A `left` is settled before any removal (the creator's seniority is (0, root id))."""
 
 
 class MemberState(Enum):
@@ -313,16 +320,17 @@ class MembershipLog:
         ignored: dict[str, str],
         judged: dict[str, tuple[frozenset[str], tuple[int, str] | None]],
     ) -> Change | None:
-        """The removal to settle next: among those that would void something not voided
-        yet and that are valid in their own causal past (what their author knew: nothing
-        the removed made concurrently can make them invalid), the one whose author has been
-        an admin the longest (the creator first), then the first in the order. So a removed
-        admin cannot escape by a backdated removal of their remover, or of one granted by
-        a backdated grant: unless they are the more senior admin, theirs is voided first."""
+        """The removal (or `left`) to settle next: among those that would void something
+        not voided yet and that are valid in their own causal past (what their author knew:
+        nothing the removed made concurrently can make them invalid), a `left` first, then
+        the one whose author has been an admin the longest (the creator first), then the
+        first in the order. So a removed admin cannot escape by a backdated removal of their
+        remover, or of one granted by a backdated grant: unless they are the more senior
+        admin, theirs is voided first."""
         best: tuple[tuple[int, str], tuple[int, str]] | None = None
         chosen: Change | None = None
         for removal in self._changes:
-            if removal.kind is not ChangeKind.REMOVED or removal.id in ignored:
+            if removal.kind not in DEPARTURES or removal.id in ignored:
                 continue
             if not _voided_by(removal, self._changes, pasts, ignored):
                 continue
@@ -354,8 +362,9 @@ class MembershipLog:
             apply(state, removal)
         except ChangeError:
             seniority = None
-        else:
-            seniority = admin_since[removal.author]
+        else:  # leaving voids only its author's own changes: settled first
+            left = removal.kind is ChangeKind.LEFT
+            seniority = LEAVING_FIRST if left else admin_since[removal.author]
         judged[removal.id] = (voided_in_past, seniority)
         return seniority
 
@@ -395,17 +404,18 @@ def _voided_by(
     pasts: dict[str, frozenset[str]],
     voided: dict[str, str],
 ) -> dict[str, str]:
-    """The changes not yet voided that a removal voids: those by the removed that neither
-    it follows nor follow it. Made without knowing of it, at a lower lamport they could
-    come before it and use powers their author no longer has (a removed admin removing,
-    inviting, granting admin rights)."""
+    """The changes not yet voided that a removal (or a `left`) voids: those by the removed
+    (the one who left) that neither it follows nor follow it. Made without knowing of it, at
+    a lower lamport they could come before it and use powers their author no longer has (a
+    removed admin removing, inviting, granting admin rights)."""
     removed = removal.subject
     before = pasts[removal.id]
+    why = "of their removal" if removal.kind is ChangeKind.REMOVED else "that they had left"
     return {
-        change.id: f"a '{change.kind.value}' change its author made without knowing"
-        " of their removal"
+        change.id: f"a '{change.kind.value}' change its author made without knowing {why}"
         for change in changes
         if change.author == removed
+        and change.id != removal.id
         and change.id in pasts
         and change.id not in voided
         and change.id not in before

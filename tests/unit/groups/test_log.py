@@ -517,3 +517,34 @@ def test_of_two_admins_removing_each_other_the_senior_one_stays() -> None:
         assert replica.state.members[BOB.chat_key_text].state is MemberState.REMOVED
         assert replica.state.is_admin(CAROL.chat_key_text)
         assert "without knowing of their removal" in (replica.verdicts[removal.id] or "")
+
+
+def test_an_admin_who_left_cannot_act_by_backdating() -> None:
+    """Bob, an admin, leaves; afterwards he signs, from his log as it was before he left, a
+    removal of Carol and an invitation of Erin. Both are void in either arrival order;
+    invited again, he joins (knowing he had left) and is a member."""
+    log = two_admins(BOB, CAROL)
+    gid = log.group_id
+    old_heads, old_lamport = log.heads(), log.next_lamport()
+    for name in ("One", "Two"):
+        rename = ch.renamed(ALICE, gid, log.next_lamport(), name, 104, parents=log.heads())
+        assert log.add(rename).ignored is None
+    leaving = ch.left(BOB, gid, log.next_lamport(), 105, parents=log.heads())
+    drop_carol = ch.removed(BOB, gid, old_lamport, CAROL.chat_key, 106, parents=old_heads)
+    erin = ch.invited(
+        BOB, gid, old_lamport + 1, ERIN.contact_link(), LATER, 106, parents=[drop_carol.id]
+    )
+    assert drop_carol.order < erin.order < leaving.order
+    for order in itertools.permutations([leaving, drop_carol, erin]):
+        replica = MembershipLog.from_changes([*log.changes(), *order])
+        assert replica.state.members[BOB.chat_key_text].state is MemberState.LEFT
+        assert replica.state.is_member(CAROL.chat_key_text)
+        assert replica.state.member(ERIN.chat_key_text) is None
+        for void in (drop_carol, erin):
+            assert "without knowing that they had left" in (replica.verdicts[void.id] or "")
+    again = ch.invited(
+        ALICE, gid, replica.next_lamport(), BOB.contact_link(), LATER, 110, parents=replica.heads()
+    )
+    assert replica.add(again).ignored is None
+    back = ch.joined(BOB, gid, replica.next_lamport(), again.id, 111, parents=replica.heads())
+    assert replica.add(back).ignored is None and replica.state.is_member(BOB.chat_key_text)

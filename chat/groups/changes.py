@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -42,6 +43,9 @@ MAX_LAMPORT = 2**63 - 1
 """A log position beyond this is refused (a change cannot push the log to the end of time)."""
 ID_LENGTH = 32
 """Group and change ids: 32 lowercase hex characters (128 bits of a hash)."""
+MAX_PARENTS = 4
+"""Change ids a change names as what it follows (its author's log heads; honest logs have one
+or two). Each costs 18 bytes in every change of an invitation's copy of the log."""
 
 
 class ChangeError(ValueError):
@@ -83,6 +87,9 @@ class Change:
     """invited: the invitation lapses after this (the inviter's clock)."""
     signed: bytes = b""
     """The SignedChange as it travels."""
+    parents: tuple[str, ...] = ()
+    """The change ids its author's log ended with (its heads) when they made it: the change
+    follows them and everything they follow (its causal past, defined by content)."""
 
     @property
     def order(self) -> tuple[int, str]:
@@ -163,6 +170,7 @@ def decode_change(signed: bytes, group_id: str | None = None) -> Change:
     if group_id is not None and own_id != group_id:
         raise ChangeError("a membership change of another group")
     fields = _kind_fields(kind, body, author)
+    parents = _parents(body, kind)
     return Change(
         id=change_id_of(outer.body),
         group_id=own_id,
@@ -177,7 +185,21 @@ def decode_change(signed: bytes, group_id: str | None = None) -> Change:
         invite_id=fields.invite_id,
         expires_at=fields.expires_at,
         signed=signed,
+        parents=parents,
     )
+
+
+def _parents(body: group_pb2.ChangeBody, kind: ChangeKind) -> tuple[str, ...]:
+    if len(body.parents) > MAX_PARENTS:
+        raise ChangeError(f"a membership change naming more than {MAX_PARENTS} earlier changes")
+    if kind is ChangeKind.CREATED and body.parents:
+        raise ChangeError("a 'created' change that follows other changes")
+    if any(len(parent) != ID_LENGTH // 2 for parent in body.parents):
+        raise ChangeError("a membership change naming an invalid earlier change")
+    parents = tuple(parent.hex() for parent in body.parents)
+    if len(set(parents)) != len(parents):
+        raise ChangeError("a membership change naming an earlier change twice")
+    return parents
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,53 +273,105 @@ def created(identity: Identity, name: str, now: float) -> Change:
     return sign_change(identity, body)
 
 
-def _body(group_id: str, lamport: int, now: float) -> group_pb2.ChangeBody:
-    return group_pb2.ChangeBody(group_id=group_id, lamport=lamport, at_ms=int(now * 1000))
+def _body(group_id: str, lamport: int, now: float, parents: Sequence[str]) -> group_pb2.ChangeBody:
+    return group_pb2.ChangeBody(
+        group_id=group_id,
+        lamport=lamport,
+        at_ms=int(now * 1000),
+        parents=[bytes.fromhex(parent) for parent in parents],
+    )
 
 
 def invited(
-    identity: Identity, group_id: str, lamport: int, link: str, expires_at: float, now: float
+    identity: Identity,
+    group_id: str,
+    lamport: int,
+    link: str,
+    expires_at: float,
+    now: float,
+    *,
+    parents: Sequence[str] = (),
 ) -> Change:
-    body = _body(group_id, lamport, now)
+    body = _body(group_id, lamport, now, parents)
     body.invited.link = link
     body.invited.expires_at_ms = int(expires_at * 1000)
     return sign_change(identity, body)
 
 
-def joined(identity: Identity, group_id: str, lamport: int, invite_id: str, now: float) -> Change:
-    body = _body(group_id, lamport, now)
+def joined(
+    identity: Identity,
+    group_id: str,
+    lamport: int,
+    invite_id: str,
+    now: float,
+    *,
+    parents: Sequence[str] = (),
+) -> Change:
+    body = _body(group_id, lamport, now, parents)
     body.joined.invite_id = invite_id
     body.joined.link = identity.contact_link()
     return sign_change(identity, body)
 
 
-def declined(identity: Identity, group_id: str, lamport: int, invite_id: str, now: float) -> Change:
-    body = _body(group_id, lamport, now)
+def declined(
+    identity: Identity,
+    group_id: str,
+    lamport: int,
+    invite_id: str,
+    now: float,
+    *,
+    parents: Sequence[str] = (),
+) -> Change:
+    body = _body(group_id, lamport, now, parents)
     body.declined.invite_id = invite_id
     return sign_change(identity, body)
 
 
-def left(identity: Identity, group_id: str, lamport: int, now: float) -> Change:
-    body = _body(group_id, lamport, now)
+def left(
+    identity: Identity, group_id: str, lamport: int, now: float, *, parents: Sequence[str] = ()
+) -> Change:
+    body = _body(group_id, lamport, now, parents)
     body.left.SetInParent()
     return sign_change(identity, body)
 
 
-def removed(identity: Identity, group_id: str, lamport: int, subject: bytes, now: float) -> Change:
-    body = _body(group_id, lamport, now)
+def removed(
+    identity: Identity,
+    group_id: str,
+    lamport: int,
+    subject: bytes,
+    now: float,
+    *,
+    parents: Sequence[str] = (),
+) -> Change:
+    body = _body(group_id, lamport, now, parents)
     body.removed.subject = subject
     return sign_change(identity, body)
 
 
-def renamed(identity: Identity, group_id: str, lamport: int, name: str, now: float) -> Change:
-    body = _body(group_id, lamport, now)
+def renamed(
+    identity: Identity,
+    group_id: str,
+    lamport: int,
+    name: str,
+    now: float,
+    *,
+    parents: Sequence[str] = (),
+) -> Change:
+    body = _body(group_id, lamport, now, parents)
     body.renamed.name = clean_group_name(name)
     return sign_change(identity, body)
 
 
 def admin_granted(
-    identity: Identity, group_id: str, lamport: int, subject: bytes, now: float
+    identity: Identity,
+    group_id: str,
+    lamport: int,
+    subject: bytes,
+    now: float,
+    *,
+    parents: Sequence[str] = (),
 ) -> Change:
-    body = _body(group_id, lamport, now)
+    body = _body(group_id, lamport, now, parents)
     body.admin_granted.subject = subject
     return sign_change(identity, body)

@@ -13,6 +13,15 @@ with the same member list, admins and name, whatever order the changes arrived i
 - A change arriving late is put in its place and the state is computed again; so is one that
   arrives twice (once: changes are kept by id).
 
+- Parents: a change names its author's log heads (changes.py); its causal past is those
+  and everything they follow. A change whose parents are not all here, or not all before
+  it, waits (ignored) until they are.
+- Removals void what the removed made without knowing of them (concurrent changes):
+  otherwise a removed admin could sign changes at a lamport below their removal, where they
+  were still an admin; so does a `left`, of what its author made beside it. A removal is
+  judged in its own causal past; they are settled the most senior admin's first (`_fold`,
+  docs/protocol.md).
+
 Rules (checked at the change's place in the order):
 - created: the root. Its author (the creator) is the first member and the first admin; the
   group id is the hash of this change. There is exactly one; another is ignored.
@@ -46,7 +55,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from chat.groups.changes import Change, ChangeError, ChangeKind
+from chat.groups.changes import MAX_PARENTS, Change, ChangeError, ChangeKind
 from chat.identity import ContactLink
 
 MAX_MEMBERS = 50
@@ -58,6 +67,12 @@ admin are a few at most)."""
 MAX_LOG_ENTRIES = 250
 """Changes one log holds. An invitation carries the whole log inside one WakuMessage (under
 150 KiB): 250 changes of at most ~500 bytes each stay well under it."""
+
+
+DEPARTURES = (ChangeKind.REMOVED, ChangeKind.LEFT)
+"""The changes that void what their subject made concurrently (not knowing of them)."""
+LEAVING_FIRST = (-1, "")
+"""A `left` is settled before any removal (the creator's seniority is (0, root id))."""
 
 
 class MemberState(Enum):
@@ -246,23 +261,166 @@ class MembershipLog:
             and (c.lamport >= invitation.lamport or (ours and self._arrival[c.id] > arrived))
         ]
 
+    def heads(self) -> list[str]:
+        """The ids a change we make now names as its parents: the changes that apply and that
+        no other change that applies follows, the latest first (at most MAX_PARENTS). Not
+        ignored ones: other members may have refused them, and ours would wait for them."""
+        applied = [c for c in self._changes if self.verdicts.get(c.id, "") is None]
+        followed = {parent for c in applied for parent in c.parents}
+        heads = [c for c in applied if c.id not in followed]
+        heads.sort(key=lambda c: c.order, reverse=True)
+        return [c.id for c in heads[:MAX_PARENTS]]
+
     # ---- the fold ----------------------------------------------------------------------------
     def _fold(self) -> GroupState:
-        root = self._changes[0]
-        assert root.link is not None
-        creator = Member(
-            root.author, MemberState.JOINED, root.link, root.link_text, admin=True, since=root.at
-        )
-        state = GroupState(self.group_id, root.name, root.author, {root.author: creator})
-        self.verdicts = {root.id: None}
-        for change in self._changes[1:]:
-            try:
-                state = apply(state, change)
-            except ChangeError as exc:
-                self.verdicts[change.id] = str(exc)
-            else:
-                self.verdicts[change.id] = None
+        """The state, and every change's verdict. A removal voids the changes of the removed
+        made without knowing of it (concurrent with it); which removals do is settled one at
+        a time, the one by the most senior admin first (see `_next_removal`), until none
+        voids anything more: the voided set only grows, so this ends, and it depends on the
+        set of changes alone."""
+        pasts, waiting = self._causal_pasts()
+        voided: dict[str, str] = {}
+        judged: dict[str, tuple[frozenset[str], tuple[int, str] | None]] = {}
+        while True:
+            removal = self._next_removal(pasts, {**waiting, **voided}, judged)
+            if removal is None:
+                break
+            voided.update(_voided_by(removal, self._changes, pasts, voided))
+        state, self.verdicts, _ = _fold_changes(self._changes, {**waiting, **voided})
         return state
+
+    def _causal_pasts(self) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+        """Per change whose parents are all in the log, each placed and before it in the
+        order: every change it follows. The others wait (ignored, with why) for what they
+        name to arrive; one naming a change that does not come before it waits for good."""
+        pasts: dict[str, frozenset[str]] = {}
+        waiting: dict[str, str] = {}
+        lamports = {c.id: c.lamport for c in self._changes}
+        for change in self._changes:  # in order: a placed change's parents come before it
+            if any(parent not in pasts for parent in change.parents):
+                missing = any(parent not in lamports for parent in change.parents)
+                waiting[change.id] = (
+                    "a change that follows changes not known yet"
+                    if missing
+                    else "a change that follows a change that is not before it"
+                )
+                continue
+            if any(lamports[parent] >= change.lamport for parent in change.parents):
+                waiting[change.id] = "a change that follows a change that is not before it"
+                continue
+            past: set[str] = set(change.parents)
+            for parent in change.parents:
+                past |= pasts[parent]
+            pasts[change.id] = frozenset(past)
+        return pasts, waiting
+
+    def _next_removal(
+        self,
+        pasts: dict[str, frozenset[str]],
+        ignored: dict[str, str],
+        judged: dict[str, tuple[frozenset[str], tuple[int, str] | None]],
+    ) -> Change | None:
+        """The removal (or `left`) to settle next: among those that would void something
+        not voided yet and that are valid in their own causal past (what their author knew:
+        nothing the removed made concurrently can make them invalid), a `left` first, then
+        the one whose author has been an admin the longest (the creator first), then the
+        first in the order. So a removed admin cannot escape by a backdated removal of their
+        remover, or of one granted by a backdated grant: unless they are the more senior
+        admin, theirs is voided first."""
+        best: tuple[tuple[int, str], tuple[int, str]] | None = None
+        chosen: Change | None = None
+        for removal in self._changes:
+            if removal.kind not in DEPARTURES or removal.id in ignored:
+                continue
+            if not _voided_by(removal, self._changes, pasts, ignored):
+                continue
+            seniority = self._seniority_in_past(removal, pasts[removal.id], ignored, judged)
+            if seniority is None:
+                continue
+            rank = (seniority, removal.order)
+            if best is None or rank < best:
+                best, chosen = rank, removal
+        return chosen
+
+    def _seniority_in_past(
+        self,
+        removal: Change,
+        past: frozenset[str],
+        ignored: dict[str, str],
+        judged: dict[str, tuple[frozenset[str], tuple[int, str] | None]],
+    ) -> tuple[int, str] | None:
+        """None if the removal breaks a rule in its causal past; else the place where its
+        author became an admin there. Kept per removal until a change of its past is voided
+        (a fold per removal per round would be slow on a full log)."""
+        voided_in_past = frozenset(past.intersection(ignored))
+        cached = judged.get(removal.id)
+        if cached is not None and cached[0] == voided_in_past:
+            return cached[1]
+        changes = [self._changes[0], *(c for c in self._changes[1:] if c.id in past)]
+        state, _, admin_since = _fold_changes(changes, ignored)
+        try:
+            apply(state, removal)
+        except ChangeError:
+            seniority = None
+        else:  # leaving voids only its author's own changes: settled first
+            left = removal.kind is ChangeKind.LEFT
+            seniority = LEAVING_FIRST if left else admin_since[removal.author]
+        judged[removal.id] = (voided_in_past, seniority)
+        return seniority
+
+
+def _fold_changes(
+    changes: list[Change], ignored: dict[str, str]
+) -> tuple[GroupState, dict[str, str | None], dict[str, tuple[int, str]]]:
+    """The changes (the root first, then in order) applied one by one, but for `ignored`
+    (id: why); with each verdict, and per admin the place of the change that made them
+    one (their seniority)."""
+    root = changes[0]
+    assert root.link is not None
+    creator = Member(
+        root.author, MemberState.JOINED, root.link, root.link_text, admin=True, since=root.at
+    )
+    state = GroupState(root.group_id, root.name, root.author, {root.author: creator})
+    verdicts: dict[str, str | None] = {root.id: None}
+    admin_since = {root.author: root.order}
+    for change in changes[1:]:
+        if change.id in ignored:
+            verdicts[change.id] = ignored[change.id]
+            continue
+        try:
+            state = apply(state, change)
+        except ChangeError as exc:
+            verdicts[change.id] = str(exc)
+            continue
+        verdicts[change.id] = None
+        if change.kind is ChangeKind.ADMIN_GRANTED:
+            admin_since[change.subject] = change.order
+    return state, verdicts, admin_since
+
+
+def _voided_by(
+    removal: Change,
+    changes: list[Change],
+    pasts: dict[str, frozenset[str]],
+    voided: dict[str, str],
+) -> dict[str, str]:
+    """The changes not yet voided that a removal (or a `left`) voids: those by the removed
+    (the one who left) that neither it follows nor follow it. Made without knowing of it, at
+    a lower lamport they could come before it and use powers their author no longer has (a
+    removed admin removing, inviting, granting admin rights)."""
+    removed = removal.subject
+    before = pasts[removal.id]
+    why = "of their removal" if removal.kind is ChangeKind.REMOVED else "that they had left"
+    return {
+        change.id: f"a '{change.kind.value}' change its author made without knowing {why}"
+        for change in changes
+        if change.author == removed
+        and change.id != removal.id
+        and change.id in pasts
+        and change.id not in voided
+        and change.id not in before
+        and removal.id not in pasts[change.id]
+    }
 
 
 def apply(state: GroupState, change: Change) -> GroupState:

@@ -224,7 +224,14 @@ class GroupInvitesFlow:
         except InviteError as exc:
             raise ev.NotPossible(str(exc)) from None
         me = self._ctx.me
-        joined = ch.joined(me, invite.group_id, group_log.next_lamport(), invite.id, now)
+        joined = ch.joined(
+            me,
+            invite.group_id,
+            group_log.next_lamport(),
+            invite.id,
+            now,
+            parents=group_log.heads(),
+        )
         await self._save(invite, transition)
         await self._groups.join(group_log, joined)
         await self._answer(invite, joined, accepted=True)
@@ -239,7 +246,12 @@ class GroupInvitesFlow:
         except InviteError as exc:
             raise ev.NotPossible(str(exc)) from None
         declined = ch.declined(
-            self._ctx.me, invite.group_id, group_log.next_lamport(), invite.id, now
+            self._ctx.me,
+            invite.group_id,
+            group_log.next_lamport(),
+            invite.id,
+            now,
+            parents=group_log.heads(),
         )
         await self._save(invite, transition)
         await self._answer(invite, declined, accepted=False)

@@ -386,6 +386,7 @@ class GroupChats:
             self._contacts.link_texts[chat_key],
             now + self.invites.policy.lifetime,
             now,
+            parents=group.log.heads(),
         )
         await self.publish(group, change)
         return change
@@ -394,7 +395,12 @@ class GroupChats:
         group = self._admin_of(group_id, "rename it")
         try:
             change = ch.renamed(
-                self._ctx.me, group.id, group.log.next_lamport(), name, self._ctx.clock()
+                self._ctx.me,
+                group.id,
+                group.log.next_lamport(),
+                name,
+                self._ctx.clock(),
+                parents=group.log.heads(),
             )
         except ChangeError as exc:
             raise ev.InvalidInput(str(exc)) from None
@@ -413,6 +419,7 @@ class GroupChats:
             group.log.next_lamport(),
             parse_chat_key(member.chat_key),
             self._ctx.clock(),
+            parents=group.log.heads(),
         )
         group.notify(member.chat_key, change)  # they cannot read the frame that says so
         await self.publish(group, change)
@@ -431,6 +438,7 @@ class GroupChats:
             group.log.next_lamport(),
             parse_chat_key(member.chat_key),
             self._ctx.clock(),
+            parents=group.log.heads(),
         )
         if not member.admin:
             await self.publish(group, change)
@@ -441,7 +449,9 @@ class GroupChats:
         if not group.joined:
             raise ev.NotPossible(NOT_A_MEMBER)
         now = self._ctx.clock()
-        change = ch.left(self._ctx.me, group.id, group.log.next_lamport(), now)
+        change = ch.left(
+            self._ctx.me, group.id, group.log.next_lamport(), now, parents=group.log.heads()
+        )
         await self.publish(group, change, farewell=True)
         return self.view(group)
 

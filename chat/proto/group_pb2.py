@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63hat/proto/group.proto\x12\rchinwag.group\"/\n\x0cSignedChange\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xc6\x03\n\nChangeBody\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0f\n\x07lamport\x18\x03 \x01(\x04\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\x0c\x12\r\n\x05\x61t_ms\x18\x05 \x01(\x04\x12)\n\x07\x63reated\x18\n \x01(\x0b\x32\x16.chinwag.group.CreatedH\x00\x12)\n\x07invited\x18\x0b \x01(\x0b\x32\x16.chinwag.group.InvitedH\x00\x12\'\n\x06joined\x18\x0c \x01(\x0b\x32\x15.chinwag.group.JoinedH\x00\x12+\n\x08\x64\x65\x63lined\x18\r \x01(\x0b\x32\x17.chinwag.group.DeclinedH\x00\x12#\n\x04left\x18\x0e \x01(\x0b\x32\x13.chinwag.group.LeftH\x00\x12)\n\x07removed\x18\x0f \x01(\x0b\x32\x16.chinwag.group.RemovedH\x00\x12)\n\x07renamed\x18\x10 \x01(\x0b\x32\x16.chinwag.group.RenamedH\x00\x12\x34\n\radmin_granted\x18\x11 \x01(\x0b\x32\x1b.chinwag.group.AdminGrantedH\x00\x42\x08\n\x06\x63hange\"4\n\x07\x43reated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04link\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\x0c\".\n\x07Invited\x12\x0c\n\x04link\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x04\")\n\x06Joined\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x0c\n\x04link\x18\x02 \x01(\t\"\x1d\n\x08\x44\x65\x63lined\x12\x11\n\tinvite_id\x18\x01 \x01(\t\"\x06\n\x04Left\"\x1a\n\x07Removed\x12\x0f\n\x07subject\x18\x01 \x01(\x0c\"\x17\n\x07Renamed\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1f\n\x0c\x41\x64minGranted\x12\x0f\n\x07subject\x18\x01 \x01(\x0c\"n\n\rGroupEnvelope\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12$\n\x06shares\x18\x04 \x03(\x0b\x32\x14.chinwag.group.Share\"9\n\x05Share\x12\x1e\n\x16recipient_identity_key\x18\x01 \x01(\x0c\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\"X\n\x0cGroupContent\x12\x11\n\x07message\x18\x01 \x01(\x0cH\x00\x12-\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1b.chinwag.group.SignedChangeH\x00\x42\x06\n\x04\x62ody\"\x98\x01\n\x0eGroupShareBody\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x13\n\x0bsession_key\x18\x03 \x01(\t\x12\x0c\n\x04link\x18\x04 \x01(\t\x12,\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x1b.chinwag.group.SignedChange\x12\x0f\n\x07horizon\x18\x06 \x03(\t\"`\n\x0fGroupInviteBody\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12(\n\x03log\x18\x03 \x03(\x0b\x32\x1b.chinwag.group.SignedChange\"i\n\x15GroupInviteAnswerBody\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12+\n\x06\x63hange\x18\x03 \x01(\x0b\x32\x1b.chinwag.group.SignedChange\"<\n\x15GroupInviteCancelBody\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63hat/proto/group.proto\x12\rchinwag.group\"/\n\x0cSignedChange\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xd7\x03\n\nChangeBody\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12\x0f\n\x07lamport\x18\x03 \x01(\x04\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\x0c\x12\r\n\x05\x61t_ms\x18\x05 \x01(\x04\x12\x0f\n\x07parents\x18\x06 \x03(\x0c\x12)\n\x07\x63reated\x18\n \x01(\x0b\x32\x16.chinwag.group.CreatedH\x00\x12)\n\x07invited\x18\x0b \x01(\x0b\x32\x16.chinwag.group.InvitedH\x00\x12\'\n\x06joined\x18\x0c \x01(\x0b\x32\x15.chinwag.group.JoinedH\x00\x12+\n\x08\x64\x65\x63lined\x18\r \x01(\x0b\x32\x17.chinwag.group.DeclinedH\x00\x12#\n\x04left\x18\x0e \x01(\x0b\x32\x13.chinwag.group.LeftH\x00\x12)\n\x07removed\x18\x0f \x01(\x0b\x32\x16.chinwag.group.RemovedH\x00\x12)\n\x07renamed\x18\x10 \x01(\x0b\x32\x16.chinwag.group.RenamedH\x00\x12\x34\n\radmin_granted\x18\x11 \x01(\x0b\x32\x1b.chinwag.group.AdminGrantedH\x00\x42\x08\n\x06\x63hange\"4\n\x07\x43reated\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04link\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\x0c\".\n\x07Invited\x12\x0c\n\x04link\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x04\")\n\x06Joined\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x0c\n\x04link\x18\x02 \x01(\t\"\x1d\n\x08\x44\x65\x63lined\x12\x11\n\tinvite_id\x18\x01 \x01(\t\"\x06\n\x04Left\"\x1a\n\x07Removed\x12\x0f\n\x07subject\x18\x01 \x01(\x0c\"\x17\n\x07Renamed\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1f\n\x0c\x41\x64minGranted\x12\x0f\n\x07subject\x18\x01 \x01(\x0c\"n\n\rGroupEnvelope\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12$\n\x06shares\x18\x04 \x03(\x0b\x32\x14.chinwag.group.Share\"9\n\x05Share\x12\x1e\n\x16recipient_identity_key\x18\x01 \x01(\x0c\x12\x10\n\x08\x65nvelope\x18\x02 \x01(\x0c\"X\n\x0cGroupContent\x12\x11\n\x07message\x18\x01 \x01(\x0cH\x00\x12-\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1b.chinwag.group.SignedChangeH\x00\x42\x06\n\x04\x62ody\"\x98\x01\n\x0eGroupShareBody\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x13\n\x0bsession_key\x18\x03 \x01(\t\x12\x0c\n\x04link\x18\x04 \x01(\t\x12,\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x1b.chinwag.group.SignedChange\x12\x0f\n\x07horizon\x18\x06 \x03(\t\"`\n\x0fGroupInviteBody\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\t\x12(\n\x03log\x18\x03 \x03(\x0b\x32\x1b.chinwag.group.SignedChange\"i\n\x15GroupInviteAnswerBody\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12+\n\x06\x63hange\x18\x03 \x01(\x0b\x32\x1b.chinwag.group.SignedChange\"<\n\x15GroupInviteCancelBody\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x10\n\x08group_id\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,35 +34,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNEDCHANGE']._serialized_start=41
   _globals['_SIGNEDCHANGE']._serialized_end=88
   _globals['_CHANGEBODY']._serialized_start=91
-  _globals['_CHANGEBODY']._serialized_end=545
-  _globals['_CREATED']._serialized_start=547
-  _globals['_CREATED']._serialized_end=599
-  _globals['_INVITED']._serialized_start=601
-  _globals['_INVITED']._serialized_end=647
-  _globals['_JOINED']._serialized_start=649
-  _globals['_JOINED']._serialized_end=690
-  _globals['_DECLINED']._serialized_start=692
-  _globals['_DECLINED']._serialized_end=721
-  _globals['_LEFT']._serialized_start=723
-  _globals['_LEFT']._serialized_end=729
-  _globals['_REMOVED']._serialized_start=731
-  _globals['_REMOVED']._serialized_end=757
-  _globals['_RENAMED']._serialized_start=759
-  _globals['_RENAMED']._serialized_end=782
-  _globals['_ADMINGRANTED']._serialized_start=784
-  _globals['_ADMINGRANTED']._serialized_end=815
-  _globals['_GROUPENVELOPE']._serialized_start=817
-  _globals['_GROUPENVELOPE']._serialized_end=927
-  _globals['_SHARE']._serialized_start=929
-  _globals['_SHARE']._serialized_end=986
-  _globals['_GROUPCONTENT']._serialized_start=988
-  _globals['_GROUPCONTENT']._serialized_end=1076
-  _globals['_GROUPSHAREBODY']._serialized_start=1079
-  _globals['_GROUPSHAREBODY']._serialized_end=1231
-  _globals['_GROUPINVITEBODY']._serialized_start=1233
-  _globals['_GROUPINVITEBODY']._serialized_end=1329
-  _globals['_GROUPINVITEANSWERBODY']._serialized_start=1331
-  _globals['_GROUPINVITEANSWERBODY']._serialized_end=1436
-  _globals['_GROUPINVITECANCELBODY']._serialized_start=1438
-  _globals['_GROUPINVITECANCELBODY']._serialized_end=1498
+  _globals['_CHANGEBODY']._serialized_end=562
+  _globals['_CREATED']._serialized_start=564
+  _globals['_CREATED']._serialized_end=616
+  _globals['_INVITED']._serialized_start=618
+  _globals['_INVITED']._serialized_end=664
+  _globals['_JOINED']._serialized_start=666
+  _globals['_JOINED']._serialized_end=707
+  _globals['_DECLINED']._serialized_start=709
+  _globals['_DECLINED']._serialized_end=738
+  _globals['_LEFT']._serialized_start=740
+  _globals['_LEFT']._serialized_end=746
+  _globals['_REMOVED']._serialized_start=748
+  _globals['_REMOVED']._serialized_end=774
+  _globals['_RENAMED']._serialized_start=776
+  _globals['_RENAMED']._serialized_end=799
+  _globals['_ADMINGRANTED']._serialized_start=801
+  _globals['_ADMINGRANTED']._serialized_end=832
+  _globals['_GROUPENVELOPE']._serialized_start=834
+  _globals['_GROUPENVELOPE']._serialized_end=944
+  _globals['_SHARE']._serialized_start=946
+  _globals['_SHARE']._serialized_end=1003
+  _globals['_GROUPCONTENT']._serialized_start=1005
+  _globals['_GROUPCONTENT']._serialized_end=1093
+  _globals['_GROUPSHAREBODY']._serialized_start=1096
+  _globals['_GROUPSHAREBODY']._serialized_end=1248
+  _globals['_GROUPINVITEBODY']._serialized_start=1250
+  _globals['_GROUPINVITEBODY']._serialized_end=1346
+  _globals['_GROUPINVITEANSWERBODY']._serialized_start=1348
+  _globals['_GROUPINVITEANSWERBODY']._serialized_end=1453
+  _globals['_GROUPINVITECANCELBODY']._serialized_start=1455
+  _globals['_GROUPINVITECANCELBODY']._serialized_end=1515
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,7 @@ class ChangeBody(_message.Message):
     LAMPORT_FIELD_NUMBER: _builtins.int
     AUTHOR_FIELD_NUMBER: _builtins.int
     AT_MS_FIELD_NUMBER: _builtins.int
+    PARENTS_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     INVITED_FIELD_NUMBER: _builtins.int
     JOINED_FIELD_NUMBER: _builtins.int
@@ -72,6 +73,12 @@ class ChangeBody(_message.Message):
     """the author's chat key (32 bytes)"""
     at_ms: _builtins.int
     """the author's clock"""
+    @_builtins.property
+    def parents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The author's log heads when they made it (raw 16-byte change ids, at most 4, each with a
+        lower lamport): what it follows. Empty only in `created`.
+        """
+
     @_builtins.property
     def created(self) -> Global___Created: ...
     @_builtins.property
@@ -96,6 +103,7 @@ class ChangeBody(_message.Message):
         lamport: _builtins.int = ...,
         author: _builtins.bytes = ...,
         at_ms: _builtins.int = ...,
+        parents: _abc.Iterable[_builtins.bytes] | None = ...,
         created: Global___Created | None = ...,
         invited: Global___Invited | None = ...,
         joined: Global___Joined | None = ...,
@@ -107,7 +115,7 @@ class ChangeBody(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["admin_granted", b"admin_granted", "change", b"change", "created", b"created", "declined", b"declined", "invited", b"invited", "joined", b"joined", "left", b"left", "removed", b"removed", "renamed", b"renamed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_granted", b"admin_granted", "at_ms", b"at_ms", "author", b"author", "change", b"change", "created", b"created", "declined", b"declined", "group_id", b"group_id", "invited", b"invited", "joined", b"joined", "lamport", b"lamport", "left", b"left", "removed", b"removed", "renamed", b"renamed", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin_granted", b"admin_granted", "at_ms", b"at_ms", "author", b"author", "change", b"change", "created", b"created", "declined", b"declined", "group_id", b"group_id", "invited", b"invited", "joined", b"joined", "lamport", b"lamport", "left", b"left", "parents", b"parents", "removed", b"removed", "renamed", b"renamed", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["created", "invited", "joined", "declined", "left", "removed", "renamed", "admin_granted"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015

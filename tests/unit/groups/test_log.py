@@ -4,6 +4,8 @@ whatever order the changes arrived."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,9 +36,11 @@ def new_group(name: str = "Friends") -> tuple[ch.Change, MembershipLog]:
 
 
 def invite_and_join(log: MembershipLog, who: Identity, by: Identity = ALICE) -> None:
-    invite = ch.invited(by, log.group_id, log.next_lamport(), who.contact_link(), LATER, 101.0)
+    invite = ch.invited(
+        by, log.group_id, log.next_lamport(), who.contact_link(), LATER, 101.0, parents=log.heads()
+    )
     assert log.add(invite).ignored is None
-    joined = ch.joined(who, log.group_id, log.next_lamport(), invite.id, 102.0)
+    joined = ch.joined(who, log.group_id, log.next_lamport(), invite.id, 102.0, parents=log.heads())
     assert log.add(joined).ignored is None
 
 
@@ -160,24 +164,27 @@ def test_the_log_is_bounded() -> None:
 
 
 def test_crossed_removals_by_two_admins_end_the_same_on_every_member() -> None:
-    """Alice's admin Bob removes Carol while Alice removes Bob: both made at the same log
-    position. Whichever comes first by id wins; every member agrees which."""
+    """Alice removes her admin Bob while Bob removes Carol: both made at the same log
+    position, neither knowing of the other. Bob's is void (he made it without knowing of his
+    removal), whichever comes first by id; every member agrees."""
     _, log = new_group()
     for who in (BOB, CAROL):
         invite_and_join(log, who)
-    log.add(ch.admin_granted(ALICE, log.group_id, log.next_lamport(), BOB.chat_key, 103))
-    n = log.next_lamport()
-    by_alice = ch.removed(ALICE, log.group_id, n, BOB.chat_key, 104)
-    by_bob = ch.removed(BOB, log.group_id, n, CAROL.chat_key, 104)
+    grant = ch.admin_granted(
+        ALICE, log.group_id, log.next_lamport(), BOB.chat_key, 103, parents=log.heads()
+    )
+    log.add(grant)
+    n, heads = log.next_lamport(), log.heads()
+    by_alice = ch.removed(ALICE, log.group_id, n, BOB.chat_key, 104, parents=heads)
+    by_bob = ch.removed(BOB, log.group_id, n, CAROL.chat_key, 104, parents=heads)
     base = log.changes()
     one = MembershipLog.from_changes([*base, by_alice, by_bob])
     other = MembershipLog.from_changes([*base, by_bob, by_alice])
     assert one.state == other.state and one.verdicts == other.verdicts
-    first, second = sorted([by_alice, by_bob], key=lambda c: c.order)
-    assert one.verdicts[first.id] is None
-    if first is by_alice:  # Bob was no admin any more when his removal came
-        assert one.verdicts[second.id] is not None
+    assert one.verdicts[by_alice.id] is None
+    assert "without knowing of their removal" in (one.verdicts[by_bob.id] or "")
     assert one.state.members[BOB.chat_key_text].state is MemberState.REMOVED
+    assert one.state.is_member(CAROL.chat_key_text)
 
 
 # ---- convergence, for any script and any delivery order ----------------------------------
@@ -191,28 +198,46 @@ def scripts(draw: st.DrawFn) -> list[ch.Change]:
     root = ch.created(ALICE, "Start", 100.0)
     made = [root]
     invites: dict[str, str] = {}
+    if draw(st.booleans()):  # from a group of four with two more admins: removals bite
+        log = MembershipLog(root)
+        for who in (BOB, CAROL, DAVE):
+            invite_and_join(log, who)
+        for who in (BOB, CAROL):
+            log.add(
+                ch.admin_granted(
+                    ALICE, root.group_id, log.next_lamport(), who.chat_key, 103, parents=log.heads()
+                )
+            )
+        made = log.changes()
     for step in range(draw(st.integers(1, 14))):
         op = draw(st.sampled_from(OPS))
         author = draw(st.sampled_from(PEOPLE))
         subject = draw(st.sampled_from(PEOPLE))
-        lamport = draw(st.integers(1, 8))
         at = 100.0 + draw(st.integers(0, 50))
         gid = root.group_id
+        # What it follows: any earlier changes, now and then one no member has; its lamport
+        # mostly above theirs (backdated as far as it may go, or later), now and then not.
+        parents = draw(st.lists(st.sampled_from([*made, None]), max_size=3, unique=True))
+        highest = max((c.lamport for c in parents if c is not None), default=0)
+        lamport = max(1, highest + draw(st.integers(-1, 3)))
+        parents = [c.id if c is not None else "f" * 32 for c in parents]
         if op == "invite" and subject is not author:
-            change = ch.invited(author, gid, lamport, subject.contact_link(), 140.0, at)
+            change = ch.invited(
+                author, gid, lamport, subject.contact_link(), 140.0, at, parents=parents
+            )
             invites[subject.chat_key_text] = change.id
         elif op in ("join", "decline"):
             invite_id = invites.get(author.chat_key_text, "0" * 32)
             make = ch.joined if op == "join" else ch.declined
-            change = make(author, gid, lamport, invite_id, at)
+            change = make(author, gid, lamport, invite_id, at, parents=parents)
         elif op == "leave":
-            change = ch.left(author, gid, lamport, at)
+            change = ch.left(author, gid, lamport, at, parents=parents)
         elif op == "remove":
-            change = ch.removed(author, gid, lamport, subject.chat_key, at)
+            change = ch.removed(author, gid, lamport, subject.chat_key, at, parents=parents)
         elif op == "grant":
-            change = ch.admin_granted(author, gid, lamport, subject.chat_key, at)
+            change = ch.admin_granted(author, gid, lamport, subject.chat_key, at, parents=parents)
         else:
-            change = ch.renamed(author, gid, lamport, f"name {step}", at)
+            change = ch.renamed(author, gid, lamport, f"name {step}", at, parents=parents)
         made.append(change)
     return made
 
@@ -323,3 +348,203 @@ def test_changes_from_the_network_that_do_nothing_are_kept_only_within_a_budget(
         log.add(ch.renamed(BOB, gid, lamport + 99, "one more", 105.0), untrusted=True)
     assert log.add(ch.left(BOB, gid, log.next_lamport(), 106.0), untrusted=True).ignored is None
     assert log.state.joined() == {ALICE.chat_key_text}
+
+
+# ---- causal parents: a removed admin cannot act by backdating ---------------------------
+def test_a_change_waits_for_the_changes_it_follows_and_names_only_earlier_ones() -> None:
+    _, log = new_group()
+    invite_and_join(log, BOB)
+    gid = log.group_id
+    first = ch.renamed(ALICE, gid, log.next_lamport(), "One", 103.0, parents=log.heads())
+    second = ch.renamed(ALICE, gid, first.lamport + 1, "Two", 104.0, parents=[first.id])
+    added = log.add(second)
+    assert added.ignored is not None and "not known yet" in added.ignored
+    assert log.state.name == "Friends"
+    assert log.add(first).ignored is None
+    assert log.verdicts[second.id] is None and log.state.name == "Two"
+    assert log.heads() == [second.id]
+    backwards = ch.renamed(ALICE, gid, first.lamport, "Back", 105.0, parents=[first.id])
+    added = log.add(backwards)
+    assert added.ignored is not None and "not before it" in added.ignored
+    with pytest.raises(ChangeError, match="more than"):
+        ch.renamed(ALICE, gid, 99, "Many", 106.0, parents=[f"{n:032x}" for n in range(5)])
+
+
+def backdated_takeover() -> tuple[MembershipLog, ch.Change, list[ch.Change]]:
+    """Alice made Bob an admin, then removed him. Bob, from his log as it was before his
+    removal, signs changes at lamports below it: he removes Carol, invites Erin (his second
+    identity), Erin joins, he makes her an admin; Erin, seeing the removal, removes Dave."""
+    _, log = new_group()
+    for who in (BOB, CAROL, DAVE):
+        invite_and_join(log, who)
+    gid = log.group_id
+    grant = ch.admin_granted(ALICE, gid, log.next_lamport(), BOB.chat_key, 103, parents=log.heads())
+    assert log.add(grant).ignored is None
+    bob_heads, bob_lamport = log.heads(), log.next_lamport()
+    for n in range(4):  # Alice's log moves on before she removes Bob
+        rename = ch.renamed(ALICE, gid, log.next_lamport(), f"n{n}", 104, parents=log.heads())
+        assert log.add(rename).ignored is None
+    removal = ch.removed(ALICE, gid, log.next_lamport(), BOB.chat_key, 105, parents=log.heads())
+    assert removal.lamport > bob_lamport + 3
+    drop_carol = ch.removed(BOB, gid, bob_lamport, CAROL.chat_key, 106, parents=bob_heads)
+    erin_invite = ch.invited(
+        BOB, gid, bob_lamport + 1, ERIN.contact_link(), LATER, 106, parents=[drop_carol.id]
+    )
+    erin_joins = ch.joined(
+        ERIN, gid, bob_lamport + 2, erin_invite.id, 107, parents=[erin_invite.id]
+    )
+    erin_admin = ch.admin_granted(
+        BOB, gid, bob_lamport + 3, ERIN.chat_key, 107, parents=[erin_joins.id]
+    )
+    drop_dave = ch.removed(
+        ERIN,
+        gid,
+        removal.lamport + 1,
+        DAVE.chat_key,
+        108,
+        parents=[removal.id, erin_admin.id],
+    )
+    return log, removal, [drop_carol, erin_invite, erin_joins, erin_admin, drop_dave]
+
+
+def test_a_removed_admins_backdated_changes_are_void_in_every_arrival_order() -> None:
+    log, removal, attack = backdated_takeover()
+    base = log.changes()
+    results = set()
+    for order in itertools.permutations([removal, *attack]):
+        replica = MembershipLog.from_changes(base)
+        for change in order:
+            replica.add(change)
+        state = replica.state
+        assert state.members[BOB.chat_key_text].state is MemberState.REMOVED
+        assert state.is_member(CAROL.chat_key_text) and state.is_member(DAVE.chat_key_text)
+        assert not state.is_member(ERIN.chat_key_text) and not state.is_admin(ERIN.chat_key_text)
+        drop_carol, erin_invite, _, erin_admin, _ = attack
+        for bobs in (drop_carol, erin_invite, erin_admin):
+            verdict = replica.verdicts[bobs.id]
+            assert verdict is not None and "without knowing of their removal" in verdict
+        assert all(replica.verdicts[c.id] is not None for c in attack)
+        results.add((tuple(sorted(replica.verdicts.items())), repr(state)))
+    assert len(results) == 1
+
+
+def test_changes_made_after_seeing_a_removal_are_judged_as_usual() -> None:
+    """Bob, removed, is invited again and joins, knowing of his removal: he is a member."""
+    log, removal, _ = backdated_takeover()
+    assert log.add(removal).ignored is None
+    gid = log.group_id
+    again = ch.invited(
+        ALICE, gid, log.next_lamport(), BOB.contact_link(), LATER, 110, parents=log.heads()
+    )
+    assert log.add(again).ignored is None
+    rejoined = ch.joined(BOB, gid, log.next_lamport(), again.id, 111, parents=log.heads())
+    assert log.add(rejoined).ignored is None
+    assert log.state.is_member(BOB.chat_key_text)
+
+
+def two_admins(first: Identity, second: Identity) -> MembershipLog:
+    """Alice's group of Bob, Carol and Dave; `first` made an admin, then `second`."""
+    _, log = new_group()
+    for who in (BOB, CAROL, DAVE):
+        invite_and_join(log, who)
+    for who in (first, second):
+        grant = ch.admin_granted(
+            ALICE, log.group_id, log.next_lamport(), who.chat_key, 103, parents=log.heads()
+        )
+        assert log.add(grant).ignored is None
+    return log
+
+
+def counter_removal(log: MembershipLog, remover: Identity, removed: Identity) -> list[ch.Change]:
+    """`remover` removes `removed`, after renaming the group twice; `removed`, from their log
+    as it was before (at lower lamports), removes `remover`, and grants Dave admin rights,
+    and Dave (knowing of the first removal) removes `remover` too."""
+    gid = log.group_id
+    old_heads, old_lamport = log.heads(), log.next_lamport()
+    for name in ("One", "Two"):
+        rename = ch.renamed(remover, gid, log.next_lamport(), name, 104, parents=log.heads())
+        assert log.add(rename).ignored is None
+    removal = ch.removed(
+        remover, gid, log.next_lamport(), removed.chat_key, 105, parents=log.heads()
+    )
+    counter = ch.removed(removed, gid, old_lamport, remover.chat_key, 106, parents=old_heads)
+    dave_admin = ch.admin_granted(
+        removed, gid, old_lamport + 1, DAVE.chat_key, 106, parents=[counter.id]
+    )
+    by_dave = ch.removed(
+        DAVE,
+        gid,
+        removal.lamport + 1,
+        remover.chat_key,
+        107,
+        parents=[removal.id, dave_admin.id],
+    )
+    assert counter.order < dave_admin.order < removal.order < by_dave.order
+    return [removal, counter, dave_admin, by_dave]
+
+
+def test_a_removed_admin_cannot_escape_by_removing_their_remover_in_any_arrival_order() -> None:
+    """Bob, the senior admin, removes Carol; her backdated removal of Bob, her grant to Dave
+    and Dave's removal of Bob are all void."""
+    log = two_admins(BOB, CAROL)
+    contested = counter_removal(log, BOB, CAROL)
+    base = log.changes()
+    results = set()
+    for order in itertools.permutations(contested):
+        replica = MembershipLog.from_changes(base)
+        for change in order:
+            replica.add(change)
+        state = replica.state
+        assert state.members[CAROL.chat_key_text].state is MemberState.REMOVED
+        assert state.is_member(BOB.chat_key_text) and state.is_admin(BOB.chat_key_text)
+        assert state.is_member(DAVE.chat_key_text) and not state.is_admin(DAVE.chat_key_text)
+        removal, counter, dave_admin, by_dave = contested
+        assert replica.verdicts[removal.id] is None
+        for voided in (counter, dave_admin):
+            assert "without knowing of their removal" in (replica.verdicts[voided.id] or "")
+        assert replica.verdicts[by_dave.id] is not None
+        results.add((tuple(sorted(replica.verdicts.items())), repr(state)))
+    assert len(results) == 1
+
+
+def test_of_two_admins_removing_each_other_the_senior_one_stays() -> None:
+    """Carol was an admin before Bob: Bob's removal of her is void when she removes him at
+    the same time (Bob's, made without knowing of his removal)."""
+    log = two_admins(CAROL, BOB)
+    removal, counter, _, _ = counter_removal(log, BOB, CAROL)
+    for order in ((removal, counter), (counter, removal)):
+        replica = MembershipLog.from_changes([*log.changes(), *order])
+        assert replica.state.members[BOB.chat_key_text].state is MemberState.REMOVED
+        assert replica.state.is_admin(CAROL.chat_key_text)
+        assert "without knowing of their removal" in (replica.verdicts[removal.id] or "")
+
+
+def test_an_admin_who_left_cannot_act_by_backdating() -> None:
+    """Bob, an admin, leaves; afterwards he signs, from his log as it was before he left, a
+    removal of Carol and an invitation of Erin. Both are void in either arrival order;
+    invited again, he joins (knowing he had left) and is a member."""
+    log = two_admins(BOB, CAROL)
+    gid = log.group_id
+    old_heads, old_lamport = log.heads(), log.next_lamport()
+    for name in ("One", "Two"):
+        rename = ch.renamed(ALICE, gid, log.next_lamport(), name, 104, parents=log.heads())
+        assert log.add(rename).ignored is None
+    leaving = ch.left(BOB, gid, log.next_lamport(), 105, parents=log.heads())
+    drop_carol = ch.removed(BOB, gid, old_lamport, CAROL.chat_key, 106, parents=old_heads)
+    erin = ch.invited(
+        BOB, gid, old_lamport + 1, ERIN.contact_link(), LATER, 106, parents=[drop_carol.id]
+    )
+    assert drop_carol.order < erin.order < leaving.order
+    for order in itertools.permutations([leaving, drop_carol, erin]):
+        replica = MembershipLog.from_changes([*log.changes(), *order])
+        assert replica.state.members[BOB.chat_key_text].state is MemberState.LEFT
+        assert replica.state.is_member(CAROL.chat_key_text)
+        assert replica.state.member(ERIN.chat_key_text) is None
+        for void in (drop_carol, erin):
+            assert "without knowing that they had left" in (replica.verdicts[void.id] or "")
+    again = ch.invited(
+        ALICE, gid, replica.next_lamport(), BOB.contact_link(), LATER, 110, parents=replica.heads()
+    )
+    assert replica.add(again).ignored is None
+    back = ch.joined(BOB, gid, replica.next_lamport(), again.id, 111, parents=replica.heads())
+    assert replica.add(back).ignored is None and replica.state.is_member(BOB.chat_key_text)

@@ -238,3 +238,51 @@ async def test_a_change_on_a_full_log_is_not_possible_rather_than_an_error(
         group.learn(ch.renamed(alice.messenger.me, group_id, group.log.next_lamport(), "R", 1.0))
     with pytest.raises(ev.NotPossible, match="full"):
         await alice.messenger.rename_group(group_id, "One too many")
+
+
+async def test_a_removed_admins_backdated_removal_changes_nothing(
+    peers: Peers, autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alice makes Bob an admin, then removes him. Bob signs, after his removal, a removal of
+    Carol at a log position from before it (where he was still an admin), and Dave, still a
+    member, passes it on. Nobody's member list changes."""
+    alice, bob, carol, dave = [await peers.start(n) for n in ("alice", "bob", "carol", "dave")]
+    group_id = await group_of(alice, bob, carol, dave)
+    everyone = {"Alice": "joined", "Bob": "joined", "Carol": "joined", "Dave": "joined"}
+    await all_see(group_id, everyone, alice, bob, carol, dave)
+    bob_key = bob.messenger.identity().chat_key
+    await alice.messenger.grant_group_admin(group_id, bob_key)
+
+    async def bob_is_admin() -> bool:
+        return bob_key in (await bob.messenger.group(group_id)).admins
+
+    await wait_until(bob_is_admin)
+    bob_group = bob.messenger._groups.groups.get(group_id)
+    assert bob_group is not None
+    bob_heads, bob_lamport = bob_group.log.heads(), bob_group.log.next_lamport()
+    for name in ("Friends again", "Friends"):  # Alice's log moves on past Bob's
+        await alice.messenger.rename_group(group_id, name)
+    await alice.messenger.remove_group_member(group_id, bob_key)
+    after = {**everyone, "Bob": "removed"}
+    await all_see(group_id, after, alice, bob, carol, dave)
+    alice_group = alice.messenger._groups.groups.get(group_id)
+    assert alice_group is not None
+    (removal,) = [c for c in alice_group.log.changes() if c.kind is ch.ChangeKind.REMOVED]
+    backdated = ch.removed(
+        bob.messenger.me,
+        group_id,
+        bob_lamport,
+        carol.messenger.me.chat_key,
+        1.0,
+        parents=bob_heads,
+    )
+    assert backdated.order < removal.order
+    dave_group = dave.messenger._groups.groups.get(group_id)
+    assert dave_group is not None
+    async with dave.messenger._lock:
+        await dave.messenger._groups.relay(dave_group, backdated)
+    await trio.sleep(5)
+    await all_see(group_id, after, alice, carol, dave)
+    for running in (alice, carol):
+        assert any("removed" in r and "not kept" in r for r in group_rejections(running))
+    assert "without knowing of their removal" in caplog.text

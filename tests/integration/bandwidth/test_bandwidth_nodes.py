@@ -54,9 +54,12 @@ async def meshed(service: ServiceNode, peer: ServiceNode) -> AsyncIterator[None]
         await stack.enter_async_context(service.run())
         await stack.enter_async_context(peer.run())
         await peer.node.host.dial(service.node.full_multiaddrs()[0])
-        await service.relay.driver.wait_until(
-            lambda r: all(len(r.mesh.get(t, ())) >= 1 for t in (SHARD0, SHARD1))
-        )
+        # Both sides: the peer publishes, and a router that has not yet meshed the service
+        # node (or heard its subscriptions) has no one to give a message to.
+        for node in (service, peer):
+            await node.relay.driver.wait_until(
+                lambda r: all(len(r.mesh.get(t, ())) >= 1 for t in (SHARD0, SHARD1))
+            )
         yield
 
 

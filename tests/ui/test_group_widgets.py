@@ -180,3 +180,30 @@ def test_the_group_dialogs_keep_their_buttons_and_hints_in_a_small_window() -> N
             ["a add a contact · n rename", "Person 0 (you)"],
         )
     )
+
+
+def test_the_outbox_lists_an_invitation_and_its_system_line_with_the_same_id() -> None:
+    """A group invitation has the id of its `invited` change, and so has the system line the
+    change shows as: both are in the outbox until delivered, and listing them raised
+    DataTable's DuplicateKey (the tmux-free group flow failed under load in CI)."""
+    from chat.events import OutboxItemView
+    from ui.screens.outbox import OutboxScreen
+
+    same = "073bbbd4cc24769d86d78f3fd5e3fd01"
+    items = [
+        OutboxItemView(same, "message", GROUP, "Alice invited Carol", "sent", None, 1, 8,
+                       NOW + 60, NOW),
+        OutboxItemView(same, "group_invite", GROUP, "invitation to Friends for Carol",
+                       "invited", None, 1, 12, NOW + 60, NOW),
+    ]  # fmt: skip
+
+    async def scenario() -> None:
+        app = ViewHost(OutboxScreen, lambda screen: screen.show_items(items))
+        async with app.run_test(size=(110, 24)) as pilot:
+            await pilot.pause()
+            text = screen_text(app)
+            assert "Alice invited Carol" in text
+            assert "invitation to Friends for Carol" in text
+            assert "2 waiting" in text
+
+    asyncio.run(scenario())

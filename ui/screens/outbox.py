@@ -31,6 +31,13 @@ from ui.host import ChatHost, host
 from ui.widgets.health_bar import HealthBar
 
 
+def row_key(item: OutboxItemView) -> str:
+    """A row's key: its kind and id. Ids are unique only within a kind: a group invitation
+    has the id of its `invited` change, and so has the system line that change shows as,
+    both in the outbox until delivered."""
+    return f"{item.kind}:{item.id}"
+
+
 class OutboxScreen(Screen[None]):
     AUTO_FOCUS = "#outbox-table"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -80,7 +87,7 @@ class OutboxScreen(Screen[None]):
         table.clear()
         now = self.chinwag.clock()
         for item in self.items:
-            table.add_row(*outbox_row(item, now), key=item.id)
+            table.add_row(*outbox_row(item, now), key=row_key(item))
         if self.items:
             table.move_cursor(row=min(row, len(self.items) - 1))
         failed = sum(1 for i in self.items if i.state == "failed")
@@ -95,8 +102,9 @@ class OutboxScreen(Screen[None]):
         table = self.query_one(DataTable)
         now = self.chinwag.clock()
         for item in self.items:
-            if item.state != "failed" and item.next_attempt_at and item.id in table.rows:
-                table.update_cell(item.id, self.columns[-1], outbox_row(item, now)[-1])
+            key = row_key(item)
+            if item.state != "failed" and item.next_attempt_at and key in table.rows:
+                table.update_cell(key, self.columns[-1], outbox_row(item, now)[-1])
 
     @work(exclusive=True, group="outbox-reload")
     async def reload_soon(self) -> None:

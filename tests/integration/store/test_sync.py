@@ -128,8 +128,13 @@ async def test_three_nodes_that_each_missed_a_third_converge(tmp_path: Path) -> 
                              what="three archives to hold the same set")  # fmt: skip
             union = {r.message_hash for records in thirds for r in records}
             assert await trio.to_thread.run_sync(archived_hashes, nodes[0].archive) == union
-    received = sum(node.sync.counters["items_received"] for node in nodes if node.sync)
-    assert received == 300  # each node received its missing third, once
+
+            def received() -> int:  # new messages archived from sync, all nodes
+                return sum(node.sync.counters["items_received"] for node in nodes if node.sync)
+
+            # Counted once the archive call returns, a moment after the rows are visible.
+            await wait_until(lambda: received() >= 300, 10, what="300 messages counted")
+            assert received() == 300  # each node received its missing third, once
 
 
 async def run_session_as(host: Any, node: ServiceNode, items: list[SyncId]) -> SyncSession:

@@ -54,7 +54,8 @@ def test_f8_shows_bytes_per_protocol_and_kind_and_the_palette_opens_it_too(
             await ui.wait_until(
                 pilot, lambda: cell(app, "#bandwidth-kinds", "contact_request", 6) != "0 B"
             )
-            assert cell(app, "#bandwidth-kinds", "contact_request", 7).endswith("/ 1")
+            # Messages in / out: at least our request went out (the flow may send it again).
+            assert int(cell(app, "#bandwidth-kinds", "contact_request", 7).split("/")[1]) >= 1
 
             await pilot.press("escape")
             await ui.wait_until(pilot, lambda: not isinstance(app.screen, BandwidthScreen))

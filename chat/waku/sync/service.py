@@ -177,8 +177,10 @@ class SyncService:
                     self._due[peer] = now + self.options.interval
                     if await self.sync_with(peer) == "failed":
                         # Retry soon (the peer may have been busy with a session of its own).
-                        retry = now + RETRY_DELAY * (1 + random.random())
-                        self._due[peer] = min(self._due[peer], retry)
+                        # The jitter must survive a short interval: two peers that refused
+                        # each other in step would otherwise retry in step, forever.
+                        delay = min(RETRY_DELAY, self.options.interval)
+                        self._due[peer] = now + delay * (1 + random.random())
             await trio.sleep(min(1.0, self.options.interval))
 
     def window_ns(self) -> tuple[int, int]:
@@ -239,6 +241,12 @@ class SyncService:
 
     # -- the answering side
 
+    def _keeps_own_session(self, peer: str) -> bool:
+        """Two peers that open a session to each other at once: the one with the greater ID
+        keeps its own and refuses the other's; the other answers (its own session is refused),
+        so one of the two sessions always runs."""
+        return self._libp2p is None or str(self._libp2p.get_id()) > peer
+
     async def _answer_session(self, stream: Any) -> None:
         peer = remote_peer(stream)
         now = self.clock()
@@ -246,7 +254,7 @@ class SyncService:
             self.strikes.banned(peer, now)
             or peer in self._answering
             or len(self._answering) >= MAX_ANSWERING
-            or peer in self._initiating
+            or (peer in self._initiating and self._keeps_own_session(peer))
             or not self.limiter.allow(peer, now)
         ):
             self.sessions["refused"] += 1

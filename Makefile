@@ -1,5 +1,5 @@
 # The two commands the README opens with: `make run` and `make test`.
-.PHONY: run test lint typecheck setup setup-test clean proto
+.PHONY: run test lint typecheck setup setup-test clean proto binary wheel test-packaging
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -35,3 +35,15 @@ clean:
 ## Regenerate the protobuf modules after editing a .proto file.
 proto: setup-test
 	@scripts/gen_proto.sh
+
+## The one-file binary dist/chinwag (PyInstaller; packaging/build-binary.sh, about 2 min).
+binary:
+	@packaging/build-binary.sh
+
+## The wheel dist/chinwag-*.whl, for `pipx install` (packaging/build-wheel.sh).
+wheel:
+	@packaging/build-wheel.sh
+
+## Build the binary and the wheel and run their smoke tests (`make test` skips these).
+test-packaging: setup-test binary
+	@CHINWAG_PACKAGING_TESTS=1 CHINWAG_BINARY=dist/chinwag $(BIN)/python -m pytest tests/packaging $(PYTEST_ARGS)

@@ -16,11 +16,14 @@ if [ ! -x "$venv/bin/python" ]; then
   "$PY" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
 fi
-# Always reinstall chinwag itself: the sources may have changed since the last build.
+# chinwag from its wheel (built from a clean copy of the sources), reinstalled every time:
+# the sources may have changed since the last build.
 say "installing chinwag and PyInstaller into $venv"
+packaging/build-wheel.sh build/binary-wheel >/dev/null
+wheel=$(ls build/binary-wheel/chinwag-*.whl)
 "$venv/bin/python" -m pip install -q 'pyinstaller>=6.10,<7' 'pyinstaller-hooks-contrib>=2024.8'
-"$venv/bin/python" -m pip install -q --force-reinstall --no-deps .
-"$venv/bin/python" -m pip install -q .
+"$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheel"
+"$venv/bin/python" -m pip install -q "$wheel"
 
 say "running PyInstaller"
 "$venv/bin/pyinstaller" --noconfirm --log-level WARN \

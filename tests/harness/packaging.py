@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from harness.processes import Chinwag
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,13 @@ NO_WRITE_EXECUTE = Path(__file__).with_name("no_write_execute.py")
 
 def enabled() -> bool:
     return os.environ.get(ENABLE_ENV) == "1"
+
+
+needs_packaging = pytest.mark.skipif(
+    not enabled(),
+    reason=f"builds the binary or installs the wheel: run `make test-packaging` ({ENABLE_ENV}=1)",
+)
+"""For the tests that take minutes: they run under `make test-packaging` only."""
 
 
 def project_version() -> str:

@@ -14,13 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness.packaging import PackagedChinwag, project_version, write_execute_wrapper
+from harness.packaging import (
+    PackagedChinwag,
+    needs_packaging,
+    project_version,
+    write_execute_wrapper,
+)
 from harness.processes import PASSPHRASE
 from harness.tmux import Tmux
 
 from chat.config import PASSPHRASE_ENV
 
-pytestmark = pytest.mark.packaging
+pytestmark = [pytest.mark.packaging, needs_packaging]
 
 
 def test_the_binary_names_its_version_and_commands(chinwag_binary: Path) -> None:

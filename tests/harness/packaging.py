@@ -9,11 +9,17 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import trio
+
+from chat.cli import build_parser
+from chat.commands.node import service_config_from
+from chat.config import Config, load_config
+from chat.waku.service_node import ServiceNodeConfig
 from harness.processes import Chinwag
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,3 +96,38 @@ class PackagedChinwag(Chinwag):
 
     def command(self, *args: str) -> list[str]:
         return [*self.wrapper, *self.program, "--data-dir", str(self.data_dir), *args]
+
+
+def service_config_of(
+    argv: Sequence[str], paths: Mapping[str, Path], data_dir: Path
+) -> tuple[ServiceNodeConfig, Config]:
+    """What `chinwag ARGV` (a `node` command line from the systemd unit or the Containerfile)
+    would run, parsed by chinwag's own parser: the installed paths in `paths` are replaced
+    by the repository's files, --data-dir by `data_dir`. Bad options fail as they would at
+    start (UserError)."""
+    local = [str(paths.get(word, word)) for word in argv]
+    if "--data-dir" in local:
+        local[local.index("--data-dir") + 1] = str(data_dir)
+    args = build_parser().parse_args(local)
+    assert args.command == "node", f"not a node command line: {argv}"
+    config = load_config(config_file=args.config, data_dir=args.data_dir)
+    return service_config_from(args, config), config
+
+
+@dataclass(frozen=True)
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def run_to_end(
+    command: Sequence[str], env: Mapping[str, str] | None = None, limit: float = BUILD_DEADLINE
+) -> Finished:
+    """A command run to its end from a trio test (no blocking call in the event loop)."""
+    with trio.fail_after(limit):
+        done = await trio.run_process(
+            list(command), capture_stdout=True, capture_stderr=True, check=False,
+            env=None if env is None else dict(env),
+        )  # fmt: skip
+    return Finished(done.returncode, done.stdout.decode(), done.stderr.decode())

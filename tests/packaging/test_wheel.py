@@ -12,7 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness.packaging import ROOT, PackagedChinwag, needs_packaging, project_version
+from harness.packaging import (
+    ROOT,
+    PackagedChinwag,
+    needs_packaging,
+    project_version,
+    run_to_end,
+)
 
 from chat.config import PASSPHRASE_ENV
 
@@ -52,18 +58,16 @@ async def test_pipx_installs_the_wheel_and_its_chinwag_runs(
         "PIPX_MAN_DIR": str(tmp_path / "man"),
     }
     pipx_env.pop(PASSPHRASE_ENV, None)
-    installed = subprocess.run(
-        [sys.executable, "-m", "pipx", "install", "--python", sys.executable, str(chinwag_wheel)],
-        capture_output=True, text=True, env=pipx_env, timeout=600, check=False,
-    )  # fmt: skip
+    pipx = [sys.executable, "-m", "pipx", "install", "--python", sys.executable]
+    installed = await run_to_end([*pipx, str(chinwag_wheel)], env=pipx_env)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     script = tmp_path / "bin" / "chinwag"
     # pipx's own venv for it, not this one.
     assert script.resolve().is_relative_to(tmp_path / "pipx")
 
-    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    version = await run_to_end([str(script), "--version"])
     assert version.stdout.strip() == f"chinwag {project_version()}"
-    usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
+    usage = await run_to_end([str(script), "--help"])
     assert "profile" in usage.stdout and "node" in usage.stdout
 
     chinwag = PackagedChinwag(tmp_path / "data", program=(str(script),))

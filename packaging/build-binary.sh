@@ -23,7 +23,8 @@ packaging/build-wheel.sh build/binary-wheel >/dev/null
 wheel=$(ls build/binary-wheel/chinwag-*.whl)
 "$venv/bin/python" -m pip install -q 'pyinstaller>=6.10,<7' 'pyinstaller-hooks-contrib>=2024.8'
 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheel"
-"$venv/bin/python" -m pip install -q "$wheel"
+# With the PostgreSQL client: the telemetry collector (and archive) on PostgreSQL.
+"$venv/bin/python" -m pip install -q "$wheel[postgres]"
 
 say "running PyInstaller"
 "$venv/bin/pyinstaller" --noconfirm --log-level WARN \

@@ -2,7 +2,8 @@
 it: it names its version and commands, creates a profile, runs a service node whose metrics
 endpoint answers, and its chat screen, in tmux, reaches that node. The node and the chat screen
 run with memory that is never both writable and executable (the systemd unit's
-MemoryDenyWriteExecute=yes), where the kernel can enforce it. Skipped unless
+MemoryDenyWriteExecute=yes), where the kernel can enforce it. Its collector keeps its rows in
+a real PostgreSQL server (the bundled client). Skipped unless
 CHINWAG_PACKAGING_TESTS=1: `make test-packaging` builds the binary and runs these."""
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from harness import postgres
 from harness.packaging import (
     PackagedChinwag,
     needs_packaging,
@@ -80,3 +83,33 @@ async def test_the_binary_creates_a_profile_runs_a_node_and_its_chat_screen_reac
         tmux.kill()
         await net.close()
         await alice.close()
+
+
+@pytest.mark.slow
+async def test_the_binarys_collector_keeps_its_rows_in_postgresql(
+    chinwag_binary: Path, tmp_path: Path
+) -> None:
+    """The bundled PostgreSQL client (psycopg with its libpq) and SQLAlchemy's dialect for it:
+    an install registered with the binary's collector is a row in a real PostgreSQL server."""
+    try:
+        server = postgres.start()
+    except postgres.PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    chinwag = PackagedChinwag(tmp_path / "collector", program=(str(chinwag_binary),))
+    try:
+        db_url = server.new_database()
+        collector = await chinwag.start(
+            "collector", "serve", "--open", "--listen", "127.0.0.1:0", "--db", db_url
+        )
+        url = (await collector.line()).removeprefix("collector ")
+        assert await collector.line() == "ready"
+        async with httpx.AsyncClient(base_url=url) as http:
+            registered = await http.post("/v1/register", json={"schema_version": 1})
+        assert registered.status_code == 201, registered.text
+        install_id = registered.json()["install_id"]
+        with psycopg.connect(db_url) as db:
+            rows = db.execute("SELECT install_id FROM installs").fetchall()
+        assert [str(row[0]) for row in rows] == [install_id]
+    finally:
+        await chinwag.close()
+        server.stop()

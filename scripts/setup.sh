@@ -123,4 +123,14 @@ if [ $want_test -eq 1 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null
       say "could not install ${apt_pkgs[*]}; the tests that need them will skip"
   fi
 fi
+# 7. systemd-analyze (tests only): tests/packaging checks the systemd unit with it. Root with
+#    apt-get only; elsewhere those tests skip and say why. Never fatal.
+if [ $want_test -eq 1 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 &&
+   ! command -v systemd-analyze >/dev/null 2>&1; then
+  say "installing systemd with apt-get (for systemd-analyze, the packaging tests)"
+  { apt-get install -y -qq --no-install-recommends systemd >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 &&
+      apt-get install -y -qq --no-install-recommends systemd >/dev/null 2>&1; }; } ||
+    say "could not install systemd; the systemd unit's tests will skip"
+fi
 say "ready"

@@ -123,14 +123,19 @@ if [ $want_test -eq 1 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null
       say "could not install ${apt_pkgs[*]}; the tests that need them will skip"
   fi
 fi
-# 7. systemd-analyze (tests only): tests/packaging checks the systemd unit with it. Root with
+# 7. systemd-analyze and bubblewrap (tests only): tests/packaging checks the systemd unit
+#    with the one and runs the node in a sandbox like the unit's with the other. Root with
 #    apt-get only; elsewhere those tests skip and say why. Never fatal.
-if [ $want_test -eq 1 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 &&
-   ! command -v systemd-analyze >/dev/null 2>&1; then
-  say "installing systemd with apt-get (for systemd-analyze, the packaging tests)"
-  { apt-get install -y -qq --no-install-recommends systemd >/dev/null 2>&1 ||
-    { apt-get update -qq >/dev/null 2>&1 &&
-      apt-get install -y -qq --no-install-recommends systemd >/dev/null 2>&1; }; } ||
-    say "could not install systemd; the systemd unit's tests will skip"
+if [ $want_test -eq 1 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt_pkgs=()
+  command -v systemd-analyze >/dev/null 2>&1 || apt_pkgs+=(systemd)
+  command -v bwrap >/dev/null 2>&1 || apt_pkgs+=(bubblewrap)
+  if [ ${#apt_pkgs[@]} -gt 0 ]; then
+    say "installing ${apt_pkgs[*]} with apt-get (for the packaging tests)"
+    { apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 &&
+        apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null 2>&1; }; } ||
+      say "could not install ${apt_pkgs[*]}; the tests that need them will skip"
+  fi
 fi
 say "ready"

@@ -37,8 +37,8 @@ def main(argv: list[str]) -> int:
         return 1
     if argv[0] == "--probe":
         return 0 if enforced() else 1
-    os.execv(argv[0], argv)
-    return 1  # not reached: execv replaces this process
+    os.execvp(argv[0], argv)  # a name is looked up on PATH
+    return 1  # not reached: execvp replaces this process
 
 
 if __name__ == "__main__":

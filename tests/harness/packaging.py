@@ -6,6 +6,7 @@ MemoryDenyWriteExecute=yes asks for), so that a dependency needing writable code
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -131,3 +132,42 @@ async def run_to_end(
             env=None if env is None else dict(env),
         )  # fmt: skip
     return Finished(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+SYSTEMD = PACKAGING / "systemd"
+UNIT = SYSTEMD / "chinwag-node.service"
+INSTALLED_CONFIG = {
+    "/etc/chinwag/config.toml": SYSTEMD / "config.toml",
+    "/etc/chinwag/node.env": SYSTEMD / "node.env",
+}
+"""Where the unit reads its configuration files, and their examples in the repository."""
+
+
+def unit_directives() -> dict[str, list[str]]:
+    """The unit's `Key=value` lines (every value of a key that repeats)."""
+    found: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def environment_file(path: Path) -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+
+
+def unit_command() -> list[str]:
+    """The unit's ExecStart, with $CHINWAG_NODE_OPTIONS from the example node.env."""
+    unit = unit_directives()
+    [environment] = unit["EnvironmentFile"]
+    options = environment_file(INSTALLED_CONFIG[environment])["CHINWAG_NODE_OPTIONS"]
+    words: list[str] = []
+    for word in shlex.split(unit["ExecStart"][0]):
+        # systemd splits an unquoted $VARIABLE at white space, as here.
+        words += options.split() if word == "$CHINWAG_NODE_OPTIONS" else [word]
+    return words

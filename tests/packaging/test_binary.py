@@ -3,11 +3,13 @@ it: it names its version and commands, creates a profile, runs a service node wh
 endpoint answers, and its chat screen, in tmux, reaches that node. The node and the chat screen
 run with memory that is never both writable and executable (the systemd unit's
 MemoryDenyWriteExecute=yes), where the kernel can enforce it. Its collector keeps its rows in
-a real PostgreSQL server (the bundled client). Skipped unless
+a real PostgreSQL server (the bundled client). The systemd unit's command line runs in a sandbox
+like the unit's (read-only system, private /tmp, unprivileged). Skipped unless
 CHINWAG_PACKAGING_TESTS=1: `make test-packaging` builds the binary and runs these."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -16,14 +18,17 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import trio
 from harness import postgres
 from harness.packaging import (
+    INSTALLED_CONFIG,
     PackagedChinwag,
     needs_packaging,
     project_version,
+    unit_command,
     write_execute_wrapper,
 )
-from harness.processes import PASSPHRASE
+from harness.processes import PASSPHRASE, ChinwagProcess
 from harness.tmux import Tmux
 
 from chat.config import PASSPHRASE_ENV
@@ -113,3 +118,64 @@ async def test_the_binarys_collector_keeps_its_rows_in_postgresql(
     finally:
         await chinwag.close()
         server.stop()
+
+
+SANDBOX_UID = 61184
+"""A uid of the range systemd gives DynamicUser= services; no account of this machine."""
+SANDBOX_STATE = "/var/lib/chinwag"
+LOCAL_ONLY = {"/ip4/0.0.0.0/tcp/60000": "/ip4/127.0.0.1/tcp/0", "127.0.0.1:8008": "127.0.0.1:0"}
+"""The example node.env's fixed ports, which another node on this machine may hold."""
+
+
+def sandboxed(command: list[str], state: Path) -> list[str]:
+    """`command` in a sandbox like the unit's (bubblewrap standing in for systemd): the whole
+    filesystem read-only but the state directory, a private /tmp, its own process and IPC
+    namespaces, an unprivileged uid, no new privileges, HOME=/ (DynamicUser's)."""
+    return [
+        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+        "--perms", "1777", "--tmpfs", "/tmp",
+        "--perms", "0755", "--tmpfs", "/var/lib", "--bind", str(state), SANDBOX_STATE,
+        "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--setenv", "HOME", "/",
+        "--chdir", "/", "--",
+        "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+        "--no-new-privs", *command,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("bwrap") is None or shutil.which("setpriv") is None or os.geteuid() != 0,
+    reason="needs bubblewrap, setpriv and root to build a sandbox like the systemd unit's",
+)
+async def test_the_binary_node_runs_in_a_sandbox_like_its_systemd_units(
+    chinwag_binary: Path, tmp_path: Path
+) -> None:
+    """The unit's own command line (ExecStart with the example node.env, ports made free) run
+    by the binary with the unit's restrictions: it starts, serves metrics, and keeps its
+    key, archive and log in the state directory, the one place it can write."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, SANDBOX_UID, SANDBOX_UID)
+    words = [LOCAL_ONLY.get(word, word) for word in unit_command()]
+    ws = words.index("--ws-port")
+    del words[ws : ws + 2]
+    words[0] = str(chinwag_binary)
+    words[words.index("--config") + 1] = str(INSTALLED_CONFIG["/etc/chinwag/config.toml"])
+    command = [*write_execute_wrapper(), *sandboxed(words, state)]
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("wb") as err:
+        process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, stderr=err)
+    node = ChinwagProcess(process, stderr)
+    try:
+        header = await node.line()
+        assert header.startswith("chinwag node ") and "store" in header, node.stderr
+        while not (line := await node.line()).startswith("metrics "):
+            pass
+        async with httpx.AsyncClient() as http:
+            metrics = await http.get(line.removeprefix("metrics "))
+        assert "chinwag_connected_peers 0" in metrics.text
+        for written in ("node/nodekey", "node/archive.sqlite", "logs/chinwag.log"):
+            assert (state / written).stat().st_uid == SANDBOX_UID, written
+    finally:
+        node.stop(signal.SIGKILL)
+        await node.wait()

@@ -11,39 +11,23 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness.packaging import PACKAGING, service_config_of
+from harness.packaging import (
+    INSTALLED_CONFIG,
+    SYSTEMD,
+    UNIT,
+    service_config_of,
+    unit_command,
+    unit_directives,
+)
 from harness.tmux import chinwag_script
 
-SYSTEMD = PACKAGING / "systemd"
-UNIT = SYSTEMD / "chinwag-node.service"
 INSTALLED_BINARY = "/usr/local/bin/chinwag"
-INSTALLED_PATHS = {
-    "/etc/chinwag/config.toml": SYSTEMD / "config.toml",
-    "/etc/chinwag/node.env": SYSTEMD / "node.env",
-}
 MOST_EXPOSURE = 2.0
 """`systemd-analyze security` scores 0 (locked down) to 10 (unprotected); under 2 is "OK"."""
 
 needs_systemd_analyze = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
 )
-
-
-def directives(text: str) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if line and not line.startswith(("#", "[")) and "=" in line:
-            key, _, value = line.partition("=")
-            found.setdefault(key, []).append(value)
-    return found
-
-
-def environment_file(path: Path) -> dict[str, str]:
-    return dict(
-        line.split("=", 1)
-        for line in path.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    )
 
 
 def unit_with_binary(tmp_path: Path, binary: str) -> Path:
@@ -80,7 +64,7 @@ def test_the_unit_is_hardened(tmp_path: Path) -> None:
 
 
 def test_the_unit_keeps_config_and_data_in_the_standard_places() -> None:
-    unit = directives(UNIT.read_text())
+    unit = unit_directives()
     assert unit["DynamicUser"] == ["yes"]
     assert unit["StateDirectory"] == ["chinwag"]  # /var/lib/chinwag, its only writable place
     assert unit["ConfigurationDirectory"] == ["chinwag"]  # /etc/chinwag
@@ -96,14 +80,9 @@ def test_the_unit_keeps_config_and_data_in_the_standard_places() -> None:
 
 
 def test_the_units_command_line_is_a_service_node_chinwag_starts(tmp_path: Path) -> None:
-    unit = directives(UNIT.read_text())
-    [environment] = unit["EnvironmentFile"]
-    options = environment_file(INSTALLED_PATHS[environment])["CHINWAG_NODE_OPTIONS"]
-    words: list[str] = []
-    for word in shlex.split(unit["ExecStart"][0])[1:]:
-        # systemd splits an unquoted $VARIABLE at white space, as here.
-        words += options.split() if word == "$CHINWAG_NODE_OPTIONS" else [word]
-    service, config = service_config_of(words, INSTALLED_PATHS, tmp_path / "state")
+    words = unit_command()
+    assert words[0] == INSTALLED_BINARY
+    service, config = service_config_of(words[1:], INSTALLED_CONFIG, tmp_path / "state")
     assert config.config_file == SYSTEMD / "config.toml"
     assert service.store is not None and service.filter and service.lightpush
     assert service.store.archive_path == tmp_path / "state" / "node" / "archive.sqlite"

@@ -36,7 +36,7 @@ clean:
 proto: setup-test
 	@scripts/gen_proto.sh
 
-## The one-file binary dist/chinwag (PyInstaller; packaging/build-binary.sh, about 2 min).
+## The one-file binary dist/chinwag (PyInstaller; packaging/build-binary.sh, 2.5-3.5 min).
 binary:
 	@packaging/build-binary.sh
 
@@ -44,6 +44,6 @@ binary:
 wheel:
 	@packaging/build-wheel.sh
 
-## Build the binary and the wheel and run their smoke tests (`make test` skips these).
+## Build the binary and the wheel and run their smoke tests (`make test` skips the slow ones).
 test-packaging: setup-test binary
 	@CHINWAG_PACKAGING_TESTS=1 CHINWAG_BINARY=dist/chinwag $(BIN)/python -m pytest tests/packaging $(PYTEST_ARGS)

@@ -197,6 +197,13 @@ class FilterClientCore:
             node.held.clear()
         node.next_ping = now + self.ping_interval
 
+    def forget(self, peer: str) -> None:
+        """Stop using a node at once (it misbehaved); it is not a candidate any more."""
+        self._nodes.pop(peer, None)
+        self._benched.pop(peer, None)
+        if peer in self.candidates:
+            self.candidates.remove(peer)
+
     def _take_pending(self, peer: str) -> _Node | None:
         node = self._nodes.get(peer)
         if node is not None:

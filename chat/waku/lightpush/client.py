@@ -130,7 +130,7 @@ class LightPushClient:
             results.append(
                 await push_once(
                     self.host,
-                    self._ids[peer],
+                    self._ids.get(peer) or ID.from_base58(peer),
                     message,
                     pubsub_topic,
                     attempt=attempt,

@@ -36,7 +36,7 @@ from chat.waku.enr.waku_fields import Capability
 from chat.waku.filter.client import FilterClient
 from chat.waku.filter.client_core import Criterion, FilterClientCore
 from chat.waku.health_monitor import CatchUp, HealthService, OnReset
-from chat.waku.host import ConnectionEvent, WakuHost, generate_node_key
+from chat.waku.host import ConnectionEvent, ConnectionEventKind, WakuHost, generate_node_key
 from chat.waku.light.core import CatchUpFrom, LightCore, LightHealth
 from chat.waku.lightpush.client import LightPushClient, PushReport
 from chat.waku.lightpush.client_core import Verdict, verdict
@@ -251,6 +251,7 @@ class LightClientNode:
         accepted = self.core.accept_push(peer, criterion)
         if not accepted and peer in self.core.dropped:
             log.warning("light: dropped service node %s (pushes for topics never asked)", peer)
+            self.filter.wake()
             self._nudge()
         return accepted
 
@@ -307,6 +308,21 @@ class LightClientNode:
                 await self._changed.wait()
             self._changed = trio.Event()
 
+    async def follow_connections(self) -> None:
+        """A service node in use whose last connection closed is replaced at once."""
+        libp2p = self.node.host.libp2p
+        async with self.node.host.events.subscribe() as events:
+            async for event in events:
+                if event.kind is not ConnectionEventKind.CLOSED:
+                    continue
+                if libp2p.get_network().get_connections(event.peer_id):
+                    continue
+                peer = event.peer_id.to_base58()
+                if self.core.lost(peer, trio.current_time()):
+                    log.warning("light: lost service node %s; failing over", peer)
+                    self.filter.wake()
+                    self._nudge()
+
     async def _fill_gap(self, gap: CatchUpFrom) -> None:
         catch_up = self._health.catch_up
         if catch_up is None:
@@ -356,6 +372,7 @@ class LightClientNode:
                 self.connectivity.found_by_peer_exchange(found)
                 if self.core.add_candidate(found.peer_id.to_base58()):
                     log.info("light: service node %s found by peer exchange", found.peer_id)
+            self.filter.wake()
             self._nudge()
             return
 
@@ -374,6 +391,7 @@ class _LightService:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.light.filter.run)
             nursery.start_soon(self.light.forward_pushes)
+            nursery.start_soon(self.light.follow_connections)
             nursery.start_soon(self.light.push_worker)
             nursery.start_soon(self.light.drive, nursery)
             task_status.started()

@@ -24,7 +24,7 @@ from storage.store import Store
 
 PASSPHRASE = "correct horse battery staple"
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
-SERVICE_NAMES = ("service-a", "service-b")
+SERVICE_NAMES = ("service-a", "service-b", "service-c")
 
 
 @dataclass
@@ -36,9 +36,9 @@ class LightNet:
     stores: dict[str, Store] = field(default_factory=dict)
     scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
 
-    async def start_services(self) -> list[ServiceNode]:
-        """Two service nodes, the second keeping the first connected (one relay mesh)."""
-        for name in SERVICE_NAMES:
+    async def start_services(self, count: int = 2) -> list[ServiceNode]:
+        """Service nodes, each keeping the earlier ones connected (one relay mesh)."""
+        for name in SERVICE_NAMES[:count]:
             static = tuple(self.service_addr(n) for n in self.services)
             config = ServiceNodeConfig(
                 node=NodeConfig(listen_addrs=[Multiaddr(LOOPBACK)], static_peers=static),
@@ -60,6 +60,9 @@ class LightNet:
 
     def service_addr(self, name: str) -> str:
         return str(self.services[name].node.full_multiaddrs()[0])
+
+    def service_named(self, peer_id: str) -> str:
+        return next(n for n, s in self.services.items() if str(s.node.host.peer_id) == peer_id)
 
     def service_addrs(self) -> tuple[str, ...]:
         return tuple(self.service_addr(name) for name in self.services)

@@ -85,6 +85,10 @@ class FilterClient:
         self.core.unsubscribe(pubsub_topic, content_topics)
         self._changed.set()
 
+    def wake(self) -> None:
+        """Look at the core again now (a node was replaced or a candidate added)."""
+        self._changed.set()
+
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled. Start it with `await nursery.start(client.run)`."""
         try:

@@ -197,6 +197,15 @@ class FilterClientCore:
             node.held.clear()
         node.next_ping = now + self.ping_interval
 
+    def lost(self, peer: str, now: float) -> bool:
+        """Our connection to a node in use is gone: replace it now, not after failed pings.
+        True if it was in use."""
+        node = self._nodes.get(peer)
+        if node is None:
+            return False
+        self._replace(node, now)
+        return True
+
     def forget(self, peer: str) -> None:
         """Stop using a node at once (it misbehaved); it is not a candidate any more."""
         self._nodes.pop(peer, None)

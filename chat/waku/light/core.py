@@ -5,9 +5,12 @@ nodes in the push client's `ServicePool`. This core sits above both:
 
 - the candidates: configured service nodes first, then those peer exchange found (bounded);
   a new candidate joins both pools;
-- gaps: while fewer filter nodes hold our subscriptions than wanted, pushes may have been
-  missed. When the count is back, the driver runs a store query from the gap's start
-  (less a margin for clock skew and in-flight pushes): `CatchUpFrom`;
+- failover: a node whose connection is lost leaves both pools at once (the next candidate
+  takes its place), not after failed pings or pushes;
+- gaps: when fewer filter nodes hold our subscriptions than a moment before (a loss, or new
+  topics no node holds yet), pushes may have been missed. Once some node holds them all
+  again, the driver runs a store query from the gap's start (less a margin for clock skew
+  and pushes in flight): `CatchUpFrom`;
 - bad pushes: a node pushing a message for a topic we never asked it for is ignored, and
   after a few such pushes it is dropped as a candidate (scored down for good);
 - peer exchange: asked at start and then every `exchange_interval` while fewer candidates
@@ -93,7 +96,9 @@ class LightCore:
         self.push_failing: set[str] = set()
         self.store_ok: bool | None = None
         self._gap_since: float | None = None
+        self._last_held = 0
         self._next_exchange = 0.0
+        self.failovers = 0
         self.gaps = 0
         """Times fewer filter nodes than wanted held our subscriptions (a loss, new topics)."""
         for peer in [*filter_core.candidates, *push_pool.candidates]:
@@ -139,16 +144,28 @@ class LightCore:
         if not self.filter.wanted:
             return None
         held = self.filter_held()
-        if held < self.filter.wanted_nodes:
-            if self._gap_since is None:
-                self._gap_since = now
-                self.gaps += 1
-            return None
-        if self._gap_since is None:
+        lost = held < self._last_held or held == 0
+        self._last_held = held
+        if lost and self._gap_since is None:
+            self._gap_since = now
+            self.gaps += 1
+        if self._gap_since is None or held == 0:
             return None
         since = self._gap_since - self.gap_margin
         self._gap_since = None
         return CatchUpFrom(since)
+
+    def lost(self, peer: str, now: float) -> bool:
+        """The connection to a service node is gone: fail over at once. True if it was in
+        use (filter or push)."""
+        in_filter = self.filter.lost(peer, now)
+        in_push = peer in self.push.active
+        if in_push:
+            self.push.replace(peer)
+            self.push_failing.add(peer)
+        if in_filter or in_push:
+            self.failovers += 1
+        return in_filter or in_push
 
     def accept_push(self, peer: str, criterion: Criterion) -> bool:
         """Whether a filter push is for a topic we asked for; a node that keeps pushing

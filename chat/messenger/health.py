@@ -15,11 +15,13 @@ recovers what it missed.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import trio
 
 from chat import events as ev
 from chat.client_node import Received
+from chat.light_node import LightClientNode
 from chat.messenger.config import CATCH_UP_LIMIT
 from chat.messenger.context import MessengerContext
 from chat.messenger.node import MessengerNode
@@ -78,7 +80,23 @@ class HealthWatch:
         if schedule is not None and schedule.next_dial_in is not None:
             # Rounded: views compared a moment apart must not differ by clock noise.
             next_dial_at = round(self._ctx.clock() + schedule.next_dial_in, 1)
+        light: dict[str, Any] = {}
+        if running and isinstance(self._node, LightClientNode):
+            services = self._node.light_health()
+            if status == "online" and services.degraded:
+                status = "degraded"  # a service node lost: still working, with less margin
+            light = {
+                "mode": "light",
+                "light_line": services.line(),
+                "light_services": {
+                    "filter_held": services.filter_held,
+                    "filter_wanted": services.filter_wanted,
+                    "push_held": services.push_held,
+                    "push_wanted": services.push_wanted,
+                },
+            }
         return ev.HealthView(
+            **light,
             status=status,
             online=status == "online",
             peers=len(self._node.connected_peers()) if running else 0,

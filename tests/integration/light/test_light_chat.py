@@ -71,3 +71,10 @@ async def test_light_and_relay_clients_chat_one_to_one_and_in_a_group_all_delive
         f"lena g{i}" for i in range(EACH)
     ]
     assert light_node(lena).relay_peers()  # no relay: the push nodes stand in
+
+    async def all_services_held() -> bool:
+        return lena.health().light_line == "filter 2/2, push 2/2, store ok"
+
+    await wait_until(all_services_held)
+    assert lena.health().mode == "light" and rob.health().mode == "relay"
+    assert rob.health().light_line == ""

@@ -66,3 +66,7 @@ async def test_filter_and_push_nodes_lost_mid_conversation_nothing_lost_or_stuck
     health = light.light_health()
     assert health.filter_held == 1 and health.degraded  # one service node left of three
     assert "filter 1/2" in health.line()
+    view = lena.health()  # what /v1/health and the health bar show
+    assert view.mode == "light" and view.status == "degraded"
+    assert view.light_line.startswith("filter 1/2, push 1/2")
+    assert view.light_services["filter_held"] == 1

@@ -134,6 +134,7 @@ class LightClientNode:
             ),
         )
         self._health = LightHealthService(self.connectivity.health)
+        self.connectivity.health.on_reset(self._after_reset)
         self.pubsub_topics = [RelayShard(config.cluster_id, s).pubsub_topic for s in config.shards]
         libp2p = self.node.host.libp2p
         service_ids = [str(peer_id_of(a)) for a in config.peers]
@@ -193,10 +194,10 @@ class LightClientNode:
 
     def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
         """Best effort (the caller's flow sends again): queued for the push worker; the push
-        nodes held. Raises NoPeersReached with none held or the queue full."""
-        held = self.core.push_held()
-        if held == 0:
+        nodes held. Raises NoPeersReached with no push node at all or the queue full."""
+        if not self.push.pool.active:
             raise NoPeersReached(pubsub_topic)
+        held = self.core.push_held()
         try:
             self._push_send.send_nowait((pubsub_topic, message))
         except trio.WouldBlock:
@@ -254,6 +255,11 @@ class LightClientNode:
             self.filter.wake()
             self._nudge()
         return accepted
+
+    async def _after_reset(self, reason: str) -> None:
+        self.core.reset()
+        self.filter.wake()
+        self._nudge()
 
     def _record_push(self, report: PushReport) -> None:
         succeeded = [a.peer for a in report.attempts if a.succeeded]
@@ -313,11 +319,13 @@ class LightClientNode:
         libp2p = self.node.host.libp2p
         async with self.node.host.events.subscribe() as events:
             async for event in events:
-                if event.kind is not ConnectionEventKind.CLOSED:
+                peer = event.peer_id.to_base58()
+                if event.kind is ConnectionEventKind.OPENED:
+                    self.core.reconnected(peer)
+                    self._nudge()
                     continue
                 if libp2p.get_network().get_connections(event.peer_id):
                     continue
-                peer = event.peer_id.to_base58()
                 if self.core.lost(peer, trio.current_time()):
                     log.warning("light: lost service node %s; failing over", peer)
                     self.filter.wake()

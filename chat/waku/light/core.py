@@ -167,6 +167,15 @@ class LightCore:
             self.failovers += 1
         return in_filter or in_push
 
+    def reconnected(self, peer: str) -> None:
+        """A connection to a candidate opened: its past push failures are forgotten."""
+        self.push_failing.discard(peer)
+
+    def reset(self) -> None:
+        """Every connection was dropped (a sleep, a network change): start afresh."""
+        self.filter.unbench()
+        self.push_failing.clear()
+
     def accept_push(self, peer: str, criterion: Criterion) -> bool:
         """Whether a filter push is for a topic we asked for; a node that keeps pushing
         others is dropped as a candidate."""

@@ -269,6 +269,15 @@ class LightClientNode:
             if not a.succeeded and verdict(a.status_code) is Verdict.REPLACE_AND_RETRY
         ]
         self.core.push_results(succeeded, failed)
+        for attempt in report.attempts:
+            if not attempt.succeeded:
+                log.info(
+                    "light push to %s failed (attempt %d): %s %s",
+                    attempt.peer,
+                    attempt.attempt,
+                    attempt.status_code,
+                    attempt.description,
+                )
         self._nudge()
 
     def _refresh_interest(self) -> None:

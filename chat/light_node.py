@@ -65,6 +65,8 @@ BACKGROUND_PUSHES = 256
 INTEREST_POLL = 1.0
 """Seconds between looks at the topics the messenger reads."""
 EXCHANGE_TIME_LIMIT = 10.0
+CLOSE_SETTLE = 0.1
+"""Seconds after a connection-closed event before asking whether any connection is left."""
 
 Interest = Callable[[], Iterable[Criterion]]
 """(pubsub topic, content topic) pairs the messenger reads now."""
@@ -323,9 +325,8 @@ class LightClientNode:
                 await self._changed.wait()
             self._changed = trio.Event()
 
-    async def follow_connections(self) -> None:
+    async def follow_connections(self, nursery: trio.Nursery) -> None:
         """A service node in use whose last connection closed is replaced at once."""
-        libp2p = self.node.host.libp2p
         async with self.node.host.events.subscribe() as events:
             async for event in events:
                 peer = event.peer_id.to_base58()
@@ -333,12 +334,19 @@ class LightClientNode:
                     self.core.reconnected(peer)
                     self._nudge()
                     continue
-                if libp2p.get_network().get_connections(event.peer_id):
-                    continue
-                if self.core.lost(peer, trio.current_time()):
-                    log.warning("light: lost service node %s; failing over", peer)
-                    self.filter.wake()
-                    self._nudge()
+                nursery.start_soon(self._maybe_lost, event.peer_id)
+
+    async def _maybe_lost(self, peer_id: ID) -> None:
+        # py-libp2p tells of a closed connection before the swarm forgets it: a node that
+        # went away still shows its connections for a moment.
+        await trio.sleep(CLOSE_SETTLE)
+        if self.node.host.libp2p.get_network().get_connections(peer_id):
+            return
+        peer = peer_id.to_base58()
+        if self.core.lost(peer, trio.current_time()):
+            log.warning("light: lost service node %s; failing over", peer)
+            self.filter.wake()
+            self._nudge()
 
     async def _fill_gap(self, gap: CatchUpFrom) -> None:
         catch_up = self._health.catch_up
@@ -408,7 +416,7 @@ class _LightService:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.light.filter.run)
             nursery.start_soon(self.light.forward_pushes)
-            nursery.start_soon(self.light.follow_connections)
+            nursery.start_soon(self.light.follow_connections, nursery)
             nursery.start_soon(self.light.push_worker)
             nursery.start_soon(self.light.drive, nursery)
             task_status.started()

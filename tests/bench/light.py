@@ -173,7 +173,11 @@ async def run(
                 stopped_at = trio.current_time()
                 await net.stop(net.service_named(lost))
                 await rob.send_text(lena_rob, "after the loss")
-                await wait_until(lambda: light_ready(lena), 60)
+
+                async def moved() -> bool:
+                    return lost not in light.filter.core.active_peers and await light_ready(lena)
+
+                await wait_until(moved, 60)
                 held_at = trio.current_time()
                 await wait_until(lambda: bool(shown), 60)
             rows.append(

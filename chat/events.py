@@ -317,6 +317,8 @@ class HealthView:
     light_line: str = ""
     """Light mode: the services held, as the health bar shows them
     ("filter 2/2, push 2/2, store ok")."""
+    enr: str = ""
+    """The node's record as `enr:` text ("" before it listens)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from chat.errors import ConfigError
 from chat.fleet import peer_id_of
 from chat.waku.bandwidth import BandwidthMeter
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
-from chat.waku.enr.waku_fields import Capability
+from chat.waku.enr.waku_fields import Capability, RelayShards, node_enr
 from chat.waku.filter.client import FilterClient
 from chat.waku.filter.client_core import Criterion, FilterClientCore
 from chat.waku.health_monitor import CatchUp, HealthService, OnReset
@@ -420,6 +420,22 @@ class _LightService:
             nursery.start_soon(self.light.push_worker)
             nursery.start_soon(self.light.drive, nursery)
             task_status.started()
+
+
+def own_enr(node: Node, capabilities: Capability) -> str:
+    """The node's record (EIP-778, with its Waku fields) as `enr:` text, for /v1/health: what
+    an operator pastes to find this client; "" when it cannot be made (no TCP address yet,
+    or a key that is not secp256k1)."""
+    host = node.host
+    suffix = f"/p2p/{host.peer_id.to_base58()}"
+    addrs = [Multiaddr(str(a).removesuffix(suffix)) for a in host.full_multiaddrs()]
+    shards = RelayShards(node.config.cluster_id, node.config.shards)
+    try:
+        secret = host.key_pair.private_key.to_bytes()
+        return node_enr(secret, 1, addrs, capabilities, shards).text
+    except Exception as exc:  # EnrError, or a key type ENR v4 cannot sign with
+        log.debug("no ENR for this node: %s", exc)
+        return ""
 
 
 def light_report_evidence(report: PushReport) -> dict[str, Any]:

@@ -172,6 +172,8 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "light_services": "light mode: service nodes held (filter_held of filter_wanted, "
                           "push_held of push_wanted); empty in relay mode",
         "light_line": "light mode: the services held, e.g. 'filter 2/2, push 2/2, store ok'",
+        "enr": "this node's record as enr: text (EIP-778 with the Waku fields); empty before "
+               "it listens",
     },
 }  # fmt: skip
 

@@ -9,6 +9,7 @@ from harness.live_groups import accept_invitation, all_see, befriend, sent, text
 from harness.waiting import wait_until
 
 from chat.messenger import Messenger
+from chat.waku.enr.waku_fields import Capability, WakuPeer
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +82,8 @@ async def test_light_and_relay_clients_chat_one_to_one_and_in_a_group_all_delive
     await wait_until(all_services_held, what=lambda: lena.health().light_line)
     assert lena.health().mode == "light" and rob.health().mode == "relay"
     assert rob.health().light_line == ""
+    # Each node's record is in /v1/health: signed, naming the node, what it serves.
+    lena_record = WakuPeer.from_text(lena.health().enr)
+    assert lena_record.peer_id == light_node(lena).node.host.peer_id
+    assert not lena_record.serves(Capability.RELAY)
+    assert WakuPeer.from_text(rob.health().enr).serves(Capability.RELAY)

@@ -400,6 +400,8 @@ class LightClientNode:
             self.filter.wake()
             self._nudge()
             return
+        self.core.exchange_unanswered(trio.current_time())
+        self._nudge()
 
 
 class _LightService:

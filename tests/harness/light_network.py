@@ -78,8 +78,12 @@ class LightNet:
                 )
         return self.stores[name]
 
-    async def start(self, name: str, *, light: bool, **overrides: Any) -> Messenger:
-        config = replace(FAST, peers=self.service_addrs(), light=light, **overrides)
+    async def start(
+        self, name: str, *, light: bool, peers: tuple[str, ...] | None = None, **overrides: Any
+    ) -> Messenger:
+        """`peers`: the service nodes it is told of (default: all of them)."""
+        given = self.service_addrs() if peers is None else peers
+        config = replace(FAST, peers=given, light=light, **overrides)
         messenger = Messenger(self.store_for(name), config)
         self.scopes[name] = await self.nursery.start(self._run_messenger, messenger)
         return messenger

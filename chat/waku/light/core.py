@@ -33,6 +33,8 @@ MAX_CANDIDATES = 16
 WANTED_CANDIDATES = 4
 """Below this many known service nodes, peer exchange is asked for more."""
 EXCHANGE_INTERVAL = 60.0
+EXCHANGE_RETRY = 5.0
+"""Seconds before asking again when no service node could be asked (none connected yet)."""
 GAP_MARGIN = 30.0
 """Seconds before a gap's start that its catch-up query begins."""
 MAX_UNREQUESTED_PUSHES = 3
@@ -125,6 +127,10 @@ class LightCore:
             return False
         self._next_exchange = now + self.exchange_interval
         return True
+
+    def exchange_unanswered(self, now: float) -> None:
+        """No node answered (none connected yet, or every one failed): ask again soon."""
+        self._next_exchange = min(self._next_exchange, now + EXCHANGE_RETRY)
 
     def next_exchange(self) -> float | None:
         if len(self.candidates) >= self.wanted_candidates:

@@ -91,6 +91,9 @@ def test_peer_exchange_is_asked_while_few_nodes_are_known_and_not_more_often() -
     assert not core.exchange_due(30.0)
     assert core.next_exchange() == 60.0
     assert core.exchange_due(60.0)
+    core.exchange_unanswered(61.0)  # no node could be asked: again in 5 s, not 60
+    assert core.next_exchange() == 66.0
+    assert core.exchange_due(66.0)
     core.add_candidate("b")
     core.add_candidate("c")
     assert not core.exchange_due(500.0)

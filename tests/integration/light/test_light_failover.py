@@ -4,6 +4,8 @@ nothing is lost or left stuck (the store check fills any gap)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from harness.light_network import LightNet, light_node, light_ready
 from harness.live_groups import befriend, sent, texts
@@ -20,8 +22,9 @@ async def all_delivered(messenger: Messenger, chat_id: str, count: int) -> bool:
 
 
 async def test_filter_and_push_nodes_lost_mid_conversation_nothing_lost_or_stuck(
-    light_net: LightNet,
+    light_net: LightNet, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="chat.light_node")
     await light_net.start_services(3)
     lena = await light_net.start("lena", light=True)
     rob = await light_net.start("rob", light=False)
@@ -46,6 +49,9 @@ async def test_filter_and_push_nodes_lost_mid_conversation_nothing_lost_or_stuck
 
     await wait_until(moved, 30)
     assert light.core.failovers >= 1
+    assert any(
+        f"lost service node {filter_peer}; failing over" in r.getMessage() for r in caplog.records
+    )
 
     # A push node goes too: sends fail over to what is left.
     push_peer = light.push.pool.active[0]

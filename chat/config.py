@@ -27,6 +27,7 @@ PASSPHRASE_ENV = "CHINWAG_PASSPHRASE"
 DEFAULT_PROFILE = "default"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+NETWORK_MODES = ("relay", "light")
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """Matched whole: with `match` and `$`, a name ending in a newline passed."""
 
@@ -48,6 +49,8 @@ class NetworkConfig:
     peers: tuple[str, ...] = ()
     protected_shards: tuple[str, ...] = ()
     """`SHARD:PUBKEY` entries for `chinwag node`, in the --protected-shard form (checked there)."""
+    mode: str = "relay"
+    """"relay" (a full relay node) or "light" (filter, light push and store from the peers)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
 
 
 def _parse_network(raw: Mapping[str, Any], where: str) -> NetworkConfig:
-    known = {"cluster_id", "shards", "peers", "protected_shards"}
+    known = {"cluster_id", "shards", "peers", "protected_shards", "mode"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -121,6 +124,12 @@ def _parse_network(raw: Mapping[str, Any], where: str) -> NetworkConfig:
         if not all(isinstance(e, str) for e in entries):
             raise ConfigError(f"{where}.protected_shards must be a list of SHARD:PUBKEY strings")
         net = replace(net, protected_shards=tuple(entries))
+    if "mode" in raw:
+        mode = _expect(raw["mode"], str, f"{where}.mode")
+        if mode not in NETWORK_MODES:
+            choices = ", ".join(NETWORK_MODES)
+            raise ConfigError(f"{where}.mode must be one of {choices}, not {mode!r}")
+        net = replace(net, mode=mode)
     return net
 
 

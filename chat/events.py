@@ -310,6 +310,15 @@ class HealthView:
     being dialled, or when no peer is known."""
     known_peers: int = 0
     """Peers chinwag knows to dial: configured (--peer, fleet, config) or discovered."""
+    mode: str = "relay"
+    """'relay' or 'light' (filter, light push and store from service nodes)."""
+    light_services: dict[str, int] = field(default_factory=dict)
+    """Light mode: filter_held, filter_wanted, push_held, push_wanted (service nodes)."""
+    light_line: str = ""
+    """Light mode: the services held, as the health bar shows them
+    ("filter 2/2, push 2/2, store ok")."""
+    enr: str = ""
+    """The node's record as `enr:` text ("" before it listens)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,7 @@ class NetworkFlags:
     listen: tuple[str, ...] = ()
     fleet: Path | None = None
     drop_frames: float = 0.0
+    light: bool = False
 
 
 def add_network_arguments(
@@ -124,6 +125,12 @@ def add_network_arguments(
         help="fleet file (TOML) naming the cluster, bootstrap peers and service nodes "
         "(over the config file's [network])",
     )  # fmt: skip
+    parser.add_argument(
+        "--light", action="store_true", dest=f"{prefix}light", **default,
+        help="light mode for weak links: no relay; receive by filter, send by light push, "
+        "catch up from store, all from the peers (service nodes); default: the config "
+        "file's network.mode",
+    )  # fmt: skip
 
 
 def network_flags(args: argparse.Namespace, *, prefix: str = "") -> NetworkFlags:
@@ -138,6 +145,7 @@ def network_flags(args: argparse.Namespace, *, prefix: str = "") -> NetworkFlags
         listen=values("listen"),
         fleet=getattr(args, f"{prefix}fleet", None),
         drop_frames=getattr(args, "drop_frames", 0.0),
+        light=bool(getattr(args, f"{prefix}light", False)),
     )
 
 
@@ -154,6 +162,7 @@ class MessengerSettings:
     """Empty: the messenger's default."""
     drop_frames: float = 0.0
     fleet_name: str = ""
+    light: bool = False
 
     def messenger_config(self) -> MessengerConfig:
         """The messenger's config (imports chat.messenger, and libp2p under it)."""
@@ -170,6 +179,7 @@ class MessengerSettings:
             peers=self.peers,
             store_peers=self.store_peers,
             faults=RelayFaults(self.drop_frames) if self.drop_frames else None,
+            light=self.light,
             **network,
         )
 
@@ -191,6 +201,11 @@ def messenger_settings(config: Config, flags: NetworkFlags | None = None) -> Mes
     peers = _full_multiaddrs(flags.peers, "--peer")
     network = resolve_network(config.network, fleet, peers=peers)
     store_peers = _full_multiaddrs(flags.store_peers, "--store-peer")
+    light = flags.light or config.network.mode == "light"
+    if light and not network.peers:
+        raise UserError(
+            "light mode needs service nodes: give --peer (or a fleet, or [network] peers)"
+        )
     if not 0.0 <= flags.drop_frames <= 1.0:
         raise UserError(f"--drop-frames {flags.drop_frames} must be between 0 and 1")
     return MessengerSettings(
@@ -201,6 +216,7 @@ def messenger_settings(config: Config, flags: NetworkFlags | None = None) -> Mes
         shards=network.shards,
         drop_frames=flags.drop_frames,
         fleet_name=network.fleet_name,
+        light=light,
     )
 
 

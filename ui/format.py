@@ -337,6 +337,9 @@ def health_summary(health: HealthView, now: float | None = None) -> str:
     if reconnect:
         parts[0] += f", {reconnect}"
     parts.append(f"peers {health.peers}")
+    if health.light_line:  # light mode: the service nodes held stand for relay peers
+        parts.extend([health.light_line, f"outbox {health.outbox}"])
+        return "  │  ".join(parts)
     if shards:
         parts.append(shards)
     parts.extend([store, f"outbox {health.outbox}"])

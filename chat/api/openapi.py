@@ -168,6 +168,12 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
                         "is known",
         "known_peers": "peers chinwag knows to dial: configured (--peer, fleet file, config) "
                        "or discovered",
+        "mode": "relay, or light (filter, light push and store from service nodes)",
+        "light_services": "light mode: service nodes held (filter_held of filter_wanted, "
+                          "push_held of push_wanted); empty in relay mode",
+        "light_line": "light mode: the services held, e.g. 'filter 2/2, push 2/2, store ok'",
+        "enr": "this node's record as enr: text (EIP-778 with the Waku fields); empty before "
+               "it listens",
     },
 }  # fmt: skip
 

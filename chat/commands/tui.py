@@ -40,7 +40,7 @@ def add_top_level_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_given(args: argparse.Namespace) -> list[str]:
     """The UI's network options that were given (before any command, or after `tui`)."""
-    options = ("--peer", "--store-peer", "--listen", "--fleet")
+    options = ("--peer", "--store-peer", "--listen", "--fleet", "--light")
     return [o for o in options if getattr(args, PREFIX + o[2:].replace("-", "_"), None)]
 
 

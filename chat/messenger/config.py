@@ -77,3 +77,5 @@ class MessengerConfig:
     mdns_interfaces: tuple[str, ...] | None = None
     mdns_port: int = MDNS_PORT
     clock: Callable[[], float] = time.time
+    light: bool = False
+    """Light mode: filter, light push and store from the peers (service nodes), no relay."""

@@ -34,19 +34,21 @@ from chat.direct import CONTACT_REQUEST_PARTITIONS, DirectSessions, contact_requ
 from chat.errors import ConfigError
 from chat.history import ChatHistory, search_views
 from chat.identity import Identity, IdentityError, sanitize_display_text, validate_display_name
+from chat.light_node import LightClientNode, LightNodeConfig
 from chat.messenger.bandwidth import bandwidth_view
 from chat.messenger.channels import SdsChannels
 from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, MessengerConfig
 from chat.messenger.contact_book import ContactBook
 from chat.messenger.contacts_flow import ContactsFlow
 from chat.messenger.context import EventFanOut, MessengerContext
-from chat.messenger.conversation import Conversations
+from chat.messenger.conversation import Conversations, Transport
 from chat.messenger.direct_chats import DirectChats
 from chat.messenger.group_invites import GroupInvitesFlow
 from chat.messenger.group_state import Groups
 from chat.messenger.groups import KIND as GROUP
 from chat.messenger.groups import GroupChats
 from chat.messenger.health import HealthWatch, watch_topic
+from chat.messenger.light_transport import LightTransport
 from chat.messenger.node import MessengerNode
 from chat.messenger.olm import OlmCrypto
 from chat.messenger.persist import StateWriter
@@ -67,9 +69,20 @@ from storage.aio import AsyncStore
 from storage.store import Store
 
 
-def client_node(config: MessengerConfig) -> ClientNode:
+def client_node(config: MessengerConfig) -> ClientNode | LightClientNode:
     """The real node for these settings (InvalidInput for a bad peer address)."""
     try:
+        if config.light:
+            return LightClientNode(
+                LightNodeConfig(
+                    listen_addrs=config.listen_addrs,
+                    peers=config.peers,
+                    store_peers=config.store_peers,
+                    cluster_id=config.cluster_id,
+                    shards=config.shards,
+                    key_pair=config.node_key or generate_node_key(),
+                )
+            )
         return ClientNode(
             ClientNodeConfig(
                 listen_addrs=config.listen_addrs,
@@ -131,10 +144,15 @@ class Messenger:
         conversations = Conversations(kinds)
         channels = SdsChannels(ctx)
         writer = self._writer = StateWriter(ctx, olm, channels)
-        transport = RelayTransport(self.node)
+        transport: Transport = RelayTransport(self.node)
+        confirm = None
+        if isinstance(self.node, LightClientNode):
+            light = LightTransport(self.node)
+            transport, confirm = light, light.publish_confirmed
         sending = self._sending = Sending(
             ctx, conversations, channels, transport, self.checks, writer, self.history
         )
+        sending.confirm = confirm
         syncs = Syncs(ctx, conversations, channels, CountedAs(transport, kinds, "sync"), writer)
         self._watch = functools.partial(watch_topic, ctx, self.checks)
         direct = self._direct = DirectChats(
@@ -229,6 +247,8 @@ class Messenger:
             nursery.start_soon(self._health.watch_dials)
             self.node.health.set_catch_up(self._health.catch_up)
             self.node.health.on_reset(self._health.after_reset)
+            if isinstance(self.node, LightClientNode):
+                self.node.follow_interest(self.checks.watched)
             try:
                 yield self
             finally:

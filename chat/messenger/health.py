@@ -15,11 +15,13 @@ recovers what it missed.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import trio
 
 from chat import events as ev
-from chat.client_node import Received
+from chat.client_node import ClientNode, Received
+from chat.light_node import LightClientNode, own_enr
 from chat.messenger.config import CATCH_UP_LIMIT
 from chat.messenger.context import MessengerContext
 from chat.messenger.node import MessengerNode
@@ -28,6 +30,7 @@ from chat.messenger.sending import Sending
 from chat.reliability import outbox as ob
 from chat.reliability.store_checks import CursorAdvanced, StoreChecks, Stored
 from chat.request_budget import StrangerBudget
+from chat.waku.enr.waku_fields import Capability
 from chat.waku.message import WakuMessage
 from chat.waku.peers import Service
 from storage.repositories.reliability import SyncCursor
@@ -59,6 +62,7 @@ class HealthWatch:
         self._receiver = receiver
         self.running = False
         self.last_catch_up: float | None = None
+        self._record: str | None = None
         self.store_ok: bool | None = None
         self._catch_up_done: trio.Event | None = None
         self._catch_up_groups = 0
@@ -78,7 +82,23 @@ class HealthWatch:
         if schedule is not None and schedule.next_dial_in is not None:
             # Rounded: views compared a moment apart must not differ by clock noise.
             next_dial_at = round(self._ctx.clock() + schedule.next_dial_in, 1)
+        light: dict[str, Any] = {"enr": self._enr()} if running else {}
+        if running and isinstance(self._node, LightClientNode):
+            services = self._node.light_health()
+            if status == "online" and services.degraded:
+                status = "degraded"  # a service node lost: still working, with less margin
+            light |= {
+                "mode": "light",
+                "light_line": services.line(),
+                "light_services": {
+                    "filter_held": services.filter_held,
+                    "filter_wanted": services.filter_wanted,
+                    "push_held": services.push_held,
+                    "push_wanted": services.push_wanted,
+                },
+            }
         return ev.HealthView(
+            **light,
             status=status,
             online=status == "online",
             peers=len(self._node.connected_peers()) if running else 0,
@@ -93,6 +113,17 @@ class HealthWatch:
             next_dial_at=next_dial_at,
             known_peers=schedule.known_peers if schedule else 0,
         )
+
+    def _enr(self) -> str:
+        """Made once (a signature), for the real nodes only."""
+        if self._record is None:
+            if isinstance(self._node, LightClientNode):
+                self._record = own_enr(self._node.node, Capability(0))
+            elif isinstance(self._node, ClientNode):
+                self._record = own_enr(self._node.node, Capability.RELAY)
+            else:
+                self._record = ""
+        return self._record
 
     async def reconnect_now(self) -> ev.HealthView:
         """Dial every known peer that is not connected, at once (the user asks)."""

@@ -13,7 +13,7 @@ ratchet state are committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from chat.messenger.persist import StateWriter
 from chat.messenger.receipts import Receipts
 from chat.reliability import outbox as ob
 from chat.reliability.store_checks import StoreChecks, Stored
+from chat.waku.message import WakuMessage
 from storage.errors import StorageError
 from storage.repositories.messages import StoredMessage
 from storage.repositories.outbox import OutboxEntry as OutboxRow
@@ -41,6 +42,8 @@ from storage.repositories.recipients import Recipient
 from storage.store import Store
 
 log = logging.getLogger(__name__)
+
+ConfirmedPublish = Callable[[str, WakuMessage], Awaitable[dict[str, Any]]]
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Sending:
         self._by_hash: dict[bytes, str] = {}
         """Message id by the Waku hash of each copy we published (store evidence names it)."""
         self.receipts = Receipts()
+        self.confirm: ConfirmedPublish | None = None
+        """Light mode: a publish that waits for the push's answer (`sent` is its success)."""
 
     def restore(
         self,
@@ -325,7 +330,10 @@ class Sending:
         # The ratchet moved: persist it (and the attempt count) before the bytes leave.
         await self._writer.save_crypto_now(also=attempt_counted)
         try:
-            evidence = self._transport.publish(outgoing.pubsub_topic, message)
+            if self.confirm is not None:
+                evidence = await self.confirm(outgoing.pubsub_topic, message)
+            else:
+                evidence = self._transport.publish(outgoing.pubsub_topic, message)
         except PublishFailed as exc:
             if exc.permanent:
                 transition = self.outbox.rejected(message_id, clock(), exc.reason)

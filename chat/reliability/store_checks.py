@@ -180,6 +180,11 @@ class StoreChecks:
         start = cursor if cursor is not None else now - self.params.settle
         self._groups.setdefault(key, _Group(key[0], key[1], start, now))
 
+    def watched(self) -> set[tuple[str, str]]:
+        """Every (pubsub topic, content topic) scanned: what the profile reads (a light
+        client subscribes to the same with filter)."""
+        return {(pubsub, topic) for pubsub, topics in self._groups for topic in topics}
+
     def unwatch(self, pubsub_topic: str, content_topics: tuple[str, ...]) -> None:
         self._groups.pop((pubsub_topic, tuple(sorted(content_topics))), None)
 

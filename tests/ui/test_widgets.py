@@ -225,6 +225,23 @@ def test_the_health_bar_counts_down_to_the_next_dial_while_offline() -> None:
     assert health_summary(offline(), NOW).startswith("○ offline  │")
 
 
+def test_the_health_bar_shows_the_light_services_held_instead_of_relay_peers() -> None:
+    from chat.events import HealthView
+    from ui.format import health_summary
+
+    def light(status: str, line: str) -> HealthView:
+        return HealthView(
+            status, status == "online", 2, {"/waku/2/rs/1/0": 2}, True, {}, None, 1,
+            mode="light", light_line=line,
+        )  # fmt: skip
+
+    assert health_summary(light("online", "filter 2/2, push 2/2, store ok")) == (
+        "● online  │  peers 2  │  filter 2/2, push 2/2, store ok  │  outbox 1"
+    )
+    degraded = health_summary(light("degraded", "filter 1/2, push 2/2, store ok"))
+    assert degraded.startswith("◐ degraded  │") and "filter 1/2" in degraded
+
+
 def test_a_state_has_its_own_column_that_message_text_cannot_reach() -> None:
     """Item 10: a message saying "✓✓" does not look delivered; the glyph sits between the
     time and the name, where text never is (it wraps under the indent)."""

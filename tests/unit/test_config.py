@@ -56,6 +56,8 @@ def test_file_values_are_used_and_cli_values_win(tmp_path: Path) -> None:
         ("[network]\npeers = [1]", "multiaddr strings"),
         ("[network]\nprotected_shards = [7]", "list of SHARD:PUBKEY strings"),
         ("[network]\nprotected_shards = '7:02ab'", "wrong type"),
+        ("[network]\nmode = 'lite'", "mode must be one of relay, light"),
+        ("[network]\nmode = 1", "wrong type"),
         ("log_level = 'LOUD'", "log level must be"),
         ("profile = '../etc'", "not a valid profile name"),
         ("this is = not toml =", "not valid TOML"),

@@ -153,6 +153,23 @@ def test_serve_and_the_chat_ui_build_the_same_settings(tmp_path: Path, fleet: Pa
     assert (shown.cluster_id, shown.peers) == (9, (A, B, C))
 
 
+def test_light_mode_from_the_flag_or_the_config_file_and_only_with_service_nodes(
+    tmp_path: Path,
+) -> None:
+    relay = config_with(tmp_path, NetworkConfig(peers=(C,)))
+    assert not messenger_settings(relay).light
+    assert messenger_settings(relay, NetworkFlags(light=True)).messenger_config().light
+    light = config_with(tmp_path, NetworkConfig(peers=(C,), mode="light"))
+    assert messenger_settings(light).messenger_config().light
+    alone = config_with(tmp_path, NetworkConfig(mode="light"))
+    with pytest.raises(UserError, match="light mode needs service nodes"):
+        messenger_settings(alone)
+    assert ui_flags(["--light", "--peer", C]) == NetworkFlags(peers=(C,), light=True)
+    assert ui_flags(["tui", "--light"]) == NetworkFlags(light=True)
+    serve_args = build_parser().parse_args(["serve", "--api", "0", "--light", "--peer", C])
+    assert messenger_config_from(serve_args, load_config(data_dir=tmp_path)).light
+
+
 def test_ui_options_before_another_command_are_refused(
     tmp_path: Path, fleet: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

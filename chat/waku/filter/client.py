@@ -11,7 +11,7 @@ import logging
 import math
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
@@ -19,7 +19,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from chat.waku.filter.client_core import Action, FilterClientCore, PingResult
+from chat.waku.filter.client_core import Action, Criterion, FilterClientCore, PingResult
 from chat.waku.filter.wire import (
     MAX_FRAME_SIZE,
     MAX_RESPONSE_SIZE,
@@ -61,7 +61,10 @@ class FilterClient:
         *,
         request_time_limit: float = REQUEST_TIME_LIMIT,
         delivery_queue: int = DELIVERY_QUEUE,
+        accept: Callable[[str, Criterion], bool] | None = None,
     ) -> None:
+        """`accept(peer, (pubsub topic, content topic))`: whether a push is for something we
+        asked for (a light client scores down nodes pushing anything else); None: all."""
         self.host = host
         self.core = core or FilterClientCore([str(p) for p in service_nodes])
         self._ids = {str(p): p for p in service_nodes}
@@ -70,6 +73,9 @@ class FilterClient:
         """New (deduplicated) pushes, in arrival order."""
         self._changed = trio.Event()
         self.push_errors: Counter[str] = Counter()
+        self._accept = accept
+        self.changes: Callable[[], None] | None = None
+        """Called after every subscribe or ping answer (the light client's health follows)."""
 
     def subscribe(self, pubsub_topic: str, content_topics: Iterable[str]) -> None:
         self.core.subscribe(pubsub_topic, content_topics)
@@ -77,6 +83,10 @@ class FilterClient:
 
     def unsubscribe(self, pubsub_topic: str, content_topics: Iterable[str]) -> None:
         self.core.unsubscribe(pubsub_topic, content_topics)
+        self._changed.set()
+
+    def wake(self) -> None:
+        """Look at the core again now (a node was replaced or a candidate added)."""
         self._changed.set()
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -120,6 +130,8 @@ class FilterClient:
             ok = response is not None and response.status_code == FilterStatus.OK
             self.core.on_subscribe_result(action.peer, ok, now)
         self._changed.set()
+        if self.changes is not None:
+            self.changes()
 
     async def _handle_push(self, stream: INetStream) -> None:
         peer = remote_peer(stream)
@@ -131,6 +143,11 @@ class FilterClient:
                 except FilterWireError as exc:
                     self.push_errors["bad_push"] += 1
                     log.debug("bad filter push from %s: %s", peer, exc)
+                    continue
+                criterion = (push.pubsub_topic, push.message.content_topic)
+                if self._accept is not None and not self._accept(peer, criterion):
+                    self.push_errors["unrequested"] += 1
+                    log.info("filter push from %s for a topic we never asked for", peer)
                     continue
                 digest = push.message.hash(push.pubsub_topic)
                 if self.core.is_new(digest, trio.current_time()):

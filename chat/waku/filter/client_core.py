@@ -20,6 +20,8 @@ PING_INTERVAL = 60.0
 MAX_PING_FAILURES = 2
 REPLACED_NODE_COOLDOWN = 60.0
 """A replaced node may be picked again after this long, if no other candidate is left."""
+DEAF_RETRY = 5.0
+"""While no node holds our subscriptions at all, a replaced node is tried again this soon."""
 DEDUPE_WINDOW = 300.0
 MAX_REMEMBERED_HASHES = 100_000
 
@@ -134,14 +136,24 @@ class FilterClientCore:
         """When `due` may next return something without any new event."""
         times = [n.next_ping for n in self._nodes.values() if n.held and n.phase is _Phase.IDLE]
         if len(self._nodes) < self.wanted_nodes and self._benched:
-            times.append(min(self._benched.values()))
+            times.append(min(self._released_at(peer) for peer in self._benched))
         return min(times) if times else None
+
+    def _released_at(self, peer: str) -> float:
+        """When a benched node may be used again: sooner while no node is held at all (a
+        client that hears nothing keeps trying the nodes it has, every DEAF_RETRY s)."""
+        until = self._benched[peer]
+        if self._nodes:
+            return until
+        return min(until, until - self.replaced_node_cooldown + DEAF_RETRY)
 
     def _fill(self, now: float) -> None:
         for peer in self.candidates:
             if len(self._nodes) >= self.wanted_nodes:
                 return
-            if peer not in self._nodes and self._benched.get(peer, now) <= now:
+            if peer in self._nodes:
+                continue
+            if peer not in self._benched or self._released_at(peer) <= now:
                 self._benched.pop(peer, None)
                 self._nodes[peer] = _Node(peer)
 
@@ -196,6 +208,32 @@ class FilterClientCore:
         if resubscribe:
             node.held.clear()
         node.next_ping = now + self.ping_interval
+
+    def lost(self, peer: str, now: float) -> bool:
+        """Our connection to a node in use is gone: replace it now, not after failed pings.
+        It goes to the back of the line without a cool-down: after a reset that closed every
+        connection (a sleep, a network change) it is the one to subscribe again, and a node
+        that is really gone fails that subscribe and is benched then. True if it was in use."""
+        if self._nodes.pop(peer, None) is None:
+            return False
+        self.candidates.remove(peer)
+        self.candidates.append(peer)
+        self.replacements += 1
+        return True
+
+    def unbench(self) -> None:
+        """Every candidate may be used again at once (after a reset dropped all connections,
+        failures from before it say nothing about the nodes)."""
+        self._benched.clear()
+        for node in self._nodes.values():
+            node.ping_failures = 0
+
+    def forget(self, peer: str) -> None:
+        """Stop using a node at once (it misbehaved); it is not a candidate any more."""
+        self._nodes.pop(peer, None)
+        self._benched.pop(peer, None)
+        if peer in self.candidates:
+            self.candidates.remove(peer)
 
     def _take_pending(self, peer: str) -> _Node | None:
         node = self._nodes.get(peer)

@@ -12,19 +12,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
-from libp2p.abc import IHost
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.net_stream import NetStream
 from libp2p.peer.id import ID
 
+from chat.waku.framing import read_frame, write_frame
 from chat.waku.lightpush.client_core import MAX_ATTEMPTS, ServicePool, Verdict, retry_delay, verdict
 from chat.waku.lightpush.wire import (
     MAX_FRAME_SIZE,
+    PROTOCOL_V2,
     PROTOCOL_V3,
+    LegacyPushRequest,
+    LegacyPushResponse,
+    LightPushStatus,
     LightPushWireError,
     PushRequest,
     PushResponse,
 )
 from chat.waku.message import WakuMessage
-from chat.waku.reqres import ExchangeFailed, exchange
+from chat.waku.reqres import (
+    CLOSE_TIME_LIMIT,
+    STREAM_ERRORS,
+    ExchangeFailed,
+    ExchangeTimedOut,
+    close_quietly,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +76,16 @@ async def push_once(
     attempt: int = 1,
     time_limit: float = REQUEST_TIME_LIMIT,
 ) -> PushAttempt:
-    request = PushRequest(uuid.uuid4().hex, message, pubsub_topic)
+    request_id = uuid.uuid4().hex
     try:
-        frame = await exchange(
-            host,
-            peer,
-            PROTOCOL_V3,
-            request.encode(),
-            max_response_size=MAX_FRAME_SIZE,
-            time_limit=time_limit,
+        protocol, frame = await _exchange_v3_or_v2(
+            host, peer, request_id, message, pubsub_topic, time_limit
         )
+        if protocol == PROTOCOL_V2:
+            return _legacy_attempt(str(peer), attempt, LegacyPushResponse.decode(frame))
         response = PushResponse.decode(frame)
+    except _NeedsPubsubTopic:
+        return PushAttempt(str(peer), attempt, 400, "v2 node: a pubsub topic is required")
     except (ExchangeFailed, LightPushWireError) as exc:
         return PushAttempt(str(peer), attempt, None, str(exc))
     if response.status_code == 200 and not response.succeeded:
@@ -86,6 +98,61 @@ async def push_once(
         response.status_desc or "",
         response.relay_peer_count or 0,
     )
+
+
+class _NeedsPubsubTopic(Exception):
+    """The node speaks v2 only, which has no autosharding."""
+
+
+async def _exchange_v3_or_v2(
+    host: IHost,
+    peer: ID,
+    request_id: str,
+    message: WakuMessage,
+    pubsub_topic: str | None,
+    time_limit: float,
+) -> tuple[str, bytes]:
+    """One request, v3 if the node speaks it, else v2 (negotiated on the same stream);
+    the protocol used and the response frame. Raises ExchangeFailed."""
+    stream: INetStream | None = None
+    try:
+        with trio.fail_after(time_limit):
+            stream = await host.new_stream(peer, [TProtocol(PROTOCOL_V3), TProtocol(PROTOCOL_V2)])
+            protocol = str(stream.get_protocol() or PROTOCOL_V3)
+            if protocol == PROTOCOL_V2:
+                if pubsub_topic is None:
+                    raise _NeedsPubsubTopic
+                request = LegacyPushRequest(request_id, pubsub_topic, message).encode()
+            else:
+                request = PushRequest(request_id, message, pubsub_topic).encode()
+            await write_frame(stream, request)
+            if isinstance(stream, NetStream):
+                await stream.close_write()  # half-close: the request is complete
+            return protocol, await read_frame(stream, MAX_FRAME_SIZE)
+    except trio.TooSlowError:
+        raise ExchangeTimedOut(f"light push to {peer} timed out after {time_limit} s") from None
+    except STREAM_ERRORS as exc:
+        raise ExchangeFailed(f"light push to {peer} failed: {exc!r}") from None
+    finally:
+        if stream is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIME_LIMIT):
+                await close_quietly(stream)
+
+
+def _legacy_attempt(peer: str, attempt: int, response: LegacyPushResponse) -> PushAttempt:
+    """A v2 answer in v3's terms: success relayed to at least one peer (v2 fails with "No
+    peers" otherwise, and gives no count); a failure by its text."""
+    info = response.info or ""
+    if response.is_success:
+        return PushAttempt(peer, attempt, 200, info or "OK (v2)", relay_peer_count=1)
+    lowered = info.lower()
+    if "too many requests" in lowered:
+        status = LightPushStatus.TOO_MANY_REQUESTS
+    elif "no peers" in lowered:
+        status = LightPushStatus.NO_PEERS_TO_RELAY
+    else:
+        status = LightPushStatus.INTERNAL_SERVER_ERROR
+    return PushAttempt(peer, attempt, int(status), f"v2: {info}")
 
 
 class LightPushClient:
@@ -130,7 +197,7 @@ class LightPushClient:
             results.append(
                 await push_once(
                     self.host,
-                    self._ids[peer],
+                    self._ids.get(peer) or ID.from_base58(peer),
                     message,
                     pubsub_topic,
                     attempt=attempt,

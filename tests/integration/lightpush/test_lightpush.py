@@ -122,6 +122,24 @@ async def test_v2_round_trip_and_failure(hosts) -> None:
     assert answer.info == "Request rejected due to too many requests"
 
 
+async def test_a_node_speaking_only_v2_is_pushed_to_over_v2(hosts) -> None:
+    service = await hosts.start("yamux")
+    light = await hosts.start("yamux")
+    await hosts.connect(light, service)
+    relay = Relay(2)
+    LightPushServer(service, relay).start()
+    service.remove_stream_handler(TProtocol(PROTOCOL_V3))  # an old node: v2 only
+    result = await push_once(light, service.get_id(), MSG, PUBSUB)
+    assert (result.status_code, result.succeeded) == (200, True)
+    assert relay.published == [(PUBSUB, MSG)]
+    relay.peers = 0
+    result = await push_once(light, service.get_id(), MSG, PUBSUB)
+    assert result.status_code == 505 and "No peers" in result.description
+    # v2 has no autosharding: without a pubsub topic the message is refused, not sent.
+    result = await push_once(light, service.get_id(), MSG, None)
+    assert result.status_code == 400 and len(relay.published) == 2
+
+
 async def test_idle_stream_is_reset(hosts, clock: MockClock) -> None:
     service = await hosts.start()
     light = await hosts.start()

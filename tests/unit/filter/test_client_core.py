@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chat.waku.filter.client_core import FilterClientCore, PingResult
+from chat.waku.filter.client_core import DEAF_RETRY, FilterClientCore, PingResult
 from chat.waku.filter.wire import SubscribeType
 
 PUBSUB = "/waku/2/rs/42/0"
@@ -75,13 +75,24 @@ def test_two_consecutive_ping_failures_replace_the_node() -> None:
 
 
 def test_replaced_node_comes_back_after_cooldown_when_nothing_else_is_left() -> None:
+    core = FilterClientCore(["a", "b"], replaced_node_cooldown=60, wanted_nodes=1)
+    core.subscribe(PUBSUB, ["/x/1/t/p"])
+    assert [a.peer for a in core.due(now=0)] == ["a"]
+    core.on_subscribe_result("a", False, now=0)
+    assert [a.peer for a in core.due(now=0)] == ["b"]
+    core.on_subscribe_result("b", True, now=0)
+    assert core.due(now=30) == []  # b holds: a waits out its full minute
+    assert core.next_wakeup(now=30) == 60
+
+
+def test_while_no_node_holds_anything_a_replaced_node_is_tried_again_soon() -> None:
     core = FilterClientCore(["a"], replaced_node_cooldown=60)
     core.subscribe(PUBSUB, ["/x/1/t/p"])
     assert len(core.due(now=0)) == 1
     core.on_subscribe_result("a", False, now=0)
-    assert core.due(now=30) == []
-    assert core.next_wakeup(now=30) == 60
-    assert [a.peer for a in core.due(now=60)] == ["a"]
+    assert core.due(now=DEAF_RETRY - 1) == []
+    assert core.next_wakeup(now=1) == DEAF_RETRY
+    assert [a.peer for a in core.due(now=DEAF_RETRY)] == ["a"]
 
 
 def test_unsubscribe_is_sent_for_dropped_topics() -> None:

@@ -42,7 +42,7 @@ def person(name: str) -> Person:
 
 
 @dataclass
-class TestCommunity:
+class BuiltCommunity:
     owner: Person
     owner_key: OwnerKey
     protection: ShardKeyPair
@@ -57,7 +57,7 @@ def new_community(
     *,
     policy: JoinPolicy = JoinPolicy.APPROVAL,
     channels: tuple[str, ...] = ("general", "random"),
-) -> TestCommunity:
+) -> BuiltCommunity:
     owner_key = OwnerKey.generate()
     protection = ShardKeyPair.generate()
     first = first_description(
@@ -74,11 +74,11 @@ def new_community(
         channels,
         NOW,
     )
-    return TestCommunity(owner, owner_key, protection, sign_description(owner_key, first))
+    return BuiltCommunity(owner, owner_key, protection, sign_description(owner_key, first))
 
 
 def with_members(
-    community: TestCommunity, members: list[Person], admins: tuple[Person, ...] = ()
+    community: BuiltCommunity, members: list[Person], admins: tuple[Person, ...] = ()
 ) -> Description:
     """The community's description with `members` added and `admins` granted admin, each
     step signed by the owner key; stored back on `community`."""

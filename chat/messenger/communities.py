@@ -79,6 +79,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REPUBLISH_AFTER = 15 * 60.0
+"""Seconds between a moderator's publications of the description (presence, and a copy
+for store nodes whose retention dropped the last one)."""
+RETRY_PUBLISH = 2.0
+"""Seconds before a description no relay peer took goes again."""
+
 WatchTopic = Callable[[str, str], Awaitable[None]]
 
 
@@ -108,6 +114,8 @@ class CommunityChats:
         self.cluster_id = cluster_id
         self.communities = Communities()
         self._rng = random.Random()
+        self._publish_at: dict[str, float] = {}
+        """Moderated communities: when their description goes out again."""
         self.joins: CommunityJoins | None = None
         """Set by the façade: requests and keys go through it."""
 
@@ -117,6 +125,8 @@ class CommunityChats:
         for community in await self._ctx.db.run(lambda s: load_communities(s, own)):
             self.communities.add(community)
             await self.serve(community)
+            if community.role in (Role.OWNER, Role.ADMIN):
+                self._publish_at[community.id] = self._ctx.clock()
 
     async def serve(self, community: Community) -> None:
         """Relay the community's shard (signing with its key pair when we hold it), watch its
@@ -232,12 +242,29 @@ class CommunityChats:
         await self._ctx.db.run(save)
 
     def publish_description(self, community: Community) -> bool:
-        """The newest description on the community's topic (the store keeps it for fetches);
-        False when no peer took it (the next edit or a member's re-publish carries it)."""
+        """The newest description on the community's topic (the store keeps it for fetches).
+        Moderators publish it again every `REPUBLISH_AFTER` (it is the owner's presence:
+        "owner last seen"), and every `RETRY_PUBLISH` while no peer takes it (a new shard
+        has no relay peers for a moment)."""
         message = waku_message(
             community_content_topic(community.id), community.description.signed, self._ctx.clock()
         )
-        return self._publish(community.pubsub_topic, message)
+        published = self._publish(community.pubsub_topic, message)
+        delay = REPUBLISH_AFTER if published else RETRY_PUBLISH
+        self._publish_at[community.id] = self._ctx.clock() + delay
+        self._ctx.wake_scheduler()
+        return published
+
+    def next_wakeup(self) -> float | None:
+        return min(self._publish_at.values()) if self._publish_at else None
+
+    async def run_due(self, now: float) -> None:
+        for community_id, at in list(self._publish_at.items()):
+            community = self.communities.get(community_id)
+            if community is None or community.role not in (Role.OWNER, Role.ADMIN):
+                del self._publish_at[community_id]
+            elif at <= now:
+                self.publish_description(community)
 
     def _publish(self, pubsub_topic: str, message: WakuMessage) -> bool:
         try:

@@ -221,6 +221,7 @@ class Messenger(CommunityCommands):
             sending,
             self._contacts_flow,
             invites,
+            communities,
             community_joins,
             strangers,
             syncs,

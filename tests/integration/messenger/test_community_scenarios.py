@@ -1,0 +1,88 @@
+"""Communities on real nodes over loopback: a service node (relay + store) serving the
+community's protected shard, messengers with real SQLCipher profiles. Every wait is a
+condition (wait_until); nothing sleeps for time to pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from harness.live_communities import (
+    channel_texts,
+    fetched,
+    received_requests,
+    request_state,
+    role_in,
+    serve_shard,
+)
+from harness.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+
+EACH = 5
+
+
+async def test_approval_community_two_accepted_one_declined_two_channels_everyone_has_all(
+    net: Any,
+) -> None:
+    service = await net.start_service()
+    alice, bob, carol, dave = [await net.start(n) for n in ("alice", "bob", "carol", "dave")]
+    community = await alice.create_community(
+        "Birders", "We watch birds", "approval", ["general", "sightings"]
+    )
+    assert community.my_role == "owner" and community.protection_key
+    serve_shard(service, community)
+    link, qr = await alice.community_link(community.id)
+    assert link.startswith("chinwag-community:") and "█" in qr
+
+    for person in (bob, carol, dave):
+        found = await fetched(person, link)
+        assert found.community is not None and found.community.name == "Birders"
+        await person.join_community(link, "let me in")
+    requests = await received_requests(alice, community.id, 3)
+    by_key = {r.chat_key: r for r in requests}
+    await alice.accept_community_request(by_key[bob.me.chat_key_text].id)
+    await alice.accept_community_request(by_key[carol.me.chat_key_text].id)
+    await alice.decline_community_request(by_key[dave.me.chat_key_text].id)
+
+    async def settled() -> bool:
+        return (
+            await role_in(bob, community.id) == "member"
+            and await role_in(carol, community.id) == "member"
+            and await request_state(dave, community.id) == "declined"
+            and await request_state(bob, community.id) == "accepted"
+        )
+
+    await wait_until(settled, 60)
+    assert await role_in(dave, community.id) == "none"
+    view = await alice.community(community.id)
+    assert {m.role for m in view.members} == {"owner", "member"} and len(view.members) == 3
+
+    members = {"alice": alice, "bob": bob, "carol": carol}
+    channels = [c.id for c in view.channels]
+    for i in range(EACH):
+        for channel in channels:
+            for name, member in members.items():
+                await member.send_text(channel, f"{name} {channel[:4]} {i}")
+
+    async def everyone_has_all() -> bool:
+        for member in members.values():
+            for channel in channels:
+                if len(await channel_texts(member, channel)) < len(members) * EACH:
+                    return False
+        return True
+
+    await wait_until(everyone_has_all, 120)
+    for member in members.values():
+        for channel in channels:
+            found = await channel_texts(member, channel)
+            assert len(found) == len(set(found)) == len(members) * EACH  # each once
+            for name in members:
+                mine = [t for t in found if t.startswith(f"{name} ")]
+                assert mine == [f"{name} {channel[:4]} {i}" for i in range(EACH)]
+    assert not [c for c in await dave.chats() if c.kind == "channel"]
+    # Everything went over the protected shard, signed: the service node relayed it and
+    # refused nothing there.
+    validator = service.relay.validator
+    assert validator.is_protected(community.shard)
+    assert not [key for key in validator.protected_rejected if key[0] == community.shard]

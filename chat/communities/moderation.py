@@ -30,6 +30,7 @@ from chat.communities.description import (
     new_channel_id,
 )
 from chat.communities.roles import Action, Role, check
+from chat.identity import IdentityError, parse_chat_key
 from chat.waku.protected import ShardKeyPair
 
 
@@ -90,6 +91,10 @@ def leave(description: Description, subject: str, now: float) -> Outcome:
 
 def ban(description: Description, actor: str, subject: str, now: float) -> Outcome:
     """Ban a member (or someone not yet a member, to refuse their requests)."""
+    try:
+        parse_chat_key(subject)
+    except IdentityError as exc:
+        raise ModerationError(str(exc)) from None
     target = description.member(subject)
     check(description.role_of(actor), Action.BAN, target.role if target else Role.MEMBER)
     if subject in description.banned:

@@ -86,3 +86,67 @@ async def test_approval_community_two_accepted_one_declined_two_channels_everyon
     validator = service.relay.validator
     assert validator.is_protected(community.shard)
     assert not [key for key in validator.protected_rejected if key[0] == community.shard]
+
+
+async def join_open(owner: Any, person: Any, link: str, community_id: str) -> None:
+    await fetched(person, link)
+    await person.join_community(link, "")
+
+    async def member() -> bool:
+        return await role_in(person, community_id) == "member"
+
+    await wait_until(member, 60)
+
+
+async def test_kicked_and_banned_read_nothing_new_and_the_banned_cannot_publish(net: Any) -> None:
+    service = await net.start_service()
+    alice, bob, carol, erin = [await net.start(n) for n in ("alice", "bob", "carol", "erin")]
+    community = await alice.create_community("Open", "", "open", ["general"])
+    serve_shard(service, community)
+    link, _ = await alice.community_link(community.id)
+    for person in (bob, carol, erin):
+        await join_open(alice, person, link, community.id)
+    channel = community.channels[0].id
+    await alice.send_text(channel, "before")
+
+    async def all_have_before() -> bool:
+        return all(["before" in await channel_texts(p, channel) for p in (bob, carol, erin)])
+
+    await wait_until(all_have_before, 60)
+    kicked = await alice.kick_community_member(community.id, bob.me.chat_key_text)
+    assert kicked.epoch == community.epoch + 1
+    banned = await alice.ban_community_member(community.id, carol.me.chat_key_text)
+    assert banned.epoch == kicked.epoch + 1
+    assert banned.protection_key != community.protection_key
+    assert {m.chat_key for m in banned.members} == {alice.me.chat_key_text, erin.me.chat_key_text}
+    serve_shard(service, banned)  # the operator's node follows the new key
+
+    async def erin_follows() -> bool:
+        view = await erin.community(community.id)
+        return view.epoch == banned.epoch and view.protection_key == banned.protection_key
+
+    await wait_until(erin_follows, 60)
+    await alice.send_text(channel, "after")
+
+    async def erin_has_after() -> bool:
+        return "after" in await channel_texts(erin, channel)
+
+    await wait_until(erin_has_after, 60)
+    rejected_before = sum(service.relay.validator.protected_rejected.values())
+    await carol.send_text(channel, "carol still here")
+
+    async def carol_refused_by_the_shard() -> bool:
+        return sum(service.relay.validator.protected_rejected.values()) > rejected_before
+
+    await wait_until(carol_refused_by_the_shard, 60)
+    await erin.send_text(channel, "erin after")
+
+    async def alice_has_erin() -> bool:
+        return "erin after" in await channel_texts(alice, channel)
+
+    await wait_until(alice_has_erin, 60)
+    for outsider in (bob, carol):
+        found = await channel_texts(outsider, channel)
+        assert "after" not in found and "erin after" not in found
+    for member in (alice, erin):
+        assert "carol still here" not in await channel_texts(member, channel)

@@ -136,3 +136,9 @@ def test_a_member_leaves_and_the_owner_cannot() -> None:
     assert outcome.new_epoch and outcome.description.role_of(bob.key) is None
     with pytest.raises(ModerationError, match="owner cannot leave"):
         leave(description, alice.key, NOW)
+
+
+def test_banning_something_that_is_not_a_chat_key_is_a_clear_error() -> None:
+    community = new_community(person("alice"))
+    with pytest.raises(ModerationError, match="chat key"):
+        ban(community.description, community.owner.key, "0", NOW)

@@ -4,6 +4,8 @@ condition (wait_until); nothing sleeps for time to pass."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import pytest
@@ -16,6 +18,13 @@ from harness.live_communities import (
     serve_shard,
 )
 from harness.waiting import wait_until
+
+from chat.communities.answers import sign_answer
+from chat.communities.channel import community_content_topic
+from chat.communities.description import MAX_DESCRIPTION_BYTES
+from chat.messenger.community_joins import requests_content_topic
+from chat.messenger.conversation import waku_message
+from chat.proto import community_pb2
 
 pytestmark = pytest.mark.slow
 
@@ -150,3 +159,71 @@ async def test_kicked_and_banned_read_nothing_new_and_the_banned_cannot_publish(
         assert "after" not in found and "erin after" not in found
     for member in (alice, erin):
         assert "carol still here" not in await channel_texts(member, channel)
+
+
+async def test_forged_older_oversized_descriptions_and_a_members_answers_are_ignored(
+    net: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = await net.start_service()
+    alice, bob, erin, dave = [await net.start(n) for n in ("alice", "bob", "erin", "dave")]
+    community = await alice.create_community("Guarded", "", "approval", ["general"])
+    serve_shard(service, community)
+    link, _ = await alice.community_link(community.id)
+    first_signed = alice._communities.community(community.id).description.signed
+    for person in (bob, erin):
+        await fetched(person, link)
+        await person.join_community(link, "")
+        (pending,) = await received_requests(alice, community.id, 1)
+        await alice.accept_community_request(pending.id)
+
+        async def member(person: Any = person) -> bool:
+            return await role_in(person, community.id) == "member"
+
+        await wait_until(member, 60)
+    await fetched(dave, link)
+    await dave.join_community(link, "")
+    (dave_request,) = await received_requests(alice, community.id, 1)
+    held = await erin.community(community.id)
+    topic = community_content_topic(community.id)
+
+    # Bob is a member: his node holds the shard key, so what he publishes reaches everyone.
+    outer = community_pb2.Signed.FromString(held_signed(bob, community.id))
+    body = community_pb2.Description.FromString(outer.body)
+    body.name, body.version = "Taken over", body.version + 1
+    outer.body = body.SerializeToString()
+    forged = outer.SerializeToString()
+    oversized = b"\x0a" + b"\xff" * (MAX_DESCRIPTION_BYTES + 10)
+    rejected_before = erin.rejected
+    with caplog.at_level(logging.INFO):
+        for payload in (forged, first_signed, oversized):
+            bob.node.publish(held.shard, waku_message(topic, payload, time.time()))
+        # A member (not an admin) answers Dave's request: neither Dave nor Alice may take it.
+        for accepted in (True, False):
+            answer = sign_answer(
+                bob.me, dave_request.id, community.id, dave.me.chat_key_text,
+                accepted=accepted, reason="", now=time.time(),
+            )  # fmt: skip
+            message = community_pb2.RequestsMessage(answer=answer.signed).SerializeToString()
+            bob.node.publish(
+                bob.pubsub_topic,
+                waku_message(requests_content_topic(community.id), message, time.time()),
+            )
+
+        async def all_refused() -> bool:
+            return erin.rejected >= rejected_before + 3 and alice.rejected >= 2
+
+        await wait_until(all_refused, 60)
+    assert "bad signature" in caplog.text and "older description" in caplog.text
+    assert "not signed by the owner or an admin" in caplog.text
+    assert "bytes (at most" in caplog.text
+    now = await erin.community(community.id)
+    assert (now.name, now.version) == ("Guarded", held.version)
+    assert await request_state(dave, community.id) == "pending"
+    (still,) = await received_requests(alice, community.id, 1)
+    assert still.id == dave_request.id
+
+
+def held_signed(messenger: Any, community_id: str) -> bytes:
+    """The signed description a messenger holds now."""
+    signed: bytes = messenger._communities.community(community_id).description.signed
+    return signed

@@ -286,7 +286,8 @@ class CommunityChats:
         description = offered.accepted
         community = self.communities.get(description.id)
         if community is not None and self.signed_by_owner(description.signer, description):
-            community.owner_last_seen = max(community.owner_last_seen or 0, self._ctx.clock())
+            seen = min(description.at, self._ctx.clock())  # when they signed it
+            community.owner_last_seen = max(community.owner_last_seen or 0, seen)
         if community is not None:
             await self.adopt(community, description)
         if self.joins is not None:

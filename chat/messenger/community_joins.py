@@ -67,11 +67,15 @@ from chat.waku.protected import InvalidShardKey, ShardKeyPair, ShardPublicKey
 from chat.waku.protowire import parse
 from chat.waku.topics import format_pubsub_topic
 from storage.repositories.communities import StoredRequest
+from storage.repositories.reliability import SyncCursor
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_MESSAGE = 160 * 1024
+FETCH_LOOKBACK = 24 * 3600.0
+"""How far back a fetch scans the store for the description: moderators publish it every
+15 min, so a day covers every community with a moderator online in the last day."""
 
 
 def requests_content_topic(community_id: str) -> str:
@@ -135,6 +139,8 @@ class CommunityJoins:
         """The default shard, where requests topics live."""
         self.requests = JoinRequests(chats.policy.requests)
         self.fetches: dict[str, Fetch] = {}
+        self.owner_last_seen: dict[str, float] = {}
+        """Per community: when the newest thing its owner signed that reached us was signed."""
         self._watched: set[str] = set()
 
     # ---- loading ----------------------------------------------------------------------------
@@ -211,10 +217,19 @@ class CommunityJoins:
             key = None
         if self._chats.communities.get(link.community_id) is None:
             self._node.join_shard(topic, None, key)
-        self._add_inbox(
-            community_content_topic(link.community_id), self._description_inbox(link.community_id)
-        )
-        await self._watch(topic, community_content_topic(link.community_id))
+        content_topic = community_content_topic(link.community_id)
+        self._add_inbox(content_topic, self._description_inbox(link.community_id))
+        now_ms = self._ctx.now_ms()
+        since_ms = now_ms - int(FETCH_LOOKBACK * 1000)
+
+        def look_back(store: Store) -> None:
+            # A topic never watched is scanned from now on; a fetch needs the copies the
+            # store kept from before (moderators publish one every 15 min).
+            if store.sync_cursors.load(topic, content_topic) is None:
+                store.sync_cursors.save(SyncCursor(topic, content_topic, since_ms, None, now_ms))
+
+        await self._ctx.db.run(look_back)
+        await self._watch(topic, content_topic)
         await self._watch_requests(link.community_id)
 
     def fetch_view(self, community_id: str) -> ev.CommunityFetchView:
@@ -235,6 +250,8 @@ class CommunityJoins:
 
     async def description_arrived(self, description: Description) -> None:
         """A valid description: a fetch of it is found; our request waiting for it goes."""
+        if self._chats.signed_by_owner(description.signer, description):
+            self._owner_seen(description.id, description.at)
         fetch = self.fetches.get(description.id)
         if fetch is not None and fetch.state != "found":
             fetch.state, fetch.reason = "found", None
@@ -258,6 +275,7 @@ class CommunityJoins:
             request_id, community_id, self._ctx.me.chat_key_text, message, now
         )
         request = self._require(request_id)
+        request.owner_last_seen = self.owner_last_seen.get(community_id)
         await self._save(request, transition)
         if self._chats.communities.book.get(community_id) is None:
             await self.fetch(text)  # the request goes when the description is found
@@ -501,10 +519,16 @@ class CommunityJoins:
 
     def _seen(self, description: Description, answer: Answer) -> None:
         if self._chats.signed_by_owner(answer.signer, description):
-            community = self._chats.communities.get(description.id)
-            if community is not None:
-                community.owner_last_seen = self._ctx.clock()
-            self.requests.owner_seen(description.id, self._ctx.clock())
+            self._owner_seen(description.id, answer.at)
+
+    def _owner_seen(self, community_id: str, signed_at: float) -> None:
+        """Something the owner signed at `signed_at` (their clock, never after ours)."""
+        seen = min(signed_at, self._ctx.clock())
+        self.owner_last_seen[community_id] = max(self.owner_last_seen.get(community_id, 0), seen)
+        community = self._chats.communities.get(community_id)
+        if community is not None:
+            community.owner_last_seen = max(community.owner_last_seen or 0, seen)
+        self.requests.owner_seen(community_id, seen)
 
     async def _on_keys(self, community_id: str, sender_identity: bytes, data: bytes) -> None:
         try:

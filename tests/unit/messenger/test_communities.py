@@ -1,0 +1,143 @@
+"""Communities on a fake network, on trio's mock clock: a fetch that times out with its
+reason, join requests re-sent on their schedule and expiring with a reason while nobody
+answers, an admin answering while the owner is away, and the owner answering a re-sent
+request when back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from harness.communities import new_community, person
+from harness.fake_messengers import Peers, Running
+
+from chat.communities.join import RequestPolicy
+from chat.communities.link import CommunityLink
+from chat.messenger.community_joins import requests_content_topic
+from chat.messenger.config import CommunityPolicy
+
+POLICY = CommunityPolicy(
+    fetch_timeout=30.0,
+    requests=RequestPolicy(lifetime=1000.0, first_resend=60.0, factor=2.0, jitter=0.0),
+)
+
+
+async def start(peers: Peers, name: str) -> Running:
+    return await peers.start(name, communities=POLICY)
+
+
+async def settle() -> None:
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def request_of(running: Running, community_id: str, direction: str) -> Any:
+    found = [
+        r
+        for r in await running.messenger.community_requests()
+        if r.community_id == community_id and r.direction == direction
+    ]
+    return found[-1] if found else None
+
+
+async def test_a_fetch_nobody_answers_times_out_with_a_reason_and_can_be_retried(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    bob = await start(peers, "bob")
+    nowhere = CommunityLink.of(new_community(person("alice")).description).encode()
+    fetch = await bob.messenger.fetch_community(nowhere)
+    assert (fetch.state, fetch.reason, fetch.community) == ("fetching", None, None)
+    await trio.sleep(29)
+    assert (await bob.messenger.community_fetch(fetch.community_id)).state == "fetching"
+    await trio.sleep(2)
+    timed_out = await bob.messenger.community_fetch(fetch.community_id)
+    assert timed_out.state == "timed_out"
+    assert (
+        timed_out.reason is not None and "no signed description arrived in 30 s" in timed_out.reason
+    )
+    again = await bob.messenger.fetch_community(nowhere)
+    assert again.state == "fetching" and again.started_at > fetch.started_at
+
+
+async def test_owner_away_request_resent_then_expired_admin_answers_owner_answers_again(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, erin, bob = [await start(peers, n) for n in ("alice", "erin", "bob")]
+    community = await alice.messenger.create_community("Away", "", "approval", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    # Erin joins and becomes an admin.
+    fetched = await erin.messenger.fetch_community(link)
+    await settle()
+    assert (await erin.messenger.community_fetch(fetched.community_id)).state == "found"
+    await erin.messenger.join_community(link, "")
+    await settle()
+    pending = await request_of(alice, community.id, "received")
+    await alice.messenger.accept_community_request(pending.id)
+    await settle()
+    await alice.messenger.set_community_role(community.id, erin.messenger.me.chat_key_text, "admin")
+    await settle()
+    assert (await erin.messenger.community(community.id)).my_role == "admin"
+
+    # Owner and admin away: Bob's request goes again and again, then expires with a reason.
+    alice.node.set_online(False)
+    erin.node.set_online(False)
+    fetch = await bob.messenger.fetch_community(link)
+    await trio.sleep(65)  # the store scan of the description topic
+    assert (await bob.messenger.community_fetch(fetch.community_id)).state == "found"
+    asked = await bob.messenger.join_community(link, "hello?")
+    topic = requests_content_topic(community.id)
+
+    def copies() -> int:
+        return sum(1 for _, m in bob.node.published if m.content_topic == topic)
+
+    sent_first = copies()
+    assert sent_first == 2  # one for the owner, one for the admin
+    await trio.sleep(61)
+    assert copies() == 2 * sent_first
+    await trio.sleep(121)
+    assert copies() == 3 * sent_first
+    mine = await request_of(bob, community.id, "sent")
+    assert mine.state == "pending" and mine.owner_last_seen is not None
+    await trio.sleep(1000)
+    expired = await request_of(bob, community.id, "sent")
+    assert expired.state == "expired"
+    assert "no owner or admin answered" in expired.state_reason
+    assert "owner was last seen" in expired.state_reason
+    del asked
+
+    # The admin comes back first and answers a new request while the owner is away.
+    erin.node.set_online(True)
+    await bob.messenger.join_community(link, "again")
+    await trio.sleep(5)  # erin's store scan of the requests topic brings the old one too
+    received = {r.message: r for r in await erin.messenger.community_requests()}
+    assert received["hello?"].state == "expired"
+    theirs = received["again"]
+    assert theirs.state == "pending"
+    await erin.messenger.accept_community_request(theirs.id)
+    await settle()
+    assert (await bob.messenger.community(community.id)).my_role == "member"
+    assert (await request_of(bob, community.id, "sent")).state == "accepted"
+
+
+async def test_the_owner_back_online_gets_a_resent_request_and_answers_it(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, frank = [await start(peers, n) for n in ("alice", "frank")]
+    community = await alice.messenger.create_community("Back", "", "approval", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    fetch = await frank.messenger.fetch_community(link)
+    await trio.sleep(65)
+    assert (await frank.messenger.community_fetch(fetch.community_id)).state == "found"
+    alice.node.set_online(False)
+    peers.network.store_keeps = False  # nothing waits in a store: only a re-send reaches her
+    await frank.messenger.join_community(link, "knock knock")
+    await trio.sleep(30)
+    alice.node.set_online(True)
+    assert await request_of(alice, community.id, "received") is None
+    await trio.sleep(31)  # the first re-send, 60 s after the first copy
+    theirs = await request_of(alice, community.id, "received")
+    assert theirs is not None and theirs.state == "pending" and theirs.message == "knock knock"
+    await alice.messenger.accept_community_request(theirs.id)
+    await settle()
+    assert (await frank.messenger.community(community.id)).my_role == "member"
+    mine = await request_of(frank, community.id, "sent")
+    assert mine.state == "accepted" and mine.sends >= 2

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -142,6 +143,8 @@ class CommunityJoins:
         self.owner_last_seen: dict[str, float] = {}
         """Per community: when the newest thing its owner signed that reached us was signed."""
         self._watched: set[str] = set()
+        self.scan_now: Callable[[str, tuple[str, ...], float], None] | None = None
+        """Set by the façade: a store scan of a watched topic now, up to now (a fetch)."""
 
     # ---- loading ----------------------------------------------------------------------------
     async def load(self) -> None:
@@ -230,6 +233,8 @@ class CommunityJoins:
 
         await self._ctx.db.run(look_back)
         await self._watch(topic, content_topic)
+        if self.scan_now is not None:
+            self.scan_now(topic, (content_topic,), self._ctx.clock())
         await self._watch_requests(link.community_id)
 
     def fetch_view(self, community_id: str) -> ev.CommunityFetchView:

@@ -195,6 +195,7 @@ class Messenger(CommunityCommands):
             receiver.add_inbox, self.pubsub_topic,
         )  # fmt: skip
         communities.joins = community_joins
+        community_joins.scan_now = self.checks.scan_now
         self._health = HealthWatch(
             ctx, self.node, self.checks, sending, receiver, self._lock, budget
         )

@@ -42,6 +42,12 @@ def community_content_topic(community_id: str) -> str:
     return f"/chinwag/1/community-{community_id}/proto"
 
 
+def requests_content_topic(community_id: str) -> str:
+    """Join requests, answers, keys and copies of the description, on the network's default
+    shard (a requester holds no shard key)."""
+    return f"/chinwag/1/community-{community_id}-requests/proto"
+
+
 def channel_content_topic(channel_id: str) -> str:
     return f"/chinwag/1/channel-{channel_id}/proto"
 

@@ -341,13 +341,18 @@ class CommunityChats:
         if self.communities.book.offer(signed.signed).accepted is None:
             raise ev.NotPossible("that change would not be accepted by the members")
         community.description = signed
-        if outcome.new_protection is not None:
-            community.protection = outcome.new_protection
-            self._node.join_shard(community.pubsub_topic, outcome.new_protection)
         if outcome.new_epoch:
             community.keys.add(signed.epoch, new_content_key())
+        if outcome.new_protection is not None:
+            community.protection = outcome.new_protection
         await self._save(community)
+        # Published while our relay still signs with the old shard key: relays and members
+        # that check the old key take it, and learn the new key from it.
         self.publish_description(community)
+        if self.joins is not None:
+            self.joins.publish_description(community)
+        if outcome.new_protection is not None:
+            self._node.join_shard(community.pubsub_topic, outcome.new_protection)
         if outcome.new_epoch and self.joins is not None:
             await self.joins.send_keys_to_members(community)
         await self._open_channels(community)

@@ -38,7 +38,7 @@ from chat.communities.answers import (
     decode_answer,
     sign_answer,
 )
-from chat.communities.channel import community_content_topic
+from chat.communities.channel import community_content_topic, requests_content_topic
 from chat.communities.description import Description, JoinPolicy, Member
 from chat.communities.join import (
     Direction,
@@ -77,10 +77,6 @@ MAX_REQUESTS_MESSAGE = 160 * 1024
 FETCH_LOOKBACK = 24 * 3600.0
 """How far back a fetch scans the store for the description: moderators publish it every
 15 min, so a day covers every community with a moderator online in the last day."""
-
-
-def requests_content_topic(community_id: str) -> str:
-    return f"/chinwag/1/community-{community_id}-requests/proto"
 
 
 class AddInbox(Protocol):
@@ -415,7 +411,14 @@ class CommunityJoins:
         if len(message.payload) > MAX_REQUESTS_MESSAGE:
             self._ctx.reject("an oversized message on a community's requests topic")
             return
-        pb = parse(community_pb2.RequestsMessage, message.payload, JoinWireError, "")
+        try:
+            pb = parse(community_pb2.RequestsMessage, message.payload, JoinWireError, "")
+        except JoinWireError as exc:
+            self._ctx.reject(f"a community requests message: {exc}")
+            return
+        if pb.description:
+            await self._chats.offer_description(pb.description, community_id, "a copy")
+            return
         if pb.answer:
             await self._on_answer(community_id, pb.answer)
             return
@@ -685,6 +688,13 @@ class CommunityJoins:
         else:
             await self._ctx.db.run(save)
         self._ctx.emit(ev.CommunityRequestUpdated(self.request_view(request)))
+
+    def publish_description(self, community: Community) -> bool:
+        """A copy of the description on the requests topic (default shard): whoever follows
+        the community learns a new shard key there even while the shard refuses what the
+        new key signed (a relay or member that still checks the old one)."""
+        payload = community_pb2.RequestsMessage(description=community.description.signed)
+        return self._publish(community.id, payload.SerializeToString())
 
     def _publish(self, community_id: str, payload: bytes) -> bool:
         message = waku_message(requests_content_topic(community_id), payload, self._ctx.clock())

@@ -404,22 +404,26 @@ class RequestsMessage(_message.Message):
     RECIPIENT_IDENTITY_KEY_FIELD_NUMBER: _builtins.int
     ENVELOPE_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
     recipient_identity_key: _builtins.bytes
     """with `envelope`: whose it is (Curve25519)"""
     envelope: _builtins.bytes
     """a chinwag.direct.DirectEnvelope"""
     answer: _builtins.bytes
     """a Signed JoinAnswer"""
+    description: _builtins.bytes
+    """a Signed Description (a copy, for followers)"""
     def __init__(
         self,
         *,
         recipient_identity_key: _builtins.bytes = ...,
         envelope: _builtins.bytes = ...,
         answer: _builtins.bytes = ...,
+        description: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "envelope", b"envelope", "recipient_identity_key", b"recipient_identity_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "description", b"description", "envelope", b"envelope", "recipient_identity_key", b"recipient_identity_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

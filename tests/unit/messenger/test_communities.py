@@ -11,9 +11,9 @@ import trio
 from harness.communities import new_community, person
 from harness.fake_messengers import Peers, Running
 
+from chat.communities.channel import requests_content_topic
 from chat.communities.join import RequestPolicy
 from chat.communities.link import CommunityLink
-from chat.messenger.community_joins import requests_content_topic
 from chat.messenger.config import CommunityPolicy
 
 POLICY = CommunityPolicy(

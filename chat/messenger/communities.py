@@ -280,7 +280,12 @@ class CommunityChats:
         state (channels, keys, shard key). True when it was accepted."""
         offered = self.communities.book.offer(signed, expected_id)
         if offered.accepted is None:
-            if not offered.reason.startswith("a copy"):
+            # An older version inside member keys or as a copy is a race between honest
+            # moderators' messages (the book logged it); anything else is refused.
+            benign = offered.reason.startswith("a copy") or (
+                via in ("member keys", "a copy") and offered.reason.startswith("an older")
+            )
+            if not benign:
                 self._ctx.reject(f"a community description in {via}: {offered.reason}")
             return False
         description = offered.accepted
@@ -397,12 +402,27 @@ class CommunityChats:
             ),
         )
 
+    async def record_departure(self, community: Community, chat_key: str) -> None:
+        """A member told us (a moderator) they leave: the next description without them."""
+        now = self._ctx.clock()
+        if community.description.role_of(chat_key) is None:
+            return
+        try:
+            await self.apply(
+                community, lambda: moderation.leave(community.description, chat_key, now)
+            )
+        except ev.MessengerError as exc:
+            log.info("departure of %s not recorded: %s", chat_key[:16], exc)
+
     async def leave(self, community_id: str) -> ev.CommunityView:
-        """We stop serving and reading the community here (the owner cannot leave). The
-        moderators remove us from the description when they learn of it (not yet sent)."""
+        """We tell the moderators (the first who gets it removes us, and the others get a
+        new epoch), then stop serving and reading the community here. The owner cannot
+        leave."""
         community = self.community(community_id)
         if community.role is Role.OWNER:
             raise ev.NotPossible("the owner cannot leave their community")
+        if self.joins is not None:
+            await self.joins.tell_moderators_we_leave(community)
         community.keys = type(community.keys)()
         self.communities.remove(community.id)
         cid = community.id

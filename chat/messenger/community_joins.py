@@ -441,6 +441,10 @@ class CommunityJoins:
             await self._on_keys(
                 community_id, opened.sender_identity_key, opened.payload.community_keys
             )
+        elif body == "community_leave":
+            await self._on_leave(
+                community_id, opened.sender_identity_key, opened.payload.community_leave
+            )
         else:
             self._ctx.reject(f"a '{body}' on a community's requests topic")
 
@@ -595,6 +599,43 @@ class CommunityJoins:
                     transition = None
                 await self._save(request, transition)
 
+    # ---- leaving ------------------------------------------------------------------------------
+    async def tell_moderators_we_leave(self, community: Community) -> None:
+        """Our departure, inside Olm, to every moderator whose link the description holds:
+        the first who gets it removes us (a new epoch for the others)."""
+        own = self._ctx.me.chat_key_text
+        messages = []
+        for chat_key in community.description.moderators():
+            link_text = community.link_of(chat_key)
+            if not link_text or chat_key == own:
+                continue
+            link = ContactLink.parse(link_text)
+            payload = direct_pb2.DirectPayload(community_leave=community.id)
+            envelope = self._olm.seal_to(link, payload)
+            messages.append(_pairwise(link.identity_key, envelope.encode()))
+        await self._writer.save_crypto_now()
+        for message in messages:
+            self._publish(community.id, message)
+
+    async def _on_leave(self, community_id: str, sender_identity: bytes, named: str) -> None:
+        community = self._chats.communities.get(community_id)
+        if community is None or named != community_id:
+            return
+        if not allowed(community.role, Action.ANSWER_REQUEST):
+            return
+        leaving = next(
+            (
+                m.chat_key
+                for m in community.description.members
+                if _identity_of(community.link_of(m.chat_key)) == sender_identity
+            ),
+            None,
+        )
+        if leaving is None:
+            self._ctx.reject("a departure from someone who is not a member we know")
+            return
+        await self._chats.record_departure(community, leaving)
+
     # ---- time ---------------------------------------------------------------------------------
     def next_wakeup(self) -> float | None:
         times = [
@@ -728,3 +769,12 @@ def _from_moderator(description: Description, identity_key: bytes) -> bool:
         except IdentityError:
             continue
     return False
+
+
+def _identity_of(link_text: str) -> bytes | None:
+    if not link_text:
+        return None
+    try:
+        return ContactLink.parse(link_text).identity_key
+    except IdentityError:
+        return None

@@ -141,3 +141,26 @@ async def test_the_owner_back_online_gets_a_resent_request_and_answers_it(
     assert (await frank.messenger.community(community.id)).my_role == "member"
     mine = await request_of(frank, community.id, "sent")
     assert mine.state == "accepted" and mine.sends >= 2
+
+
+async def test_a_member_who_leaves_is_removed_by_the_owner_and_the_epoch_moves(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, bob, carol = [await start(peers, n) for n in ("alice", "bob", "carol")]
+    community = await alice.messenger.create_community("Open", "", "open", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    for member in (bob, carol):
+        await member.messenger.fetch_community(link)
+        await trio.sleep(5)
+        await member.messenger.join_community(link, "")
+        await settle()
+        assert (await member.messenger.community(community.id)).my_role == "member"
+    before = await alice.messenger.community(community.id)
+    left = await bob.messenger.leave_community(community.id)
+    assert left.my_role == "none" and await bob.messenger.communities() == []
+    await settle()
+    after = await alice.messenger.community(community.id)
+    assert bob.messenger.me.chat_key_text not in {m.chat_key for m in after.members}
+    assert after.epoch == before.epoch + 1
+    await settle()
+    assert (await carol.messenger.community(community.id)).epoch == after.epoch

@@ -98,11 +98,14 @@ class Fetch:
 class _Inbox:
     """A content topic's messages handed to a handler (the receiver's Inbox protocol)."""
 
-    def __init__(self, handler: object) -> None:
+    def __init__(self, handler: object, *, urgent: bool = True) -> None:
         self._handler = handler
+        self._urgent = urgent
 
     def urgent(self, message: WakuMessage) -> bool:
-        return True
+        """A requests topic carries strangers' join requests: they wait in the strangers'
+        bounded lane behind contacts' messages (a flood cannot delay a chat)."""
+        return self._urgent
 
     def shed(self, message: WakuMessage) -> None:
         return None
@@ -184,7 +187,7 @@ class CommunityJoins:
         async def handle(message: WakuMessage) -> None:
             await self._on_requests_message(community_id, message)
 
-        self._add_inbox(topic, _Inbox(handle))
+        self._add_inbox(topic, _Inbox(handle, urgent=False))
         await self._watch(self.pubsub_topic, topic)
 
     # ---- fetching ---------------------------------------------------------------------------

@@ -280,11 +280,9 @@ class CommunityChats:
         state (channels, keys, shard key). True when it was accepted."""
         offered = self.communities.book.offer(signed, expected_id)
         if offered.accepted is None:
-            # An older version inside member keys or as a copy is a race between honest
-            # moderators' messages (the book logged it); anything else is refused.
-            benign = offered.reason.startswith("a copy") or (
-                via in ("member keys", "a copy") and offered.reason.startswith("an older")
-            )
+            # An older version is what a store scan replays and what honest moderators'
+            # messages race with: the book logged it; anything else is refused.
+            benign = offered.reason.startswith(("a copy", "an older"))
             if not benign:
                 self._ctx.reject(f"a community description in {via}: {offered.reason}")
             return False

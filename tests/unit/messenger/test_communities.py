@@ -164,3 +164,26 @@ async def test_a_member_who_leaves_is_removed_by_the_owner_and_the_epoch_moves(
     assert after.epoch == before.epoch + 1
     await settle()
     assert (await carol.messenger.community(community.id)).epoch == after.epoch
+
+
+async def test_a_member_restarted_still_holds_the_community_and_writes_in_it(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, bob = [await start(peers, n) for n in ("alice", "bob")]
+    community = await alice.messenger.create_community("Kept", "", "open", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    await bob.messenger.fetch_community(link)
+    await trio.sleep(5)
+    await bob.messenger.join_community(link, "")
+    await settle()
+    await peers.stop("bob")
+    bob = await start(peers, "bob")
+    view = await bob.messenger.community(community.id)
+    assert view.my_role == "member" and view.epoch == community.epoch
+    assert [r.state for r in await bob.messenger.community_requests()] == ["accepted"]
+    channel = community.channels[0].id
+    assert any(c.id == channel and c.kind == "channel" for c in await bob.messenger.chats())
+    await bob.messenger.send_text(channel, "back again")
+    await trio.sleep(5)
+    texts = [m.text for m in await alice.messenger.messages(channel)]
+    assert texts == ["back again"]

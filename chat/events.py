@@ -260,7 +260,8 @@ class CommunityView:
 class CommunityFetchView:
     community_id: str
     state: str
-    """fetching, found, not_found or timed_out."""
+    """fetching, found, not_found (peers and a store node had none) or timed_out (no peer
+    on its shard, or no store node)."""
     reason: str | None = None
     started_at: float = 0.0
     community: CommunityView | None = None

@@ -39,8 +39,8 @@ COMMUNITY_FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "epoch": "the content key's epoch (a kick or ban starts a new one)",
     },
     "CommunityFetchView": {
-        "state": "fetching, found or timed_out (fetch again to retry)",
-        "reason": "why it timed out",
+        "state": "fetching, found, not_found or timed_out (fetch again to retry)",
+        "reason": "why it was not found or timed out",
     },
     "CommunityRequestView": {
         "direction": "'sent' (we asked) or 'received' (to a community we moderate)",

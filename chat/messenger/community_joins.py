@@ -205,7 +205,7 @@ class CommunityJoins:
         if held is not None:
             fetch = self.fetches[community_id] = Fetch(link, self._ctx.clock(), "found")
             return self.fetch_view(community_id)
-        if fetch is None or fetch.state == "timed_out":
+        if fetch is None or fetch.state in ("timed_out", "not_found"):
             fetch = self.fetches[community_id] = Fetch(link, self._ctx.clock())
             await self._start_fetch(link)
             self._ctx.wake_scheduler()
@@ -657,19 +657,30 @@ class CommunityJoins:
                 fetch.state == "fetching"
                 and now >= fetch.started_at + self._chats.policy.fetch_timeout
             ):
-                topic = format_pubsub_topic(fetch.link.cluster_id, fetch.link.shard)
-                peers = self._node.relay_peers().get(topic, 0)
-                fetch.state = "timed_out"
-                fetch.reason = (
-                    f"no signed description arrived in {self._chats.policy.fetch_timeout:.0f} s"
-                    f" ({peers} relay peers on its shard {topic}); fetch again to retry"
-                )
-                log.info("community %s: %s", community_id[:8], fetch.reason)
+                fetch.state, fetch.reason = self._fetch_failed(fetch)
+                log.info("community %s: %s: %s", community_id[:8], fetch.state, fetch.reason)
         resend, expired = self.requests.due(now)
         for request, transition in expired:
             await self._save(request, transition)
         for request in resend:
             await self._send_request(request)
+
+    def _fetch_failed(self, fetch: Fetch) -> tuple[str, str]:
+        """`not_found` when the shard had relay peers and a store node was there to ask (the
+        community's description is nowhere to be had), else `timed_out` with what was
+        missing."""
+        topic = format_pubsub_topic(fetch.link.cluster_id, fetch.link.shard)
+        peers = self._node.relay_peers().get(topic, 0)
+        stores = len(self._node.store_peers())
+        waited = f"no signed description arrived in {self._chats.policy.fetch_timeout:.0f} s"
+        if peers and stores:
+            return "not_found", (
+                f"{waited}: {peers} relay peers on its shard and {stores} store nodes had none "
+                "(the community may not exist, or its moderators were away for over a day); "
+                "fetch again to retry"
+            )
+        missing = "no relay peer on its shard" if not peers else "no store node reachable"
+        return "timed_out", f"{waited} ({missing}, {topic}); fetch again to retry"
 
     # ---- views and saving -------------------------------------------------------------------
     def request_view(self, request: JoinRequest) -> ev.CommunityRequestView:

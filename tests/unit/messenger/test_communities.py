@@ -39,7 +39,7 @@ async def request_of(running: Running, community_id: str, direction: str) -> Any
     return found[-1] if found else None
 
 
-async def test_a_fetch_nobody_answers_times_out_with_a_reason_and_can_be_retried(
+async def test_a_fetch_nobody_answers_times_out_or_is_not_found_with_a_reason(
     peers: Peers, autojump_clock: Any
 ) -> None:
     bob = await start(peers, "bob")
@@ -49,13 +49,20 @@ async def test_a_fetch_nobody_answers_times_out_with_a_reason_and_can_be_retried
     await trio.sleep(29)
     assert (await bob.messenger.community_fetch(fetch.community_id)).state == "fetching"
     await trio.sleep(2)
+    # Alone on the network: nobody to ask, so it timed out, and says why.
     timed_out = await bob.messenger.community_fetch(fetch.community_id)
     assert timed_out.state == "timed_out"
-    assert (
-        timed_out.reason is not None and "no signed description arrived in 30 s" in timed_out.reason
-    )
+    assert timed_out.reason is not None
+    assert "no signed description arrived in 30 s" in timed_out.reason
+    assert "no relay peer on its shard" in timed_out.reason
+    # With a peer and a store node that have nothing: not found. Fetching again retries.
+    await start(peers, "carol")
     again = await bob.messenger.fetch_community(nowhere)
     assert again.state == "fetching" and again.started_at > fetch.started_at
+    await trio.sleep(31)
+    not_found = await bob.messenger.community_fetch(fetch.community_id)
+    assert not_found.state == "not_found"
+    assert not_found.reason is not None and "store nodes had none" in not_found.reason
 
 
 async def test_owner_away_request_resent_then_expired_admin_answers_owner_answers_again(

@@ -31,6 +31,7 @@ from chat.waku.message import WakuMessage, now_ns
 from chat.waku.node import Node, NodeConfig
 from chat.waku.peer_manager import DialSchedule
 from chat.waku.peers import Service
+from chat.waku.protected import ShardKeyPair, ShardPublicKey
 from chat.waku.relay.core import Router
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.service import RelayService
@@ -143,6 +144,24 @@ class ClientNode:
     def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
         """Peers reached; raises NoPeersReached, or ValueError when the message is refused."""
         return self.relay.publish(pubsub_topic, message)
+
+    def join_shard(
+        self,
+        pubsub_topic: str,
+        key_pair: ShardKeyPair | None = None,
+        public_key: ShardPublicKey | None = None,
+    ) -> None:
+        """Relay a community's shard from now on (or switch its key): with its key pair we
+        sign what we publish there and check what others relay against it; with only the
+        public key we check; with neither it is an unprotected shard."""
+        if key_pair is not None:
+            self.relay.sign_with(pubsub_topic, key_pair)
+        elif public_key is not None:
+            self.relay.protect(pubsub_topic, public_key)
+        else:
+            self.relay.subscribe(pubsub_topic)
+        if pubsub_topic not in self.pubsub_topics:
+            self.pubsub_topics.append(pubsub_topic)
 
     def relay_peers(self) -> dict[str, int]:
         topic_peers: dict[str, Any] = self.relay.router.topic_peers

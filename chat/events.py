@@ -83,7 +83,7 @@ class ContactView:
 class ChatView:
     id: str
     kind: str
-    """'direct' or 'group' (communities come later)."""
+    """'direct', 'group' or 'channel' (a community's channel)."""
     name: str
     unread: int
     last_activity_at: float
@@ -130,8 +130,9 @@ def chat_view_of(
 ) -> ChatView:
     """A conversation row as the faces see it; `name` overrides the stored title (a contact's
     current display name)."""
+    kind = "channel" if conv.kind == "community" else conv.kind  # stored per community
     return ChatView(
-        conv.id, conv.kind, name or conv.title, conv.unread, conv.last_activity_at / 1000, peer
+        conv.id, kind, name or conv.title, conv.unread, conv.last_activity_at / 1000, peer
     )
 
 
@@ -217,6 +218,73 @@ class InviteView:
     next_send_at: float | None = None
     """Sent and open: when the invitation goes out again."""
     sends: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityMemberView:
+    chat_key: str
+    display_name: str
+    role: str
+    """owner, admin or member."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityChannelView:
+    id: str
+    """Also the channel's chat id (its messages go through /v1/chats/{id}/messages)."""
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityView:
+    id: str
+    name: str
+    about: str
+    join_policy: str
+    """open or approval."""
+    shard: str
+    """The shard's pubsub topic (/waku/2/rs/<cluster>/<index>)."""
+    protection_key: str
+    """The shard's protection public key (hex, compressed secp256k1); empty: unprotected."""
+    channels: list[CommunityChannelView]
+    members: list[CommunityMemberView]
+    my_role: str
+    """owner, admin, member, or none (fetched, not joined)."""
+    owner_last_seen: float | None = None
+    version: int = 0
+    """The description's version we hold (the newest validly signed one)."""
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityFetchView:
+    community_id: str
+    state: str
+    """fetching, found, not_found (peers and a store node had none) or timed_out (no peer
+    on its shard, or no store node)."""
+    reason: str | None = None
+    started_at: float = 0.0
+    community: CommunityView | None = None
+    """When found: the community as its description says."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityRequestView:
+    id: str
+    community_id: str
+    chat_key: str
+    """The requester."""
+    display_name: str
+    direction: str
+    """'sent' (we asked) or 'received' (someone asked a community we moderate)."""
+    state: str
+    """pending, accepted, declined, cancelled or expired (chat/communities/join.py)."""
+    state_reason: str | None
+    owner_last_seen: float | None
+    expires_at: float | None
+    message: str = ""
+    sends: int = 0
+    next_send_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,6 +487,22 @@ class InviteUpdated(Event):
 
     kind: ClassVar[str] = "invite_updated"
     invite: InviteView
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityUpdated(Event):
+    """A community's description (members, channels, keys) or our place in it changed."""
+
+    kind: ClassVar[str] = "community_updated"
+    community: CommunityView
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityRequestUpdated(Event):
+    """A join request (ours, or one to a community we moderate) arrived or changed state."""
+
+    kind: ClassVar[str] = "community_request_updated"
+    request: CommunityRequestView
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import trio
 
 from chat.api import sse
+from chat.api.community_handlers import COMMUNITY_ROUTES, CommunityHandlers
 from chat.api.protocol import (
     Request,
     Response,
@@ -86,6 +87,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/invites", "list_invites"),
     ("POST", "/v1/invites/{id}/accept", "accept_invite"),
     ("POST", "/v1/invites/{id}/decline", "decline_invite"),
+    *COMMUNITY_ROUTES,
     ("GET", "/v1/events", "events"),
 )
 """(method, path pattern, operation id): the operation id names the Handlers method."""
@@ -154,7 +156,7 @@ def _views(views: list[Any]) -> Response:
     return json_response([to_json(v) for v in views])
 
 
-class Handlers:
+class Handlers(CommunityHandlers):
     def __init__(
         self, messenger: MessengerFace, *, keepalive: float = sse.KEEPALIVE_INTERVAL
     ) -> None:

@@ -13,6 +13,14 @@ from typing import Any
 
 from chat import __version__
 from chat.api.limits import IDLE_TIMEOUT, MAX_CONNECTIONS_PER_SOURCE, REQUEST_READ_TIMEOUT
+from chat.api.openapi_communities import (
+    COMMUNITY_FIELD_DESCRIPTIONS,
+    COMMUNITY_OTHER_SCHEMAS,
+    COMMUNITY_REQUEST_SCHEMAS,
+    COMMUNITY_VIEWS,
+    Builders,
+    community_paths,
+)
 from chat.api.protocol import MAX_BODY_BYTES, json_bytes
 from chat.api.sse import KEEPALIVE_INTERVAL
 from chat.events import (
@@ -54,6 +62,7 @@ VIEWS: tuple[type, ...] = (
     SearchResultView,
     BandwidthLineView,
     BandwidthView,
+    *COMMUNITY_VIEWS,
 )
 
 DESCRIPTION = f"""\
@@ -112,7 +121,7 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "next_send_at": "when our open request is re-sent next",
         "sends": "how often our current request went out",
     },
-    "ChatView": {"kind": "'direct' or 'group' (communities come later)"},
+    "ChatView": {"kind": "'direct', 'group' or 'channel' (a community's channel)"},
     "MessageView": {
         "sender": "the sender's chat key (ours for outgoing messages)",
         "timestamp": "the sender's clock at sending time",
@@ -212,7 +221,9 @@ def schema_for(annotation: Any) -> dict[str, Any]:
 
 def view_schema(view: type) -> dict[str, Any]:
     hints = typing.get_type_hints(view)
-    notes = FIELD_DESCRIPTIONS.get(view.__name__, {})
+    notes = FIELD_DESCRIPTIONS.get(view.__name__) or COMMUNITY_FIELD_DESCRIPTIONS.get(
+        view.__name__, {}
+    )
     properties: dict[str, Any] = {}
     for item in dataclasses.fields(view):
         schema = schema_for(hints[item.name])
@@ -709,7 +720,8 @@ LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
 
 
 def _paths() -> dict[str, Any]:
-    paths = copy.deepcopy(PATHS)
+    builders = Builders(_operation, _json, _ref, _list_of, _CHAT_ID, _MEMBER_KEY)
+    paths = copy.deepcopy({**PATHS, **community_paths(builders)})
     for (path, method, status), links in LINKS.items():
         paths[path][method]["responses"][status]["links"] = links
     return paths
@@ -737,7 +749,13 @@ def document() -> dict[str, Any]:
                         "profile directory)",
                     }
                 },
-                "schemas": {**schemas, **REQUEST_SCHEMAS, **OTHER_SCHEMAS},
+                "schemas": {
+                    **schemas,
+                    **REQUEST_SCHEMAS,
+                    **COMMUNITY_REQUEST_SCHEMAS,
+                    **OTHER_SCHEMAS,
+                    **COMMUNITY_OTHER_SCHEMAS,
+                },
                 "responses": _error_responses(),
             },
         }

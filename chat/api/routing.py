@@ -79,9 +79,17 @@ class Router:
         segments = split_path(raw_path)
         allowed: list[str] = []
         if segments is not None:
-            for pattern, route in self._routes:
-                params = _bind(pattern, segments)
-                if params is None:
+            # A path that a pattern names literally (`/v1/communities/fetch`) is not also an
+            # instance of a pattern with a parameter there (`/v1/communities/{id}`): only
+            # the most literal patterns that match count, for the route and for `Allow`.
+            bound = [
+                (len(params), route, params)
+                for pattern, route in self._routes
+                if (params := _bind(pattern, segments)) is not None
+            ]
+            fewest = min((count for count, _, _ in bound), default=0)
+            for count, route, params in bound:
+                if count != fewest:
                     continue
                 if route.method == method:
                     return Match(route, params)

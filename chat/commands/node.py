@@ -27,14 +27,19 @@ from chat.waku.inbound_limits import DEFAULT_LIMITS, MAX_CONNECTIONS, InboundLim
 # The node stack (libp2p, trio) is imported where it is used, so `chinwag --help` and the
 # other commands do not pay for it.
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from libp2p.crypto.keys import KeyPair
     from multiaddr import Multiaddr
 
+    from chat.communities.follower import CommunityFollower
     from chat.waku.connectivity import ConnectivityOptions
     from chat.waku.health import HealthSummary
     from chat.waku.health_monitor import HealthService
+    from chat.waku.message import WakuMessage
     from chat.waku.node import NodeConfig
     from chat.waku.protected import ShardPublicKey
+    from chat.waku.relay.service import RelayService
     from chat.waku.service_node import ServiceNodeConfig, StoreOptions
     from chat.waku.sync.service import SyncOptions
 
@@ -134,6 +139,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SHARD:PUBKEY",
         help="serve SHARD and relay only messages signed by this secp256k1 public key (hex, "
         "compressed or not), as nwaku does; repeatable (default: config network.protected_shards)",
+    )
+    parser.add_argument(
+        "--community",
+        action="append",
+        metavar="LINK",
+        help="serve and protect a community's shard, following its signed description: a ban "
+        "that rotates the shard key takes effect without a restart; repeatable",
     )
     parser.add_argument(
         "--node-key",
@@ -476,6 +488,9 @@ def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNode
     metrics = parse_metrics_address(args.metrics) if args.metrics is not None else None
     node_config = node_config_from(args, config)
     protected = protected_shards_from(args, config, node_config.cluster_id)
+    for follower in followers_from(args, node_config.cluster_id):
+        if follower.key is not None:
+            protected.setdefault(follower.pubsub_topic, follower.key)
     return ServiceNodeConfig(
         node=with_protected_shards(node_config, protected),
         protected=protected,
@@ -488,6 +503,45 @@ def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNode
         rate_limits=limits,
         metrics=metrics,
     )
+
+
+def followers_from(args: argparse.Namespace, cluster_id: int) -> list[CommunityFollower]:
+    """--community values: one follower each (UserError for a bad link or another cluster)."""
+    from chat.communities.follower import CommunityFollower, FollowError, parse_community_link
+    from chat.messenger.config import CONTACT_SHARD
+    from chat.waku.topics import format_pubsub_topic
+
+    followers = []
+    for text in getattr(args, "community", None) or []:
+        try:
+            link = parse_community_link(text)
+            if link.cluster_id != cluster_id:
+                raise FollowError(
+                    f"--community names a community of cluster {link.cluster_id}; this node "
+                    f"serves cluster {cluster_id}"
+                )
+            followers.append(
+                CommunityFollower(link, format_pubsub_topic(cluster_id, CONTACT_SHARD))
+            )
+        except FollowError as exc:
+            raise UserError(str(exc)) from None
+    return followers
+
+
+def follow(relay: RelayService, followers: Sequence[CommunityFollower]) -> None:
+    """Each community's descriptions, as the relay delivers them, move its shard's key."""
+    for follower in followers:
+        relay.subscribe(follower.default_pubsub_topic)
+
+    def sink(pubsub_topic: str, message: WakuMessage, data: bytes) -> None:
+        for follower in followers:
+            if follower.watches(pubsub_topic, message.content_topic):
+                key = follower.offer(pubsub_topic, message.content_topic, message.payload)
+                if key is not None:
+                    relay.protect(follower.pubsub_topic, key)
+
+    if followers:
+        relay.add_sink(sink)
 
 
 def _services_line(config: ServiceNodeConfig) -> str:
@@ -521,7 +575,9 @@ async def _print_health(health: HealthService) -> None:
 
 
 async def serve(
-    service_config: ServiceNodeConfig, options: ConnectivityOptions | None = None
+    service_config: ServiceNodeConfig,
+    options: ConnectivityOptions | None = None,
+    followers: Sequence[CommunityFollower] = (),
 ) -> None:
     """Run the node until SIGINT/SIGTERM. With `options`, the peer manager (not the node's
     static-peer loop) keeps the configured peers connected, and health lines are printed."""
@@ -541,6 +597,7 @@ async def serve(
         service_node = ServiceNode(service_config)
     except ArchiveError as exc:
         raise UserError(f"the archive cannot be opened: {exc}") from None
+    follow(service_node.relay, followers)
     connectivity = None
     if options is not None:
         connectivity = Connectivity(service_node.node, options)
@@ -588,6 +645,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         # py-libp2p warns about every refused protocol and peer churn; that is normal here.
         logging.getLogger("libp2p").setLevel(logging.ERROR)
     options = ConnectivityOptions(mdns=args.mdns, rendezvous_point=args.rendezvous)
-    trio.run(serve, service_config_from(args, config), options)
+    service_config = service_config_from(args, config)
+    followers = followers_from(args, service_config.node.cluster_id)
+    trio.run(serve, service_config, options, followers)
     sys.stdout.flush()
     return 0

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from libp2p.crypto.keys import KeyPair
 
+from chat.communities.join import RequestPolicy as JoinRequestPolicy
+from chat.communities.shards import DEFAULT_COMMUNITY_RANGE, DEFAULT_SHARED_SHARD
 from chat.config import DEFAULT_CLUSTER_ID, DEFAULT_SHARDS
 from chat.contacts import RequestPolicy
 from chat.events import MAX_TEXT_LENGTH as MAX_TEXT_LENGTH  # one value for every face
@@ -50,6 +52,17 @@ GIVE_UP_MISSING_AFTER = 600.0
 
 
 @dataclass(frozen=True)
+class CommunityPolicy:
+    community_range: tuple[int, int] = DEFAULT_COMMUNITY_RANGE
+    """Shards a new community may take (the network's community range)."""
+    shared_shard: int = DEFAULT_SHARED_SHARD
+    """The unprotected shard for communities created with `shared_shard` (QA mass creation)."""
+    fetch_timeout: float = 30.0
+    """Seconds a fetch of a community's description waits before it says timed out."""
+    requests: JoinRequestPolicy = field(default_factory=JoinRequestPolicy)
+
+
+@dataclass(frozen=True)
 class MessengerConfig:
     listen_addrs: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/0",)
     peers: tuple[str, ...] = ()
@@ -66,6 +79,8 @@ class MessengerConfig:
     group_keys: RotationPolicy = field(default_factory=RotationPolicy)
     """When a group's Megolm session rotates, and how often its key goes again to a member
     who has not confirmed it (chat/groups/keys.py)."""
+    communities: CommunityPolicy = field(default_factory=CommunityPolicy)
+    """Where new communities live, how long a fetch waits, join requests' schedule."""
     store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
     sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
     """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""

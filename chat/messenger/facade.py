@@ -37,6 +37,10 @@ from chat.identity import Identity, IdentityError, sanitize_display_text, valida
 from chat.light_node import LightClientNode, LightNodeConfig
 from chat.messenger.bandwidth import bandwidth_view
 from chat.messenger.channels import SdsChannels
+from chat.messenger.communities import CommunityChats
+from chat.messenger.community_commands import CommunityCommands
+from chat.messenger.community_joins import CommunityJoins
+from chat.messenger.community_state import KIND as COMMUNITY
 from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, MessengerConfig
 from chat.messenger.contact_book import ContactBook
 from chat.messenger.contacts_flow import ContactsFlow
@@ -66,6 +70,7 @@ from chat.request_budget import StrangerBudget
 from chat.text import find_lone_surrogate, join_surrogate_pairs
 from chat.waku.host import generate_node_key
 from storage.aio import AsyncStore
+from storage.repositories.conversations import Conversation as StoredConversation
 from storage.store import Store
 
 
@@ -101,7 +106,7 @@ def client_node(config: MessengerConfig) -> ClientNode | LightClientNode:
         raise ev.InvalidInput(str(exc)) from None
 
 
-class Messenger:
+class Messenger(CommunityCommands):
     def __init__(
         self,
         store: Store,
@@ -199,6 +204,16 @@ class Messenger:
             strangers_queue=self.config.strangers.queue,
             bandwidth=self.node.bandwidth,
         )
+        communities = self._communities = CommunityChats(
+            ctx, self.node, conversations, sending, channels, self.history, transport,
+            self._watch, self.config.communities, self.config.cluster_id,
+        )  # fmt: skip
+        community_joins = self._community_joins = CommunityJoins(
+            ctx, self.node, olm, writer, transport, communities, self._watch,
+            receiver.add_inbox, self.pubsub_topic,
+        )  # fmt: skip
+        communities.joins = community_joins
+        community_joins.scan_now = self.checks.scan_now
         self._health = HealthWatch(
             ctx, self.node, self.checks, sending, receiver, self._lock, budget
         )
@@ -225,6 +240,8 @@ class Messenger:
             sending,
             self._contacts_flow,
             invites,
+            communities,
+            community_joins,
             strangers,
             syncs,
             receiver,
@@ -277,6 +294,8 @@ class Messenger:
         self._groups.restore(saved.conversations)
         self._invites.restore(saved.group_invites)
         self._sending.restore(saved.outbox, saved.recipients)
+        await self._communities.load()
+        await self._community_joins.load()
         # Watch our contact-request partition and every chat, from their persisted cursors.
         request_topic = self._contacts_flow.request_topic
         self._receiver.add_inbox(request_topic, self._contacts_flow)
@@ -379,15 +398,17 @@ class Messenger:
 
     # ==== chats and messages ==================================================================
     async def chats(self) -> list[ev.ChatView]:
-        views = []
-        for conv in await self.history.conversations():
-            group = conv.kind == GROUP
-            views.append(self._groups.chat_view_of(conv) if group else self._direct.view(conv))
-        return views
+        return [self._view_of(conv) for conv in await self.history.conversations()]
 
     async def _chat_view(self, chat_id: str) -> ev.ChatView:
-        conv = await self.history.conversation(chat_id)
-        return self._groups.chat_view_of(conv) if conv.kind == GROUP else self._direct.view(conv)
+        return self._view_of(await self.history.conversation(chat_id))
+
+    def _view_of(self, conv: StoredConversation) -> ev.ChatView:
+        if conv.kind == GROUP:
+            return self._groups.chat_view_of(conv)
+        if conv.kind == COMMUNITY:
+            return ev.chat_view_of(conv)
+        return self._direct.view(conv)
 
     async def mark_read(self, chat_id: str) -> ev.ChatView:
         await self._chat_view(chat_id)
@@ -445,6 +466,8 @@ class Messenger:
         async with self._lock:
             if self._groups.groups.get(chat_id[:64]) is not None:
                 view = await self._groups.send_text(chat_id, text, reply_to)
+            elif self._communities.channel_community(chat_id) is not None:
+                view = await self._communities.send_text(chat_id, text, reply_to)
             else:
                 view = await self._direct.send_text(chat_id, text, reply_to)
         self._events.emit(ev.MessageAdded(view))

@@ -21,6 +21,7 @@ from chat.waku.health import HealthSummary
 from chat.waku.health_monitor import CatchUp, OnReset
 from chat.waku.message import WakuMessage
 from chat.waku.peer_manager import DialSchedule
+from chat.waku.protected import ShardKeyPair, ShardPublicKey
 
 
 class NodeHealth(Protocol):
@@ -57,6 +58,15 @@ class MessengerNode(Protocol):
     def pubsub_topic(self, shard: int) -> str: ...
     def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
         """Relay peers reached; raises NoPeersReached, or ValueError for a refused message."""
+        ...
+
+    def join_shard(
+        self,
+        pubsub_topic: str,
+        key_pair: ShardKeyPair | None = None,
+        public_key: ShardPublicKey | None = None,
+    ) -> None:
+        """Relay a community's shard (chat/client_node.py); with its key pair, sign there."""
         ...
 
     def full_multiaddrs(self) -> list[str]: ...

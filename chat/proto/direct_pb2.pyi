@@ -168,8 +168,17 @@ class DirectPayload(_message.Message):
     GROUP_INVITE_FIELD_NUMBER: _builtins.int
     GROUP_INVITE_ANSWER_FIELD_NUMBER: _builtins.int
     GROUP_INVITE_CANCEL_FIELD_NUMBER: _builtins.int
+    COMMUNITY_JOIN_REQUEST_FIELD_NUMBER: _builtins.int
+    COMMUNITY_KEYS_FIELD_NUMBER: _builtins.int
+    COMMUNITY_LEAVE_FIELD_NUMBER: _builtins.int
     sds_frame: _builtins.bytes
     """an SDS frame whose content is a ChatMessage"""
+    community_join_request: _builtins.bytes
+    """a chinwag.community.JoinRequest, to a moderator"""
+    community_keys: _builtins.bytes
+    """a chinwag.community.MemberKeys, to a member"""
+    community_leave: _builtins.str
+    """a community id: the sender leaves it (to moderators)"""
     @_builtins.property
     def request(self) -> Global___ContactRequestBody: ...
     @_builtins.property
@@ -202,12 +211,15 @@ class DirectPayload(_message.Message):
         group_invite: _group_pb2.GroupInviteBody | None = ...,
         group_invite_answer: _group_pb2.GroupInviteAnswerBody | None = ...,
         group_invite_cancel: _group_pb2.GroupInviteCancelBody | None = ...,
+        community_join_request: _builtins.bytes = ...,
+        community_keys: _builtins.bytes = ...,
+        community_leave: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "group_invite", b"group_invite", "group_invite_answer", b"group_invite_answer", "group_invite_cancel", b"group_invite_cancel", "group_share", b"group_share", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "community_join_request", b"community_join_request", "community_keys", b"community_keys", "community_leave", b"community_leave", "group_invite", b"group_invite", "group_invite_answer", b"group_invite_answer", "group_invite_cancel", b"group_invite_cancel", "group_share", b"group_share", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "group_invite", b"group_invite", "group_invite_answer", b"group_invite_answer", "group_invite_cancel", b"group_invite_cancel", "group_share", b"group_share", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "body", b"body", "cancel", b"cancel", "community_join_request", b"community_join_request", "community_keys", b"community_keys", "community_leave", b"community_leave", "group_invite", b"group_invite", "group_invite_answer", b"group_invite_answer", "group_invite_cancel", b"group_invite_cancel", "group_share", b"group_share", "request", b"request", "sds_frame", b"sds_frame", "verification", b"verification"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "answer", "sds_frame", "verification", "cancel", "group_share", "group_invite", "group_invite_answer", "group_invite_cancel"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "answer", "sds_frame", "verification", "cancel", "group_share", "group_invite", "group_invite_answer", "group_invite_cancel", "community_join_request", "community_keys", "community_leave"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

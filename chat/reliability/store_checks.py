@@ -206,6 +206,14 @@ class StoreChecks:
             return
         self._to_fetch[msg_hash] = _Fetch(next_try=now)
 
+    def scan_now(self, pubsub_topic: str, content_topics: tuple[str, ...], now: float) -> None:
+        """Scan this watched group now, up to now (not only what has settled): someone is
+        waiting for what it holds (a community's description being fetched)."""
+        group = self._groups.get((pubsub_topic, tuple(sorted(content_topics))))
+        if group is not None:
+            group.next_scan = min(group.next_scan, now)
+            group.catch_up = True
+
     def catch_up(self, now: float) -> None:
         """Start, reconnect or wake: scan every group now."""
         for group in self._groups.values():

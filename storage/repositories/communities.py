@@ -1,8 +1,11 @@
-"""Communities we own or joined, and their content and shard keys per epoch."""
+"""Communities we own or joined, their content and shard keys per epoch, the owner key of
+those we own, and the join requests sent and received."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from storage.db import Database
 
@@ -25,6 +28,17 @@ class CommunityKey:
     epoch: int
     key: bytes
     created_at: int
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    id: str
+    community_id: str
+    direction: str
+    requester: str
+    state: str | None
+    flow: dict[str, Any]
+    updated_at: int
 
 
 _COLUMNS = "id, name, owner_key, description, shard, role, joined_at"
@@ -77,3 +91,42 @@ class CommunityRepository:
             (community_id,),
         )
         return [CommunityKey(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+
+    # ---- the owner key of the communities we own ------------------------------------------
+    def set_owner_seed(self, community_id: str, seed: bytes, *, now: int) -> None:
+        self._db.execute(
+            "INSERT INTO community_owner_keys (community_id, seed, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (community_id) DO UPDATE SET seed = excluded.seed",
+            (community_id, seed, now),
+        )
+
+    def owner_seed(self, community_id: str) -> bytes | None:
+        row = self._db.fetchone(
+            "SELECT seed FROM community_owner_keys WHERE community_id = ?", (community_id,)
+        )
+        return None if row is None else bytes(row[0])
+
+    # ---- join requests ---------------------------------------------------------------------
+    def save_request(self, request: StoredRequest) -> None:
+        self._db.execute(
+            "INSERT INTO community_requests "
+            "(id, community_id, direction, requester, state, flow, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "state = excluded.state, flow = excluded.flow, updated_at = excluded.updated_at",
+            (
+                request.id,
+                request.community_id,
+                request.direction,
+                request.requester,
+                request.state,
+                json.dumps(request.flow, separators=(",", ":")),
+                request.updated_at,
+            ),
+        )
+
+    def requests(self) -> list[StoredRequest]:
+        rows = self._db.fetchall(
+            "SELECT id, community_id, direction, requester, state, flow, updated_at "
+            "FROM community_requests ORDER BY updated_at, id"
+        )
+        return [StoredRequest(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]

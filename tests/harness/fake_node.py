@@ -176,7 +176,15 @@ class FakeNode:
 
     @property
     def pubsub_topics(self) -> list[str]:
-        return [self.pubsub_topic(s) for s in self.shards]
+        joined = getattr(self, "joined_shards", [])
+        return [self.pubsub_topic(s) for s in self.shards] + joined
+
+    def join_shard(self, pubsub_topic: str, key_pair: Any = None, public_key: Any = None) -> None:
+        """A community's shard: listed as one of ours (the fake network carries every topic)."""
+        joined: list[str] = getattr(self, "joined_shards", [])
+        if pubsub_topic not in joined and pubsub_topic not in self.pubsub_topics:
+            joined.append(pubsub_topic)
+        self.joined_shards = joined
 
     @property
     def store(self) -> FakeStoreClient:

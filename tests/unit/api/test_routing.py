@@ -87,3 +87,17 @@ def test_split_path() -> None:
     assert split_path(b"/") == ("",)
     assert split_path(b"a") is None
     assert split_path(b"/%c3%28") is None
+
+
+def test_a_literal_segment_wins_over_a_parameter_for_the_route_and_allow() -> None:
+    router = Router(
+        [
+            Route("POST", "/v1/communities/fetch", _ok),
+            Route("GET", "/v1/communities/{id}", _ok),
+        ]
+    )
+    assert router.match("POST", b"/v1/communities/fetch").route.pattern.endswith("/fetch")
+    assert router.match("GET", b"/v1/communities/abc").params == {"id": "abc"}
+    with pytest.raises(ApiError) as caught:
+        router.match("OPTIONS", b"/v1/communities/fetch")
+    assert caught.value.headers == ((b"allow", b"POST"),)

@@ -253,3 +253,19 @@ def test_a_wanted_hash_is_fetched_once_and_not_again_after_it_arrived() -> None:
     assert checks.fetch_answer(query, {b"h" * 32}, 101.0) == []
     checks.want(b"h" * 32, 102.0)
     assert checks.due(200.0) == []
+
+
+def test_scan_now_scans_one_group_up_to_now_at_once() -> None:
+    checks = StoreChecks()
+    other = ("/chinwag/1/other/proto",)
+    checks.watch(TOPIC, CT, cursor=1000.0, now=2000)
+    checks.watch(TOPIC, other, cursor=1000.0, now=2000)
+    for scan in checks.due(2000):
+        assert isinstance(scan, RangeQuery)
+        checks.range_answer(scan, [], now=2000)
+    assert checks.due(2010) == []  # both scanned; the next scans are a minute away
+    checks.scan_now(TOPIC, CT, now=2010)
+    (scan,) = checks.due(2010)
+    assert isinstance(scan, RangeQuery) and scan.content_topics == CT
+    assert scan.end_ns == int(2010 * NS)  # up to now: a fresh message counts too
+    checks.scan_now(TOPIC, ("/chinwag/1/unwatched/proto",), now=2010)  # nothing to scan

@@ -6,7 +6,7 @@ import pytest
 import vodozemac
 
 from storage.errors import DatabaseCorrupt
-from storage.repositories.communities import Community, CommunityKey
+from storage.repositories.communities import Community, CommunityKey, StoredRequest
 from storage.repositories.contacts import Contact
 from storage.repositories.conversations import Conversation
 from storage.repositories.messages import PageCursor
@@ -290,3 +290,17 @@ def test_contact_flows_of_dropped_requests_are_deleted(store: Store) -> None:
         store.contact_flows.save(key, state="request_received", flow={}, their_link=None, now=1)
     store.contact_flows.delete(["cw1a", "cw1c"])
     assert [f.chat_key for f in store.contact_flows.all()] == ["cw1b"]
+
+
+def test_community_owner_keys_and_join_requests(store: Store) -> None:
+    store.communities.set_owner_seed("com1", b"s" * 32, now=1)
+    assert store.communities.owner_seed("com1") == b"s" * 32
+    assert store.communities.owner_seed("com2") is None
+    request = StoredRequest("r1", "com1", "sent", "cw1me", "pending", {"sends": 1}, 5)
+    store.communities.save_request(request)
+    store.communities.save_request(
+        StoredRequest("r1", "com1", "sent", "cw1me", "accepted", {"sends": 2}, 6)
+    )
+    assert store.communities.requests() == [
+        StoredRequest("r1", "com1", "sent", "cw1me", "accepted", {"sends": 2}, 6)
+    ]

@@ -1,0 +1,89 @@
+"""The newest valid description of each community we know.
+
+A description counts when it decodes and verifies (description.py) and its signer may sign
+it: the owner key may sign anything; an admin (as the version we hold says) may sign a next
+version that keeps the owner key, the owner and the set of admins as they are (admins edit,
+kick, ban and manage channels; only the owner changes roles). A version that is not newer
+than the one we hold is ignored. Every refusal is logged with its reason and changes nothing.
+
+Sans-IO: the messenger persists `accepted.signed` before it acts on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from chat.communities.description import Description, DescriptionError, decode_description
+from chat.communities.roles import Role
+from chat.identity import format_chat_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """What an offered description did: `accepted` is the new newest, or None with `reason`."""
+
+    accepted: Description | None
+    reason: str = ""
+
+
+def _admins(description: Description) -> set[tuple[str, Role]]:
+    return {(m.chat_key, m.role) for m in description.members if m.role is not Role.MEMBER}
+
+
+def check_successor(current: Description | None, candidate: Description) -> None:
+    """Raise DescriptionError unless `candidate` may replace `current` (None: nothing held)."""
+    if current is not None and candidate.owner_key != current.owner_key:
+        raise DescriptionError("a description of another community")
+    if current is not None and candidate.version <= current.version:
+        raise DescriptionError(
+            f"an older description (version {candidate.version}, we hold {current.version})"
+        )
+    if candidate.signer == candidate.owner_key:
+        return
+    if current is None:
+        raise DescriptionError("a description not signed by the owner key")
+    signer = format_chat_key(candidate.signer)
+    if current.role_of(signer) is not Role.ADMIN:
+        raise DescriptionError("a description not signed by the owner or an admin")
+    if _admins(candidate) != _admins(current):
+        raise DescriptionError("an admin's description that changes the owner or the admins")
+
+
+class DescriptionBook:
+    """The newest valid description per community id."""
+
+    def __init__(self) -> None:
+        self._newest: dict[str, Description] = {}
+
+    def get(self, community_id: str) -> Description | None:
+        return self._newest.get(community_id)
+
+    def all(self) -> list[Description]:
+        return list(self._newest.values())
+
+    def restore(self, description: Description) -> None:
+        self._newest[description.id] = description
+
+    def forget(self, community_id: str) -> None:
+        self._newest.pop(community_id, None)
+
+    def offer(self, signed: bytes, expected_id: str | None = None) -> Offered:
+        """A description as it arrived; `expected_id`: the community it must belong to (the
+        content topic it came on). Never raises for bad input: it logs and returns why."""
+        current = None
+        try:
+            candidate = decode_description(signed)
+            current = self._newest.get(candidate.id)
+            if current is not None and current.signed == signed:
+                return Offered(None, "a copy of the description we hold")
+            if expected_id is not None and candidate.id != expected_id:
+                raise DescriptionError("a description of another community")
+            check_successor(current, candidate)
+        except DescriptionError as exc:
+            log.info("community description ignored: %s", exc)
+            return Offered(None, str(exc))
+        self._newest[candidate.id] = candidate
+        return Offered(candidate)

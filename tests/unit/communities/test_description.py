@@ -1,0 +1,142 @@
+"""The signed, versioned description and the book that keeps the newest valid one: forged,
+older, oversized and wrongly signed versions are ignored with a log line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from harness.communities import NOW, new_community, person, with_members
+
+from chat.communities.book import DescriptionBook
+from chat.communities.description import (
+    MAX_DESCRIPTION_BYTES,
+    DescriptionError,
+    JoinPolicy,
+    Member,
+    community_id_of,
+    decode_description,
+    sign_description,
+)
+from chat.communities.moderation import edit, kick
+from chat.communities.roles import Role
+from chat.communities.signer import OwnerKey
+from chat.proto import community_pb2
+
+
+def test_the_id_is_derived_from_the_owner_key_and_survives_a_round_trip() -> None:
+    alice = person("alice")
+    community = new_community(alice)
+    description = decode_description(community.description.signed)
+    assert description.id == community_id_of(community.owner_key.chat_key)
+    assert len(description.id) == 32
+    assert description.name == "Test community"
+    assert description.owner == alice.key
+    assert description.role_of(alice.key) is Role.OWNER
+    assert description.members[0].contact_link == alice.link
+    assert [channel.name for channel in description.channels] == ["general", "random"]
+    assert description.join_policy is JoinPolicy.APPROVAL
+    assert (description.cluster_id, description.shard) == (16, 200)
+    assert description.protection_key == community.protection.public_key.to_bytes()
+    assert description.signer == community.owner_key.chat_key
+    # Two communities of the same person are two ids.
+    assert new_community(alice).description.id != description.id
+
+
+def test_a_forged_signature_is_refused() -> None:
+    community = new_community(person("alice"))
+    outer = community_pb2.Signed.FromString(community.description.signed)
+    body = community_pb2.Description.FromString(outer.body)
+    body.name = "Forged"
+    outer.body = body.SerializeToString()
+    with pytest.raises(DescriptionError, match="bad signature"):
+        decode_description(outer.SerializeToString())
+
+
+def test_an_oversized_description_is_refused_unread() -> None:
+    with pytest.raises(DescriptionError, match="bytes"):
+        decode_description(b"\x00" * (MAX_DESCRIPTION_BYTES + 1))
+
+
+def test_garbage_is_a_clear_error() -> None:
+    with pytest.raises(DescriptionError):
+        decode_description(b"\xff\xff\xff")
+
+
+def test_the_book_keeps_the_newest_and_logs_what_it_ignores(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    alice, bob = person("alice"), person("bob")
+    community = new_community(alice)
+    version_1 = community.description
+    version_2 = with_members(community, [bob])
+    book = DescriptionBook()
+    assert book.offer(version_2.signed).accepted == version_2
+    with caplog.at_level(logging.INFO, logger="chat.communities.book"):
+        older = book.offer(version_1.signed)
+    assert older.accepted is None and "older" in older.reason
+    assert "older description" in caplog.text
+    assert book.get(version_2.id) == version_2
+    assert book.offer(version_2.signed).reason == "a copy of the description we hold"
+
+
+def test_a_description_signed_by_a_stranger_is_ignored() -> None:
+    alice, mallory = person("alice"), person("mallory")
+    community = new_community(alice)
+    book = DescriptionBook()
+    book.offer(community.description.signed)
+    renamed = edit(community.description, alice.key, NOW + 1, name="Mallory's").description
+    forged = sign_description(mallory.identity, renamed)
+    result = book.offer(forged.signed)
+    assert result.accepted is None
+    assert "not signed by the owner or an admin" in result.reason
+    # A stranger's own owner key makes another community, not a new version of this one.
+    stranger_key = OwnerKey.generate()
+    result = book.offer(sign_description(stranger_key, renamed).signed, community.description.id)
+    assert result.accepted is None
+    assert book.get(community.description.id) == community.description
+
+
+def test_an_admin_may_edit_but_not_change_the_admins() -> None:
+    alice, bob, carol = person("alice"), person("bob"), person("carol")
+    community = new_community(alice)
+    with_members(community, [bob, carol], admins=(bob,))
+    book = DescriptionBook()
+    book.offer(community.description.signed)
+    kicked = kick(community.description, bob.key, carol.key, NOW + 100).description
+    by_admin = sign_description(bob.identity, kicked)
+    assert book.offer(by_admin.signed).accepted == by_admin
+    # An admin who grants admin (only the owner may) signs a version the book refuses.
+    promoted = tuple(
+        Member(m.chat_key, m.display_name, Role.ADMIN) if m.chat_key == alice.key else m
+        for m in by_admin.members
+    )
+    carol_admin = by_admin.next(NOW + 200, members=(*promoted,))
+    with pytest.raises(DescriptionError, match="exactly one owner"):
+        sign_description(bob.identity, carol_admin)
+    grant = by_admin.next(
+        NOW + 200, members=(*by_admin.members, Member(carol.key, "carol", Role.ADMIN))
+    )
+    result = book.offer(sign_description(bob.identity, grant).signed)
+    assert result.accepted is None and "changes the owner or the admins" in result.reason
+    assert book.get(community.description.id) == by_admin
+
+
+def test_a_member_cannot_sign_a_new_version() -> None:
+    alice, bob = person("alice"), person("bob")
+    community = new_community(alice)
+    with_members(community, [bob])
+    book = DescriptionBook()
+    book.offer(community.description.signed)
+    renamed = community.description.next(NOW + 100, name="Bob's now")
+    result = book.offer(sign_description(bob.identity, renamed).signed)
+    assert result.accepted is None and "owner or an admin" in result.reason
+
+
+def test_a_first_description_signed_by_an_admin_is_not_enough() -> None:
+    alice, bob = person("alice"), person("bob")
+    community = new_community(alice)
+    with_members(community, [bob], admins=(bob,))
+    renamed = community.description.next(NOW + 100, name="Renamed")
+    result = DescriptionBook().offer(sign_description(bob.identity, renamed).signed)
+    assert result.accepted is None and "owner key" in result.reason

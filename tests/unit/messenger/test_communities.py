@@ -1,0 +1,196 @@
+"""Communities on a fake network, on trio's mock clock: a fetch that times out with its
+reason, join requests re-sent on their schedule and expiring with a reason while nobody
+answers, an admin answering while the owner is away, and the owner answering a re-sent
+request when back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from harness.communities import new_community, person
+from harness.fake_messengers import Peers, Running
+
+from chat.communities.channel import requests_content_topic
+from chat.communities.join import RequestPolicy
+from chat.communities.link import CommunityLink
+from chat.messenger.config import CommunityPolicy
+
+POLICY = CommunityPolicy(
+    fetch_timeout=30.0,
+    requests=RequestPolicy(lifetime=1000.0, first_resend=60.0, factor=2.0, jitter=0.0),
+)
+
+
+async def start(peers: Peers, name: str) -> Running:
+    return await peers.start(name, communities=POLICY)
+
+
+async def settle() -> None:
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def request_of(running: Running, community_id: str, direction: str) -> Any:
+    found = [
+        r
+        for r in await running.messenger.community_requests()
+        if r.community_id == community_id and r.direction == direction
+    ]
+    return found[-1] if found else None
+
+
+async def test_a_fetch_nobody_answers_times_out_or_is_not_found_with_a_reason(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    bob = await start(peers, "bob")
+    nowhere = CommunityLink.of(new_community(person("alice")).description).encode()
+    fetch = await bob.messenger.fetch_community(nowhere)
+    assert (fetch.state, fetch.reason, fetch.community) == ("fetching", None, None)
+    await trio.sleep(29)
+    assert (await bob.messenger.community_fetch(fetch.community_id)).state == "fetching"
+    await trio.sleep(2)
+    # Alone on the network: nobody to ask, so it timed out, and says why.
+    timed_out = await bob.messenger.community_fetch(fetch.community_id)
+    assert timed_out.state == "timed_out"
+    assert timed_out.reason is not None
+    assert "no signed description arrived in 30 s" in timed_out.reason
+    assert "no relay peer on its shard" in timed_out.reason
+    # With a peer and a store node that have nothing: not found. Fetching again retries.
+    await start(peers, "carol")
+    again = await bob.messenger.fetch_community(nowhere)
+    assert again.state == "fetching" and again.started_at > fetch.started_at
+    await trio.sleep(31)
+    not_found = await bob.messenger.community_fetch(fetch.community_id)
+    assert not_found.state == "not_found"
+    assert not_found.reason is not None and "store nodes had none" in not_found.reason
+
+
+async def test_owner_away_request_resent_then_expired_admin_answers_owner_answers_again(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, erin, bob = [await start(peers, n) for n in ("alice", "erin", "bob")]
+    community = await alice.messenger.create_community("Away", "", "approval", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    # Erin joins and becomes an admin.
+    fetched = await erin.messenger.fetch_community(link)
+    await settle()
+    assert (await erin.messenger.community_fetch(fetched.community_id)).state == "found"
+    await erin.messenger.join_community(link, "")
+    await settle()
+    pending = await request_of(alice, community.id, "received")
+    await alice.messenger.accept_community_request(pending.id)
+    await settle()
+    await alice.messenger.set_community_role(community.id, erin.messenger.me.chat_key_text, "admin")
+    await settle()
+    assert (await erin.messenger.community(community.id)).my_role == "admin"
+
+    # Owner and admin away: Bob's request goes again and again, then expires with a reason.
+    alice.node.set_online(False)
+    erin.node.set_online(False)
+    fetch = await bob.messenger.fetch_community(link)
+    await trio.sleep(65)  # the store scan of the description topic
+    assert (await bob.messenger.community_fetch(fetch.community_id)).state == "found"
+    asked = await bob.messenger.join_community(link, "hello?")
+    topic = requests_content_topic(community.id)
+
+    def copies() -> int:
+        return sum(1 for _, m in bob.node.published if m.content_topic == topic)
+
+    sent_first = copies()
+    assert sent_first == 2  # one for the owner, one for the admin
+    await trio.sleep(61)
+    assert copies() == 2 * sent_first
+    await trio.sleep(121)
+    assert copies() == 3 * sent_first
+    mine = await request_of(bob, community.id, "sent")
+    assert mine.state == "pending" and mine.owner_last_seen is not None
+    await trio.sleep(1000)
+    expired = await request_of(bob, community.id, "sent")
+    assert expired.state == "expired"
+    assert "no owner or admin answered" in expired.state_reason
+    assert "owner was last seen" in expired.state_reason
+    del asked
+
+    # The admin comes back first and answers a new request while the owner is away.
+    erin.node.set_online(True)
+    await bob.messenger.join_community(link, "again")
+    await trio.sleep(5)  # erin's store scan of the requests topic brings the old one too
+    received = {r.message: r for r in await erin.messenger.community_requests()}
+    assert received["hello?"].state == "expired"
+    theirs = received["again"]
+    assert theirs.state == "pending"
+    await erin.messenger.accept_community_request(theirs.id)
+    await settle()
+    assert (await bob.messenger.community(community.id)).my_role == "member"
+    assert (await request_of(bob, community.id, "sent")).state == "accepted"
+
+
+async def test_the_owner_back_online_gets_a_resent_request_and_answers_it(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, frank = [await start(peers, n) for n in ("alice", "frank")]
+    community = await alice.messenger.create_community("Back", "", "approval", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    fetch = await frank.messenger.fetch_community(link)
+    await trio.sleep(65)
+    assert (await frank.messenger.community_fetch(fetch.community_id)).state == "found"
+    alice.node.set_online(False)
+    peers.network.store_keeps = False  # nothing waits in a store: only a re-send reaches her
+    await frank.messenger.join_community(link, "knock knock")
+    await trio.sleep(30)
+    alice.node.set_online(True)
+    assert await request_of(alice, community.id, "received") is None
+    await trio.sleep(31)  # the first re-send, 60 s after the first copy
+    theirs = await request_of(alice, community.id, "received")
+    assert theirs is not None and theirs.state == "pending" and theirs.message == "knock knock"
+    await alice.messenger.accept_community_request(theirs.id)
+    await settle()
+    assert (await frank.messenger.community(community.id)).my_role == "member"
+    mine = await request_of(frank, community.id, "sent")
+    assert mine.state == "accepted" and mine.sends >= 2
+
+
+async def test_a_member_who_leaves_is_removed_by_the_owner_and_the_epoch_moves(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, bob, carol = [await start(peers, n) for n in ("alice", "bob", "carol")]
+    community = await alice.messenger.create_community("Open", "", "open", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    for member in (bob, carol):
+        await member.messenger.fetch_community(link)
+        await trio.sleep(5)
+        await member.messenger.join_community(link, "")
+        await settle()
+        assert (await member.messenger.community(community.id)).my_role == "member"
+    before = await alice.messenger.community(community.id)
+    left = await bob.messenger.leave_community(community.id)
+    assert left.my_role == "none" and await bob.messenger.communities() == []
+    await settle()
+    after = await alice.messenger.community(community.id)
+    assert bob.messenger.me.chat_key_text not in {m.chat_key for m in after.members}
+    assert after.epoch == before.epoch + 1
+    await settle()
+    assert (await carol.messenger.community(community.id)).epoch == after.epoch
+
+
+async def test_a_member_restarted_still_holds_the_community_and_writes_in_it(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    alice, bob = [await start(peers, n) for n in ("alice", "bob")]
+    community = await alice.messenger.create_community("Kept", "", "open", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    await bob.messenger.fetch_community(link)
+    await trio.sleep(5)
+    await bob.messenger.join_community(link, "")
+    await settle()
+    await peers.stop("bob")
+    bob = await start(peers, "bob")
+    view = await bob.messenger.community(community.id)
+    assert view.my_role == "member" and view.epoch == community.epoch
+    assert [r.state for r in await bob.messenger.community_requests()] == ["accepted"]
+    channel = community.channels[0].id
+    assert any(c.id == channel and c.kind == "channel" for c in await bob.messenger.chats())
+    await bob.messenger.send_text(channel, "back again")
+    await trio.sleep(5)
+    texts = [m.text for m in await alice.messenger.messages(channel)]
+    assert texts == ["back again"]

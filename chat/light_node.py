@@ -45,6 +45,7 @@ from chat.waku.node import Node, NodeConfig
 from chat.waku.peer_exchange.client import request_peers
 from chat.waku.peer_manager import DialSchedule
 from chat.waku.peers import Service
+from chat.waku.protected import ShardKeyPair, ShardPublicKey
 from chat.waku.relay.core import NoPeersReached
 from chat.waku.store.client import StoreClient
 from chat.waku.topics import RelayShard
@@ -163,6 +164,9 @@ class LightClientNode:
         """Set and replaced after every look at the state (waiters re-check their condition)."""
         self._filter_peers: list[str] = []
         self._push_peers: list[str] = []
+        self._shard_keys: dict[str, ShardKeyPair] = {}
+        """Protected shards we publish on: their messages leave signed (a light client relays
+        nothing, so it checks nobody's signatures; the service nodes do)."""
 
     # ---- what the messenger asks ---------------------------------------------------------
     def pubsub_topic(self, shard: int) -> str:
@@ -194,6 +198,28 @@ class LightClientNode:
     def full_multiaddrs(self) -> list[str]:
         return [str(a) for a in self.node.full_multiaddrs()]
 
+    def join_shard(
+        self,
+        pubsub_topic: str,
+        key_pair: ShardKeyPair | None = None,
+        public_key: ShardPublicKey | None = None,
+    ) -> None:
+        """A community's shard: the filter subscriptions follow the messenger's watched
+        topics there like anywhere else; with the shard's key pair what we push is signed
+        (`public_key` alone changes nothing for a light client: it validates no relay
+        traffic)."""
+        if key_pair is not None:
+            self._shard_keys[pubsub_topic] = key_pair
+        else:
+            self._shard_keys.pop(pubsub_topic, None)
+        if pubsub_topic not in self.pubsub_topics:
+            self.pubsub_topics.append(pubsub_topic)
+        self._nudge()
+
+    def _signed(self, pubsub_topic: str, message: WakuMessage) -> WakuMessage:
+        key_pair = self._shard_keys.get(pubsub_topic)
+        return message if key_pair is None else key_pair.sign(pubsub_topic, message)
+
     def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
         """Best effort (the caller's flow sends again): queued for the push worker; the push
         nodes held. Raises NoPeersReached with no push node at all or the queue full."""
@@ -201,14 +227,14 @@ class LightClientNode:
             raise NoPeersReached(pubsub_topic)
         held = self.core.push_held()
         try:
-            self._push_send.send_nowait((pubsub_topic, message))
+            self._push_send.send_nowait((pubsub_topic, self._signed(pubsub_topic, message)))
         except trio.WouldBlock:
             raise NoPeersReached(pubsub_topic) from None
         return held
 
     async def push_now(self, pubsub_topic: str, message: WakuMessage) -> PushReport:
         """Push and wait for the answers (failing over between nodes)."""
-        report = await self.push.push(message, pubsub_topic)
+        report = await self.push.push(self._signed(pubsub_topic, message), pubsub_topic)
         self._record_push(report)
         return report
 

@@ -94,5 +94,8 @@ class Recorder:
         self.messages = Counter({name: 0 for name in MESSAGE_COUNTERS})
         return counts
 
+    def wall_now(self) -> float:
+        return self._wall()
+
     def uptime_ms(self) -> int:
         return int((self._monotonic() - self._started) * 1000)

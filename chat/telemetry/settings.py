@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chat.errors import ConfigError
-from chat.telemetry.schema import EVENT_TYPES, LEVELS
 
 ENV_OVERRIDE = "CHINWAG_TELEMETRY"
+LEVELS = ("off", "health", "reliability")
+"""As chat.telemetry.schema.LEVELS (not imported: the config file is read by every command)."""
 _COHORT_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.+_-")
 
 
@@ -32,6 +33,9 @@ class TelemetrySettings:
     """The cohort code the collector's operator gave (a dogfood wave)."""
     dry_run: Path | None = None
     """Write each batch to this file (JSON lines) instead of sending it."""
+    heartbeat_seconds: float = 300.0
+    upload_seconds: float = 60.0
+    """How often a heartbeat is recorded and a batch may leave (QA runs shorten them)."""
     forced_off: bool = False
     """CHINWAG_TELEMETRY=off was set: nothing else counts."""
 
@@ -89,8 +93,16 @@ def check_cohort(value: Any, where: str) -> str:
 
 
 def parse_table(raw: Mapping[str, Any], where: str = "telemetry") -> TelemetrySettings:
-    """The config file's `[telemetry]` table: level, collector, cohort, dry_run."""
-    unknown = set(raw) - {"level", "collector", "cohort", "dry_run"}
+    """The config file's `[telemetry]` table: level, collector, cohort, dry_run,
+    heartbeat_seconds, upload_seconds."""
+    unknown = set(raw) - {
+        "level",
+        "collector",
+        "cohort",
+        "dry_run",
+        "heartbeat_seconds",
+        "upload_seconds",
+    }
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     settings = TelemetrySettings()
@@ -106,6 +118,17 @@ def parse_table(raw: Mapping[str, Any], where: str = "telemetry") -> TelemetrySe
         if not isinstance(raw["dry_run"], str) or not raw["dry_run"]:
             raise ConfigError(f"{where}.dry_run must be a file path")
         settings = replace(settings, dry_run=Path(raw["dry_run"]).expanduser())
+    for name in ("heartbeat_seconds", "upload_seconds"):
+        if name in raw:
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{where}.{name} must be a number of seconds")
+            if not 1 <= value <= 86_400:
+                raise ConfigError(f"{where}.{name} must be from 1 to 86400 seconds")
+            if name == "heartbeat_seconds":
+                settings = replace(settings, heartbeat_seconds=float(value))
+            else:
+                settings = replace(settings, upload_seconds=float(value))
     return settings
 
 
@@ -124,6 +147,8 @@ def apply_environment(
 
 def allowed_types(level: str) -> frozenset[str]:
     """The event types a level records: `health` its own, `reliability` every one."""
+    from chat.telemetry.schema import EVENT_TYPES
+
     if level == "reliability":
         return frozenset(EVENT_TYPES)
     if level == "health":

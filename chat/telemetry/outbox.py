@@ -110,8 +110,18 @@ def enforce_caps(store: Store, caps: Caps, now_ms: int) -> Counter[str]:
         return Counter()
     purged: Counter[str] = Counter()
     seqs: list[int] = []
+    limit = now_ms - caps.max_age_ms
+    kept = []
     for seq, event_type, t, length in repo.sizes():
-        if count <= caps.max_events and size <= caps.max_bytes and t >= now_ms - caps.max_age_ms:
+        if t < limit:
+            seqs.append(seq)
+            purged[event_type] += 1
+            count -= 1
+            size -= length
+        else:
+            kept.append((seq, event_type, length))
+    for seq, event_type, length in kept:
+        if count <= caps.max_events and size <= caps.max_bytes:
             break
         seqs.append(seq)
         purged[event_type] += 1

@@ -33,8 +33,16 @@ class AttachedTelemetry:
         self._scope = trio.CancelScope()
         self._hook_scope = trio.CancelScope()
         self._hook_done = trio.Event()
+        self.finished = trio.Event()
+        """Set when the client flushed and made its last upload attempt."""
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._run(task_status)
+        finally:
+            self.finished.set()
+
+    async def _run(self, task_status: Any) -> None:
         with self._scope:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.client.run)

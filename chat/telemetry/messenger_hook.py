@@ -103,7 +103,6 @@ class MessengerTelemetry:
             return
         self._remember(message.id, state)
         if before is None and state == "queued":
-            self.recorder.count("sent")
             return
         refs = self._conversation(message.chat_id)
         if refs is None:
@@ -125,6 +124,7 @@ class MessengerTelemetry:
                 self._confirm(ref, "e2e_timeout", delay)
 
     def _sent(self, message: ev.MessageView, refs: ConversationRefs, ref: str, result: str) -> None:
+        self.recorder.count("sent")  # with its msg_sent event: the report reconciles them
         fields: dict[str, Any] = {
             "msg_ref": ref,
             "conv_ref": refs.conv_ref,

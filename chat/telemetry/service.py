@@ -46,6 +46,8 @@ class ClientOptions:
     flush_interval: float = 1.0
     upload_period: float = 60.0
     upload_timeout: float = 10.0
+    backoff_base: float = 30.0
+    backoff_cap: float = 1800.0
     rng: random.Random = field(default_factory=random.Random)
     wall: Callable[[], float] = time.time
     strict: bool = False
@@ -75,8 +77,15 @@ class TelemetryClient:
         level = settings.level if settings.enabled else "off"
         self.recorder = Recorder(level, wall=self.options.wall, monotonic=trio.current_time)
         self.session_id = identifiers.new_id()
+        period = self.options.upload_period
         self.schedule = UploadSchedule(
-            trio.current_time(), period=self.options.upload_period, rng=self.options.rng
+            trio.current_time(),
+            period=period,
+            jitter=period / 6,
+            base=self.options.backoff_base,
+            cap=self.options.backoff_cap,
+            online_spread=min(30.0, period / 2),
+            rng=self.options.rng,
         )
         self.last_result: str | None = None
         self.batches_sent = 0
@@ -139,7 +148,8 @@ class TelemetryClient:
         await self.flush()
         await self._db.run(lambda store: store.telemetry_outbox.set_state({"open_session": None}))
         with trio.move_on_after(2):
-            await self.upload_once(http_timeout=2.0)
+            while await self.upload_once(http_timeout=2.0) in ("sent", "dry_run"):
+                pass
 
     async def _write_loop(self) -> None:
         while True:

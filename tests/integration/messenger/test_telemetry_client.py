@@ -1,0 +1,193 @@
+"""The telemetry client through real messengers on loopback, a real collector (HTTP,
+SQLite) and its report: §8.10 of the design (docs/telemetry.md, "Tests that prove it").
+
+Each messenger runs with its telemetry attached as `chinwag serve` attaches it; the client's
+HTTP calls go through `Uplink`, which logs every body that left (the privacy checks read it)
+and can lose the collector's answers (retries must not double count)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import trio
+from harness.blackhole import Blackhole
+from harness.collector import RunningCollector, now_ms, running_collector
+from harness.fast import FAST
+from harness.telemetry_client import Reporting, Uplink, fast_options, settings_for, start_reporting
+from harness.waiting import wait_until
+
+from chat.messenger import Messenger
+from chat.telemetry import outbox
+from chat.telemetry.outbox import Caps
+
+from .conftest import Net
+
+HOUR_MS = 3_600_000
+Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
+
+
+@asynccontextmanager
+async def collector(tmp_path: Path) -> AsyncIterator[RunningCollector]:
+    async with running_collector(f"sqlite:///{tmp_path / 'collector.sqlite'}") as running:
+        yield running
+
+
+async def reporting(
+    net: Net, name: str, url: str, uplink: Uplink, caps: Caps | None = None
+) -> Reporting:
+    assert net.service is not None
+    config = replace(FAST, peers=(net.service_addr(),))
+    return await start_reporting(
+        net.nursery, net.store_for(name), config, settings_for(url), fast_options(uplink, caps)
+    )
+
+
+def events_of(uplink: Uplink) -> list[dict[str, Any]]:
+    found = []
+    for path, body in uplink.sent:
+        if path == "/batch":
+            found += json.loads(body)["events"]
+    return found
+
+
+async def delivered(messenger: Messenger, chat_id: str, count: int) -> bool:
+    page = await messenger.messages(chat_id)
+    return sum(1 for m in page if m.outgoing and m.state == "delivered") >= count
+
+
+def report(running: RunningCollector) -> dict[str, Any]:
+    now = now_ms()
+    return running.report(now - HOUR_MS, now + HOUR_MS)
+
+
+async def test_delivery_is_reported_once_and_nothing_private_leaves(
+    net: Net, befriend: Befriend, tmp_path: Path
+) -> None:
+    """Two installs chat; the collector matches sender and receiver (delivered, in real
+    time); Alice's first answers are lost, so she uploads the same events again and they are
+    counted once; no message text, chat key, topic, peer id or name leaves either client."""
+    await net.start_service()
+    alice_up, bob_up = Uplink(lose_answers=2), Uplink()
+    async with collector(tmp_path) as running:
+        alice = await reporting(net, "alice", running.url, alice_up)
+        bob = await reporting(net, "bob", running.url, bob_up)
+        chat_id = await befriend(alice.messenger, bob.messenger)
+        texts = [f"MARKER-TEXT-{n}-telemetry" for n in range(3)]
+        for text in texts:
+            await alice.messenger.send_text(chat_id, text)
+        await bob.messenger.send_text(chat_id, "MARKER-REPLY-telemetry")
+        await wait_until(lambda: delivered(alice.messenger, chat_id, 3), 60)
+        await wait_until(lambda: delivered(bob.messenger, chat_id, 1), 60)
+        secrets = [
+            *texts,
+            "MARKER-REPLY",
+            alice.messenger.identity().chat_key,
+            bob.messenger.identity().chat_key,
+            alice.messenger.identity().contact_link,
+            "Alice",
+            "Bob",
+            chat_id,
+            *(c.content_topic for c in alice.messenger._direct.conversations()),
+            *(
+                addr.rsplit("/p2p/", 1)[1]
+                for m in (alice.messenger, bob.messenger)
+                for addr in m.listen_addrs()
+            ),
+        ]
+        for side in (alice, bob):
+            await side.stop()
+        assert alice_up.lost == 2
+        rows = running.rows()
+        report_now = report(running)
+
+    overall = report_now["overall"]
+    assert (overall["pairs"], overall["delivered"], overall["lost"]) == (4, 4, 0)
+    assert overall["delivered_rt"] == 4
+    # Retried uploads: the same event ids again, stored once.
+    alice_events = events_of(alice_up)
+    unique = {e["id"] for e in alice_events}
+    assert len(alice_events) > len(unique)
+    assert rows["events"] == len(unique) + len({e["id"] for e in events_of(bob_up)})
+    sent = [e for e in alice_events if e["type"] == "msg_sent"]
+    assert len({e["msg_ref"] for e in sent}) == 3
+    # Privacy: on the bytes that left, hex and text forms alike.
+    everything = alice_up.everything() + bob_up.everything()
+    for secret in secrets:
+        assert secret.encode() not in everything, secret
+    health = report_now["telemetry"]
+    assert health["seq_missing"] == 0 and health["client_dropped"] == {}
+    assert health["reconciliation"]["sent"]["reconciled"]
+
+
+async def test_a_receiver_who_never_returns_is_unknown_not_lost(
+    net: Net, befriend: Befriend, tmp_path: Path
+) -> None:
+    await net.start_service()
+    alice_up, bob_up = Uplink(), Uplink()
+    async with collector(tmp_path) as running:
+        alice = await reporting(net, "alice", running.url, alice_up)
+        bob = await reporting(net, "bob", running.url, bob_up)
+        chat_id = await befriend(alice.messenger, bob.messenger)
+        await bob.stop()  # Bob's install reported the conversation, then never came back
+        for n in range(2):
+            await alice.messenger.send_text(chat_id, f"into the void {n}")
+
+        async def both_sent() -> bool:
+            page = await alice.messenger.messages(chat_id)
+            return sum(1 for m in page if m.outgoing and m.state != "queued") >= 2
+
+        await wait_until(both_sent, 60)
+        await alice.stop()
+        overall = report(running)["overall"]
+    assert (overall["pairs"], overall["delivered"], overall["lost"], overall["unknown"]) == (
+        2,
+        0,
+        0,
+        2,
+    )
+
+
+async def test_a_blackholed_collector_loses_nothing_below_the_caps_and_reports_the_drops(
+    net: Net, befriend: Befriend, tmp_path: Path
+) -> None:
+    """The collector unreachable (connections accepted, never answered) during a chat:
+    every message is delivered, every event waits in the outbox with gap-free seqs; over
+    the cap the oldest go and are counted; when the collector is back the queue drains and
+    the report shows the drops."""
+    await net.start_service()
+    alice_up = Uplink()
+    async with collector(tmp_path) as running, trio.open_nursery() as nursery:
+        hole = Blackhole(int(running.url.rsplit(":", 1)[1]))
+        await nursery.start(hole.run)
+        alice = await reporting(net, "alice", hole.url, alice_up, Caps(max_events=25))
+        bob = await reporting(net, "bob", running.url, Uplink())
+        chat_id = await befriend(alice.messenger, bob.messenger)
+        for n in range(12):
+            await alice.messenger.send_text(chat_id, f"load {n}")
+        await wait_until(lambda: delivered(alice.messenger, chat_id, 12), 60)
+        await wait_until(lambda: hole.swallowed >= 2, 30)
+        status = await alice.db.run(outbox.status)
+        assert status.queued == 25  # the cap: older events went, counted
+        assert sum(status.dropped.values()) == status.next_seq - 25
+        assert status.dropped.get("msg_sent", 0) + status.dropped.get("conv_join", 0) > 0
+        hole.blackholed = False
+
+        async def drained() -> bool:
+            return (await alice.db.run(outbox.status)).queued == 0
+
+        await wait_until(drained, 60)
+        final = await alice.db.run(outbox.status)
+        for side in (alice, bob):
+            await side.stop()
+        health = report(running)["telemetry"]
+        nursery.cancel_scope.cancel()
+    assert health["client_dropped"] == final.dropped
+    # The oldest events went, so the collector's first seq is not 0: its `seq_missing`
+    # (gaps between an install's lowest and highest seq) cannot see them; the client's
+    # reported drops do.
+    assert health["seq_missing"] == 0

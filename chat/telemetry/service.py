@@ -299,13 +299,14 @@ class TelemetryClient:
         install_id, token = str(reply["install_id"]), str(reply["token"])
         await self._db.run(
             lambda store: store.telemetry_outbox.set_state(
-                {"install_id": install_id, "token": token}
+                {"install_id": install_id, "token": token, "collector": self.settings.collector}
             )
         )
         return None
 
     async def _send_deletion(self, request: dict[str, str], http_timeout: float) -> str:
-        if self.settings.collector is None or not request.get("token"):
+        collector = request.get("collector") or self.settings.collector
+        if collector is None or not request.get("token"):
             await self._db.run(
                 lambda store: store.telemetry_outbox.set_state({"delete_request": None})
             )
@@ -322,11 +323,18 @@ class TelemetryClient:
         return await self._failed(answer)
 
     async def _post(
-        self, path: str, body: bytes, *, token: str | None = None, http_timeout: float
+        self,
+        path: str,
+        body: bytes,
+        *,
+        token: str | None = None,
+        http_timeout: float,
+        base: str | None = None,
     ) -> http.Answer:
-        if self.settings.collector is None:
+        base = base or self.settings.collector
+        if base is None:
             return http.Answer(0)
-        url = self.settings.collector + path
+        url = base + path
         post = self.options.post
 
         def call() -> http.Answer:
@@ -360,7 +368,13 @@ def opt_out(store: Store) -> None:
         repo.clear()
         request = None
         if state.get("token") and state.get("install_id"):
-            request = outbox.dumps({"install_id": state["install_id"], "token": state["token"]})
+            request = outbox.dumps(
+                {
+                    "install_id": state["install_id"],
+                    "token": state["token"],
+                    "collector": state.get("collector", ""),
+                }
+            )
         keys: dict[str, str | None] = {key: None for key in state}
         keys["delete_request"] = request or state.get("delete_request")
         repo.set_state(keys)

@@ -209,10 +209,16 @@ def test_a_batch_carries_the_stored_bytes_and_passes_the_collectors_checks(store
 
 
 def test_opting_out_clears_the_queue_and_keeps_a_deletion_request(store: Store) -> None:
-    store.telemetry_outbox.set_state({"install_id": "i", "token": "t", "next_seq": "3"})
+    store.telemetry_outbox.set_state(
+        {"install_id": "i", "token": "t", "next_seq": "3", "collector": "http://c"}
+    )
     outbox.persist(store, [recorded()], {}, session_id=SID, now_ms=NOW_MS, caps=outbox.Caps())
     opt_out(store)
     assert outbox.status(store).queued == 0
     state = store.telemetry_outbox.state()
     assert set(state) == {"delete_request"}
-    assert json.loads(state["delete_request"]) == {"install_id": "i", "token": "t"}
+    assert json.loads(state["delete_request"]) == {
+        "install_id": "i",
+        "token": "t",
+        "collector": "http://c",
+    }

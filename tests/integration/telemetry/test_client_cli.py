@@ -6,7 +6,6 @@ and opting out deletes the local queue and the collector's rows."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -125,4 +124,4 @@ async def test_the_dry_run_writes_the_batches_instead_of_sending_them(
     assert events[0].type == "session_start" and events[-1].type == "session_end"
     view = json.loads(await telemetry(chinwag, config, "show", "--json"))
     assert {b["status"] for b in view["sent_batches"]} == {"dry_run"}
-    assert os.path.getsize(out) == sum(len(b["body"]) + 1 for b in view["sent_batches"])
+    assert len(out.read_bytes()) == sum(len(b["body"]) + 1 for b in view["sent_batches"])

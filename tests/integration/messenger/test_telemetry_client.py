@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from harness.blackhole import Blackhole
 from harness.collector import RunningCollector, now_ms, running_collector
@@ -191,3 +192,38 @@ async def test_a_blackholed_collector_loses_nothing_below_the_caps_and_reports_t
     # (gaps between an install's lowest and highest seq) cannot see them; the client's
     # reported drops do.
     assert health["seq_missing"] == 0
+
+
+@pytest.mark.slow
+async def test_a_receiver_offline_then_catching_up_is_delivered_eventually_not_in_real_time(
+    net: Net, befriend: Befriend, tmp_path: Path
+) -> None:
+    """Bob's app is closed while Alice writes; it starts 12 s later and gets the message
+    from the store: the report counts it delivered, not delivered in real time (10 s). Bob's
+    install keeps its sequence numbers across the restart."""
+    await net.start_service()
+    alice_up, bob_up = Uplink(), Uplink()
+    async with collector(tmp_path) as running:
+        alice = await reporting(net, "alice", running.url, alice_up)
+        bob = await reporting(net, "bob", running.url, bob_up)
+        chat_id = await befriend(alice.messenger, bob.messenger)
+        await bob.stop()
+        net.stores.pop("bob").close()
+        await alice.messenger.send_text(chat_id, "while you were away")
+        await trio.sleep(12)
+        bob = await reporting(net, "bob", running.url, bob_up)
+
+        async def arrived() -> bool:
+            return any(not m.outgoing for m in await bob.messenger.messages(chat_id))
+
+        await wait_until(arrived, 60)
+        await wait_until(lambda: delivered(alice.messenger, chat_id, 1), 60)
+        for side in (alice, bob):
+            await side.stop()
+        result = report(running)
+    overall = result["overall"]
+    assert (overall["pairs"], overall["delivered"], overall["delivered_rt"]) == (1, 1, 0)
+    assert overall["lost"] == 0 and overall["latency_ms"]["p50"] >= 12_000
+    seqs = [e["seq"] for e in events_of(bob_up)]
+    assert sorted(set(seqs)) == list(range(len(set(seqs))))
+    assert result["telemetry"]["seq_missing"] == 0

@@ -110,23 +110,30 @@ def enforce_caps(store: Store, caps: Caps, now_ms: int) -> Counter[str]:
         return Counter()
     purged: Counter[str] = Counter()
     seqs: list[int] = []
-    limit = now_ms - caps.max_age_ms
-    kept = []
-    for seq, event_type, t, length in repo.sizes():
-        if t < limit:
-            seqs.append(seq)
-            purged[event_type] += 1
-            count -= 1
-            size -= length
-        else:
-            kept.append((seq, event_type, length))
-    for seq, event_type, length in kept:
-        if count <= caps.max_events and size <= caps.max_bytes:
-            break
+
+    def purge(seq: int, event_type: str, length: int) -> None:
+        nonlocal count, size
         seqs.append(seq)
         purged[event_type] += 1
         count -= 1
         size -= length
+
+    if too_old:
+        for row in repo.sizes_before(now_ms - caps.max_age_ms):
+            purge(*row)
+    last = max(seqs, default=-1)
+    gone = set(seqs)
+    while count > caps.max_events or size > caps.max_bytes:
+        chunk = repo.sizes(max(100, count - caps.max_events), last)
+        if not chunk:
+            break
+        for seq, event_type, length in chunk:
+            last = seq
+            if seq in gone:
+                continue
+            if count <= caps.max_events and size <= caps.max_bytes:
+                break
+            purge(seq, event_type, length)
     state = repo.state()
     totals: Counter[str] = Counter(json.loads(state.get("dropped", "{}")))
     totals.update(purged)

@@ -68,7 +68,17 @@ class TelemetryOutboxRepository:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [(e.seq, e.id, e.type, e.t, e.body, e.bytes) for e in events],
             )
+            self._count(len(events), sum(e.bytes for e in events))
             self.set_state(state)
+
+    def _count(self, events: int, size: int) -> None:
+        """The running totals, so the caps need not count the table at every flush."""
+        for key, delta in (("queued", events), ("queued_bytes", size)):
+            self._db.execute(
+                "INSERT INTO telemetry_state (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)",
+                (key, str(max(0, delta)), delta),
+            )
 
     def oldest(self, limit: int) -> list[QueuedEvent]:
         rows = self._db.fetchall(
@@ -77,25 +87,47 @@ class TelemetryOutboxRepository:
         )
         return [QueuedEvent(*row) for row in rows]
 
-    def sizes(self) -> list[tuple[int, str, int, int]]:
-        """(seq, type, t, bytes) of every event, oldest first: what the caps purge from."""
-        rows = self._db.fetchall("SELECT seq, type, t, bytes FROM telemetry_outbox ORDER BY seq")
-        return [(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+    def sizes(self, limit: int, after_seq: int = -1) -> list[tuple[int, str, int]]:
+        """(seq, type, bytes) of the oldest events after `after_seq`: what the caps purge."""
+        rows = self._db.fetchall(
+            "SELECT seq, type, bytes FROM telemetry_outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def sizes_before(self, t: int) -> list[tuple[int, str, int]]:
+        """(seq, type, bytes) of the events that happened before `t`."""
+        rows = self._db.fetchall(
+            "SELECT seq, type, bytes FROM telemetry_outbox WHERE t < ? ORDER BY seq", (t,)
+        )
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
 
     def totals(self) -> tuple[int, int, int | None]:
-        """Events, bytes, and the oldest event's `t` (None when empty)."""
-        row = self._db.fetchone(
-            "SELECT count(*), coalesce(sum(bytes), 0), min(t) FROM telemetry_outbox"
+        """Events, bytes, and the first queued event's `t` (None when empty)."""
+        state = self.state()
+        oldest = self._db.scalar("SELECT t FROM telemetry_outbox ORDER BY seq LIMIT 1")
+        return (
+            int(state.get("queued", "0")),
+            int(state.get("queued_bytes", "0")),
+            None if oldest is None else int(oldest),
         )
-        assert row is not None
-        return int(row[0]), int(row[1]), None if row[2] is None else int(row[2])
 
     def counts_by_type(self) -> dict[str, int]:
         rows = self._db.fetchall("SELECT type, count(*) FROM telemetry_outbox GROUP BY type")
         return {str(kind): int(n) for kind, n in rows}
 
     def delete(self, seqs: Sequence[int]) -> None:
-        self._db.executemany("DELETE FROM telemetry_outbox WHERE seq = ?", [(s,) for s in seqs])
+        with self._db.transaction():
+            removed = size = 0
+            for start in range(0, len(seqs), 500):
+                chunk = list(seqs[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.fetchall(
+                    f"DELETE FROM telemetry_outbox WHERE seq IN ({marks}) RETURNING bytes", chunk
+                )
+                removed += len(rows)
+                size += sum(int(r[0]) for r in rows)
+            self._count(-removed, -size)
 
     def delete_with_state(self, seqs: Sequence[int], state: dict[str, str | None]) -> None:
         with self._db.transaction():
@@ -107,6 +139,7 @@ class TelemetryOutboxRepository:
         with self._db.transaction():
             self._db.execute("DELETE FROM telemetry_outbox")
             self._db.execute("DELETE FROM telemetry_sent")
+            self.set_state({"queued": None, "queued_bytes": None})
 
     # -- sent log --------------------------------------------------------------------------
     def log_sent(self, batch: SentBatch) -> None:

@@ -172,13 +172,16 @@ def test_persist_gives_gap_free_seqs_and_counts_schema_violations(store: Store) 
 
 def test_the_caps_purge_the_oldest_and_count_every_drop(store: Store) -> None:
     caps = outbox.Caps(max_events=5)
-    outbox.persist(store, [recorded()] * 8, {}, session_id=SID, now_ms=NOW_MS, caps=caps)
-    assert [e.seq for e in store.telemetry_outbox.oldest(10)] == [3, 4, 5, 6, 7]
-    assert outbox.status(store).dropped == {"heartbeat": 3}
-    old = recorded(t=NOW_MS - 15 * outbox.DAY_MS)
-    outbox.persist(store, [old], {}, session_id=SID, now_ms=NOW_MS - 15 * outbox.DAY_MS, caps=caps)
-    purged = outbox.enforce_caps(store, caps, NOW_MS)
-    assert purged == Counter({"heartbeat": 1})
+    then = NOW_MS - 15 * outbox.DAY_MS
+    outbox.persist(store, [recorded(t=then)], {}, session_id=SID, now_ms=then, caps=caps)
+    purged = outbox.persist(store, [recorded()] * 3, {}, session_id=SID, now_ms=NOW_MS, caps=caps)
+    assert purged == Counter({"heartbeat": 1})  # 14 days is the longest an event waits
+    outbox.persist(store, [recorded()] * 5, {}, session_id=SID, now_ms=NOW_MS, caps=caps)
+    assert [e.seq for e in store.telemetry_outbox.oldest(10)] == [4, 5, 6, 7, 8]
+    status = outbox.status(store)
+    assert status.dropped == {"heartbeat": 4}
+    assert status.queued == 5
+    assert status.queued_bytes == sum(e.bytes for e in store.telemetry_outbox.oldest(10))
     small = outbox.Caps(max_bytes=2 * store.telemetry_outbox.oldest(1)[0].bytes)
     outbox.enforce_caps(store, small, NOW_MS)
     assert outbox.status(store).queued == 2

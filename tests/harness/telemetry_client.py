@@ -9,6 +9,7 @@ way back), so the client uploads the same events again."""
 from __future__ import annotations
 
 import gzip
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,16 @@ class Uplink:
     """(path, body as the collector reads it: gunzipped)."""
     lose_answers: int = 0
     lost: int = 0
+    answers: list[tuple[float, float, str, http.Answer]] = field(default_factory=list)
+    """(asked at, answered at, path, answer), on the monotonic clock."""
 
     def post(self, url: str, body: bytes, **options: Any) -> http.Answer:
         plain = gzip.decompress(body) if options.get("gzip") else body
         path = url.rsplit("/v1", 1)[-1]
         self.sent.append((path, plain))
+        asked = time.monotonic()
         answer = http.post(url, body, **options)
+        self.answers.append((asked, time.monotonic(), path, answer))
         if self.lose_answers > 0 and answer.status == 200 and path == "/batch":
             self.lose_answers -= 1
             self.lost += 1

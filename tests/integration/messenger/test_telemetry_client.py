@@ -24,6 +24,8 @@ from harness.waiting import wait_until
 
 from chat.messenger import Messenger
 from chat.telemetry import outbox
+from chat.telemetry.collector.app import CollectorConfig
+from chat.telemetry.collector.limits import CollectorLimits
 from chat.telemetry.outbox import Caps
 
 from .conftest import Net
@@ -33,8 +35,12 @@ Befriend = Callable[[Messenger, Messenger], Awaitable[str]]
 
 
 @asynccontextmanager
-async def collector(tmp_path: Path) -> AsyncIterator[RunningCollector]:
-    async with running_collector(f"sqlite:///{tmp_path / 'collector.sqlite'}") as running:
+async def collector(
+    tmp_path: Path, limits: CollectorLimits | None = None
+) -> AsyncIterator[RunningCollector]:
+    config = CollectorConfig(open_registration=True, limits=limits or CollectorLimits())
+    url = f"sqlite:///{tmp_path / 'collector.sqlite'}"
+    async with running_collector(url, config) as running:
         yield running
 
 
@@ -153,19 +159,23 @@ async def test_a_receiver_who_never_returns_is_unknown_not_lost(
     )
 
 
+@pytest.mark.slow
 async def test_a_blackholed_collector_loses_nothing_below_the_caps_and_reports_the_drops(
     net: Net, befriend: Befriend, tmp_path: Path
 ) -> None:
     """The collector unreachable (connections accepted, never answered) during a chat:
     every message is delivered, every event waits in the outbox with gap-free seqs; over
-    the cap the oldest go and are counted; when the collector is back the queue drains and
-    the report shows the drops."""
+    the cap the oldest go and are counted; when the collector is back the queue drains in
+    small batches within its rate limit (one a second, a burst of 2: a 429's `Retry-After`
+    is waited out) and the report shows the drops."""
     await net.start_service()
     alice_up = Uplink()
-    async with collector(tmp_path) as running, trio.open_nursery() as nursery:
+    limits = CollectorLimits(batches_per_minute=60, burst=2)
+    async with collector(tmp_path, limits) as running, trio.open_nursery() as nursery:
         hole = Blackhole(int(running.url.rsplit(":", 1)[1]))
         await nursery.start(hole.run)
-        alice = await reporting(net, "alice", hole.url, alice_up, Caps(max_events=25))
+        caps = Caps(max_events=25, batch_events=5)
+        alice = await reporting(net, "alice", hole.url, alice_up, caps)
         bob = await reporting(net, "bob", running.url, Uplink())
         chat_id = await befriend(alice.messenger, bob.messenger)
         for n in range(12):
@@ -188,6 +198,14 @@ async def test_a_blackholed_collector_loses_nothing_below_the_caps_and_reports_t
         health = report(running)["telemetry"]
         nursery.cancel_scope.cancel()
     assert health["client_dropped"] == final.dropped
+    batches = [a for a in alice_up.answers if a[2] == "/batch" and a[3].status != 0]
+    assert len(batches) >= 5
+    limited = [i for i, a in enumerate(batches) if a[3].status == 429]
+    assert limited, "the catch-up never reached the rate limit"
+    for i in limited:
+        if i + 1 < len(batches):
+            retry_after = batches[i][3].retry_after or 0
+            assert batches[i + 1][0] >= batches[i][1] + retry_after - 0.05
     # The oldest events went, so the collector's first seq is not 0: its `seq_missing`
     # (gaps between an install's lowest and highest seq) cannot see them; the client's
     # reported drops do.

@@ -74,9 +74,12 @@ class MessengerTelemetry:
         self.online_s = 0.0
         self.offline_s = 0.0
         self._peers: list[int] = []
+        self.closed = False
 
     # -- the message path ------------------------------------------------------------------
     def observe(self, event: ev.Event) -> None:
+        if self.closed:
+            return
         if isinstance(event, ev.MessageAdded | ev.MessageUpdated):
             message = event.message
             if message.outgoing:
@@ -109,7 +112,9 @@ class MessengerTelemetry:
             return
         ref = identifiers.msg_ref(refs.key, message.id.encode())
         delay = max(0, int((self.recorder.wall_now() - message.timestamp) * 1000))
-        if state in ("sent", "stored", "delivered") and before in (None, "queued"):
+        # Only a step seen from `queued` is a send: after a restart the hook first sees a
+        # message already sent (in an earlier session, which reported it).
+        if state in ("sent", "stored", "delivered") and before == "queued":
             self._sent(message, refs, ref, "accepted")
         if state == "stored":
             self._confirm(ref, "store_seen", delay)
@@ -118,13 +123,16 @@ class MessengerTelemetry:
             self._confirm(ref, "e2e_ack", delay)
         elif state == "failed":
             self.recorder.count("expired")
-            if before in (None, "queued"):
+            if before == "queued":
                 self._sent(message, refs, ref, "error")
-            else:
+            elif before is not None:
                 self._confirm(ref, "e2e_timeout", delay)
 
     def _sent(self, message: ev.MessageView, refs: ConversationRefs, ref: str, result: str) -> None:
-        self.recorder.count("sent")  # with its msg_sent event: the report reconciles them
+        if message.total_attempts <= 1 or result != "accepted":
+            # Once per message, as the report counts distinct sent messages: a re-send
+            # after a restart (a later attempt) is an event, not another message.
+            self.recorder.count("sent")
         fields: dict[str, Any] = {
             "msg_ref": ref,
             "conv_ref": refs.conv_ref,
@@ -230,6 +238,9 @@ class MessengerTelemetry:
                 await trio.sleep(period)
                 totals = await self.heartbeat(totals)
         finally:
+            # The session's last stretch; from here on events are not recorded, so what the
+            # last heartbeat counts and the events sent match (the report reconciles them).
+            self.closed = True
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await self.heartbeat(totals)
 

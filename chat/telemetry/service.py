@@ -182,7 +182,10 @@ class TelemetryClient:
                 store, recorded, dropped, session_id=sid, now_ms=now_ms, caps=caps, strict=strict
             )
 
-        await self._db.run(write)
+        # Shielded: once taken from the recorder the events exist nowhere else, and waiting
+        # for the profile DB's worker is a checkpoint a shutdown would otherwise cancel.
+        with trio.CancelScope(shield=True):
+            await self._db.run(write)
 
     # -- the uploader ----------------------------------------------------------------------
     async def upload_once(self, http_timeout: float | None = None) -> str:

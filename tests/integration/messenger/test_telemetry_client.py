@@ -217,8 +217,9 @@ async def test_a_receiver_offline_then_catching_up_is_delivered_eventually_not_i
     net: Net, befriend: Befriend, tmp_path: Path
 ) -> None:
     """Bob's app is closed while Alice writes; it starts 12 s later and gets the message
-    from the store: the report counts it delivered, not delivered in real time (10 s). Bob's
-    install keeps its sequence numbers across the restart."""
+    from the store: the report counts it delivered, not delivered in real time (10 s). Both
+    installs keep their sequence numbers across restarts, and Alice's restart does not
+    report her send twice."""
     await net.start_service()
     alice_up, bob_up = Uplink(), Uplink()
     async with collector(tmp_path) as running:
@@ -228,6 +229,12 @@ async def test_a_receiver_offline_then_catching_up_is_delivered_eventually_not_i
         await bob.stop()
         net.stores.pop("bob").close()
         await alice.messenger.send_text(chat_id, "while you were away")
+
+        await wait_until(lambda: any(e["type"] == "msg_sent" for e in events_of(alice_up)), 30)
+        # Alice restarts too: her new session sees the message already sent, then delivered.
+        await alice.stop()
+        net.stores.pop("alice").close()
+        alice = await reporting(net, "alice", running.url, alice_up)
         await trio.sleep(12)
         bob = await reporting(net, "bob", running.url, bob_up)
 
@@ -242,6 +249,14 @@ async def test_a_receiver_offline_then_catching_up_is_delivered_eventually_not_i
     overall = result["overall"]
     assert (overall["pairs"], overall["delivered"], overall["delivered_rt"]) == (1, 1, 0)
     assert overall["lost"] == 0 and overall["latency_ms"]["p50"] >= 12_000
+    # By event id: an upload cut at quit goes again at the next start (the same events).
+    sends = list({e["id"]: e for e in events_of(alice_up) if e["type"] == "msg_sent"}.values())
+    # Reported by the session that sent it; after the restart only a real new attempt is.
+    assert len({e["msg_ref"] for e in sends}) == 1
+    assert [e["attempt"] for e in sends] == sorted({e["attempt"] for e in sends})
+    assert result["telemetry"]["reconciliation"]["sent"]["reconciled"], str(
+        result["telemetry"]["reconciliation"]
+    )
     seqs = [e["seq"] for e in events_of(bob_up)]
     assert sorted(set(seqs)) == list(range(len(set(seqs))))
     assert result["telemetry"]["seq_missing"] == 0

@@ -52,7 +52,7 @@ def event_json(recorded: Recorded, *, seq: int, session_id: str) -> dict[str, An
     return {
         "id": identifiers.new_id(),
         "seq": seq,
-        "sid": session_id,
+        "sid": recorded.sid or session_id,
         "type": recorded.type,
         "t": recorded.t,
         "up_ms": recorded.up_ms,

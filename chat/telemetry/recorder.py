@@ -30,6 +30,8 @@ class Recorded:
     """Milliseconds since the session started."""
     net: str
     fields: Mapping[str, Any]
+    sid: str | None = None
+    """Another session's id (a crashed session's end, recorded at the next start)."""
 
 
 class Recorder:

@@ -9,10 +9,10 @@ Nothing here is on the message path: the messenger only calls `recorder.record`.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
-import platform
 import random
 import sys
 import time
@@ -91,6 +91,7 @@ class TelemetryClient:
         self.batches_sent = 0
         self.bytes_sent = 0
         self._wake = trio.Event()
+        self._started_ms = self.now_ms()
 
     @property
     def enabled(self) -> bool:
@@ -112,10 +113,18 @@ class TelemetryClient:
         previous = state.get("open_session")
         if previous:
             crashed = json.loads(previous)
-            self._record_as(crashed, "session_end", {"reason": "unclean", "duration_s": 0})
+            lasted = max(0, int(crashed.get("t", 0)) - int(crashed.get("start", 0))) // 1000
+            self._record_as(
+                crashed, "session_end", {"reason": "unclean", "duration_s": min(lasted, 10**8)}
+            )
+        self._started_ms = self.now_ms()
         self.recorder.record("session_start", {"mode": self.options.mode, "reason": "launch"})
-        marker = outbox.dumps({"sid": self.session_id, "t": self.now_ms()})
+        marker = self._marker()
         await self._db.run(lambda store: store.telemetry_outbox.set_state({"open_session": marker}))
+
+    def _marker(self) -> str:
+        """The running session as a crash would leave it: its start and last flush."""
+        return outbox.dumps({"sid": self.session_id, "start": self._started_ms, "t": self.now_ms()})
 
     def _record_as(self, session: dict[str, Any], event_type: str, fields: dict[str, Any]) -> None:
         """An event of a past session (the crashed one's end), at its last known time."""
@@ -124,7 +133,8 @@ class TelemetryClient:
         if len(self.recorder.pending) > before:
             item = self.recorder.pending[-1]
             t = int(session.get("t", item.t))
-            self.recorder.pending[-1] = type(item)(item.type, t, 0, item.net, item.fields)
+            sid = session.get("sid")
+            self.recorder.pending[-1] = dataclasses.replace(item, t=t, up_ms=0, sid=sid)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """The writer and the uploader, until cancelled; then a last flush and one short
@@ -174,13 +184,20 @@ class TelemetryClient:
         recorded, dropped = self.recorder.take()
         if not recorded and not dropped:
             return
-        now_ms, caps, strict, sid = self.now_ms(), self.options.caps, self.options.strict, None
-        sid = self.session_id
+        now_ms, caps, strict, sid = (
+            self.now_ms(),
+            self.options.caps,
+            self.options.strict,
+            self.session_id,
+        )
+
+        marker = self._marker()
 
         def write(store: Store) -> None:
             outbox.persist(
                 store, recorded, dropped, session_id=sid, now_ms=now_ms, caps=caps, strict=strict
             )
+            store.telemetry_outbox.set_state({"open_session": marker})
 
         # Shielded: once taken from the recorder the events exist nowhere else, and waiting
         # for the profile DB's worker is a checkpoint a shutdown would otherwise cancel.
@@ -315,7 +332,7 @@ class TelemetryClient:
             )
             return "deleted"
         answer = await self._post(
-            "/v1/delete", b"{}", token=request["token"], http_timeout=http_timeout
+            "/v1/delete", b"{}", token=request["token"], http_timeout=http_timeout, base=collector
         )
         if answer.status in (200, 401):
             # 401: the collector no longer knows the install, so it holds nothing of it.
@@ -387,7 +404,3 @@ def _append_line(path: Path, body: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as file:
         file.write(body + "\n")
-
-
-def python_version() -> str:
-    return platform.python_version()

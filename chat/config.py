@@ -17,7 +17,7 @@ from typing import Any
 import platformdirs
 
 from chat.errors import ConfigError
-from chat.telemetry.settings import TelemetrySettings
+from chat.telemetry.settings import SettingsError, TelemetrySettings
 from chat.telemetry.settings import parse_table as parse_telemetry_table
 from chat.waku.network import DEFAULT_CLUSTER_ID as DEFAULT_CLUSTER_ID
 from chat.waku.network import DEFAULT_SHARDS as DEFAULT_SHARDS
@@ -161,7 +161,10 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
             )
     if "telemetry" in raw:
         table = _expect(raw["telemetry"], dict, "telemetry")
-        cfg = replace(cfg, telemetry=parse_telemetry_table(table))
+        try:
+            cfg = replace(cfg, telemetry=parse_telemetry_table(table))
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
     return cfg
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from chat.config import Config
 from chat.errors import UserError
 from chat.session import Session, add_network_arguments, messenger_settings, network_flags
-from chat.telemetry.options import add_telemetry_arguments, telemetry_settings
+from chat.telemetry.client.options import add_telemetry_arguments, telemetry_settings
 
 # The messenger, the API server and the node stack (libp2p, trio) are imported where they are
 # used, so `chinwag --help` and the other commands do not pay for them.
@@ -111,7 +111,7 @@ async def serve(
     from chat.api.routing import Router
     from chat.api.server import serve_api
     from chat.messenger import Messenger
-    from chat.telemetry.attach import attach_telemetry
+    from chat.telemetry.client.attach import attach_telemetry
     from storage.aio import AsyncStore
 
     db = AsyncStore(store)

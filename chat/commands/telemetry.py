@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from chat.config import Config
 from chat.errors import UserError
-from chat.telemetry.settings import apply_environment
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -47,14 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from chat.telemetry import view
+    from chat.telemetry.client import view
 
     if args.action == "show" and args.dictionary:
         print(view.dictionary_text())
         return 0
+    from chat.telemetry.client.options import effective
     from chat.unlock import unlock_profile
 
-    settings = apply_environment(config.telemetry)
+    settings = effective(config)
     with unlock_profile(config) as store:
         if args.action in ("status", "show"):
             snapshot = view.snapshot(store, settings)
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 def _opt_out(store: Store, config: Config) -> str:
     from chat.telemetry import http
-    from chat.telemetry.service import opt_out
+    from chat.telemetry.client.service import opt_out
 
     opt_out(store)
     request = json.loads(store.telemetry_outbox.state().get("delete_request") or "{}")

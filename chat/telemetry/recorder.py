@@ -1,6 +1,6 @@
 """The recorder: the one call the message path makes (`record`), and the counters a
 heartbeat sends. Sans-IO and O(1): a level check and an append to a bounded in-memory list;
-never a wait, never I/O. The writer (chat/telemetry/service.py) takes what piled up every
+never a wait, never I/O. The writer (chat/telemetry/client/service.py) takes what piled up every
 second and persists it in one transaction (chat/telemetry/outbox.py).
 
 When the list is full the event is dropped and counted by type: the next batch's

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from chat.errors import ConfigError
-
 ENV_OVERRIDE = "CHINWAG_TELEMETRY"
+
+
+class SettingsError(ValueError):
+    """A telemetry setting that cannot be used, in one sentence (chat.config and the
+    options turn it into a ConfigError: this module imports nothing else of chat/)."""
+
+
 LEVELS = ("off", "health", "reliability")
 """As chat.telemetry.schema.LEVELS (not imported: the config file is read by every command)."""
 _COHORT_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.+_-")
@@ -64,7 +69,7 @@ class TelemetrySettings:
 
     def checked(self) -> TelemetrySettings:
         if self.enabled and self.collector is None and self.dry_run is None:
-            raise ConfigError(
+            raise SettingsError(
                 f"telemetry level {self.level} needs a collector URL (--collector or "
                 "[telemetry] collector) or a dry-run file"
             )
@@ -73,22 +78,22 @@ class TelemetrySettings:
 
 def check_level(value: Any, where: str) -> str:
     if value not in LEVELS:
-        raise ConfigError(f"{where} must be one of {', '.join(LEVELS)}, not {value!r}")
+        raise SettingsError(f"{where} must be one of {', '.join(LEVELS)}, not {value!r}")
     return str(value)
 
 
 def check_collector(value: Any, where: str) -> str:
     if not isinstance(value, str) or len(value) > 2000:
-        raise ConfigError(f"{where} must be a URL")
+        raise SettingsError(f"{where} must be a URL")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{where} must be an http:// or https:// URL, not {value!r}")
+        raise SettingsError(f"{where} must be an http:// or https:// URL, not {value!r}")
     return value.rstrip("/")
 
 
 def check_cohort(value: Any, where: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= 32 or set(value) - _COHORT_CHARS:
-        raise ConfigError(f"{where} must be 1-32 of A-Z a-z 0-9 . + _ -")
+        raise SettingsError(f"{where} must be 1-32 of A-Z a-z 0-9 . + _ -")
     return value
 
 
@@ -104,7 +109,7 @@ def parse_table(raw: Mapping[str, Any], where: str = "telemetry") -> TelemetrySe
         "upload_seconds",
     }
     if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+        raise SettingsError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     settings = TelemetrySettings()
     if "level" in raw:
         settings = replace(settings, level=check_level(raw["level"], f"{where}.level"))
@@ -116,15 +121,15 @@ def parse_table(raw: Mapping[str, Any], where: str = "telemetry") -> TelemetrySe
         settings = replace(settings, cohort=check_cohort(raw["cohort"], f"{where}.cohort"))
     if "dry_run" in raw:
         if not isinstance(raw["dry_run"], str) or not raw["dry_run"]:
-            raise ConfigError(f"{where}.dry_run must be a file path")
+            raise SettingsError(f"{where}.dry_run must be a file path")
         settings = replace(settings, dry_run=Path(raw["dry_run"]).expanduser())
     for name in ("heartbeat_seconds", "upload_seconds"):
         if name in raw:
             value = raw[name]
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{where}.{name} must be a number of seconds")
+                raise SettingsError(f"{where}.{name} must be a number of seconds")
             if not 1 <= value <= 86_400:
-                raise ConfigError(f"{where}.{name} must be from 1 to 86400 seconds")
+                raise SettingsError(f"{where}.{name} must be from 1 to 86400 seconds")
             if name == "heartbeat_seconds":
                 settings = replace(settings, heartbeat_seconds=float(value))
             else:
@@ -141,7 +146,7 @@ def apply_environment(
     if value is None or value == "":
         return settings
     if value.strip().lower() != "off":
-        raise ConfigError(f"{ENV_OVERRIDE} can only be 'off' (it turns telemetry off)")
+        raise SettingsError(f"{ENV_OVERRIDE} can only be 'off' (it turns telemetry off)")
     return replace(settings, forced_off=True)
 
 

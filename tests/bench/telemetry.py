@@ -185,7 +185,7 @@ async def recording_cost(events: int) -> list[dict[str, Any]]:
     from chat import events as ev
     from chat.messenger.context import EventFanOut
     from chat.telemetry import outbox
-    from chat.telemetry.messenger_hook import MessengerTelemetry
+    from chat.telemetry.client.messenger_hook import MessengerTelemetry
     from chat.telemetry.recorder import Recorder
     from storage.kdf import KdfParams
     from storage.profiles import Profiles

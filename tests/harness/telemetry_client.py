@@ -18,9 +18,9 @@ import trio
 
 from chat.messenger import Messenger, MessengerConfig
 from chat.telemetry import http
-from chat.telemetry.attach import AttachedTelemetry
+from chat.telemetry.client.attach import AttachedTelemetry
+from chat.telemetry.client.service import ClientOptions
 from chat.telemetry.outbox import Caps
-from chat.telemetry.service import ClientOptions
 from chat.telemetry.settings import TelemetrySettings
 from storage.aio import AsyncStore
 from storage.store import Store

@@ -13,7 +13,7 @@ from harness.collector import running_collector
 from harness.waiting import wait_until
 
 from chat.telemetry import outbox
-from chat.telemetry.service import ClientOptions, TelemetryClient
+from chat.telemetry.client.service import ClientOptions, TelemetryClient
 from chat.telemetry.settings import TelemetrySettings
 from storage.aio import AsyncStore
 from storage.store import Store

@@ -13,11 +13,12 @@ import pytest
 from chat.config import parse_config_text
 from chat.errors import ConfigError
 from chat.telemetry import identifiers, outbox, schema
+from chat.telemetry.client.service import app_info, opt_out
 from chat.telemetry.recorder import Recorded, Recorder
 from chat.telemetry.schedule import UploadSchedule
-from chat.telemetry.service import app_info, opt_out
 from chat.telemetry.settings import (
     LEVELS,
+    SettingsError,
     TelemetrySettings,
     allowed_types,
     apply_environment,
@@ -52,7 +53,7 @@ def test_the_config_table_and_the_options_and_the_environment() -> None:
     killed = apply_environment(chosen, {"CHINWAG_TELEMETRY": "off"})
     assert killed.forced_off and not killed.enabled
     assert apply_environment(chosen, {}).enabled
-    with pytest.raises(ConfigError, match="can only be 'off'"):
+    with pytest.raises(SettingsError, match="can only be 'off'"):
         apply_environment(chosen, {"CHINWAG_TELEMETRY": "on"})
 
 
@@ -73,7 +74,7 @@ def test_bad_settings_are_sentences(text: str, message: str) -> None:
 
 
 def test_a_level_needs_somewhere_to_send() -> None:
-    with pytest.raises(ConfigError, match="needs a collector URL"):
+    with pytest.raises(SettingsError, match="needs a collector URL"):
         TelemetrySettings().with_options(level="health")
     assert TelemetrySettings().with_options(level="health", dry_run=Path("x")).enabled
 

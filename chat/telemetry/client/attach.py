@@ -8,8 +8,8 @@ from typing import Any
 
 import trio
 
-from chat.telemetry.messenger_hook import MessengerTelemetry, TelemetrySource
-from chat.telemetry.service import ClientOptions, TelemetryClient
+from chat.telemetry.client.messenger_hook import MessengerTelemetry, TelemetrySource
+from chat.telemetry.client.service import ClientOptions, TelemetryClient
 from chat.telemetry.settings import TelemetrySettings
 from storage.aio import AsyncStore
 

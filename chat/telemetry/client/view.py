@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from chat.telemetry import identifiers, outbox, schema
-from chat.telemetry.service import app_info
+from chat.telemetry.client.service import app_info
 from chat.telemetry.settings import TelemetrySettings
 from storage.store import Store
 

@@ -8,7 +8,8 @@ import argparse
 from pathlib import Path
 
 from chat.config import Config
-from chat.telemetry.settings import LEVELS, TelemetrySettings, apply_environment
+from chat.errors import ConfigError
+from chat.telemetry.settings import LEVELS, SettingsError, TelemetrySettings, apply_environment
 
 
 def add_telemetry_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +30,21 @@ def add_telemetry_arguments(parser: argparse.ArgumentParser) -> None:
 def telemetry_settings(args: argparse.Namespace, config: Config) -> TelemetrySettings:
     """Options over the config file, then the environment's override; a ConfigError for a
     level without a collector."""
-    chosen = config.telemetry.with_options(
-        level=args.telemetry,
-        collector=args.collector,
-        cohort=args.cohort,
-        dry_run=args.telemetry_dry_run,
-    )
-    return apply_environment(chosen)
+    try:
+        chosen = config.telemetry.with_options(
+            level=args.telemetry,
+            collector=args.collector,
+            cohort=args.cohort,
+            dry_run=args.telemetry_dry_run,
+        )
+        return apply_environment(chosen)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def effective(config: Config) -> TelemetrySettings:
+    """The config file's table under the environment's override (for `chinwag telemetry`)."""
+    try:
+        return apply_environment(config.telemetry)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None

@@ -226,3 +226,29 @@ def test_opting_out_clears_the_queue_and_keeps_a_deletion_request(store: Store) 
         "token": "t",
         "collector": "http://c",
     }
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "message"),
+    [
+        (["--telemetry", "health"], {}, "needs a collector URL"),
+        (["--telemetry", "health", "--collector", "ftp://x"], {}, "http:// or https://"),
+        ([], {"CHINWAG_TELEMETRY": "yes"}, "can only be 'off'"),
+    ],
+)
+def test_serve_refuses_bad_telemetry_options_in_one_sentence(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    from chat.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["--data-dir", str(tmp_path), "serve", "--api", "0", *options])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chinwag: ") and message in err

@@ -73,7 +73,8 @@ class MessengerTelemetry:
         self._online_since = trio.current_time()
         self.online_s = 0.0
         self.offline_s = 0.0
-        self._peers: list[int] = []
+        self._peers: tuple[int, int] | None = None
+        """Fewest and most peers seen since the last heartbeat."""
         self.closed = False
 
     # -- the message path ------------------------------------------------------------------
@@ -205,8 +206,12 @@ class MessengerTelemetry:
 
     def _health(self, health: ev.HealthView) -> None:
         self._account_online(health.online)
-        self._peers.append(health.peers)
+        self._see_peers(health.peers)
         self.recorder.net = "online" if health.online else "offline"
+
+    def _see_peers(self, peers: int) -> None:
+        low, high = self._peers or (peers, peers)
+        self._peers = (min(low, peers), max(high, peers))
 
     def _account_online(self, online: bool | None) -> None:
         now = trio.current_time()
@@ -248,8 +253,9 @@ class MessengerTelemetry:
         after = heartbeat_totals(await self._source.bandwidth())
         health = self._source.health()
         self._account_online(health.online)
-        peers = [*self._peers, health.peers] if self._peers else [health.peers]
-        self._peers = []
+        self._see_peers(health.peers)
+        fewest, most = self._peers or (health.peers, health.peers)
+        self._peers = None
         online_s, offline_s = int(self.online_s), int(self.offline_s)
         self.online_s -= online_s
         self.offline_s -= offline_s
@@ -259,8 +265,8 @@ class MessengerTelemetry:
                 "online_s": min(online_s, 10**6),
                 "offline_s": min(offline_s, 10**6),
                 "peers": {
-                    "min": min(min(peers), 10_000),
-                    "max": min(max(peers), 10_000),
+                    "min": min(fewest, 10_000),
+                    "max": min(most, 10_000),
                     "last": min(health.peers, 10_000),
                 },
                 "filter_subs": 0,

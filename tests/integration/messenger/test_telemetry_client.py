@@ -128,6 +128,12 @@ async def test_delivery_is_reported_once_and_nothing_private_leaves(
         assert secret.encode() not in everything, secret
     health = report_now["telemetry"]
     assert health["seq_missing"] == 0 and health["client_dropped"] == {}
+    # Heartbeats: the bandwidth meter's bytes, peers, and the message totals.
+    beats = list({e["id"]: e for e in alice_events if e["type"] == "heartbeat"}.values())
+    assert sum(b["bw"].get("relay", {}).get("out", 0) for b in beats) > 0
+    assert sum(b["bw_kind"].get("chat", {}).get("n", 0) for b in beats) >= 3
+    assert max(b["peers"]["max"] for b in beats) >= 1
+    assert sum(b["msgs"]["sent"] for b in beats) == 3
     assert health["reconciliation"]["sent"]["reconciled"]
 
 

@@ -287,15 +287,18 @@ class Messenger:
         """For telemetry's blinded references (chat/telemetry/identifiers.py): the
         conversation's kind, a value its members share that its content topic does not
         reveal, and its member count; None for an unknown chat. A 1:1 chat: both chat keys
-        (its id is their hash, so seeing the topic is not enough). A group: its id (as public
-        as its topic: docs/telemetry.md says so)."""
+        (its id is their hash, so seeing the topic is not enough). A group: its signed
+        'created' change, which only those given its log hold (its id is that change's
+        hash)."""
         peer = self._direct.peer_of_chat.get(chat_id)
         if peer is not None:
             keys = sorted([self.me.chat_key_text, peer])
             return "direct", "\n".join(keys).encode(), 2
+        group = self._groups.groups.get(chat_id)
         for conv in self._groups.conversations():
-            if conv.id == chat_id:
-                return conv.kind, b"group\n" + conv.id.encode(), len(conv.membership.members()) + 1
+            if conv.id == chat_id and group is not None:
+                members = len(conv.membership.members()) + 1
+                return conv.kind, b"group\n" + group.log.root.signed, members
         return None
 
     @property

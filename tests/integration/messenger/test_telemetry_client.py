@@ -19,11 +19,12 @@ import trio
 from harness.blackhole import Blackhole
 from harness.collector import RunningCollector, now_ms, running_collector
 from harness.fast import FAST
+from harness.live_groups import group_of, texts
 from harness.telemetry_client import Reporting, Uplink, fast_options, settings_for, start_reporting
 from harness.waiting import wait_until
 
 from chat.messenger import Messenger
-from chat.telemetry import outbox
+from chat.telemetry import identifiers, outbox
 from chat.telemetry.collector.app import CollectorConfig
 from chat.telemetry.collector.limits import CollectorLimits
 from chat.telemetry.outbox import Caps
@@ -266,3 +267,41 @@ async def test_a_receiver_offline_then_catching_up_is_delivered_eventually_not_i
     seqs = [e["seq"] for e in events_of(bob_up)]
     assert sorted(set(seqs)) == list(range(len(set(seqs))))
     assert result["telemetry"]["seq_missing"] == 0
+
+
+@pytest.mark.slow
+async def test_a_group_is_matched_across_members_without_its_id_or_topic(
+    net: Net, tmp_path: Path
+) -> None:
+    """Three installs in a group: one conversation reference on all of them, derived from
+    the group's signed creation (not from its id, which its content topic shows), and every
+    receiver matched to the sender's message."""
+    await net.start_service()
+    ups = {name: Uplink() for name in ("alice", "bob", "carol")}
+    async with collector(tmp_path) as running:
+        sides = {name: await reporting(net, name, running.url, up) for name, up in ups.items()}
+        people = [side.messenger for side in sides.values()]
+        group_id = await group_of(*people)
+        await people[0].send_text(group_id, "MARKER-GROUP-telemetry")
+
+        async def both_got_it() -> bool:
+            return all(["MARKER-GROUP-telemetry" in await texts(p, group_id) for p in people[1:]])
+
+        await wait_until(both_got_it, 60)
+        for side in sides.values():
+            await side.stop()
+        overall = report(running)["overall"]
+        by_kind = report(running)["by"]["conv_kind"]
+    refs = {
+        name: {e["conv_ref"] for e in events_of(up) if e["type"] == "conv_join"}
+        for name, up in ups.items()
+    }
+    group_refs = refs["alice"] & refs["bob"] & refs["carol"]
+    assert len(group_refs) == 1
+    from_id = identifiers.conv_ref(identifiers.telemetry_key(b"group\n" + group_id.encode()))
+    assert from_id not in group_refs
+    assert overall["delivered"] >= 2 and overall["lost"] == 0
+    assert by_kind["group"]["pairs"] == by_kind["group"]["delivered"] == 2
+    everything = b"".join(up.everything() for up in ups.values())
+    for secret in ("MARKER-GROUP", group_id, "Friends"):
+        assert secret.encode() not in everything

@@ -24,6 +24,9 @@ from storage.repositories.telemetry_outbox import QueuedEvent
 from storage.store import Store
 
 DAY_MS = 86_400_000
+KEPT_LONGEST = ("heartbeat", "session_start", "session_end")
+"""Over a cap these go last: heartbeats carry the totals that reconcile dropped per-message
+events, sessions the presence the report's denominators need."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +104,9 @@ def persist(
 
 
 def enforce_caps(store: Store, caps: Caps, now_ms: int) -> Counter[str]:
-    """Oldest first, until the outbox is within every cap; each purged event is counted in
-    `dropped` by its type (its seq stays unused, so the collector sees the gap too)."""
+    """Oldest first (per-message events before heartbeats and sessions), until the outbox is
+    within every cap; each purged event is counted in `dropped` by its type (its seq stays
+    unused, so the collector sees the gap too)."""
     repo = store.telemetry_outbox
     count, size, oldest = repo.totals()
     too_old = oldest is not None and oldest < now_ms - caps.max_age_ms
@@ -121,19 +125,22 @@ def enforce_caps(store: Store, caps: Caps, now_ms: int) -> Counter[str]:
     if too_old:
         for row in repo.sizes_before(now_ms - caps.max_age_ms):
             purge(*row)
-    last = max(seqs, default=-1)
     gone = set(seqs)
-    while count > caps.max_events or size > caps.max_bytes:
-        chunk = repo.sizes(max(100, count - caps.max_events), last)
-        if not chunk:
-            break
-        for seq, event_type, length in chunk:
-            last = seq
-            if seq in gone:
-                continue
-            if count <= caps.max_events and size <= caps.max_bytes:
+    # Per-message events go first: the heartbeats' totals keep what they counted visible.
+    for keep in (KEPT_LONGEST, ()):
+        last = -1
+        while count > caps.max_events or size > caps.max_bytes:
+            chunk = repo.sizes(max(100, count - caps.max_events), last, keep=keep)
+            if not chunk:
                 break
-            purge(seq, event_type, length)
+            for seq, event_type, length in chunk:
+                last = seq
+                if seq in gone:
+                    continue
+                if count <= caps.max_events and size <= caps.max_bytes:
+                    break
+                purge(seq, event_type, length)
+                gone.add(seq)
     state = repo.state()
     totals: Counter[str] = Counter(json.loads(state.get("dropped", "{}")))
     totals.update(purged)

@@ -87,11 +87,16 @@ class TelemetryOutboxRepository:
         )
         return [QueuedEvent(*row) for row in rows]
 
-    def sizes(self, limit: int, after_seq: int = -1) -> list[tuple[int, str, int]]:
-        """(seq, type, bytes) of the oldest events after `after_seq`: what the caps purge."""
+    def sizes(
+        self, limit: int, after_seq: int = -1, *, keep: Sequence[str] = ()
+    ) -> list[tuple[int, str, int]]:
+        """(seq, type, bytes) of the oldest events after `after_seq`, not of the types in
+        `keep`: what the caps purge."""
+        marks = ",".join("?" * len(keep))
         rows = self._db.fetchall(
-            "SELECT seq, type, bytes FROM telemetry_outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
+            f"SELECT seq, type, bytes FROM telemetry_outbox WHERE seq > ? "
+            f"AND type NOT IN ({marks}) ORDER BY seq LIMIT ?",
+            (after_seq, *keep, limit),
         )
         return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]
 

@@ -188,6 +188,22 @@ def test_the_caps_purge_the_oldest_and_count_every_drop(store: Store) -> None:
     assert outbox.status(store).queued == 2
 
 
+def test_over_a_cap_per_message_events_go_before_heartbeats(store: Store) -> None:
+    caps = outbox.Caps(max_events=3)
+    error = recorded("error", component="ui", code="other")
+    outbox.persist(
+        store, [recorded(), error, recorded(), error], {}, session_id=SID, now_ms=NOW_MS, caps=caps
+    )
+    assert [e.type for e in store.telemetry_outbox.oldest(10)] == [
+        "heartbeat",
+        "heartbeat",
+        "error",
+    ]
+    outbox.persist(store, [recorded()] * 2, {}, session_id=SID, now_ms=NOW_MS, caps=caps)
+    assert [e.type for e in store.telemetry_outbox.oldest(10)] == ["heartbeat"] * 3
+    assert outbox.status(store).dropped == {"error": 2, "heartbeat": 1}
+
+
 def test_a_batch_carries_the_stored_bytes_and_passes_the_collectors_checks(store: Store) -> None:
     outbox.persist(
         store, [recorded()] * 3, {"msg_sent": 2}, session_id=SID, now_ms=NOW_MS, caps=outbox.Caps()

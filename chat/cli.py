@@ -10,12 +10,22 @@ from pathlib import Path
 from types import ModuleType
 
 from chat import __version__
-from chat.commands import collector, info, lab, link, node, profile, serve, tui
+from chat.commands import collector, info, lab, link, node, profile, serve, telemetry, tui
 from chat.config import LOG_LEVELS, Config, load_config
 from chat.errors import UserError
 from chat.logs import setup_logging
 
-COMMANDS: tuple[ModuleType, ...] = (tui, info, profile, link, node, serve, collector, lab)
+COMMANDS: tuple[ModuleType, ...] = (
+    tui,
+    info,
+    profile,
+    link,
+    node,
+    serve,
+    collector,
+    lab,
+    telemetry,
+)
 """Every subcommand that works. Add a module here only when it does something real."""
 
 log = logging.getLogger(__name__)

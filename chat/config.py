@@ -17,6 +17,8 @@ from typing import Any
 import platformdirs
 
 from chat.errors import ConfigError
+from chat.telemetry.settings import SettingsError, TelemetrySettings
+from chat.telemetry.settings import parse_table as parse_telemetry_table
 from chat.waku.network import DEFAULT_CLUSTER_ID as DEFAULT_CLUSTER_ID
 from chat.waku.network import DEFAULT_SHARDS as DEFAULT_SHARDS
 
@@ -64,6 +66,8 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     notify_bell: bool = True
     notify_desktop: bool = False
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    """The `[telemetry]` table (chat/telemetry/settings.py): off unless it says otherwise."""
 
     @property
     def profiles_dir(self) -> Path:
@@ -140,7 +144,7 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
     except ValueError as exc:  # TOMLDecodeError, or an integer over Python's 4300 digits
         raise ConfigError(f"{config_file} is not valid TOML: {exc}") from None
     cfg = Config(config_file=config_file, data_dir=data_dir)
-    known = {"data_dir", "profile", "log_level", "network", "notifications"}
+    known = {"data_dir", "profile", "log_level", "network", "notifications", "telemetry"}
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{config_file}: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -164,6 +168,12 @@ def parse_config_text(text: str, *, config_file: Path, data_dir: Path) -> Config
             cfg = replace(
                 cfg, notify_desktop=_expect(notif["desktop"], bool, "notifications.desktop")
             )
+    if "telemetry" in raw:
+        table = _expect(raw["telemetry"], dict, "telemetry")
+        try:
+            cfg = replace(cfg, telemetry=parse_telemetry_table(table))
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
     return cfg
 
 

@@ -20,6 +20,7 @@ from storage.repositories.reliability import (
 )
 from storage.repositories.sessions import ContactFlowRepository, OlmSessionRepository
 from storage.repositories.telemetry import TelemetryQueueRepository
+from storage.repositories.telemetry_outbox import TelemetryOutboxRepository
 
 ACCOUNT_PICKLE_PURPOSE = "olm-account-pickle"
 OLM_SESSION_PICKLE_PURPOSE = "olm-session-pickle"
@@ -42,6 +43,7 @@ class Store:
         self.received_hashes = ReceivedHashRepository(db)
         self.communities = CommunityRepository(db)
         self.telemetry = TelemetryQueueRepository(db)
+        self.telemetry_outbox = TelemetryOutboxRepository(db)
         self.contact_flows = ContactFlowRepository(db)
         self.olm_sessions = OlmSessionRepository(db)
         self.session_pickle_key = subkey(database_key, OLM_SESSION_PICKLE_PURPOSE)

@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING
 from chat.config import Config
 from chat.errors import UserError
 from chat.session import Session, add_network_arguments, messenger_settings, network_flags
+from chat.telemetry.client.options import add_telemetry_arguments, telemetry_settings
 
 # The messenger, the API server and the node stack (libp2p, trio) are imported where they are
 # used, so `chinwag --help` and the other commands do not pay for them.
 if TYPE_CHECKING:
     from chat.api.server import ApiListener
     from chat.messenger import MessengerConfig
+    from chat.telemetry.settings import TelemetrySettings
     from storage.store import Store
 
 NAME = "serve"
@@ -54,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--drop-frames", type=float, default=0.0, metavar="RATE",
         help="fault simulation: lose this share (0-1) of outgoing relay frames",
     )  # fmt: skip
+    add_telemetry_arguments(parser)
 
 
 def parse_api_address(text: str) -> tuple[str, int]:
@@ -96,6 +99,7 @@ async def serve(
     listener: ApiListener,
     token: str,
     publish_link: Callable[[str], None] | None = None,
+    telemetry: TelemetrySettings | None = None,
 ) -> None:
     """`publish_link`: keeps the link where `chinwag link` reads it while we hold the
     profile (Session.publish_link)."""
@@ -107,12 +111,16 @@ async def serve(
     from chat.api.routing import Router
     from chat.api.server import serve_api
     from chat.messenger import Messenger
+    from chat.telemetry.client.attach import attach_telemetry
+    from storage.aio import AsyncStore
 
-    messenger = Messenger(store, messenger_config)
+    db = AsyncStore(store)
+    messenger = Messenger(store, messenger_config, db=db)
     app = ApiApp(Router(Handlers(messenger).routes()), token, document_bytes())
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with messenger.run(), trio.open_nursery() as nursery:
             await nursery.start(serve_api, app, listener)
+            reporting = await attach_telemetry(nursery, telemetry, messenger, db)
             _say("profile", profile)
             _say("chat_key", messenger.identity().chat_key)
             if publish_link is not None:
@@ -126,6 +134,8 @@ async def serve(
                 log.info("stopping on %s", signal.Signals(signum).name)
                 break
             app.close()
+            if reporting is not None:
+                await reporting.stop()
     print("chinwag serve stopped", flush=True)
 
 
@@ -142,6 +152,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         logging.getLogger("libp2p").setLevel(logging.ERROR)
     host, port = parse_api_address(args.api)
     messenger_config = messenger_config_from(args, config)
+    telemetry = telemetry_settings(args, config)
     with unlock_profile(config) as store:
         token = load_or_create_token(config.profile_dir)
         register_secret(token)
@@ -154,7 +165,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
             )
         try:
             publish = Session(config).publish_link
-            trio.run(serve, config.profile, store, messenger_config, listener, token, publish)
+            trio.run(
+                serve, config.profile, store, messenger_config, listener, token, publish, telemetry
+            )
         except BaseExceptionGroup as group:
             # A UserError from inside a nursery (the node cannot listen, ...) is still a sentence.
             user_errors, _ = group.split(UserError)

@@ -24,6 +24,9 @@ class EventFanOut:
     def __init__(self) -> None:
         self._subscribers: list[trio.MemorySendChannel[ev.Event]] = []
         self.dropped = 0
+        self.observers: list[Callable[[ev.Event], None]] = []
+        """Called with every event as it happens (telemetry's recorder): each must be O(1)
+        and never wait; one that raises is logged, never the messenger's problem."""
 
     @property
     def subscribers(self) -> int:
@@ -42,6 +45,11 @@ class EventFanOut:
             self._subscribers.remove(channel)
 
     def emit(self, event: ev.Event) -> None:
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("an event observer failed")
         for channel in list(self._subscribers):
             try:
                 channel.send_nowait(event)

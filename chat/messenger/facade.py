@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
@@ -316,6 +316,29 @@ class Messenger(CommunityCommands):
     def event_subscribers(self) -> int:
         """Subscriptions open now."""
         return self._events.subscribers
+
+    def observe(self, observer: Callable[[ev.Event], None]) -> None:
+        """Call `observer` with every event as it is emitted, on the message path (telemetry's
+        recorder: O(1), never waits). Unlike `subscribe`, nothing is buffered or dropped."""
+        self._events.observers.append(observer)
+
+    def conversation_secret(self, chat_id: str) -> tuple[str, bytes, int] | None:
+        """For telemetry's blinded references (chat/telemetry/identifiers.py): the
+        conversation's kind, a value its members share that its content topic does not
+        reveal, and its member count; None for an unknown chat. A 1:1 chat: both chat keys
+        (its id is their hash, so seeing the topic is not enough). A group: its signed
+        'created' change, which only those given its log hold (its id is that change's
+        hash)."""
+        peer = self._direct.peer_of_chat.get(chat_id)
+        if peer is not None:
+            keys = sorted([self.me.chat_key_text, peer])
+            return "direct", "\n".join(keys).encode(), 2
+        group = self._groups.groups.get(chat_id)
+        for conv in self._groups.conversations():
+            if conv.id == chat_id and group is not None:
+                members = len(conv.membership.members()) + 1
+                return conv.kind, b"group\n" + group.log.root.signed, members
+        return None
 
     @property
     def events_dropped(self) -> int:

@@ -36,7 +36,7 @@ def conv_ref(k_tel: bytes) -> str:
 
 
 def msg_ref(k_tel: bytes, app_message_id: bytes) -> str:
-    return hmac.new(k_tel, b"msg" + app_message_id, hashlib.sha256).digest()[:REF_BYTES].hex()
+    return hmac.digest(k_tel, b"msg" + app_message_id, "sha256")[:REF_BYTES].hex()
 
 
 def new_id() -> str:

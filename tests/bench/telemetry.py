@@ -2,6 +2,11 @@
 PostgreSQL side by side.
 
     python tests/bench/telemetry.py [--ingest-events N] [--report-events N] [--no-postgres]
+                                    [--record-events N] [--only ingest|report|record]
+
+Recording (the client): microseconds per event on the message path (the recorder, the
+messenger hook, the event fan-out with and without it) and the writer's cost per event into
+a real SQLCipher profile (off the path).
 
 Ingestion: installs upload gzip batches of 500 events (a realistic mix: messages sent and
 received, heartbeats) to a collector on loopback (the real HTTP server, validation, one
@@ -152,14 +157,118 @@ def report_time(url: str, events: int) -> dict[str, Any]:
             "coverage": overall["eventual_delivery_known"]["coverage"]}  # fmt: skip
 
 
+class _OneConversation:
+    """The bench's stand-in for the messenger's lookups (one 1:1 chat); what is measured is
+    the hook and the recorder, which are the real ones."""
+
+    def observe(self, observer: Any) -> None:
+        raise NotImplementedError
+
+    def conversation_secret(self, chat_id: str) -> tuple[str, bytes, int] | None:
+        return "direct", b"cw1alice\ncw1bob", 2
+
+    async def chats(self) -> list[Any]:
+        return []
+
+    async def bandwidth(self) -> Any:
+        raise NotImplementedError
+
+    def health(self) -> Any:
+        raise NotImplementedError
+
+
+async def recording_cost(events: int) -> list[dict[str, Any]]:
+    """Microseconds per event on the message path: `Recorder.record` alone; the hook on a
+    received message (a blinded reference: two HMACs, then `record`); an event fan-out's
+    `emit` with and without the hook (what the messenger pays); and, off the path, the
+    writer's flush into a real SQLCipher profile per event."""
+    from chat import events as ev
+    from chat.messenger.context import EventFanOut
+    from chat.telemetry import outbox
+    from chat.telemetry.client.messenger_hook import MessengerTelemetry
+    from chat.telemetry.recorder import Recorder
+    from storage.kdf import KdfParams
+    from storage.profiles import Profiles
+
+    def fresh() -> Recorder:
+        return Recorder(
+            "reliability", wall=time.time, monotonic=time.monotonic, max_pending=events + 10
+        )
+
+    rows = []
+    recorder = fresh()
+    fields = {"msg_ref": "0" * 32, "conv_ref": "1" * 32, "via": "relay", "lat_ms": 40,
+              "decrypt_ok": True}  # fmt: skip
+    began = time.perf_counter()
+    for _ in range(events):
+        recorder.record("msg_recv", fields)
+    rows.append({"metric": "record_us", "call": "Recorder.record", "events": events,
+                 "us_per_event": (time.perf_counter() - began) / events * 1e6})  # fmt: skip
+
+    now = time.time()
+    messages = [
+        ev.MessageAdded(ev.MessageView(f"m{n:08d}", "chat", "cw1bob", "hello", False, now - 0.05,
+                                       "received", received_at=now))
+        for n in range(events)
+    ]  # fmt: skip
+    hook = MessengerTelemetry(fresh(), _OneConversation())
+    began = time.perf_counter()
+    for message in messages:
+        hook.observe(message)
+    rows.append({"metric": "record_us", "call": "hook.observe(MessageAdded)", "events": events,
+                 "us_per_event": (time.perf_counter() - began) / events * 1e6})  # fmt: skip
+    assert len(hook.recorder.pending) == events + 1  # + the conversation's join
+
+    for with_hook in (False, True):
+        fan_out = EventFanOut()
+        subscription = fan_out.subscribe(buffer=events + 10)
+        if with_hook:
+            fan_out.observers.append(MessengerTelemetry(fresh(), _OneConversation()).observe)
+        began = time.perf_counter()
+        for message in messages:
+            fan_out.emit(message)
+        rows.append({"metric": "record_us", "call": "EventFanOut.emit", "telemetry": with_hook,
+                     "events": events,
+                     "us_per_event": (time.perf_counter() - began) / events * 1e6})  # fmt: skip
+        subscription.close()
+
+    with tempfile.TemporaryDirectory() as directory:
+        store = Profiles(Path(directory)).create(
+            "bench", "bench passphrase", display_name="Bench", now=1,
+            kdf=KdfParams.fresh(opslimit=1, memlimit=8192),
+        )  # fmt: skip
+        taken, _ = hook.recorder.take()
+        sid = identifiers.new_id()
+        began = time.perf_counter()
+        unlimited = outbox.Caps(max_events=10**9, max_bytes=10**12)
+        for start in range(0, len(taken), 100):
+            outbox.persist(store, taken[start : start + 100], {}, session_id=sid,
+                           now_ms=now_ms(), caps=unlimited)  # fmt: skip
+        spent = time.perf_counter() - began
+        stored_bytes = store.telemetry_outbox.totals()[1]
+        rows.append({"metric": "persist_us", "call": "outbox.persist (batches of 100)",
+                     "events": len(taken), "us_per_event": spent / len(taken) * 1e6,
+                     "bytes_per_event": stored_bytes // len(taken)})  # fmt: skip
+        store.close()
+    for row in rows:
+        row["us_per_event"] = round(row["us_per_event"], 2)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ingest-events", type=int, default=100_000)
     parser.add_argument("--report-events", type=int, default=1_000_000)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--only", choices=("ingest", "report"), help="run one part only")
+    parser.add_argument("--record-events", type=int, default=100_000)
+    parser.add_argument("--only", choices=("ingest", "report", "record"), help="run one part only")
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
+    if args.only in (None, "record"):
+        for row in trio.run(recording_cost, args.record_events):
+            emit(**row)
+        if args.only == "record":
+            return
     directory = args.dir or Path(tempfile.mkdtemp(prefix="chinwag-telemetry-bench-"))
     server: postgres.PostgresServer | None = None
     databases: dict[str, Any] = {}

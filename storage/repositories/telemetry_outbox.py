@@ -1,4 +1,4 @@
-"""Telemetry's local outbox, state and sent log (migration 0007; chat/telemetry decides what
+"""Telemetry's local outbox, state and sent log (migration 0008; chat/telemetry decides what
 goes in and when it leaves, this only stores it)."""
 
 from __future__ import annotations

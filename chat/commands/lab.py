@@ -158,7 +158,7 @@ def describe(report: dict[str, Any]) -> str:
 
 
 def _progress(text: str) -> None:
-    print(f"lab: {text}", file=sys.stderr, flush=True)
+    print(f"lab: [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def list_scenarios() -> int:

@@ -96,6 +96,17 @@ class ServiceNode:
     process: LabProcess
     port: int
     peer_id: str = ""
+    metrics_url: str = ""
+
+    async def mesh_peers(self, shard: int = 0, cluster: int = 42) -> int:
+        """Peers in the node's relay mesh on a shard, from its /metrics."""
+        series = f'chinwag_relay_mesh_peers{{topic="/waku/2/rs/{cluster}/{shard}"}} '
+        async with httpx.AsyncClient(timeout=5) as http:
+            text = (await http.get(self.metrics_url)).text
+        for line in text.splitlines():
+            if line.startswith(series):
+                return int(float(line.split()[-1]))
+        return 0
 
 
 @dataclass
@@ -140,7 +151,7 @@ class LabCommands:
         command = [
             *self.base(), "node", "--store", "--listen", f"/ip4/127.0.0.1/tcp/{port}",
             "--node-key", str(self.data_dir / f"{name}.key"),
-            "--archive", str(self.data_dir / f"{name}.sqlite"),
+            "--archive", str(self.data_dir / f"{name}.sqlite"), "--metrics", "127.0.0.1:0",
         ]  # fmt: skip
         if not peer_exchange:
             command.append("--no-peer-exchange")
@@ -175,6 +186,9 @@ async def start_node(node: ServiceNode, env: dict[str, str], nursery: trio.Nurse
         raise LabProcessError(f"{node.process.name}: unexpected first line {header!r}")
     address = await node.process.line()
     node.peer_id = address.rpartition("/p2p/")[2]
+    while not (line := await node.process.line()).startswith("metrics "):
+        pass
+    node.metrics_url = line.removeprefix("metrics ")
     nursery.start_soon(node.process.drain)
 
 

@@ -124,6 +124,7 @@ class LiveRun:
             await start_node(node, env, nursery)
             self.nodes.append(node)
         rng = random.Random(self.scenario.seed)
+        self.progress("creating profiles")
         async with trio.open_nursery() as profiles:
             for index in range(net.clients):
                 profiles.start_soon(self.commands.create_profile, f"client{index}")
@@ -136,11 +137,20 @@ class LiveRun:
                 peers.append(f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{node.peer_id}")
             process = self.commands.client_process(f"client{index}", peers, net.loss)
             self.clients.append(Client(process, f"client{index}"))
+        self.progress("starting clients")
         async with trio.open_nursery() as starting:
             for client in self.clients:
                 starting.start_soon(start_client, client, env, nursery)
         self.progress(f"started {len(self.nodes)} service node(s) and {len(self.clients)} clients")
         with trio.fail_after(SETUP_LIMIT):
+            for node in self.nodes:
+                # Before that, a contact request can reach a node with nobody to forward it to.
+
+                async def meshed(node: ServiceNode = node) -> bool:
+                    return await node.mesh_peers() >= len(self.clients)
+
+                await self._until(meshed)
+            self.progress("the service nodes forward to every client")
             await self._befriend_all()
             self.progress("every pair of clients are contacts")
             await self._make_groups()
@@ -179,6 +189,7 @@ class LiveRun:
             await self._until(requested)
             accepted = await self._call(answerer, "POST", f"/v1/contacts/{asker.chat_key}/accept")
             self.direct_chats[(a, b)] = self.direct_chats[(b, a)] = accepted["chat_id"]
+        self.progress("contact requests accepted")
         for a, b in pairs:
             asker, answerer = self.clients[a], self.clients[b]
 

@@ -157,13 +157,17 @@ class LabCommands:
             command.append("--no-peer-exchange")
         return self._process(name, command)
 
-    def client_process(self, name: str, peers: Sequence[str], loss: float) -> LabProcess:
+    def client_process(
+        self, name: str, peers: Sequence[str], loss: float, timer_scale: float = 1.0
+    ) -> LabProcess:
         command = [
             *self.base(), "--profile", name, "serve", "--api", "127.0.0.1:0",
             "--listen", "/ip4/127.0.0.1/tcp/0", *(a for p in peers for a in ("--peer", p)),
         ]  # fmt: skip
         if loss:
             command += ["--drop-frames", str(loss)]
+        if timer_scale != 1.0:
+            command += ["--timer-scale", str(timer_scale)]
         return self._process(name, command)
 
     def _process(self, name: str, command: list[str]) -> LabProcess:

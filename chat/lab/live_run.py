@@ -135,7 +135,9 @@ class LiveRun:
                 await nursery.start(proxy.run)
                 self.proxies[(index, number)] = proxy
                 peers.append(f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{node.peer_id}")
-            process = self.commands.client_process(f"client{index}", peers, net.loss)
+            process = self.commands.client_process(
+                f"client{index}", peers, net.loss, net.timer_scale
+            )
             self.clients.append(Client(process, f"client{index}"))
         self.progress("starting clients")
         async with trio.open_nursery() as starting:

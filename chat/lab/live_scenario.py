@@ -53,6 +53,9 @@ class Network:
     clients: int = 3
     loss: float = 0.0
     """Share of outgoing relay frames every client loses, for the whole run (--drop-frames)."""
+    timer_scale: float = 1.0
+    """The clients' re-send and store-scan timers multiplied by this (`serve --timer-scale`):
+    below 1 a short run shows what minutes of real timers would."""
     peer_exchange: bool = True
     """Whether service nodes tell clients about each other; false: a client's only peers are
     the service nodes."""
@@ -213,6 +216,8 @@ def _check(scenario: LiveScenario, data: dict[str, Any], locate: _Locator) -> No
         fail("network", "service_nodes", "service_nodes must be 1..4")
     if not 2 <= net.clients <= MAX_CLIENTS:
         fail("network", "clients", f"clients must be 2..{MAX_CLIENTS}")
+    if not 0 < net.timer_scale <= 1:
+        fail("network", "timer_scale", "timer_scale must be in (0, 1]")
     if not 0 <= net.loss < 1:
         fail("network", "loss", "loss must be in [0, 1)")
     for name in ("duration", "settle", "late_after"):

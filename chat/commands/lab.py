@@ -175,7 +175,9 @@ def run_live(args: argparse.Namespace) -> int:
     import trio
 
     from chat.lab.catalog import resolve_live_scenario
+    from chat.lab.live_processes import LabProcessError
     from chat.lab.live_report import describe_live, render_live_html
+    from chat.lab.live_run import LabSetupError
     from chat.lab.live_run import run_live as run_scenario
     from chat.lab.scenario import ScenarioError
 
@@ -185,7 +187,12 @@ def run_live(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="chinwag-lab-") as temporary:
         workdir = args.workdir or Path(temporary)
-        report = trio.run(run_scenario, scenario, workdir, _progress)
+        try:
+            report = trio.run(run_scenario, scenario, workdir, _progress)
+        except* (LabSetupError, LabProcessError) as group:
+            raise UserError(str(group.exceptions[0])) from None
+        except* NotImplementedError as group:
+            raise UserError(str(group.exceptions[0])) from None
     text = json.dumps(report, indent=2)
     for path, content in ((args.output, text + "\n"), (args.html, None)):
         if path is None:

@@ -44,6 +44,10 @@ SETUP_LIMIT = 180.0
 PAGE = 200
 
 
+class LabSetupError(RuntimeError):
+    """The network could not be set up (contacts, groups) in time."""
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedSend:
     at: float
@@ -103,8 +107,13 @@ class LiveRun:
     bandwidth: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     nursery: trio.Nursery | None = None
-    progress: Callable[[str], None] = field(default=lambda text: None)
+    progress_to: Callable[[str], None] = field(default=lambda text: None)
     """Told what the run is doing (the command prints it on stderr)."""
+    stage: str = "nothing yet"
+
+    def progress(self, text: str) -> None:
+        self.stage = text
+        self.progress_to(text)
 
     def __post_init__(self) -> None:
         self.commands = LabCommands(self.data_dir)
@@ -144,7 +153,7 @@ class LiveRun:
             for client in self.clients:
                 starting.start_soon(start_client, client, env, nursery)
         self.progress(f"started {len(self.nodes)} service node(s) and {len(self.clients)} clients")
-        with trio.fail_after(SETUP_LIMIT):
+        with trio.move_on_after(SETUP_LIMIT) as setup:
             for node in self.nodes:
                 # Before that, a contact request can reach a node with nobody to forward it to.
 
@@ -157,6 +166,10 @@ class LiveRun:
             self.progress("every pair of clients are contacts")
             await self._make_groups()
             self.progress(f"{len(self.group_ids)} group(s) joined by everyone")
+        if setup.cancelled_caught:
+            raise LabSetupError(
+                f"setup did not finish in {SETUP_LIMIT:g} s; last step done: {self.stage}"
+            )
 
     async def _call(self, client: Client, method: str, path: str, **kwargs: Any) -> Any:
         assert client.http is not None
@@ -427,7 +440,7 @@ async def run_live(
     await trio.Path(data_dir).mkdir(parents=True, exist_ok=True)
     run = LiveRun(scenario, data_dir)
     if progress is not None:
-        run.progress = progress
+        run.progress_to = progress
     setup_started = time.time()
     try:
         async with trio.open_nursery() as nursery:

@@ -42,8 +42,11 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
     return {
         "scenario": dataclasses.asdict(scenario),
         "environment": {
-            "isolation": "loopback",
-            "link_faults": "userspace TCP fault proxy per client-node link",
+            "isolation": "loopback (no network namespaces)",
+            "link_faults": "latency, jitter, bandwidth caps and partitions through the lab's "
+            "userspace TCP proxy on each client-node link; loss through the clients' relay "
+            "frame drop (serve --drop-frames), for the whole run",
+            "client_timer_scale": scenario.network.timer_scale,
             "notes": run.notes,
         },
         "setup_s": rounded(setup_seconds, 1),

@@ -410,15 +410,24 @@ class LiveRun:
             view = await self._call(client, "GET", "/v1/bandwidth")
         except (httpx.HTTPError, RuntimeError):
             return
-        saved = self.bandwidth.setdefault(client.profile, {"api_readings": []})
-        saved["api_readings"].append(view)
+        # Counters restart with the process: readings before each kill and at the end add up.
+        saved = self.bandwidth.setdefault(client.profile, {"readings": 0})
+        saved["readings"] += 1
+        for direction in ("in", "out"):
+            key = f"wire_bytes_{direction}"
+            saved[key] = saved.get(key, 0) + int(view["wire"][f"bytes_{direction}"])
+        protocols = saved.setdefault("protocol_bytes_in_out", {})
+        for protocol in view["protocols"]:
+            before = protocols.get(protocol["name"], [0, 0])
+            protocols[protocol["name"]] = [before[0] + int(protocol["bytes_in"]),
+                                           before[1] + int(protocol["bytes_out"])]  # fmt: skip
 
     async def _collect_bandwidth(self) -> None:
         for client in self.clients:
             await self._read_bandwidth(client)
         for (client_index, node_index), proxy in sorted(self.proxies.items()):
             name = self.clients[client_index].profile
-            entry = self.bandwidth.setdefault(name, {"api_readings": []})
+            entry = self.bandwidth.setdefault(name, {"readings": 0})
             entry.setdefault("link_bytes", {})[f"node{node_index}"] = proxy.bytes_relayed
         for node_index in range(len(self.nodes)):
             total = sum(p.bytes_relayed for (_, n), p in self.proxies.items() if n == node_index)

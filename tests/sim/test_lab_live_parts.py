@@ -256,3 +256,32 @@ async def test_the_fault_proxy_relays_delays_and_cuts() -> None:
         assert proxy.connections == 2
         assert proxy.bytes_relayed >= 2 * len(payload)
         nursery.cancel_scope.cancel()
+
+
+def test_timer_scale_shortens_the_resend_timers_only() -> None:
+    from chat.lab.timers import scaled_timers
+    from chat.messenger import MessengerConfig
+
+    config = MessengerConfig()
+    scaled = scaled_timers(config, 0.1)
+    assert scaled.retry.ack_timeout == pytest.approx(config.retry.ack_timeout / 10)
+    assert scaled.retry.first_delay == pytest.approx(config.retry.first_delay / 10)
+    assert scaled.requests.first_resend == pytest.approx(config.requests.first_resend / 10)
+    assert scaled.invites.first_resend == pytest.approx(config.invites.first_resend / 10)
+    assert scaled.store_checks.scan_every == pytest.approx(config.store_checks.scan_every / 10)
+    assert scaled.retry.max_resends == config.retry.max_resends  # budgets unchanged
+    assert scaled_timers(config, 1.0) is config
+    with pytest.raises(ValueError, match="timer scale"):
+        scaled_timers(config, 0.0)
+
+
+def test_lab_run_with_a_bad_file_says_which_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n\n[network]\nclients = 1\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "chat.cli", "lab", "run", str(bad)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"{bad}, line 4: clients must be 2..32" in done.stderr
+    assert "Traceback" not in done.stderr

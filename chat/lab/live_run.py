@@ -315,8 +315,10 @@ class LiveRun:
         keys = {c.chat_key: c.profile for c in self.clients}
         try:
             for chat_id in sorted(chat_ids):
-                taken_at = time.time()
                 messages = await self._messages(client, chat_id)
+                # The state shown was true at the latest when the answer came: a recipient
+                # that held the message only after this moment shows state run ahead.
+                taken_at = time.time()
                 incoming = []
                 for message in messages:
                     tag = tag_of(message["text"])

@@ -285,3 +285,32 @@ def test_lab_run_with_a_bad_file_says_which_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert f"{bad}, line 4: clients must be 2..32" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_report_tells_losses_and_state_ahead_of_evidence(tmp_path: Path) -> None:
+    from chat.lab.live_report import build_report, describe_live, render_live_html
+    from chat.lab.live_run import LiveRun
+
+    scenario = LiveScenario(
+        name="r", faults=(Fault("kill", "node0", 1.0), Fault("pause", "client1", 2.0, 1.0))
+    )
+    run = LiveRun(scenario, tmp_path)
+    run.origin = 1000.0
+    run.ledger.record_send("d0", "client0", "direct", "c01", ["client1"], at=1000.5)
+    run.ledger.record_send("d1", "client0", "direct", "c01", ["client1"], at=1002.5)
+    run.ledger.observe_incoming("client1", "c01", [("d0", 1000.7)])
+    run.ledger.observe_acknowledged("d1", ["client1"], at=1003.0)  # never held: ran ahead
+    report = build_report(run, setup_seconds=12.0)
+    assert report["all_delivered_once"] is False
+    assert report["messages"]["lost"] == [
+        {"message": "d1", "from": "client0", "to": "client1", "sent_at": 2.5}
+    ]
+    kill, pause = report["faults"]
+    assert kill["recovered"] is False and kill["duration"] is None
+    assert pause["recovered"] is False  # d1, sent during the pause, never arrived
+    text = describe_live(report)
+    assert "1 delivered, 0 late, 1 lost" in text and "never recovered" in text
+    assert "1 'delivered' shown before the recipient held it" in text
+    html = render_live_html(report)
+    assert "<td>d1</td><td>client1</td>" in html
+    assert "Content-Security-Policy" in html and "<script" not in html

@@ -108,6 +108,19 @@ class ServiceNode:
                 return int(float(line.split()[-1]))
         return 0
 
+    async def wire_bytes(self) -> dict[str, int]:
+        """Bytes in and out over every connection since the node started, from /metrics."""
+        async with httpx.AsyncClient(timeout=5) as http:
+            text = (await http.get(self.metrics_url)).text
+        totals = {"in": 0, "out": 0}
+        for line in text.splitlines():
+            if line.startswith("chinwag_bandwidth_bytes_total{"):
+                labels, _, value = line.rpartition(" ")
+                for direction in totals:
+                    if f'direction="{direction}"' in labels:
+                        totals[direction] += int(float(value))
+        return totals
+
 
 @dataclass
 class Client:

@@ -401,6 +401,8 @@ class LiveRun:
                                self.commands.env(), self.nursery)  # fmt: skip
 
     async def _save_bandwidth(self, target: str) -> None:
+        if target.startswith("node"):
+            await self._read_node_bandwidth(int(target.removeprefix("node")))
         if target.startswith("client"):
             client = self.clients[int(target.removeprefix("client"))]
             await self._read_bandwidth(client)
@@ -424,7 +426,24 @@ class LiveRun:
             protocols[protocol["name"]] = [before[0] + int(protocol["bytes_in"]),
                                            before[1] + int(protocol["bytes_out"])]  # fmt: skip
 
+    async def _read_node_bandwidth(self, index: int) -> None:
+        node = self.nodes[index]
+        if not node.process.reachable:
+            return
+        try:
+            totals = await node.wire_bytes()
+        except httpx.HTTPError:
+            return
+        # Counters restart with the process: readings before each kill and at the end add up.
+        saved = self.bandwidth.setdefault(f"node{index}", {"readings": 0})
+        saved["readings"] += 1
+        for direction, value in totals.items():
+            key = f"wire_bytes_{direction}"
+            saved[key] = saved.get(key, 0) + value
+
     async def _collect_bandwidth(self) -> None:
+        for index in range(len(self.nodes)):
+            await self._read_node_bandwidth(index)
         for client in self.clients:
             await self._read_bandwidth(client)
         for (client_index, node_index), proxy in sorted(self.proxies.items()):
@@ -433,7 +452,9 @@ class LiveRun:
             entry.setdefault("link_bytes", {})[f"node{node_index}"] = proxy.bytes_relayed
         for node_index in range(len(self.nodes)):
             total = sum(p.bytes_relayed for (_, n), p in self.proxies.items() if n == node_index)
-            self.bandwidth[f"node{node_index}"] = {"link_bytes_total": total}
+            self.bandwidth.setdefault(f"node{node_index}", {"readings": 0})["link_bytes_total"] = (
+                total
+            )
 
     async def close(self) -> None:
         for client in self.clients:

@@ -90,7 +90,11 @@ def test_loss_and_a_node_restart_every_message_arrives_once(tmp_path: Path) -> N
         ("kill", True),
         ("kill", False),
     ]
-    assert all(report["bandwidth"][f"client{i}"]["link_bytes"]["node0"] > 0 for i in range(3))
+    bandwidth = report["bandwidth"]
+    assert all(bandwidth[f"client{i}"]["link_bytes"]["node0"] > 0 for i in range(3))
+    assert all(bandwidth[f"client{i}"]["wire_bytes_out"] > 0 for i in range(3))
+    # Read before the kill and at the end (the counters restart with the node).
+    assert bandwidth["node0"]["readings"] == 2 and bandwidth["node0"]["wire_bytes_in"] > 0
     assert "every message delivered once" in done.stdout
     html = html_path.read_text()
     assert html.startswith("<!doctype html>") and "ci-loss-restart" in html

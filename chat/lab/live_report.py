@@ -55,6 +55,7 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
         "faults": faults,
         "timeline": run.events,
         "bandwidth": run.bandwidth,
+        "health_at_end": run.health_at_end,
         "restarts": {p.name: p.restarts for p in run.commands.processes if p.restarts},
         "verdict": "every message delivered once" if ok else "losses or anomalies (see above)",
         "all_delivered_once": ok,

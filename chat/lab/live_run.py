@@ -106,6 +106,7 @@ class LiveRun:
     skipped_sends: int = 0
     bandwidth: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    health_at_end: dict[str, dict[str, Any]] = field(default_factory=dict)
     nursery: trio.Nursery | None = None
     progress_to: Callable[[str], None] = field(default=lambda text: None)
     """Told what the run is doing (the command prints it on stderr)."""
@@ -265,6 +266,7 @@ class LiveRun:
             await self._snapshot_all()
             nursery.cancel_scope.cancel()
         await self._collect_bandwidth()
+        await self._collect_health()
 
     def _all_held(self) -> bool:
         return bool(self.ledger.sent) and all(
@@ -440,6 +442,21 @@ class LiveRun:
         for direction, value in totals.items():
             key = f"wire_bytes_{direction}"
             saved[key] = saved.get(key, 0) + value
+
+    async def _collect_health(self) -> None:
+        """Each client's health at the end: more peers than service nodes means clients
+        reached each other directly, around the fault proxies."""
+        for client in self.clients:
+            if not client.process.reachable:
+                self.health_at_end[client.profile] = {"status": "not running"}
+                continue
+            try:
+                view = await self._call(client, "GET", "/v1/health")
+            except (httpx.HTTPError, RuntimeError):
+                continue
+            self.health_at_end[client.profile] = {
+                key: view.get(key) for key in ("status", "peers", "outbox", "store_reachable")
+            }
 
     async def _collect_bandwidth(self) -> None:
         for index in range(len(self.nodes)):

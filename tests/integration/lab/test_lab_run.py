@@ -111,3 +111,5 @@ async def test_a_node_that_never_returns_is_reported_as_losses(tmp_path: Path) -
     assert messages["ran_ahead_of_evidence"] == []
     [fault] = report["faults"]
     assert fault["recovered"] is False and fault["duration"] is None
+    # The premise: with the node gone and no peer exchange, no client has a peer left.
+    assert [h["peers"] for h in report["health_at_end"].values()] == [0, 0, 0]

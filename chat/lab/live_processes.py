@@ -75,6 +75,15 @@ class LabProcess:
             elif signum == signal.SIGCONT:
                 self.paused = False
 
+    async def stop(self) -> None:
+        """SIGTERM and wait: a clean stop (the profile is closed, peers are told)."""
+        if self.running:
+            assert self.process is not None
+            self.process.terminate()
+            with trio.move_on_after(START_LIMIT):
+                await self.process.wait()
+        await self.kill()
+
     async def kill(self) -> None:
         if self.running:
             assert self.process is not None
@@ -173,6 +182,11 @@ class LabCommands:
     def client_process(
         self, name: str, peers: Sequence[str], loss: float, timer_scale: float = 1.0
     ) -> LabProcess:
+        return self._process(name, self.command_for_client(name, peers, loss, timer_scale))
+
+    def command_for_client(
+        self, name: str, peers: Sequence[str], loss: float, timer_scale: float = 1.0
+    ) -> list[str]:
         command = [
             *self.base(), "--profile", name, "serve", "--api", "127.0.0.1:0",
             "--listen", "/ip4/127.0.0.1/tcp/0", *(a for p in peers for a in ("--peer", p)),
@@ -181,7 +195,7 @@ class LabCommands:
             command += ["--drop-frames", str(loss)]
         if timer_scale != 1.0:
             command += ["--timer-scale", str(timer_scale)]
-        return self._process(name, command)
+        return command
 
     def _process(self, name: str, command: list[str]) -> LabProcess:
         process = LabProcess(name, command, self.data_dir / f"{name}.stderr.txt")

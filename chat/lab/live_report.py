@@ -45,7 +45,7 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
             "isolation": "loopback (no network namespaces)",
             "link_faults": "latency, jitter, bandwidth caps and partitions through the lab's "
             "userspace TCP proxy on each client-node link; loss through the clients' relay "
-            "frame drop (serve --drop-frames), for the whole run",
+            "frame drop (serve --drop-frames), from the start of the traffic",
             "client_timer_scale": scenario.network.timer_scale,
             "notes": run.notes,
         },

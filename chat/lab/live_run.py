@@ -107,6 +107,7 @@ class LiveRun:
     bandwidth: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     health_at_end: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lossy_commands: list[list[str]] = field(default_factory=list)
     nursery: trio.Nursery | None = None
     progress_to: Callable[[str], None] = field(default=lambda text: None)
     """Told what the run is doing (the command prints it on stderr)."""
@@ -145,9 +146,14 @@ class LiveRun:
                 await nursery.start(proxy.run)
                 self.proxies[(index, number)] = proxy
                 peers.append(f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{node.peer_id}")
-            process = self.commands.client_process(
-                f"client{index}", peers, net.loss, net.timer_scale
-            )
+            # No loss during setup (it is not measured, and a lost acceptance can wait minutes
+            # for its re-send): the clients start again with the scenario's loss below.
+            process = self.commands.client_process(f"client{index}", peers, 0.0, net.timer_scale)
+            if net.loss:
+                self.lossy_commands.append(
+                    self.commands.command_for_client(f"client{index}", peers, net.loss,
+                                                     net.timer_scale)
+                )  # fmt: skip
             self.clients.append(Client(process, f"client{index}"))
         self.progress("starting clients")
         async with trio.open_nursery() as starting:
@@ -155,22 +161,41 @@ class LiveRun:
                 starting.start_soon(start_client, client, env, nursery)
         self.progress(f"started {len(self.nodes)} service node(s) and {len(self.clients)} clients")
         with trio.move_on_after(SETUP_LIMIT) as setup:
-            for node in self.nodes:
-                # Before that, a contact request can reach a node with nobody to forward it to.
-
-                async def meshed(node: ServiceNode = node) -> bool:
-                    return await node.mesh_peers() >= len(self.clients)
-
-                await self._until(meshed)
+            await self._wait_for_mesh()
             self.progress("the service nodes forward to every client")
             await self._befriend_all()
             self.progress("every pair of clients are contacts")
             await self._make_groups()
             self.progress(f"{len(self.group_ids)} group(s) joined by everyone")
+            if self.lossy_commands:
+                await self._restart_with_loss(nursery)
         if setup.cancelled_caught:
             raise LabSetupError(
                 f"setup did not finish in {SETUP_LIMIT:g} s; last step done: {self.stage}"
             )
+
+    async def _restart_with_loss(self, nursery: trio.Nursery) -> None:
+        env = self.commands.env()
+        async with trio.open_nursery() as restarting:
+            for client, command in zip(self.clients, self.lossy_commands, strict=True):
+
+                async def again(client: Client = client, command: list[str] = command) -> None:
+                    await client.process.stop()
+                    client.process.command = command
+                    await start_client(client, env, nursery)
+
+                restarting.start_soon(again)
+        await self._wait_for_mesh()
+        self.progress(f"clients restarted with {self.scenario.network.loss:.0%} frame loss")
+
+    async def _wait_for_mesh(self) -> None:
+        for node in self.nodes:
+            # Before that, a message can reach a node with nobody to forward it to.
+
+            async def meshed(node: ServiceNode = node) -> bool:
+                return await node.mesh_peers() >= len(self.clients)
+
+            await self._until(meshed)
 
     async def _call(self, client: Client, method: str, path: str, **kwargs: Any) -> Any:
         assert client.http is not None

@@ -2,7 +2,8 @@
 
 Start the service nodes, one fault proxy per (client, node) link, and the clients (each
 dials the nodes through its proxies); make every pair of clients contacts and create the
-groups over the REST API (before the clock starts: setup is not measured); then send the
+groups over the REST API (before the clock starts: setup is not measured, and done without
+loss — with a scenario's loss, the clients are then restarted with it); then send the
 scripted traffic while the timeline applies the faults, take snapshots of every client's
 chats, and after the settle time (or as soon as every message is held) write the report.
 

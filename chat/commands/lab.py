@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from chat.lab.scenario import RelayScenario
 
 NAME = "lab"
-HELP = "simulate networks: 'lab sim' runs thousands of relay nodes in one process"
+HELP = (
+    "simulate networks: 'lab sim' runs thousands of relay nodes in one process, 'lab run' "
+    "real processes under faults, 'lab list' the shipped scenarios"
+)
 USES_PROFILE = False
 
 
@@ -45,6 +48,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--output", type=Path, help="also write the JSON report to this file")
+    live = sub.add_parser(
+        "run",
+        help="a scripted scenario of real chinwag processes under faults",
+        description="Starts service nodes and headless clients (chinwag serve) on loopback, "
+        "makes them contacts and groups over the REST API, sends the scenario's traffic while "
+        "its faults (kills, pauses, sleep, latency, bandwidth caps, partitions, loss) come and "
+        "go, and reports every message's fate. SCENARIO: a TOML file or a shipped name "
+        "('chinwag lab list').",
+    )
+    live.add_argument("scenario", help="a scenario TOML file or the name of a shipped one")
+    live.add_argument("--json", action="store_true", help="print the report as JSON")
+    live.add_argument("--output", type=Path, help="write the JSON report to this file")
+    live.add_argument("--html", type=Path, help="write the report as an HTML page")
+    live.add_argument(
+        "--workdir", type=Path,
+        help="where the lab's profiles, archives and logs go (default: a temporary directory)",
+    )  # fmt: skip
+    sub.add_parser("list", help="the shipped scenarios (for 'lab run' and 'lab sim')")
 
 
 def scenario_from_args(args: argparse.Namespace) -> RelayScenario:
@@ -71,6 +92,10 @@ def scenario_from_args(args: argparse.Namespace) -> RelayScenario:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    if args.lab_command == "list":
+        return list_scenarios()
+    if args.lab_command == "run":
+        return run_live(args)
     from chat.lab.relay_run import run_relay_scenario
 
     scenario = scenario_from_args(args)
@@ -130,3 +155,51 @@ def describe(report: dict[str, Any]) -> str:
             f"{spam['lowest_score']:g}"
         )
     return "\n".join(lines)
+
+
+def _progress(text: str) -> None:
+    print(f"lab: [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def list_scenarios() -> int:
+    from chat.lab.catalog import shipped_scenarios
+
+    for entry in shipped_scenarios():
+        print(f"{entry.kind:4}  {entry.name:28}  {entry.description}")
+    return 0
+
+
+def run_live(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import trio
+
+    from chat.lab.catalog import resolve_live_scenario
+    from chat.lab.live_processes import LabProcessError
+    from chat.lab.live_report import describe_live, render_live_html
+    from chat.lab.live_run import LabSetupError
+    from chat.lab.live_run import run_live as run_scenario
+    from chat.lab.scenario import ScenarioError
+
+    try:
+        scenario = resolve_live_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise UserError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="chinwag-lab-") as temporary:
+        workdir = args.workdir or Path(temporary)
+        try:
+            report = trio.run(run_scenario, scenario, workdir, _progress)
+        except* (LabSetupError, LabProcessError) as group:
+            raise UserError(str(group.exceptions[0])) from None
+        except* NotImplementedError as group:
+            raise UserError(str(group.exceptions[0])) from None
+    text = json.dumps(report, indent=2)
+    for path, content in ((args.output, text + "\n"), (args.html, None)):
+        if path is None:
+            continue
+        try:
+            path.write_text(content or render_live_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(text if args.json else describe_live(report))
+    return 0

@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fault simulation: lose this share (0-1) of outgoing relay frames",
     )  # fmt: skip
     add_telemetry_arguments(parser)
+    parser.add_argument(
+        "--timer-scale", type=float, default=1.0, metavar="F",
+        help="lab runs: multiply the re-send and store-scan timers by F (0-1; default 1)",
+    )  # fmt: skip
 
 
 def parse_api_address(text: str) -> tuple[str, int]:
@@ -153,6 +157,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
     host, port = parse_api_address(args.api)
     messenger_config = messenger_config_from(args, config)
     telemetry = telemetry_settings(args, config)
+    if args.timer_scale != 1.0:
+        from chat.lab.timers import scaled_timers
+
+        try:
+            messenger_config = scaled_timers(messenger_config, args.timer_scale)
+        except ValueError as exc:
+            raise UserError(f"--timer-scale: {exc}") from None
     with unlock_profile(config) as store:
         token = load_or_create_token(config.profile_dir)
         register_secret(token)

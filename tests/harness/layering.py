@@ -3,7 +3,9 @@ module is imported, so it runs in well under a second and names the file and lin
 
 Layers, top to bottom; an import may point to its own layer or below, never up:
 
-    faces        ui/, chat/api, chat/commands, chat/cli.py, chat/unlock.py (the CLI's unlock)
+    faces        ui/, chat/api, chat/commands, chat/cli.py, chat/unlock.py (the CLI's unlock),
+                 chat/lab (QA's tool over everything: it drives chinwag processes, reads the
+                 telemetry report's page helpers, scales the messenger's timers for `serve`)
     core         chat/session.py, chat.messenger (the façade and its package)
     features     the rest of chat/: contacts, direct, identity, events, history, reliability,
                  client_node, fleet, config, errors, logs, proto, ...
@@ -38,6 +40,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "chat.unlock",
             "chat.__main__",
             "chat.telemetry.collector",
+            "chat.lab",
         ),
     ),
     ("core", ("chat.session", "chat.messenger", "chat.telemetry.client")),

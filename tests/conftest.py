@@ -75,3 +75,33 @@ def store(profiles: Profiles) -> Iterator[Store]:
     s = profiles.create("alice", PASSPHRASE, display_name="Alice", now=1_000, kdf=_cheap_kdf())
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def archive_postgres_server() -> Iterator[object]:
+    """One PostgreSQL server for the session's archive tests, or why none can start."""
+    from harness import postgres
+
+    try:
+        server = postgres.start()
+    except postgres.PostgresUnavailable as exc:
+        yield f"PostgreSQL cannot be started here: {exc}"
+        return
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """The store tests' archive backend: each test runs on SQLite and on PostgreSQL (a
+    fresh database per archive name; skipped, with the reason, where no server starts)."""
+    from harness.archives import ArchiveBackend
+
+    if request.param == "sqlite":
+        return ArchiveBackend("sqlite", tmp_path, None)
+    server = request.getfixturevalue("archive_postgres_server")
+    if isinstance(server, str):
+        pytest.skip(server)
+    return ArchiveBackend("postgresql", tmp_path, server)

@@ -1,0 +1,533 @@
+"""PostgreSQL archive backend (psycopg 3): the SQLite archive's semantics for a fleet.
+
+Layout: one table `store_messages`, range-partitioned by `timestamp` into partitions of a
+fixed width (an hour by default, kept in `store_archive_meta` so every node sharing the
+database uses the same one). Partitions are created as messages arrive (the archiver only
+takes timestamps near now, so that is the current partition and the next), and the number
+of partitions is bounded. Indexes, each walking (timestamp, hash) in order:
+
+- primary key (timestamp, hash): no topic filter, retention, cursors after lookup
+- (pubsub_topic, timestamp, hash, content_topic) and (content_topic, timestamp, hash)
+- (hash): duplicate checks and cursor lookups (one probe per partition)
+
+Retention by age drops every partition entirely older than the cutoff and deletes the rest
+in the one partition the cutoff falls into. The byte cap is measured with
+`pg_total_relation_size` over the partitions: writes keep a running estimate of what they
+added, a measurement follows when the estimate nears the cap (or a second has passed, as
+other nodes may write too), and the oldest partitions are dropped until usage is back under
+the low-water mark. Several nodes may share one database: inserts are idempotent by hash,
+partition creation is serialised by a transaction advisory lock, and retention and
+eviction run under a session advisory lock that a node only tries (a node that finds it
+taken leaves the work to the holder).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from storage.archive.base import (
+    Archive,
+    ArchiveError,
+    ArchiveFull,
+    ArchiveQuery,
+    ArchiveRecord,
+    ArchiveRow,
+    ArchiveUnavailable,
+    CursorNotFound,
+    RetentionPolicy,
+)
+from storage.archive.sqlite import page_select
+
+TABLE = "store_messages"
+DEFAULT_PARTITION_NS = 3600 * 10**9
+MAX_PARTITIONS = 5000
+"""More partitions than this is a misconfiguration (a width far too small for the retention)
+or an abuse; writes that would need another one are refused."""
+# Advisory lock keys (arbitrary, fixed): schema/partition creation, retention and eviction.
+SCHEMA_LOCK = 0x63687767_0001
+RETENTION_LOCK = 0x63687767_0002
+BYTES_HIGH_WATER = 0.95
+BYTES_LOW_WATER = 0.8
+ROW_OVERHEAD = 400
+"""Bytes a row adds beyond its message (tuple header, topics, four index entries): a
+deliberately generous estimate, so the cap is measured before it is reached."""
+PARTITION_OVERHEAD = 16 * 8192
+"""Bytes a new partition takes before its first row (heap, TOAST and index pages), rounded
+up (measured: about 80 KiB)."""
+MEASURE_INTERVAL = 1.0
+"""Seconds after which a write measures the archive anyway (other nodes write too)."""
+CONNECT_TIMEOUT = 10
+STATEMENT_TIMEOUT_MS = 60_000
+LOCK_TIMEOUT_MS = 15_000
+EVICT_ROWS = 0.25
+"""Share of the rows deleted from the only partition left when it alone is over the cap."""
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS store_archive_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    timestamp BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    pubsub_topic TEXT NOT NULL,
+    content_topic TEXT NOT NULL,
+    message BYTEA NOT NULL,
+    PRIMARY KEY (timestamp, hash)
+) PARTITION BY RANGE (timestamp);
+CREATE INDEX IF NOT EXISTS {TABLE}_hash ON {TABLE} (hash);
+CREATE INDEX IF NOT EXISTS {TABLE}_pubsub_time
+    ON {TABLE} (pubsub_topic, timestamp, hash, content_topic);
+CREATE INDEX IF NOT EXISTS {TABLE}_content_time ON {TABLE} (content_topic, timestamp, hash);
+"""
+
+
+def _partition_name(start: int) -> str:
+    return f"{TABLE}_p{start}" if start >= 0 else f"{TABLE}_m{-start}"
+
+
+def _partition_start(name: str) -> int:
+    suffix = name[len(TABLE) + 1 :]
+    return int(suffix[1:]) if suffix[0] == "p" else -int(suffix[1:])
+
+
+def redact(url: str) -> str:
+    """`url` without its password, for error messages and logs."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://…"
+    user, host = info.get("user", ""), info.get("host", "")
+    return f"postgresql://{user}@{host}:{info.get('port', '')}/{info.get('dbname', '')}"
+
+
+class PostgresArchive(Archive):
+    """An archive in a PostgreSQL database (`url`: postgresql://user:pass@host:port/db).
+
+    One connection, used under a lock (calls come from worker threads, as with SQLite);
+    a broken connection is reopened on the next call."""
+
+    def __init__(
+        self,
+        url: str,
+        retention: RetentionPolicy | None = None,
+        *,
+        partition_ns: int = DEFAULT_PARTITION_NS,
+    ) -> None:
+        if partition_ns <= 0:
+            raise ValueError(f"partition_ns must be positive, not {partition_ns}")
+        self.url = url
+        self.retention = retention or RetentionPolicy()
+        self._lock = threading.Lock()
+        self._db: psycopg.Connection[Any] | None = None
+        self._closed = False
+        self._partitions: set[int] = set()
+        self._estimate = 0
+        self._measured_at = 0.0
+        self._size_after_row_eviction: int | None = None
+        with self._lock:
+            db = self._conn()
+            try:
+                with db.transaction():
+                    db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    db.execute(SCHEMA)
+                    db.execute(
+                        "INSERT INTO store_archive_meta (key, value) VALUES ('partition_ns', %s)"
+                        " ON CONFLICT (key) DO NOTHING",
+                        (str(partition_ns),),
+                    )
+                    row = db.execute(
+                        "SELECT value FROM store_archive_meta WHERE key = 'partition_ns'"
+                    ).fetchone()
+                # The database's width wins: partitions of two widths would overlap.
+                self.partition_ns = int(row[0]) if row else partition_ns
+                self._load_partitions(db)
+                self._measure(db)
+            except psycopg.Error as exc:
+                raise ArchiveUnavailable(f"cannot open archive {redact(url)}: {exc}") from exc
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise ArchiveUnavailable("archive is closed")
+        if self._db is not None and not self._db.closed and not self._db.broken:
+            return self._db
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        try:
+            self._db = psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT,
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+                f" -c lock_timeout={LOCK_TIMEOUT_MS}",
+            )
+        except psycopg.Error as exc:
+            raise ArchiveUnavailable(f"cannot reach archive {redact(self.url)}: {exc}") from exc
+        return self._db
+
+    def _load_partitions(self, db: psycopg.Connection[Any]) -> None:
+        rows = db.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = %s::regclass",
+            (TABLE,),
+        ).fetchall()
+        self._partitions = {_partition_start(str(r[0])) for r in rows}
+
+    def partitions(self) -> list[tuple[int, int]]:
+        """The partitions' [start, end) ranges, oldest first (for tests and operators)."""
+        with self._lock:
+            self._load_partitions(self._conn())
+            return [(s, s + self.partition_ns) for s in sorted(self._partitions)]
+
+    def _ensure_partitions(self, db: psycopg.Connection[Any], timestamps: set[int]) -> None:
+        starts = {t - t % self.partition_ns for t in timestamps} - self._partitions
+        if not starts:
+            return
+        if len(self._partitions) + len(starts) > MAX_PARTITIONS:
+            self._load_partitions(db)
+            starts -= self._partitions
+            if len(self._partitions) + len(starts) > MAX_PARTITIONS:
+                raise ArchiveError(
+                    f"archive would need more than {MAX_PARTITIONS} partitions"
+                    " (partition width too small for the retention?)"
+                )
+        with db.transaction():
+            # Another node may create the same partition at the same time.
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            for start in sorted(starts):
+                db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_partition_name(start)} PARTITION OF {TABLE}"
+                    f" FOR VALUES FROM ({start}) TO ({start + self.partition_ns})"
+                )
+        self._partitions |= starts
+        # A new partition's empty heap and indexes take disk space too.
+        self._estimate += PARTITION_OVERHEAD * len(starts)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _insert_rows(self, db: psycopg.Connection[Any], records: Sequence[ArchiveRecord]) -> int:
+        self._ensure_partitions(db, {r.timestamp for r in records})
+        added = 0
+        with db.transaction(), db.cursor() as cur:
+            for rec in records:
+                # The primary key holds the partition key, so a hash is unique only per
+                # timestamp there; the NOT EXISTS keeps it unique across partitions.
+                cur.execute(
+                    f"INSERT INTO {TABLE}"
+                    " (timestamp, hash, pubsub_topic, content_topic, message)"
+                    " SELECT %s, %s, %s, %s, %s"
+                    f" WHERE NOT EXISTS (SELECT 1 FROM {TABLE} WHERE hash = %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (
+                        rec.timestamp,
+                        rec.message_hash,
+                        rec.pubsub_topic,
+                        rec.content_topic,
+                        rec.message,
+                        rec.message_hash,
+                    ),
+                )
+                if cur.rowcount > 0:
+                    added += 1
+                    self._estimate += len(rec.message) + ROW_OVERHEAD
+        return added
+
+    def _write(self, records: Sequence[ArchiveRecord]) -> int:
+        if not records:
+            return 0
+        cap = self.retention.max_bytes
+        incoming = sum(len(r.message) + ROW_OVERHEAD for r in records)
+        if cap is not None and incoming > cap // 4:
+            raise ArchiveFull(f"archive is full: a write of {incoming} bytes exceeds the cap")
+        with self._lock:
+            db = self._conn()
+            try:
+                if cap is not None:
+                    starts = {r.timestamp - r.timestamp % self.partition_ns for r in records}
+                    incoming += PARTITION_OVERHEAD * len(starts - self._partitions)
+                    self._hold_cap(db, cap, incoming)
+                try:
+                    return self._insert_rows(db, records)
+                except pg_errors.CheckViolation:
+                    # Another node dropped a partition we knew of: learn and retry once.
+                    self._load_partitions(db)
+                    return self._insert_rows(db, records)
+            except pg_errors.DiskFull as exc:
+                raise ArchiveFull(f"archive is full: {exc}") from exc
+            except psycopg.OperationalError as exc:
+                raise ArchiveUnavailable(f"archive write failed: {exc}") from exc
+            except psycopg.Error as exc:
+                raise ArchiveError(f"archive write failed: {exc}") from exc
+
+    def _hold_cap(self, db: psycopg.Connection[Any], cap: int, incoming: int) -> None:
+        """Before a write of about `incoming` bytes: measure when the estimate nears the cap
+        or a measurement is stale, and evict the oldest messages when the write would take
+        the archive over the high-water mark."""
+        high = cap * BYTES_HIGH_WATER
+        stale = time.monotonic() - self._measured_at > MEASURE_INTERVAL
+        if self._estimate + incoming < high and not stale:
+            return
+        if self._measure(db) + incoming >= high:
+            self._evict_to(db, int(cap * BYTES_LOW_WATER) - incoming, wait=False)
+
+    def insert(self, record: ArchiveRecord) -> bool:
+        return self._write([record]) == 1
+
+    def insert_many(self, records: Sequence[ArchiveRecord]) -> int:
+        """Store many messages in one transaction (bulk loads); returns how many were new."""
+        return self._write(records)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def query(self, query: ArchiveQuery) -> list[ArchiveRow]:
+        with self._lock:
+            db = self._conn()
+            try:
+                return self._query(db, query)
+            except psycopg.OperationalError as exc:
+                raise ArchiveUnavailable(f"archive query failed: {exc}") from exc
+            except psycopg.Error as exc:
+                raise ArchiveError(f"archive query failed: {exc}") from exc
+
+    def _select(self, db: psycopg.Connection[Any], q: ArchiveQuery) -> tuple[str, list[Any]] | None:
+        if q.limit <= 0:
+            return None
+        cursor_timestamp = None
+        if q.cursor is not None:
+            row = db.execute(
+                f"SELECT timestamp FROM {TABLE} WHERE hash = %s", (q.cursor,)
+            ).fetchone()
+            if row is None:
+                raise CursorNotFound()
+            cursor_timestamp = int(row[0])
+            # The same rows, said so that the planner can skip partitions behind the cursor.
+            if q.forward:
+                start = cursor_timestamp if q.time_start is None else q.time_start
+                q = replace(q, time_start=max(start, cursor_timestamp))
+            else:
+                end = cursor_timestamp if q.time_end is None else q.time_end
+                q = replace(q, time_end=min(end, cursor_timestamp))
+        pubsub = ("pubsub_topic", q.pubsub_topic) if q.pubsub_topic is not None else None
+        content = ("content_topic", sorted(set(q.content_topics))) if q.content_topics else None
+        columns = "hash, timestamp, pubsub_topic, message" if q.include_data else "hash, timestamp"
+        sql, params = page_select(
+            q, columns=columns, cursor_timestamp=cursor_timestamp, pubsub=pubsub, content=content
+        )
+        return sql.replace("FROM messages", f"FROM {TABLE}").replace("?", "%s"), params
+
+    def _query(self, db: psycopg.Connection[Any], q: ArchiveQuery) -> list[ArchiveRow]:
+        statement = self._select(db, q)
+        if statement is None:
+            return []
+        if not q.include_data:
+            rows = db.execute(*statement).fetchall()
+            return [ArchiveRow(message_hash=bytes(r[0]), timestamp=int(r[1])) for r in rows]
+        if q.max_bytes is None:
+            return [self._data_row(r) for r in db.execute(*statement).fetchall()]
+        # A server-side cursor, read in small batches, so that a page of large messages
+        # never holds more than its budget (and one more row) in memory.
+        result: list[ArchiveRow] = []
+        budget = q.max_bytes
+        with db.transaction(), db.cursor(name="archive_page") as cur:
+            cur.itersize = 8
+            cur.execute(*statement)
+            for raw in cur:
+                if result and len(raw[3]) > budget:
+                    result.append(ArchiveRow(bytes(raw[0]), int(raw[1]), beyond_budget=True))
+                    break
+                budget -= len(raw[3])
+                result.append(self._data_row(raw))
+        return result
+
+    @staticmethod
+    def _data_row(raw: Any) -> ArchiveRow:
+        return ArchiveRow(bytes(raw[0]), int(raw[1]), str(raw[2]), bytes(raw[3]))
+
+    def explain(self, query: ArchiveQuery) -> list[str]:
+        """PostgreSQL's plan for the page `query` asks for (for tests and tuning)."""
+        with self._lock:
+            db = self._conn()
+            statement = self._select(db, query)
+            if statement is None:
+                return []
+            sql, params = statement
+            return [str(r[0]) for r in db.execute("EXPLAIN " + sql, params)]
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (autovacuum does it in time; tests and bulk loads
+        want it now)."""
+        with self._lock:
+            self._conn().execute(f"ANALYZE {TABLE}")
+
+    def present(self, message_hashes: Sequence[bytes]) -> set[bytes]:
+        if not message_hashes:
+            return set()
+        with self._lock:
+            db = self._conn()
+            found: set[bytes] = set()
+            try:
+                for start in range(0, len(message_hashes), 500):
+                    chunk = list(message_hashes[start : start + 500])
+                    rows = db.execute(
+                        f"SELECT hash FROM {TABLE} WHERE hash = ANY(%s)", (chunk,)
+                    ).fetchall()
+                    found.update(bytes(r[0]) for r in rows)
+            except psycopg.Error as exc:
+                raise ArchiveError(f"archive lookup failed: {exc}") from exc
+            return found
+
+    # -- retention and size -----------------------------------------------------------------
+
+    def _measure(self, db: psycopg.Connection[Any]) -> int:
+        size = self._size(db)
+        self._estimate = size
+        self._measured_at = time.monotonic()
+        return size
+
+    @staticmethod
+    def _size(db: psycopg.Connection[Any]) -> int:
+        row = db.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)"
+            " FROM pg_partition_tree(%s::regclass) WHERE isleaf",
+            (TABLE,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _oldest_partitions(self, db: psycopg.Connection[Any]) -> Iterator[int]:
+        self._load_partitions(db)
+        yield from sorted(self._partitions)
+
+    def _drop_partition(self, db: psycopg.Connection[Any], start: int) -> int:
+        name = _partition_name(start)
+        with db.transaction():
+            row = db.execute(f"SELECT count(*) FROM {name}").fetchone()
+            db.execute(f"DROP TABLE {name}")
+        self._partitions.discard(start)
+        return int(row[0]) if row else 0
+
+    def _delete_oldest(self, db: psycopg.Connection[Any], count: int) -> int:
+        cur = db.execute(
+            f"DELETE FROM {TABLE} WHERE (timestamp, hash) IN"
+            f" (SELECT timestamp, hash FROM {TABLE} ORDER BY timestamp, hash LIMIT %s)",
+            (count,),
+        )
+        return max(0, cur.rowcount)
+
+    def _with_retention_lock(self, db: psycopg.Connection[Any], *, wait: bool) -> bool:
+        if wait:
+            db.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK,))
+            return True
+        row = db.execute("SELECT pg_try_advisory_lock(%s)", (RETENTION_LOCK,)).fetchone()
+        return bool(row and row[0])
+
+    def _evict_to(self, db: psycopg.Connection[Any], target: int, *, wait: bool) -> int:
+        """Drop the oldest partitions until the archive measures at most `target` bytes;
+        when one partition is left and still over, delete its oldest rows (their space is
+        reused by the next writes). Returns how many messages went."""
+        if not self._with_retention_lock(db, wait=wait):
+            return 0  # another node is evicting; it holds the shared cap
+        deleted = 0
+        try:
+            for start in self._oldest_partitions(db):
+                if self._measure(db) <= target or len(self._partitions) <= 1:
+                    break
+                deleted += self._drop_partition(db, start)
+            size = self._measure(db)
+            reused = self._size_after_row_eviction
+            # Deleted rows leave the file its size: delete again only once the writes have
+            # used up the space the last deletion freed (the file grew since).
+            if size > target and (reused is None or size > reused):
+                row = db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+                count = int(row[0]) if row else 0
+                if count:
+                    deleted += self._delete_oldest(db, max(1, int(count * EVICT_ROWS)))
+                    db.execute(f"VACUUM {TABLE}")
+                    self._size_after_row_eviction = self._measure(db)
+                    self._estimate = target
+        finally:
+            db.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK,))
+        return deleted
+
+    def apply_retention(self, now_ns: int) -> int:
+        policy = self.retention
+        deleted = 0
+        with self._lock:
+            db = self._conn()
+            try:
+                if not self._with_retention_lock(db, wait=False):
+                    return 0  # another node sharing the database is applying it
+                try:
+                    deleted += self._retain(db, policy, now_ns)
+                finally:
+                    db.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK,))
+                if (
+                    policy.max_bytes is not None
+                    and self._measure(db) > policy.max_bytes * BYTES_LOW_WATER
+                ):
+                    deleted += self._evict_to(
+                        db, int(policy.max_bytes * BYTES_LOW_WATER), wait=True
+                    )
+            except psycopg.Error as exc:
+                raise ArchiveError(f"retention failed: {exc}") from exc
+        return deleted
+
+    def _retain(self, db: psycopg.Connection[Any], policy: RetentionPolicy, now_ns: int) -> int:
+        deleted = 0
+        if policy.max_age_ns is not None:
+            cutoff = now_ns - policy.max_age_ns
+            for start in self._oldest_partitions(db):
+                if start + self.partition_ns > cutoff:
+                    break
+                deleted += self._drop_partition(db, start)
+            cur = db.execute(f"DELETE FROM {TABLE} WHERE timestamp < %s", (cutoff,))
+            deleted += max(0, cur.rowcount)
+        if policy.max_messages is not None:
+            row = db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+            excess = (int(row[0]) if row else 0) - policy.max_messages
+            for start in self._oldest_partitions(db):
+                if excess <= 0:
+                    break
+                name = _partition_name(start)
+                size_row = db.execute(f"SELECT count(*) FROM {name}").fetchone()
+                if size_row is None or int(size_row[0]) > excess:
+                    break
+                dropped = self._drop_partition(db, start)
+                excess -= dropped
+                deleted += dropped
+            if excess > 0:
+                deleted += self._delete_oldest(db, excess)
+        return deleted
+
+    def message_count(self) -> int:
+        with self._lock:
+            db = self._conn()
+            try:
+                row = db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+            except psycopg.Error as exc:
+                raise ArchiveError(f"count failed: {exc}") from exc
+            return int(row[0]) if row else 0
+
+    def size_bytes(self) -> int:
+        with self._lock:
+            db = self._conn()
+            try:
+                return self._size(db)
+            except psycopg.Error as exc:
+                raise ArchiveError(f"size failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -105,3 +105,14 @@ def archive_backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     if isinstance(server, str):
         pytest.skip(server)
     return ArchiveBackend("postgresql", tmp_path, server)
+
+
+@pytest.fixture
+def postgres_archive_backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """PostgreSQL only (tests of its partitions and of sharing a database)."""
+    from harness.archives import ArchiveBackend
+
+    server = request.getfixturevalue("archive_postgres_server")
+    if isinstance(server, str):
+        pytest.skip(server)
+    return ArchiveBackend("postgresql", tmp_path, server)

@@ -61,8 +61,17 @@ deliberately generous estimate, so the cap is measured before it is reached."""
 PARTITION_OVERHEAD = 16 * 8192
 """Bytes a new partition takes before its first row (heap, TOAST and index pages), rounded
 up (measured: about 80 KiB)."""
+VACUUM_RESERVE = 256 * 1024
+"""Room kept under the cap for the free-space and visibility maps a vacuum (ours after
+deleting rows, or autovacuum's) adds to a partition without a write."""
+INITIAL_GROWTH = 2.0
+MAX_GROWTH = 8.0
+GROWTH_SAMPLE = 256 * 1024
+"""Bytes written between two measurements before their growth ratio is learned from."""
 MEASURE_INTERVAL = 1.0
-"""Seconds after which a write measures the archive anyway (other nodes write too)."""
+"""Seconds after which a write measures the archive anyway: other nodes sharing the database
+write too, and the headroom under the cap (5 % and VACUUM_RESERVE) has to take what the
+whole fleet writes in that time."""
 CONNECT_TIMEOUT = 10
 STATEMENT_TIMEOUT_MS = 60_000
 LOCK_TIMEOUT_MS = 15_000
@@ -120,6 +129,7 @@ class PostgresArchive(Archive):
         retention: RetentionPolicy | None = None,
         *,
         partition_ns: int = DEFAULT_PARTITION_NS,
+        measure_interval: float = MEASURE_INTERVAL,
     ) -> None:
         if partition_ns <= 0:
             raise ValueError(f"partition_ns must be positive, not {partition_ns}")
@@ -129,8 +139,12 @@ class PostgresArchive(Archive):
         self._db: psycopg.Connection[Any] | None = None
         self._closed = False
         self._partitions: set[int] = set()
-        self._estimate = 0
+        self._measured = 0
+        self._written = 0
+        """Bytes (messages plus ROW_OVERHEAD) this archive wrote since the last measurement."""
+        self._growth = INITIAL_GROWTH
         self._measured_at = 0.0
+        self.measure_interval = measure_interval
         self._size_after_row_eviction: int | None = None
         with self._lock:
             db = self._conn()
@@ -211,7 +225,7 @@ class PostgresArchive(Archive):
                 )
         self._partitions |= starts
         # A new partition's empty heap and indexes take disk space too.
-        self._estimate += PARTITION_OVERHEAD * len(starts)
+        self._written += PARTITION_OVERHEAD * len(starts)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -239,7 +253,7 @@ class PostgresArchive(Archive):
                 )
                 if cur.rowcount > 0:
                     added += 1
-                    self._estimate += len(rec.message) + ROW_OVERHEAD
+                    self._written += len(rec.message) + ROW_OVERHEAD
         return added
 
     def _write(self, records: Sequence[ArchiveRecord]) -> int:
@@ -273,12 +287,18 @@ class PostgresArchive(Archive):
         """Before a write of about `incoming` bytes: measure when the estimate nears the cap
         or a measurement is stale, and evict the oldest messages when the write would take
         the archive over the high-water mark."""
-        high = cap * BYTES_HIGH_WATER
-        stale = time.monotonic() - self._measured_at > MEASURE_INTERVAL
-        if self._estimate + incoming < high and not stale:
+        high = cap * BYTES_HIGH_WATER - VACUUM_RESERVE
+        stale = time.monotonic() - self._measured_at > self.measure_interval
+        if self._estimate() + incoming * self._growth < high and not stale:
             return
+        incoming = int(incoming * self._growth)
         if self._measure(db) + incoming >= high:
-            self._evict_to(db, int(cap * BYTES_LOW_WATER) - incoming, wait=False)
+            self._evict_to(db, int(cap * BYTES_LOW_WATER) - VACUUM_RESERVE - incoming, wait=True)
+
+    def _estimate(self) -> int:
+        """The archive's size now: the last measurement and what was written since, scaled
+        by how much the disk use grew per byte written (TOAST chunks, index pages)."""
+        return self._measured + int(self._written * self._growth)
 
     def insert(self, record: ArchiveRecord) -> bool:
         return self._write([record]) == 1
@@ -390,7 +410,13 @@ class PostgresArchive(Archive):
 
     def _measure(self, db: psycopg.Connection[Any]) -> int:
         size = self._size(db)
-        self._estimate = size
+        if self._written >= GROWTH_SAMPLE and size >= self._measured:
+            # Learn the growth per byte written (other nodes' writes make it look larger,
+            # which only makes this node measure sooner).
+            observed = (size - self._measured) / self._written
+            self._growth = min(MAX_GROWTH, max(1.0, observed * 1.25))
+        self._measured = size
+        self._written = 0
         self._measured_at = time.monotonic()
         return size
 
@@ -452,8 +478,9 @@ class PostgresArchive(Archive):
                 if count:
                     deleted += self._delete_oldest(db, max(1, int(count * EVICT_ROWS)))
                     db.execute(f"VACUUM {TABLE}")
+                    # The estimate stays at the measured size, so that every write near the
+                    # cap measures again until partitions can be dropped.
                     self._size_after_row_eviction = self._measure(db)
-                    self._estimate = target
         finally:
             db.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK,))
         return deleted

@@ -4,12 +4,35 @@ that a test can open the same archive twice (a reopen, or two nodes sharing one)
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from harness.postgres import PostgresServer
-from storage.archive import Archive, RetentionPolicy, SqliteArchive
+from storage.archive import Archive, ArchiveRecord, RetentionPolicy, SqliteArchive
 
 BACKENDS = ("sqlite", "postgresql")
+
+T0 = 1_700_000_000 * 10**9
+SECOND = 10**9
+PUBSUB = "/waku/2/rs/42/0"
+OTHER_PUBSUB = "/waku/2/rs/42/1"
+
+
+def record(
+    i: int,
+    *,
+    topic: str = "/app/1/a/proto",
+    pubsub: str = PUBSUB,
+    ts: int | None = None,
+    size: int = 50,
+) -> ArchiveRecord:
+    h = hashlib.sha256(b"msg" + i.to_bytes(8, "big")).digest()
+    return ArchiveRecord(h, pubsub, topic, T0 + i * SECOND if ts is None else ts, payload(i, size))
+
+
+def payload(i: int, size: int) -> bytes:
+    # Incompressible, as real (encrypted) payloads are: PostgreSQL would compress repeats.
+    return hashlib.shake_256(b"payload" + i.to_bytes(8, "big")).digest(size)
 
 
 class ArchiveBackend:

@@ -3,45 +3,21 @@ form, cursors, retention, byte cap. PostgreSQL partitions: test_postgres_archive
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import pytest
-from harness.archives import ArchiveBackend
+from harness.archives import OTHER_PUBSUB, PUBSUB, SECOND, T0, ArchiveBackend, record
 
 from storage.archive import (
     Archive,
     ArchiveFull,
     ArchiveQuery,
-    ArchiveRecord,
     ArchiveUnavailable,
     CursorNotFound,
     RetentionPolicy,
     SqliteArchive,
 )
 from storage.archive.postgres import PostgresArchive
-
-T0 = 1_700_000_000 * 10**9
-SECOND = 10**9
-PUBSUB = "/waku/2/rs/42/0"
-OTHER_PUBSUB = "/waku/2/rs/42/1"
-
-
-def record(
-    i: int,
-    *,
-    topic: str = "/app/1/a/proto",
-    pubsub: str = PUBSUB,
-    ts: int | None = None,
-    size: int = 50,
-) -> ArchiveRecord:
-    h = hashlib.sha256(b"msg" + i.to_bytes(8, "big")).digest()
-    return ArchiveRecord(h, pubsub, topic, T0 + i * SECOND if ts is None else ts, payload(i, size))
-
-
-def payload(i: int, size: int) -> bytes:
-    # Incompressible, as real (encrypted) payloads are: PostgreSQL would compress repeats.
-    return hashlib.shake_256(b"payload" + i.to_bytes(8, "big")).digest(size)
 
 
 def scaled_cap(backend: ArchiveBackend, sqlite_cap: int) -> int:

@@ -157,6 +157,17 @@ def test_retention_units(
     assert config.store is not None and config.store.retention == expected
 
 
+def test_a_postgresql_archive_is_a_url_and_sqlite_stays_the_default(tmp_path: Path) -> None:
+    url = "postgresql://chinwag:secret@db.example:5432/archive"
+    config = configure(tmp_path, "--store", "--archive", url, "--retention-bytes", "10GB")
+    assert config.store is not None and config.store.archive_url == url
+    assert config.store.archive_location == url
+    assert config.store.retention.max_bytes == 10 * 10**9
+    default = configure(tmp_path, "--store")
+    assert default.store is not None and default.store.archive_url is None
+    assert default.store.archive_location == tmp_path / "node" / "archive.sqlite"
+
+
 def test_archive_path_and_metrics_shorthands(tmp_path: Path) -> None:
     config = configure(tmp_path, "--store", "--archive", "x.sqlite", "--metrics", "9100")
     assert config.store is not None and config.store.archive_path == Path("x.sqlite")

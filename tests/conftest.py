@@ -78,19 +78,31 @@ def store(profiles: Profiles) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="session")
-def archive_postgres_server() -> Iterator[object]:
-    """One PostgreSQL server for the session's archive tests, or why none can start."""
+def archive_postgres_database() -> Iterator[str | None]:
+    """One PostgreSQL server and database for the session's archive tests (each test's
+    archives are schemas in it); None when no server can start (the reason is kept)."""
     from harness import postgres
 
     try:
         server = postgres.start()
     except postgres.PostgresUnavailable as exc:
-        yield f"PostgreSQL cannot be started here: {exc}"
+        _POSTGRES_UNAVAILABLE.append(str(exc))
+        yield None
         return
     try:
-        yield server
+        yield server.new_database()
     finally:
         server.stop()
+
+
+_POSTGRES_UNAVAILABLE: list[str] = []
+
+
+def _postgres_database(request: pytest.FixtureRequest) -> str:
+    url: str | None = request.getfixturevalue("archive_postgres_database")
+    if url is None:
+        pytest.skip(f"PostgreSQL cannot be started here: {_POSTGRES_UNAVAILABLE[0]}")
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -100,11 +112,8 @@ def archive_backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     from harness.archives import ArchiveBackend
 
     if request.param == "sqlite":
-        return ArchiveBackend("sqlite", tmp_path, None)
-    server = request.getfixturevalue("archive_postgres_server")
-    if isinstance(server, str):
-        pytest.skip(server)
-    return ArchiveBackend("postgresql", tmp_path, server)
+        return ArchiveBackend("sqlite", tmp_path)
+    return ArchiveBackend("postgresql", tmp_path, _postgres_database(request))
 
 
 @pytest.fixture
@@ -112,7 +121,4 @@ def postgres_archive_backend(request: pytest.FixtureRequest, tmp_path: Path) -> 
     """PostgreSQL only (tests of its partitions and of sharing a database)."""
     from harness.archives import ArchiveBackend
 
-    server = request.getfixturevalue("archive_postgres_server")
-    if isinstance(server, str):
-        pytest.skip(server)
-    return ArchiveBackend("postgresql", tmp_path, server)
+    return ArchiveBackend("postgresql", tmp_path, _postgres_database(request))

@@ -50,9 +50,12 @@ DEFAULT_PARTITION_NS = 3600 * 10**9
 MAX_PARTITIONS = 5000
 """More partitions than this is a misconfiguration (a width far too small for the retention)
 or an abuse; writes that would need another one are refused."""
-# Advisory lock keys (arbitrary, fixed): schema/partition creation, retention and eviction.
+# Advisory locks: creating the schema (database-wide, a fixed key), and per archive table
+# (its oid, so that archives in different schemas of one database never wait on each
+# other) creating partitions and retention with eviction.
 SCHEMA_LOCK = 0x63687767_0001
-RETENTION_LOCK = 0x63687767_0002
+PARTITION_LOCK = 1
+RETENTION_LOCK = 2
 BYTES_HIGH_WATER = 0.95
 BYTES_LOW_WATER = 0.8
 ROW_OVERHEAD = 400
@@ -162,12 +165,18 @@ class PostgresArchive(Archive):
                     ).fetchone()
                 # The database's width wins: partitions of two widths would overlap.
                 self.partition_ns = int(row[0]) if row else partition_ns
+                oid = db.execute("SELECT %s::regclass::oid::bigint", (TABLE,)).fetchone()
+                self._lock_base = int(oid[0]) * 16 if oid else 0
                 self._load_partitions(db)
                 self._measure(db)
             except psycopg.Error as exc:
                 raise ArchiveUnavailable(f"cannot open archive {redact(url)}: {exc}") from exc
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def lock_key(self, purpose: int) -> int:
+        """The advisory lock key this archive's table uses for `purpose`."""
+        return self._lock_base + purpose
 
     def _conn(self) -> psycopg.Connection[Any]:
         if self._closed:
@@ -182,12 +191,17 @@ class PostgresArchive(Archive):
                 self.url,
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT,
-                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
-                f" -c lock_timeout={LOCK_TIMEOUT_MS}",
+                options=self._options(),
             )
         except psycopg.Error as exc:
             raise ArchiveUnavailable(f"cannot reach archive {redact(self.url)}: {exc}") from exc
         return self._db
+
+    def _options(self) -> str:
+        # Added to the URL's own options (a search_path, say), which a keyword would replace.
+        given = str(psycopg.conninfo.conninfo_to_dict(self.url).get("options") or "")
+        ours = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+        return f"{given} {ours}".strip()
 
     def _load_partitions(self, db: psycopg.Connection[Any]) -> None:
         rows = db.execute(
@@ -217,7 +231,7 @@ class PostgresArchive(Archive):
                 )
         with db.transaction():
             # Another node may create the same partition at the same time.
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key(PARTITION_LOCK),))
             for start in sorted(starts):
                 db.execute(
                     f"CREATE TABLE IF NOT EXISTS {_partition_name(start)} PARTITION OF {TABLE}"
@@ -451,9 +465,11 @@ class PostgresArchive(Archive):
 
     def _with_retention_lock(self, db: psycopg.Connection[Any], *, wait: bool) -> bool:
         if wait:
-            db.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK,))
+            db.execute("SELECT pg_advisory_lock(%s)", (self.lock_key(RETENTION_LOCK),))
             return True
-        row = db.execute("SELECT pg_try_advisory_lock(%s)", (RETENTION_LOCK,)).fetchone()
+        row = db.execute(
+            "SELECT pg_try_advisory_lock(%s)", (self.lock_key(RETENTION_LOCK),)
+        ).fetchone()
         return bool(row and row[0])
 
     def _evict_to(self, db: psycopg.Connection[Any], target: int, *, wait: bool) -> int:
@@ -482,7 +498,7 @@ class PostgresArchive(Archive):
                     # cap measures again until partitions can be dropped.
                     self._size_after_row_eviction = self._measure(db)
         finally:
-            db.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK,))
+            db.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key(RETENTION_LOCK),))
         return deleted
 
     def apply_retention(self, now_ns: int) -> int:
@@ -496,7 +512,7 @@ class PostgresArchive(Archive):
                 try:
                     deleted += self._retain(db, policy, now_ns)
                 finally:
-                    db.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK,))
+                    db.execute("SELECT pg_advisory_unlock(%s)", (self.lock_key(RETENTION_LOCK),))
                 if (
                     policy.max_bytes is not None
                     and self._measure(db) > policy.max_bytes * BYTES_LOW_WATER

@@ -1,13 +1,14 @@
 """Archives of either backend for the store tests: SQLite files in the test's directory, or
-databases on the session's PostgreSQL server (tests/harness/postgres.py), one per name, so
-that a test can open the same archive twice (a reopen, or two nodes sharing one)."""
+schemas in one database of the session's PostgreSQL server (tests/harness/postgres.py), one
+per name (a fresh schema is milliseconds, a fresh database most of a second), so that a test
+can open the same archive twice (a reopen, or two nodes sharing one)."""
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
-from harness.postgres import PostgresServer
 from storage.archive import Archive, ArchiveRecord, RetentionPolicy, SqliteArchive
 
 BACKENDS = ("sqlite", "postgresql")
@@ -36,12 +37,14 @@ def payload(i: int, size: int) -> bytes:
 
 
 class ArchiveBackend:
-    def __init__(self, name: str, directory: Path, server: PostgresServer | None) -> None:
+    def __init__(self, name: str, directory: Path, database_url: str | None = None) -> None:
         if name not in BACKENDS:
             raise ValueError(f"unknown archive backend {name}")
+        if name == "postgresql" and database_url is None:
+            raise ValueError("a PostgreSQL backend needs a database")
         self.name = name
         self.directory = directory
-        self.server = server
+        self.database_url = database_url
         self._urls: dict[str, str] = {}
 
     @property
@@ -52,9 +55,14 @@ class ArchiveBackend:
         """What `chinwag node --archive` takes: a file path, or a postgresql:// URL."""
         if not self.is_postgres:
             return str(self.directory / f"{name}.sqlite")
-        assert self.server is not None
+        assert self.database_url is not None
         if name not in self._urls:
-            self._urls[name] = self.server.new_database()
+            import psycopg
+
+            schema = f"s{uuid.uuid4().hex}"
+            with psycopg.connect(self.database_url, autocommit=True) as db:
+                db.execute(f"CREATE SCHEMA {schema}")
+            self._urls[name] = f"{self.database_url}?options=-csearch_path%3D{schema}"
         return self._urls[name]
 
     def open(

@@ -181,12 +181,13 @@ def test_retention_by_age_and_by_count(archive_backend: ArchiveBackend) -> None:
 def test_byte_cap_keeps_the_file_bounded_and_the_newest_messages(
     archive_backend: ArchiveBackend,
 ) -> None:
-    cap = scaled_cap(archive_backend, 512 * 1024)
+    pg = archive_backend.is_postgres
+    cap = 2 * 1024 * 1024 if pg else 512 * 1024
     # PostgreSQL evicts whole partitions: twenty seconds' worth each here.
     a = archive_backend.open(RetentionPolicy(max_bytes=cap), partition_ns=20 * SECOND)
-    total = 400 if not archive_backend.is_postgres else 1200
-    for i in range(total):  # about three times the cap of payload
-        a.insert(record(i, size=4000))
+    total, size = (500, 8000) if pg else (400, 4000)  # about twice the cap of payload
+    for i in range(total):
+        a.insert(record(i, size=size))
         assert a.size_bytes() <= cap
     assert 0 < a.message_count() < total
     newest = a.query(ArchiveQuery(forward=False, limit=1))

@@ -169,9 +169,9 @@ def test_retention_runs_once_when_nodes_share_a_database(backend: ArchiveBackend
     first.insert_many([record(i) for i in range(50)])
     # While another node holds the retention lock, a pass leaves the work to it.
     with psycopg.connect(backend.location(), autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK,))
+        other.execute("SELECT pg_advisory_lock(%s)", (first.lock_key(RETENTION_LOCK),))
         assert first.apply_retention(T0 + 49 * SECOND) == 0
-        other.execute("SELECT pg_advisory_unlock(%s)", (RETENTION_LOCK,))
+        other.execute("SELECT pg_advisory_unlock(%s)", (first.lock_key(RETENTION_LOCK),))
     deleted: list[int] = []
     run_threads(
         lambda: deleted.append(first.apply_retention(T0 + 49 * SECOND)),

@@ -8,8 +8,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storage.archive import Archive, ArchiveRecord, RetentionPolicy, SqliteArchive
+from storage.archive.factory import is_postgres_url
+
+if TYPE_CHECKING:
+    from chat.waku.service_node import StoreOptions
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -79,3 +84,12 @@ class ArchiveBackend:
         return PostgresArchive(
             self.location(name), retention, partition_ns=partition_ns or DEFAULT_PARTITION_NS
         )
+
+
+def store_options_for(location: str | Path) -> StoreOptions:
+    """A store node's options for an archive location (a path, or a postgresql:// URL)."""
+    from chat.waku.service_node import StoreOptions
+
+    if isinstance(location, str) and is_postgres_url(location):
+        return StoreOptions(archive_path=Path("unused.sqlite"), archive_url=location)
+    return StoreOptions(Path(location))

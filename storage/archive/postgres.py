@@ -245,29 +245,32 @@ class PostgresArchive(Archive):
 
     def _insert_rows(self, db: psycopg.Connection[Any], records: Sequence[ArchiveRecord]) -> int:
         self._ensure_partitions(db, {r.timestamp for r in records})
-        added = 0
+        # The primary key holds the partition key, so a hash is unique only per timestamp
+        # there; the NOT EXISTS keeps it unique across partitions.
+        sql = (
+            f"INSERT INTO {TABLE} (timestamp, hash, pubsub_topic, content_topic, message)"
+            f" SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM {TABLE} WHERE hash = %s)"
+            " ON CONFLICT DO NOTHING"
+        )
+        rows = [
+            (
+                r.timestamp,
+                r.message_hash,
+                r.pubsub_topic,
+                r.content_topic,
+                r.message,
+                r.message_hash,
+            )
+            for r in records
+        ]
         with db.transaction(), db.cursor() as cur:
-            for rec in records:
-                # The primary key holds the partition key, so a hash is unique only per
-                # timestamp there; the NOT EXISTS keeps it unique across partitions.
-                cur.execute(
-                    f"INSERT INTO {TABLE}"
-                    " (timestamp, hash, pubsub_topic, content_topic, message)"
-                    " SELECT %s, %s, %s, %s, %s"
-                    f" WHERE NOT EXISTS (SELECT 1 FROM {TABLE} WHERE hash = %s)"
-                    " ON CONFLICT DO NOTHING",
-                    (
-                        rec.timestamp,
-                        rec.message_hash,
-                        rec.pubsub_topic,
-                        rec.content_topic,
-                        rec.message,
-                        rec.message_hash,
-                    ),
-                )
-                if cur.rowcount > 0:
-                    added += 1
-                    self._written += len(rec.message) + ROW_OVERHEAD
+            if len(rows) == 1:
+                cur.execute(sql, rows[0])
+            else:
+                cur.executemany(sql, rows)  # pipelined: one round trip per batch, not per row
+            added = max(0, cur.rowcount)
+        written = sum(len(r.message) + ROW_OVERHEAD for r in records)
+        self._written += written * added // len(records)
         return added
 
     def _write(self, records: Sequence[ArchiveRecord]) -> int:

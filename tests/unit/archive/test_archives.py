@@ -36,6 +36,9 @@ def test_insert_dedupes_by_hash(archive: Archive) -> None:
     assert archive.insert(record(1)) is True
     assert archive.insert(record(1)) is False
     assert archive.message_count() == 1
+    # In bulk too, duplicates within the batch included.
+    assert archive.insert_many([record(0), record(1), record(2), record(0)]) == 2
+    assert archive.message_count() == 3
 
 
 def test_forward_and_backward_walk_in_timestamp_then_hash_order(archive: Archive) -> None:

@@ -46,6 +46,10 @@ from storage.archive.base import (
 from storage.archive.sqlite import page_select
 
 TABLE = "store_messages"
+HASHES = "store_hashes"
+"""Every stored hash with its timestamp, unpartitioned: the one unique index that makes
+inserts idempotent across partitions, and what cursors, presence and hash queries look up
+(one probe, where the partitioned table would need one per partition)."""
 DEFAULT_PARTITION_NS = 3600 * 10**9
 MAX_PARTITIONS = 5000
 """More partitions than this is a misconfiguration (a width far too small for the retention)
@@ -94,7 +98,11 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     message BYTEA NOT NULL,
     PRIMARY KEY (timestamp, hash)
 ) PARTITION BY RANGE (timestamp);
-CREATE INDEX IF NOT EXISTS {TABLE}_hash ON {TABLE} (hash);
+CREATE TABLE IF NOT EXISTS {HASHES} (
+    hash BYTEA PRIMARY KEY,
+    timestamp BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {HASHES}_time ON {HASHES} (timestamp, hash);
 CREATE INDEX IF NOT EXISTS {TABLE}_pubsub_time
     ON {TABLE} (pubsub_topic, timestamp, hash, content_topic);
 CREATE INDEX IF NOT EXISTS {TABLE}_content_time ON {TABLE} (content_topic, timestamp, hash);
@@ -245,22 +253,16 @@ class PostgresArchive(Archive):
 
     def _insert_rows(self, db: psycopg.Connection[Any], records: Sequence[ArchiveRecord]) -> int:
         self._ensure_partitions(db, {r.timestamp for r in records})
-        # The primary key holds the partition key, so a hash is unique only per timestamp
-        # there; the NOT EXISTS keeps it unique across partitions.
+        # Claiming the hash first makes a concurrent insert of the same message (another
+        # node) wait for this one and then do nothing.
         sql = (
-            f"INSERT INTO {TABLE} (timestamp, hash, pubsub_topic, content_topic, message)"
-            f" SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM {TABLE} WHERE hash = %s)"
-            " ON CONFLICT DO NOTHING"
+            f"WITH claimed AS (INSERT INTO {HASHES} (hash, timestamp) VALUES (%s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING hash, timestamp)"
+            f" INSERT INTO {TABLE} (timestamp, hash, pubsub_topic, content_topic, message)"
+            " SELECT timestamp, hash, %s, %s, %s FROM claimed"
         )
         rows = [
-            (
-                r.timestamp,
-                r.message_hash,
-                r.pubsub_topic,
-                r.content_topic,
-                r.message,
-                r.message_hash,
-            )
+            (r.message_hash, r.timestamp, r.pubsub_topic, r.content_topic, r.message)
             for r in records
         ]
         with db.transaction(), db.cursor() as cur:
@@ -342,7 +344,7 @@ class PostgresArchive(Archive):
         cursor_timestamp = None
         if q.cursor is not None:
             row = db.execute(
-                f"SELECT timestamp FROM {TABLE} WHERE hash = %s", (q.cursor,)
+                f"SELECT timestamp FROM {HASHES} WHERE hash = %s", (q.cursor,)
             ).fetchone()
             if row is None:
                 raise CursorNotFound()
@@ -354,13 +356,34 @@ class PostgresArchive(Archive):
             else:
                 end = cursor_timestamp if q.time_end is None else q.time_end
                 q = replace(q, time_end=min(end, cursor_timestamp))
+        if not q.include_data and q.pubsub_topic is None and not q.content_topics:
+            # Hashes and timestamps only, no topic filter: the hash table alone answers.
+            sql, params = page_select(
+                q, columns="hash, timestamp", cursor_timestamp=cursor_timestamp
+            )
+            return sql.replace("FROM messages", f"FROM {HASHES}").replace("?", "%s"), params
+        timestamps: list[int] = []
+        if q.message_hashes:
+            # Their timestamps name the partitions to look in (the planner prunes the rest).
+            rows = db.execute(
+                f"SELECT DISTINCT timestamp FROM {HASHES} WHERE hash = ANY(%s)",
+                (list(q.message_hashes),),
+            ).fetchall()
+            if not rows:
+                return None
+            timestamps = [int(r[0]) for r in rows]
         pubsub = ("pubsub_topic", q.pubsub_topic) if q.pubsub_topic is not None else None
         content = ("content_topic", sorted(set(q.content_topics))) if q.content_topics else None
         columns = "hash, timestamp, pubsub_topic, message" if q.include_data else "hash, timestamp"
         sql, params = page_select(
             q, columns=columns, cursor_timestamp=cursor_timestamp, pubsub=pubsub, content=content
         )
-        return sql.replace("FROM messages", f"FROM {TABLE}").replace("?", "%s"), params
+        sql = sql.replace("FROM messages", f"FROM {TABLE}").replace("?", "%s")
+        if timestamps:
+            # page_select ends with "ORDER BY ... LIMIT ?": the extra condition goes before.
+            sql = sql.replace(" ORDER BY ", " AND timestamp = ANY(%s) ORDER BY ", 1)
+            params = [*params[:-1], timestamps, params[-1]]
+        return sql, params
 
     def _query(self, db: psycopg.Connection[Any], q: ArchiveQuery) -> list[ArchiveRow]:
         statement = self._select(db, q)
@@ -416,7 +439,7 @@ class PostgresArchive(Archive):
                 for start in range(0, len(message_hashes), 500):
                     chunk = list(message_hashes[start : start + 500])
                     rows = db.execute(
-                        f"SELECT hash FROM {TABLE} WHERE hash = ANY(%s)", (chunk,)
+                        f"SELECT hash FROM {HASHES} WHERE hash = ANY(%s)", (chunk,)
                     ).fetchall()
                     found.update(bytes(r[0]) for r in rows)
             except psycopg.Error as exc:
@@ -441,8 +464,9 @@ class PostgresArchive(Archive):
     def _size(db: psycopg.Connection[Any]) -> int:
         row = db.execute(
             "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)"
+            " + pg_total_relation_size(%s::regclass)"
             " FROM pg_partition_tree(%s::regclass) WHERE isleaf",
-            (TABLE,),
+            (HASHES, TABLE),
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -453,16 +477,29 @@ class PostgresArchive(Archive):
     def _drop_partition(self, db: psycopg.Connection[Any], start: int) -> int:
         name = _partition_name(start)
         with db.transaction():
-            row = db.execute(f"SELECT count(*) FROM {name}").fetchone()
+            cur = db.execute(
+                f"DELETE FROM {HASHES} WHERE timestamp >= %s AND timestamp < %s",
+                (start, start + self.partition_ns),
+            )
             db.execute(f"DROP TABLE {name}")
         self._partitions.discard(start)
-        return int(row[0]) if row else 0
+        return max(0, cur.rowcount)
 
     def _delete_oldest(self, db: psycopg.Connection[Any], count: int) -> int:
-        cur = db.execute(
-            f"DELETE FROM {TABLE} WHERE (timestamp, hash) IN"
+        return self._delete_where(
+            f"(timestamp, hash) IN"
             f" (SELECT timestamp, hash FROM {TABLE} ORDER BY timestamp, hash LIMIT %s)",
-            (count,),
+            count,
+            db=db,
+        )
+
+    @staticmethod
+    def _delete_where(condition: str, value: int, *, db: psycopg.Connection[Any]) -> int:
+        """Delete the messages matching `condition` (one %s, `value`) and their hashes."""
+        cur = db.execute(
+            f"WITH gone AS (DELETE FROM {TABLE} WHERE {condition} RETURNING hash)"
+            f" DELETE FROM {HASHES} WHERE hash IN (SELECT hash FROM gone)",
+            (value,),
         )
         return max(0, cur.rowcount)
 
@@ -492,11 +529,11 @@ class PostgresArchive(Archive):
             # Deleted rows leave the file its size: delete again only once the writes have
             # used up the space the last deletion freed (the file grew since).
             if size > target and (reused is None or size > reused):
-                row = db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+                row = db.execute(f"SELECT count(*) FROM {HASHES}").fetchone()
                 count = int(row[0]) if row else 0
                 if count:
                     deleted += self._delete_oldest(db, max(1, int(count * EVICT_ROWS)))
-                    db.execute(f"VACUUM {TABLE}")
+                    db.execute(f"VACUUM {TABLE}, {HASHES}")
                     # The estimate stays at the measured size, so that every write near the
                     # cap measures again until partitions can be dropped.
                     self._size_after_row_eviction = self._measure(db)
@@ -535,10 +572,9 @@ class PostgresArchive(Archive):
                 if start + self.partition_ns > cutoff:
                     break
                 deleted += self._drop_partition(db, start)
-            cur = db.execute(f"DELETE FROM {TABLE} WHERE timestamp < %s", (cutoff,))
-            deleted += max(0, cur.rowcount)
+            deleted += self._delete_where("timestamp < %s", cutoff, db=db)
         if policy.max_messages is not None:
-            row = db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+            row = db.execute(f"SELECT count(*) FROM {HASHES}").fetchone()
             excess = (int(row[0]) if row else 0) - policy.max_messages
             for start in self._oldest_partitions(db):
                 if excess <= 0:
@@ -558,7 +594,7 @@ class PostgresArchive(Archive):
         with self._lock:
             db = self._conn()
             try:
-                row = db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+                row = db.execute(f"SELECT count(*) FROM {HASHES}").fetchone()
             except psycopg.Error as exc:
                 raise ArchiveError(f"count failed: {exc}") from exc
             return int(row[0]) if row else 0

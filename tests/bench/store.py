@@ -10,9 +10,10 @@ Messages: 50 content topics over two shards, spread over 7 days, 200-byte payloa
 run through the store query core (request bytes in, response bytes out) on the SQLite
 archive, so response building and encoding are included; the network is not. With
 `--postgres` they run on the PostgreSQL archive too (hourly partitions, same messages, same
-answers checked). The same queries then run on a "naive" SQLite schema (one table, topics as text, only the hash key)
-as a side-by-side peer. nwaku's published target is the anchor: p95 under 10 ms for hash
-queries of up to 10 hashes and for 1-hour 10-topic range queries.
+answers checked). The same queries then run on a "naive" SQLite schema (one table, topics
+as text, only the hash key) as a side-by-side peer. nwaku's published target is the
+anchor: p95 under 10 ms for hash queries of up to 10 hashes and for 1-hour 10-topic range
+queries.
 
 Prints one JSON line per measurement: query, p50_ms, p95_ms, archive_messages, backend (and
 msgs_per_s for inserts).

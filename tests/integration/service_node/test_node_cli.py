@@ -384,3 +384,18 @@ def test_sync_is_on_with_a_store_and_configurable(tmp_path: Path) -> None:
     ]:
         with pytest.raises(UserError, match=message):
             configure(tmp_path, *options)
+
+
+def test_an_unreachable_postgresql_archive_stops_the_node_without_showing_the_password(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chat.cli", "--data-dir", str(tmp_path), "node",
+         "--listen", "/ip4/127.0.0.1/tcp/0", "--store",
+         "--archive", "postgresql://chinwag:hunter2@127.0.0.1:1/archive"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "the archive cannot be opened" in done.stderr
+    assert "postgresql://chinwag@127.0.0.1:1/archive" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout

@@ -79,6 +79,8 @@ MEASURE_INTERVAL = 1.0
 """Seconds after which a write measures the archive anyway: other nodes sharing the database
 write too, and the headroom under the cap (5 % and VACUUM_RESERVE) has to take what the
 whole fleet writes in that time."""
+WINDOW_PARTITIONS = 32
+"""The widest time window one statement of a long range walks (see `_query`)."""
 CONNECT_TIMEOUT = 10
 STATEMENT_TIMEOUT_MS = 60_000
 LOCK_TIMEOUT_MS = 15_000
@@ -116,6 +118,24 @@ def _partition_name(start: int) -> str:
 def _partition_start(name: str) -> int:
     suffix = name[len(TABLE) + 1 :]
     return int(suffix[1:]) if suffix[0] == "p" else -int(suffix[1:])
+
+
+def _walk(low: int, high: int, width: int, forward: bool) -> Iterator[tuple[int, int]]:
+    """Inclusive windows from `low` to `high` (or back), aligned to partitions of `width`,
+    one partition wide at first and doubling up to WINDOW_PARTITIONS."""
+    size = width
+    if forward:
+        at = low
+        while at <= high:
+            end = min(high, at - at % width + size - 1)
+            yield at, end
+            at, size = end + 1, min(size * 2, WINDOW_PARTITIONS * width)
+    else:
+        at = high
+        while at >= low:
+            start = max(low, at - at % width - (size - width))
+            yield start, at
+            at, size = start - 1, min(size * 2, WINDOW_PARTITIONS * width)
 
 
 def redact(url: str) -> str:
@@ -338,25 +358,35 @@ class PostgresArchive(Archive):
             except psycopg.Error as exc:
                 raise ArchiveError(f"archive query failed: {exc}") from exc
 
-    def _select(self, db: psycopg.Connection[Any], q: ArchiveQuery) -> tuple[str, list[Any]] | None:
+    def _resolve_cursor(
+        self, db: psycopg.Connection[Any], q: ArchiveQuery
+    ) -> tuple[ArchiveQuery, int | None]:
+        """The cursor's timestamp, and `q` with the time bound it implies (the same rows,
+        said so that the planner can skip the partitions behind the cursor)."""
+        if q.cursor is None:
+            return q, None
+        row = db.execute(f"SELECT timestamp FROM {HASHES} WHERE hash = %s", (q.cursor,)).fetchone()
+        if row is None:
+            raise CursorNotFound()
+        cursor_timestamp = int(row[0])
+        if q.forward:
+            start = cursor_timestamp if q.time_start is None else q.time_start
+            return replace(q, time_start=max(start, cursor_timestamp)), cursor_timestamp
+        end = cursor_timestamp if q.time_end is None else q.time_end
+        return replace(q, time_end=min(end, cursor_timestamp)), cursor_timestamp
+
+    @staticmethod
+    def _hashes_only(q: ArchiveQuery) -> bool:
+        return not q.include_data and q.pubsub_topic is None and not q.content_topics
+
+    def _select(
+        self, db: psycopg.Connection[Any], q: ArchiveQuery, cursor_timestamp: int | None
+    ) -> tuple[str, list[Any]] | None:
+        """The SELECT for one page of `q` (its cursor resolved), or None when nothing can
+        match."""
         if q.limit <= 0:
             return None
-        cursor_timestamp = None
-        if q.cursor is not None:
-            row = db.execute(
-                f"SELECT timestamp FROM {HASHES} WHERE hash = %s", (q.cursor,)
-            ).fetchone()
-            if row is None:
-                raise CursorNotFound()
-            cursor_timestamp = int(row[0])
-            # The same rows, said so that the planner can skip partitions behind the cursor.
-            if q.forward:
-                start = cursor_timestamp if q.time_start is None else q.time_start
-                q = replace(q, time_start=max(start, cursor_timestamp))
-            else:
-                end = cursor_timestamp if q.time_end is None else q.time_end
-                q = replace(q, time_end=min(end, cursor_timestamp))
-        if not q.include_data and q.pubsub_topic is None and not q.content_topics:
+        if self._hashes_only(q):
             # Hashes and timestamps only, no topic filter: the hash table alone answers.
             sql, params = page_select(
                 q, columns="hash, timestamp", cursor_timestamp=cursor_timestamp
@@ -386,7 +416,60 @@ class PostgresArchive(Archive):
         return sql, params
 
     def _query(self, db: psycopg.Connection[Any], q: ArchiveQuery) -> list[ArchiveRow]:
-        statement = self._select(db, q)
+        if q.limit <= 0:
+            return []
+        q, cursor_timestamp = self._resolve_cursor(db, q)
+        windows = self._windows(db, q)
+        if windows is None:
+            return self._page(db, q, cursor_timestamp)
+        # A long range is walked a few partitions at a time, in the query's direction, until
+        # the page is full: planning a statement over every partition of a week costs more
+        # than the few rows a page needs.
+        rows: list[ArchiveRow] = []
+        budget = q.max_bytes
+        for start, end in windows:
+            window = replace(
+                q, time_start=start, time_end=end, limit=q.limit - len(rows), max_bytes=budget
+            )
+            part = self._page(db, window, cursor_timestamp, started=bool(rows))
+            rows += part
+            if len(rows) >= q.limit or (part and part[-1].beyond_budget):
+                break
+            if budget is not None:
+                budget -= sum(len(r.message or b"") for r in part)
+        return rows
+
+    def _windows(
+        self, db: psycopg.Connection[Any], q: ArchiveQuery
+    ) -> Iterator[tuple[int, int]] | None:
+        """Inclusive time windows covering `q`'s range in walking order, growing from one
+        partition to WINDOW_PARTITIONS; None when one statement is as good (hash queries,
+        hashes-only queries, ranges of a couple of partitions)."""
+        if q.message_hashes or self._hashes_only(q):
+            return None
+        low, high = q.time_start, q.time_end
+        if low is None or high is None:
+            row = db.execute(f"SELECT min(timestamp), max(timestamp) FROM {HASHES}").fetchone()
+            if row is None or row[0] is None:
+                return None
+            low = int(row[0]) if low is None else low
+            high = int(row[1]) if high is None else high
+        width = self.partition_ns
+        if high - low < 2 * width:
+            return None
+        return _walk(low, high, width, q.forward)
+
+    def _page(
+        self,
+        db: psycopg.Connection[Any],
+        q: ArchiveQuery,
+        cursor_timestamp: int | None,
+        *,
+        started: bool = False,
+    ) -> list[ArchiveRow]:
+        """One statement's rows. `started`: rows came before these in the same page (so
+        even the first may be beyond the byte budget)."""
+        statement = self._select(db, q, cursor_timestamp)
         if statement is None:
             return []
         if not q.include_data:
@@ -402,7 +485,7 @@ class PostgresArchive(Archive):
             cur.itersize = 8
             cur.execute(*statement)
             for raw in cur:
-                if result and len(raw[3]) > budget:
+                if (result or started) and len(raw[3]) > budget:
                     result.append(ArchiveRow(bytes(raw[0]), int(raw[1]), beyond_budget=True))
                     break
                 budget -= len(raw[3])
@@ -417,7 +500,8 @@ class PostgresArchive(Archive):
         """PostgreSQL's plan for the page `query` asks for (for tests and tuning)."""
         with self._lock:
             db = self._conn()
-            statement = self._select(db, query)
+            query, cursor_timestamp = self._resolve_cursor(db, query)
+            statement = self._select(db, query, cursor_timestamp)
             if statement is None:
                 return []
             sql, params = statement

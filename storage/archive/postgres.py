@@ -228,7 +228,12 @@ class PostgresArchive(Archive):
     def _options(self) -> str:
         # Added to the URL's own options (a search_path, say), which a keyword would replace.
         given = str(psycopg.conninfo.conninfo_to_dict(self.url).get("options") or "")
-        ours = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+        # Custom plans only: a generic plan (psycopg prepares statements it runs often) cannot
+        # leave out partitions by the query's times when it is planned, only at run time.
+        ours = (
+            f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+            " -c plan_cache_mode=force_custom_plan"
+        )
         return f"{given} {ours}".strip()
 
     def _load_partitions(self, db: psycopg.Connection[Any]) -> None:

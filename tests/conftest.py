@@ -75,3 +75,50 @@ def store(profiles: Profiles) -> Iterator[Store]:
     s = profiles.create("alice", PASSPHRASE, display_name="Alice", now=1_000, kdf=_cheap_kdf())
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def archive_postgres_database() -> Iterator[str | None]:
+    """One PostgreSQL server and database for the session's archive tests (each test's
+    archives are schemas in it); None when no server can start (the reason is kept)."""
+    from harness import postgres
+
+    try:
+        server = postgres.start()
+    except postgres.PostgresUnavailable as exc:
+        _POSTGRES_UNAVAILABLE.append(str(exc))
+        yield None
+        return
+    try:
+        yield server.new_database()
+    finally:
+        server.stop()
+
+
+_POSTGRES_UNAVAILABLE: list[str] = []
+
+
+def _postgres_database(request: pytest.FixtureRequest) -> str:
+    url: str | None = request.getfixturevalue("archive_postgres_database")
+    if url is None:
+        pytest.skip(f"PostgreSQL cannot be started here: {_POSTGRES_UNAVAILABLE[0]}")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """The store tests' archive backend: each test runs on SQLite and on PostgreSQL (a
+    fresh database per archive name; skipped, with the reason, where no server starts)."""
+    from harness.archives import ArchiveBackend
+
+    if request.param == "sqlite":
+        return ArchiveBackend("sqlite", tmp_path)
+    return ArchiveBackend("postgresql", tmp_path, _postgres_database(request))
+
+
+@pytest.fixture
+def postgres_archive_backend(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """PostgreSQL only (tests of its partitions and of sharing a database)."""
+    from harness.archives import ArchiveBackend
+
+    return ArchiveBackend("postgresql", tmp_path, _postgres_database(request))

@@ -158,8 +158,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--store", action="store_true", help="archive relay messages and serve store v3"
     )
     store.add_argument(
-        "--archive", type=Path, metavar="PATH",
-        help="SQLite archive file (default: DATA_DIR/node/archive.sqlite)",
+        "--archive", metavar="PATH|URL",
+        help="SQLite archive file (default: DATA_DIR/node/archive.sqlite), or a PostgreSQL "
+        "database: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (several store nodes may "
+        "share one)",
     )  # fmt: skip
     store.add_argument(
         "--retention-age", metavar="AGE",
@@ -171,7 +173,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     store.add_argument(
         "--retention-bytes", metavar="SIZE",
-        help="hard cap on the archive file: bytes, or with a unit (500MB, 2GiB), or none "
+        help="hard cap on the archive (the file, or PostgreSQL's partitions): bytes, or with "
+        "a unit (500MB, 2GiB), or none "
         "(default 1GB)",
     )  # fmt: skip
     store.add_argument(
@@ -433,7 +436,14 @@ def store_options_from(args: argparse.Namespace, config: Config) -> StoreOptions
         max_messages=None if _is_none(count) else parse_count(count, "--retention-messages"),
         max_bytes=None if _is_none(size) else parse_size(size, "--retention-bytes"),
     )
-    return StoreOptions(archive_path=args.archive or default_archive(config), retention=retention)
+    from storage.archive.factory import is_postgres_url
+
+    if args.archive is not None and is_postgres_url(args.archive):
+        return StoreOptions(
+            archive_path=default_archive(config), retention=retention, archive_url=args.archive
+        )
+    archive = Path(args.archive) if args.archive is not None else default_archive(config)
+    return StoreOptions(archive_path=archive, retention=retention)
 
 
 def sync_options_from(args: argparse.Namespace, store: StoreOptions | None) -> SyncOptions | None:

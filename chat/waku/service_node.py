@@ -47,7 +47,8 @@ from chat.waku.store.server import StoreServer
 from chat.waku.sync.service import SyncOptions, SyncService, sync_metrics
 from chat.waku.topics import RelayShard, TopicError, autoshard, format_pubsub_topic
 from chat.waku.validation import RelayValidator
-from storage.archive import Archive, ArchiveUnavailable, RetentionPolicy, SqliteArchive
+from storage.archive import Archive, RetentionPolicy
+from storage.archive.factory import open_archive
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,12 @@ class StoreOptions:
     archive_path: Path
     retention: RetentionPolicy = DEFAULT_RETENTION
     retention_interval: float = DEFAULT_RETENTION_INTERVAL
+    archive_url: str | None = None
+    """A postgresql:// URL: archive in PostgreSQL instead of the SQLite file `archive_path`."""
+
+    @property
+    def archive_location(self) -> str | Path:
+        return self.archive_url if self.archive_url is not None else self.archive_path
 
 
 @dataclass(frozen=True)
@@ -242,12 +249,7 @@ class ServiceNode:
         self.peer_exchange: PeerExchangeServer | None = None
         libp2p = self.node.host.libp2p
         if config.store is not None:
-            path = config.store.archive_path
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ArchiveUnavailable(f"cannot create {path.parent}: {exc}") from None
-            self.archive = SqliteArchive(path, config.store.retention)
+            self.archive = open_archive(config.store.archive_location, config.store.retention)
             self.archiver = MessageArchiver(self.archive)
             self.archive_writer = ArchiveWriter(
                 self.archiver,

@@ -3,13 +3,17 @@
     python tests/bench/store.py            # 1,000,000 messages
     python tests/bench/store.py --quick    # 100,000 messages
     python tests/bench/store.py --quick --messages 2000 --repeat 5   # smoke run
+    python tests/bench/store.py --postgres            # also on a throwaway PostgreSQL server
+    python tests/bench/store.py --postgres postgresql://user@host/db   # on that database
 
 Messages: 50 content topics over two shards, spread over 7 days, 200-byte payloads. Queries
 run through the store query core (request bytes in, response bytes out) on the SQLite
-archive, so response building and encoding are included; the network is not. The same
-queries then run on a "naive" SQLite schema (one table, topics as text, only the hash key)
-as a side-by-side peer. nwaku's published target is the anchor: p95 under 10 ms for hash
-queries of up to 10 hashes and for 1-hour 10-topic range queries.
+archive, so response building and encoding are included; the network is not. With
+`--postgres` they run on the PostgreSQL archive too (hourly partitions, same messages, same
+answers checked). The same queries then run on a "naive" SQLite schema (one table, topics
+as text, only the hash key) as a side-by-side peer. nwaku's published target is the
+anchor: p95 under 10 ms for hash queries of up to 10 hashes and for 1-hour 10-topic range
+queries.
 
 Prints one JSON line per measurement: query, p50_ms, p95_ms, archive_messages, backend (and
 msgs_per_s for inserts).
@@ -36,7 +40,13 @@ if str(REPO) not in sys.path:
 from chat.waku.message import WakuMessage  # noqa: E402
 from chat.waku.store.server_core import QueryPlan, answer, plan_query  # noqa: E402
 from chat.waku.store.wire import StoreQueryRequest, StoreQueryResponse  # noqa: E402
-from storage.archive import ArchiveQuery, ArchiveRecord, ArchiveRow, SqliteArchive  # noqa: E402
+from storage.archive import (  # noqa: E402
+    Archive,
+    ArchiveQuery,
+    ArchiveRecord,
+    ArchiveRow,
+    SqliteArchive,
+)
 from storage.archive.sqlite import page_select  # noqa: E402
 
 SECOND = 10**9
@@ -143,10 +153,16 @@ def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def run(n: int, repeat: int, workdir: Path) -> None:
+def run(n: int, repeat: int, workdir: Path, postgres_url: str | None = None) -> None:
     rng = random.Random(7)
     archive = SqliteArchive(workdir / "archive.db")
     naive = NaiveArchive(workdir / "naive.db")
+    pg: Archive | None = None
+    pg_load_s = 0.0
+    if postgres_url is not None:
+        from storage.archive.postgres import PostgresArchive
+
+        pg = PostgresArchive(postgres_url)
     sample_hashes: list[bytes] = []
     batch: list[ArchiveRecord] = []
     load_s = 0.0
@@ -159,12 +175,14 @@ def run(n: int, repeat: int, workdir: Path) -> None:
             archive.insert_many(batch)
             load_s += time.perf_counter() - t
             naive.insert_many(batch)
+            pg_load_s += _timed_insert(pg, batch)
             batch = []
     if batch:
         t = time.perf_counter()
         archive.insert_many(batch)
         load_s += time.perf_counter() - t
         naive.insert_many(batch)
+        pg_load_s += _timed_insert(pg, batch)
     archive.apply_retention(START)  # refreshes the planner's statistics (PRAGMA optimize)
     emit(
         query="insert_bulk_10k_batches",
@@ -174,6 +192,17 @@ def run(n: int, repeat: int, workdir: Path) -> None:
         p50_ms=None,
         p95_ms=None,
     )
+    if pg is not None:
+        assert isinstance(pg, PostgresArchive)
+        pg.analyze()
+        emit(
+            query="insert_bulk_10k_batches",
+            msgs_per_s=round(n / pg_load_s),
+            archive_messages=n,
+            backend="chinwag-postgresql",
+            p50_ms=None,
+            p95_ms=None,
+        )
 
     # One message at a time, as relay delivers them (each its own transaction).
     singles = list(generate(min(2000, max(200, n // 50)), seed=99))
@@ -195,6 +224,23 @@ def run(n: int, repeat: int, workdir: Path) -> None:
         archive_messages=total,
         backend="chinwag-sqlite",
     )
+    if pg is not None:
+        samples = []
+        t_all = time.perf_counter()
+        for rec in singles:
+            t = time.perf_counter()
+            pg.insert(rec)
+            samples.append((time.perf_counter() - t) * 1000)
+        rate = len(singles) / (time.perf_counter() - t_all)
+        p50, p95 = percentiles(samples)
+        emit(
+            query="insert_single",
+            p50_ms=p50,
+            p95_ms=p95,
+            msgs_per_s=round(rate),
+            archive_messages=pg.message_count(),
+            backend="chinwag-postgresql",
+        )
 
     span = DAYS * 24 * HOUR
     shard0_topics = [t for i, t in enumerate(TOPICS) if shard_of(i) == SHARDS[0]]
@@ -262,11 +308,15 @@ def run(n: int, repeat: int, workdir: Path) -> None:
     # Like for like: both backends give the same answer to each kind of query.
     for name, make in queries:
         request = make()
-        assert serve(naive, request) == serve(archive, request), f"{name}: answers differ"
-    for backend, store, reps in (
-        ("chinwag-sqlite", archive, repeat),
-        ("naive-sqlite", naive, max(3, repeat // 10)),
-    ):
+        expected = serve(archive, request)
+        assert serve(naive, request) == expected, f"{name}: answers differ"
+        if pg is not None:
+            assert serve(pg, request) == expected, f"{name}: PostgreSQL's answer differs"
+    backends: list[tuple[str, Any, int]] = [("chinwag-sqlite", archive, repeat)]
+    if pg is not None:
+        backends.append(("chinwag-postgresql", pg, repeat))
+    backends.append(("naive-sqlite", naive, max(3, repeat // 10)))
+    for backend, store, reps in backends:
         for name, make in queries:
             p50, p95 = measure(lambda make=make, store=store: serve(store, make()), reps)
             emit(
@@ -287,6 +337,25 @@ def run(n: int, repeat: int, workdir: Path) -> None:
         p95_ms=None,
     )
     archive.close()
+    if pg is not None:
+        emit(
+            query="archive_size",
+            archive_messages=pg.message_count(),
+            backend="chinwag-postgresql",
+            bytes=pg.size_bytes(),
+            partitions=len(pg.partitions()),  # type: ignore[attr-defined]
+            p50_ms=None,
+            p95_ms=None,
+        )
+        pg.close()
+
+
+def _timed_insert(archive: Archive | None, batch: list[ArchiveRecord]) -> float:
+    if archive is None:
+        return 0.0
+    t = time.perf_counter()
+    archive.insert_many(batch)
+    return time.perf_counter() - t
 
 
 def _fields(req: StoreQueryRequest) -> dict[str, Any]:
@@ -303,14 +372,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dir", type=Path, help="where to build the archives (default: a temp dir)"
     )
+    parser.add_argument(
+        "--postgres", nargs="?", const="start", metavar="URL",
+        help="also run on PostgreSQL: an empty database's URL, or nothing to start a "
+        "throwaway server (tests/harness/postgres.py)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     n = args.messages or (100_000 if args.quick else 1_000_000)
-    if args.dir:
-        args.dir.mkdir(parents=True, exist_ok=True)
-        run(n, args.repeat, args.dir)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            run(n, args.repeat, Path(tmp))
+    server = None
+    url = args.postgres
+    if url == "start":
+        sys.path.insert(0, str(REPO / "tests"))
+        from harness import postgres
+
+        server = postgres.start()
+        url = server.new_database()
+    try:
+        if args.dir:
+            args.dir.mkdir(parents=True, exist_ok=True)
+            run(n, args.repeat, args.dir, url)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                run(n, args.repeat, Path(tmp), url)
+    finally:
+        if server is not None:
+            server.stop()
     return 0
 
 

@@ -12,9 +12,10 @@ from multiaddr import Multiaddr
 from chat.waku.message import WakuMessage, message_hash, now_ns
 from chat.waku.node import NodeConfig
 from chat.waku.protected import ShardPublicKey
-from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions
+from chat.waku.service_node import ServiceNode, ServiceNodeConfig
 from chat.waku.sync.service import SyncOptions
 from chat.waku.topics import RelayShard
+from harness.archives import store_options_for
 from storage.archive import Archive, ArchiveQuery, ArchiveRecord
 
 LOOPBACK = Multiaddr("/ip4/127.0.0.1/tcp/0")
@@ -26,7 +27,7 @@ FAST_SYNC = SyncOptions(interval=2.0, window=3600.0, offset=0.5)
 
 
 def sync_node(
-    archive: Path,
+    archive: Path | str,
     options: SyncOptions | None = FAST_SYNC,
     shards: tuple[int, ...] = (0,),
     protected: Mapping[str, ShardPublicKey] | None = None,
@@ -35,7 +36,7 @@ def sync_node(
         ServiceNodeConfig(
             node=NodeConfig(listen_addrs=[LOOPBACK], cluster_id=CLUSTER, shards=shards),
             protected=protected or {},
-            store=StoreOptions(archive),
+            store=store_options_for(archive),
             sync=options,
             peer_exchange=False,
         )

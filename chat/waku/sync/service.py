@@ -437,7 +437,10 @@ class SyncService:
 
     async def _archive(self, batch: list[ArchiveRecord]) -> None:
         if batch:
-            self.counters["items_received"] += await self.archiver.archive_synced(batch)
+            # Awaited first: `counters[k] += await ...` reads the count before the await, and
+            # a transfer archived meanwhile would be lost from it.
+            added = await self.archiver.archive_synced(batch)
+            self.counters["items_received"] += added
             batch.clear()
 
     def _take(self, peer: str, entry: _Expected, data: bytes) -> ArchiveRecord | None:

@@ -157,6 +157,17 @@ def test_retention_units(
     assert config.store is not None and config.store.retention == expected
 
 
+def test_a_postgresql_archive_is_a_url_and_sqlite_stays_the_default(tmp_path: Path) -> None:
+    url = "postgresql://chinwag:secret@db.example:5432/archive"
+    config = configure(tmp_path, "--store", "--archive", url, "--retention-bytes", "10GB")
+    assert config.store is not None and config.store.archive_url == url
+    assert config.store.archive_location == url
+    assert config.store.retention.max_bytes == 10 * 10**9
+    default = configure(tmp_path, "--store")
+    assert default.store is not None and default.store.archive_url is None
+    assert default.store.archive_location == tmp_path / "node" / "archive.sqlite"
+
+
 def test_archive_path_and_metrics_shorthands(tmp_path: Path) -> None:
     config = configure(tmp_path, "--store", "--archive", "x.sqlite", "--metrics", "9100")
     assert config.store is not None and config.store.archive_path == Path("x.sqlite")
@@ -373,3 +384,18 @@ def test_sync_is_on_with_a_store_and_configurable(tmp_path: Path) -> None:
     ]:
         with pytest.raises(UserError, match=message):
             configure(tmp_path, *options)
+
+
+def test_an_unreachable_postgresql_archive_stops_the_node_without_showing_the_password(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chat.cli", "--data-dir", str(tmp_path), "node",
+         "--listen", "/ip4/127.0.0.1/tcp/0", "--store",
+         "--archive", "postgresql://chinwag:hunter2@127.0.0.1:1/archive"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "the archive cannot be opened" in done.stderr
+    assert "postgresql://chinwag@127.0.0.1:1/archive" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout

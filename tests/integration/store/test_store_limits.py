@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from harness.archives import ArchiveBackend
 from harness.stall_proxy import stall_proxy
 from harness.waiting import wait_until
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -22,7 +23,7 @@ from chat.waku.store.client import StoreClient, StoreClientError, new_request_id
 from chat.waku.store.server import StoreServer
 from chat.waku.store.wire import PROTOCOL_ID, StoreQueryRequest
 from chat.waku.write_pace import WritePace
-from storage.archive import ArchiveQuery, ArchiveRecord, ArchiveRow, SqliteArchive
+from storage.archive import Archive, ArchiveQuery, ArchiveRecord, ArchiveRow, SqliteArchive
 
 from .conftest import HostFactory, connect
 
@@ -35,12 +36,10 @@ BIG = [
 ]  # 30 messages of 140 KB: one full page would be 4.2 MB
 
 
-def big_archive(path: Path) -> SqliteArchive:
-    archive = SqliteArchive(path)
+def fill_big(archive: Archive) -> None:
     archive.insert_many(
         [ArchiveRecord(m.hash(PUBSUB), PUBSUB, TOPIC, m.timestamp, m.encode()) for m in BIG]
     )
-    return archive
 
 
 def full_page() -> StoreQueryRequest:
@@ -50,9 +49,10 @@ def full_page() -> StoreQueryRequest:
 
 
 async def test_pages_of_large_messages_stay_within_the_budget_and_cursors_reach_all(
-    tmp_path: Path, host_factory: HostFactory
+    archive_backend: ArchiveBackend, host_factory: HostFactory
 ) -> None:
-    archive = big_archive(tmp_path / "a.db")
+    archive = archive_backend.open()
+    fill_big(archive)
     server = StoreServer(archive, max_response_bytes=1_000_000)
     async with host_factory() as server_host, host_factory() as client_host:
         server.mount(server_host)
@@ -145,7 +145,8 @@ async def test_streams_that_never_send_their_request_cannot_lock_queries_out(
     # js-waku opens store streams eagerly and may never use them; an attacker opens them on
     # purpose, from as many peer ids as he likes. Held open without a byte, they must make
     # room for a query that comes whole, as idle connections do for a new one.
-    archive = big_archive(tmp_path / "a.db")
+    archive = SqliteArchive(tmp_path / "a.db")
+    fill_big(archive)
     gate = GateLimits(per_peer=2, total=4, running=2, running_per_peer=1, max_wait=30.0)
     server = StoreServer(archive, gate=gate, max_response_bytes=500_000)
     async with (

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from harness.archives import ArchiveBackend
 from libp2p.network.stream.exceptions import StreamEOF, StreamError, StreamReset
 
 from chat.waku.framing import encode_frame, read_frame
@@ -30,7 +30,7 @@ from chat.waku.store.wire import (
     StoreQueryRequest,
     StoreQueryResponse,
 )
-from storage.archive import ArchiveRecord, SqliteArchive
+from storage.archive import ArchiveRecord
 
 from .conftest import HostFactory, connect
 
@@ -89,8 +89,10 @@ class Service:
 
 
 @pytest.fixture
-async def service(tmp_path: Path, host_factory: HostFactory) -> AsyncIterator[Service]:
-    archive = SqliteArchive(tmp_path / "archive.db")
+async def service(
+    archive_backend: ArchiveBackend, host_factory: HostFactory
+) -> AsyncIterator[Service]:
+    archive = archive_backend.open()
     archive.insert_many(
         [
             ArchiveRecord(hash_of(i), pubsub_of(i), m.content_topic, m.timestamp, m.encode())

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+from harness.archives import ArchiveBackend
 from harness.sync import (
     CLUSTER,
     CONTENT,
@@ -66,14 +67,16 @@ async def same_archives(*nodes: ServiceNode) -> bool:
 
 
 @pytest.mark.slow
-async def test_a_node_that_was_down_gets_exactly_what_it_missed(tmp_path: Path) -> None:
+async def test_a_node_that_was_down_gets_exactly_what_it_missed(
+    archive_backend: ArchiveBackend,
+) -> None:
     shared = history(50)
-    node_a = sync_node(tmp_path / "a.sqlite")
+    node_a = sync_node(archive_backend.location("a"))
     fill(node_a.archive, shared)
-    node_b = sync_node(tmp_path / "b.sqlite")
+    node_b = sync_node(archive_backend.location("b"))
     fill(node_b.archive, shared)
     node_b.archive.close()  # type: ignore[union-attr]  # B is down: only its file exists
-    publisher = sync_node(tmp_path / "publisher.sqlite", options=None)
+    publisher = sync_node(archive_backend.location("publisher"), options=None)
     with trio.fail_after(120):
         async with node_a.run(), publisher.run():
             await publisher.node.host.dial(node_a.node.full_multiaddrs()[0])
@@ -85,7 +88,7 @@ async def test_a_node_that_was_down_gets_exactly_what_it_missed(tmp_path: Path) 
             assert archiver is not None
             await wait_until(lambda: archiver.outcomes[ArchiveOutcome.STORED] == PUBLISHED)
 
-            node_b = sync_node(tmp_path / "b.sqlite")  # restarted on its old archive
+            node_b = sync_node(archive_backend.location("b"))  # restarted on its old archive
             async with node_b.run():
                 await node_b.node.host.dial(node_a.node.full_multiaddrs()[0])
                 started = trio.current_time()
@@ -110,9 +113,11 @@ async def test_a_node_that_was_down_gets_exactly_what_it_missed(tmp_path: Path) 
 
 
 @pytest.mark.slow
-async def test_three_nodes_that_each_missed_a_third_converge(tmp_path: Path) -> None:
+async def test_three_nodes_that_each_missed_a_third_converge(
+    archive_backend: ArchiveBackend,
+) -> None:
     thirds = [history(100, end_ns=now_ns() - (3 - n) * 10**9) for n in range(3)]
-    nodes = [sync_node(tmp_path / f"{n}.sqlite") for n in range(3)]
+    nodes = [sync_node(archive_backend.location(str(n))) for n in range(3)]
     for index, node in enumerate(nodes):
         for third, records in enumerate(thirds):
             if third != index:

@@ -1,5 +1,6 @@
 """Two real `chinwag node --store` processes heal each other's archives with sync on by
-default, and export it on /metrics."""
+default, and export it on /metrics; their archives SQLite files or PostgreSQL databases
+(`--archive postgresql://…`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from harness.archives import ArchiveBackend
 from harness.processes import Chinwag
 from harness.sync import archived_hashes, fill, history
 from harness.waiting import wait_until
-
-from storage.archive import SqliteArchive
 
 
 async def scrape(url: str) -> dict[str, float]:
@@ -26,22 +26,24 @@ async def scrape(url: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
-async def test_two_node_processes_sync_their_archives(tmp_path: Path) -> None:
+async def test_two_node_processes_sync_their_archives(
+    tmp_path: Path, archive_backend: ArchiveBackend
+) -> None:
     # History older than the 20 s the window leaves to gossip, half of it on each node only.
     records = history(40, end_ns=None, spacing_ns=10**9)
     older = [r for r in records if r.timestamp < records[-1].timestamp - 21 * 10**9]
-    paths = [tmp_path / "a" / "archive.sqlite", tmp_path / "b" / "archive.sqlite"]
-    for index, path in enumerate(paths):
-        path.parent.mkdir(parents=True)
-        archive = SqliteArchive(path)
+    names = ["a", "b"]
+    paths = [archive_backend.location(name) for name in names]
+    for index, name in enumerate(names):
+        archive = archive_backend.open(name=name)
         fill(archive, older[index::2])
         archive.close()
     chinwag = Chinwag(tmp_path / "data")
     try:
-        node_a = await chinwag.start_node(extra=["--archive", str(paths[0]),
+        node_a = await chinwag.start_node(extra=["--archive", paths[0],
                                                  "--node-key", str(tmp_path / "a.key"),
                                                  "--sync-interval", "5s"])  # fmt: skip
-        node_b = await chinwag.start_node(extra=["--archive", str(paths[1]), "--peer", node_a.addr,
+        node_b = await chinwag.start_node(extra=["--archive", paths[1], "--peer", node_a.addr,
                                                  "--node-key", str(tmp_path / "b.key"),
                                                  "--sync-interval", "5s"])  # fmt: skip
 
@@ -58,7 +60,7 @@ async def test_two_node_processes_sync_their_archives(tmp_path: Path) -> None:
         assert metrics['chinwag_sync_sessions_total{outcome="completed"}'] >= 1
     finally:
         await chinwag.close()
-    for path in paths:
-        archive = SqliteArchive(path)
+    for name in names:
+        archive = archive_backend.open(name=name)
         assert archived_hashes(archive) == {r.message_hash for r in older}
         archive.close()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import trio
+from harness.archives import ArchiveBackend
 
 from chat.waku.message import WakuMessage
 from chat.waku.store.archiver import (
@@ -13,7 +12,7 @@ from chat.waku.store.archiver import (
     MessageArchiver,
     ineligibility,
 )
-from storage.archive import RetentionPolicy, SqliteArchive
+from storage.archive import RetentionPolicy
 
 NOW = 1_700_000_000 * 10**9
 PUBSUB = "/waku/2/rs/42/0"
@@ -35,8 +34,10 @@ def test_eligibility_window_is_plus_minus_twenty_seconds_inclusive() -> None:
     assert ineligibility(msg(NOW, ephemeral=True), NOW) is ArchiveOutcome.EPHEMERAL
 
 
-async def test_archiver_stores_dedupes_and_skips_ineligible(tmp_path: Path) -> None:
-    archive = SqliteArchive(tmp_path / "a.db")
+async def test_archiver_stores_dedupes_and_skips_ineligible(
+    archive_backend: ArchiveBackend,
+) -> None:
+    archive = archive_backend.open()
     archiver = MessageArchiver(archive, clock_ns=lambda: NOW)
     assert await archiver.archive_message(PUBSUB, msg(NOW)) is ArchiveOutcome.STORED
     assert await archiver.archive_message(PUBSUB, msg(NOW)) is ArchiveOutcome.DUPLICATE
@@ -48,10 +49,13 @@ async def test_archiver_stores_dedupes_and_skips_ineligible(tmp_path: Path) -> N
     archive.close()
 
 
-async def test_full_disk_is_reported_and_the_node_carries_on(tmp_path: Path) -> None:
-    archive = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_bytes=128 * 1024))
+async def test_full_disk_is_reported_and_the_node_carries_on(
+    archive_backend: ArchiveBackend,
+) -> None:
+    cap = 128 * 1024 * (8 if archive_backend.is_postgres else 1)
+    archive = archive_backend.open(RetentionPolicy(max_bytes=cap))
     archiver = MessageArchiver(archive, clock_ns=lambda: NOW)
-    huge = msg(NOW, size=140 * 1024)
+    huge = msg(NOW, size=cap + 12 * 1024)
     assert await archiver.archive_message(PUBSUB, huge) is ArchiveOutcome.DISK_FULL
     assert archiver.disk_full
     assert await archiver.archive_message(PUBSUB, msg(NOW + 1)) is ArchiveOutcome.STORED
@@ -60,8 +64,8 @@ async def test_full_disk_is_reported_and_the_node_carries_on(tmp_path: Path) -> 
     archive.close()
 
 
-async def test_retention_loop_runs_a_pass_at_start(tmp_path: Path) -> None:
-    archive = SqliteArchive(tmp_path / "a.db", RetentionPolicy(max_messages=1))
+async def test_retention_loop_runs_a_pass_at_start(archive_backend: ArchiveBackend) -> None:
+    archive = archive_backend.open(RetentionPolicy(max_messages=1))
     now = [NOW]
     archiver = MessageArchiver(archive, clock_ns=lambda: now[0])
     for i in range(3):

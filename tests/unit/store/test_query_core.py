@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from harness.archives import ArchiveBackend
 
 from chat.waku.message import WakuMessage
 from chat.waku.store.server_core import (
@@ -21,7 +21,7 @@ from chat.waku.store.server_core import (
     rate_limited_response,
 )
 from chat.waku.store.wire import StoreQueryRequest
-from storage.archive import ArchiveRecord, ArchiveUnavailable, CursorNotFound, SqliteArchive
+from storage.archive import Archive, ArchiveRecord, ArchiveUnavailable, CursorNotFound
 
 PUBSUB = "/waku/2/rs/42/0"
 T0 = 1_700_000_000 * 10**9
@@ -32,8 +32,8 @@ def make_message(i: int, topic: str = "/app/1/chat/proto") -> WakuMessage:
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Iterator[SqliteArchive]:
-    a = SqliteArchive(tmp_path / "a.db")
+def archive(archive_backend: ArchiveBackend) -> Iterator[Archive]:
+    a = archive_backend.open()
     for i in range(250):
         msg = make_message(i)
         a.insert(
@@ -43,7 +43,7 @@ def archive(tmp_path: Path) -> Iterator[SqliteArchive]:
     a.close()
 
 
-def run(archive: SqliteArchive, req: StoreQueryRequest) -> StoreQueryResponse:
+def run(archive: Archive, req: StoreQueryRequest) -> StoreQueryResponse:
     plan = plan_query(req.encode())
     if not isinstance(plan, QueryPlan):
         return plan
@@ -62,9 +62,7 @@ def hashes(range_: range) -> list[bytes]:
     ("limit", "expected"),
     [(None, DEFAULT_PAGE_SIZE), (0, DEFAULT_PAGE_SIZE), (7, 7), (10**9, MAX_PAGE_SIZE)],
 )
-def test_page_size_default_and_clamp(
-    archive: SqliteArchive, limit: int | None, expected: int
-) -> None:
+def test_page_size_default_and_clamp(archive: Archive, limit: int | None, expected: int) -> None:
     resp = run(
         archive, StoreQueryRequest(request_id="r", pagination_limit=limit, pagination_forward=True)
     )
@@ -72,7 +70,7 @@ def test_page_size_default_and_clamp(
     assert len(resp.messages) == expected
 
 
-def test_forward_pagination_ascending_with_cursor_of_newest_entry(archive: SqliteArchive) -> None:
+def test_forward_pagination_ascending_with_cursor_of_newest_entry(archive: Archive) -> None:
     req = StoreQueryRequest(
         request_id="r",
         pubsub_topic=PUBSUB,
@@ -95,7 +93,7 @@ def test_forward_pagination_ascending_with_cursor_of_newest_entry(archive: Sqlit
     assert seen == hashes(range(250))
 
 
-def test_backward_pagination_pages_ascending_cursor_is_oldest_entry(archive: SqliteArchive) -> None:
+def test_backward_pagination_pages_ascending_cursor_is_oldest_entry(archive: Archive) -> None:
     req = StoreQueryRequest(request_id="r", pagination_forward=False, pagination_limit=100)
     first = run(archive, req)
     assert [kv.message_hash for kv in first.messages] == hashes(range(150, 250))
@@ -113,7 +111,7 @@ def test_backward_pagination_pages_ascending_cursor_is_oldest_entry(archive: Sql
     assert third.pagination_cursor is None
 
 
-def test_exact_page_boundary_has_no_cursor(archive: SqliteArchive) -> None:
+def test_exact_page_boundary_has_no_cursor(archive: Archive) -> None:
     resp = run(
         archive,
         StoreQueryRequest(
@@ -127,7 +125,7 @@ def test_exact_page_boundary_has_no_cursor(archive: SqliteArchive) -> None:
     assert len(resp.messages) == 10 and resp.pagination_cursor is None
 
 
-def test_include_data_returns_message_and_pubsub_topic(archive: SqliteArchive) -> None:
+def test_include_data_returns_message_and_pubsub_topic(archive: Archive) -> None:
     resp = run(
         archive,
         StoreQueryRequest(
@@ -138,7 +136,7 @@ def test_include_data_returns_message_and_pubsub_topic(archive: SqliteArchive) -
     assert kv.message == make_message(0) and kv.pubsub_topic == PUBSUB
 
 
-def test_presence_query_returns_only_stored_hashes(archive: SqliteArchive) -> None:
+def test_presence_query_returns_only_stored_hashes(archive: Archive) -> None:
     asked = (*hashes(range(3)), b"\x05" * 32)
     resp = run(archive, StoreQueryRequest(request_id="r", message_hashes=asked))
     assert {kv.message_hash for kv in resp.messages} == set(hashes(range(3)))
@@ -150,7 +148,7 @@ def test_presence_query_returns_only_stored_hashes(archive: SqliteArchive) -> No
     [(PUBSUB, range(3)), ("", range(3)), ("/waku/2/rs/42/9", range(0))],
 )
 def test_hash_lookup_with_only_a_pubsub_topic_narrows_to_it(
-    archive: SqliteArchive, pubsub_topic: str, found: range
+    archive: Archive, pubsub_topic: str, found: range
 ) -> None:
     # js-waku 0.0.36 sends its decoders' pubsub topic (or "") along with every hash lookup.
     lookup = hashes(range(3))
@@ -162,7 +160,7 @@ def test_hash_lookup_with_only_a_pubsub_topic_narrows_to_it(
     assert [m.message_hash for m in resp.messages] == hashes(found)
 
 
-def test_inverted_time_range_is_an_empty_success(archive: SqliteArchive) -> None:
+def test_inverted_time_range_is_an_empty_success(archive: Archive) -> None:
     resp = run(archive, StoreQueryRequest(request_id="r", time_start=T0 + 100 * 10**9, time_end=T0))
     assert resp.status_code == 200 and resp.messages == () and resp.pagination_cursor is None
 
@@ -212,7 +210,7 @@ def test_inverted_time_range_is_an_empty_success(archive: SqliteArchive) -> None
     ],
 )
 def test_bad_requests_get_nwaku_codes_and_descriptions(
-    archive: SqliteArchive, request_: StoreQueryRequest, code: int, desc: str
+    archive: Archive, request_: StoreQueryRequest, code: int, desc: str
 ) -> None:
     resp = run(archive, request_)
     assert (resp.status_code, resp.status_desc, resp.request_id) == (code, desc, "r")
@@ -246,8 +244,8 @@ def _as_dict(req: StoreQueryRequest) -> dict[str, object]:
     return {name: getattr(req, name) for name in StoreQueryRequest.__dataclass_fields__}
 
 
-def test_large_messages_follow_the_configured_size_limit(tmp_path: Path) -> None:
-    a = SqliteArchive(tmp_path / "big.db")
+def test_large_messages_follow_the_configured_size_limit(archive_backend: ArchiveBackend) -> None:
+    a = archive_backend.open(name="big")
     big = WakuMessage(payload=b"x" * 200_000, content_topic="/app/1/big/proto", timestamp=T0)
     a.insert(
         ArchiveRecord(big.hash(PUBSUB), PUBSUB, big.content_topic, big.timestamp, big.encode())
@@ -263,10 +261,12 @@ def test_large_messages_follow_the_configured_size_limit(tmp_path: Path) -> None
     a.close()
 
 
-def test_a_response_has_a_byte_budget_and_cursors_reach_everything(tmp_path: Path) -> None:
+def test_a_response_has_a_byte_budget_and_cursors_reach_everything(
+    archive_backend: ArchiveBackend,
+) -> None:
     """100 messages of 140 KB are 14 MB for one full page; with the budget each response
     stays under it, and following the cursors returns every message once, in order."""
-    big = SqliteArchive(tmp_path / "big.db")
+    big = archive_backend.open(name="big")
     messages = [
         WakuMessage(
             payload=i.to_bytes(4, "big") * 35_000, content_topic="/app/1/big/proto",
@@ -304,7 +304,7 @@ def test_a_response_has_a_byte_budget_and_cursors_reach_everything(tmp_path: Pat
     big.close()
 
 
-def test_the_encoded_answer_is_the_answer_encoded(archive: SqliteArchive) -> None:
+def test_the_encoded_answer_is_the_answer_encoded(archive: Archive) -> None:
     for request in (
         StoreQueryRequest("x", include_data=True, pubsub_topic=PUBSUB, pagination_limit=7),
         StoreQueryRequest("y", include_data=False, pubsub_topic=PUBSUB),

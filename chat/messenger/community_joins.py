@@ -548,7 +548,7 @@ class CommunityJoins:
     async def _on_keys(self, community_id: str, sender_identity: bytes, data: bytes) -> None:
         try:
             keys = MemberKeys.decode(data)
-            carried = keys.checked_description()
+            keys.checked_description()
         except JoinWireError as exc:
             self._ctx.reject(str(exc))
             return
@@ -556,7 +556,12 @@ class CommunityJoins:
             self._ctx.reject("member keys on another community's topic")
             return
         await self._chats.offer_description(keys.description, community_id, "member keys")
-        description = self._chats.communities.book.get(community_id) or carried
+        # Only a description the book took (the owner key's, or an admin's successor of one
+        # we hold) says who the moderators are: the carried one may be signed by anyone.
+        description = self._chats.communities.book.get(community_id)
+        if description is None:
+            self._ctx.reject("member keys whose description the owner key did not sign")
+            return
         if not _from_moderator(description, sender_identity):
             self._ctx.reject("member keys not sent by the owner or an admin")
             return

@@ -8,13 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from harness.communities import new_community, person
+from harness.communities import NOW, new_community, person
 from harness.fake_messengers import Peers, Running
 
-from chat.communities.channel import requests_content_topic
+from chat.communities.answers import MemberKeys
+from chat.communities.channel import new_content_key, requests_content_topic
+from chat.communities.description import Member, sign_description
 from chat.communities.join import RequestPolicy
 from chat.communities.link import CommunityLink
+from chat.communities.roles import Role
+from chat.identity import ContactLink
 from chat.messenger.config import CommunityPolicy
+from chat.proto import community_pb2, direct_pb2
 
 POLICY = CommunityPolicy(
     fetch_timeout=30.0,
@@ -194,3 +199,38 @@ async def test_a_member_restarted_still_holds_the_community_and_writes_in_it(
     await trio.sleep(5)
     texts = [m.text for m in await alice.messenger.messages(channel)]
     assert texts == ["back again"]
+
+
+async def test_member_keys_with_a_description_the_owner_never_signed_are_refused(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Bob opens a link whose description has not arrived yet. Mallory, who is nobody in the
+    # community, sends him member keys carrying a description she signed herself naming
+    # herself admin and him a member: it verifies (her signature) but the owner key never
+    # signed it, so Bob must not join anything nor keep that description.
+    bob, mallory = [await start(peers, n) for n in ("bob", "mallory")]
+    real = new_community(person("alice"))
+    link = CommunityLink.of(real.description).encode()
+    fetch = await bob.messenger.fetch_community(link)
+    assert fetch.state == "fetching"
+    me = mallory.messenger.me
+    forged_members = (
+        *real.description.members,
+        Member(me.chat_key_text, me.display_name, Role.ADMIN, me.contact_link()),
+        Member(bob.messenger.me.chat_key_text, "bob", Role.MEMBER),
+    )
+    forged = sign_description(me, real.description.next(NOW, members=forged_members))
+    keys = MemberKeys(real.description.id, forged.epoch, new_content_key(), b"", forged.signed)
+    joins = mallory.messenger._community_joins
+    bob_link = ContactLink.parse(bob.messenger.me.contact_link())
+    envelope = joins._olm.seal_to(bob_link, direct_pb2.DirectPayload(community_keys=keys.encode()))
+    joins._publish(
+        real.description.id,
+        community_pb2.RequestsMessage(
+            recipient_identity_key=bob_link.identity_key, envelope=envelope.encode()
+        ).SerializeToString(),
+    )
+    await settle()
+    assert await bob.messenger.communities() == []
+    assert (await bob.messenger.community_fetch(fetch.community_id)).state == "fetching"
+    assert any("member keys" in reason for reason in bob.rejections())

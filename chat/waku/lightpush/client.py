@@ -205,7 +205,10 @@ class LightPushClient:
                 )
             )
 
+        # The pool may change while the round runs (a node dropped for good): order the
+        # results by the round's own list.
+        peers = self.pool.active
         async with trio.open_nursery() as nursery:
-            for peer in self.pool.active:
+            for peer in peers:
                 nursery.start_soon(one, peer)
-        return sorted(results, key=lambda r: self.pool.candidates.index(r.peer))
+        return sorted(results, key=lambda r: peers.index(r.peer))

@@ -260,3 +260,30 @@ async def test_streams_that_never_send_their_request_make_room_for_one_that_does
     assert server.gate.shed["never_sent"] == 1
     for stream in silent:
         await stream.reset()
+
+
+async def test_a_node_dropped_from_the_pool_while_its_push_is_in_flight(
+    hosts, clock: MockClock
+) -> None:
+    # The light client drops a node for good (LightCore.drop: it pushed filter messages for
+    # topics never asked) while a push to it waits for an answer: the push ends with that
+    # node's failure, it does not raise.
+    slow = await hosts.start()
+    light = await hosts.start()
+    await hosts.connect(light, slow)
+    asked = trio.Event()
+
+    async def never_answer(stream) -> None:
+        asked.set()
+        await trio.sleep_forever()
+
+    slow.set_stream_handler(TProtocol(PROTOCOL_V3), never_answer)
+    client = LightPushClient(light, [slow.get_id()], max_attempts=1, time_limit=5.0)
+    reports: list[object] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _collect(client, reports))
+        await asked.wait()
+        client.pool.candidates.remove(str(slow.get_id()))
+        clock.jump(6)
+    (report,) = reports
+    assert [a.status_code for a in report.attempts] == [None]

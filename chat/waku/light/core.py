@@ -184,7 +184,10 @@ class LightCore:
 
     def accept_push(self, peer: str, criterion: Criterion) -> bool:
         """Whether a filter push is for a topic we asked for; a node that keeps pushing
-        others is dropped as a candidate."""
+        others is dropped as a candidate. A peer that is not one of our service nodes is
+        ignored, uncounted (any peer may open a push stream)."""
+        if peer not in self.candidates and peer not in self.filter.candidates:
+            return False
         if criterion in self.filter.wanted:
             return True
         self.unrequested[peer] += 1

@@ -108,3 +108,16 @@ def test_push_failures_and_store_answers_show_in_the_health_line() -> None:
     core.push_results(succeeded=["b"], failed=[])
     core.store_result(True)
     assert core.health().line() == "filter 0/2, push 2/2, store ok"
+
+
+def test_pushes_from_a_peer_that_is_not_one_of_our_service_nodes_are_refused() -> None:
+    # Any connected peer can open a filter push stream: one we never subscribed with must
+    # not feed the inbox (on a protected shard it would skip the service nodes' checks),
+    # and its pushes are not counted (a stranger is not a candidate to score).
+    core = light("a", "b")
+    core.filter.subscribe(PUBSUB, [TOPIC])
+    subscribe_all(core, 0.0)
+    assert core.accept_push("a", (PUBSUB, TOPIC))
+    for _ in range(5):
+        assert not core.accept_push("stranger", (PUBSUB, TOPIC))
+    assert "stranger" not in core.unrequested and "stranger" not in core.dropped

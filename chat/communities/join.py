@@ -238,6 +238,14 @@ class JoinRequests:
             return self._apply(request, E.RESENT, now)
         return None
 
+    def postpone(self, request_id: str, now: float) -> None:
+        """Nothing could go now (the description is not found yet): due again on the
+        schedule, not at once."""
+        request = self._require(request_id)
+        if request.open and request.direction is SENT:
+            delay = self.policy.resend_delay(max(1, request.sends), self._rng)
+            request.next_send_at = now + delay
+
     def cancel(self, request_id: str, now: float) -> RequestTransition:
         request = self._require(request_id)
         if request.direction is not SENT:

@@ -292,7 +292,7 @@ class CommunityJoins:
         """One copy to every moderator whose link the description holds."""
         description = self._chats.communities.book.get(request.community_id)
         if description is None:
-            return
+            return self.requests.postpone(request.id, self._ctx.clock())
         now = self._ctx.clock()
         body = Request(
             request.id,

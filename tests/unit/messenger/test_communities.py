@@ -234,3 +234,22 @@ async def test_member_keys_with_a_description_the_owner_never_signed_are_refused
     assert await bob.messenger.communities() == []
     assert (await bob.messenger.community_fetch(fetch.community_id)).state == "fetching"
     assert any("member keys" in reason for reason in bob.rejections())
+
+
+async def test_a_request_waiting_for_its_description_is_not_due_again_at_once(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Bob asks to join before the description is found: the request goes when it arrives.
+    # Until then a pass of the scheduler must leave it due later, not now (due now, the
+    # scheduler ran it again at once, forever, holding the messenger's lock).
+    bob = await start(peers, "bob")
+    link = CommunityLink.of(new_community(person("alice")).description).encode()
+    asked = await bob.messenger.join_community(link, "hello")
+    assert asked.state == "pending" and asked.sends == 0
+    joins = bob.messenger._community_joins
+    now = bob.messenger._ctx.clock()
+    async with bob.messenger._lock:
+        await joins.run_due(now)
+    wakeup = joins.next_wakeup()
+    assert wakeup is not None and wakeup > now
+    assert (await request_of(bob, asked.community_id, "sent")).sends == 0

@@ -15,7 +15,7 @@ wire (the flows of chat/communities/join.py, sans-IO, driven with Olm and the pr
   protection secret and the newest description with the answer. Open communities are
   answered at once by whichever moderator gets the request.
 - Kick and ban: the new epoch's keys go the same way to every remaining member whose link
-  we know.
+  we know; every other moderator passes them on to the members whose links it knows.
 Every step is saved (with the Olm ratchet it moved) before it is published.
 """
 
@@ -556,8 +556,6 @@ class CommunityJoins:
             self._ctx.reject("member keys on another community's topic")
             return
         await self._chats.offer_description(keys.description, community_id, "member keys")
-        # Only a description the book took (the owner key's, or an admin's successor of one
-        # we hold) says who the moderators are: the carried one may be signed by anyone.
         description = self._chats.communities.book.get(community_id)
         if description is None:
             self._ctx.reject("member keys whose description the owner key did not sign")
@@ -581,6 +579,7 @@ class CommunityJoins:
         fresh = community is None
         if community is None:
             community = Community(description, own)
+        forward = not fresh and community.keys.get(keys.epoch) is None
         community.keys.add(keys.epoch, keys.content_key)
         if keys.protection_secret:
             try:
@@ -595,6 +594,8 @@ class CommunityJoins:
         await self._chats.serve(community)
         if fresh:
             await self.watch(community)
+        elif forward and allowed(community.role, Action.ANSWER_REQUEST):
+            await self.send_keys_to_members(community)  # those only we know the links of
         if answer is not None:
             self._seen(description, answer)
             request = self.requests.get(answer.request_id)

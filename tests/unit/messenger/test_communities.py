@@ -253,3 +253,30 @@ async def test_a_request_waiting_for_its_description_is_not_due_again_at_once(
     wakeup = joins.next_wakeup()
     assert wakeup is not None and wakeup > now
     assert (await request_of(bob, asked.community_id, "sent")).sends == 0
+
+
+async def test_a_kick_by_an_admin_who_never_had_a_members_link_still_gets_them_the_new_key(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Bob and Carol joined before Erin became admin: their requests went to Alice only, so
+    # Erin knows no link of theirs. Erin kicks Carol: Bob must still read what follows.
+    alice, bob, carol, erin = [await start(peers, n) for n in ("alice", "bob", "carol", "erin")]
+    community = await alice.messenger.create_community("Kicks", "", "open", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    for member in (bob, carol, erin):
+        await member.messenger.fetch_community(link)
+        await trio.sleep(5)
+        await member.messenger.join_community(link, "")
+        await settle()
+        assert (await member.messenger.community(community.id)).my_role == "member"
+    await alice.messenger.set_community_role(community.id, erin.messenger.me.chat_key_text, "admin")
+    await settle()
+    kicked = await erin.messenger.kick_community_member(
+        community.id, carol.messenger.me.chat_key_text
+    )
+    await trio.sleep(120)
+    channel = community.channels[0].id
+    await alice.messenger.send_text(channel, "after the kick")
+    await trio.sleep(120)
+    assert (await bob.messenger.community(community.id)).epoch == kicked.epoch
+    assert [m.text for m in await bob.messenger.messages(channel)] == ["after the kick"]

@@ -191,6 +191,11 @@ class JoinRequests:
     def get(self, request_id: str) -> JoinRequest | None:
         return self._requests.get(request_id)
 
+    def get_for(self, request_id: str, community_id: str) -> JoinRequest | None:
+        """The request if it is one to `community_id` (an answer names both)."""
+        request = self._requests.get(request_id)
+        return request if request is not None and request.community_id == community_id else None
+
     def all(self) -> list[JoinRequest]:
         return list(self._requests.values())
 

@@ -517,7 +517,7 @@ class CommunityJoins:
             self._ctx.reject("a join answer not signed by the owner or an admin")
             return
         self._seen(description, answer)
-        request = self.requests.get(answer.request_id)
+        request = self.requests.get_for(answer.request_id, community_id)
         if request is None or request.requester != answer.requester:
             return
         now = self._ctx.clock()

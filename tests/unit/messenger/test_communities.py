@@ -11,7 +11,7 @@ import trio
 from harness.communities import NOW, new_community, person
 from harness.fake_messengers import Peers, Running
 
-from chat.communities.answers import MemberKeys
+from chat.communities.answers import MemberKeys, sign_answer
 from chat.communities.channel import new_content_key, requests_content_topic
 from chat.communities.description import Member, sign_description
 from chat.communities.join import RequestPolicy
@@ -280,3 +280,34 @@ async def test_a_kick_by_an_admin_who_never_had_a_members_link_still_gets_them_t
     await trio.sleep(120)
     assert (await bob.messenger.community(community.id)).epoch == kicked.epoch
     assert [m.text for m in await bob.messenger.messages(channel)] == ["after the kick"]
+
+
+async def test_an_answer_on_another_communitys_topic_does_not_close_a_request(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Bob asks to join Alice's community, and owns one of his own that Alice follows. An
+    # answer Bob signs for his own community naming his request to Alice's is valid there,
+    # but it must not close Alice's copy of the request (only her community's moderators can).
+    alice, bob = [await start(peers, n) for n in ("alice", "bob")]
+    theirs = await alice.messenger.create_community("Alice's", "", "approval", ["general"])
+    his = await bob.messenger.create_community("Bob's", "", "approval", ["general"])
+    for follower, owner, community in ((alice, bob, his), (bob, alice, theirs)):
+        link, _ = await owner.messenger.community_link(community.id)
+        await follower.messenger.fetch_community(link)
+        await trio.sleep(5)
+    await bob.messenger.join_community(
+        (await alice.messenger.community_link(theirs.id))[0], "let me in"
+    )
+    await settle()
+    pending = await request_of(alice, theirs.id, "received")
+    assert pending is not None and pending.state == "pending"
+    owner_key = bob.messenger._communities.communities.get(his.id).owner_key  # type: ignore[union-attr]
+    answer = sign_answer(
+        owner_key, pending.id, his.id, bob.messenger.me.chat_key_text,
+        accepted=False, reason="closed by someone else", now=NOW,
+    )  # fmt: skip
+    bob.messenger._community_joins._publish(
+        his.id, community_pb2.RequestsMessage(answer=answer.signed).SerializeToString()
+    )
+    await trio.sleep(5)
+    assert (await request_of(alice, theirs.id, "received")).state == "pending"

@@ -129,6 +129,9 @@ def set_role(
     if target.role is role:
         raise ModerationError(f"that member is {role.label} already")
     link = (contact_link or target.contact_link) if role is Role.ADMIN else ""
+    if role is Role.ADMIN and not link:
+        # Requests go to an admin, and members take keys from them, by that link.
+        raise ModerationError("we hold no contact link of theirs to make them an admin")
     members = tuple(
         Member(m.chat_key, m.display_name, role, link) if m.chat_key == subject else m
         for m in description.members

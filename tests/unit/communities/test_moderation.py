@@ -142,3 +142,15 @@ def test_banning_something_that_is_not_a_chat_key_is_a_clear_error() -> None:
     community = new_community(person("alice"))
     with pytest.raises(ModerationError, match="chat key"):
         ban(community.description, community.owner.key, "0", NOW)
+
+
+def test_admin_is_not_granted_without_a_contact_link_of_theirs() -> None:
+    # An admin without a contact link in the description gets no join requests, and the
+    # keys they send after a kick are refused by every member (nobody can tell the Olm
+    # sender is them): granting it so would leave the next epoch with no reader.
+    alice, bob = person("alice"), person("bob")
+    description = with_members(new_community(alice), [bob])
+    with pytest.raises(ModerationError, match="contact link"):
+        set_role(description, alice.key, bob.key, Role.ADMIN, NOW)
+    granted = set_role(description, alice.key, bob.key, Role.ADMIN, NOW, contact_link=bob.link)
+    assert granted.description.member(bob.key).contact_link == bob.link  # type: ignore[union-attr]

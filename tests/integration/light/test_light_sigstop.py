@@ -61,11 +61,11 @@ async def test_a_light_client_frozen_for_a_minute_has_all_ten_in_order_once(
 
         async def bob_light_and_held() -> bool:
             health: dict[str, Any] = (await bob_http.get("/v1/health")).json()
-            return health["mode"] == "light" and health["light_line"].startswith(
-                "filter 2/2, push 2/2"
-            )
+            # Receiving is what is tested: both filter subscriptions held. (A push node may
+            # show as lost while it has no relay peer on the topic yet: that is honest.)
+            return health["mode"] == "light" and health["light_line"].startswith("filter 2/2")
 
-        await wait_until(bob_light_and_held, 30)
+        await wait_until(bob_light_and_held, 60)
         bob.process.stop(signal.SIGSTOP)
         frozen_at = trio.current_time()
         ids: list[str] = []

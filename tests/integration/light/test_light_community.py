@@ -1,9 +1,8 @@
-"""A light client in a community on real nodes over loopback: the owner (a relay client)
-creates an approval-only community on its protected shard; two service nodes follow it (as
-`chinwag node --community LINK` does: they relay, keep and protect the shard); a light
-client (filter + light push, no relay) asks to join, is accepted, and chats in the channel
-with the owner both ways. What the light member pushes is signed with the shard's key, so
-the service nodes refuse none of it."""
+"""Light clients in a community on real nodes over loopback: two service nodes follow the
+community (as `chinwag node --community LINK` does: they relay, keep and protect its shard);
+light clients (filter + light push, no relay) join it, chat in its channel, and own it. What
+a light client pushes on the shard is signed with the shard's key, so the service nodes
+refuse none of it, a new key after a ban included."""
 
 from __future__ import annotations
 
@@ -21,65 +20,68 @@ from harness.live_communities import (
 )
 from harness.waiting import wait_until
 
+from chat import events as ev
 from chat.commands.node import follow, followers_from
+from chat.messenger import Messenger
 from chat.waku.lightpush.wire import LightPushStatus
+from chat.waku.service_node import ServiceNode
 
 pytestmark = pytest.mark.slow
 
 EACH = 3
 
 
-async def test_light_client_joins_an_approval_community_and_chats_signed_with_the_owner(
-    light_net: LightNet,
-) -> None:
-    services = await light_net.start_services()
-    owner = await light_net.start("olga", light=False)
-    lena = await light_net.start("lena", light=True)
-    community = await owner.create_community("Birders", "", "approval", ["general"])
-    link, _ = await owner.community_link(community.id)
+def follow_community(services: list[ServiceNode], link: str) -> None:
     for service in services:
         (follower,) = followers_from(argparse.Namespace(community=[link]), FAST.cluster_id)
         service.relay.protect(follower.pubsub_topic, follower.key)
         follow(service.relay, [follower])
-    await wait_until(lambda: light_ready(lena), 30)
 
-    found = await fetched(lena, link)
-    assert found.community is not None and found.community.name == "Birders"
-    await lena.join_community(link, "light member here")
-    (request,) = await received_requests(owner, community.id, 1)
-    assert request.chat_key == lena.me.chat_key_text
+
+async def join_approved(owner: Messenger, person: Messenger, link: str, community_id: str) -> None:
+    found = await fetched(person, link)
+    assert found.community is not None
+    await person.join_community(link, "let me in")
+    (request,) = await received_requests(owner, community_id, 1)
+    assert request.chat_key == person.me.chat_key_text
     await owner.accept_community_request(request.id)
 
     async def accepted() -> bool:
         return (
-            await role_in(lena, community.id) == "member"
-            and await request_state(lena, community.id) == "accepted"
+            await role_in(person, community_id) == "member"
+            and await request_state(person, community_id) == "accepted"
         )
 
     await wait_until(accepted, 60)
-    light = light_node(lena)
-    assert community.shard in light._shard_keys  # the light node signs on the shard now
-    channel = community.channels[0].id
-    for i in range(EACH):
-        await lena.send_text(channel, f"lena {i}")
-        await owner.send_text(channel, f"olga {i}")
 
-    async def both_have_all() -> bool:
-        for member in (owner, lena):
-            if len(await channel_texts(member, channel)) < 2 * EACH:
+
+async def chat_both_ways(channel: str, tag: str, **members: Messenger) -> None:
+    """Each member sends EACH texts; every member ends up with each text once, in order."""
+    before = {name: await channel_texts(m, channel) for name, m in members.items()}
+    for i in range(EACH):
+        for name, member in members.items():
+            await member.send_text(channel, f"{name} {tag} {i}")
+
+    async def all_have_all() -> bool:
+        for name, member in members.items():
+            if len(await channel_texts(member, channel)) < len(before[name]) + len(members) * EACH:
                 return False
         return True
 
-    await wait_until(both_have_all, 60)
-    for member in (owner, lena):
-        found_texts = await channel_texts(member, channel)
-        assert len(found_texts) == len(set(found_texts)) == 2 * EACH  # each once
-        for name in ("lena", "olga"):
-            assert [t for t in found_texts if t.startswith(name)] == [
-                f"{name} {i}" for i in range(EACH)
+    await wait_until(all_have_all, 60)
+    for name, member in members.items():
+        found = (await channel_texts(member, channel))[len(before[name]) :]
+        assert len(found) == len(set(found)) == len(members) * EACH  # each once
+        for sender in members:
+            assert [t for t in found if t.startswith(f"{sender} ")] == [
+                f"{sender} {tag} {i}" for i in range(EACH)
             ]
-    # The service nodes protect the shard and refused nothing there: no light push was
-    # answered "invalid message" (an unsigned one would be) and the relays rejected nothing.
+
+
+def assert_nothing_refused(services: list[ServiceNode], community: ev.CommunityView) -> None:
+    """The service nodes protect the shard and refused nothing there: no light push was
+    answered "invalid message" (one unsigned, or signed with a key they do not check, would
+    be) and their relays rejected nothing."""
     taken = 0
     for service in services:
         validator = service.relay.validator
@@ -90,3 +92,57 @@ async def test_light_client_joins_an_approval_community_and_chats_signed_with_th
         assert not [key for key in answers if key[1] == LightPushStatus.INVALID_MESSAGE]
         taken += answers[("v3", LightPushStatus.SUCCESS)]
     assert taken >= EACH
+
+
+async def test_light_client_joins_an_approval_community_and_chats_signed_with_the_owner(
+    light_net: LightNet,
+) -> None:
+    services = await light_net.start_services()
+    olga = await light_net.start("olga", light=False)
+    lena = await light_net.start("lena", light=True)
+    community = await olga.create_community("Birders", "", "approval", ["general"])
+    link, _ = await olga.community_link(community.id)
+    follow_community(services, link)
+    await wait_until(lambda: light_ready(lena), 30)
+
+    await join_approved(olga, lena, link, community.id)
+    signing = light_node(lena)._shard_keys.get(community.shard)
+    assert signing is not None and signing.public_key.to_hex() == community.protection_key
+    await chat_both_ways(community.channels[0].id, "hi", lena=lena, olga=olga)
+    assert_nothing_refused(services, community)
+
+
+async def test_a_light_owner_bans_and_the_new_description_goes_out_under_the_old_key(
+    light_net: LightNet,
+) -> None:
+    """The new description names the new shard key and must go out signed with the old
+    one (the key the shard's relays check until they read it). A light owner queues it for
+    its push worker just before taking the new key pair: it must leave as queued."""
+    services = await light_net.start_services()
+    olga = await light_net.start("olga", light=True)
+    rob = await light_net.start("rob", light=False)
+    lia = await light_net.start("lia", light=True)
+    community = await olga.create_community("Birders", "", "approval", ["general"])
+    link, _ = await olga.community_link(community.id)
+    follow_community(services, link)
+    for light in (olga, lia):
+        await wait_until(lambda light=light: light_ready(light), 30)
+    for person in (rob, lia):
+        await join_approved(olga, person, link, community.id)
+    channel = community.channels[0].id
+    await chat_both_ways(channel, "before", olga=olga, rob=rob, lia=lia)
+
+    banned = await olga.ban_community_member(community.id, rob.me.chat_key_text)
+    assert banned.protection_key != community.protection_key
+
+    async def everyone_rotated() -> bool:
+        keys = [s.relay.validator.protection_key(community.shard) for s in services]
+        view = await lia.community(community.id)
+        return view.protection_key == banned.protection_key and all(
+            key is not None and key.to_hex() == banned.protection_key for key in keys
+        )
+
+    await wait_until(everyone_rotated, 60)
+    await chat_both_ways(channel, "after", olga=olga, lia=lia)
+    assert not [t for t in await channel_texts(rob, channel) if " after " in t]
+    assert_nothing_refused(services, community)

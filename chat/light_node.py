@@ -234,7 +234,10 @@ class LightClientNode:
 
     async def push_now(self, pubsub_topic: str, message: WakuMessage) -> PushReport:
         """Push and wait for the answers (failing over between nodes)."""
-        report = await self.push.push(self._signed(pubsub_topic, message), pubsub_topic)
+        return await self._push_signed(pubsub_topic, self._signed(pubsub_topic, message))
+
+    async def _push_signed(self, pubsub_topic: str, message: WakuMessage) -> PushReport:
+        report = await self.push.push(message, pubsub_topic)
         self._record_push(report)
         return report
 
@@ -397,8 +400,11 @@ class LightClientNode:
                 return
 
     async def push_worker(self) -> None:
+        # Signed when queued, not again here: a moderator's new description is queued under
+        # the shard's old key (the key the shard's relays still check) just before the new
+        # key pair takes its place; signing it again would have every relay refuse it.
         async for pubsub_topic, message in self._push_queue:
-            report = await self.push_now(pubsub_topic, message)
+            report = await self._push_signed(pubsub_topic, message)
             if not report.succeeded:
                 log.info("light push of a best-effort message failed on every node")
 

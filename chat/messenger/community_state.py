@@ -90,6 +90,10 @@ class ChannelCrypto:
             raise SealFailed("the community no longer has this channel", permanent=True)
         if current is None:
             raise SealFailed("we hold no content key of this community yet", permanent=False)
+        if community.description.protection_key and community.protection is None:
+            # A ban's new description comes before the new epoch's keys and shard key pair:
+            # the shard's relays would refuse what we published now. It waits for them.
+            raise SealFailed("waiting for the community's new shard key", permanent=False)
         epoch, key = current
         return seal(self._identity, community.id, self._channel_id, epoch, key, frame)
 

@@ -95,6 +95,10 @@ class ChannelCrypto:
             # the shard's relays would refuse what we published now. It waits for them.
             raise SealFailed("waiting for the community's new shard key", permanent=False)
         epoch, key = current
+        if epoch < community.description.epoch:
+            # A kick's new description comes before the new epoch's key: sealing under the
+            # old key now would let the member just removed read this message. It waits.
+            raise SealFailed("waiting for the community's new content key", permanent=False)
         return seal(self._identity, community.id, self._channel_id, epoch, key, frame)
 
     def open(self, message: WakuMessage) -> Unsealed | None:

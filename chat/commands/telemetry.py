@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 def _opt_out(store: Store, config: Config) -> str:
     from chat.telemetry import http
-    from chat.telemetry.client.service import opt_out
+    from chat.telemetry.client.service import deletion_acknowledged, opt_out
 
     opt_out(store)
     request = json.loads(store.telemetry_outbox.state().get("delete_request") or "{}")
@@ -100,7 +100,7 @@ def _opt_out(store: Store, config: Config) -> str:
         answer = http.post(
             request["collector"] + "/v1/delete", b"{}", token=request["token"], timeout=10.0
         )
-        if answer.status in (200, 401):
+        if deletion_acknowledged(answer):
             store.telemetry_outbox.set_state({"delete_request": None})
             lines.append("the collector deleted what it held of this install.")
         else:

@@ -23,11 +23,13 @@ taken leaves the work to the holder).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -148,6 +150,21 @@ def redact(url: str) -> str:
     return f"postgresql://{user}@{host}:{info.get('port', '')}/{info.get('dbname', '')}"
 
 
+def scrub(message: str, url: str) -> str:
+    """`message` without the password of `url`: libpq quotes the part of a URL it cannot parse
+    (a password with a stray %, say) in its error."""
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.password or ""]
+    except ValueError:
+        return "the URL cannot be parsed"
+    secrets += re.findall(r"(?:^|&)password=([^&]*)", parts.query)
+    for secret in sorted({*secrets, *map(unquote, secrets)}, key=len, reverse=True):
+        if secret:
+            message = message.replace(secret, "…")
+    return message
+
+
 class PostgresArchive(Archive):
     """An archive in a PostgreSQL database (`url`: postgresql://user:pass@host:port/db).
 
@@ -222,7 +239,10 @@ class PostgresArchive(Archive):
                 options=self._options(),
             )
         except psycopg.Error as exc:
-            raise ArchiveUnavailable(f"cannot reach archive {redact(self.url)}: {exc}") from exc
+            # Not chained: the original error may quote the password (a traceback shows it).
+            problem = scrub(str(exc), self.url)
+            where = redact(self.url)
+            raise ArchiveUnavailable(f"cannot reach archive {where}: {problem}") from None
         return self._db
 
     def _options(self) -> str:

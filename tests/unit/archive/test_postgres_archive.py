@@ -4,6 +4,7 @@ load, and several archives (store nodes) sharing one database."""
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -229,6 +230,23 @@ def test_an_unreachable_server_is_unavailable_and_the_password_is_not_shown() ->
     with pytest.raises(ArchiveUnavailable) as caught:
         PostgresArchive("postgresql://node:s3cret@127.0.0.1:1/archive")
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://node:s3cret%zz@127.0.0.1:1/archive",
+        "postgresql://node@127.0.0.1:1/archive?password=s3cret%zz",
+    ],
+    ids=["in-userinfo", "as-parameter"],
+)
+def test_a_password_libpq_cannot_parse_is_not_shown(url: str) -> None:
+    """libpq quotes the token it cannot decode; neither the message nor a chained error that
+    a traceback would print holds the password."""
+    with pytest.raises(ArchiveUnavailable) as caught:
+        PostgresArchive(url)
+    assert "percent-encoded" in str(caught.value)
+    assert "s3cret" not in "".join(traceback.format_exception(caught.value))
 
 
 def test_a_lost_connection_is_reopened(backend: ArchiveBackend) -> None:

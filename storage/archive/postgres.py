@@ -472,13 +472,13 @@ class PostgresArchive(Archive):
         hashes-only queries, ranges of a couple of partitions)."""
         if q.message_hashes or self._hashes_only(q):
             return None
-        low, high = q.time_start, q.time_end
-        if low is None or high is None:
-            row = db.execute(f"SELECT min(timestamp), max(timestamp) FROM {HASHES}").fetchone()
-            if row is None or row[0] is None:
-                return None
-            low = int(row[0]) if low is None else low
-            high = int(row[1]) if high is None else high
+        row = db.execute(f"SELECT min(timestamp), max(timestamp) FROM {HASHES}").fetchone()
+        if row is None or row[0] is None:
+            return None
+        # Only where messages are: a client may ask from 0 (or -2^63), and walking that a
+        # window at a time would run a statement per 32 empty partitions back to 1970.
+        low = int(row[0]) if q.time_start is None else max(q.time_start, int(row[0]))
+        high = int(row[1]) if q.time_end is None else min(q.time_end, int(row[1]))
         width = self.partition_ns
         if high - low < 2 * width:
             return None

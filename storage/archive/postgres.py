@@ -586,11 +586,13 @@ class PostgresArchive(Archive):
     def _drop_partition(self, db: psycopg.Connection[Any], start: int) -> int:
         name = _partition_name(start)
         with db.transaction():
+            # The drop first: it waits for other nodes' inserts into the partition, so that
+            # the delete (a new snapshot) sees their hashes too and none is left behind.
+            db.execute(f"DROP TABLE {name}")
             cur = db.execute(
                 f"DELETE FROM {HASHES} WHERE timestamp >= %s AND timestamp < %s",
                 (start, start + self.partition_ns),
             )
-            db.execute(f"DROP TABLE {name}")
         self._partitions.discard(start)
         return max(0, cur.rowcount)
 

@@ -23,7 +23,7 @@ from storage.archive import (
     SqliteArchive,
 )
 from storage.archive import postgres as pg_archive
-from storage.archive.postgres import RETENTION_LOCK, TABLE, PostgresArchive
+from storage.archive.postgres import HASHES, RETENTION_LOCK, TABLE, PostgresArchive
 
 PARTITION = 10 * SECOND
 
@@ -194,6 +194,51 @@ def test_retention_runs_once_when_nodes_share_a_database(backend: ArchiveBackend
     assert first.message_count() == 26
     first.close()
     second.close()
+
+
+def test_a_partition_dropped_under_another_nodes_insert_leaves_no_hash_behind(
+    backend: ArchiveBackend,
+) -> None:
+    """Another node inserts into a partition retention is dropping (a synced old message):
+    the drop waits for it, and its hash goes with the partition. A hash left behind would
+    make the message count as stored (present, sync) and refuse it as a duplicate forever."""
+    archive = open_pg(backend, RetentionPolicy(max_age_ns=25 * SECOND))
+    archive.insert_many([record(i) for i in range(50)])
+    late = record(1000, ts=T0 + 5 * SECOND + 1)
+    with (
+        psycopg.connect(backend.location()) as other,
+        psycopg.connect(backend.location(), autocommit=True) as watcher,
+    ):
+        # The other node's insert, as the archive makes it, in a transaction still open.
+        other.execute(
+            f"INSERT INTO {HASHES} (hash, timestamp) VALUES (%s, %s)",
+            (late.message_hash, late.timestamp),
+        )
+        other.execute(
+            f"INSERT INTO {TABLE} (timestamp, hash, pubsub_topic, content_topic, message)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (late.timestamp, late.message_hash, late.pubsub_topic, late.content_topic,
+             late.message),
+        )  # fmt: skip
+        retention = threading.Thread(target=archive.apply_retention, args=(T0 + 49 * SECOND,))
+        retention.start()
+        for _ in range(200):
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()
+            if waiting and waiting[0]:
+                break
+            threading.Event().wait(0.05)
+        else:
+            raise AssertionError("retention never waited for the other node's insert")
+        other.commit()
+        retention.join(timeout=30)
+    assert not retention.is_alive()
+    assert archive.present([late.message_hash]) == set()
+    assert archive.message_count() == len(archive.query(ArchiveQuery(limit=100))) == 26
+    assert archive.insert(late) is True
+    archive.close()
 
 
 def test_a_partition_another_node_dropped_is_created_again(backend: ArchiveBackend) -> None:

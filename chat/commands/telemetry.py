@@ -85,22 +85,28 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 else "telemetry resumed"
             )
         else:
-            print(_opt_out(store, config))
+            print(_opt_out(store, config, forced_off=settings.forced_off))
     return 0
 
 
-def _opt_out(store: Store, config: Config) -> str:
+def _opt_out(store: Store, config: Config, *, forced_off: bool) -> str:
     from chat.telemetry import http
-    from chat.telemetry.client.service import opt_out
+    from chat.telemetry.client.service import deletion_acknowledged, opt_out
 
     opt_out(store)
     request = json.loads(store.telemetry_outbox.state().get("delete_request") or "{}")
     lines = ["the local telemetry queue and sent log are deleted."]
-    if request.get("collector") and request.get("token"):
+    if forced_off and request.get("collector") and request.get("token"):
+        # The kill switch sends nothing at all, deletion requests included.
+        lines.append(
+            "CHINWAG_TELEMETRY=off: nothing is sent; the collector is asked to delete what it "
+            "holds at the next start without it."
+        )
+    elif request.get("collector") and request.get("token"):
         answer = http.post(
             request["collector"] + "/v1/delete", b"{}", token=request["token"], timeout=10.0
         )
-        if answer.status in (200, 401):
+        if deletion_acknowledged(answer):
             store.telemetry_outbox.set_state({"delete_request": None})
             lines.append("the collector deleted what it held of this install.")
         else:

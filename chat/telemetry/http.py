@@ -8,6 +8,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any
 
 MAX_ANSWER = 64 * 1024
@@ -46,8 +47,13 @@ def post(
             return Answer(response.status, response.read(MAX_ANSWER))
     except urllib.error.HTTPError as error:
         retry = error.headers.get("Retry-After") if error.headers else None
-        return Answer(error.code, error.read(MAX_ANSWER), _seconds(retry))
-    except (urllib.error.URLError, OSError, ValueError):
+        try:
+            body = error.read(MAX_ANSWER)
+        except (OSError, HTTPException):
+            body = b""
+        return Answer(error.code, body, _seconds(retry))
+    except (urllib.error.URLError, OSError, ValueError, HTTPException):
+        # HTTPException: the answer was not HTTP (BadStatusLine), or cut short.
         return Answer(0)
 
 

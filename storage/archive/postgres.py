@@ -23,11 +23,13 @@ taken leaves the work to the holder).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -148,6 +150,21 @@ def redact(url: str) -> str:
     return f"postgresql://{user}@{host}:{info.get('port', '')}/{info.get('dbname', '')}"
 
 
+def scrub(message: str, url: str) -> str:
+    """`message` without the password of `url`: libpq quotes the part of a URL it cannot parse
+    (a password with a stray %, say) in its error."""
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.password or ""]
+    except ValueError:
+        return "the URL cannot be parsed"
+    secrets += re.findall(r"(?:^|&)password=([^&]*)", parts.query)
+    for secret in sorted({*secrets, *map(unquote, secrets)}, key=len, reverse=True):
+        if secret:
+            message = message.replace(secret, "…")
+    return message
+
+
 class PostgresArchive(Archive):
     """An archive in a PostgreSQL database (`url`: postgresql://user:pass@host:port/db).
 
@@ -222,7 +239,10 @@ class PostgresArchive(Archive):
                 options=self._options(),
             )
         except psycopg.Error as exc:
-            raise ArchiveUnavailable(f"cannot reach archive {redact(self.url)}: {exc}") from exc
+            # Not chained: the original error may quote the password (a traceback shows it).
+            problem = scrub(str(exc), self.url)
+            where = redact(self.url)
+            raise ArchiveUnavailable(f"cannot reach archive {where}: {problem}") from None
         return self._db
 
     def _options(self) -> str:
@@ -452,13 +472,13 @@ class PostgresArchive(Archive):
         hashes-only queries, ranges of a couple of partitions)."""
         if q.message_hashes or self._hashes_only(q):
             return None
-        low, high = q.time_start, q.time_end
-        if low is None or high is None:
-            row = db.execute(f"SELECT min(timestamp), max(timestamp) FROM {HASHES}").fetchone()
-            if row is None or row[0] is None:
-                return None
-            low = int(row[0]) if low is None else low
-            high = int(row[1]) if high is None else high
+        row = db.execute(f"SELECT min(timestamp), max(timestamp) FROM {HASHES}").fetchone()
+        if row is None or row[0] is None:
+            return None
+        # Only where messages are: a client may ask from 0 (or -2^63), and walking that a
+        # window at a time would run a statement per 32 empty partitions back to 1970.
+        low = int(row[0]) if q.time_start is None else max(q.time_start, int(row[0]))
+        high = int(row[1]) if q.time_end is None else min(q.time_end, int(row[1]))
         width = self.partition_ns
         if high - low < 2 * width:
             return None
@@ -566,11 +586,13 @@ class PostgresArchive(Archive):
     def _drop_partition(self, db: psycopg.Connection[Any], start: int) -> int:
         name = _partition_name(start)
         with db.transaction():
+            # The drop first: it waits for other nodes' inserts into the partition, so that
+            # the delete (a new snapshot) sees their hashes too and none is left behind.
+            db.execute(f"DROP TABLE {name}")
             cur = db.execute(
                 f"DELETE FROM {HASHES} WHERE timestamp >= %s AND timestamp < %s",
                 (start, start + self.partition_ns),
             )
-            db.execute(f"DROP TABLE {name}")
         self._partitions.discard(start)
         return max(0, cur.rowcount)
 

@@ -28,16 +28,15 @@ def add_telemetry_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def telemetry_settings(args: argparse.Namespace, config: Config) -> TelemetrySettings:
-    """Options over the config file, then the environment's override; a ConfigError for a
-    level without a collector."""
+    """Options over the config file, under the environment's override; a ConfigError for a
+    level without a collector (unless CHINWAG_TELEMETRY=off: then telemetry is off anyway)."""
     try:
-        chosen = config.telemetry.with_options(
+        return apply_environment(config.telemetry).with_options(
             level=args.telemetry,
             collector=args.collector,
             cohort=args.cohort,
             dry_run=args.telemetry_dry_run,
         )
-        return apply_environment(chosen)
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -207,7 +207,8 @@ class TelemetryClient:
     # -- the uploader ----------------------------------------------------------------------
     async def upload_once(self, http_timeout: float | None = None) -> str:
         """One batch (or a pending deletion request); returns what happened, as the view
-        shows it: `sent`, `dry_run`, `empty`, `paused`, `http_<status>`, `unreachable`."""
+        shows it: `sent`, `dry_run`, `empty`, `paused`, `http_<status>`, `unreachable`,
+        `bad_answer` (a 200 that is not the collector's answer)."""
         result = await self._upload(http_timeout or self.options.upload_timeout)
         self.last_result = result
         now = trio.current_time()
@@ -262,13 +263,11 @@ class TelemetryClient:
             return "dry_run"
         compressed = gzip.compress(body.encode())
         answer = await self._post("/v1/batch", compressed, token=token, http_timeout=http_timeout)
-        if answer.status == 200:
-            result = answer.json() or {}
-            counts = (
-                int(result.get("accepted", 0)),
-                int(result.get("duplicate", 0)),
-                len(result.get("rejected", [])),
-            )
+        counts = batch_counts(answer) if answer.status == 200 else None
+        if answer.status == 200 and counts is None:
+            # Not the collector's answer (a captive portal's page): the events stay queued.
+            return await self._failed(answer, "bad_answer")
+        if counts is not None:
             self.batches_sent += 1
             self.bytes_sent += len(compressed)
             await self._finish(
@@ -292,10 +291,11 @@ class TelemetryClient:
 
         await self._db.run(done)
 
-    async def _failed(self, answer: http.Answer) -> str:
+    async def _failed(self, answer: http.Answer, result: str | None = None) -> str:
         await self._db.run(outbox.upload_failed)
         delay = self.schedule.failed(trio.current_time(), answer.retry_after)
-        result = "unreachable" if answer.status == 0 else f"http_{answer.status}"
+        if result is None:
+            result = "unreachable" if answer.status == 0 else f"http_{answer.status}"
         log.info("telemetry upload: %s; next attempt in %.0f s", result, delay)
         return result
 
@@ -314,7 +314,9 @@ class TelemetryClient:
             "/v1/register", json.dumps(request).encode(), http_timeout=http_timeout
         )
         reply = answer.json() if answer.status == 201 else None
-        if not isinstance(reply, dict) or not isinstance(reply.get("token"), str):
+        if not isinstance(reply, dict) or not all(
+            isinstance(reply.get(key), str) for key in ("token", "install_id")
+        ):
             return await self._failed(answer)
         install_id, token = str(reply["install_id"]), str(reply["token"])
         await self._db.run(
@@ -334,8 +336,7 @@ class TelemetryClient:
         answer = await self._post(
             "/v1/delete", b"{}", token=request["token"], http_timeout=http_timeout, base=collector
         )
-        if answer.status in (200, 401):
-            # 401: the collector no longer knows the install, so it holds nothing of it.
+        if deletion_acknowledged(answer):
             await self._db.run(
                 lambda store: store.telemetry_outbox.set_state({"delete_request": None})
             )
@@ -378,6 +379,30 @@ class TelemetryClient:
         self.recorder.paused = paused
         value = "1" if paused else None
         await self._db.run(lambda store: store.telemetry_outbox.set_state({"paused": value}))
+
+
+def batch_counts(answer: http.Answer) -> tuple[int, int, int] | None:
+    """Accepted, duplicate and rejected from the collector's answer to a batch; None when the
+    answer is not one."""
+    result = answer.json()
+    if not isinstance(result, dict):
+        return None
+    accepted, duplicate = result.get("accepted"), result.get("duplicate")
+    rejected = result.get("rejected")
+    if not isinstance(accepted, int) or not isinstance(duplicate, int):
+        return None
+    if not isinstance(rejected, list):
+        return None
+    return accepted, duplicate, len(rejected)
+
+
+def deletion_acknowledged(answer: http.Answer) -> bool:
+    """The collector's answer to `/v1/delete` (a page that says 200 is not one), or 401: the
+    collector no longer knows the install, so it holds nothing of it."""
+    if answer.status == 401:
+        return True
+    result = answer.json()
+    return answer.status == 200 and isinstance(result, dict) and "deleted" in result
 
 
 def opt_out(store: Store) -> None:

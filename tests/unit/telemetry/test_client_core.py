@@ -268,3 +268,29 @@ def test_serve_refuses_bad_telemetry_options_in_one_sentence(
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("chinwag: ") and message in err
+
+
+@pytest.mark.parametrize(
+    ("table", "options"),
+    [("", ["--telemetry", "health"]), ('[telemetry]\nlevel = "reliability"', [])],
+    ids=["option", "config-file"],
+)
+def test_the_kill_switch_beats_a_level_without_a_collector(
+    monkeypatch: pytest.MonkeyPatch, table: str, options: list[str]
+) -> None:
+    """CHINWAG_TELEMETRY=off beats every setting: a level with nowhere to send is not an
+    error that stops `chinwag serve` then (telemetry is off)."""
+    import argparse
+
+    from chat.telemetry.client.options import add_telemetry_arguments, telemetry_settings
+
+    parser = argparse.ArgumentParser()
+    add_telemetry_arguments(parser)
+    args = parser.parse_args(options)
+    loaded = parse_config_text(table, config_file=Path("c.toml"), data_dir=Path("/d"))
+    monkeypatch.setenv("CHINWAG_TELEMETRY", "off")
+    settings = telemetry_settings(args, loaded)
+    assert settings.forced_off and not settings.enabled
+    monkeypatch.delenv("CHINWAG_TELEMETRY")
+    with pytest.raises(ConfigError, match="needs a collector URL"):
+        telemetry_settings(args, loaded)

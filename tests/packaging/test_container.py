@@ -148,3 +148,13 @@ async def test_the_image_builds_and_its_node_becomes_healthy() -> None:
     finally:
         await run_to_end([engine, "rm", "-f", name])
         await run_to_end([engine, "rmi", "-f", tag])
+
+
+def test_the_image_carries_the_postgresql_driver_for_a_shared_archive() -> None:
+    """`chinwag node --archive postgresql://…` needs psycopg: the wheels stage builds the
+    postgres extra, and the runtime installs every wheel it built."""
+    built = [
+        args for key, args in instructions(CONTAINERFILE) if key == "RUN" and "pip wheel" in args
+    ]
+    assert len(built) == 1 and '".[postgres]"' in built[0]
+    assert any("/tmp/wheels/*.whl" in args for key, args in final_stage() if key == "RUN")

@@ -376,7 +376,12 @@ class TelemetryClient:
             await self.upload_once(http_timeout=5.0)
 
     async def set_paused(self, paused: bool) -> None:
+        """Pause stops recording and sending; a resume starts counting again as a new session,
+        so the collector sees the pause as a gap in coverage, not as silence."""
+        resumed = self.recorder.paused and not paused
         self.recorder.paused = paused
+        if resumed:
+            self.recorder.record("session_start", {"mode": self.options.mode, "reason": "resume"})
         value = "1" if paused else None
         await self._db.run(lambda store: store.telemetry_outbox.set_state({"paused": value}))
 

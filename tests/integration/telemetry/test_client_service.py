@@ -64,3 +64,20 @@ async def test_a_crash_is_reported_unclean_and_opting_out_deletes_both_sides(
         assert collector.rows()["installs"] == 0 and collector.rows()["events"] == 0
         assert await db.run(lambda s: s.telemetry_outbox.state()) == {}
         assert (await db.run(outbox.status)).queued == 0
+
+
+async def test_a_pause_records_nothing_and_a_resume_starts_a_new_session(store: Store) -> None:
+    db = AsyncStore(store)
+    client = TelemetryClient(TelemetrySettings(level="health", collector="http://127.0.0.1:9/"),
+                             db, options())  # fmt: skip
+    await client.start()
+    client.recorder.take()
+    await client.set_paused(True)
+    assert not client.recorder.record("heartbeat", {})
+    assert (await db.run(lambda s: s.telemetry_outbox.state()))["paused"] == "1"
+    await client.set_paused(False)
+    taken, _ = client.recorder.take()
+    assert [(event.type, event.fields["reason"]) for event in taken] == [
+        ("session_start", "resume")
+    ]
+    assert "paused" not in await db.run(lambda s: s.telemetry_outbox.state())

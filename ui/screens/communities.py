@@ -51,6 +51,8 @@ class CommunitiesScreen(ModalScreen[str | None]):
         super().__init__()
         self.communities: dict[str, CommunityView] = {}
         self.requests: dict[str, CommunityRequestView] = {}
+        self.fetched_names: dict[str, str] = {}
+        """Names of communities we asked to join but are not in yet (from their fetch)."""
 
     @property
     def chinwag(self) -> ChatHost:
@@ -90,11 +92,26 @@ class CommunitiesScreen(ModalScreen[str | None]):
         self.communities = {c.id: c for c in found}
         self.requests = {r.id: r for r in requests}
         self.show()
+        await self.learn_names()
+
+    async def learn_names(self) -> None:
+        """A request to a community we are not in names it by its fetched description."""
+        messenger = self.chinwag.messenger
+        if messenger is None:
+            return
+        unknown = {r.community_id for r in self.requests.values()} - set(self.communities)
+        for community_id in unknown - set(self.fetched_names):
+            fetch = await attempt(self.chinwag, messenger.community_fetch, community_id)
+            if not isinstance(fetch, Refused) and fetch.community is not None:
+                self.fetched_names[community_id] = fetch.community.name
+        self.show()
 
     # ---- what the screen shows ---------------------------------------------------------------
     def _name_of(self, community_id: str) -> str:
         community = self.communities.get(community_id)
-        return community.name if community is not None else community_id[:12]
+        if community is not None:
+            return community.name
+        return self.fetched_names.get(community_id, community_id[:12])
 
     def show(self) -> None:
         table = self.query_one("#communities-table", DataTable)
@@ -218,7 +235,7 @@ class CommunitiesScreen(ModalScreen[str | None]):
     async def _after_join(self, request: CommunityRequestView | None) -> None:
         if request is not None:
             self.requests[request.id] = request
-            self.show()
+            await self.learn_names()
             requests = self.query_one("#requests-table", DataTable)
             requests.focus()
             self._keep_cursor(requests, request.id)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from harness.fast import FAST
 from harness.live_communities import channel_texts, fetched, received_requests, serve_shard
 from harness.tui import on, running
 from harness.waiting import wait_until
@@ -195,5 +197,49 @@ def test_join_by_link_shows_the_fetch_and_the_pending_request(
             await pilot.press("escape")
             await ui.wait_until(pilot, on(app, MainScreen))
             await ui.wait_for_text(pilot, "◆ Birders #general", limit=30)
+
+    asyncio.run(scenario())
+
+
+def test_a_fetch_that_fails_says_why_and_ctrl_r_tries_again(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """Nobody serves the community's shard yet: Alice's fetch ends timed out (or not found)
+    with the reason and no request can be sent; once the shard is served, Ctrl+R fetches
+    again and finds it."""
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+    community = network.run(bob.create_community, "Birders", "", "approval")
+    link, _ = network.run(bob.community_link, community.id)
+    quick = replace(FAST.communities, fetch_timeout=1.0)
+
+    async def scenario() -> None:
+        override = network.config(communities=quick)
+        app = ChinwagApp(Session(config, override=override), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            await ui.wait_for_text(pilot, "● online")
+            await pilot.press("f9")
+            await ui.wait_until(pilot, on(app, CommunitiesScreen))
+            await pilot.press("j")
+            await ui.wait_until(pilot, on(app, JoinCommunityScreen))
+            dialog = app.screen
+            dialog.query_one("#community-link", Input).value = link
+            await pilot.press("enter")
+            state = dialog.query_one("#fetch-state")
+            await ui.wait_until(
+                pilot,
+                lambda: str(state.render()).startswith(("Timed out:", "Not found:")),
+                limit=30,
+                what=lambda: f"a failed fetch, not {state.render()!s}",
+            )
+            words = str(state.render())
+            assert "no signed description arrived" in words and "Ctrl+R tries again" in words
+            assert dialog.query_one("#send-join").disabled
+            serve(network, community)
+            await pilot.press("ctrl+r")
+            await ui.wait_for_text(pilot, "Found Birders", limit=60)
+            assert not dialog.query_one("#send-join").disabled
 
     asyncio.run(scenario())

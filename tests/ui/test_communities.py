@@ -23,7 +23,11 @@ from chat.events import CommunityView
 from chat.session import Session
 from ui.app import ChinwagApp
 from ui.screens.communities import CommunitiesScreen
-from ui.screens.community_dialogs import JoinCommunityScreen, NewCommunityScreen
+from ui.screens.community_dialogs import (
+    CommunityLinkScreen,
+    JoinCommunityScreen,
+    NewCommunityScreen,
+)
 from ui.screens.community_members import CommunityMembersScreen
 from ui.screens.main import MainScreen
 from ui.widgets.composer import Composer
@@ -92,7 +96,16 @@ def test_create_accept_from_the_queue_and_talk_in_a_channel(
             channel = community.channels[0].id
             assert conversation(app).chat_id == channel
             serve(network, community)
-            link, _ = await app.call(app.messenger.community_link, community.id) or ("", "")
+            await pilot.press("f9")  # the link to give Bob: l on the community's row
+            await ui.wait_until(pilot, on(app, CommunitiesScreen))
+            await ui.wait_for_text(pilot, "l link")
+            await pilot.press("l")
+            await ui.wait_until(pilot, on(app, CommunityLinkScreen))
+            link = str(app.screen.query_one("#community-link-value").render())
+            assert link.startswith("chinwag-community:")
+            assert "█" in str(app.screen.query_one("#community-qr").render())
+            await pilot.press("escape", "escape")
+            await ui.wait_until(pilot, on(app, MainScreen))
 
             await network.arun(fetched, bob, link)
             await network.arun(bob.join_community, link, "let me in")

@@ -1,9 +1,9 @@
 """The communities screen (F9): the communities we are in, with our role, their shard and
 its protection; and the join requests: those waiting for us as an owner or admin (accept or
 decline) and our own (their state, "owner last seen", when they expire; cancel). New and
-join open their dialogs; Enter on a community opens its first channel. Only the actions the
-highlighted row allows are offered (footer and hint). Dismisses with a chat id to open, or
-None."""
+join open their dialogs, l shows a community's link and QR code, Enter on a community opens
+its first channel. Only the actions the highlighted row allows are offered (footer and
+hint). Dismisses with a chat id to open, or None."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ ACTION_WORDS = {
     "new": "n new",
     "join": "j join by link",
     "open": "Enter opens",
+    "link": "l link",
     "accept": "a accept",
     "decline": "d decline",
     "cancel_request": "c cancel my request",
@@ -42,6 +43,7 @@ class CommunitiesScreen(ModalScreen[str | None]):
         Binding("escape", "close", "Close"),
         Binding("n", "new", "New"),
         Binding("j", "join", "Join"),
+        Binding("l", "link", "Link"),
         Binding("a", "accept", "Accept"),
         Binding("d", "decline", "Decline"),
         Binding("c", "cancel_request", "Cancel request"),
@@ -175,7 +177,7 @@ class CommunitiesScreen(ModalScreen[str | None]):
     def _allowed(self, action: str) -> bool:
         if action in ("new", "join"):
             return True
-        if action == "open":
+        if action in ("open", "link"):
             return not self._in_requests() and self.selected_community is not None
         request = self.selected_request if self._in_requests() else None
         if request is None or request.state != "pending":
@@ -239,6 +241,20 @@ class CommunitiesScreen(ModalScreen[str | None]):
             requests = self.query_one("#requests-table", DataTable)
             requests.focus()
             self._keep_cursor(requests, request.id)
+
+    async def action_link(self) -> None:
+        from ui.screens.community_dialogs import CommunityLinkScreen
+
+        community = self.selected_community
+        messenger = self.chinwag.messenger
+        if community is None or messenger is None:
+            return
+        found = await attempt(self.chinwag, messenger.community_link, community.id)
+        if isinstance(found, Refused):
+            self.show_error(found.reason)
+            return
+        link, qr = found
+        self.app.push_screen(CommunityLinkScreen(community.name, link, qr))
 
     async def action_accept(self) -> None:
         await self._answer("accept")

@@ -1,7 +1,8 @@
 """The community dialogs: make a new community (name, about, join policy), and join one by
 its link. Joining shows every step of the fetch (fetching → found / not found / timed out,
 with the reason and Ctrl+R to try again) before the request, with its message, is sent. A
-refusal from the core shows as one sentence in the dialog and loses nothing typed."""
+refusal from the core shows as one sentence in the dialog and loses nothing typed. And a
+community's link with its QR code, to give to people."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
@@ -200,6 +201,37 @@ class JoinCommunityScreen(ModalScreen[CommunityRequestView | None]):
 
     async def action_retry(self) -> None:
         await self.look_up()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class CommunityLinkScreen(ModalScreen[None]):
+    """A community's link (and its QR code, scrolled if the window is small): what its
+    members give people so they can ask to join. c copies the link."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Close"),
+        Binding("c", "copy", "Copy link"),
+    ]
+
+    def __init__(self, name: str, link: str, qr: str) -> None:
+        super().__init__()
+        self.community_name = name
+        self.link = link
+        self.qr = qr
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="community-link-box", classes="dialog"):
+            yield Static(f"Link to {self.community_name}", classes="dialog-title", markup=False)
+            yield Static("Anyone with it can ask to join (c copies it):")
+            yield Static(self.link, id="community-link-value", markup=False)
+            yield Static(self.qr, id="community-qr", markup=False)
+            yield Static("c copies · Esc closes", classes="muted")
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.link)
+        self.notify("Community link copied.")
 
     def action_close(self) -> None:
         self.dismiss(None)

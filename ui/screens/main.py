@@ -393,6 +393,11 @@ class MainScreen(Screen[None]):
             has_older=len(older) == CONTEXT,
             has_newer=len(newer) == PAGE,
         )
+        # The stretch keeps the open chat's columns otherwise (a group's counts, "seen by n").
+        conversation.set_group(
+            (chat is not None and chat.kind == "group") or chat_id in self.groups
+        )
+        conversation.set_channel(self.community_of(chat_id) is not None)
         conversation.focus()
         if chat is not None and chat.unread:
             self.mark_read_soon(chat_id)

@@ -727,6 +727,14 @@ class MainScreen(Screen[None]):
                     self.action_members,
                 )
             )
+        if self.community_of(self.current_chat or "") is not None:
+            commands.append(
+                SystemCommand(
+                    "Community members",
+                    "Members and roles of this channel's community, its shard and protection (F7)",
+                    self.action_members,
+                )
+            )
         if self.query_one(Composer).over_limit:
             commands.insert(
                 0,

@@ -118,10 +118,10 @@ def test_create_accept_from_the_queue_and_talk_in_a_channel(
             queue.focus()
             await ui.wait_for_text(pilot, "a accept")  # offered on a pending request to us
             row = [str(cell) for cell in queue.get_row_at(0)]
-            assert row[1:3] == ["Bob", "asks to join"] and row[4] == "let me in"
+            assert row[1:4] == ["Bob", "asks to join", "let me in"]
             await pilot.press("a")
             await ui.wait_until(
-                pilot, lambda: str(queue.get_row_at(0)[3]).startswith("accepted"), limit=30
+                pilot, lambda: str(queue.get_row_at(0)[4]).startswith("accepted"), limit=30
             )
 
             async def bob_member() -> bool:
@@ -198,15 +198,16 @@ def test_join_by_link_shows_the_fetch_and_the_pending_request(
             await ui.wait_until(pilot, lambda: queue.row_count == 1)
             row = [str(cell) for cell in queue.get_row_at(0)]
             assert row[:3] == ["Birders", "you", "asked by you"]
-            assert row[3].startswith("pending") and "expires in" in row[3]
-            assert "owner last seen" in row[3] or "owner not seen yet" in row[3]
+            assert row[3] == "hello, it is Alice"
+            assert row[4].startswith("pending") and "expires in" in row[4]
+            assert "owner last seen" in row[4] or "owner not seen yet" in row[4]
             await ui.wait_for_text(pilot, "c cancel my request")
 
             (request,) = await network.arun(received_requests, bob, community.id, 1)
             assert request.message == "hello, it is Alice"
             await network.arun(bob.accept_community_request, request.id)
             await ui.wait_until(
-                pilot, lambda: str(queue.get_row_at(0)[3]).startswith("accepted"), limit=60
+                pilot, lambda: str(queue.get_row_at(0)[4]).startswith("accepted"), limit=60
             )
             await pilot.press("escape")
             await ui.wait_until(pilot, on(app, MainScreen))

@@ -161,9 +161,9 @@ def test_the_communities_screen_with_the_request_queue(snap_compare: Any) -> Non
         table = screen.query_one("#requests-table", DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert rows[0][:3] == ["Birders", "Dave", "asks to join"]
-        assert rows[0][3:] == ["pending; expires in 20 h", "I birdwatch too"]
+        assert rows[0][3:] == ["I birdwatch too", "pending; expires in 20 h"]
         assert rows[1][:3] == ["Book club", "you", "asked by you"]
-        assert rows[1][3] == (
+        assert rows[1][4] == (
             "pending; owner last seen 4 min ago; sent 2×, next in 30 s; expires in 23 h"
         )
         # The cursor is on Dave's request to us: accept and decline, not cancel.

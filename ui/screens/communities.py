@@ -75,7 +75,7 @@ class CommunitiesScreen(ModalScreen[str | None]):
             "name", "my role", "members", "policy", "shard"
         )
         self.query_one("#requests-table", DataTable).add_columns(
-            "community", "who", "direction", "state", "message"
+            "community", "who", "direction", "message", "state"
         )
         await self.reload()
 
@@ -142,8 +142,8 @@ class CommunitiesScreen(ModalScreen[str | None]):
                 self._name_of(request.community_id),
                 "you" if request.direction == "sent" else request.display_name or "?",
                 "asked by you" if request.direction == "sent" else "asks to join",
+                _short(request.message),
                 request_words(request, now),
-                request.message[:60],
                 key=request.id,
             )
         self._keep_cursor(requests, chosen)
@@ -285,3 +285,9 @@ class CommunitiesScreen(ModalScreen[str | None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _short(text: str, limit: int = 30) -> str:
+    """A request's message on one line, cut to fit beside its state."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

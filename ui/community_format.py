@@ -5,7 +5,7 @@ and join-request states. Pure functions of views and an injected `now`."""
 from __future__ import annotations
 
 from chat.events import CommunityFetchView, CommunityRequestView, CommunityView, MessageView
-from ui.format import in_how_long, in_words, state_glyph
+from ui.format import STATE_WORDS, in_how_long, in_words, state_glyph
 
 CHANNEL_MARK = "◆"
 """Before a community channel's name in the chat list and the title."""
@@ -32,6 +32,17 @@ def channel_status(message: MessageView) -> str:
     glyph = state_glyph(state)
     seen = len(message.delivered_to)
     return f"{glyph.ljust(1)} seen by {seen}" if seen and state != "queued" else glyph
+
+
+def channel_delivery(message: MessageView) -> str:
+    """An outgoing channel message's state in words, for its trace: how far it got and how
+    many members acknowledged it (never 'delivered: your contact acknowledged it')."""
+    state = "stored" if message.state == "delivered" else message.state
+    words = STATE_WORDS.get(state, state)
+    if state in ("queued", "failed"):
+        return words
+    seen = len(message.delivered_to)
+    return f"{words}; seen by {seen} member{'s' if seen != 1 else ''} so far"
 
 
 def shard_index(pubsub_topic: str) -> str:

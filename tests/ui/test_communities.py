@@ -30,6 +30,7 @@ from ui.screens.community_dialogs import (
 )
 from ui.screens.community_members import CommunityMembersScreen
 from ui.screens.main import MainScreen
+from ui.screens.trace import TraceScreen
 from ui.widgets.composer import Composer
 from ui.widgets.conversation import ConversationView
 
@@ -148,6 +149,15 @@ def test_create_accept_from_the_queue_and_talk_in_a_channel(
                 what=lambda: f"seen by 1, not {line_with(app, 'hello birds')!r}",
             )
             assert "✓✓" not in line_with(app, "hello birds")  # no "delivered" in a channel
+            view = conversation(app)
+            view.focus()
+            view.cursor = next(i for i, m in enumerate(view.messages) if m.text == "hello birds")
+            await pilot.press("t")
+            await ui.wait_until(pilot, on(app, TraceScreen))
+            head = str(app.screen.query_one("#trace-head").render())
+            assert "seen by 1 member so far" in head and "delivered" not in head
+            await pilot.press("escape")
+            await ui.wait_until(pilot, on(app, MainScreen))
 
             await pilot.press("f7")
             await ui.wait_until(pilot, on(app, CommunityMembersScreen))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from chat.events import CommunityFetchView, CommunityRequestView, CommunityView, MessageView
 from ui.community_format import (
+    channel_delivery,
     channel_status,
     community_title,
     fetch_words,
@@ -48,6 +49,12 @@ def test_a_channel_message_says_how_many_saw_it_never_delivered() -> None:
     assert channel_status(mine("sent", 0)) == "↑"
     assert channel_status(mine("stored", 2)) == "✓ seen by 2"
     assert channel_status(mine("delivered", 5)) == "✓ seen by 5"  # no ✓✓ in a channel
+    assert channel_delivery(mine("delivered", 5)) == (
+        "stored: a store node has it; seen by 5 members so far"
+    )
+    assert channel_delivery(mine("sent", 1)) == (
+        "sent: relayed to at least one peer; seen by 1 member so far"
+    )
     incoming = MessageView("m2", "c1", "them", "hi", False, NOW, "received")
     assert channel_status(incoming) == ""
 

@@ -420,7 +420,8 @@ class MainScreen(Screen[None]):
 
         group = self.groups.get(message.chat_id)
         names = self._member_names(group) if group is not None else {}
-        self.app.push_screen(TraceScreen(message, group=group, names=names))
+        channel = self.community_of(message.chat_id) is not None
+        self.app.push_screen(TraceScreen(message, group=group, names=names, channel=channel))
 
     def _member_names(self, group: GroupView) -> dict[str, str]:
         names = {m.chat_key: m.display_name for m in group.members if m.display_name}

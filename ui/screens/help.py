@@ -22,6 +22,8 @@ KEYS = """\
 | F4 | main | your contact link and its QR code; there **c** copies the link |
 | F5 | main | new group: a name and the contacts to invite |
 | F7 | main, in a group | members: add, remove, rename, make admin, leave (only what you may) |
+| F7 | main, in a channel | the community: members, roles, its shard, whether it is protected |
+| F9 | main | communities: new (n), join by link (j), join requests, Enter opens a channel |
 | F6 | anywhere | dark / light theme |
 | F8 | anywhere | bandwidth: bytes per protocol and relay message kind, lately and since start |
 | Ctrl+Q | anywhere | quit |
@@ -43,6 +45,9 @@ KEYS = """\
 | a / d / c / v | contacts list | accept / decline / cancel request / verify |
 | a / d / Enter | group invitations | accept / decline / open the group once joined |
 | a / x / n / m / l | members | add / remove / rename / make admin / leave |
+| n / j | communities | new community / join one by its link |
+| a / d / c | join requests | accept / decline (as owner or admin) / cancel my request |
+| Enter / Ctrl+R | join dialog | look the link up (then send the request) / fetch again |
 | y / n | verify | the emoji match / differ |
 | y / n / Esc | verification request | compare the emoji now / decline / decide later |
 | r / R / d / t | outbox | retry / retry all / discard / trace |
@@ -62,7 +67,9 @@ def _glyph_table() -> str:
         "(the other 2 left after it was sent, so it does not wait for them); **✓ 2/5** "
         "still waits for 3 members. The trace (t) lists who. A line starting with · "
         "is about the group (a join, a leave, a rename), not a message. In the chat list "
-        "a group's name follows #."
+        "a group's name follows #. In a community channel (◆ in the chat list) your message "
+        "shows **✓ seen by 3**: 3 members acknowledged it; a channel never claims "
+        "delivered to everyone."
     )
     rows.append("")
     rows.append("| health | meaning |")

@@ -4,11 +4,14 @@ Keys (also in the command palette and on the help screen): Alt+A next unread cha
 Alt+Up/Down previous/next chat, Ctrl+R retry: reconnect now when not online, and retry the
 selected (or last failed) message, Ctrl+F search messages (Enter opens the conversation at
 the message found), F2 contacts (and group invitations), F3 outbox, F4 your link, F5 new
-group, F7 the open group's members, Tab moves between list, conversation and composer.
+group, F7 the open group's (or community channel's) members, F9 communities (new, join,
+join requests), Tab moves between list, conversation and composer.
 Text typed while the chat list has the focus goes to the composer.
 
 A group chat's title says how many members it has; its messages carry their sender's name
-(the member's), and ours the count of members who acknowledged them.
+(the member's), and ours the count of members who acknowledged them. A community channel's
+title names the community, its member count, its shard and whether the shard is protected;
+ours say "seen by n" (no "delivered" in a channel of hundreds).
 
 Under 80 columns the chat list narrows (the `-narrow` class); with no peer configured and
 none found, a hint above the health bar says how to add one; when the network part stops,
@@ -31,6 +34,9 @@ from textual.widgets import Footer, Static
 from chat.events import (
     ChatUpdated,
     ChatView,
+    CommunityRequestUpdated,
+    CommunityUpdated,
+    CommunityView,
     ContactUpdated,
     Event,
     GroupUpdated,
@@ -46,6 +52,7 @@ from chat.events import (
     StrangerRequestsDropped,
 )
 from chat.text import replace_lone_surrogates
+from ui.community_format import community_title
 from ui.format import GROUP_MARK, chat_label, group_title, no_peers_hint, retry_notice, stopped_hint
 from ui.host import ChatHost, host
 from ui.messages import DisplayNameChanged, MessengerStarted, MessengerStopped
@@ -76,6 +83,7 @@ class MainScreen(Screen[None]):
         Binding("f5", "new_group", "New group"),
         # Priority: the composer (a TextArea) binds F7 to "select all" otherwise.
         Binding("f7", "members", "Members", priority=True),
+        Binding("f9", "communities", "Communities", show=False),
         Binding("escape", "cancel_reply", "Cancel reply", show=False),
     ]
 
@@ -86,6 +94,8 @@ class MainScreen(Screen[None]):
         self.contacts_waiting: dict[str, bool] = {}
         self.invites_waiting: dict[str, bool] = {}
         self.groups: dict[str, GroupView] = {}
+        self.communities: dict[str, CommunityView] = {}
+        self.join_requests_waiting: dict[str, bool] = {}
         self.contact_names: dict[str, str] = {}
         """Display names by chat key: senders in groups who are our contacts too."""
         self.own_name = "me"
@@ -186,6 +196,11 @@ class MainScreen(Screen[None]):
         await self._count_requests()
         groups = await self.chinwag.call(messenger.groups) or []
         self.groups = {group.id: group for group in groups}
+        communities = await self.chinwag.call(messenger.communities) or []
+        self.communities = {community.id: community for community in communities}
+        if self.community_of(self.current_chat or "") is not None:
+            self._show_title(self.query_one(ChatList).chats.get(self.current_chat or ""))
+            self.query_one(ConversationView).names_changed()
         if self.current_chat in self.groups:
             self._show_title(self.query_one(ChatList).chats.get(self.current_chat))
             self.query_one(ConversationView).names_changed()
@@ -204,6 +219,9 @@ class MainScreen(Screen[None]):
             i.id: i.direction == "received" and i.state == "invited" for i in invites
         }
         self.query_one(ChatList).set_invitations(sum(self.invites_waiting.values()))
+        requests = await self.chinwag.call(messenger.community_requests) or []
+        self.join_requests_waiting = {r.id: _waiting(r.direction, r.state) for r in requests}
+        self.query_one(ChatList).set_join_requests(sum(self.join_requests_waiting.values()))
 
     @work(exclusive=True, group="requests-recount")
     async def recount_requests_soon(self) -> None:
@@ -214,11 +232,23 @@ class MainScreen(Screen[None]):
         if message.outgoing:
             return self.own_name
         group = self.groups.get(message.chat_id)
+        community = self.community_of(message.chat_id)
+        if community is not None:
+            known = next((m for m in community.members if m.chat_key == message.sender), None)
+            fallback = known.display_name if known is not None else ""
+            return self.contact_names.get(message.sender) or fallback or message.sender[:12]
         if group is None:
             return self.chat_name(message.chat_id)
         member = next((m for m in group.members if m.chat_key == message.sender), None)
         name = member.display_name if member is not None else ""
         return self.contact_names.get(message.sender) or name or message.sender[:12]
+
+    def community_of(self, chat_id: str) -> CommunityView | None:
+        """The community whose channel `chat_id` is, if it is one."""
+        for community in self.communities.values():
+            if any(channel.id == chat_id for channel in community.channels):
+                return community
+        return None
 
     def chat_name(self, chat_id: str) -> str:
         chat = self.query_one(ChatList).chats.get(chat_id)
@@ -244,6 +274,8 @@ class MainScreen(Screen[None]):
             unread=chat.unread if chat else 0,
             has_older=len(page) == PAGE,
             group=(chat is not None and chat.kind == "group") or chat_id in self.groups,
+            channel=(chat is not None and chat.kind == "channel")
+            or self.community_of(chat_id) is not None,
         )
         self.refresh_bindings()  # F7 members: for a group only
         messenger = self.chinwag.messenger
@@ -255,7 +287,10 @@ class MainScreen(Screen[None]):
     def _show_title(self, chat: ChatView | None, chat_id: str = "") -> None:
         title = chat_label(chat) if chat is not None else chat_id
         group = self.groups.get(chat.id) if chat is not None else None
-        if group is not None:
+        community = self.community_of(chat.id) if chat is not None else None
+        if community is not None and chat is not None:
+            title = community_title(community, chat.id) + "  ·  F7 members"
+        elif group is not None:
             title = group_title(group) + "  ·  F7 members"
         elif chat is not None and chat.kind == "group":
             title = f"{GROUP_MARK} {title}"
@@ -276,6 +311,9 @@ class MainScreen(Screen[None]):
 
     def on_chat_list_new_group_chosen(self, _: ChatList.NewGroupChosen) -> None:
         self.action_new_group()
+
+    def on_chat_list_communities_chosen(self, _: ChatList.CommunitiesChosen) -> None:
+        self.action_communities()
 
     async def on_conversation_view_older_wanted(self, event: ConversationView.OlderWanted) -> None:
         source = self.chinwag.chat_source()
@@ -355,6 +393,11 @@ class MainScreen(Screen[None]):
             has_older=len(older) == CONTEXT,
             has_newer=len(newer) == PAGE,
         )
+        # The stretch keeps the open chat's columns otherwise (a group's counts, "seen by n").
+        conversation.set_group(
+            (chat is not None and chat.kind == "group") or chat_id in self.groups
+        )
+        conversation.set_channel(self.community_of(chat_id) is not None)
         conversation.focus()
         if chat is not None and chat.unread:
             self.mark_read_soon(chat_id)
@@ -377,7 +420,8 @@ class MainScreen(Screen[None]):
 
         group = self.groups.get(message.chat_id)
         names = self._member_names(group) if group is not None else {}
-        self.app.push_screen(TraceScreen(message, group=group, names=names))
+        channel = self.community_of(message.chat_id) is not None
+        self.app.push_screen(TraceScreen(message, group=group, names=names, channel=channel))
 
     def _member_names(self, group: GroupView) -> dict[str, str]:
         names = {m.chat_key: m.display_name for m in group.members if m.display_name}
@@ -475,6 +519,7 @@ class MainScreen(Screen[None]):
             if chat.id == self.current_chat:
                 self._show_title(chat)
                 conversation.set_group(chat.kind == "group")
+                conversation.set_channel(chat.kind == "channel")
         elif isinstance(event, ContactUpdated):
             self.contacts_waiting[event.contact.chat_key] = (
                 event.contact.state == "request_received"
@@ -495,6 +540,17 @@ class MainScreen(Screen[None]):
                 conversation.set_group(True)
                 conversation.names_changed()
                 self.refresh_bindings()
+        elif isinstance(event, CommunityUpdated):
+            self.communities[event.community.id] = event.community
+            shown = self.community_of(self.current_chat or "")
+            if shown is not None and shown.id == event.community.id:
+                self._show_title(chat_list.chats.get(self.current_chat or ""))
+                conversation.names_changed()
+                self.refresh_bindings()
+        elif isinstance(event, CommunityRequestUpdated):
+            request = event.request
+            self.join_requests_waiting[request.id] = _waiting(request.direction, request.state)
+            chat_list.set_join_requests(sum(self.join_requests_waiting.values()))
         elif isinstance(event, HealthUpdated):
             self._show_health(event.health)
         elif isinstance(event, StrangerRequestsDropped):
@@ -600,15 +656,31 @@ class MainScreen(Screen[None]):
 
         group = self.groups.get(self.current_chat or "")
         messenger = self.chinwag.messenger
+        community = self.community_of(self.current_chat or "")
+        if community is not None and messenger is not None:
+            from ui.screens.community_members import CommunityMembersScreen
+
+            me = messenger.identity().chat_key
+            self.app.push_screen(CommunityMembersScreen(community, me))
+            return
         if group is None or messenger is None:
             self.notify("Open a group chat first (F5 makes one).")
             return
         self.app.push_screen(MembersScreen(group, messenger.identity().chat_key))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "members":  # offered in a group chat only
-            return self.current_chat in self.groups
+        if action == "members":  # offered in a group chat or a community channel only
+            chat_id = self.current_chat or ""
+            return chat_id in self.groups or self.community_of(chat_id) is not None
         return True
+
+    def action_communities(self) -> None:
+        from ui.screens.communities import CommunitiesScreen
+
+        if self.chinwag.messenger is None:
+            self.notify("Communities open once the network part has started.")
+            return
+        self.app.push_screen(CommunitiesScreen(), self._after_contacts)
 
     def action_trace_selected(self) -> None:
         self.query_one(ConversationView).action_trace()
@@ -626,6 +698,11 @@ class MainScreen(Screen[None]):
             ),
             SystemCommand(
                 "New group", "A private group with contacts you pick (F5)", self.action_new_group
+            ),
+            SystemCommand(
+                "Communities",
+                "New community, join by link, join requests, open a channel (F9)",
+                self.action_communities,
             ),
             SystemCommand(
                 "Next unread chat",
@@ -651,6 +728,14 @@ class MainScreen(Screen[None]):
                     self.action_members,
                 )
             )
+        if self.community_of(self.current_chat or "") is not None:
+            commands.append(
+                SystemCommand(
+                    "Community members",
+                    "Members and roles of this channel's community, its shard and protection (F7)",
+                    self.action_members,
+                )
+            )
         if self.query_one(Composer).over_limit:
             commands.insert(
                 0,
@@ -661,3 +746,8 @@ class MainScreen(Screen[None]):
                 ),
             )
         return commands
+
+
+def _waiting(direction: str, state: str) -> bool:
+    """A join request waits for our answer: someone asked a community we moderate."""
+    return direction == "received" and state == "pending"

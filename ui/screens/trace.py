@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from chat.events import Event, GroupUpdated, GroupView, MessageUpdated, MessageView, TraceStep
+from ui.community_format import channel_delivery, channel_status
 from ui.format import (
     STATE_WORDS,
     group_delivery,
@@ -56,12 +57,15 @@ class TraceScreen(ModalScreen[None]):
         *,
         group: GroupView | None = None,
         names: dict[str, str] | None = None,
+        channel: bool = False,
     ) -> None:
         super().__init__()
         self.message = message
         self.group = group
         """The message's group, for the per-member list (None in a 1:1 chat)."""
         self.names = names or {}
+        self.channel = channel
+        """A community channel's message: "seen by n", never "delivered"."""
         self.steps: list[TraceStep] = []
 
     def compose(self) -> ComposeResult:
@@ -89,6 +93,8 @@ class TraceScreen(ModalScreen[None]):
         words = STATE_WORDS.get(message.state, message.state)
         if self.group is not None and message.outgoing:
             words = group_delivery(message)
+        if self.channel and message.outgoing:
+            words, status = channel_delivery(message), channel_status(message)
         head.update(
             f"{message.id}  {direction} chat {message.chat_id[:8]}\n“{snippet}”\n"
             f"now: {words}  {status}"

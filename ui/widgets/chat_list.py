@@ -1,6 +1,7 @@
-"""The chat list: chats by latest activity, unread counts (a group's name after `#`), a
-badge for open contact requests and group invitations, and last a line that makes a new
-group."""
+"""The chat list: chats by latest activity, unread counts (a group's name after `#`, a
+community channel's after `◆`), a badge for open contact requests and group invitations,
+one for join requests waiting for us as a community's owner or admin (it opens the
+communities screen, F9), and last a line that makes a new group."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from chat.events import ChatView
+from ui.community_format import CHANNEL_MARK
 from ui.format import GROUP_MARK, chat_label
 from ui.widgets.typeahead import follow_focus, typed_character
 
 NEW_GROUP_ID = "__new_group__"
 """The last option: opens the new-group dialog."""
+COMMUNITIES_ID = "__communities__"
+"""The line that opens the communities screen (and the badge of join requests)."""
 REQUESTS_ID = "__requests__"
 """The option that opens the contacts screen when requests or invitations wait for an
 answer."""
@@ -41,6 +45,9 @@ class ChatList(OptionList):
     class NewGroupChosen(Message):
         pass
 
+    class CommunitiesChosen(Message):
+        pass
+
     def __init__(
         self, *, typing_target: Callable[[], Widget | None] | None = None, id: str | None = None
     ) -> None:
@@ -48,6 +55,7 @@ class ChatList(OptionList):
         self.chats: dict[str, ChatView] = {}
         self.requests = 0
         self.invitations = 0
+        self.join_requests = 0
         self._had_chats = False
         self.current: str | None = None
         self.typing_target = typing_target
@@ -82,6 +90,12 @@ class ChatList(OptionList):
             self.invitations = count
             self._redraw()
 
+    def set_join_requests(self, count: int) -> None:
+        """Join requests to communities we moderate, waiting for our answer."""
+        if count != self.join_requests:
+            self.join_requests = count
+            self._redraw()
+
     def set_current(self, chat_id: str | None) -> None:
         self.current = chat_id
         self._redraw()
@@ -113,6 +127,8 @@ class ChatList(OptionList):
         name = chat_label(chat)
         if chat.kind == "group":
             text.append(GROUP_MARK + " ", "dim")
+        elif chat.kind == "channel":
+            text.append(CHANNEL_MARK + " ", "dim")
         if chat.unread:
             text.append(name, "bold")
             text.append(f" ({chat.unread})", "bold yellow")
@@ -133,6 +149,10 @@ class ChatList(OptionList):
         if waiting:
             label = Text(f" ✉ {', '.join(waiting)}", "bold yellow")
             options.append(Option(label, id=REQUESTS_ID))
+        if self.join_requests:
+            plural = "s" if self.join_requests != 1 else ""
+            label = Text(f" ✉ {self.join_requests} join request{plural}", "bold yellow")
+            options.append(Option(label, id=COMMUNITIES_ID))
         options.extend(Option(self._label(chat), id=chat.id) for chat in self.ordered())
         options.append(Option(Text(" + New group", "dim"), id=NEW_GROUP_ID))
         self.set_options(options)
@@ -151,5 +171,7 @@ class ChatList(OptionList):
             self.post_message(self.RequestsChosen())
         elif event.option.id == NEW_GROUP_ID:
             self.post_message(self.NewGroupChosen())
+        elif event.option.id == COMMUNITIES_ID:
+            self.post_message(self.CommunitiesChosen())
         elif event.option.id is not None:
             self.post_message(self.ChatChosen(event.option.id))

@@ -14,7 +14,8 @@ sits in its own column between the time and the name, where no message text can 
 cannot pass for a delivered one; why it failed or when it is retried goes on the next line.
 
 In a group chat the state column is wider: it holds the count of members who acknowledged an
-outgoing message (`✓✓ 3/5`). A system line (a join, a leave, a rename) has no sender's name:
+outgoing message (`✓✓ 3/5`); in a community channel it says how many members saw it
+(`✓ seen by 3`). A system line (a join, a leave, a rename) has no sender's name:
 `HH:MM · Bob joined`, in the system style.
 """
 
@@ -37,6 +38,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from chat.events import MessageView
+from ui.community_format import CHANNEL_STATE_WIDTH, channel_status
 from ui.format import clock, day_key, day_label, group_status, state_detail, state_glyph
 
 TIME_WIDTH = 6
@@ -176,6 +178,8 @@ class ConversationView(ScrollView, can_focus=True):
         self._now = clock_fn
         self.group = False
         """The open chat is a group: the state column holds the delivery count."""
+        self.channel = False
+        """The open chat is a community channel: the state column says 'seen by n'."""
 
     # ---- feeding ---------------------------------------------------------------------
     def show_chat(
@@ -186,11 +190,13 @@ class ConversationView(ScrollView, can_focus=True):
         unread: int,
         has_older: bool,
         group: bool = False,
+        channel: bool = False,
     ) -> None:
         """Replace the content with a chat's newest page; the read marker sits above the
         first of the last `unread` incoming messages (system lines are never unread)."""
         self.chat_id = chat_id
         self.group = group
+        self.channel = channel
         self.messages = list(messages)
         self._reindex()
         self._quotes.clear()
@@ -266,9 +272,16 @@ class ConversationView(ScrollView, can_focus=True):
             self.group = group
             self._rebuild()
 
+    def set_channel(self, channel: bool) -> None:
+        """The open chat turned out to be a community channel."""
+        if channel != self.channel:
+            self.channel = channel
+            self._rebuild()
+
     def clear_chat(self) -> None:
         self.chat_id = None
         self.group = False
+        self.channel = False
         self.messages = []
         self._reindex()
         self.cursor = None
@@ -385,6 +398,8 @@ class ConversationView(ScrollView, can_focus=True):
 
     @property
     def _indent(self) -> int:
+        if self.channel:
+            return TIME_WIDTH + CHANNEL_STATE_WIDTH
         return TIME_WIDTH + (GROUP_STATE_WIDTH if self.group else STATE_WIDTH)
 
     def _render_text(self, text: Text, indent: int | None = None) -> list[Strip]:
@@ -413,7 +428,9 @@ class ConversationView(ScrollView, can_focus=True):
         wrapped = self._render_text(body)
         failed = message.outgoing and message.state == "failed"
         state_style = self._style("failed" if failed else "status")
-        if self.group:
+        if self.channel:
+            status, width = channel_status(message), CHANNEL_STATE_WIDTH
+        elif self.group:
             status, width = group_status(message), GROUP_STATE_WIDTH
         else:
             status = state_glyph(message.state) if message.outgoing else ""

@@ -24,6 +24,7 @@ KEYS = """\
 | F7 | main, in a group | members: add, remove, rename, make admin, leave (only what you may) |
 | F6 | anywhere | dark / light theme |
 | F8 | anywhere | bandwidth: bytes per protocol and relay message kind, lately and since start |
+| F9 | anywhere | what we send: opt-in telemetry's level, queue, next batch byte for byte, fields |
 | Ctrl+Q | anywhere | quit |
 | Tab / Shift+Tab | main | move between chat list, conversation and composer |
 | typing | chat list | goes to the composer |
@@ -46,6 +47,8 @@ KEYS = """\
 | y / n | verify | the emoji match / differ |
 | y / n / Esc | verification request | compare the emoji now / decline / decide later |
 | r / R / d / t | outbox | retry / retry all / discard / trace |
+| p / h / r / o o | what we send | pause or resume / level health / reliability / turn off |
+| y / n / s | telemetry question | yes / no / show what would be sent |
 """
 
 

@@ -181,7 +181,7 @@ class TelemetryScreen(Screen[None]):
         if telemetry is None:
             return
         await self.chinwag.call(telemetry.set_paused, not self.paused)
-        self.notice("" if self.paused else "Paused: events are kept; nothing is sent until p.")
+        self.notice("" if self.paused else "Paused: nothing is recorded or sent until p.")
         await self.reload()
 
     async def action_level(self, level: str) -> None:

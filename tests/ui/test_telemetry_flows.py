@@ -1,0 +1,220 @@
+"""Opt-in telemetry on the chat screen, with the real app, its messenger and a real collector
+on loopback: the first-run question (No / Yes / Show what would be sent) is asked once, the
+answer is kept in the profile, a yes starts the client at once; "What we send" (F9) shows
+the queue and the next batch byte for byte, pauses, and opting out there deletes the local
+queue and the collector's rows; CHINWAG_TELEMETRY=off beats every setting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness.tui import on, running
+from harness.tui_telemetry import reporting_config, rows, start_collector
+from textual.widgets import RadioButton, Static
+
+from chat.config import Config
+from chat.session import Session
+from ui.app import ChinwagApp
+from ui.screens.main import MainScreen
+from ui.screens.telemetry import ConsentScreen, TelemetryScreen
+
+SIZE = (110, 40)
+
+
+def recorded(config: Config, ui: Any) -> str | None:
+    """The choice kept in the profile, read as `chinwag telemetry` would (after the app)."""
+    from chat.telemetry.client.profile import recorded_choice
+
+    session = Session(config)
+    with session.unlock(ui.passphrase) as opened:
+        return recorded_choice(opened.store)
+
+
+def static(app: ChinwagApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).content)
+
+
+@pytest.mark.slow
+def test_yes_at_reliability_reports_at_once_and_the_question_is_not_asked_again(
+    config: Config,
+    network: Any,
+    ui: Any,
+    make_profile: Callable[[str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CHINWAG_TELEMETRY", raising=False)
+    make_profile("Alice")
+    collector = start_collector(network, tmp_path)
+    config = reporting_config(config, collector.url)
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, on(app, ConsentScreen))
+            assert collector.url in ui.screen_text(app)
+            assert rows(network, collector)["installs"] == 0  # off until the person says yes
+            await pilot.press("s")  # show what would be sent: the dictionary
+            await ui.wait_until(
+                pilot, lambda: "event.msg_recv" in static(app, "#consent-dictionary")
+            )
+            await pilot.click("#level-reliability")
+            assert app.screen.query_one("#level-reliability", RadioButton).value
+            await pilot.press("y")
+            await ui.wait_until(pilot, on(app, MainScreen))
+            await ui.wait_for_text(pilot, "telemetry is on (reliability)")
+            await ui.wait_until(
+                pilot,
+                lambda: rows(network, collector)["installs"] == 1,
+                what="the install registered",
+            )
+            await ui.wait_until(
+                pilot, lambda: rows(network, collector)["events"] >= 1, what="events stored"
+            )
+            await pilot.press("ctrl+q")
+        assert recorded(config, ui) == "reliability"
+
+        again = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with again.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(again))
+            telemetry = again.telemetry
+            assert telemetry is not None
+            await ui.wait_until(pilot, lambda: telemetry.running, what="the client running")
+            await pilot.pause(0.5)
+            assert not isinstance(again.screen, ConsentScreen)  # asked once
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())
+
+
+def test_no_is_kept_and_nothing_is_recorded_or_sent(
+    config: Config,
+    network: Any,
+    ui: Any,
+    make_profile: Callable[[str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CHINWAG_TELEMETRY", raising=False)
+    make_profile("Alice")
+    collector = start_collector(network, tmp_path)
+    config = reporting_config(config, collector.url)
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, on(app, ConsentScreen))
+            await pilot.click("#consent-no")
+            await ui.wait_until(pilot, on(app, MainScreen))
+            assert app.telemetry is not None and not app.telemetry.running
+            await pilot.press("f9")
+            await ui.wait_until(pilot, on(app, TelemetryScreen))
+            await ui.wait_for_text(pilot, "level: off")
+            assert "queued: 0 events, 0 bytes" in ui.screen_text(app)
+            await pilot.press("ctrl+q")
+        assert recorded(config, ui) == "off"
+        assert rows(network, collector)["installs"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_kill_switch_beats_the_config_file_and_asks_nothing(
+    config: Config,
+    network: Any,
+    ui: Any,
+    make_profile: Callable[[str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHINWAG_TELEMETRY", "off")
+    make_profile("Alice")
+    collector = start_collector(network, tmp_path)
+    config = reporting_config(config, collector.url, level="reliability")
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            await pilot.press("f9")
+            await ui.wait_until(pilot, on(app, TelemetryScreen))
+            await ui.wait_for_text(pilot, "CHINWAG_TELEMETRY=off")
+            await pilot.press("r")  # asking for a level changes nothing
+            await ui.wait_for_text(pilot, "telemetry stays off")
+            assert app.telemetry is not None and not app.telemetry.running
+            await pilot.press("ctrl+q")
+        assert recorded(config, ui) is None
+        assert rows(network, collector)["installs"] == 0
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_what_we_send_shows_the_next_batch_pauses_and_opting_out_deletes_both_sides(
+    config: Config,
+    network: Any,
+    ui: Any,
+    make_profile: Callable[[str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The config file says reliability (a QA setup): no question, the client runs. F9
+    shows the batch that waits byte for byte; paused, nothing is sent; resumed, it leaves;
+    o twice opts out: the queue and the collector's rows are gone, and the next start stays
+    off (the profile's choice over the config file)."""
+    monkeypatch.delenv("CHINWAG_TELEMETRY", raising=False)
+    make_profile("Alice")
+    collector = start_collector(network, tmp_path)
+    # The first upload 5-7 s after the start: the queue is looked at before it leaves.
+    config = reporting_config(config, collector.url, level="reliability", upload_seconds=6.0)
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            await pilot.press("f9")
+            await ui.wait_until(pilot, on(app, TelemetryScreen))
+            await ui.wait_for_text(pilot, "level: reliability")
+            assert "event.heartbeat.bw.relay.in" in static(app, "#telemetry-dictionary")
+            await ui.wait_until(
+                pilot,
+                lambda: '"type":"session_start"' in static(app, "#telemetry-next"),
+                what="the next batch shown",
+            )
+            await pilot.press("p")
+            await ui.wait_for_text(pilot, "paused: yes")
+            assert rows(network, collector)["batches"] == 0
+            batch = json.loads(static(app, "#telemetry-next"))
+            assert batch["schema_version"] == 1
+            assert next(e["type"] for e in batch["events"]) == "session_start"
+            assert "no batch sent yet" in static(app, "#telemetry-sent")
+            await pilot.press("p")
+            await ui.wait_for_text(pilot, "paused: no")
+            await ui.wait_until(
+                pilot, lambda: " sent: " in static(app, "#telemetry-sent"), what="a batch sent"
+            )
+            assert rows(network, collector)["batches"] >= 1
+            await pilot.press("o")
+            await ui.wait_for_text(pilot, "Press o again")
+            assert rows(network, collector)["installs"] == 1
+            await pilot.press("o")
+            await ui.wait_for_text(pilot, "the collector deleted what it held")
+            await ui.wait_for_text(pilot, "queued: 0 events, 0 bytes")
+            assert rows(network, collector)["installs"] == 0
+            assert rows(network, collector)["events"] == 0
+            await pilot.press("ctrl+q")
+        assert recorded(config, ui) == "off"
+
+        again = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with again.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(again))
+            await pilot.pause(1.5)  # an upload period: nothing registers
+            assert again.telemetry is not None and not again.telemetry.running
+            await pilot.press("ctrl+q")
+        assert rows(network, collector)["installs"] == 0
+
+    asyncio.run(scenario())

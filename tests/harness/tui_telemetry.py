@@ -47,4 +47,3 @@ def reporting_config(config: Config, collector_url: str, **table: Any) -> Config
     """`config` with `[telemetry] collector = URL` (level off unless given) and fast timers."""
     settings = TelemetrySettings(collector=collector_url, heartbeat_seconds=1.0, upload_seconds=1.0)
     return replace(config, telemetry=replace(settings, **table))
-

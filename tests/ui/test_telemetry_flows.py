@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.terminal import send_bytes
 from harness.tui import on, running
 from harness.tui_telemetry import reporting_config, rows, start_collector
 from textual.widgets import RadioButton, Static
@@ -20,7 +21,9 @@ from textual.widgets import RadioButton, Static
 from chat.config import Config
 from chat.session import Session
 from ui.app import ChinwagApp
+from ui.screens.link import LinkScreen
 from ui.screens.main import MainScreen
+from ui.screens.onboarding import OnboardingScreen
 from ui.screens.telemetry import ConsentScreen, TelemetryScreen
 
 SIZE = (110, 40)
@@ -216,5 +219,35 @@ def test_what_we_send_shows_the_next_batch_pauses_and_opting_out_deletes_both_si
             assert again.telemetry is not None and not again.telemetry.running
             await pilot.press("ctrl+q")
         assert rows(network, collector)["installs"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_new_profile_is_asked_after_onboarding_beside_its_link(
+    config: Config, network: Any, ui: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHINWAG_TELEMETRY", raising=False)
+    collector = start_collector(network, tmp_path)
+    config = reporting_config(config, collector.url)
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config(), kdf=ui.cheap_kdf))
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, on(app, OnboardingScreen))
+            send_bytes(app, f"Bob\t{ui.passphrase}\t{ui.passphrase}\r")
+            await ui.wait_until(
+                pilot,
+                lambda: (
+                    any(isinstance(s, ConsentScreen) for s in app.screen_stack)
+                    and any(isinstance(s, LinkScreen) for s in app.screen_stack)
+                ),
+                what="the question and the link",
+            )
+            for _ in range(2):  # the link closes; Esc on the question is No
+                await pilot.press("escape")
+                await pilot.pause(0.2)
+            await ui.wait_until(pilot, on(app, MainScreen))
+            await pilot.press("ctrl+q")
+        assert recorded(config, ui) == "off"
 
     asyncio.run(scenario())

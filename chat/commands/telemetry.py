@@ -6,7 +6,7 @@ telemetry holds and sends (docs/telemetry.md). It opens the profile, so it runs 
     show              status, plus the sent batches and the next batch byte for byte
     show --dictionary every field that can leave, with its meaning, purpose and retention
     export FILE       all of it as JSON, with every queued event
-    pause / resume    keep recording, but stop (or restart) sending
+    pause / resume    stop (or restart) recording and sending; what is queued waits
     off               opt out: delete the local queue and ask the collector to delete
                       what it holds (now if it can be reached, else at the next start)
 """
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     export = actions.add_parser("export", help="everything, with every queued event, as JSON")
     export.add_argument("file", type=Path, help="where to write it ('-' for stdout)")
-    actions.add_parser("pause", help="stop sending (events are still recorded and kept)")
+    actions.add_parser("pause", help="stop recording and sending (what is queued waits)")
     actions.add_parser("resume", help="send again")
     actions.add_parser(
         "off", help="opt out: delete the queue and ask the collector to delete this install"

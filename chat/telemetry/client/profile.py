@@ -117,7 +117,10 @@ class ProfileTelemetry:
         """Beside the running messenger, in its nursery: the client when a level is on, or
         when telemetry ran before and is now off (it then opts out)."""
         self._nursery, self._source, self._mode = nursery, source, mode
-        await self._start()
+        try:
+            await self._start()
+        except Exception:  # telemetry never stops the chat
+            log.exception("telemetry could not start")
 
     async def _start(self) -> None:
         settings = await self.effective()
@@ -136,7 +139,7 @@ class ProfileTelemetry:
         attached = AttachedTelemetry(
             settings, self._source, self._db, options, heartbeat_period=settings.heartbeat_seconds
         )
-        await self._nursery.start(attached.run)
+        await self._nursery.start(_guarded, attached)
         self._attached = attached if settings.enabled else None
         if not settings.enabled:  # it opted out at its start: nothing more to do
             await self._stop(attached)
@@ -210,6 +213,16 @@ class ProfileTelemetry:
             queued_events=snapshot["queued_events"],
             queued_bytes=snapshot["queued_bytes"],
         )
+
+
+async def _guarded(
+    attached: AttachedTelemetry, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The client in the messenger's nursery: its failure is logged, never the chat's end."""
+    try:
+        await attached.run(task_status=task_status)
+    except Exception:
+        log.exception("telemetry stopped")
 
 
 def _deletion_request(store: Store) -> dict[str, Any] | None:

@@ -4,13 +4,16 @@ timers (the code paths are the production ones)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import trio
+from sqlalchemy import select
 
 from chat.config import Config
+from chat.telemetry.collector import tables
 from chat.telemetry.settings import TelemetrySettings
 from harness.collector import RunningCollector, running_collector
 
@@ -47,3 +50,17 @@ def reporting_config(config: Config, collector_url: str, **table: Any) -> Config
     """`config` with `[telemetry] collector = URL` (level off unless given) and fast timers."""
     settings = TelemetrySettings(collector=collector_url, heartbeat_seconds=1.0, upload_seconds=1.0)
     return replace(config, telemetry=replace(settings, **table))
+
+
+def event_types(network: Any, collector: RunningCollector) -> Counter[str]:
+    """The types of the events the collector stored, counted."""
+
+    def read() -> Counter[str]:
+        with collector.engine.connect() as db:
+            return Counter(str(t) for t in db.execute(select(tables.events.c.type)).scalars())
+
+    async def run() -> Counter[str]:
+        return await trio.to_thread.run_sync(read)
+
+    result: Counter[str] = network.run(run)
+    return result

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from harness.terminal import send_bytes
 from harness.tui import on, running
-from harness.tui_telemetry import reporting_config, rows, start_collector
+from harness.tui_telemetry import event_types, reporting_config, rows, start_collector
 from textual.widgets import RadioButton, Static
 
 from chat.config import Config
@@ -249,5 +249,38 @@ def test_a_new_profile_is_asked_after_onboarding_beside_its_link(
             await ui.wait_until(pilot, on(app, MainScreen))
             await pilot.press("ctrl+q")
         assert recorded(config, ui) == "off"
+
+    asyncio.run(scenario())
+
+
+def test_quitting_sends_the_last_heartbeat_and_the_session_end(
+    config: Config,
+    network: Any,
+    ui: Any,
+    make_profile: Callable[[str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Heartbeats every 300 s, as shipped: the only one of this short session is the one
+    quitting records, and it leaves before the app ends (the client's shielded close under
+    the bridge's cancellation: no counters lost at quit)."""
+    monkeypatch.delenv("CHINWAG_TELEMETRY", raising=False)
+    make_profile("Alice")
+    collector = start_collector(network, tmp_path)
+    config = reporting_config(config, collector.url, level="health", heartbeat_seconds=300.0)
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            await ui.wait_until(
+                pilot,
+                lambda: event_types(network, collector)["session_start"] == 1,
+                what="the session's start uploaded",
+            )
+            assert event_types(network, collector)["heartbeat"] == 0
+            await pilot.press("ctrl+q")
+        types = event_types(network, collector)
+        assert types["heartbeat"] == 1 and types["session_end"] == 1
 
     asyncio.run(scenario())

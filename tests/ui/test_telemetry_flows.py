@@ -284,3 +284,30 @@ def test_quitting_sends_the_last_heartbeat_and_the_session_end(
         assert types["heartbeat"] == 1 and types["session_end"] == 1
 
     asyncio.run(scenario())
+
+
+def test_a_failing_telemetry_client_never_stops_the_chat(
+    config: Config,
+    network: Any,
+    ui: Any,
+    make_profile: Callable[[str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dry-run file is a directory: the first batch cannot be written and the client
+    stops with an error; the messenger runs on."""
+    monkeypatch.delenv("CHINWAG_TELEMETRY", raising=False)
+    make_profile("Alice")
+    directory = tmp_path / "not-a-file"
+    directory.mkdir()
+    config = reporting_config(config, "http://127.0.0.1:9", level="health", dry_run=directory)
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            await pilot.pause(2.5)  # past the first upload (1 s ± 1/6 s)
+            assert app.messenger is not None and app.messenger_failure is None
+            await pilot.press("ctrl+q")
+
+    asyncio.run(scenario())

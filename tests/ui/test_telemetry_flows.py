@@ -126,6 +126,7 @@ def test_no_is_kept_and_nothing_is_recorded_or_sent(
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_the_kill_switch_beats_the_config_file_and_asks_nothing(
     config: Config,
     network: Any,
@@ -149,6 +150,10 @@ def test_the_kill_switch_beats_the_config_file_and_asks_nothing(
             await pilot.press("r")  # asking for a level changes nothing
             await ui.wait_for_text(pilot, "telemetry stays off")
             assert app.telemetry is not None and not app.telemetry.running
+            await pilot.press("escape")
+            await ui.wait_until(pilot, on(app, MainScreen))
+            await pilot.press("ctrl+p", *"What we send", "enter")  # the palette opens it too
+            await ui.wait_until(pilot, on(app, TelemetryScreen))
             await pilot.press("ctrl+q")
         assert recorded(config, ui) is None
         assert rows(network, collector)["installs"] == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any
 
 import trio
@@ -218,11 +219,22 @@ class ProfileTelemetry:
 async def _guarded(
     attached: AttachedTelemetry, *, task_status: Any = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """The client in the messenger's nursery: its failure is logged, never the chat's end."""
+    """The client in the messenger's nursery: its failure is logged, never the chat's end
+    (nor, when it fails while starting, the caller's)."""
+    started = False
+
+    def mark_started() -> None:
+        nonlocal started
+        started = True
+        task_status.started()
+
     try:
-        await attached.run(task_status=task_status)
+        await attached.run(task_status=SimpleNamespace(started=mark_started))
     except Exception:
         log.exception("telemetry stopped")
+    finally:
+        if not started:
+            task_status.started()
 
 
 def _deletion_request(store: Store) -> dict[str, Any] | None:

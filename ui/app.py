@@ -184,8 +184,8 @@ class ChinwagApp(App[int]):
             telemetry = self.session.telemetry(opened)
             async with messenger.run(), trio.open_nursery() as nursery:
                 events = messenger.subscribe(EVENT_BUFFER)
-                # Before the first event: its observer counts from the start (off unless the
-                # person opted in; CHINWAG_TELEMETRY=off beats every setting).
+                # Attached as `chinwag serve` attaches it, before the UI hears of the messenger
+                # (off unless the person opted in; CHINWAG_TELEMETRY=off beats every setting).
                 await telemetry.start(nursery, messenger, "light" if config.light else "relay")
                 self.telemetry = telemetry
                 self.messenger = messenger

@@ -95,7 +95,8 @@ def test_yes_at_reliability_reports_at_once_and_the_question_is_not_asked_again(
     asyncio.run(scenario())
 
 
-def test_no_is_kept_and_nothing_is_recorded_or_sent(
+@pytest.mark.slow
+def test_no_is_kept_nothing_is_sent_and_what_we_send_opts_in_later(
     config: Config,
     network: Any,
     ui: Any,
@@ -119,9 +120,25 @@ def test_no_is_kept_and_nothing_is_recorded_or_sent(
             await ui.wait_until(pilot, on(app, TelemetryScreen))
             await ui.wait_for_text(pilot, "level: off")
             assert "queued: 0 events, 0 bytes" in ui.screen_text(app)
+            await pilot.pause(1.5)  # an upload period
+            assert rows(network, collector)["installs"] == 0
             await pilot.press("ctrl+q")
         assert recorded(config, ui) == "off"
-        assert rows(network, collector)["installs"] == 0
+
+        later = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with later.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(later))
+            await pilot.press("f9")  # not asked again; opting in later, from What we send
+            await ui.wait_until(pilot, on(later, TelemetryScreen))
+            await pilot.press("h")
+            await ui.wait_for_text(pilot, "level: health")
+            await ui.wait_until(
+                pilot,
+                lambda: rows(network, collector)["installs"] == 1,
+                what="the install registered",
+            )
+            await pilot.press("ctrl+q")
+        assert recorded(config, ui) == "health"
 
     asyncio.run(scenario())
 

@@ -46,6 +46,7 @@ from storage.profiles import Profiles
 if TYPE_CHECKING:
     from chat import events as ev
     from chat.messenger import Messenger, MessengerConfig
+    from chat.telemetry.client.profile import ProfileTelemetry, TelemetryReport
     from storage.aio import AsyncStore
     from storage.kdf import KdfParams
     from storage.store import Store
@@ -61,7 +62,9 @@ __all__ = [
     "OpenProfile",
     "ProfileInUse",
     "ProfileLock",
+    "ProfileTelemetry",
     "Session",
+    "TelemetryReport",
     "add_network_arguments",
     "clean_link",
     "messenger_settings",
@@ -372,6 +375,20 @@ class Session:
             return self.override
         settings = self.settings or messenger_settings(self.config)
         return settings.messenger_config()
+
+    def telemetry(self, opened: OpenProfile) -> ProfileTelemetry:
+        """The open profile's opt-in telemetry: consent, the client, the "what we send" view
+        (a ConfigError for a bad CHINWAG_TELEMETRY; `check_telemetry` says so earlier)."""
+        from chat.telemetry.client.options import effective
+        from chat.telemetry.client.profile import ProfileTelemetry
+
+        return ProfileTelemetry(effective(self.config), opened.db)
+
+    def check_telemetry(self) -> None:
+        """The telemetry settings can be used (before a face starts): else a ConfigError."""
+        from chat.telemetry.client.options import effective
+
+        effective(self.config)
 
     def derive_early(self, passphrase: str) -> None:
         """Start deriving this passphrase's key on a thread now (Argon2id runs without the

@@ -51,6 +51,7 @@ from ui.terminal import no_terminal_logging, use_key_parser
 
 if TYPE_CHECKING:
     from chat.messenger import Messenger
+    from chat.session import ProfileTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class ChinwagApp(App[int]):
         Binding("f6", "toggle_dark", "Theme", show=False, priority=True),
         Binding("ctrl+r", "reconnect", "Reconnect", show=False),
         Binding("f8", "bandwidth", "Bandwidth", show=False),
+        Binding("f10", "telemetry", "What we send", show=False),
     ]
 
     def __init__(self, session: Session, *, passphrase: str | None = None) -> None:
@@ -108,6 +110,8 @@ class ChinwagApp(App[int]):
         """perf_counter when the chat list was first shown (the launch benchmark reads it)."""
         self.messenger_failure: str | None = None
         """Why the messenger stopped (a sentence), once it has."""
+        self.telemetry: ProfileTelemetry | None = None
+        """The profile's opt-in telemetry, while the messenger runs."""
 
     def get_driver_class(self) -> type[Driver]:
         use_key_parser()  # Alt+Enter as alt+enter (ui/terminal.py)
@@ -175,9 +179,15 @@ class ChinwagApp(App[int]):
             # Off the loop: the preload thread may be mid-import, and waiting for its module
             # lock here would freeze the UI (the main screen's first paint) until it is done.
             await trio.to_thread.run_sync(importlib.import_module, "chat.messenger")
-            messenger = opened.messenger(self.session.messenger_config())
-            async with messenger.run():
+            config = self.session.messenger_config()
+            messenger = opened.messenger(config)
+            telemetry = self.session.telemetry(opened)
+            async with messenger.run(), trio.open_nursery() as nursery:
                 events = messenger.subscribe(EVENT_BUFFER)
+                # Attached as `chinwag serve` attaches it, before the UI hears of the messenger
+                # (off unless the person opted in; CHINWAG_TELEMETRY=off beats every setting).
+                await telemetry.start(nursery, messenger, "light" if config.light else "relay")
+                self.telemetry = telemetry
                 self.messenger = messenger
                 self._publish_link()
                 self.post_message(MessengerReady())
@@ -191,11 +201,23 @@ class ChinwagApp(App[int]):
             self.post_message(MessengerFailed(_reason(exc)))
         finally:
             self.messenger = None
+            self.telemetry = None
 
     def on_messenger_ready(self, _: MessengerReady) -> None:
         self.messenger_ready.set()
         for screen in self.screen_stack:
             screen.post_message(MessengerStarted())
+        self.run_worker(self._ask_consent())
+
+    async def _ask_consent(self) -> None:
+        """Once, after unlocking: the first-run telemetry question, if nothing was chosen and
+        there is a collector (or dry-run file) to send to."""
+        from ui.screens.telemetry import ConsentScreen
+
+        telemetry = self.telemetry
+        if telemetry is None or not await self.call(telemetry.needs_consent):
+            return
+        await self.push_screen(ConsentScreen(telemetry.destination))
 
     def on_messenger_failed(self, message: MessengerFailed) -> None:
         self.messenger_ready.set()
@@ -337,6 +359,12 @@ class ChinwagApp(App[int]):
         if self.messenger is not None and not isinstance(self.screen, BandwidthScreen):
             self.push_screen(BandwidthScreen())
 
+    def action_telemetry(self) -> None:
+        from ui.screens.telemetry import TelemetryScreen
+
+        if self.telemetry is not None and not isinstance(self.screen, TelemetryScreen):
+            self.push_screen(TelemetryScreen())
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
@@ -401,6 +429,11 @@ class ChinwagApp(App[int]):
                 "Bandwidth",
                 "What the node sends and receives, per protocol and message kind (F8)",
                 self.action_bandwidth,
+            )
+            yield SystemCommand(
+                "What we send",
+                "Opt-in telemetry: status, the next batch byte for byte, pause, opt out (F10)",
+                self.action_telemetry,
             )
         actions = getattr(screen, "palette_commands", None)
         if actions is not None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from textual.dom import DOMNode
 
     from chat.messenger import Messenger
-    from chat.session import ChatSource
+    from chat.session import ChatSource, ProfileTelemetry
     from ui.bridge import TrioBridge
 
 P = ParamSpec("P")
@@ -56,6 +56,10 @@ class ChatHost(Protocol):
     @property
     def bridge(self) -> TrioBridge:
         """Runs trio coroutines (the messenger's calls) from the UI loop."""
+
+    @property
+    def telemetry(self) -> ProfileTelemetry | None:
+        """The profile's opt-in telemetry while the messenger runs, else None."""
 
     ready_at: float | None
     messenger_failure: str | None

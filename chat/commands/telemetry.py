@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,10 +53,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
         print(view.dictionary_text())
         return 0
     from chat.telemetry.client.options import effective
+    from chat.telemetry.client.profile import recorded_choice
     from chat.unlock import unlock_profile
 
-    settings = effective(config)
+    configured = effective(config)
     with unlock_profile(config) as store:
+        # The choice made in the chat screen (or by `off`) over the config file's level.
+        choice = None if configured.forced_off else recorded_choice(store)
+        settings = configured if choice is None else replace(configured, level=choice)
         if args.action in ("status", "show"):
             snapshot = view.snapshot(store, settings)
             if args.action == "show" and args.json:
@@ -91,9 +96,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 def _opt_out(store: Store, config: Config, *, forced_off: bool) -> str:
     from chat.telemetry import http
+    from chat.telemetry.client.profile import record_choice
     from chat.telemetry.client.service import deletion_acknowledged, opt_out
 
     opt_out(store)
+    record_choice(store, "off")  # the chat screen stays off too (chat/telemetry/client/profile.py)
     request = json.loads(store.telemetry_outbox.state().get("delete_request") or "{}")
     lines = ["the local telemetry queue and sent log are deleted."]
     if forced_off and request.get("collector") and request.get("token"):
@@ -117,6 +124,7 @@ def _opt_out(store: Store, config: Config, *, forced_off: bool) -> str:
     if config.telemetry.level != "off":
         lines.append(
             f"note: the config file still says [telemetry] level = {config.telemetry.level}; "
-            "set it to off, or the next start opts in again."
+            "the chat screen stays off, but set it to off, or the next 'chinwag serve' opts "
+            "in again."
         )
     return "\n".join(lines)

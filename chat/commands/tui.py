@@ -49,6 +49,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UserError("the chat UI needs a terminal; run 'chinwag --help' for the other commands")
     session = Session(config, settings)
+    session.check_telemetry()  # a bad CHINWAG_TELEMETRY is one sentence, before Textual
     passphrase = passphrase_from_env()
     if passphrase:
         register_secret(passphrase)

@@ -73,6 +73,7 @@ class ViewHost(App[None]):
         super().__init__()
         self.clock: Callable[[], float] = lambda: NOW
         self.messenger = None
+        self.telemetry = None
         self.messenger_failure: str | None = None
         self.chat_source: Callable[[], None] = lambda: None  # views are fed, not read
         self._make_screen = screen

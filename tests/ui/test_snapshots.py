@@ -37,6 +37,7 @@ from ui.screens.main import MainScreen
 from ui.screens.onboarding import OnboardingScreen
 from ui.screens.outbox import OutboxScreen
 from ui.screens.search import SearchScreen
+from ui.screens.telemetry import ConsentScreen
 from ui.screens.trace import TraceScreen
 from ui.screens.verify import VerifyScreen
 from ui.screens.verify_request import VerificationRequestScreen
@@ -240,6 +241,12 @@ def test_trace_screen(snap_compare: Any) -> None:
 
 def test_help_screen(snap_compare: Any) -> None:
     assert snap_compare(Harness(HelpScreen, lambda _: None), terminal_size=SIZE, run_before=settle)
+
+
+def test_telemetry_consent_question(snap_compare: Any) -> None:
+    """The first-run question: off until yes, where it goes, what each level sends."""
+    harness = Harness(lambda: ConsentScreen("https://collector.example.org"), lambda _: None)
+    assert snap_compare(harness, terminal_size=(110, 36), run_before=settle)
 
 
 class OnboardingHarness(Harness):

@@ -26,6 +26,7 @@ KEYS = """\
 | F9 | main | communities: new (n), join by link (j), join requests, Enter opens a channel |
 | F6 | anywhere | dark / light theme |
 | F8 | anywhere | bandwidth: bytes per protocol and relay message kind, lately and since start |
+| F10 | anywhere | what we send: opt-in telemetry's level, queue, next batch byte for byte, fields |
 | Ctrl+Q | anywhere | quit |
 | Tab / Shift+Tab | main | move between chat list, conversation and composer |
 | typing | chat list | goes to the composer |
@@ -51,6 +52,8 @@ KEYS = """\
 | y / n | verify | the emoji match / differ |
 | y / n / Esc | verification request | compare the emoji now / decline / decide later |
 | r / R / d / t | outbox | retry / retry all / discard / trace |
+| p / h / r / o o | what we send | pause or resume / level health / reliability / turn off |
+| y / n / s | telemetry question | yes / no / show what would be sent |
 """
 
 

@@ -425,7 +425,8 @@ def opt_out(store: Store) -> None:
                     "collector": state.get("collector", ""),
                 }
             )
-        keys: dict[str, str | None] = {key: None for key in state}
+        # The person's recorded choice stays (chat/telemetry/client/profile.py).
+        keys: dict[str, str | None] = {key: None for key in state if key != "consent"}
         keys["delete_request"] = request or state.get("delete_request")
         repo.set_state(keys)
 

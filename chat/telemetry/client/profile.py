@@ -49,6 +49,19 @@ def record_choice(store: Store, level: str) -> None:
     store.telemetry_outbox.set_state({CONSENT_KEY: level})
 
 
+def with_recorded_choice(settings: TelemetrySettings, store: Store) -> TelemetrySettings:
+    """For a headless client started without `--telemetry`: the person's recorded choice
+    beats the config file's level as it does in the chat screen (an opt-out there holds for
+    `chinwag serve` too). A choice to send counts only where there is somewhere to send to;
+    CHINWAG_TELEMETRY=off still beats everything."""
+    choice = recorded_choice(store)
+    if choice is None or settings.forced_off:
+        return settings
+    if choice != "off" and not (settings.collector or settings.dry_run):
+        return settings
+    return replace(settings, level=choice)
+
+
 @dataclass(frozen=True)
 class TelemetryReport:
     """What the "what we send" screen shows, read in one go."""

@@ -8,7 +8,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from chat.telemetry.client.profile import ProfileTelemetry, record_choice, recorded_choice
+from chat.telemetry.client.profile import (
+    ProfileTelemetry,
+    record_choice,
+    recorded_choice,
+    with_recorded_choice,
+)
 from chat.telemetry.client.service import opt_out
 from chat.telemetry.settings import TelemetrySettings
 from storage.aio import AsyncStore
@@ -61,3 +66,16 @@ async def test_turning_off_with_no_client_running_records_off_and_forgets_the_in
     assert (await telemetry.effective()).level == "off"
     report = await telemetry.report()
     assert report.level == "off" and report.queued_events == 0 and not report.running
+
+
+def test_serve_without_a_level_follows_the_recorded_choice(store: Store) -> None:
+    configured = replace(COLLECTOR, level="reliability")
+    assert with_recorded_choice(configured, store) == configured  # nothing chosen yet
+    record_choice(store, "off")  # opted out in the chat screen
+    assert not with_recorded_choice(configured, store).enabled
+    record_choice(store, "health")
+    assert with_recorded_choice(configured, store).level == "health"
+    nowhere = TelemetrySettings()
+    assert with_recorded_choice(nowhere, store) == nowhere  # no collector: nothing to follow
+    forced = replace(configured, forced_off=True)
+    assert not with_recorded_choice(forced, store).enabled

@@ -29,6 +29,7 @@ from ui.screens.community_moderation import (
     may_edit_channels,
     member_actions,
 )
+from ui.screens.help import KEYS
 from ui.screens.main import MainScreen
 
 SIZE = (130, 40)
@@ -80,6 +81,12 @@ def test_nothing_is_offered_on_ourselves_and_only_moderators_add_channels() -> N
         False,
         False,
     ]
+
+
+def test_help_lists_the_moderation_keys() -> None:
+    rows = [line for line in KEYS.splitlines() if "communit" in line]
+    assert any("k / b / a / r" in row and "kick / ban" in row for row in rows)
+    assert any("h / x" in row and "add a channel" in row and "leave" in row for row in rows)
 
 
 def serve(network: Any, community: CommunityView) -> None:

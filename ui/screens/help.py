@@ -22,7 +22,7 @@ KEYS = """\
 | F4 | main | your contact link and its QR code; there **c** copies the link |
 | F5 | main | new group: a name and the contacts to invite |
 | F7 | main, in a group | members: add, remove, rename, make admin, leave (only what you may) |
-| F7 | main, in a channel | the community: members, roles, its shard, moderation (only what you may) |
+| F7 | main, in a channel | the community: members, roles, its shard; moderation (what you may) |
 | F9 | main | communities: new, join by link, add a channel, leave, join requests |
 | F6 | anywhere | dark / light theme |
 | F8 | anywhere | bandwidth: bytes per protocol and relay message kind, lately and since start |

@@ -112,8 +112,9 @@ def test_the_owner_adds_a_channel_and_kicks_a_member(
     config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
 ) -> None:
     """Alice (the TUI) owns an open community Bob (headless) joined. F9 → h adds #sightings
-    and Bob gets it; F7 on Bob offers kick, ban and make admin; k asks first, saying every
-    remaining member gets a new epoch key; y removes him, and Bob is out."""
+    and Bob gets it; F7 on Bob offers kick, ban and make admin; a and r make him admin and
+    back (his copy follows); k asks first, saying every remaining member gets a new epoch
+    key (n keeps him); y removes him, and Bob is out."""
     make_profile("Alice")
     network.start_service()
     bob = network.start_messenger("bob")
@@ -166,6 +167,23 @@ def test_the_owner_adds_a_channel_and_kicks_a_member(
             await ui.wait_until(
                 pilot, lambda: hint(app) == "k kick · b ban · a make admin · Esc closes"
             )
+            await pilot.press("a")  # make admin: Bob's copy says so; then revoke it
+            await ui.wait_until(
+                pilot, lambda: hint(app) == "k kick · b ban · r revoke admin · Esc closes"
+            )
+
+            async def bob_is(role: str) -> bool:
+                return await role_in(bob, community.id) == role
+
+            await network.arun(wait_until, lambda: bob_is("admin"), 60)
+            await pilot.press("r")
+            await ui.wait_until(
+                pilot, lambda: hint(app) == "k kick · b ban · a make admin · Esc closes"
+            )
+            await network.arun(wait_until, lambda: bob_is("member"), 60)
+            await pilot.press("k", "n")  # asked, and not confirmed: nothing happens
+            await ui.wait_until(pilot, on(app, CommunityMembersScreen))
+            assert app.screen.query_one(DataTable).row_count == 2
             await pilot.press("k")
             await ui.wait_until(pilot, on(app, ConfirmScreen))
             question = str(app.screen.query_one("#confirm-question").render())

@@ -26,6 +26,9 @@ from ui.screens.community_members import CommunityMembersScreen
 from ui.screens.community_moderation import (
     AddChannelScreen,
     ConfirmScreen,
+    ban_words,
+    kick_words,
+    leave_words,
     may_edit_channels,
     member_actions,
 )
@@ -81,6 +84,15 @@ def test_nothing_is_offered_on_ourselves_and_only_moderators_add_channels() -> N
         False,
         False,
     ]
+
+
+def test_each_confirmation_says_what_rotates() -> None:
+    birders = community_as("owner")
+    assert "new epoch key" in kick_words(birders, "Bob")
+    assert "protection key" not in kick_words(birders, "Bob")
+    ban = ban_words(birders, "Bob")
+    assert "new epoch key" in ban and "new protection key" in ban and "refused" in ban
+    assert leave_words(birders).startswith("Leave Birders?")
 
 
 def test_help_lists_the_moderation_keys() -> None:

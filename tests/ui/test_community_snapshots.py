@@ -184,6 +184,13 @@ def test_the_member_panel_of_a_community(snap_compare: Any) -> None:
         shard = str(screen.query_one("#community-shard").render())
         assert shard.startswith("shard 7 · protected (key 02a1a1a1a1a1…)")
         assert "owner last seen 5 s ago" in shard
+        # On ourselves nothing is offered; on Bob (an admin) the owner may kick, ban and
+        # revoke admin, and is not offered "make admin".
+        assert str(screen.query_one("#community-members-hint").render()) == "Esc closes"
+        await pilot.press("down")
+        await settle(pilot)
+        hint = str(screen.query_one("#community-members-hint").render())
+        assert hint == "k kick · b ban · r revoke admin · Esc closes"
 
     app = Harness(lambda: CommunityMembersScreen(BIRDERS, ALICE), lambda _: None)
     assert snap_compare(app, terminal_size=SIZE, run_before=check)

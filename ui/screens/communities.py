@@ -2,7 +2,8 @@
 its protection; and the join requests: those waiting for us as an owner or admin (accept or
 decline) and our own (their state, "owner last seen", when they expire; cancel). New and
 join open their dialogs, l shows a community's link and QR code, Enter on a community opens
-its first channel. Only the actions the highlighted row allows are offered (footer and
+its first channel; h adds a channel (owner or admin), x leaves (after a confirmation;
+the owner cannot). Only the actions the highlighted row allows are offered (footer and
 hint). Dismisses with a chat id to open, or None."""
 
 from __future__ import annotations
@@ -24,12 +25,20 @@ from chat.events import (
 )
 from ui.community_format import protection_words, request_words
 from ui.host import ChatHost, Refused, attempt, host
+from ui.screens.community_moderation import (
+    AddChannelScreen,
+    ConfirmScreen,
+    leave_words,
+    may_edit_channels,
+)
 
 ACTION_WORDS = {
     "new": "n new",
     "join": "j join by link",
     "open": "Enter opens",
     "link": "l link",
+    "add_channel": "h add a channel",
+    "leave": "x leave",
     "accept": "a accept",
     "decline": "d decline",
     "cancel_request": "c cancel my request",
@@ -44,6 +53,8 @@ class CommunitiesScreen(ModalScreen[str | None]):
         Binding("n", "new", "New"),
         Binding("j", "join", "Join"),
         Binding("l", "link", "Link"),
+        Binding("h", "add_channel", "Add channel"),
+        Binding("x", "leave", "Leave"),
         Binding("a", "accept", "Accept"),
         Binding("d", "decline", "Decline"),
         Binding("c", "cancel_request", "Cancel request"),
@@ -177,8 +188,13 @@ class CommunitiesScreen(ModalScreen[str | None]):
     def _allowed(self, action: str) -> bool:
         if action in ("new", "join"):
             return True
+        community = None if self._in_requests() else self.selected_community
         if action in ("open", "link"):
-            return not self._in_requests() and self.selected_community is not None
+            return community is not None
+        if action == "add_channel":
+            return community is not None and may_edit_channels(community)
+        if action == "leave":
+            return community is not None and community.my_role in ("admin", "member")
         request = self.selected_request if self._in_requests() else None
         if request is None or request.state != "pending":
             return False
@@ -210,7 +226,10 @@ class CommunitiesScreen(ModalScreen[str | None]):
 
     def handle_event(self, event: Event) -> None:
         if isinstance(event, CommunityUpdated):
-            self.communities[event.community.id] = event.community
+            if event.community.my_role == "none":  # we left, or were removed
+                self.communities.pop(event.community.id, None)
+            else:
+                self.communities[event.community.id] = event.community
             self.show()
         elif isinstance(event, CommunityRequestUpdated):
             self.requests[event.request.id] = event.request
@@ -255,6 +274,37 @@ class CommunitiesScreen(ModalScreen[str | None]):
             return
         link, qr = found
         self.app.push_screen(CommunityLinkScreen(community.name, link, qr))
+
+    def action_add_channel(self) -> None:
+        community = self.selected_community
+        if community is not None and self._allowed("add_channel"):
+            self.app.push_screen(AddChannelScreen(community), self._after_change)
+
+    def _after_change(self, community: CommunityView | None) -> None:
+        if community is not None:
+            self.show_error("")
+            self.communities[community.id] = community
+            self.show()
+
+    def action_leave(self) -> None:
+        community = self.selected_community
+        if community is not None and self._allowed("leave"):
+            self.app.push_screen(
+                ConfirmScreen("Leave a community", leave_words(community), "Leave"),
+                lambda yes: self._leave(community, yes),
+            )
+
+    async def _leave(self, community: CommunityView, confirmed: bool | None) -> None:
+        messenger = self.chinwag.messenger
+        if not confirmed or messenger is None:
+            return
+        left = await attempt(self.chinwag, messenger.leave_community, community.id)
+        if isinstance(left, Refused):
+            self.show_error(left.reason)
+            return
+        self.show_error("")
+        self.communities.pop(community.id, None)
+        self.show()
 
     async def action_accept(self) -> None:
         await self._answer("accept")

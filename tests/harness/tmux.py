@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.waiting import wait_until
 
 WIDTH, HEIGHT = 120, 36
+TERMINAL_SIZE = ("COLUMNS", "LINES")
 WINDOW = "smoke:alice"
 
 
@@ -33,9 +34,14 @@ class Tmux:
     def tmux(self, *args: str) -> str:
         done = subprocess.run(
             ["tmux", "-S", str(self.socket), *args],
-            capture_output=True, text=True, env=self.env, check=True, timeout=10,
+            capture_output=True, text=True, env=self.server_env(), check=True, timeout=10,
         )  # fmt: skip
         return done.stdout
+
+    def server_env(self) -> dict[str, str]:
+        """The environment without COLUMNS and LINES: pytest-xdist's workers set them to 80
+        and 24, and an app in the window would believe them over the window's own size."""
+        return {name: value for name, value in self.env.items() if name not in TERMINAL_SIZE}
 
     def start(self, command: list[str]) -> None:
         shell_command = " ".join(f"'{part}'" for part in command)
@@ -68,5 +74,7 @@ class Tmux:
 
     def kill(self) -> None:
         subprocess.run(
-            ["tmux", "-S", str(self.socket), "kill-server"], capture_output=True, env=self.env
+            ["tmux", "-S", str(self.socket), "kill-server"],
+            capture_output=True,
+            env=self.server_env(),
         )

@@ -283,7 +283,8 @@ async def group_network(
         net = Network(nursery, base, [], [])
         try:
             for index in range(services):
-                await nursery.start(_run_service, net, counter, base / f"service{index}")
+                archive = base / f"archive{index}.sqlite"
+                await nursery.start(_run_service, net, counter, archive)
             yield net
         finally:
             nursery.cancel_scope.cancel()
@@ -291,11 +292,10 @@ async def group_network(
         member.store.close()
 
 
-async def _run_service(net: Network, counter: WireCounter, folder: Path, task_status: Any) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+async def _run_service(net: Network, counter: WireCounter, archive: Path, task_status: Any) -> None:
     config = ServiceNodeConfig(
         node=NodeConfig(listen_addrs=[Multiaddr(LOOPBACK)], static_peers=tuple(net.service_addrs)),
-        store=StoreOptions(folder / "archive.sqlite"),
+        store=StoreOptions(archive),
     )
     service = ServiceNode(config)
     async with service.run():

@@ -145,6 +145,10 @@ class ClientNode:
         """Peers reached; raises NoPeersReached, or ValueError when the message is refused."""
         return self.relay.publish(pubsub_topic, message)
 
+    def signed(self, pubsub_topic: str, message: WakuMessage) -> WakuMessage:
+        """`message` as `publish` sends it (signed on a protected shard we hold the key of)."""
+        return self.relay.signer.prepare(pubsub_topic, message)
+
     def join_shard(
         self,
         pubsub_topic: str,

@@ -220,6 +220,10 @@ class LightClientNode:
         key_pair = self._shard_keys.get(pubsub_topic)
         return message if key_pair is None else key_pair.sign(pubsub_topic, message)
 
+    def signed(self, pubsub_topic: str, message: WakuMessage) -> WakuMessage:
+        """`message` as `publish` pushes it (signing again gives the same signature)."""
+        return self._signed(pubsub_topic, message)
+
     def publish(self, pubsub_topic: str, message: WakuMessage) -> int:
         """Best effort (the caller's flow sends again): queued for the push worker; the push
         nodes held. Raises NoPeersReached with no push node at all or the queue full."""

@@ -158,6 +158,7 @@ class Messenger(CommunityCommands):
             ctx, conversations, channels, transport, self.checks, writer, self.history
         )
         sending.confirm = confirm
+        sending.sign = self.node.signed
         syncs = Syncs(ctx, conversations, channels, CountedAs(transport, kinds, "sync"), writer)
         self._watch = functools.partial(watch_topic, ctx, self.checks)
         direct = self._direct = DirectChats(

@@ -60,6 +60,11 @@ class MessengerNode(Protocol):
         """Relay peers reached; raises NoPeersReached, or ValueError for a refused message."""
         ...
 
+    def signed(self, pubsub_topic: str, message: WakuMessage) -> WakuMessage:
+        """`message` as `publish` puts it on the wire: signed on a protected shard we hold
+        the key of (deterministic), so its hash is the one store nodes list."""
+        ...
+
     def join_shard(
         self,
         pubsub_topic: str,

@@ -83,6 +83,8 @@ class Sending:
         self.receipts = Receipts()
         self.confirm: ConfirmedPublish | None = None
         """Light mode: a publish that waits for the push's answer (`sent` is its success)."""
+        self.sign: Callable[[str, WakuMessage], WakuMessage] | None = None
+        """The node's `signed`: the message as it will be published (MessengerNode)."""
 
     def restore(
         self,
@@ -318,6 +320,10 @@ class Sending:
             await self.record(message_id, transition)
             return
         message = waku_message(outgoing.content_topic, payload, clock())
+        if self.sign is not None:
+            # On a protected shard the signature is part of the message and of its hash:
+            # the hash we track and give as the SDS retrieval hint must be the stored one.
+            message = self.sign(outgoing.pubsub_topic, message)
         msg_hash = message.hash(outgoing.pubsub_topic)
         data = ob.entry_to_json(entry)
         resend_for = self._missing(conversation, message_id, entry)

@@ -179,6 +179,10 @@ class FakeNode:
         joined = getattr(self, "joined_shards", [])
         return [self.pubsub_topic(s) for s in self.shards] + joined
 
+    def signed(self, pubsub_topic: str, message: WakuMessage) -> WakuMessage:
+        """As published: the fake network signs nothing."""
+        return message
+
     def join_shard(self, pubsub_topic: str, key_pair: Any = None, public_key: Any = None) -> None:
         """A community's shard: listed as one of ours (the fake network carries every topic)."""
         joined: list[str] = getattr(self, "joined_shards", [])

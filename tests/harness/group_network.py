@@ -1,7 +1,16 @@
 """Private groups on a real network in one process, for the groups benchmark
-(tests/bench/groups.py): a service node (relay + store) on 127.0.0.1 and one messenger per
-member, each with its own py-libp2p client node and SQLCipher profile; contacts made and
-invitations accepted on the wire; and the instruments that measure them:
+(tests/bench/groups.py): one or more service nodes (relay + store) on 127.0.0.1, meshed
+with each other, and one messenger per member, each with its own py-libp2p client node and
+SQLCipher profile, connected to one service node (in turn); contacts made and invitations
+accepted on the wire; and the instruments that measure them.
+
+Why more than one service node for more than about 14 members: a member that connects to
+one relay only gets a message by its mesh (at most `d_hi` = 8 peers of that relay) or by
+gossip, where each heartbeat the relay sends IHAVE to `d_lazy` = 6 of the other peers, for
+`history_gossip` = 3 heartbeats. With 20 members on one relay, 12 are outside its mesh and
+each misses a message with probability (1 - 6/12)^3 = 1/8, left to the next store scan
+(chat/reliability/store_checks.py, 60 s). With at most d_hi + d_lazy peers per relay every
+peer outside the mesh gets every IHAVE. Real members keep several relay peers.
 
 - `WireCounter`: bytes written to every TCP socket of the process (after Noise and yamux;
   every node lives here, so each byte is counted once, by the node that wrote it), the
@@ -61,7 +70,7 @@ Sent = dict[str, tuple["Member", float]]
 # ==== instruments ==============================================================================
 @dataclass
 class WireCounter:
-    service_port: int = 0
+    service_ports: set[int] = field(default_factory=set)
     tcp_by_service: int = 0
     tcp_by_members: int = 0
     relay_frames: int = 0
@@ -85,8 +94,8 @@ class WireCounter:
                 local_port = self.stream.socket.getsockname()[1]
             except OSError:
                 local_port = 0
-            # The service node's connections are the ones on its listening port.
-            if local_port == counter.service_port:
+            # A service node's connections are the ones on its listening port.
+            if local_port in counter.service_ports:
                 counter.tcp_by_service += len(data)
             else:
                 counter.tcp_by_members += len(data)
@@ -214,9 +223,14 @@ async def _watching(member: Member, events: Subscription, task_status: Any) -> N
 class Network:
     nursery: trio.Nursery
     base: Path
-    service: ServiceNode
-    service_addr: str
+    services: list[ServiceNode]
+    service_addrs: list[str]
     members: list[Member] = field(default_factory=list)
+
+    @property
+    def service(self) -> ServiceNode:
+        """The first service node."""
+        return self.services[0]
 
     def relay_counts(self) -> dict[str, int]:
         """Relay's counters that say how messages travelled or were lost: the service
@@ -226,9 +240,10 @@ class Network:
         clients = [
             m.messenger.node for m in self.members if isinstance(m.messenger.node, ClientNode)
         ]
-        service = self.service.relay.router.counters
         return {
-            "service_send_queue_drops": service.send_queue_drops,
+            "service_send_queue_drops": sum(
+                s.relay.router.counters.send_queue_drops for s in self.services
+            ),
             "members_received_by_gossip": sum(
                 c.relay.router.counters.received_after_iwant for c in clients
             ),
@@ -240,7 +255,9 @@ class Network:
         profiles = Profiles(self.base / "profiles")
         kdf = KdfParams.fresh(opslimit=1, memlimit=8192)
         store = profiles.create(name, PASSPHRASE, display_name=name, now=1, kdf=kdf)
-        config = MessengerConfig(listen_addrs=(LOOPBACK,), peers=(self.service_addr,), mdns=False)
+        # Members are spread over the service nodes in turn.
+        service_addr = self.service_addrs[len(self.members) % len(self.service_addrs)]
+        config = MessengerConfig(listen_addrs=(LOOPBACK,), peers=(service_addr,), mdns=False)
         member = Member(name, Messenger(store, config), store)
         member.measure_publishes()
         await self.nursery.start(_run_member, member)
@@ -257,24 +274,37 @@ class Network:
 
 
 @contextlib.asynccontextmanager
-async def group_network(base: Path, counter: WireCounter) -> AsyncIterator[Network]:
-    """A service node; members join with `start_member`. Profiles are closed at the end."""
-    service = ServiceNode(
-        ServiceNodeConfig(
-            node=NodeConfig(listen_addrs=[Multiaddr(LOOPBACK)]),
-            store=StoreOptions(base / "archive.sqlite"),
-        )
-    )
-    async with service.run(), trio.open_nursery() as nursery:
-        address = service.node.full_multiaddrs()[0]
-        counter.service_port = int(address.value_for_protocol("tcp"))
-        net = Network(nursery, base, service, str(address))
+async def group_network(
+    base: Path, counter: WireCounter, services: int = 1
+) -> AsyncIterator[Network]:
+    """`services` service nodes, each connected to the ones before (one relay mesh);
+    members join with `start_member`. Profiles are closed at the end."""
+    async with trio.open_nursery() as nursery:
+        net = Network(nursery, base, [], [])
         try:
+            for index in range(services):
+                archive = base / f"archive{index}.sqlite"
+                await nursery.start(_run_service, net, counter, archive)
             yield net
         finally:
             nursery.cancel_scope.cancel()
     for member in net.members:
         member.store.close()
+
+
+async def _run_service(net: Network, counter: WireCounter, archive: Path, task_status: Any) -> None:
+    config = ServiceNodeConfig(
+        node=NodeConfig(listen_addrs=[Multiaddr(LOOPBACK)], static_peers=tuple(net.service_addrs)),
+        store=StoreOptions(archive),
+    )
+    service = ServiceNode(config)
+    async with service.run():
+        address = service.node.full_multiaddrs()[0]
+        counter.service_ports.add(int(address.value_for_protocol("tcp")))
+        net.services.append(service)
+        net.service_addrs.append(str(address))
+        task_status.started()
+        await trio.sleep_forever()
 
 
 # ==== forming a group ==========================================================================

@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # No arguments: chinwag's chat screen (the TUI). E.g. `make run ARGS="node --store"` for a node.
 ARGS ?=
-# Test processes for `make test` (pytest-xdist); 0 runs the suite in this process.
+# Test processes for `make test` (pytest-xdist, an idle one takes tests queued for a busy one);
+# 0 runs the suite in this process.
 PYTEST_WORKERS ?= 2
 
 setup:
@@ -23,7 +24,7 @@ test: setup-test
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
-	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=25 $(PYTEST_ARGS)
 
 lint: setup-test
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -28,7 +28,6 @@ from chat.config import Config
 from chat.errors import UserError
 from chat.session import Session, add_network_arguments, messenger_settings, network_flags
 from chat.telemetry.client.options import add_telemetry_arguments, telemetry_settings
-from chat.telemetry.client.profile import with_recorded_choice
 
 # The messenger, the API server and the node stack (libp2p, trio) are imported where they are
 # used, so `chinwag --help` and the other commands do not pay for them.
@@ -176,6 +175,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 file=sys.stderr,
             )
         if args.telemetry is None:  # no explicit level: the profile's recorded choice counts
+            from chat.telemetry.client.profile import with_recorded_choice
+
             telemetry = with_recorded_choice(telemetry, store)
         try:
             publish = Session(config).publish_link

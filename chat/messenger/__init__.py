@@ -21,9 +21,15 @@
     health.py             health view, catch-up, outages, the store driver's answers
     startup.py            what is read from the profile at start
 
-docs/architecture.md ("How a conversation kind plugs in") shows how they fit.
+docs/architecture.md ("How a conversation kind plugs in") shows how they fit. The faces
+also get the communities' role table (who may do what), so a screen offers only what the
+messenger will allow.
 """
 
+from chat.communities.roles import Action as CommunityAction
+from chat.communities.roles import PermissionRefused
+from chat.communities.roles import Role as CommunityRole
+from chat.communities.roles import allowed as community_allows
 from chat.direct import MAX_INTRO_LENGTH
 from chat.identity import format_chat_key
 from chat.messenger.config import MAX_TEXT_LENGTH, MessengerConfig
@@ -32,7 +38,11 @@ from chat.messenger.facade import Messenger
 __all__ = [
     "MAX_INTRO_LENGTH",
     "MAX_TEXT_LENGTH",
+    "CommunityAction",
+    "CommunityRole",
     "Messenger",
     "MessengerConfig",
+    "PermissionRefused",
+    "community_allows",
     "format_chat_key",
 ]

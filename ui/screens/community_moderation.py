@@ -1,7 +1,7 @@
 """The community moderation dialogs: a confirmation that says what a step does (kick, ban,
 leave) before it is taken, and a new channel's name. The words of each confirmation live
 here so the member panel and the communities screen say the same thing; which steps a role
-may take comes from the core's one table (chat/communities/roles.py)."""
+may take comes from the core's one table (chat/communities/roles.py, through chat.messenger)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from chat.communities.roles import Action, PermissionRefused, Role, allowed
 from chat.events import CommunityMemberView, CommunityView
+from chat.messenger import CommunityAction as Action
+from chat.messenger import CommunityRole as Role
+from chat.messenger import PermissionRefused
+from chat.messenger import community_allows as allowed
 from ui.host import ChatHost, Refused, attempt, host
 
 NOT_RUNNING = "The network core is not running."

@@ -68,6 +68,10 @@ class FateLedger:
     arrival_order: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """(receiver, conversation) -> tags in the receiver's order (latest snapshot)."""
     send_failures: int = 0
+    failed_sends: list[dict[str, Any]] = field(default_factory=list)
+    """Writes the client's API refused or never answered: the message is not in `sent`."""
+    send_answer_s: list[float] = field(default_factory=list)
+    """How long each accepted write took the client's API to answer."""
     _sequences: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
     def record_send(
@@ -78,6 +82,13 @@ class FateLedger:
         self._sequences[key] += 1
         self.sent[tag] = Sent(
             tag, sender, chat, tuple(recipients), at, self._sequences[key], conversation
+        )
+
+    def record_send_failure(self, tag: str, at: float, error: str) -> None:
+        sent = self.sent.pop(tag)
+        self.send_failures += 1
+        self.failed_sends.append(
+            {"message": tag, "from": sent.sender, "at": rounded(at, 3), "error": error[:300]}
         )
 
     def observe_incoming(
@@ -165,6 +176,8 @@ class FateLedger:
         return {
             "messages_sent": len(self.sent),
             "send_failures": self.send_failures,
+            "failed_sends": self.failed_sends[:50],
+            "send_answer_s": summary(self.send_answer_s, 3),
             "expected_deliveries": expected,
             "fates": fates,
             "by_chat": by_chat,

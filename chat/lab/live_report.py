@@ -74,6 +74,14 @@ def describe_live(report: Mapping[str, Any]) -> str:
         f"latency:    p50 {lat.get('p50', 0):.2f} s, p90 {lat.get('p90', 0):.2f} s, "
         f"p99 {lat.get('p99', 0):.2f} s, max {lat.get('max', 0):.2f} s",
     ]
+    answers = m["send_answer_s"]
+    if answers.get("count"):
+        lines.append(
+            f"writes:     the API answered in p50 {answers.get('p50', 0):.2f} s, "
+            f"max {answers.get('max', 0):.2f} s"
+        )
+    for failed in m["failed_sends"]:
+        lines.append(f"not sent:   {failed['message']} from {failed['from']}: {failed['error']}")
     for fault in report["faults"]:
         recovered = fault["recovered_after_s"]
         lines.append(

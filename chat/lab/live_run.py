@@ -44,6 +44,8 @@ SNAPSHOT_EVERY = 1.0
 SETUP_LIMIT = 180.0
 LOSSY_MESH_WAIT = 30.0
 PAGE = 200
+SEND_TIMEOUT = 30.0
+"""Seconds a message write may take before the lab counts it as not written."""
 
 
 class LabSetupError(RuntimeError):
@@ -330,13 +332,19 @@ class LiveRun:
         self.ledger.record_send(send.tag, sender.profile, send.chat, conversation,
                                 recipients, at)  # fmt: skip
         try:
+            # A write answers once the message is persisted; under load (two test processes
+            # and a dozen chinwag processes on two cores) that has taken over 5 s, and a
+            # timeout would count a message the app may well have written as never sent.
             await self._call(sender, "POST", f"/v1/chats/{chat_id}/messages",
-                             json={"text": message_text(send.tag, send.size)})  # fmt: skip
+                             json={"text": message_text(send.tag, send.size)},
+                             timeout=SEND_TIMEOUT)  # fmt: skip
         except (httpx.HTTPError, RuntimeError) as exc:
             # The API refused or did not answer: the message was not written.
-            del self.ledger.sent[send.tag]
-            self.ledger.send_failures += 1
-            log.info("send %s failed: %s", send.tag, exc)
+            error = f"{type(exc).__name__}: {exc}"
+            self.ledger.record_send_failure(send.tag, self.now(), error)
+            log.info("send %s failed: %s", send.tag, error)
+        else:
+            self.ledger.send_answer_s.append(time.time() - at)
 
     async def _snapshots(self) -> None:
         while True:

@@ -11,6 +11,7 @@ from typing import Any
 
 import trio
 from textual.app import App
+from textual.widgets import Input
 
 import ui
 from chat.session import OpenProfile
@@ -92,3 +93,13 @@ class ViewHost(App[None]):
         screen = self._make_screen()
         await self.push_screen(screen)
         self._feed(screen)
+
+
+async def settle(pilot: Any) -> None:
+    """Let a screen under a snapshot finish drawing, with every text field's cursor steady:
+    a blinking cursor is drawn or not depending on when the picture is taken (under load a
+    snapshot can land on the other half of the blink)."""
+    await pilot.pause()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()

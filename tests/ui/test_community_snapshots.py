@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness.tui import NOW
+from harness.tui import NOW, settle
 from harness.tui import ViewHost as Harness
 from textual.pilot import Pilot
 from textual.widgets import DataTable
@@ -68,11 +68,6 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     time.tzset()
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    await pilot.pause()
-    await pilot.pause()
 
 
 def said(n: int, sender: str, text: str, at: float, **extra: Any) -> MessageView:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness.tui import NOW
+from harness.tui import NOW, settle
 from harness.tui import ViewHost as Harness
 from textual.pilot import Pilot
 from textual.widgets import DataTable, SelectionList
@@ -88,11 +88,6 @@ MESSAGES = [
     said(10, ALICE, "Alice renamed the group to “Weekend trip”", 300, kind="system"),
     said(11, ALICE, "see you all", 100, recipients=3, delivered_to=[BOB, CAROL]),
 ]
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    await pilot.pause()
-    await pilot.pause()
 
 
 def feed_group(screen: MainScreen) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness.tui import NOW
+from harness.tui import NOW, settle
 from harness.tui import ViewHost as Harness
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
@@ -148,11 +148,6 @@ def feed_main(screen: MainScreen) -> None:
     screen.query_one(HealthBar).show(HEALTH)
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    await pilot.pause()
-    await pilot.pause()
-
-
 def test_main_screen(snap_compare: Any) -> None:
     assert snap_compare(Harness(MainScreen, feed_main), terminal_size=SIZE, run_before=settle)
 
@@ -259,6 +254,7 @@ class OnboardingHarness(Harness):
 
 def test_onboarding_screen(snap_compare: Any) -> None:
     async def fill(pilot: Pilot[Any]) -> None:
+        await settle(pilot)  # steady cursors before typing, as in every snapshot
         await pilot.press(*"Alice")
         await pilot.press("tab", *"purple giraffes dance at dawn")
         await settle(pilot)

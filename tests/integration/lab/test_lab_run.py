@@ -75,7 +75,9 @@ def test_loss_and_a_node_restart_every_message_arrives_once(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(report_path.read_text())
     messages = report["messages"]
-    assert messages["messages_sent"] >= 8, report
+    # 10 writes are planned; none may be refused or go unanswered (the failures name why).
+    assert messages["messages_sent"] >= 8, (messages["failed_sends"], report["skipped_sends"])
+    assert messages["send_answer_s"]["count"] == messages["messages_sent"]
     assert messages["fates"]["lost"] == 0, messages["lost"]
     assert (
         messages["fates"]["delivered"] + messages["fates"]["late"]

@@ -76,7 +76,9 @@ class MessengerLedger:
     # ---- checks ----------------------------------------------------------------------------
     def held_at(self, tag: str) -> float | None:
         tracked = self.messages[tag]
-        times = [at for t, at in self._held.get((tracked.recipient, tracked.chat_id), ()) if t == tag]
+        times = [
+            at for t, at in self._held.get((tracked.recipient, tracked.chat_id), ()) if t == tag
+        ]
         return min(times) if times else None
 
     def ran_ahead(self) -> dict[str, list[dict[str, Any]]]:
@@ -94,7 +96,9 @@ class MessengerLedger:
                 stored.append(self._flag(tracked, "stored", shown, tracked.store_held_at))
         return {"delivered_before_held": delivered, "stored_before_store_held": stored}
 
-    def _flag(self, tracked: Tracked, state: str, shown: float, held: float | None) -> dict[str, Any]:
+    def _flag(
+        self, tracked: Tracked, state: str, shown: float, held: float | None
+    ) -> dict[str, Any]:
         return {
             "message": tracked.tag,
             "from": tracked.sender,

@@ -10,13 +10,18 @@ the links between two groups of service nodes (their clients go with them); chur
 client offline (its links drop, its publishes reach no peer, its store queries time out).
 
 Determinism: frames and timers are events in one heap ordered by (time, sequence number),
-handled by one task; every link draws from its own `random.Random` seeded from the run's seed
-and the link's ends, so what a link does depends only on the frames sent over it.
+handled by one task. A link's latency is drawn from a generator seeded by the run's seed and
+the link's ends; whether a frame is lost is a hash of the seed, the link, the instant and the
+direction, so frames sent over one link at one instant share their fate. Nothing depends on
+the order in which tasks ready at one instant run (trio picks it at random, and the
+messengers' content topics, which order some of their work, differ from run to run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import heapq
 import itertools
 import random
@@ -48,10 +53,12 @@ INBOX_SIZE = 4096
 """A client's inbox; what overflows is counted (the store checks fill such gaps)."""
 
 
+LOSS_SCALE = float(1 << 64)
+
+
 @dataclass(slots=True)
 class Link:
     latency: float
-    rng: random.Random
 
 
 @dataclass(slots=True)
@@ -129,8 +136,16 @@ class SimNetwork:
         found = self._links.get(key)
         if found is None:
             rng = random.Random(f"{self.seed}:{key[0]}:{key[1]}")
-            found = self._links[key] = Link(self.latency(rng), rng)
+            found = self._links[key] = Link(self.latency(rng))
         return found
+
+    def lost(self, a: str, b: str, now: float) -> bool:
+        """Whether a frame from a to b sent at `now` is lost (see the module's note)."""
+        if self.loss <= 0:
+            return False
+        key = f"{self.seed}:{a}:{b}:{now!r}".encode()
+        draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+        return draw / LOSS_SCALE < self.loss
 
     # ---- the event loop --------------------------------------------------------------------
     def schedule(self, at: float, callback: Callable[[float], None]) -> None:
@@ -169,7 +184,7 @@ class SimNetwork:
         """One frame over the link a-b; False when the link lost it."""
         link = self.link(a, b)
         self.counters.frames_sent += 1
-        if link.rng.random() < self.loss:
+        if self.lost(a, b, now):
             self.counters.frames_lost += 1
             return False
         self.schedule(now + link.latency, arrive)
@@ -182,6 +197,7 @@ class SimNetwork:
         self._send(sender.name, service.name, now, lambda t: self._at_service(service, received, t))
 
     def _at_service(self, service: ServiceNode, received: Received, now: float) -> None:
+        """A frame reached a service node: archive it, relay it on (once)."""
         if not service.keep(received.pubsub_topic, received.message, received.msg_hash, now):
             return
         for other in self.services:
@@ -191,13 +207,13 @@ class SimNetwork:
                 self.counters.frames_cut += 1
                 continue
             self._send(
-                service.name, other.name, now, lambda t, o=other: self._at_service(o, received, t)
+                service.name, other.name, now, functools.partial(self._at_service, other, received)
             )
         for client in service.clients:
             if not client.online:
                 self.counters.frames_cut += 1
                 continue
-            self._send(service.name, client.name, now, lambda t, c=client: c.arrive(received, t))
+            self._send(service.name, client.name, now, functools.partial(client.arrive, received))
 
     # ---- faults ----------------------------------------------------------------------------
     def partition(self, groups: dict[int, int]) -> None:
@@ -263,8 +279,12 @@ class SimStoreClient:
     async def query_all(self, peer_id: Any, request: StoreQueryRequest) -> list[MessageKeyValue]:
         node, network = self._node, self._node.network
         network.counters.store_queries += 1
-        link = network.link(node.name, node.service.name)
-        lost = link.rng.random() < network.loss or link.rng.random() < network.loss
+        service, now = node.service.name, trio.current_time()
+        link = network.link(node.name, service)
+        answered_at = now + link.latency
+        lost = network.lost(node.name, service, now) or network.lost(
+            service, node.name, answered_at
+        )
         if not node.online or lost:
             network.counters.store_timeouts += 1
             await trio.sleep(network.store_timeout)

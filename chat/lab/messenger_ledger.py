@@ -113,7 +113,10 @@ class MessengerLedger:
     # ---- the report ------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
         for (receiver, chat_id), items in self._held.items():
-            self.fates.observe_incoming(receiver, chat_id, items)
+            # Messages held at one instant count as in order: their order within the instant
+            # follows their hashes (store answers), which differ from run to run.
+            in_order = sorted(items, key=lambda item: (item[1], item[0]))
+            self.fates.observe_incoming(receiver, chat_id, in_order)
         fates = self.fates.report()
         fates.pop("by_chat", None)
         fates.pop("latency_s_by_chat", None)

@@ -320,14 +320,5 @@ def run_messenger_scenario(scenario: MessengerScenario) -> dict[str, object]:
     profiles in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="chinwag-lab-sim-") as workdir:
         run = MessengerRun(scenario, Path(workdir))
-        _seed_trio_scheduler(scenario.seed)
         report: dict[str, object] = trio.run(run.run, clock=MockClock(autojump_threshold=0))
     return report
-
-
-def _seed_trio_scheduler(seed: int) -> None:
-    """Trio runs the tasks ready at one instant in an order it picks at random (to shake out
-    ordering bugs); seeding that choice makes the run repeat."""
-    from trio._core import _run
-
-    _run._r.seed(f"{seed}:trio")

@@ -69,8 +69,6 @@ class NetworkCounters:
     frames_cut: int = 0
     """Dropped by a partition or because an end was offline."""
     inbox_overflow: int = 0
-    store_queries: int = 0
-    store_timeouts: int = 0
 
 
 class ServiceNode:
@@ -278,7 +276,6 @@ class SimStoreClient:
 
     async def query_all(self, peer_id: Any, request: StoreQueryRequest) -> list[MessageKeyValue]:
         node, network = self._node, self._node.network
-        network.counters.store_queries += 1
         service, now = node.service.name, trio.current_time()
         link = network.link(node.name, service)
         answered_at = now + link.latency
@@ -286,7 +283,6 @@ class SimStoreClient:
             service, node.name, answered_at
         )
         if not node.online or lost:
-            network.counters.store_timeouts += 1
             await trio.sleep(network.store_timeout)
             raise StoreClientError(f"no store response within {network.store_timeout:g} s")
         await trio.sleep(link.latency)

@@ -95,7 +95,6 @@ class MessengerRun:
         )
         self.profiles = Profiles(workdir)
         self.clients: list[Client] = []
-        self.by_key: dict[str, str] = {}
         self.chats: dict[tuple[str, str], str] = {}
         """(client, contact) -> their 1:1 chat id."""
         self.pairs: list[tuple[int, int]] = []
@@ -143,7 +142,6 @@ class MessengerRun:
         await nursery.start(_run_messenger, messenger)
         identity = messenger.identity()
         client.chat_key, client.link = identity.chat_key, identity.contact_link
-        self.by_key[client.chat_key] = name
         self.clients.append(client)
 
     async def _befriend(self) -> None:

@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sim.add_argument(
         "--spammer", action="store_true", help="add a node that sends invalid messages"
     )
+    sim.add_argument(
+        "--messenger", action="store_true",
+        help="messenger mode: real messengers chat over simulated service nodes "
+        "(also: mode = \"messenger\" in the scenario file)",
+    )  # fmt: skip
+    sim.add_argument("--clients", type=int, help="messenger mode: clients (default 100)")
     sim.add_argument("--json", action="store_true", help="print the report as JSON")
     sim.add_argument("--output", type=Path, help="also write the JSON report to this file")
     live = sub.add_parser(
@@ -96,11 +102,19 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return list_scenarios()
     if args.lab_command == "run":
         return run_live(args)
-    from chat.lab.relay_run import run_relay_scenario
+    if args.messenger or (args.scenario is not None and _is_messenger_file(args.scenario)):
+        from chat.lab.messenger_report import messenger_scenario_from_args, run_messenger_sim
 
-    scenario = scenario_from_args(args)
-    started = time.perf_counter()
-    report = run_relay_scenario(scenario)
+        started = time.perf_counter()
+        report = run_messenger_sim(messenger_scenario_from_args(args))
+        text_of = _describe_messenger
+    else:
+        from chat.lab.relay_run import run_relay_scenario
+
+        scenario = scenario_from_args(args)
+        started = time.perf_counter()
+        report = run_relay_scenario(scenario)
+        text_of = describe
     wall = time.perf_counter() - started
     text = json.dumps(report, indent=2)
     if args.output is not None:
@@ -111,7 +125,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(text)
     else:
-        print(describe(report))
+        print(text_of(report))
     # The wall time is not in the report: the report depends on the seed only.
     print(f"simulated in {wall:.1f} s of wall time", file=sys.stderr)
     return 0
@@ -155,6 +169,18 @@ def describe(report: dict[str, Any]) -> str:
             f"{spam['lowest_score']:g}"
         )
     return "\n".join(lines)
+
+
+def _is_messenger_file(path: Path) -> bool:
+    from chat.lab.messenger_scenario import is_messenger_file
+
+    return is_messenger_file(path)
+
+
+def _describe_messenger(report: dict[str, Any]) -> str:
+    from chat.lab.messenger_report import describe_messenger
+
+    return describe_messenger(report)
 
 
 def _progress(text: str) -> None:

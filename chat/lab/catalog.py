@@ -12,6 +12,7 @@ from chat.lab.live_scenario import LiveScenario, load_live_scenario, parse_live_
 from chat.lab.scenario import ScenarioError
 
 SIM_PREFIX = "relay-"
+SIM_PREFIXES = (SIM_PREFIX, "messenger-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ def shipped_scenarios() -> list[Shipped]:
     out = []
     for path in sorted(_directory().glob("*.toml")):
         text = path.read_text(encoding="utf-8")
-        kind = "sim" if path.name.startswith(SIM_PREFIX) else "run"
+        kind = "sim" if path.name.startswith(SIM_PREFIXES) else "run"
         description = ""
         if kind == "run":
             description = str(tomllib.loads(text).get("description", ""))
@@ -51,7 +52,7 @@ def resolve_live_scenario(name_or_path: str) -> LiveScenario:
     if path.suffix == ".toml" or path.exists():
         return load_live_scenario(path)
     shipped = _directory() / f"{name_or_path}.toml"
-    if not shipped.is_file() or name_or_path.startswith(SIM_PREFIX):
+    if not shipped.is_file() or name_or_path.startswith(SIM_PREFIXES):
         names = ", ".join(s.name for s in shipped_scenarios() if s.kind == "run")
         raise ScenarioError(f"no scenario file or shipped scenario {name_or_path!r} "
                             f"(shipped: {names})")  # fmt: skip

@@ -26,3 +26,15 @@ def test_sim_benchmark_smoke() -> None:
         assert row["frames"] > 0
         assert row["node_seconds_per_wall_s"] > 0 and row["node_seconds_per_cpu_s"] > 0
         assert row["peak_rss_mb"] > 0 and row["peak_rss_per_node_kb"] >= 0
+
+
+@pytest.mark.bench
+def test_messenger_sim_benchmark_smoke() -> None:
+    command = [sys.executable, str(SCRIPT), "--clients", "3"]
+    command += ["--duration", "3", "--publish-interval", "1"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+    (row,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert row["clients"] == 3 and row["messages"] == 3
+    assert row["delivery_ratio"] == 1.0 and row["frames"] > 0
+    assert row["client_seconds_per_wall_s"] > 0 and row["client_seconds_per_cpu_s"] > 0
+    assert row["peak_rss_mb"] > 0 and row["peak_rss_per_client_kb"] >= 0

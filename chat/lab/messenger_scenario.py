@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chat.lab.scenario import Churn, Latency, Partition, ScenarioError, _build
+from chat.lab.scenario import Churn, Latency, Partition, ScenarioError, build_section
 
 MODE = "messenger"
 
@@ -103,20 +103,20 @@ def messenger_scenario_from_dict(
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key == "latency":
-            values[key] = _build(Latency, value, f"{where}: [latency]")
+            values[key] = build_section(Latency, value, f"{where}: [latency]")
         elif key == "churn":
-            values[key] = _build(Churn, value, f"{where}: [churn]")
+            values[key] = build_section(Churn, value, f"{where}: [churn]")
         elif key == "partitions":
             if not isinstance(value, list):
                 raise ScenarioError(f"{where}: partitions must be an array of tables")
             values[key] = tuple(
-                _build(Partition, item, f"{where}: [[partitions]] #{i + 1}")
+                build_section(Partition, item, f"{where}: [[partitions]] #{i + 1}")
                 for i, item in enumerate(value)
             )
         else:
             values[key] = value
     values.update({k: v for k, v in overrides.items() if v is not None})
-    scenario: MessengerScenario = _build(MessengerScenario, values, where)
+    scenario: MessengerScenario = build_section(MessengerScenario, values, where)
     return scenario
 
 

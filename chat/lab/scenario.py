@@ -148,26 +148,27 @@ def scenario_from_dict(
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key == "latency":
-            values[key] = _build(Latency, value, f"{where}: [latency]")
+            values[key] = build_section(Latency, value, f"{where}: [latency]")
         elif key == "churn":
-            values[key] = _build(Churn, value, f"{where}: [churn]")
+            values[key] = build_section(Churn, value, f"{where}: [churn]")
         elif key == "spammer":
-            values[key] = _build(Spammer, value, f"{where}: [spammer]")
+            values[key] = build_section(Spammer, value, f"{where}: [spammer]")
         elif key == "partitions":
             if not isinstance(value, list):
                 raise ScenarioError(f"{where}: partitions must be an array of tables")
             values[key] = tuple(
-                _build(Partition, item, f"{where}: [[partitions]] #{i + 1}")
+                build_section(Partition, item, f"{where}: [[partitions]] #{i + 1}")
                 for i, item in enumerate(value)
             )
         else:
             values[key] = value
     values.update({k: v for k, v in overrides.items() if v is not None})
-    scenario: RelayScenario = _build(RelayScenario, values, where)
+    scenario: RelayScenario = build_section(RelayScenario, values, where)
     return scenario
 
 
-def _build(kind: Any, value: Any, where: str) -> Any:
+def build_section(kind: Any, value: Any, where: str) -> Any:
+    """One table of a scenario file as the dataclass `kind`; `where` names it in errors."""
     if not isinstance(value, dict):
         raise ScenarioError(f"{where}: expected a table")
     names = {f.name: f for f in dataclasses.fields(kind)}

@@ -79,6 +79,14 @@ class ChatList(OptionList):
         self.chats[chat.id] = chat
         self._redraw()
 
+    def drop(self, chat_ids: Iterable[str]) -> None:
+        """Chats no longer ours (a community's channels after we left or were removed)."""
+        gone = [chat_id for chat_id in chat_ids if chat_id in self.chats]
+        for chat_id in gone:
+            del self.chats[chat_id]
+        if gone:
+            self._redraw()
+
     def set_requests(self, count: int) -> None:
         if count != self.requests:
             self.requests = count

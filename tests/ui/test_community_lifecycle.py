@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from harness.live_communities import fetched, role_in, serve_shard
 from harness.tui import on, running
+from harness.waiting import wait_until
+from textual.widgets import Input
 
 from chat.config import Config
 from chat.events import CommunityView
@@ -21,6 +23,7 @@ from chat.messenger import Messenger
 from chat.session import Session
 from ui.app import ChinwagApp
 from ui.screens.communities import CommunitiesScreen
+from ui.screens.community_edit import EditCommunityScreen, RemoveChannelScreen
 from ui.screens.community_moderation import ConfirmScreen
 from ui.screens.main import MainScreen
 from ui.widgets.chat_list import ChatList
@@ -126,5 +129,104 @@ def test_leaving_takes_the_channels_out_of_the_chat_list(
             await pilot.press("escape")
             await ui.wait_until(pilot, on(app, MainScreen))
             assert "◆ Birders" not in ui.screen_text(app)
+
+    asyncio.run(scenario())
+
+
+async def community_of(messenger: Messenger, community_id: str) -> CommunityView | None:
+    return next((c for c in await messenger.communities() if c.id == community_id), None)
+
+
+def test_the_owner_edits_the_community_and_removes_a_channel(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """Alice (the TUI) owns an open community Bob (headless) joined, with #general and
+    #sightings. F9 → e: the dialog holds the name and about text; a new name and about go to
+    Bob (his channel's title follows) and show in Alice's chat list. F9 → r → #sightings:
+    the question says its messages are not deleted; n keeps it, y removes it from both chat
+    lists."""
+    make_profile("Alice")
+    network.start_service()
+    bob = network.start_messenger("bob")
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            messenger = app.messenger
+            assert messenger is not None
+            await ui.wait_for_text(pilot, "● online")
+            community = await app.call(
+                messenger.create_community, "Birders", "", "open", ["general", "sightings"]
+            )
+            assert community is not None
+            serve(network, community)
+            found = await app.call(messenger.community_link, community.id)
+            assert found is not None
+            await network.arun(fetched, bob, found[0])
+            await network.arun(bob.join_community, found[0], "")
+            general, sightings = (c.id for c in community.channels)
+
+            async def bob_has(chat_id: str, name: str = "") -> bool:
+                chats = {c.id: c.name for c in await bob.chats()}
+                return chat_id in chats and name in chats[chat_id]
+
+            await network.arun(wait_until, lambda: bob_has(sightings), 60)
+
+            await pilot.press("f9")
+            await ui.wait_until(pilot, on(app, CommunitiesScreen))
+            await ui.wait_for_text(pilot, "e edit · r remove a channel")
+            await pilot.press("e")
+            await ui.wait_until(pilot, on(app, EditCommunityScreen))
+            name = app.screen.query_one("#edit-community-name", Input)
+            assert name.value == "Birders"
+            name.value = ""
+            await pilot.press("enter")  # no name: the core's refusal, as a sentence
+            error = app.screen.query_one("#edit-community-error")
+            await ui.wait_until(pilot, lambda: str(error.render()).endswith("."))
+            name.value = "Birdwatchers"
+            app.screen.query_one("#edit-community-about", Input).value = "Every bird counts"
+            await pilot.press("enter")
+            await ui.wait_until(pilot, on(app, CommunitiesScreen))
+            await ui.wait_for_text(pilot, "Birdwatchers")
+
+            async def bob_sees_the_edit() -> bool:
+                view = await community_of(bob, community.id)
+                return view is not None and (view.name, view.about) == (
+                    "Birdwatchers",
+                    "Every bird counts",
+                )
+
+            await network.arun(wait_until, bob_sees_the_edit, 60)
+            await network.arun(wait_until, lambda: bob_has(general, "Birdwatchers #general"), 60)
+
+            await pilot.press("r")
+            await ui.wait_until(pilot, on(app, RemoveChannelScreen))
+            await pilot.press("down", "enter")
+            await ui.wait_until(pilot, on(app, ConfirmScreen))
+            question = str(app.screen.query_one("#confirm-question").render())
+            assert question.startswith("Remove #sightings from Birdwatchers?")
+            assert "not deleted" in question
+            await pilot.press("n")
+            await ui.wait_until(pilot, on(app, RemoveChannelScreen))
+            assert sightings in listed(app)
+            await pilot.press("enter")
+            await ui.wait_until(pilot, on(app, ConfirmScreen))
+            await pilot.press("y")
+            await ui.wait_until(pilot, on(app, CommunitiesScreen))
+            await ui.wait_until(pilot, lambda: sightings not in listed(app))
+            assert general in listed(app)
+            assert sightings not in await app.call(chat_ids, messenger)
+            view = await app.call(community_of, messenger, community.id)
+            assert view is not None and [c.name for c in view.channels] == ["general"]
+
+            async def bob_lost_it() -> bool:
+                return not await bob_has(sightings)
+
+            await network.arun(wait_until, bob_lost_it, 60)
+            await pilot.press("escape")
+            await ui.wait_until(pilot, on(app, MainScreen))
+            await ui.wait_for_text(pilot, "◆ Birdwatchers #general")
+            assert "#sightings" not in ui.screen_text(app)
 
     asyncio.run(scenario())

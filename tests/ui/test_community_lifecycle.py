@@ -15,14 +15,17 @@ import pytest
 from harness.live_communities import fetched, role_in, serve_shard
 from harness.tui import on, running
 from harness.waiting import wait_until
-from textual.widgets import Input
+from textual.widgets import Checkbox, Input
 
+from chat.communities.shards import DEFAULT_SHARED_SHARD
 from chat.config import Config
 from chat.events import CommunityView
 from chat.messenger import Messenger
 from chat.session import Session
+from chat.waku.topics import format_pubsub_topic
 from ui.app import ChinwagApp
 from ui.screens.communities import CommunitiesScreen
+from ui.screens.community_dialogs import NewCommunityScreen
 from ui.screens.community_edit import EditCommunityScreen, RemoveChannelScreen
 from ui.screens.community_moderation import ConfirmScreen
 from ui.screens.main import MainScreen
@@ -228,5 +231,56 @@ def test_the_owner_edits_the_community_and_removes_a_channel(
             await ui.wait_until(pilot, on(app, MainScreen))
             await ui.wait_for_text(pilot, "◆ Birdwatchers #general")
             assert "#sightings" not in ui.screen_text(app)
+
+    asyncio.run(scenario())
+
+
+def test_a_community_on_the_shared_shard_from_the_create_dialog(
+    config: Config, network: Any, ui: Any, make_profile: Callable[[str], None]
+) -> None:
+    """F9 → n: the dialog offers the shared shard with its cost in one line (no protection
+    key, shared bandwidth); ticked, the community has no protection key and its channel's
+    title says the shard is shared and unprotected. Unticked (the default) it is protected."""
+    make_profile("Alice")
+    network.start_service()
+
+    async def scenario() -> None:
+        app = ChinwagApp(Session(config, override=network.config()), passphrase=ui.passphrase)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await ui.wait_until(pilot, running(app))
+            messenger = app.messenger
+            assert messenger is not None
+            await ui.wait_for_text(pilot, "● online")
+            await pilot.press("f9")
+            await ui.wait_until(pilot, on(app, CommunitiesScreen))
+            await pilot.press("n")
+            await ui.wait_until(pilot, on(app, NewCommunityScreen))
+            await ui.wait_for_text(pilot, "No protection key: anyone can publish on it")
+            shared = app.screen.query_one("#community-shared", Checkbox)
+            assert not shared.value
+            shared.focus()
+            await pilot.press("space")
+            assert shared.value
+            app.screen.query_one("#community-name", Input).focus()
+            await pilot.press(*"QA load 1", "enter")
+            await ui.wait_until(pilot, on(app, MainScreen))
+            await ui.wait_for_text(pilot, "◆ QA load 1 #general")
+            await ui.wait_for_text(pilot, "shared, unprotected")
+            (community,) = await app.call(messenger.communities) or []
+            assert community.protection_key == ""
+            assert community.shard == format_pubsub_topic(
+                int(community.shard.split("/")[-2]), DEFAULT_SHARED_SHARD
+            )
+
+            await pilot.press("f9")
+            await ui.wait_until(pilot, on(app, CommunitiesScreen))
+            await pilot.press("n")
+            await ui.wait_until(pilot, on(app, NewCommunityScreen))
+            await pilot.press(*"Birders", "enter")
+            await ui.wait_until(pilot, on(app, MainScreen))
+            await ui.wait_for_text(pilot, "protected (key")
+            views = await app.call(messenger.communities) or []
+            birders = next(c for c in views if c.name == "Birders")
+            assert birders.protection_key != ""
 
     asyncio.run(scenario())

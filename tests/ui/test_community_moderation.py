@@ -99,6 +99,7 @@ def test_help_lists_the_moderation_keys() -> None:
     rows = [line for line in KEYS.splitlines() if "communit" in line]
     assert any("k / b / a / r" in row and "kick / ban" in row for row in rows)
     assert any("h / x" in row and "add a channel" in row and "leave" in row for row in rows)
+    assert any("e / r" in row and "edit name" in row and "remove a channel" in row for row in rows)
 
 
 def serve(network: Any, community: CommunityView) -> None:

@@ -66,7 +66,8 @@ def test_a_removed_member_loses_the_channels_from_the_chat_list(
 ) -> None:
     """Bob (headless) owns an open community Alice (the TUI) joined; she has #general open.
     Bob removes (or bans) her: the channel leaves her chat list and her messenger's chat
-    list, the open conversation closes, and a notice says she was removed."""
+    list, the open conversation closes, and a notice says she was removed. Removed (not
+    banned), she asks again and is let back in: the channel is back in both lists."""
     make_profile("Alice")
     network.start_service()
     bob = network.start_messenger("bob")
@@ -96,6 +97,10 @@ def test_a_removed_member_loses_the_channels_from_the_chat_list(
             assert main.current_chat is None
             await ui.wait_for_text(pilot, "no longer a member of Birders")
             assert await app.call(role_in, app.messenger, community.id) == "none"
+            if how == "kick":  # she may ask again: let back in, the channel (and history) return
+                assert await app.call(app.messenger.join_community, link, "") is not None
+                await ui.wait_until(pilot, lambda: general in listed(app), limit=60)
+                assert general in await app.call(chat_ids, app.messenger)
 
     asyncio.run(scenario())
 

@@ -574,6 +574,7 @@ class MainScreen(Screen[None]):
             self.communities[community.id] = community
         chat_list = self.query_one(ChatList)
         chat_list.drop(gone)
+        chat_list.restore(kept)  # let back in: the channels we hid come back
         if self.current_chat in gone:
             name = community.name
             self.notify(

@@ -198,9 +198,12 @@ COMMUNITY_REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "minProperties": 1,
+        "description": "at least one of the two; a field left out or null stays as it is",
         "properties": {
-            "name": _text(f"at most {MAX_NAME} characters once cleaned", min_length=1),
-            "about": _text(f"at most {MAX_ABOUT} characters once cleaned"),
+            "name": {**_text(f"at most {MAX_NAME} characters once cleaned", min_length=1),
+                     "nullable": True},
+            "about": {**_text(f"at most {MAX_ABOUT} characters once cleaned"),
+                      "nullable": True},
         },
     },
     "CommunityRole": {

@@ -30,6 +30,7 @@ from ui.screens.community_moderation import (
     kick_words,
     leave_words,
     may_edit_channels,
+    may_edit_description,
     member_actions,
 )
 from ui.screens.help import KEYS
@@ -84,6 +85,12 @@ def test_nothing_is_offered_on_ourselves_and_only_moderators_add_channels() -> N
         False,
         False,
     ]
+
+
+def test_owner_and_admins_may_edit_the_description_and_remove_channels() -> None:
+    """F9 offers e (edit) and r (remove a channel) by the core's role table."""
+    roles = ("owner", "admin", "member", "none")
+    assert [may_edit_description(community_as(r)) for r in roles] == [True, True, False, False]
 
 
 def test_each_confirmation_says_what_rotates() -> None:

@@ -198,9 +198,18 @@ def test_the_member_panel_of_a_community(snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=check)
 
 
+async def steady(pilot: Pilot[Any]) -> None:
+    """Text fields' cursors drawn steadily: a blink would make the picture depend on when
+    it is taken."""
+    await settle(pilot)
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
 def test_the_create_dialog_with_the_shared_shard_option(snap_compare: Any) -> None:
     async def check(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
+        await steady(pilot)
         screen = pilot.app.screen
         assert not screen.query_one("#community-shared", Checkbox).value  # protected by default
         cost = str(screen.query_one("#community-shared-cost").render())
@@ -212,7 +221,7 @@ def test_the_create_dialog_with_the_shared_shard_option(snap_compare: Any) -> No
 
 def test_the_edit_dialog_of_a_community(snap_compare: Any) -> None:
     async def check(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
+        await steady(pilot)
         screen = pilot.app.screen
         assert screen.query_one("#edit-community-name", Input).value == "Birders"
         assert screen.query_one("#edit-community-about", Input).value == BIRDERS.about

@@ -1,7 +1,8 @@
 """The community routes (chat/api/handlers.py mixes them into `Handlers`): communities,
 their links, fetches, join requests, channels and moderation. Creating a community is 201;
 asking to join is 202 (queued; it goes out when the description is found); a moderation step
-is 200 with the community as it is now; one our role does not allow is 403."""
+(channels, members, roles, the name and about text) is 200 with the community as it is now;
+one our role does not allow is 403."""
 
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ COMMUNITY_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/communities/requests/{id}/decline", "decline_community_request"),
     ("POST", "/v1/communities/requests/{id}/cancel", "cancel_community_request"),
     ("GET", "/v1/communities/{id}", "get_community"),
+    ("PUT", "/v1/communities/{id}", "edit_community"),
     ("GET", "/v1/communities/{id}/link", "community_link"),
     ("POST", "/v1/communities/{id}/channels", "add_community_channel"),
+    ("DELETE", "/v1/communities/{id}/channels/{channel_id}", "remove_community_channel"),
     ("POST", "/v1/communities/{id}/members/{chat_key}/kick", "kick_community_member"),
     ("POST", "/v1/communities/{id}/members/{chat_key}/ban", "ban_community_member"),
     ("PUT", "/v1/communities/{id}/members/{chat_key}", "set_community_role"),
@@ -57,6 +60,12 @@ class CommunityFace(Protocol):
     async def decline_community_request(self, request_id: str) -> CommunityRequestView: ...
     async def cancel_community_request(self, request_id: str) -> CommunityRequestView: ...
     async def add_community_channel(self, community_id: str, name: str) -> CommunityView: ...
+    async def remove_community_channel(
+        self, community_id: str, channel_id: str
+    ) -> CommunityView: ...
+    async def edit_community(
+        self, community_id: str, name: str | None = None, about: str | None = None
+    ) -> CommunityView: ...
     async def kick_community_member(self, community_id: str, chat_key: str) -> CommunityView: ...
     async def ban_community_member(self, community_id: str, chat_key: str) -> CommunityView: ...
     async def set_community_role(
@@ -138,6 +147,19 @@ class CommunityHandlers:
         body = request.json_object(allowed=frozenset({"name"}))
         name = text_field(body, "name", required=True) or ""
         return _one(await self._c.add_community_channel(request.params["id"], name))
+
+    async def edit_community(self, request: Request) -> Response:
+        body = request.json_object(allowed=frozenset({"name", "about"}))
+        name = text_field(body, "name", required=False)
+        about = text_field(body, "about", required=False)
+        if name is None and about is None:
+            raise ApiError(400, "the request body needs 'name', 'about' or both.")
+        return _one(await self._c.edit_community(request.params["id"], name, about))
+
+    async def remove_community_channel(self, request: Request) -> Response:
+        request.json_object(allowed=frozenset())
+        params = request.params
+        return _one(await self._c.remove_community_channel(params["id"], params["channel_id"]))
 
     async def kick_community_member(self, request: Request) -> Response:
         request.json_object(allowed=frozenset())

@@ -65,6 +65,11 @@ def community_paths(b: Builders) -> dict[str, dict[str, dict[str, Any]]]:
     community_id = {**b.path_id, "description": "a community id (32 hex characters)"}
     request_id = {**b.path_id, "description": "a join request id (32 hex characters)"}
     member_key = {**b.path_key, "description": "a member's chat key (cw1...)"}
+    channel_id = {
+        **b.path_key,
+        "name": "channel_id",
+        "description": "a channel id (also its chat id)",
+    }
     community = (200, b.json(b.ref("CommunityView"), "the community as it is now"))
     one_request = (200, b.json(b.ref("CommunityRequestView"), "the request"))
     tag = "communities"
@@ -101,9 +106,17 @@ def community_paths(b: Builders) -> dict[str, dict[str, dict[str, Any]]]:
         "/v1/communities/requests/{id}/cancel": {"post": b.operation(
             "cancel_community_request", "Withdraw our join request",
             one_request, (400, 404, 409), parameters=(request_id,), tag=tag)},
-        "/v1/communities/{id}": {"get": b.operation(
-            "get_community", "A community: description, channels, members and roles",
-            community, (400, 404), parameters=(community_id,), tag=tag)},
+        "/v1/communities/{id}": {
+            "get": b.operation(
+                "get_community", "A community: description, channels, members and roles",
+                community, (400, 404), parameters=(community_id,), tag=tag),
+            "put": {**b.operation(
+                "edit_community", "Change the name and/or about text (owner and admins)",
+                community, (403, 404, 409), parameters=(community_id,), body="EditCommunity",
+                tag=tag),
+                "description": "The next description, signed and published: every member "
+                "adopts it; a field left out stays as it is."},
+        },
         "/v1/communities/{id}/link": {"get": b.operation(
             "community_link", "The community's link (text and a text QR code)",
             (200, b.json(b.ref("CommunityLink"), "the link")), (400, 404),
@@ -112,6 +125,11 @@ def community_paths(b: Builders) -> dict[str, dict[str, dict[str, Any]]]:
             "add_community_channel", "Create a channel (owner and admins)",
             community, (403, 404, 409), parameters=(community_id,), body="CommunityChannel",
             tag=tag)},
+        "/v1/communities/{id}/channels/{channel_id}": {"delete": {**b.operation(
+            "remove_community_channel", "Remove a channel (owner and admins)",
+            community, (400, 403, 404, 409), parameters=(community_id, channel_id), tag=tag),
+            "description": "Nobody can write in it any more and it leaves every member's "
+            "chat list (GET /v1/chats); its messages are not deleted from members' devices."}},
         "/v1/communities/{id}/members/{chat_key}/kick": {"post": b.operation(
             "kick_community_member", "Remove a member (a new content key epoch)",
             community, (400, 403, 404, 409), parameters=(community_id, member_key), tag=tag)},
@@ -175,6 +193,18 @@ COMMUNITY_REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["name"],
         "additionalProperties": False,
         "properties": {"name": _text(f"at most {MAX_NAME} characters", min_length=1)},
+    },
+    "EditCommunity": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "description": "at least one of the two; a field left out or null stays as it is",
+        "properties": {
+            "name": {**_text(f"at most {MAX_NAME} characters once cleaned", min_length=1),
+                     "nullable": True},
+            "about": {**_text(f"at most {MAX_ABOUT} characters once cleaned"),
+                      "nullable": True},
+        },
     },
     "CommunityRole": {
         "type": "object",

@@ -322,6 +322,8 @@ class CommunityChats:
             self._node.join_shard(community.pubsub_topic, None, community.protection_public())
         if community.member:
             await self._open_channels(community)
+        if description.name != old.name:
+            await self._retitle(community)
         self._ctx.emit(ev.CommunityUpdated(self.view(community)))
 
     # ---- moderation (under the lock) ---------------------------------------------------------
@@ -343,6 +345,7 @@ class CommunityChats:
             raise ev.NotPossible(str(exc)) from None
         if self.communities.book.offer(signed.signed).accepted is None:
             raise ev.NotPossible("that change would not be accepted by the members")
+        renamed = signed.name != community.description.name
         community.description = signed
         if outcome.new_epoch:
             community.keys.add(signed.epoch, new_content_key())
@@ -359,9 +362,24 @@ class CommunityChats:
         if outcome.new_epoch and self.joins is not None:
             await self.joins.send_keys_to_members(community)
         await self._open_channels(community)
+        if renamed:
+            await self._retitle(community)
         view = self.view(community)
         self._ctx.emit(ev.CommunityUpdated(view))
         return view
+
+    async def _retitle(self, community: Community) -> None:
+        """A renamed community: its channels' chats carry the new name."""
+        for channel in community.description.channels:
+            title = f"{community.description.name} #{channel.name}"
+            if self._conversations.get(channel.id) is None:
+                continue
+
+            def rename(store: Store, chat_id: str = channel.id, title: str = title) -> None:
+                store.conversations.set_title(chat_id, title)
+
+            await self._ctx.db.run(rename)
+            self._ctx.emit(ev.ChatUpdated(await self.chat_view(channel.id)))
 
     async def add_channel(self, community_id: str, name: str) -> ev.CommunityView:
         community = self.community(community_id)
@@ -369,6 +387,27 @@ class CommunityChats:
         now = self._ctx.clock()
         return await self.apply(
             community, lambda: moderation.add_channel(community.description, me, name, now)
+        )
+
+    async def remove_channel(self, community_id: str, channel_id: str) -> ev.CommunityView:
+        """The channel leaves the description: members stop showing and sending in it (its
+        history stays on their devices, hidden); its id is never used again."""
+        community = self.community(community_id)
+        me, now = self._ctx.me.chat_key_text, self._ctx.clock()
+        return await self.apply(
+            community,
+            lambda: moderation.remove_channel(community.description, me, channel_id[:64], now),
+        )
+
+    async def edit(
+        self, community_id: str, name: str | None, about: str | None
+    ) -> ev.CommunityView:
+        """A new name or about text (owner and admins), in the next signed description."""
+        community = self.community(community_id)
+        me, now = self._ctx.me.chat_key_text, self._ctx.clock()
+        return await self.apply(
+            community,
+            lambda: moderation.edit(community.description, me, now, name=name, about=about),
         )
 
     async def kick(self, community_id: str, chat_key: str) -> ev.CommunityView:
@@ -439,6 +478,14 @@ class CommunityChats:
             if community.description.channel(chat_id[:64]) is not None:
                 return community
         return None
+
+    def lists_chat(self, chat_id: str) -> bool:
+        """Whether a channel's chat belongs in the chat list: its community still has the
+        channel and still lists us. A channel we left, were removed or banned from, or that
+        was removed is hidden (its history stays in the profile: it shows again if we are
+        let back in), as Status and Slack drop such channels from their sidebars."""
+        community = self.channel_community(chat_id)
+        return community is not None and community.role is not None
 
     async def send_text(self, chat_id: str, text: str, reply_to: str | None) -> ev.MessageView:
         conversation = self._conversations.get(chat_id[:64])

@@ -93,6 +93,21 @@ class CommunityCommands:
         async with self._lock:
             return await self._communities.add_channel(community_id, name)
 
+    async def remove_community_channel(
+        self, community_id: str, channel_id: str
+    ) -> ev.CommunityView:
+        async with self._lock:
+            return await self._communities.remove_channel(community_id, channel_id)
+
+    async def edit_community(
+        self, community_id: str, name: str | None = None, about: str | None = None
+    ) -> ev.CommunityView:
+        """A new name and/or about text (None keeps it)."""
+        name = _text(name, "a community name") if name is not None else None
+        about = _text(about, "the about text") if about is not None else None
+        async with self._lock:
+            return await self._communities.edit(community_id, name, about)
+
     async def kick_community_member(self, community_id: str, chat_key: str) -> ev.CommunityView:
         async with self._lock:
             return await self._communities.kick(community_id, _text(chat_key, "a chat key"))

@@ -422,7 +422,11 @@ class Messenger(CommunityCommands):
 
     # ==== chats and messages ==================================================================
     async def chats(self) -> list[ev.ChatView]:
-        return [self._view_of(conv) for conv in await self.history.conversations()]
+        return [
+            self._view_of(conv)
+            for conv in await self.history.conversations()
+            if conv.kind != COMMUNITY or self._communities.lists_chat(conv.id)
+        ]
 
     async def _chat_view(self, chat_id: str) -> ev.ChatView:
         return self._view_of(await self.history.conversation(chat_id))

@@ -30,6 +30,7 @@ from ui.screens.community_moderation import (
     kick_words,
     leave_words,
     may_edit_channels,
+    may_edit_description,
     member_actions,
 )
 from ui.screens.help import KEYS
@@ -86,6 +87,12 @@ def test_nothing_is_offered_on_ourselves_and_only_moderators_add_channels() -> N
     ]
 
 
+def test_owner_and_admins_may_edit_the_description_and_remove_channels() -> None:
+    """F9 offers e (edit) and r (remove a channel) by the core's role table."""
+    roles = ("owner", "admin", "member", "none")
+    assert [may_edit_description(community_as(r)) for r in roles] == [True, True, False, False]
+
+
 def test_each_confirmation_says_what_rotates() -> None:
     birders = community_as("owner")
     assert "new epoch key" in kick_words(birders, "Bob")
@@ -99,6 +106,7 @@ def test_help_lists_the_moderation_keys() -> None:
     rows = [line for line in KEYS.splitlines() if "communit" in line]
     assert any("k / b / a / r" in row and "kick / ban" in row for row in rows)
     assert any("h / x" in row and "add a channel" in row and "leave" in row for row in rows)
+    assert any("e / r" in row and "edit name" in row and "remove a channel" in row for row in rows)
 
 
 def serve(network: Any, community: CommunityView) -> None:

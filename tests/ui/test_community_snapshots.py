@@ -14,7 +14,7 @@ import pytest
 from harness.tui import NOW, settle
 from harness.tui import ViewHost as Harness
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import Checkbox, DataTable, Input
 
 from chat.events import (
     ChatView,
@@ -25,6 +25,8 @@ from chat.events import (
     MessageView,
 )
 from ui.screens.communities import CommunitiesScreen
+from ui.screens.community_dialogs import NewCommunityScreen
+from ui.screens.community_edit import EditCommunityScreen
 from ui.screens.community_members import CommunityMembersScreen
 from ui.screens.main import MainScreen
 from ui.widgets.chat_list import ChatList
@@ -188,4 +190,36 @@ def test_the_member_panel_of_a_community(snap_compare: Any) -> None:
         assert hint == "k kick · b ban · r revoke admin · Esc closes"
 
     app = Harness(lambda: CommunityMembersScreen(BIRDERS, ALICE), lambda _: None)
+    assert snap_compare(app, terminal_size=SIZE, run_before=check)
+
+
+async def steady(pilot: Pilot[Any]) -> None:
+    """Text fields' cursors drawn steadily: a blink would make the picture depend on when
+    it is taken."""
+    await settle(pilot)
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
+def test_the_create_dialog_with_the_shared_shard_option(snap_compare: Any) -> None:
+    async def check(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
+        screen = pilot.app.screen
+        assert not screen.query_one("#community-shared", Checkbox).value  # protected by default
+        cost = str(screen.query_one("#community-shared-cost").render())
+        assert "No protection key" in cost and "bandwidth shared" in cost
+
+    app = Harness(NewCommunityScreen, lambda _: None)
+    assert snap_compare(app, terminal_size=SIZE, run_before=check)
+
+
+def test_the_edit_dialog_of_a_community(snap_compare: Any) -> None:
+    async def check(pilot: Pilot[Any]) -> None:
+        await steady(pilot)
+        screen = pilot.app.screen
+        assert screen.query_one("#edit-community-name", Input).value == "Birders"
+        assert screen.query_one("#edit-community-about", Input).value == BIRDERS.about
+
+    app = Harness(lambda: EditCommunityScreen(BIRDERS), lambda _: None)
     assert snap_compare(app, terminal_size=SIZE, run_before=check)

@@ -2,9 +2,10 @@
 its protection; and the join requests: those waiting for us as an owner or admin (accept or
 decline) and our own (their state, "owner last seen", when they expire; cancel). New and
 join open their dialogs, l shows a community's link and QR code, Enter on a community opens
-its first channel; h adds a channel (owner or admin), x leaves (after a confirmation;
-the owner cannot). Only the actions the highlighted row allows are offered (footer and
-hint). Dismisses with a chat id to open, or None."""
+its first channel; h adds a channel, e edits the name and about text, r removes a channel
+(after a confirmation; owner or admin), x leaves (after a confirmation; the owner cannot).
+Only the actions the highlighted row allows are offered (footer and hint). Dismisses with
+a chat id to open, or None."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from ui.screens.community_moderation import (
     ConfirmScreen,
     leave_words,
     may_edit_channels,
+    may_edit_description,
 )
 
 ACTION_WORDS = {
@@ -38,6 +40,8 @@ ACTION_WORDS = {
     "open": "Enter opens",
     "link": "l link",
     "add_channel": "h add a channel",
+    "edit": "e edit",
+    "remove_channel": "r remove a channel",
     "leave": "x leave",
     "accept": "a accept",
     "decline": "d decline",
@@ -54,6 +58,8 @@ class CommunitiesScreen(ModalScreen[str | None]):
         Binding("j", "join", "Join"),
         Binding("l", "link", "Link"),
         Binding("h", "add_channel", "Add channel"),
+        Binding("e", "edit", "Edit"),
+        Binding("r", "remove_channel", "Remove channel"),
         Binding("x", "leave", "Leave"),
         Binding("a", "accept", "Accept"),
         Binding("d", "decline", "Decline"),
@@ -102,7 +108,7 @@ class CommunitiesScreen(ModalScreen[str | None]):
                 self.show_error(result.reason)
                 return
         assert not isinstance(found, Refused) and not isinstance(requests, Refused)
-        self.communities = {c.id: c for c in found}
+        self.communities = {c.id: c for c in found if c.my_role != "none"}
         self.requests = {r.id: r for r in requests}
         self.show()
         await self.learn_names()
@@ -193,6 +199,12 @@ class CommunitiesScreen(ModalScreen[str | None]):
             return community is not None
         if action == "add_channel":
             return community is not None and may_edit_channels(community)
+        if action == "remove_channel":
+            return (
+                community is not None and may_edit_channels(community) and bool(community.channels)
+            )
+        if action == "edit":
+            return community is not None and may_edit_description(community)
         if action == "leave":
             return community is not None and community.my_role in ("admin", "member")
         request = self.selected_request if self._in_requests() else None
@@ -279,6 +291,20 @@ class CommunitiesScreen(ModalScreen[str | None]):
         community = self.selected_community
         if community is not None and self._allowed("add_channel"):
             self.app.push_screen(AddChannelScreen(community), self._after_change)
+
+    def action_edit(self) -> None:
+        from ui.screens.community_edit import EditCommunityScreen
+
+        community = self.selected_community
+        if community is not None and self._allowed("edit"):
+            self.app.push_screen(EditCommunityScreen(community), self._after_change)
+
+    def action_remove_channel(self) -> None:
+        from ui.screens.community_edit import RemoveChannelScreen
+
+        community = self.selected_community
+        if community is not None and self._allowed("remove_channel"):
+            self.app.push_screen(RemoveChannelScreen(community), self._after_change)
 
     def _after_change(self, community: CommunityView | None) -> None:
         if community is not None:

@@ -1,4 +1,5 @@
-"""The community dialogs: make a new community (name, about, join policy), and join one by
+"""The community dialogs: make a new community (name, about, join policy, and whether it goes
+on the network's shared unprotected shard instead of one of its own), and join one by
 its link. Joining shows every step of the fetch (fetching → found / not found / timed out,
 with the reason and Ctrl+R to try again) before the request, with its message, is sent. A
 refusal from the core shows as one sentence in the dialog and loses nothing typed. And a
@@ -13,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Button, Input, RadioButton, RadioSet, Static
+from textual.widgets import Button, Checkbox, Input, RadioButton, RadioSet, Static
 
 from chat.events import CommunityFetchView, CommunityRequestView
 from ui.community_format import fetch_words, request_words
@@ -47,6 +48,15 @@ class NewCommunityScreen(ModalScreen[str | None]):
             with RadioSet(id="community-policy"):
                 yield RadioButton("Join by request: an owner or admin accepts", value=True)
                 yield RadioButton("Open: anyone with the link joins")
+            yield Checkbox(
+                "Put it on the shared shard (for tests, or many communities at once)",
+                id="community-shared",
+            )
+            yield Static(
+                "No protection key: anyone can publish on it; bandwidth shared with others.",
+                id="community-shared-cost",
+                classes="muted",
+            )
             yield Static("", id="new-community-error", classes="error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Create", variant="primary", id="create-community")
@@ -67,8 +77,16 @@ class NewCommunityScreen(ModalScreen[str | None]):
             return
         name = self.query_one("#community-name", Input).value
         about = self.query_one("#community-about", Input).value
+        shared = self.query_one("#community-shared", Checkbox).value
         created = await attempt(
-            self.chinwag, messenger.create_community, name, about, self.join_policy
+            self.chinwag,
+            messenger.create_community,
+            name,
+            about,
+            self.join_policy,
+            None,
+            None,
+            shared,
         )
         if isinstance(created, Refused):
             self.show_error(created.reason)

@@ -51,6 +51,10 @@ def may_edit_channels(community: CommunityView) -> bool:
     return allowed(role_of(community.my_role), Action.EDIT_CHANNELS)
 
 
+def may_edit_description(community: CommunityView) -> bool:
+    return allowed(role_of(community.my_role), Action.EDIT_DESCRIPTION)
+
+
 def kick_words(community: CommunityView, name: str) -> str:
     return (
         f"Remove {name} from {community.name}? Every remaining member gets a new epoch key, "

@@ -23,7 +23,7 @@ KEYS = """\
 | F5 | main | new group: a name and the contacts to invite |
 | F7 | main, in a group | members: add, remove, rename, make admin, leave (only what you may) |
 | F7 | main, in a channel | the community: members, roles, its shard; moderation (what you may) |
-| F9 | main | communities: new, join by link, add a channel, leave, join requests |
+| F9 | main | communities: new, join by link, channels, edit, leave, join requests |
 | F6 | anywhere | dark / light theme |
 | F8 | anywhere | bandwidth: bytes per protocol and relay message kind, lately and since start |
 | F10 | anywhere | what we send: opt-in telemetry's level, queue, next batch byte for byte, fields |
@@ -48,6 +48,7 @@ KEYS = """\
 | a / x / n / m / l | members | add / remove / rename / make admin / leave |
 | n / j / l | communities | new community / join one by its link / its link |
 | h / x | communities | add a channel (owner or admin) / leave (confirmed; not the owner) |
+| e / r | communities | edit name and about / remove a channel (owner or admin; confirmed) |
 | k / b / a / r | community members | kick / ban (each confirmed) / make admin / revoke admin |
 | a / d / c | join requests | accept / decline (as owner or admin) / cancel my request |
 | Enter / Ctrl+R | join dialog | look the link up (then send the request) / fetch again |

@@ -541,12 +541,7 @@ class MainScreen(Screen[None]):
                 conversation.names_changed()
                 self.refresh_bindings()
         elif isinstance(event, CommunityUpdated):
-            self.communities[event.community.id] = event.community
-            shown = self.community_of(self.current_chat or "")
-            if shown is not None and shown.id == event.community.id:
-                self._show_title(chat_list.chats.get(self.current_chat or ""))
-                conversation.names_changed()
-                self.refresh_bindings()
+            self._community_changed(event.community)
         elif isinstance(event, CommunityRequestUpdated):
             request = event.request
             self.join_requests_waiting[request.id] = _waiting(request.direction, request.state)
@@ -564,6 +559,40 @@ class MainScreen(Screen[None]):
             )
         elif isinstance(event, Rejected):
             self.notify(f"Refused a message: {event.reason}", severity="warning")
+
+    def _community_changed(self, community: CommunityView) -> None:
+        """A community's new description, or our place in it: channels we may no longer read
+        (we left, were removed or banned; a channel was removed) leave the chat list, and
+        the open one closes with a notice."""
+        before = self.communities.get(community.id)
+        out = community.my_role == "none"
+        kept = set() if out else {channel.id for channel in community.channels}
+        gone = {c.id for c in before.channels} - kept if before is not None else set()
+        if out:
+            self.communities.pop(community.id, None)
+        else:
+            self.communities[community.id] = community
+        chat_list = self.query_one(ChatList)
+        chat_list.drop(gone)
+        chat_list.restore(kept)  # let back in: the channels we hid come back
+        if self.current_chat in gone:
+            name = community.name
+            self.notify(
+                f"You are no longer a member of {name} (you left, or a moderator removed "
+                "you): its channels left your chat list."
+                if out
+                else f"This channel was removed from {name}.",
+                timeout=15,
+            )
+            self.current_chat = None
+            chat_list.set_current(None)
+            self.query_one(ConversationView).clear_chat()
+            self.query_one("#chat-title", Static).update("No chat open")
+            self.refresh_bindings()
+        elif self.community_of(self.current_chat or "") is community:
+            self._show_title(chat_list.chats.get(self.current_chat or ""))
+            self.query_one(ConversationView).names_changed()
+            self.refresh_bindings()
 
     def _arrived(self, chat_id: str) -> None:
         """A message came in: read at once if its chat is open; else (or when the user looks

@@ -53,6 +53,8 @@ class ChatList(OptionList):
     ) -> None:
         super().__init__(id=id)
         self.chats: dict[str, ChatView] = {}
+        self.dropped: dict[str, ChatView] = {}
+        """Chats hidden by `drop`, by id."""
         self.requests = 0
         self.invitations = 0
         self.join_requests = 0
@@ -73,11 +75,34 @@ class ChatList(OptionList):
 
     def set_chats(self, chats: Iterable[ChatView]) -> None:
         self.chats = {chat.id: chat for chat in chats}
+        for chat_id in self.chats:
+            self.dropped.pop(chat_id, None)
         self._redraw()
 
     def upsert(self, chat: ChatView) -> None:
+        if chat.id in self.dropped:
+            self.dropped[chat.id] = chat
+            return
         self.chats[chat.id] = chat
         self._redraw()
+
+    def drop(self, chat_ids: Iterable[str]) -> None:
+        """Chats no longer ours (a community's channels after we left or were removed, a
+        removed channel): hidden, and kept aside with what later updates say of them (a
+        straggling message must not bring one back), until `restore`."""
+        gone = [chat_id for chat_id in chat_ids if chat_id in self.chats]
+        for chat_id in gone:
+            self.dropped[chat_id] = self.chats.pop(chat_id)
+        if gone:
+            self._redraw()
+
+    def restore(self, chat_ids: Iterable[str]) -> None:
+        """Dropped chats that are ours again (we were let back into the community)."""
+        back = [chat_id for chat_id in chat_ids if chat_id in self.dropped]
+        for chat_id in back:
+            self.chats[chat_id] = self.dropped.pop(chat_id)
+        if back:
+            self._redraw()
 
     def set_requests(self, count: int) -> None:
         if count != self.requests:

@@ -124,6 +124,29 @@ async def test_communities_over_the_rest_api_of_live_serve_processes(chinwag: Ch
 
         await wait_until(bob_read_it, 60)
 
+        # The name and about text (owner and admins), and removing a channel.
+        assert (await bob.status("PUT", f"/v1/communities/{cid}", json={"name": "x"}))[0] == 403
+        assert (await alice.status("PUT", f"/v1/communities/{cid}", json={}))[0] == 400
+        edited = await alice.call(
+            "PUT", f"/v1/communities/{cid}", json={"name": "Birdwatchers", "about": "all birds"}
+        )
+        assert (edited["name"], edited["about"]) == ("Birdwatchers", "all birds")
+        assert edited["version"] > added["version"]
+
+        async def bob_sees_the_name() -> bool:
+            return bool((await bob.call("GET", f"/v1/communities/{cid}"))["name"] == "Birdwatchers")
+
+        await wait_until(bob_sees_the_name, 60)
+        assert (await bob.status("DELETE", f"/v1/communities/{cid}/channels/{news}"))[0] == 403
+        removed = await alice.call("DELETE", f"/v1/communities/{cid}/channels/{news}")
+        assert [c["name"] for c in removed["channels"]] == ["general"]
+        assert (await alice.status("DELETE", f"/v1/communities/{cid}/channels/{news}"))[0] == 409
+
+        async def news_gone_for_bob() -> bool:
+            return all(c["id"] != news for c in await bob.call("GET", "/v1/chats"))
+
+        await wait_until(news_gone_for_bob, 60)
+
         # Roles, kick, ban, leave, and refusals.
         made = await alice.call(
             "PUT", f"/v1/communities/{cid}/members/{bob.chat_key}", json={"role": "admin"}
@@ -140,6 +163,13 @@ async def test_communities_over_the_rest_api_of_live_serve_processes(chinwag: Ch
         kicked = await alice.call("POST", f"/v1/communities/{cid}/members/{bob.chat_key}/kick")
         assert [m["role"] for m in kicked["members"]] == ["owner"]
         assert kicked["epoch"] == community["epoch"] + 1
+
+        async def bob_lost_the_channels() -> bool:
+            # Removed: the community's channels leave his chat list (their history is kept).
+            chats = {c["id"] for c in await bob.call("GET", "/v1/chats")}
+            return not chats & {c["id"] for c in added["channels"]}
+
+        await wait_until(bob_lost_the_channels, 60)
         banned = await alice.call("POST", f"/v1/communities/{cid}/members/{carol.chat_key}/ban")
         assert banned["epoch"] == kicked["epoch"] + 1
         assert (await alice.status("POST", f"/v1/communities/{cid}/leave"))[0] == 409

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 
 from chat import events as ev
 from chat.communities.answers import (
@@ -34,7 +35,13 @@ from chat.communities.answers import (
     sign_answer,
 )
 from chat.communities.channel import community_content_topic, requests_content_topic
-from chat.communities.description import Description, JoinPolicy, Member
+from chat.communities.description import (
+    Description,
+    DescriptionError,
+    JoinPolicy,
+    Member,
+    decode_description,
+)
 from chat.communities.join import (
     Direction,
     JoinRequest,
@@ -107,6 +114,8 @@ class CommunityJoins:
         self._watched: set[str] = set()
         self._publisher = RequestsPublisher(ctx, transport, pubsub_topic)
         self.fetching = CommunityFetches(ctx, node, chats, watch, add_inbox, self._watch_requests)
+        self._links: dict[str, str] = {}
+        """Per community: the link our pending request was sent for (saved with it)."""
         self.leaving = CommunityLeaving(ctx, olm, writer, chats, self._publisher)
 
     # ---- loading ----------------------------------------------------------------------------
@@ -121,11 +130,31 @@ class CommunityJoins:
             community = self._chats.communities.get(request.community_id)
             if community is not None and request.requester_link:
                 community.links[request.requester] = request.requester_link
+            if request.direction is Direction.SENT and request.open:
+                self._restore_sent(stored)
         for community in self._chats.communities.all():
             await self.watch(community)
         for request in self.requests.all():
             if request.direction is Direction.SENT and request.open:
                 await self._watch_requests(request.community_id)
+                link = self._links.get(request.community_id)
+                if link:  # the description, if we had none, is fetched again
+                    await self.fetching.fetch(link)
+
+    def _restore_sent(self, stored: StoredRequest) -> None:
+        """Our pending request's link and the description it goes by, as saved: it keeps
+        its schedule, expiry and answers without the link being opened again."""
+        if stored.link:
+            self._links[stored.community_id] = stored.link
+        if stored.description is None or self._chats.communities.book.get(stored.community_id):
+            return
+        try:
+            description = decode_description(stored.description)
+        except DescriptionError as exc:
+            log.warning("join request %s: its description not restored: %s", stored.id[:8], exc)
+            return
+        if description.id == stored.community_id:
+            self._chats.communities.book.restore(description)
 
     async def watch(self, community: Community) -> None:
         """The community's description topic (on its shard) and requests topic (default)."""
@@ -170,6 +199,8 @@ class CommunityJoins:
         request = self.requests.open_for(description.id)
         if request is not None and request.sends == 0:
             await self._send_request(request)
+        elif request is not None:
+            await self._save(request, None)  # the newer description it goes by
 
     # ---- our requests ---------------------------------------------------------------------
     async def join(self, text: str, message: str) -> ev.CommunityRequestView:
@@ -188,6 +219,7 @@ class CommunityJoins:
         )
         request = self._require(request_id)
         request.owner_last_seen = self.owner_last_seen.get(community_id)
+        self._links[community_id] = text.strip()
         await self._save(request, transition)
         if self._chats.communities.book.get(community_id) is None:
             await self.fetch(text)  # the request goes when the description is found
@@ -581,6 +613,13 @@ class CommunityJoins:
             request_to_json(request),
             self._ctx.now_ms(),
         )
+        if request.direction is Direction.SENT:
+            held = self._chats.communities.book.get(request.community_id)
+            stored = replace(
+                stored,
+                link=self._links.get(request.community_id, ""),
+                description=held.signed if held is not None else None,
+            )
 
         def save(store: Store) -> None:
             store.communities.save_request(stored)

@@ -3,7 +3,9 @@
 A description counts when it decodes and verifies (description.py) and its signer may sign
 it: the owner key may sign anything; an admin (as the version we hold says) may sign a next
 version that keeps the owner key, the owner and the set of admins as they are (admins edit,
-kick, ban and manage channels; only the owner changes roles). A version that is not newer
+kick, ban and manage channels; only the owner changes roles), and keeps the shard and its
+protection key, except that a ban (the banned set grows) brings a new protection key
+(roles.py has the rules). A version that is not newer
 than the one we hold is ignored. Every refusal is logged with its reason and changes nothing.
 
 Sans-IO: the messenger persists `accepted.signed` before it acts on it.
@@ -15,7 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from chat.communities.description import Description, DescriptionError, decode_description
-from chat.communities.roles import Role
+from chat.communities.roles import Action, Role, allowed
 from chat.identity import format_chat_key
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,26 @@ def check_successor(current: Description | None, candidate: Description) -> None
         raise DescriptionError("a description not signed by the owner or an admin")
     if _admins(candidate) != _admins(current):
         raise DescriptionError("an admin's description that changes the owner or the admins")
+    _check_admin_shard(current, candidate)
+
+
+def _check_admin_shard(current: Description, candidate: Description) -> None:
+    """An admin keeps the shard; the key only moves with a ban, and stays a key."""
+    if allowed(Role.ADMIN, Action.MOVE_SHARD):
+        return
+    only_owner = f"only the owner may {Action.MOVE_SHARD.value}"
+    if (candidate.cluster_id, candidate.shard) != (current.cluster_id, current.shard):
+        raise DescriptionError(f"an admin's description that moves the shard ({only_owner})")
+    if candidate.protection_key == current.protection_key:
+        return
+    if not candidate.protection_key or not current.protection_key:
+        raise DescriptionError(
+            f"an admin's description that turns the shard's protection on or off ({only_owner})"
+        )
+    if not candidate.banned > current.banned:
+        raise DescriptionError(
+            f"an admin's description that changes the shard key without a ban ({only_owner})"
+        )
 
 
 class DescriptionBook:

@@ -18,10 +18,11 @@ from chat.communities.description import (
     decode_description,
     sign_description,
 )
-from chat.communities.moderation import edit, kick
+from chat.communities.moderation import ban, edit, kick
 from chat.communities.roles import Role
 from chat.communities.signer import OwnerKey
 from chat.proto import community_pb2
+from chat.waku.protected import ShardKeyPair
 
 
 def test_the_id_is_derived_from_the_owner_key_and_survives_a_round_trip() -> None:
@@ -140,3 +141,37 @@ def test_a_first_description_signed_by_an_admin_is_not_enough() -> None:
     renamed = community.description.next(NOW + 100, name="Renamed")
     result = DescriptionBook().offer(sign_description(bob.identity, renamed).signed)
     assert result.accepted is None and "owner key" in result.reason
+
+
+def test_only_the_owner_moves_the_shard_or_changes_its_key_outside_a_ban() -> None:
+    alice, bob, carol = person("alice"), person("bob"), person("carol")
+    community = new_community(alice)
+    with_members(community, [bob, carol], admins=(bob,))
+    held = community.description
+    book = DescriptionBook()
+    book.offer(held.signed)
+    other_key = ShardKeyPair.generate().public_key.to_bytes()
+    refused = {
+        "another shard": held.next(NOW + 100, shard=held.shard + 1),
+        "another cluster": held.next(NOW + 100, cluster_id=held.cluster_id + 1),
+        "a new key without a ban": held.next(NOW + 100, protection_key=other_key),
+        "no key at all": held.next(NOW + 100, protection_key=b""),
+        "a kick with a new key": held.next(
+            NOW + 100,
+            members=tuple(m for m in held.members if m.chat_key != carol.key),
+            epoch=held.epoch + 1,
+            protection_key=other_key,
+        ),
+    }
+    for what, changed in refused.items():
+        result = book.offer(sign_description(bob.identity, changed).signed)
+        assert result.accepted is None, what
+        assert "only the owner" in result.reason, what
+        assert book.get(held.id) == held
+    # The owner may do each of them; an admin's ban brings the new key it must.
+    assert book.offer(community.sign(refused["another shard"]).signed).accepted is not None
+    moved = book.get(held.id)
+    assert moved is not None
+    banned = sign_description(bob.identity, ban(moved, bob.key, carol.key, NOW + 200).description)
+    assert book.offer(banned.signed).accepted == banned
+    assert banned.protection_key != moved.protection_key

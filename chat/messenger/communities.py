@@ -281,8 +281,9 @@ class CommunityChats:
         offered = self.communities.book.offer(signed, expected_id)
         if offered.accepted is None:
             # An older version is what a store scan replays and what honest moderators'
-            # messages race with: the book logged it; anything else is refused.
-            benign = offered.reason.startswith(("a copy", "an older"))
+            # messages race with (a concurrent one that lost the tie too): the book logged
+            # it; anything else is refused.
+            benign = offered.reason.startswith(("a copy", "an older", "a concurrent"))
             if not benign:
                 self._ctx.reject(f"a community description in {via}: {offered.reason}")
             return False

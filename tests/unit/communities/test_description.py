@@ -18,7 +18,7 @@ from chat.communities.description import (
     decode_description,
     sign_description,
 )
-from chat.communities.moderation import ban, edit, kick
+from chat.communities.moderation import add_member, ban, edit, kick
 from chat.communities.roles import Role
 from chat.communities.signer import OwnerKey
 from chat.proto import community_pb2
@@ -175,3 +175,36 @@ def test_only_the_owner_moves_the_shard_or_changes_its_key_outside_a_ban() -> No
     banned = sign_description(bob.identity, ban(moved, bob.key, carol.key, NOW + 200).description)
     assert book.offer(banned.signed).accepted == banned
     assert banned.protection_key != moved.protection_key
+
+
+def test_two_moderators_signing_the_same_version_converge_in_either_arrival_order() -> None:
+    # Alice (the owner, with her chat key) and Bob (an admin) each sign version n+1 at once,
+    # from the same version n: every member must end with the same one, whichever came first.
+    alice, bob, carol, dave = person("alice"), person("bob"), person("carol"), person("dave")
+    community = new_community(alice)
+    held = with_members(community, [bob, carol], admins=(bob,))
+    by_bob = sign_description(bob.identity, kick(held, bob.key, carol.key, NOW + 100).description)
+    by_alice = sign_description(
+        alice.identity, edit(held, alice.key, NOW + 101, name="Renamed").description
+    )
+    also_bob = sign_description(
+        bob.identity, add_member(held, bob.key, dave.as_member(), NOW + 102).description
+    )
+    for rivals in ((by_bob, by_alice), (by_bob, also_bob), (by_alice, also_bob)):
+        ends = []
+        for order in (rivals, rivals[::-1]):
+            book = DescriptionBook()
+            book.offer(held.signed)
+            for description in order:
+                book.offer(description.signed)
+            ends.append(book.get(held.id))
+        assert ends[0] == ends[1] and ends[0] in rivals
+    # A rival that its signer could not sign from version n never wins the tie.
+    grant = held.next(NOW + 103, members=(*held.members, Member(dave.key, "dave", Role.ADMIN)))
+    forged = sign_description(bob.identity, grant)
+    for order in ((by_bob, forged), (forged, by_bob)):
+        book = DescriptionBook()
+        book.offer(held.signed)
+        for description in order:
+            book.offer(description.signed)
+        assert book.get(held.id) == by_bob

@@ -49,6 +49,9 @@ CATCH_UP_LIMIT = 60.0
 """A catch-up the health monitor waits for longer than this counts as failed."""
 GIVE_UP_MISSING_AFTER = 600.0
 """A message waiting this long for an earlier one is shown anyway; the gap is reported."""
+SCAN_JITTER = 0.2
+"""Clients' store scans are staggered by up to ±20 % of their interval: members who start
+together must not hit a store's global rate limit in step (StoreCheckParams.scan_jitter)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,9 @@ class MessengerConfig:
     who has not confirmed it (chat/groups/keys.py)."""
     communities: CommunityPolicy = field(default_factory=CommunityPolicy)
     """Where new communities live, how long a fetch waits, join requests' schedule."""
-    store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
+    store_checks: StoreCheckParams = field(
+        default_factory=lambda: StoreCheckParams(scan_jitter=SCAN_JITTER)
+    )
     sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
     """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""
     sync_delay: float = 1.0

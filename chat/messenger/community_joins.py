@@ -519,8 +519,13 @@ class CommunityJoins:
         fresh = community is None
         if community is None:
             community = Community(description, own)
-        forward = not fresh and community.keys.get(keys.epoch) is None
-        community.keys.add(keys.epoch, keys.content_key)
+        held_key = community.keys.get(keys.epoch)
+        # Keys that came with a version we do not keep (one that lost the tie to a rival of
+        # the same number) do not replace the epoch's key: the kept version's moderator's do.
+        replaces = held_key is None or keys.description == description.signed
+        forward = not fresh and replaces and held_key != keys.content_key
+        if replaces:
+            community.keys.add(keys.epoch, keys.content_key)
         if keys.protection_secret:
             try:
                 pair = ShardKeyPair.from_secret_bytes(keys.protection_secret)

@@ -364,3 +364,42 @@ async def test_a_request_sent_before_its_description_was_found_fetches_again_aft
     assert theirs is not None and theirs.message == "first"
     await trio.sleep(1000)
     assert (await request_of(frank, community.id, "sent")).state == "expired"
+
+
+async def test_owner_and_admin_kicking_at_once_leave_every_member_with_one_description_and_key(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Alice (owner) kicks Carol while Erin (admin) kicks Dave, both from the same version:
+    # two versions with the same number and two content keys for the same epoch. Everyone
+    # must end with the same description (the owner's wins the tie) and the same key.
+    names = ("alice", "bob", "carol", "dave", "erin")
+    alice, bob, carol, dave, erin = [await start(peers, n) for n in names]
+    community = await alice.messenger.create_community("Race", "", "open", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    for member in (bob, carol, dave, erin):
+        await member.messenger.fetch_community(link)
+        await trio.sleep(5)
+        await member.messenger.join_community(link, "")
+        await settle()
+    await alice.messenger.set_community_role(community.id, erin.messenger.me.chat_key_text, "admin")
+    await settle()
+    erin.node.set_online(False)  # neither sees the other's version before signing hers
+    await alice.messenger.kick_community_member(community.id, carol.messenger.me.chat_key_text)
+    await erin.messenger.kick_community_member(community.id, dave.messenger.me.chat_key_text)
+    await settle()
+    erin.node.set_online(True)
+    await trio.sleep(120)
+
+    def held(running: Running) -> Any:
+        return running.messenger._communities.communities.get(community.id)
+
+    ends = {name: held(r) for name, r in (("alice", alice), ("bob", bob), ("erin", erin))}
+    descriptions = {name: c.description for name, c in ends.items()}
+    assert len(set(descriptions.values())) == 1, descriptions
+    assert descriptions["bob"].signer == descriptions["bob"].owner_key
+    keys = {name: c.keys.current for name, c in ends.items()}
+    assert len(set(keys.values())) == 1, keys
+    channel = community.channels[0].id
+    await erin.messenger.send_text(channel, "after both kicks")
+    await trio.sleep(60)
+    assert "after both kicks" in [m.text for m in await bob.messenger.messages(channel)]

@@ -112,6 +112,10 @@ class DescriptionBook:
     def all(self) -> list[Description]:
         return list(self._newest.values())
 
+    def previous(self, community_id: str) -> Description | None:
+        """The version the newest followed, if it reached us this run."""
+        return self._previous.get(community_id)
+
     def restore(self, description: Description) -> None:
         self._newest[description.id] = description
 

@@ -343,6 +343,10 @@ class CommunityJoins:
             await self._writer.save_crypto_now()
         self._publish(community.id, pairwise(link.identity_key, envelope.encode()))
 
+    async def send_keys_to(self, community: Community, chat_key: str) -> None:
+        """The current keys to one member (one we added again after our version lost)."""
+        await self._send_keys(community, chat_key, b"", None)
+
     async def send_keys_to_members(self, community: Community) -> None:
         """A new epoch (kick, ban): its keys to every remaining member whose link we know."""
         for member in community.description.members:

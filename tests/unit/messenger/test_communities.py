@@ -371,7 +371,8 @@ async def test_owner_and_admin_kicking_at_once_leave_every_member_with_one_descr
 ) -> None:
     # Alice (owner) kicks Carol while Erin (admin) kicks Dave, both from the same version:
     # two versions with the same number and two content keys for the same epoch. Everyone
-    # must end with the same description (the owner's wins the tie) and the same key.
+    # must end with the same description (the owner's wins the tie, then Erin makes her
+    # kick again on top of it) and the same key, which Dave does not hold.
     names = ("alice", "bob", "carol", "dave", "erin")
     alice, bob, carol, dave, erin = [await start(peers, n) for n in names]
     community = await alice.messenger.create_community("Race", "", "open", ["general"])
@@ -383,6 +384,7 @@ async def test_owner_and_admin_kicking_at_once_leave_every_member_with_one_descr
         await settle()
     await alice.messenger.set_community_role(community.id, erin.messenger.me.chat_key_text, "admin")
     await settle()
+    ready = await alice.messenger.community(community.id)
     erin.node.set_online(False)  # neither sees the other's version before signing hers
     await alice.messenger.kick_community_member(community.id, carol.messenger.me.chat_key_text)
     await erin.messenger.kick_community_member(community.id, dave.messenger.me.chat_key_text)
@@ -396,9 +398,14 @@ async def test_owner_and_admin_kicking_at_once_leave_every_member_with_one_descr
     ends = {name: held(r) for name, r in (("alice", alice), ("bob", bob), ("erin", erin))}
     descriptions = {name: c.description for name, c in ends.items()}
     assert len(set(descriptions.values())) == 1, descriptions
-    assert descriptions["bob"].signer == descriptions["bob"].owner_key
+    kept = descriptions["bob"]
+    gone = {carol.messenger.me.chat_key_text, dave.messenger.me.chat_key_text}
+    assert not gone & {m.chat_key for m in kept.members}
+    assert kept.version == ready.version + 2  # the owner's kick, then Erin's again
     keys = {name: c.keys.current for name, c in ends.items()}
     assert len(set(keys.values())) == 1, keys
+    dave_holds = held(dave)
+    assert dave_holds is None or dave_holds.keys.get(kept.epoch) is None
     channel = community.channels[0].id
     await erin.messenger.send_text(channel, "after both kicks")
     await trio.sleep(60)

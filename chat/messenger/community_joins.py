@@ -139,7 +139,10 @@ class CommunityJoins:
                 await self._watch_requests(request.community_id)
                 link = self._links.get(request.community_id)
                 if link:  # the description, if we had none, is fetched again
-                    await self.fetching.fetch(link)
+                    try:
+                        await self.fetching.fetch(link)
+                    except ev.MessengerError as exc:
+                        log.warning("join request %s: link not reopened: %s", request.id[:8], exc)
 
     def _restore_sent(self, stored: StoredRequest) -> None:
         """Our pending request's link and the description it goes by, as saved: it keeps

@@ -10,8 +10,8 @@ from typing import Any
 
 import trio
 
-from chat.messenger.config import MessengerConfig
 from chat.reliability.store_checks import RangeQuery, StoreCheckParams, StoreChecks
+from chat.session import MessengerSettings
 
 MEMBERS = 50
 RUN_FOR = 30 * 60.0
@@ -50,7 +50,7 @@ def busiest_second(times: list[float]) -> int:
 async def test_members_started_together_spread_their_scans(autojump_clock: Any) -> None:
     in_step = await scan_times(StoreCheckParams(scan_jitter=0.0))
     assert busiest_second(in_step) == MEMBERS  # every member in the same second
-    client = MessengerConfig().store_checks
+    client = MessengerSettings().messenger_config().store_checks  # what the faces run
     assert client.scan_jitter > 0
     staggered = await scan_times(client)
     assert busiest_second(staggered) <= MEMBERS // 5

@@ -170,6 +170,8 @@ class MessengerSettings:
     def messenger_config(self) -> MessengerConfig:
         """The messenger's config (imports chat.messenger, and libp2p under it)."""
         from chat.messenger import MessengerConfig
+        from chat.messenger.config import SCAN_JITTER
+        from chat.reliability.store_checks import StoreCheckParams
         from chat.waku.relay.faults import RelayFaults
 
         network: dict[str, Any] = {}
@@ -183,6 +185,7 @@ class MessengerSettings:
             store_peers=self.store_peers,
             faults=RelayFaults(self.drop_frames) if self.drop_frames else None,
             light=self.light,
+            store_checks=StoreCheckParams(scan_jitter=SCAN_JITTER),
             **network,
         )
 

@@ -51,6 +51,7 @@ DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/60000"
 NODE_DIR = "node"
 NODE_KEY_FILE = "nodekey"
 ARCHIVE_FILE = "archive.sqlite"
+KEPT_DIR = "communities"
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 # The same as chat.waku.service_node.DEFAULT_RETENTION (which imports the node stack).
 DEFAULT_RETENTION_AGE = "7d"
@@ -69,6 +70,11 @@ log = logging.getLogger(__name__)
 def default_node_key(config: Config) -> Path:
     """Node identity lives in the data dir, apart from chat profiles: one per machine/data dir."""
     return config.data_dir / NODE_DIR / NODE_KEY_FILE
+
+
+def kept_dir_of(config: Config) -> Path:
+    """Where `--community` keeps the newest description it saw of each community."""
+    return config.data_dir / NODE_DIR / KEPT_DIR
 
 
 def default_archive(config: Config) -> Path:
@@ -498,9 +504,15 @@ def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNode
     metrics = parse_metrics_address(args.metrics) if args.metrics is not None else None
     node_config = node_config_from(args, config)
     protected = protected_shards_from(args, config, node_config.cluster_id)
-    for follower in followers_from(args, node_config.cluster_id):
+    followers = followers_from(args, node_config.cluster_id, kept_dir=kept_dir_of(config))
+    for follower in followers:
         if follower.key is not None:
             protected.setdefault(follower.pubsub_topic, follower.key)
+        elif follower.link.shard not in node_config.shards:
+            # A community on the shared, unprotected shard: served like any shard (relay,
+            # store), nothing to validate; its descriptions are still followed.
+            shards = (*node_config.shards, follower.link.shard)
+            node_config = replace(node_config, shards=shards)
     return ServiceNodeConfig(
         node=with_protected_shards(node_config, protected),
         protected=protected,
@@ -515,9 +527,13 @@ def service_config_from(args: argparse.Namespace, config: Config) -> ServiceNode
     )
 
 
-def followers_from(args: argparse.Namespace, cluster_id: int) -> list[CommunityFollower]:
-    """--community values: one follower each (UserError for a bad link or another cluster)."""
+def followers_from(
+    args: argparse.Namespace, cluster_id: int, *, kept_dir: Path | None = None
+) -> list[CommunityFollower]:
+    """--community values: one follower each (UserError for a bad link or another cluster).
+    `kept_dir`: where each keeps the newest description it saw (DATA_DIR/node/communities)."""
     from chat.communities.follower import CommunityFollower, FollowError, parse_community_link
+    from chat.communities.kept import KeptDescriptions
     from chat.messenger.config import CONTACT_SHARD
     from chat.waku.topics import format_pubsub_topic
 
@@ -530,8 +546,9 @@ def followers_from(args: argparse.Namespace, cluster_id: int) -> list[CommunityF
                     f"--community names a community of cluster {link.cluster_id}; this node "
                     f"serves cluster {cluster_id}"
                 )
+            kept = KeptDescriptions(kept_dir) if kept_dir is not None else None
             followers.append(
-                CommunityFollower(link, format_pubsub_topic(cluster_id, CONTACT_SHARD))
+                CommunityFollower(link, format_pubsub_topic(cluster_id, CONTACT_SHARD), kept)
             )
         except FollowError as exc:
             raise UserError(str(exc)) from None
@@ -656,7 +673,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         logging.getLogger("libp2p").setLevel(logging.ERROR)
     options = ConnectivityOptions(mdns=args.mdns, rendezvous_point=args.rendezvous)
     service_config = service_config_from(args, config)
-    followers = followers_from(args, service_config.node.cluster_id)
+    followers = followers_from(args, service_config.node.cluster_id, kept_dir=kept_dir_of(config))
     trio.run(serve, service_config, options, followers)
     sys.stdout.flush()
     return 0

@@ -8,7 +8,12 @@ the node checks) and as copies on the community's requests topic on the default 
 moderator who bans publishes the new description while still signing with the old key, and
 its copy on the default shard reaches a node that missed that. The book decides what counts
 (chat/communities/book.py): only a newer version signed by the owner key or an admin moves
-the key. Sans-IO: `offer` returns the key to protect with now, and the caller applies it.
+the key. `offer` returns the key to protect with now, and the caller applies it.
+
+With `kept` (kept.py), the newest version ever seen is saved and a restart starts from it
+rather than from the link's key: the link is a hint that may be older than what the node
+saw, and an older description replayed on the unprotected default shard would otherwise
+pin the node to an old key until a moderator publishes again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import logging
 
 from chat.communities.book import DescriptionBook
 from chat.communities.channel import community_content_topic, requests_content_topic
+from chat.communities.description import DescriptionError, decode_description
+from chat.communities.kept import KeptDescriptions
 from chat.communities.link import CommunityLink
 from chat.proto import community_pb2
 from chat.waku.protected import InvalidShardKey, ShardPublicKey
@@ -31,7 +38,12 @@ class FollowError(ValueError):
 
 
 class CommunityFollower:
-    def __init__(self, link: CommunityLink, default_pubsub_topic: str) -> None:
+    def __init__(
+        self,
+        link: CommunityLink,
+        default_pubsub_topic: str,
+        kept: KeptDescriptions | None = None,
+    ) -> None:
         self.link = link
         self.community_id = link.community_id
         self.pubsub_topic = format_pubsub_topic(link.cluster_id, link.shard)
@@ -44,6 +56,35 @@ class CommunityFollower:
             except InvalidShardKey as exc:
                 raise FollowError(f"the community link's shard key is not valid: {exc}") from None
         self.rotations = 0
+        self.kept = kept
+        if kept is not None:
+            self._restore(kept)
+
+    def _restore(self, kept: KeptDescriptions) -> None:
+        """The newest description this node saw, from its own data dir (trusted as saved,
+        checked again: a damaged file is logged and the link's key stays)."""
+        signed = kept.load(self.community_id)
+        if signed is None:
+            return
+        try:
+            description = decode_description(signed)
+            if description.id != self.community_id:
+                raise DescriptionError("a description of another community")
+            key = (
+                ShardPublicKey.from_bytes(description.protection_key)
+                if description.protection_key
+                else None
+            )
+        except (DescriptionError, InvalidShardKey) as exc:
+            log.warning("community %s: kept description ignored: %s", self.community_id[:8], exc)
+            return
+        self.book.restore(description)
+        if key is not None:
+            self.key = key
+        log.info(
+            "community %s: starting from kept description version %d",
+            self.community_id[:8], description.version,
+        )  # fmt: skip
 
     def watches(self, pubsub_topic: str, content_topic: str) -> bool:
         return (pubsub_topic, content_topic) in (
@@ -64,6 +105,8 @@ class CommunityFollower:
             payload = message.description
         offered = self.book.offer(payload, self.community_id)
         description = offered.accepted
+        if description is not None and self.kept is not None:
+            self.kept.save(self.community_id, description.signed)
         if description is None or not description.protection_key:
             return None
         try:

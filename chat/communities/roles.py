@@ -1,10 +1,14 @@
 """Roles in a community and the rules for who may do what (one table, checked everywhere).
 
 - The owner holds the community's owner key: only they grant and revoke admin, and nobody
-  may kick, ban or demote them.
+  may kick, ban or demote them. Only they move the community to another shard (cluster and
+  index) or change the shard's protection key, with one exception below.
 - Admins accept and decline join requests, kick and ban members, create and remove channels
   and edit the description's name and about text; they cannot act on another admin or the
-  owner (a removed admin would otherwise be one admin's decision).
+  owner (a removed admin would otherwise be one admin's decision). A ban replaces the
+  shard's protection key (the banned one held the old secret), so the description of an
+  admin's ban carries a new key: that is the only key change an admin signs, and never one
+  that turns the protection on or off.
 - Members read and write in the channels.
 """
 
@@ -39,6 +43,7 @@ class Action(Enum):
     EDIT_CHANNELS = "create or remove channels"
     EDIT_DESCRIPTION = "edit the description"
     SET_ROLE = "grant or revoke admin"
+    MOVE_SHARD = "change the community's shard or its protection key"
     SEND = "write in channels"
 
 
@@ -55,6 +60,7 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.EDIT_CHANNELS: MODERATORS,
     Action.EDIT_DESCRIPTION: MODERATORS,
     Action.SET_ROLE: frozenset({Role.OWNER}),
+    Action.MOVE_SHARD: frozenset({Role.OWNER}),
     Action.SEND: frozenset(Role),
 }
 """Which roles may take each action at all."""

@@ -36,10 +36,12 @@ from chat.communities.description import (
     Description,
     DescriptionError,
     JoinPolicy,
+    Member,
     first_description,
     sign_description,
 )
 from chat.communities.moderation import ModerationError, Outcome
+from chat.communities.redo import LostChanges, lost_changes
 from chat.communities.roles import PermissionRefused, Role
 from chat.communities.shards import ShardChoiceError, choose_shard
 from chat.communities.signer import OwnerKey
@@ -281,8 +283,9 @@ class CommunityChats:
         offered = self.communities.book.offer(signed, expected_id)
         if offered.accepted is None:
             # An older version is what a store scan replays and what honest moderators'
-            # messages race with: the book logged it; anything else is refused.
-            benign = offered.reason.startswith(("a copy", "an older"))
+            # messages race with (a concurrent one that lost the tie too): the book logged
+            # it; anything else is refused.
+            benign = offered.reason.startswith(("a copy", "an older", "a concurrent"))
             if not benign:
                 self._ctx.reject(f"a community description in {via}: {offered.reason}")
             return False
@@ -291,11 +294,54 @@ class CommunityChats:
         if community is not None and self.signed_by_owner(description.signer, description):
             seen = min(description.at, self._ctx.clock())  # when they signed it
             community.owner_last_seen = max(community.owner_last_seen or 0, seen)
+        lost = self._lost_to(community, description) if community is not None else None
         if community is not None:
             await self.adopt(community, description)
         if self.joins is not None:
             await self.joins.description_arrived(description)
+        if community is not None and lost:
+            await self._redo(community, lost)
         return True
+
+    def _lost_to(self, community: Community, kept: Description) -> LostChanges | None:
+        """A rival of the same number replaces the version we signed: what of ours it lacks."""
+        ours = community.description
+        if kept.version != ours.version or ours.signer != community.signer(self._ctx.me).chat_key:
+            return None
+        previous = self.communities.book.previous(kept.id)
+        if previous is None or previous.version != ours.version - 1:
+            return None
+        log.info("community %s: our version %d lost the tie", kept.id[:8], ours.version)
+        return lost_changes(previous, ours, kept)
+
+    async def _redo(self, community: Community, lost: LostChanges) -> None:
+        """Our changes that lost the tie, made again on top of the kept version."""
+        me = self._ctx.me.chat_key_text
+
+        def kick(key: str) -> Callable[[], Outcome]:
+            return lambda: moderation.kick(community.description, me, key, self._ctx.clock())
+
+        def ban(key: str) -> Callable[[], Outcome]:
+            return lambda: moderation.ban(community.description, me, key, self._ctx.clock())
+
+        def add(member: Member) -> Callable[[], Outcome]:
+            return lambda: moderation.add_member(
+                community.description, me, member, self._ctx.clock()
+            )
+
+        steps = [
+            *(kick(key) for key in lost.removed),
+            *(ban(key) for key in lost.banned),
+            *(add(member) for member in lost.added),
+        ]
+        for step in steps:
+            try:
+                await self.apply(community, step)
+            except ev.MessengerError as exc:
+                log.info("community %s: a lost change not made again: %s", community.id[:8], exc)
+        if lost.added and self.joins is not None:
+            for member in lost.added:
+                await self.joins.send_keys_to(community, member.chat_key)
 
     @staticmethod
     def signed_by_owner(signer: bytes, description: Description) -> bool:

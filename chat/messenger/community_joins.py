@@ -1,10 +1,7 @@
-"""Finding and joining communities: fetches, join requests, answers and member keys on the
-wire (the flows of chat/communities/join.py, sans-IO, driven with Olm and the profile DB).
+"""Joining communities: join requests, answers and member keys on the wire (the flows of
+chat/communities/join.py, sans-IO, driven with Olm and the profile DB). Fetching a link is
+community_fetches.py, leaving community_leaving.py, the requests topic's wire community_wire.py.
 
-- Fetch: a link names the community's shard; we relay it (validating with the link's
-  protection key), watch the description topic and scan it in the store. The fetch shows
-  `fetching` until a validly signed description arrives (`found`), or `timed_out` after
-  `CommunityPolicy.fetch_timeout` with the reason (how many relay peers the shard has).
 - A join request goes inside Olm to the owner and every admin (their contact links are in
   the signed description), on the community's requests topic on the default shard: a
   requester holds no shard key and could not publish on the community's shard. It goes
@@ -24,8 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import replace
 
 from chat import events as ev
 from chat.communities.answers import (
@@ -39,7 +35,13 @@ from chat.communities.answers import (
     sign_answer,
 )
 from chat.communities.channel import community_content_topic, requests_content_topic
-from chat.communities.description import Description, JoinPolicy, Member
+from chat.communities.description import (
+    Description,
+    DescriptionError,
+    JoinPolicy,
+    Member,
+    decode_description,
+)
 from chat.communities.join import (
     Direction,
     JoinRequest,
@@ -50,68 +52,37 @@ from chat.communities.join import (
     request_from_json,
     request_to_json,
 )
-from chat.communities.link import CommunityLink, LinkError
 from chat.communities.moderation import add_member
 from chat.communities.roles import Action, Role, allowed
 from chat.direct import DirectError, Envelope
 from chat.identity import ContactLink, IdentityError
-from chat.messenger.communities import CommunityChats, community_view
+from chat.messenger.communities import CommunityChats
+from chat.messenger.community_fetches import CommunityFetches, parse_link
+from chat.messenger.community_leaving import CommunityLeaving
 from chat.messenger.community_state import Community
+from chat.messenger.community_wire import (
+    MAX_REQUESTS_MESSAGE,
+    AddInbox,
+    RequestsPublisher,
+    TopicInbox,
+    WatchTopic,
+    answer_message,
+    from_moderator,
+    pairwise,
+)
 from chat.messenger.context import MessengerContext
-from chat.messenger.conversation import OpenRefused, PublishFailed, Transport, waku_message
+from chat.messenger.conversation import OpenRefused, Transport
 from chat.messenger.node import MessengerNode
 from chat.messenger.olm import OlmCrypto
 from chat.messenger.persist import StateWriter
 from chat.proto import community_pb2, direct_pb2
 from chat.waku.message import WakuMessage
-from chat.waku.protected import InvalidShardKey, ShardKeyPair, ShardPublicKey
+from chat.waku.protected import InvalidShardKey, ShardKeyPair
 from chat.waku.protowire import parse
-from chat.waku.topics import format_pubsub_topic
 from storage.repositories.communities import StoredRequest
-from storage.repositories.reliability import SyncCursor
 from storage.store import Store
 
 log = logging.getLogger(__name__)
-
-MAX_REQUESTS_MESSAGE = 160 * 1024
-FETCH_LOOKBACK = 24 * 3600.0
-"""How far back a fetch scans the store for the description: moderators publish it every
-15 min, so a day covers every community with a moderator online in the last day."""
-
-
-class AddInbox(Protocol):
-    def __call__(self, content_topic: str, inbox: _Inbox) -> None: ...
-
-
-class WatchTopic(Protocol):
-    async def __call__(self, pubsub_topic: str, content_topic: str) -> None: ...
-
-
-@dataclass
-class Fetch:
-    link: CommunityLink
-    started_at: float
-    state: str = "fetching"
-    reason: str | None = None
-
-
-class _Inbox:
-    """A content topic's messages handed to a handler (the receiver's Inbox protocol)."""
-
-    def __init__(self, handler: object, *, urgent: bool = True) -> None:
-        self._handler = handler
-        self._urgent = urgent
-
-    def urgent(self, message: WakuMessage) -> bool:
-        """A requests topic carries strangers' join requests: they wait in the strangers'
-        bounded lane behind contacts' messages (a flood cannot delay a chat)."""
-        return self._urgent
-
-    def shed(self, message: WakuMessage) -> None:
-        return None
-
-    async def on_message(self, message: WakuMessage) -> None:
-        await self._handler(message)  # type: ignore[operator]
 
 
 class CommunityJoins:
@@ -138,12 +109,14 @@ class CommunityJoins:
         self.pubsub_topic = pubsub_topic
         """The default shard, where requests topics live."""
         self.requests = JoinRequests(chats.policy.requests)
-        self.fetches: dict[str, Fetch] = {}
         self.owner_last_seen: dict[str, float] = {}
         """Per community: when the newest thing its owner signed that reached us was signed."""
         self._watched: set[str] = set()
-        self.scan_now: Callable[[str, tuple[str, ...], float], None] | None = None
-        """Set by the façade: a store scan of a watched topic now, up to now (a fetch)."""
+        self._publisher = RequestsPublisher(ctx, transport, pubsub_topic)
+        self.fetching = CommunityFetches(ctx, node, chats, watch, add_inbox, self._watch_requests)
+        self._links: dict[str, str] = {}
+        """Per community: the link our pending request was sent for (saved with it)."""
+        self.leaving = CommunityLeaving(ctx, olm, writer, chats, self._publisher)
 
     # ---- loading ----------------------------------------------------------------------------
     async def load(self) -> None:
@@ -157,26 +130,42 @@ class CommunityJoins:
             community = self._chats.communities.get(request.community_id)
             if community is not None and request.requester_link:
                 community.links[request.requester] = request.requester_link
+            if request.direction is Direction.SENT and request.open:
+                self._restore_sent(stored)
         for community in self._chats.communities.all():
             await self.watch(community)
         for request in self.requests.all():
             if request.direction is Direction.SENT and request.open:
                 await self._watch_requests(request.community_id)
+                link = self._links.get(request.community_id)
+                if link:  # the description, if we had none, is fetched again
+                    try:
+                        await self.fetching.fetch(link)
+                    except ev.MessengerError as exc:
+                        log.warning("join request %s: link not reopened: %s", request.id[:8], exc)
+
+    def _restore_sent(self, stored: StoredRequest) -> None:
+        """Our pending request's link and the description it goes by, as saved: it keeps
+        its schedule, expiry and answers without the link being opened again."""
+        if stored.link:
+            self._links[stored.community_id] = stored.link
+        if stored.description is None or self._chats.communities.book.get(stored.community_id):
+            return
+        try:
+            description = decode_description(stored.description)
+        except DescriptionError as exc:
+            log.warning("join request %s: its description not restored: %s", stored.id[:8], exc)
+            return
+        if description.id == stored.community_id:
+            self._chats.communities.book.restore(description)
 
     async def watch(self, community: Community) -> None:
         """The community's description topic (on its shard) and requests topic (default)."""
         self._add_inbox(
-            community_content_topic(community.id), self._description_inbox(community.id)
+            community_content_topic(community.id),
+            self.fetching.description_inbox(community.id),
         )
         await self._watch_requests(community.id)
-
-    def _description_inbox(self, community_id: str) -> _Inbox:
-        async def handle(message: WakuMessage) -> None:
-            await self._chats.offer_description(
-                message.payload, community_id, "the community's topic"
-            )
-
-        return _Inbox(handle)
 
     async def _watch_requests(self, community_id: str) -> None:
         if community_id in self._watched:
@@ -187,85 +176,38 @@ class CommunityJoins:
         async def handle(message: WakuMessage) -> None:
             await self._on_requests_message(community_id, message)
 
-        self._add_inbox(topic, _Inbox(handle, urgent=False))
+        self._add_inbox(topic, TopicInbox(handle, urgent=False))
         await self._watch(self.pubsub_topic, topic)
 
-    # ---- fetching ---------------------------------------------------------------------------
-    def parse_link(self, text: str) -> CommunityLink:
-        try:
-            return CommunityLink.parse(text)
-        except LinkError as exc:
-            raise ev.InvalidInput(str(exc)) from None
+    # ---- fetching (community_fetches.py) -----------------------------------------------------
+    @property
+    def scan_now(self) -> Callable[[str, tuple[str, ...], float], None] | None:
+        return self.fetching.scan_now
+
+    @scan_now.setter
+    def scan_now(self, scan: Callable[[str, tuple[str, ...], float], None] | None) -> None:
+        self.fetching.scan_now = scan
 
     async def fetch(self, text: str) -> ev.CommunityFetchView:
-        link = self.parse_link(text)
-        community_id = link.community_id
-        held = self._chats.communities.book.get(community_id)
-        fetch = self.fetches.get(community_id)
-        if held is not None:
-            fetch = self.fetches[community_id] = Fetch(link, self._ctx.clock(), "found")
-            return self.fetch_view(community_id)
-        if fetch is None or fetch.state in ("timed_out", "not_found"):
-            fetch = self.fetches[community_id] = Fetch(link, self._ctx.clock())
-            await self._start_fetch(link)
-            self._ctx.wake_scheduler()
-        return self.fetch_view(community_id)
-
-    async def _start_fetch(self, link: CommunityLink) -> None:
-        topic = format_pubsub_topic(link.cluster_id, link.shard)
-        try:
-            key = ShardPublicKey.from_bytes(link.protection_key) if link.protection_key else None
-        except InvalidShardKey:
-            key = None
-        if self._chats.communities.get(link.community_id) is None:
-            self._node.join_shard(topic, None, key)
-        content_topic = community_content_topic(link.community_id)
-        self._add_inbox(content_topic, self._description_inbox(link.community_id))
-        now_ms = self._ctx.now_ms()
-        since_ms = now_ms - int(FETCH_LOOKBACK * 1000)
-
-        def look_back(store: Store) -> None:
-            # A topic never watched is scanned from now on; a fetch needs the copies the
-            # store kept from before (moderators publish one every 15 min).
-            if store.sync_cursors.load(topic, content_topic) is None:
-                store.sync_cursors.save(SyncCursor(topic, content_topic, since_ms, None, now_ms))
-
-        await self._ctx.db.run(look_back)
-        await self._watch(topic, content_topic)
-        if self.scan_now is not None:
-            self.scan_now(topic, (content_topic,), self._ctx.clock())
-        await self._watch_requests(link.community_id)
+        return await self.fetching.fetch(text)
 
     def fetch_view(self, community_id: str) -> ev.CommunityFetchView:
-        fetch = self.fetches.get(community_id)
-        description = self._chats.communities.book.get(community_id)
-        if fetch is None:
-            raise ev.NotFound("that community is not being fetched")
-        community = self._chats.communities.get(community_id)
-        found = None
-        if description is not None:
-            role = community.role.label if community and community.role else "none"
-            found = community_view(
-                description, role, community.owner_last_seen if community else None
-            )
-        return ev.CommunityFetchView(
-            community_id, fetch.state, fetch.reason, fetch.started_at, found
-        )
+        return self.fetching.fetch_view(community_id)
 
     async def description_arrived(self, description: Description) -> None:
         """A valid description: a fetch of it is found; our request waiting for it goes."""
         if self._chats.signed_by_owner(description.signer, description):
             self._owner_seen(description.id, description.at)
-        fetch = self.fetches.get(description.id)
-        if fetch is not None and fetch.state != "found":
-            fetch.state, fetch.reason = "found", None
+        self.fetching.found(description.id)
         request = self.requests.open_for(description.id)
         if request is not None and request.sends == 0:
             await self._send_request(request)
+        elif request is not None:
+            await self._save(request, None)  # the newer description it goes by
 
     # ---- our requests ---------------------------------------------------------------------
     async def join(self, text: str, message: str) -> ev.CommunityRequestView:
-        link = self.parse_link(text)
+        link = parse_link(text)
         community_id = link.community_id
         community = self._chats.communities.get(community_id)
         if community is not None and community.member:
@@ -280,6 +222,7 @@ class CommunityJoins:
         )
         request = self._require(request_id)
         request.owner_last_seen = self.owner_last_seen.get(community_id)
+        self._links[community_id] = text.strip()
         await self._save(request, transition)
         if self._chats.communities.book.get(community_id) is None:
             await self.fetch(text)  # the request goes when the description is found
@@ -312,7 +255,7 @@ class CommunityJoins:
             envelope = self._olm.seal_to(
                 link, direct_pb2.DirectPayload(community_join_request=body)
             )
-            messages.append(_pairwise(link.identity_key, envelope.encode()))
+            messages.append(pairwise(link.identity_key, envelope.encode()))
         transition = self.requests.sent(request.id, now)
         await self._save(request, transition, with_crypto=True)
         for payload in messages:
@@ -346,7 +289,7 @@ class CommunityJoins:
         )  # fmt: skip
         transition = self.requests.accept(request.id, now, by=me)
         await self._send_keys(community, request.requester, answer.signed, also=request)
-        self._publish(community.id, _answer_message(answer))
+        self._publish(community.id, answer_message(answer))
         del transition
         return self.request_view(request)
 
@@ -365,7 +308,7 @@ class CommunityJoins:
             accepted=False, reason=reason, now=now,
         )  # fmt: skip
         await self._save(request, transition)
-        self._publish(community.id, _answer_message(answer))
+        self._publish(community.id, answer_message(answer))
         return self.request_view(request)
 
     def _moderated(self, request_id: str) -> JoinRequest:
@@ -401,7 +344,11 @@ class CommunityJoins:
             await self._save(also, None, with_crypto=True)
         else:
             await self._writer.save_crypto_now()
-        self._publish(community.id, _pairwise(link.identity_key, envelope.encode()))
+        self._publish(community.id, pairwise(link.identity_key, envelope.encode()))
+
+    async def send_keys_to(self, community: Community, chat_key: str) -> None:
+        """The current keys to one member (one we added again after our version lost)."""
+        await self._send_keys(community, chat_key, b"", None)
 
     async def send_keys_to_members(self, community: Community) -> None:
         """A new epoch (kick, ban): its keys to every remaining member whose link we know."""
@@ -445,7 +392,7 @@ class CommunityJoins:
                 community_id, opened.sender_identity_key, opened.payload.community_keys
             )
         elif body == "community_leave":
-            await self._on_leave(
+            await self.leaving.on_leave(
                 community_id, opened.sender_identity_key, opened.payload.community_leave
             )
         else:
@@ -560,7 +507,7 @@ class CommunityJoins:
         if description is None:
             self._ctx.reject("member keys whose description the owner key did not sign")
             return
-        if not _from_moderator(description, sender_identity):
+        if not from_moderator(description, sender_identity):
             self._ctx.reject("member keys not sent by the owner or an admin")
             return
         own = self._ctx.me.chat_key_text
@@ -579,8 +526,13 @@ class CommunityJoins:
         fresh = community is None
         if community is None:
             community = Community(description, own)
-        forward = not fresh and community.keys.get(keys.epoch) is None
-        community.keys.add(keys.epoch, keys.content_key)
+        held_key = community.keys.get(keys.epoch)
+        # Keys that came with a version we do not keep (one that lost the tie to a rival of
+        # the same number) do not replace the epoch's key: the kept version's moderator's do.
+        replaces = held_key is None or keys.description == description.signed
+        forward = not fresh and replaces and held_key != keys.content_key
+        if replaces:
+            community.keys.add(keys.epoch, keys.content_key)
         if keys.protection_secret:
             try:
                 pair = ShardKeyPair.from_secret_bytes(keys.protection_secret)
@@ -608,85 +560,18 @@ class CommunityJoins:
                     transition = None
                 await self._save(request, transition)
 
-    # ---- leaving ------------------------------------------------------------------------------
-    async def tell_moderators_we_leave(self, community: Community) -> None:
-        """Our departure, inside Olm, to every moderator whose link the description holds:
-        the first who gets it removes us (a new epoch for the others)."""
-        own = self._ctx.me.chat_key_text
-        messages = []
-        for chat_key in community.description.moderators():
-            link_text = community.link_of(chat_key)
-            if not link_text or chat_key == own:
-                continue
-            link = ContactLink.parse(link_text)
-            payload = direct_pb2.DirectPayload(community_leave=community.id)
-            envelope = self._olm.seal_to(link, payload)
-            messages.append(_pairwise(link.identity_key, envelope.encode()))
-        await self._writer.save_crypto_now()
-        for message in messages:
-            self._publish(community.id, message)
-
-    async def _on_leave(self, community_id: str, sender_identity: bytes, named: str) -> None:
-        community = self._chats.communities.get(community_id)
-        if community is None or named != community_id:
-            return
-        if not allowed(community.role, Action.ANSWER_REQUEST):
-            return
-        leaving = next(
-            (
-                m.chat_key
-                for m in community.description.members
-                if _identity_of(community.link_of(m.chat_key)) == sender_identity
-            ),
-            None,
-        )
-        if leaving is None:
-            self._ctx.reject("a departure from someone who is not a member we know")
-            return
-        await self._chats.record_departure(community, leaving)
-
     # ---- time ---------------------------------------------------------------------------------
     def next_wakeup(self) -> float | None:
-        times = [
-            fetch.started_at + self._chats.policy.fetch_timeout
-            for fetch in self.fetches.values()
-            if fetch.state == "fetching"
-        ]
-        wakeup = self.requests.next_wakeup()
-        if wakeup is not None:
-            times.append(wakeup)
+        times = [t for t in (self.fetching.next_wakeup(), self.requests.next_wakeup()) if t]
         return min(times) if times else None
 
     async def run_due(self, now: float) -> None:
-        for community_id, fetch in self.fetches.items():
-            if (
-                fetch.state == "fetching"
-                and now >= fetch.started_at + self._chats.policy.fetch_timeout
-            ):
-                fetch.state, fetch.reason = self._fetch_failed(fetch)
-                log.info("community %s: %s: %s", community_id[:8], fetch.state, fetch.reason)
+        self.fetching.run_due(now)
         resend, expired = self.requests.due(now)
         for request, transition in expired:
             await self._save(request, transition)
         for request in resend:
             await self._send_request(request)
-
-    def _fetch_failed(self, fetch: Fetch) -> tuple[str, str]:
-        """`not_found` when the shard had relay peers and a store node was there to ask (the
-        community's description is nowhere to be had), else `timed_out` with what was
-        missing."""
-        topic = format_pubsub_topic(fetch.link.cluster_id, fetch.link.shard)
-        peers = self._node.relay_peers().get(topic, 0)
-        stores = len(self._node.store_peers())
-        waited = f"no signed description arrived in {self._chats.policy.fetch_timeout:.0f} s"
-        if peers and stores:
-            return "not_found", (
-                f"{waited}: {peers} relay peers on its shard and {stores} store nodes had none "
-                "(the community may not exist, or its moderators were away for over a day); "
-                "fetch again to retry"
-            )
-        missing = "no relay peer on its shard" if not peers else "no store node reachable"
-        return "timed_out", f"{waited} ({missing}, {topic}); fetch again to retry"
 
     # ---- views and saving -------------------------------------------------------------------
     def request_view(self, request: JoinRequest) -> ev.CommunityRequestView:
@@ -740,6 +625,13 @@ class CommunityJoins:
             request_to_json(request),
             self._ctx.now_ms(),
         )
+        if request.direction is Direction.SENT:
+            held = self._chats.communities.book.get(request.community_id)
+            stored = replace(
+                stored,
+                link=self._links.get(request.community_id, ""),
+                description=held.signed if held is not None else None,
+            )
 
         def save(store: Store) -> None:
             store.communities.save_request(stored)
@@ -757,44 +649,8 @@ class CommunityJoins:
         payload = community_pb2.RequestsMessage(description=community.description.signed)
         return self._publish(community.id, payload.SerializeToString())
 
+    async def tell_moderators_we_leave(self, community: Community) -> None:
+        await self.leaving.tell_moderators(community)
+
     def _publish(self, community_id: str, payload: bytes) -> bool:
-        message = waku_message(requests_content_topic(community_id), payload, self._ctx.clock())
-        try:
-            self._transport.publish(self.pubsub_topic, message)
-        except PublishFailed as exc:
-            log.info("community request message not published: %s", exc.reason)
-            return False
-        return True
-
-
-def _pairwise(recipient_identity_key: bytes, envelope: bytes) -> bytes:
-    return community_pb2.RequestsMessage(
-        recipient_identity_key=recipient_identity_key, envelope=envelope
-    ).SerializeToString()
-
-
-def _answer_message(answer: Answer) -> bytes:
-    return community_pb2.RequestsMessage(answer=answer.signed).SerializeToString()
-
-
-def _from_moderator(description: Description, identity_key: bytes) -> bool:
-    """Whether an Olm-proven identity key is the owner's or an admin's (their links)."""
-    for chat_key in description.moderators():
-        member = description.member(chat_key)
-        if member is None or not member.contact_link:
-            continue
-        try:
-            if ContactLink.parse(member.contact_link).identity_key == identity_key:
-                return True
-        except IdentityError:
-            continue
-    return False
-
-
-def _identity_of(link_text: str) -> bytes | None:
-    if not link_text:
-        return None
-    try:
-        return ContactLink.parse(link_text).identity_key
-    except IdentityError:
-        return None
+        return self._publisher.publish(community_id, payload)

@@ -49,6 +49,11 @@ CATCH_UP_LIMIT = 60.0
 """A catch-up the health monitor waits for longer than this counts as failed."""
 GIVE_UP_MISSING_AFTER = 600.0
 """A message waiting this long for an earlier one is shown anyway; the gap is reported."""
+SCAN_JITTER = 0.2
+"""Clients' store scans are staggered by up to ±20 % of their interval: members who start
+together must not hit a store's global rate limit in step (StoreCheckParams.scan_jitter).
+The faces' config has it (chat/session.py); the default MessengerConfig does not, so runs
+that must be deterministic (the lab's messenger mode, tests) stay so."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class MessengerConfig:
     communities: CommunityPolicy = field(default_factory=CommunityPolicy)
     """Where new communities live, how long a fetch waits, join requests' schedule."""
     store_checks: StoreCheckParams = field(default_factory=StoreCheckParams)
+    """Without scan jitter (deterministic runs); the faces add SCAN_JITTER (chat/session.py)."""
     sds: SdsParams = field(default_factory=lambda: SdsParams(acknowledge_by_bloom=False))
     """Delivered rests on history entries only (see SdsParams.acknowledge_by_bloom)."""
     sync_delay: float = 1.0

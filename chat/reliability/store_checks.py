@@ -18,6 +18,11 @@ clock seconds (`now`); Waku time ranges are derived in nanoseconds.
   (pruned meanwhile, or held by another node) is given up with a `NotRetrieved` event and
   not fetched again when a later scan lists it. A fetch no store answered waits the same
   way but does not count toward giving up: the store may come back.
+- Staggering: every scan and every retry of a failed one is scheduled `scan_every` (or
+  `retry_failed_after`) × a random factor in [1 − `scan_jitter`, 1 + `scan_jitter`], drawn
+  from this client's own generator. Members who started together (or reconnected together)
+  would otherwise scan in step, every minute, and a store's global rate limit answers the
+  burst with 429s; the jitter spreads them out within a few scans.
 - Catch-up: on start, reconnect and wake, every group scans at once from its persisted
   cursor (minus `overlap`), capped at `max_catch_up` back, up to now rather than `settle`
   ago: what was sent just before we woke is in the store and nowhere else, and waiting for
@@ -31,6 +36,7 @@ clock seconds (`now`); Waku time ranges are derived in nanoseconds.
 from __future__ import annotations
 
 import itertools
+import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -53,6 +59,9 @@ class StoreCheckParams:
     max_fetch_delay: float = 300.0
     fetch_attempts: int = 5
     """Answers without the message before a missed message is given up."""
+    scan_jitter: float = 0.0
+    """Each scan's interval varies by up to this fraction either way (0: none, to name the
+    second each scan is due; clients run with MessengerConfig's SCAN_JITTER)."""
 
 
 # ---- queries the driver runs -------------------------------------------------------------
@@ -154,6 +163,8 @@ class _Group:
 @dataclass
 class StoreChecks:
     params: StoreCheckParams = field(default_factory=StoreCheckParams)
+    rng: random.Random = field(default_factory=random.Random)
+    """This client's own draws for the scan jitter (seeded apart from every other client)."""
 
     def __post_init__(self) -> None:
         self._tracked: dict[bytes, _Tracked] = {}
@@ -233,7 +244,7 @@ class StoreChecks:
                 start = max(group.cursor - self.params.overlap, now - self.params.max_catch_up)
                 end = now if group.catch_up else now - self.params.settle
                 if end <= start:
-                    group.next_scan = now + self.params.scan_every
+                    group.next_scan = now + self._staggered(self.params.scan_every)
                     continue
                 query = RangeQuery(
                     next(self._ids),
@@ -302,7 +313,9 @@ class StoreChecks:
             group.in_flight = None
             settled = query.end_ns / NS - (self.params.settle if query.catch_up else 0.0)
             group.cursor = max(group.cursor, settled)
-            group.next_scan = now if group.catch_up else now + self.params.scan_every
+            group.next_scan = (
+                now if group.catch_up else now + self._staggered(self.params.scan_every)
+            )
             events.append(CursorAdvanced(group.pubsub_topic, group.content_topics, group.cursor))
         return events
 
@@ -343,12 +356,18 @@ class StoreChecks:
             group = self._groups.get((query.pubsub_topic, query.content_topics))
             if group is not None and group.in_flight == query.query_id:
                 group.in_flight = None
-                group.next_scan = retry_at
+                group.next_scan = now + self._staggered(self.params.retry_failed_after)
                 group.catch_up |= query.catch_up
         else:
             for h in query.hashes:
                 if (fetch := self._to_fetch.get(h)) is not None:
                     self._retry_fetch(fetch, now)
+
+    def _staggered(self, interval: float) -> float:
+        jitter = self.params.scan_jitter
+        if jitter <= 0:
+            return interval
+        return interval * self.rng.uniform(1 - jitter, 1 + jitter)
 
     @property
     def group_count(self) -> int:

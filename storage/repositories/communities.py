@@ -39,6 +39,10 @@ class StoredRequest:
     state: str | None
     flow: dict[str, Any]
     updated_at: int
+    link: str = ""
+    """Ours: the community link we sent it for (a restart resumes its fetch)."""
+    description: bytes | None = None
+    """Ours: the newest signed description it goes by (its moderators' links)."""
 
 
 _COLUMNS = "id, name, owner_key, description, shard, role, joined_at"
@@ -110,9 +114,10 @@ class CommunityRepository:
     def save_request(self, request: StoredRequest) -> None:
         self._db.execute(
             "INSERT INTO community_requests "
-            "(id, community_id, direction, requester, state, flow, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-            "state = excluded.state, flow = excluded.flow, updated_at = excluded.updated_at",
+            "(id, community_id, direction, requester, state, flow, updated_at, link, description) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "state = excluded.state, flow = excluded.flow, updated_at = excluded.updated_at, "
+            "link = excluded.link, description = excluded.description",
             (
                 request.id,
                 request.community_id,
@@ -121,12 +126,27 @@ class CommunityRepository:
                 request.state,
                 json.dumps(request.flow, separators=(",", ":")),
                 request.updated_at,
+                request.link,
+                request.description,
             ),
         )
 
     def requests(self) -> list[StoredRequest]:
         rows = self._db.fetchall(
-            "SELECT id, community_id, direction, requester, state, flow, updated_at "
-            "FROM community_requests ORDER BY updated_at, id"
+            "SELECT id, community_id, direction, requester, state, flow, updated_at, link, "
+            "description FROM community_requests ORDER BY updated_at, id"
         )
-        return [StoredRequest(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        return [
+            StoredRequest(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                json.loads(r[5]),
+                r[6],
+                r[7],
+                None if r[8] is None else bytes(r[8]),
+            )
+            for r in rows
+        ]

@@ -18,10 +18,11 @@ from chat.communities.description import (
     decode_description,
     sign_description,
 )
-from chat.communities.moderation import edit, kick
+from chat.communities.moderation import add_member, ban, edit, kick
 from chat.communities.roles import Role
 from chat.communities.signer import OwnerKey
 from chat.proto import community_pb2
+from chat.waku.protected import ShardKeyPair
 
 
 def test_the_id_is_derived_from_the_owner_key_and_survives_a_round_trip() -> None:
@@ -140,3 +141,70 @@ def test_a_first_description_signed_by_an_admin_is_not_enough() -> None:
     renamed = community.description.next(NOW + 100, name="Renamed")
     result = DescriptionBook().offer(sign_description(bob.identity, renamed).signed)
     assert result.accepted is None and "owner key" in result.reason
+
+
+def test_only_the_owner_moves_the_shard_or_changes_its_key_outside_a_ban() -> None:
+    alice, bob, carol = person("alice"), person("bob"), person("carol")
+    community = new_community(alice)
+    with_members(community, [bob, carol], admins=(bob,))
+    held = community.description
+    book = DescriptionBook()
+    book.offer(held.signed)
+    other_key = ShardKeyPair.generate().public_key.to_bytes()
+    refused = {
+        "another shard": held.next(NOW + 100, shard=held.shard + 1),
+        "another cluster": held.next(NOW + 100, cluster_id=held.cluster_id + 1),
+        "a new key without a ban": held.next(NOW + 100, protection_key=other_key),
+        "no key at all": held.next(NOW + 100, protection_key=b""),
+        "a kick with a new key": held.next(
+            NOW + 100,
+            members=tuple(m for m in held.members if m.chat_key != carol.key),
+            epoch=held.epoch + 1,
+            protection_key=other_key,
+        ),
+    }
+    for what, changed in refused.items():
+        result = book.offer(sign_description(bob.identity, changed).signed)
+        assert result.accepted is None, what
+        assert "only the owner" in result.reason, what
+        assert book.get(held.id) == held
+    # The owner may do each of them; an admin's ban brings the new key it must.
+    assert book.offer(community.sign(refused["another shard"]).signed).accepted is not None
+    moved = book.get(held.id)
+    assert moved is not None
+    banned = sign_description(bob.identity, ban(moved, bob.key, carol.key, NOW + 200).description)
+    assert book.offer(banned.signed).accepted == banned
+    assert banned.protection_key != moved.protection_key
+
+
+def test_two_moderators_signing_the_same_version_converge_in_either_arrival_order() -> None:
+    # Alice (the owner, with her chat key) and Bob (an admin) each sign version n+1 at once,
+    # from the same version n: every member must end with the same one, whichever came first.
+    alice, bob, carol, dave = person("alice"), person("bob"), person("carol"), person("dave")
+    community = new_community(alice)
+    held = with_members(community, [bob, carol], admins=(bob,))
+    by_bob = sign_description(bob.identity, kick(held, bob.key, carol.key, NOW + 100).description)
+    by_alice = sign_description(
+        alice.identity, edit(held, alice.key, NOW + 101, name="Renamed").description
+    )
+    also_bob = sign_description(
+        bob.identity, add_member(held, bob.key, dave.as_member(), NOW + 102).description
+    )
+    for rivals in ((by_bob, by_alice), (by_bob, also_bob), (by_alice, also_bob)):
+        ends = []
+        for order in (rivals, rivals[::-1]):
+            book = DescriptionBook()
+            book.offer(held.signed)
+            for description in order:
+                book.offer(description.signed)
+            ends.append(book.get(held.id))
+        assert ends[0] == ends[1] and ends[0] in rivals
+    # A rival that its signer could not sign from version n never wins the tie.
+    grant = held.next(NOW + 103, members=(*held.members, Member(dave.key, "dave", Role.ADMIN)))
+    forged = sign_description(bob.identity, grant)
+    for order in ((by_bob, forged), (forged, by_bob)):
+        book = DescriptionBook()
+        book.offer(held.signed)
+        for description in order:
+            book.offer(description.signed)
+        assert book.get(held.id) == by_bob

@@ -19,6 +19,7 @@ from chat.communities.moderation import (
     remove_channel,
     set_role,
 )
+from chat.communities.redo import lost_changes
 from chat.communities.roles import Action, PermissionRefused, Role, allowed, check
 from chat.waku.protected import ShardPublicKey
 
@@ -154,3 +155,22 @@ def test_admin_is_not_granted_without_a_contact_link_of_theirs() -> None:
         set_role(description, alice.key, bob.key, Role.ADMIN, NOW)
     granted = set_role(description, alice.key, bob.key, Role.ADMIN, NOW, contact_link=bob.link)
     assert granted.description.member(bob.key).contact_link == bob.link  # type: ignore[union-attr]
+
+
+def test_what_a_moderator_whose_version_lost_makes_again() -> None:
+    alice, bob, carol, dave, erin, frank = (
+        person(n) for n in ("alice", "bob", "carol", "dave", "erin", "frank")
+    )
+    community = new_community(alice)
+    before = with_members(community, [bob, carol, dave, erin], admins=(bob,))
+    # Bob kicks Carol, bans Dave and adds Frank in one lost version; Alice's kept version
+    # removed Erin and renamed the community.
+    ours = kick(before, bob.key, carol.key, NOW + 1).description
+    ours = ban(ours, bob.key, dave.key, NOW + 1).description
+    ours = add_member(ours, bob.key, frank.as_member(), NOW + 1).description
+    kept = kick(before, alice.key, erin.key, NOW + 1).description
+    lost = lost_changes(before, ours, kept)
+    assert lost.removed == (carol.key,)
+    assert lost.banned == (dave.key,)
+    assert [m.chat_key for m in lost.added] == [frank.key]
+    assert not lost_changes(before, kept, kept)

@@ -311,3 +311,102 @@ async def test_an_answer_on_another_communitys_topic_does_not_close_a_request(
     )
     await trio.sleep(5)
     assert (await request_of(alice, theirs.id, "received")).state == "pending"
+
+
+async def test_a_pending_request_keeps_its_schedule_and_gets_its_answer_after_a_restart(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Frank asks while the owner is away and nothing waits in a store, then restarts and
+    # never opens the link again: the request must still go on its schedule (the description
+    # it goes by kept with it), reach the owner when she is back, and be answered.
+    alice, frank = [await start(peers, n) for n in ("alice", "frank")]
+    community = await alice.messenger.create_community("Later", "", "approval", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    await frank.messenger.fetch_community(link)
+    await trio.sleep(65)
+    alice.node.set_online(False)
+    peers.network.store_keeps = False
+    asked = await frank.messenger.join_community(link, "still here")
+    assert asked.sends == 1
+    await peers.stop("frank")
+    frank = await start(peers, "frank")
+    kept = await request_of(frank, community.id, "sent")
+    assert (kept.state, kept.sends, kept.expires_at) == ("pending", 1, asked.expires_at)
+    alice.node.set_online(True)
+    await trio.sleep(61)  # the first re-send, 60 s after the first copy
+    theirs = await request_of(alice, community.id, "received")
+    assert theirs is not None and theirs.message == "still here"
+    await alice.messenger.accept_community_request(theirs.id)
+    await settle()
+    assert (await frank.messenger.community(community.id)).my_role == "member"
+    assert (await request_of(frank, community.id, "sent")).state == "accepted"
+
+
+async def test_a_request_sent_before_its_description_was_found_fetches_again_after_a_restart(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Frank asks at once (the description not found yet) and restarts: the fetch resumes
+    # from the kept link, the request goes when the description arrives, and it expires
+    # when its lifetime is up, not later.
+    alice, frank = [await start(peers, n) for n in ("alice", "frank")]
+    community = await alice.messenger.create_community("Soon", "", "approval", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    alice.node.set_online(False)
+    asked = await frank.messenger.join_community(link, "first")
+    assert asked.sends == 0
+    await peers.stop("frank")
+    frank = await start(peers, "frank")
+    alice.node.set_online(True)
+    await trio.sleep(125)  # the owner's description again, or the store scan of it
+    mine = await request_of(frank, community.id, "sent")
+    assert mine.sends >= 1
+    theirs = await request_of(alice, community.id, "received")
+    assert theirs is not None and theirs.message == "first"
+    await trio.sleep(1000)
+    assert (await request_of(frank, community.id, "sent")).state == "expired"
+
+
+async def test_owner_and_admin_kicking_at_once_leave_every_member_with_one_description_and_key(
+    peers: Peers, autojump_clock: Any
+) -> None:
+    # Alice (owner) kicks Carol while Erin (admin) kicks Dave, both from the same version:
+    # two versions with the same number and two content keys for the same epoch. Everyone
+    # must end with the same description (the owner's wins the tie, then Erin makes her
+    # kick again on top of it) and the same key, which Dave does not hold.
+    names = ("alice", "bob", "carol", "dave", "erin")
+    alice, bob, carol, dave, erin = [await start(peers, n) for n in names]
+    community = await alice.messenger.create_community("Race", "", "open", ["general"])
+    link, _ = await alice.messenger.community_link(community.id)
+    for member in (bob, carol, dave, erin):
+        await member.messenger.fetch_community(link)
+        await trio.sleep(5)
+        await member.messenger.join_community(link, "")
+        await settle()
+    await alice.messenger.set_community_role(community.id, erin.messenger.me.chat_key_text, "admin")
+    await settle()
+    ready = await alice.messenger.community(community.id)
+    erin.node.set_online(False)  # neither sees the other's version before signing hers
+    await alice.messenger.kick_community_member(community.id, carol.messenger.me.chat_key_text)
+    await erin.messenger.kick_community_member(community.id, dave.messenger.me.chat_key_text)
+    await settle()
+    erin.node.set_online(True)
+    await trio.sleep(120)
+
+    def held(running: Running) -> Any:
+        return running.messenger._communities.communities.get(community.id)
+
+    ends = {name: held(r) for name, r in (("alice", alice), ("bob", bob), ("erin", erin))}
+    descriptions = {name: c.description for name, c in ends.items()}
+    assert len(set(descriptions.values())) == 1, descriptions
+    kept = descriptions["bob"]
+    gone = {carol.messenger.me.chat_key_text, dave.messenger.me.chat_key_text}
+    assert not gone & {m.chat_key for m in kept.members}
+    assert kept.version == ready.version + 2  # the owner's kick, then Erin's again
+    keys = {name: c.keys.current for name, c in ends.items()}
+    assert len(set(keys.values())) == 1, keys
+    dave_holds = held(dave)
+    assert dave_holds is None or dave_holds.keys.get(kept.epoch) is None
+    channel = community.channels[0].id
+    await erin.messenger.send_text(channel, "after both kicks")
+    await trio.sleep(60)
+    assert "after both kicks" in [m.text for m in await bob.messenger.messages(channel)]

@@ -304,3 +304,16 @@ def test_community_owner_keys_and_join_requests(store: Store) -> None:
     assert store.communities.requests() == [
         StoredRequest("r1", "com1", "sent", "cw1me", "accepted", {"sends": 2}, 6)
     ]
+
+
+def test_a_sent_join_request_keeps_its_link_and_description(store: Store) -> None:
+    request = StoredRequest(
+        "r2", "com1", "sent", "cw1me", "pending", {}, 5, "chinwag-community:x", b"\x01signed"
+    )
+    store.communities.save_request(request)
+    assert store.communities.requests() == [request]
+    newer = StoredRequest(
+        "r2", "com1", "sent", "cw1me", "pending", {}, 6, "chinwag-community:x", b"\x02newer"
+    )
+    store.communities.save_request(newer)
+    assert store.communities.requests() == [newer]

@@ -343,8 +343,27 @@ class LiveRun:
             error = f"{type(exc).__name__}: {exc}"
             self.ledger.record_send_failure(send.tag, self.now(), error)
             log.info("send %s failed: %s", send.tag, error)
+            await self._note_contact_states(sender, send)
         else:
             self.ledger.send_answer_s.append(time.time() - at)
+
+    async def _note_contact_states(self, sender: Client, send: PlannedSend) -> None:
+        """After a refused write, what both sides' contact lists say of each other (the
+        evidence for a refusal such as "you are not contacts any more")."""
+        if send.chat != "direct":
+            return
+        peer = self.clients[send.peer]
+        states = {}
+        for who, other in ((sender, peer), (peer, sender)):
+            try:
+                contacts = await self._call(who, "GET", "/v1/contacts")
+            except (httpx.HTTPError, RuntimeError) as exc:
+                states[who.profile] = f"unknown ({type(exc).__name__})"
+                continue
+            states[who.profile] = next(
+                (c["state"] for c in contacts if c["chat_key"] == other.chat_key), "no contact"
+            )
+        self.notes.append(f"after {send.tag} was refused: contact states {states}")
 
     async def _snapshots(self) -> None:
         while True:

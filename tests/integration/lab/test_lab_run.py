@@ -76,7 +76,11 @@ def test_loss_and_a_node_restart_every_message_arrives_once(tmp_path: Path) -> N
     report = json.loads(report_path.read_text())
     messages = report["messages"]
     # 10 writes are planned; none may be refused or go unanswered (the failures name why).
-    assert messages["messages_sent"] >= 8, (messages["failed_sends"], report["skipped_sends"])
+    assert messages["messages_sent"] >= 8, (
+        messages["failed_sends"][:2],
+        report["skipped_sends"],
+        report["environment"]["notes"],
+    )
     assert messages["send_answer_s"]["count"] == messages["messages_sent"]
     assert messages["fates"]["lost"] == 0, messages["lost"]
     assert (

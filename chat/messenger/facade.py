@@ -54,6 +54,7 @@ from chat.messenger.groups import GroupChats
 from chat.messenger.health import HealthWatch, watch_topic
 from chat.messenger.light_transport import LightTransport
 from chat.messenger.node import MessengerNode
+from chat.messenger.observed import TelemetryFigures
 from chat.messenger.olm import OlmCrypto
 from chat.messenger.persist import StateWriter
 from chat.messenger.receive import Receiver
@@ -340,6 +341,19 @@ class Messenger(CommunityCommands):
                 members = len(conv.membership.members()) + 1
                 return conv.kind, b"group\n" + group.log.root.signed, members
         return None
+
+    def telemetry_figures(self) -> TelemetryFigures:
+        """For telemetry's session and heartbeat: the mode, filter subscriptions held, and
+        failed dials by cause (totals since start)."""
+        node = self.node
+        if isinstance(node, LightClientNode):
+            core = node.filter.core
+            held = sum(len(core.held_by(peer)) for peer in core.active_peers)
+            failures = dict(node.connectivity.peers.dial_failures)
+            return TelemetryFigures("light", held, failures)
+        if isinstance(node, ClientNode):
+            return TelemetryFigures("relay", 0, dict(node.connectivity.peers.dial_failures))
+        return TelemetryFigures()
 
     @property
     def events_dropped(self) -> int:

@@ -327,12 +327,17 @@ class Messenger(CommunityCommands):
     def conversation_secret(self, chat_id: str) -> tuple[str, bytes, int] | None:
         """For telemetry's blinded references (chat/telemetry/identifiers.py): the
         conversation's kind, a value its members share that its content topic does not
-        reveal, and its member count; None for an unknown chat. A 1:1 chat: both chat keys
+        reveal, and its member count; None for an unknown chat. A 1:1 chat: the pair secret
+        both sides made in the encrypted contact request and answer (contacts_flow.py), which
+        their public links do not give; with a contact on an older version, both chat keys
         (its id is their hash, so seeing the topic is not enough). A group: its signed
         'created' change, which only those given its log hold (its id is that change's
         hash)."""
         peer = self._direct.peer_of_chat.get(chat_id)
         if peer is not None:
+            paired = self._contacts_flow.pair_secret(peer)
+            if paired is not None:
+                return "direct", paired, 2
             keys = sorted([self.me.chat_key_text, peer])
             return "direct", "\n".join(keys).encode(), 2
         group = self._groups.groups.get(chat_id)

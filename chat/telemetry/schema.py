@@ -260,7 +260,9 @@ LEVELS: Final = ("off", "health", "reliability")
 
 _CONV_REF = _ref(
     "conv_ref",
-    "HMAC of the conversation's telemetry key (identifiers.conv_ref): the same on every member.",
+    "HMAC of the conversation's telemetry key (identifiers.conv_ref): the same on every member. "
+    "The key comes from a secret the members hold: a 1:1 chat's pair secret (made in the "
+    "encrypted contact request and answer), a group's signed creation, a channel's public id.",
     "matches a message's receivers to its conversation without naming it",
 )
 _MSG_REF = _ref(

@@ -23,7 +23,7 @@ cause, and the message counters.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,6 +41,10 @@ CONV_KINDS = {"direct": "dm", "group": "group", "community": "channel"}
 REMEMBERED = 4096
 """Message ids whose last recorded state is kept (so each transition is recorded once); the
 same bound holds the facts waiting for their message and the missing messages watched."""
+ERRORS_PER_PERIOD = 10
+"""`error` events per component and code between two heartbeats: a store node down for an
+hour, or a flood of forged envelopes, must not fill the outbox (the heartbeat's `store.fail`
+and the node's own counters keep the totals)."""
 RECV_VIA = {"relay": "relay", "filter": "filter", "store": "store", "sds": "released"}
 
 
@@ -92,6 +96,7 @@ class MessengerTelemetry:
         self._missing: OrderedDict[str, tuple[str, float]] = OrderedDict()
         """Missing message id -> (chat id, when found, monotonic)."""
         self._store = {"ok": 0, "fail": 0}
+        self._errors: Counter[tuple[str, str]] = Counter()
         self._dials: dict[str, int] = {}
         """Failed dials by cause at the previous heartbeat (the node counts totals)."""
         self.mode = source.telemetry_figures().mode
@@ -116,9 +121,9 @@ class MessengerTelemetry:
         elif isinstance(event, observed.StoreAnswered):
             self._store["ok" if event.ok else "fail"] += 1
             if not event.ok:
-                self.recorder.record("error", {"component": "store", "code": event.code})
+                self._error("store", event.code)
         elif isinstance(event, ev.Rejected):
-            self.recorder.record("error", {"component": "node", "code": "protocol"})
+            self._error("node", "protocol")
         elif isinstance(event, ev.HealthUpdated):
             self._health(event.health)
         elif isinstance(event, ev.ChatUpdated) and event.chat.id not in self._refs:
@@ -198,6 +203,11 @@ class MessengerTelemetry:
                 "decrypt_ok": True,
             },
         )
+
+    def _error(self, component: str, code: str) -> None:
+        self._errors[component, code] += 1
+        if self._errors[component, code] <= ERRORS_PER_PERIOD:
+            self.recorder.record("error", {"component": component, "code": code})
 
     def _gap(self, found: observed.GapFound) -> None:
         """Messages a frame names that we do not hold: each counted once, however many
@@ -324,6 +334,7 @@ class MessengerTelemetry:
         }
         self._dials = dict(figures.dial_failures)
         store, self._store = self._store, {"ok": 0, "fail": 0}
+        self._errors.clear()
         online_s, offline_s = int(self.online_s), int(self.offline_s)
         self.online_s -= online_s
         self.offline_s -= offline_s

@@ -204,6 +204,12 @@ class ContactRequest:
     next_send_at: float | None = None
     expires_at: float | None = None
     history: list[RequestTransition] = field(default_factory=list)
+    our_pair_nonce: str | None = None
+    """Hex of 32 random bytes we send in our requests and answers (kept for the contact's
+    lifetime); with theirs, the pair secret of the 1:1 chat's telemetry reference."""
+    their_pair_nonce: str | None = None
+    """Theirs, from their latest request or answer; None while they sent none (an older
+    version: the chat's reference then falls back to the pair of chat keys)."""
 
     @property
     def open(self) -> bool:
@@ -359,6 +365,8 @@ def flow_to_json(flow: ContactRequest) -> dict[str, Any]:
         "sends": flow.sends,
         "next_send_at": flow.next_send_at,
         "expires_at": flow.expires_at,
+        "our_pair_nonce": flow.our_pair_nonce,
+        "their_pair_nonce": flow.their_pair_nonce,
         "history": [
             [t.old.value if t.old else None, t.new.value, t.event.value, t.at, t.details]
             for t in flow.history
@@ -388,6 +396,19 @@ def flow_from_json(chat_key: str, data: dict[str, Any]) -> ContactRequest:
             data["next_send_at"],
             data["expires_at"],
             history,
+            _nonce(data.get("our_pair_nonce")),
+            _nonce(data.get("their_pair_nonce")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ContactRequestError(f"unreadable contact request state: {exc}") from None
+
+
+PAIR_NONCE_BYTES = 32
+
+
+def _nonce(value: Any) -> str | None:
+    """A stored pair nonce (saved by an older version: absent)."""
+    if isinstance(value, str) and len(value) == 2 * PAIR_NONCE_BYTES:
+        bytes.fromhex(value)  # ValueError: unreadable state, as for any other field
+        return value
+    return None

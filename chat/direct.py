@@ -444,9 +444,13 @@ class VerifiedRequest(NamedTuple):
     """Stable across re-sends of one request (see chat.contacts); empty from old clients."""
 
 
-def request_payload(own_link: str, intro: str, request_id: str = "") -> direct_pb2.DirectPayload:
+def request_payload(
+    own_link: str, intro: str, request_id: str = "", pair_nonce: bytes = b""
+) -> direct_pb2.DirectPayload:
     return direct_pb2.DirectPayload(
-        request=direct_pb2.ContactRequestBody(link=own_link, intro=intro, request_id=request_id)
+        request=direct_pb2.ContactRequestBody(
+            link=own_link, intro=intro, request_id=request_id, pair_nonce=pair_nonce
+        )
     )
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable
 
 from chat import events as ev
 from chat.contacts import (
     MUTUAL,
+    PAIR_NONCE_BYTES,
     REQUEST_ID,
     ContactRequest,
     ContactRequestError,
@@ -250,7 +252,9 @@ class ContactsFlow:
         """Seal our (current) request to them, persist, publish."""
         link = self._contacts.links[chat_key]
         flow = self.requests.get(chat_key)
-        payload = request_payload(self._ctx.me.contact_link(), flow.intro, flow.request_id or "")
+        payload = request_payload(
+            self._ctx.me.contact_link(), flow.intro, flow.request_id or "", self._our_nonce(flow)
+        )
         envelope = self._olm.seal_to(link, payload)
         await self._save_flow(chat_key, transition, with_crypto=True)
         self._publish_on_partition(link, envelope)
@@ -265,14 +269,35 @@ class ContactsFlow:
     ) -> None:
         """Tell them our decision inside the session their request opened."""
         link = self._contacts.links[chat_key]
+        nonce = self._our_nonce(self.requests.get(chat_key)) if accepted else b""
         payload = direct_pb2.DirectPayload(
-            answer=direct_pb2.ContactAnswerBody(accepted=accepted, link=self._ctx.me.contact_link())
+            answer=direct_pb2.ContactAnswerBody(
+                accepted=accepted, link=self._ctx.me.contact_link(), pair_nonce=nonce
+            )
         )
         envelope = self._olm.seal_to(link, payload)
         if accepted:
             await self._direct.ensure_chat(chat_key)
         await self._save_flow(chat_key, transition, with_crypto=True, dropped=dropped)
         self._publish_on_partition(link, envelope)
+
+    @staticmethod
+    def _our_nonce(flow: ContactRequest) -> bytes:
+        """Our half of the pair secret (telemetry's 1:1 reference), made once per contact
+        and saved with the flow before anything carrying it is published."""
+        if flow.our_pair_nonce is None:
+            flow.our_pair_nonce = secrets.token_hex(PAIR_NONCE_BYTES)
+        return bytes.fromhex(flow.our_pair_nonce)
+
+    def pair_secret(self, chat_key: str) -> bytes | None:
+        """Both halves, in the order of the two chat keys (so both sides agree); None until
+        both are known (a contact on an older version sends none)."""
+        flow = self.requests.find(chat_key)
+        if flow is None or flow.our_pair_nonce is None or flow.their_pair_nonce is None:
+            return None
+        ours = (self._ctx.me.chat_key_text, flow.our_pair_nonce)
+        halves = sorted([ours, (chat_key, flow.their_pair_nonce)])
+        return b"direct-pair\n" + b"".join(bytes.fromhex(nonce) for _, nonce in halves)
 
     def _publish_on_partition(self, link: ContactLink, envelope: Envelope) -> None:
         """On their contact-request partition; the flow re-sends, so a failure is only logged."""
@@ -387,6 +412,7 @@ class ContactsFlow:
             self._ctx.reject(f"contact request from {chat_key[:16]}: {exc}")
             self._writer.save_later(crypto=True)
             return
+        _note_their_nonce(self.requests.get(chat_key), opened.payload.request.pair_nonce)
         dropped = self.strangers.moved(chat_key, transition.event)
         if transition.new is MUTUAL:
             # Crossed requests, or a re-send of a request we accepted whose answer was lost:
@@ -408,6 +434,9 @@ class ContactsFlow:
             self._writer.save_later(crypto=True)
             return
         answer = opened.payload.answer
+        flow = self.requests.find(chat_key)
+        if flow is not None and answer.accepted:  # before the chat exists: its reference
+            _note_their_nonce(flow, answer.pair_nonce)
         old_name = self._contacts.display_name(chat_key) or ""
         with contextlib.suppress(IdentityError):
             link = ContactLink.parse(answer.link)
@@ -466,6 +495,13 @@ class ContactsFlow:
             if owner is not None:
                 self.strangers.moved(owner.chat_key, transition.event)
                 await self._save_flow(owner.chat_key, transition)
+
+
+def _note_their_nonce(flow: ContactRequest, nonce: bytes) -> None:
+    """Their half of the pair secret, from a message Olm proved is theirs; anything but 32
+    bytes (an older version sends none) leaves what we had."""
+    if len(nonce) == PAIR_NONCE_BYTES:
+        flow.their_pair_nonce = nonce.hex()
 
 
 def _in_transaction(write: Callable[[Store], None]) -> Callable[[Store], None]:

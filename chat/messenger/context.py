@@ -60,6 +60,14 @@ class EventFanOut:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.remove(channel)
 
+    def observe_only(self, fact: ev.Event) -> None:
+        """A fact for observers alone (chat/messenger/observed.py): subscribers never see it."""
+        for observer in self.observers:
+            try:
+                observer(fact)
+            except Exception:
+                log.exception("an event observer failed")
+
     def close(self) -> None:
         for channel in self._subscribers:
             channel.close()
@@ -92,6 +100,10 @@ class MessengerContext:
 
     def emit(self, event: ev.Event) -> None:
         self.events.emit(event)
+
+    def note(self, fact: ev.Event) -> None:
+        """A fact for telemetry's observer (chat/messenger/observed.py), not for the faces."""
+        self.events.observe_only(fact)
 
     def reject(self, reason: str) -> None:
         """A received message is refused: logged, counted and reported, never shown."""

@@ -54,6 +54,7 @@ from chat.messenger.groups import GroupChats
 from chat.messenger.health import HealthWatch, watch_topic
 from chat.messenger.light_transport import LightTransport
 from chat.messenger.node import MessengerNode
+from chat.messenger.observed import TelemetryFigures
 from chat.messenger.olm import OlmCrypto
 from chat.messenger.persist import StateWriter
 from chat.messenger.receive import Receiver
@@ -326,12 +327,17 @@ class Messenger(CommunityCommands):
     def conversation_secret(self, chat_id: str) -> tuple[str, bytes, int] | None:
         """For telemetry's blinded references (chat/telemetry/identifiers.py): the
         conversation's kind, a value its members share that its content topic does not
-        reveal, and its member count; None for an unknown chat. A 1:1 chat: both chat keys
+        reveal, and its member count; None for an unknown chat. A 1:1 chat: the pair secret
+        both sides made in the encrypted contact request and answer (contacts_flow.py), which
+        their public links do not give; with a contact on an older version, both chat keys
         (its id is their hash, so seeing the topic is not enough). A group: its signed
         'created' change, which only those given its log hold (its id is that change's
         hash)."""
         peer = self._direct.peer_of_chat.get(chat_id)
         if peer is not None:
+            paired = self._contacts_flow.pair_secret(peer)
+            if paired is not None:
+                return "direct", paired, 2
             keys = sorted([self.me.chat_key_text, peer])
             return "direct", "\n".join(keys).encode(), 2
         group = self._groups.groups.get(chat_id)
@@ -340,6 +346,19 @@ class Messenger(CommunityCommands):
                 members = len(conv.membership.members()) + 1
                 return conv.kind, b"group\n" + group.log.root.signed, members
         return None
+
+    def telemetry_figures(self) -> TelemetryFigures:
+        """For telemetry's session and heartbeat: the mode, filter subscriptions held, and
+        failed dials by cause (totals since start)."""
+        node = self.node
+        if isinstance(node, LightClientNode):
+            core = node.filter.core
+            held = sum(len(core.held_by(peer)) for peer in core.active_peers)
+            failures = dict(node.connectivity.peers.dial_failures)
+            return TelemetryFigures("light", held, failures)
+        if isinstance(node, ClientNode):
+            return TelemetryFigures("relay", 0, dict(node.connectivity.peers.dial_failures))
+        return TelemetryFigures()
 
     @property
     def events_dropped(self) -> int:

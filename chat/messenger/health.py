@@ -22,6 +22,7 @@ import trio
 from chat import events as ev
 from chat.client_node import ClientNode, Received
 from chat.light_node import LightClientNode, own_enr
+from chat.messenger import observed
 from chat.messenger.config import CATCH_UP_LIMIT
 from chat.messenger.context import MessengerContext
 from chat.messenger.node import MessengerNode
@@ -249,7 +250,8 @@ class HealthWatch:
     def scan_failed(self) -> None:
         self._catch_up_progress(failed=True)
 
-    def store_reached(self, ok: bool) -> None:
+    def store_reached(self, ok: bool, code: str = "other") -> None:
+        self._ctx.note(observed.StoreAnswered(ok, code))
         if self.store_ok != ok:
             self.store_ok = ok
             self._ctx.emit(ev.HealthUpdated(self.view()))

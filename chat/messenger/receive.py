@@ -30,6 +30,7 @@ import trio
 from chat import events as ev
 from chat.client_node import Received
 from chat.identity import sanitize_display_text
+from chat.messenger import observed
 from chat.messenger.channels import SdsChannels
 from chat.messenger.config import (
     MAX_MESSAGE_ID_LENGTH,
@@ -315,6 +316,8 @@ class Receiver:
                     ack_frame=frame.message_id,
                 )
             elif isinstance(event, Missing):
+                missing = tuple(entry.message_id for entry in event.entries)
+                self._ctx.note(observed.GapFound(conversation.id, missing))
                 for entry in event.entries:
                     if len(entry.retrieval_hint) == 32:
                         self._checks.want(entry.retrieval_hint, now)
@@ -328,6 +331,7 @@ class Receiver:
             self._bandwidth.relabel(IN, "chat", "sync", size)
         self._writer.save_later(crypto=True, channel=conversation.id)
         for view in added:
+            self._ctx.note(observed.ReceivedVia(view.id, received.via))
             self._ctx.emit(ev.MessageAdded(view))
         if added:
             self._ctx.emit(ev.ChatUpdated(await self._chat_view(conversation.id)))
@@ -420,6 +424,7 @@ class Receiver:
                         conversation_id, event.frame, now, via="sds", msg_hash=None
                     )
                     if view is not None:
+                        self._ctx.note(observed.ReceivedVia(view.id, "sds"))
                         self._ctx.emit(ev.MessageAdded(view))
         self._writer.save_later(channel=conversation_id)
 

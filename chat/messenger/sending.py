@@ -19,6 +19,7 @@ from typing import Any
 
 from chat import events as ev
 from chat.history import ChatHistory
+from chat.messenger import observed
 from chat.messenger.channels import SdsChannels
 from chat.messenger.context import MessengerContext
 from chat.messenger.conversation import (
@@ -360,6 +361,7 @@ class Sending:
         self._checks.track(msg_hash, clock())
         self._checks.received(msg_hash, clock())
         self._by_hash[msg_hash] = message_id
+        self._ctx.note(published_fact(message_id, evidence))
         await self.record(message_id, transition, sds_chat=outgoing.conversation_id)
         await self.check_delivered(conversation, message_id)
 
@@ -506,3 +508,12 @@ def _hash_of(evidence: dict[str, Any]) -> bytes | None:
     if isinstance(value, str) and len(value) == 64:
         return bytes.fromhex(value)
     return None
+
+
+def published_fact(message_id: str, evidence: dict[str, Any]) -> observed.Published:
+    """The transport's evidence as telemetry's fact: light push names the service node and
+    the relay peers it reached; relay, the peers it sent to."""
+    light = "light_push" in evidence or "light_push_queued" in evidence
+    peers = evidence.get("relay_peers" if light else "peers_reached")
+    count = peers if isinstance(peers, int) and not isinstance(peers, bool) else 0
+    return observed.Published(message_id, "lightpush" if light else "relay", max(0, count))

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from chat.proto import group_pb2 as chat_dot_proto_dot_group__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hat/proto/direct.proto\x12\x0e\x63hinwag.direct\x1a\x16\x63hat/proto/group.proto\"d\n\x0e\x44irectEnvelope\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x1b\n\x13sender_identity_key\x18\x02 \x01(\x0c\x12\x10\n\x08olm_type\x18\x03 \x01(\r\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\"E\n\x12\x43ontactRequestBody\x12\x0c\n\x04link\x18\x01 \x01(\t\x12\r\n\x05intro\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"3\n\x11\x43ontactAnswerBody\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0c\n\x04link\x18\x02 \x01(\t\"\'\n\x11\x43ontactCancelBody\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"Z\n\x10VerificationBody\x12\x17\n\x0fverification_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\r\x12\x12\n\npublic_key\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\"\xd6\x04\n\rDirectPayload\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\".chinwag.direct.ContactRequestBodyH\x00\x12\x33\n\x06\x61nswer\x18\x02 \x01(\x0b\x32!.chinwag.direct.ContactAnswerBodyH\x00\x12\x13\n\tsds_frame\x18\x03 \x01(\x0cH\x00\x12\x38\n\x0cverification\x18\x04 \x01(\x0b\x32 .chinwag.direct.VerificationBodyH\x00\x12\x33\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32!.chinwag.direct.ContactCancelBodyH\x00\x12\x34\n\x0bgroup_share\x18\x06 \x01(\x0b\x32\x1d.chinwag.group.GroupShareBodyH\x00\x12\x36\n\x0cgroup_invite\x18\x07 \x01(\x0b\x32\x1e.chinwag.group.GroupInviteBodyH\x00\x12\x43\n\x13group_invite_answer\x18\x08 \x01(\x0b\x32$.chinwag.group.GroupInviteAnswerBodyH\x00\x12\x43\n\x13group_invite_cancel\x18\t \x01(\x0b\x32$.chinwag.group.GroupInviteCancelBodyH\x00\x12 \n\x16\x63ommunity_join_request\x18\n \x01(\x0cH\x00\x12\x18\n\x0e\x63ommunity_keys\x18\x0b \x01(\x0cH\x00\x12\x19\n\x0f\x63ommunity_leave\x18\x0c \x01(\tH\x00\x42\x06\n\x04\x62ody\"M\n\x0b\x43hatMessage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08reply_to\x18\x03 \x01(\t\x12\x12\n\nsent_at_ms\x18\x04 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63hat/proto/direct.proto\x12\x0e\x63hinwag.direct\x1a\x16\x63hat/proto/group.proto\"d\n\x0e\x44irectEnvelope\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x1b\n\x13sender_identity_key\x18\x02 \x01(\x0c\x12\x10\n\x08olm_type\x18\x03 \x01(\r\x12\x12\n\nciphertext\x18\x04 \x01(\x0c\"Y\n\x12\x43ontactRequestBody\x12\x0c\n\x04link\x18\x01 \x01(\t\x12\r\n\x05intro\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\npair_nonce\x18\x04 \x01(\x0c\"G\n\x11\x43ontactAnswerBody\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0c\n\x04link\x18\x02 \x01(\t\x12\x12\n\npair_nonce\x18\x03 \x01(\x0c\"\'\n\x11\x43ontactCancelBody\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"Z\n\x10VerificationBody\x12\x17\n\x0fverification_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\r\x12\x12\n\npublic_key\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\"\xd6\x04\n\rDirectPayload\x12\x35\n\x07request\x18\x01 \x01(\x0b\x32\".chinwag.direct.ContactRequestBodyH\x00\x12\x33\n\x06\x61nswer\x18\x02 \x01(\x0b\x32!.chinwag.direct.ContactAnswerBodyH\x00\x12\x13\n\tsds_frame\x18\x03 \x01(\x0cH\x00\x12\x38\n\x0cverification\x18\x04 \x01(\x0b\x32 .chinwag.direct.VerificationBodyH\x00\x12\x33\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32!.chinwag.direct.ContactCancelBodyH\x00\x12\x34\n\x0bgroup_share\x18\x06 \x01(\x0b\x32\x1d.chinwag.group.GroupShareBodyH\x00\x12\x36\n\x0cgroup_invite\x18\x07 \x01(\x0b\x32\x1e.chinwag.group.GroupInviteBodyH\x00\x12\x43\n\x13group_invite_answer\x18\x08 \x01(\x0b\x32$.chinwag.group.GroupInviteAnswerBodyH\x00\x12\x43\n\x13group_invite_cancel\x18\t \x01(\x0b\x32$.chinwag.group.GroupInviteCancelBodyH\x00\x12 \n\x16\x63ommunity_join_request\x18\n \x01(\x0cH\x00\x12\x18\n\x0e\x63ommunity_keys\x18\x0b \x01(\x0cH\x00\x12\x19\n\x0f\x63ommunity_leave\x18\x0c \x01(\tH\x00\x42\x06\n\x04\x62ody\"M\n\x0b\x43hatMessage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08reply_to\x18\x03 \x01(\t\x12\x12\n\nsent_at_ms\x18\x04 \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,15 +35,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DIRECTENVELOPE']._serialized_start=67
   _globals['_DIRECTENVELOPE']._serialized_end=167
   _globals['_CONTACTREQUESTBODY']._serialized_start=169
-  _globals['_CONTACTREQUESTBODY']._serialized_end=238
-  _globals['_CONTACTANSWERBODY']._serialized_start=240
-  _globals['_CONTACTANSWERBODY']._serialized_end=291
-  _globals['_CONTACTCANCELBODY']._serialized_start=293
-  _globals['_CONTACTCANCELBODY']._serialized_end=332
-  _globals['_VERIFICATIONBODY']._serialized_start=334
-  _globals['_VERIFICATIONBODY']._serialized_end=424
-  _globals['_DIRECTPAYLOAD']._serialized_start=427
-  _globals['_DIRECTPAYLOAD']._serialized_end=1025
-  _globals['_CHATMESSAGE']._serialized_start=1027
-  _globals['_CHATMESSAGE']._serialized_end=1104
+  _globals['_CONTACTREQUESTBODY']._serialized_end=258
+  _globals['_CONTACTANSWERBODY']._serialized_start=260
+  _globals['_CONTACTANSWERBODY']._serialized_end=331
+  _globals['_CONTACTCANCELBODY']._serialized_start=333
+  _globals['_CONTACTCANCELBODY']._serialized_end=372
+  _globals['_VERIFICATIONBODY']._serialized_start=374
+  _globals['_VERIFICATIONBODY']._serialized_end=464
+  _globals['_DIRECTPAYLOAD']._serialized_start=467
+  _globals['_DIRECTPAYLOAD']._serialized_end=1065
+  _globals['_CHATMESSAGE']._serialized_start=1067
+  _globals['_CHATMESSAGE']._serialized_end=1144
 # @@protoc_insertion_point(module_scope)

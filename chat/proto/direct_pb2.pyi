@@ -56,21 +56,27 @@ class ContactRequestBody(_message.Message):
     LINK_FIELD_NUMBER: _builtins.int
     INTRO_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PAIR_NONCE_FIELD_NUMBER: _builtins.int
     link: _builtins.str
     """the sender's contact link: binds their chat key to their identity key"""
     intro: _builtins.str
     request_id: _builtins.str
     """the same in every re-send of one request (chat/contacts.py)"""
+    pair_nonce: _builtins.bytes
+    """32 random bytes: the sender's half of the pair secret that telemetry's reference for
+    this 1:1 chat derives from (docs/protocol.md); absent from older versions.
+    """
     def __init__(
         self,
         *,
         link: _builtins.str = ...,
         intro: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        pair_nonce: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["intro", b"intro", "link", b"link", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["intro", b"intro", "link", b"link", "pair_nonce", b"pair_nonce", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -82,18 +88,22 @@ class ContactAnswerBody(_message.Message):
 
     ACCEPTED_FIELD_NUMBER: _builtins.int
     LINK_FIELD_NUMBER: _builtins.int
+    PAIR_NONCE_FIELD_NUMBER: _builtins.int
     accepted: _builtins.bool
     link: _builtins.str
     """the answerer's current link (display name, fresh fallback key)"""
+    pair_nonce: _builtins.bytes
+    """the answerer's half of the pair secret (as in ContactRequestBody)"""
     def __init__(
         self,
         *,
         accepted: _builtins.bool = ...,
         link: _builtins.str = ...,
+        pair_nonce: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "link", b"link"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "link", b"link", "pair_nonce", b"pair_nonce"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

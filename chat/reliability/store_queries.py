@@ -30,7 +30,8 @@ from chat.reliability.store_checks import (
     Stored,
 )
 from chat.waku.message import WakuMessage
-from chat.waku.store.client import StoreClientError, new_request_id
+from chat.waku.reqres import ExchangeFailed
+from chat.waku.store.client import StoreClientError, StoreQueryFailed, new_request_id
 from chat.waku.store.server_core import MAX_PAGE_SIZE
 from chat.waku.store.wire import MessageKeyValue, StoreQueryRequest
 
@@ -86,8 +87,8 @@ class StoreAnswers(Protocol):
         """No store node answered a scan."""
         ...
 
-    def store_reached(self, ok: bool) -> None:
-        """Whether the last store query got an answer."""
+    def store_reached(self, ok: bool, code: str = "other") -> None:
+        """Whether the last store query got an answer (`code`: why not, see `failure_code`)."""
         ...
 
 
@@ -153,7 +154,7 @@ class StoreQueries:
             except StoreClientError as exc:
                 log.info("store query to %s failed: %s", peer, exc)
                 self._nodes.record_store(peer, False)
-                self._answers.store_reached(False)
+                self._answers.store_reached(False, failure_code(exc))
                 continue
             self._nodes.record_store(peer, True)
             self._answers.store_reached(True)
@@ -223,3 +224,13 @@ class StoreQueries:
             async with self._lock:
                 await self._answers.fetched(pubsub_topic, kv.message, kv.message_hash)
         return found
+
+
+def failure_code(exc: StoreClientError) -> str:
+    """A failed store query as telemetry's error code: no answer in time (`timeout`), a
+    failure status (`refused`), a reply we could not read (`decode`), the stream (`other`)."""
+    if isinstance(exc, StoreQueryFailed):
+        return "refused"
+    if exc.__cause__ is None:
+        return "timeout"
+    return "other" if isinstance(exc.__cause__, ExchangeFailed) else "decode"

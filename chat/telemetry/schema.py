@@ -220,7 +220,7 @@ SEND_PATHS: Final = ("relay", "lightpush")
 SEND_RESULTS: Final = ("accepted", "rejected", "no_peers", "error")
 SEND_ERRORS: Final = ("none", "timeout", "rate_limited", "too_large", "encrypt", "other")
 CONFIRM_KINDS: Final = ("store_seen", "store_timeout", "e2e_ack", "e2e_timeout", "resent")
-RECV_VIA: Final = ("relay", "filter", "store", "resend")
+RECV_VIA: Final = ("relay", "filter", "store", "released", "resend")
 GAP_METHODS: Final = ("seq_gap", "store_diff")
 RECOVERY_VIA: Final = ("store", "resend")
 START_REASONS: Final = ("launch", "opt_in", "resume")
@@ -260,7 +260,9 @@ LEVELS: Final = ("off", "health", "reliability")
 
 _CONV_REF = _ref(
     "conv_ref",
-    "HMAC of the conversation's telemetry key (identifiers.conv_ref): the same on every member.",
+    "HMAC of the conversation's telemetry key (identifiers.conv_ref): the same on every member. "
+    "The key comes from a secret the members hold: a 1:1 chat's pair secret (made in the "
+    "encrypted contact request and answer), a group's signed creation, a channel's public id.",
     "matches a message's receivers to its conversation without naming it",
 )
 _MSG_REF = _ref(
@@ -347,16 +349,25 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
                     optional=True,
                     fields=(_count("min", "fewest", "", 10_000), _count("max", "most", "", 10_000)),
                 ),
-                _count("filter_subs", "filter subscriptions held", "light-mode health", 10_000),
+                _count(
+                    "filter_subs",
+                    "filter subscriptions held at the heartbeat (content topics times service "
+                    "nodes holding them; 0 in relay mode)",
+                    "light-mode health",
+                    10_000,
+                ),
                 ObjectField(
                     "store",
-                    "store queries that succeeded and failed",
+                    "store queries answered and failed since the previous heartbeat (one per "
+                    "store node asked)",
                     "history sync health",
                     fields=(_count("ok", "succeeded", ""), _count("fail", "failed", "")),
                 ),
                 CountsField(
                     "dial_fail",
-                    "failed dials by cause",
+                    "failed dials since the previous heartbeat by cause: timeout (no answer in "
+                    "time), refused (nothing listens), negotiation (security or multiplexer), "
+                    "limit (a resource or rate limit), other",
                     "connectivity health",
                     keys=DIAL_FAILURES,
                 ),
@@ -402,7 +413,13 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
                 _CONV_REF,
                 EnumField("size_bucket", "payload size, bucketed", "split", values=SIZE_BUCKETS),
                 EnumField("path", "relay or light push", "split", values=SEND_PATHS),
-                _count("peers_used", "peers the message went to", "send health", 1000),
+                _count(
+                    "peers_used",
+                    "relay: the relay peers the message was sent to; light push: the relay "
+                    "peers the service node said it reached; 0 when it failed",
+                    "send health",
+                    1000,
+                ),
                 EnumField("result", "what the network said", "send success", values=SEND_RESULTS),
                 EnumField(
                     "err", "why it failed", "send failures", optional=True, values=SEND_ERRORS
@@ -429,7 +446,15 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
             (
                 _MSG_REF,
                 _CONV_REF,
-                EnumField("via", "how it arrived", "split delivery paths", values=RECV_VIA),
+                EnumField(
+                    "via",
+                    "how it arrived: relay (gossip), filter (pushed by a service node, light "
+                    "mode), store (fetched by a store query: catch-up or a gap filled), "
+                    "released (held back until an earlier message was given up; its own path "
+                    "is no longer known); resend is reserved",
+                    "split delivery paths",
+                    values=RECV_VIA,
+                ),
                 IntField("lat_ms", "receiver-side latency", "latency", low=-(10**9), high=10**10),
                 BoolField("decrypt_ok", "it decrypted", "decryption failures"),
             ),
@@ -438,7 +463,8 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
         EventType(
             "gap_detected",
             "reliability",
-            "this install found messages it missed",
+            "a received message names earlier ones this install does not hold (SDS causal "
+            "history); each missing message counted once",
             (
                 _CONV_REF,
                 EnumField("method", "how the gap was found", "gap rate", values=GAP_METHODS),
@@ -450,11 +476,16 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
         EventType(
             "gap_recovered",
             "reliability",
-            "missed messages were recovered",
+            "a message counted missing (gap_detected) arrived after all",
             (
                 _CONV_REF,
                 _count("n", "messages recovered", "recovery rate", 10**6),
-                EnumField("via", "from where", "recovery paths", values=RECOVERY_VIA),
+                EnumField(
+                    "via",
+                    "store (a store fetch) or resend (the sender's copy came by relay or filter)",
+                    "recovery paths",
+                    values=RECOVERY_VIA,
+                ),
                 _count("after_ms", "milliseconds after detection", "recovery delay", 10**10),
             ),
             "recovery rate",
@@ -462,7 +493,9 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
         EventType(
             "error",
             "health",
-            "something failed (no free text: a component and a code)",
+            "something failed (no free text: a component and a code). Sent today: a store "
+            "query that failed (store: timeout, refused, decode, other) and a received "
+            "message refused (node/protocol: undecryptable, forged, replayed or malformed)",
             (
                 EnumField("component", "where", "error rates", values=ERROR_COMPONENTS),
                 EnumField("code", "what", "error rates", values=ERROR_CODES),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 
+from chat.waku.dial_failures import dial_failure_cause
 from chat.waku.filter.wire import SUBSCRIBE_PROTOCOL
 from chat.waku.host import ConnectionEvent, ConnectionEventKind, TaskStatusLike, WakuHost
 from chat.waku.lightpush.wire import PROTOCOL_V2, PROTOCOL_V3
@@ -109,6 +111,8 @@ class PeerManagerService:
         self._changed: list[trio.MemorySendChannel[None]] = []
         self._dialing: set[str] = set()
         """Peers with a dial task running (it may outlive the core's own timeout)."""
+        self.dial_failures: Counter[str] = Counter()
+        """Failed dials since start by cause (chat/waku/dial_failures.py), for telemetry."""
 
     # --- candidates -------------------------------------------------------------------------
 
@@ -322,6 +326,7 @@ class PeerManagerService:
         addrs = list(self._addrs.get(peer, ()))
         peer_id = ID.from_base58(peer)
         ok = False
+        cause = "timeout" if addrs else "other"
         if addrs:
             # py-libp2p blocks a peer for 60 s after a dial where every address failed (its
             # "negative cache"): a 2 s outage would cost a minute. Backoff is ours to decide.
@@ -334,6 +339,7 @@ class PeerManagerService:
                     ok = True
                 except Exception as exc:
                     log.debug("dial %s failed: %r", peer, exc)
+                    cause = dial_failure_cause(exc)
         now = self._clock()
         if ok and self._host.is_connected(peer_id):
             await self._execute(self.core.connected(peer, now))
@@ -341,6 +347,7 @@ class PeerManagerService:
             # Counted once: the core's own timeout (as long as ours) may have counted it.
             if self.core.dialing(peer):
                 self.core.dial_failed(peer, now)
+            self.dial_failures[cause if not ok else "other"] += 1
             log.info("could not reach %s; next try in %.1f s", peer, self._retry_in(peer, now))
         self._notify()
 

@@ -176,6 +176,11 @@ class _OneConversation:
     def health(self) -> Any:
         raise NotImplementedError
 
+    def telemetry_figures(self) -> Any:
+        from chat.messenger.observed import TelemetryFigures
+
+        return TelemetryFigures()
+
 
 async def recording_cost(events: int) -> list[dict[str, Any]]:
     """Microseconds per event on the message path: `Recorder.record` alone; the hook on a

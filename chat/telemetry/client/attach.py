@@ -4,6 +4,7 @@ that `stop` ends (the client then flushes and tries one last short upload)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import trio
@@ -24,7 +25,9 @@ class AttachedTelemetry:
         *,
         heartbeat_period: float | None = None,
     ) -> None:
-        self.client = TelemetryClient(settings, db, options)
+        # The mode is the messenger's (relay node or light client), whatever the caller said.
+        mode = source.telemetry_figures().mode
+        self.client = TelemetryClient(settings, db, replace(options or ClientOptions(), mode=mode))
         self.hook = MessengerTelemetry(
             self.client.recorder, source, came_online=self.client.came_online
         )

@@ -2,21 +2,28 @@
 from"). `observe` runs on the message path, for every event the messenger emits: dictionary
 lookups, an HMAC for a new message reference, one `Recorder.record`; never a wait.
 
-    outgoing message, first time sent (or stored/delivered) -> msg_sent{accepted}
+    outgoing message, first time sent (or stored/delivered) -> msg_sent{accepted}, with the
+        path and peers of the transport's evidence (Published, just before)
     ... stored by a store node                              -> msg_confirm{store_seen}
     ... acknowledged by every recipient                     -> msg_confirm{e2e_ack}
     ... failed: never sent -> msg_sent{error}; sent, never acknowledged -> msg_confirm{e2e_timeout}
-    incoming message (the first copy: the messenger dedupes) -> msg_recv
-    messages given up as lost (SDS)                         -> gap_detected{seq_gap}
+    incoming message (the first copy: the messenger dedupes) -> msg_recv, `via` from the
+        ReceivedVia fact just before
+    a frame names messages we do not hold (SDS)             -> gap_detected{seq_gap}
+    one of those arrives later                              -> gap_recovered (store/resend)
+    a store query fails                                     -> error{store}
+    a received message refused                              -> error{node, protocol}
     a conversation seen (at start, or new)                  -> conv_join
 
-The heartbeat task sends the bandwidth meter's deltas (chat/messenger/bandwidth.py), the
-connectivity seen since the previous heartbeat, and the message counters.
+The facts (chat/messenger/observed.py) reach observers only, never the faces. The heartbeat
+task sends the bandwidth meter's deltas (chat/messenger/bandwidth.py), the connectivity seen
+since the previous heartbeat, store answers, filter subscriptions held, failed dials by
+cause, and the message counters.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,14 +31,21 @@ from typing import Any, Protocol
 import trio
 
 from chat import events as ev
+from chat.messenger import observed
 from chat.messenger.bandwidth import Counters, heartbeat_delta, heartbeat_totals
 from chat.telemetry import identifiers
 from chat.telemetry.recorder import Recorder
-from chat.telemetry.schema import HEARTBEAT_PERIOD_S
+from chat.telemetry.schema import DIAL_FAILURES, HEARTBEAT_PERIOD_S, MAX_COUNT
 
 CONV_KINDS = {"direct": "dm", "group": "group", "community": "channel"}
 REMEMBERED = 4096
-"""Message ids whose last recorded state is kept (so each transition is recorded once)."""
+"""Message ids whose last recorded state is kept (so each transition is recorded once); the
+same bound holds the facts waiting for their message and the missing messages watched."""
+ERRORS_PER_PERIOD = 10
+"""`error` events per component and code between two heartbeats: a store node down for an
+hour, or a flood of forged envelopes, must not fill the outbox (the heartbeat's `store.fail`
+and the node's own counters keep the totals)."""
+RECV_VIA = {"relay": "relay", "filter": "filter", "store": "store", "sds": "released"}
 
 
 class TelemetrySource(Protocol):
@@ -46,6 +60,8 @@ class TelemetrySource(Protocol):
     async def bandwidth(self) -> ev.BandwidthView: ...
 
     def health(self) -> ev.HealthView: ...
+
+    def telemetry_figures(self) -> observed.TelemetryFigures: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,15 @@ class MessengerTelemetry:
         self.offline_s = 0.0
         self._peers: tuple[int, int] | None = None
         """Fewest and most peers seen since the last heartbeat."""
+        self._via: OrderedDict[str, str] = OrderedDict()
+        self._published: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._missing: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        """Missing message id -> (chat id, when found, monotonic)."""
+        self._store = {"ok": 0, "fail": 0}
+        self._errors: Counter[tuple[str, str]] = Counter()
+        self._dials: dict[str, int] = {}
+        """Failed dials by cause at the previous heartbeat (the node counts totals)."""
+        self.mode = source.telemetry_figures().mode
         self.closed = False
 
     # -- the message path ------------------------------------------------------------------
@@ -87,12 +112,18 @@ class MessengerTelemetry:
                 self._outgoing(message)
             elif isinstance(event, ev.MessageAdded) and message.kind == "text":
                 self._incoming(message)
-        elif isinstance(event, ev.MessagesLost):
-            self.recorder.count("gaps", event.count)
-            refs = self._conversation(event.chat_id)
-            if refs is not None:
-                fields = {"conv_ref": refs.conv_ref, "method": "seq_gap", "window_s": 0}
-                self.recorder.record("gap_detected", {**fields, "n_missing": event.count})
+        elif isinstance(event, observed.ReceivedVia):
+            _keep(self._via, event.message_id, event.via)
+        elif isinstance(event, observed.Published):
+            _keep(self._published, event.message_id, (event.path, event.peers))
+        elif isinstance(event, observed.GapFound):
+            self._gap(event)
+        elif isinstance(event, observed.StoreAnswered):
+            self._store["ok" if event.ok else "fail"] += 1
+            if not event.ok:
+                self._error("store", event.code)
+        elif isinstance(event, ev.Rejected):
+            self._error("node", "protocol")
         elif isinstance(event, ev.HealthUpdated):
             self._health(event.health)
         elif isinstance(event, ev.ChatUpdated) and event.chat.id not in self._refs:
@@ -134,12 +165,14 @@ class MessengerTelemetry:
             # Once per message, as the report counts distinct sent messages: a re-send
             # after a restart (a later attempt) is an event, not another message.
             self.recorder.count("sent")
+        default_path = "lightpush" if self.mode == "light" else "relay"
+        path, peers = self._published.pop(message.id, (default_path, 0))
         fields: dict[str, Any] = {
             "msg_ref": ref,
             "conv_ref": refs.conv_ref,
             "size_bucket": identifiers.size_bucket(len(message.text.encode())),
-            "path": "relay",
-            "peers_used": 0,
+            "path": path,
+            "peers_used": min(peers, 1000),
             "result": result,
             "attempt": max(1, min(message.total_attempts, 1000)),
         }
@@ -158,14 +191,51 @@ class MessengerTelemetry:
             return
         received = message.received_at or self.recorder.wall_now()
         latency = int((received - message.timestamp) * 1000)
+        via = RECV_VIA.get(self._via.pop(message.id, "relay"), "relay")
+        self._recovered(message.id, refs, via)
         self.recorder.record(
             "msg_recv",
             {
                 "msg_ref": identifiers.msg_ref(refs.key, message.id.encode()),
                 "conv_ref": refs.conv_ref,
-                "via": "relay",
+                "via": via,
                 "lat_ms": max(-(10**9), min(latency, 10**10)),
                 "decrypt_ok": True,
+            },
+        )
+
+    def _error(self, component: str, code: str) -> None:
+        self._errors[component, code] += 1
+        if self._errors[component, code] <= ERRORS_PER_PERIOD:
+            self.recorder.record("error", {"component": component, "code": code})
+
+    def _gap(self, found: observed.GapFound) -> None:
+        """Messages a frame names that we do not hold: each counted once, however many
+        later frames name it again, and watched for its arrival."""
+        new = [m for m in found.message_ids if m not in self._missing]
+        if not new:
+            return
+        self.recorder.count("gaps", len(new))
+        now = trio.current_time()
+        for message_id in new:
+            _keep(self._missing, message_id, (found.chat_id, now))
+        refs = self._conversation(found.chat_id)
+        if refs is not None:
+            fields = {"conv_ref": refs.conv_ref, "method": "seq_gap", "window_s": 0}
+            self.recorder.record("gap_detected", {**fields, "n_missing": min(len(new), 10**6)})
+
+    def _recovered(self, message_id: str, refs: ConversationRefs, via: str) -> None:
+        found = self._missing.pop(message_id, None)
+        if found is None:
+            return
+        after_ms = int((trio.current_time() - found[1]) * 1000)
+        self.recorder.record(
+            "gap_recovered",
+            {
+                "conv_ref": refs.conv_ref,
+                "n": 1,
+                "via": "store" if via == "store" else "resend",
+                "after_ms": max(0, min(after_ms, 10**10)),
             },
         )
 
@@ -256,6 +326,15 @@ class MessengerTelemetry:
         self._see_peers(health.peers)
         fewest, most = self._peers or (health.peers, health.peers)
         self._peers = None
+        figures = self._source.telemetry_figures()
+        dials = {
+            cause: min(count - self._dials.get(cause, 0), MAX_COUNT)
+            for cause, count in figures.dial_failures.items()
+            if count > self._dials.get(cause, 0) and cause in DIAL_FAILURES
+        }
+        self._dials = dict(figures.dial_failures)
+        store, self._store = self._store, {"ok": 0, "fail": 0}
+        self._errors.clear()
         online_s, offline_s = int(self.online_s), int(self.offline_s)
         self.online_s -= online_s
         self.offline_s -= offline_s
@@ -269,12 +348,20 @@ class MessengerTelemetry:
                     "max": min(most, 10_000),
                     "last": min(health.peers, 10_000),
                 },
-                "filter_subs": 0,
-                "store": {"ok": 0, "fail": 0},
-                "dial_fail": {},
+                "filter_subs": min(figures.filter_subs, 10_000),
+                "store": store,
+                "dial_fail": dials,
                 "bw": heartbeat_delta(before[0], after[0]),
                 "bw_kind": heartbeat_delta(before[1], after[1]),
                 "msgs": self.recorder.take_messages(),
             },
         )
         return after
+
+
+def _keep(remembered: OrderedDict[str, Any], key: str, value: Any) -> None:
+    """Remember the newest REMEMBERED entries (a fact whose message never comes is forgotten)."""
+    remembered[key] = value
+    remembered.move_to_end(key)
+    if len(remembered) > REMEMBERED:
+        remembered.popitem(last=False)

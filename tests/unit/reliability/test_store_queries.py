@@ -23,6 +23,8 @@ class Answers:
         self.cursors: list[CursorAdvanced] = []
         self.fetched_hashes: list[bytes] = []
         self.reached: list[bool] = []
+        self.codes: list[str] = []
+        """Why each failed (telemetry's error code)."""
         self.scans_failed = 0
 
     async def stored(self, event: Stored) -> None:
@@ -37,8 +39,9 @@ class Answers:
     def scan_failed(self) -> None:
         self.scans_failed += 1
 
-    def store_reached(self, ok: bool) -> None:
+    def store_reached(self, ok: bool, code: str = "other") -> None:
         self.reached.append(ok)
+        self.codes.append(code)
 
 
 def _driver(network: FakeNetwork, answers: Any, checks: StoreChecks) -> StoreQueries:
@@ -109,6 +112,7 @@ async def test_a_scan_a_presence_check_and_a_fetch_answered_by_the_store(
         await driver.run_due(trio.current_time())
         await trio.testing.wait_all_tasks_blocked()
     assert answers.scans_failed == 1 and answers.reached[-1] is False
+    assert answers.codes[-1] == "timeout"  # the store never answered
     network.close()
 
 

@@ -11,7 +11,9 @@ For each (message, expected receiver) pair the fate is one of
 - late: held, but later than that;
 - lost: never held before the run ended;
 and the pair is also flagged duplicated (the receiver holds it more than once) or out of
-order (it holds a later message of the same sender in the same chat before it).
+order (it holds a later message of the same sender in the same chat before it). Across
+senders, a message shown after one sent more than a second later is "shown out of send
+order" (conversations are ordered by the senders' clocks).
 
 A message ran ahead of its evidence when its sender showed a recipient in `delivered_to`
 at a time when that recipient did not hold it (its `received_at` is later, or it never did).
@@ -125,6 +127,19 @@ class FateLedger:
                 highest[sent.sender] = max(highest.get(sent.sender, 0), sent.sequence)
         return flagged
 
+    def shown_out_of_send_order(self, tolerance: float = 1.0) -> set[tuple[str, str]]:
+        """(tag, receiver) pairs the receiver shows after a message the lab sent more than
+        `tolerance` seconds later, whoever the senders (a conversation is shown in the order
+        of the senders' claimed send times: a skewed clock moves its messages)."""
+        flagged: set[tuple[str, str]] = set()
+        for (receiver, _), order in self.arrival_order.items():
+            latest = float("-inf")
+            for tag in order:
+                if self.sent[tag].sent_at + tolerance < latest:
+                    flagged.add((tag, receiver))
+                latest = max(latest, self.sent[tag].sent_at)
+        return flagged
+
     def ran_ahead(self) -> list[dict[str, Any]]:
         out = []
         for (tag, recipient), seen in sorted(self.acked_seen.items()):
@@ -173,6 +188,7 @@ class FateLedger:
             else None,
             "duplicated": duplicated,
             "out_of_order": len(self.out_of_order()),
+            "shown_out_of_send_order": len(self.shown_out_of_send_order()),
             "latency_s": summary(self.latencies(), 3),
             "latency_s_by_chat": {c: summary(self.latencies(c), 3) for c in sorted(by_chat)},
             "ran_ahead_of_evidence": self.ran_ahead(),

@@ -35,6 +35,8 @@ class LabProcess:
     stderr_path: Path
     process: trio.Process | None = None
     paused: bool = False
+    restarting: bool = False
+    """Stopped to be started again with other flags (a clock skew): not there to talk to."""
     restarts: int = 0
     _buffer: bytes = b""
 
@@ -44,7 +46,7 @@ class LabProcess:
 
     @property
     def reachable(self) -> bool:
-        return self.running and not self.paused
+        return self.running and not self.paused and not self.restarting
 
     async def start(self, env: dict[str, str]) -> None:
         with self.stderr_path.open("ab") as err:
@@ -209,7 +211,12 @@ class LabCommands:
             raise LabProcessError(f"cannot create profile {name}: {done.stderr.decode()[-500:]}")
 
     def node_process(
-        self, name: str, port: int, peer_exchange: bool, shards: Sequence[int] = ()
+        self,
+        name: str,
+        port: int,
+        peer_exchange: bool,
+        shards: Sequence[int] = (),
+        light_services: bool = False,
     ) -> LabProcess:
         command = [
             *self.base(), "node", "--store", "--listen", f"/ip4/127.0.0.1/tcp/{port}",
@@ -218,6 +225,8 @@ class LabCommands:
         ]  # fmt: skip
         if not peer_exchange:
             command.append("--no-peer-exchange")
+        if light_services:  # for light clients
+            command += ["--filter", "--lightpush"]
         for shard in shards:  # none: the node's default shards
             command += ["--shard", str(shard)]
         return self._process(name, command)

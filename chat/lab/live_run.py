@@ -166,7 +166,10 @@ class LiveRun:
         for index in range(net.service_nodes):
             name = f"node{index}"
             shards = (0, 1, COMMUNITY_SHARD) if self.community is not None else ()
-            process = self.commands.node_process(name, free_port(), net.peer_exchange, shards)
+            light = any(net.is_light(i) for i in range(net.clients))
+            process = self.commands.node_process(
+                name, free_port(), net.peer_exchange, shards, light_services=light
+            )
             node = ServiceNode(process, int(process.command[process.command.index("--listen")
                                                             + 1].split("/")[4]))  # fmt: skip
             await start_node(node, env, nursery)
@@ -245,11 +248,15 @@ class LiveRun:
     async def _restart_client(self, index: int, nursery: trio.Nursery) -> None:
         """A clean stop (SIGTERM) and a start with the client's flags as they are now."""
         client = self.clients[index]
-        await client.process.stop()
-        client.process.command = self.commands.command_for_client(
-            client.profile, self.client_peers[index], self.flags(index)
-        )
-        await start_client(client, self.commands.env(), nursery)
+        client.process.restarting = True
+        try:
+            await client.process.stop()
+            client.process.command = self.commands.command_for_client(
+                client.profile, self.client_peers[index], self.flags(index)
+            )
+            await start_client(client, self.commands.env(), nursery)
+        finally:
+            client.process.restarting = False
 
     def _relay_clients(self) -> int:
         return sum(not self.scenario.network.is_light(i) for i in range(len(self.clients)))

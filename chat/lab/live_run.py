@@ -197,9 +197,9 @@ class LiveRun:
         async with trio.open_nursery() as starting:
             for client in self.clients:
                 starting.start_soon(start_client, client, env, nursery)
-        light = sum(net.is_light(i) for i in range(net.clients))
+        lights = sum(net.is_light(i) for i in range(net.clients))
         self.progress(f"started {len(self.nodes)} service node(s) and {len(self.clients)} clients"
-                      + (f" ({light} light)" if light else ""))  # fmt: skip
+                      + (f" ({lights} light)" if lights else ""))  # fmt: skip
         with trio.move_on_after(SETUP_LIMIT) as setup:
             await self._wait_for_mesh()
             self.progress("the service nodes serve every client")

@@ -142,9 +142,9 @@ def test_a_skewed_clock_reaches_the_clients_relay_validator() -> None:
 
     assert verdict(time.time() + 400.0) == "accept"
     assert verdict(time.time()) == "ignore"
-    plain = client_node(MessengerConfig(mdns=False))
-    assert plain.relay.validator(topic, WakuMessage(b"x", "/c/1/t/proto", timestamp=time.time_ns()
-                                                    ).encode(), None).outcome.value == "accept"  # fmt: skip
+    plain = client_node(MessengerConfig(mdns=False)).relay.validator
+    now = WakuMessage(b"x", "/chinwag/1/t/proto", timestamp=time.time_ns()).encode()
+    assert plain(topic, now, None).outcome.value == "accept"
     with pytest.raises(ValueError, match="clock offset"):
         skewed_clock(MessengerConfig(), float("nan"))
 

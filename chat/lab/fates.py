@@ -69,6 +69,8 @@ class FateLedger:
     """(tag, recipient) -> when a snapshot first showed the sender counting it delivered."""
     arrival_order: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """(receiver, conversation) -> tags in the receiver's order (latest snapshot)."""
+    shown_order: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """(viewer, conversation) -> every tag it shows (its own and others'), in its order."""
     send_failures: int = 0
     _sequences: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
@@ -102,6 +104,10 @@ class FateLedger:
             holding.copies = max(holding.copies, copies)
         self.arrival_order[(receiver, conversation)] = order
 
+    def observe_shown(self, viewer: str, conversation: str, tags: Iterable[str]) -> None:
+        """One snapshot of a conversation as the viewer shows it, its own messages included."""
+        self.shown_order[(viewer, conversation)] = [t for t in tags if t in self.sent]
+
     def observe_acknowledged(self, tag: str, recipients: Iterable[str], at: float) -> None:
         """A sender's snapshot at `at` counted these recipients as having the message."""
         for recipient in recipients:
@@ -128,11 +134,12 @@ class FateLedger:
         return flagged
 
     def shown_out_of_send_order(self, tolerance: float = 1.0) -> set[tuple[str, str]]:
-        """(tag, receiver) pairs the receiver shows after a message the lab sent more than
-        `tolerance` seconds later, whoever the senders (a conversation is shown in the order
-        of the senders' claimed send times: a skewed clock moves its messages)."""
+        """(tag, viewer) pairs a client shows after a message the lab sent more than
+        `tolerance` seconds later, whoever the senders, the viewer included (a conversation
+        is shown in the order of the senders' claimed send times: a skewed clock moves its
+        messages)."""
         flagged: set[tuple[str, str]] = set()
-        for (receiver, _), order in self.arrival_order.items():
+        for (receiver, _), order in self.shown_order.items():
             latest = float("-inf")
             for tag in order:
                 if self.sent[tag].sent_at + tolerance < latest:

@@ -447,11 +447,12 @@ class LiveRun:
                 # The state shown was true at the latest when the answer came: a recipient
                 # that held the message only after this moment shows state run ahead.
                 taken_at = time.time()
-                incoming = []
+                incoming, shown = [], []
                 for message in messages:
                     tag = tag_of(message["text"])
                     if tag is None:
                         continue
+                    shown.append(tag)
                     if message["outgoing"]:
                         acked = [keys[k] for k in message.get("delivered_to", []) if k in keys]
                         self.ledger.observe_acknowledged(tag, acked, taken_at)
@@ -460,6 +461,7 @@ class LiveRun:
                         incoming.append((tag, float(message["received_at"]) - seen))
                         self._note_skew(tag, message)
                 self.ledger.observe_incoming(client.profile, chat_id, incoming)
+                self.ledger.observe_shown(client.profile, chat_id, shown)
         except (httpx.HTTPError, RuntimeError) as exc:
             log.info("snapshot of %s failed: %s", client.profile, exc)
 

@@ -217,6 +217,7 @@ class LabCommands:
         peer_exchange: bool,
         shards: Sequence[int] = (),
         light_services: bool = False,
+        peers: Sequence[str] = (),
     ) -> LabProcess:
         command = [
             *self.base(), "node", "--store", "--listen", f"/ip4/127.0.0.1/tcp/{port}",
@@ -227,6 +228,8 @@ class LabCommands:
             command.append("--no-peer-exchange")
         if light_services:  # for light clients
             command += ["--filter", "--lightpush"]
+        for peer in peers:  # the other service nodes: their relay mesh
+            command += ["--peer", peer]
         for shard in shards:  # none: the node's default shards
             command += ["--shard", str(shard)]
         return self._process(name, command)

@@ -167,8 +167,11 @@ class LiveRun:
             name = f"node{index}"
             shards = (0, 1, COMMUNITY_SHARD) if self.community is not None else ()
             light = any(net.is_light(i) for i in range(net.clients))
+            # Service nodes mesh with each other, as a fleet's do (and a node must have a
+            # relay peer to take a light push).
+            others = [f"/ip4/127.0.0.1/tcp/{n.port}/p2p/{n.peer_id}" for n in self.nodes]
             process = self.commands.node_process(
-                name, free_port(), net.peer_exchange, shards, light_services=light
+                name, free_port(), net.peer_exchange, shards, light_services=light, peers=others
             )
             node = ServiceNode(process, int(process.command[process.command.index("--listen")
                                                             + 1].split("/")[4]))  # fmt: skip

@@ -249,6 +249,11 @@ def _check(scenario: LiveScenario, data: dict[str, Any], locate: _Locator) -> No
         if name not in clients:
             fail("network", "light_clients", f"light_clients: {name!r} is not one of "
                  f"{', '.join(sorted(clients))}")  # fmt: skip
+    if net.service_nodes == 1 and all(net.is_light(i) for i in range(net.clients)):
+        fail("network", "mode" if net.mode == "light" else "light_clients",
+             "with light clients alone, the one service node has no relay peer and refuses "
+             "every light push (505, no peers to relay): keep a relay client or add a "
+             "service node")  # fmt: skip
     if net.loss and any(net.is_light(i) for i in range(net.clients)):
         fail("network", "loss", "loss is the relay's frame drop (serve --drop-frames) and "
              "light clients send no relay frames: use link faults (latency, bandwidth, "

@@ -53,8 +53,10 @@ def test_light_clients_clock_skews_and_community_traffic_parse() -> None:
     assert scenario.traffic.community_interval == 2.0
     assert scenario.faults[0] == Fault("clock_skew", "client1", 0.0, None, offset=120.0)
     assert scenario.faults[1].end == 10.0 and scenario.faults[1].offset == -400.0
-    everyone = parse_live_scenario('[network]\nmode = "light"\n').network
+    everyone = parse_live_scenario('[network]\nmode = "light"\nservice_nodes = 2\n').network
     assert all(everyone.is_light(i) for i in range(everyone.clients))
+    with pytest.raises(ScenarioError, match="line 2: with light clients alone"):
+        parse_live_scenario('[network]\nmode = "light"\n')
 
 
 @pytest.mark.parametrize(
@@ -100,8 +102,9 @@ def test_the_commands_start_light_skewed_clients_and_nodes_that_serve_them(
     node = commands.node_process("node0", 4000, True, (0, 1, 63), light_services=True).command
     assert "--filter" in node and "--lightpush" in node
     assert [node[i + 1] for i, a in enumerate(node) if a == "--shard"] == ["0", "1", "63"]
-    plain = commands.node_process("node1", 4001, True).command
-    assert "--filter" not in plain and "--shard" not in plain
+    plain = commands.node_process("node1", 4001, True, peers=["/ip4/127.0.0.1/tcp/4000/p2p/x"])
+    assert "--filter" not in plain.command and "--shard" not in plain.command
+    assert plain.command[plain.command.index("--peer") + 1] == "/ip4/127.0.0.1/tcp/4000/p2p/x"
 
 
 def test_the_runner_applies_skews_of_the_first_second_before_the_clock(tmp_path: Path) -> None:

@@ -25,12 +25,15 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
             targets = {c.profile for c in run.clients}  # a service node's fault hits everyone
         else:
             targets = {fault.target}
-        end = None if fault.end is None else run.origin + fault.end
+        ends_in_run = fault.end is not None and (run.ended_at is None or fault.end <= run.ended_at)
+        # A fault still in force when the run ended has no recovery to measure.
+        end = run.origin + fault.end if ends_in_run and fault.end is not None else None
         recovered = run.ledger.recovery(run.origin + fault.at, end, targets)
         entry = {
             "fault": index, **dataclasses.asdict(fault),
             "recovered_after_s": recovered,
             "recovered": recovered is not None,
+            "ended_in_run": ends_in_run,
         }  # fmt: skip
         if fault.kind == "clock_skew":
             entry["skew"] = skew_effects(run, run.origin + fault.at, end, fault.target)
@@ -120,6 +123,8 @@ def describe_live(report: Mapping[str, Any]) -> str:
                 f"recovered {recovered:g} s after its end"
                 if recovered is not None
                 else "never recovered"
+                if fault.get("ended_in_run", True)
+                else "still in force when the run ended"
             )
         )
         if "skew" in fault:

@@ -112,6 +112,8 @@ class LiveRun:
     group_ids: list[str] = field(default_factory=list)
     ledger: FateLedger = field(init=False)
     origin: float = 0.0
+    ended_at: float | None = None
+    """Seconds after `origin` when the run's last snapshot was taken."""
     """Wall time when traffic started; report times are relative to it."""
     events: list[dict[str, Any]] = field(default_factory=list)
     skipped_sends: int = 0
@@ -383,6 +385,7 @@ class LiveRun:
             while self.now() < deadline and not self._all_held():  # noqa: ASYNC110 - snapshots
                 await trio.sleep(SNAPSHOT_EVERY)
             await self._snapshot_all()
+            self.ended_at = self.now()
             nursery.cancel_scope.cancel()
         await self._collect_bandwidth()
         await self._collect_health()

@@ -195,3 +195,21 @@ def test_the_report_says_what_a_skew_did(tmp_path: Path) -> None:
     text = describe_live(report)
     assert "its clock +400 s" in text
     assert "node0 refused: {'relay ignore/timestamp_out_of_window': 4}" in text
+
+
+def test_a_fault_still_in_force_at_the_end_has_no_recovery(tmp_path: Path) -> None:
+    """A 1 kbit/s cap for 160 s in a run that ended at 150 s: not "recovered 0 s after its
+    end" (its end never came)."""
+    from chat.lab.live_report import build_report, describe_live
+
+    faults = (Fault("bandwidth", "client0", 0.0, 160.0, rate_bps=1000.0),
+              Fault("pause", "client1", 1.0, 2.0))  # fmt: skip
+    run = LiveRun(LiveScenario(faults=faults), tmp_path)
+    run.origin, run.ended_at = 1000.0, 150.0
+    run.ledger.record_send("d0", "client0", "direct", "c01", ["client1"], at=1001.5)
+    run.ledger.observe_incoming("client1", "c01", [("d0", 1100.0)])
+    capped, paused = build_report(run, setup_seconds=1.0)["faults"]
+    assert capped["ended_in_run"] is False and capped["recovered_after_s"] is None
+    assert paused["ended_in_run"] is True and paused["recovered_after_s"] == 97.0
+    text = describe_live(build_report(run, setup_seconds=1.0))
+    assert "bandwidth client0 at 0 s: still in force when the run ended" in text

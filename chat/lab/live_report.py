@@ -55,7 +55,7 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
             "client_timer_scale": scenario.network.timer_scale,
             "light_clients": [
                 c.profile for i, c in enumerate(run.clients) if scenario.network.is_light(i)
-            ],  # fmt: skip
+            ],
             "notes": run.notes,
         },
         "setup_s": rounded(setup_seconds, 1),

@@ -447,9 +447,12 @@ class LiveRun:
         # A skewed client stamps `received_at` with its own clock: the lab knows the offset
         # in force when it first saw the message there, and takes it off.
         offset = self.clock_offsets.get(client.profile, 0.0)
+        process = client.process.process
         try:
             for chat_id in sorted(chat_ids):
                 messages = await self._messages(client, chat_id)
+                if client.process.process is not process or client.process.restarting:
+                    return  # restarted meanwhile (maybe with another clock): the next one
                 # The state shown was true at the latest when the answer came: a recipient
                 # that held the message only after this moment shows state run ahead.
                 taken_at = time.time()

@@ -47,6 +47,8 @@ SNAPSHOT_EVERY = 1.0
 SETUP_LIMIT = 180.0
 LOSSY_MESH_WAIT = 30.0
 PAGE = 200
+TRUE_TIME_SLACK = 1.0
+"""Seconds a corrected receipt may lie outside [sent, seen] (clock reads of processes)."""
 
 
 class LabSetupError(RuntimeError):
@@ -94,6 +96,17 @@ def plan_traffic(scenario: LiveScenario) -> list[PlannedSend]:
     return sorted(sends, key=lambda s: (s.at, s.tag))
 
 
+def true_receipt(stamp: float, offsets: list[float], sent_at: float, seen_at: float) -> float:
+    """When a client really received a message it stamped `stamp` with its clock, which has
+    been off by each of `offsets` (the current one first) in the run: the first reading that
+    falls between the sending and the snapshot that showed it (a message received just
+    before a restart with another clock carries the old clock's stamp)."""
+    for offset in offsets:
+        if sent_at - TRUE_TIME_SLACK <= stamp - offset <= seen_at + TRUE_TIME_SLACK:
+            return stamp - offset
+    return stamp - offsets[0]
+
+
 def message_text(tag: str, size: int) -> str:
     head = f"lab:{tag} "
     return head + "x" * max(0, size - len(head))
@@ -124,8 +137,8 @@ class LiveRun:
     """Each client's service node addresses (through its proxies)."""
     clock_offsets: dict[str, float] = field(default_factory=dict)
     """client -> seconds its clock is off now (clock_skew faults in force)."""
-    first_offset: dict[tuple[str, str], float] = field(default_factory=dict)
-    """(client, tag) -> its clock's offset when a snapshot first showed it holding the tag."""
+    offsets_seen: dict[str, list[float]] = field(default_factory=dict)
+    """client -> every offset its clock has had in this run (0 first)."""
     shown_sent_at: dict[str, float] = field(default_factory=dict)
     """tag -> the send time its first receiver showed minus when the lab sent it (s)."""
     validation: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -160,7 +173,10 @@ class LiveRun:
     def initial_skews(self) -> dict[str, float]:
         """Clock skews in force from the first second: applied before the clock starts."""
         faults = expand(self.scenario.faults, self.scenario.network.clients)
-        return {f.target: f.offset for f in faults if f.kind == "clock_skew" and f.at == 0}
+        skews = {f.target: f.offset for f in faults if f.kind == "clock_skew" and f.at == 0}
+        for target, offset in skews.items():
+            self.offsets_seen.setdefault(target, [0.0]).append(offset)
+        return skews
 
     async def start(self, nursery: trio.Nursery) -> None:
         net = self.scenario.network
@@ -444,9 +460,10 @@ class LiveRun:
         if self.community is not None:
             chat_ids.add(self.community.channel_id)
         keys = {c.chat_key: c.profile for c in self.clients}
-        # A skewed client stamps `received_at` with its own clock: the lab knows the offset
-        # in force when it first saw the message there, and takes it off.
-        offset = self.clock_offsets.get(client.profile, 0.0)
+        # A skewed client stamps `received_at` with its own clock: the lab knows the offsets
+        # it has had, and takes off the one that puts the receipt where it can have been.
+        offsets = [self.clock_offsets.get(client.profile, 0.0),
+                   *self.offsets_seen.get(client.profile, [])]  # fmt: skip
         process = client.process.process
         try:
             for chat_id in sorted(chat_ids):
@@ -466,8 +483,10 @@ class LiveRun:
                         acked = [keys[k] for k in message.get("delivered_to", []) if k in keys]
                         self.ledger.observe_acknowledged(tag, acked, taken_at)
                     elif message.get("received_at"):
-                        seen = self.first_offset.setdefault((client.profile, tag), offset)
-                        incoming.append((tag, float(message["received_at"]) - seen))
+                        sent_at = self.ledger.sent[tag].sent_at if tag in self.ledger.sent else 0
+                        stamp = float(message["received_at"])
+                        received = true_receipt(stamp, offsets, sent_at, taken_at)
+                        incoming.append((tag, received))
                         self._note_skew(tag, message)
                 self.ledger.observe_incoming(client.profile, chat_id, incoming)
                 self.ledger.observe_shown(client.profile, chat_id, shown)
@@ -523,6 +542,7 @@ class LiveRun:
         elif kind == "clock_skew":
             if starts and fault.at == 0:
                 return  # applied before the clock started (initial_skews)
+            self.offsets_seen.setdefault(target, [0.0]).append(fault.offset)
             if starts:
                 self.clock_offsets[target] = fault.offset
             else:

@@ -12,7 +12,7 @@ import pytest
 
 from chat.lab.fates import FateLedger
 from chat.lab.live_processes import ClientFlags, LabCommands
-from chat.lab.live_run import LiveRun, plan_traffic
+from chat.lab.live_run import LiveRun, plan_traffic, true_receipt
 from chat.lab.live_scenario import Fault, LiveScenario, Network, Traffic, parse_live_scenario
 from chat.lab.scenario import ScenarioError
 from chat.lab.timers import SkewedClock, skewed_clock
@@ -213,3 +213,13 @@ def test_a_fault_still_in_force_at_the_end_has_no_recovery(tmp_path: Path) -> No
     assert paused["ended_in_run"] is True and paused["recovered_after_s"] == 97.0
     text = describe_live(build_report(run, setup_seconds=1.0))
     assert "bandwidth client0 at 0 s: still in force when the run ended" in text
+
+
+def test_a_skewed_receipt_is_put_back_on_the_real_clock() -> None:
+    """client2's clock was -200 s from 5 s to 20 s: a message it stamped with the skewed
+    clock, and one received just before the restart (stamped with the real clock) but first
+    seen after it, both come back to when they were received."""
+    offsets = [-200.0, 0.0, -200.0]  # current first, then every one it has had
+    assert true_receipt(1004.6 - 200.0, offsets, sent_at=1004.5, seen_at=1006.0) == 1004.6
+    assert true_receipt(1004.6, offsets, sent_at=1004.5, seen_at=1006.0) == 1004.6
+    assert true_receipt(1030.0, [0.0], sent_at=1000.0, seen_at=1031.0) == 1030.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,9 @@ class ClientNodeConfig:
     mdns_interfaces: tuple[str, ...] | None = None
     """IPv4 addresses to multicast on; None: loopback and the default route's address."""
     mdns_port: int = MDNS_PORT
+    clock_ns: Callable[[], int] = now_ns
+    """The relay validator's clock (the messenger's, so a lab client's skewed clock judges
+    timestamps as a skewed machine would)."""
 
 
 class ClientNode:
@@ -98,9 +101,8 @@ class ClientNode:
             ),
         )
         self.pubsub_topics = [RelayShard(config.cluster_id, s).pubsub_topic for s in config.shards]
-        self.relay = RelayService(
-            self.pubsub_topics, validator=RelayValidator(clock=now_ns), faults=config.faults
-        )
+        validator = RelayValidator(clock=config.clock_ns)
+        self.relay = RelayService(self.pubsub_topics, validator=validator, faults=config.faults)
         self.store = StoreClient(self.node.host.libp2p, timeout=STORE_TIMEOUT)
         self._inbox_send, self.inbox = trio.open_memory_channel[Received](INBOX_SIZE)
         self.inbox_drops = 0

@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timer-scale", type=float, default=1.0, metavar="F",
         help="lab runs: multiply the re-send and store-scan timers by F (0-1; default 1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--clock-offset", type=float, default=0.0, metavar="SECONDS",
+        help="lab runs: the client's clock runs SECONDS ahead (negative: behind) of the "
+        "machine's, as on a machine with a wrong clock",
+    )  # fmt: skip
 
 
 def parse_api_address(text: str) -> tuple[str, int]:
@@ -164,6 +169,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
             messenger_config = scaled_timers(messenger_config, args.timer_scale)
         except ValueError as exc:
             raise UserError(f"--timer-scale: {exc}") from None
+    if args.clock_offset:
+        from chat.lab.timers import skewed_clock
+
+        try:
+            messenger_config = skewed_clock(messenger_config, args.clock_offset)
+        except ValueError as exc:
+            raise UserError(f"--clock-offset: {exc}") from None
     with unlock_profile(config) as store:
         token = load_or_create_token(config.profile_dir)
         register_secret(token)

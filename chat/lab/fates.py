@@ -11,7 +11,9 @@ For each (message, expected receiver) pair the fate is one of
 - late: held, but later than that;
 - lost: never held before the run ended;
 and the pair is also flagged duplicated (the receiver holds it more than once) or out of
-order (it holds a later message of the same sender in the same chat before it).
+order (it holds a later message of the same sender in the same chat before it). Across
+senders, a message shown after one sent more than a second later is "shown out of send
+order" (conversations are ordered by the senders' clocks).
 
 A message ran ahead of its evidence when its sender showed a recipient in `delivered_to`
 at a time when that recipient did not hold it (its `received_at` is later, or it never did).
@@ -67,6 +69,8 @@ class FateLedger:
     """(tag, recipient) -> when a snapshot first showed the sender counting it delivered."""
     arrival_order: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """(receiver, conversation) -> tags in the receiver's order (latest snapshot)."""
+    shown_order: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """(viewer, conversation) -> every tag it shows (its own and others'), in its order."""
     send_failures: int = 0
     failed_sends: list[dict[str, Any]] = field(default_factory=list)
     """Writes the client's API refused or never answered: the message is not in `sent`."""
@@ -111,6 +115,10 @@ class FateLedger:
             holding.copies = max(holding.copies, copies)
         self.arrival_order[(receiver, conversation)] = order
 
+    def observe_shown(self, viewer: str, conversation: str, tags: Iterable[str]) -> None:
+        """One snapshot of a conversation as the viewer shows it, its own messages included."""
+        self.shown_order[(viewer, conversation)] = [t for t in tags if t in self.sent]
+
     def observe_acknowledged(self, tag: str, recipients: Iterable[str], at: float) -> None:
         """A sender's snapshot at `at` counted these recipients as having the message."""
         for recipient in recipients:
@@ -134,6 +142,20 @@ class FateLedger:
                 if sent.sequence < highest.get(sent.sender, 0):
                     flagged.add((tag, receiver))
                 highest[sent.sender] = max(highest.get(sent.sender, 0), sent.sequence)
+        return flagged
+
+    def shown_out_of_send_order(self, tolerance: float = 1.0) -> set[tuple[str, str]]:
+        """(tag, viewer) pairs a client shows after a message the lab sent more than
+        `tolerance` seconds later, whoever the senders, the viewer included (a conversation
+        is shown in the order of the senders' claimed send times: a skewed clock moves its
+        messages)."""
+        flagged: set[tuple[str, str]] = set()
+        for (receiver, _), order in self.shown_order.items():
+            latest = float("-inf")
+            for tag in order:
+                if self.sent[tag].sent_at + tolerance < latest:
+                    flagged.add((tag, receiver))
+                latest = max(latest, self.sent[tag].sent_at)
         return flagged
 
     def ran_ahead(self) -> list[dict[str, Any]]:
@@ -186,6 +208,7 @@ class FateLedger:
             else None,
             "duplicated": duplicated,
             "out_of_order": len(self.out_of_order()),
+            "shown_out_of_send_order": len(self.shown_out_of_send_order()),
             "latency_s": summary(self.latencies(), 3),
             "latency_s_by_chat": {c: summary(self.latencies(c), 3) for c in sorted(by_chat)},
             "ran_ahead_of_evidence": self.ran_ahead(),

@@ -35,6 +35,8 @@ class LabProcess:
     stderr_path: Path
     process: trio.Process | None = None
     paused: bool = False
+    restarting: bool = False
+    """Stopped to be started again with other flags (a clock skew): not there to talk to."""
     restarts: int = 0
     _buffer: bytes = b""
 
@@ -44,7 +46,7 @@ class LabProcess:
 
     @property
     def reachable(self) -> bool:
-        return self.running and not self.paused
+        return self.running and not self.paused and not self.restarting
 
     async def start(self, env: dict[str, str]) -> None:
         with self.stderr_path.open("ab") as err:
@@ -117,6 +119,25 @@ class ServiceNode:
                 return int(float(line.split()[-1]))
         return 0
 
+    async def validation(self) -> dict[str, int]:
+        """The relay validator's verdicts other than accept ("relay ignore/out_of_window": 1,
+        ...) and its light push answers by version and status, from /metrics."""
+        async with httpx.AsyncClient(timeout=5) as http:
+            text = (await http.get(self.metrics_url)).text
+        counts: dict[str, int] = {}
+        for line in text.splitlines():
+            labels, _, value = line.rpartition(" ")
+            if line.startswith("chinwag_relay_validation_total{") and "accept" not in labels:
+                outcome = _label(labels, "outcome")
+                key = f"relay {outcome}/{_label(labels, 'reason')}".rstrip("/")
+            elif line.startswith("chinwag_lightpush_requests_total{"):
+                key = f"lightpush {_label(labels, 'version')} {_label(labels, 'status')}"
+            else:
+                continue
+            if int(float(value)):
+                counts[key] = counts.get(key, 0) + int(float(value))
+        return counts
+
     async def wire_bytes(self) -> dict[str, int]:
         """Bytes in and out over every connection since the node started, from /metrics."""
         async with httpx.AsyncClient(timeout=5) as http:
@@ -129,6 +150,14 @@ class ServiceNode:
                     if f'direction="{direction}"' in labels:
                         totals[direction] += int(float(value))
         return totals
+
+
+def _label(labels: str, name: str) -> str:
+    start = labels.find(f'{name}="')
+    if start < 0:
+        return ""
+    start += len(name) + 2
+    return labels[start : labels.find('"', start)]
 
 
 @dataclass
@@ -146,6 +175,18 @@ class Client:
             base_url=self.api_url, headers={"Authorization": f"Bearer {self.token}"}, timeout=5
         )
         return self.http
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFlags:
+    """How a client's `chinwag serve` runs."""
+
+    light: bool = False
+    loss: float = 0.0
+    """--drop-frames (relay clients only)."""
+    timer_scale: float = 1.0
+    clock_offset: float = 0.0
+    """Seconds its clock is off (--clock-offset; a clock_skew fault)."""
 
 
 @dataclass
@@ -169,7 +210,15 @@ class LabCommands:
         if done.returncode != 0:
             raise LabProcessError(f"cannot create profile {name}: {done.stderr.decode()[-500:]}")
 
-    def node_process(self, name: str, port: int, peer_exchange: bool) -> LabProcess:
+    def node_process(
+        self,
+        name: str,
+        port: int,
+        peer_exchange: bool,
+        shards: Sequence[int] = (),
+        light_services: bool = False,
+        peers: Sequence[str] = (),
+    ) -> LabProcess:
         command = [
             *self.base(), "node", "--store", "--listen", f"/ip4/127.0.0.1/tcp/{port}",
             "--node-key", str(self.data_dir / f"{name}.key"),
@@ -177,24 +226,30 @@ class LabCommands:
         ]  # fmt: skip
         if not peer_exchange:
             command.append("--no-peer-exchange")
+        if light_services:  # for light clients
+            command += ["--filter", "--lightpush"]
+        for peer in peers:  # the other service nodes: their relay mesh
+            command += ["--peer", peer]
+        for shard in shards:  # none: the node's default shards
+            command += ["--shard", str(shard)]
         return self._process(name, command)
 
-    def client_process(
-        self, name: str, peers: Sequence[str], loss: float, timer_scale: float = 1.0
-    ) -> LabProcess:
-        return self._process(name, self.command_for_client(name, peers, loss, timer_scale))
+    def client_process(self, name: str, peers: Sequence[str], flags: ClientFlags) -> LabProcess:
+        return self._process(name, self.command_for_client(name, peers, flags))
 
-    def command_for_client(
-        self, name: str, peers: Sequence[str], loss: float, timer_scale: float = 1.0
-    ) -> list[str]:
+    def command_for_client(self, name: str, peers: Sequence[str], flags: ClientFlags) -> list[str]:
         command = [
             *self.base(), "--profile", name, "serve", "--api", "127.0.0.1:0",
             "--listen", "/ip4/127.0.0.1/tcp/0", *(a for p in peers for a in ("--peer", p)),
         ]  # fmt: skip
-        if loss:
-            command += ["--drop-frames", str(loss)]
-        if timer_scale != 1.0:
-            command += ["--timer-scale", str(timer_scale)]
+        if flags.light:
+            command.append("--light")
+        if flags.loss:
+            command += ["--drop-frames", str(flags.loss)]
+        if flags.timer_scale != 1.0:
+            command += ["--timer-scale", str(flags.timer_scale)]
+        if flags.clock_offset:
+            command += ["--clock-offset", str(flags.clock_offset)]
         return command
 
     def _process(self, name: str, command: list[str]) -> LabProcess:

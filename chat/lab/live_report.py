@@ -25,13 +25,19 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
             targets = {c.profile for c in run.clients}  # a service node's fault hits everyone
         else:
             targets = {fault.target}
-        end = None if fault.end is None else run.origin + fault.end
+        ends_in_run = fault.end is not None and (run.ended_at is None or fault.end <= run.ended_at)
+        # A fault still in force when the run ended has no recovery to measure.
+        end = run.origin + fault.end if ends_in_run and fault.end is not None else None
         recovered = run.ledger.recovery(run.origin + fault.at, end, targets)
-        faults.append({
+        entry = {
             "fault": index, **dataclasses.asdict(fault),
             "recovered_after_s": recovered,
             "recovered": recovered is not None,
-        })  # fmt: skip
+            "ended_in_run": ends_in_run,
+        }  # fmt: skip
+        if fault.kind == "clock_skew":
+            entry["skew"] = skew_effects(run, run.origin + fault.at, end, fault.target)
+        faults.append(entry)
     for message in messages["lost"]:
         message["sent_at"] = rounded(message["sent_at"] - run.origin, 3)
     ok = (
@@ -47,6 +53,9 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
             "userspace TCP proxy on each client-node link; loss through the clients' relay "
             "frame drop (serve --drop-frames), from the start of the traffic",
             "client_timer_scale": scenario.network.timer_scale,
+            "light_clients": [
+                c.profile for i, c in enumerate(run.clients) if scenario.network.is_light(i)
+            ],
             "notes": run.notes,
         },
         "setup_s": rounded(setup_seconds, 1),
@@ -55,11 +64,45 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
         "faults": faults,
         "timeline": run.events,
         "bandwidth": run.bandwidth,
+        "node_validation": run.validation,
         "health_at_end": run.health_at_end,
         "restarts": {p.name: p.restarts for p in run.commands.processes if p.restarts},
         "verdict": "every message delivered once" if ok else "losses or anomalies (see above)",
         "all_delivered_once": ok,
     }
+
+
+def skew_effects(run: LiveRun, start: float, end: float | None, target: str) -> dict[str, Any]:
+    """What a clock_skew did: the fates of the messages from and to the skewed client sent
+    while it was skewed, and how far ahead of their real send time its receivers show its
+    messages (the conversation is ordered by that)."""
+    ledger = run.ledger
+    out: dict[str, Any] = {}
+    for side in ("from", "to"):
+        fates: dict[str, int] = {}
+        for tag, sent in ledger.sent.items():
+            if not (start <= sent.sent_at and (end is None or sent.sent_at < end)):
+                continue
+            if (sent.sender == target) != (side == "from"):
+                continue
+            for receiver in sent.recipients:
+                if side == "to" and receiver != target:
+                    continue
+                fate = ledger.fate(tag, receiver)
+                fates[fate] = fates.get(fate, 0) + 1
+        out[f"{side}_target"] = fates
+    shown = sorted(
+        run.shown_sent_at[tag]
+        for tag, sent in ledger.sent.items()
+        if sent.sender == target and tag in run.shown_sent_at
+        and start <= sent.sent_at and (end is None or sent.sent_at < end)
+    )  # fmt: skip
+    out["shown_send_time_ahead_s"] = rounded(shown[len(shown) // 2], 1) if shown else None
+    misplaced = ledger.shown_out_of_send_order()
+    out["its_messages_shown_out_of_send_order"] = sum(
+        1 for tag, _ in misplaced if ledger.sent[tag].sender == target
+    )
+    return out
 
 
 def describe_live(report: Mapping[str, Any]) -> str:
@@ -70,7 +113,8 @@ def describe_live(report: Mapping[str, Any]) -> str:
         f"lab run '{report['scenario']['name']}': {m['messages_sent']} messages, "
         f"{m['expected_deliveries']} expected deliveries",
         f"fates:      {fates['delivered']} delivered, {fates['late']} late, {fates['lost']} lost; "
-        f"{m['duplicated']} duplicated, {m['out_of_order']} out of order",
+        f"{m['duplicated']} duplicated, {m['out_of_order']} out of order, "
+        f"{m['shown_out_of_send_order']} shown out of send order",
         f"latency:    p50 {lat.get('p50', 0):.2f} s, p90 {lat.get('p90', 0):.2f} s, "
         f"p99 {lat.get('p99', 0):.2f} s, max {lat.get('max', 0):.2f} s",
     ]
@@ -90,8 +134,23 @@ def describe_live(report: Mapping[str, Any]) -> str:
                 f"recovered {recovered:g} s after its end"
                 if recovered is not None
                 else "never recovered"
+                if fault.get("ended_in_run", True)
+                else "still in force when the run ended"
             )
         )
+        if "skew" in fault:
+            skew = fault["skew"]
+            lines.append(
+                f"            its clock {fault['offset']:+g} s: from it {skew['from_target']}, "
+                f"to it {skew['to_target']}; shown sent "
+                f"{skew['shown_send_time_ahead_s']} s off, "
+                f"{skew['its_messages_shown_out_of_send_order']} shown out of send order"
+            )
+    for node, counts in sorted(report.get("node_validation", {}).items()):
+        refused = {k: v for k, v in counts.items() if not k.startswith("lightpush")
+                   or not k.endswith(" 200")}  # fmt: skip
+        if refused:
+            lines.append(f"{node} refused: {refused}")
     ahead = m["ran_ahead_of_evidence"]
     lines.append(f"ran ahead:  {len(ahead)} 'delivered' shown before the recipient held it")
     lines.append(f"verdict:    {report['verdict']}")

@@ -13,6 +13,7 @@ only does the I/O."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
@@ -28,8 +29,10 @@ import trio
 from chat.lab.fates import FateLedger, tag_of
 from chat.lab.fault_proxy import FaultProxy, free_port
 from chat.lab.link_shaper import LinkShape
+from chat.lab.live_community import COMMUNITY_SHARD, LabCommunity
 from chat.lab.live_processes import (
     Client,
+    ClientFlags,
     LabCommands,
     ServiceNode,
     start_client,
@@ -46,6 +49,8 @@ LOSSY_MESH_WAIT = 30.0
 PAGE = 200
 SEND_TIMEOUT = 30.0
 """Seconds a message write may take before the lab counts it as not written."""
+TRUE_TIME_SLACK = 1.0
+"""Seconds a corrected receipt may lie outside [sent, seen] (clock reads of processes)."""
 
 
 class LabSetupError(RuntimeError):
@@ -57,9 +62,9 @@ class PlannedSend:
     at: float
     sender: int
     chat: str
-    """"direct" or "group"."""
+    """"direct", "group" or "community" (its channel)."""
     peer: int
-    """The other client (direct) or the group's number (group)."""
+    """The other client (direct) or the group's number (group); 0 (community)."""
     tag: str
     size: int
 
@@ -84,7 +89,24 @@ def plan_traffic(scenario: LiveScenario) -> list[PlannedSend]:
                                      number % traffic.groups, f"g{number}",
                                      traffic.group_size))  # fmt: skip
             at, number = at + traffic.group_interval, number + 1
+    if traffic.community_interval:
+        at, number = traffic.community_interval / 2, 0
+        while at < scenario.duration:
+            sends.append(PlannedSend(at, rng.randrange(clients), "community", 0, f"c{number}",
+                                     traffic.community_size))  # fmt: skip
+            at, number = at + traffic.community_interval, number + 1
     return sorted(sends, key=lambda s: (s.at, s.tag))
+
+
+def true_receipt(stamp: float, offsets: list[float], sent_at: float, seen_at: float) -> float:
+    """When a client really received a message it stamped `stamp` with its clock, which has
+    been off by each of `offsets` (the current one first) in the run: the first reading that
+    falls between the sending and the snapshot that showed it (a message received just
+    before a restart with another clock carries the old clock's stamp)."""
+    for offset in offsets:
+        if sent_at - TRUE_TIME_SLACK <= stamp - offset <= seen_at + TRUE_TIME_SLACK:
+            return stamp - offset
+    return stamp - offsets[0]
 
 
 def message_text(tag: str, size: int) -> str:
@@ -105,17 +127,30 @@ class LiveRun:
     group_ids: list[str] = field(default_factory=list)
     ledger: FateLedger = field(init=False)
     origin: float = 0.0
+    ended_at: float | None = None
+    """Seconds after `origin` when the run's last snapshot was taken."""
     """Wall time when traffic started; report times are relative to it."""
     events: list[dict[str, Any]] = field(default_factory=list)
     skipped_sends: int = 0
     bandwidth: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     health_at_end: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lossy_commands: list[list[str]] = field(default_factory=list)
+    client_peers: list[list[str]] = field(default_factory=list)
+    """Each client's service node addresses (through its proxies)."""
+    clock_offsets: dict[str, float] = field(default_factory=dict)
+    """client -> seconds its clock is off now (clock_skew faults in force)."""
+    offsets_seen: dict[str, list[float]] = field(default_factory=dict)
+    """client -> every offset its clock has had in this run (0 first)."""
+    shown_sent_at: dict[str, float] = field(default_factory=dict)
+    """tag -> the send time its first receiver showed minus when the lab sent it (s)."""
+    validation: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Service node -> its relay validator's refusals and its light push answers."""
     nursery: trio.Nursery | None = None
     progress_to: Callable[[str], None] = field(default=lambda text: None)
     """Told what the run is doing (the command prints it on stderr)."""
     stage: str = "nothing yet"
+    community: LabCommunity | None = None
+    """The community whose channel carries traffic (when the scenario has some)."""
 
     def progress(self, text: str) -> None:
         self.stage = text
@@ -124,16 +159,40 @@ class LiveRun:
     def __post_init__(self) -> None:
         self.commands = LabCommands(self.data_dir)
         self.ledger = FateLedger(self.scenario.late_after)
+        if self.scenario.traffic.community_interval:
+            self.community = LabCommunity()
 
     # ---- setup -------------------------------------------------------------------------
+    def flags(self, index: int, *, loss: float | None = None) -> ClientFlags:
+        net = self.scenario.network
+        return ClientFlags(
+            light=net.is_light(index),
+            loss=net.loss if loss is None else loss,
+            timer_scale=net.timer_scale,
+            clock_offset=self.clock_offsets.get(f"client{index}", 0.0),
+        )
+
+    def initial_skews(self) -> dict[str, float]:
+        """Clock skews in force from the first second: applied before the clock starts."""
+        faults = expand(self.scenario.faults, self.scenario.network.clients)
+        skews = {f.target: f.offset for f in faults if f.kind == "clock_skew" and f.at == 0}
+        for target, offset in skews.items():
+            self.offsets_seen.setdefault(target, [0.0]).append(offset)
+        return skews
+
     async def start(self, nursery: trio.Nursery) -> None:
         net = self.scenario.network
-        if net.mode == "light":
-            raise NotImplementedError("light mode is not run by the lab yet (relay only)")
         env = self.commands.env()
         for index in range(net.service_nodes):
             name = f"node{index}"
-            process = self.commands.node_process(name, free_port(), net.peer_exchange)
+            shards = (0, 1, COMMUNITY_SHARD) if self.community is not None else ()
+            light = any(net.is_light(i) for i in range(net.clients))
+            # Service nodes mesh with each other, as a fleet's do (and a node must have a
+            # relay peer to take a light push).
+            others = [f"/ip4/127.0.0.1/tcp/{n.port}/p2p/{n.peer_id}" for n in self.nodes]
+            process = self.commands.node_process(
+                name, free_port(), net.peer_exchange, shards, light_services=light, peers=others
+            )
             node = ServiceNode(process, int(process.command[process.command.index("--listen")
                                                             + 1].split("/")[4]))  # fmt: skip
             await start_node(node, env, nursery)
@@ -150,67 +209,107 @@ class LiveRun:
                 await nursery.start(proxy.run)
                 self.proxies[(index, number)] = proxy
                 peers.append(f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{node.peer_id}")
+            self.client_peers.append(peers)
             # No loss during setup (it is not measured, and a lost acceptance can wait minutes
             # for its re-send): the clients start again with the scenario's loss below.
-            process = self.commands.client_process(f"client{index}", peers, 0.0, net.timer_scale)
-            if net.loss:
-                self.lossy_commands.append(
-                    self.commands.command_for_client(f"client{index}", peers, net.loss,
-                                                     net.timer_scale)
-                )  # fmt: skip
+            process = self.commands.client_process(
+                f"client{index}", peers, self.flags(index, loss=0.0)
+            )
             self.clients.append(Client(process, f"client{index}"))
         self.progress("starting clients")
         async with trio.open_nursery() as starting:
             for client in self.clients:
                 starting.start_soon(start_client, client, env, nursery)
-        self.progress(f"started {len(self.nodes)} service node(s) and {len(self.clients)} clients")
+        lights = sum(net.is_light(i) for i in range(net.clients))
+        self.progress(f"started {len(self.nodes)} service node(s) and {len(self.clients)} clients"
+                      + (f" ({lights} light)" if lights else ""))  # fmt: skip
         with trio.move_on_after(SETUP_LIMIT) as setup:
             await self._wait_for_mesh()
-            self.progress("the service nodes forward to every client")
+            self.progress("the service nodes serve every client")
             await self._befriend_all()
             self.progress("every pair of clients are contacts")
             await self._make_groups()
             self.progress(f"{len(self.group_ids)} group(s) joined by everyone")
-            if self.lossy_commands:
-                await self._restart_with_loss(nursery)
+            if self.community is not None:
+                await self.community.set_up(self.clients, self._call, self._until)
+                await self._wait_for_mesh()
+                self.progress("the community's channel joined by everyone")
+            skews = self.initial_skews()
+            if net.loss or skews:
+                await self._restart_for_traffic(nursery, skews)
         if setup.cancelled_caught:
             raise LabSetupError(
                 f"setup did not finish in {SETUP_LIMIT:g} s; last step done: {self.stage}"
             )
 
-    async def _restart_with_loss(self, nursery: trio.Nursery) -> None:
-        env = self.commands.env()
+    async def _restart_for_traffic(self, nursery: trio.Nursery, skews: dict[str, float]) -> None:
+        """With the scenario's loss (every client) and the clock skews of the first second."""
+        net = self.scenario.network
+        self.clock_offsets.update(skews)
+        again = [i for i, c in enumerate(self.clients) if net.loss or c.profile in skews]
         async with trio.open_nursery() as restarting:
-            for client, command in zip(self.clients, self.lossy_commands, strict=True):
-
-                async def again(client: Client = client, command: list[str] = command) -> None:
-                    await client.process.stop()
-                    client.process.command = command
-                    await start_client(client, env, nursery)
-
-                restarting.start_soon(again)
-        self.progress(f"clients restarted with {self.scenario.network.loss:.0%} frame loss")
+            for index in again:
+                restarting.start_soon(self._restart_client, index, nursery)
+        if net.loss:
+            self.progress(f"clients restarted with {net.loss:.0%} frame loss")
+        for name, offset in skews.items():
+            self.progress(f"{name} restarted with its clock {offset:+g} s off")
         # A lost subscription announcement is not sent again: under heavy loss a node may
         # never mesh some client. The run goes on and the report says so.
         with trio.move_on_after(LOSSY_MESH_WAIT):
             await self._wait_for_mesh()
+        relay_clients = self._relay_clients()
         for index, node in enumerate(self.nodes):
             meshed = await node.mesh_peers()
-            if meshed < len(self.clients):
-                note = (f"node{index} had {meshed} of {len(self.clients)} clients in its relay "
+            if meshed < relay_clients:
+                note = (f"node{index} had {meshed} of {relay_clients} relay clients in its relay "
                         f"mesh when the traffic started ({LOSSY_MESH_WAIT:g} s after the "
-                        "restart with loss)")  # fmt: skip
+                        "restart for the traffic)")  # fmt: skip
                 self.notes.append(note)
                 self.progress(note)
 
+    async def _restart_client(self, index: int, nursery: trio.Nursery) -> None:
+        """A clean stop (SIGTERM) and a start with the client's flags as they are now."""
+        client = self.clients[index]
+        client.process.restarting = True
+        try:
+            await client.process.stop()
+            client.process.command = self.commands.command_for_client(
+                client.profile, self.client_peers[index], self.flags(index)
+            )
+            await start_client(client, self.commands.env(), nursery)
+        finally:
+            client.process.restarting = False
+
+    def _relay_clients(self) -> int:
+        return sum(not self.scenario.network.is_light(i) for i in range(len(self.clients)))
+
     async def _wait_for_mesh(self) -> None:
+        """Every node meshes every relay client, every light client holds its filter
+        subscriptions and a push node: before that a message can reach nobody."""
+        relay_clients = self._relay_clients()
         for node in self.nodes:
-            # Before that, a message can reach a node with nobody to forward it to.
 
             async def meshed(node: ServiceNode = node) -> bool:
-                return await node.mesh_peers() >= len(self.clients)
+                if self.community is not None and self.community.channel_id:
+                    on_community = await node.mesh_peers(COMMUNITY_SHARD)
+                    if on_community < relay_clients:
+                        return False
+                return await node.mesh_peers() >= relay_clients
 
             await self._until(meshed)
+        for index, client in enumerate(self.clients):
+            if not self.scenario.network.is_light(index):
+                continue
+
+            async def served(client: Client = client) -> bool:
+                services = (await self._call(client, "GET", "/v1/health")).get("light_services")
+                wanted = min(services["filter_wanted"], len(self.nodes)) if services else 1
+                return bool(services) and (
+                    services["filter_held"] >= wanted and services["push_held"] >= 1
+                )
+
+            await self._until(served)
 
     async def _call(self, client: Client, method: str, path: str, **kwargs: Any) -> Any:
         assert client.http is not None
@@ -304,9 +403,11 @@ class LiveRun:
             while self.now() < deadline and not self._all_held():  # noqa: ASYNC110 - snapshots
                 await trio.sleep(SNAPSHOT_EVERY)
             await self._snapshot_all()
+            self.ended_at = self.now()
             nursery.cancel_scope.cancel()
         await self._collect_bandwidth()
         await self._collect_health()
+        await self._collect_validation()
 
     def _all_held(self) -> bool:
         return bool(self.ledger.sent) and all(
@@ -325,7 +426,11 @@ class LiveRun:
             recipients = [self.clients[send.peer].profile]
             conversation = chat_id
         else:
-            chat_id = self.group_ids[send.peer]
+            if send.chat == "group":
+                chat_id = self.group_ids[send.peer]
+            else:
+                assert self.community is not None
+                chat_id = self.community.channel_id
             recipients = [c.profile for i, c in enumerate(self.clients) if i != send.sender]
             conversation = chat_id
         at = time.time()
@@ -379,24 +484,39 @@ class LiveRun:
     async def _snapshot(self, client: Client) -> None:
         chat_ids = {chat_id for (a, _), chat_id in self.direct_chats.items()
                     if self.clients[a] is client} | set(self.group_ids)  # fmt: skip
+        if self.community is not None:
+            chat_ids.add(self.community.channel_id)
         keys = {c.chat_key: c.profile for c in self.clients}
+        # A skewed client stamps `received_at` with its own clock: the lab knows the offsets
+        # it has had, and takes off the one that puts the receipt where it can have been.
+        offsets = [self.clock_offsets.get(client.profile, 0.0),
+                   *self.offsets_seen.get(client.profile, [])]  # fmt: skip
+        process = client.process.process
         try:
             for chat_id in sorted(chat_ids):
                 messages = await self._messages(client, chat_id)
+                if client.process.process is not process or client.process.restarting:
+                    return  # restarted meanwhile (maybe with another clock): the next one
                 # The state shown was true at the latest when the answer came: a recipient
                 # that held the message only after this moment shows state run ahead.
                 taken_at = time.time()
-                incoming = []
+                incoming, shown = [], []
                 for message in messages:
                     tag = tag_of(message["text"])
                     if tag is None:
                         continue
+                    shown.append(tag)
                     if message["outgoing"]:
                         acked = [keys[k] for k in message.get("delivered_to", []) if k in keys]
                         self.ledger.observe_acknowledged(tag, acked, taken_at)
                     elif message.get("received_at"):
-                        incoming.append((tag, float(message["received_at"])))
+                        sent_at = self.ledger.sent[tag].sent_at if tag in self.ledger.sent else 0
+                        stamp = float(message["received_at"])
+                        received = true_receipt(stamp, offsets, sent_at, taken_at)
+                        incoming.append((tag, received))
+                        self._note_skew(tag, message)
                 self.ledger.observe_incoming(client.profile, chat_id, incoming)
+                self.ledger.observe_shown(client.profile, chat_id, shown)
         except (httpx.HTTPError, RuntimeError) as exc:
             log.info("snapshot of %s failed: %s", client.profile, exc)
 
@@ -446,6 +566,16 @@ class LiveRun:
         elif kind == "bandwidth":
             for proxy in self._links(target):
                 proxy.set_shape(LinkShape(rate_bps=fault.rate_bps) if starts else LinkShape())
+        elif kind == "clock_skew":
+            if starts and fault.at == 0:
+                return  # applied before the clock started (initial_skews)
+            self.offsets_seen.setdefault(target, [0.0]).append(fault.offset)
+            if starts:
+                self.clock_offsets[target] = fault.offset
+            else:
+                self.clock_offsets.pop(target, None)
+            assert self.nursery is not None
+            await self._restart_client(int(target.removeprefix("client")), self.nursery)
 
     def _process(self, target: str) -> Any:
         if target.startswith("node"):
@@ -507,6 +637,19 @@ class LiveRun:
         for direction, value in totals.items():
             key = f"wire_bytes_{direction}"
             saved[key] = saved.get(key, 0) + value
+
+    def _note_skew(self, tag: str, message: dict[str, Any]) -> None:
+        """The send time the first receiver shows for a message (the sender's claim; the
+        conversation is ordered by it) minus when the lab sent it."""
+        sent = self.ledger.sent.get(tag)
+        if sent is not None and message.get("timestamp") and tag not in self.shown_sent_at:
+            self.shown_sent_at[tag] = float(message["timestamp"]) - sent.sent_at
+
+    async def _collect_validation(self) -> None:
+        for index, node in enumerate(self.nodes):
+            if node.process.reachable:
+                with contextlib.suppress(httpx.HTTPError):
+                    self.validation[f"node{index}"] = await node.validation()
 
     async def _collect_health(self) -> None:
         """Each client's health at the end: more peers than service nodes means clients

@@ -8,7 +8,8 @@ mistake is a ScenarioError naming the file and the line.
     late_after = 10.0    # a delivery slower than this is "late"
 
     [network]
-    mode = "relay"       # "light" is not run yet (the hook is LiveScenario.network.mode)
+    mode = "relay"       # or "light": every client (serve --light)
+    light_clients = []   # or some of them light: ["client2"]
     clients = 3
     loss = 0.3           # share of outgoing relay frames each client loses (--drop-frames)
 
@@ -18,9 +19,11 @@ mistake is a ScenarioError naming the file and the line.
     groups = 1              # groups of every client, created by client 0
     group_interval = 4.0
     group_size = 200
+    community_interval = 3.0  # a channel of a community every client joined (0: none)
+    community_size = 150
 
     [[faults]]
-    kind = "kill"        # kill, pause, sleep, latency, bandwidth, partition
+    kind = "kill"        # kill, pause, sleep, latency, bandwidth, partition, clock_skew
     target = "node0"     # node0.., client0.., or "clients"
     at = 5.0             # seconds after traffic starts
     duration = 4.0       # kill: restart after; omitted: it never comes back
@@ -37,18 +40,26 @@ from typing import Any
 
 from chat.lab.scenario import ScenarioError
 
-FAULT_KINDS = ("kill", "pause", "sleep", "latency", "bandwidth", "partition")
+FAULT_KINDS = ("kill", "pause", "sleep", "latency", "bandwidth", "partition", "clock_skew")
 """kill: SIGKILL, restart after `duration` (never without one); pause: SIGSTOP then SIGCONT;
 sleep: a laptop lid — paused and its links cut; latency: delay (and jitter) on the target's
-links; bandwidth: a rate cap on them; partition: its links cut."""
+links; bandwidth: a rate cap on them; partition: its links cut; clock_skew: the client's
+clock `offset` seconds off (restarted with `serve --clock-offset`), restored after
+`duration` (never without one)."""
+UNTIL_THE_END = ("kill", "clock_skew")
+"""Kinds that may go without a duration: they last to the end of the run."""
 MODES = ("relay", "light")
 MAX_CLIENTS = 32
 MAX_SIZE = 60_000
+MAX_OFFSET = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
 class Network:
     mode: str = "relay"
+    """"light": every client runs `serve --light` (filter, light push, store; no relay)."""
+    light_clients: tuple[str, ...] = ()
+    """In a relay network, these clients run light ("client2", ...)."""
     service_nodes: int = 1
     clients: int = 3
     loss: float = 0.0
@@ -60,6 +71,9 @@ class Network:
     """Whether service nodes tell clients about each other; false: a client's only peers are
     the service nodes."""
 
+    def is_light(self, client: int) -> bool:
+        return self.mode == "light" or f"client{client}" in self.light_clients
+
 
 @dataclass(frozen=True, slots=True)
 class Traffic:
@@ -69,6 +83,9 @@ class Traffic:
     groups: int = 0
     group_interval: float = 5.0
     group_size: int = 100
+    community_interval: float = 0.0
+    """Seconds between messages in a community channel all clients joined (0: none)."""
+    community_size: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +99,8 @@ class Fault:
     jitter_ms: float = 0.0
     rate_bps: float = 0.0
     """Bandwidth cap in bits per second (kind "bandwidth")."""
+    offset: float = 0.0
+    """Seconds the target's clock is ahead (negative: behind) (kind "clock_skew")."""
 
     @property
     def end(self) -> float | None:
@@ -195,6 +214,11 @@ def _table(kind: Any, value: Any, locate: _Locator, table: str, index: int = 0) 
             wrong = "a string"
         elif expected == "bool" and not isinstance(item, bool):
             wrong = "true or false"
+        elif expected.startswith("tuple[str"):
+            if not isinstance(item, list) or not all(isinstance(i, str) for i in item):
+                wrong = "a list of strings"
+            else:
+                value = {**value, key: tuple(item)}
         if wrong:
             raise ScenarioError(
                 locate.at(table, key, f"{key} must be {wrong}, not {item!r}", index)
@@ -220,14 +244,30 @@ def _check(scenario: LiveScenario, data: dict[str, Any], locate: _Locator) -> No
         fail("network", "timer_scale", "timer_scale must be in (0, 1]")
     if not 0 <= net.loss < 1:
         fail("network", "loss", "loss must be in [0, 1)")
+    clients = {f"client{i}" for i in range(net.clients)}
+    for name in net.light_clients:
+        if name not in clients:
+            fail("network", "light_clients", f"light_clients: {name!r} is not one of "
+                 f"{', '.join(sorted(clients))}")  # fmt: skip
+    if net.service_nodes == 1 and all(net.is_light(i) for i in range(net.clients)):
+        fail("network", "mode" if net.mode == "light" else "light_clients",
+             "with light clients alone, the one service node has no relay peer and refuses "
+             "every light push (505, no peers to relay): keep a relay client or add a "
+             "service node")  # fmt: skip
+    if net.loss and any(net.is_light(i) for i in range(net.clients)):
+        fail("network", "loss", "loss is the relay's frame drop (serve --drop-frames) and "
+             "light clients send no relay frames: use link faults (latency, bandwidth, "
+             "partition)")  # fmt: skip
     for name in ("duration", "settle", "late_after"):
         if getattr(scenario, name) <= 0:
             fail("", name, f"{name} must be positive")
     if traffic.direct_interval < 0 or traffic.group_interval <= 0:
         fail("traffic", "direct_interval", "intervals cannot be negative")
+    if traffic.community_interval < 0:
+        fail("traffic", "community_interval", "community_interval cannot be negative")
     if not 0 <= traffic.groups <= 8:
         fail("traffic", "groups", "groups must be 0..8")
-    for key in ("direct_size", "group_size"):
+    for key in ("direct_size", "group_size", "community_size"):
         if not 16 <= getattr(traffic, key) <= MAX_SIZE:
             fail("traffic", key, f"{key} must be 16..{MAX_SIZE} bytes")
     targets = {*scenario.targets(), "clients"}
@@ -239,7 +279,7 @@ def _check(scenario: LiveScenario, data: dict[str, Any], locate: _Locator) -> No
                  f"{', '.join(sorted(targets))}", index)  # fmt: skip
         if not 0 <= fault.at <= scenario.duration:
             fail("faults", "at", "at must be within the traffic's duration", index)
-        if fault.duration is None and fault.kind != "kill":
+        if fault.duration is None and fault.kind not in UNTIL_THE_END:
             fail("faults", "duration", f"a {fault.kind} fault needs a duration", index)
         if fault.duration is not None and fault.duration <= 0:
             fail("faults", "duration", "duration must be positive", index)
@@ -251,3 +291,10 @@ def _check(scenario: LiveScenario, data: dict[str, Any], locate: _Locator) -> No
             fault.target.startswith("node")
         ):
             fail("faults", "target", "link faults act on a client's links (or all clients)", index)
+        if fault.kind == "clock_skew":
+            if fault.target.startswith("node"):
+                fail("faults", "target", "clock_skew acts on clients (serve --clock-offset)",
+                     index)  # fmt: skip
+            if fault.offset == 0 or abs(fault.offset) > MAX_OFFSET:
+                fail("faults", "offset", f"clock_skew needs an offset of 0 < |offset| <= "
+                     f"{MAX_OFFSET:g} seconds", index)  # fmt: skip

@@ -6,6 +6,8 @@ a minute shows what a client does over ten. The report states the scale it ran w
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 
 from chat.messenger import MessengerConfig
 
@@ -30,3 +32,26 @@ def scaled_timers(config: MessengerConfig, factor: float) -> MessengerConfig:
     return dataclasses.replace(
         config, retry=retry, requests=requests, invites=invites, store_checks=checks
     )
+
+
+MAX_CLOCK_OFFSET = 86_400.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SkewedClock:
+    """The machine's wall clock, `offset` seconds off."""
+
+    offset: float
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def skewed_clock(config: MessengerConfig, offset: float) -> MessengerConfig:
+    """`chinwag serve --clock-offset S`: the messenger's clock (message timestamps, send and
+    receive times, store query windows, every timer) and its relay validator's run `offset`
+    seconds off the machine's, as on a machine whose clock is wrong. Trio's timers (monotonic)
+    are not affected, as a wrong wall clock does not slow a real machine down."""
+    if not math.isfinite(offset) or abs(offset) > MAX_CLOCK_OFFSET:
+        raise ValueError(f"clock offset must be within ±{MAX_CLOCK_OFFSET:g} seconds, not {offset}")
+    return dataclasses.replace(config, clock=SkewedClock(offset))

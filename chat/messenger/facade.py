@@ -101,6 +101,7 @@ def client_node(config: MessengerConfig) -> ClientNode | LightClientNode:
                 mdns=config.mdns,
                 mdns_interfaces=config.mdns_interfaces,
                 mdns_port=config.mdns_port,
+                clock_ns=lambda: int(config.clock() * 1_000_000_000),
             )
         )
     except ConfigError as exc:

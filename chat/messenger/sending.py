@@ -151,6 +151,10 @@ class Sending:
     def pending_count(self) -> int:
         return len(self.outbox.pending())
 
+    def pushes_in_flight(self) -> frozenset[str]:
+        """Messages whose light push is waiting for its answer now."""
+        return frozenset(self._pushing)
+
     # ---- views -------------------------------------------------------------------------------
     def view(
         self, stored: StoredMessage, recipients: list[Recipient] | None = None

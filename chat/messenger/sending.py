@@ -421,7 +421,7 @@ class Sending:
                 failure = exc
             async with self.lock:
                 if not self._same_attempt(prepared):
-                    log.info("push of %s answered after it left the outbox: ignored", message_id)
+                    await self._late_outcome(prepared, evidence, failure)
                 elif failure is not None:
                     await self._attempt_failed(prepared, failure)
                 else:
@@ -429,6 +429,33 @@ class Sending:
         finally:
             self._pushing.discard(message_id)
             self._ctx.wake_scheduler()
+
+    async def _late_outcome(
+        self, prepared: PreparedAttempt, evidence: dict[str, Any], failure: PublishFailed | None
+    ) -> None:
+        """The push answered after its message left the outbox. Delivered meanwhile (the
+        acknowledgement overtook the push's answer): the answer is a step of its trace and
+        changes nothing. Discarded: only logged. Under the lock."""
+        message_id, rowid, now_ms = prepared.message_id, prepared.outgoing.rowid, self._ctx.now_ms()
+        step: dict[str, Any] = {"attempt": prepared.number, "after": "acknowledgement"}
+        if failure is None:
+            step.update(evidence, waku_hash=prepared.msg_hash.hex())
+        else:
+            step["reason"] = failure.reason
+        delivered = ob.State.DELIVERED.value
+
+        def note(store: Store) -> bool:
+            with store.db.transaction():
+                stored = store.messages.get(rowid)
+                if stored is None or stored.state != delivered:
+                    return False
+                store.messages.record_transition(rowid, delivered, at=now_ms, evidence=step)
+            return True
+
+        if await self._ctx.db.run(note):
+            self._ctx.emit(ev.MessageUpdated(await self.message(message_id)))
+        else:
+            log.info("push of %s answered after it was discarded: ignored", message_id)
 
     def _same_attempt(self, prepared: PreparedAttempt) -> bool:
         """The message is still in the outbox, and the attempt under way is this one."""

@@ -119,3 +119,39 @@ async def test_pushes_in_flight_are_bounded_and_the_rest_go_when_they_end(
     await wait_until(all_delivered, 90)
     assert sorted(await texts(rob, chat_id)) == sorted(f"lena {i}" for i in range(count))
     assert most == MAX_PUSHES_IN_FLIGHT
+
+
+async def test_a_message_delivered_while_its_push_waits_stays_delivered(
+    light_net: LightNet,
+) -> None:
+    """The push goes to two nodes at once and waits for both answers: one node relays it and
+    answers, the other holds it. Rob gets the message and acknowledges it meanwhile."""
+    await light_net.start_services()
+    lena = await light_net.start("lena", light=True)
+    rob = await light_net.start("rob", light=False)
+    await befriend(lena, rob)
+    light = light_node(lena)
+    await wait_until(lambda: light_ready(lena))
+    await wait_until(lambda: len(light.push.pool.active) == 2, what="two push nodes")
+    chat_id = next(c.id for c in await lena.chats() if c.kind == "direct")
+    light.push.time_limit = AN_HOUR
+    slow = light_net.services[light_net.service_named(light.push.pool.active[0])]
+    gate = hold_pushes(slow)
+
+    message = await lena.send_text(chat_id, "while you wait")
+
+    async def delivered() -> bool:
+        return (await lena.message(message.id)).state == "delivered"
+
+    with trio.fail_after(LIVENESS):
+        await wait_until(delivered, what="rob's acknowledgement handled")
+    assert message.id in pushes_in_flight(lena) and gate.waiting >= 1  # still unanswered
+
+    gate.open()
+    await wait_until(lambda: not pushes_in_flight(lena))
+    assert (await lena.message(message.id)).state == "delivered"
+    steps = await lena.trace(message.id)  # the push's answer came last: a step, no "sent"
+    assert [s.to_state for s in steps] == ["queued", "delivered", "delivered"]
+    assert steps[-1].evidence["after"] == "acknowledgement"
+    assert steps[-1].evidence["light_push"] in light.core.candidates
+    assert await texts(rob, chat_id) == ["while you wait"]

@@ -7,7 +7,8 @@ profile database, and keeps the rules they share:
   the ratcheted Olm session) before anything is published, so a crash loses nothing and
   never reuses a ratchet key (persist.py).
 - One lock for all protocol state: this one. Commands, received messages and timers take it
-  in turn; network round trips (store queries) run outside it and report back under it.
+  in turn; network round trips (store queries, light pushes) run outside it and report back
+  under it.
 - Evidence only. A message's state moves when the transport reached a peer (sent), a store
   node listed its hash (stored), or the recipients' SDS traffic named it (delivered); the
   trace records what proved each step (sending.py).
@@ -160,6 +161,7 @@ class Messenger(CommunityCommands):
             ctx, conversations, channels, transport, self.checks, writer, self.history
         )
         sending.confirm = confirm
+        sending.lock = self._lock
         sending.sign = self.node.signed
         syncs = Syncs(ctx, conversations, channels, CountedAs(transport, kinds, "sync"), writer)
         self._watch = functools.partial(watch_topic, ctx, self.checks)
@@ -259,6 +261,7 @@ class Messenger(CommunityCommands):
         async with self.node.run(), trio.open_nursery() as nursery:
             self._health.running = True
             self._store_queries.attach(nursery)
+            self._sending.attach(nursery)  # light pushes run in it, without the lock
             nursery.start_soon(self._receiver.run, self.node.inbox, self._lock)
             nursery.start_soon(self._scheduler.run)
             nursery.start_soon(self._health.watch_connections)
@@ -279,6 +282,7 @@ class Messenger(CommunityCommands):
                         await self._strangers.save_count()
                 self._health.running = False
                 self._store_queries.attach(None)
+                self._sending.attach(None)
                 self._events.close()
 
     async def _load(self) -> None:

@@ -3,6 +3,14 @@
     app payload -> SDS frame -> outbox (committed)            `submit`
     -> crypto.seal -> state saved -> WakuMessage -> publish   `attempt`, on the outbox's schedule
 
+An attempt has three steps: prepare it under the messenger's lock (seal, sign, count it and
+save the ratchet), publish, and record the outcome under the lock. Relay's publish is
+synchronous, so the three run in one go. A light push waits for a service node's answer
+(seconds when nodes fail): it runs in a task of its own without the lock, at most
+`MAX_PUSHES_IN_FLIGHT` at once, and its outcome is recorded only if the message is still the
+same attempt (not discarded or delivered meanwhile; the outbox's `in_flight` keeps a second
+attempt of it from starting).
+
 Every step that moves a message's state records its evidence (chat/reliability/outbox.py):
 'sent' when the transport took it, 'stored' when a store node lists its hash, 'delivered'
 when every member it was sent to who is still a member acknowledged it in their SDS
@@ -16,6 +24,8 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import trio
 
 from chat import events as ev
 from chat.history import ChatHistory
@@ -46,6 +56,10 @@ log = logging.getLogger(__name__)
 
 ConfirmedPublish = Callable[[str, WakuMessage], Awaitable[dict[str, Any]]]
 
+MAX_PUSHES_IN_FLIGHT = 8
+"""Light mode: outbox pushes waiting for their answer at once, at most (each holds a stream to
+one or two service nodes); further due messages wait for one to end."""
+
 
 @dataclass
 class OutgoingMessage:
@@ -57,6 +71,20 @@ class OutgoingMessage:
     content_topic: str
     frame: bytes
     """The SDS frame, sealed afresh for every attempt."""
+
+
+@dataclass(frozen=True)
+class PreparedAttempt:
+    """An attempt sealed, counted and saved, ready for the wire."""
+
+    message_id: str
+    number: int
+    """The entry's attempt count when it started: the outcome must be for this attempt."""
+    outgoing: OutgoingMessage
+    conversation: Conversation
+    message: WakuMessage
+    msg_hash: bytes
+    resend_for: dict[str, Any]
 
 
 class Sending:
@@ -86,6 +114,15 @@ class Sending:
         """Light mode: a publish that waits for the push's answer (`sent` is its success)."""
         self.sign: Callable[[str, WakuMessage], WakuMessage] | None = None
         """The node's `signed`: the message as it will be published (MessengerNode)."""
+        self.lock: trio.Lock | None = None
+        """The messenger's lock, re-taken to record a confirmed push's outcome."""
+        self._pushes: trio.Nursery | None = None
+        self._pushing: set[str] = set()
+        """Messages whose confirmed push is under way (without the lock)."""
+
+    def attach(self, nursery: trio.Nursery | None) -> None:
+        """The messenger's nursery, which owns the confirmed pushes' tasks (None: stopped)."""
+        self._pushes = nursery
 
     def restore(
         self,
@@ -114,6 +151,10 @@ class Sending:
 
     def pending_count(self) -> int:
         return len(self.outbox.pending())
+
+    def pushes_in_flight(self) -> frozenset[str]:
+        """Messages whose light push is waiting for its answer now."""
+        return frozenset(self._pushing)
 
     # ---- views -------------------------------------------------------------------------------
     def view(
@@ -255,9 +296,8 @@ class Sending:
     async def discard(self, message_id: str) -> None:
         if message_id not in self.outbox:
             raise ev.NotFound(f"no message {message_id[:64]} in the outbox")
-        entry = self.outbox.get(message_id)
-        if entry.in_flight:
-            raise ev.NotPossible("the message is being sent right now; try again")
+        # A push under way (light mode) may still reach the network; its answer is ignored.
+        in_flight = self.outbox.get(message_id).in_flight
         self.outbox.discard(message_id)
         self.receipts.forget(message_id)
         outgoing = self.outgoing.pop(message_id)
@@ -270,7 +310,10 @@ class Sending:
                     outgoing.rowid,
                     ob.State.FAILED.value,
                     at=now_ms,
-                    evidence={"discarded_by": "user"},
+                    evidence={
+                        "discarded_by": "user",
+                        **({"push_in_flight": True} if in_flight else {}),
+                    },
                     reason="discarded",
                 )
 
@@ -288,15 +331,41 @@ class Sending:
 
     # ---- the timed feature: attempts on the outbox's schedule ---------------------------------
     def next_wakeup(self) -> float | None:
+        if len(self._pushing) >= MAX_PUSHES_IN_FLIGHT:
+            return None  # a push's end wakes the scheduler
         return self.outbox.next_wakeup()
 
     async def run_due(self, now: float) -> None:
         for entry in self.outbox.due(now):
+            if len(self._pushing) >= MAX_PUSHES_IN_FLIGHT:
+                return
             if entry.message_id in self.outgoing and not entry.in_flight:
                 await self.attempt(entry.message_id)
 
     async def attempt(self, message_id: str) -> None:
-        """One attempt to put an outbox message on the wire. Under the lock."""
+        """One attempt to put an outbox message on the wire. Under the lock; a confirmed
+        (light) push continues in a task of its own, without it."""
+        prepared = await self._prepare(message_id)
+        if prepared is None:
+            return
+        topic = prepared.outgoing.pubsub_topic
+        if self.confirm is not None and self._pushes is not None:
+            self._pushing.add(message_id)
+            self._pushes.start_soon(self._push, prepared, self.confirm)
+            return
+        try:
+            if self.confirm is not None:  # not running: no task to hand it to
+                evidence = await self.confirm(topic, prepared.message)
+            else:
+                evidence = self._transport.publish(topic, prepared.message)
+        except PublishFailed as exc:
+            await self._attempt_failed(prepared, exc)
+            return
+        await self._published(prepared, evidence)
+
+    async def _prepare(self, message_id: str) -> PreparedAttempt | None:
+        """Seal, sign and count the attempt, and save it with the ratchet before the bytes
+        leave. None when it ended here (its outcome is recorded). Under the lock."""
         clock = self._ctx.clock
         now = clock()
         entry = self.outbox.get(message_id)
@@ -304,13 +373,13 @@ class Sending:
             failed = self.outbox.ack_overdue(message_id, now)
             if failed is not None:
                 await self.record(message_id, failed)
-                return
+                return None
         outgoing = self.outgoing[message_id]
         conversation = self._conversations.get(outgoing.conversation_id)
-        self.outbox.attempt_started(message_id)
+        number = self.outbox.attempt_started(message_id)
         if conversation is None:
             await self.record(message_id, self.outbox.rejected(message_id, now, NOT_A_CONTACT))
-            return
+            return None
         try:
             payload = conversation.crypto.seal(outgoing.frame)
         except SealFailed as exc:
@@ -319,7 +388,7 @@ class Sending:
             else:
                 transition = self.outbox.attempt_failed(message_id, now, exc.reason)
             await self.record(message_id, transition)
-            return
+            return None
         message = waku_message(outgoing.content_topic, payload, clock())
         if self.sign is not None:
             # On a protected shard the signature is part of the message and of its hash:
@@ -336,24 +405,84 @@ class Sending:
 
         # The ratchet moved: persist it (and the attempt count) before the bytes leave.
         await self._writer.save_crypto_now(also=attempt_counted)
+        return PreparedAttempt(
+            message_id, number, outgoing, conversation, message, msg_hash, resend_for
+        )
+
+    async def _push(self, prepared: PreparedAttempt, confirm: ConfirmedPublish) -> None:
+        """A confirmed push, without the lock; its outcome recorded under it."""
+        assert self.lock is not None, "a confirmed push needs the messenger's lock"
+        message_id = prepared.message_id
         try:
-            if self.confirm is not None:
-                evidence = await self.confirm(outgoing.pubsub_topic, message)
-            else:
-                evidence = self._transport.publish(outgoing.pubsub_topic, message)
-        except PublishFailed as exc:
-            if exc.permanent:
-                transition = self.outbox.rejected(message_id, clock(), exc.reason)
-            else:
-                transition = self.outbox.attempt_failed(message_id, clock(), exc.reason)
-            await self.record(message_id, transition)
-            return
+            failure: PublishFailed | None = None
+            evidence: dict[str, Any] = {}
+            try:
+                evidence = await confirm(prepared.outgoing.pubsub_topic, prepared.message)
+            except PublishFailed as exc:
+                failure = exc
+            async with self.lock:
+                if not self._same_attempt(prepared):
+                    await self._late_outcome(prepared, evidence, failure)
+                elif failure is not None:
+                    await self._attempt_failed(prepared, failure)
+                else:
+                    await self._published(prepared, evidence)
+        finally:
+            self._pushing.discard(message_id)
+            self._ctx.wake_scheduler()
+
+    async def _late_outcome(
+        self, prepared: PreparedAttempt, evidence: dict[str, Any], failure: PublishFailed | None
+    ) -> None:
+        """The push answered after its message left the outbox. Delivered meanwhile (the
+        acknowledgement overtook the push's answer): the answer is a step of its trace and
+        changes nothing. Discarded: only logged. Under the lock."""
+        message_id, rowid, now_ms = prepared.message_id, prepared.outgoing.rowid, self._ctx.now_ms()
+        step: dict[str, Any] = {"attempt": prepared.number, "after": "acknowledgement"}
+        if failure is None:
+            step.update(evidence, waku_hash=prepared.msg_hash.hex())
+        else:
+            step["reason"] = failure.reason
+        delivered = ob.State.DELIVERED.value
+
+        def note(store: Store) -> bool:
+            with store.db.transaction():
+                stored = store.messages.get(rowid)
+                if stored is None or stored.state != delivered:
+                    return False
+                store.messages.record_transition(rowid, delivered, at=now_ms, evidence=step)
+            return True
+
+        if await self._ctx.db.run(note):
+            self._ctx.emit(ev.MessageUpdated(await self.message(message_id)))
+        else:
+            log.info("push of %s answered after it was discarded: ignored", message_id)
+
+    def _same_attempt(self, prepared: PreparedAttempt) -> bool:
+        """The message is still in the outbox, and the attempt under way is this one."""
+        message_id = prepared.message_id
+        if message_id not in self.outbox or self.outgoing.get(message_id) is not prepared.outgoing:
+            return False
+        entry = self.outbox.get(message_id)
+        return entry.in_flight and entry.attempts == prepared.number
+
+    async def _attempt_failed(self, prepared: PreparedAttempt, exc: PublishFailed) -> None:
+        message_id, now = prepared.message_id, self._ctx.clock()
+        if exc.permanent:
+            transition = self.outbox.rejected(message_id, now, exc.reason)
+        else:
+            transition = self.outbox.attempt_failed(message_id, now, exc.reason)
+        await self.record(message_id, transition)
+
+    async def _published(self, prepared: PreparedAttempt, evidence: dict[str, Any]) -> None:
+        clock = self._ctx.clock
+        message_id, outgoing, msg_hash = prepared.message_id, prepared.outgoing, prepared.msg_hash
         transition = self.outbox.published(
             message_id,
             clock(),
             **evidence,
-            **resend_for,
-            attempt=entry.attempts,
+            **prepared.resend_for,
+            attempt=prepared.number,
             waku_hash=msg_hash.hex(),
         )
         channel = await self._channels.get(outgoing.conversation_id)
@@ -363,7 +492,7 @@ class Sending:
         self._by_hash[msg_hash] = message_id
         self._ctx.note(published_fact(message_id, evidence))
         await self.record(message_id, transition, sds_chat=outgoing.conversation_id)
-        await self.check_delivered(conversation, message_id)
+        await self.check_delivered(prepared.conversation, message_id)
 
     # ---- evidence ----------------------------------------------------------------------------
     def _missing(

@@ -281,6 +281,8 @@ class SdsChannel:
         out = self._outgoing.get(message_id)
         if out is not None and out.frame.lamport is not None:
             self._log_insert(out.frame.lamport, message_id, retrieval_hint)
+        elif retrieval_hint and message_id in self._logged:
+            self._logged[message_id] = retrieval_hint  # acknowledged before the transport said
 
     def make_sync(self, sync_id: str, now_ms: int) -> SdsFrame | None:
         """A sync frame advertising our history and bloom; None while we have nothing to say."""
@@ -345,7 +347,9 @@ class SdsChannel:
     def _review_acks(self, frame: SdsFrame) -> list[SdsEvent]:
         events: list[SdsEvent] = []
         for entry in frame.causal_history:
-            if self._outgoing.pop(entry.message_id, None) is not None:
+            out = self._outgoing.pop(entry.message_id, None)
+            if out is not None:
+                self._acknowledged(out)
                 events.append(Acknowledged(entry.message_id, "history"))
         if not frame.bloom or not self._outgoing:
             return events
@@ -370,10 +374,18 @@ class SdsChannel:
                     and out.bloom_hits >= self.params.possible_ack_threshold
                 ):
                     del self._outgoing[mid]
+                    self._acknowledged(out)
                     events.append(Acknowledged(mid, "bloom"))
                 else:
                     events.append(PossiblyAcknowledged(mid, out.bloom_hits))
         return events
+
+    def _acknowledged(self, out: _Outgoing) -> None:
+        """A peer has our frame, so it left: it is in our log even if the transport has not
+        said so yet (a light push answers after the relay took it), or a frame naming it
+        would wait for it."""
+        if out.frame.lamport is not None:
+            self._log_insert(out.frame.lamport, out.frame.message_id, b"")
 
     def _is_delivered(self, message_id: str) -> bool:
         return message_id in self._logged or message_id in self._forgotten

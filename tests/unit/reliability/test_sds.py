@@ -127,6 +127,25 @@ def test_delivery_and_acknowledgement_by_causal_history() -> None:
     assert reply.lamport is not None and m1.lamport is not None and reply.lamport > m1.lamport
 
 
+def test_a_reply_to_our_frame_acknowledged_before_the_transport_answered_is_delivered() -> None:
+    """Light push: the service node relays our frame, the peer replies naming it, and the
+    reply arrives before the push's answer (mark_sent). The reply must not wait for our own
+    frame; it joins our log, and the hint given later is kept."""
+    alice, bob = _pair()
+    content = b"pushed"
+    mid = content_message_id(content)
+    m1 = SdsFrame.decode(alice.wrap(content, mid, 1000).encode())  # not marked sent yet
+    assert bob.receive(m1, 1001) == [Delivered(m1)]
+    reply = _send(bob, "got it", 1002)
+    events = alice.receive(reply, 1003)
+    assert events == [Acknowledged(mid, "history"), Delivered(reply)]
+    assert alice.waiting() == [] and alice.missing() == []
+    alice.mark_sent(mid, retrieval_hint=bytes.fromhex(mid))  # the push answers late
+    sync = alice.make_sync("sync-1", 1004)
+    assert sync is not None
+    assert HistoryEntry(mid, bytes.fromhex(mid)) in sync.causal_history
+
+
 def test_out_of_order_waits_for_its_dependency_and_reports_it_missing() -> None:
     alice, bob = _pair()
     m1 = _send(alice, "one", 1000)

@@ -67,7 +67,13 @@ async def test_filter_and_push_nodes_lost_mid_conversation_nothing_lost_or_stuck
     assert await texts(lena, chat_id) == [f"rob {i}" for i in range(11)]  # once, in order
     assert await texts(rob, chat_id) == [f"lena {i}" for i in range(11)]
     last = (await sent(lena, chat_id))[-1]
-    # The push's answer: "sent", or a step of a message its acknowledgement delivered first.
+    # The push's answer: "sent", or a step of a message its acknowledgement delivered first
+    # (then the answer may still be on its way when the message shows delivered).
+
+    async def push_answered() -> bool:
+        return any("light_push" in s.evidence for s in await lena.trace(last.id))
+
+    await wait_until(push_answered, 30)
     sent_step = next(s for s in await lena.trace(last.id) if "light_push" in s.evidence)
     assert sent_step.evidence["light_push"] not in (filter_peer, push_peer)
     health = light.light_health()

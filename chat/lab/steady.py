@@ -23,7 +23,6 @@ import random
 from collections.abc import Iterator, MutableSequence
 from typing import Any
 
-import trio
 import trio._core._run as trio_run
 
 from chat.direct import CONTACT_REQUEST_PARTITIONS, contact_request_partition
@@ -44,12 +43,12 @@ class _InOrder(random.Random):
 
 @contextlib.contextmanager
 def steady_scheduling() -> Iterator[None]:
-    """Within this block trio.run runs ready tasks in creation order (this thread's runs;
-    the lab runs one at a time)."""
+    """While this block lasts, every trio.run in this process runs ready tasks in creation
+    order (module state of trio; the lab runs one simulation at a time)."""
     names = ("_ALLOW_DETERMINISTIC_SCHEDULING", "_r")
     if not all(hasattr(trio_run, name) for name in names):
         raise RuntimeError(
-            f"trio {trio.__version__} has no switch for repeatable scheduling; "
+            "this trio has no switch for repeatable scheduling; "
             "the lab's messenger mode cannot repeat its runs"
         )
     saved = [getattr(trio_run, name) for name in names]

@@ -7,8 +7,9 @@ tasks ready at the same instants (a heal, a burst of answers), so their relative
 from it the order of database writes, sends and timers, changed from run to run. trio has a
 switch for repeatable schedules (the one Hypothesis turns on: sort the batch by task creation,
 then shuffle it with trio's generator); `steady_scheduling` turns it on with a "shuffle" that
-keeps creation order, so the order never depends on how many batches ran before (which would
-let one extra task, anywhere, reorder everything after it).
+keeps the sorted order (trio then runs the newest task first), so the order never depends on
+how many batches ran before (which would let one extra task, anywhere, reorder everything
+after it).
 
 A contact request travels on one of CONTACT_REQUEST_PARTITIONS content topics chosen by the
 recipient's chat key. With fresh random keys, which clients share a partition (and so see,
@@ -43,8 +44,9 @@ class _InOrder(random.Random):
 
 @contextlib.contextmanager
 def steady_scheduling() -> Iterator[None]:
-    """While this block lasts, every trio.run in this process runs ready tasks in creation
-    order (module state of trio; the lab runs one simulation at a time)."""
+    """While this block lasts, every trio.run in this process runs the tasks ready at one
+    instant by creation, newest first (module state of trio; the lab runs one simulation at a
+    time)."""
     names = ("_ALLOW_DETERMINISTIC_SCHEDULING", "_r")
     if not all(hasattr(trio_run, name) for name in names):
         raise RuntimeError(

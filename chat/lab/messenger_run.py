@@ -8,8 +8,11 @@ faults (loss throughout, churn, partitions) come and go, and the run goes on for
 seconds so re-sends and store checks can finish.
 
 Determinism: every choice comes from the seed; the messengers' timers run without jitter;
-database calls run inline (virtual time stands still during them); the report holds tags,
-names, counts and simulated times, never ciphertexts or ids (those differ between runs).
+database calls run inline (virtual time stands still during them); trio runs the tasks ready
+at one instant in a fixed order and each client's contact-request partition is fixed
+(chat/lab/steady.py); store answers order ties by arrival, not hash (chat/lab/sim_network.py);
+the report holds tags, names, counts and simulated times, never ciphertexts or ids (those
+differ between runs).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from chat.lab.messenger_ledger import MessengerLedger
 from chat.lab.messenger_scenario import MessengerScenario, scenario_dict
 from chat.lab.sim_network import SimClientNode, SimNetwork
 from chat.lab.stats import rounded
+from chat.lab.steady import fixed_partition_identity, steady_scheduling
 from chat.messenger import Messenger, MessengerConfig
 from chat.reliability.outbox import RetryPolicy
 from storage.aio import AsyncStore
@@ -135,6 +139,7 @@ class MessengerRun:
         name = f"c{index:03d}"
         kdf = KdfParams.fresh(**FAST_KDF)
         store = self.profiles.create(name, PASSPHRASE, display_name=name, now=1_000, kdf=kdf)
+        fixed_partition_identity(store, index, WALL_CLOCK_START + trio.current_time())
         node = self.network.client(name, index % self.scenario.service_nodes)
         messenger = Messenger(store, messenger_config(), db=InlineStore(store), node=node)
         client = Client(name, node, store, messenger)
@@ -318,5 +323,6 @@ def run_messenger_scenario(scenario: MessengerScenario) -> dict[str, object]:
     profiles in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="chinwag-lab-sim-") as workdir:
         run = MessengerRun(scenario, Path(workdir))
-        report: dict[str, object] = trio.run(run.run, clock=MockClock(autojump_threshold=0))
+        with steady_scheduling():
+            report: dict[str, object] = trio.run(run.run, clock=MockClock(autojump_threshold=0))
     return report

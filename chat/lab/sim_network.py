@@ -14,7 +14,9 @@ handled by one task. A link's latency is drawn from a generator seeded by the ru
 the link's ends; whether a frame is lost is a hash of the seed, the link, the instant and the
 direction, so frames sent over one link at one instant share their fate. Nothing depends on
 the order in which tasks ready at one instant run (trio picks it at random, and the
-messengers' content topics, which order some of their work, differ from run to run).
+messengers' content topics, which order some of their work, differ from run to run). Store
+answers break timestamp ties by arrival at the service node, not by hash (hashes differ from
+run to run).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class ServiceNode:
         self.peer_id = ID(self.name.encode())
         self.archive = SqliteArchive(":memory:")
         self.archived_at: dict[bytes, float] = {}
+        self.position: dict[bytes, tuple[int, int]] = {}
+        """Hash -> (timestamp, arrival number): the order answers list messages in."""
         self.clients: list[SimClientNode] = []
 
     def keep(self, pubsub_topic: str, message: WakuMessage, msg_hash: bytes, now: float) -> bool:
@@ -87,6 +91,7 @@ class ServiceNode:
         if msg_hash in self.archived_at:
             return False
         self.archived_at[msg_hash] = now
+        self.position[msg_hash] = (message.timestamp or 0, len(self.position))
         self.archive.insert(
             ArchiveRecord(
                 msg_hash, pubsub_topic, message.content_topic, message.timestamp, message.encode()
@@ -297,7 +302,10 @@ class SimStoreClient:
                 break
             request = replace(request, pagination_cursor=response.pagination_cursor)
         await trio.sleep(link.latency)
-        return results
+        # A real store breaks timestamp ties by hash, which differs per run (new keys, new
+        # ciphertexts); here they are broken by arrival, so the answer's order repeats.
+        position = node.service.position
+        return sorted(results, key=lambda kv: position[kv.message_hash])
 
     async def present(self, peer_id: Any, message_hashes: Sequence[bytes]) -> set[bytes]:
         request = StoreQueryRequest(

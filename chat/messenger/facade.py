@@ -8,6 +8,7 @@ profile database, and keeps the rules they share:
   never reuses a ratchet key (persist.py).
 - One lock for all protocol state: this one. Commands, received messages and timers take it
   in turn; network round trips (store queries) run outside it and report back under it.
+  A clean stop waits for the step holding it, so no step is saved halfway.
 - Evidence only. A message's state moves when the transport reached a peer (sent), a store
   node listed its hash (stored), or the recipients' SDS traffic named it (delivered); the
   trace records what proved each step (sending.py).

@@ -38,6 +38,9 @@ SYNC_RETRY = 5.0
 """Seconds before a sync that reached no peer is tried again."""
 SAVE_DELAY = 1.0
 """Receive-side state (SDS logs, Olm ratchets) is written at most this long after it moved."""
+STOP_GRACE = 10.0
+"""Seconds a clean stop waits for the step under the lock to finish (and be saved) before it
+cancels the messenger's tasks."""
 RECEIVED_KEPT_FOR = 31 * 86_400
 """Seconds a handled message's Waku hash is remembered across restarts, a day beyond the
 longest catch-up (StoreCheckParams.max_catch_up): a store scan after a restart lists messages

@@ -8,7 +8,7 @@ profile database, and keeps the rules they share:
   never reuses a ratchet key (persist.py).
 - One lock for all protocol state: this one. Commands, received messages and timers take it
   in turn; network round trips (store queries, light pushes) run outside it and report back
-  under it.
+  under it. A clean stop waits for the step holding it, so no step is saved halfway.
 - Evidence only. A message's state moves when the transport reached a peer (sent), a store
   node listed its hash (stored), or the recipients' SDS traffic named it (delivered); the
   trace records what proved each step (sending.py).
@@ -42,7 +42,7 @@ from chat.messenger.communities import CommunityChats
 from chat.messenger.community_commands import CommunityCommands
 from chat.messenger.community_joins import CommunityJoins
 from chat.messenger.community_state import KIND as COMMUNITY
-from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, MessengerConfig
+from chat.messenger.config import CONTACT_SHARD, MAX_TEXT_LENGTH, STOP_GRACE, MessengerConfig
 from chat.messenger.contact_book import ContactBook
 from chat.messenger.contacts_flow import ContactsFlow
 from chat.messenger.context import EventFanOut, MessengerContext
@@ -275,11 +275,23 @@ class Messenger(CommunityCommands):
             try:
                 yield self
             finally:
-                nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
-                    async with self._lock:
+                    # The step under the lock now (a received acceptance: the chat, then the
+                    # flow, saved in turn) ends before the tasks are cancelled. Cut halfway it
+                    # would leave the profile behind what memory, and the API, showed: mutual
+                    # until the stop, request_sent after it.
+                    held = False
+                    with trio.move_on_after(STOP_GRACE):
+                        await self._lock.acquire()
+                        held = True
+                    nursery.cancel_scope.cancel()
+                    if not held:  # the grace ran out: that step is cut
+                        await self._lock.acquire()
+                    try:
                         await self._writer.flush()
                         await self._strangers.save_count()
+                    finally:
+                        self._lock.release()
                 self._health.running = False
                 self._store_queries.attach(None)
                 self._sending.attach(None)

@@ -51,6 +51,10 @@ class Running:
     store: Store
     events: ev.Subscription
     scope: trio.CancelScope
+    db: InlineStore
+    stopping: trio.Event
+    """Set it to end the messenger's block as `chinwag serve` does on SIGTERM (a clean stop,
+    no cancellation from outside)."""
     seen: list[ev.Event] = field(default_factory=list)
 
     def drain(self) -> list[ev.Event]:
@@ -76,13 +80,18 @@ class Peers:
     profiles: Profiles
     running: dict[str, Running] = field(default_factory=dict)
 
-    async def start(self, name: str, **overrides: Any) -> Running:
+    async def start(
+        self, name: str, *, disk: type[InlineStore] = InlineStore, **overrides: Any
+    ) -> Running:
+        """`disk`: how the profile DB is reached (StallingStore: a disk a test can stall)."""
         store = self._store(name)
         node = self.network.node(name)
-        messenger = Messenger(store, replace(CONFIG, **overrides), db=InlineStore(store), node=node)
+        db = disk(store)
+        messenger = Messenger(store, replace(CONFIG, **overrides), db=db, node=node)
         events = messenger.subscribe()
-        scope = await self.nursery.start(_run, messenger)
-        self.running[name] = Running(messenger, node, store, events, scope)
+        stopping = trio.Event()
+        scope = await self.nursery.start(_run, messenger, stopping)
+        self.running[name] = Running(messenger, node, store, events, scope, db, stopping)
         return self.running[name]
 
     def _store(self, name: str) -> Store:
@@ -99,11 +108,11 @@ class Peers:
         running.store.close()
 
 
-async def _run(messenger: Messenger, task_status: Any) -> None:
+async def _run(messenger: Messenger, stopping: trio.Event, task_status: Any) -> None:
     with trio.CancelScope() as scope:
         async with messenger.run():
             task_status.started(scope)
-            await trio.sleep_forever()
+            await stopping.wait()
 
 
 async def befriend(alice: Running, bob: Running) -> str:

@@ -66,6 +66,39 @@ class InlineStore(AsyncStore):
         return call(self.store)
 
 
+class StallingStore(InlineStore):
+    """A profile disk that can stall: while stalled, every call waits (as a call waits for the
+    one DB thread while a slow write holds it), and a call cancelled while it waits is never
+    made, as with the real store."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self._going = trio.Event()
+        self._going.set()
+        self._let_through = 0
+        self.waiting = 0
+        """Calls waiting for the disk now."""
+
+    def stall(self, after: int = 0) -> None:
+        """Stall from the call after the next `after` calls on."""
+        self._going = trio.Event()
+        self._let_through = after
+
+    def resume(self) -> None:
+        self._going.set()
+
+    async def run(self, call: Callable[[Store], T]) -> T:
+        if self._let_through > 0:
+            self._let_through -= 1
+        elif not self._going.is_set():
+            self.waiting += 1
+            try:
+                await self._going.wait()
+            finally:
+                self.waiting -= 1
+        return await super().run(call)
+
+
 class FakeHealth:
     """The node's health monitor, as the messenger sees it: a summary tests can set, and
     the catch-up and reset callbacks the messenger registers, for tests to call."""

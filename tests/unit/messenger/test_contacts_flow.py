@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import trio
 from harness.fake_messengers import CONFIG, Peers, befriend
+from harness.fake_node import StallingStore
 
 from chat import events as ev
 from chat.direct import contact_request_content_topic
@@ -43,6 +44,47 @@ async def test_a_request_and_its_acceptance_make_both_sides_mutual_with_one_chat
         assert any(isinstance(e, ev.ChatUpdated) for e in events)
         assert any(isinstance(e, ev.ContactUpdated) for e in events)
     assert await alice.messenger.outbox() == []
+
+
+@pytest.mark.parametrize("saves_done", [0, 1, 2])
+async def test_a_clean_stop_while_an_acceptance_is_saved_keeps_the_contact_mutual(
+    peers: Peers, autojump_clock: Any, saves_done: int
+) -> None:
+    """The contacts list shows "mutual" as soon as the acceptance is taken in, before it is
+    saved. A clean stop then (the lab's restart after setup, under load: a slow disk) must
+    finish that step, not cancel it halfway: the chat row saved, the flow still
+    request_sent, and after the restart every write refused as "not contacts any more".
+    `saves_done`: DB calls of the step made before the disk stalls."""
+    alice = await peers.start("alice", disk=StallingStore)
+    bob = await peers.start("bob")
+    bob_key = bob.messenger.identity().chat_key
+    await alice.messenger.add_contact(bob.messenger.identity().contact_link, "hi")
+    await trio.testing.wait_all_tasks_blocked()
+    disk = alice.db
+    assert isinstance(disk, StallingStore)
+    disk.stall(after=saves_done)
+    accepted = await bob.messenger.accept_contact(alice.messenger.identity().chat_key)
+    await trio.testing.wait_all_tasks_blocked()
+    assert disk.waiting == 1  # the acceptance is being saved
+    assert [c.state for c in await alice.messenger.contacts()] == ["mutual"]
+
+    alice.stopping.set()
+    await trio.testing.wait_all_tasks_blocked()
+    disk.resume()
+    await trio.testing.wait_all_tasks_blocked()  # the stop ends of itself, nothing cancelled
+    await peers.stop("alice")
+    alice = await peers.start("alice")
+    [contact] = await alice.messenger.contacts()
+    assert (contact.chat_key, contact.state, contact.chat_id) == (
+        bob_key,
+        "mutual",
+        accepted.chat_id,
+    )
+    assert accepted.chat_id is not None
+    sent = await alice.messenger.send_text(accepted.chat_id, "still here")
+    await trio.testing.wait_all_tasks_blocked()
+    assert sent.text == "still here"
+    assert [m.text for m in await bob.messenger.messages(accepted.chat_id)] == ["still here"]
 
 
 async def test_an_unanswered_request_is_sent_again_on_its_schedule_until_it_arrives(

@@ -63,6 +63,9 @@ ADD_BATCH = 3
 """Members the admin adds at a time: their invitations and joins are 6 changes, which is
 what an invitation's catch-up carries (chat/messenger/group_crypto.py CATCH_UP_CHANGES)."""
 
+PROGRESS_EVERY = 30.0
+"""Seconds between two progress lines of a long wait."""
+
 Sent = dict[str, tuple["Member", float]]
 """Message id → (its sender, when `send_text` was called: perf_counter)."""
 
@@ -317,6 +320,7 @@ async def befriend(admin: Member, others: list[Member], limit: float) -> dict[st
     admin_key = admin.key
     pending = list(others)
     chats: dict[str, str] = {}
+    told = time.perf_counter()
     with trio.fail_after(limit):
         while pending:
             for member in list(pending):
@@ -325,6 +329,9 @@ async def befriend(admin: Member, others: list[Member], limit: float) -> dict[st
                     assert view.chat_id is not None
                     chats[member.key] = view.chat_id
                     pending.remove(member)
+            if time.perf_counter() - told > PROGRESS_EVERY:
+                told = time.perf_counter()
+                log.info("befriending: %d of %d have the admin's request", len(chats), len(others))
             await trio.sleep(0.05)
     keys = {m.key for m in others}
 

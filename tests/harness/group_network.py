@@ -63,6 +63,9 @@ ADD_BATCH = 3
 """Members the admin adds at a time: their invitations and joins are 6 changes, which is
 what an invitation's catch-up carries (chat/messenger/group_crypto.py CATCH_UP_CHANGES)."""
 
+PROGRESS_EVERY = 30.0
+"""Seconds between two progress lines of a long wait."""
+
 Sent = dict[str, tuple["Member", float]]
 """Message id → (its sender, when `send_text` was called: perf_counter)."""
 
@@ -125,6 +128,8 @@ class Seal:
     shares: int
     share_bytes: int
     """What the shares add to the envelope (exact: the envelope without them, subtracted)."""
+    cpu_seconds: float = 0.0
+    """The sealing thread's CPU time for it (`seconds` is wall time: other processes count)."""
 
 
 @dataclass
@@ -138,15 +143,15 @@ class SealLog:
         seal = GroupCrypto.seal
 
         def timed_seal(self: GroupCrypto, frame: bytes) -> bytes:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             sealed = seal(self, frame)
-            took = time.perf_counter() - started
+            took, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
             sds = SdsFrame.decode(frame)
             envelope = group_pb2.GroupEnvelope.FromString(sealed)  # as sealed: no limits
             bare = GroupEnvelope(envelope.session_id, envelope.ciphertext).encode()
             record = Seal(
                 started, took, bool(sds.content), len(frame), len(sealed), len(envelope.ciphertext),
-                len(envelope.shares), len(sealed) - len(bare),
+                len(envelope.shares), len(sealed) - len(bare), cpu,
             )  # fmt: skip
             if record.content:
                 seal_log.seals.setdefault(sds.message_id, []).append(record)
@@ -315,6 +320,7 @@ async def befriend(admin: Member, others: list[Member], limit: float) -> dict[st
     admin_key = admin.key
     pending = list(others)
     chats: dict[str, str] = {}
+    told = time.perf_counter()
     with trio.fail_after(limit):
         while pending:
             for member in list(pending):
@@ -323,6 +329,9 @@ async def befriend(admin: Member, others: list[Member], limit: float) -> dict[st
                     assert view.chat_id is not None
                     chats[member.key] = view.chat_id
                     pending.remove(member)
+            if time.perf_counter() - told > PROGRESS_EVERY:
+                told = time.perf_counter()
+                log.info("befriending: %d of %d have the admin's request", len(chats), len(others))
             await trio.sleep(0.05)
     keys = {m.key for m in others}
 

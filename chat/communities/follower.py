@@ -63,6 +63,13 @@ class CommunityFollower:
     def _restore(self, kept: KeptDescriptions) -> None:
         """The newest description this node saw, from its own data dir (trusted as saved,
         checked again: a damaged file is logged and the link's key stays)."""
+        link_key = self.link.protection_key
+        last_link_key = kept.load_link_key(self.community_id)
+        if last_link_key is not None and last_link_key != link_key:
+            # Another link than last time: it may be newer than what the node kept.
+            log.info("community %s: a new link; starting from its key", self.community_id[:8])
+            kept.forget(self.community_id)  # first: a crash here must not bring it back
+        kept.started_with(self.community_id, link_key)
         signed = kept.load(self.community_id)
         if signed is None:
             return

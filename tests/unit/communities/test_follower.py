@@ -88,7 +88,7 @@ def test_a_replayed_old_description_cannot_pin_a_restarted_node_to_the_old_key(
     assert restarted.offer(DEFAULT, requests_content_topic(before.id), replay) is None
     assert restarted.key == new_key
     # A damaged file is a log line, not a crash: the node starts from the link.
-    for path in tmp_path.iterdir():
+    for path in tmp_path.glob("*.description"):
         path.write_bytes(b"\x00garbage")
     (damaged,) = followers_from(args, 16, kept_dir=tmp_path)
     assert damaged.key == community.protection.public_key
@@ -130,3 +130,27 @@ def test_a_restarted_node_protects_with_the_kept_key_from_the_start(tmp_path: Pa
     assert restarted.protected["/waku/2/rs/16/200"] == ShardPublicKey.from_bytes(
         banned.protection_key
     )
+
+
+def test_a_node_restarted_with_a_newer_link_protects_with_the_links_key(tmp_path: Path) -> None:
+    # The node kept the first ban's version, then was down while a second ban moved the key
+    # again; its operator restarts it with the community's new link, which names the newest
+    # key. The kept file is older than that link: the node must not go back to the key the
+    # first ban made (members no longer sign with it; the second banned member holds it).
+    alice, bob, carol = person("alice"), person("bob"), person("carol")
+    community = new_community(alice)
+    before = with_members(community, [bob, carol])
+    old_args = argparse.Namespace(community=[CommunityLink.of(before).encode()])
+    (follower,) = followers_from(old_args, 16, kept_dir=tmp_path)
+    first_ban = community.sign(ban(before, alice.key, bob.key, NOW + 10).description)
+    follower.offer(follower.pubsub_topic, community_content_topic(before.id), first_ban.signed)
+    second_ban = community.sign(ban(first_ban, alice.key, carol.key, NOW + 20).description)
+    newest_key = ShardPublicKey.from_bytes(second_ban.protection_key)
+    assert newest_key != ShardPublicKey.from_bytes(first_ban.protection_key)
+
+    new_args = argparse.Namespace(community=[CommunityLink.of(second_ban).encode()])
+    (restarted,) = followers_from(new_args, 16, kept_dir=tmp_path)
+    assert restarted.key == newest_key
+    # Restarted again with that same link, the kept version (now the newest) still counts.
+    (again,) = followers_from(new_args, 16, kept_dir=tmp_path)
+    assert again.key == newest_key

@@ -4,6 +4,7 @@ anything, so it opens the same offline as online."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -76,6 +77,32 @@ def _rate_cell(item: Mapping[str, Any]) -> str:
     return f"<td{css}>{escape(format_rate(item))}</td>"
 
 
+TICKS = 4
+CHAR_PX = 7.0
+"""A generous width of one 11 px character, to size the axis' margin to its labels."""
+
+
+def axis_top(peak: float) -> float:
+    """The smallest 1, 2 or 5 x 10^k step whose `TICKS` steps reach `peak`, times `TICKS`:
+    round tick values (whole numbers for counts over 4), never a tick like 3.5 pairs."""
+    if peak <= TICKS:
+        return float(TICKS)  # steps of 1: counts and milliseconds stay whole
+    magnitude = 10.0 ** math.floor(math.log10(peak / TICKS))
+    for factor in (1, 2, 5, 10):
+        step = factor * magnitude
+        if step * TICKS >= peak:
+            return step * TICKS
+    return 10 * magnitude * TICKS  # not reached: 10 x magnitude always covers it
+
+
+def tick_label(value: float) -> str:
+    """Plain digits with thousands separated (never 1.289e+04): the axis must read at a
+    glance."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
 def bar_chart(
     title: str,
     categories: Sequence[str],
@@ -85,8 +112,11 @@ def bar_chart(
     unit: str,
     stacked: bool = False,
 ) -> str:
-    """An SVG bar chart: one group of bars (or one stack) per category."""
-    width, height, left, bottom = 760, 260, 60, 40
+    """An SVG bar chart: one group of bars (or one stack) per category; the left margin
+    widens to fit the longest tick label."""
+    labels = [f"{tick_label(top * tick / TICKS)}{unit}" for tick in range(TICKS + 1)]
+    width, height, bottom = 760, 260, 40
+    left = max(60, int(12 + CHAR_PX * max(len(label) for label in labels)))
     plot_w, plot_h = width - left - 20, height - bottom - 30
     slot = plot_w / max(1, len(categories))
     bar = slot * 0.8 / (1 if stacked else max(1, len(series)))
@@ -97,12 +127,11 @@ def bar_chart(
         f'<line x1="{left}" y1="{30 + plot_h}" x2="{left + plot_w}" y2="{30 + plot_h}" '
         'stroke="#333"/>',
     ]
-    for tick in range(5):
-        value = top * tick / 4
-        y = 30 + plot_h - plot_h * tick / 4
+    for tick, label in enumerate(labels):
+        y = 30 + plot_h - plot_h * tick / TICKS
         parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{value:.4g}{escape(unit)}</text>"
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(label)}</text>"
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#eee"/>'
         )
     for index, category in enumerate(categories):
@@ -113,9 +142,11 @@ def bar_chart(
             if amount is None:
                 continue
             h = plot_h * min(amount, top) / top if top else 0.0
+            if amount > 0:
+                h = max(h, 1.0)  # a p50 of 11 ms beside a p99 of 13 s is still drawn
             x = x0 if stacked else x0 + bar * number
             y = base - h
-            tip = f"{category} {name}: {amount:.4g}{unit}"
+            tip = f"{category} {name}: {tick_label(round(amount, 2))}{unit}"
             parts.append(
                 f'<rect class="bar" data-series="{escape(name)}" x="{x:.1f}" y="{y:.1f}" '
                 f'width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
@@ -162,7 +193,7 @@ def _charts(report: Mapping[str, Any]) -> list[str]:
             "Message-receiver pairs by day",
             names,
             [(k, COLORS[k], [days[d][k] for d in names]) for k in ("delivered", "lost", "unknown")],
-            top=max(1, max(days[d]["pairs"] for d in names)),
+            top=axis_top(max(days[d]["pairs"] for d in names)),
             unit="",
             stacked=True,
         ),
@@ -177,7 +208,7 @@ def _charts(report: Mapping[str, Any]) -> list[str]:
                 (p, COLORS[p], [None if v is None else float(v) for v in row])
                 for p, row in zip(("p50", "p90", "p99"), latency, strict=True)
             ],
-            top=max(1.0, float(peak)),
+            top=axis_top(float(peak)),
             unit="",
         )
     )

@@ -29,6 +29,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}
 .wide{overflow-x:auto}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}
+.breakdown th:first-child{font-weight:normal}
 .provisional{color:#b26a00;font-style:italic}
 .note{color:#555;font-size:.9em}
 svg{display:block;margin:1.2em 0}
@@ -70,11 +71,6 @@ def format_rate(item: Mapping[str, Any]) -> str:
     if item.get("provisional"):
         text += " provisional"
     return text
-
-
-def _rate_cell(item: Mapping[str, Any]) -> str:
-    css = ' class="provisional"' if item.get("provisional") else ""
-    return f"<td{css}>{escape(format_rate(item))}</td>"
 
 
 TICKS = 4
@@ -216,20 +212,47 @@ def _charts(report: Mapping[str, Any]) -> list[str]:
 
 
 def _summary_table(title: str, groups: Mapping[str, Mapping[str, Any]]) -> str:
-    head = "".join(f"<th>{escape(label)}</th>" for _, label in RATE_ROWS)
-    rows = []
-    for key, summary in groups.items():
-        latency = summary["latency_ms"]
-        rows.append(
-            f"<tr><td>{escape(key)}</td><td>{summary['pairs']}</td><td>{summary['delivered']}</td>"
-            f"<td>{summary['lost']}</td><td>{summary['unknown']}</td>"
-            + "".join(_rate_cell(summary[name]) for name, _ in RATE_ROWS)
-            + f"<td>{escape(format_latency(latency))}</td></tr>"
+    """One row per figure, one column per group: a cohort or a week of days fits the page
+    (one column per figure was 15 columns wide, and the latency column fell off the right
+    edge of a 1200 px window); many days scroll sideways."""
+    names = list(groups)
+    rows = [
+        ("pairs", [str(groups[group]["pairs"]) for group in names], [False] * len(names)),
+        (
+            "delivered / lost / unknown",
+            [
+                " / ".join(str(groups[group][count]) for count in ("delivered", "lost", "unknown"))
+                for group in names
+            ],
+            [False] * len(names),
+        ),
+        *(
+            (
+                label,
+                [format_rate(groups[group][key]) for group in names],
+                [bool(groups[group][key].get("provisional")) for group in names],
+            )
+            for key, label in RATE_ROWS
+        ),
+        (
+            "latency p50 / p90 / p99",
+            [format_latency(groups[group]["latency_ms"]) for group in names],
+            [False] * len(names),
+        ),
+    ]
+    head = "".join(f"<th>{escape(name)}</th>" for name in names)
+    body = "".join(
+        f"<tr><th>{escape(label)}</th>"
+        + "".join(
+            f"<td{_PROVISIONAL if provisional else ''}>{escape(cell)}</td>"
+            for cell, provisional in zip(cells, flags, strict=True)
         )
+        + "</tr>"
+        for label, cells, flags in rows
+    )
     return (
-        f'<h3>{escape(title)}</h3><div class="wide"><table><tr><th>group</th><th>pairs</th>'
-        f"<th>delivered</th><th>lost</th><th>unknown</th>{head}"
-        "<th>latency p50/p90/p99 ms</th></tr>" + "".join(rows) + "</table></div>"
+        f'<h3>{escape(title)}</h3><div class="wide"><table class="breakdown">'
+        f"<tr><th></th>{head}</tr>{body}</table></div>"
     )
 
 

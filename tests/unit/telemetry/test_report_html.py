@@ -8,7 +8,15 @@ import re
 
 import pytest
 
-from chat.telemetry.collector.report_html import CHAR_PX, axis_top, bar_chart, tick_label
+from chat.telemetry.collector.report import Tally
+from chat.telemetry.collector.report_html import (
+    CHAR_PX,
+    RATE_ROWS,
+    _summary_table,
+    axis_top,
+    bar_chart,
+    tick_label,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +86,27 @@ def test_a_small_bar_beside_a_tall_one_is_still_drawn() -> None:
     heights = dict(re.findall(r'data-series="(\w+)"[^>]*height="([0-9.]+)"', svg))
     assert float(heights["p50"]) >= 1.0
     assert float(heights["none"]) == 0.0
+
+
+def test_a_breakdown_has_a_row_per_figure_and_a_column_per_group() -> None:
+    """The breakdowns used one column per figure (15 columns): at 1200 px the latency
+    column fell off the right edge (it only scrolled into view)."""
+    cohorts = {"wave-1": Tally(), "wave-2": Tally()}
+    cohorts["wave-1"].latencies = [11, 12_888]
+    cohorts["wave-1"].store_seen, cohorts["wave-1"].sent = 2, 2  # coverage 100 %
+    cohorts["wave-2"].store_seen, cohorts["wave-2"].sent = 1, 4  # coverage 25 %: provisional
+    html = _summary_table("By cohort", {k: v.summary() for k, v in cohorts.items()})
+    rows = re.findall(r"<tr>(.*?)</tr>", html)
+    assert re.findall(r"<th>([^<]*)</th>", rows[0]) == ["", "wave-1", "wave-2"]
+    labels = [re.match(r"<th>([^<]*)</th>", row).group(1) for row in rows[1:]]  # type: ignore[union-attr]
+    assert labels == [
+        "pairs",
+        "delivered / lost / unknown",
+        *(label for _, label in RATE_ROWS),
+        "latency p50 / p90 / p99",
+    ]
+    assert all(row.count("<td") == 2 for row in rows[1:])
+    latency = rows[-1]
+    assert "11 / 12888 / 12888 ms (n=2)" in latency and "– (n=0)" in latency
+    confirmation = rows[3 + [k for k, _ in RATE_ROWS].index("send_confirmation")]
+    assert confirmation.count('class="provisional"') == 1

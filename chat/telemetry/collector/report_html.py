@@ -4,6 +4,7 @@ anything, so it opens the same offline as online."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
@@ -28,6 +29,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}
 .wide{overflow-x:auto}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}
+.breakdown th:first-child{font-weight:normal}
 .provisional{color:#b26a00;font-style:italic}
 .note{color:#555;font-size:.9em}
 svg{display:block;margin:1.2em 0}
@@ -71,9 +73,30 @@ def format_rate(item: Mapping[str, Any]) -> str:
     return text
 
 
-def _rate_cell(item: Mapping[str, Any]) -> str:
-    css = ' class="provisional"' if item.get("provisional") else ""
-    return f"<td{css}>{escape(format_rate(item))}</td>"
+TICKS = 4
+CHAR_PX = 7.0
+"""A generous width of one 11 px character, to size the axis' margin to its labels."""
+
+
+def axis_top(peak: float) -> float:
+    """The smallest 1, 2 or 5 x 10^k step whose `TICKS` steps reach `peak`, times `TICKS`:
+    round tick values (whole numbers for counts over 4), never a tick like 3.5 pairs."""
+    if peak <= TICKS:
+        return float(TICKS)  # steps of 1: counts and milliseconds stay whole
+    magnitude = 10.0 ** math.floor(math.log10(peak / TICKS))
+    for factor in (1, 2, 5, 10):
+        step = factor * magnitude
+        if step * TICKS >= peak:
+            return step * TICKS
+    return 10 * magnitude * TICKS  # not reached: 10 x magnitude always covers it
+
+
+def tick_label(value: float) -> str:
+    """Plain digits with thousands separated (never 1.289e+04): the axis must read at a
+    glance."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def bar_chart(
@@ -85,8 +108,11 @@ def bar_chart(
     unit: str,
     stacked: bool = False,
 ) -> str:
-    """An SVG bar chart: one group of bars (or one stack) per category."""
-    width, height, left, bottom = 760, 260, 60, 40
+    """An SVG bar chart: one group of bars (or one stack) per category; the left margin
+    widens to fit the longest tick label."""
+    labels = [f"{tick_label(top * tick / TICKS)}{unit}" for tick in range(TICKS + 1)]
+    width, height, bottom = 760, 260, 40
+    left = max(60, int(12 + CHAR_PX * max(len(label) for label in labels)))
     plot_w, plot_h = width - left - 20, height - bottom - 30
     slot = plot_w / max(1, len(categories))
     bar = slot * 0.8 / (1 if stacked else max(1, len(series)))
@@ -97,12 +123,11 @@ def bar_chart(
         f'<line x1="{left}" y1="{30 + plot_h}" x2="{left + plot_w}" y2="{30 + plot_h}" '
         'stroke="#333"/>',
     ]
-    for tick in range(5):
-        value = top * tick / 4
-        y = 30 + plot_h - plot_h * tick / 4
+    for tick, label in enumerate(labels):
+        y = 30 + plot_h - plot_h * tick / TICKS
         parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{value:.4g}{escape(unit)}</text>"
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(label)}</text>"
             f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#eee"/>'
         )
     for index, category in enumerate(categories):
@@ -113,9 +138,11 @@ def bar_chart(
             if amount is None:
                 continue
             h = plot_h * min(amount, top) / top if top else 0.0
+            if amount > 0:
+                h = max(h, 1.0)  # a p50 of 11 ms beside a p99 of 13 s is still drawn
             x = x0 if stacked else x0 + bar * number
             y = base - h
-            tip = f"{category} {name}: {amount:.4g}{unit}"
+            tip = f"{category} {name}: {tick_label(round(amount, 2))}{unit}"
             parts.append(
                 f'<rect class="bar" data-series="{escape(name)}" x="{x:.1f}" y="{y:.1f}" '
                 f'width="{bar:.1f}" height="{h:.1f}" fill="{color}">'
@@ -162,7 +189,7 @@ def _charts(report: Mapping[str, Any]) -> list[str]:
             "Message-receiver pairs by day",
             names,
             [(k, COLORS[k], [days[d][k] for d in names]) for k in ("delivered", "lost", "unknown")],
-            top=max(1, max(days[d]["pairs"] for d in names)),
+            top=axis_top(max(days[d]["pairs"] for d in names)),
             unit="",
             stacked=True,
         ),
@@ -177,7 +204,7 @@ def _charts(report: Mapping[str, Any]) -> list[str]:
                 (p, COLORS[p], [None if v is None else float(v) for v in row])
                 for p, row in zip(("p50", "p90", "p99"), latency, strict=True)
             ],
-            top=max(1.0, float(peak)),
+            top=axis_top(float(peak)),
             unit="",
         )
     )
@@ -185,20 +212,47 @@ def _charts(report: Mapping[str, Any]) -> list[str]:
 
 
 def _summary_table(title: str, groups: Mapping[str, Mapping[str, Any]]) -> str:
-    head = "".join(f"<th>{escape(label)}</th>" for _, label in RATE_ROWS)
-    rows = []
-    for key, summary in groups.items():
-        latency = summary["latency_ms"]
-        rows.append(
-            f"<tr><td>{escape(key)}</td><td>{summary['pairs']}</td><td>{summary['delivered']}</td>"
-            f"<td>{summary['lost']}</td><td>{summary['unknown']}</td>"
-            + "".join(_rate_cell(summary[name]) for name, _ in RATE_ROWS)
-            + f"<td>{escape(format_latency(latency))}</td></tr>"
+    """One row per figure, one column per group: a cohort or a week of days fits the page
+    (one column per figure was 15 columns wide, and the latency column fell off the right
+    edge of a 1200 px window); many days scroll sideways."""
+    names = list(groups)
+    rows = [
+        ("pairs", [str(groups[group]["pairs"]) for group in names], [False] * len(names)),
+        (
+            "delivered / lost / unknown",
+            [
+                " / ".join(str(groups[group][count]) for count in ("delivered", "lost", "unknown"))
+                for group in names
+            ],
+            [False] * len(names),
+        ),
+        *(
+            (
+                label,
+                [format_rate(groups[group][key]) for group in names],
+                [bool(groups[group][key].get("provisional")) for group in names],
+            )
+            for key, label in RATE_ROWS
+        ),
+        (
+            "latency p50 / p90 / p99",
+            [format_latency(groups[group]["latency_ms"]) for group in names],
+            [False] * len(names),
+        ),
+    ]
+    head = "".join(f"<th>{escape(name)}</th>" for name in names)
+    body = "".join(
+        f"<tr><th>{escape(label)}</th>"
+        + "".join(
+            f"<td{_PROVISIONAL if provisional else ''}>{escape(cell)}</td>"
+            for cell, provisional in zip(cells, flags, strict=True)
         )
+        + "</tr>"
+        for label, cells, flags in rows
+    )
     return (
-        f'<h3>{escape(title)}</h3><div class="wide"><table><tr><th>group</th><th>pairs</th>'
-        f"<th>delivered</th><th>lost</th><th>unknown</th>{head}"
-        "<th>latency p50/p90/p99 ms</th></tr>" + "".join(rows) + "</table></div>"
+        f'<h3>{escape(title)}</h3><div class="wide"><table class="breakdown">'
+        f"<tr><th></th>{head}</tr>{body}</table></div>"
     )
 
 

@@ -48,7 +48,7 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
     return {
         "scenario": dataclasses.asdict(scenario),
         "environment": {
-            "isolation": "loopback (no network namespaces)",
+            "isolation": run.isolation,
             "link_faults": "latency, jitter, bandwidth caps and partitions through the lab's "
             "userspace TCP proxy on each client-node link; loss through the clients' relay "
             "frame drop (serve --drop-frames), from the start of the traffic",

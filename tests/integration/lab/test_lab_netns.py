@@ -1,0 +1,115 @@
+"""`chinwag lab run` with every process in its own network namespace: two clients and a
+service node, a few 1:1 messages. Every message arrives once, the report says the run was
+isolated, a client cannot reach the other client's API (only its own links to the lab's
+proxies), and no lab namespace outlives the run. Skipped where namespaces are not permitted
+(not root, no iproute2): CI runs as root."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from chat.lab.live_report import build_report
+from chat.lab.live_run import LiveRun
+from chat.lab.live_scenario import LiveScenario, parse_live_scenario
+from chat.lab.netns import lab_namespaces, namespaces_problem
+
+SCENARIO = """
+name = "ci-netns"
+duration = 4.0
+settle = 30.0
+
+[network]
+clients = 2
+isolation = "netns"
+peer_exchange = false
+
+[traffic]
+direct_interval = 1.0
+direct_size = 80
+"""
+
+REACH = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+except OSError as exc:
+    print("OSError", exc.errno, file=sys.stderr)
+    print("OSError")
+else:
+    print("reached")
+"""
+
+pytestmark = pytest.mark.slow
+
+
+async def reach_from(namespace: str, host: str, port: int) -> str:
+    """ "reached", or the error a connection from inside `namespace` ended with."""
+    done = await trio.run_process(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", REACH, host, str(port)],
+        capture_stdout=True, capture_stderr=True, check=False,
+    )  # fmt: skip
+    return (done.stdout or done.stderr).decode().strip()
+
+
+async def run_and_probe(
+    scenario: LiveScenario, data_dir: Path
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """run_live's steps, with the reachability probes between the start and the traffic."""
+    run = LiveRun(scenario, data_dir)
+    probes: dict[str, str] = {}
+    try:
+        await run.isolate()
+        async with trio.open_nursery() as nursery:
+            run.nursery = nursery
+            await run.start(nursery)
+            assert run.cells is not None
+            inside = run.cells.cells["client0"].name
+            other_api = httpx.URL(run.clients[1].api_url)
+            probes["other client's API"] = await reach_from(
+                inside, other_api.host, other_api.port or 80
+            )
+            own_proxy = run.proxies[(0, 0)]
+            probes["own proxy"] = await reach_from(inside, own_proxy.listen_host, own_proxy.port)
+            other_proxy = run.proxies[(1, 0)]
+            probes["other client's proxy"] = await reach_from(
+                inside, other_proxy.listen_host, other_proxy.port
+            )
+            node = run.nodes[0]
+            probes["service node"] = await reach_from(inside, node.host, node.port)
+            await run.run_traffic()
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            try:
+                await run.close()
+            finally:
+                await run.close_cells()
+    return build_report(run, 0.0), probes
+
+
+@pytest.mark.skipif(namespaces_problem() is not None, reason=str(namespaces_problem()))
+def test_each_process_in_its_own_namespace(tmp_path: Path) -> None:
+    scenario = parse_live_scenario(SCENARIO)
+    before = set(lab_namespaces())
+    (tmp_path / "lab").mkdir()
+    report, probes = trio.run(run_and_probe, scenario, tmp_path / "lab")
+    assert report["environment"]["isolation"].startswith("netns"), report["environment"]
+    # The client reaches its own proxy and nothing else: not the other client's API, not the
+    # other client's proxy, not the service node around the proxy.
+    assert probes == {
+        "other client's API": "OSError",
+        "own proxy": "reached",
+        "other client's proxy": "OSError",
+        "service node": "OSError",
+    }, probes
+    messages = report["messages"]
+    assert messages["messages_sent"] >= 3, messages
+    assert messages["fates"]["delivered"] == messages["messages_sent"], messages["fates"]
+    assert messages["duplicated"] == 0
+    assert set(lab_namespaces()) <= before  # every namespace of the run is gone

@@ -1,11 +1,14 @@
 """`chinwag lab run` with every process in its own network namespace: two clients and a
 service node, a few 1:1 messages. Every message arrives once, the report says the run was
 isolated, a client cannot reach the other client's API (only its own links to the lab's
-proxies), and no lab namespace outlives the run. Skipped where namespaces are not permitted
-(not root, no iproute2): CI runs as root."""
+proxies), and no lab namespace outlives the run; a crashed run's namespaces are deleted by
+the next. Skipped where namespaces are not permitted (not root, no iproute2): CI runs as
+root."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,17 @@ import httpx
 import pytest
 import trio
 
+from chat.lab.live_processes import ClientFlags, LabCommands, Placement
 from chat.lab.live_report import build_report
-from chat.lab.live_run import LiveRun
+from chat.lab.live_run import LiveRun, choose_isolation
 from chat.lab.live_scenario import LiveScenario, parse_live_scenario
-from chat.lab.netns import lab_namespaces, namespaces_problem
+from chat.lab.netns import (
+    LAB_PREFIX,
+    lab_namespaces,
+    namespaces_problem,
+    remove_stale_lab_namespaces,
+    run,
+)
 
 SCENARIO = """
 name = "ci-netns"
@@ -44,8 +54,6 @@ except OSError as exc:
 else:
     print("reached")
 """
-
-pytestmark = pytest.mark.slow
 
 
 async def reach_from(namespace: str, host: str, port: int) -> str:
@@ -93,6 +101,7 @@ async def run_and_probe(
     return build_report(run, 0.0), probes
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(namespaces_problem() is not None, reason=str(namespaces_problem()))
 def test_each_process_in_its_own_namespace(tmp_path: Path) -> None:
     scenario = parse_live_scenario(SCENARIO)
@@ -113,3 +122,43 @@ def test_each_process_in_its_own_namespace(tmp_path: Path) -> None:
     assert messages["fates"]["delivered"] == messages["messages_sent"], messages["fates"]
     assert messages["duplicated"] == 0
     assert set(lab_namespaces()) <= before  # every namespace of the run is gone
+
+
+def test_a_scenario_may_ask_for_loopback() -> None:
+    use_netns, why = choose_isolation("loopback")
+    assert not use_netns and why == "loopback (the scenario asks for it)"
+
+
+def test_commands_in_a_namespace_listen_on_its_link(tmp_path: Path) -> None:
+    commands = LabCommands(tmp_path)
+    commands.placements["client0"] = Placement(("ip", "netns", "exec", "cwlab-1-x-client0"),
+                                               "198.18.7.6")  # fmt: skip
+    commands.placements["node0"] = Placement(("ip", "netns", "exec", "cwlab-1-x-node0"),
+                                             "198.18.7.2")  # fmt: skip
+    client = commands.command_for_client("client0", ["/ip4/198.18.7.5/tcp/9/p2p/x"], ClientFlags())
+    assert client[:4] == ["ip", "netns", "exec", "cwlab-1-x-client0"]
+    assert client[client.index("--api") + 1] == "198.18.7.6:0"
+    node = commands.node_process("node0", 4000, False).command
+    assert node[:4] == ["ip", "netns", "exec", "cwlab-1-x-node0"]
+    assert node[node.index("--listen") + 1] == "/ip4/198.18.7.2/tcp/4000"
+    assert node[node.index("--metrics") + 1] == "198.18.7.2:0"
+    loopback = commands.command_for_client("client1", [], ClientFlags())  # no placement
+    assert loopback[0] == sys.executable and "127.0.0.1:0" in loopback
+
+
+@pytest.mark.skipif(namespaces_problem() is not None, reason=str(namespaces_problem()))
+def test_a_crashed_runs_namespaces_are_deleted_by_the_next_run() -> None:
+    # A process id that no process has now: a short-lived child's, after it ended.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    crashed = f"{LAB_PREFIX}{child.pid}-abc123-client0"
+    alive = f"{LAB_PREFIX}{os.getpid()}-abc123-client0"
+    for name in (crashed, alive):
+        run("ip", "netns", "add", name, check=True)
+    try:
+        removed = remove_stale_lab_namespaces()
+        assert crashed in removed and alive not in removed
+        assert crashed not in lab_namespaces() and alive in lab_namespaces()
+    finally:
+        for name in (crashed, alive):
+            run("ip", "netns", "del", name)

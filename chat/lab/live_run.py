@@ -230,11 +230,16 @@ class LiveRun:
 
     async def _proxy(self, nursery: trio.Nursery, dialer: str, node: ServiceNode,
                      rng: random.Random) -> tuple[FaultProxy, str]:  # fmt: skip
-        """A proxy from `dialer` to a service node, and the address `dialer` dials."""
+        """A proxy from `dialer` to a service node, and the address `dialer` dials: in
+        namespaces the node's own (redirected to the proxy), on loopback the proxy's."""
         listen = self._outside(dialer)
         proxy = FaultProxy(node.port, target_host=node.host, listen_host=listen, rng=rng)
         await nursery.start(proxy.run)
-        return proxy, f"/ip4/{listen}/tcp/{proxy.port}/p2p/{node.peer_id}"
+        if self.cells is None:
+            return proxy, f"/ip4/{listen}/tcp/{proxy.port}/p2p/{node.peer_id}"
+        await trio.to_thread.run_sync(self.cells.redirect, dialer, node.host, node.port,
+                                      proxy.port)  # fmt: skip
+        return proxy, f"/ip4/{node.host}/tcp/{node.port}/p2p/{node.peer_id}"
 
     async def start(self, nursery: trio.Nursery) -> None:
         net = self.scenario.network

@@ -47,6 +47,8 @@ def namespaces_problem() -> str | None:
         return "network namespaces need root"
     if shutil.which("ip") is None:
         return "the `ip` tool (iproute2) is not installed"
+    if shutil.which("iptables") is None:
+        return "iptables is not installed"
     probe = f"cwprobe{secrets.token_hex(3)}"
     made = run("ip", "netns", "add", probe)
     if made.returncode != 0:
@@ -207,6 +209,23 @@ class LabCells:
             run("ip", "-n", cell.name, "addr", "add", f"{cell.inside_ip}/30", "dev", CELL_DEVICE,
                 check=True)  # fmt: skip
             run("ip", "-n", cell.name, "link", "set", CELL_DEVICE, "up", check=True)
+
+    def redirect(self, role: str, address: str, port: int, proxy_port: int) -> None:
+        """From `role`'s namespace, TCP to `address:port` (another process, which advertises
+        that address to its peers) goes to `proxy_port` on the lab's end of the link instead:
+        a dial of the advertised address is a dial of the proxy (py-libp2p dials one TCP
+        address per peer, and it may pick the advertised one). Anything else to `address`
+        is refused: nothing reaches another namespace around the proxies."""
+        cell = self.cells[role]
+        run("ip", "-n", cell.name, "route", "replace", f"{address}/32", "via", cell.outside_ip,
+            "dev", CELL_DEVICE, check=True)  # fmt: skip
+        inside = ("ip", "netns", "exec", cell.name, "iptables", "-w")
+        run(*inside, "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", address, "--dport",
+            str(port), "-j", "DNAT", "--to-destination", f"{cell.outside_ip}:{proxy_port}",
+            check=True)  # fmt: skip
+        refused = (*inside, "-C", "OUTPUT", "-d", address, "-j", "REJECT")
+        if run(*refused).returncode != 0:
+            run(*inside, "-A", "OUTPUT", "-d", address, "-j", "REJECT", check=True)
 
     def down(self) -> None:
         """Delete every namespace made (their veths go with them)."""

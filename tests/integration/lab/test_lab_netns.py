@@ -88,8 +88,10 @@ async def run_and_probe(
             probes["other client's proxy"] = await reach_from(
                 inside, other_proxy.listen_host, other_proxy.port
             )
-            node = run.nodes[0]
+            node, metrics = run.nodes[0], httpx.URL(run.nodes[0].metrics_url)
             probes["service node"] = await reach_from(inside, node.host, node.port)
+            probes["service node's metrics"] = await reach_from(inside, metrics.host,
+                                                                metrics.port or 80)  # fmt: skip
             await run.run_traffic()
             nursery.cancel_scope.cancel()
     finally:
@@ -110,12 +112,14 @@ def test_each_process_in_its_own_namespace(tmp_path: Path) -> None:
     report, probes = trio.run(run_and_probe, scenario, tmp_path / "lab")
     assert report["environment"]["isolation"].startswith("netns"), report["environment"]
     # The client reaches its own proxy and nothing else: not the other client's API, not the
-    # other client's proxy, not the service node around the proxy.
+    # other client's proxy, not the service node around the proxy (its address leads to the
+    # proxy; anything else to it, such as its metrics port, is refused).
     assert probes == {
         "other client's API": "OSError",
         "own proxy": "reached",
         "other client's proxy": "OSError",
-        "service node": "OSError",
+        "service node": "reached",
+        "service node's metrics": "OSError",
     }, probes
     messages = report["messages"]
     assert messages["messages_sent"] >= 3, messages

@@ -1,5 +1,6 @@
 """`chinwag lab run` with every process in its own network namespace: two clients and a
-service node, a few 1:1 messages. Every message arrives once, the report says the run was
+service node, a few 1:1 messages, the node killed and restarted (the clients must find it
+again through their proxies). Every message arrives once, the report says the run was
 isolated, a client cannot reach the other client's API (only its own links to the lab's
 proxies), and no lab namespace outlives the run; a crashed run's namespaces are deleted by
 the next. Skipped where namespaces are not permitted (not root, no iproute2): CI runs as
@@ -42,6 +43,12 @@ peer_exchange = false
 [traffic]
 direct_interval = 1.0
 direct_size = 80
+
+[[faults]]
+kind = "kill"
+target = "node0"
+at = 1.5
+duration = 1.5
 """
 
 REACH = """
@@ -125,6 +132,7 @@ def test_each_process_in_its_own_namespace(tmp_path: Path) -> None:
     assert messages["messages_sent"] >= 3, messages
     assert messages["fates"]["delivered"] == messages["messages_sent"], messages["fates"]
     assert messages["duplicated"] == 0
+    assert report["faults"][0]["recovered"], report["faults"]
     assert set(lab_namespaces()) <= before  # every namespace of the run is gone
 
 

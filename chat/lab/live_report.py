@@ -112,6 +112,7 @@ def describe_live(report: Mapping[str, Any]) -> str:
     lines = [
         f"lab run '{report['scenario']['name']}': {m['messages_sent']} messages, "
         f"{m['expected_deliveries']} expected deliveries",
+        f"isolation:  {report['environment']['isolation']}",
         f"fates:      {fates['delivered']} delivered, {fates['late']} late, {fates['lost']} lost; "
         f"{m['duplicated']} duplicated, {m['out_of_order']} out of order, "
         f"{m['shown_out_of_send_order']} shown out of send order",

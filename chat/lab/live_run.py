@@ -60,6 +60,16 @@ class LabSetupError(RuntimeError):
     """The network could not be set up (contacts, groups) in time."""
 
 
+class LabStopped(RuntimeError):
+    """SIGTERM or SIGHUP stopped the run (its processes and namespaces were cleaned up)."""
+
+
+async def _stop_on_signal(signals: Any) -> None:
+    """Turn SIGTERM/SIGHUP into an error, so the run's `finally` cleans up as on Ctrl-C."""
+    async for signum in signals:
+        raise LabStopped(f"stopped by {signal.Signals(signum).name}")
+
+
 def choose_isolation(requested: str) -> tuple[bool, str]:
     """Whether to run in network namespaces, and the report's sentence saying so and why.
     A scenario that asks for "netns" on a machine that cannot gets a LabSetupError."""
@@ -768,13 +778,15 @@ async def run_live(
         run.progress_to = progress
     setup_started = time.time()
     try:
-        await run.isolate()
-        async with trio.open_nursery() as nursery:
-            run.nursery = nursery
-            await run.start(nursery)
-            setup = time.time() - setup_started
-            await run.run_traffic()
-            nursery.cancel_scope.cancel()
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_stop_on_signal, signals)
+                run.nursery = nursery
+                await run.isolate()
+                await run.start(nursery)
+                setup = time.time() - setup_started
+                await run.run_traffic()
+                nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             try:

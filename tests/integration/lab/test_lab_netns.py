@@ -9,6 +9,7 @@ root."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,28 @@ def test_a_crashed_runs_namespaces_are_deleted_by_the_next_run() -> None:
     finally:
         for name in (crashed, alive):
             run("ip", "netns", "del", name)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(namespaces_problem() is not None, reason=str(namespaces_problem()))
+def test_a_run_stopped_by_sigterm_deletes_its_namespaces(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(SCENARIO)
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "chat.cli", "lab", "run", str(scenario), "--workdir",
+         str(tmp_path / "lab")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert lab.stderr is not None
+        for line in lab.stderr:  # progress: the namespaces exist once the profiles are made
+            if "creating profiles" in line:
+                break
+        ours = [name for name in lab_namespaces() if name.startswith(f"{LAB_PREFIX}{lab.pid}-")]
+        assert len(ours) == 3, ours  # node0, client0, client1
+        lab.send_signal(signal.SIGTERM)
+        _, err = lab.communicate(timeout=60)
+    finally:
+        lab.kill()
+    assert lab.returncode != 0 and "stopped by SIGTERM" in err, err[-2000:]
+    assert not [name for name in lab_namespaces() if name.startswith(f"{LAB_PREFIX}{lab.pid}-")]

@@ -41,7 +41,7 @@ from chat.lab.live_processes import (
     start_node,
 )
 from chat.lab.live_scenario import Fault, LiveScenario
-from chat.lab.netns import LabCells, namespaces_problem, remove_stale_lab_namespaces
+from chat.lab.netns import LabCells, lab_namespaces_problem, remove_stale_lab_namespaces
 from chat.lab.timeline import FaultTimeline, expand
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def choose_isolation(requested: str) -> tuple[bool, str]:
     A scenario that asks for "netns" on a machine that cannot gets a LabSetupError."""
     if requested == "loopback":
         return False, "loopback (the scenario asks for it)"
-    problem = namespaces_problem()
+    problem = lab_namespaces_problem()
     if problem is None:
         return True, ("netns: each process in its own network namespace, joined to the lab's "
                       "only through its fault proxies")  # fmt: skip

@@ -47,8 +47,6 @@ def namespaces_problem() -> str | None:
         return "network namespaces need root"
     if shutil.which("ip") is None:
         return "the `ip` tool (iproute2) is not installed"
-    if shutil.which("iptables") is None:
-        return "iptables is not installed"
     probe = f"cwprobe{secrets.token_hex(3)}"
     made = run("ip", "netns", "add", probe)
     if made.returncode != 0:
@@ -60,6 +58,14 @@ def namespaces_problem() -> str | None:
     finally:
         run("ip", "netns", "del", probe)
     return None
+
+
+def lab_namespaces_problem() -> str | None:
+    """Why the lab cannot put its processes in namespaces, or None (it also needs iptables:
+    LabCells.redirect)."""
+    if sys.platform == "linux" and shutil.which("iptables") is None:
+        return "iptables is not installed"
+    return namespaces_problem()
 
 
 def _free_management_net() -> ipaddress.IPv4Network:

@@ -26,7 +26,7 @@ from chat.lab.live_scenario import LiveScenario, parse_live_scenario
 from chat.lab.netns import (
     LAB_PREFIX,
     lab_namespaces,
-    namespaces_problem,
+    lab_namespaces_problem,
     remove_stale_lab_namespaces,
     run,
 )
@@ -51,6 +51,9 @@ target = "node0"
 at = 1.5
 duration = 1.5
 """
+
+PROBLEM = lab_namespaces_problem()
+needs_namespaces = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
 
 REACH = """
 import socket, sys
@@ -112,7 +115,7 @@ async def run_and_probe(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(namespaces_problem() is not None, reason=str(namespaces_problem()))
+@needs_namespaces
 def test_each_process_in_its_own_namespace(tmp_path: Path) -> None:
     scenario = parse_live_scenario(SCENARIO)
     before = set(lab_namespaces())
@@ -159,7 +162,7 @@ def test_commands_in_a_namespace_listen_on_its_link(tmp_path: Path) -> None:
     assert loopback[0] == sys.executable and "127.0.0.1:0" in loopback
 
 
-@pytest.mark.skipif(namespaces_problem() is not None, reason=str(namespaces_problem()))
+@needs_namespaces
 def test_a_crashed_runs_namespaces_are_deleted_by_the_next_run() -> None:
     # A process id that no process has now: a short-lived child's, after it ended.
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -178,7 +181,7 @@ def test_a_crashed_runs_namespaces_are_deleted_by_the_next_run() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(namespaces_problem() is not None, reason=str(namespaces_problem()))
+@needs_namespaces
 def test_a_run_stopped_by_sigterm_deletes_its_namespaces(tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.toml"
     scenario.write_text(SCENARIO)

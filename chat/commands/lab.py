@@ -203,7 +203,7 @@ def run_live(args: argparse.Namespace) -> int:
     from chat.lab.catalog import resolve_live_scenario
     from chat.lab.live_processes import LabProcessError
     from chat.lab.live_report import describe_live, render_live_html
-    from chat.lab.live_run import LabSetupError
+    from chat.lab.live_run import LabSetupError, LabStopped
     from chat.lab.live_run import run_live as run_scenario
     from chat.lab.scenario import ScenarioError
 
@@ -215,7 +215,7 @@ def run_live(args: argparse.Namespace) -> int:
         workdir = args.workdir or Path(temporary)
         try:
             report = trio.run(run_scenario, scenario, workdir, _progress)
-        except* (LabSetupError, LabProcessError) as group:
+        except* (LabSetupError, LabProcessError, LabStopped) as group:
             raise UserError(str(group.exceptions[0])) from None
         except* NotImplementedError as group:
             raise UserError(str(group.exceptions[0])) from None

@@ -1,5 +1,6 @@
-"""A TCP relay on loopback between a client and a service node that delays, throttles or cuts
-the link (chat.lab.link_shaper decides when each chunk goes; this module only moves bytes).
+"""A TCP relay in the lab's namespace between a client and a service node that delays,
+throttles or cuts the link (chat.lab.link_shaper decides when each chunk goes; this module
+only moves bytes).
 
 The client dials the proxy's port with the node's peer id; the proxy dials the node. Each
 direction has its own shaper, so a cap or a delay acts both ways as on a real link. A cut
@@ -24,6 +25,8 @@ QUEUED_CHUNKS = 64
 class FaultProxy:
     target_port: int
     target_host: str = "127.0.0.1"
+    listen_host: str = "127.0.0.1"
+    """Where the client dials it: loopback, or the lab's end of the client's namespace link."""
     rng: random.Random = field(default_factory=random.Random)
     port: int = 0
     cut: bool = False
@@ -44,7 +47,7 @@ class FaultProxy:
                 scope.cancel()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        listeners = await trio.open_tcp_listeners(0, host=self.listen_host)
         self.port = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
             task_status.started(self.port)

@@ -106,6 +106,8 @@ class LabProcess:
 class ServiceNode:
     process: LabProcess
     port: int
+    host: str = "127.0.0.1"
+    """Where it listens (in its namespace, if it has one)."""
     peer_id: str = ""
     metrics_url: str = ""
 
@@ -189,15 +191,29 @@ class ClientFlags:
     """Seconds its clock is off (--clock-offset; a clock_skew fault)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a lab process runs: the command prefix that puts it there (`ip netns exec NAME`)
+    and the address it listens on (and the lab reaches it at)."""
+
+    wrapper: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+
+
 @dataclass
 class LabCommands:
     """The `chinwag` command lines, all on one data directory."""
 
     data_dir: Path
     processes: list[LabProcess] = field(default_factory=list)
+    placements: dict[str, Placement] = field(default_factory=dict)
+    """Process name -> its namespace; absent: loopback in the lab's own namespace."""
 
     def base(self) -> list[str]:
         return [sys.executable, "-m", "chat.cli", "--data-dir", str(self.data_dir)]
+
+    def placement(self, name: str) -> Placement:
+        return self.placements.get(name, Placement())
 
     def env(self) -> dict[str, str]:
         return {**os.environ, PASSPHRASE_ENV: LAB_PASSPHRASE}
@@ -219,10 +235,12 @@ class LabCommands:
         light_services: bool = False,
         peers: Sequence[str] = (),
     ) -> LabProcess:
+        place = self.placement(name)
         command = [
-            *self.base(), "node", "--store", "--listen", f"/ip4/127.0.0.1/tcp/{port}",
+            *place.wrapper, *self.base(), "node", "--store",
+            "--listen", f"/ip4/{place.host}/tcp/{port}",
             "--node-key", str(self.data_dir / f"{name}.key"),
-            "--archive", str(self.data_dir / f"{name}.sqlite"), "--metrics", "127.0.0.1:0",
+            "--archive", str(self.data_dir / f"{name}.sqlite"), "--metrics", f"{place.host}:0",
         ]  # fmt: skip
         if not peer_exchange:
             command.append("--no-peer-exchange")
@@ -238,8 +256,9 @@ class LabCommands:
         return self._process(name, self.command_for_client(name, peers, flags))
 
     def command_for_client(self, name: str, peers: Sequence[str], flags: ClientFlags) -> list[str]:
+        place = self.placement(name)
         command = [
-            *self.base(), "--profile", name, "serve", "--api", "127.0.0.1:0",
+            *place.wrapper, *self.base(), "--profile", name, "serve", "--api", f"{place.host}:0",
             "--listen", "/ip4/127.0.0.1/tcp/0", *(a for p in peers for a in ("--peer", p)),
         ]  # fmt: skip
         if flags.light:

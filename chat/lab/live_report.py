@@ -48,7 +48,7 @@ def build_report(run: LiveRun, setup_seconds: float) -> dict[str, Any]:
     return {
         "scenario": dataclasses.asdict(scenario),
         "environment": {
-            "isolation": "loopback (no network namespaces)",
+            "isolation": run.isolation,
             "link_faults": "latency, jitter, bandwidth caps and partitions through the lab's "
             "userspace TCP proxy on each client-node link; loss through the clients' relay "
             "frame drop (serve --drop-frames), from the start of the traffic",
@@ -112,6 +112,7 @@ def describe_live(report: Mapping[str, Any]) -> str:
     lines = [
         f"lab run '{report['scenario']['name']}': {m['messages_sent']} messages, "
         f"{m['expected_deliveries']} expected deliveries",
+        f"isolation:  {report['environment']['isolation']}",
         f"fates:      {fates['delivered']} delivered, {fates['late']} late, {fates['lost']} lost; "
         f"{m['duplicated']} duplicated, {m['out_of_order']} out of order, "
         f"{m['shown_out_of_send_order']} shown out of send order",

@@ -1,4 +1,5 @@
-"""`chinwag lab run`: a LiveScenario on real processes, on loopback.
+"""`chinwag lab run`: a LiveScenario on real processes, each in its own network namespace
+where permitted (chat/lab/netns.py), on loopback otherwise.
 
 Start the service nodes, one fault proxy per (client, node) link, and the clients (each
 dials the nodes through its proxies); make every pair of clients contacts and create the
@@ -34,11 +35,13 @@ from chat.lab.live_processes import (
     Client,
     ClientFlags,
     LabCommands,
+    Placement,
     ServiceNode,
     start_client,
     start_node,
 )
 from chat.lab.live_scenario import Fault, LiveScenario
+from chat.lab.netns import LabCells, lab_namespaces_problem, remove_stale_lab_namespaces
 from chat.lab.timeline import FaultTimeline, expand
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,30 @@ TRUE_TIME_SLACK = 1.0
 
 class LabSetupError(RuntimeError):
     """The network could not be set up (contacts, groups) in time."""
+
+
+class LabStopped(RuntimeError):
+    """SIGTERM or SIGHUP stopped the run (its processes and namespaces were cleaned up)."""
+
+
+async def _stop_on_signal(signals: Any) -> None:
+    """Turn SIGTERM/SIGHUP into an error, so the run's `finally` cleans up as on Ctrl-C."""
+    async for signum in signals:
+        raise LabStopped(f"stopped by {signal.Signals(signum).name}")
+
+
+def choose_isolation(requested: str) -> tuple[bool, str]:
+    """Whether to run in network namespaces, and the report's sentence saying so and why.
+    A scenario that asks for "netns" on a machine that cannot gets a LabSetupError."""
+    if requested == "loopback":
+        return False, "loopback (the scenario asks for it)"
+    problem = lab_namespaces_problem()
+    if problem is None:
+        return True, ("netns: each process in its own network namespace, joined to the lab's "
+                      "only through its fault proxies")  # fmt: skip
+    if requested == "netns":
+        raise LabSetupError(f"the scenario asks for network namespaces, but {problem}")
+    return False, f"loopback (no network namespaces: {problem})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +178,10 @@ class LiveRun:
     stage: str = "nothing yet"
     community: LabCommunity | None = None
     """The community whose channel carries traffic (when the scenario has some)."""
+    isolation: str = "loopback"
+    """The report's sentence on where the processes ran (choose_isolation)."""
+    cells: LabCells | None = None
+    """The processes' namespaces (None: loopback)."""
 
     def progress(self, text: str) -> None:
         self.stage = text
@@ -180,6 +211,46 @@ class LiveRun:
             self.offsets_seen.setdefault(target, [0.0]).append(offset)
         return skews
 
+    async def isolate(self) -> None:
+        """Decide on namespaces and, if so, make one per process (`close_cells` deletes them)."""
+        net = self.scenario.network
+        use_netns, self.isolation = await trio.to_thread.run_sync(choose_isolation, net.isolation)
+        self.progress(f"isolation: {self.isolation}")
+        if not use_netns:
+            return
+        stale = await trio.to_thread.run_sync(remove_stale_lab_namespaces)
+        if stale:
+            self.progress(f"deleted {len(stale)} namespace(s) of crashed lab runs")
+        roles = [*(f"node{i}" for i in range(net.service_nodes)),
+                 *(f"client{i}" for i in range(net.clients))]  # fmt: skip
+        self.cells = LabCells(roles)
+        await trio.to_thread.run_sync(self.cells.up)
+        for role, cell in self.cells.cells.items():
+            self.commands.placements[role] = Placement(cell.wrapper, cell.inside_ip)
+
+    async def close_cells(self) -> None:
+        if self.cells is not None:
+            await trio.to_thread.run_sync(self.cells.down)
+
+    def _outside(self, name: str) -> str:
+        """Where the lab's proxies for a process listen (its namespace link's lab end)."""
+        if self.cells is None:
+            return "127.0.0.1"
+        return self.cells.cells[name].outside_ip
+
+    async def _proxy(self, nursery: trio.Nursery, dialer: str, node: ServiceNode,
+                     rng: random.Random) -> tuple[FaultProxy, str]:  # fmt: skip
+        """A proxy from `dialer` to a service node, and the address `dialer` dials: in
+        namespaces the node's own (redirected to the proxy), on loopback the proxy's."""
+        listen = self._outside(dialer)
+        proxy = FaultProxy(node.port, target_host=node.host, listen_host=listen, rng=rng)
+        await nursery.start(proxy.run)
+        if self.cells is None:
+            return proxy, f"/ip4/{listen}/tcp/{proxy.port}/p2p/{node.peer_id}"
+        await trio.to_thread.run_sync(self.cells.redirect, dialer, node.host, node.port,
+                                      proxy.port)  # fmt: skip
+        return proxy, f"/ip4/{node.host}/tcp/{node.port}/p2p/{node.peer_id}"
+
     async def start(self, nursery: trio.Nursery) -> None:
         net = self.scenario.network
         env = self.commands.env()
@@ -188,13 +259,20 @@ class LiveRun:
             shards = (0, 1, COMMUNITY_SHARD) if self.community is not None else ()
             light = any(net.is_light(i) for i in range(net.clients))
             # Service nodes mesh with each other, as a fleet's do (and a node must have a
-            # relay peer to take a light push).
-            others = [f"/ip4/127.0.0.1/tcp/{n.port}/p2p/{n.peer_id}" for n in self.nodes]
+            # relay peer to take a light push); across namespaces through proxies that no
+            # fault touches.
+            if self.cells is None:
+                others = [f"/ip4/127.0.0.1/tcp/{n.port}/p2p/{n.peer_id}" for n in self.nodes]
+            else:
+                others = []
+                for other in self.nodes:
+                    _, address = await self._proxy(nursery, name, other, random.Random(0))
+                    others.append(address)
             process = self.commands.node_process(
                 name, free_port(), net.peer_exchange, shards, light_services=light, peers=others
             )
-            node = ServiceNode(process, int(process.command[process.command.index("--listen")
-                                                            + 1].split("/")[4]))  # fmt: skip
+            listen = process.command[process.command.index("--listen") + 1].split("/")
+            node = ServiceNode(process, int(listen[4]), host=listen[2])
             await start_node(node, env, nursery)
             self.nodes.append(node)
         rng = random.Random(self.scenario.seed)
@@ -205,10 +283,10 @@ class LiveRun:
         for index in range(net.clients):
             peers = []
             for number, node in enumerate(self.nodes):
-                proxy = FaultProxy(node.port, rng=random.Random(rng.random()))
-                await nursery.start(proxy.run)
+                link_rng = random.Random(rng.random())
+                proxy, address = await self._proxy(nursery, f"client{index}", node, link_rng)
                 self.proxies[(index, number)] = proxy
-                peers.append(f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{node.peer_id}")
+                peers.append(address)
             self.client_peers.append(peers)
             # No loss during setup (it is not measured, and a lost acceptance can wait minutes
             # for its re-send): the clients start again with the scenario's loss below.
@@ -700,13 +778,19 @@ async def run_live(
         run.progress_to = progress
     setup_started = time.time()
     try:
-        async with trio.open_nursery() as nursery:
-            run.nursery = nursery
-            await run.start(nursery)
-            setup = time.time() - setup_started
-            await run.run_traffic()
-            nursery.cancel_scope.cancel()
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_stop_on_signal, signals)
+                run.nursery = nursery
+                await run.isolate()
+                await run.start(nursery)
+                setup = time.time() - setup_started
+                await run.run_traffic()
+                nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
-            await run.close()
+            try:
+                await run.close()
+            finally:
+                await run.close_cells()
     return build_report(run, setup)

@@ -12,6 +12,7 @@ mistake is a ScenarioError naming the file and the line.
     light_clients = []   # or some of them light: ["client2"]
     clients = 3
     loss = 0.3           # share of outgoing relay frames each client loses (--drop-frames)
+    isolation = "auto"   # "netns" (a namespace per process), "loopback", or netns if permitted
 
     [traffic]
     direct_interval = 1.0   # seconds between 1:1 messages (a random contact pair)
@@ -50,6 +51,7 @@ UNTIL_THE_END = ("kill", "clock_skew")
 """Kinds that may go without a duration: they last to the end of the run."""
 MODES = ("relay", "light")
 MAX_CLIENTS = 32
+ISOLATIONS = ("auto", "netns", "loopback")
 MAX_SIZE = 60_000
 MAX_OFFSET = 86_400.0
 
@@ -70,6 +72,9 @@ class Network:
     peer_exchange: bool = True
     """Whether service nodes tell clients about each other; false: a client's only peers are
     the service nodes."""
+    isolation: str = "auto"
+    """"netns": every process in its own network namespace, reached only through the lab's
+    proxies; "loopback": all on loopback; "auto": netns where this machine permits it."""
 
     def is_light(self, client: int) -> bool:
         return self.mode == "light" or f"client{client}" in self.light_clients
@@ -238,6 +243,8 @@ def _check(scenario: LiveScenario, data: dict[str, Any], locate: _Locator) -> No
         fail("network", "mode", f"mode must be one of {', '.join(MODES)}, not {net.mode!r}")
     if not 1 <= net.service_nodes <= 4:
         fail("network", "service_nodes", "service_nodes must be 1..4")
+    if net.isolation not in ISOLATIONS:
+        fail("network", "isolation", f"isolation must be one of {', '.join(ISOLATIONS)}")
     if not 2 <= net.clients <= MAX_CLIENTS:
         fail("network", "clients", f"clients must be 2..{MAX_CLIENTS}")
     if not 0 < net.timer_scale <= 1:

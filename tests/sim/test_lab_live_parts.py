@@ -63,6 +63,7 @@ def test_a_good_scenario_parses() -> None:
         (("latency_ms = 500.0", 'latency_ms = "slow"'), 22, "latency_ms must be a number"),
         (('kind = "latency"', 'kind = "lightning"'), 18, "kind must be one of"),
         (("duration = 10.0", "duration = 10.0\n["), 3, "line 3"),  # a TOML syntax error
+        (("loss = 0.3", 'loss = 0.3\nisolation = "vm"'), 7, "isolation must be one of"),
     ],
 )
 def test_bad_scenarios_name_the_line(edit: tuple[str, str], line: int, words: str) -> None:

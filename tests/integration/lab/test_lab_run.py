@@ -28,6 +28,7 @@ late_after = 30.0
 clients = 3
 loss = 0.3
 timer_scale = 0.1
+isolation = "loopback"  # test_lab_netns.py runs the lab in network namespaces
 
 [traffic]
 direct_interval = 1.0
@@ -49,6 +50,7 @@ settle = 12.0
 clients = 3
 loss = 0.3
 timer_scale = 0.1
+isolation = "loopback"  # test_lab_netns.py runs the lab in network namespaces
 peer_exchange = false
 
 [traffic]

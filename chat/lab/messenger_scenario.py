@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chat.lab.scenario import Churn, Latency, Partition, ScenarioError, build_section
+from chat.lab.scenario import (
+    Churn,
+    Latency,
+    Partition,
+    ScenarioError,
+    build_scenario,
+    read_scenario_file,
+)
 
 MODE = "messenger"
 
@@ -88,35 +95,14 @@ def is_messenger_file(path: Path) -> bool:
 
 
 def load_messenger_scenario(path: Path, **overrides: Any) -> MessengerScenario:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
-    return messenger_scenario_from_dict(data, str(path), **overrides)
+    return messenger_scenario_from_dict(read_scenario_file(path), str(path), **overrides)
 
 
 def messenger_scenario_from_dict(
     data: dict[str, Any], where: str = "scenario", **overrides: Any
 ) -> MessengerScenario:
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "latency":
-            values[key] = build_section(Latency, value, f"{where}: [latency]")
-        elif key == "churn":
-            values[key] = build_section(Churn, value, f"{where}: [churn]")
-        elif key == "partitions":
-            if not isinstance(value, list):
-                raise ScenarioError(f"{where}: partitions must be an array of tables")
-            values[key] = tuple(
-                build_section(Partition, item, f"{where}: [[partitions]] #{i + 1}")
-                for i, item in enumerate(value)
-            )
-        else:
-            values[key] = value
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    scenario: MessengerScenario = build_section(MessengerScenario, values, where)
+    tables = {"latency": Latency, "churn": Churn}
+    scenario: MessengerScenario = build_scenario(MessengerScenario, tables, data, where, overrides)
     return scenario
 
 

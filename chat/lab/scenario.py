@@ -133,26 +133,37 @@ class RelayScenario:
 
 def load_scenario(path: Path, **overrides: Any) -> RelayScenario:
     """The scenario in a TOML file, with command-line overrides (None values ignored)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
-    return scenario_from_dict(data, str(path), **overrides)
+    return scenario_from_dict(read_scenario_file(path), str(path), **overrides)
 
 
 def scenario_from_dict(
     data: dict[str, Any], where: str = "scenario", **overrides: Any
 ) -> RelayScenario:
+    tables = {"latency": Latency, "churn": Churn, "spammer": Spammer}
+    scenario: RelayScenario = build_scenario(RelayScenario, tables, data, where, overrides)
+    return scenario
+
+
+def read_scenario_file(path: Path) -> dict[str, Any]:
+    """A scenario file's TOML; an unreadable or malformed file is one error naming it."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+
+
+def build_scenario(
+    kind: Any, tables: dict[str, Any], data: dict[str, Any], where: str,
+    overrides: dict[str, Any],
+) -> Any:  # fmt: skip
+    """A scenario dataclass `kind` from a file's tables (`tables`: key -> the dataclass of
+    that table; `[[partitions]]` is an array of them), with overrides (None ignored)."""
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key == "latency":
-            values[key] = build_section(Latency, value, f"{where}: [latency]")
-        elif key == "churn":
-            values[key] = build_section(Churn, value, f"{where}: [churn]")
-        elif key == "spammer":
-            values[key] = build_section(Spammer, value, f"{where}: [spammer]")
+        if key in tables:
+            values[key] = build_section(tables[key], value, f"{where}: [{key}]")
         elif key == "partitions":
             if not isinstance(value, list):
                 raise ScenarioError(f"{where}: partitions must be an array of tables")
@@ -163,8 +174,7 @@ def scenario_from_dict(
         else:
             values[key] = value
     values.update({k: v for k, v in overrides.items() if v is not None})
-    scenario: RelayScenario = build_section(RelayScenario, values, where)
-    return scenario
+    return build_section(kind, values, where)
 
 
 def build_section(kind: Any, value: Any, where: str) -> Any:

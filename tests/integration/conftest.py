@@ -1,11 +1,14 @@
-"""Real py-libp2p hosts on 127.0.0.1 (Noise only; yamux and/or mplex) for req-res protocol tests."""
+"""Real py-libp2p hosts on 127.0.0.1 (Noise only; yamux and/or mplex) for req-res protocol tests,
+and `chinwag`: real `chinwag` processes (tests/harness/processes.py), stopped when the test ends."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import trio
+from harness.processes import Chinwag
 from libp2p import new_host
 from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -69,3 +72,13 @@ async def hosts() -> AsyncIterator[Hosts]:
 def clock() -> MockClock:
     """Real-speed time that a test can jump forward (TTLs, ping intervals)."""
     return MockClock(rate=1.0)
+
+
+@pytest.fixture
+async def chinwag(tmp_path: Path) -> AsyncIterator[Chinwag]:
+    runner = Chinwag(tmp_path / "data")
+    try:
+        yield runner
+    finally:
+        with trio.CancelScope(shield=True):
+            await runner.close()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 from harness.fast import FAST
-from harness.processes import PASSPHRASE, Chinwag
+from harness.processes import PASSPHRASE
 from multiaddr import Multiaddr
 
 from chat.api.app import ApiApp
@@ -126,13 +126,3 @@ async def api_net(tmp_path: Path) -> AsyncIterator[ApiNet]:
     for store in net.stores:
         with contextlib.suppress(Exception):
             store.close()
-
-
-@pytest.fixture
-async def chinwag(tmp_path: Path) -> AsyncIterator[Chinwag]:
-    runner = Chinwag(tmp_path / "data")
-    try:
-        yield runner
-    finally:
-        with trio.CancelScope(shield=True):
-            await runner.close()

@@ -5,28 +5,15 @@ one 400 s ahead, past the ±5 min every relay allows, has its messages ignored b
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
-import trio
 from harness.processes import Chinwag
 from harness.waiting import wait_until
 
 from chat.communities.shards import DEFAULT_SHARED_SHARD
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def chinwag(tmp_path: Path) -> AsyncIterator[Chinwag]:
-    runner = Chinwag(tmp_path / "data")
-    try:
-        yield runner
-    finally:
-        with trio.CancelScope(shield=True):
-            await runner.close()
 
 
 async def ignored_out_of_window(metrics_url: str) -> int:

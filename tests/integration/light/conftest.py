@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import trio
 from harness.light_network import LightNet
-from harness.processes import Chinwag
 
 from storage.profiles import Profiles
 
@@ -19,13 +18,3 @@ async def light_net(tmp_path: Path) -> AsyncIterator[LightNet]:
             yield network
         finally:
             network.close()
-
-
-@pytest.fixture
-async def chinwag(tmp_path: Path) -> AsyncIterator[Chinwag]:
-    runner = Chinwag(tmp_path / "data")
-    try:
-        yield runner
-    finally:
-        with trio.CancelScope(shield=True):
-            await runner.close()

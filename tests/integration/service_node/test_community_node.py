@@ -4,9 +4,8 @@ by itself: the old key's messages are refused from then on, the new key's pass."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
 import trio
@@ -26,16 +25,6 @@ from chat.waku.protected import ShardKeyPair
 CLUSTER = 42
 REJECTIONS = "chinwag_relay_protected_rejections_total"
 Scrape = Callable[[str], Awaitable[dict[str, float]]]
-
-
-@pytest.fixture
-async def chinwag(tmp_path: Path) -> AsyncIterator[Chinwag]:
-    runner = Chinwag(tmp_path / "data")
-    try:
-        yield runner
-    finally:
-        with trio.CancelScope(shield=True):
-            await runner.close()
 
 
 @pytest.mark.slow

@@ -4,9 +4,8 @@ member's signed messages, and shows the rejections on /metrics by shard and reas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
 import trio
@@ -20,16 +19,6 @@ from chat.waku.protected import ShardKeyPair
 DEADLINE = 60
 REJECTIONS = "chinwag_relay_protected_rejections_total"
 Scrape = Callable[[str], Awaitable[dict[str, float]]]
-
-
-@pytest.fixture
-async def chinwag(tmp_path: Path) -> AsyncIterator[Chinwag]:
-    runner = Chinwag(tmp_path / "data")
-    try:
-        yield runner
-    finally:
-        with trio.CancelScope(shield=True):
-            await runner.close()
 
 
 @pytest.mark.slow

@@ -107,6 +107,19 @@ class ShardRendezvous:
         """Register and discover now (a new point connected, a community shard joined)."""
         self._wake.set()
 
+    def set_shards(self, shards: Iterable[int]) -> None:
+        """Follow the shards we relay: a shard joined (a community's) is registered and
+        discovered at once; one left is no longer renewed (its registrations lapse at their
+        TTL)."""
+        wanted = tuple(sorted(set(shards)))
+        if wanted == self.shards:
+            return
+        self._registered_at = {
+            key: at for key, at in self._registered_at.items() if key[1] in wanted
+        }
+        self.shards = wanted
+        self.refresh()
+
     async def serve(
         self, host: WakuHost, *, task_status: TaskStatusLike = trio.TASK_STATUS_IGNORED
     ) -> None:

@@ -86,3 +86,17 @@ async def test_the_shard_set_follows_shards_joined_and_left() -> None:
             assert clients["bob"].shards == (0,)
             again = await clients["bob"].round(bob.host, point_id)
             assert again and {p.shard for p in again} == {0}
+
+
+async def test_a_point_connected_after_start_is_used_within_seconds_not_at_the_next_round() -> None:
+    point_node, alice = node((0,)), node((0, 5))
+    await point_node.mount(RendezvousPoint())
+    client = ShardRendezvous(42, (0, 5), lambda _peer: None, discover_interval=DEADLINE * 10)
+    with trio.fail_after(DEADLINE):
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(point_node.run())
+            await alice.mount(client)
+            await stack.enter_async_context(alice.run())
+            # The first round ran as the node started, with no point to ask.
+            await alice.host.dial(point_node.full_multiaddrs()[0])
+            await wait_until(lambda: client.registrations == 2)

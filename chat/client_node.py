@@ -218,7 +218,9 @@ class ClientNode:
             except BootstrapError as exc:
                 log.info("bootstrap hint skipped: %s", exc)
                 continue
-            self.connectivity.peers.add_discovered(peer, [addr], shards=[shard])
+            # A peer we know already keeps the shards it told us (metadata) over a hint's.
+            known = self.connectivity.peers.core.knows(str(peer))
+            self.connectivity.peers.add_discovered(peer, [addr], shards=None if known else [shard])
             taken += 1
         return taken
 

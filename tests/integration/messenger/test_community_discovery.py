@@ -113,10 +113,11 @@ async def test_members_find_the_communitys_shard_through_a_rendezvous_point(net:
     await wait_until(lambda: connected_to(alice, shard_service), 30)
 
     link, _qr = await alice.community_link(community.id)
-    found = await fetched(bob, without_bootstrap(link), within=30)
+    bare_link = without_bootstrap(link)
+    found = await fetched(bob, bare_link, within=30)
     assert found.community is not None and found.community.name == "Bats"
     assert connected_to(bob, shard_service)
-    await bob.join_community(link, "bats please")
+    await bob.join_community(bare_link, "bats please")
     await accepted(alice, bob, community.id)
 
 

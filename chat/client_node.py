@@ -24,6 +24,7 @@ from chat.errors import ConfigError
 from chat.fleet import peer_id_of
 from chat.waku.bandwidth import BandwidthMeter
 from chat.waku.connectivity import Connectivity, ConnectivityOptions
+from chat.waku.discovery.bootstrap import BootstrapError, parse_bootstrap, pick_bootstrap
 from chat.waku.discovery.mdns.wire import MDNS_PORT
 from chat.waku.health_monitor import HealthService
 from chat.waku.host import ConnectionEvent, generate_node_key
@@ -36,7 +37,7 @@ from chat.waku.relay.core import Router
 from chat.waku.relay.faults import RelayFaults
 from chat.waku.relay.service import RelayService
 from chat.waku.store.client import StoreClient
-from chat.waku.topics import RelayShard
+from chat.waku.topics import InvalidPubsubTopic, RelayShard
 from chat.waku.validation import RelayValidator
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,60 @@ class ClientNode:
             self.relay.subscribe(pubsub_topic)
         if pubsub_topic not in self.pubsub_topics:
             self.pubsub_topics.append(pubsub_topic)
+            self.connectivity.follow_shards(self._shards())
+
+    def _shards(self) -> list[int]:
+        shards = []
+        for topic in self.pubsub_topics:
+            try:
+                shard = RelayShard.parse(topic)
+            except InvalidPubsubTopic:
+                continue
+            if shard.cluster_id == self.config.cluster_id:
+                shards.append(shard.shard_id)
+        return shards
+
+    def bootstrap_addresses(self, pubsub_topic: str, limit: int, max_length: int) -> list[str]:
+        """Full multiaddrs of connected peers relaying `pubsub_topic`, then of rendezvous
+        points: a hint for someone whose fleet does not serve that shard (a community link)."""
+        host = self.node.host
+        on_shard = {str(peer) for peer in self.relay.router.topic_peers.get(pubsub_topic, ())}
+        connected = host.connected_peers()
+        rendezvous = self.connectivity.rendezvous
+        points = set(rendezvous.points(host)) if rendezvous is not None else set()
+        ordered = [p for p in connected if str(p) in on_shard]
+        ordered += [p for p in connected if p in points and str(p) not in on_shard]
+        store = host.libp2p.get_peerstore()
+
+        def addresses(peer: ID) -> list[Multiaddr]:
+            known = self.connectivity.peers.addresses_of(peer)
+            try:
+                return known + [a for a in store.addrs(peer) if a not in known]
+            except Exception:  # the peerstore raises when it has no addresses
+                return known
+
+        return pick_bootstrap(((p, addresses(p)) for p in ordered), limit, max_length)
+
+    def add_bootstrap(self, pubsub_topic: str, addresses: Sequence[str]) -> int:
+        """Hand bootstrap hints for `pubsub_topic` to the peer manager, which dials them
+        while the shard lacks relay peers; a bad hint is logged and skipped. Returns how
+        many were taken."""
+        try:
+            shard = RelayShard.parse(pubsub_topic).shard_id
+        except InvalidPubsubTopic:
+            return 0
+        taken = 0
+        for text in addresses:
+            try:
+                peer, addr = parse_bootstrap(text)
+            except BootstrapError as exc:
+                log.info("bootstrap hint skipped: %s", exc)
+                continue
+            # A peer we know already keeps the shards it told us (metadata) over a hint's.
+            known = self.connectivity.peers.core.knows(str(peer))
+            self.connectivity.peers.add_discovered(peer, [addr], shards=None if known else [shard])
+            taken += 1
+        return taken
 
     def relay_peers(self) -> dict[str, int]:
         topic_peers: dict[str, Any] = self.relay.router.topic_peers

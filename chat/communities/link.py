@@ -53,12 +53,15 @@ class CommunityLink:
 
     @classmethod
     def of(cls, description: Description, bootstrap: tuple[str, ...] = ()) -> CommunityLink:
+        """The link; bootstrap hints past MAX_BOOTSTRAP or over MAX_BOOTSTRAP_ADDRESS are
+        left out (with the longest name, four of the longest still fit MAX_COMMUNITY_LINK)."""
+        hints = tuple(a for a in bootstrap if len(a) <= MAX_BOOTSTRAP_ADDRESS)[:MAX_BOOTSTRAP]
         return cls(
             owner_key=description.owner_key,
             cluster_id=description.cluster_id,
             shard=description.shard,
             protection_key=description.protection_key,
-            bootstrap=tuple(bootstrap[:MAX_BOOTSTRAP]),
+            bootstrap=hints,
             name=description.name,
         )
 

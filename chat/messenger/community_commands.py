@@ -7,7 +7,6 @@ from __future__ import annotations
 import trio
 
 from chat import events as ev
-from chat.communities.link import CommunityLink
 from chat.messenger.communities import CommunityChats
 from chat.messenger.community_joins import CommunityJoins
 from chat.text import find_lone_surrogate, join_surrogate_pairs
@@ -36,7 +35,7 @@ class CommunityCommands:
     async def community_link(self, community_id: str) -> tuple[str, str]:
         """(the link's text, the same as a text QR code)."""
         community = self._communities.community(community_id)
-        link = CommunityLink.of(community.description)
+        link = self._community_joins.fetching.link_of(community.description)
         return link.encode(), link.qr()
 
     async def create_community(

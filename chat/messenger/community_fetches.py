@@ -2,7 +2,11 @@
 protection key), watch the description topic and scan it in the store. The fetch shows
 `fetching` until a validly signed description arrives (`found`), or `timed_out` /
 `not_found` after `CommunityPolicy.fetch_timeout` with the reason (how many relay peers the
-shard has, whether a store node was there to ask)."""
+shard has, whether a store node was there to ask).
+
+A link carries bootstrap hints (multiaddrs of the peers its maker had on the shard, then
+rendezvous points): a fetch hands them to the node to dial, so a person whose fleet does not
+serve the community's shard still reaches it. `link_of` fills them in."""
 
 from __future__ import annotations
 
@@ -12,11 +16,12 @@ from dataclasses import dataclass
 
 from chat import events as ev
 from chat.communities.channel import community_content_topic
-from chat.communities.link import CommunityLink, LinkError
+from chat.communities.description import Description
+from chat.communities.link import MAX_BOOTSTRAP, MAX_BOOTSTRAP_ADDRESS, CommunityLink, LinkError
 from chat.messenger.communities import CommunityChats, community_view
 from chat.messenger.community_wire import AddInbox, TopicInbox, WatchTopic
 from chat.messenger.context import MessengerContext
-from chat.messenger.node import MessengerNode
+from chat.messenger.node import BootstrapNode, MessengerNode
 from chat.waku.message import WakuMessage
 from chat.waku.protected import InvalidShardKey, ShardPublicKey
 from chat.waku.topics import format_pubsub_topic
@@ -95,6 +100,9 @@ class CommunityFetches:
             key = None
         if self._chats.communities.get(link.community_id) is None:
             self._node.join_shard(topic, None, key)
+        if link.bootstrap and isinstance(self._node, BootstrapNode):
+            taken = self._node.add_bootstrap(topic, link.bootstrap)
+            log.info("community %s: %d bootstrap peers to dial", link.community_id[:8], taken)
         content_topic = community_content_topic(link.community_id)
         self._add_inbox(content_topic, self.description_inbox(link.community_id))
         now_ms = self._ctx.now_ms()
@@ -111,6 +119,14 @@ class CommunityFetches:
         if self.scan_now is not None:
             self.scan_now(topic, (content_topic,), self._ctx.clock())
         await self._watch_requests(link.community_id)
+
+    def link_of(self, description: Description) -> CommunityLink:
+        """The community's link, with the peers we have on its shard as bootstrap hints."""
+        bootstrap: list[str] = []
+        if isinstance(self._node, BootstrapNode):
+            topic = format_pubsub_topic(description.cluster_id, description.shard)
+            bootstrap = self._node.bootstrap_addresses(topic, MAX_BOOTSTRAP, MAX_BOOTSTRAP_ADDRESS)
+        return CommunityLink.of(description, tuple(bootstrap))
 
     def fetch_view(self, community_id: str) -> ev.CommunityFetchView:
         fetch = self.fetches.get(community_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import trio
 from libp2p.peer.id import ID
@@ -97,4 +97,18 @@ class MessengerNode(Protocol):
 
     async def redial_now(self) -> int:
         """Dial every known peer that is not connected, now; the dials under way after."""
+        ...
+
+
+@runtime_checkable
+class BootstrapNode(Protocol):
+    """A node that can give and take bootstrap hints for a shard (a community link's
+    multiaddrs); the relay client (`ClientNode`) can, a light node or a stand-in need not."""
+
+    def bootstrap_addresses(self, pubsub_topic: str, limit: int, max_length: int) -> list[str]:
+        """Full multiaddrs of connected peers on the shard (then rendezvous points)."""
+        ...
+
+    def add_bootstrap(self, pubsub_topic: str, addresses: Sequence[str]) -> int:
+        """Dial hints for the shard while it lacks peers; bad ones logged and skipped."""
         ...

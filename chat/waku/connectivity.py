@@ -122,6 +122,14 @@ class Connectivity:
             if service is not None:
                 await self.node.mount(service)
 
+    def follow_shards(self, shards: Sequence[int]) -> None:
+        """The shards we relay changed (a community's joined or left): the peer manager
+        looks for peers there and rendezvous registers and discovers under them."""
+        self.peers.core.set_shards(shards)
+        self.peers.poke()
+        if self.rendezvous is not None:
+            self.rendezvous.set_shards(shards)
+
     def _found_on_lan(self, peer: Discovered) -> None:
         self.peers.add_discovered(peer.peer_id, [Multiaddr(a) for a in peer.addrs])
 

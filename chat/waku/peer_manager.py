@@ -150,6 +150,10 @@ class PeerManagerService:
         self.core.add_peer(peer_text, services=services, shards=shards)
         self.poke()
 
+    def addresses_of(self, peer: ID | str) -> list[Multiaddr]:
+        """The addresses we dial the peer at (fleet, flags, discovery), newest first."""
+        return list(self._addrs.get(str(peer), ()))
+
     def _remember(self, peer: str, addrs: list[Multiaddr]) -> None:
         known = self._addrs.setdefault(peer, [])
         for addr in addrs:

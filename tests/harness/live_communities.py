@@ -4,10 +4,18 @@ serve, fetching and joining by link, and reading what each member holds."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
+from multiaddr import Multiaddr
+
 from chat import events as ev
+from chat.communities.link import CommunityLink
 from chat.messenger import Messenger
+from chat.waku.node import NodeConfig, NodeService
 from chat.waku.protected import ShardPublicKey
-from chat.waku.service_node import ServiceNode
+from chat.waku.service_node import ServiceNode, ServiceNodeConfig, StoreOptions
+from harness.fast import LOOPBACK as FAST_LISTEN
 from harness.waiting import wait_until
 
 
@@ -66,3 +74,34 @@ async def request_state(messenger: Messenger, community_id: str) -> str:
 async def channel_texts(messenger: Messenger, chat_id: str) -> list[str]:
     """Every text message in the channel, ours included, oldest first."""
     return [m.text for m in await messenger.messages(chat_id, limit=500) if m.kind == "text"]
+
+
+async def start_other_service(
+    net: Any, name: str, *, services: tuple[NodeService, ...] = ()
+) -> ServiceNode:
+    """Another service node (relay + store on the default shards) beside `net.service`,
+    connected to nothing; `services` are mounted on it first (a rendezvous point or
+    client). Stopped with the test (or `net.stop(name)`)."""
+    service = ServiceNode(
+        ServiceNodeConfig(
+            node=NodeConfig(listen_addrs=[Multiaddr(FAST_LISTEN)]),
+            store=StoreOptions(net.tmp / name / "archive.sqlite"),
+        )
+    )
+    for extra in services:
+        await service.node.mount(extra)
+    net.scopes[name] = await net.nursery.start(net._run_service, service)
+    return service
+
+
+def address_of(service: ServiceNode) -> str:
+    return str(service.node.full_multiaddrs()[0])
+
+
+def without_bootstrap(link: str) -> str:
+    """The same link with its bootstrap hints taken out (only rendezvous is left)."""
+    return replace(CommunityLink.parse(link), bootstrap=()).encode()
+
+
+def bootstrap_of(link: str) -> tuple[str, ...]:
+    return CommunityLink.parse(link).bootstrap

@@ -30,6 +30,9 @@ from chat.waku.topics import RelayShard
 log = logging.getLogger(__name__)
 
 DISCOVER_INTERVAL = 60.0
+POINT_CHECK_INTERVAL = 2.0
+"""How often we look for a newly connected rendezvous point (a local check, no traffic): a
+client that just started registers within seconds, not at the next minute's round."""
 REGISTRATION_TTL = DEFAULT_TTL
 """Two hours, the protocol's default; we re-register at half of it."""
 REQUEST_TIMEOUT = 10.0
@@ -107,16 +110,39 @@ class ShardRendezvous:
         """Register and discover now (a new point connected, a community shard joined)."""
         self._wake.set()
 
+    def set_shards(self, shards: Iterable[int]) -> None:
+        """Follow the shards we relay: a shard joined (a community's) is registered and
+        discovered at once; one left is no longer renewed (its registrations lapse at their
+        TTL)."""
+        wanted = tuple(sorted(set(shards)))
+        if wanted == self.shards:
+            return
+        self._registered_at = {
+            key: at for key, at in self._registered_at.items() if key[1] in wanted
+        }
+        self.shards = wanted
+        self.refresh()
+
     async def serve(
         self, host: WakuHost, *, task_status: TaskStatusLike = trio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started()
+        asked: set[ID] = set()
+        full_round_at = trio.current_time()
         while True:
-            for point in self.points(host):
+            points = self.points(host)
+            if self._wake.is_set() or trio.current_time() >= full_round_at:
+                self._wake = trio.Event()
+                full_round_at = trio.current_time() + self.discover_interval
+                due = points
+            else:  # a point that connected (and identified) since: ask it now
+                due = [point for point in points if point not in asked]
+            for point in due:
                 await self.round(host, point)
-            with trio.move_on_after(self.discover_interval):
+            asked = set(points)
+            wait = min(POINT_CHECK_INTERVAL, max(0.0, full_round_at - trio.current_time()))
+            with trio.move_on_after(wait):
                 await self._wake.wait()
-            self._wake = trio.Event()
 
     async def round(self, host: WakuHost, point: ID) -> list[ShardPeer]:
         """Register (when due) and discover on every shard at one point; returns what it found."""

@@ -81,7 +81,7 @@ class Net:
 
     async def start(self, name: str, **overrides: Any) -> Messenger:
         peers = (self.service_addr(),) if self.service is not None else ()
-        config = replace(FAST, peers=peers, **overrides)
+        config = replace(FAST, **{"peers": peers, **overrides})
         messenger = Messenger(self.store_for(name), config)
         self.scopes[name] = await self.nursery.start(self._run_messenger, messenger)
         return messenger

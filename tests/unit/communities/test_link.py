@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 import pytest
 from harness.communities import new_community, person
 
-from chat.communities.link import LINK_SCHEME, CommunityLink, LinkError
+from chat.communities.link import (
+    LINK_SCHEME,
+    MAX_BOOTSTRAP_ADDRESS,
+    MAX_COMMUNITY_LINK,
+    CommunityLink,
+    LinkError,
+)
 
 
 def test_a_link_round_trips_and_names_the_community() -> None:
@@ -46,3 +53,15 @@ def test_a_link_renders_as_a_qr_code() -> None:
 def test_bad_links_are_clear_errors(text: str, reason: str) -> None:
     with pytest.raises(LinkError, match=reason):
         CommunityLink.parse(text)
+
+
+def test_bootstrap_hints_are_bounded_and_the_longest_link_still_parses() -> None:
+    description = new_community(person("alice")).description
+    longest = "/dns4/" + "a" * 215 + ".example.org/tcp/60000/p2p/16Uiu2"
+    assert len(longest) <= MAX_BOOTSTRAP_ADDRESS
+    hints = ("/ip4/8.8.8.8/tcp/1/p2p/" + "x" * 300,) + (longest,) * 5
+    # The longest name (64 four-byte characters) with four of the longest hints.
+    link = CommunityLink.of(replace(description, name="\U0001d11e" * 64), hints)
+    assert link.bootstrap == (longest,) * 4
+    assert len(link.encode()) <= MAX_COMMUNITY_LINK
+    assert CommunityLink.parse(link.encode()) == link

@@ -100,6 +100,10 @@ def host(node: DOMNode) -> ChatHost:
     return cast("ChatHost", node.app)
 
 
+NOT_RUNNING = "The network core is not running."
+"""What a dialog says when no messenger runs to take its command."""
+
+
 @dataclass(frozen=True)
 class Refused:
     """A command the core refused, or could not run: why, as one sentence."""
@@ -120,7 +124,7 @@ async def attempt(
     except UserError as exc:
         return Refused(_sentence(str(exc)))
     except BridgeClosed:
-        return Refused("The network core is not running.")
+        return Refused(NOT_RUNNING)
 
 
 def _sentence(text: str) -> str:

@@ -25,7 +25,7 @@ from chat.events import (
     Event,
 )
 from ui.community_format import protection_words, request_words
-from ui.host import ChatHost, Refused, attempt, host
+from ui.host import NOT_RUNNING, ChatHost, Refused, attempt, host
 from ui.screens.community_moderation import (
     AddChannelScreen,
     ConfirmScreen,
@@ -99,7 +99,7 @@ class CommunitiesScreen(ModalScreen[str | None]):
     async def reload(self) -> None:
         messenger = self.chinwag.messenger
         if messenger is None:
-            self.show_error("The network core is not running.")
+            self.show_error(NOT_RUNNING)
             return
         found = await attempt(self.chinwag, messenger.communities)
         requests = await attempt(self.chinwag, messenger.community_requests)

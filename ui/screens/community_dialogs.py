@@ -18,11 +18,10 @@ from textual.widgets import Button, Checkbox, Input, RadioButton, RadioSet, Stat
 
 from chat.events import CommunityFetchView, CommunityRequestView
 from ui.community_format import fetch_words, request_words
-from ui.host import ChatHost, Refused, attempt, host
+from ui.host import NOT_RUNNING, ChatHost, Refused, attempt, host
 
 FETCH_POLL = 0.5
 """Seconds between looks at a running fetch (its states come from the core's view)."""
-NOT_RUNNING = "The network core is not running."
 
 
 class NewCommunityScreen(ModalScreen[str | None]):

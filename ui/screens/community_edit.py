@@ -15,8 +15,8 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from chat.events import CommunityChannelView, CommunityView
-from ui.host import ChatHost, Refused, attempt, host
-from ui.screens.community_moderation import NOT_RUNNING, ConfirmScreen
+from ui.host import NOT_RUNNING, ChatHost, Refused, attempt, host
+from ui.screens.community_moderation import ConfirmScreen
 
 
 def remove_channel_words(community: CommunityView, channel: CommunityChannelView) -> str:

@@ -22,9 +22,8 @@ from ui.community_format import (
     last_seen_words,
     protection_words,
 )
-from ui.host import ChatHost, Refused, attempt, host
+from ui.host import NOT_RUNNING, ChatHost, Refused, attempt, host
 from ui.screens.community_moderation import (
-    NOT_RUNNING,
     ConfirmScreen,
     ban_words,
     kick_words,

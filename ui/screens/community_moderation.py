@@ -18,9 +18,7 @@ from chat.messenger import CommunityAction as Action
 from chat.messenger import CommunityRole as Role
 from chat.messenger import PermissionRefused
 from chat.messenger import community_allows as allowed
-from ui.host import ChatHost, Refused, attempt, host
-
-NOT_RUNNING = "The network core is not running."
+from ui.host import NOT_RUNNING, ChatHost, Refused, attempt, host
 
 
 def role_of(label: str) -> Role | None:

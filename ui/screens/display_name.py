@@ -14,7 +14,7 @@ from textual.widgets import Input, Static
 from chat.errors import UserError
 from chat.session import MAX_DISPLAY_NAME
 from ui.bridge import BridgeClosed
-from ui.host import ChatHost, host
+from ui.host import NOT_RUNNING, ChatHost, host
 
 
 class DisplayNameScreen(ModalScreen[str | None]):
@@ -53,7 +53,7 @@ class DisplayNameScreen(ModalScreen[str | None]):
         messenger = self.chinwag.messenger
         error = self.query_one("#name-error", Static)
         if messenger is None:
-            error.update("The network core is not running.")
+            error.update(NOT_RUNNING)
             return
         try:
             identity = await self.chinwag.bridge.call(messenger.set_display_name, event.value)

@@ -14,7 +14,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from chat.events import ContactView, GroupView
-from ui.host import ChatHost, Refused, attempt, host
+from ui.host import NOT_RUNNING, ChatHost, Refused, attempt, host
 from ui.screens.new_group import contact_prompt, invitable
 
 
@@ -107,7 +107,7 @@ class RenameGroupScreen(ModalScreen[GroupView | None]):
         messenger = self.chinwag.messenger
         error = self.query_one("#rename-error", Static)
         if messenger is None:
-            error.update("The network core is not running.")
+            error.update(NOT_RUNNING)
             return
         renamed = await attempt(self.chinwag, messenger.rename_group, self.group.id, event.value)
         if isinstance(renamed, Refused):
@@ -149,7 +149,7 @@ class LeaveGroupScreen(ModalScreen[GroupView | None]):
         messenger = self.chinwag.messenger
         error = self.query_one("#leave-error", Static)
         if messenger is None:
-            error.update("The network core is not running.")
+            error.update(NOT_RUNNING)
             return
         left = await attempt(self.chinwag, messenger.leave_group, self.group.id)
         if isinstance(left, Refused):

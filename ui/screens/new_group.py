@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, SelectionList, Static
 
 from chat.events import ContactView
-from ui.host import ChatHost, Refused, attempt, host
+from ui.host import NOT_RUNNING, ChatHost, Refused, attempt, host
 
 HINT = "Space picks · Enter (in the name) or Create makes the group · Esc cancels"
 MAX_LIST_ROWS = 12
@@ -102,7 +102,7 @@ class NewGroupScreen(ModalScreen[str | None]):
     async def create(self) -> None:
         messenger = self.chinwag.messenger
         if messenger is None:
-            self.show_error("The network core is not running.")
+            self.show_error(NOT_RUNNING)
             return
         name = self.query_one("#group-name", Input).value
         created = await attempt(self.chinwag, messenger.create_group, name, self.picked)
